@@ -1,0 +1,54 @@
+// Entry point: parse argv, run one command, map every outcome to the shared exit codes.
+import { CommanderError, type Command } from 'commander';
+import { buildProgram } from './program.js';
+import { EzError, ExitCode } from './core/exit.js';
+import { install as installSignals } from './core/signals.js';
+
+function forEachCommand(cmd: Command, fn: (c: Command) => void): void {
+  fn(cmd);
+  for (const c of cmd.commands) forEachCommand(c, fn);
+}
+
+function wantsJson(argv: string[]): boolean {
+  return argv.includes('--json');
+}
+
+function reportError(err: unknown, argv: string[]): number {
+  const json = wantsJson(argv);
+  const verbose = argv.some((a) => a === '-v' || a === '--verbose' || /^-v+$/.test(a));
+  if (err instanceof EzError) {
+    const lines = [`ezctl: ${err.message}`, ...err.details.map((d) => `  ${d}`)];
+    if (err.hint) lines.push(`hint: ${err.hint}`);
+    process.stderr.write(lines.join('\n') + '\n');
+    if (verbose && err.cause instanceof Error && err.cause.stack) process.stderr.write(err.cause.stack + '\n');
+    if (json) process.stdout.write(JSON.stringify({ error: { exitCode: err.exitCode, message: err.message, details: err.details, hint: err.hint ?? null } }) + '\n');
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`ezctl: unexpected failure: ${e?.message ?? String(err)}\n`);
+  if (verbose && e?.stack) process.stderr.write(e.stack + '\n');
+  else process.stderr.write('hint: run again with -v for the stack trace, and report it if it is a bug\n');
+  if (json) process.stdout.write(JSON.stringify({ error: { exitCode: ExitCode.runtime, message: e?.message ?? String(err) } }) + '\n');
+  return ExitCode.runtime;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  forEachCommand(program, (c) => c.exitOverride());
+  installSignals();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every usage error (unknown command/flag, bad value) is bad input.
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+    }
+    return reportError(err, argv);
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Leftover sockets or timers must not keep a finished command alive.
+setImmediate(() => process.exit(code)).unref();

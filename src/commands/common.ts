@@ -1,0 +1,58 @@
+// Helpers shared by the command definitions: the action wrapper that builds the context from
+// the global options, and option parsers that reject bad values with exit 2 before anything runs.
+import { InvalidArgumentError, type Command } from 'commander';
+import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
+
+export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
+
+/** Wrap a handler: build the context, run it, hand its exit code to the launcher. */
+export function action<O>(handler: Handler<O>) {
+  return async (...all: unknown[]): Promise<void> => {
+    const cmd = all.at(-1) as Command;
+    const globals = cmd.optsWithGlobals() as GlobalOptions & O;
+    const ctx = makeCtx(globals);
+    const args = all.slice(0, -2).filter((a): a is string => typeof a === 'string');
+    const code = await handler(ctx, cmd.opts() as O, args);
+    if (typeof code === 'number') process.exitCode = code;
+  };
+}
+
+export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a whole number`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`${n} is out of range (${min}-${max})`);
+    return n;
+  };
+}
+
+export function decimal(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a number`);
+    if (n < min || n > max) throw new InvalidArgumentError(`${n} is out of range (${min}-${max})`);
+    return n;
+  };
+}
+
+/** "bj,sh" → ["bj", "sh"], each a plain name. */
+export function nameList(value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new InvalidArgumentError('empty list');
+  for (const n of list) if (!/^[A-Za-z0-9_-]+$/.test(n)) throw new InvalidArgumentError(`${JSON.stringify(n)} is not a plain name (letters, digits, _ -)`);
+  if (new Set(list).size !== list.length) throw new InvalidArgumentError(`${JSON.stringify(value)} names something twice`);
+  return list;
+}
+
+/** "500ms", "2s", "1.5m", "1h", or plain seconds → milliseconds. */
+export function parseDurationMs(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration (like 500ms, 10s, 5m, 1h)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+export function examples(...lines: string[]): string {
+  return '\nExamples:\n' + lines.map((l) => `  $ ${l}`).join('\n') + '\n';
+}

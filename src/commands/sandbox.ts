@@ -1,0 +1,85 @@
+// ezctl sandbox: a real multi-zone topology of local server processes.
+import { Option, type Command } from 'commander';
+import { action, decimal, examples, integer, nameList } from './common.js';
+
+const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
+
+export function registerSandbox(program: Command): void {
+  const sandbox = program
+    .command('sandbox')
+    .description('a local multi-zone topology of real MariaDB/MySQL processes, for demos, tests and drills')
+    .addHelpText('after', examples('ezctl sandbox up --zones bj,sh --replicas 1', 'ezctl sandbox load --rows 10000', 'ezctl sandbox workload --tps 200 --seconds 30 --conflict-ratio 0.1', 'ezctl sandbox down'));
+
+  sandbox
+    .command('up')
+    .description('start one master per zone plus replicas (GTID replication, ROW binlogs) and write <dir>/ezctl.yaml')
+    .addOption(dirOption())
+    .option('--zones <list>', 'zone names, comma separated', nameList, ['bj', 'sh'])
+    .option('--replicas <n>', 'replicas per zone', integer(0, 5), 1)
+    .option('--base-port <port>', 'first port; nodes take consecutive ports (default: free ports chosen by the system)', integer(1024, 65000))
+    .option('--cluster <name>', 'cluster name written to the topology file', 'demo')
+    .option('--shards <n>', 'logical shards, split evenly between the zones', integer(1, 4096), 64)
+    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306'))
+    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number }) => {
+      const { sandboxUp } = await import('../core/sandbox/up.js');
+      const { renderSandbox } = await import('../core/sandbox/render.js');
+      const r = await sandboxUp(ctx, o);
+      ctx.result(r, () => renderSandbox(r));
+    }));
+
+  sandbox
+    .command('down')
+    .description('stop exactly the sandbox\'s own server processes (by pid) and remove its directory')
+    .addOption(dirOption())
+    .option('--keep-dir', 'stop the servers but keep the data directory', false)
+    .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
+    .action(action(async (ctx, o: { dir: string; keepDir: boolean }) => {
+      const { sandboxDown } = await import('../core/sandbox/down.js');
+      const r = await sandboxDown(ctx, o);
+      ctx.result(r, () => `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`);
+    }));
+
+  sandbox
+    .command('status')
+    .description('show the sandbox\'s processes: node, port, pid, running or not')
+    .addOption(dirOption())
+    .addHelpText('after', examples('ezctl sandbox status', 'ezctl --json sandbox status'))
+    .action(action(async (ctx, o: { dir: string }) => {
+      const { sandboxStatus } = await import('../core/sandbox/up.js');
+      const { renderSandbox } = await import('../core/sandbox/render.js');
+      const r = await sandboxStatus(ctx, o);
+      ctx.result(r, () => renderSandbox(r));
+      return r.nodes.every((n) => n.running) ? 0 : 3;
+    }));
+
+  sandbox
+    .command('load')
+    .description('create the demo schema (users, merchants, riders, orders, order_items) with deterministic rows in every zone')
+    .option('--rows <n>', 'orders and users to create (merchants and riders: a tenth)', integer(0, 10_000_000), 1000)
+    .option('--database <name>', 'schema name', 'ezdemo')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .addHelpText('after', examples('ezctl sandbox load --rows 100000'))
+    .action(action(async (ctx, o: { rows: number; database: string; cluster?: string }) => {
+      const { sandboxLoad } = await import('../core/sandbox/load.js');
+      const r = await sandboxLoad(ctx, o);
+      ctx.result(r, () => `loaded ${r.database} in zones ${r.zones.join(', ')}: ${Object.entries(r.rows).map(([t, n]) => `${t} ${n}`).join(', ')} (${(r.ms / 1000).toFixed(1)} s)`);
+    }));
+
+  sandbox
+    .command('workload')
+    .description('write inserts, updates and deletes into each zone\'s master for the shards that zone owns')
+    .option('--tps <n>', 'transactions per second, per zone', integer(1, 100_000), 50)
+    .option('--seconds <s>', 'how long to run', decimal(0.1, 86_400), 10)
+    .option('--conflict-ratio <r>', 'share of writes that go to shards another zone owns (0-1)', decimal(0, 1), 0)
+    .option('--database <name>', 'schema name', 'ezdemo')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--zones <list>', 'zones to write in (default: every zone)', nameList)
+    .option('--seed <n>', 'random seed, for a repeatable run', integer(0))
+    .addHelpText('after', examples('ezctl sandbox workload --tps 100 --seconds 60', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj'))
+    .action(action(async (ctx, o: { tps: number; seconds: number; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
+      const { sandboxWorkload } = await import('../core/sandbox/workload.js');
+      const r = await sandboxWorkload(ctx, o);
+      ctx.result(r, () => r.zones.map((z) => `${z.zone}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.errors} errors`).join('\n'));
+      return r.zones.some((z) => z.errors > 0) ? 3 : 0;
+    }));
+}

@@ -1,0 +1,249 @@
+// Connections through mysql2 with a connect timeout, a fixed session time zone, and errors
+// that name the node and the cause (never the password).
+import mysql from 'mysql2/promise';
+import type { Connection, Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { readFileSync } from 'node:fs';
+import { EzError, ExitCode, runtimeError, badInput } from '../exit.js';
+import { describeAddress } from '../config/dsn.js';
+import { readDefaultsFile } from '../config/defaults-file.js';
+import { expandPath, type ResolvedNode } from '../config/load.js';
+import type { Credentials } from '../config/schema.js';
+
+export interface Endpoint {
+  /** for messages: "bj-master 127.0.0.1:3307" */
+  label: string;
+  host: string;
+  port: number;
+  socket?: string;
+  user: string;
+  password?: string;
+  /** where the password came from, for messages: "$EZCTL_PASSWORD", "defaults file x.cnf", "--ask-pass", "none" */
+  passwordSource: string;
+  database?: string;
+  tls?: ResolvedNode['tls'];
+  baseDir?: string;
+}
+
+export interface SecretOptions {
+  /** global --defaults-file: overrides user and password from the topology file */
+  defaultsFile?: string;
+  /** global --ask-pass: a function that prompts once per user */
+  askPass?: (user: string) => Promise<string>;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+/** Turn a topology node + secret options into a connectable endpoint. */
+export async function resolveEndpoint(node: ResolvedNode, secrets: SecretOptions = {}): Promise<Endpoint> {
+  return endpointFrom({ host: node.host, port: node.port, socket: node.socket, tls: node.tls, label: `${node.name} ${describeAddress(node)}` }, node.credentials, node.baseDir, secrets);
+}
+
+export async function endpointFrom(
+  addr: { host: string; port: number; socket?: string | undefined; tls?: ResolvedNode['tls']; label?: string; database?: string },
+  creds: Credentials,
+  baseDir: string,
+  secrets: SecretOptions = {},
+): Promise<Endpoint> {
+  let user = creds.user;
+  let password: string | undefined;
+  let passwordSource = 'none';
+  if (creds.defaultsFile) {
+    const path = expandPath(creds.defaultsFile, baseDir);
+    const df = readDefaultsFile(path);
+    user ??= df.user;
+    if (df.password !== undefined) {
+      password = df.password;
+      passwordSource = `defaults file ${path}`;
+    }
+  }
+  if (creds.passwordEnv) {
+    const v = process.env[creds.passwordEnv];
+    if (v === undefined) {
+      throw badInput(`environment variable ${creds.passwordEnv} (named by credentials.passwordEnv) is not set`, {
+        hint: `export ${creds.passwordEnv} with the password of user ${user ?? 'root'}, or use a defaults file`,
+      });
+    }
+    password = v;
+    passwordSource = `$${creds.passwordEnv}`;
+  }
+  if (secrets.defaultsFile) {
+    const df = readDefaultsFile(expandPath(secrets.defaultsFile, process.cwd()));
+    if (df.user !== undefined) user = df.user;
+    if (df.password !== undefined) {
+      password = df.password;
+      passwordSource = `--defaults-file ${secrets.defaultsFile}`;
+    }
+  }
+  user ??= 'root';
+  if (secrets.askPass) {
+    password = await secrets.askPass(user);
+    passwordSource = '--ask-pass';
+  }
+  const ep: Endpoint = {
+    label: addr.label ?? describeAddress(addr),
+    host: addr.host,
+    port: addr.port,
+    user,
+    passwordSource,
+    baseDir,
+  };
+  if (addr.socket) ep.socket = addr.socket;
+  if (password !== undefined) ep.password = password;
+  if (addr.tls) ep.tls = addr.tls;
+  if (addr.database) ep.database = addr.database;
+  return ep;
+}
+
+function sslOptions(ep: Endpoint): PoolOptions['ssl'] | undefined {
+  if (!ep.tls) return undefined;
+  const base = ep.baseDir ?? process.cwd();
+  const read = (p?: string) => (p ? readFileSync(expandPath(p, base)) : undefined);
+  const out: Record<string, unknown> = { rejectUnauthorized: ep.tls.rejectUnauthorized ?? true };
+  if (ep.tls.ca) out.ca = read(ep.tls.ca);
+  if (ep.tls.cert) out.cert = read(ep.tls.cert);
+  if (ep.tls.key) out.key = read(ep.tls.key);
+  return out as PoolOptions['ssl'];
+}
+
+function mysqlOptions(ep: Endpoint, timeoutMs: number): PoolOptions {
+  const o: PoolOptions = {
+    host: ep.host,
+    port: ep.port,
+    user: ep.user,
+    connectTimeout: timeoutMs,
+    // Values come back as the server prints them: no float rounding, no time zone shifts,
+    // BIGINT UNSIGNED and DECIMAL exact.
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
+    jsonStrings: true,
+    timezone: 'Z',
+    multipleStatements: false,
+    charset: 'utf8mb4_general_ci',
+  };
+  if (ep.socket) o.socketPath = ep.socket;
+  if (ep.password !== undefined) o.password = ep.password;
+  if (ep.database) o.database = ep.database;
+  const ssl = sslOptions(ep);
+  if (ssl) o.ssl = ssl;
+  return o;
+}
+
+/** Explain a connection failure: which node, what happened, what to do. Never the password. */
+export function connectError(ep: Endpoint, err: unknown): EzError {
+  const e = err as { code?: string; errno?: number; message?: string; sqlMessage?: string };
+  const where = ep.label.includes(describeAddress(ep)) ? ep.label : `${ep.label} (${describeAddress(ep)})`;
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return runtimeError(`cannot connect to ${where}: connection refused`, { hint: 'is the server running and listening on that port?', cause: err });
+    case 'ETIMEDOUT':
+      return runtimeError(`cannot connect to ${where}: no answer within the connect timeout`, { hint: 'check the host, the port and any firewall; raise --connect-timeout if the network is slow', cause: err });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return runtimeError(`cannot connect to ${where}: host name does not resolve`, { hint: 'check the host name in the topology file', cause: err });
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return runtimeError(`cannot connect to ${where}: host unreachable`, { hint: 'check the network route to that host', cause: err });
+    case 'ENOENT':
+      return runtimeError(`cannot connect to ${where}: socket ${ep.socket ?? ''} does not exist`, { hint: 'is the server running? check the socket path', cause: err });
+    case 'ER_ACCESS_DENIED_ERROR':
+    case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
+      return runtimeError(`access denied for user ${JSON.stringify(ep.user)} at ${where} (password ${ep.password === undefined ? 'not given' : 'given'}, from ${ep.passwordSource})`, {
+        hint: 'check the user and the password source: credentials.passwordEnv, credentials.defaultsFile, --defaults-file or --ask-pass',
+        cause: err,
+      });
+    case 'ER_DBACCESS_DENIED_ERROR':
+    case 'ER_BAD_DB_ERROR':
+      return runtimeError(`cannot use database at ${where}: ${e.sqlMessage ?? e.message}`, { cause: err });
+    default:
+      return runtimeError(`cannot connect to ${where}: ${e.sqlMessage ?? e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, { cause: err });
+  }
+}
+
+export type Row = Record<string, unknown>;
+export type Param = string | number | bigint | boolean | null | Buffer | Date;
+
+/** A single connection with the helpers every capability needs. */
+export class Db {
+  constructor(
+    readonly conn: Connection,
+    readonly ep: Endpoint,
+  ) {}
+
+  async query<T extends Row = Row>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+    try {
+      const [rows] = await this.conn.query<RowDataPacket[]>(sql, params as unknown[]);
+      return rows as unknown as T[];
+    } catch (e) {
+      throw queryError(this.ep, sql, e);
+    }
+  }
+
+  async exec(sql: string, params: readonly Param[] = []): Promise<ResultSetHeader> {
+    try {
+      const [res] = await this.conn.query<ResultSetHeader>(sql, params as unknown[]);
+      return res;
+    } catch (e) {
+      throw queryError(this.ep, sql, e);
+    }
+  }
+
+  async one<T extends Row = Row>(sql: string, params: readonly Param[] = []): Promise<T | undefined> {
+    return (await this.query<T>(sql, params))[0];
+  }
+
+  async value<T = unknown>(sql: string, params: readonly Param[] = []): Promise<T | undefined> {
+    const row = await this.one(sql, params);
+    return row ? (Object.values(row)[0] as T) : undefined;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.conn.end();
+    } catch {
+      this.conn.destroy();
+    }
+  }
+}
+
+export class QueryError extends EzError {
+  readonly code: string | undefined;
+  readonly errno: number | undefined;
+  constructor(message: string, code: string | undefined, errno: number | undefined, cause: unknown) {
+    super(ExitCode.runtime, message, { cause });
+    this.code = code;
+    this.errno = errno;
+  }
+}
+
+function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
+  if (err instanceof EzError) return err;
+  const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+  const short = sql.replace(/\s+/g, ' ').slice(0, 120);
+  return new QueryError(`${ep.label}: ${e.sqlMessage ?? e.message ?? String(err)} (${e.code ?? 'error'}) in: ${short}`, e.code, e.errno, err);
+}
+
+export async function connect(ep: Endpoint, opts: { timeoutMs?: number } = {}): Promise<Db> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  let conn: Connection;
+  try {
+    conn = await mysql.createConnection(mysqlOptions(ep, timeoutMs));
+  } catch (e) {
+    throw connectError(ep, e);
+  }
+  // A connection error after connect must not crash the process: queries report it.
+  conn.on('error', () => {});
+  const db = new Db(conn, ep);
+  await db.exec("SET time_zone = '+00:00'");
+  return db;
+}
+
+/** A pool for concurrent work against one node; same options and time zone as connect(). */
+export function pool(ep: Endpoint, opts: { size?: number; timeoutMs?: number } = {}): Pool {
+  const p = mysql.createPool({ ...mysqlOptions(ep, opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS), connectionLimit: opts.size ?? 4, waitForConnections: true });
+  p.on('connection', (c) => {
+    c.query("SET time_zone = '+00:00'");
+  });
+  return p;
+}

@@ -1,0 +1,34 @@
+// ezctl sandbox down: stop exactly the sandbox's own servers, by the pids it recorded (checked
+// against each process's command line), then remove its directory.
+import { existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Ctx } from '../context.js';
+import { badInput, runtimeError } from '../exit.js';
+import { readState, STATE_FILE } from './up.js';
+import { isOurServer, readPidFile, stopServer } from './servers.js';
+
+export interface DownReport { dir: string; stopped: string[]; removed: boolean }
+
+export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }): Promise<DownReport> {
+  const dir = resolve(o.dir);
+  if (!existsSync(dir)) {
+    ctx.log.info(`no sandbox in ${dir}: nothing to stop`);
+    return { dir, stopped: [], removed: false };
+  }
+  const state = readState(dir);
+  if (!state) throw badInput(`${dir} is not a sandbox (no ${STATE_FILE}); not touching it`);
+  const stopped: string[] = [];
+  await Promise.all(state.nodes.map(async (n) => {
+    // the pid file is the server's own word; the recorded pid covers a server that died before writing it
+    for (const pid of new Set([readPidFile(n.pidFile), n.pid].filter((p): p is number => typeof p === 'number'))) {
+      if (isOurServer(pid, n.datadir) && (await stopServer(pid, n.datadir))) {
+        stopped.push(n.name);
+        ctx.log.debug(`stopped ${n.name} (pid ${pid})`);
+      }
+    }
+  }));
+  const still = state.nodes.filter((n) => [readPidFile(n.pidFile), n.pid].some((p) => typeof p === 'number' && isOurServer(p, n.datadir)));
+  if (still.length) throw runtimeError(`could not stop ${still.map((n) => n.name).join(', ')}`, { hint: `the directory ${dir} was kept` });
+  if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
+  return { dir, stopped: stopped.sort(), removed: !o.keepDir };
+}

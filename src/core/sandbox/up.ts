@@ -1,0 +1,367 @@
+// ezctl sandbox up / status: start a multi-zone topology of real servers on loopback, wire
+// GTID replication inside each zone, and describe it in <dir>/ezctl.yaml.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync, renameSync, rmSync, chmodSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import type { Ctx } from '../context.js';
+import { badInput, EzError, runtimeError } from '../exit.js';
+import { connect, type Db, type Endpoint } from '../db/connect.js';
+import { onInterrupt } from '../signals.js';
+import {
+  copyDatadir, findServerKit, freePorts, isOurServer, portFree, readPidFile, spawnServer, stopServer, templateDatadir, waitReady,
+  type NodeProcessSpec, type ServerKit,
+} from './servers.js';
+import { DEMO_SHARD_TABLES } from './demo-schema.js';
+
+export const STATE_FILE = 'sandbox.json';
+
+export interface SandboxNode extends NodeProcessSpec {
+  name: string;
+  zone: string;
+  role: 'master' | 'replica';
+  pid: number | null;
+}
+
+export interface SandboxState {
+  version: 1;
+  dir: string;
+  flavor: ServerKit['flavor'];
+  serverVersion: string;
+  serverBin: string;
+  cluster: string;
+  zones: string[];
+  replicas: number;
+  shards: number;
+  createdAt: string;
+  nodes: SandboxNode[];
+}
+
+export interface SandboxReport {
+  dir: string;
+  config: string;
+  cluster: string;
+  flavor: string;
+  serverVersion: string;
+  alreadyRunning: boolean;
+  startedNodes: string[];
+  ms: number;
+  nodes: Array<{ name: string; zone: string; role: string; host: string; port: number; serverId: number; pid: number | null; running: boolean }>;
+}
+
+export interface UpOptions {
+  dir: string;
+  zones: string[];
+  replicas: number;
+  basePort?: number;
+  cluster: string;
+  shards: number;
+}
+
+const HOST = '127.0.0.1';
+
+export function readState(dir: string): SandboxState | undefined {
+  const p = join(dir, STATE_FILE);
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as SandboxState;
+  } catch (e) {
+    throw runtimeError(`${p} is unreadable: ${(e as Error).message}`, { hint: `stop its servers by hand and remove ${dir}` });
+  }
+}
+
+export function writeState(state: SandboxState): void {
+  const p = join(state.dir, STATE_FILE);
+  writeFileSync(p + '.tmp', JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  // rename is atomic: a crash never leaves a half-written state file
+  renameSync(p + '.tmp', p);
+}
+
+export function nodeRunning(n: SandboxNode): boolean {
+  const pid = n.pid ?? readPidFile(n.pidFile);
+  return pid !== undefined && pid !== null && isOurServer(pid, n.datadir);
+}
+
+function report(state: SandboxState, startedNodes: string[], alreadyRunning: boolean, t0: number): SandboxReport {
+  return {
+    dir: state.dir,
+    config: join(state.dir, 'ezctl.yaml'),
+    cluster: state.cluster,
+    flavor: state.flavor,
+    serverVersion: state.serverVersion,
+    alreadyRunning,
+    startedNodes,
+    ms: Date.now() - t0,
+    nodes: state.nodes.map((n) => ({ name: n.name, zone: n.zone, role: n.role, host: HOST, port: n.port, serverId: n.serverId, pid: n.pid, running: nodeRunning(n) })),
+  };
+}
+
+/** The nodes of a layout: per zone a master then its replicas; ids and ports assigned in order. */
+export function planNodes(dir: string, zones: string[], replicas: number, ports: number[]): SandboxNode[] {
+  const nodes: SandboxNode[] = [];
+  zones.forEach((zone, zi) => {
+    for (let r = 0; r <= replicas; r++) {
+      const i = nodes.length;
+      const name = r === 0 ? `${zone}-master` : `${zone}-replica${r}`;
+      const datadir = join(dir, name);
+      nodes.push({
+        name,
+        zone,
+        role: r === 0 ? 'master' : 'replica',
+        datadir,
+        port: ports[i]!,
+        socket: join(datadir, 'mysqld.sock'),
+        pidFile: join(datadir, 'mysqld.pid'),
+        errorLog: join(datadir, 'error.log'),
+        serverId: (zi + 1) * 100 + r + 1,
+        domainId: zi + 1,
+        readOnly: r > 0,
+        // Zones never hand out the same AUTO_INCREMENT value: zone i gets i, i+n, i+2n...
+        autoIncrementIncrement: zones.length,
+        autoIncrementOffset: zi + 1,
+        pid: null,
+      });
+    }
+  });
+  return nodes;
+}
+
+/** Split shard ids 0..n-1 into contiguous ranges, one per zone. */
+export function shardRanges(zones: string[], shards: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  const per = Math.floor(shards / zones.length);
+  let extra = shards % zones.length;
+  let next = 0;
+  for (const z of zones) {
+    const size = per + (extra-- > 0 ? 1 : 0);
+    if (size === 0) continue;
+    out[z] = size === 1 ? `${next}` : `${next}-${next + size - 1}`;
+    next += size;
+  }
+  return out;
+}
+
+function socketEndpoint(n: SandboxNode, user: string, password?: string): Endpoint {
+  const ep: Endpoint = { label: `${n.name} ${HOST}:${n.port}`, host: HOST, port: n.port, socket: n.socket, user, passwordSource: 'sandbox' };
+  if (password !== undefined) ep.password = password;
+  return ep;
+}
+
+interface Secrets { admin: string; repl: string; app: string }
+
+function newSecret(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+function writeCnf(path: string, user: string, password: string): void {
+  writeFileSync(path, `# written by ezctl sandbox up; keep private\n[client]\nuser=${user}\npassword="${password}"\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+function readCnfPassword(path: string): string {
+  const m = /^password="?([^"\n]*)"?$/m.exec(readFileSync(path, 'utf8'));
+  if (!m) throw runtimeError(`${path} has no password line`);
+  return m[1]!;
+}
+
+/** Users on a fresh node, kept out of the binlog: every node gets its own copy. */
+async function setupUsers(db: Db, s: Secrets): Promise<void> {
+  await db.exec('SET SESSION sql_log_bin = 0');
+  // A fresh datadir has root without a password on 127.0.0.1/::1: close that.
+  const roots = await db.query<{ host: string }>("SELECT Host AS host FROM mysql.user WHERE User = 'root' AND Host <> 'localhost'");
+  for (const r of roots) await db.exec('DROP USER ?@?', ['root', r.host]);
+  await db.exec('ALTER USER ?@? IDENTIFIED BY ?', ['root', 'localhost', s.admin]);
+  for (const host of [HOST, 'localhost']) {
+    await db.exec('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', ['ezctl', host, s.admin]);
+    await db.exec('GRANT ALL PRIVILEGES ON *.* TO ?@? WITH GRANT OPTION', ['ezctl', host]);
+  }
+  await db.exec('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', ['repl', HOST, s.repl]);
+  await db.exec('GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ?@?', ['repl', HOST]);
+  // The application user has no SUPER/READ_ONLY ADMIN: read_only applies to it.
+  await db.exec('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', ['app', HOST, s.app]);
+  await db.exec('GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, EXECUTE ON *.* TO ?@?', ['app', HOST]);
+  await db.exec('FLUSH PRIVILEGES');
+}
+
+async function startReplication(db: Db, master: SandboxNode, kit: ServerKit, replPassword: string): Promise<void> {
+  if (kit.flavor === 'mariadb') {
+    await db.exec(
+      'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1',
+      [HOST, master.port, 'repl', replPassword],
+    );
+    await db.exec('START SLAVE');
+  } else {
+    await db.exec(
+      'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1',
+      [HOST, master.port, 'repl', replPassword],
+    );
+    await db.exec('START REPLICA');
+  }
+}
+
+function topologyYaml(state: SandboxState): string {
+  const zones: Record<string, unknown> = {};
+  for (const z of state.zones) {
+    const nodes = state.nodes.filter((n) => n.zone === z);
+    const m = nodes.find((n) => n.role === 'master')!;
+    zones[z] = {
+      master: { name: m.name, host: HOST, port: m.port },
+      replicas: nodes.filter((n) => n.role === 'replica').map((r) => ({ name: r.name, host: HOST, port: r.port })),
+    };
+  }
+  const doc = {
+    version: 1,
+    zones: state.zones,
+    credentials: { user: 'ezctl', defaultsFile: 'client.cnf' },
+    appCredentials: { user: 'app', defaultsFile: 'app.cnf' },
+    drcTimestampColumn: 'drc_ts',
+    clusters: {
+      [state.cluster]: {
+        model: 'sharding',
+        zones,
+        shards: { zones: shardRanges(state.zones, state.shards), tables: DEMO_SHARD_TABLES },
+      },
+    },
+  };
+  return `# Written by \`ezctl sandbox up\` (${state.flavor} ${state.serverVersion}). Passwords are in the .cnf files beside it.\n${stringify(doc)}`;
+}
+
+async function startNodes(ctx: Ctx, kit: ServerKit, state: SandboxState, which: SandboxNode[]): Promise<void> {
+  for (const n of which) {
+    n.pid = spawnServer(kit, n);
+    ctx.log.debug(`started ${n.name} on port ${n.port} (pid ${n.pid})`);
+  }
+  writeState(state);
+  await Promise.all(which.map((n) => waitReady(n.pid!, n)));
+}
+
+/** Stop whatever this attempt started and remove the directory: a failed `up` leaves nothing. */
+async function undo(state: SandboxState): Promise<void> {
+  await Promise.all(state.nodes.filter((n) => n.pid).map((n) => stopServer(n.pid!, n.datadir, { graceMs: 10_000, signal: 'SIGKILL' }).catch(() => false)));
+  rmSync(state.dir, { recursive: true, force: true });
+}
+
+export async function sandboxUp(ctx: Ctx, o: UpOptions): Promise<SandboxReport> {
+  const t0 = Date.now();
+  const dir = resolve(o.dir);
+  if (o.zones.length < 1) throw badInput('--zones needs at least one zone');
+  const existing = readState(dir);
+  if (existing) return restartExisting(ctx, existing, o, t0);
+  if (existsSync(dir) && !isEmptyDir(dir)) {
+    throw badInput(`${dir} exists and is not a sandbox (no ${STATE_FILE})`, { hint: 'choose another --dir, or remove it' });
+  }
+  const kit = await findServerKit();
+  const count = o.zones.length * (o.replicas + 1);
+  let ports: number[];
+  if (o.basePort !== undefined) {
+    ports = Array.from({ length: count }, (_, i) => o.basePort! + i);
+    for (const p of ports) {
+      if (p > 65535) throw badInput(`--base-port ${o.basePort} leaves no room for ${count} ports`);
+      if (!(await portFree(p))) throw badInput(`port ${HOST}:${p} is already in use`, { hint: `choose another --base-port (the sandbox needs ${count} consecutive free ports), or omit it to use free ports` });
+    }
+  } else {
+    ports = await freePorts(count);
+  }
+  const template = await templateDatadir(kit);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const realDir = realpathSync(dir);
+  const state: SandboxState = {
+    version: 1,
+    dir: realDir,
+    flavor: kit.flavor,
+    serverVersion: kit.version.replace(/^.*Ver\s+/, '').split(' ')[0] ?? kit.version,
+    serverBin: kit.server,
+    cluster: o.cluster,
+    zones: o.zones,
+    replicas: o.replicas,
+    shards: o.shards,
+    createdAt: new Date().toISOString(),
+    nodes: planNodes(realDir, o.zones, o.replicas, ports),
+  };
+  const offInterrupt = onInterrupt(() => undo(state));
+  try {
+    writeState(state);
+    await Promise.all(state.nodes.map((n) => copyDatadir(template, n.datadir)));
+    await startNodes(ctx, kit, state, state.nodes);
+    const secrets: Secrets = { admin: newSecret(), repl: newSecret(), app: newSecret() };
+    writeCnf(join(realDir, 'client.cnf'), 'ezctl', secrets.admin);
+    writeCnf(join(realDir, 'app.cnf'), 'app', secrets.app);
+    writeFileSync(join(realDir, '.repl'), secrets.repl, { mode: 0o600 });
+    await Promise.all(state.nodes.map(async (n) => {
+      const db = await connect(socketEndpoint(n, 'root'));
+      try {
+        await setupUsers(db, secrets);
+      } finally {
+        await db.close();
+      }
+    }));
+    await wireReplication(kit, state, secrets.admin, secrets.repl);
+    writeFileSync(join(realDir, 'ezctl.yaml'), topologyYaml(state), { mode: 0o600 });
+  } catch (e) {
+    await undo(state);
+    if (e instanceof EzError && (e as EzError & { portInUse?: boolean }).portInUse) {
+      if (o.basePort === undefined) {
+        // Another process took a port we were told was free: try again with new ones.
+        ctx.log.warn(`${e.message}; retrying with other free ports`);
+        offInterrupt();
+        return sandboxUp(ctx, o);
+      }
+      throw badInput(e.message, { hint: e.hint ?? '' });
+    }
+    throw e;
+  } finally {
+    offInterrupt();
+  }
+  ctx.log.info(`sandbox up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${state.nodes.length} ${kit.flavor} servers, topology in ${join(realDir, 'ezctl.yaml')}`);
+  return report(state, state.nodes.map((n) => n.name), false, t0);
+}
+
+async function wireReplication(kit: ServerKit, state: SandboxState, adminPassword: string, replPassword: string): Promise<void> {
+  await Promise.all(state.nodes.filter((n) => n.role === 'replica').map(async (r) => {
+    const master = state.nodes.find((n) => n.zone === r.zone && n.role === 'master')!;
+    const db = await connect(socketEndpoint(r, 'ezctl', adminPassword));
+    try {
+      await startReplication(db, master, kit, replPassword);
+    } finally {
+      await db.close();
+    }
+  }));
+}
+
+function isEmptyDir(dir: string): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A second `up`: report what runs, and start again any node that is down. */
+async function restartExisting(ctx: Ctx, state: SandboxState, o: UpOptions, t0: number): Promise<SandboxReport> {
+  const wanted = o.zones.join(',') !== state.zones.join(',') || o.replicas !== state.replicas;
+  if (wanted) ctx.log.warn(`a sandbox already exists in ${state.dir} with zones ${state.zones.join(',')} and ${state.replicas} replica(s) per zone; \`ezctl sandbox down\` first to change its shape`);
+  const down = state.nodes.filter((n) => !nodeRunning(n));
+  if (down.length === 0) {
+    ctx.log.info(`sandbox in ${state.dir} is already running (${state.nodes.length} servers)`);
+    return report(state, [], true, t0);
+  }
+  const kit = await findServerKit();
+  for (const n of down) {
+    if (!(await portFree(n.port))) throw runtimeError(`cannot restart ${n.name}: port ${HOST}:${n.port} is taken by another process`, { hint: 'stop that process, or `ezctl sandbox down` and up again' });
+  }
+  ctx.log.info(`restarting ${down.map((n) => n.name).join(', ')}`);
+  await startNodes(ctx, kit, state, down);
+  return report(state, down.map((n) => n.name), true, t0);
+}
+
+export async function sandboxStatus(_ctx: Ctx, o: { dir: string }): Promise<SandboxReport> {
+  const dir = resolve(o.dir);
+  const state = readState(dir);
+  if (!state) throw badInput(`no sandbox in ${dir}`, { hint: 'start one with `ezctl sandbox up`, or give --dir' });
+  return report(state, [], true, Date.now());
+}
+
+/** The sandbox's admin password, for tests and tools that manage its servers directly. */
+export function sandboxAdminPassword(dir: string): string {
+  return readCnfPassword(join(resolve(dir), 'client.cnf'));
+}

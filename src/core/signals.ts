@@ -1,0 +1,39 @@
+// SIGINT/SIGTERM: run registered cleanups (newest first), then exit 130. Long jobs register a
+// cleanup that stops them at a safe point; short commands just exit.
+type Cleanup = () => Promise<void> | void;
+const cleanups: Cleanup[] = [];
+let installed = false;
+let interrupted = false;
+
+export function onInterrupt(fn: Cleanup): () => void {
+  install();
+  cleanups.push(fn);
+  return () => {
+    const i = cleanups.indexOf(fn);
+    if (i >= 0) cleanups.splice(i, 1);
+  };
+}
+
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
+export function install(): void {
+  if (installed) return;
+  installed = true;
+  const handler = async (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(130); // second signal: leave now
+    interrupted = true;
+    process.stderr.write(`\nezctl: ${sig} received, stopping\n`);
+    for (const fn of [...cleanups].reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`ezctl: cleanup failed: ${(e as Error).message}\n`);
+      }
+    }
+    process.exit(130);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}

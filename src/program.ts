@@ -1,0 +1,42 @@
+// The commander program: global options and every command group. Kept free of heavy imports so
+// that `ezctl --help` starts fast; each action loads what it needs when it runs.
+import { Command, Option } from 'commander';
+import { integer } from './commands/common.js';
+import { registerSandbox } from './commands/sandbox.js';
+import { registerTopo } from './commands/topo.js';
+import { exitCodeDocs } from './core/exit.js';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
+  const program = new Command('ezctl');
+  program
+    .description('Operate MySQL/MariaDB active-active across zones: sandbox, topology, DRC replication, checks, schema change, switches.')
+    .version(VERSION, '--version', 'print the version and exit')
+    .option('-c, --config <file>', 'topology file (default: $EZCTL_CONFIG, ./ezctl.yaml, ./.ezctl/sandbox/ezctl.yaml)')
+    .option('--json', 'print the result as one JSON document (JSON lines for streams)', false)
+    .option('-v, --verbose', 'more log detail on stderr (repeat for more)', (_: string, prev: number) => prev + 1, 0)
+    .option('-q, --quiet', 'only warnings and errors on stderr', false)
+    .option('--no-color', 'no colours, even on a terminal')
+    .option('--defaults-file <file>', 'read user and password from a ~/.my.cnf-style file (overrides the topology file)')
+    .option('--ask-pass', 'prompt for the password on the terminal', false)
+    .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to a server after this long').argParser(integer(1, 600)).default(5))
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+${exitCodeDocs.map(([c, d]) => `  ${String(c).padEnd(4)}${d}`).join('\n')}
+
+Examples:
+  $ ezctl sandbox up --zones bj,sh --replicas 1
+  $ ezctl topo show
+  $ ezctl --json topo check
+`,
+    );
+  registerSandbox(program);
+  registerTopo(program);
+  return program;
+}
