@@ -31,7 +31,7 @@ export function registerSandbox(program: Command): void {
     .command('down')
     .description('stop exactly the sandbox\'s own server processes (by pid) and remove its directory')
     .addOption(dirOption())
-    .option('--keep-dir', 'stop the servers but keep the data directory', false)
+    .option('--keep-dir', 'stop the servers but keep the data directory')
     .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
     .action(action(async (ctx, o: { dir: string; keepDir: boolean }) => {
       const { sandboxDown } = await import('../core/sandbox/down.js');
