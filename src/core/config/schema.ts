@@ -2,7 +2,7 @@
 // column and the shard→zone map. Validation yields one line per problem, naming the field
 // path, the value found and what was expected.
 import { z } from 'zod';
-import { parseConnectionString } from './dsn.js';
+import { parseConnectionString, redactConnectionString } from './dsn.js';
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'missing';
@@ -68,7 +68,9 @@ const nodeSchema = z.preprocess((v, ctx) => {
     if (d.user) node.credentials = { user: d.user };
     return node;
   } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `${show(v)}: ${(e as Error).message}`, input: v });
+    // Never echo a password given in the string (the error may be about exactly that).
+    const safe = redactConnectionString(v);
+    ctx.addIssue({ code: 'custom', message: `${show(safe)}: ${(e as Error).message}`, input: safe });
     return z.NEVER;
   }
 }, nodeObject);
@@ -84,9 +86,11 @@ const shardRangeSchema = z.unknown().transform((v, ctx): number[] => {
   try {
     if (typeof v === 'number') v = [v];
     if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0))) return parseShardRanges(v as string | number[]);
-    throw new Error('is not a shard range (like "0-31,40" or [0, 1, 2])');
+    throw new Error(`${show(v)} is not a shard range (like "0-31,40" or [0, 1, 2])`);
   } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `${show(v)} ${(e as Error).message}`, input: v });
+    // Messages name the offending part; prefix the whole value only when it says more.
+    const m = (e as Error).message;
+    ctx.addIssue({ code: 'custom', message: m.startsWith(show(v)) ? m : `${show(v)}: ${m}`, input: v });
     return z.NEVER;
   }
 });
@@ -117,37 +121,46 @@ export const topologySchema = z
     drcTimestampColumn: name('column name').default('drc_ts'),
     clusters: z.record(name('cluster name'), clusterSchema),
   })
+  // Runs even when fields above failed (when: always), so every problem of a file is listed at
+  // once; it therefore reads the value defensively.
   .superRefine((t, ctx) => {
-    const zones = new Set(t.zones);
-    if (zones.size !== t.zones.length) ctx.addIssue({ code: 'custom', path: ['zones'], message: `${show(t.zones)} names a zone twice` });
-    for (const [cname, c] of Object.entries(t.clusters)) {
+    const declared: string[] = Array.isArray(t.zones) ? t.zones.filter((z): z is string => typeof z === 'string') : [];
+    const zones = new Set(declared);
+    if (zones.size !== declared.length) ctx.addIssue({ code: 'custom', path: ['zones'], message: `${show(t.zones)} names a zone twice` });
+    const clusters = t.clusters && typeof t.clusters === 'object' ? Object.entries(t.clusters) : [];
+    if (t.clusters && typeof t.clusters === 'object' && clusters.length === 0) ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'empty (at least one cluster)' });
+    for (const [cname, c] of clusters) {
+      if (!c || typeof c !== 'object') continue;
       const base = ['clusters', cname];
-      for (const z of Object.keys(c.zones)) {
-        if (!zones.has(z)) ctx.addIssue({ code: 'custom', path: [...base, 'zones', z], message: `zone ${show(z)} is not declared in zones (${t.zones.join(', ')})` });
+      const czones: Record<string, unknown> = c.zones && typeof c.zones === 'object' ? c.zones : {};
+      if (Array.isArray(t.zones)) {
+        for (const z of Object.keys(czones)) {
+          if (!zones.has(z)) ctx.addIssue({ code: 'custom', path: [...base, 'zones', z], message: `zone ${show(z)} is not declared in zones (${declared.join(', ')})` });
+        }
       }
-      if (Object.keys(c.zones).length === 0) ctx.addIssue({ code: 'custom', path: [...base, 'zones'], message: 'empty (a cluster needs at least one zone)' });
+      if (c.zones && Object.keys(czones).length === 0) ctx.addIssue({ code: 'custom', path: [...base, 'zones'], message: 'empty (a cluster needs at least one zone)' });
       if (c.model === 'global') {
         if (!c.writerZone) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: 'missing (a global cluster needs the zone that takes writes)' });
-        else if (!(c.writerZone in c.zones)) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: `${show(c.writerZone)} is not one of this cluster's zones (${Object.keys(c.zones).join(', ')})` });
-      } else if (c.writerZone) {
+        else if (!(c.writerZone in czones)) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: `${show(c.writerZone)} is not one of this cluster's zones (${Object.keys(czones).join(', ')})` });
+      } else if (c.writerZone && c.model === 'sharding') {
         ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: 'only a global cluster has a writer zone (this one is sharding)' });
       }
-      if (c.shards) {
-        const owner = new Map<number, string>();
-        for (const [z, ids] of Object.entries(c.shards.zones)) {
-          if (!(z in c.zones)) ctx.addIssue({ code: 'custom', path: [...base, 'shards', 'zones', z], message: `zone ${show(z)} is not one of this cluster's zones` });
-          for (const id of ids) {
-            const prev = owner.get(id);
-            if (prev !== undefined) {
-              ctx.addIssue({ code: 'custom', path: [...base, 'shards', 'zones', z], message: `shard ${id} is already owned by zone ${prev}` });
-              break;
-            }
-            owner.set(id, z);
+      const shardZones = c.shards?.zones && typeof c.shards.zones === 'object' ? Object.entries(c.shards.zones) : [];
+      const owner = new Map<number, string>();
+      for (const [z, ids] of shardZones) {
+        if (!(z in czones)) ctx.addIssue({ code: 'custom', path: [...base, 'shards', 'zones', z], message: `zone ${show(z)} is not one of this cluster's zones` });
+        if (!Array.isArray(ids)) continue;
+        for (const id of ids) {
+          const prev = owner.get(id);
+          if (prev !== undefined) {
+            ctx.addIssue({ code: 'custom', path: [...base, 'shards', 'zones', z], message: `shard ${id} is already owned by zone ${prev}` });
+            break;
           }
+          owner.set(id, z);
         }
       }
     }
-  });
+  }, { when: () => true });
 
 export type TopologyFile = z.output<typeof topologySchema>;
 export type ClusterConfig = TopologyFile['clusters'][string];
@@ -158,16 +171,26 @@ export function parseShardRanges(v: string | number[]): number[] {
   const out = new Set<number>();
   for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
-    if (!m) throw new Error(`"${part}" is not a shard id or range like 0-31`);
+    if (!m) throw new Error(`${JSON.stringify(part)} is not a shard id or range like 0-31`);
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
-    if (hi < lo) throw new Error(`range ${part} ends before it starts`);
-    if (hi - lo > 1_000_000) throw new Error(`range ${part} is too large`);
+    if (hi < lo) throw new Error(`${JSON.stringify(part)} is not a shard range (it ends before it starts)`);
+    if (hi - lo > 1_000_000) throw new Error(`${JSON.stringify(part)} is not a shard range (more than 1000000 ids)`);
     for (let i = lo; i <= hi; i++) out.add(i);
   }
   if (out.size === 0) throw new Error('no shard ids');
   return [...out].sort((a, b) => a - b);
 }
+
+// What zod's type names mean to someone writing YAML.
+const KIND: Record<string, string> = {
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+  boolean: 'true or false',
+  string: 'a string',
+  number: 'a number',
+};
 
 /** Zod issues → one line each: "path.to.field: message". */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -177,7 +200,12 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
     if (i.code === 'unrecognized_keys') {
       return i.keys.map((k) => `${path ? path + '.' : ''}${k}: unknown field`).join('\n');
     }
-    if (i.code === 'invalid_type' && /received undefined/.test(msg)) msg = `missing (expected ${i.expected})`;
+    // A bad record key (cluster name, db.table): the key schema's own message says why.
+    if (i.code === 'invalid_key' && i.issues.length) msg = i.issues.map((x) => x.message).join('; ');
+    if (i.code === 'invalid_type' && /received undefined/.test(msg)) msg = `missing (expected ${KIND[i.expected] ?? i.expected})`;
+    // zod's own wording ("Invalid input: expected array, received string") names no value:
+    // say what was found when it was reported (safeParse with reportInput) and is not secret.
+    else if (i.code === 'invalid_type' && /^Invalid input/.test(msg) && i.expected in KIND && 'input' in i) msg = `${show(i.input)} is not ${KIND[i.expected]}`;
     return `${path || '(top level)'}: ${msg}`;
   }).flatMap((l) => l.split('\n'));
 }

@@ -22,7 +22,10 @@ export interface ServerKit {
 }
 
 async function which(name: string): Promise<string | undefined> {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/mysql/bin'];
+  // EZCTL_SERVER_PATH replaces the search list (PATH plus the sbin folders servers live in).
+  const dirs = process.env.EZCTL_SERVER_PATH !== undefined
+    ? process.env.EZCTL_SERVER_PATH.split(delimiter)
+    : [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/mysql/bin'];
   for (const d of dirs) {
     if (!d) continue;
     const p = join(d, name);

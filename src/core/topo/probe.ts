@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
+import { EzError, ExitCode } from '../exit.js';
 import { serverInfo, replicaStatus, type ReplicaStatus, type ServerInfo } from '../db/server.js';
 
 export interface NodeProbe {
@@ -24,7 +25,11 @@ export async function probeNodes(ctx: Ctx, nodes: ResolvedNode[], extra?: (db: D
       p.replication = await replicaStatus(db, p.info.flavor);
       if (extra) await extra(db, p);
     } catch (e) {
+      // Bad input (an unset password variable, --ask-pass without a terminal) is not a node
+      // failure: stop with exit 2 instead of reporting every node unreachable.
+      if (e instanceof EzError && e.exitCode === ExitCode.badInput) throw e;
       p.error = (e as Error).message;
+      ctx.log.warn(`${node.name}: ${p.error}`);
     } finally {
       await db?.close();
     }

@@ -1,0 +1,50 @@
+// Run the real ezctl binary (bin/ezctl → dist/) the way a user or a cron job would: no TTY.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const EZCTL = join(ROOT, 'bin', 'ezctl');
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  /** stdout parsed as JSON (throws if it is not) */
+  json<T = any>(): T;
+}
+
+export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const child = spawn(process.execPath, [EZCTL, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({
+        code, stdout, stderr, ms: Date.now() - t0,
+        json() {
+          try {
+            return JSON.parse(stdout);
+          } catch {
+            throw new Error(`stdout is not JSON (exit ${code}):\n${stdout}\n--- stderr:\n${stderr}`);
+          }
+        },
+      });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** A readable failure message for assertions on a run. */
+export function show(r: RunResult): string {
+  return `exit ${r.code}\n--- stdout:\n${r.stdout}\n--- stderr:\n${r.stderr}`;
+}

@@ -1,0 +1,135 @@
+// topo show / topo check, sandbox load and workload, against a real two-zone sandbox.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { show } from '../helpers/cli.js';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+
+let sb: TestSandbox;
+
+before(async () => {
+  sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 1, load: 300 });
+});
+
+after(async () => {
+  await sb?.down();
+});
+
+async function checksums(node: string): Promise<Record<string, string>> {
+  const db = await sb.db(node);
+  const rows = await db.query<{ Table: string; Checksum: string }>('CHECKSUM TABLE ezdemo.users, ezdemo.merchants, ezdemo.riders, ezdemo.orders, ezdemo.order_items EXTENDED');
+  await db.close();
+  return Object.fromEntries(rows.map((r) => [r.Table, String(r.Checksum)]));
+}
+
+test('load writes the same rows, values and DRC timestamps in every zone', async () => {
+  const bj = await checksums('bj-master');
+  const sh = await checksums('sh-master');
+  assert.deepEqual(bj, sh);
+  const db = await sb.db('bj-master');
+  const counts = await db.one<any>('SELECT (SELECT COUNT(*) FROM ezdemo.users) u, (SELECT COUNT(*) FROM ezdemo.merchants) m, (SELECT COUNT(*) FROM ezdemo.orders) o, (SELECT COUNT(*) FROM ezdemo.order_items) i');
+  assert.deepEqual({ ...counts }, { u: '300', m: '30', o: '300', i: '600' }); // BIGINT counts come back exact, as strings
+  // every column kind the later tools must handle is really there, with NULLs among the values
+  const nulls = await db.one<any>('SELECT SUM(email IS NULL) e, SUM(profile IS NULL) p, SUM(avatar_hash IS NULL) a FROM ezdemo.users');
+  assert.ok(Number(nulls!.e) > 0 && Number(nulls!.p) > 0 && Number(nulls!.a) > 0);
+  const ts = await db.value<string>('SELECT MIN(drc_ts) FROM ezdemo.orders');
+  assert.equal(ts, '2026-01-01 00:00:01.501');
+  await db.close();
+  // replicas follow their masters
+  await eventually(async () => JSON.stringify(await checksums('sh-replica1')) === JSON.stringify(sh), 10_000, 'sh-replica1 to catch up');
+});
+
+test('load is repeatable: a second load gives identical tables', async () => {
+  const before = await checksums('bj-master');
+  const r = await sb.run(['sandbox', 'load', '--rows', '300']);
+  assert.equal(r.code, 0, show(r));
+  assert.deepEqual(await checksums('bj-master'), before);
+});
+
+test('topo show: one row per node with role, version, read_only, GTID, source, threads, lag', async () => {
+  const r = await sb.run(['--json', 'topo', 'show']);
+  assert.equal(r.code, 0, show(r));
+  const rows = r.json();
+  assert.equal(rows.length, 4);
+  const byName = Object.fromEntries(rows.map((x: any) => [x.name, x]));
+  assert.equal(byName['bj-master'].role, 'master');
+  assert.equal(byName['bj-master'].readOnly, false);
+  assert.equal(byName['bj-master'].source, null);
+  assert.match(byName['bj-master'].version, /MariaDB/);
+  assert.match(byName['bj-master'].gtid, /^1-101-\d+$/);
+  assert.equal(byName['sh-replica1'].readOnly, true);
+  assert.equal(byName['sh-replica1'].source, `127.0.0.1:${sb.node('sh-master').port}`);
+  assert.equal(byName['sh-replica1'].ioThread, 'Yes');
+  assert.equal(byName['sh-replica1'].sqlThread, 'Yes');
+  assert.equal(typeof byName['sh-replica1'].lagSeconds, 'number');
+  // the text form is a table on stdout with no colour codes when not on a terminal
+  const t = await sb.run(['topo', 'show']);
+  assert.equal(t.code, 0, show(t));
+  assert.match(t.stdout, /bj-replica1/);
+  assert.doesNotMatch(t.stdout + t.stderr, /\x1b\[/);
+});
+
+test('topo check passes on the sandbox, then names each problem and exits 4', async () => {
+  const ok = await sb.run(['--json', 'topo', 'check']);
+  assert.equal(ok.code, 0, show(ok));
+  assert.equal(ok.json().ok, true);
+  assert.equal(ok.json().tablesChecked, 10);
+
+  const m = await sb.db('bj-master');
+  await m.exec('CREATE TABLE ezdemo.no_pk (a INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
+  await m.exec('CREATE TABLE ezdemo.no_ts (id INT PRIMARY KEY)');
+  await m.exec('CREATE TABLE ezdemo.bad_ts (id INT PRIMARY KEY, drc_ts DATETIME)');
+  const replica = await sb.db('sh-replica1');
+  await replica.exec('SET GLOBAL read_only = 0');
+  await replica.exec('STOP SLAVE SQL_THREAD');
+  try {
+    const bad = await sb.run(['--json', 'topo', 'check']);
+    assert.equal(bad.code, 4, show(bad));
+    const problems: Array<{ node: string; check: string; message: string }> = bad.json().problems;
+    const has = (check: string, re: RegExp) => assert.ok(problems.some((p) => p.check === check && re.test(p.message)), `expected ${check} ${re}: ${JSON.stringify(problems, null, 1)}`);
+    has('primary_key', /ezdemo\.no_pk has no primary key/);
+    has('drc_ts', /ezdemo\.no_ts has no drc_ts column/);
+    has('drc_ts', /ezdemo\.bad_ts: drc_ts is datetime, expected timestamp\(3\)/);
+    has('writable', /demo\/sh: 2 writable nodes \(sh-master, sh-replica1\)/);
+    has('replication', /io=Yes sql=No/);
+    // the text form: one line per problem
+    const text = await sb.run(['topo', 'check']);
+    assert.equal(text.code, 4);
+    assert.equal(text.stdout.trim().split('\n').length, problems.length);
+  } finally {
+    await replica.exec('START SLAVE SQL_THREAD');
+    await replica.exec('SET GLOBAL read_only = 1');
+    await replica.close();
+    await m.exec('DROP TABLE ezdemo.no_pk, ezdemo.no_ts, ezdemo.bad_ts');
+    await m.close();
+  }
+});
+
+test('workload writes each zone\'s own shards, and others\' only at the conflict ratio', async () => {
+  const own = await sb.run(['--json', 'sandbox', 'workload', '--tps', '100', '--seconds', '1.5', '--seed', '7']);
+  assert.equal(own.code, 0, show(own));
+  const rep = own.json();
+  for (const z of rep.zones) {
+    assert.equal(z.errors, 0, z.lastError);
+    assert.equal(z.foreign, 0);
+    assert.equal(z.transactions, 150);
+    assert.equal(z.inserts + z.updates + z.deletes, 150);
+  }
+  // rows inserted in bj carry bj's shards only, with ids from bj's AUTO_INCREMENT offset
+  const bj = await sb.db('bj-master');
+  const bad = await bj.value<string>('SELECT COUNT(*) FROM ezdemo.orders WHERE id > 300 AND (shard_id >= 32 OR id % 2 = 0)');
+  assert.equal(Number(bad), 0);
+  await bj.close();
+
+  const mixed = await sb.run(['--json', 'sandbox', 'workload', '--tps', '100', '--seconds', '1', '--conflict-ratio', '0.5', '--zones', 'sh', '--seed', '9']);
+  assert.equal(mixed.code, 0, show(mixed));
+  const z = mixed.json().zones;
+  assert.equal(z.length, 1);
+  assert.equal(z[0].zone, 'sh');
+  assert.ok(z[0].foreign > 20 && z[0].foreign < 80, `foreign ${z[0].foreign} of 100`);
+});
+
+test('workload refuses a zone that is not in the cluster (exit 2)', async () => {
+  const r = await sb.run(['sandbox', 'workload', '--zones', 'gz', '--seconds', '1']);
+  assert.equal(r.code, 2, show(r));
+  assert.match(r.stderr, /zone "gz" is not in cluster demo/);
+});
