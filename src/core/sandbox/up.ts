@@ -312,7 +312,6 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions): Promise<SandboxReport> 
   } finally {
     offInterrupt();
   }
-  ctx.log.info(`sandbox up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${state.nodes.length} ${kit.flavor} servers, topology in ${join(realDir, 'ezctl.yaml')}`);
   return report(state, state.nodes.map((n) => n.name), false, t0);
 }
 

@@ -47,13 +47,18 @@ export async function topoShow(ctx: Ctx, o: { cluster?: string }): Promise<TopoR
   });
 }
 
+function shortVersion(r: TopoRow): string {
+  const n = /^(\d+\.\d+\.\d+)/.exec(r.version ?? '')?.[1] ?? r.version;
+  return `${r.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} ${n}`;
+}
+
 export function renderTopoShow(rows: TopoRow[]): string {
   const multi = new Set(rows.map((r) => r.cluster)).size > 1;
   const head = [...(multi ? ['cluster'] : []), 'zone', 'role', 'node', 'address', 'version', 'read_only', 'gtid', 'source', 'io/sql', 'lag', 'last error'];
   return table(head, rows.map((r) => [
     ...(multi ? [r.cluster] : []),
     r.zone, r.role, r.name, r.address,
-    r.error ? 'unreachable' : `${r.flavor} ${r.version}`,
+    r.error ? 'unreachable' : shortVersion(r),
     r.readOnly === null ? '-' : r.readOnly ? 'ON' : 'OFF',
     r.gtid || '-',
     r.source ?? '-',
