@@ -28,8 +28,9 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 export function decimal(min: number, max: number) {
   return (value: string): number => {
+    // Plain decimal notation only: Number() alone would also take "0x10", "0b1" and "Infinity".
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a number`);
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a number`);
     if (n < min || n > max) throw new InvalidArgumentError(`${n} is out of range (${min}-${max})`);
     return n;
   };

@@ -42,7 +42,7 @@ function commandSection(cmd: Command, out: string[]): void {
   for (const sub of cmd.commands) {
     if (sub.name() === 'help') continue;
     const args = sub.registeredArguments.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`)).join(' ');
-    out.push('.SS', `${esc(fullName(sub))}${args ? ' ' + esc(args) : ''}`);
+    out.push(`.SS ${esc(fullName(sub))}${args ? ' ' + esc(args) : ''}`);
     out.push(esc(sub.description()));
     out.push(...optionLines(sub.options));
     const ex = examplesOf(sub);

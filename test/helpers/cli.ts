@@ -18,7 +18,7 @@ export interface RunResult {
 export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
     const child = spawn(process.execPath, [EZCTL, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

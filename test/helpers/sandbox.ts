@@ -1,5 +1,6 @@
 // A sandbox per test file, in a temporary directory on free ports, always stopped afterwards.
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ezctl, show, type RunResult } from './cli.js';
@@ -23,7 +24,7 @@ export interface TestSandbox {
 }
 
 function cnfPassword(path: string): string {
-  return /^password="?([^"\n]*)"?$/m.exec(readFileSync(path, 'utf8'))![1]!;
+  return readDefaultsFile(path).password!;
 }
 
 export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number } = {}): Promise<TestSandbox> {

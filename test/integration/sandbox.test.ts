@@ -5,7 +5,8 @@ import { existsSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ezctl, show } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { ezctl, show, EZCTL } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { parseTopology } from '../../src/core/config/load.js';
 import { pidAlive } from '../../src/core/sandbox/servers.js';
@@ -159,4 +160,23 @@ test('down stops exactly its own processes by pid and removes the directory', as
   // down of a missing sandbox is a no-op
   const again = await ezctl(['sandbox', 'down', '--dir', extra.dir]);
   assert.equal(again.code, 0, show(again));
+});
+
+test('on a terminal the steps draw live on stderr, and a redirected --json stdout stays pure JSON', { skip: spawnSync('script', ['--version']).status !== 0 && 'util-linux script is not installed' }, async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'ezctl-tty-'));
+  const dir = join(parent, 'sb');
+  try {
+    // script(1) gives the command a pseudo-terminal; only its stdout is redirected to a file.
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(EZCTL)} --json sandbox up --dir ${JSON.stringify(dir)} --zones tt --replicas 0 > ${JSON.stringify(join(parent, 'out.json'))}`;
+    const r = spawnSync('script', ['-qec', cmd, join(parent, 'tty.log')], { env: { ...process.env, CI: '' }, stdio: 'ignore', timeout: 60_000 });
+    assert.equal(r.status, 0);
+    const out = JSON.parse(readFileSync(join(parent, 'out.json'), 'utf8'));
+    assert.deepEqual(out.startedNodes, ['tt-master']);
+    const screen = readFileSync(join(parent, 'tty.log'), 'utf8');
+    assert.match(screen, /✔ start the servers: tt-master:\d+/);
+    assert.match(screen, /\x1b\[/, 'the terminal got a live view');
+  } finally {
+    await ezctl(['sandbox', 'down', '--dir', dir]);
+    rmSync(parent, { recursive: true, force: true });
+  }
 });

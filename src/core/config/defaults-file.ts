@@ -13,12 +13,38 @@ export interface ClientOptions {
 
 const SECTIONS = new Set(['client', 'mysql', 'mariadb', 'client-mariadb', 'ezctl']);
 
-function unquote(v: string): string {
-  const t = v.trim();
-  if (t.length >= 2 && (t[0] === '"' || t[0] === "'") && t.at(-1) === t[0]) {
-    return t.slice(1, -1).replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', '\\': '\\' } as Record<string, string>)[c] ?? c);
+// Values are read the way the client library reads them (mysys my_default.c), so a password
+// that works with `mysql --defaults-file` works here: a # outside quotes starts a comment even
+// without a space before it; then surrounding spaces and one pair of matching quotes go; then
+// the escapes \n \t \r \b \s \" \' \\ are decoded, and any other backslash is kept as is.
+function removeEndComment(line: string): string {
+  let quote = '';
+  let escape = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if ((c === '"' || c === "'") && !escape) {
+      if (!quote) quote = c;
+      else if (quote === c) quote = '';
+    }
+    if (!quote && c === '#') return line.slice(0, i);
+    escape = !escape && c === '\\';
   }
-  return t.replace(/\s+#.*$/, '');
+  return line;
+}
+
+const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', s: ' ', '"': '"', "'": "'", '\\': '\\' };
+
+function unquote(v: string): string {
+  let t = v.trim();
+  if (t.length >= 2 && (t[0] === '"' || t[0] === "'") && t.at(-1) === t[0]) t = t.slice(1, -1);
+  let out = '';
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] === '\\' && i < t.length - 1) {
+      const c = t[++i]!;
+      out += ESCAPES[c] ?? `\\${c}`;
+    } else out += t[i];
+  }
+  return out;
 }
 
 export function parseDefaultsFile(content: string, path = '(defaults file)'): ClientOptions {
@@ -27,15 +53,19 @@ export function parseDefaultsFile(content: string, path = '(defaults file)'): Cl
   content.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith('#') || line.startsWith(';') || line.startsWith('!')) return;
-    const sec = /^\[([^\]]+)\]$/.exec(line);
+    const sec = /^\[([^\]]+)\]/.exec(line);
     if (sec) {
       section = sec[1]!.trim().toLowerCase();
       return;
     }
     if (!SECTIONS.has(section)) return;
-    const eq = line.indexOf('=');
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase().replace(/_/g, '-');
-    const value = eq < 0 ? '' : unquote(line.slice(eq + 1));
+    const opt = removeEndComment(line);
+    const eq = opt.indexOf('=');
+    // A bare `password` means "ask for it" to the mysql client, not an empty password: ignore
+    // options without a value rather than invent one.
+    if (eq < 0) return;
+    const key = opt.slice(0, eq).trim().toLowerCase().replace(/_/g, '-');
+    const value = unquote(opt.slice(eq + 1));
     switch (key) {
       case 'user': out.user = value; break;
       case 'password': out.password = value; break;

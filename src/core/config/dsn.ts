@@ -39,15 +39,31 @@ export function parseHostPort(s: string): ConnectionString {
   return m[2] !== undefined ? { host: m[1]!, port: parsePort(m[2]) } : { host: m[1]! };
 }
 
+/** The text with any password (URL user:password@, percona p=...) replaced by ***, for messages. */
+export function redactConnectionString(s: string): string {
+  return s
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):.*@/i, '$1:***@')
+    .replace(/(^|,)\s*p=.*$/, '$1p=***');
+}
+
 function parseUrl(s: string): ConnectionString {
   const scheme = s.slice(0, s.indexOf(':')).toLowerCase();
   if (scheme !== 'mysql' && scheme !== 'mariadb') throw new Error(`scheme ${scheme}:// is not mysql:// or mariadb://`);
+  // Look for user:password@ before URL() does: a password holding "/" (u:a/b@h) would otherwise
+  // end the authority early and be taken for a port and a database name.
+  const beforeQuery = s.slice(s.indexOf('://') + 3).split(/[?#]/)[0]!;
+  const at = beforeQuery.lastIndexOf('@');
+  if (at >= 0 && /:./.test(beforeQuery.slice(0, at))) throw new Error(PASSWORD_REFUSED);
   let url: URL;
   try {
     // URL() does not know mysql://, but parses it as a generic hierarchical URL.
     url = new URL(s);
   } catch {
-    throw new Error(`${JSON.stringify(s.replace(/:[^@/]*@/, ':***@'))} is not a valid mysql:// URL`);
+    // Name the bad port when that is the reason (URL() refuses ports above 65535 and non-digits).
+    const authority = beforeQuery.slice(at + 1).split('/')[0]!;
+    const port = /^(?:\[[^\]]*\]|[^:]*):(.+)$/.exec(authority)?.[1];
+    if (port !== undefined) parsePort(port);
+    throw new Error(`${JSON.stringify(redactConnectionString(s))} is not a valid mysql:// URL`);
   }
   if (url.password) throw new Error(PASSWORD_REFUSED);
   if (!url.hostname) throw new Error('the URL names no host');

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { homedir } from 'node:os';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { badInput } from '../exit.js';
 import { topologySchema, formatIssues, type ClusterConfig, type Credentials, type NodeConfig, type TopologyFile } from './schema.js';
 import { describeAddress } from './dsn.js';
@@ -134,11 +134,13 @@ export function expandPath(p: string, baseDir: string): string {
 
 /** Parse and validate topology text; every problem becomes one line of the thrown error. */
 export function parseTopology(text: string, path: string): Topology {
-  const doc = parseDocument(text, { prettyErrors: false });
+  // With prettyErrors off, errors carry only offsets: the line counter turns them into line:col.
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
   if (doc.errors.length) {
     throw badInput(`${path} is not valid YAML`, {
       details: doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
         return `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
       }),
     });
@@ -147,7 +149,7 @@ export function parseTopology(text: string, path: string): Topology {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw badInput(`${path}: expected a mapping with zones: and clusters:`);
   }
-  const parsed = topologySchema.safeParse(raw);
+  const parsed = topologySchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const lines = formatIssues(parsed.error.issues);
     throw badInput(`${path} has ${lines.length} problem${lines.length === 1 ? '' : 's'}`, { details: lines });

@@ -119,7 +119,9 @@ export const topologySchema = z
     credentials: credentialsSchema.default({}),
     appCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').default('drc_ts'),
-    clusters: z.record(name('cluster name'), clusterSchema),
+    // Checked here rather than below: entries with a bad name are dropped from the value the
+    // refinement sees, and must not make the record look empty.
+    clusters: z.record(name('cluster name'), clusterSchema).refine((r) => Object.keys(r).length > 0, { error: () => 'empty (at least one cluster)' }),
   })
   // Runs even when fields above failed (when: always), so every problem of a file is listed at
   // once; it therefore reads the value defensively.
@@ -127,25 +129,26 @@ export const topologySchema = z
     const declared: string[] = Array.isArray(t.zones) ? t.zones.filter((z): z is string => typeof z === 'string') : [];
     const zones = new Set(declared);
     if (zones.size !== declared.length) ctx.addIssue({ code: 'custom', path: ['zones'], message: `${show(t.zones)} names a zone twice` });
-    const clusters = t.clusters && typeof t.clusters === 'object' ? Object.entries(t.clusters) : [];
-    if (t.clusters && typeof t.clusters === 'object' && clusters.length === 0) ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'empty (at least one cluster)' });
+    // A field that failed its type check still holds the raw input here (e.g. an array).
+    const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+    const clusters = isMap(t.clusters) ? Object.entries(t.clusters) : [];
     for (const [cname, c] of clusters) {
-      if (!c || typeof c !== 'object') continue;
+      if (!isMap(c)) continue;
       const base = ['clusters', cname];
-      const czones: Record<string, unknown> = c.zones && typeof c.zones === 'object' ? c.zones : {};
+      const czones: Record<string, unknown> = isMap(c.zones) ? c.zones : {};
       if (Array.isArray(t.zones)) {
         for (const z of Object.keys(czones)) {
           if (!zones.has(z)) ctx.addIssue({ code: 'custom', path: [...base, 'zones', z], message: `zone ${show(z)} is not declared in zones (${declared.join(', ')})` });
         }
       }
-      if (c.zones && Object.keys(czones).length === 0) ctx.addIssue({ code: 'custom', path: [...base, 'zones'], message: 'empty (a cluster needs at least one zone)' });
+      if (isMap(c.zones) && Object.keys(czones).length === 0) ctx.addIssue({ code: 'custom', path: [...base, 'zones'], message: 'empty (a cluster needs at least one zone)' });
       if (c.model === 'global') {
         if (!c.writerZone) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: 'missing (a global cluster needs the zone that takes writes)' });
         else if (!(c.writerZone in czones)) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: `${show(c.writerZone)} is not one of this cluster's zones (${Object.keys(czones).join(', ')})` });
       } else if (c.writerZone && c.model === 'sharding') {
         ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: 'only a global cluster has a writer zone (this one is sharding)' });
       }
-      const shardZones = c.shards?.zones && typeof c.shards.zones === 'object' ? Object.entries(c.shards.zones) : [];
+      const shardZones = isMap(c.shards) && isMap(c.shards.zones) ? Object.entries(c.shards.zones) : [];
       const owner = new Map<number, string>();
       for (const [z, ids] of shardZones) {
         if (!(z in czones)) ctx.addIssue({ code: 'custom', path: [...base, 'shards', 'zones', z], message: `zone ${show(z)} is not one of this cluster's zones` });

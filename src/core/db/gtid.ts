@@ -72,6 +72,8 @@ export function parseMysqlSet(s: string | null | undefined): MysqlSet {
       const lo = BigInt(m[1]!);
       const hi = m[2] ? BigInt(m[2]) : lo;
       if (hi < lo) throw new Error(`interval ${r} ends before it starts`);
+      // Transaction numbers start at 1: the server itself refuses "uuid:0".
+      if (lo < 1n) throw new Error(`interval ${r} starts at 0 (transaction numbers start at 1)`);
       list.push([lo, hi]);
     }
     out.set(uuid, normalizeIntervals(list));

@@ -8,9 +8,10 @@ import type { Ctx } from '../context.js';
 import { badInput, EzError, runtimeError } from '../exit.js';
 import { connect, type Db, type Endpoint } from '../db/connect.js';
 import { onInterrupt } from '../signals.js';
+import { runSteps } from '../ui/steps.js';
 import {
   copyDatadir, findServerKit, freePorts, isOurServer, portFree, readPidFile, spawnServer, stopServer, templateDatadir, waitReady,
-  type NodeProcessSpec, type ServerKit,
+  versionNumber, type NodeProcessSpec, type ServerKit,
 } from './servers.js';
 import { DEMO_SHARD_TABLES } from './demo-schema.js';
 
@@ -158,12 +159,6 @@ function writeCnf(path: string, user: string, password: string): void {
   chmodSync(path, 0o600);
 }
 
-function readCnfPassword(path: string): string {
-  const m = /^password="?([^"\n]*)"?$/m.exec(readFileSync(path, 'utf8'));
-  if (!m) throw runtimeError(`${path} has no password line`);
-  return m[1]!;
-}
-
 /** Users on a fresh node, kept out of the binlog: every node gets its own copy. */
 async function setupUsers(db: Db, s: Secrets): Promise<void> {
   await db.exec('SET SESSION sql_log_bin = 0');
@@ -241,7 +236,7 @@ async function undo(state: SandboxState): Promise<void> {
   rmSync(state.dir, { recursive: true, force: true });
 }
 
-export async function sandboxUp(ctx: Ctx, o: UpOptions): Promise<SandboxReport> {
+export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<SandboxReport> {
   const t0 = Date.now();
   const dir = resolve(o.dir);
   if (o.zones.length < 1) throw badInput('--zones needs at least one zone');
@@ -262,57 +257,98 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions): Promise<SandboxReport> 
   } else {
     ports = await freePorts(count);
   }
-  const template = await templateDatadir(kit);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const realDir = realpathSync(dir);
-  const state: SandboxState = {
-    version: 1,
-    dir: realDir,
-    flavor: kit.flavor,
-    serverVersion: kit.version.replace(/^.*Ver\s+/, '').split(' ')[0] ?? kit.version,
-    serverBin: kit.server,
-    cluster: o.cluster,
-    zones: o.zones,
-    replicas: o.replicas,
-    shards: o.shards,
-    createdAt: new Date().toISOString(),
-    nodes: planNodes(realDir, o.zones, o.replicas, ports),
-  };
-  const offInterrupt = onInterrupt(() => undo(state));
+  let state: SandboxState | undefined;
+  let template = '';
+  let offInterrupt = () => {};
+  const secrets: Secrets = { admin: newSecret(), repl: newSecret(), app: newSecret() };
   try {
-    writeState(state);
-    await Promise.all(state.nodes.map((n) => copyDatadir(template, n.datadir)));
-    await startNodes(ctx, kit, state, state.nodes);
-    const secrets: Secrets = { admin: newSecret(), repl: newSecret(), app: newSecret() };
-    writeCnf(join(realDir, 'client.cnf'), 'ezctl', secrets.admin);
-    writeCnf(join(realDir, 'app.cnf'), 'app', secrets.app);
-    writeFileSync(join(realDir, '.repl'), secrets.repl, { mode: 0o600 });
-    await Promise.all(state.nodes.map(async (n) => {
-      const db = await connect(socketEndpoint(n, 'root'));
-      try {
-        await setupUsers(db, secrets);
-      } finally {
-        await db.close();
-      }
-    }));
-    await wireReplication(kit, state, secrets.admin, secrets.repl);
-    writeFileSync(join(realDir, 'ezctl.yaml'), topologyYaml(state), { mode: 0o600 });
+    await runSteps(ctx, [
+      {
+        title: `template datadir for ${kit.flavor} ${versionNumber(kit.version)}`,
+        run: async () => {
+          template = await templateDatadir(kit);
+          return template;
+        },
+      },
+      {
+        title: `copy a datadir for each of ${count} nodes`,
+        run: async () => {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          const realDir = realpathSync(dir);
+          state = {
+            version: 1,
+            dir: realDir,
+            flavor: kit.flavor,
+            serverVersion: kit.version.replace(/^.*Ver\s+/, '').split(' ')[0] ?? kit.version,
+            serverBin: kit.server,
+            cluster: o.cluster,
+            zones: o.zones,
+            replicas: o.replicas,
+            shards: o.shards,
+            createdAt: new Date().toISOString(),
+            nodes: planNodes(realDir, o.zones, o.replicas, ports),
+          };
+          const st = state;
+          offInterrupt = onInterrupt(() => undo(st));
+          writeState(st);
+          await Promise.all(st.nodes.map((n) => copyDatadir(template, n.datadir)));
+        },
+      },
+      {
+        title: 'start the servers',
+        run: async () => {
+          await startNodes(ctx, kit, state!, state!.nodes);
+          return state!.nodes.map((n) => `${n.name}:${n.port}`).join(' ');
+        },
+      },
+      {
+        title: 'create the ezctl, repl and app users',
+        run: async () => {
+          const st = state!;
+          writeCnf(join(st.dir, 'client.cnf'), 'ezctl', secrets.admin);
+          writeCnf(join(st.dir, 'app.cnf'), 'app', secrets.app);
+          writeFileSync(join(st.dir, '.repl'), secrets.repl, { mode: 0o600 });
+          await Promise.all(st.nodes.map(async (n) => {
+            const db = await connect(socketEndpoint(n, 'root'));
+            try {
+              await setupUsers(db, secrets);
+            } finally {
+              await db.close();
+            }
+          }));
+        },
+      },
+      {
+        title: 'wire GTID replication inside each zone',
+        run: async () => {
+          await wireReplication(kit, state!, secrets.admin, secrets.repl);
+        },
+      },
+      {
+        title: 'write the topology file',
+        run: async () => {
+          const p = join(state!.dir, 'ezctl.yaml');
+          writeFileSync(p, topologyYaml(state!), { mode: 0o600 });
+          return p;
+        },
+      },
+    ]);
   } catch (e) {
-    await undo(state);
+    if (state) await undo(state);
+    else rmSync(dir, { recursive: true, force: true });
+    offInterrupt();
     if (e instanceof EzError && (e as EzError & { portInUse?: boolean }).portInUse) {
-      if (o.basePort === undefined) {
+      if (o.basePort === undefined && attempt < 3) {
         // Another process took a port we were told was free: try again with new ones.
         ctx.log.warn(`${e.message}; retrying with other free ports`);
-        offInterrupt();
-        return sandboxUp(ctx, o);
+        return sandboxUp(ctx, o, attempt + 1);
       }
       throw badInput(e.message, { hint: e.hint ?? '' });
     }
     throw e;
-  } finally {
-    offInterrupt();
   }
-  return report(state, state.nodes.map((n) => n.name), false, t0);
+  offInterrupt();
+  return report(state!, state!.nodes.map((n) => n.name), false, t0);
 }
 
 async function wireReplication(kit: ServerKit, state: SandboxState, adminPassword: string, replPassword: string): Promise<void> {
@@ -358,9 +394,4 @@ export async function sandboxStatus(_ctx: Ctx, o: { dir: string }): Promise<Sand
   const state = readState(dir);
   if (!state) throw badInput(`no sandbox in ${dir}`, { hint: 'start one with `ezctl sandbox up`, or give --dir' });
   return report(state, [], true, Date.now());
-}
-
-/** The sandbox's admin password, for tests and tools that manage its servers directly. */
-export function sandboxAdminPassword(dir: string): string {
-  return readCnfPassword(join(resolve(dir), 'client.cnf'));
 }
