@@ -3,18 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ezErrorOf } from '../helpers/errors.js';
 import { parseDefaultsFile, readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { EzError } from '../../src/core/exit.js';
 
-function ezErrorOf(f: () => unknown): EzError {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof EzError, `expected an EzError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected an error');
-}
 
 test('[client] user, password, host, port, socket', () => {
   const cnf = '[client]\nuser=ops\npassword=s3cret\nhost=db1.example.com\nport=3307\nsocket=/run/mysqld/mysqld.sock\n';

@@ -3,22 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ezErrorOf } from '../helpers/errors.js';
 import { configCandidates, expandPath, findConfig, loadTopology, parseTopology, type Topology } from '../../src/core/config/load.js';
 import { parseShardRanges } from '../../src/core/config/schema.js';
 import { EzError, ExitCode } from '../../src/core/exit.js';
 
 const FILE = '/etc/ezctl/ezctl.yaml';
 
-/** The EzError thrown by f; fails the test when nothing (or something else) is thrown. */
-function ezErrorOf(f: () => unknown): EzError {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof EzError, `expected an EzError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected an error');
-}
 
 /** Parse text that must be refused; returns the detail lines (one per problem). */
 function problems(text: string): string[] {
