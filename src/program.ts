@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { integer } from './commands/common.js';
 import { registerSandbox } from './commands/sandbox.js';
 import { registerTopo } from './commands/topo.js';
+import { registerDrc } from './commands/drc.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -38,5 +39,6 @@ Examples:
     );
   registerSandbox(program);
   registerTopo(program);
+  registerDrc(program);
   return program;
 }

@@ -1,7 +1,8 @@
 // Finds, parses and validates the topology file, and resolves it into nodes with their
 // credentials. Order of discovery: --config, $EZCTL_CONFIG, ./ezctl.yaml, ./.ezctl/sandbox/ezctl.yaml.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { LineCounter, parseDocument } from 'yaml';
 import { badInput } from '../exit.js';
@@ -76,6 +77,13 @@ export class Topology {
     const config = this.file.clusters[name];
     if (!config) throw badInput(`cluster ${JSON.stringify(name)} is not in ${this.path}`, { hint: `clusters: ${names.join(', ')}` });
     return { name, config };
+  }
+
+  /** Where daemons of this topology keep pid files, logs and control sockets. */
+  stateDir(): string {
+    if (this.file.stateDir) return expandPath(this.file.stateDir, this.dir);
+    const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+    return join(base, 'ezctl', createHash('sha1').update(this.path).digest('hex').slice(0, 12));
   }
 
   drcTimestampColumn(cluster: string): string {

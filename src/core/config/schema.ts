@@ -101,6 +101,15 @@ const shardsSchema = z.strictObject({
   tables: z.record(z.string().regex(/^[^.\s]+\.[^.\s]+$/, { error: (i) => `${show(i.input)} is not db.table` }), name('column name')).default({}),
 });
 
+// DRC settings of a cluster: which tables travel (the cluster's databases, then include/exclude
+// patterns like db.*, db.tmp_*, /regex/), how often heartbeats are written.
+const drcSchema = z.strictObject({
+  include: z.array(text('a table pattern (db.table, db.*, /regex/)')).optional(),
+  exclude: z.array(text('a table pattern (db.table, db.*, /regex/)')).optional(),
+  heartbeatIntervalMs: z.number().int().min(50, { error: (i) => `${show(i.input)} is below 50 ms` }).max(500, { error: (i) => `${show(i.input)} is above 500 ms (lag would be measured too coarsely)` }).optional(),
+  drcDomainOffset: z.number().int().min(1).max(2 ** 31).optional(),
+});
+
 const clusterSchema = z
   .strictObject({
     model: z.enum(['sharding', 'global'], { error: (i) => `${show(i.input)} is not a cluster model (sharding or global)` }).default('sharding'),
@@ -110,6 +119,7 @@ const clusterSchema = z
     drcTimestampColumn: name('column name').optional(),
     zones: z.record(z.string(), zoneNodesSchema),
     shards: shardsSchema.optional(),
+    drc: drcSchema.optional(),
   });
 
 export const topologySchema = z
@@ -119,6 +129,8 @@ export const topologySchema = z
     credentials: credentialsSchema.default({}),
     appCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').default('drc_ts'),
+    // where daemons keep pid files, logs and control sockets (relative to this file)
+    stateDir: text('a directory path').optional(),
     // Checked here rather than below: entries with a bad name are dropped from the value the
     // refinement sees, and must not make the record look empty.
     clusters: z.record(name('cluster name'), clusterSchema).refine((r) => Object.keys(r).length > 0, { error: () => 'empty (at least one cluster)' }),

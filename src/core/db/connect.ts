@@ -105,7 +105,8 @@ function sslOptions(ep: Endpoint): PoolOptions['ssl'] | undefined {
   return out as PoolOptions['ssl'];
 }
 
-function mysqlOptions(ep: Endpoint, timeoutMs: number): PoolOptions {
+/** mysql2 options for an endpoint; the binlog reader uses the same ones, so values decode alike. */
+export function mysqlOptions(ep: Endpoint, timeoutMs: number): PoolOptions {
   const o: PoolOptions = {
     host: ep.host,
     port: ep.port,

@@ -210,6 +210,7 @@ function topologyYaml(state: SandboxState): string {
     credentials: { user: 'ezctl', defaultsFile: 'client.cnf' },
     appCredentials: { user: 'app', defaultsFile: 'app.cnf' },
     drcTimestampColumn: 'drc_ts',
+    stateDir: 'state',
     clusters: {
       [state.cluster]: {
         model: 'sharding',

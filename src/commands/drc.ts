@@ -1,0 +1,99 @@
+// ezctl drc: the replication daemon between zones.
+import type { Command } from 'commander';
+import { action, examples, integer, parseDurationMs } from './common.js';
+
+export function registerDrc(program: Command): void {
+  const drc = program
+    .command('drc')
+    .description('bidirectional replication between zones: no loops, last writer wins on the DRC timestamp, heartbeat lag')
+    .addHelpText('after', examples('ezctl drc start --cluster demo --detach', 'ezctl drc status --cluster demo', 'ezctl drc wait --cluster demo --from bj --to sh --timeout 10s', 'ezctl drc stop --cluster demo'));
+
+  drc
+    .command('start')
+    .description('run one pipeline per ordered zone pair (foreground; --detach for the background)')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--detach', 'run in the background; pid, log and control socket under the state dir')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>/metrics', integer(1, 65535))
+    .option('--replicate-ddl', 'replicate DDL too (default: report it; schema changes go through ezctl osc)')
+    .option('--block-illegal', 'do not replicate writes to shards another zone owns (they are always reported)')
+    .option('--skip-errors', 'log and skip a transaction the target refuses, instead of stopping that direction')
+    .addHelpText('after', examples('ezctl drc start --cluster demo', 'ezctl drc start --cluster demo --detach --metrics-port 9104'))
+    .action(action(async (ctx, o: { cluster?: string; detach?: boolean; metricsPort?: number; replicateDdl?: boolean; blockIllegal?: boolean; skipErrors?: boolean }) => {
+      const { drcStart } = await import('../core/drc/daemon.js');
+      const { renderDrcStatus } = await import('../core/drc/render.js');
+      const s = await drcStart(ctx, o);
+      ctx.result(s, () => renderDrcStatus(s));
+    }));
+
+  drc
+    .command('status')
+    .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, last error')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--watch', 'refresh every second (live view on a terminal, plain lines otherwise)')
+    .option('--interval <duration>', 'refresh interval for --watch', parseDurationMs, 1000)
+    .addHelpText('after', examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl drc status --watch'))
+    .action(action(async (ctx, o: { cluster?: string; watch?: boolean; interval: number }) => {
+      const { drcStatus } = await import('../core/drc/manage.js');
+      if (o.watch) {
+        const { watchDrc } = await import('../core/drc/watch.js');
+        return watchDrc(ctx, o);
+      }
+      const { renderDrcStatus } = await import('../core/drc/render.js');
+      const s = await drcStatus(ctx, o);
+      ctx.result(s, () => renderDrcStatus(s));
+      return s.running ? 0 : 3;
+    }));
+
+  for (const cmd of ['pause', 'resume'] as const) {
+    drc
+      .command(cmd)
+      .description(cmd === 'pause' ? 'stop applying (reading pauses when the queue fills); heartbeats go on, so lag shows' : 'apply again; a direction stopped by an error tries again')
+      .option('--cluster <name>', 'cluster (default: the only one)')
+      .option('--direction <from->to>', 'only this direction (e.g. bj->sh), or every direction from a zone (e.g. bj)')
+      .addHelpText('after', examples(`ezctl drc ${cmd} --cluster demo`, `ezctl drc ${cmd} --direction bj->sh`))
+      .action(action(async (ctx, o: { cluster?: string; direction?: string }) => {
+        const { drcControl } = await import('../core/drc/manage.js');
+        const { renderDrcStatus } = await import('../core/drc/render.js');
+        const s = await drcControl(ctx, o, cmd);
+        ctx.result(s, () => renderDrcStatus(s));
+      }));
+  }
+
+  drc
+    .command('stop')
+    .description('stop the daemon cleanly (current batches finish; checkpoints are in the target zones)')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .addHelpText('after', examples('ezctl drc stop --cluster demo'))
+    .action(action(async (ctx, o: { cluster?: string }) => {
+      const { drcStop } = await import('../core/drc/manage.js');
+      const r = await drcStop(ctx, o);
+      ctx.result(r, () => (r.stopped ? `DRC ${r.cluster} stopped (pid ${r.pid})` : `DRC ${r.cluster} was not running`));
+    }));
+
+  drc
+    .command('repoint')
+    .description('after a master switch in a zone: name the new master in the topology file; the daemon reconnects from its checkpoints')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .requiredOption('--zone <zone>', 'the zone whose master changed')
+    .requiredOption('--master <host:port>', 'the new master (host:port or a connection string)')
+    .addHelpText('after', examples('ezctl drc repoint --cluster demo --zone sh --master 127.0.0.1:3310'))
+    .action(action(async (ctx, o: { cluster?: string; zone: string; master: string }) => {
+      const { drcRepoint } = await import('../core/drc/manage.js');
+      const r = await drcRepoint(ctx, o);
+      ctx.result(r, () => `zone ${r.zone}: master ${r.oldMaster} → ${r.newMaster}${r.daemon ? '; the daemon reconnected its directions' : '; no daemon running here (the next start uses the new master)'}`);
+    }));
+
+  drc
+    .command('wait')
+    .description('wait until everything A\'s master had committed when the command started is applied at B (exit 4 on timeout)')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .requiredOption('--from <zone>', 'source zone')
+    .requiredOption('--to <zone>', 'target zone')
+    .option('--timeout <duration>', 'give up after this long (exit 4)', parseDurationMs, 10_000)
+    .addHelpText('after', examples('ezctl drc wait --from bj --to sh', 'ezctl drc wait --cluster demo --from sh --to bj --timeout 30s'))
+    .action(action(async (ctx, o: { cluster?: string; from: string; to: string; timeout: number }) => {
+      const { drcWait } = await import('../core/drc/manage.js');
+      const r = await drcWait(ctx, { ...o, timeoutMs: o.timeout });
+      ctx.result(r, () => `${r.to} has applied everything ${r.from} had committed (${r.target}); waited ${r.waitedMs} ms`);
+    }));
+}

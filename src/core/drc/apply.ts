@@ -1,0 +1,482 @@
+// The applier: source transactions become one target transaction, with the checkpoint as its
+// first write, so that a crash at any instant neither loses nor repeats anything.
+//
+// Conflicts are resolved row by row by last writer wins on the DRC timestamp column:
+//   - the rows a batch touches are read and locked first (SELECT ... FOR UPDATE);
+//   - events are folded in source order against that state: an insert or update takes effect
+//     when the target row is the version the source changed, or when the incoming timestamp is
+//     newer; equal timestamps go to the zone listed first in the topology, in every zone alike;
+//     a delete takes effect unless the target holds a newer version than the one deleted (an
+//     update beats a concurrent delete, in both zones alike, so they converge);
+//   - the net effect per row is written with one DELETE and one upsert per table.
+// If the net effect is refused (a unique or foreign key the reordering upsets), the same
+// transactions are applied again one at a time in exact source order.
+import type { Db, Param } from '../db/connect.js';
+import { QueryError } from '../db/connect.js';
+import { quoteId, quoteTable } from '../db/quote.js';
+import { tableInfo } from '../db/introspect.js';
+import { STATE_SCHEMA } from '../state/schema.js';
+import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
+import { EzError, ExitCode } from '../exit.js';
+import { CHECKPOINT_TABLE, HEARTBEAT_TABLE } from './filter.js';
+
+export interface TableMeta {
+  schema: string;
+  table: string;
+  columns: Set<string>;
+  pk: string[];
+  hasTs: boolean;
+}
+
+export interface ShardRule {
+  column: string;
+  ownerOf: (shardId: number) => string | undefined;
+}
+
+export interface ApplierConfig {
+  pipeline: string;
+  sourceZone: string;
+  targetZone: string;
+  /** position of each zone in the topology's zones list: the lower wins a timestamp tie */
+  sourceRank: number;
+  targetRank: number;
+  tsColumn: string;
+  shardRule: (schema: string, table: string) => ShardRule | undefined;
+  blockIllegal: boolean;
+}
+
+export interface QueuedTx {
+  tx: BinlogTx;
+  /** the full source position once this transaction is processed */
+  positionAfter: string;
+}
+
+export interface ConflictRecord {
+  schema: string;
+  table: string;
+  key: Record<string, unknown>;
+  kind: 'insert-exists' | 'update-changed' | 'update-missing' | 'delete-changed';
+  sourceTs: string | null;
+  targetTs: string | null;
+  winner: 'source' | 'target';
+  gtid: string;
+}
+
+export interface IllegalRecord {
+  schema: string;
+  table: string;
+  key: Record<string, unknown>;
+  shardId: number | null;
+  ownerZone: string | null;
+  blocked: boolean;
+  gtid: string;
+}
+
+export interface BatchResult {
+  transactions: number;
+  rows: number;
+  conflicts: ConflictRecord[];
+  illegal: IllegalRecord[];
+  /** heartbeats of the source zone applied in this batch: when each was written */
+  heartbeatsWrittenAtMs: number[];
+  /** the batch was refused as a net effect and applied transaction by transaction */
+  ordered: boolean;
+}
+
+/** A failure that retrying will not cure: the direction stops (or skips, with --skip-errors). */
+export class ApplyError extends EzError {
+  constructor(
+    message: string,
+    readonly gtid: string,
+    readonly table: string | null,
+    cause: unknown,
+  ) {
+    super(ExitCode.runtime, message, { cause });
+  }
+}
+
+const RETRYABLE_CODES = new Set([
+  'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE',
+  'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED', 'ER_QUERY_INTERRUPTED', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR',
+]);
+
+/** Connection losses, deadlocks and lock waits: the batch is retried from the checkpoint. */
+export function isRetryable(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string }; fatal?: boolean };
+  const code = e.code ?? e.cause?.code;
+  if (code && RETRYABLE_CODES.has(code)) return true;
+  if (/connection (is in closed state|lost)|closed state|Can't add new command when connection is in closed state/i.test((err as Error)?.message ?? '')) return true;
+  return Boolean((e.cause as { fatal?: boolean } | undefined)?.fatal);
+}
+
+// Errors a net-effect batch can cause by reordering rows, which exact source order avoids.
+const REORDER_CODES = new Set(['ER_DUP_ENTRY', 'ER_NO_REFERENCED_ROW_2', 'ER_ROW_IS_REFERENCED_2', 'ER_NO_REFERENCED_ROW', 'ER_ROW_IS_REFERENCED']);
+
+/** Key values as one string: numbers and numeric strings alike (binlog vs SELECT), bytes as hex. */
+export function keyString(values: unknown[]): string {
+  return JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? `x:${v.toString('hex')}` : v === null || v === undefined ? null : typeof v === 'object' ? JSON.stringify(v) : String(v))));
+}
+
+function tsOf(row: Row | undefined, col: string): string | null {
+  const v = row?.[col];
+  return v === null || v === undefined ? null : String(v);
+}
+
+function toParam(v: unknown): Param {
+  if (v === undefined) return null;
+  if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || Buffer.isBuffer(v)) return v as Param;
+  if (v instanceof Date) return v;
+  return JSON.stringify(v);
+}
+
+interface KeyState {
+  table: TableMeta;
+  key: unknown[];
+  existedAtStart: boolean;
+  exists: boolean;
+  ts: string | null;
+  /** the row to write when the final state exists and was changed by this batch */
+  row: Row | null;
+  changed: boolean;
+}
+
+export class Applier {
+  private tables = new Map<string, TableMeta>();
+
+  constructor(
+    readonly cfg: ApplierConfig,
+    private readonly db: Db,
+  ) {}
+
+  forget(schema: string, table: string): void {
+    this.tables.delete(`${schema}.${table}`);
+  }
+
+  /**
+   * Run a replicated DDL. Its marker comment keeps the peer's replicator from sending it back
+   * (MySQL has no session domain; on MariaDB the DRC domain does it too). Table structure is
+   * read again afterwards.
+   */
+  async execStatement(schema: string, query: string, originZone: string): Promise<void> {
+    if (schema) await this.db.exec(`USE ${quoteId(schema)}`);
+    await this.db.exec(`/* ezctl-drc origin=${originZone.replace(/[^A-Za-z0-9_-]/g, '')} */ ${query}`);
+    this.tables.clear();
+  }
+
+  async meta(schema: string, table: string, gtid: string): Promise<TableMeta> {
+    const k = `${schema}.${table}`;
+    let m = this.tables.get(k);
+    if (!m) {
+      const info = await tableInfo(this.db, schema, table);
+      if (!info) {
+        throw new ApplyError(`table ${k} does not exist in zone ${this.cfg.targetZone}`, gtid, k, null);
+      }
+      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn) };
+      if (m.pk.length === 0) throw new ApplyError(`table ${k} has no primary key in zone ${this.cfg.targetZone}; DRC needs one to identify rows`, gtid, k, null);
+      if (!m.hasTs) throw new ApplyError(`table ${k} has no ${this.cfg.tsColumn} column in zone ${this.cfg.targetZone}; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
+      this.tables.set(k, m);
+    }
+    return m;
+  }
+
+  /** Session settings of the applier connection, run once per connection. */
+  static async prepareSession(db: Db, drcDomain: number | undefined): Promise<void> {
+    // Row images are applied as they are: no auto-increment for an explicit 0, no strict-mode
+    // refusal of a value the source accepted.
+    await db.exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
+    await db.exec("SET SESSION binlog_format = 'ROW'");
+    await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
+    await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    // What this session writes is logged under DRC's own GTID domain: the replicator of this
+    // zone forwards only the zone's own domain, so nothing DRC applies travels back.
+    if (drcDomain !== undefined) await db.exec('SET SESSION gtid_domain_id = ?', [drcDomain]);
+  }
+
+  /**
+   * Apply a batch as one transaction. When the target refuses the net effect (a key the
+   * reordering upsets, or a bad transaction somewhere in the batch), the same transactions are
+   * applied one at a time in source order: those before a bad one commit, and the error names
+   * the bad one's own GTID. Retryable failures (connection, deadlock) are thrown as they are.
+   */
+  async apply(batch: QueuedTx[], onCommitted?: (q: QueuedTx, r: BatchResult) => void): Promise<BatchResult> {
+    try {
+      const r = await this.applyOne(batch, 'net');
+      return r;
+    } catch (e) {
+      await this.db.exec('ROLLBACK').catch(() => undefined);
+      if (isRetryable(e)) throw e;
+      if (batch.length === 1 && !(e instanceof QueryError && e.code && REORDER_CODES.has(e.code))) throw this.classify(e, batch);
+    }
+    const total: BatchResult = { transactions: 0, rows: 0, conflicts: [], illegal: [], heartbeatsWrittenAtMs: [], ordered: true };
+    for (const q of batch) {
+      let r: BatchResult;
+      try {
+        r = await this.applyOne([q], 'ordered');
+      } catch (e) {
+        await this.db.exec('ROLLBACK').catch(() => undefined);
+        throw isRetryable(e) ? e : this.classify(e, [q]);
+      }
+      onCommitted?.(q, r);
+      total.transactions += r.transactions;
+      total.rows += r.rows;
+      total.conflicts.push(...r.conflicts);
+      total.illegal.push(...r.illegal);
+      total.heartbeatsWrittenAtMs.push(...r.heartbeatsWrittenAtMs);
+    }
+    return total;
+  }
+
+  /** Move the checkpoint past a transaction without applying it (--skip-errors). */
+  async skip(q: QueuedTx, reason: string): Promise<void> {
+    await this.db.exec('BEGIN');
+    await this.checkpoint(q.positionAfter, q.tx.gtid, 0);
+    await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_events')} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
+    await this.db.exec('COMMIT');
+  }
+
+  /** Move the checkpoint to a position whose transactions were all filtered out. */
+  async advance(positionAfter: string, lastGtid: string): Promise<void> {
+    await this.db.exec('BEGIN');
+    await this.checkpoint(positionAfter, lastGtid, 0);
+    await this.db.exec('COMMIT');
+  }
+
+  private classify(e: unknown, batch: QueuedTx[]): unknown {
+    if (e instanceof ApplyError || isRetryable(e)) return e;
+    const q = batch.length === 1 ? batch[0]! : undefined;
+    const gtid = q?.tx.gtid ?? `${batch[0]?.tx.gtid}..${batch.at(-1)?.tx.gtid}`;
+    const m = /in: (?:INSERT INTO|DELETE FROM|UPDATE|SELECT .*? FROM) (`[^`]+`\.`[^`]+`)/.exec((e as Error).message);
+    const table = m ? m[1]!.replace(/`/g, '') : null;
+    return new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}${table ? ` on ${table}` : ''}: ${(e as Error).message}`, gtid, table, e);
+  }
+
+  /** Upsert the checkpoint: the first write of every applied transaction. */
+  private async checkpoint(position: string, lastGtid: string, count: number): Promise<void> {
+    await this.db.exec(
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) VALUES (?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = VALUES(last_gtid), applied_tx = applied_tx + VALUES(applied_tx)`,
+      [this.cfg.pipeline, position, lastGtid, count],
+    );
+  }
+
+  private wins(incoming: string | null, current: string | null): boolean {
+    const a = incoming ?? '';
+    const b = current ?? '';
+    if (a !== b) return a > b;
+    return this.cfg.sourceRank < this.cfg.targetRank;
+  }
+
+  private async applyOne(batch: QueuedTx[], mode: 'net' | 'ordered'): Promise<BatchResult> {
+    const last = batch.at(-1)!;
+    const res: BatchResult = { transactions: batch.length, rows: 0, conflicts: [], illegal: [], heartbeatsWrittenAtMs: [], ordered: mode === 'ordered' };
+    await this.db.exec('BEGIN');
+    await this.checkpoint(last.positionAfter, last.tx.gtid, batch.length);
+
+    // Every table and key this batch touches, read and locked up front.
+    const changes: Array<{ c: RowChange; gtid: string; m: TableMeta }> = [];
+    for (const q of batch) {
+      for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.meta(c.schema, c.table, q.tx.gtid) });
+    }
+    const state = new Map<string, KeyState>();
+    const keyOf = (m: TableMeta, row: Row) => m.pk.map((k) => row[k]);
+    const sk = (m: TableMeta, key: unknown[]) => `${m.schema}.${m.table}|${keyString(key)}`;
+    const wanted = new Map<TableMeta, Map<string, unknown[]>>();
+    for (const { c, m } of changes) {
+      const keys = wanted.get(m) ?? new Map<string, unknown[]>();
+      wanted.set(m, keys);
+      for (const row of [c.before, c.after]) {
+        if (!row) continue;
+        const key = keyOf(m, row);
+        keys.set(keyString(key), key);
+      }
+    }
+    for (const [m, keys] of wanted) await this.lockRows(m, [...keys.values()], state, sk);
+
+    const ts = this.cfg.tsColumn;
+    const stateOf = (m: TableMeta, key: unknown[]): KeyState => {
+      const id = sk(m, key);
+      let s = state.get(id);
+      if (!s) {
+        s = { table: m, key, existedAtStart: false, exists: false, ts: null, row: null, changed: false };
+        state.set(id, s);
+      }
+      return s;
+    };
+    const conflict = (m: TableMeta, key: unknown[], kind: ConflictRecord['kind'], sourceTs: string | null, targetTs: string | null, winner: 'source' | 'target', gtid: string) => {
+      // heartbeats are DRC's own rows, not data: a missing one after a restart is no conflict
+      if (m.schema === STATE_SCHEMA) return;
+      res.conflicts.push({ schema: m.schema, table: m.table, key: Object.fromEntries(m.pk.map((k, i) => [k, key[i]])), kind, sourceTs, targetTs, winner, gtid });
+    };
+    const put = (s: KeyState, row: Row) => {
+      s.exists = true;
+      s.ts = tsOf(row, ts);
+      s.row = row;
+      s.changed = true;
+    };
+    const drop = (s: KeyState) => {
+      s.exists = false;
+      s.ts = null;
+      s.row = null;
+      s.changed = true;
+    };
+
+    for (const { c, gtid, m } of changes) {
+      res.rows++;
+      if (m.schema === STATE_SCHEMA && m.table === HEARTBEAT_TABLE && c.after && String(c.after.zone) === this.cfg.sourceZone) {
+        res.heartbeatsWrittenAtMs.push(Number(c.after.written_at_ms));
+      }
+      if (this.illegal(c, m, gtid, res)) continue;
+      const before = c.before ? stateOf(m, keyOf(m, c.before)) : undefined;
+      const after = c.after ? stateOf(m, keyOf(m, c.after)) : undefined;
+      const aTs = tsOf(c.after, ts);
+      const bTs = tsOf(c.before, ts);
+      const stepStart = mode === 'ordered' ? new Map([...[before, after]].filter(Boolean).map((s) => [s!, { exists: s!.exists }])) : undefined;
+      if (c.kind === 'insert') {
+        const s = after!;
+        if (!s.exists) put(s, c.after!);
+        else if (s.ts !== aTs) {
+          const win = this.wins(aTs, s.ts);
+          conflict(m, s.key, 'insert-exists', aTs, s.ts, win ? 'source' : 'target', gtid);
+          if (win) put(s, c.after!);
+        } else put(s, c.after!); // the same version again: harmless
+      } else if (c.kind === 'update') {
+        const b = before!;
+        const a = after!;
+        if (!b.exists) {
+          // The row is gone here (deleted concurrently): the update wins over the delete.
+          conflict(m, b.key, 'update-missing', aTs, null, 'source', gtid);
+          if (a !== b && a.exists && !this.wins(aTs, a.ts)) continue;
+          put(a, c.after!);
+        } else if (b.ts === bTs || this.wins(aTs, b.ts)) {
+          if (b.ts !== bTs) conflict(m, b.key, 'update-changed', aTs, b.ts, 'source', gtid);
+          if (a !== b) drop(b);
+          put(a, c.after!);
+        } else {
+          conflict(m, b.key, 'update-changed', aTs, b.ts, 'target', gtid);
+        }
+      } else {
+        const b = before!;
+        if (!b.exists) continue;
+        if ((b.ts ?? '') <= (bTs ?? '')) drop(b);
+        else conflict(m, b.key, 'delete-changed', bTs, b.ts, 'target', gtid);
+      }
+      if (stepStart) await this.writeStep(stepStart);
+    }
+    if (mode === 'net') await this.writeNet(state);
+    await this.logReports(res);
+    await this.db.exec('COMMIT');
+    return res;
+  }
+
+  /** Shard ownership: report (and with --block-illegal, skip) a write to another zone's shard. */
+  private illegal(c: RowChange, m: TableMeta, gtid: string, res: BatchResult): boolean {
+    const rule = this.cfg.shardRule(m.schema, m.table);
+    if (!rule) return false;
+    const row = c.after ?? c.before!;
+    const raw = row[rule.column];
+    const shardId = raw === null || raw === undefined ? null : Number(raw);
+    const owner = shardId === null ? undefined : rule.ownerOf(shardId);
+    if (owner === this.cfg.sourceZone) return false;
+    res.illegal.push({
+      schema: m.schema, table: m.table, key: Object.fromEntries(m.pk.map((k) => [k, row[k]])), shardId, ownerZone: owner ?? null, blocked: this.cfg.blockIllegal, gtid,
+    });
+    return this.cfg.blockIllegal;
+  }
+
+  private async lockRows(m: TableMeta, keys: unknown[][], state: Map<string, KeyState>, sk: (m: TableMeta, key: unknown[]) => string): Promise<void> {
+    const ts = this.cfg.tsColumn;
+    const cols = [...m.pk, ts].map(quoteId).join(', ');
+    const tuple = m.pk.length === 1 ? quoteId(m.pk[0]!) : `(${m.pk.map(quoteId).join(', ')})`;
+    for (let i = 0; i < keys.length; i += 500) {
+      const part = keys.slice(i, i + 500);
+      const ph = part.map(() => (m.pk.length === 1 ? '?' : `(${m.pk.map(() => '?').join(', ')})`)).join(', ');
+      const rows = await this.db.query(`SELECT ${cols} FROM ${quoteTable(m.schema, m.table)} WHERE ${tuple} IN (${ph}) FOR UPDATE`, part.flat().map(toParam));
+      for (const r of rows) {
+        const key = m.pk.map((k) => r[k]);
+        state.set(sk(m, key), { table: m, key, existedAtStart: true, exists: true, ts: tsOf(r, ts), row: null, changed: false });
+      }
+    }
+  }
+
+  private rowColumns(m: TableMeta, row: Row): string[] {
+    return Object.keys(row).filter((c) => m.columns.has(c));
+  }
+
+  /** Net effect: per table one DELETE of the rows gone, one upsert of the rows changed. */
+  private async writeNet(state: Map<string, KeyState>): Promise<void> {
+    const deletes = new Map<TableMeta, unknown[][]>();
+    const upserts = new Map<string, { m: TableMeta; cols: string[]; rows: Row[] }>();
+    for (const s of state.values()) {
+      if (!s.changed) continue;
+      if (!s.exists) {
+        if (s.existedAtStart) deletes.set(s.table, [...(deletes.get(s.table) ?? []), s.key]);
+        continue;
+      }
+      const cols = this.rowColumns(s.table, s.row!);
+      const id = `${s.table.schema}.${s.table.table}|${cols.join(',')}`;
+      const u = upserts.get(id) ?? { m: s.table, cols, rows: [] };
+      u.rows.push(s.row!);
+      upserts.set(id, u);
+    }
+    for (const [m, keys] of deletes) {
+      const tuple = m.pk.length === 1 ? quoteId(m.pk[0]!) : `(${m.pk.map(quoteId).join(', ')})`;
+      for (let i = 0; i < keys.length; i += 500) {
+        const part = keys.slice(i, i + 500);
+        const ph = part.map(() => (m.pk.length === 1 ? '?' : `(${m.pk.map(() => '?').join(', ')})`)).join(', ');
+        await this.db.exec(`DELETE FROM ${quoteTable(m.schema, m.table)} WHERE ${tuple} IN (${ph})`, part.flat().map(toParam));
+      }
+    }
+    for (const { m, cols, rows } of upserts.values()) {
+      for (let i = 0; i < rows.length; i += 200) await this.upsert(m, cols, rows.slice(i, i + 200));
+    }
+  }
+
+  private async upsert(m: TableMeta, cols: string[], rows: Row[]): Promise<void> {
+    const one = `(${cols.map(() => '?').join(', ')})`;
+    // The DRC timestamp is written explicitly (it is one of the columns), so the target's
+    // ON UPDATE does not re-stamp it.
+    const update = cols.filter((c) => !m.pk.includes(c)).map((c) => `${quoteId(c)} = VALUES(${quoteId(c)})`);
+    const sql = `INSERT INTO ${quoteTable(m.schema, m.table)} (${cols.map(quoteId).join(', ')}) VALUES ${rows.map(() => one).join(', ')}` +
+      (update.length ? ` ON DUPLICATE KEY UPDATE ${update.join(', ')}` : ` ON DUPLICATE KEY UPDATE ${quoteId(m.pk[0]!)} = ${quoteId(m.pk[0]!)}`);
+    await this.db.exec(sql, rows.flatMap((r) => cols.map((c) => toParam(r[c]))));
+  }
+
+  /** Ordered mode: write what one event changed, right away, in source order. */
+  private async writeStep(touched: Map<KeyState, { exists: boolean }>): Promise<void> {
+    // deletes first (a key change frees its old key), then writes
+    for (const [s, before] of touched) {
+      if (before.exists && !s.exists) {
+        const m = s.table;
+        await this.db.exec(`DELETE FROM ${quoteTable(m.schema, m.table)} WHERE ${m.pk.map((k) => `${quoteId(k)} = ?`).join(' AND ')}`, s.key.map(toParam));
+      }
+    }
+    for (const [s] of touched) {
+      if (s.exists && s.row && s.changed) {
+        await this.upsert(s.table, this.rowColumns(s.table, s.row), [s.row]);
+        s.changed = false;
+      }
+    }
+  }
+
+  private async logReports(res: BatchResult): Promise<void> {
+    if (res.conflicts.length) {
+      const rows = res.conflicts.slice(0, 1000);
+      await this.db.exec(
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} (pipeline, db, tbl, row_key, kind, source_ts, target_ts, winner, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        rows.flatMap((c) => [this.cfg.pipeline, c.schema, c.table, JSON.stringify(c.key, keyReplacer), c.kind, c.sourceTs, c.targetTs, c.winner, c.gtid]),
+      );
+    }
+    if (res.illegal.length) {
+      const rows = res.illegal.slice(0, 1000);
+      await this.db.exec(
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_illegal_writes')} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        rows.flatMap((r) => [this.cfg.pipeline, this.cfg.sourceZone, r.ownerZone, r.schema, r.table, r.shardId, JSON.stringify(r.key, keyReplacer), r.blocked ? 1 : 0, r.gtid]),
+      );
+    }
+  }
+}
+
+function keyReplacer(_k: string, v: unknown): unknown {
+  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return `0x${Buffer.from((v as { data: number[] }).data).toString('hex')}`;
+  return typeof v === 'bigint' ? v.toString() : v;
+}

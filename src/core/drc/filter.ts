@@ -1,0 +1,31 @@
+// What DRC replicates: the cluster's schemas minus what its rules exclude. Never: system
+// schemas, the `_ezctl` state (except the heartbeat, which travels on purpose), and the online
+// schema change's ghost, changelog and sentry tables (_t_gho, _t_ghc, _t_del).
+import { compilePatterns, type TableMatcher } from '../config/patterns.js';
+import { SYSTEM_SCHEMAS } from '../db/introspect.js';
+import { STATE_SCHEMA } from '../state/schema.js';
+
+export const HEARTBEAT_TABLE = 'drc_heartbeat';
+export const CHECKPOINT_TABLE = 'drc_checkpoint';
+const HELPER_TABLE = /^_.+_(gho|ghc|del)$/;
+
+export interface ReplicationRules {
+  databases?: string[];
+  include?: string[];
+  exclude?: string[];
+}
+
+export function compileRules(r: ReplicationRules): TableMatcher {
+  const include = compilePatterns(r.include);
+  const exclude = compilePatterns(r.exclude);
+  const dbs = r.databases ? new Set(r.databases) : undefined;
+  return (schema, table) => {
+    if (schema === STATE_SCHEMA) return table === HEARTBEAT_TABLE;
+    if (SYSTEM_SCHEMAS.includes(schema)) return false;
+    if (HELPER_TABLE.test(table)) return false;
+    if (dbs && !dbs.has(schema)) return false;
+    if (include && !include(schema, table)) return false;
+    if (exclude && exclude(schema, table)) return false;
+    return true;
+  };
+}

@@ -1,0 +1,447 @@
+// One direction of DRC (zone A's master → zone B's master): read A's binlog from the checkpoint
+// kept at B, keep A's own transactions, apply them at B in batches, and start over from the
+// checkpoint after any failure. A transaction B refuses stops this direction only.
+import type { Logger } from '../ui/log.js';
+import type { ResolvedNode } from '../config/load.js';
+import type { TableMatcher } from '../config/patterns.js';
+import { connect, type Db, type Endpoint } from '../db/connect.js';
+import { serverInfo, type ServerInfo } from '../db/server.js';
+import { quoteTable } from '../db/quote.js';
+import { describeAddress } from '../config/dsn.js';
+import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
+import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
+import { SourcePosition } from '../binlog/position.js';
+import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
+import { CHECKPOINT_TABLE } from './filter.js';
+
+export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
+
+export interface PipelineOptions {
+  cluster: string;
+  from: string;
+  to: string;
+  source: () => ResolvedNode;
+  target: () => ResolvedNode;
+  endpoint: (n: ResolvedNode) => Promise<Endpoint>;
+  connectTimeoutMs: number;
+  rules: TableMatcher;
+  applier: Omit<ApplierConfig, 'pipeline' | 'sourceZone' | 'targetZone'>;
+  replicateDdl: boolean;
+  skipErrors: boolean;
+  heartbeatIntervalMs: number;
+  log: Logger;
+  /** GTID domain = source domain + this, for what DRC writes (MariaDB) */
+  drcDomainOffset: number;
+  onBatch?: (p: Pipeline, r: BatchResult) => void;
+}
+
+export interface PipelineStatus {
+  from: string;
+  to: string;
+  state: PipelineState;
+  source: string;
+  target: string;
+  lagMs: number | null;
+  p99LagMs: number | null;
+  sourcePosition: string | null;
+  appliedPosition: string | null;
+  txPerSec: number;
+  rowsPerSec: number;
+  appliedTx: number;
+  appliedRows: number;
+  conflicts: number;
+  illegalWrites: number;
+  ddlSeen: number;
+  droppedTx: number;
+  queue: number;
+  lastError: string | null;
+  lastErrorAt: string | null;
+}
+
+const MAX_BATCH_TX = 500;
+const MAX_BATCH_ROWS = 2000;
+const QUEUE_PAUSE_ROWS = 20_000;
+const QUEUE_RESUME_ROWS = 5_000;
+const WATCHDOG_MS = 15_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function hash32(s: string): number {
+  let h = 2166136261;
+  for (const ch of s) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+
+class Restart extends Error {}
+
+export class Pipeline {
+  readonly id: string;
+  state: PipelineState = 'starting';
+  private stopping = false;
+  private paused = false;
+  private queue: QueuedTx[] = [];
+  private queueRows = 0;
+  private wake: (() => void) | undefined;
+  private abortSession: ((e: Error) => void) | undefined;
+  private resumeError: (() => void) | undefined;
+  private stream: BinlogStream | undefined;
+  private streamPaused = false;
+  private readPos: SourcePosition | undefined;
+  private appliedPos: string | null = null;
+  private pendingOwnAdvance: { position: string; gtid: string } | undefined;
+  private lastError: { message: string; at: Date } | undefined;
+  private done: Promise<void> | undefined;
+  // statistics
+  appliedTx = 0;
+  appliedRows = 0;
+  conflicts = 0;
+  illegalWrites = 0;
+  ddlSeen = 0;
+  droppedTx = 0;
+  private lagSamples: Array<{ at: number; ms: number }> = [];
+  private lastHeartbeatWrittenAt: number | undefined;
+  private rateSamples: Array<{ at: number; tx: number; rows: number }> = [];
+
+  constructor(readonly o: PipelineOptions) {
+    this.id = `${o.cluster}:${o.from}->${o.to}`;
+  }
+
+  start(): void {
+    this.done ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    this.resumeError?.();
+    await this.done;
+    this.state = 'stopped';
+  }
+
+  pause(): void {
+    this.paused = true;
+    if (this.state === 'running') this.state = 'paused';
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.state === 'paused') this.state = 'running';
+    this.wake?.();
+    this.resumeError?.(); // a direction stopped by an error tries again
+  }
+
+  /** Reconnect both ends (after a repoint): the session ends and a new one starts from the checkpoint. */
+  restart(): void {
+    this.abortSession?.(new Restart('restart'));
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      try {
+        await this.session();
+        backoff = 500;
+      } catch (e) {
+        if (this.stopping) break;
+        if (e instanceof Restart) {
+          this.o.log.info(`${this.id}: reconnecting (${e.message})`);
+          continue;
+        }
+        const err = e as Error;
+        this.lastError = { message: err.message, at: new Date() };
+        if (e instanceof ApplyError) {
+          this.state = 'error';
+          this.o.log.error(`${this.id}: stopped: ${err.message}`);
+          this.o.log.error(`${this.id}: fix the cause, then \`ezctl drc resume\` (or restart with --skip-errors to skip it)`);
+          await new Promise<void>((r) => (this.resumeError = r));
+          this.resumeError = undefined;
+          continue;
+        }
+        this.state = 'retrying';
+        this.o.log.warn(`${this.id}: ${err.message}; retrying in ${(backoff / 1000).toFixed(1)} s`);
+        await Promise.race([sleep(backoff), new Promise<void>((r) => (this.resumeError = r))]);
+        this.resumeError = undefined;
+        backoff = Math.min(30_000, backoff * 2);
+      }
+    }
+    this.state = 'stopped';
+  }
+
+  private async session(): Promise<void> {
+    this.state = this.state === 'error' ? 'error' : 'starting';
+    this.queue = [];
+    this.queueRows = 0;
+    this.pendingOwnAdvance = undefined;
+    const sourceNode = this.o.source();
+    const targetNode = this.o.target();
+    const sourceEp = await this.o.endpoint(sourceNode);
+    const targetEp = await this.o.endpoint(targetNode);
+    let target: Db | undefined;
+    let stream: BinlogStream | undefined;
+    let sessionError: ((e: Error) => void) | undefined;
+    const failed = new Promise<never>((_, reject) => (sessionError = reject));
+    failed.catch(() => undefined);
+    this.abortSession = (e) => sessionError!(e);
+    try {
+      const src = await connect(sourceEp, { timeoutMs: this.o.connectTimeoutMs });
+      let info: ServerInfo;
+      try {
+        info = await serverInfo(src);
+      } finally {
+        await src.close();
+      }
+      if (info.binlogFormat !== 'ROW' || !info.logBin) {
+        throw new ApplyError(`${sourceNode.name} (${describeAddress(sourceNode)}) must run with log_bin and binlog_format=ROW (it has ${info.logBin ? info.binlogFormat : 'log_bin=OFF'})`, '', null, null);
+      }
+      const ownDomain = info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined;
+      const drcDomain = ownDomain === undefined ? undefined : ownDomain + this.o.drcDomainOffset;
+      target = await connect(targetEp, { timeoutMs: this.o.connectTimeoutMs });
+      target.conn.on('error', (e: Error) => sessionError!(e));
+      await Applier.prepareSession(target, drcDomain);
+      await ensureStateSchema(target);
+      // One applier per direction, whatever host runs it: the lock lives as long as this session.
+      const got = await target.value<number | string>('SELECT GET_LOCK(?, 0)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
+      if (Number(got) !== 1) throw new Error(`another DRC daemon is applying ${this.id} at ${describeAddress(targetNode)} (its lock is held)`);
+      const cp = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
+      const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to }, target);
+      let start: string;
+      if (cp) {
+        start = cp.p;
+      } else {
+        start = info.gtidBinlogPos;
+        await applier.advance(start, '');
+        this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s current position ${start || '(empty)'}`);
+      }
+      this.appliedPos = start;
+      this.readPos = new SourcePosition(info.flavor, start);
+      const skipBelow = new SourcePosition(info.flavor, start);
+      stream = new BinlogStream({
+        endpoint: sourceEp,
+        flavor: info.flavor,
+        from: start,
+        serverId: 1_000_000_000 + (hash32(this.id) % 1_000_000_000),
+        connectTimeoutMs: this.o.connectTimeoutMs,
+        onTx: (tx) => this.onTx(tx, ownDomain, skipBelow),
+        onError: (e) => sessionError!(new Error(`binlog of ${sourceNode.name} (${describeAddress(sourceNode)}): ${e.message}`)),
+      });
+      this.stream = stream;
+      this.streamPaused = false;
+      await Promise.race([stream.start(), failed]);
+      this.state = this.paused ? 'paused' : 'running';
+      if (this.lastError) this.o.log.info(`${this.id}: running again from ${start}`);
+      this.o.log.debug(`${this.id}: reading ${sourceNode.name} from ${start}, applying to ${targetNode.name}`);
+      await Promise.race([this.applyLoop(applier, stream), failed]);
+    } finally {
+      this.abortSession = undefined;
+      this.stream = undefined;
+      await stream?.stop();
+      if (target) {
+        await target.exec('ROLLBACK').catch(() => undefined);
+        await target.close();
+      }
+    }
+  }
+
+  /** Called for every transaction read, in order. Decides what is applied. */
+  private onTx(tx: BinlogTx, ownDomain: number | undefined, skipBelow: SourcePosition): void {
+    const pos = this.readPos!;
+    if (skipBelow.covers(tx.gtid)) return; // a replay of something the checkpoint has
+    pos.advance(tx.gtid);
+    const own = ownDomain === undefined || tx.domain === ownDomain;
+    // Loop avoidance: only the zone's own writes travel. DRC's writes carry DRC's domain, and
+    // each one has the checkpoint as its first row (the marker that also covers MySQL).
+    const marker = tx.changes.some((c) => c.schema === STATE_SCHEMA && c.table === CHECKPOINT_TABLE) || /\/\* ezctl-drc /.test(tx.statement?.query ?? '');
+    if (!own || marker) {
+      this.droppedTx++;
+      return;
+    }
+    if (tx.statement) {
+      this.ddlSeen++;
+      const q = tx.statement.query.replace(/\s+/g, ' ').slice(0, 200);
+      this.o.log.info(`${this.id}: DDL at ${this.o.from} (${tx.gtid}, schema ${tx.statement.schema || '-'}): ${q}${this.o.replicateDdl ? '' : ' [not replicated: use ezctl osc, or --replicate-ddl]'}`);
+      if (!this.o.replicateDdl) {
+        this.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+        this.droppedTx++;
+        return;
+      }
+    }
+    const changes = tx.changes.filter((c) => this.o.rules(c.schema, c.table));
+    if (changes.length === 0 && !(tx.statement && this.o.replicateDdl)) {
+      this.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+      this.droppedTx++;
+      return;
+    }
+    this.pendingOwnAdvance = undefined;
+    this.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString() });
+    this.queueRows += changes.length + 1;
+    if (this.queueRows > QUEUE_PAUSE_ROWS && !this.streamPaused) {
+      this.streamPaused = true;
+      this.stream?.pause();
+    }
+    this.wake?.();
+  }
+
+  private take(): QueuedTx[] {
+    const out: QueuedTx[] = [];
+    let rows = 0;
+    while (this.queue.length && out.length < MAX_BATCH_TX) {
+      const next = this.queue[0]!;
+      if (next.tx.statement) {
+        if (out.length === 0) out.push(this.queue.shift()!); // a DDL goes alone
+        break;
+      }
+      if (out.length && rows + next.tx.changes.length > MAX_BATCH_ROWS) break;
+      out.push(this.queue.shift()!);
+      rows += next.tx.changes.length;
+    }
+    for (const q of out) this.queueRows -= q.tx.changes.length + 1;
+    if (this.streamPaused && this.queueRows < QUEUE_RESUME_ROWS) {
+      this.streamPaused = false;
+      this.stream?.resume();
+    }
+    return out;
+  }
+
+  private async applyLoop(applier: Applier, stream: BinlogStream): Promise<void> {
+    let idleSince = Date.now();
+    while (!this.stopping) {
+      if (this.paused) {
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, 500);
+        });
+        continue;
+      }
+      const batch = this.take();
+      if (batch.length === 0) {
+        if (Date.now() - stream.lastEventAt > WATCHDOG_MS) {
+          throw new Error(`no binlog events from ${this.o.from} for ${WATCHDOG_MS / 1000} s (heartbeats should arrive every ${this.o.heartbeatIntervalMs} ms)`);
+        }
+        // Own transactions that were filtered out still move the checkpoint (drc wait relies on it).
+        if (this.pendingOwnAdvance && Date.now() - idleSince > 1000) {
+          const p = this.pendingOwnAdvance;
+          this.pendingOwnAdvance = undefined;
+          await applier.advance(p.position, p.gtid);
+          this.appliedPos = p.position;
+        }
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, 200);
+        });
+        this.wake = undefined;
+        continue;
+      }
+      idleSince = Date.now();
+      if (batch.length === 1 && batch[0]!.tx.statement) {
+        await this.applyStatement(applier, batch[0]!);
+        continue;
+      }
+      let result: BatchResult;
+      try {
+        result = await applier.apply(batch, (q) => (this.appliedPos = q.positionAfter));
+      } catch (e) {
+        if (e instanceof ApplyError && this.o.skipErrors) {
+          const bad = batch.find((q) => q.tx.gtid === e.gtid);
+          if (bad) {
+            this.o.log.error(`${this.id}: skipped ${e.gtid} (--skip-errors): ${e.message}`);
+            await applier.skip(bad, e.message);
+            // the transactions after it go back to the front of the queue
+            const rest = batch.slice(batch.indexOf(bad) + 1);
+            this.queue.unshift(...rest);
+            for (const q of rest) this.queueRows += q.tx.changes.length + 1;
+            this.appliedPos = bad.positionAfter;
+            continue;
+          }
+        }
+        if (e instanceof ApplyError && /does not exist|has no/.test(e.message) && e.table) {
+          const [s, t] = e.table.split('.');
+          applier.forget(s!, t!);
+        }
+        throw e;
+      }
+      this.appliedPos = batch.at(-1)!.positionAfter;
+      this.record(result);
+    }
+  }
+
+  private async applyStatement(applier: Applier, q: QueuedTx): Promise<void> {
+    const st = q.tx.statement!;
+    try {
+      await applier.execStatement(st.schema, st.query, this.o.from);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      // Already applied before a restart (a DDL cannot share a transaction with the checkpoint).
+      const already = ['ER_TABLE_EXISTS_ERROR', 'ER_DUP_FIELDNAME', 'ER_DUP_KEYNAME', 'ER_CANT_DROP_FIELD_OR_KEY', 'ER_BAD_TABLE_ERROR', 'ER_DB_CREATE_EXISTS', 'ER_DB_DROP_EXISTS'];
+      if (!code || !already.includes(code)) {
+        if (isRetryable(e)) throw e;
+        throw new ApplyError(`zone ${this.o.to} refused DDL ${q.tx.gtid}: ${(e as Error).message}`, q.tx.gtid, null, e);
+      }
+    }
+    await applier.advance(q.positionAfter, q.tx.gtid);
+    this.appliedPos = q.positionAfter;
+    this.appliedTx++;
+  }
+
+  private record(r: BatchResult): void {
+    const now = Date.now();
+    this.appliedTx += r.transactions;
+    this.appliedRows += r.rows;
+    this.conflicts += r.conflicts.length;
+    this.illegalWrites += r.illegal.length;
+    for (const c of r.conflicts.slice(0, 20)) {
+      this.o.log.info(`${this.id}: conflict on ${c.schema}.${c.table} ${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
+    }
+    for (const i of r.illegal.slice(0, 20)) {
+      this.o.log.warn(`${this.id}: illegal write at ${this.o.from} to ${i.schema}.${i.table} ${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
+    }
+    for (const w of r.heartbeatsWrittenAtMs) {
+      this.lagSamples.push({ at: now, ms: Math.max(0, now - w) });
+      this.lastHeartbeatWrittenAt = Math.max(this.lastHeartbeatWrittenAt ?? 0, w);
+    }
+    const cutoff = now - 60_000;
+    while (this.lagSamples.length && this.lagSamples[0]!.at < cutoff) this.lagSamples.shift();
+    this.o.onBatch?.(this, r);
+  }
+
+  /** Lag now: the last heartbeat's trip, or, when heartbeats stop arriving, the time since. */
+  lagMs(now = Date.now()): number | null {
+    const last = this.lagSamples.at(-1);
+    if (!last || this.lastHeartbeatWrittenAt === undefined) return null;
+    return Math.max(last.ms, now - this.lastHeartbeatWrittenAt - this.o.heartbeatIntervalMs);
+  }
+
+  p99LagMs(): number | null {
+    if (this.lagSamples.length === 0) return null;
+    const s = this.lagSamples.map((x) => x.ms).sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]!;
+  }
+
+  status(): PipelineStatus {
+    const now = Date.now();
+    this.rateSamples.push({ at: now, tx: this.appliedTx, rows: this.appliedRows });
+    while (this.rateSamples.length > 2 && this.rateSamples[0]!.at < now - 10_000) this.rateSamples.shift();
+    const first = this.rateSamples[0]!;
+    const secs = Math.max(0.001, (now - first.at) / 1000);
+    return {
+      from: this.o.from,
+      to: this.o.to,
+      state: this.state,
+      source: `${this.o.source().name} ${describeAddress(this.o.source())}`,
+      target: `${this.o.target().name} ${describeAddress(this.o.target())}`,
+      lagMs: this.lagMs(now),
+      p99LagMs: this.p99LagMs(),
+      sourcePosition: this.readPos?.toString() ?? null,
+      appliedPosition: this.appliedPos,
+      txPerSec: now - first.at < 500 ? 0 : (this.appliedTx - first.tx) / secs,
+      rowsPerSec: now - first.at < 500 ? 0 : (this.appliedRows - first.rows) / secs,
+      appliedTx: this.appliedTx,
+      appliedRows: this.appliedRows,
+      conflicts: this.conflicts,
+      illegalWrites: this.illegalWrites,
+      ddlSeen: this.ddlSeen,
+      droppedTx: this.droppedTx,
+      queue: this.queue.length,
+      lastError: this.lastError?.message ?? null,
+      lastErrorAt: this.lastError?.at.toISOString() ?? null,
+    };
+  }
+}

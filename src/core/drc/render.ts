@@ -1,0 +1,21 @@
+import type { DaemonStatus } from './daemon.js';
+import { table } from '../ui/table.js';
+
+const ms = (v: number | null) => (v === null ? '-' : v < 10_000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
+
+export function renderDrcStatus(s: DaemonStatus): string {
+  const head = s.running ? `DRC ${s.cluster}: running (pid ${s.pid}, since ${s.startedAt})` : `DRC ${s.cluster}: not running`;
+  const t = table(
+    ['direction', 'state', 'lag', 'p99 1m', 'tx/s', 'rows/s', 'applied tx', 'conflicts', 'illegal', 'queue', 'last error'],
+    s.directions.map((d) => [
+      `${d.from} → ${d.to}`, d.state, ms(d.lagMs), ms(d.p99LagMs), d.txPerSec.toFixed(0), d.rowsPerSec.toFixed(0), String(d.appliedTx),
+      String(d.conflicts), String(d.illegalWrites), String(d.queue), (d.lastError ?? '').slice(0, 60),
+    ]),
+  );
+  return `${head}\n${t}`;
+}
+
+/** One plain line per direction, for --watch without a terminal. */
+export function drcStatusLines(s: DaemonStatus): string {
+  return s.directions.map((d) => `${d.from}->${d.to} state=${d.state} lag_ms=${d.lagMs ?? '-'} p99_ms=${d.p99LagMs ?? '-'} tx_s=${d.txPerSec.toFixed(1)} applied_tx=${d.appliedTx} conflicts=${d.conflicts} illegal=${d.illegalWrites} queue=${d.queue}${d.lastError ? ` last_error=${JSON.stringify(d.lastError)}` : ''}`).join('\n');
+}

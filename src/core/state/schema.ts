@@ -1,0 +1,73 @@
+// The `_ezctl` schema: job state, checkpoints and reports, kept in the servers themselves so any
+// host can see and resume a job. Created idempotently; DRC never replicates it, except the
+// heartbeat table, which travels through DRC on purpose to measure true lag.
+import type { Db } from '../db/connect.js';
+import { quoteId } from '../db/quote.js';
+
+export const STATE_SCHEMA = '_ezctl';
+
+const TABLES: Record<string, string> = {
+  drc_checkpoint: `(
+    pipeline VARCHAR(191) NOT NULL PRIMARY KEY,
+    source_position TEXT NOT NULL,
+    last_gtid VARCHAR(191) NULL,
+    applied_tx BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+  ) ENGINE=InnoDB`,
+  drc_heartbeat: `(
+    zone VARCHAR(64) NOT NULL PRIMARY KEY,
+    seq BIGINT UNSIGNED NOT NULL,
+    written_at_ms BIGINT UNSIGNED NOT NULL,
+    drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
+  ) ENGINE=InnoDB`,
+  drc_conflicts: `(
+    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    pipeline VARCHAR(191) NOT NULL,
+    detected_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    db VARCHAR(64) NOT NULL,
+    tbl VARCHAR(64) NOT NULL,
+    row_key JSON NOT NULL,
+    kind VARCHAR(32) NOT NULL,
+    source_ts VARCHAR(32) NULL,
+    target_ts VARCHAR(32) NULL,
+    winner ENUM('source','target') NOT NULL,
+    gtid VARCHAR(191) NOT NULL,
+    KEY idx_table (db, tbl, detected_at)
+  ) ENGINE=InnoDB`,
+  drc_illegal_writes: `(
+    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    pipeline VARCHAR(191) NOT NULL,
+    detected_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    zone VARCHAR(64) NOT NULL,
+    owner_zone VARCHAR(64) NULL,
+    db VARCHAR(64) NOT NULL,
+    tbl VARCHAR(64) NOT NULL,
+    shard_id BIGINT NULL,
+    row_key JSON NOT NULL,
+    blocked TINYINT(1) NOT NULL,
+    gtid VARCHAR(191) NOT NULL,
+    KEY idx_table (db, tbl, detected_at)
+  ) ENGINE=InnoDB`,
+  drc_events: `(
+    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    pipeline VARCHAR(191) NOT NULL,
+    detected_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    kind VARCHAR(32) NOT NULL,
+    gtid VARCHAR(191) NULL,
+    detail TEXT NOT NULL,
+    KEY idx_kind (kind, detected_at)
+  ) ENGINE=InnoDB`,
+};
+
+export const STATE_TABLES = Object.keys(TABLES);
+
+/**
+ * Create `_ezctl` and its tables where missing. The caller decides how the DDL is logged (the
+ * DRC applier runs it under its own GTID domain so it is never replicated back).
+ */
+export async function ensureStateSchema(db: Db): Promise<void> {
+  await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
+  for (const [name, body] of Object.entries(TABLES)) {
+    await db.exec(`CREATE TABLE IF NOT EXISTS ${quoteId(STATE_SCHEMA)}.${quoteId(name)} ${body}`);
+  }
+}
