@@ -56,6 +56,8 @@ export class BinlogStream {
   private standalone = false;
   private pkByTable = new Map<number, string[]>();
   private failed = false;
+  /** after stop(), zongji may still decode what it had buffered: ignore all of it */
+  private stopped = false;
   lastEventAt = Date.now();
 
   constructor(private readonly o: StreamOptions) {}
@@ -72,10 +74,12 @@ export class BinlogStream {
         resolve();
       });
       z.on('error', (err: Error) => {
+        if (this.stopped) return;
         if (!ready) return reject(err);
         this.fail(err);
       });
       z.on('binlog', (e: ZEvent) => {
+        if (this.stopped) return;
         try {
           this.onEvent(e);
         } catch (err) {
@@ -105,6 +109,7 @@ export class BinlogStream {
   }
 
   stop(): Promise<void> {
+    this.stopped = true;
     const z = this.z;
     this.z = undefined;
     if (!z) return Promise.resolve();

@@ -169,11 +169,11 @@ export class Applier {
     if (!m) {
       const info = await tableInfo(this.db, schema, table);
       if (!info) {
-        throw new ApplyError(`table ${k} does not exist in zone ${this.cfg.targetZone}`, gtid, k, null);
+        throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null);
       }
       m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn) };
-      if (m.pk.length === 0) throw new ApplyError(`table ${k} has no primary key in zone ${this.cfg.targetZone}; DRC needs one to identify rows`, gtid, k, null);
-      if (!m.hasTs) throw new ApplyError(`table ${k} has no ${this.cfg.tsColumn} column in zone ${this.cfg.targetZone}; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
+      if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null);
+      if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
       this.tables.set(k, m);
     }
     return m;

@@ -352,7 +352,7 @@ export class Pipeline {
             continue;
           }
         }
-        if (e instanceof ApplyError && /does not exist|has no/.test(e.message) && e.table) {
+        if (e instanceof ApplyError && e.table) {
           const [s, t] = e.table.split('.');
           applier.forget(s!, t!);
         }

@@ -1,0 +1,130 @@
+// Helpers for DRC tests: the real daemon (detached, as an operator runs it), zone comparison
+// row by row, and reading a master's binlog to count what each GTID domain wrote.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { show } from './cli.js';
+import type { TestSandbox } from './sandbox.js';
+import { BinlogStream } from '../../src/core/binlog/stream.js';
+import { SourcePosition } from '../../src/core/binlog/position.js';
+import { serverInfo } from '../../src/core/db/server.js';
+import { parseMariaPos } from '../../src/core/db/gtid.js';
+import { quoteId, quoteTable } from '../../src/core/db/quote.js';
+
+/** Edit the sandbox's topology file (e.g. to add drc rules). */
+export function patchTopology(sb: TestSandbox, edit: (doc: ReturnType<typeof parseDocument>) => void): void {
+  const doc = parseDocument(readFileSync(sb.config, 'utf8'));
+  edit(doc);
+  writeFileSync(sb.config, doc.toString());
+}
+
+export async function drcStart(sb: TestSandbox, args: string[] = []): Promise<number> {
+  const r = await sb.run(['--json', 'drc', 'start', '--detach', ...args]);
+  assert.equal(r.code, 0, show(r));
+  return r.json().pid as number;
+}
+
+export async function drcStatus(sb: TestSandbox): Promise<any> {
+  const r = await sb.run(['--json', 'drc', 'status']);
+  return r.json();
+}
+
+/** Stop the daemon; if it does not answer, kill it by pid (tests must never leave one behind). */
+export async function drcStop(sb: TestSandbox, pid?: number): Promise<void> {
+  const r = await sb.run(['drc', 'stop']);
+  if (r.code !== 0 && pid) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+export async function drcWaitAll(sb: TestSandbox, zones: string[], timeout = '30s'): Promise<void> {
+  for (const from of zones) {
+    for (const to of zones) {
+      if (from === to) continue;
+      const r = await sb.run(['drc', 'wait', '--from', from, '--to', to, '--timeout', timeout]);
+      assert.equal(r.code, 0, show(r));
+    }
+  }
+}
+
+/** Every row of the table on one node, ordered by the primary key. */
+export async function tableRows(sb: TestSandbox, node: string, schema: string, table: string): Promise<Record<string, unknown>[]> {
+  const db = await sb.db(node);
+  try {
+    const pk = await db.query<{ c: string }>(
+      "SELECT COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+      [schema, table],
+    );
+    return await db.query(`SELECT * FROM ${quoteTable(schema, table)} ORDER BY ${pk.map((r) => quoteId(r.c)).join(', ')}`);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Assert that the tables are identical, row by row, on the given masters. */
+export async function assertZonesIdentical(sb: TestSandbox, nodes: string[], tables: Array<[string, string]>): Promise<void> {
+  for (const [schema, table] of tables) {
+    const [first, ...rest] = await Promise.all(nodes.map((n) => tableRows(sb, n, schema, table)));
+    for (const [i, rows] of rest.entries()) {
+      if (rows.length !== first!.length) assert.fail(`${schema}.${table}: ${nodes[0]} has ${first!.length} rows, ${nodes[i + 1]} has ${rows.length}`);
+      for (let j = 0; j < rows.length; j++) {
+        assert.deepEqual(rows[j], first![j], `${schema}.${table} row ${j} differs between ${nodes[0]} and ${nodes[i + 1]}`);
+      }
+    }
+  }
+}
+
+/**
+ * Read a node's binlog from `from` up to its current end and count row changes on one table by
+ * GTID domain: which writer (the zone itself, or DRC from another zone) put them there.
+ */
+export async function rowCountsByDomain(sb: TestSandbox, node: string, from: string, schema: string, table: string): Promise<Map<number, number>> {
+  const db = await sb.db(node);
+  const info = await serverInfo(db);
+  await db.close();
+  const end = parseMariaPos(info.gtidBinlogPos);
+  const counts = new Map<number, number>();
+  const seen = new SourcePosition('mariadb', from);
+  const n = sb.node(node);
+  // zongji must not be stopped while it is still starting: stop once, after start resolved
+  await new Promise<void>((resolve, reject) => {
+    const done = () => [...end].every(([d, g]) => seen.seqOf(d) >= g.seq);
+    let started = false;
+    let stopping = false;
+    const finish = () => {
+      if (stopping || !started || !done()) return;
+      stopping = true;
+      void stream.stop().then(resolve);
+    };
+    const stream: BinlogStream = new BinlogStream({
+      endpoint: { label: node, host: n.host, port: n.port, user: 'ezctl', password: sb.adminPassword, passwordSource: 'test' },
+      flavor: 'mariadb',
+      from,
+      serverId: 900_000 + Math.floor(Math.random() * 10_000),
+      onTx: (tx) => {
+        seen.advance(tx.gtid);
+        for (const c of tx.changes) if (c.schema === schema && c.table === table) counts.set(tx.domain!, (counts.get(tx.domain!) ?? 0) + 1);
+        setImmediate(finish);
+      },
+      onError: reject,
+    });
+    stream.start().then(() => {
+      started = true;
+      finish();
+    }, reject);
+  });
+  return counts;
+}
+
+export async function binlogPos(sb: TestSandbox, node: string): Promise<string> {
+  const db = await sb.db(node);
+  try {
+    return (await serverInfo(db)).gtidBinlogPos;
+  } finally {
+    await db.close();
+  }
+}

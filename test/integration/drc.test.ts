@@ -1,0 +1,251 @@
+// DRC against a real two-zone sandbox: both directions, every column type, no loops,
+// last-writer-wins, illegal writes, DDL, errors, pause/resume/wait, status and metrics.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { show } from '../helpers/cli.js';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { assertZonesIdentical, binlogPos, drcStart, drcStatus, drcStop, drcWaitAll, rowCountsByDomain, tableRows } from '../helpers/drc.js';
+import { DEMO_TABLES } from '../../src/core/sandbox/demo-schema.js';
+
+let sb: TestSandbox;
+let pid: number | undefined;
+const ZONES = ['bj', 'sh'];
+const MASTERS = ['bj-master', 'sh-master'];
+
+const ALLTYPES = `CREATE TABLE ezdemo.alltypes (
+  id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  n INT NULL, big BIGINT UNSIGNED NULL, d DECIMAL(30,8) NULL, f FLOAT NULL, dbl DOUBLE NULL,
+  j JSON NULL, t TEXT NULL, vc VARCHAR(40) NULL, b VARBINARY(16) NULL, bl BLOB NULL,
+  dt DATETIME(3) NULL, ts TIMESTAMP(3) NULL, dd DATE NULL, tm TIME(2) NULL,
+  e ENUM('a','b','c') NULL, st SET('x','y','z') NULL, bt BIT(5) NULL,
+  drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
+)`;
+const SIMPLE = (name: string) => `CREATE TABLE ezdemo.${name} (id INT NOT NULL PRIMARY KEY, v VARCHAR(40) NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))`;
+
+async function sql(node: string, ...stmts: string[]): Promise<void> {
+  const db = await sb.db(node);
+  try {
+    for (const s of stmts) await db.exec(s);
+  } finally {
+    await db.close();
+  }
+}
+
+async function one(node: string, q: string, params: any[] = []): Promise<any> {
+  const db = await sb.db(node);
+  try {
+    return await db.one(q, params);
+  } finally {
+    await db.close();
+  }
+}
+
+before(async () => {
+  sb = await startSandbox({ zones: ZONES, replicas: 0, load: 200 });
+  // tables exist in every zone before DRC starts (DDL is not replicated by default)
+  for (const m of MASTERS) await sql(m, ALLTYPES, SIMPLE('looptest'), SIMPLE('lww'), SIMPLE('broken'));
+  pid = await drcStart(sb, ['--metrics-port', String(20000 + Math.floor(Math.random() * 20000))]);
+});
+
+after(async () => {
+  if (sb) await drcStop(sb, pid);
+  await sb?.down();
+});
+
+test('inserts, updates and deletes of every column type travel both ways', async () => {
+  await sql('bj-master',
+    `INSERT INTO ezdemo.alltypes (id, n, big, d, f, dbl, j, t, vc, b, bl, dt, ts, dd, tm, e, st, bt) VALUES
+      (1, -5, 18446744073709551615, '-12345678901234567890.12345678', 3.25, 0.1, '{"a": [1, 2, {"b": null}], "u": "ü"}', 'long text with ''quotes'' and \\\\ backslash', 'trailing space ', UNHEX('00FF10'), REPEAT('x', 3000), '2026-02-03 04:05:06.789', '2026-02-03 04:05:06.789', '2026-02-03', '-12:34:56.78', 'b', 'x,z', b'10101'),
+      (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+      (3, 0, 0, 0, 0, 0, '[]', '', '', '', '', '1970-01-02 00:00:00.000', '1970-01-02 00:00:00.000', '1000-01-01', '00:00:00', 'a', '', b'0')`);
+  await sql('sh-master',
+    `INSERT INTO ezdemo.alltypes (id, n, j, t, b, dt) VALUES (1001, 7, '{"zone": "sh"}', 'from sh', UNHEX('ABCD'), '2030-12-31 23:59:59.999'), (1002, 8, NULL, NULL, NULL, NULL)`);
+  await drcWaitAll(sb, ZONES);
+  await sql('bj-master', "UPDATE ezdemo.alltypes SET n = n + 1, j = JSON_SET(j, '$.a', 'changed'), b = UNHEX('0102') WHERE id = 1", 'UPDATE ezdemo.alltypes SET n = 42, t = NULL WHERE id = 1001', 'DELETE FROM ezdemo.alltypes WHERE id = 3');
+  await sql('sh-master', "UPDATE ezdemo.alltypes SET vc = 'set in sh', n = NULL WHERE id = 2", 'DELETE FROM ezdemo.alltypes WHERE id = 1002');
+  await drcWaitAll(sb, ZONES);
+  await assertZonesIdentical(sb, MASTERS, [['ezdemo', 'alltypes']]);
+  const rows = await tableRows(sb, 'sh-master', 'ezdemo', 'alltypes');
+  assert.deepEqual(rows.map((r) => r.id), ['1', '2', '1001']);
+  assert.equal(rows[0]!.big, '18446744073709551615');
+  assert.equal(rows[0]!.d, '-12345678901234567890.12345678');
+  assert.equal(rows[0]!.n, -4);
+  assert.deepEqual([...(rows[0]!.b as Buffer)], [1, 2]);
+  assert.equal(rows[1]!.vc, 'set in sh');
+  assert.equal(rows[2]!.n, 42);
+});
+
+test('no loop: a write reaches the other zone once and nothing comes back (binlog row counts per GTID domain)', async () => {
+  const bjFrom = await binlogPos(sb, 'bj-master');
+  const shFrom = await binlogPos(sb, 'sh-master');
+  const writes = [
+    "INSERT INTO ezdemo.looptest (id, v) VALUES (1, 'a')",
+    "INSERT INTO ezdemo.looptest (id, v) VALUES (2, 'b')",
+    "UPDATE ezdemo.looptest SET v = 'a2' WHERE id = 1",
+    'DELETE FROM ezdemo.looptest WHERE id = 2',
+  ];
+  for (const w of writes) {
+    await sql('bj-master', w);
+    await drcWaitAll(sb, ['bj', 'sh']);
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // room for an echo, if there were one
+  const atBj = await rowCountsByDomain(sb, 'bj-master', bjFrom, 'ezdemo', 'looptest');
+  const atSh = await rowCountsByDomain(sb, 'sh-master', shFrom, 'ezdemo', 'looptest');
+  assert.deepEqual([...atBj], [[1, 4]], 'bj: only its own 4 writes, no echo from sh');
+  assert.deepEqual([...atSh], [[1001, 4]], 'sh: the 4 writes once, under DRC\'s domain for bj');
+  assert.deepEqual(await tableRows(sb, 'sh-master', 'ezdemo', 'looptest'), await tableRows(sb, 'bj-master', 'ezdemo', 'looptest'));
+});
+
+test('last writer wins: newer timestamp wins in both zones, ties go to the first zone, conflicts are counted', async () => {
+  await sql('bj-master', "INSERT INTO ezdemo.lww (id, v) VALUES (1, 'orig'), (2, 'orig'), (3, 'orig'), (4, 'orig')");
+  await drcWaitAll(sb, ZONES);
+  const before = (await drcStatus(sb)).directions.reduce((n: number, d: any) => n + d.conflicts, 0);
+  const p = await sb.run(['drc', 'pause']);
+  assert.equal(p.code, 0, show(p));
+  // 1: both update, sh later → sh wins everywhere
+  await sql('bj-master', "UPDATE ezdemo.lww SET v = 'bj-older', drc_ts = '2030-01-01 00:00:00.100' WHERE id = 1");
+  await sql('sh-master', "UPDATE ezdemo.lww SET v = 'sh-newer', drc_ts = '2030-01-01 00:00:00.200' WHERE id = 1");
+  // 2: the same millisecond in both zones → bj (listed first) wins everywhere
+  await sql('bj-master', "UPDATE ezdemo.lww SET v = 'bj-tie', drc_ts = '2030-01-01 00:00:01.000' WHERE id = 2");
+  await sql('sh-master', "UPDATE ezdemo.lww SET v = 'sh-tie', drc_ts = '2030-01-01 00:00:01.000' WHERE id = 2");
+  // 3: delete in bj, newer update in sh → the update wins (the row survives everywhere)
+  await sql('bj-master', 'DELETE FROM ezdemo.lww WHERE id = 3');
+  await sql('sh-master', "UPDATE ezdemo.lww SET v = 'sh-updated', drc_ts = '2030-01-01 00:00:02.000' WHERE id = 3");
+  // 5: the same key inserted in both zones → the newer insert wins
+  await sql('bj-master', "INSERT INTO ezdemo.lww (id, v, drc_ts) VALUES (5, 'bj-new', '2030-01-01 00:00:03.500')");
+  await sql('sh-master', "INSERT INTO ezdemo.lww (id, v, drc_ts) VALUES (5, 'sh-old', '2030-01-01 00:00:03.000')");
+  const r = await sb.run(['drc', 'resume']);
+  assert.equal(r.code, 0, show(r));
+  await drcWaitAll(sb, ZONES);
+  await assertZonesIdentical(sb, MASTERS, [['ezdemo', 'lww']]);
+  const rows = await tableRows(sb, 'bj-master', 'ezdemo', 'lww');
+  assert.deepEqual(rows.map((x) => [x.id, x.v, x.drc_ts]), [
+    [1, 'sh-newer', '2030-01-01 00:00:00.200'],
+    [2, 'bj-tie', '2030-01-01 00:00:01.000'],
+    [3, 'sh-updated', '2030-01-01 00:00:02.000'],
+    [4, 'orig', rows[3]!.drc_ts],
+    [5, 'bj-new', '2030-01-01 00:00:03.500'],
+  ]);
+  const after = (await drcStatus(sb)).directions.reduce((n: number, d: any) => n + d.conflicts, 0);
+  assert.ok(after - before >= 7, `conflicts counted: ${after - before}`);
+  // every recorded conflict names a winner consistent with the timestamps
+  for (const m of MASTERS) {
+    const db = await sb.db(m);
+    const cs = await db.query<any>("SELECT kind, source_ts, target_ts, winner, row_key FROM _ezctl.drc_conflicts WHERE tbl = 'lww'");
+    await db.close();
+    assert.ok(cs.length >= 3, `${m}: ${JSON.stringify(cs)}`);
+    for (const c of cs) {
+      if (c.source_ts && c.target_ts && c.source_ts !== c.target_ts) {
+        assert.equal(c.winner, c.source_ts > c.target_ts ? 'source' : 'target', JSON.stringify(c));
+      }
+    }
+  }
+});
+
+test('a write into another zone\'s shard is reported as illegal, and still replicated', async () => {
+  const before = (await drcStatus(sb)).directions.find((d: any) => d.from === 'bj').illegalWrites;
+  // shards 32-63 belong to sh
+  await sql('bj-master', "INSERT INTO ezdemo.orders (id, shard_id, user_id, merchant_id, amount, created_at) VALUES (999001, 40, 1, 1, '9.99', NOW(3))");
+  await drcWaitAll(sb, ZONES);
+  const st = await drcStatus(sb);
+  assert.equal(st.directions.find((d: any) => d.from === 'bj').illegalWrites, before + 1);
+  const rep = await one('sh-master', "SELECT zone, owner_zone, shard_id, blocked, row_key FROM _ezctl.drc_illegal_writes WHERE tbl = 'orders' ORDER BY id DESC LIMIT 1");
+  assert.deepEqual({ ...rep, row_key: JSON.parse(rep.row_key) }, { zone: 'bj', owner_zone: 'sh', shard_id: '40', blocked: 0, row_key: { id: 999001 } });
+  assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.orders WHERE id = 999001'));
+});
+
+test('DDL is reported and not replicated; rows keep flowing, applied by column name', async () => {
+  await sql('bj-master', 'ALTER TABLE ezdemo.looptest ADD COLUMN extra INT NULL');
+  await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v, extra) VALUES (10, 'with extra', 5)");
+  await drcWaitAll(sb, ZONES);
+  const cols = await one('sh-master', "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ezdemo' AND TABLE_NAME = 'looptest' AND COLUMN_NAME = 'extra'");
+  assert.equal(Number(cols.n), 0, 'the ALTER did not travel');
+  const row = await one('sh-master', 'SELECT id, v FROM ezdemo.looptest WHERE id = 10');
+  assert.deepEqual({ ...row }, { id: 10, v: 'with extra' });
+  const st = await drcStatus(sb);
+  assert.ok(st.directions.find((d: any) => d.from === 'bj').ddlSeen >= 1);
+  const log = readFileSync(join(sb.dir, 'state', 'drc-demo', 'daemon.log'), 'utf8');
+  assert.match(log, /DDL at bj .*ALTER TABLE ezdemo\.looptest ADD COLUMN extra INT NULL \[not replicated/);
+});
+
+test('a transaction the target refuses stops that direction, naming GTID, table and cause; resume continues', async () => {
+  await sql('sh-master', 'DROP TABLE ezdemo.broken');
+  await sql('bj-master', "INSERT INTO ezdemo.broken (id, v) VALUES (1, 'x')");
+  await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v) VALUES (20, 'after the broken one')");
+  await sql('sh-master', "INSERT INTO ezdemo.looptest (id, v) VALUES (21, 'other direction')");
+  const st = await eventually(async () => {
+    const s = await drcStatus(sb);
+    const d = s.directions.find((x: any) => x.from === 'bj');
+    return d.state === 'error' ? s : undefined;
+  }, 15_000, 'bj->sh to stop with an error');
+  const d = st.directions.find((x: any) => x.from === 'bj');
+  assert.match(d.lastError, /^zone sh refused transaction 1-101-\d+: table ezdemo\.broken does not exist there$/);
+  // nothing after it was applied; the other direction goes on
+  assert.equal(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 20'), undefined);
+  await eventually(async () => one('bj-master', 'SELECT id FROM ezdemo.looptest WHERE id = 21'), 10_000, 'sh->bj to keep running');
+  await sql('sh-master', SIMPLE('broken'));
+  const r = await sb.run(['drc', 'resume', '--direction', 'bj->sh']);
+  assert.equal(r.code, 0, show(r));
+  await drcWaitAll(sb, ZONES);
+  assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 20'));
+  assert.deepEqual(await tableRows(sb, 'sh-master', 'ezdemo', 'broken'), await tableRows(sb, 'bj-master', 'ezdemo', 'broken'));
+});
+
+test('pause holds applying, wait times out with exit 4 while paused, resume catches up', async () => {
+  const p = await sb.run(['drc', 'pause', '--direction', 'bj->sh']);
+  assert.equal(p.code, 0, show(p));
+  await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v) VALUES (30, 'paused')");
+  const w = await sb.run(['drc', 'wait', '--from', 'bj', '--to', 'sh', '--timeout', '1s']);
+  assert.equal(w.code, 4, show(w));
+  assert.match(w.stderr, /zone sh has not applied everything zone bj had committed/);
+  assert.equal(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 30'), undefined);
+  const st = await drcStatus(sb);
+  assert.equal(st.directions.find((d: any) => d.from === 'bj').state, 'paused');
+  const r = await sb.run(['drc', 'resume']);
+  assert.equal(r.code, 0, show(r));
+  await drcWaitAll(sb, ZONES);
+  assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 30'));
+});
+
+test('status: per direction lag, p99, applied, conflicts, illegal writes; socket 0600; metrics served', async () => {
+  const r = await sb.run(['--json', 'drc', 'status']);
+  assert.equal(r.code, 0, show(r));
+  const s = r.json();
+  assert.equal(s.running, true);
+  assert.deepEqual(s.directions.map((d: any) => `${d.from}->${d.to}`), ['bj->sh', 'sh->bj']);
+  for (const d of s.directions) {
+    for (const k of ['from', 'to', 'state', 'lagMs', 'p99LagMs', 'appliedTx', 'conflicts', 'illegalWrites', 'lastError']) assert.ok(k in d, k);
+    assert.equal(d.state, 'running');
+    assert.equal(typeof d.lagMs, 'number');
+    assert.ok(d.appliedTx > 0);
+  }
+  const sockDir = join(sb.dir, 'state', 'drc-demo');
+  assert.ok(readdirSync(sockDir).includes('control.sock'));
+  assert.equal(statSync(join(sockDir, 'control.sock')).mode & 0o777, 0o600);
+  const log = readFileSync(join(sockDir, 'daemon.log'), 'utf8');
+  const port = /metrics on :(\d+)/.exec(log)![1];
+  const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.match(m, /ezctl_drc_lag_ms\{.*from="bj".*to="sh".*\} \d+/);
+  assert.match(m, /ezctl_drc_applied_transactions\{/);
+  // the password never reaches the log
+  assert.doesNotMatch(log, new RegExp(sb.adminPassword));
+});
+
+test('a second start is refused (exit 4); a table without a primary key or drc_ts is refused at start (exit 4)', async () => {
+  const again = await sb.run(['drc', 'start', '--detach']);
+  assert.equal(again.code, 4, show(again));
+  assert.match(again.stderr, /already running/);
+  await drcStop(sb, pid);
+  await sql('bj-master', 'CREATE TABLE ezdemo.nopk (a INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))', 'CREATE TABLE ezdemo.nots (id INT PRIMARY KEY)');
+  const r = await sb.run(['drc', 'start', '--detach']);
+  assert.equal(r.code, 4, show(r));
+  assert.match(r.stderr, /table ezdemo\.nopk has no primary key/);
+  assert.match(r.stderr, /table ezdemo\.nots has no drc_ts column/);
+  await sql('bj-master', 'DROP TABLE ezdemo.nopk, ezdemo.nots');
+  pid = await drcStart(sb);
+  // after the restart, the zones still agree on the demo tables
+  await drcWaitAll(sb, ZONES);
+  await assertZonesIdentical(sb, MASTERS, DEMO_TABLES.map((t) => ['ezdemo', t] as [string, string]));
+});
