@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every test file under test/ with node's test runner (TypeScript through tsx).
-// Usage: node scripts/run-tests.mjs [unit|integration|path...]
+// Usage: node scripts/run-tests.mjs [unit|integration|path...] [--test-name-pattern=...]
 // Integration files each start their own sandbox on free ports; two run at a time on 2 cores.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,9 @@ function walk(dir) {
   return out;
 }
 
-const args = process.argv.slice(2);
+// flags (e.g. --test-name-pattern=...) go to node's test runner; the rest name files or folders
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 let files;
 if (args.length === 0) files = walk('test');
 else files = args.flatMap((a) => (a === 'unit' || a === 'integration' ? walk(join('test', a)) : statSync(a).isDirectory() ? walk(a) : [a]));
@@ -25,5 +27,5 @@ if (files.length === 0) {
   process.exit(2);
 }
 const concurrency = process.env.EZCTL_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...flags, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

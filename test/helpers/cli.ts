@@ -8,6 +8,7 @@ export const EZCTL = join(ROOT, 'bin', 'ezctl');
 
 export interface RunResult {
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   ms: number;
@@ -27,10 +28,10 @@ export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: str
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({
-        code, stdout, stderr, ms: Date.now() - t0,
+        code, signal, stdout, stderr, ms: Date.now() - t0,
         json() {
           try {
             return JSON.parse(stdout);
@@ -46,5 +47,5 @@ export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: str
 
 /** A readable failure message for assertions on a run. */
 export function show(r: RunResult): string {
-  return `exit ${r.code}\n--- stdout:\n${r.stdout}\n--- stderr:\n${r.stderr}`;
+  return `exit ${r.code}${r.signal ? ` (signal ${r.signal})` : ''} after ${r.ms} ms\n--- stdout:\n${r.stdout}\n--- stderr:\n${r.stderr}`;
 }

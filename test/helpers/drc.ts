@@ -46,7 +46,16 @@ export async function drcWaitAll(sb: TestSandbox, zones: string[], timeout = '30
     for (const to of zones) {
       if (from === to) continue;
       const r = await sb.run(['drc', 'wait', '--from', from, '--to', to, '--timeout', timeout]);
-      assert.equal(r.code, 0, show(r));
+      if (r.code !== 0) {
+        const st = await sb.run(['--json', 'drc', 'status']);
+        let dirs = st.stdout;
+        try {
+          dirs = JSON.stringify(st.json().directions.map((d: any) => ({ dir: `${d.from}->${d.to}`, state: d.state, applied: d.appliedPosition, lastError: d.lastError })), null, 1);
+        } catch {
+          /* not JSON: show as is */
+        }
+        assert.fail(`${show(r)}\n--- drc status:\n${dirs}${st.stderr}`);
+      }
     }
   }
 }

@@ -49,12 +49,16 @@ export class SourcePosition {
     this.mysql!.set(g.uuid!, parseMysqlSet(`${g.uuid}:${list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(':')}`).get(g.uuid!)!);
   }
 
-  /** Has `gtid` been processed already (so a replay of it must be skipped)? */
+  /**
+   * Has `gtid` been processed already (so a replay of it must be skipped)? On MariaDB only a
+   * GTID of the same server counts: after a failover sequence numbers can repeat under the new
+   * master's server id, and those transactions are new.
+   */
   covers(gtid: string): boolean {
     const g = parseGtid(this.flavor, gtid);
     if (this.maria) {
       const cur = this.maria.get(g.domain!);
-      return cur !== undefined && cur.seq >= g.seq;
+      return cur !== undefined && cur.server === g.serverId && cur.seq >= g.seq;
     }
     return (this.mysql!.get(g.uuid!) ?? []).some(([lo, hi]) => lo <= g.seq && g.seq <= hi);
   }
@@ -62,6 +66,17 @@ export class SourcePosition {
   /** MariaDB: the sequence number reached in a domain (0 when none). */
   seqOf(domain: number): bigint {
     return this.maria?.get(domain)?.seq ?? 0n;
+  }
+
+  /** MariaDB: the entry of one domain ("d-s-n"), if any. */
+  entry(domain: number): string | undefined {
+    const g = this.maria?.get(domain);
+    return g ? `${g.domain}-${g.server}-${g.seq}` : undefined;
+  }
+
+  /** MariaDB: every domain listed. */
+  domains(): number[] {
+    return [...(this.maria?.keys() ?? [])];
   }
 
   clone(): SourcePosition {

@@ -316,8 +316,12 @@ class HeartbeatWriter {
         this.db = db;
       }
       this.seq++;
+      // Nothing is written to a read_only master: during a master switch the old master is set
+      // read_only first, and a heartbeat there would be a transaction the new master never has.
+      // (The admin user bypasses read_only, so the statement checks it itself.)
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, HEARTBEAT_TABLE)} (zone, seq, written_at_ms) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq), written_at_ms = VALUES(written_at_ms)`,
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, HEARTBEAT_TABLE)} (zone, seq, written_at_ms) SELECT ?, ?, ? FROM DUAL WHERE @@global.read_only = 0
+         ON DUPLICATE KEY UPDATE seq = VALUES(seq), written_at_ms = VALUES(written_at_ms)`,
         [this.zone, this.seq, Date.now()],
       );
       if (this.warned) this.ctx.log.info(`heartbeat ${this.zone}: writing again`);

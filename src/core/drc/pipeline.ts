@@ -65,6 +65,22 @@ const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Where to resume reading a MariaDB source: its own domain from the checkpoint, every other
+ * domain from where the source is now. Other domains are DRC's own writes and get dropped
+ * anyway; starting them at the source's current position spares re-reading them, and keeps a
+ * new master (after a switch) from refusing GTIDs only the old one had.
+ */
+export function resumePosition(checkpoint: string, sourceNow: string, ownDomain: number): string {
+  const cp = new SourcePosition('mariadb', checkpoint);
+  const now = new SourcePosition('mariadb', sourceNow);
+  const parts: string[] = [];
+  const own = cp.entry(ownDomain);
+  if (own) parts.push(own);
+  for (const d of now.domains()) if (d !== ownDomain) parts.push(now.entry(d)!);
+  return parts.join(',');
+}
+
 function hash32(s: string): number {
   let h = 2166136261;
   for (const ch of s) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
@@ -73,21 +89,30 @@ function hash32(s: string): number {
 
 class Restart extends Error {}
 
+/**
+ * What one connection to both ends owns. A failed session's apply loop may still be finishing
+ * a batch when the next session starts: it must never see the next session's queue.
+ */
+interface Session {
+  active: boolean;
+  queue: QueuedTx[];
+  queueRows: number;
+  wake: (() => void) | undefined;
+  stream: BinlogStream | undefined;
+  streamPaused: boolean;
+  readPos: SourcePosition;
+  pendingOwnAdvance: { position: string; gtid: string } | undefined;
+}
+
 export class Pipeline {
   readonly id: string;
   state: PipelineState = 'starting';
   private stopping = false;
   private paused = false;
-  private queue: QueuedTx[] = [];
-  private queueRows = 0;
-  private wake: (() => void) | undefined;
+  private cur: Session | undefined;
   private abortSession: ((e: Error) => void) | undefined;
   private resumeError: (() => void) | undefined;
-  private stream: BinlogStream | undefined;
-  private streamPaused = false;
-  private readPos: SourcePosition | undefined;
   private appliedPos: string | null = null;
-  private pendingOwnAdvance: { position: string; gtid: string } | undefined;
   private lastError: { message: string; at: Date } | undefined;
   private done: Promise<void> | undefined;
   // statistics
@@ -111,7 +136,7 @@ export class Pipeline {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.cur?.wake?.();
     this.resumeError?.();
     await this.done;
     this.state = 'stopped';
@@ -125,7 +150,7 @@ export class Pipeline {
   resume(): void {
     this.paused = false;
     if (this.state === 'paused') this.state = 'running';
-    this.wake?.();
+    this.cur?.wake?.();
     this.resumeError?.(); // a direction stopped by an error tries again
   }
 
@@ -168,15 +193,13 @@ export class Pipeline {
 
   private async session(): Promise<void> {
     this.state = this.state === 'error' ? 'error' : 'starting';
-    this.queue = [];
-    this.queueRows = 0;
-    this.pendingOwnAdvance = undefined;
     const sourceNode = this.o.source();
     const targetNode = this.o.target();
     const sourceEp = await this.o.endpoint(sourceNode);
     const targetEp = await this.o.endpoint(targetNode);
     let target: Db | undefined;
     let stream: BinlogStream | undefined;
+    let sess: Session | undefined;
     let sessionError: ((e: Error) => void) | undefined;
     const failed = new Promise<never>((_, reject) => (sessionError = reject));
     failed.catch(() => undefined);
@@ -205,34 +228,55 @@ export class Pipeline {
       const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to }, target);
       let start: string;
       if (cp) {
-        start = cp.p;
+        start = ownDomain === undefined ? cp.p : resumePosition(cp.p, info.gtidBinlogPos, ownDomain);
       } else {
         start = info.gtidBinlogPos;
         await applier.advance(start, '');
         this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s current position ${start || '(empty)'}`);
       }
       this.appliedPos = start;
-      this.readPos = new SourcePosition(info.flavor, start);
+      sess = { active: true, queue: [], queueRows: 0, wake: undefined, stream: undefined, streamPaused: false, readPos: new SourcePosition(info.flavor, start), pendingOwnAdvance: undefined };
+      this.cur = sess;
+      const session = sess;
       const skipBelow = new SourcePosition(info.flavor, start);
+      const diverged = (e: unknown) => {
+        const m = (e as Error).message ?? '';
+        // The source lacks a transaction of its own domain that DRC already carried: written to
+        // an old master after the new one stopped replicating. Retrying cannot cure that.
+        if (/not in the master's binlog|has diverged/i.test(m)) {
+          return new ApplyError(
+            `${sourceNode.name} (${describeAddress(sourceNode)}) does not have ${start.split(',').find((g) => ownDomain !== undefined && g.startsWith(`${ownDomain}-`)) ?? start}, which DRC already applied in zone ${this.o.to}: ` +
+              `it was written to zone ${this.o.from}'s old master after the new one stopped replicating from it. Reconcile those rows (ezctl check), then set this direction's checkpoint (${STATE_SCHEMA}.${CHECKPOINT_TABLE}, pipeline '${this.id}', at zone ${this.o.to}) to the new master's position and resume`,
+            '', null, e,
+          );
+        }
+        return e;
+      };
       stream = new BinlogStream({
         endpoint: sourceEp,
         flavor: info.flavor,
         from: start,
         serverId: 1_000_000_000 + (hash32(this.id) % 1_000_000_000),
         connectTimeoutMs: this.o.connectTimeoutMs,
-        onTx: (tx) => this.onTx(tx, ownDomain, skipBelow),
-        onError: (e) => sessionError!(new Error(`binlog of ${sourceNode.name} (${describeAddress(sourceNode)}): ${e.message}`)),
+        onTx: (tx) => this.onTx(session, tx, ownDomain, skipBelow),
+        onError: (e) => sessionError!(diverged(new Error(`binlog of ${sourceNode.name} (${describeAddress(sourceNode)}): ${e.message}`)) as Error),
       });
-      this.stream = stream;
-      this.streamPaused = false;
-      await Promise.race([stream.start(), failed]);
+      session.stream = stream;
+      try {
+        await Promise.race([stream.start(), failed]);
+      } catch (e) {
+        throw diverged(e);
+      }
       this.state = this.paused ? 'paused' : 'running';
       if (this.lastError) this.o.log.info(`${this.id}: running again from ${start}`);
       this.o.log.debug(`${this.id}: reading ${sourceNode.name} from ${start}, applying to ${targetNode.name}`);
-      await Promise.race([this.applyLoop(applier, stream), failed]);
+      await Promise.race([this.applyLoop(session, applier), failed]);
     } finally {
       this.abortSession = undefined;
-      this.stream = undefined;
+      if (sess) {
+        sess.active = false;
+        sess.wake?.();
+      }
       await stream?.stop();
       if (target) {
         await target.exec('ROLLBACK').catch(() => undefined);
@@ -242,8 +286,9 @@ export class Pipeline {
   }
 
   /** Called for every transaction read, in order. Decides what is applied. */
-  private onTx(tx: BinlogTx, ownDomain: number | undefined, skipBelow: SourcePosition): void {
-    const pos = this.readPos!;
+  private onTx(sess: Session, tx: BinlogTx, ownDomain: number | undefined, skipBelow: SourcePosition): void {
+    if (!sess.active) return;
+    const pos = sess.readPos;
     if (skipBelow.covers(tx.gtid)) return; // a replay of something the checkpoint has
     pos.advance(tx.gtid);
     const own = ownDomain === undefined || tx.domain === ownDomain;
@@ -259,75 +304,76 @@ export class Pipeline {
       const q = tx.statement.query.replace(/\s+/g, ' ').slice(0, 200);
       this.o.log.info(`${this.id}: DDL at ${this.o.from} (${tx.gtid}, schema ${tx.statement.schema || '-'}): ${q}${this.o.replicateDdl ? '' : ' [not replicated: use ezctl osc, or --replicate-ddl]'}`);
       if (!this.o.replicateDdl) {
-        this.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+        sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
         this.droppedTx++;
         return;
       }
     }
     const changes = tx.changes.filter((c) => this.o.rules(c.schema, c.table));
     if (changes.length === 0 && !(tx.statement && this.o.replicateDdl)) {
-      this.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+      sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
       this.droppedTx++;
       return;
     }
-    this.pendingOwnAdvance = undefined;
-    this.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString() });
-    this.queueRows += changes.length + 1;
-    if (this.queueRows > QUEUE_PAUSE_ROWS && !this.streamPaused) {
-      this.streamPaused = true;
-      this.stream?.pause();
+    sess.pendingOwnAdvance = undefined;
+    sess.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString() });
+    sess.queueRows += changes.length + 1;
+    if (sess.queueRows > QUEUE_PAUSE_ROWS && !sess.streamPaused) {
+      sess.streamPaused = true;
+      sess.stream?.pause();
     }
-    this.wake?.();
+    sess.wake?.();
   }
 
-  private take(): QueuedTx[] {
+  private take(sess: Session): QueuedTx[] {
     const out: QueuedTx[] = [];
     let rows = 0;
-    while (this.queue.length && out.length < MAX_BATCH_TX) {
-      const next = this.queue[0]!;
+    while (sess.queue.length && out.length < MAX_BATCH_TX) {
+      const next = sess.queue[0]!;
       if (next.tx.statement) {
-        if (out.length === 0) out.push(this.queue.shift()!); // a DDL goes alone
+        if (out.length === 0) out.push(sess.queue.shift()!); // a DDL goes alone
         break;
       }
       if (out.length && rows + next.tx.changes.length > MAX_BATCH_ROWS) break;
-      out.push(this.queue.shift()!);
+      out.push(sess.queue.shift()!);
       rows += next.tx.changes.length;
     }
-    for (const q of out) this.queueRows -= q.tx.changes.length + 1;
-    if (this.streamPaused && this.queueRows < QUEUE_RESUME_ROWS) {
-      this.streamPaused = false;
-      this.stream?.resume();
+    for (const q of out) sess.queueRows -= q.tx.changes.length + 1;
+    if (sess.streamPaused && sess.queueRows < QUEUE_RESUME_ROWS) {
+      sess.streamPaused = false;
+      sess.stream?.resume();
     }
     return out;
   }
 
-  private async applyLoop(applier: Applier, stream: BinlogStream): Promise<void> {
+  private async applyLoop(sess: Session, applier: Applier): Promise<void> {
     let idleSince = Date.now();
-    while (!this.stopping) {
+    const stream = sess.stream!;
+    while (!this.stopping && sess.active) {
       if (this.paused) {
         await new Promise<void>((r) => {
-          this.wake = r;
+          sess.wake = r;
           setTimeout(r, 500);
         });
         continue;
       }
-      const batch = this.take();
+      const batch = this.take(sess);
       if (batch.length === 0) {
         if (Date.now() - stream.lastEventAt > WATCHDOG_MS) {
           throw new Error(`no binlog events from ${this.o.from} for ${WATCHDOG_MS / 1000} s (heartbeats should arrive every ${this.o.heartbeatIntervalMs} ms)`);
         }
         // Own transactions that were filtered out still move the checkpoint (drc wait relies on it).
-        if (this.pendingOwnAdvance && Date.now() - idleSince > 1000) {
-          const p = this.pendingOwnAdvance;
-          this.pendingOwnAdvance = undefined;
+        if (sess.pendingOwnAdvance && Date.now() - idleSince > 1000) {
+          const p = sess.pendingOwnAdvance;
+          sess.pendingOwnAdvance = undefined;
           await applier.advance(p.position, p.gtid);
           this.appliedPos = p.position;
         }
         await new Promise<void>((r) => {
-          this.wake = r;
+          sess.wake = r;
           setTimeout(r, 200);
         });
-        this.wake = undefined;
+        sess.wake = undefined;
         continue;
       }
       idleSince = Date.now();
@@ -346,8 +392,8 @@ export class Pipeline {
             await applier.skip(bad, e.message);
             // the transactions after it go back to the front of the queue
             const rest = batch.slice(batch.indexOf(bad) + 1);
-            this.queue.unshift(...rest);
-            for (const q of rest) this.queueRows += q.tx.changes.length + 1;
+            sess.queue.unshift(...rest);
+            for (const q of rest) sess.queueRows += q.tx.changes.length + 1;
             this.appliedPos = bad.positionAfter;
             continue;
           }
@@ -429,7 +475,7 @@ export class Pipeline {
       target: `${this.o.target().name} ${describeAddress(this.o.target())}`,
       lagMs: this.lagMs(now),
       p99LagMs: this.p99LagMs(),
-      sourcePosition: this.readPos?.toString() ?? null,
+      sourcePosition: this.cur?.readPos.toString() ?? null,
       appliedPosition: this.appliedPos,
       txPerSec: now - first.at < 500 ? 0 : (this.appliedTx - first.tx) / secs,
       rowsPerSec: now - first.at < 500 ? 0 : (this.appliedRows - first.rows) / secs,
@@ -439,7 +485,7 @@ export class Pipeline {
       illegalWrites: this.illegalWrites,
       ddlSeen: this.ddlSeen,
       droppedTx: this.droppedTx,
-      queue: this.queue.length,
+      queue: this.cur?.active ? this.cur.queue.length : 0,
       lastError: this.lastError?.message ?? null,
       lastErrorAt: this.lastError?.at.toISOString() ?? null,
     };
