@@ -1,5 +1,5 @@
 // A sandbox per test file, in a temporary directory on free ports, always stopped afterwards.
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
 import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,18 @@ export async function startSandbox(opts: { zones?: string[]; replicas?: number; 
     db: (name) => connect(ep(name, 'ezctl', adminPassword)),
     appDb: (name) => connect(ep(name, 'app', appPassword)),
     async down() {
+      // EZCTL_KEEP_LOGS=folder keeps every server's error log (a crash leaves its stack there)
+      if (process.env.EZCTL_KEEP_LOGS && existsSync(dir)) {
+        const keep = join(process.env.EZCTL_KEEP_LOGS, parent.split('/').pop()!);
+        mkdirSync(keep, { recursive: true });
+        for (const n of nodes) {
+          try {
+            copyFileSync(join(dir, n.name, 'error.log'), join(keep, `${n.name}.error.log`));
+          } catch {
+            /* no log */
+          }
+        }
+      }
       if (existsSync(dir)) {
         const r = await ezctl(['sandbox', 'down', '--dir', dir]);
         if (r.code !== 0) throw new Error(`sandbox down failed: ${show(r)}`);

@@ -110,7 +110,7 @@ test('last writer wins: newer timestamp wins in both zones, ties go to the first
   // 2: the same millisecond in both zones → bj (listed first) wins everywhere
   await sql('bj-master', "UPDATE ezdemo.lww SET v = 'bj-tie', drc_ts = '2030-01-01 00:00:01.000' WHERE id = 2");
   await sql('sh-master', "UPDATE ezdemo.lww SET v = 'sh-tie', drc_ts = '2030-01-01 00:00:01.000' WHERE id = 2");
-  // 3: delete in bj, newer update in sh → the update wins (the row survives everywhere)
+  // 3: delete in bj, newer update in sh → the delete wins (the row is gone everywhere)
   await sql('bj-master', 'DELETE FROM ezdemo.lww WHERE id = 3');
   await sql('sh-master', "UPDATE ezdemo.lww SET v = 'sh-updated', drc_ts = '2030-01-01 00:00:02.000' WHERE id = 3");
   // 5: the same key inserted in both zones → the newer insert wins
@@ -124,8 +124,7 @@ test('last writer wins: newer timestamp wins in both zones, ties go to the first
   assert.deepEqual(rows.map((x) => [x.id, x.v, x.drc_ts]), [
     [1, 'sh-newer', '2030-01-01 00:00:00.200'],
     [2, 'bj-tie', '2030-01-01 00:00:01.000'],
-    [3, 'sh-updated', '2030-01-01 00:00:02.000'],
-    [4, 'orig', rows[3]!.drc_ts],
+    [4, 'orig', rows[2]!.drc_ts],
     [5, 'bj-new', '2030-01-01 00:00:03.500'],
   ]);
   const after = (await drcStatus(sb)).directions.reduce((n: number, d: any) => n + d.conflicts, 0);
@@ -137,7 +136,9 @@ test('last writer wins: newer timestamp wins in both zones, ties go to the first
     await db.close();
     assert.ok(cs.length >= 3, `${m}: ${JSON.stringify(cs)}`);
     for (const c of cs) {
-      if (c.source_ts && c.target_ts && c.source_ts !== c.target_ts) {
+      if (c.kind.startsWith('delete') || c.kind === 'update-missing') {
+        assert.equal(c.winner, c.kind === 'update-missing' ? 'target' : 'source', `the delete wins: ${JSON.stringify(c)}`);
+      } else if (c.source_ts && c.target_ts && c.source_ts !== c.target_ts) {
         assert.equal(c.winner, c.source_ts > c.target_ts ? 'source' : 'target', JSON.stringify(c));
       }
     }

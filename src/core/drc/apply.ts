@@ -6,8 +6,9 @@
 //   - events are folded in source order against that state: an insert or update takes effect
 //     when the target row is the version the source changed, or when the incoming timestamp is
 //     newer; equal timestamps go to the zone listed first in the topology, in every zone alike;
-//     a delete takes effect unless the target holds a newer version than the one deleted (an
-//     update beats a concurrent delete, in both zones alike, so they converge);
+//     a delete wins over concurrent updates (it removes the row whatever its version, and an
+//     update of a row deleted here is dropped), the one rule for deletes that converges
+//     without tombstones;
 //   - the net effect per row is written with one DELETE and one upsert per table.
 // If the net effect is refused (a unique or foreign key the reordering upsets), the same
 // transactions are applied again one at a time in exact source order.
@@ -343,10 +344,9 @@ export class Applier {
         const b = before!;
         const a = after!;
         if (!b.exists) {
-          // The row is gone here (deleted concurrently): the update wins over the delete.
-          conflict(m, b.key, 'update-missing', aTs, null, 'source', gtid);
-          if (a !== b && a.exists && !this.wins(aTs, a.ts)) continue;
-          put(a, c.after!);
+          // Deleted here meanwhile: the delete wins (it also wins in the zone that updated,
+          // where it arrives later), so both zones end without the row.
+          conflict(m, b.key, 'update-missing', aTs, null, 'target', gtid);
         } else if (b.ts === bTs || this.wins(aTs, b.ts)) {
           if (b.ts !== bTs) conflict(m, b.key, 'update-changed', aTs, b.ts, 'source', gtid);
           if (a !== b) drop(b);
@@ -357,8 +357,11 @@ export class Applier {
       } else {
         const b = before!;
         if (!b.exists) continue;
-        if ((b.ts ?? '') <= (bTs ?? '')) drop(b);
-        else conflict(m, b.key, 'delete-changed', bTs, b.ts, 'target', gtid);
+        // A delete removes the row even when it was updated here meanwhile: a delete carries
+        // only the version it deleted, not when it happened, so "the newer one wins" cannot be
+        // decided for it the same way in both zones; "the delete wins" can.
+        if ((b.ts ?? '') > (bTs ?? '')) conflict(m, b.key, 'delete-changed', bTs, b.ts, 'source', gtid);
+        drop(b);
       }
       if (stepStart) await this.writeStep(stepStart);
     }

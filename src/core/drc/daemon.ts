@@ -124,7 +124,8 @@ export async function drcStart(ctx: Ctx, o: DrcStartOptions): Promise<DaemonStat
     throw refused(`DRC for cluster ${cluster} is already running (control socket ${sock})`, { hint: '`ezctl drc status` shows it; `ezctl drc stop` stops it' });
   }
   const offset = config.drc?.drcDomainOffset ?? DEFAULT_DRC_DOMAIN_OFFSET;
-  const { problems } = await preflight(ctx, topo, cluster, offset);
+  // a detached daemon's parent has just run the same checks
+  const { problems } = process.env.EZCTL_DRC_PREFLIGHT_DONE === topo.path ? { problems: [] } : await preflight(ctx, topo, cluster, offset);
   if (problems.length) throw refused(`DRC cannot start for cluster ${cluster}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { details: problems });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (o.detach) return detach(ctx, topo, cluster, dir, sock, o);
@@ -143,7 +144,7 @@ async function detach(ctx: Ctx, topo: Topology, cluster: string, dir: string, so
   if (o.blockIllegal) args.push('--block-illegal');
   if (o.skipErrors) args.push('--skip-errors');
   const fd = openSync(log, 'a', 0o600);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, CI: '1' } });
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, CI: '1', EZCTL_DRC_PREFLIGHT_DONE: topo.path } });
   closeSync(fd);
   child.unref();
   const deadline = Date.now() + 60_000;
