@@ -11,6 +11,16 @@ import { serverInfo } from '../../src/core/db/server.js';
 import { parseMariaPos } from '../../src/core/db/gtid.js';
 import { quoteId, quoteTable } from '../../src/core/db/quote.js';
 
+/** Run statements on one node, in order, on one connection. */
+export async function sqlOn(sb: TestSandbox, node: string, ...stmts: string[]): Promise<void> {
+  const db = await sb.db(node);
+  try {
+    for (const s of stmts) await db.exec(s);
+  } finally {
+    await db.close();
+  }
+}
+
 /** Edit the sandbox's topology file (e.g. to add drc rules). */
 export function patchTopology(sb: TestSandbox, edit: (doc: ReturnType<typeof parseDocument>) => void): void {
   const doc = parseDocument(readFileSync(sb.config, 'utf8'));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, patchTopology } from '../helpers/drc.js';
+import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, patchTopology, sqlOn } from '../helpers/drc.js';
 import { parseTopology } from '../../src/core/config/load.js';
 import { pidAlive } from '../../src/core/sandbox/servers.js';
 import type { Db } from '../../src/core/db/connect.js';
@@ -20,14 +20,7 @@ let masters = { bj: 'bj-master', sh: 'sh-master' } as Record<string, string>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function sql(node: string, ...stmts: string[]): Promise<void> {
-  const db = await sb.db(node);
-  try {
-    for (const s of stmts) await db.exec(s);
-  } finally {
-    await db.close();
-  }
-}
+const sql = (node: string, ...stmts: string[]) => sqlOn(sb, node, ...stmts);
 
 /** Inserts ledger rows into a zone's current master until stopped; keeps the acknowledged ids. */
 class LedgerWriter {

@@ -6,7 +6,7 @@ import { statSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { assertZonesIdentical, binlogPos, drcStart, drcStatus, drcStop, drcWaitAll, rowCountsByDomain, tableRows } from '../helpers/drc.js';
+import { assertZonesIdentical, binlogPos, drcStart, drcStatus, drcStop, drcWaitAll, rowCountsByDomain, tableRows, sqlOn } from '../helpers/drc.js';
 import { DEMO_TABLES } from '../../src/core/sandbox/demo-schema.js';
 
 let sb: TestSandbox;
@@ -24,14 +24,7 @@ const ALLTYPES = `CREATE TABLE ezdemo.alltypes (
 )`;
 const SIMPLE = (name: string) => `CREATE TABLE ezdemo.${name} (id INT NOT NULL PRIMARY KEY, v VARCHAR(40) NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))`;
 
-async function sql(node: string, ...stmts: string[]): Promise<void> {
-  const db = await sb.db(node);
-  try {
-    for (const s of stmts) await db.exec(s);
-  } finally {
-    await db.close();
-  }
-}
+const sql = (node: string, ...stmts: string[]) => sqlOn(sb, node, ...stmts);
 
 async function one(node: string, q: string, params: any[] = []): Promise<any> {
   const db = await sb.db(node);

@@ -58,8 +58,8 @@ export interface PipelineStatus {
   lastErrorAt: string | null;
 }
 
-const MAX_BATCH_TX = 500;
-const MAX_BATCH_ROWS = 2000;
+const MAX_BATCH_TX = 2000;
+const MAX_BATCH_ROWS = 8000;
 const QUEUE_PAUSE_ROWS = 20_000;
 const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
