@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ezErrorOf } from '../helpers/errors.js';
 import { parseDefaultsFile, readDefaultsFile } from '../../src/core/config/defaults-file.js';
-import { EzError } from '../../src/core/exit.js';
 
 
 test('[client] user, password, host, port, socket', () => {

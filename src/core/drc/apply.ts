@@ -331,7 +331,9 @@ export class Applier {
       const after = c.after ? stateOf(m, keyOf(m, c.after)) : undefined;
       const aTs = tsOf(c.after, ts);
       const bTs = tsOf(c.before, ts);
-      const stepStart = mode === 'ordered' ? new Map([...[before, after]].filter(Boolean).map((s) => [s!, { exists: s!.exists }])) : undefined;
+      // ordered mode writes each event right away: remember whether its rows existed before it
+      const touched = [...new Set([before, after])].filter((s): s is KeyState => s !== undefined);
+      const stepStart = mode === 'ordered' ? new Map(touched.map((s) => [s, { exists: s.exists }])) : undefined;
       if (c.kind === 'insert') {
         const s = after!;
         if (!s.exists) put(s, c.after!);

@@ -7,13 +7,13 @@ import type { Server } from 'node:net';
 import type { Ctx } from '../context.js';
 import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
 import { badInput, refused, runtimeError, EzError, ExitCode } from '../exit.js';
-import { connect, type Db } from '../db/connect.js';
+import type { Db } from '../db/connect.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
 import { listTables, tableInfo } from '../db/introspect.js';
 import { quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { serveControl, controlAlive, socketPath, type ControlRequest } from '../control/socket.js';
+import { serveControl, controlAlive, sendControl, socketPath, type ControlRequest } from '../control/socket.js';
 import { onInterrupt } from '../signals.js';
 import { compileRules, HEARTBEAT_TABLE } from './filter.js';
 import { Pipeline, type PipelineStatus } from './pipeline.js';
@@ -161,7 +161,6 @@ async function detach(ctx: Ctx, topo: Topology, cluster: string, dir: string, so
 }
 
 async function drcStatusFromSocket(sock: string, cluster: string): Promise<DaemonStatus> {
-  const { sendControl } = await import('../control/socket.js');
   const r = (await sendControl(sock, { cmd: 'status' })) as DaemonStatus;
   return { ...r, cluster };
 }

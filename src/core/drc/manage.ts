@@ -12,6 +12,7 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { controlAlive, sendControl } from '../control/socket.js';
 import { CHECKPOINT_TABLE } from './filter.js';
+import { pidAlive } from '../sandbox/servers.js';
 import { drcSocket, type DaemonStatus } from './daemon.js';
 import type { PipelineStatus } from './pipeline.js';
 import { parseTopology, type Topology } from '../config/load.js';
@@ -70,7 +71,7 @@ export async function drcControl(ctx: Ctx, o: { cluster?: string; direction?: st
 }
 
 export async function drcStop(ctx: Ctx, o: { cluster?: string; timeoutMs?: number }): Promise<{ cluster: string; stopped: boolean; pid: number | null }> {
-  const { topo, cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
+  const { cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
   if (!alive) {
     ctx.log.info(`DRC for cluster ${cluster} is not running`);
     return { cluster, stopped: false, pid: null };
@@ -79,11 +80,7 @@ export async function drcStop(ctx: Ctx, o: { cluster?: string; timeoutMs?: numbe
   const timeoutMs = o.timeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      process.kill(r.pid, 0);
-    } catch {
-      return { cluster, stopped: true, pid: r.pid };
-    }
+    if (!pidAlive(r.pid)) return { cluster, stopped: true, pid: r.pid };
     await sleep(100);
   }
   throw runtimeError(`DRC for cluster ${cluster} (pid ${r.pid}) did not stop within ${timeoutMs / 1000} s`);

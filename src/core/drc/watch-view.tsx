@@ -1,5 +1,5 @@
 // The live view of `drc status --watch` on a terminal (ink).
-import React, { useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { render, Box, Text, useApp, useInput } from 'ink';
 import type { Ctx } from '../context.js';
 import { drcStatus } from './manage.js';
