@@ -168,8 +168,11 @@ export function serverArgs(kit: ServerKit, s: NodeProcessSpec): string[] {
     '--default-time-zone=+00:00',
     // Mode 2 keeps a copy INSERT...SELECT from holding the AUTO-INC lock (MARIADB-NOTES).
     '--innodb-autoinc-lock-mode=2',
-    // Survives a kill -9 of the server (not of the machine), at sandbox speed.
-    '--innodb-flush-log-at-trx-commit=2',
+    // Durable at commit, binlog included: with =2 a server killed with -9 was seen to lose
+    // transactions its binlog readers (DRC, replicas) had already received, and then to hand
+    // out their GTIDs again. DRC's masters need what production ones have.
+    '--innodb-flush-log-at-trx-commit=1',
+    '--sync-binlog=1',
     '--max-connections=300',
     '--performance-schema=OFF',
     `--auto-increment-increment=${s.autoIncrementIncrement}`,

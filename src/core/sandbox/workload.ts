@@ -26,6 +26,8 @@ export interface ZoneWorkloadReport {
   deletes: number;
   /** transactions that wrote into shards another zone owns */
   foreign: number;
+  /** transactions retried after a deadlock or lock wait timeout */
+  retries: number;
   errors: number;
   lastError: string | null;
   ms: number;
@@ -68,7 +70,7 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
     for (const c of conns) await c.exec(`USE ${quoteId(o.database)}`);
     const q = (t: string) => quoteId(t);
     const maxId = Number((await conns[0]!.value<string>(`SELECT COALESCE(MAX(id), 0) FROM ${q('orders')}`)) ?? 0);
-    const r = { transactions: 0, inserts: 0, updates: 0, deletes: 0, foreign: 0, errors: 0, lastError: null as string | null };
+    const r = { transactions: 0, inserts: 0, updates: 0, deletes: 0, foreign: 0, retries: 0, errors: 0, lastError: null as string | null };
     const rand = prng(seed);
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
     const t0 = Date.now();
@@ -106,18 +108,29 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
         stmts.push([`DELETE FROM ${q('order_items')} WHERE order_id = ?`, [id]]);
         stmts.push([`DELETE FROM ${q('orders')} WHERE id = ?`, [id]]);
       }
-      try {
-        await db.exec('BEGIN');
-        for (const [sql, params] of stmts) await db.exec(sql, params);
-        await db.exec('COMMIT');
-        r.transactions++;
-        r[counter]++;
-        if (foreign) r.foreign++;
-      } catch (e) {
-        r.errors++;
-        r.lastError = (e as Error).message;
-        await db.exec('ROLLBACK').catch(() => undefined);
-        ctx.log.debug(`${plan.zone}: ${(e as Error).message}`);
+      // A deadlock or lock wait (with DRC's locking reads, say) is retried, as an application
+      // does; anything else is an error.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await db.exec('BEGIN');
+          for (const [sql, params] of stmts) await db.exec(sql, params);
+          await db.exec('COMMIT');
+          r.transactions++;
+          r[counter]++;
+          if (foreign) r.foreign++;
+          return;
+        } catch (e) {
+          await db.exec('ROLLBACK').catch(() => undefined);
+          const code = (e as { code?: string }).code;
+          if ((code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') && attempt < 5) {
+            r.retries++;
+            continue;
+          }
+          r.errors++;
+          r.lastError = (e as Error).message;
+          ctx.log.debug(`${plan.zone}: ${(e as Error).message}`);
+          return;
+        }
       }
     };
     // Each worker takes the next slot of a fixed schedule (slot k at t0 + k/tps): a steady rate,
