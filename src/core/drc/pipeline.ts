@@ -63,6 +63,8 @@ const MAX_BATCH_ROWS = 8000;
 const QUEUE_PAUSE_ROWS = 20_000;
 const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
+/** how long a failed session waits for its apply loop to finish a batch before dropping the connection */
+const LOOP_DRAIN_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -200,6 +202,7 @@ export class Pipeline {
     let target: Db | undefined;
     let stream: BinlogStream | undefined;
     let sess: Session | undefined;
+    let loop: Promise<void> | undefined;
     let sessionError: ((e: Error) => void) | undefined;
     const failed = new Promise<never>((_, reject) => (sessionError = reject));
     failed.catch(() => undefined);
@@ -222,7 +225,8 @@ export class Pipeline {
       await Applier.prepareSession(target, drcDomain);
       await ensureStateSchema(target);
       // One applier per direction, whatever host runs it: the lock lives as long as this session.
-      const got = await target.value<number | string>('SELECT GET_LOCK(?, 0)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
+      // a previous session's connection may take a moment to be gone on the server
+      const got = await target.value<number | string>('SELECT GET_LOCK(?, 5)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
       if (Number(got) !== 1) throw new Error(`another DRC daemon is applying ${this.id} at ${describeAddress(targetNode)} (its lock is held)`);
       const cp = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
       const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to }, target);
@@ -270,7 +274,8 @@ export class Pipeline {
       this.state = this.paused ? 'paused' : 'running';
       if (this.lastError) this.o.log.info(`${this.id}: running again from ${start}`);
       this.o.log.debug(`${this.id}: reading ${sourceNode.name} from ${start}, applying to ${targetNode.name}`);
-      await Promise.race([this.applyLoop(session, applier), failed]);
+      loop = this.applyLoop(session, applier);
+      await Promise.race([loop, failed]);
     } finally {
       this.abortSession = undefined;
       if (sess) {
@@ -278,10 +283,12 @@ export class Pipeline {
         sess.wake?.();
       }
       await stream?.stop();
-      if (target) {
-        await target.exec('ROLLBACK').catch(() => undefined);
-        await target.close();
-      }
+      // The apply loop may be in the middle of a batch on the target connection. Let it finish
+      // (it stops at its next check; a batch commits or rolls back whole), then drop the
+      // connection without a word: a ROLLBACK sent now could land between its statements and
+      // leave the rest running in autocommit, the checkpoint without its rows.
+      if (loop) await Promise.race([loop.catch(() => undefined), sleep(LOOP_DRAIN_MS)]);
+      target?.conn.destroy();
     }
   }
 
