@@ -4,7 +4,7 @@
 // Integration files each start their own sandbox on free ports; two run at a time on 2 cores.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function walk(dir) {
   let out = [];
@@ -27,5 +27,29 @@ if (files.length === 0) {
   process.exit(2);
 }
 const concurrency = process.env.EZCTL_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...flags, ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// A test that hangs fails after --test-timeout instead of holding the run; --test-force-exit ends a
+// file's process once its tests are done even if a failed test left a handle open; and the whole
+// run has a hard limit (its process group is killed) so CI always finishes and reports.
+const perTestMs = process.env.EZCTL_TEST_TIMEOUT_MS ?? '300000';
+const wholeRunMs = Number(process.env.EZCTL_TEST_RUN_LIMIT_MS ?? 20 * 60_000);
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
+  { stdio: 'inherit', detached: true },
+);
+const killGroup = (sig) => {
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    /* already gone */
+  }
+};
+const limit = setTimeout(() => {
+  console.error(`test run stopped after ${wholeRunMs} ms (EZCTL_TEST_RUN_LIMIT_MS): a test hangs`);
+  killGroup('SIGKILL');
+}, wholeRunMs);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
+child.on('exit', (code, signal) => {
+  clearTimeout(limit);
+  process.exit(code ?? (signal ? 1 : 0));
+});

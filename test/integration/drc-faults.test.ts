@@ -24,6 +24,8 @@ const sql = (node: string, ...stmts: string[]) => sqlOn(sb, node, ...stmts);
 
 /** Inserts ledger rows into a zone's current master until stopped; keeps the acknowledged ids. */
 class LedgerWriter {
+  /** every writer ever started, so after() can stop those a failed test left running */
+  static all: LedgerWriter[] = [];
   acked: number[] = [];
   errors = 0;
   private stop = false;
@@ -32,6 +34,7 @@ class LedgerWriter {
   private readonly base = ++LedgerWriter.next * 1_000_000_000;
   constructor(readonly zone: string) {}
   start(): void {
+    LedgerWriter.all.push(this);
     this.stop = false;
     this.done = (async () => {
       let db: Db | undefined;
@@ -108,6 +111,8 @@ before(async () => {
 });
 
 after(async () => {
+  // a failed test may leave writers looping; they would keep this file's process alive
+  await Promise.all(LedgerWriter.all.map((w) => w.halt()));
   if (sb) await drcStop(sb, pid);
   await sb?.down();
 });

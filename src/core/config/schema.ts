@@ -110,6 +110,26 @@ const drcSchema = z.strictObject({
   drcDomainOffset: z.number().int().min(1).max(2 ** 31).optional(),
 });
 
+// Defaults for `ezctl check` on this cluster, so cron lines stay short; flags override them.
+const duration = z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)?$/, { error: (i) => `${show(i.input)} is not a duration (like 500ms, 2s, 30m)` });
+const tableKey = z.string().regex(/^([^.\s]+\.[^.\s]+|\*)$/, { error: (i) => `${show(i.input)} is not db.table (or * for every table)` });
+const checkSchema = z.strictObject({
+  tables: z.array(text('a table pattern (db.table, db.*, /regex/)')).optional(),
+  exclude: z.array(text('a table pattern (db.table, db.*, /regex/)')).optional(),
+  where: z.record(tableKey, text('an SQL condition')).optional(),
+  ignoreColumns: z.record(tableKey, z.array(name('column name'))).optional(),
+  mode: z.enum(['count', 'checksum', 'rows'], { error: (i) => `${show(i.input)} is not a mode (count, checksum or rows)` }).optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  chunkTime: duration.optional(),
+  runTime: duration.optional(),
+  delay: duration.optional(),
+  maxLag: duration.optional(),
+  maxLoad: text('status=n,...').optional(),
+  criticalLoad: text('status=n,...').optional(),
+  throttleFlagFile: text('a file path').optional(),
+  pauseWindow: text('hh:mm-hh:mm,...').optional(),
+});
+
 const clusterSchema = z
   .strictObject({
     model: z.enum(['sharding', 'global'], { error: (i) => `${show(i.input)} is not a cluster model (sharding or global)` }).default('sharding'),
@@ -120,6 +140,7 @@ const clusterSchema = z
     zones: z.record(z.string(), zoneNodesSchema),
     shards: shardsSchema.optional(),
     drc: drcSchema.optional(),
+    check: checkSchema.optional(),
   });
 
 export const topologySchema = z

@@ -155,6 +155,9 @@ export function serverArgs(kit: ServerKit, s: NodeProcessSpec): string[] {
     `--socket=${s.socket}`,
     `--pid-file=${s.pidFile}`,
     `--log-error=${s.errorLog}`,
+    // each node's own temporary files (on-disk internal temp tables, filesort) beside its
+    // datadir, not in a /tmp shared with every other server and test on the machine
+    `--tmpdir=${nodeTmpdir(s)}`,
     `--server-id=${s.serverId}`,
     '--log-bin=binlog',
     '--relay-log=relay-bin',
@@ -189,8 +192,13 @@ export function serverArgs(kit: ServerKit, s: NodeProcessSpec): string[] {
   return args;
 }
 
+export function nodeTmpdir(s: Pick<NodeProcessSpec, 'datadir'>): string {
+  return `${s.datadir}.tmp`;
+}
+
 /** Start the server detached (its own session), so it outlives this command. */
 export function spawnServer(kit: ServerKit, s: NodeProcessSpec): number {
+  mkdirSync(nodeTmpdir(s), { recursive: true, mode: 0o700 });
   const out = openSync(join(s.datadir, 'stdout.log'), 'a');
   const child = spawn(kit.server, serverArgs(kit, s), { detached: true, stdio: ['ignore', out, out] });
   closeSync(out);

@@ -57,6 +57,55 @@ const TABLES: Record<string, string> = {
     detail TEXT NOT NULL,
     KEY idx_kind (kind, detected_at)
   ) ENGINE=InnoDB`,
+  // consistency checks (ezctl check): one row per run, per table of a run, per difference found
+  check_runs: `(
+    run_id VARCHAR(64) NOT NULL PRIMARY KEY,
+    cluster VARCHAR(64) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    started_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    finished_at TIMESTAMP(3) NULL,
+    host VARCHAR(255) NOT NULL,
+    options TEXT NOT NULL,
+    consistent TINYINT(1) NULL,
+    summary TEXT NULL,
+    KEY idx_cluster (cluster, kind, started_at)
+  ) ENGINE=InnoDB`,
+  check_tables: `(
+    run_id VARCHAR(64) NOT NULL,
+    db VARCHAR(64) NOT NULL,
+    tbl VARCHAR(64) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    last_key TEXT NULL,
+    rows_checked BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    chunks INT UNSIGNED NOT NULL DEFAULT 0,
+    missing INT UNSIGNED NOT NULL DEFAULT 0,
+    changed INT UNSIGNED NOT NULL DEFAULT 0,
+    reason TEXT NULL,
+    detail TEXT NULL,
+    elapsed_ms BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, db, tbl)
+  ) ENGINE=InnoDB`,
+  check_diffs: `(
+    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    run_id VARCHAR(64) NOT NULL,
+    db VARCHAR(64) NOT NULL,
+    tbl VARCHAR(64) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    row_key TEXT NOT NULL,
+    zones TEXT NOT NULL,
+    columns_differing TEXT NULL,
+    found_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    repaired_at TIMESTAMP(3) NULL,
+    KEY idx_run (run_id, db, tbl)
+  ) ENGINE=InnoDB`,
+  check_incr_position: `(
+    cluster VARCHAR(64) NOT NULL,
+    zone VARCHAR(64) NOT NULL,
+    position TEXT NOT NULL,
+    updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (cluster, zone)
+  ) ENGINE=InnoDB`,
 };
 
 export const STATE_TABLES = Object.keys(TABLES);

@@ -1,0 +1,866 @@
+// `ezctl check full`: compare every selected table across zones. Per table: structure first
+// (the data compare uses the columns every zone has alike), then the key range walked in chunks
+// whose bounds come from the reference zone; each chunk's count and 64-bit checksum computed by
+// every zone in parallel; a chunk that differs is narrowed by bisection to rows; differing rows
+// are re-checked after DRC has had time to carry what was in flight, and only what persists is
+// reported. Progress is checkpointed in `_ezctl` so --run-time / --resume cover a table once.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import pLimit from 'p-limit';
+import type { Ctx } from '../context.js';
+import type { Db, Param } from '../db/connect.js';
+import { quoteId, quoteTable } from '../db/quote.js';
+import { serverInfo } from '../db/server.js';
+import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
+import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
+import { Chunker, chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
+import { decodeKey, encodeKey, keyRange, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
+import { readShapes, compareShapes, commonColumns, tableFilter, describeDiff, type TableShape } from './structure.js';
+import {
+  chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
+  type CompareColumn, type HashFunction, type TableTarget,
+} from './checksum.js';
+import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
+import { measureDrcLagMs } from '../throttle/signals.js';
+import type { Throttler } from '../throttle/throttler.js';
+import { onInterrupt } from '../signals.js';
+
+export type CheckMode = 'count' | 'checksum' | 'rows';
+
+export interface CheckFullOptions {
+  cluster?: string;
+  zones?: string[];
+  tables?: string;
+  exclude?: string;
+  /** per table ("db.t" → condition) or for every table ("*") */
+  where?: Record<string, string>;
+  /** per table ("db.t" → columns) or for every table ("*") */
+  ignoreColumns?: Record<string, string[]>;
+  mode?: CheckMode;
+  concurrency?: number;
+  chunkTimeMs?: number;
+  throttle?: ThrottleOptions;
+  runTimeMs?: number;
+  resume?: boolean;
+  /** floor of the settle delay before a difference is re-checked */
+  delayMs?: number;
+  /** how many times a difference is re-checked before it is reported */
+  rechecks?: number;
+  /** keyless tables up to this many rows are compared as a multiset of rows */
+  keylessMaxRows?: number;
+  /** most differences listed per table (all are counted) */
+  maxDiffsPerTable?: number;
+}
+
+export interface ZoneState {
+  present: boolean;
+  drcTs?: string | null;
+  /** values of the differing columns (changed rows) */
+  values?: Record<string, unknown>;
+  /** copies of this row (keyless tables) */
+  count?: number;
+}
+
+export interface RowDiff {
+  kind: 'missing' | 'changed';
+  key: Record<string, unknown>;
+  zones: Record<string, ZoneState>;
+  columns: string[];
+  /** still changing when the re-checks ran out */
+  unstable?: boolean;
+}
+
+export interface TableReport {
+  table: string;
+  status: 'done' | 'skipped' | 'incomplete';
+  rows: number;
+  chunks: number;
+  missing: number;
+  changed: number;
+  diffs: RowDiff[];
+  /** why skipped, or what was left out (columns not compared, structure differences) */
+  reason?: string;
+  structure?: string[];
+  columnsExcluded?: { column: string; why: string }[];
+  keyless?: boolean;
+  ms: number;
+}
+
+export interface CheckReport {
+  consistent: boolean;
+  runId: string;
+  cluster: string;
+  zones: string[];
+  mode: CheckMode;
+  complete: boolean;
+  resumed: boolean;
+  stoppedBy?: 'run-time' | 'interrupt';
+  tables: TableReport[];
+  rows: number;
+  ms: number;
+  rowsPerSecond: number;
+  throttledMs: number;
+  settleDelayMs: number;
+}
+
+export interface Progress {
+  tablesDone: number;
+  tablesTotal: number;
+  rowsDone: number;
+  rowsEstimate: number;
+  current: string[];
+  throttled: string | null;
+  startedAt: number;
+}
+
+const LEAF_ROWS = 2000;
+const RECHECK_BATCH = 500;
+const DEFAULT_MARGIN_MS = 1000;
+
+interface ZoneConn {
+  zone: string;
+  db: Db;
+}
+
+type RunRow = {
+  run_id: string;
+  status: string;
+  options: string;
+};
+
+/** Where a --where or --ignore-columns entry for "db.t" (or "*" for every table) applies. */
+function forTable<T>(m: Record<string, T> | undefined, table: string): T | undefined {
+  return m?.[table] ?? m?.['*'];
+}
+
+export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (p: Progress) => void): Promise<CheckReport> {
+  const started = Date.now();
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(opts.cluster);
+  const known = topo.zonesOf(cluster.name);
+  const zones = opts.zones ?? known;
+  const unknownZones = zones.filter((z) => !known.includes(z));
+  if (unknownZones.length) throw badInput(`cluster ${cluster.name} has no zone ${unknownZones.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  if (zones.length < 2) throw badInput(`a consistency check needs at least two zones (got ${zones.join(', ') || 'none'})`);
+  const mode = opts.mode ?? 'checksum';
+  const concurrency = opts.concurrency ?? 2;
+  const tsColumn = topo.drcTimestampColumn(cluster.name);
+  const matcher = tableFilter(cluster.config, { tables: opts.tables, exclude: opts.exclude });
+
+  // one control connection per zone; each worker gets its own set
+  const control: ZoneConn[] = [];
+  const workers: ZoneConn[][] = [];
+  const closeAll = async () => {
+    await Promise.all([...control, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
+  };
+  try {
+    for (const z of zones) control.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    const hash = await hashFunction(control);
+
+    // structure of every selected table in every zone, in a few bulk queries per zone
+    const shapes = await Promise.all(control.map((c) => readShapes(c.db, matcher)));
+    const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].sort();
+    checkNamedTablesExist(opts.tables, names);
+    if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
+    await validateWheres(control, names, shapes, opts.where);
+
+    const state = control[0]!.db;
+    await ensureStateSchema(state);
+    const run = await openRun(state, cluster.name, opts);
+    const doneBefore = run.resumed ? await tablesDone(state, run.runId) : new Map<string, StoredTable>();
+
+    // how long a difference may be DRC still in flight: measured lag + margin, at least --delay
+    const lag = await measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
+
+    const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle) : undefined;
+    throttle?.throttler.start();
+
+    for (let i = 0; i < concurrency; i++) {
+      const set: ZoneConn[] = [];
+      for (const z of zones) set.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+      workers.push(set);
+    }
+
+    // --run-time and Ctrl-C stop every table at its next chunk boundary, also one waiting on the throttle
+    const deadline = opts.runTimeMs ? started + opts.runTimeMs : undefined;
+    const stop = new AbortController();
+    let stoppedBy: CheckReport['stoppedBy'];
+    const stopRequested = () => {
+      if (!stoppedBy && deadline && Date.now() >= deadline) stoppedBy = 'run-time';
+      if (stoppedBy && !stop.signal.aborted) stop.abort();
+      return stoppedBy !== undefined;
+    };
+    const deadlineTimer = deadline ? setTimeout(stopRequested, Math.max(0, deadline - Date.now())) : undefined;
+    deadlineTimer?.unref();
+    const offInterrupt = onInterrupt(async () => {
+      stoppedBy = 'interrupt';
+      stop.abort();
+    });
+
+    const progress: Progress = {
+      tablesDone: 0,
+      tablesTotal: names.length,
+      rowsDone: 0,
+      rowsEstimate: 0,
+      current: [],
+      throttled: null,
+      startedAt: started,
+    };
+    progress.rowsEstimate = await rowsEstimate(control[0]!.db, names);
+    const tick = setInterval(() => {
+      progress.throttled = throttle?.throttler.status().reason ?? null;
+      onProgress?.(progress);
+    }, 500);
+    tick.unref();
+
+    const reports: TableReport[] = [];
+    const free = [...workers];
+    const limit = pLimit(concurrency);
+    try {
+      await Promise.all(
+        names.map((name) =>
+          limit(async () => {
+            const prior = doneBefore.get(name);
+            if (prior && prior.status !== 'running') {
+              reports.push(await storedReport(state, run.runId, name, prior));
+              progress.tablesDone++;
+              return;
+            }
+            if (stopRequested()) return;
+            const conns = free.pop()!;
+            progress.current.push(name);
+            try {
+              const job = new TableCheck(ctx, {
+                name, zones, conns, shapes: shapes.map((m) => m.get(name)), mode, hash, tsColumn,
+                where: forTable(opts.where, name), ignore: forTable(opts.ignoreColumns, name),
+                chunkTimeMs: opts.chunkTimeMs ?? 500, settleDelayMs, rechecks: opts.rechecks ?? 5,
+                keylessMaxRows: opts.keylessMaxRows ?? 100_000, maxDiffs: opts.maxDiffsPerTable ?? 1000,
+                throttler: throttle?.throttler, stopRequested, stopSignal: stop.signal, state, runId: run.runId,
+                resumeAfter: prior?.lastKey, resumed: prior ? await storedReport(state, run.runId, name, prior) : undefined, onRows: (n) => (progress.rowsDone += n),
+              });
+              const r = await job.run();
+              reports.push(r);
+              if (r.status !== 'incomplete') progress.tablesDone++;
+            } finally {
+              progress.current.splice(progress.current.indexOf(name), 1);
+              free.push(conns);
+            }
+          }),
+        ),
+      );
+    } finally {
+      clearInterval(tick);
+      clearTimeout(deadlineTimer);
+      offInterrupt();
+      await throttle?.close();
+    }
+    onProgress?.(progress);
+
+    reports.sort((a, b) => a.table.localeCompare(b.table));
+    const checked = new Set(reports.map((r) => r.table));
+    const complete = names.every((n) => checked.has(n)) && reports.every((r) => r.status !== 'incomplete');
+    const consistent = reports.every((r) => r.missing === 0 && r.changed === 0);
+    const rows = reports.reduce((s, r) => s + r.rows, 0);
+    const ms = Date.now() - started;
+    const report: CheckReport = {
+      consistent,
+      runId: run.runId,
+      cluster: cluster.name,
+      zones,
+      mode,
+      complete,
+      resumed: run.resumed,
+      tables: reports,
+      rows,
+      ms,
+      rowsPerSecond: ms > 0 ? Math.round((rows / ms) * 1000) : 0,
+      throttledMs: throttle?.throttler.status().throttledMs ?? 0,
+      settleDelayMs,
+    };
+    if (stoppedBy) report.stoppedBy = stoppedBy;
+    await closeRun(state, report);
+    return report;
+  } finally {
+    await closeAll();
+  }
+}
+
+/** The server's row-count estimates (InnoDB statistics), for progress and ETA only. */
+async function rowsEstimate(db: Db, names: string[]): Promise<number> {
+  const schemas = [...new Set(names.map((n) => splitName(n)[0]))];
+  const rows = await db.query<{ s: string; t: string; n: string | number | null }>(
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (${schemas.map(() => '?').join(', ')})`,
+    schemas,
+  );
+  const wanted = new Set(names);
+  return rows.filter((r) => wanted.has(`${r.s}.${r.t}`)).reduce((sum, r) => sum + Number(r.n ?? 0), 0);
+}
+
+async function hashFunction(conns: ZoneConn[]): Promise<HashFunction> {
+  // the strongest hash every zone can compute; one expression for all zones
+  const infos = await Promise.all(conns.map((c) => serverInfo(c.db)));
+  const crc32c = infos.every((i) => i.flavor === 'mariadb' && versionAtLeast(i.version, [10, 8]));
+  return crc32c ? 'crc64' : 'md5';
+}
+
+function versionAtLeast(v: string, want: number[]): boolean {
+  const parts = v.split(/[.-]/).map((x) => Number(x));
+  for (let i = 0; i < want.length; i++) {
+    if ((parts[i] ?? 0) > want[i]!) return true;
+    if ((parts[i] ?? 0) < want[i]!) return false;
+  }
+  return true;
+}
+
+/** A --tables entry without wildcards names one table: it must exist somewhere. */
+function checkNamedTablesExist(tables: string | undefined, names: string[]): void {
+  if (!tables) return;
+  for (const p of tables.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (/[*?/]/.test(p)) continue;
+    if (!names.includes(p)) throw badInput(`table ${p} does not exist in the cluster (or is not replicated by DRC)`, { hint: 'ezctl check schema lists the tables of each zone' });
+  }
+}
+
+/** Every --where must parse and name real columns on every zone, before anything is checked. */
+async function validateWheres(conns: ZoneConn[], names: string[], shapes: Map<string, TableShape>[], where: Record<string, string> | undefined): Promise<void> {
+  if (!where) return;
+  for (const key of Object.keys(where)) {
+    if (key !== '*' && !names.includes(key)) throw badInput(`--where names table ${key}, which is not among the tables checked`);
+  }
+  for (const name of names) {
+    const w = forTable(where, name);
+    if (!w) continue;
+    for (const [i, c] of conns.entries()) {
+      const s = shapes[i]!.get(name);
+      if (!s) continue;
+      try {
+        await c.db.query(`EXPLAIN SELECT 1 FROM ${quoteTable(s.schema, s.table)} WHERE (${w}\n)`);
+      } catch (e) {
+        throw badInput(`--where for ${name} is not valid on ${c.zone}: ${(e as Error).message.replace(/ in: .*/, '')}`, { hint: 'give a plain SQL condition on the table\'s columns, e.g. --where "ezdemo.orders:created_at >= \'2024-01-01\'"' });
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one table
+
+interface TableJob {
+  name: string;
+  zones: string[];
+  conns: ZoneConn[];
+  shapes: (TableShape | undefined)[];
+  mode: CheckMode;
+  hash: HashFunction;
+  tsColumn: string;
+  where?: string | undefined;
+  ignore?: string[] | undefined;
+  chunkTimeMs: number;
+  settleDelayMs: number;
+  rechecks: number;
+  keylessMaxRows: number;
+  maxDiffs: number;
+  throttler?: Throttler | undefined;
+  stopRequested: () => boolean;
+  stopSignal: AbortSignal;
+  state: Db;
+  runId: string;
+  resumeAfter?: KeyValue | undefined;
+  resumed?: { rows: number; chunks: number; diffs: RowDiff[] } | undefined;
+  onRows: (n: number) => void;
+}
+
+interface Seen {
+  key: KeyValue;
+  /** per zone: row hash and DRC timestamp, or undefined when absent */
+  zones: ({ h: string; ts: string | null } | undefined)[];
+}
+
+class TableCheck {
+  private readonly report: TableReport;
+  private target!: TableTarget;
+  private key!: ChunkKey;
+  private candidates = new Map<string, KeyValue>();
+  private hasTs = false;
+  private readonly started = Date.now();
+  /** differences stored by an earlier part of a resumed run (not stored again) */
+  private priorDiffs = 0;
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly job: TableJob,
+  ) {
+    this.report = { table: job.name, status: 'done', rows: 0, chunks: 0, missing: 0, changed: 0, diffs: [], ms: 0 };
+  }
+
+  async run(): Promise<TableReport> {
+    const j = this.job;
+    if (j.resumed) {
+      // this table was part-way through when the run stopped: carry on from its figures
+      this.report.rows = j.resumed.rows;
+      this.report.chunks = j.resumed.chunks;
+      this.priorDiffs = j.resumed.diffs.length;
+      for (const d of j.resumed.diffs) {
+        this.report.diffs.push(d);
+        if (d.kind === 'missing') this.report.missing++;
+        else this.report.changed++;
+      }
+    } else {
+      await this.saveTable('running');
+    }
+    const absent = j.zones.filter((_, i) => !j.shapes[i]);
+    if (absent.length) return this.skip(`table missing in ${absent.join(', ')}`, [`table missing in ${absent.join(', ')}`]);
+    const shapes = j.shapes as TableShape[];
+    const structure = shapes.slice(1).flatMap((s, i) => compareShapes(shapes[0]!, s).map((d) => `${j.zones[i + 1]}: ${describeDiff(d, j.zones[0])}`));
+    if (structure.length) this.report.structure = structure;
+    const common = commonColumns(shapes, j.zones);
+    const ignored = new Set(j.ignore ?? []);
+    for (const c of ignored) if (!shapes[0]!.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${j.name} has no column ${c}`);
+    const excluded = [...common.excluded, ...[...ignored].map((column) => ({ column, why: 'ignored (--ignore-columns)' }))];
+    if (excluded.length) this.report.columnsExcluded = excluded;
+
+    const identity = keyOf(shapes);
+    const keyCols = identity?.columns ?? [];
+    const compared = common.columns.filter((c) => !ignored.has(c) || keyCols.includes(c));
+    if (compared.length === 0) return this.skip('no column is alike in every zone', structure);
+    const ref = shapes[0]!;
+    const columns: CompareColumn[] = compared.map((name) => {
+      const cs = shapes.map((s) => s.columns.find((c) => c.name === name)!);
+      const c0 = cs[0]!;
+      return { name, dataType: c0.dataType, nullable: cs.some((c) => c.nullable), convertCharset: new Set(cs.map((c) => c.charset ?? '')).size > 1 };
+    });
+    this.hasTs = compared.includes(j.tsColumn);
+    this.target = { schema: ref.schema, table: ref.table, index: identity?.index ?? null, keyColumns: keyCols, columns, hash: j.hash };
+    if (j.where) this.target.where = j.where;
+
+    if (!identity) return this.keyless(structure);
+    if (!keyCols.every((k) => compared.includes(k))) return this.skip(`its key (${keyCols.join(', ')}) is not alike in every zone`, structure);
+    const kc = ref.columns.find((c) => c.name === keyCols[0]);
+    this.key = { index: identity.index, columns: keyCols, integer: keyCols.length === 1 && !!kc && /int$/.test(kc.dataType) };
+
+    await this.walk();
+    await this.settle();
+    return this.finish(this.report.status);
+  }
+
+  private async walk(): Promise<void> {
+    const j = this.job;
+    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: j.chunkTimeMs };
+    if (j.where) opts.where = { sql: `(${j.where}\n)`, params: [] };
+    if (j.resumeAfter) opts.after = j.resumeAfter;
+    if (this.key.integer) {
+      const col = quoteId(this.key.columns[0]!);
+      const bounds = await Promise.all(j.conns.map((c) => c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(this.target.schema, this.target.table)}`)));
+      const los = bounds.map((b) => b?.lo).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
+      const his = bounds.map((b) => b?.hi).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
+      opts.numericMax = his.length ? his.reduce((a, b) => (b > a ? b : a)) : null;
+      opts.numericMin = los.length ? los.reduce((a, b) => (b < a ? b : a)) : null;
+      if (j.resumeAfter) opts.after = [BigInt(String(j.resumeAfter[0]))];
+    }
+    const chunker = new Chunker(j.conns[0]!.db, this.target.schema, this.target.table, this.key, opts);
+    let lastSave = Date.now();
+    for (;;) {
+      if (j.stopRequested()) {
+        this.report.status = 'incomplete';
+        await this.saveTable('running', chunker.position);
+        return;
+      }
+      try {
+        await j.throttler?.gate(j.stopSignal);
+      } catch (e) {
+        if (!j.stopSignal.aborted) throw e;
+        continue; // stopping: the check at the top of the loop saves the checkpoint
+      }
+      const chunk = await chunker.next();
+      if (!chunk) break;
+      const range = chunkRange(this.key, chunk);
+      const t0 = Date.now();
+      const sums = j.mode === 'rows' ? undefined : await this.checksums(range);
+      const n = sums ? Math.max(...sums.map((s) => s.cnt)) : await this.compareRows(range);
+      chunker.record(n, Date.now() - t0);
+      if (sums && !sameSums(sums)) await this.narrow(chunk.lower, chunk.upper, sums);
+      this.report.rows += n;
+      this.report.chunks++;
+      j.onRows(n);
+      if (Date.now() - lastSave > 2000) {
+        lastSave = Date.now();
+        await this.saveTable('running', chunker.position);
+      }
+    }
+  }
+
+  private async checksums(range: SqlPart): Promise<{ cnt: number; crc: string }[]> {
+    const q = chunkChecksumSql(this.target, range, this.job.mode === 'count');
+    return Promise.all(
+      this.job.conns.map(async (c) => {
+        const r = await c.db.one<{ cnt: number | string; crc?: string | number | null }>(q.sql, q.params);
+        return { cnt: Number(r?.cnt ?? 0), crc: String(r?.crc ?? '') };
+      }),
+    );
+  }
+
+  /** Bisect a differing range until it is small, then compare it row by row. */
+  private async narrow(lower: KeyValue | undefined, upper: KeyValue | undefined, sums: { cnt: number; crc: string }[]): Promise<void> {
+    const n = Math.max(...sums.map((s) => s.cnt));
+    if (n <= LEAF_ROWS) {
+      await this.compareRows(keyRange(this.key.columns, lower, upper));
+      return;
+    }
+    const fullest = sums.findIndex((s) => s.cnt === n);
+    const q = splitKeySql(this.target, keyRange(this.key.columns, lower, upper), Math.floor(n / 2) - 1);
+    const row = await this.job.conns[fullest]!.db.one(q.sql, q.params);
+    if (!row) {
+      await this.compareRows(keyRange(this.key.columns, lower, upper));
+      return;
+    }
+    const mid = this.key.columns.map((c) => row[c] as Param);
+    for (const [lo, hi] of [[lower, mid], [mid, upper]] as const) {
+      const s = await this.checksums(keyRange(this.key.columns, lo, hi));
+      if (!sameSums(s)) await this.narrow(lo, hi, s);
+    }
+  }
+
+  /** Fetch each row's key and hash from every zone and note the keys that differ; returns the most rows any zone had. */
+  private async compareRows(range: SqlPart): Promise<number> {
+    const q = rowHashesSql(this.target, range, this.hasTs ? this.job.tsColumn : undefined, this.job.mode === 'count');
+    const perZone = await Promise.all(this.job.conns.map((c) => c.db.query(q.sql, q.params)));
+    const seen = this.collect(perZone);
+    for (const [id, s] of seen) if (differs(s)) this.candidates.set(id, s.key);
+    return Math.max(...perZone.map((r) => r.length));
+  }
+
+  private collect(perZone: Record<string, unknown>[][]): Map<string, Seen> {
+    const seen = new Map<string, Seen>();
+    const zn = this.job.conns.length;
+    perZone.forEach((rows, zi) => {
+      for (const r of rows) {
+        const key = this.key.columns.map((c) => r[c] as Param);
+        const id = keyText(key);
+        let s = seen.get(id);
+        if (!s) {
+          s = { key, zones: new Array(zn).fill(undefined) };
+          seen.set(id, s);
+        }
+        s.zones[zi] = { h: String(r.h ?? ''), ts: r.ts === undefined || r.ts === null ? null : String(r.ts) };
+      }
+    });
+    return seen;
+  }
+
+  /**
+   * Re-check the differing keys after the settle delay, with backoff, while they are recent or
+   * still changing; report what persists. A row DRC was still carrying converges meanwhile.
+   */
+  private async settle(): Promise<void> {
+    if (this.candidates.size === 0) return;
+    const j = this.job;
+    let pending = new Map(this.candidates);
+    let previous = new Map<string, string>();
+    const confirmed = new Map<string, Seen>();
+    let wait = j.settleDelayMs;
+    for (let attempt = 0; attempt <= j.rechecks && pending.size; attempt++) {
+      await sleep(wait);
+      wait = Math.min(wait * 2, 30_000);
+      const nowMs = await serverNowMs(j.conns[0]!.db);
+      const current = await this.fetchByKeys([...pending.values()]);
+      const next = new Map<string, KeyValue>();
+      for (const [id, key] of pending) {
+        const s = current.get(id) ?? { key, zones: new Array(j.conns.length).fill(undefined) };
+        if (!differs(s)) continue;
+        const fingerprint = JSON.stringify(s.zones);
+        const recent = s.zones.some((z) => z?.ts && nowMs - tsMs(z.ts) < j.settleDelayMs);
+        const moving = previous.has(id) && previous.get(id) !== fingerprint;
+        previous.set(id, fingerprint);
+        if ((recent || moving || attempt === 0) && attempt < j.rechecks) next.set(id, key);
+        else confirmed.set(id, { ...s, ...(recent || moving ? { unstable: true } : {}) } as Seen);
+      }
+      pending = next;
+    }
+    await this.classify([...confirmed.values()]);
+  }
+
+  private async fetchByKeys(keys: KeyValue[]): Promise<Map<string, Seen>> {
+    const out = new Map<string, Seen>();
+    for (let i = 0; i < keys.length; i += RECHECK_BATCH) {
+      const q = rowHashesByKeySql(this.target, keys.slice(i, i + RECHECK_BATCH), this.hasTs ? this.job.tsColumn : undefined);
+      const perZone = await Promise.all(this.job.conns.map((c) => c.db.query(q.sql, q.params)));
+      for (const [id, s] of this.collect(perZone)) {
+        // count mode compares presence only
+        if (this.job.mode === 'count') s.zones = s.zones.map((z) => (z ? { ...z, h: '' } : z));
+        out.set(id, s);
+      }
+    }
+    return out;
+  }
+
+  /** Missing where some zone lacks the row; changed (with the columns) where all have it. */
+  private async classify(rows: (Seen & { unstable?: boolean })[]): Promise<void> {
+    const j = this.job;
+    const changed = rows.filter((s) => s.zones.every(Boolean));
+    const values = new Map<string, Record<string, unknown>[]>();
+    for (let i = 0; i < changed.length && i < j.maxDiffs; i += RECHECK_BATCH) {
+      const q = rowValuesSql(this.target, changed.slice(i, Math.min(i + RECHECK_BATCH, j.maxDiffs)).map((s) => s.key));
+      const perZone = await Promise.all(j.conns.map((c) => c.db.query(q.sql, q.params)));
+      perZone.forEach((rs, zi) => {
+        for (const r of rs) {
+          const id = keyText(this.key.columns.map((c) => r[c] as Param));
+          const list = values.get(id) ?? new Array(j.conns.length).fill(undefined);
+          list[zi] = r;
+          values.set(id, list);
+        }
+      });
+    }
+    for (const s of rows) {
+      const kind: RowDiff['kind'] = s.zones.every(Boolean) ? 'changed' : 'missing';
+      if (kind === 'missing') this.report.missing++;
+      else this.report.changed++;
+      if (this.report.diffs.length >= j.maxDiffs) continue;
+      const diff: RowDiff = { kind, key: Object.fromEntries(this.key.columns.map((c, i) => [c, s.key[i]])), zones: {}, columns: [] };
+      const vals = values.get(keyText(s.key));
+      if (kind === 'changed' && vals) {
+        this.target.columns.forEach((c, ci) => {
+          const vs = vals.map((r) => r?.[`c${ci}`]);
+          if (!allEqual(vs)) diff.columns.push(c.name);
+        });
+      }
+      j.zones.forEach((z, zi) => {
+        const zs = s.zones[zi];
+        const st: ZoneState = { present: !!zs };
+        if (zs && this.hasTs) st.drcTs = zs.ts;
+        if (zs && vals && diff.columns.length) {
+          st.values = Object.fromEntries(diff.columns.map((col) => [col, vals[zi]?.[`c${this.target.columns.findIndex((c) => c.name === col)}`]]));
+        }
+        diff.zones[z] = st;
+      });
+      if (s.unstable) diff.unstable = true;
+      this.report.diffs.push(diff);
+    }
+  }
+
+  /** A table without a usable key: compared as a multiset of whole rows when small enough. */
+  private async keyless(structure: string[]): Promise<TableReport> {
+    const j = this.job;
+    this.report.keyless = true;
+    const counts = await Promise.all(j.conns.map((c) => c.db.value<number | string>(`SELECT COUNT(*) FROM ${quoteTable(this.target.schema, this.target.table)}${this.target.where ? ` WHERE (${this.target.where}\n)` : ''}`)));
+    const n = Math.max(...counts.map(Number));
+    if (n > j.keylessMaxRows) return this.skip(`no primary or unique NOT NULL key, and ${n} rows is more than --keyless-max-rows ${j.keylessMaxRows}`, structure);
+    const pass = async () => {
+      const q = multisetSql(this.target);
+      const perZone = await Promise.all(j.conns.map((c) => c.db.query<{ h: string; n: number | string }>(q.sql, q.params)));
+      const byHash = new Map<string, number[]>();
+      perZone.forEach((rows, zi) => {
+        for (const r of rows) {
+          const list = byHash.get(String(r.h)) ?? new Array(j.conns.length).fill(0);
+          list[zi] = Number(r.n);
+          byHash.set(String(r.h), list);
+        }
+      });
+      return new Map([...byHash].filter(([, c]) => !allEqual(c)));
+    };
+    let diff = await pass();
+    for (let attempt = 0; attempt < j.rechecks && diff.size; attempt++) {
+      await sleep(j.settleDelayMs * 2 ** attempt);
+      const again = await pass();
+      const stable = new Map([...again].filter(([h, c]) => diff.get(h) && JSON.stringify(diff.get(h)) === JSON.stringify(c)));
+      if (stable.size === again.size) {
+        diff = again;
+        break;
+      }
+      diff = again;
+    }
+    this.report.rows = n;
+    this.report.chunks = 1;
+    j.onRows(n);
+    for (const [h, c] of diff) {
+      this.report.missing++;
+      if (this.report.diffs.length >= j.maxDiffs) continue;
+      const fullest = c.indexOf(Math.max(...c));
+      const q = rowsByHashSql(this.target, h, 1);
+      const row = (await j.conns[fullest]!.db.one(q.sql, q.params)) ?? {};
+      this.report.diffs.push({ kind: 'missing', key: row, zones: Object.fromEntries(j.zones.map((z, zi) => [z, { present: c[zi]! > 0, count: c[zi]! }])), columns: [] });
+    }
+    return this.finish('done');
+  }
+
+  private async skip(reason: string, structure: string[]): Promise<TableReport> {
+    this.report.status = 'skipped';
+    this.report.reason = reason;
+    if (structure.length) this.report.structure = structure;
+    return this.finish('skipped');
+  }
+
+  private async finish(status: TableReport['status']): Promise<TableReport> {
+    this.report.status = status;
+    this.report.ms = Date.now() - this.started;
+    await this.saveDiffs();
+    await this.saveTable(status === 'incomplete' ? 'running' : status);
+    return this.report;
+  }
+
+  private async saveTable(status: string, lastKey?: KeyValue): Promise<void> {
+    const [db, tbl] = splitName(this.job.name);
+    const r = this.report;
+    const detail = JSON.stringify({ structure: r.structure, columnsExcluded: r.columnsExcluded, keyless: r.keyless });
+    await this.job.state.exec(
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_tables')} (run_id, db, tbl, status, last_key, rows_checked, chunks, missing, changed, reason, detail, elapsed_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE status = VALUES(status), last_key = COALESCE(VALUES(last_key), last_key), rows_checked = VALUES(rows_checked),
+         chunks = VALUES(chunks), missing = VALUES(missing), changed = VALUES(changed), reason = VALUES(reason), detail = VALUES(detail), elapsed_ms = VALUES(elapsed_ms)`,
+      [this.job.runId, db, tbl, status, lastKey ? encodeKey(lastKey) : null, r.rows, r.chunks, r.missing, r.changed, r.reason ?? null, detail, Date.now() - this.started],
+    );
+  }
+
+  private async saveDiffs(): Promise<void> {
+    const [db, tbl] = splitName(this.job.name);
+    for (let i = this.priorDiffs; i < this.report.diffs.length; i += 200) {
+      const part = this.report.diffs.slice(i, i + 200);
+      await this.job.state.exec(
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_diffs')} (run_id, db, tbl, kind, row_key, zones, columns_differing) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        part.flatMap((d) => [this.job.runId, db, tbl, d.kind, JSON.stringify({ columns: Object.keys(d.key), values: JSON.parse(encodeKey(Object.values(d.key) as KeyValue)) }), JSON.stringify(d.zones, bufferHex), JSON.stringify(d.columns)]),
+      );
+    }
+  }
+}
+
+function bufferHex(_k: string, v: unknown): unknown {
+  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) return Buffer.from((v as { data: number[] }).data).toString('hex');
+  if (typeof v === 'bigint') return v.toString();
+  return v;
+}
+
+function keyOf(shapes: TableShape[]): { index: string; columns: string[] } | undefined {
+  // the same identity in every zone: the primary key, else a unique index on NOT NULL columns
+  const ids = shapes.map((s) => {
+    if (s.primaryKey.length) return { index: 'PRIMARY', columns: s.primaryKey };
+    const u = s.indexes.find((ix) => ix.unique && ix.name !== 'PRIMARY' && ix.parts.every((p) => p.subPart === null && s.columns.find((c) => c.name === p.column)?.nullable === false));
+    return u ? { index: u.name, columns: u.parts.map((p) => p.column) } : undefined;
+  });
+  const first = ids[0];
+  if (!first || ids.some((i) => !i || i.columns.join('\0') !== first.columns.join('\0'))) return undefined;
+  return first;
+}
+
+function sameSums(s: { cnt: number; crc: string }[]): boolean {
+  return s.every((x) => x.cnt === s[0]!.cnt && x.crc === s[0]!.crc);
+}
+
+function differs(s: Seen): boolean {
+  const first = s.zones[0];
+  return s.zones.some((z) => (z === undefined) !== (first === undefined) || (z && first && z.h !== first.h));
+}
+
+function allEqual(vs: unknown[]): boolean {
+  const norm = vs.map((v) => (Buffer.isBuffer(v) ? 'b:' + v.toString('hex') : v === null || v === undefined ? 'null' : 's:' + String(v)));
+  return norm.every((x) => x === norm[0]);
+}
+
+function tsMs(ts: string): number {
+  return Date.parse(ts.replace(' ', 'T') + 'Z');
+}
+
+async function serverNowMs(db: Db): Promise<number> {
+  const v = await db.value<string>('SELECT CAST(NOW(3) AS CHAR)');
+  return v ? tsMs(String(v)) : Date.now();
+}
+
+function splitName(name: string): [string, string] {
+  const i = name.indexOf('.');
+  return [name.slice(0, i), name.slice(i + 1)];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// runs: stored in `_ezctl` at the first zone's master
+
+interface StoredTable {
+  status: string;
+  lastKey?: KeyValue;
+  rows: number;
+}
+
+async function openRun(db: Db, cluster: string, opts: CheckFullOptions): Promise<{ runId: string; resumed: boolean }> {
+  const options = JSON.stringify({ zones: opts.zones, tables: opts.tables, exclude: opts.exclude, where: opts.where, ignoreColumns: opts.ignoreColumns, mode: opts.mode ?? 'checksum' });
+  if (opts.resume) {
+    const last = await db.one<RunRow>(`SELECT run_id, status, options FROM ${quoteTable(STATE_SCHEMA, 'check_runs')} WHERE cluster = ? AND kind = 'full' ORDER BY started_at DESC, run_id DESC LIMIT 1`, [cluster]);
+    if (last && last.status === 'incomplete') {
+      if (last.options !== options) {
+        throw badInput(`the unfinished run ${last.run_id} was started with other options`, { details: [`then: ${last.options}`, `now:  ${options}`], hint: 'run with the same options, or without --resume to start a new run' });
+      }
+      await db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, 'check_runs')} SET status = 'running', host = ? WHERE run_id = ?`, [hostname(), last.run_id]);
+      return { runId: last.run_id, resumed: true };
+    }
+  }
+  const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+  await db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_runs')} (run_id, cluster, kind, status, host, options) VALUES (?, ?, 'full', 'running', ?, ?)`, [runId, cluster, hostname(), options]);
+  return { runId, resumed: false };
+}
+
+async function tablesDone(db: Db, runId: string): Promise<Map<string, StoredTable>> {
+  const rows = await db.query<{ db: string; tbl: string; status: string; last_key: string | null; rows_checked: string | number }>(
+    `SELECT db, tbl, status, last_key, rows_checked FROM ${quoteTable(STATE_SCHEMA, 'check_tables')} WHERE run_id = ?`,
+    [runId],
+  );
+  const out = new Map<string, StoredTable>();
+  for (const r of rows) {
+    const t: StoredTable = { status: r.status, rows: Number(r.rows_checked) };
+    if (r.last_key) t.lastKey = decodeKey(r.last_key);
+    out.set(`${r.db}.${r.tbl}`, t);
+  }
+  return out;
+}
+
+/** A table an earlier part of a resumed run finished: its stored figures and differences. */
+async function storedReport(db: Db, runId: string, name: string, t: StoredTable): Promise<TableReport> {
+  const [schema, tbl] = splitName(name);
+  const row = await db.one<any>(`SELECT * FROM ${quoteTable(STATE_SCHEMA, 'check_tables')} WHERE run_id = ? AND db = ? AND tbl = ?`, [runId, schema, tbl]);
+  const diffs = await loadDiffs(db, runId, name);
+  const detail = row?.detail ? JSON.parse(row.detail) : {};
+  const r: TableReport = { table: name, status: t.status === 'skipped' ? 'skipped' : 'done', rows: t.rows, chunks: Number(row?.chunks ?? 0), missing: Number(row?.missing ?? 0), changed: Number(row?.changed ?? 0), diffs, ms: Number(row?.elapsed_ms ?? 0) };
+  if (row?.reason) r.reason = row.reason;
+  if (detail.structure) r.structure = detail.structure;
+  if (detail.columnsExcluded) r.columnsExcluded = detail.columnsExcluded;
+  if (detail.keyless) r.keyless = true;
+  return r;
+}
+
+export async function loadDiffs(db: Db, runId: string, name?: string): Promise<(RowDiff & { table: string; id: number; keyValues: KeyValue; keyColumns: string[] })[]> {
+  const params: Param[] = [runId];
+  let where = 'run_id = ?';
+  if (name) {
+    const [schema, tbl] = splitName(name);
+    where += ' AND db = ? AND tbl = ?';
+    params.push(schema, tbl);
+  }
+  const rows = await db.query<any>(`SELECT id, db, tbl, kind, row_key, zones, columns_differing FROM ${quoteTable(STATE_SCHEMA, 'check_diffs')} WHERE ${where} ORDER BY id`, params);
+  return rows.map((r) => {
+    const k = JSON.parse(r.row_key) as { columns: string[]; values: unknown[] };
+    const values = decodeKey(JSON.stringify(k.values));
+    return {
+      id: Number(r.id),
+      table: `${r.db}.${r.tbl}`,
+      kind: r.kind,
+      key: Object.fromEntries(k.columns.map((c, i) => [c, values[i]])),
+      keyValues: values,
+      keyColumns: k.columns,
+      zones: JSON.parse(r.zones),
+      columns: r.columns_differing ? JSON.parse(r.columns_differing) : [],
+    };
+  });
+}
+
+async function closeRun(db: Db, r: CheckReport): Promise<void> {
+  const status = r.complete ? 'done' : 'incomplete';
+  const summary = JSON.stringify({ rows: r.rows, ms: r.ms, tables: r.tables.length, missing: r.tables.reduce((s, t) => s + t.missing, 0), changed: r.tables.reduce((s, t) => s + t.changed, 0) });
+  await db.exec(
+    `UPDATE ${quoteTable(STATE_SCHEMA, 'check_runs')} SET status = ?, finished_at = IF(? = 'done', NOW(3), NULL), consistent = ?, summary = ? WHERE run_id = ?`,
+    [status, status, r.consistent ? 1 : 0, summary, r.runId],
+  );
+}
+
+export function checkExitCode(r: CheckReport): number {
+  return r.consistent ? ExitCode.ok : ExitCode.differences;
+}
+
+export { EzError, runtimeError };
