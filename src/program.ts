@@ -5,7 +5,7 @@ import { integer } from './commands/common.js';
 import { registerSandbox } from './commands/sandbox.js';
 import { registerTopo } from './commands/topo.js';
 import { registerDrc } from './commands/drc.js';
-import { registerCheck } from './commands/check.js';
+import { registerCheck, registerRepair } from './commands/check.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -42,5 +42,6 @@ Examples:
   registerTopo(program);
   registerDrc(program);
   registerCheck(program);
+  registerRepair(program);
   return program;
 }

@@ -72,5 +72,83 @@ export function registerCheck(program: Command): void {
       return r.stoppedBy === 'interrupt' ? 130 : checkExitCode(r);
     }));
 
+  check
+    .command('incr')
+    .description('check only the rows changed since the last run: keys read from every zone\'s binlog, compared after DRC\'s lag; exit 1 on differences')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--zones <list>', 'only these zones (default: all)', nameList)
+    .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated)')
+    .option('--exclude <patterns>', 'leave out these tables (same patterns)')
+    .option('--delay <duration>', 'wait at least this long before comparing (default: measured DRC lag + 1s)', parseDurationMs)
+    .option('--rechecks <n>', 'times a difference is re-checked, with backoff, before it is reported (default 5)', integer(0, 20))
+    .option('--until-now', 'check the changes up to now, then exit (the default; for cron)')
+    .option('--follow', 'keep checking, one window after another, until interrupted')
+    .option('--window <duration>', 'with --follow: how much change each window collects (default 5s)', parseDurationMs)
+    .addHelpText(
+      'after',
+      '\nThe first run records where each zone\'s binlog ends and checks nothing; every later run checks\n' +
+        'exactly the changes since the previous one (positions kept in _ezctl.check_incr_position).\n' +
+        examples('ezctl check incr --cluster demo --until-now   # every 5 minutes from cron', 'ezctl check incr --follow --window 10s'),
+    )
+    .action(action(async (ctx, o: { cluster?: string; zones?: string[]; tables?: string; exclude?: string; delay?: number; rechecks?: number; follow?: boolean; untilNow?: boolean; window?: number }) => {
+      if (o.follow && o.untilNow) throw new InvalidArgumentError('--follow and --until-now exclude each other');
+      const { checkIncr } = await import('../core/dcp/check-incr.js');
+      const { renderCheckReport } = await import('../core/dcp/render.js');
+      const opts: import('../core/dcp/check-incr.js').CheckIncrOptions = {};
+      for (const k of ['cluster', 'zones', 'tables', 'exclude', 'rechecks', 'follow'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
+      if (o.delay !== undefined) opts.delayMs = o.delay;
+      if (o.window !== undefined) opts.windowMs = o.window;
+      if (o.follow) {
+        opts.onWindow = (w) => {
+          const diffs = w.tables.reduce((n, t) => n + t.missing + t.changed, 0);
+          if (ctx.opts.json) process.stdout.write(JSON.stringify({ runId: w.runId, keys: w.keys, consistent: w.consistent, differences: diffs }) + '\n');
+          else ctx.log.info(`window ${w.runId}: ${w.keys} changed keys checked, ${diffs} differences`);
+          for (const t of w.tables) for (const d of t.diffs) ctx.log.warn(`${t.table}: ${d.kind} ${JSON.stringify(d.key)}`);
+        };
+      }
+      const r = await checkIncr(ctx, opts);
+      if (o.follow) return r.stoppedBy === 'interrupt' ? 130 : 0;
+      ctx.result(r, () =>
+        r.firstRun && r.keys === 0
+          ? `first run: recorded each zone's binlog position (${Object.entries(r.positions).map(([z, p]) => `${z} ${p.to}`).join(', ')}); the next run checks the changes from here`
+          : `${renderCheckReport(r)}\n${r.keys} changed keys checked (${r.keysPerSecond} keys/s, after a ${r.settleDelayMs} ms settle delay)`,
+      );
+      return r.consistent ? 0 : 1;
+    }));
+
   registerCheckSchema(check);
+}
+
+export function registerRepair(program: Command): void {
+  program
+    .command('repair')
+    .description('make the zones agree on the rows a check found different: the newest DRC timestamp wins; prints the SQL unless --execute')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--run <id>', 'the check run to repair (default: the latest)')
+    .option('--report <file>', 'repair from a report written by check full --report')
+    .option('--tables <patterns>', 'check these tables now and repair what is found')
+    .option('--prefer-zone <zone>', 'this zone\'s version wins (its absence deletes the row elsewhere)')
+    .option('--execute', 'apply the fixes (without it: print the SQL, change nothing)')
+    .addHelpText(
+      'after',
+      '\nEach key is read again in every zone first; what already agrees is left alone. A row missing\n' +
+        'in a zone is restored unless DRC\'s conflict log has a newer delete of it. Fixes are written\n' +
+        'under DRC\'s GTID domain, so DRC does not carry them back, and compared again afterwards.\n' +
+        'Exit 0 when every fix is verified (or, without --execute, when the plan is printed).\n' +
+        examples('ezctl repair --cluster demo', 'ezctl repair --run 20261123T101500-ab12cd --execute', "ezctl repair --tables 'ezdemo.orders' --prefer-zone bj --execute"),
+    )
+    .action(action(async (ctx, o: { cluster?: string; run?: string; report?: string; tables?: string; preferZone?: string; execute?: boolean }) => {
+      const { repair, renderRepair } = await import('../core/dcp/repair.js');
+      const opts: import('../core/dcp/repair.js').RepairOptions = {};
+      if (o.cluster) opts.cluster = o.cluster;
+      if (o.run) opts.run = o.run;
+      if (o.report) opts.reportFile = o.report;
+      if (o.tables) opts.tables = o.tables;
+      if (o.preferZone) opts.preferZone = o.preferZone;
+      if (o.execute) opts.execute = true;
+      const r = await repair(ctx, opts);
+      ctx.result(r, () => renderRepair(r));
+      if (!r.execute) return 0;
+      return r.verified === r.planned && r.remaining.length === 0 ? 0 : 1;
+    }));
 }

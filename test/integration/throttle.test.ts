@@ -49,13 +49,25 @@ after(async () => {
   await sb?.down();
 });
 
+/** A gate that never opens must fail the test, not hang the file (and leave its sandbox running). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** every test gets a bound, so a hang fails one test and after() still stops the sandbox */
+const bounded = { timeout: 30_000 };
+
 const replicaCaughtUp = async (replica: Db, v: number) => Number(await replica.value('SELECT v FROM tt.k WHERE id = 1')) === v;
 
-test('replica lag: a stopped SQL thread throttles, naming it; the gate goes on once it runs again', async () => {
+test('replica lag: a stopped SQL thread throttles, naming it; the gate goes on once it runs again', bounded, async () => {
   const probe: Probe = { label: 'bj-replica1', db: await db('bj-replica1') };
   const admin = await db('bj-replica1');
   const t = new Throttler([replicaLagSignal([probe], 1000)], { intervalMs: 100 });
-  await t.gate(); // healthy replica: no wait
+  await within(t.gate(), 5000, 'the first gate'); // healthy replica: no wait
   assert.equal(t.status().throttled, false);
 
   await admin.exec('STOP SLAVE SQL_THREAD');
@@ -69,7 +81,7 @@ test('replica lag: a stopped SQL thread throttles, naming it; the gate goes on o
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(passed, false, 'the gate waits while replication is stopped');
     await admin.exec('START SLAVE SQL_THREAD');
-    await g;
+    await within(g, 5000, 'the gate after START SLAVE SQL_THREAD');
     assert.equal(t.status().throttled, false);
     assert.ok(t.status().throttledMs >= 250);
   } finally {
@@ -77,7 +89,7 @@ test('replica lag: a stopped SQL thread throttles, naming it; the gate goes on o
   }
 });
 
-test('replica lag: a replica whose SQL thread is blocked falls behind past the limit, then recovers', async () => {
+test('replica lag: a replica whose SQL thread is blocked falls behind past the limit, then recovers', bounded, async () => {
   const master = await db('bj-master');
   const replica = await db('bj-replica1');
   const blocker = await db('bj-replica1');
@@ -100,7 +112,7 @@ test('replica lag: a replica whose SQL thread is blocked falls behind past the l
   await eventually(async () => !(await signal.check()).throttle, 10_000, 'the lag signal to clear');
 });
 
-test('replica lag: a killed connection throttles once, then the probe reconnects by itself', async () => {
+test('replica lag: a killed connection throttles once, then the probe reconnects by itself', bounded, async () => {
   const killer = await db('bj-replica1');
   const probe: Probe = { label: 'bj-replica1', db: await db('bj-replica1'), reopen: () => db('bj-replica1') };
   const signal = replicaLagSignal([probe], 1000);
@@ -112,12 +124,12 @@ test('replica lag: a killed connection throttles once, then the probe reconnects
   await t.refresh();
   assert.equal(t.status().throttled, true, 'an unreadable replica is no green light');
   assert.match(t.status().reason!, /^replica-lag: /);
-  await t.gate(); // the next check reconnects and finds the replica healthy
+  await within(t.gate(), 5000, 'the gate after the reconnect'); // the next check reconnects and finds the replica healthy
   assert.notEqual(probe.db, first);
   assert.equal(t.status().throttled, false);
 });
 
-test('load: Threads_running above the limit throttles while other sessions run, and critical load stops the job', async () => {
+test('load: Threads_running above the limit throttles while other sessions run, and critical load stops the job', bounded, async () => {
   const probe: Probe = { label: 'bj-master', db: await db('bj-master') };
   // the polling session itself is running; whatever runs besides it is the baseline
   const baseline = Number((await globalStatus(probe.db, ['Threads_running'])).Threads_running);
@@ -138,7 +150,7 @@ test('load: Threads_running above the limit throttles while other sessions run, 
     assert.match(v.reason!, new RegExp(`^Threads_running=\\d+ > ${baseline} at bj-master$`));
     assert.notEqual(v.critical, true);
     const t = new Throttler([max, critical], { intervalMs: 50 });
-    await assert.rejects(t.gate(), (e: unknown) => {
+    await assert.rejects(within(t.gate(), 5000, 'the critical stop'), (e: unknown) => {
       assert.ok(e instanceof EzError);
       assert.equal(e.exitCode, 4);
       assert.match(e.message, new RegExp(`^stopped: critical load Threads_running=\\d+ > ${baseline + 1} at bj-master`));
@@ -150,7 +162,7 @@ test('load: Threads_running above the limit throttles while other sessions run, 
   await eventually(async () => !(await max.check()).throttle, 5000, 'the load to drop');
 });
 
-test('DRC lag: no heartbeat is reported, not throttled (unless required); old heartbeats throttle, fresh ones release', async () => {
+test('DRC lag: no heartbeat is reported, not throttled (unless required); old heartbeats throttle, fresh ones release', bounded, async () => {
   const bj = await db('bj-master');
   const sh = await db('sh-master');
   const masters = [
@@ -216,7 +228,7 @@ function ctxFor(counting: { connects: string[] }): Ctx {
   return ctx;
 }
 
-test('throttlerFor: no connections (not even the topology'"'"'s nodes) for signals that need none', async () => {
+test('throttlerFor: opens no connection for signals that need none', bounded, async () => {
   const seen = { connects: [] as string[] };
   const ctx = ctxFor(seen);
   const cluster = (await ctx.topology()).clusterNames[0]!;
@@ -230,7 +242,7 @@ test('throttlerFor: no connections (not even the topology'"'"'s nodes) for signa
   }
 });
 
-test('throttlerFor: connects once per node the signals need, gates, pauses on the flag file, closes all', async () => {
+test('throttlerFor: connects once per node the signals need, gates, pauses on the flag file, closes all', bounded, async () => {
   const seen = { connects: [] as string[] };
   const ctx = ctxFor(seen);
   const cluster = (await ctx.topology()).clusterNames[0]!;
@@ -247,7 +259,7 @@ test('throttlerFor: connects once per node the signals need, gates, pauses on th
   try {
     assert.deepEqual([...seen.connects].sort(), ['bj-master', 'bj-replica1', 'sh-master', 'sh-replica1']);
     assert.deepEqual(throttler.signals.map((s) => s.name), ['replica-lag', 'drc-lag', 'max-load', 'critical-load', 'flag-file']);
-    await throttler.gate();
+    await within(throttler.gate(), 5000, 'the first gate');
     writeFileSync(flag, '');
     await throttler.refresh();
     assert.equal(throttler.status().reason, `flag file ${flag} exists`);
@@ -256,7 +268,7 @@ test('throttlerFor: connects once per node the signals need, gates, pauses on th
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(passed, false);
     rmSync(flag);
-    await g;
+    await within(g, 5000, 'the gate after removing the flag file');
   } finally {
     rmSync(flag, { force: true });
     await close();
@@ -271,7 +283,7 @@ test('throttlerFor: connects once per node the signals need, gates, pauses on th
   assert.deepEqual(t1.throttler.signals.map((s) => s.name), ['replica-lag']);
 });
 
-test('throttlerFor: bad limits are refused (exit 2) before or right after connecting, leaving nothing open', async () => {
+test('throttlerFor: bad limits are refused (exit 2) before or right after connecting, leaving nothing open', bounded, async () => {
   const seen = { connects: [] as string[] };
   const ctx = ctxFor(seen);
   const cluster = (await ctx.topology()).clusterNames[0]!;

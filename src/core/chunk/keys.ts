@@ -92,9 +92,12 @@ function numeric(v: Param): bigint | undefined {
   return undefined;
 }
 
-/** A stable text form of a key, for maps and reports: JSON of the values (buffers as hex). */
+/**
+ * A stable text form of a key, for maps: the same key read by different drivers (a number from
+ * one, a digit string or a bigint from another) gives the same text.
+ */
 export function keyText(values: KeyValue): string {
-  return JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? { hex: v.toString('hex') } : typeof v === 'bigint' ? v.toString() : v)));
+  return JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? { hex: v.toString('hex') } : typeof v === 'bigint' || typeof v === 'number' ? String(v) : v)));
 }
 
 /** A key value list as JSON that comes back exactly (buffers tagged as hex), for checkpoints. */

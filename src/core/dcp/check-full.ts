@@ -163,6 +163,12 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     checkNamedTablesExist(opts.tables, names);
     if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
     await validateWheres(control, names, shapes, opts.where);
+    for (const [table, cols] of Object.entries(opts.ignoreColumns ?? {})) {
+      if (table === '*') continue;
+      if (!names.includes(table)) throw badInput(`--ignore-columns names table ${table}, which is not among the tables checked`);
+      const shape = shapes.map((m) => m.get(table)).find(Boolean)!;
+      for (const c of cols) if (!shape.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${table} has no column ${c}`);
+    }
 
     const state = control[0]!.db;
     await ensureStateSchema(state);
@@ -233,7 +239,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
             try {
               const job = new TableCheck(ctx, {
                 name, zones, conns, shapes: shapes.map((m) => m.get(name)), mode, hash, tsColumn,
-                where: forTable(opts.where, name), ignore: forTable(opts.ignoreColumns, name),
+                where: forTable(opts.where, name), ignore: forTable(opts.ignoreColumns, name), ignoreNamed: !!opts.ignoreColumns?.[name],
                 chunkTimeMs: opts.chunkTimeMs ?? 500, settleDelayMs, rechecks: opts.rechecks ?? 5,
                 keylessMaxRows: opts.keylessMaxRows ?? 100_000, maxDiffs: opts.maxDiffsPerTable ?? 1000,
                 throttler: throttle?.throttler, stopRequested, stopSignal: stop.signal, state, runId: run.runId,
@@ -297,7 +303,7 @@ async function rowsEstimate(db: Db, names: string[]): Promise<number> {
   return rows.filter((r) => wanted.has(`${r.s}.${r.t}`)).reduce((sum, r) => sum + Number(r.n ?? 0), 0);
 }
 
-async function hashFunction(conns: ZoneConn[]): Promise<HashFunction> {
+export async function hashFunction(conns: ZoneConn[]): Promise<HashFunction> {
   // the strongest hash every zone can compute; one expression for all zones
   const infos = await Promise.all(conns.map((c) => serverInfo(c.db)));
   const crc32c = infos.every((i) => i.flavor === 'mariadb' && versionAtLeast(i.version, [10, 8]));
@@ -346,7 +352,7 @@ async function validateWheres(conns: ZoneConn[], names: string[], shapes: Map<st
 // ---------------------------------------------------------------------------------------------
 // one table
 
-interface TableJob {
+export interface TableJob {
   name: string;
   zones: string[];
   conns: ZoneConn[];
@@ -356,6 +362,8 @@ interface TableJob {
   tsColumn: string;
   where?: string | undefined;
   ignore?: string[] | undefined;
+  /** the ignore list names this table (not every table): its columns must exist */
+  ignoreNamed?: boolean;
   chunkTimeMs: number;
   settleDelayMs: number;
   rechecks: number;
@@ -377,7 +385,7 @@ interface Seen {
   zones: ({ h: string; ts: string | null } | undefined)[];
 }
 
-class TableCheck {
+export class TableCheck {
   private readonly report: TableReport;
   private target!: TableTarget;
   private key!: ChunkKey;
@@ -409,6 +417,28 @@ class TableCheck {
     } else {
       await this.saveTable('running');
     }
+    const prepared = await this.prepare();
+    if (prepared) return prepared;
+    await this.walk();
+    await this.settle();
+    return this.finish(this.report.status);
+  }
+
+  /** The incremental check: just these keys, compared and re-checked like a chunk's differing rows. */
+  async checkKeys(keys: KeyValue[]): Promise<TableReport> {
+    const prepared = await this.prepare(true);
+    if (prepared) return prepared;
+    for (const k of keys) this.candidates.set(keyText(k), k);
+    this.report.rows = keys.length;
+    this.report.chunks = Math.ceil(keys.length / RECHECK_BATCH);
+    this.job.onRows(keys.length);
+    await this.settle();
+    return this.finish('done');
+  }
+
+  /** Structure, columns and key; a report when the table cannot be walked (skipped, or keyless and done). */
+  private async prepare(keysOnly = false): Promise<TableReport | undefined> {
+    const j = this.job;
     const absent = j.zones.filter((_, i) => !j.shapes[i]);
     if (absent.length) return this.skip(`table missing in ${absent.join(', ')}`, [`table missing in ${absent.join(', ')}`]);
     const shapes = j.shapes as TableShape[];
@@ -416,7 +446,7 @@ class TableCheck {
     if (structure.length) this.report.structure = structure;
     const common = commonColumns(shapes, j.zones);
     const ignored = new Set(j.ignore ?? []);
-    for (const c of ignored) if (!shapes[0]!.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${j.name} has no column ${c}`);
+    if (j.ignoreNamed) for (const c of ignored) if (!shapes[0]!.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${j.name} has no column ${c}`);
     const excluded = [...common.excluded, ...[...ignored].map((column) => ({ column, why: 'ignored (--ignore-columns)' }))];
     if (excluded.length) this.report.columnsExcluded = excluded;
 
@@ -434,14 +464,12 @@ class TableCheck {
     this.target = { schema: ref.schema, table: ref.table, index: identity?.index ?? null, keyColumns: keyCols, columns, hash: j.hash };
     if (j.where) this.target.where = j.where;
 
-    if (!identity) return this.keyless(structure);
+    if (!identity) return keysOnly ? this.skip('no primary or unique NOT NULL key to look rows up by', structure) : this.keyless(structure);
     if (!keyCols.every((k) => compared.includes(k))) return this.skip(`its key (${keyCols.join(', ')}) is not alike in every zone`, structure);
     const kc = ref.columns.find((c) => c.name === keyCols[0]);
     this.key = { index: identity.index, columns: keyCols, integer: keyCols.length === 1 && !!kc && /int$/.test(kc.dataType) };
 
-    await this.walk();
-    await this.settle();
-    return this.finish(this.report.status);
+    return undefined;
   }
 
   private async walk(): Promise<void> {
@@ -729,7 +757,7 @@ function bufferHex(_k: string, v: unknown): unknown {
   return v;
 }
 
-function keyOf(shapes: TableShape[]): { index: string; columns: string[] } | undefined {
+export function keyOf(shapes: TableShape[]): { index: string; columns: string[] } | undefined {
   // the same identity in every zone: the primary key, else a unique index on NOT NULL columns
   const ids = shapes.map((s) => {
     if (s.primaryKey.length) return { index: 'PRIMARY', columns: s.primaryKey };
@@ -780,7 +808,7 @@ interface StoredTable {
   rows: number;
 }
 
-async function openRun(db: Db, cluster: string, opts: CheckFullOptions): Promise<{ runId: string; resumed: boolean }> {
+export async function openRun(db: Db, cluster: string, opts: CheckFullOptions, kind: 'full' | 'incr' = 'full'): Promise<{ runId: string; resumed: boolean }> {
   const options = JSON.stringify({ zones: opts.zones, tables: opts.tables, exclude: opts.exclude, where: opts.where, ignoreColumns: opts.ignoreColumns, mode: opts.mode ?? 'checksum' });
   if (opts.resume) {
     const last = await db.one<RunRow>(`SELECT run_id, status, options FROM ${quoteTable(STATE_SCHEMA, 'check_runs')} WHERE cluster = ? AND kind = 'full' ORDER BY started_at DESC, run_id DESC LIMIT 1`, [cluster]);
@@ -793,7 +821,7 @@ async function openRun(db: Db, cluster: string, opts: CheckFullOptions): Promise
     }
   }
   const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
-  await db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_runs')} (run_id, cluster, kind, status, host, options) VALUES (?, ?, 'full', 'running', ?, ?)`, [runId, cluster, hostname(), options]);
+  await db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_runs')} (run_id, cluster, kind, status, host, options) VALUES (?, ?, ?, 'running', ?, ?)`, [runId, cluster, kind, hostname(), options]);
   return { runId, resumed: false };
 }
 
@@ -850,7 +878,7 @@ export async function loadDiffs(db: Db, runId: string, name?: string): Promise<(
   });
 }
 
-async function closeRun(db: Db, r: CheckReport): Promise<void> {
+export async function closeRun(db: Db, r: CheckReport): Promise<void> {
   const status = r.complete ? 'done' : 'incomplete';
   const summary = JSON.stringify({ rows: r.rows, ms: r.ms, tables: r.tables.length, missing: r.tables.reduce((s, t) => s + t.missing, 0), changed: r.tables.reduce((s, t) => s + t.changed, 0) });
   await db.exec(

@@ -6,6 +6,8 @@ import type { CheckReport, Progress, RowDiff } from './check-full.js';
 
 const fmtMs = (ms: number) => (ms < 1000 ? `${ms}ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`);
 
+const TEXT_DIFFS_PER_TABLE = 20;
+
 export function renderCheckReport(r: CheckReport): string {
   const head = ['table', 'rows', 'chunks', 'missing', 'changed', 'skipped', 'time'];
   const rows = r.tables.map((t) => [
@@ -21,9 +23,10 @@ export function renderCheckReport(r: CheckReport): string {
   for (const t of r.tables) {
     for (const s of t.structure ?? []) out.push(`${t.table}: structure differs: ${s}`);
     for (const c of t.columnsExcluded ?? []) out.push(`${t.table}: column ${c.column} not compared: ${c.why}`);
-    for (const d of t.diffs) out.push(`${t.table}: ${describeRowDiff(d, r.zones)}`);
-    const listed = t.diffs.length;
-    if (t.missing + t.changed > listed) out.push(`${t.table}: ${t.missing + t.changed - listed} more differences not listed`);
+    // a terminal gets the first few; --json and the stored run have them all
+    for (const d of t.diffs.slice(0, TEXT_DIFFS_PER_TABLE)) out.push(`${t.table}: ${describeRowDiff(d, r.zones)}`);
+    const listed = Math.min(t.diffs.length, TEXT_DIFFS_PER_TABLE);
+    if (t.missing + t.changed > listed) out.push(`${t.table}: ${t.missing + t.changed - listed} more differences (all of them: --json, --report, or _ezctl.check_diffs run ${r.runId})`);
   }
   const missing = r.tables.reduce((s, t) => s + t.missing, 0);
   const changed = r.tables.reduce((s, t) => s + t.changed, 0);

@@ -37,7 +37,8 @@ export interface DaemonStatus {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 250;
-export const DEFAULT_DRC_DOMAIN_OFFSET = 1000;
+import { DEFAULT_DRC_DOMAIN_OFFSET } from './constants.js';
+export { DEFAULT_DRC_DOMAIN_OFFSET };
 
 export function drcStateDir(topo: Topology, cluster: string): string {
   return join(topo.stateDir(), `drc-${cluster}`);

@@ -203,7 +203,7 @@ export class Throttler {
   }
 
   private isStale(): boolean {
-    return this.last === null;
+    return this.last === null || this.now() - this.last.at >= this.intervalMs;
   }
 
   private isThrottled(): boolean {

@@ -1,0 +1,269 @@
+// `ezctl check incr`: check only what changed. Each zone master's binlog is read from the
+// position the previous run stopped at (kept per zone in `_ezctl.check_incr_position`), keeping
+// the keys of rows the zone's own clients wrote (what DRC applied there came from another zone
+// and is counted at its origin). After a settle delay of at least DRC's measured lag plus a
+// margin, those keys are compared across zones in batches, differences re-checked with backoff,
+// and what persists is reported and stored like a full check's results (so repair can use it).
+// --until-now: up to each binlog's end when the run began, then exit (cron). --follow: in
+// windows until interrupted.
+import pLimit from 'p-limit';
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/connect.js';
+import { quoteTable } from '../db/quote.js';
+import { serverInfo, type ServerInfo } from '../db/server.js';
+import { badInput, runtimeError } from '../exit.js';
+import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
+import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
+import { SourcePosition } from '../binlog/position.js';
+import { gtidCovers } from '../db/gtid.js';
+import { keyText, type KeyValue } from '../chunk/keys.js';
+import { measureDrcLagMs } from '../throttle/signals.js';
+import { onInterrupt } from '../signals.js';
+import { readShapes, tableFilter, type TableShape } from './structure.js';
+import { closeRun, hashFunction, keyOf, openRun, TableCheck, type CheckReport, type TableReport } from './check-full.js';
+
+export interface CheckIncrOptions {
+  cluster?: string;
+  zones?: string[];
+  tables?: string;
+  exclude?: string;
+  delayMs?: number;
+  rechecks?: number;
+  /** --follow: window length */
+  windowMs?: number;
+  follow?: boolean;
+  /** called after each window in --follow mode */
+  onWindow?: (r: IncrReport) => void;
+}
+
+export interface IncrReport extends CheckReport {
+  /** per zone: where this run started and stopped in its binlog */
+  positions: Record<string, { from: string; to: string; changes: number }>;
+  keys: number;
+  keysPerSecond: number;
+  firstRun: boolean;
+}
+
+const DEFAULT_MARGIN_MS = 1000;
+
+interface ZoneCtl {
+  zone: string;
+  db: Db;
+  info: ServerInfo;
+  endpoint: Awaited<ReturnType<Ctx['endpoint']>>;
+}
+
+export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrReport> {
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(opts.cluster);
+  const known = topo.zonesOf(cluster.name);
+  const zones = opts.zones ?? known;
+  const unknown = zones.filter((z) => !known.includes(z));
+  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  if (zones.length < 2) throw badInput('a consistency check needs at least two zones');
+  const matcher = tableFilter(cluster.config, { tables: opts.tables, exclude: opts.exclude });
+  const tsColumn = topo.drcTimestampColumn(cluster.name);
+
+  const ctl: ZoneCtl[] = [];
+  const workers: { zone: string; db: Db }[][] = [];
+  try {
+    for (const z of zones) {
+      const node = topo.master(cluster.name, z);
+      const db = await ctx.connect(node);
+      ctl.push({ zone: z, db, info: await serverInfo(db), endpoint: await ctx.endpoint(node) });
+    }
+    if (ctl.some((c) => c.info.flavor !== 'mariadb')) throw badInput('check incr reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'use check full' });
+    const hash = await hashFunction(ctl);
+    const state = ctl[0]!.db;
+    await ensureStateSchema(state);
+    for (let i = 0; i < 2; i++) workers.push(await Promise.all(zones.map(async (z) => ({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) }))));
+
+    let stopped = false;
+    const off = onInterrupt(() => {
+      stopped = true;
+    });
+    try {
+      let last: IncrReport;
+      do {
+        last = await oneWindow(ctx, { ...opts, cluster: cluster.name }, ctl, workers, state, matcher, tsColumn, hash, opts.follow ? opts.windowMs ?? 5000 : undefined, () => stopped);
+        if (opts.follow) opts.onWindow?.(last);
+      } while (opts.follow && !stopped);
+      if (stopped) last.stoppedBy = 'interrupt';
+      return last;
+    } finally {
+      off();
+    }
+  } finally {
+    await Promise.all([...ctl, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
+  }
+}
+
+async function storedPosition(state: Db, cluster: string, zone: string): Promise<string | undefined> {
+  const r = await state.one<{ position: string }>(`SELECT position FROM ${quoteTable(STATE_SCHEMA, 'check_incr_position')} WHERE cluster = ? AND zone = ?`, [cluster, zone]);
+  return r?.position;
+}
+
+async function savePosition(state: Db, cluster: string, zone: string, position: string): Promise<void> {
+  await state.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_incr_position')} (cluster, zone, position) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE position = VALUES(position)`, [cluster, zone, position]);
+}
+
+async function oneWindow(
+  ctx: Ctx,
+  opts: CheckIncrOptions & { cluster: string },
+  ctl: ZoneCtl[],
+  workers: { zone: string; db: Db }[][],
+  state: Db,
+  matcher: (s: string, t: string) => boolean,
+  tsColumn: string,
+  hash: Awaited<ReturnType<typeof hashFunction>>,
+  windowMs: number | undefined,
+  stopped: () => boolean,
+): Promise<IncrReport> {
+  const started = Date.now();
+  if (windowMs) await sleepUnless(windowMs, stopped);
+  // each zone: from the stored position (first run: from now, nothing to check yet) to its end now
+  const spans = await Promise.all(
+    ctl.map(async (c) => {
+      const end = String((await c.db.value('SELECT @@global.gtid_binlog_pos')) ?? '');
+      const from = (await storedPosition(state, opts.cluster, c.zone)) ?? null;
+      return { c, from, end };
+    }),
+  );
+  const firstRun = spans.some((s) => s.from === null);
+  const shapes = await Promise.all(ctl.map((c) => readShapes(c.db, matcher)));
+  const identities = new Map<string, { columns: string[] }>();
+  for (const name of new Set(shapes.flatMap((m) => [...m.keys()]))) {
+    const all = shapes.map((m) => m.get(name));
+    if (all.some((s) => !s)) continue;
+    const id = keyOf(all as TableShape[]);
+    if (id) identities.set(name, id);
+  }
+
+  // collect changed keys per table from every zone's own writes
+  const keys = new Map<string, Map<string, KeyValue>>();
+  const positions: IncrReport['positions'] = {};
+  for (const s of spans) {
+    positions[s.c.zone] = { from: s.from ?? s.end, to: s.end, changes: 0 };
+    if (s.from === null) continue;
+    positions[s.c.zone]!.changes = await readChanges(s.c, s.from, s.end, (tx) => {
+      if (tx.domain !== (s.c.info.gtidDomainId ?? 0)) return 0;
+      let n = 0;
+      for (const ch of tx.changes) {
+        const name = `${ch.schema}.${ch.table}`;
+        const id = identities.get(name);
+        if (!id || !matcher(ch.schema, ch.table)) continue;
+        for (const row of [ch.before, ch.after]) {
+          if (!row) continue;
+          const k = id.columns.map((col) => normalizeKeyPart(row[col]));
+          let m = keys.get(name);
+          if (!m) keys.set(name, (m = new Map()));
+          m.set(keyText(k), k);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+
+  const run = await openRun(state, opts.cluster, { cluster: opts.cluster, zones: ctl.map((c) => c.zone), tables: opts.tables, exclude: opts.exclude }, 'incr');
+  const lag = await measureDrcLagMs(ctl.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+  const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
+  const verifyStart = Date.now();
+  const names = [...keys.keys()].sort();
+  const free = [...workers];
+  const limit = pLimit(workers.length);
+  const reports: TableReport[] = [];
+  await Promise.all(
+    names.map((name) =>
+      limit(async () => {
+        const conns = free.pop()!;
+        try {
+          const job = new TableCheck(ctx, {
+            name, zones: ctl.map((c) => c.zone), conns, shapes: shapes.map((m) => m.get(name)), mode: 'checksum', hash, tsColumn,
+            chunkTimeMs: 500, settleDelayMs, rechecks: opts.rechecks ?? 5, keylessMaxRows: 0, maxDiffs: 1000,
+            stopRequested: () => false, stopSignal: new AbortController().signal, state, runId: run.runId, onRows: () => undefined,
+          });
+          reports.push(await job.checkKeys([...keys.get(name)!.values()]));
+        } finally {
+          free.push(conns);
+        }
+      }),
+    ),
+  );
+  reports.sort((a, b) => a.table.localeCompare(b.table));
+  const keyCount = reports.reduce((n, r) => n + r.rows, 0);
+  const ms = Date.now() - started;
+  const verifyMs = Date.now() - verifyStart;
+  const report: IncrReport = {
+    consistent: reports.every((r) => r.missing === 0 && r.changed === 0),
+    runId: run.runId,
+    cluster: opts.cluster,
+    zones: ctl.map((c) => c.zone),
+    mode: 'checksum',
+    complete: true,
+    resumed: false,
+    tables: reports,
+    rows: keyCount,
+    ms,
+    rowsPerSecond: ms > 0 ? Math.round((keyCount / ms) * 1000) : 0,
+    throttledMs: 0,
+    settleDelayMs,
+    positions,
+    keys: keyCount,
+    // the settle wait is time DRC is given, not verification work
+    keysPerSecond: verifyMs > settleDelayMs ? Math.round((keyCount / (verifyMs - settleDelayMs)) * 1000) : keyCount,
+    firstRun,
+  };
+  await closeRun(state, report);
+  // only now: a run that dies before this point checks the same changes again next time
+  for (const s of spans) await savePosition(state, opts.cluster, s.c.zone, s.end);
+  return report;
+}
+
+/** Strings from the binlog decoder for big integers, numbers otherwise: one form per key. */
+function normalizeKeyPart(v: unknown): KeyValue[number] {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Date) return v.toISOString().replace('T', ' ').replace('Z', '');
+  return v as KeyValue[number];
+}
+
+/** Read one zone's binlog from `from` until `end` is covered; returns what onTx counted. */
+async function readChanges(c: ZoneCtl, from: string, end: string, onTx: (tx: BinlogTx) => number): Promise<number> {
+  if (!end || gtidCovers('mariadb', from, end)) return 0;
+  const seen = new SourcePosition('mariadb', from);
+  const target = new SourcePosition('mariadb', end);
+  let counted = 0;
+  await new Promise<void>((resolve, reject) => {
+    let started = false;
+    let stopping = false;
+    const done = () => target.domains().every((d) => seen.seqOf(d) >= target.seqOf(d));
+    const finish = () => {
+      if (stopping || !started || !done()) return;
+      stopping = true;
+      void stream.stop().then(resolve, reject);
+    };
+    const stream: BinlogStream = new BinlogStream({
+      endpoint: c.endpoint,
+      flavor: 'mariadb',
+      from,
+      serverId: 800_000 + Math.floor(Math.random() * 100_000),
+      onTx: (tx) => {
+        if (stopping) return;
+        seen.advance(tx.gtid);
+        counted += onTx(tx);
+        setImmediate(finish);
+      },
+      onError: (e) => reject(runtimeError(`reading the binlog of zone ${c.zone}: ${e.message}`, { cause: e })),
+    });
+    stream.start().then(() => {
+      started = true;
+      finish();
+    }, reject);
+  });
+  return counted;
+}
+
+async function sleepUnless(ms: number, stop: () => boolean): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && !stop()) await new Promise((r) => setTimeout(r, Math.min(200, until - Date.now())));
+}

@@ -1,0 +1,344 @@
+// `ezctl repair`: make the zones agree on the rows a check found different. For each key the
+// rows are read afresh in every zone (the check may be hours old and DRC may have fixed it);
+// the winner is the row with the newest DRC timestamp (the first zone in topology order on a
+// tie, as DRC breaks ties), a row missing somewhere is restored unless DRC's conflict log holds
+// a delete of it that is newer, and --prefer-zone overrides both. Without --execute it prints
+// the SQL. With --execute each fix runs in one transaction per zone, after locking the row and
+// checking it is still what the plan saw, under DRC's own GTID domain so DRC does not carry it
+// back; then the repaired keys are compared again.
+import mysql from 'mysql2';
+import { readFileSync } from 'node:fs';
+import type { Ctx } from '../context.js';
+import type { Db, Param, Row } from '../db/connect.js';
+import { quoteId, quoteTable } from '../db/quote.js';
+import { serverInfo } from '../db/server.js';
+import { badInput, refused, runtimeError } from '../exit.js';
+import { STATE_SCHEMA } from '../state/schema.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
+import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
+import { readShapes, type TableShape } from './structure.js';
+import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
+
+export interface RepairOptions {
+  cluster?: string;
+  run?: string;
+  reportFile?: string;
+  /** a fresh check of these tables instead of a stored run */
+  tables?: string;
+  preferZone?: string;
+  execute?: boolean;
+  check?: CheckFullOptions;
+}
+
+export interface PlannedFix {
+  table: string;
+  key: Record<string, unknown>;
+  /** where the winning version comes from, or 'delete' when the row goes */
+  winner: string;
+  why: string;
+  /** zone → what is done there */
+  actions: Record<string, 'upsert' | 'delete'>;
+}
+
+export interface RepairReport {
+  cluster: string;
+  runId: string | null;
+  execute: boolean;
+  planned: number;
+  applied: number;
+  verified: number;
+  alreadyConsistent: number;
+  skipped: { table: string; key: Record<string, unknown>; why: string }[];
+  fixes: PlannedFix[];
+  /** zone → the SQL (dry run) */
+  sql?: Record<string, string[]>;
+  remaining: { table: string; key: Record<string, unknown> }[];
+}
+
+interface Target {
+  table: string;
+  schema: string;
+  name: string;
+  keyColumns: string[];
+  key: KeyValue;
+  diffId?: number;
+}
+
+interface ZoneConn {
+  zone: string;
+  db: Db;
+  domain: number | undefined;
+}
+
+export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairReport> {
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(opts.cluster);
+  const zones = topo.zonesOf(cluster.name);
+  if (opts.preferZone && !zones.includes(opts.preferZone)) throw badInput(`--prefer-zone ${opts.preferZone} is not a zone of cluster ${cluster.name}`, { hint: `zones: ${zones.join(', ')}` });
+  const sources = [opts.run, opts.reportFile, opts.tables].filter((x) => x !== undefined).length;
+  if (sources > 1) throw badInput('give one of --run, --report or --tables');
+  const tsColumn = topo.drcTimestampColumn(cluster.name);
+  const offset = cluster.config.drc?.drcDomainOffset ?? DEFAULT_DRC_DOMAIN_OFFSET;
+
+  // what to repair: a fresh check, a report file, or a stored run (default: the latest)
+  let targets: Target[];
+  let runId: string | null = null;
+  if (opts.reportFile) {
+    targets = targetsFromReport(opts.reportFile);
+  } else if (opts.tables) {
+    const r = await checkFull(ctx, { ...opts.check, cluster: cluster.name, tables: opts.tables });
+    runId = r.runId;
+    targets = r.tables.flatMap((t) => t.diffs.filter((d) => !t.keyless).map((d) => target(t.table, d.key)));
+  } else {
+    const conns = await connectZones(ctx, topo, cluster.name, zones.slice(0, 1));
+    try {
+      const db = conns[0]!.db;
+      runId = opts.run ?? (await latestRun(db, cluster.name));
+      const run = await db.one<{ status: string }>(`SELECT status FROM ${quoteTable(STATE_SCHEMA, 'check_runs')} WHERE run_id = ? AND cluster = ?`, [runId, cluster.name]).catch(() => undefined);
+      if (!run) throw badInput(`no check run ${runId} of cluster ${cluster.name} in _ezctl at ${conns[0]!.zone}`, { hint: 'ezctl check full lists its run id; or give --tables for a fresh check' });
+      targets = (await loadDiffs(db, runId)).map((d) => ({ ...target(d.table, d.key), key: d.keyValues, keyColumns: d.keyColumns, diffId: d.id }));
+    } finally {
+      await Promise.all(conns.map((c) => c.db.close()));
+    }
+  }
+
+  const conns = await connectZones(ctx, topo, cluster.name, zones);
+  try {
+    for (const c of conns) {
+      const info = await serverInfo(c.db);
+      c.domain = info.flavor === 'mariadb' ? (info.gtidDomainId ?? 0) : undefined;
+    }
+    const report: RepairReport = { cluster: cluster.name, runId, execute: !!opts.execute, planned: 0, applied: 0, verified: 0, alreadyConsistent: 0, skipped: [], fixes: [], remaining: [] };
+    if (opts.execute && conns.some((c) => c.domain === undefined)) {
+      throw refused('repair --execute needs MariaDB zone masters: its writes are kept from DRC by a GTID domain of their own', { hint: 'run without --execute and apply the printed SQL by hand' });
+    }
+    const tables = [...new Set(targets.map((t) => t.table))];
+    const shapes = await readShapes(conns[0]!.db, (s, t) => tables.includes(`${s}.${t}`));
+    const sql: Record<string, string[]> = Object.fromEntries(zones.map((z) => [z, []]));
+    const plans: { fix: PlannedFix; t: Target; rows: (Row | undefined)[]; shape: TableShape }[] = [];
+
+    for (const t of targets) {
+      const shape = shapes.get(t.table);
+      if (!shape) {
+        report.skipped.push({ table: t.table, key: keyObject(t), why: `table not found at ${zones[0]}` });
+        continue;
+      }
+      const rows = await currentRows(conns, t);
+      if (rowsAgree(rows, shape.columns.map((c) => c.name))) {
+        report.alreadyConsistent++;
+        continue;
+      }
+      const fix = await decide(conns, t, rows, tsColumn, opts.preferZone, shape.columns.map((c) => c.name));
+      if (!fix) {
+        report.skipped.push({ table: t.table, key: keyObject(t), why: 'no zone has the row and none lacks it' });
+        continue;
+      }
+      plans.push({ fix, t, rows, shape });
+      report.fixes.push(fix);
+    }
+    report.planned = plans.length;
+
+    for (const p of plans) {
+      const winnerRow = p.fix.winner === 'delete' ? undefined : p.rows[zones.indexOf(p.fix.winner)];
+      const winnerDomain = p.fix.winner === 'delete' ? conns[0]!.domain : conns[zones.indexOf(p.fix.winner)]!.domain;
+      for (const [zone, action] of Object.entries(p.fix.actions)) {
+        const stmt = action === 'upsert' ? upsertSql(p.shape, winnerRow!) : deleteSql(p.t);
+        const c = conns[zones.indexOf(zone)]!;
+        const session = winnerDomain === undefined ? [] : [`SET SESSION gtid_domain_id = ${winnerDomain + offset}`];
+        if (!opts.execute) {
+          sql[zone]!.push(`-- ${p.t.table} ${JSON.stringify(keyObject(p.t))}: ${p.fix.why}`);
+          sql[zone]!.push(...session.map((s) => s + ';'), 'START TRANSACTION;', mysql.format(stmt.sql, stmt.params as Parameters<typeof mysql.format>[1]) + ';', 'COMMIT;');
+          continue;
+        }
+        const before = p.rows[zones.indexOf(zone)];
+        const ok = await applyFix(c, session, p.t, before, stmt);
+        if (ok) report.applied++;
+        else report.skipped.push({ table: p.t.table, key: keyObject(p.t), why: `the row changed at ${zone} since it was read; left for the next check` });
+      }
+    }
+    if (!opts.execute) {
+      report.sql = sql;
+      return report;
+    }
+
+    // compare the repaired keys again in every zone
+    for (const p of plans) {
+      const rows = await currentRows(conns, p.t);
+      if (rowsAgree(rows, p.shape.columns.map((c) => c.name))) {
+        report.verified++;
+        if (p.t.diffId !== undefined) {
+          await conns[0]!.db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, 'check_diffs')} SET repaired_at = NOW(3) WHERE id = ?`, [p.t.diffId]).catch(() => undefined);
+        }
+      } else {
+        report.remaining.push({ table: p.t.table, key: keyObject(p.t) });
+      }
+    }
+    return report;
+  } finally {
+    await Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
+  }
+}
+
+function target(table: string, key: Record<string, unknown>): Target {
+  const i = table.indexOf('.');
+  return { table, schema: table.slice(0, i), name: table.slice(i + 1), keyColumns: Object.keys(key), key: Object.values(key) as KeyValue };
+}
+
+function keyObject(t: Target): Record<string, unknown> {
+  return Object.fromEntries(t.keyColumns.map((c, i) => [c, t.key[i]]));
+}
+
+function targetsFromReport(file: string): Target[] {
+  let rep: { tables?: { table: string; keyless?: boolean; diffs?: { key: Record<string, unknown> }[] }[] };
+  try {
+    rep = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw badInput(`--report ${file}: ${(e as Error).message}`, { hint: 'give a file written by `ezctl check full --report FILE` (or its --json output)' });
+  }
+  if (!Array.isArray(rep.tables)) throw badInput(`--report ${file} is not a check report (no "tables" list)`);
+  return rep.tables.filter((t) => !t.keyless).flatMap((t) => (t.diffs ?? []).map((d) => target(t.table, d.key)));
+}
+
+async function latestRun(db: Db, cluster: string): Promise<string> {
+  const r = await db
+    .one<{ run_id: string }>(`SELECT run_id FROM ${quoteTable(STATE_SCHEMA, 'check_runs')} WHERE cluster = ? ORDER BY started_at DESC, run_id DESC LIMIT 1`, [cluster])
+    .catch(() => undefined);
+  if (!r) throw badInput(`cluster ${cluster} has no check run to repair from`, { hint: 'run `ezctl check full` first, or give --tables for a fresh check' });
+  return r.run_id;
+}
+
+async function connectZones(ctx: Ctx, topo: Awaited<ReturnType<Ctx['topology']>>, cluster: string, zones: string[]): Promise<ZoneConn[]> {
+  const out: ZoneConn[] = [];
+  try {
+    for (const z of zones) out.push({ zone: z, db: await ctx.connect(topo.master(cluster, z)), domain: undefined });
+  } catch (e) {
+    await Promise.all(out.map((c) => c.db.close()));
+    throw e;
+  }
+  return out;
+}
+
+async function currentRows(conns: ZoneConn[], t: Target, lock = false): Promise<(Row | undefined)[]> {
+  const k = keyEquals(t.keyColumns, t.key);
+  return Promise.all(conns.map((c) => c.db.one(`SELECT * FROM ${quoteTable(t.schema, t.name)} WHERE ${k.sql}${lock ? ' FOR UPDATE' : ''}`, k.params)));
+}
+
+/** A row as comparable text, over the reference zone's columns (a zone with an extra column still agrees). */
+function rowText(r: Row | undefined, columns?: string[]): string {
+  if (!r) return 'absent';
+  const cols = columns ?? Object.keys(r);
+  return JSON.stringify(cols.map((k) => {
+    const v = r[k];
+    return [k, Buffer.isBuffer(v) ? v.toString('hex') : v === null || v === undefined ? null : String(v)];
+  }));
+}
+
+function rowsAgree(rows: (Row | undefined)[], columns?: string[]): boolean {
+  const first = rowText(rows[0], columns);
+  return rows.every((r) => rowText(r, columns) === first);
+}
+
+async function decide(conns: ZoneConn[], t: Target, rows: (Row | undefined)[], tsColumn: string, prefer: string | undefined, columns: string[]): Promise<PlannedFix | undefined> {
+  const zones = conns.map((c) => c.zone);
+  const present = zones.filter((_, i) => rows[i]);
+  const absent = zones.filter((_, i) => !rows[i]);
+  const actions: Record<string, 'upsert' | 'delete'> = {};
+  const fix = (winner: string, why: string): PlannedFix => {
+    const winnerText = winner === 'delete' ? 'absent' : rowText(rows[zones.indexOf(winner)], columns);
+    zones.forEach((z, i) => {
+      if (rowText(rows[i], columns) === winnerText) return;
+      actions[z] = winner === 'delete' ? 'delete' : 'upsert';
+    });
+    return { table: t.table, key: keyObject(t), winner, why, actions };
+  };
+  if (prefer) {
+    const i = zones.indexOf(prefer);
+    return rows[i] ? fix(prefer, `--prefer-zone ${prefer}`) : fix('delete', `--prefer-zone ${prefer}, which has no such row`);
+  }
+  if (present.length === 0) return undefined;
+  // newest DRC timestamp wins; text compare works for the fixed 'YYYY-MM-DD hh:mm:ss.fff' form
+  const ts = (z: string) => String(rows[zones.indexOf(z)]?.[tsColumn] ?? '');
+  const winner = present.reduce((a, b) => (ts(b) > ts(a) ? b : a));
+  if (absent.length) {
+    const deleted = await newerDelete(conns, t, ts(winner));
+    if (deleted) return fix('delete', `DRC's conflict log has a delete at ${deleted.zone} (${deleted.at}) newer than the row (${ts(winner)})`);
+    return fix(winner, `restored from ${winner} (missing in ${absent.join(', ')})`);
+  }
+  return fix(winner, `${winner} has the newest ${tsColumn} (${ts(winner)})`);
+}
+
+/** A delete of this row that DRC logged as a conflict after the row's last write. */
+async function newerDelete(conns: ZoneConn[], t: Target, rowTs: string): Promise<{ zone: string; at: string } | undefined> {
+  const want = keyText(t.key);
+  for (const c of conns) {
+    const rows = await c.db
+      .query<{ row_key: string; at: string }>(
+        `SELECT row_key, CAST(detected_at AS CHAR) AS at FROM ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} WHERE db = ? AND tbl = ? AND kind IN ('delete-changed', 'update-missing') AND detected_at > ? ORDER BY detected_at DESC LIMIT 1000`,
+        [t.schema, t.name, rowTs || '1970-01-01'],
+      )
+      .catch(() => []);
+    for (const r of rows) {
+      const k = JSON.parse(r.row_key) as Record<string, unknown>;
+      const values = t.keyColumns.map((col) => k[col]);
+      if (keyText(values as KeyValue) === want) return { zone: c.zone, at: r.at };
+    }
+  }
+  return undefined;
+}
+
+function writableColumns(shape: TableShape): string[] {
+  return shape.columns.filter((c) => !c.generated).map((c) => c.name);
+}
+
+function upsertSql(shape: TableShape, row: Row): { sql: string; params: Param[] } {
+  const cols = writableColumns(shape);
+  const updates = cols.filter((c) => !shape.primaryKey.includes(c)).map((c) => `${quoteId(c)} = VALUES(${quoteId(c)})`);
+  return {
+    sql: `INSERT INTO ${quoteTable(shape.schema, shape.table)} (${cols.map(quoteId).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})` + (updates.length ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ` ON DUPLICATE KEY UPDATE ${quoteId(cols[0]!)} = ${quoteId(cols[0]!)}`),
+    params: cols.map((c) => row[c] as Param),
+  };
+}
+
+function deleteSql(t: Target): { sql: string; params: Param[] } {
+  const k = keyEquals(t.keyColumns, t.key);
+  return { sql: `DELETE FROM ${quoteTable(t.schema, t.name)} WHERE ${k.sql}`, params: k.params };
+}
+
+/** One fix at one zone: lock the row, make sure it is what the plan saw, write, commit. */
+async function applyFix(c: ZoneConn, session: string[], t: Target, planned: Row | undefined, stmt: { sql: string; params: Param[] }): Promise<boolean> {
+  const db = c.db;
+  await db.exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
+  for (const s of session) await db.exec(s);
+  await db.exec('START TRANSACTION');
+  try {
+    const [now] = await currentRows([c], t, true);
+    if (rowText(now) !== rowText(planned)) {
+      await db.exec('ROLLBACK');
+      return false;
+    }
+    await db.exec(stmt.sql, stmt.params);
+    await db.exec('COMMIT');
+    return true;
+  } catch (e) {
+    await db.exec('ROLLBACK').catch(() => undefined);
+    throw runtimeError(`repair at ${c.zone} of ${t.table} ${JSON.stringify(keyObject(t))} failed: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export function renderRepair(r: RepairReport): string {
+  const out: string[] = [];
+  if (!r.execute) {
+    for (const [zone, lines] of Object.entries(r.sql ?? {})) {
+      if (!lines.length) continue;
+      out.push(`-- zone ${zone}`, ...lines, '');
+    }
+    out.push(`-- ${r.planned} keys to repair${r.alreadyConsistent ? `, ${r.alreadyConsistent} already consistent` : ''}${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}; run again with --execute to apply`);
+    for (const s of r.skipped) out.push(`-- skipped ${s.table} ${JSON.stringify(s.key)}: ${s.why}`);
+    return out.join('\n');
+  }
+  for (const f of r.fixes) out.push(`${f.table} ${JSON.stringify(f.key)}: ${Object.entries(f.actions).map(([z, a]) => `${a} at ${z}`).join(', ')} (${f.why})`);
+  for (const s of r.skipped) out.push(`skipped ${s.table} ${JSON.stringify(s.key)}: ${s.why}`);
+  for (const m of r.remaining) out.push(`still different: ${m.table} ${JSON.stringify(m.key)}`);
+  out.push(`repaired ${r.verified} of ${r.planned} keys (verified in every zone)${r.alreadyConsistent ? `; ${r.alreadyConsistent} were already consistent` : ''}${r.runId ? `; run ${r.runId}` : ''}`);
+  return out.join('\n');
+}
