@@ -47,7 +47,7 @@ export interface CheckSection {
   pauseWindow?: string | undefined;
 }
 
-const TABLE_PREFIX = /^([A-Za-z0-9_$]+\.[A-Za-z0-9_$]+):\s*([\s\S]+)$/;
+const TABLE_PREFIX = /^([A-Za-z0-9_$]+\.[A-Za-z0-9_$]+):\s*([\s\S]*)$/;
 
 /** ["db.t:cond", "cond"] → {"db.t": cond, "*": cond}; one entry per table. */
 export function parseWhereList(list: readonly string[]): Record<string, string> {

@@ -332,7 +332,7 @@ export function renderRepair(r: RepairReport): string {
       if (!lines.length) continue;
       out.push(`-- zone ${zone}`, ...lines, '');
     }
-    out.push(`-- ${r.planned} keys to repair${r.alreadyConsistent ? `, ${r.alreadyConsistent} already consistent` : ''}${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}; run again with --execute to apply`);
+    out.push(`-- ${r.planned} key${r.planned === 1 ? "" : "s"} to repair${r.alreadyConsistent ? `, ${r.alreadyConsistent} already consistent` : ''}${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}; run again with --execute to apply`);
     for (const s of r.skipped) out.push(`-- skipped ${s.table} ${JSON.stringify(s.key)}: ${s.why}`);
     return out.join('\n');
   }

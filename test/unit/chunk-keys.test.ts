@@ -1,0 +1,101 @@
+// Key-range SQL, key encoding, checksum expressions and check option parsing: pure logic.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { keyCompare, keyRange, keyIn, keyText, encodeKey, decodeKey, compareKeys } from '../../src/core/chunk/keys.js';
+import { Chunker } from '../../src/core/chunk/chunker.js';
+import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql } from '../../src/core/dcp/checksum.js';
+import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
+import { EzError } from '../../src/core/exit.js';
+import type { Db } from '../../src/core/db/connect.js';
+
+test('composite key comparisons expand to index-friendly OR/AND form', () => {
+  assert.deepEqual(keyCompare(['a'], '>', [5]), { sql: '`a` > ?', params: [5] });
+  const c = keyCompare(['a', 'b', 'c'], '>', [1, 'x', 3]);
+  assert.equal(c.sql, '(`a` > ? OR (`a` = ? AND `b` > ?) OR (`a` = ? AND `b` = ? AND `c` > ?))');
+  assert.deepEqual(c.params, [1, 1, 'x', 1, 'x', 3]);
+  const le = keyCompare(['a', 'b'], '<=', [1, 2]);
+  assert.equal(le.sql, '(`a` < ? OR (`a` = ? AND `b` <= ?))');
+  assert.throws(() => keyCompare(['a', 'b'], '>', [1]), /2 columns, got 1/);
+});
+
+test('a range is open where a bound is missing; identifiers are quoted', () => {
+  assert.deepEqual(keyRange(['id'], undefined, undefined), { sql: '1', params: [] });
+  assert.deepEqual(keyRange(['id'], [10], undefined), { sql: '`id` > ?', params: [10] });
+  assert.deepEqual(keyRange(['id'], [10], [20]), { sql: '`id` > ? AND `id` <= ?', params: [10, 20] });
+  assert.equal(keyRange(['we`ird'], undefined, [1]).sql, '`we``ird` <= ?');
+  assert.deepEqual(keyIn(['id'], [[1], [2]]), { sql: '`id` IN (?, ?)', params: [1, 2] });
+  assert.equal(keyIn(['a', 'b'], [[1, 'x']]).sql, '((`a` = ? AND `b` = ?))');
+  assert.equal(keyIn(['a'], []).sql, '0');
+});
+
+test('key text is the same whatever type a driver returns; encoded keys come back exactly', () => {
+  assert.equal(keyText([5]), keyText(['5']));
+  assert.equal(keyText([5n]), keyText(['5']));
+  assert.notEqual(keyText(['a ']), keyText(['a']));
+  const k = [Buffer.from([0, 255]), 12345678901234567890n, 'x', null];
+  const back = decodeKey(encodeKey(k));
+  assert.ok(Buffer.isBuffer(back[0]) && (back[0] as Buffer).equals(k[0] as Buffer));
+  assert.equal(back[1], 12345678901234567890n);
+  assert.deepEqual(back.slice(2), ['x', null]);
+  assert.equal(compareKeys(['10', 'b'], [9, 'z']), 1);
+  assert.equal(compareKeys([1, 'a'], [1, 'b']), -1);
+});
+
+test('the chunker adapts its size to the time target, at most 2x per chunk, within bounds', () => {
+  const c = new Chunker({} as Db, 's', 't', { index: 'PRIMARY', columns: ['id'] }, { targetMs: 500, initialRows: 1000, minRows: 100, maxRows: 5000 });
+  c.record(1000, 100); // 10 rows/ms: ideal 5000, capped at 2x
+  assert.equal(c.chunkRows, 2000);
+  c.record(2000, 200);
+  assert.equal(c.chunkRows, 4000);
+  c.record(4000, 400);
+  assert.equal(c.chunkRows, 5000, 'maxRows');
+  c.record(5000, 50_000); // one very slow chunk: halves, not collapses
+  assert.equal(c.chunkRows, 2500);
+  for (let i = 0; i < 10; i++) c.record(100, 10_000);
+  assert.equal(c.chunkRows, 100, 'minRows');
+});
+
+test('numeric chunking steps through the key range and ends with an open chunk', async () => {
+  const c = new Chunker({} as Db, 's', 't', { index: 'PRIMARY', columns: ['id'], integer: true }, { initialRows: 100, minRows: 100, numericMin: 1n, numericMax: 250n });
+  assert.equal(c.strategy, 'numeric');
+  const chunks = [];
+  for (let ch = await c.next(); ch; ch = await c.next()) {
+    chunks.push([ch.lower?.[0] ?? null, ch.upper?.[0] ?? null]);
+    c.record(100, 500);
+  }
+  assert.deepEqual(chunks, [[null, 100n], [100n, 200n], [200n, null]]);
+  const empty = new Chunker({} as Db, 's', 't', { index: 'PRIMARY', columns: ['id'], integer: true }, { numericMax: null });
+  const only = await empty.next();
+  assert.deepEqual([only?.lower, only?.upper, only?.last], [undefined, undefined, true]);
+  assert.equal(await empty.next(), undefined);
+});
+
+test('the row hash normalizes types, carries a NULL bitmap and is 64 bits', () => {
+  const cols = [
+    { name: 'id', dataType: 'int', nullable: false },
+    { name: 's', dataType: 'varchar', nullable: true, convertCharset: true },
+    { name: 'b', dataType: 'bit', nullable: false },
+  ];
+  assert.equal(normalizedExpr(cols[1]!), 'CONVERT(`s` USING utf8mb4)');
+  assert.equal(normalizedExpr({ name: 's', dataType: 'varchar', nullable: true }), '`s`');
+  assert.equal(rowStringExpr(cols), 'CONCAT_WS(0x1f, `id`, CONVERT(`s` USING utf8mb4), CAST(`b` AS UNSIGNED), CONCAT(ISNULL(`s`)))');
+  assert.match(rowHashExpr(cols, 'crc64'), /^\(\(CRC32\(.*\) << 32\) \| CRC32C\(.*\)\)$/);
+  assert.match(rowHashExpr(cols, 'md5'), /CONV\(LEFT\(MD5\(/);
+  const q = chunkChecksumSql({ schema: 'd', table: 't', index: 'PRIMARY', keyColumns: ['id'], columns: cols, hash: 'crc64', where: 'id > 3 -- note' }, { sql: '`id` <= ?', params: [9] }, false);
+  assert.match(q.sql, /^SELECT COUNT\(\*\) AS cnt, BIT_XOR\(.*\) AS crc FROM `d`.`t` FORCE INDEX \(`PRIMARY`\) WHERE `id` <= \? AND \(id > 3 -- note\n\)$/s);
+  assert.deepEqual(q.params, [9]);
+});
+
+test('check options: per-table --where/--ignore-columns, flags over the topology section', () => {
+  assert.deepEqual(parseWhereList(['ezdemo.orders:id > 5', "created_at >= '2024-01-01 00:00:00'"]), { 'ezdemo.orders': 'id > 5', '*': "created_at >= '2024-01-01 00:00:00'" });
+  assert.throws(() => parseWhereList(['a > 1', 'b > 2']), (e: unknown) => e instanceof EzError && e.exitCode === 2);
+  assert.deepEqual(parseIgnoreList(['ezdemo.users:a,b', 'c']), { 'ezdemo.users': ['a', 'b'], '*': ['c'] });
+  assert.throws(() => parseIgnoreList(['ezdemo.users:']), /names no column/);
+  const o = checkOptions({ tables: 'x.*', maxLag: 1500 }, { tables: ['y.*'], exclude: ['y.tmp_*'], chunkTime: '2s', mode: 'rows', maxLoad: 'Threads_running=20' });
+  assert.equal(o.tables, 'x.*');
+  assert.equal(o.exclude, 'y.tmp_*');
+  assert.equal(o.chunkTimeMs, 2000);
+  assert.equal(o.mode, 'rows');
+  assert.deepEqual(o.throttle, { maxLagMs: 1500, maxDrcLagMs: 1500, maxLoad: 'Threads_running=20' });
+  assert.throws(() => checkOptions({}, { maxLoad: 'nonsense' }), (e: unknown) => e instanceof EzError && e.exitCode === 2);
+});
