@@ -208,8 +208,9 @@ test('gate resolves at once when nothing throttles, and trusts a verdict younger
   const t = new Throttler([s], { intervalMs: 100 });
   const t0 = Date.now();
   await t.gate();
-  assert.ok(Date.now() - t0 < 50, 'no waiting when clear');
-  assert.equal(s.calls, 1, 'the first gate checks (no verdict yet)');
+  // a gate that waited would have looped and checked again
+  assert.equal(s.calls, 1, 'the first gate checks once (no verdict yet) and goes on');
+  assert.ok(Date.now() - t0 < 500, 'no waiting when clear');
   await t.gate();
   await t.gate();
   assert.equal(s.calls, 1, 'a fresh verdict is reused');
@@ -245,11 +246,11 @@ test('gate waits while throttled and resolves on release (background polling)', 
   await t.gate();
   const waited = Date.now() - t0;
   assert.ok(waited >= 140, `waited ${waited} ms`);
-  assert.ok(waited < 1000, `released promptly (${waited} ms)`);
+  assert.ok(waited < 2000, `released promptly (${waited} ms)`);
   const st = t.status();
   assert.equal(st.throttled, false);
   assert.equal(st.since, null);
-  assert.ok(st.throttledMs >= 100 && st.throttledMs < 1000, `throttledMs ${st.throttledMs}`);
+  assert.ok(st.throttledMs >= 100 && st.throttledMs < 2000, `throttledMs ${st.throttledMs}`);
   await t.stop();
 });
 
@@ -300,7 +301,7 @@ test('manual pause holds gates until resume, which wakes them at once', async ()
   const t0 = Date.now();
   t.resume();
   await g;
-  assert.ok(Date.now() - t0 < 100, 'resume does not wait for the next poll');
+  assert.ok(Date.now() - t0 < 1000, 'resume does not wait for the next poll (10 s away)');
   assert.equal(t.status().paused, false);
   t.pause('cut-over rehearsal');
   s.on('pause window 10:30-13:30');
@@ -328,7 +329,7 @@ test('status: reason joins every throttling signal; since and throttledMs add up
   await t.refresh();
   st = t.status();
   const first = st.throttledMs;
-  assert.ok(first >= 55 && first < 500, `first stretch ${first}`);
+  assert.ok(first >= 55 && first < 2000, `first stretch ${first}`);
   assert.equal(st.since, null);
   await sleep(30);
   assert.equal(t.status().throttledMs, first, 'no time counted while clear');
@@ -357,7 +358,7 @@ test('onChange fires once per transition, not once per poll, with the stretch le
   assert.equal(changes[0]!.reason, 'replica lag bj-replica1 2s > 1s');
   assert.equal(describeChange(changes[0]!), 'throttled: replica lag bj-replica1 2s > 1s');
   assert.equal(changes[1]!.throttled, false);
-  assert.ok(changes[1]!.durationMs! >= 100, `stretch ${changes[1]!.durationMs}`);
+  assert.ok(changes[1]!.durationMs! >= 50, `stretch ${changes[1]!.durationMs}`);
   assert.match(describeChange(changes[1]!), /^throttle released after \d+ms$/);
   assert.equal(describeChange({ throttled: false, reason: null, critical: false, at: 0, durationMs: 3100 }), 'throttle released after 3.1s');
   unsubscribe();

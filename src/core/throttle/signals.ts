@@ -48,7 +48,7 @@ async function onProbe<T>(p: Reopenable, fn: (db: Db) => Promise<T>): Promise<T>
     probeStates.set(p, st);
   }
   const state = st;
-  if (false && state.broken && p.reopen) {
+  if (state.broken && p.reopen) {
     const reopen = p.reopen;
     state.reopening ??= (async () => {
       const fresh = await reopen();
@@ -95,7 +95,7 @@ export function replicaLagSignal(replicas: Probe[], maxLagMs: number): ThrottleS
       const problems: string[] = [];
       for (const ch of channels) {
         const where = ch.channel ? `${r.label} (channel ${ch.channel})` : r.label;
-        if (ch.ioState !== 'Yes') {
+        if (ch.ioState !== 'Yes' || ch.sqlState !== 'Yes') {
           const err = (ch.lastSqlError || ch.lastIoError).slice(0, 200);
           problems.push(`replication not running at ${where}: IO thread ${ch.ioState}, SQL thread ${ch.sqlState}${err ? ` (${err})` : ''}`);
         } else if (ch.lagSeconds === null) {
@@ -212,7 +212,7 @@ export function drcLagSignal(masters: ZoneMaster[], maxLagMs: number, opts: DrcL
           }
           continue;
         }
-        const lag = 0;
+        const lag = Math.max(0, p.lagMs - staleness);
         if (lag > maxLagMs) over.push(`DRC lag ${p.from}->${p.to} ${formatDuration(lag)} > ${formatDuration(maxLagMs)}`);
       }
       if (opts.requireHeartbeat) return verdictOf([...over, ...unknown]);
