@@ -195,3 +195,19 @@ test('bad input: unknown table or zone, invalid --where, hostile names: exit 2 a
     await db.close();
   }
 });
+
+test('a throttle flag file holds the check, the log says why, and --run-time still stops it', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const flag = join(mkdtempSync(join(tmpdir(), 'ezctl-flag-')), 'pause');
+  writeFileSync(flag, '');
+  const r = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.big', '--throttle-flag-file', flag, '--run-time', '1500ms']);
+  assert.equal(r.code, 0, show(r));
+  const rep = r.json();
+  assert.equal(rep.complete, false);
+  assert.equal(rep.stoppedBy, 'run-time');
+  assert.equal(rep.rows, 0);
+  assert.ok(rep.throttledMs > 1000, `throttled for ${rep.throttledMs} ms`);
+  assert.match(r.stderr, /throttled: flag file .*pause exists/);
+});

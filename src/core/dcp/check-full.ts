@@ -20,7 +20,7 @@ import {
   chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
   type CompareColumn, type HashFunction, type TableTarget,
 } from './checksum.js';
-import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
+import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { onInterrupt } from '../signals.js';
@@ -180,7 +180,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
 
     const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle) : undefined;
-    throttle?.throttler.start();
+    // one log line per transition: "throttled: <why>" / "throttle released after 3.1s"
+    const offThrottleLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'check: ') : undefined;
 
     for (let i = 0; i < concurrency; i++) {
       const set: ZoneConn[] = [];
@@ -259,6 +260,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       clearInterval(tick);
       clearTimeout(deadlineTimer);
       offInterrupt();
+      offThrottleLog?.();
       await throttle?.close();
     }
     onProgress?.(progress);
