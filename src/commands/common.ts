@@ -2,6 +2,7 @@
 // the global options, and option parsers that reject bad values with exit 2 before anything runs.
 import { InvalidArgumentError, type Command } from 'commander';
 import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
+import { parseDuration } from '../core/throttle/duration.js';
 
 export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
 
@@ -45,13 +46,13 @@ export function nameList(value: string): string[] {
   return list;
 }
 
-/** "500ms", "2s", "1.5m", "1h", or plain seconds → milliseconds. */
+/** "500ms", "2s", "1.5m", "1h", or plain seconds → milliseconds (the core parser, as an option parser). */
 export function parseDurationMs(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration (like 500ms, 10s, 5m, 1h)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+  try {
+    return parseDuration(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 export function examples(...lines: string[]): string {
