@@ -6,6 +6,7 @@ import { registerSandbox } from './commands/sandbox.js';
 import { registerTopo } from './commands/topo.js';
 import { registerDrc } from './commands/drc.js';
 import { registerCheck, registerRepair } from './commands/check.js';
+import { registerOsc } from './commands/osc.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -43,5 +44,6 @@ Examples:
   registerDrc(program);
   registerCheck(program);
   registerRepair(program);
+  registerOsc(program);
   return program;
 }

@@ -12,6 +12,7 @@
 //   - the net effect per row is written with one DELETE and one upsert per table.
 // If the net effect is refused (a unique or foreign key the reordering upsets), the same
 // transactions are applied again one at a time in exact source order.
+import { toParam } from '../binlog/values.js';
 import type { Db, Param } from '../db/connect.js';
 import { QueryError } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
@@ -121,13 +122,6 @@ export function keyString(values: unknown[]): string {
 function tsOf(row: Row | undefined, col: string): string | null {
   const v = row?.[col];
   return v === null || v === undefined ? null : String(v);
-}
-
-function toParam(v: unknown): Param {
-  if (v === undefined) return null;
-  if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || Buffer.isBuffer(v)) return v as Param;
-  if (v instanceof Date) return v;
-  return JSON.stringify(v);
 }
 
 interface KeyState {

@@ -1,0 +1,77 @@
+// ezctl osc: an online schema change in every zone of a cluster (mm-ost).
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { action, examples, integer, nameList, parseDurationMs } from './common.js';
+import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface OscFlags extends ThrottleFlags {
+  cluster?: string;
+  table: string;
+  alter: string;
+  zones?: string[];
+  execute?: boolean;
+  instant: 'auto' | 'never';
+  map?: string[];
+  chunkTime?: number;
+  postponeCutOverFlagFile?: string;
+  cutOverLockTimeout?: number;
+  cutOverRetries?: number;
+}
+
+export function registerOsc(program: Command): void {
+  const osc = program
+    .command('osc')
+    .description('online schema change in every zone: ghost table, chunked copy, binlog apply, checksum, cut-overs within a second of each other; prints the plan unless --execute')
+    .requiredOption('--table <db.table>', 'the table to change')
+    .requiredOption('--alter <changes>', 'the changes, as in ALTER TABLE t <changes> (e.g. "ADD COLUMN note VARCHAR(64) NULL")')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--zones <list>', 'only these zones (default: all)', nameList)
+    .option('--execute', 'run it (without it: the plan, the checks, nothing changed)')
+    .option('--instant <mode>', 'auto: change in place where every zone can do it instantly (default); never: always copy', (v: string) => {
+      if (v !== 'auto' && v !== 'never') throw new InvalidArgumentError(`${JSON.stringify(v)} is not auto or never`);
+      return v;
+    }, 'auto')
+    .option('--map <old:new>', 'a column the ALTER renames, and its new name (repeatable)', collect)
+    .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
+    .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
+    .option('--cut-over-lock-timeout <seconds>', 'how long the cut-over waits for the table lock per attempt (default 3)', integer(1, 60))
+    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100));
+  addThrottleOptions(osc);
+  osc
+    .addHelpText(
+      'after',
+      '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): no unique key both\n' +
+        'shapes share, foreign keys, a rename without --map, zones that differ, DRC unhealthy; 3 failed (the\n' +
+        'original untouched, the helper tables dropped).\n' +
+        examples(
+          "ezctl osc --table ezdemo.orders --alter 'ADD COLUMN note VARCHAR(64) NULL'",
+          "ezctl osc --table ezdemo.orders --alter 'MODIFY amount DECIMAL(14,2) NOT NULL' --execute --max-load Threads_running=25",
+          "ezctl osc --table ezdemo.users --alter 'CHANGE nick nickname VARCHAR(32)' --map nick:nickname --execute",
+        ),
+    )
+    .action(action(async (ctx, o: OscFlags) => {
+      const { runOsc } = await import('../core/osc/engine.js');
+      const { renderOsc } = await import('../core/osc/render.js');
+      const r = await runOsc(ctx, {
+        table: o.table,
+        alter: o.alter,
+        instant: o.instant,
+        ...(o.cluster ? { cluster: o.cluster } : {}),
+        ...(o.zones ? { zones: o.zones } : {}),
+        ...(o.execute ? { execute: true } : {}),
+        ...(o.map ? { map: o.map } : {}),
+        ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
+        ...(o.postponeCutOverFlagFile ? { postponeCutOverFlagFile: o.postponeCutOverFlagFile } : {}),
+        ...(o.cutOverLockTimeout !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeout } : {}),
+        ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),
+        throttle: throttleOptionsFrom(o),
+        onProgress: (zs) => {
+          if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);
+        },
+      });
+      ctx.result(r, () => renderOsc(r));
+      return !r.execute && r.refusals.length ? 4 : 0;
+    }));
+}

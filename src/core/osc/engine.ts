@@ -1,0 +1,217 @@
+// `ezctl osc`: one schema change in every zone of a cluster. Each zone copies its own rows
+// locally (nothing crosses zones), DRC keeps replicating the original table meanwhile and ignores
+// the helper tables, and when every zone is ready the cut-overs are taken together: every zone
+// locks and catches up, every zone's RENAME is queued, then all locks are released at once, so
+// the zones change shape within a few milliseconds of each other. A failed attempt undoes the
+// lock in every zone (the originals stay) and is retried. Anything failing before the cut-over
+// drops the helper tables and leaves the original as it was.
+import { existsSync } from 'node:fs';
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/connect.js';
+import { quoteTable } from '../db/quote.js';
+import { serverInfo } from '../db/server.js';
+import { badInput, refused, runtimeError } from '../exit.js';
+import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
+import { measureDrcLagMs } from '../throttle/signals.js';
+import { onInterrupt } from '../signals.js';
+import { planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { ZoneOsc, type ZoneProgress } from './zone.js';
+
+export interface OscOptions {
+  cluster?: string;
+  table: string;
+  alter: string;
+  zones?: string[];
+  execute?: boolean;
+  /** auto: change in place where the server can do it instantly; never: always copy */
+  instant?: 'auto' | 'never';
+  map?: string[];
+  chunkTimeMs?: number;
+  throttle?: ThrottleOptions;
+  postponeCutOverFlagFile?: string;
+  cutOverLockTimeoutS?: number;
+  cutOverRetries?: number;
+  /** DRC lag above which the change is refused (DRC unhealthy) */
+  maxDrcLagMs?: number;
+  onProgress?: (zones: ZoneProgress[]) => void;
+}
+
+export interface OscReport {
+  cluster: string;
+  table: string;
+  alter: string;
+  zones: string[];
+  execute: boolean;
+  method: 'instant' | 'copy';
+  plan: {
+    key: string[];
+    columns: Array<{ from: string; to: string }>;
+    added: string[];
+    dropped: string[];
+    retyped: string[];
+    rowsEstimate: number;
+    ghostDdl: string[];
+    checks: string[];
+    notes: string[];
+  };
+  refusals: string[];
+  progress?: ZoneProgress[];
+  cutOver?: { attempts: number; skewMs: number; at: Record<string, string> };
+  ms: number;
+}
+
+export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
+  const started = Date.now();
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(opts.cluster);
+  const known = topo.zonesOf(cluster.name);
+  const zones = opts.zones ?? known;
+  const unknown = zones.filter((z) => !known.includes(z));
+  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  const m = /^([^.\s`]+)\.([^.\s`]+)$/.exec(opts.table);
+  if (!m) throw badInput(`--table ${JSON.stringify(opts.table)} is not db.table`);
+  const [, schema, table] = m as unknown as [string, string, string];
+  const map = parseColumnMap(opts.map);
+
+  const ctl: { zone: string; db: Db }[] = [];
+  try {
+    for (const z of zones) ctl.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    for (const c of ctl) {
+      const info = await serverInfo(c.db);
+      if (info.flavor !== 'mariadb') throw refused(`zone ${c.zone}: online schema change is implemented for MariaDB masters (${info.version} found)`);
+      if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghost follows the table through it)`);
+    }
+    const plans: { zone: string; plan: OscPlan }[] = [];
+    for (const c of ctl) plans.push({ zone: c.zone, plan: await planOnMaster(c.db, schema, table, opts.alter, map) });
+    const plan = plans[0]!.plan;
+    const refusals = [...new Set(plans.flatMap((p) => p.plan.refusals.map((r) => (plans.length > 1 ? `zone ${p.zone}: ${r}` : r))))];
+    refusals.push(...sameShapeEverywhere(plans).map((d) => `the table differs between zones before the change: ${d}`));
+    // DRC must be healthy: a change while DRC is far behind would cut over with rows still to come
+    const lag = await measureDrcLagMs(ctl).catch(() => ({ maxLagMs: null }));
+    const maxDrcLag = opts.maxDrcLagMs ?? 10_000;
+    if (zones.length > 1 && lag.maxLagMs !== null && lag.maxLagMs > maxDrcLag) refusals.push(`DRC is unhealthy: lag ${lag.maxLagMs} ms > ${maxDrcLag} ms between the zones`);
+
+    const method: OscReport['method'] = (opts.instant ?? 'auto') === 'auto' && plans.every((p) => p.plan.instant) ? 'instant' : 'copy';
+    const report: OscReport = {
+      cluster: cluster.name,
+      table: opts.table,
+      alter: opts.alter,
+      zones,
+      execute: !!opts.execute,
+      method,
+      plan: {
+        key: plan.key.columns,
+        columns: plan.columns,
+        added: plan.added,
+        dropped: plan.dropped,
+        retyped: plan.retyped,
+        rowsEstimate: plan.rowsEstimate,
+        ghostDdl:
+          method === 'instant'
+            ? [`ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT  -- in every zone`]
+            : [`CREATE TABLE ${quoteTable(schema, plan.names.ghost)} LIKE ${quoteTable(schema, table)}`, `ALTER TABLE ${quoteTable(schema, plan.names.ghost)} ${opts.alter}`],
+        checks: [
+          'the ALTER was tried on an empty twin (not logged): accepted',
+          'a unique key both shapes share, to copy by',
+          'no foreign keys on or to the table',
+          'renamed columns mapped (--map)',
+          'the same table in every zone',
+          `DRC lag ≤ ${maxDrcLag} ms${lag.maxLagMs === null ? ' (no DRC heartbeat seen)' : ` (now ${lag.maxLagMs} ms)`}`,
+          ...(method === 'copy' ? ['before the cut-over: original and ghost compared chunk by chunk', `cut-over: lock wait ${opts.cutOverLockTimeoutS ?? 3} s, ${opts.cutOverRetries ?? 5} attempts`] : []),
+        ],
+        notes: plan.notes,
+      },
+      refusals,
+      ms: 0,
+    };
+    if (!opts.execute) {
+      report.ms = Date.now() - started;
+      return report;
+    }
+    if (refusals.length) throw refused(`online schema change of ${opts.table} refused: nothing changed`, { details: refusals });
+
+    if (method === 'instant') {
+      // every zone at once; each zone's own replicas follow through their binlog
+      await Promise.all(ctl.map((c) => c.db.exec(`ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT`)));
+      report.ms = Date.now() - started;
+      return report;
+    }
+    const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
+    const makeJobs = (throttler: Throttler | undefined) =>
+      zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
+        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, serverId: 700_000 + ((process.pid * 10 + i) % 100_000), throttler,
+      }));
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started);
+  } finally {
+    await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
+  }
+}
+
+async function copyAndCutOver(
+  ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
+): Promise<OscReport> {
+  const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster, zones, opts.throttle) : undefined;
+  const offLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'osc: ') : undefined;
+  const jobs = makeJobs(throttle?.throttler);
+  let interrupted = false;
+  const offInt = onInterrupt(async () => {
+    interrupted = true;
+    await Promise.all(jobs.map((j) => j.stop(true)));
+  });
+  const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
+  tick.unref();
+  let cutOverDone = false;
+  try {
+    await Promise.all(jobs.map((j) => j.start()));
+    await Promise.all(jobs.map((j) => j.copy()));
+    await Promise.all(jobs.map((j) => j.verify()));
+    if (opts.postponeCutOverFlagFile) {
+      let said = false;
+      while (existsSync(opts.postponeCutOverFlagFile)) {
+        if (!said) ctx.log.info(`osc: every zone is ready; the cut-over waits while ${opts.postponeCutOverFlagFile} exists`);
+        said = true;
+        await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
+        await sleep(500);
+      }
+    }
+    const lockWaitS = opts.cutOverLockTimeoutS ?? 3;
+    const retries = opts.cutOverRetries ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
+        await Promise.all(jobs.map((j) => j.lockAndCatchUp(lockWaitS, 10_000)));
+        await Promise.all(jobs.map((j) => j.queueRename(lockWaitS)));
+        // from here on the renames run: one release per zone, all at once
+        cutOverDone = true;
+        const at = await Promise.all(jobs.map((j) => j.release()));
+        report.cutOver = {
+          attempts: attempt,
+          skewMs: Math.max(...at) - Math.min(...at),
+          at: Object.fromEntries(zones.map((z, i) => [z, new Date(at[i]!).toISOString()])),
+        };
+        break;
+      } catch (e) {
+        if (cutOverDone) throw runtimeError(`the cut-over of ${opts.table} failed part-way: ${(e as Error).message}`, { hint: 'check each zone: the table or _<t>_del holds the original; ezctl check schema shows which shape each zone has' });
+        await Promise.all(jobs.map((j) => j.undoCutOver()));
+        if (attempt >= retries) throw runtimeError(`the cut-over of ${opts.table} did not succeed in ${retries} attempts: ${(e as Error).message}`, { hint: 'a long transaction may hold the table: find it in the processlist, or raise --cut-over-lock-timeout; the original is untouched and the ghost was dropped' });
+        ctx.log.warn(`osc: cut-over attempt ${attempt} failed (${(e as Error).message.replace(/ in: .*/s, '')}); the original is untouched; retrying`);
+        await sleep(Math.min(500 * 2 ** attempt, 5000));
+      }
+    }
+    report.progress = jobs.map((j) => ({ ...j.progress }));
+    report.ms = Date.now() - started;
+    return report;
+  } catch (e) {
+    if (!cutOverDone) await Promise.all(jobs.map((j) => j.stop(true)));
+    if (interrupted) throw runtimeError(`interrupted: the helper tables were dropped; ${opts.table} is as it was`);
+    throw e;
+  } finally {
+    clearInterval(tick);
+    offInt();
+    offLog?.();
+    await Promise.all(jobs.map((j) => j.stop(false)));
+    await throttle?.close();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,189 @@
+// What an online schema change will do, decided before anything changes: the new shape (the
+// ALTER is tried on an empty twin of the table created with sql_log_bin=0, so neither the zone's
+// replicas nor DRC ever see it),
+// the key the copy walks that both shapes share, the columns carried over, and every reason to
+// refuse (exit 4): no shared unique key, foreign keys, a rename without a mapping, a table that
+// differs between zones, helper tables left by an earlier job.
+import type { Db } from '../db/connect.js';
+import { quoteTable } from '../db/quote.js';
+import { badInput } from '../exit.js';
+import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
+import { keyOf } from '../dcp/check-full.js';
+
+export interface OscNames {
+  ghost: string;
+  /** the sentry during cut-over, then the old table's name after it */
+  old: string;
+}
+
+/** gh-ost's names: _t_gho for the ghost, _t_del for the sentry / the original after cut-over. */
+export function helperNames(table: string): OscNames {
+  const names = { ghost: `_${table}_gho`, old: `_${table}_del` };
+  if (names.ghost.length > 64) throw badInput(`table name ${table} is too long for its helper tables (_${table}_gho must fit in 64 characters)`);
+  return names;
+}
+
+export interface OscPlan {
+  schema: string;
+  table: string;
+  alter: string;
+  names: OscNames;
+  before: TableShape;
+  after: TableShape;
+  /** the unique key the copy walks: the same columns, unique in both shapes */
+  key: { index: string; columns: string[]; integer: boolean };
+  /** old column → new column, for every column carried over */
+  columns: Array<{ from: string; to: string }>;
+  /** columns the ALTER drops (their data goes) */
+  dropped: string[];
+  /** columns the ALTER adds (they get their default) */
+  added: string[];
+  /** columns whose type changes (compared by value only where the text form stays the same) */
+  retyped: string[];
+  /** columns the pre-cut-over checksum compares */
+  verifyColumns: string[];
+  rowsEstimate: number;
+  /** `ALTER TABLE ... ALGORITHM=INSTANT` is possible (probed on the temporary copy) */
+  instant: boolean;
+  refusals: string[];
+  notes: string[];
+}
+
+/** "old:new" pairs from --map, for columns the ALTER renames. */
+export function parseColumnMap(list: readonly string[] | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const item of list ?? []) {
+    const m = /^([^:\s`]+):([^:\s`]+)$/.exec(item.trim());
+    if (!m) throw badInput(`--map ${JSON.stringify(item)} is not old_column:new_column`);
+    out.set(m[1]!, m[2]!);
+  }
+  return out;
+}
+
+/** Statements an --alter must not smuggle in: it is one ALTER TABLE's list of changes. */
+export function checkAlterText(alter: string): void {
+  const a = alter.trim();
+  if (!a) throw badInput('--alter is empty');
+  if (/;/.test(a.replace(/'[^']*'|"[^"]*"|`[^`]*`/g, ''))) throw badInput('--alter holds a ";": give the changes of one ALTER TABLE, not statements');
+  if (/^\s*alter\s+table\b/i.test(a)) throw badInput('--alter takes only the changes ("ADD COLUMN c INT"), not "ALTER TABLE t ..."');
+  if (/\brename\s+(to|as)\b|^\s*rename\s+\S+\s*$/i.test(a)) throw badInput('--alter cannot rename the table');
+}
+
+/** Columns the ALTER text renames: CHANGE [COLUMN] a b ..., RENAME COLUMN a TO b. */
+export function renamedColumns(alter: string): Array<{ from: string; to: string }> {
+  const out: Array<{ from: string; to: string }> = [];
+  const ident = '(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)';
+  const unq = (s: string) => (s.startsWith('`') ? s.slice(1, -1).replace(/``/g, '`') : s);
+  for (const m of alter.matchAll(new RegExp(`\\bchange\\s+(?:column\\s+)?${ident}\\s+${ident}`, 'gi'))) {
+    if (unq(m[1]!) !== unq(m[2]!)) out.push({ from: unq(m[1]!), to: unq(m[2]!) });
+  }
+  for (const m of alter.matchAll(new RegExp(`\\brename\\s+column\\s+${ident}\\s+to\\s+${ident}`, 'gi'))) out.push({ from: unq(m[1]!), to: unq(m[2]!) });
+  return out;
+}
+
+/**
+ * Build the plan on one zone master: the ALTER applied to a TEMPORARY copy shows the new shape
+ * (and fails early on a bad ALTER, exit 2) without writing anything to the binlog.
+ */
+export async function planOnMaster(db: Db, schema: string, table: string, alter: string, map: Map<string, string>): Promise<OscPlan> {
+  checkAlterText(alter);
+  const names = helperNames(table);
+  const shapes = await readShapes(db, (s, t) => s === schema && (t === table || t === names.ghost || t === names.old));
+  const before = shapes.get(`${schema}.${table}`);
+  if (!before) throw badInput(`table ${schema}.${table} does not exist`);
+  const refusals: string[] = [];
+  const notes: string[] = [];
+  for (const h of [names.ghost, names.old]) {
+    if (shapes.has(`${schema}.${h}`)) refusals.push(`${schema}.${h} exists: an earlier job left it; \`ezctl osc abort\` (or drop it after checking)`);
+  }
+  // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
+  // first asked to change instantly (so the plan knows whether a copy is needed at all), then,
+  // if that is refused, changed the ordinary way; a bad ALTER fails here, before anything.
+  const twin = `_ezctl_osc_probe_${process.pid}`;
+  let after: TableShape | undefined;
+  let instant = false;
+  await db.exec('SET SESSION sql_log_bin = 0');
+  try {
+    await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, twin)}`);
+    await db.exec(`CREATE TABLE ${quoteTable(schema, twin)} LIKE ${quoteTable(schema, table)}`);
+    instant = await db.exec(`ALTER TABLE ${quoteTable(schema, twin)} ${alter}, ALGORITHM=INSTANT`).then(() => true, () => false);
+    if (!instant) {
+      try {
+        await db.exec(`ALTER TABLE ${quoteTable(schema, twin)} ${alter}`);
+      } catch (e) {
+        throw badInput(`the ALTER is refused by the server: ${(e as Error).message.replace(/ in: .*/s, '')}`);
+      }
+    }
+    const read = await readShapes(db, (s, t) => s === schema && t === twin);
+    const shape = read.get(`${schema}.${twin}`);
+    if (!shape) throw new Error('the new shape could not be read');
+    after = { ...shape, table };
+  } finally {
+    await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, twin)}`).catch(() => undefined);
+    await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);
+  }
+
+  if (before.foreignKeys.length) refusals.push(`${schema}.${table} has foreign keys (${before.foreignKeys.map((f) => f.name).join(', ')}): the cut-over would leave them pointing at the old table; widen keys with \`ezctl migrate int2bigint\``);
+  const children = await db.query<{ n: string }>(
+    'SELECT CONSTRAINT_NAME AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?',
+    [schema, table],
+  );
+  if (children.length) refusals.push(`${schema}.${table} is referenced by foreign keys (${children.map((c) => c.n).join(', ')})`);
+
+  const renames = renamedColumns(alter);
+  for (const r of renames) {
+    if (map.get(r.from) !== r.to) refusals.push(`the ALTER renames column ${r.from} to ${r.to}: say so with --map ${r.from}:${r.to} (otherwise its data would be dropped)`);
+  }
+  const columns: Array<{ from: string; to: string }> = [];
+  const dropped: string[] = [];
+  for (const c of before.columns) {
+    const to = map.get(c.name) ?? c.name;
+    if (after.columns.some((x) => x.name === to) && !after.columns.find((x) => x.name === to)?.generated && !c.generated) columns.push({ from: c.name, to });
+    else if (!after.columns.some((x) => x.name === to)) dropped.push(c.name);
+  }
+  const carried = new Set(columns.map((c) => c.to));
+  const added = after.columns.filter((c) => !carried.has(c.name) && !before.columns.some((b) => b.name === c.name)).map((c) => c.name);
+  const retyped = columns.filter((c) => {
+    const a = before.columns.find((x) => x.name === c.from)!;
+    const b = after.columns.find((x) => x.name === c.to)!;
+    return a.columnType !== b.columnType;
+  }).map((c) => c.from);
+
+  // the key the copy walks must identify rows in both shapes
+  const oldKey = keyOf([before]);
+  const newKeyOk = (cols: string[]) => {
+    const mapped = cols.map((c) => map.get(c) ?? c);
+    return (after!.primaryKey.length && after!.primaryKey.join('\0') === mapped.join('\0')) || after!.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
+  };
+  let key: OscPlan['key'] | undefined;
+  if (!oldKey) refusals.push(`${schema}.${table} has no primary key or unique key on NOT NULL columns to copy by`);
+  else if (!newKeyOk(oldKey.columns)) refusals.push(`the new shape has no unique key on (${oldKey.columns.join(', ')}): the key the copy walks must identify rows in both shapes (dropping it is refused)`);
+  else {
+    const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
+    key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
+    if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
+  }
+  const verify = commonColumns([renameShape(before, map), after]);
+  if (verify.excluded.length) notes.push(`not compared before cut-over (their values change form): ${verify.excluded.map((e) => e.column).join(', ')}`);
+  if (added.length) notes.push(`new columns get their default in every zone: ${added.join(', ')}`);
+  if (dropped.length) notes.push(`dropped columns lose their data: ${dropped.join(', ')}`);
+  return {
+    schema, table, alter, names, before, after,
+    key: key ?? { index: 'PRIMARY', columns: [], integer: false },
+    columns, dropped, added, retyped,
+    verifyColumns: verify.columns.filter((c) => carried.has(c)),
+    rowsEstimate: before.rowsEstimate,
+    instant, refusals, notes,
+  };
+}
+
+function renameShape(s: TableShape, map: Map<string, string>): TableShape {
+  return { ...s, columns: s.columns.map((c) => ({ ...c, name: map.get(c.name) ?? c.name })) };
+}
+
+/** Every zone must hold the same table before the change (the change keeps them alike). */
+export function sameShapeEverywhere(plans: { zone: string; plan: OscPlan }[]): string[] {
+  const [first, ...rest] = plans;
+  if (!first) return [];
+  return rest.flatMap((p) => compareShapes(first.plan.before, p.plan.before).map((d) => `zone ${p.zone}: ${describeDiff(d, `zone ${first.zone}`)}`));
+}

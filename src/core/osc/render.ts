@@ -1,0 +1,26 @@
+// The plan and the outcome of an online schema change, for a terminal.
+import type { OscReport } from './engine.js';
+
+export function renderOsc(r: OscReport): string {
+  const out: string[] = [];
+  out.push(`${r.execute ? 'changed' : 'plan for'} ${r.table} in ${r.zones.join(', ')}: ${r.alter}`);
+  out.push(`method: ${r.method === 'instant' ? 'in place, instantly, in every zone (the server can)' : 'copy to a ghost table, follow the binlog, checksum, cut over'}`);
+  if (r.method === 'copy') {
+    out.push(`copy by key (${r.plan.key.join(', ') || '-'}), about ${r.plan.rowsEstimate} rows per zone`);
+    out.push(`columns carried over: ${r.plan.columns.map((c) => (c.from === c.to ? c.from : `${c.from}→${c.to}`)).join(', ')}`);
+  }
+  if (r.plan.added.length) out.push(`added: ${r.plan.added.join(', ')}`);
+  if (r.plan.dropped.length) out.push(`dropped: ${r.plan.dropped.join(', ')}`);
+  if (r.plan.retyped.length) out.push(`retyped: ${r.plan.retyped.join(', ')}`);
+  if (!r.execute) {
+    out.push('SQL, in every zone:', ...r.plan.ghostDdl.map((s) => `  ${s};`));
+    out.push('checks:', ...r.plan.checks.map((c) => `  - ${c}`));
+  }
+  for (const n of r.plan.notes) out.push(`note: ${n}`);
+  for (const x of r.refusals) out.push(`REFUSED: ${x}`);
+  if (!r.execute) out.push(r.refusals.length ? 'refused: nothing would be changed' : 'run again with --execute to do it');
+  if (r.progress) for (const z of r.progress) out.push(`${z.zone}: ${z.rowsCopied} rows copied in ${z.chunks} chunks, ${z.chunksRecopied} chunks copied again after the checksum, ${z.eventsApplied} binlog changes applied`);
+  if (r.cutOver) out.push(`cut over in every zone within ${r.cutOver.skewMs} ms of each other (attempt ${r.cutOver.attempts}); the original is kept as _<table>_del`);
+  if (r.execute) out.push(`done in ${(r.ms / 1000).toFixed(1)} s`);
+  return out.join('\n');
+}

@@ -1,0 +1,428 @@
+// One zone's part of an online schema change, gh-ost's way and without triggers:
+//  - the ghost table (_t_gho) is created with the change applied;
+//  - the table's binlog changes from that moment on are applied to the ghost (REPLACE / DELETE
+//    of the final state per key, in batches), including what DRC writes into the table here;
+//  - rows are copied in key order through the shared chunker (INSERT ... SELECT ... LOCK IN
+//    SHARE MODE; a row the binlog applier already wrote is kept, being newer);
+//  - before the cut-over, original and ghost are compared chunk by chunk and a differing chunk
+//    is copied again (REPLACE), which is safe because later binlog changes still follow;
+//  - the cut-over uses a sentry table: a lock session locks the table and the sentry, the applier
+//    catches up to the binlog position under the lock, a second session's RENAME queues behind
+//    the lock, then the sentry is dropped and the lock released so the RENAME goes first. If the
+//    lock session dies, the sentry is still there and the RENAME fails: the original stays.
+// Only the ghost and the sentry are ever written; the original is read, never changed.
+import type { Ctx } from '../context.js';
+import type { Db, QueryError } from '../db/connect.js';
+import type { ResolvedNode } from '../config/load.js';
+import { quoteId, quoteTable } from '../db/quote.js';
+import { gtidCovers } from '../db/gtid.js';
+import { runtimeError } from '../exit.js';
+import { BinlogStream, type BinlogTx, type Row } from '../binlog/stream.js';
+import { SourcePosition } from '../binlog/position.js';
+import { toParam } from '../binlog/values.js';
+import { Chunker, chunkRange } from '../chunk/chunker.js';
+import { keyIn, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
+import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
+import type { Throttler } from '../throttle/throttler.js';
+import type { Logger } from '../ui/log.js';
+import type { OscPlan } from './plan.js';
+
+const APPLY_BATCH = 1000;
+
+export interface ZoneProgress {
+  zone: string;
+  phase: 'starting' | 'copying' | 'verifying' | 'ready' | 'cutting-over' | 'done' | 'failed' | 'aborted';
+  rowsCopied: number;
+  chunks: number;
+  chunksRecopied: number;
+  eventsApplied: number;
+  backlog: number;
+  cutOverAt?: number;
+}
+
+export class ZoneOsc {
+  readonly progress: ZoneProgress;
+  private copyDb!: Db;
+  private applyDb!: Db;
+  private lockDb: Db | undefined;
+  private renameDb: Db | undefined;
+  private renameConnId = 0;
+  private renaming: Promise<unknown> | undefined;
+  private stream: BinlogStream | undefined;
+  private readPos!: SourcePosition;
+  private appliedPos = '';
+  private queue: Array<{ changes: BinlogTx['changes']; posAfter: string }> = [];
+  private applying: Promise<void> | undefined;
+  private failure: Error | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private paused = false;
+
+  constructor(
+    private readonly ctx: Ctx,
+    readonly zone: string,
+    private readonly node: ResolvedNode,
+    private readonly plan: OscPlan,
+    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; serverId: number },
+  ) {
+    this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
+  }
+
+  private get t(): string {
+    return quoteTable(this.plan.schema, this.plan.table);
+  }
+
+  private get ghost(): string {
+    return quoteTable(this.plan.schema, this.plan.names.ghost);
+  }
+
+  private get sentry(): string {
+    return quoteTable(this.plan.schema, this.plan.names.old);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+  }
+
+  /** The ghost table, and the binlog applier from the position at which it was created. */
+  async start(): Promise<void> {
+    this.copyDb = await this.ctx.connect(this.node);
+    this.applyDb = await this.ctx.connect(this.node);
+    for (const db of [this.copyDb, this.applyDb]) {
+      // strict like the server's own default, so a value the new shape cannot hold fails the job
+      // instead of being cut short; ROW binlogs for the ghost writes
+      await db.exec('SET SESSION sql_mode = @@GLOBAL.sql_mode');
+      await db.exec("SET SESSION binlog_format = 'ROW'");
+      await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
+    }
+    await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
+    await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
+    const from = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
+    this.readPos = new SourcePosition('mariadb', from);
+    this.appliedPos = from;
+    const ep = await this.ctx.endpoint(this.node);
+    this.stream = new BinlogStream({
+      endpoint: ep,
+      flavor: 'mariadb',
+      from,
+      serverId: this.o.serverId,
+      onTx: (tx) => this.onTx(tx),
+      onError: (e) => this.fail(runtimeError(`zone ${this.zone}: reading the binlog: ${e.message}`, { cause: e })),
+    });
+    await this.stream.start();
+    this.applying = this.applyLoop();
+  }
+
+  private onTx(tx: BinlogTx): void {
+    this.readPos.advance(tx.gtid);
+    const changes = tx.changes.filter((c) => c.schema === this.plan.schema && c.table === this.plan.table);
+    const posAfter = this.readPos.toString();
+    if (changes.length === 0) {
+      if (this.queue.length === 0) this.appliedPos = posAfter;
+      else this.queue.at(-1)!.posAfter = posAfter;
+      return;
+    }
+    this.queue.push({ changes, posAfter });
+    this.progress.backlog += changes.length;
+    this.wake?.();
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    this.wake?.();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Apply queued binlog changes to the ghost: per batch, the final state of each key. */
+  private async applyLoop(): Promise<void> {
+    const cols = this.plan.columns;
+    const key = this.plan.key.columns;
+    while (!this.stopped) {
+      if (this.queue.length === 0) {
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, 100);
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const batch: typeof this.queue = [];
+      let n = 0;
+      while (this.queue.length && n < APPLY_BATCH) {
+        const q = this.queue.shift()!;
+        batch.push(q);
+        n += q.changes.length;
+      }
+      const finalState = new Map<string, { key: KeyValue; row: Row | null }>();
+      const keyOf = (row: Row): KeyValue => key.map((k) => toParam(row[k]));
+      for (const q of batch) {
+        for (const c of q.changes) {
+          if (c.before && (c.kind === 'delete' || c.kind === 'update')) {
+            const k = keyOf(c.before);
+            finalState.set(keyText(k), { key: k, row: null });
+          }
+          if (c.after) {
+            const k = keyOf(c.after);
+            const id = keyText(k);
+            finalState.delete(id); // re-inserted last: order of writes follows the last change
+            finalState.set(id, { key: k, row: c.after });
+          }
+        }
+      }
+      try {
+        await retryOnLockConflict(async () => {
+          await this.applyDb.exec('BEGIN');
+          const deletes = [...finalState.values()].filter((s) => !s.row);
+          if (deletes.length) {
+            const k = keyIn(key, deletes.map((d) => d.key));
+            await this.applyDb.exec(`DELETE FROM ${this.ghost} WHERE ${k.sql}`, k.params);
+          }
+          const rows = [...finalState.values()].filter((s) => s.row);
+          if (rows.length) {
+            const one = `(${cols.map(() => '?').join(', ')})`;
+            await this.applyDb.exec(
+              `REPLACE INTO ${this.ghost} (${cols.map((c) => quoteId(c.to)).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`,
+              rows.flatMap((r) => cols.map((c) => toParam(r.row![c.from]))),
+            );
+          }
+          await this.applyDb.exec('COMMIT');
+        }, () => this.applyDb.exec('ROLLBACK').then(() => undefined));
+      } catch (e) {
+        await this.applyDb.exec('ROLLBACK').catch(() => undefined);
+        this.fail(runtimeError(`zone ${this.zone}: applying binlog changes to ${this.plan.names.ghost} failed: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
+      this.progress.eventsApplied += n;
+      this.progress.backlog -= n;
+      this.appliedPos = this.queue.length === 0 ? this.readPos.toString() : batch.at(-1)!.posAfter;
+    }
+  }
+
+  /** Copy every row of the original into the ghost, in key order, in chunks sized to the time target. */
+  async copy(): Promise<void> {
+    this.progress.phase = 'copying';
+    const p = this.plan;
+    const target = this.checksumTarget(p.table);
+    const chunker = await this.chunker(target);
+    const from = p.columns.map((c) => quoteId(c.from)).join(', ');
+    const to = p.columns.map((c) => quoteId(c.to)).join(', ');
+    const k0 = quoteId(p.key.columns[0]!);
+    for (;;) {
+      this.check();
+      while (this.paused) {
+        await sleep(200);
+        this.check();
+      }
+      await this.o.throttler?.gate();
+      const chunk = await chunker.next();
+      if (!chunk) break;
+      const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
+      const t0 = Date.now();
+      // a row already written by the binlog applier is newer than this read: keep it
+      const r = await retryOnLockConflict(() =>
+        this.copyDb.exec(
+          `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
+          range.params,
+        ),
+      );
+      const copied = Number(r.affectedRows ?? 0);
+      chunker.record(Math.max(copied, 1), Date.now() - t0);
+      this.progress.rowsCopied += copied;
+      this.progress.chunks++;
+    }
+  }
+
+  /** The compared columns of the original (old names) or of the ghost (new names). */
+  private checksumTarget(table: string): TableTarget {
+    const p = this.plan;
+    const original = table === p.table;
+    const columns: CompareColumn[] = p.verifyColumns.map((name) => {
+      const c = p.after.columns.find((x) => x.name === name)!;
+      const from = p.columns.find((x) => x.to === name)!.from;
+      const old = p.before.columns.find((x) => x.name === from);
+      // one NULL bitmap for both tables: nullable if either shape allows NULL
+      return { name: original ? from : name, dataType: c.dataType, nullable: c.nullable || !!old?.nullable };
+    });
+    return { schema: p.schema, table, index: p.key.index, keyColumns: p.key.columns, columns, hash: 'crc64' };
+  }
+
+  private async chunker(target: TableTarget): Promise<Chunker> {
+    const p = this.plan;
+    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.o.chunkTimeMs };
+    if (p.key.integer) {
+      const col = quoteId(p.key.columns[0]!);
+      const b = await this.copyDb.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${this.t}`);
+      opts.numericMin = b?.lo ? BigInt(b.lo) : null;
+      opts.numericMax = b?.hi ? BigInt(b.hi) : null;
+    }
+    return new Chunker(this.copyDb, target.schema, p.table, { index: p.key.index, columns: p.key.columns, integer: p.key.integer }, opts);
+  }
+
+  /** Compare original and ghost chunk by chunk on the carried-over columns; copy a differing chunk again. */
+  async verify(): Promise<void> {
+    this.progress.phase = 'verifying';
+    await this.caughtUp(60_000);
+    const p = this.plan;
+    const orig = this.checksumTarget(p.table);
+    const ghost = { ...this.checksumTarget(p.names.ghost), index: p.key.index };
+    const chunker = await this.chunker(orig);
+    for (;;) {
+      this.check();
+      await this.o.throttler?.gate();
+      const chunk = await chunker.next();
+      if (!chunk) break;
+      const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
+      const t0 = Date.now();
+      if (!(await this.sameChunk(orig, ghost, range))) {
+        // the applier may just be behind: give it a moment, then copy the chunk again
+        await this.caughtUp(10_000);
+        if (!(await this.sameChunk(orig, ghost, range))) {
+          await this.recopy(range);
+          this.progress.chunksRecopied++;
+        }
+      }
+      chunker.record(chunk.plannedRows, Date.now() - t0);
+    }
+    this.progress.phase = 'ready';
+  }
+
+  private async sameChunk(orig: TableTarget, ghost: TableTarget, range: SqlPart): Promise<boolean> {
+    const a = chunkChecksumSql(orig, range, false);
+    const b = chunkChecksumSql(ghost, range, false);
+    const x = await this.copyDb.one(a.sql, a.params);
+    const y = await this.copyDb.one(b.sql, b.params);
+    return String(x?.cnt) === String(y?.cnt) && String(x?.crc) === String(y?.crc);
+  }
+
+  private async recopy(range: SqlPart): Promise<void> {
+    const p = this.plan;
+    const from = p.columns.map((c) => quoteId(c.from)).join(', ');
+    const to = p.columns.map((c) => quoteId(c.to)).join(', ');
+    await retryOnLockConflict(async () => {
+      await this.copyDb.exec('BEGIN');
+      // the original's rows, locked while they are read; rows the ghost has that the original no
+      // longer has go too
+      await this.copyDb.exec(`DELETE FROM ${this.ghost} WHERE ${range.sql}`, range.params);
+      await this.copyDb.exec(`INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE`, range.params);
+      await this.copyDb.exec('COMMIT');
+    }, () => this.copyDb.exec('ROLLBACK').then(() => undefined));
+  }
+
+  /** Wait until the applier has applied everything the binlog held when this was called. */
+  async caughtUp(timeoutMs: number): Promise<void> {
+    const target = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
+    const deadline = Date.now() + timeoutMs;
+    while (!gtidCovers('mariadb', this.appliedPos, target)) {
+      this.check();
+      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the binlog applier did not catch up within ${timeoutMs} ms (${this.progress.backlog} changes queued)`);
+      await sleep(20);
+    }
+  }
+
+  /**
+   * Cut-over, step 1: the sentry exists, the table and the sentry are locked (waiting at most
+   * lockWaitS for transactions on the table), and the ghost has every change up to the lock.
+   */
+  async lockAndCatchUp(lockWaitS: number, catchUpMs: number): Promise<void> {
+    this.progress.phase = 'cutting-over';
+    this.lockDb = await this.ctx.connect(this.node);
+    await this.lockDb.exec(`CREATE TABLE ${this.sentry} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='ezctl osc cut-over sentry'`);
+    await this.lockDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
+    await this.lockDb.exec(`LOCK TABLES ${this.t} WRITE, ${this.sentry} WRITE`);
+    await this.caughtUp(catchUpMs);
+  }
+
+  /** Step 2: the RENAME, issued from a second session, waits behind the lock. */
+  async queueRename(lockWaitS: number): Promise<void> {
+    this.renameDb = await this.ctx.connect(this.node);
+    await this.renameDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
+    this.renameConnId = Number(await this.renameDb.value('SELECT CONNECTION_ID()'));
+    const p = this.plan;
+    this.renaming = this.renameDb.exec(`RENAME TABLE ${this.t} TO ${this.sentry}, ${this.ghost} TO ${this.t}`).then(
+      () => (this.progress.cutOverAt = Date.now()),
+      (e: Error) => e,
+    );
+    // it must be seen waiting for the lock before the lock goes
+    const deadline = Date.now() + lockWaitS * 1000;
+    for (;;) {
+      const st = await this.lockDb!.value<string>('SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?', [this.renameConnId]);
+      if (st && /metadata lock|table lock/i.test(st)) return;
+      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the RENAME of ${p.schema}.${p.table} did not queue behind the cut-over lock (state ${st ?? 'gone'})`);
+      await sleep(5);
+    }
+  }
+
+  /** Step 3: drop the sentry and unlock; the queued RENAME goes first. Resolves when it is done. */
+  async release(): Promise<number> {
+    await this.lockDb!.exec(`DROP TABLE ${this.sentry}`);
+    await this.lockDb!.exec('UNLOCK TABLES');
+    const r = await this.renaming;
+    if (r instanceof Error) throw runtimeError(`zone ${this.zone}: the cut-over RENAME failed: ${r.message}`, { cause: r });
+    this.progress.phase = 'done';
+    return this.progress.cutOverAt!;
+  }
+
+  /** A failed cut-over attempt: cancel the queued RENAME, drop the sentry, unlock. The original is untouched. */
+  async undoCutOver(): Promise<void> {
+    if (this.renaming && this.renameConnId && this.lockDb) {
+      await this.lockDb.exec(`KILL QUERY ${Number(this.renameConnId)}`).catch(() => undefined);
+      await this.renaming.catch(() => undefined);
+    }
+    if (this.lockDb) {
+      await this.lockDb.exec(`DROP TABLE IF EXISTS ${this.sentry}`).catch(() => undefined);
+      await this.lockDb.exec('UNLOCK TABLES').catch(() => undefined);
+    }
+    await this.closeCutOverSessions();
+    this.renaming = undefined;
+    this.progress.phase = 'ready';
+  }
+
+  private async closeCutOverSessions(): Promise<void> {
+    await Promise.all([this.lockDb, this.renameDb].map((d) => d?.close().catch(() => undefined)));
+    this.lockDb = undefined;
+    this.renameDb = undefined;
+  }
+
+  /** Stop the applier and close everything; with dropHelpers, the ghost and sentry go (abort). */
+  async stop(dropHelpers: boolean): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.stream?.stop().catch(() => undefined);
+    await this.applying?.catch(() => undefined);
+    if (dropHelpers && this.progress.phase !== 'done') {
+      const db = this.copyDb ?? (await this.ctx.connect(this.node));
+      await db.exec(`DROP TABLE IF EXISTS ${this.ghost}`).catch(() => undefined);
+      if (this.lockDb) await this.undoCutOver().catch(() => undefined);
+      if (db !== this.copyDb) await db.close();
+      this.progress.phase = 'aborted';
+    }
+    await this.closeCutOverSessions();
+    await Promise.all([this.copyDb, this.applyDb].map((d) => d?.close().catch(() => undefined)));
+  }
+}
+
+/**
+ * The copy, the binlog applier and the application touch the same rows: a deadlock or a lock
+ * wait timeout rolls one of them back, and it simply runs again (as gh-ost does).
+ */
+async function retryOnLockConflict<T>(fn: () => Promise<T>, rollback?: () => Promise<void>, attempts = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as QueryError).code;
+      if (i >= attempts || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw e;
+      await rollback?.().catch(() => undefined);
+      await sleep(20 * i);
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,178 @@
+// ezctl osc against a real two-zone sandbox with DRC running and a workload on: changes land in
+// every zone with identical data; unsafe changes are refused with nothing changed; the throttle
+// flag file holds the copy; an interrupted job leaves the original as it was; a cut-over blocked
+// by a transaction times out, retries, and the original stays intact until it succeeds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { EZCTL, show } from '../helpers/cli.js';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
+
+let sb: TestSandbox;
+let pid: number | undefined;
+const ZONES = ['bj', 'sh'];
+const flagDir = mkdtempSync(join(tmpdir(), 'ezctl-osc-'));
+
+async function tables(node: string, schema: string): Promise<string[]> {
+  const db = await sb.db(node);
+  try {
+    return (await db.query<{ t: string }>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1', [schema])).map((r) => r.t);
+  } finally {
+    await db.close();
+  }
+}
+
+async function columnType(node: string, table: string, column: string): Promise<string | undefined> {
+  const db = await sb.db(node);
+  try {
+    return db.value<string>('SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', ['ezdemo', table, column]);
+  } finally {
+    await db.close();
+  }
+}
+
+/** After a change: same structure everywhere, DRC caught up, every row identical across zones. */
+async function assertConsistent(): Promise<void> {
+  const schema = await sb.run(['check', 'schema', '--tables', 'ezdemo.*']);
+  assert.equal(schema.code, 0, show(schema));
+  await drcWaitAll(sb, ZONES, '60s');
+  const full = await sb.run(['check', 'full', '--tables', 'ezdemo.*']);
+  assert.equal(full.code, 0, show(full));
+}
+
+before(async () => {
+  sb = await startSandbox({ zones: ZONES, replicas: 1, load: 2000 });
+  pid = await drcStart(sb);
+});
+
+after(async () => {
+  if (sb) await drcStop(sb, pid);
+  await sb?.down();
+  rmSync(flagDir, { recursive: true, force: true });
+});
+
+test('modify, add and drop a column and add an index under a workload: every zone changes, data identical', async () => {
+  const workload = sb.run(['sandbox', 'workload', '--tps', '60', '--seconds', '20', '--conflict-ratio', '0.05']);
+  for (const alter of ['MODIFY amount DECIMAL(14,2) NOT NULL', 'ADD COLUMN coupon VARCHAR(16) NULL', 'ADD INDEX idx_created (created_at)', 'DROP COLUMN coupon']) {
+    const r = await sb.run(['--json', 'osc', '--table', 'ezdemo.orders', '--alter', alter, '--instant', 'never', '--execute']);
+    assert.equal(r.code, 0, `${alter}: ${show(r)}`);
+    const rep = r.json();
+    assert.equal(rep.method, 'copy');
+    assert.ok(rep.cutOver.skewMs <= 1000, `cut-over skew ${rep.cutOver.skewMs} ms`);
+    assert.ok(rep.progress.every((z: any) => z.rowsCopied > 0), JSON.stringify(rep.progress));
+    for (const node of ['bj-master', 'sh-master']) assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_orders_')), ['_orders_del'], node);
+    await sqlOn(sb, 'bj-master', 'DROP TABLE ezdemo._orders_del');
+    await sqlOn(sb, 'sh-master', 'DROP TABLE ezdemo._orders_del');
+  }
+  const w = await workload;
+  assert.equal(w.code, 0, show(w));
+  for (const node of ['bj-master', 'sh-master', 'bj-replica1', 'sh-replica1']) assert.equal(await columnType(node, 'orders', 'amount'), 'decimal(14,2)', node);
+  await assertConsistent();
+});
+
+test('an instant change is made in place in every zone, and said so', async () => {
+  const r = await sb.run(['--json', 'osc', '--table', 'ezdemo.users', '--alter', 'ADD COLUMN nickname VARCHAR(32) NULL', '--execute']);
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.json().method, 'instant');
+  for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'users', 'nickname'), 'varchar(32)');
+  await assertConsistent();
+});
+
+test('unsafe changes are refused with exit 4 and nothing changed; the plan changes nothing', async () => {
+  await sqlOn(sb, 'bj-master', 'CREATE TABLE ezdemo.nokey (a INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
+  await sqlOn(sb, 'sh-master', 'CREATE TABLE ezdemo.nokey (a INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
+  const cases: Array<[string, string, RegExp]> = [
+    ['ezdemo.order_items', 'DROP PRIMARY KEY', /no unique key on \(order_id, line_no\)/],
+    ['ezdemo.riders', 'CHANGE name full_name VARCHAR(64) NOT NULL', /--map name:full_name/],
+    ['ezdemo.nokey', 'ADD COLUMN b INT', /no primary key or unique key/],
+  ];
+  const before = await tables('bj-master', 'ezdemo');
+  for (const [table, alter, why] of cases) {
+    const plan = await sb.run(['osc', '--table', table, '--alter', alter, '--instant', 'never']);
+    assert.equal(plan.code, 4, show(plan));
+    assert.match(plan.stdout, why);
+    const r = await sb.run(['osc', '--table', table, '--alter', alter, '--instant', 'never', '--execute']);
+    assert.equal(r.code, 4, show(r));
+    assert.match(r.stderr, why);
+  }
+  // a bad ALTER is bad input; a good one without --execute is only a plan
+  const bad = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN oops NOSUCHTYPE']);
+  assert.equal(bad.code, 2, show(bad));
+  const plan = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN x INT NULL', '--instant', 'never']);
+  assert.equal(plan.code, 0, show(plan));
+  assert.match(plan.stdout, /CREATE TABLE `ezdemo`.`_riders_gho` LIKE `ezdemo`.`riders`/);
+  assert.deepEqual(await tables('bj-master', 'ezdemo'), before, 'nothing created');
+  assert.equal(await columnType('bj-master', 'riders', 'full_name'), undefined);
+  // with the rename mapped, the column keeps its data
+  const mapped = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'CHANGE name full_name VARCHAR(64) NOT NULL', '--map', 'name:full_name', '--instant', 'never', '--execute']);
+  assert.equal(mapped.code, 0, show(mapped));
+  const db = await sb.db('sh-master');
+  try {
+    assert.equal(Number(await db.value("SELECT COUNT(*) FROM ezdemo.riders WHERE full_name IS NULL OR full_name = ''")), 0);
+  } finally {
+    await db.close();
+  }
+  await assertConsistent();
+});
+
+test('a throttle flag file holds the copy; an interrupted job drops its helper tables and leaves the original', async () => {
+  const flag = join(flagDir, 'throttle');
+  writeFileSync(flag, '');
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, 'osc', '--table', 'ezdemo.order_items', '--alter', 'ADD COLUMN gift TINYINT NULL', '--instant', 'never', '--execute', '--throttle-flag-file', flag], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  // the ghost exists, and stays empty while the flag is there
+  await eventually(async () => (await tables('bj-master', 'ezdemo')).includes('_order_items_gho'), 15_000, 'the ghost table');
+  await new Promise((r) => setTimeout(r, 1500));
+  const db = await sb.db('bj-master');
+  try {
+    assert.equal(Number(await db.value('SELECT COUNT(*) FROM ezdemo._order_items_gho')), 0, 'nothing copied while throttled');
+  } finally {
+    await db.close();
+  }
+  assert.match(err, /throttled: flag file/);
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, err);
+  for (const node of ['bj-master', 'sh-master']) {
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_order_items')), [], `${node}: helper tables dropped`);
+    assert.equal(await columnType(node, 'order_items', 'gift'), undefined, `${node}: original unchanged`);
+  }
+  rmSync(flag, { force: true });
+  await assertConsistent();
+});
+
+test('a cut-over blocked by a transaction times out, retries, and succeeds once it ends; or gives up leaving the original', async () => {
+  const hold = join(flagDir, 'hold');
+  // first: blocked for good, two short attempts, then it gives up
+  const blocker = await sb.db('sh-master');
+  await blocker.exec('BEGIN');
+  // an open transaction that has read the table holds a metadata lock: rows can still be read
+  // and copied, but the cut-over's LOCK TABLES ... WRITE must wait for it
+  await blocker.query('SELECT * FROM ezdemo.merchants LIMIT 1');
+  const failed = await sb.run(['osc', '--table', 'ezdemo.merchants', '--alter', 'ADD COLUMN osc_mark TINYINT NULL', '--instant', 'never', '--execute', '--cut-over-lock-timeout', '1', '--cut-over-retries', '2']);
+  assert.equal(failed.code, 3, show(failed));
+  assert.match(failed.stderr, /did not succeed in 2 attempts/);
+  for (const node of ['bj-master', 'sh-master']) {
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_merchants')), [], node);
+    assert.equal(await columnType(node, 'merchants', 'osc_mark'), undefined, node);
+  }
+  // then: the transaction ends while the job retries
+  writeFileSync(hold, '');
+  const job = sb.run(['--json', 'osc', '--table', 'ezdemo.merchants', '--alter', 'ADD COLUMN osc_mark TINYINT NULL', '--instant', 'never', '--execute', '--cut-over-lock-timeout', '1', '--cut-over-retries', '10', '--postpone-cut-over-flag-file', hold]);
+  await eventually(async () => (await tables('sh-master', 'ezdemo')).includes('_merchants_gho'), 15_000, 'the ghost table');
+  await new Promise((r) => setTimeout(r, 1000));
+  rmSync(hold); // cut-over begins, and meets the open transaction
+  await new Promise((r) => setTimeout(r, 2500));
+  await blocker.exec('ROLLBACK');
+  await blocker.close();
+  const ok = await job;
+  assert.equal(ok.code, 0, show(ok));
+  assert.ok(ok.json().cutOver.attempts >= 2, JSON.stringify(ok.json().cutOver));
+  for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'merchants', 'osc_mark'), 'tinyint(4)', node);
+  await assertConsistent();
+});
