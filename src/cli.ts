@@ -4,6 +4,14 @@ import { buildProgram } from './program.js';
 import { EzError, ExitCode } from './core/exit.js';
 import { install as installSignals } from './core/signals.js';
 
+// `ezctl ... | head`: the reader went away; the output is not wanted any more, which is no error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 function forEachCommand(cmd: Command, fn: (c: Command) => void): void {
   fn(cmd);
   for (const c of cmd.commands) forEachCommand(c, fn);

@@ -7,13 +7,14 @@ import { parseDuration } from '../core/throttle/duration.js';
 export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
 
 /** Wrap a handler: build the context, run it, hand its exit code to the launcher. */
-export function action<O>(handler: Handler<O>) {
+export function action<O>(handler: Handler<O>, how: { parentOptions?: boolean } = {}) {
   return async (...all: unknown[]): Promise<void> => {
     const cmd = all.at(-1) as Command;
     const globals = cmd.optsWithGlobals() as GlobalOptions & O;
     const ctx = makeCtx(globals);
     const args = all.slice(0, -2).filter((a): a is string => typeof a === 'string');
-    const code = await handler(ctx, cmd.opts() as O, args);
+    // a subcommand whose options its parent also declares (osc status --table) gets them from there
+    const code = await handler(ctx, (how.parentOptions ? globals : cmd.opts()) as O, args);
     if (typeof code === 'number') process.exitCode = code;
   };
 }

@@ -24,8 +24,8 @@ export function registerOsc(program: Command): void {
   const osc = program
     .command('osc')
     .description('online schema change in every zone: ghost table, chunked copy, binlog apply, checksum, cut-overs within a second of each other; prints the plan unless --execute')
-    .requiredOption('--table <db.table>', 'the table to change')
-    .requiredOption('--alter <changes>', 'the changes, as in ALTER TABLE t <changes> (e.g. "ADD COLUMN note VARCHAR(64) NULL")')
+    .option('--table <db.table>', 'the table to change (required)')
+    .option('--alter <changes>', 'the changes, as in ALTER TABLE t <changes> (e.g. "ADD COLUMN note VARCHAR(64) NULL") (required)')
     .option('--cluster <name>', 'cluster (default: the only one)')
     .option('--zones <list>', 'only these zones (default: all)', nameList)
     .option('--execute', 'run it (without it: the plan, the checks, nothing changed)')
@@ -52,6 +52,7 @@ export function registerOsc(program: Command): void {
         ),
     )
     .action(action(async (ctx, o: OscFlags) => {
+      if (!o.table || !o.alter) throw new InvalidArgumentError('osc needs --table db.table and --alter "..."');
       const { runOsc } = await import('../core/osc/engine.js');
       const { renderOsc } = await import('../core/osc/render.js');
       const r = await runOsc(ctx, {
@@ -74,4 +75,34 @@ export function registerOsc(program: Command): void {
       ctx.result(r, () => renderOsc(r));
       return !r.execute && r.refusals.length ? 4 : 0;
     }));
+
+  // the running job's control socket
+  const control = (name: string, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
+    let c = osc
+      .command(name)
+      .description(description)
+      .option('--table <db.table>', 'the table being changed (required)')
+      .option('--cluster <name>', 'cluster (default: the only one)');
+    if (build) c = build(c);
+    c.addHelpText('after', examples(`ezctl osc ${name}${name === 'set' ? ' chunk-time=1s' : ''} --table ezdemo.orders`)).action(
+      action(async (ctx, o: { table?: string; cluster?: string } & Record<string, unknown>, a) => {
+        if (!o.table) throw new InvalidArgumentError(`osc ${name} needs --table db.table`);
+        const { oscControl } = await import('../core/osc/engine.js');
+        const extra = args?.(o, a);
+        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra } : {}) });
+        const { renderOscStatus } = await import('../core/osc/render.js');
+        ctx.result(r, () => renderOscStatus(r));
+      }, { parentOptions: true }),
+    );
+  };
+  control('status', 'progress of the running change: rows copied per zone, backlog, throttle reason');
+  control('pause', 'pause the copy in every zone (the binlog apply keeps up)');
+  control('resume', 'resume a paused copy');
+  control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
+  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was');
+  control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
+    const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');
+    if (!m) throw new InvalidArgumentError(`${JSON.stringify(a[0])} is not key=value`);
+    return { key: m[1], value: m[2] };
+  });
 }

@@ -176,3 +176,50 @@ test('a cut-over blocked by a transaction times out, retries, and succeeds once 
   for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'merchants', 'osc_mark'), 'tinyint(4)', node);
   await assertConsistent();
 });
+
+test('control: osc status / pause / resume / set / cut-over on the running job, and osc abort', async () => {
+  const hold = join(flagDir, 'hold2');
+  writeFileSync(hold, '');
+  const job = sb.run(['--json', 'osc', '--table', 'ezdemo.users', '--alter', 'ADD COLUMN level TINYINT NULL', '--instant', 'never', '--execute', '--chunk-time', '20ms', '--postpone-cut-over-flag-file', hold]);
+  const ctl = (...a: string[]) => sb.run(['--json', 'osc', ...a, '--table', 'ezdemo.users']);
+  await eventually(async () => (await ctl('status')).code === 0, 15_000, 'the job to answer');
+  let r = await ctl('pause');
+  assert.equal(r.code, 0, show(r));
+  await new Promise((res) => setTimeout(res, 800));
+  const a = (await ctl('status')).json();
+  await new Promise((res) => setTimeout(res, 800));
+  const b = (await ctl('status')).json();
+  assert.equal(b.throttle.throttled, true);
+  assert.match(b.throttle.reason, /paused by operator/);
+  assert.deepEqual(b.zones.map((z: any) => z.rowsCopied), a.zones.map((z: any) => z.rowsCopied), 'no rows copied while paused');
+  r = await sb.run(['osc', 'set', 'chunk-time=200ms', '--table', 'ezdemo.users']);
+  assert.equal(r.code, 0, show(r));
+  r = await ctl('resume');
+  assert.equal(r.code, 0, show(r));
+  await eventually(async () => (await ctl('status')).json().postponed === true, 60_000, 'every zone ready, the cut-over postponed');
+  r = await ctl('cut-over');
+  assert.equal(r.code, 0, show(r));
+  const done = await job;
+  assert.equal(done.code, 0, show(done));
+  for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'users', 'level'), 'tinyint(4)', node);
+  rmSync(hold, { force: true });
+
+  // abort: mid-copy, held by the throttle flag
+  const flag = join(flagDir, 'throttle2');
+  writeFileSync(flag, '');
+  const job2 = sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN zone_hint CHAR(2) NULL', '--instant', 'never', '--execute', '--throttle-flag-file', flag]);
+  await eventually(async () => (await sb.run(['osc', 'status', '--table', 'ezdemo.riders'])).code === 0, 15_000, 'the second job to answer');
+  r = await sb.run(['osc', 'abort', '--table', 'ezdemo.riders']);
+  assert.equal(r.code, 0, show(r));
+  const aborted = await job2;
+  assert.equal(aborted.code, 4, show(aborted));
+  assert.match(aborted.stderr, /aborted/);
+  for (const node of ['bj-master', 'sh-master']) {
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_riders')), [], node);
+    assert.equal(await columnType(node, 'riders', 'zone_hint'), undefined, node);
+  }
+  rmSync(flag, { force: true });
+  const none = await sb.run(['osc', 'status', '--table', 'ezdemo.riders']);
+  assert.equal(none.code, 3, show(none));
+  await assertConsistent();
+});

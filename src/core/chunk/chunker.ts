@@ -50,7 +50,7 @@ export class Chunker {
   private done = false;
   private count = 0;
   private rows: number;
-  private readonly targetMs: number;
+  private targetMs: number;
   private readonly minRows: number;
   private readonly maxRows: number;
   // numeric strategy: rows per key unit, smoothed
@@ -76,6 +76,11 @@ export class Chunker {
   /** Lower bound of the next chunk: what a checkpoint saves. */
   get position(): KeyValue | undefined {
     return this.lower;
+  }
+
+  /** A new time target (a running job's `set chunk-time`). */
+  setTargetMs(ms: number): void {
+    this.targetMs = ms;
   }
 
   get chunkRows(): number {

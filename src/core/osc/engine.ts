@@ -6,6 +6,7 @@
 // lock in every zone (the originals stay) and is retried. Anything failing before the cut-over
 // drops the helper tables and leaves the original as it was.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
@@ -14,6 +15,9 @@ import { badInput, refused, runtimeError } from '../exit.js';
 import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
+import { serveControl, sendControl } from '../control/socket.js';
+import { parseDuration } from '../throttle/duration.js';
+import type { Topology } from '../config/load.js';
 import { planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 
@@ -150,9 +154,50 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
 async function copyAndCutOver(
   ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
 ): Promise<OscReport> {
-  const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster, zones, opts.throttle) : undefined;
-  const offLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'osc: ') : undefined;
-  const jobs = makeJobs(throttle?.throttler);
+  // always a throttler: `osc pause` needs one even when no signal was asked for
+  const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
+  const offLog = logThrottleChanges(throttle.throttler, ctx.log, 'osc: ');
+  const jobs = makeJobs(throttle.throttler);
+  let cutOverNow = false;
+  let aborted = false;
+  const phase = () => jobs.map((j) => j.progress.phase);
+  const status = () => ({
+    table: opts.table, alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
+    postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
+  });
+  const sock = oscSocketPath(await ctx.topology(), cluster, opts.table);
+  const server = await serveControl(sock, async (req) => {
+    switch (req.cmd) {
+      case 'ping':
+        return 'pong';
+      case 'status':
+        return status();
+      case 'pause':
+        throttle.throttler.pause('paused by operator (ezctl osc pause)');
+        return status();
+      case 'resume':
+        throttle.throttler.resume();
+        return status();
+      case 'cut-over':
+        cutOverNow = true;
+        return status();
+      case 'set': {
+        const key = String(req.args?.key ?? '');
+        const value = String(req.args?.value ?? '');
+        if (key !== 'chunk-time') throw new Error(`cannot set ${key} (settable: chunk-time)`);
+        const ms = parseDuration(value);
+        for (const j of jobs) j.setChunkTime(ms);
+        ctx.log.info(`osc: chunk-time set to ${ms} ms`);
+        return status();
+      }
+      case 'abort':
+        aborted = true;
+        setImmediate(() => void Promise.all(jobs.map((j) => j.stop(true))));
+        return { aborting: true };
+      default:
+        throw new Error(`unknown command ${req.cmd}`);
+    }
+  });
   let interrupted = false;
   const offInt = onInterrupt(async () => {
     interrupted = true;
@@ -167,7 +212,7 @@ async function copyAndCutOver(
     await Promise.all(jobs.map((j) => j.verify()));
     if (opts.postponeCutOverFlagFile) {
       let said = false;
-      while (existsSync(opts.postponeCutOverFlagFile)) {
+      while (existsSync(opts.postponeCutOverFlagFile) && !cutOverNow) {
         if (!said) ctx.log.info(`osc: every zone is ready; the cut-over waits while ${opts.postponeCutOverFlagFile} exists`);
         said = true;
         await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
@@ -204,14 +249,31 @@ async function copyAndCutOver(
   } catch (e) {
     if (!cutOverDone) await Promise.all(jobs.map((j) => j.stop(true)));
     if (interrupted) throw runtimeError(`interrupted: the helper tables were dropped; ${opts.table} is as it was`);
+    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
     throw e;
   } finally {
     clearInterval(tick);
     offInt();
-    offLog?.();
+    offLog();
+    server.close();
     await Promise.all(jobs.map((j) => j.stop(false)));
-    await throttle?.close();
+    await throttle.close();
   }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Where a running change of this table answers: one socket per cluster and table. */
+export function oscSocketPath(topo: Topology, cluster: string, table: string): string {
+  return join(topo.stateDir(), `osc-${cluster}-${table.replace(/[^A-Za-z0-9_.-]/g, '_')}.sock`);
+}
+
+/** `ezctl osc status|pause|resume|set|cut-over|abort`: one request to the running job. */
+export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string; cmd: string; args?: Record<string, unknown> }): Promise<unknown> {
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(o.cluster);
+  const sock = oscSocketPath(topo, cluster.name, o.table);
+  return sendControl(sock, o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd }).catch((e: Error) => {
+    throw runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
+  });
+}

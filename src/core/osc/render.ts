@@ -24,3 +24,14 @@ export function renderOsc(r: OscReport): string {
   if (r.execute) out.push(`done in ${(r.ms / 1000).toFixed(1)} s`);
   return out.join('\n');
 }
+
+/** A control answer: the status of the running job (or a short acknowledgement). */
+export function renderOscStatus(r: unknown): string {
+  const s = r as { table?: string; zones?: Array<{ zone: string; phase: string; rowsCopied: number; chunks: number; backlog: number; eventsApplied: number }>; throttle?: { throttled: boolean; reason: string | null }; postponed?: boolean; aborting?: boolean };
+  if (s.aborting) return 'aborting: the helper tables are being dropped';
+  if (!s.zones) return JSON.stringify(r);
+  const lines = s.zones.map((z) => `${z.zone}: ${z.phase}, ${z.rowsCopied} rows copied in ${z.chunks} chunks, binlog backlog ${z.backlog}, ${z.eventsApplied} changes applied`);
+  if (s.throttle?.throttled) lines.push(`throttled: ${s.throttle.reason}`);
+  if (s.postponed) lines.push('ready; the cut-over is postponed (flag file), `ezctl osc cut-over` releases it');
+  return lines.join('\n');
+}

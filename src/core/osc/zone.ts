@@ -56,7 +56,6 @@ export class ZoneOsc {
   private failure: Error | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
-  private paused = false;
 
   constructor(
     private readonly ctx: Ctx,
@@ -80,12 +79,14 @@ export class ZoneOsc {
     return quoteTable(this.plan.schema, this.plan.names.old);
   }
 
-  pause(): void {
-    this.paused = true;
-  }
+  private chunkers: Chunker[] = [];
+  /** stop() ends a copy that waits on the throttle, too */
+  private readonly halt = new AbortController();
 
-  resume(): void {
-    this.paused = false;
+  /** `osc set chunk-time=...`: the running copy and verify adapt to the new target. */
+  setChunkTime(ms: number): void {
+    this.o.chunkTimeMs = ms;
+    for (const c of this.chunkers) c.setTargetMs(ms);
   }
 
   /** The ghost table, and the binlog applier from the position at which it was created. */
@@ -216,11 +217,7 @@ export class ZoneOsc {
     const k0 = quoteId(p.key.columns[0]!);
     for (;;) {
       this.check();
-      while (this.paused) {
-        await sleep(200);
-        this.check();
-      }
-      await this.o.throttler?.gate();
+      await this.o.throttler?.gate(this.halt.signal);
       const chunk = await chunker.next();
       if (!chunk) break;
       const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
@@ -262,7 +259,9 @@ export class ZoneOsc {
       opts.numericMin = b?.lo ? BigInt(b.lo) : null;
       opts.numericMax = b?.hi ? BigInt(b.hi) : null;
     }
-    return new Chunker(this.copyDb, target.schema, p.table, { index: p.key.index, columns: p.key.columns, integer: p.key.integer }, opts);
+    const c = new Chunker(this.copyDb, target.schema, p.table, { index: p.key.index, columns: p.key.columns, integer: p.key.integer }, opts);
+    this.chunkers.push(c);
+    return c;
   }
 
   /** Compare original and ghost chunk by chunk on the carried-over columns; copy a differing chunk again. */
@@ -275,7 +274,7 @@ export class ZoneOsc {
     const chunker = await this.chunker(orig);
     for (;;) {
       this.check();
-      await this.o.throttler?.gate();
+      await this.o.throttler?.gate(this.halt.signal);
       const chunk = await chunker.next();
       if (!chunk) break;
       const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
@@ -393,6 +392,7 @@ export class ZoneOsc {
   /** Stop the applier and close everything; with dropHelpers, the ghost and sentry go (abort). */
   async stop(dropHelpers: boolean): Promise<void> {
     this.stopped = true;
+    this.halt.abort(new Error(`zone ${this.zone}: stopped`));
     this.wake?.();
     await this.stream?.stop().catch(() => undefined);
     await this.applying?.catch(() => undefined);
