@@ -18,6 +18,7 @@ interface OscFlags extends ThrottleFlags {
   postponeCutOverFlagFile?: string;
   cutOverLockTimeout?: number;
   cutOverRetries?: number;
+  resume?: boolean;
 }
 
 export function registerOsc(program: Command): void {
@@ -37,7 +38,8 @@ export function registerOsc(program: Command): void {
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
     .option('--cut-over-lock-timeout <seconds>', 'how long the cut-over waits for the table lock per attempt (default 3)', integer(1, 60))
-    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100));
+    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
+    .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position');
   addThrottleOptions(osc);
   osc
     .addHelpText(
@@ -67,6 +69,7 @@ export function registerOsc(program: Command): void {
         ...(o.postponeCutOverFlagFile ? { postponeCutOverFlagFile: o.postponeCutOverFlagFile } : {}),
         ...(o.cutOverLockTimeout !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeout } : {}),
         ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),
+        ...(o.resume ? { resume: true } : {}),
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);

@@ -37,6 +37,8 @@ export interface OscOptions {
   cutOverRetries?: number;
   /** DRC lag above which the change is refused (DRC unhealthy) */
   maxDrcLagMs?: number;
+  /** continue a job that died (kill -9): its ghost and saved positions are in every zone */
+  resume?: boolean;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -86,10 +88,24 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghost follows the table through it)`);
     }
     const plans: { zone: string; plan: OscPlan }[] = [];
-    for (const c of ctl) plans.push({ zone: c.zone, plan: await planOnMaster(c.db, schema, table, opts.alter, map) });
+    for (const c of ctl) plans.push({ zone: c.zone, plan: await planOnMaster(c.db, schema, table, opts.alter, map, !!opts.resume) });
+    const job = `${cluster.name}:${schema}.${table}`;
+    const saved = new Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>();
+    if (opts.resume) {
+      for (const c of ctl) saved.set(c.zone, await ZoneOsc.savedState(c.db, job, c.zone));
+    }
     const plan = plans[0]!.plan;
     const refusals = [...new Set(plans.flatMap((p) => p.plan.refusals.map((r) => (plans.length > 1 ? `zone ${p.zone}: ${r}` : r))))];
     refusals.push(...sameShapeEverywhere(plans).map((d) => `the table differs between zones before the change: ${d}`));
+    if (opts.resume) {
+      for (const c of ctl) {
+        const st = saved.get(c.zone);
+        const ghostThere = (await c.db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [schema, plan.names.ghost])) as number | string;
+        if (!st) refusals.push(`zone ${c.zone}: no saved state of a change of ${opts.table} to resume`);
+        else if (st.alter !== opts.alter) refusals.push(`zone ${c.zone}: the saved change is "${st.alter}", not "${opts.alter}"`);
+        if (!Number(ghostThere)) refusals.push(`zone ${c.zone}: the ghost table ${plan.names.ghost} is gone; start again without --resume`);
+      }
+    }
     // DRC must be healthy: a change while DRC is far behind would cut over with rows still to come
     const lag = await measureDrcLagMs(ctl).catch(() => ({ maxLagMs: null }));
     const maxDrcLag = opts.maxDrcLagMs ?? 10_000;
@@ -143,9 +159,9 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, serverId: 700_000 + ((process.pid * 10 + i) % 100_000), throttler,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, serverId: 700_000 + ((process.pid * 10 + i) % 100_000), throttler, job,
       }));
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started);
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, saved);
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
@@ -153,6 +169,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
 
 async function copyAndCutOver(
   ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
+  saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>,
 ): Promise<OscReport> {
   // always a throttler: `osc pause` needs one even when no signal was asked for
   const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
@@ -202,12 +219,13 @@ async function copyAndCutOver(
   const offInt = onInterrupt(async () => {
     interrupted = true;
     await Promise.all(jobs.map((j) => j.stop(true)));
+    await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
   });
   const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
   tick.unref();
   let cutOverDone = false;
   try {
-    await Promise.all(jobs.map((j) => j.start()));
+    await Promise.all(jobs.map((j) => j.start(saved.get(j.zone))));
     await Promise.all(jobs.map((j) => j.copy()));
     await Promise.all(jobs.map((j) => j.verify()));
     if (opts.postponeCutOverFlagFile) {
@@ -245,9 +263,13 @@ async function copyAndCutOver(
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
     report.ms = Date.now() - started;
+    await Promise.all(jobs.map((j) => j.clearState()));
     return report;
   } catch (e) {
-    if (!cutOverDone) await Promise.all(jobs.map((j) => j.stop(true)));
+    if (!cutOverDone) {
+      await Promise.all(jobs.map((j) => j.stop(true)));
+      await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
+    }
     if (interrupted) throw runtimeError(`interrupted: the helper tables were dropped; ${opts.table} is as it was`);
     if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
     throw e;

@@ -85,7 +85,7 @@ export function renamedColumns(alter: string): Array<{ from: string; to: string 
  * Build the plan on one zone master: the ALTER applied to a TEMPORARY copy shows the new shape
  * (and fails early on a bad ALTER, exit 2) without writing anything to the binlog.
  */
-export async function planOnMaster(db: Db, schema: string, table: string, alter: string, map: Map<string, string>): Promise<OscPlan> {
+export async function planOnMaster(db: Db, schema: string, table: string, alter: string, map: Map<string, string>, resuming = false): Promise<OscPlan> {
   checkAlterText(alter);
   const names = helperNames(table);
   const shapes = await readShapes(db, (s, t) => s === schema && (t === table || t === names.ghost || t === names.old));
@@ -93,7 +93,7 @@ export async function planOnMaster(db: Db, schema: string, table: string, alter:
   if (!before) throw badInput(`table ${schema}.${table} does not exist`);
   const refusals: string[] = [];
   const notes: string[] = [];
-  for (const h of [names.ghost, names.old]) {
+  for (const h of resuming ? [names.old] : [names.ghost, names.old]) {
     if (shapes.has(`${schema}.${h}`)) refusals.push(`${schema}.${h} exists: an earlier job left it; \`ezctl osc abort\` (or drop it after checking)`);
   }
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):

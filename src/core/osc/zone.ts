@@ -21,7 +21,8 @@ import { BinlogStream, type BinlogTx, type Row } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { toParam } from '../binlog/values.js';
 import { Chunker, chunkRange } from '../chunk/chunker.js';
-import { keyIn, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
+import { decodeKey, encodeKey, keyIn, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
+import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
@@ -62,7 +63,7 @@ export class ZoneOsc {
     readonly zone: string,
     private readonly node: ResolvedNode,
     private readonly plan: OscPlan,
-    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; serverId: number },
+    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; serverId: number; job: string },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
@@ -90,7 +91,38 @@ export class ZoneOsc {
   }
 
   /** The ghost table, and the binlog applier from the position at which it was created. */
-  async start(): Promise<void> {
+  /** The state a crashed run of this job saved here, if any (for --resume). */
+  static async savedState(db: Db, job: string, zone: string): Promise<{ alter: string; lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number } | undefined> {
+    const r = await db
+      .one<{ alter_text: string; last_key: string | null; applied_pos: string; rows_copied: string | number }>(`SELECT alter_text, last_key, applied_pos, rows_copied FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ? AND zone = ?`, [job, zone])
+      .catch(() => undefined);
+    if (!r) return undefined;
+    return { alter: r.alter_text, lastKey: r.last_key ? decodeKey(r.last_key) : undefined, appliedPos: r.applied_pos, rowsCopied: Number(r.rows_copied) };
+  }
+
+  private lastSave = 0;
+
+  /** Where the copy and the binlog apply are: what --resume starts from after a crash. */
+  private async saveState(lastKey: KeyValue | undefined, force = false): Promise<void> {
+    if (!force && Date.now() - this.lastSave < 1000) return;
+    this.lastSave = Date.now();
+    await this.copyDb.exec(
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, 'osc_state')} (job, zone, alter_text, last_key, applied_pos, rows_copied, phase) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), applied_pos = VALUES(applied_pos), rows_copied = VALUES(rows_copied), phase = VALUES(phase)`,
+      [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.appliedPos, this.progress.rowsCopied, this.progress.phase],
+    );
+  }
+
+  async clearState(): Promise<void> {
+    const db = await this.ctx.connect(this.node);
+    try {
+      await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ? AND zone = ?`, [this.o.job, this.zone]).catch(() => undefined);
+    } finally {
+      await db.close();
+    }
+  }
+
+  async start(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
     this.copyDb = await this.ctx.connect(this.node);
     this.applyDb = await this.ctx.connect(this.node);
     for (const db of [this.copyDb, this.applyDb]) {
@@ -100,9 +132,19 @@ export class ZoneOsc {
       await db.exec("SET SESSION binlog_format = 'ROW'");
       await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
     }
-    await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
-    await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
-    const from = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
+    await ensureStateSchema(this.copyDb);
+    let from: string;
+    if (resume) {
+      // the ghost is there: re-apply the binlog from the saved position (REPLACE and DELETE of
+      // final states are idempotent) and copy on from the saved key
+      from = resume.appliedPos;
+      this.resumeAfter = resume.lastKey;
+      this.progress.rowsCopied = resume.rowsCopied;
+    } else {
+      await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
+      await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
+      from = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
+    }
     this.readPos = new SourcePosition('mariadb', from);
     this.appliedPos = from;
     const ep = await this.ctx.endpoint(this.node);
@@ -116,7 +158,10 @@ export class ZoneOsc {
     });
     await this.stream.start();
     this.applying = this.applyLoop();
+    await this.saveState(this.resumeAfter, true);
   }
+
+  private resumeAfter: KeyValue | undefined;
 
   private onTx(tx: BinlogTx): void {
     this.readPos.advance(tx.gtid);
@@ -211,7 +256,7 @@ export class ZoneOsc {
     this.progress.phase = 'copying';
     const p = this.plan;
     const target = this.checksumTarget(p.table);
-    const chunker = await this.chunker(target);
+    const chunker = await this.chunker(target, this.resumeAfter);
     const from = p.columns.map((c) => quoteId(c.from)).join(', ');
     const to = p.columns.map((c) => quoteId(c.to)).join(', ');
     const k0 = quoteId(p.key.columns[0]!);
@@ -233,7 +278,9 @@ export class ZoneOsc {
       chunker.record(Math.max(copied, 1), Date.now() - t0);
       this.progress.rowsCopied += copied;
       this.progress.chunks++;
+      await this.saveState(chunker.position);
     }
+    await this.saveState(undefined, true);
   }
 
   /** The compared columns of the original (old names) or of the ghost (new names). */
@@ -250,9 +297,10 @@ export class ZoneOsc {
     return { schema: p.schema, table, index: p.key.index, keyColumns: p.key.columns, columns, hash: 'crc64' };
   }
 
-  private async chunker(target: TableTarget): Promise<Chunker> {
+  private async chunker(target: TableTarget, after?: KeyValue): Promise<Chunker> {
     const p = this.plan;
     const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.o.chunkTimeMs };
+    if (after) opts.after = p.key.integer ? [BigInt(String(after[0]))] : after;
     if (p.key.integer) {
       const col = quoteId(p.key.columns[0]!);
       const b = await this.copyDb.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${this.t}`);

@@ -106,6 +106,19 @@ const TABLES: Record<string, string> = {
     updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
     PRIMARY KEY (cluster, zone)
   ) ENGINE=InnoDB`,
+  // an online schema change's progress in this zone: where its copy and its binlog apply are, so
+  // --resume continues after a crash
+  osc_state: `(
+    job VARCHAR(191) NOT NULL,
+    zone VARCHAR(64) NOT NULL,
+    alter_text TEXT NOT NULL,
+    last_key TEXT NULL,
+    applied_pos TEXT NOT NULL,
+    rows_copied BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    phase VARCHAR(16) NOT NULL,
+    updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (job, zone)
+  ) ENGINE=InnoDB`,
 };
 
 export const STATE_TABLES = Object.keys(TABLES);
