@@ -25,6 +25,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { EZCTL, ROOT } from '../test/helpers/cli.js';
 import type { Db } from '../src/core/db/connect.js';
@@ -346,12 +347,20 @@ async function ptChecksum(sb: TestSandbox, cnf: string): Promise<PtResult> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** "1G", "512M", "65536K" or plain bytes */
+function bytes(v: string): number {
+  const m = /^(\d+)([KMG]?)$/i.exec(v.trim());
+  if (!m) throw new Error(`BENCH_BUFFER_POOL=${v} is not a size (e.g. 1G, 512M)`);
+  return Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
+}
+
 const best = <T extends { ms: number }>(xs: T[]): T => xs.reduce((a, b) => (b.ms < a.ms ? b : a));
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 const rate = (rows: number, ms: number) => Math.round(rows / (ms / 1000)).toLocaleString('en');
 
 async function main(): Promise<void> {
   console.log(`check full vs pt-table-checksum vs raw scan: ${SHAPE} rows (${TOTAL_ROWS.toLocaleString('en')} in all), 2 zones; best of ${REPS} runs each`);
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on this machine makes timings noisy)`);
   const t0 = Date.now();
   sandbox = await startSandbox({ zones: ['bj', 'sh'], replicas: 1 });
   const sb = sandbox;
@@ -364,7 +373,7 @@ async function main(): Promise<void> {
     if (BUFFER_POOL) {
       for (const n of sb.nodes) {
         const db = await sb.db(n.name);
-        await db.exec(`SET GLOBAL innodb_buffer_pool_size = ${BUFFER_POOL.replace(/[^0-9KMG]/gi, '')}`);
+        await db.exec('SET GLOBAL innodb_buffer_pool_size = ?', [bytes(BUFFER_POOL)]);
         await db.close();
       }
     }
@@ -477,40 +486,46 @@ async function main(): Promise<void> {
     results.ptTableChecksumWithDiffs = ptDiff;
 
     // ---- report
-    const w = [44, 24, 8, 11, 10, 9];
+    const w = [48, 24, 8, 11, 9, 8, 16];
     const lines: string[] = [];
-    lines.push(row(['contender', 'tables x rows', 'seconds', 'rows/s', 'ezctl is', 'max RSS'], w));
+    const all = (xs: number[]) => xs.map(secs).join(' ');
+    lines.push(row(['contender', 'tables x rows', 'seconds', 'rows/s', 'ezctl is', 'max RSS', 'every run (s)'], w));
     const ref = best(ez[`--concurrency ${DEFAULT_CONCURRENCY}`] ?? Object.values(ez)[0]!);
     const ratio = (ms: number) => `${(ms / ref.ms).toFixed(2)}x`;
     const mb = (x: number | undefined) => (x === undefined ? '-' : `${Math.round(x)} MB`);
     for (const [label, rs] of Object.entries(ez)) {
       const b = best(rs);
-      lines.push(row([`ezctl check full ${label}`, SHAPE, secs(b.ms), rate(TOTAL_ROWS, b.ms), ratio(b.ms), mb(Math.max(...rs.map((r) => r.maxRssMb)))], w));
+      lines.push(row([`ezctl check full ${label}`, SHAPE, secs(b.ms), rate(TOTAL_ROWS, b.ms), ratio(b.ms), mb(Math.max(...rs.map((r) => r.maxRssMb))), all(rs.map((r) => r.ms))], w));
     }
     const ptb = best(pt);
-    lines.push(row(['pt-table-checksum (master + replica)', SHAPE, secs(ptb.ms), rate(TOTAL_ROWS, ptb.ms), ratio(ptb.ms), mb(Math.max(...pt.map((r) => r.maxRssMb)))], w));
+    lines.push(row(['pt-table-checksum (master + replica)', SHAPE, secs(ptb.ms), rate(TOTAL_ROWS, ptb.ms), ratio(ptb.ms), mb(Math.max(...pt.map((r) => r.maxRssMb))), all(pt.map((r) => r.ms))], w));
     for (const [label, xs] of Object.entries(raw)) {
       const b = Math.min(...xs);
-      lines.push(row([`raw scan, ${label}`, SHAPE, secs(b), rate(TOTAL_ROWS, b), ratio(b), '-'], w));
+      lines.push(row([`raw scan, ${label}`, SHAPE, secs(b), rate(TOTAL_ROWS, b), ratio(b), '-', all(xs)], w));
     }
-    if (ezHashScan !== undefined) lines.push(row(['(diag) raw scan with ezctl\'s row hash, 2 at a time', SHAPE, secs(ezHashScan), rate(TOTAL_ROWS, ezHashScan), ratio(ezHashScan), '-'], w));
+    if (ezHashScan !== undefined) {
+      const xs = results.rawWithEzctlHash as number[];
+      lines.push(row(['(diag) raw scan, ezctl\'s row hash, 2 at a time', SHAPE, secs(ezHashScan), rate(TOTAL_ROWS, ezHashScan), ratio(ezHashScan), '-', all(xs)], w));
+    }
     console.log(`\nzones identical (best of ${REPS}; "ezctl is" = contender's time / ezctl --concurrency ${DEFAULT_CONCURRENCY}'s time, >1 means ezctl is faster):`);
     console.log(lines.join('\n'));
     const chunkInfo = Object.entries(ez).map(([l, rs]) => `${l}: ${best(rs).chunks} chunks, ezctl's own time ${secs(best(rs).ownMs)} s`).join('; ');
     console.log(`  ${chunkInfo}; pt-table-checksum: ${ptb.chunks} chunks`);
 
     console.log(`\n${DIFFS} differences injected (${kinds}) in sh, and the same on bj-replica1 for pt-table-checksum:`);
-    const l2: string[] = [row(['contender', 'found', 'expected', 'seconds', 'rows/s', 'max RSS'], [44, 18, 9, 8, 11, 9])];
+    const w2 = [48, 18, 9, 8, 11, 8, 16];
+    const l2: string[] = [row(['contender', 'found', 'expected', 'seconds', 'rows/s', 'max RSS', 'every run (s)'], w2)];
     for (const [label, rs] of Object.entries(ezDiff)) {
       const b = best(rs);
       const found = rs.map((r) => r.missing + r.changed);
       const ok = found.every((f) => f === DIFFS);
       if (!ok) failed = true;
-      l2.push(row([`ezctl check full ${label}`, `${found.join('/')} rows${ok ? '' : ' WRONG'}`, String(DIFFS), secs(b.ms), rate(TOTAL_ROWS, b.ms), mb(Math.max(...rs.map((r) => r.maxRssMb)))], [44, 18, 9, 8, 11, 9]));
+      l2.push(row([`ezctl check full ${label}`, `${found.join('/')} rows${ok ? '' : ' WRONG'}`, String(DIFFS), secs(b.ms), rate(TOTAL_ROWS, b.ms), mb(Math.max(...rs.map((r) => r.maxRssMb))), all(rs.map((r) => r.ms))], w2));
     }
     const ptdb = best(ptDiff);
-    l2.push(row(['pt-table-checksum (master + replica)', `${ptdb.diffs} chunks`, `${TABLES.length} tables`, secs(ptdb.ms), rate(TOTAL_ROWS, ptdb.ms), mb(Math.max(...ptDiff.map((r) => r.maxRssMb)))], [44, 18, 9, 8, 11, 9]));
+    l2.push(row(['pt-table-checksum (master + replica)', `${ptdb.diffs} chunks`, `${TABLES.length} tables`, secs(ptdb.ms), rate(TOTAL_ROWS, ptdb.ms), mb(Math.max(...ptDiff.map((r) => r.maxRssMb))), all(ptDiff.map((r) => r.ms))], w2));
     console.log(l2.join('\n'));
+    console.log('  ezctl narrows each differing chunk to rows (bisection) and re-checks them before reporting (waits of 1 s, then 2 s, per table, inside its worker); pt-table-checksum only flags chunks');
     console.log(`  ezctl ${DIFFS} found as: ${Object.entries(ezDiff).map(([l, rs]) => `${l} ${best(rs).missing} missing + ${best(rs).changed} changed`).join('; ')}; pt-table-checksum flagged chunks in ${ptdb.tablesWithDiffs} of ${TABLES.length} tables`);
     if (ptDiff.some((r) => r.tablesWithDiffs !== TABLES.length)) console.log('  pt-table-checksum missed differences in some tables');
 
@@ -528,6 +543,8 @@ async function main(): Promise<void> {
     }
     console.log(`ezctl finds ${DIFFS} differences: ${failed ? 'NO (see above)' : 'yes, exactly'}`);
     results.verdict = { vsPt, vsRaw, maxRssMb: ezMax, exactDiffs: !failed };
+    results.loadavgEnd = loadavg();
+    console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(results, null, 2));
   } finally {
     await Promise.all(lanes.flat().map((c) => c.close()));
