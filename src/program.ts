@@ -6,6 +6,7 @@ import { registerSandbox } from './commands/sandbox.js';
 import { registerTopo } from './commands/topo.js';
 import { registerDrc } from './commands/drc.js';
 import { registerCheck, registerRepair } from './commands/check.js';
+import { registerMigrate } from './commands/migrate.js';
 import { registerOsc } from './commands/osc.js';
 import { exitCodeDocs } from './core/exit.js';
 
@@ -44,6 +45,7 @@ Examples:
   registerDrc(program);
   registerCheck(program);
   registerRepair(program);
+  registerMigrate(program);
   registerOsc(program);
   return program;
 }

@@ -79,7 +79,7 @@ export function registerSandbox(program: Command): void {
     .action(action(async (ctx, o: { tps: number; seconds: number; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
       const { sandboxWorkload } = await import('../core/sandbox/workload.js');
       const r = await sandboxWorkload(ctx, o);
-      ctx.result(r, () => r.zones.map((z) => `${z.zone}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors`).join('\n'));
+      ctx.result(r, () => r.zones.map((z) => `${z.zone}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors${z.lastError ? ` (last: ${z.lastError})` : ''}`).join('\n'));
       return r.zones.some((z) => z.errors > 0) ? 3 : 0;
     }));
 }

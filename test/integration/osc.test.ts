@@ -67,6 +67,18 @@ test('modify, add and drop a column and add an index under a workload: every zon
     for (const node of ['bj-master', 'sh-master']) assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_orders_')), ['_orders_del'], node);
     await sqlOn(sb, 'bj-master', 'DROP TABLE ezdemo._orders_del');
     await sqlOn(sb, 'sh-master', 'DROP TABLE ezdemo._orders_del');
+    if (alter.startsWith('ADD COLUMN coupon')) {
+      // a value in the new column, written in one zone right after the cut-over, reaches the other
+      await sqlOn(sb, 'bj-master', "UPDATE ezdemo.orders SET coupon = 'NEW-1' WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM ezdemo.orders) x)");
+      await eventually(async () => {
+        const db = await sb.db('sh-master');
+        try {
+          return Number(await db.value("SELECT COUNT(*) FROM ezdemo.orders WHERE coupon = 'NEW-1'")) === 1;
+        } finally {
+          await db.close();
+        }
+      }, 15_000, 'the new column\'s value to reach sh through DRC');
+    }
   }
   const w = await workload;
   assert.equal(w.code, 0, show(w));
@@ -116,6 +128,7 @@ test('unsafe changes are refused with exit 4 and nothing changed; the plan chang
   } finally {
     await db.close();
   }
+  for (const node of ['bj-master', 'sh-master']) await sqlOn(sb, node, 'DROP TABLE ezdemo._riders_del');
   await assertConsistent();
 });
 
@@ -173,7 +186,10 @@ test('a cut-over blocked by a transaction times out, retries, and succeeds once 
   const ok = await job;
   assert.equal(ok.code, 0, show(ok));
   assert.ok(ok.json().cutOver.attempts >= 2, JSON.stringify(ok.json().cutOver));
-  for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'merchants', 'osc_mark'), 'tinyint(4)', node);
+  for (const node of ['bj-master', 'sh-master']) {
+    assert.equal(await columnType(node, 'merchants', 'osc_mark'), 'tinyint(4)', node);
+    await sqlOn(sb, node, 'DROP TABLE ezdemo._merchants_del');
+  }
   await assertConsistent();
 });
 
@@ -201,7 +217,10 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
   assert.equal(r.code, 0, show(r));
   const done = await job;
   assert.equal(done.code, 0, show(done));
-  for (const node of ['bj-master', 'sh-master']) assert.equal(await columnType(node, 'users', 'level'), 'tinyint(4)', node);
+  for (const node of ['bj-master', 'sh-master']) {
+    assert.equal(await columnType(node, 'users', 'level'), 'tinyint(4)', node);
+    await sqlOn(sb, node, 'DROP TABLE ezdemo._users_del');
+  }
   rmSync(hold, { force: true });
 
   // abort: mid-copy, held by the throttle flag

@@ -28,6 +28,8 @@ export interface TableMeta {
   columns: Set<string>;
   pk: string[];
   hasTs: boolean;
+  /** when the structure was read: re-read when rows bring a column it did not have */
+  readAt: number;
 }
 
 export interface ShardRule {
@@ -166,10 +168,26 @@ export class Applier {
       if (!info) {
         throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null);
       }
-      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn) };
+      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
       if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null);
       if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
       this.tables.set(k, m);
+    }
+    return m;
+  }
+
+  /**
+   * The target table's structure for a change. A row bringing a column the cached structure
+   * lacks means the table changed (an online schema change cut over here or at the source):
+   * read it again, at most once a second, so a new column's values are written as soon as the
+   * target has the column. Until then they cannot be, and are left out (see the README).
+   */
+  private async metaFor(c: RowChange, gtid: string): Promise<TableMeta> {
+    const m = await this.meta(c.schema, c.table, gtid);
+    const row = c.after ?? c.before;
+    if (row && Date.now() - m.readAt > 1000 && Object.keys(row).some((col) => !m.columns.has(col))) {
+      this.tables.delete(`${c.schema}.${c.table}`);
+      return this.meta(c.schema, c.table, gtid);
     }
     return m;
   }
@@ -193,13 +211,19 @@ export class Applier {
    * applied one at a time in source order: those before a bad one commit, and the error names
    * the bad one's own GTID. Retryable failures (connection, deadlock) are thrown as they are.
    */
-  async apply(batch: QueuedTx[], onCommitted?: (q: QueuedTx, r: BatchResult) => void): Promise<BatchResult> {
+  async apply(batch: QueuedTx[], onCommitted?: (q: QueuedTx, r: BatchResult) => void, structureReread = false): Promise<BatchResult> {
     try {
       const r = await this.applyOne(batch, 'net');
       return r;
     } catch (e) {
       await this.db.exec('ROLLBACK').catch(() => undefined);
       if (isRetryable(e)) throw e;
+      // A column the cached structure had is gone (a schema change cut over here): read the
+      // structures again and apply the same batch once more, by the columns the table has now.
+      if (!structureReread && e instanceof QueryError && e.code === 'ER_BAD_FIELD_ERROR') {
+        this.tables.clear();
+        return this.apply(batch, onCommitted, true);
+      }
       if (batch.length === 1 && !(e instanceof QueryError && e.code && REORDER_CODES.has(e.code))) throw this.classify(e, batch);
     }
     const total: BatchResult = { transactions: 0, rows: 0, conflicts: [], illegal: [], heartbeatsWrittenAtMs: [], ordered: true };
@@ -270,7 +294,7 @@ export class Applier {
     // Every table and key this batch touches, read and locked up front.
     const changes: Array<{ c: RowChange; gtid: string; m: TableMeta }> = [];
     for (const q of batch) {
-      for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.meta(c.schema, c.table, q.tx.gtid) });
+      for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.metaFor(c, q.tx.gtid) });
     }
     const state = new Map<string, KeyState>();
     const keyOf = (m: TableMeta, row: Row) => m.pk.map((k) => row[k]);

@@ -11,7 +11,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
-import { badInput, refused, runtimeError } from '../exit.js';
+import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
@@ -270,7 +270,7 @@ async function copyAndCutOver(
       await Promise.all(jobs.map((j) => j.stop(true)));
       await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
     }
-    if (interrupted) throw runtimeError(`interrupted: the helper tables were dropped; ${opts.table} is as it was`);
+    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: the helper tables were dropped; ${opts.table} is as it was`);
     if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
     throw e;
   } finally {

@@ -384,6 +384,10 @@ export class ZoneOsc {
     await this.lockDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
     await this.lockDb.exec(`LOCK TABLES ${this.t} WRITE, ${this.sentry} WRITE`);
     await this.caughtUp(catchUpMs);
+    // The ghost's AUTO_INCREMENT counter only knows the ids copied into it; the original's may be
+    // higher (rows at the end deleted): carry it over under the lock, so no id is handed out twice.
+    const next = await this.lockDb.value<string | number | null>('SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.plan.schema, this.plan.table]);
+    if (next !== null && next !== undefined) await this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`);
   }
 
   /** Step 2: the RENAME, issued from a second session, waits behind the lock. */

@@ -108,8 +108,9 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
         stmts.push([`DELETE FROM ${q('order_items')} WHERE order_id = ?`, [id]]);
         stmts.push([`DELETE FROM ${q('orders')} WHERE id = ?`, [id]]);
       }
-      // A deadlock or lock wait (with DRC's locking reads, say) is retried, as an application
-      // does; anything else is an error.
+      // A deadlock or lock wait (with DRC's locking reads, say), or a table changed under an open
+      // transaction (an online schema change's cut-over), is retried, as an application does;
+      // anything else is an error.
       for (let attempt = 1; ; attempt++) {
         try {
           await db.exec('BEGIN');
@@ -122,7 +123,7 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
         } catch (e) {
           await db.exec('ROLLBACK').catch(() => undefined);
           const code = (e as { code?: string }).code;
-          if ((code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') && attempt < 5) {
+          if ((code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'ER_TABLE_DEF_CHANGED') && attempt < 5) {
             r.retries++;
             continue;
           }

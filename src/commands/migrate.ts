@@ -1,0 +1,63 @@
+// ezctl migrate: one-off data-preserving migrations run in every zone (the DRC timestamp
+// column now; INT→BIGINT key widening to come). Each subcommand is registered by its own
+// function below, so a new one is one more register call in registerMigrate.
+import type { Command } from 'commander';
+import { action, examples, integer, nameList } from './common.js';
+
+export function registerMigrate(program: Command): void {
+  const migrate = program
+    .command('migrate')
+    .description('migrations run in every zone that keep the zones identical: the DRC timestamp column (drc-ts); INT→BIGINT key widening (int2bigint) to come')
+    .addHelpText('after', examples('ezctl migrate drc-ts --cluster demo', 'ezctl migrate drc-ts --cluster demo --execute'));
+  registerDrcTs(migrate);
+}
+
+interface DrcTsFlags {
+  cluster?: string;
+  zones?: string[];
+  tables?: string;
+  exclude?: string;
+  execute?: boolean;
+  value?: string;
+  lockWaitTimeout?: number;
+}
+
+function registerDrcTs(migrate: Command): void {
+  migrate
+    .command('drc-ts')
+    .description('add the DRC timestamp column (TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)) where it is missing or wrong, so that every row has the same value in every zone; prints the plan and SQL unless --execute')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--zones <list>', 'only these zones, comma-separated, in this order (default: all)', nameList)
+    .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
+    .option('--exclude <patterns>', 'leave out these tables (same patterns)')
+    .option('--value <utc>', "the value existing rows get, 'YYYY-MM-DD HH:MM:SS[.fff]' UTC (default: now, to the second); give the printed one to continue an interrupted run")
+    .option('--lock-wait-timeout <seconds>', 'how long each ALTER waits for the table\'s metadata lock before it tries again (default 5)', integer(1, 3600))
+    .option('--execute', 'run it, then verify definitions (masters and replicas) and values (across zones)')
+    .addHelpText(
+      'after',
+      '\nPer table: (1) ADD COLUMN ... NOT NULL DEFAULT \'<fixed UTC value>\' in every zone, ALGORITHM=INSTANT\n' +
+        '(existing rows read that one value; falls back to INPLACE, then COPY, which fill the same constant);\n' +
+        '(2) a zone without the column while another zone has one gets that zone\'s values by primary key;\n' +
+        '(3) MODIFY COLUMN to the final definition: metadata only (INSTANT), existing values kept.\n' +
+        'A wrong definition is fixed when every value survives (TIMESTAMP(0) widened by a table copy; NULLs set\n' +
+        'to the fixed value first) and refused otherwise (DATETIME, other types, a finer precision): exit 4.\n' +
+        'DDL runs at each zone master (its replicas follow) with time_zone \'+00:00\' and DRC\'s marker comment.\n' +
+        'A DRC direction that stopped because its target lacked the column is resumed afterwards (daemon on this host).\n' +
+        'Exit 0 when verified (or the plan printed), 1 when the verification finds differences, 4 when refused.\n' +
+        examples(
+          'ezctl migrate drc-ts --cluster demo',
+          "ezctl migrate drc-ts --cluster demo --tables 'shop.*' --execute",
+          "ezctl --json migrate drc-ts --exclude 'shop.audit_*' --execute",
+        ),
+    )
+    .action(action(async (ctx, o: DrcTsFlags) => {
+      const { migrateDrcTs, drcTsExitCode } = await import('../core/migrate/drc-ts.js');
+      const { renderDrcTs } = await import('../core/migrate/drc-ts-render.js');
+      const opts: import('../core/migrate/drc-ts.js').DrcTsOptions = {};
+      for (const k of ['cluster', 'zones', 'tables', 'exclude', 'value', 'lockWaitTimeout'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
+      if (o.execute) opts.execute = true;
+      const r = await migrateDrcTs(ctx, opts);
+      ctx.result(r, () => renderDrcTs(r));
+      return drcTsExitCode(r);
+    }));
+}
