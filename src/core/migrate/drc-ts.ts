@@ -634,7 +634,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     // ----- execute
     const drc = await drcBefore(ctx, topo, cluster.name);
     report.drc = { running: drc.running, resumed: [], warnings: [] };
-    if (drc.running) ctx.log.warn(`DRC runs for cluster ${cluster.name}: each table gets its column in every zone back to back (instant), so the window where zones differ is short; see \`ezctl migrate drc-ts --help\``);
+    if (drc.running) ctx.log.warn(`DRC runs for cluster ${cluster.name}: each table gets its column in every zone back to back (instant), so the window where zones differ is short (README: "Adding the DRC timestamp column", DRC meanwhile)`);
     for (const c of conns) await c.db.exec('SET SESSION lock_wait_timeout = ?', [lockWait]);
 
     // Ctrl-C: the step under way finishes (each step is whole), then the process exits 130
