@@ -53,6 +53,8 @@ export class ZoneOsc {
   private readPos!: SourcePosition;
   private appliedPos = '';
   private queue: Array<{ changes: BinlogTx['changes']; posAfter: string }> = [];
+  /** while a batch is being applied: the position reached once it is committed */
+  private applyingPos: string | undefined;
   private applying: Promise<void> | undefined;
   private failure: Error | undefined;
   private stopped = false;
@@ -168,8 +170,11 @@ export class ZoneOsc {
     const changes = tx.changes.filter((c) => c.schema === this.plan.schema && c.table === this.plan.table);
     const posAfter = this.readPos.toString();
     if (changes.length === 0) {
-      if (this.queue.length === 0) this.appliedPos = posAfter;
-      else this.queue.at(-1)!.posAfter = posAfter;
+      // a transaction on other tables: the applied position may pass it only once everything
+      // queued or being applied before it is in the ghost (the cut-over waits on this position)
+      if (this.queue.length) this.queue.at(-1)!.posAfter = posAfter;
+      else if (this.applyingPos !== undefined) this.applyingPos = posAfter;
+      else this.appliedPos = posAfter;
       return;
     }
     this.queue.push({ changes, posAfter });
@@ -206,6 +211,7 @@ export class ZoneOsc {
         batch.push(q);
         n += q.changes.length;
       }
+      this.applyingPos = batch.at(-1)!.posAfter;
       const finalState = new Map<string, { key: KeyValue; row: Row | null }>();
       const keyOf = (row: Row): KeyValue => key.map((k) => toParam(row[k]));
       for (const q of batch) {
@@ -247,7 +253,8 @@ export class ZoneOsc {
       }
       this.progress.eventsApplied += n;
       this.progress.backlog -= n;
-      this.appliedPos = this.queue.length === 0 ? this.readPos.toString() : batch.at(-1)!.posAfter;
+      this.appliedPos = this.applyingPos;
+      this.applyingPos = undefined;
     }
   }
 
