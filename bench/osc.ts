@@ -306,6 +306,61 @@ class CopyWatch {
   }
 }
 
+/**
+ * Who waits for whom at bj: InnoDB's lock waits sampled every 100 ms, each side named by what it
+ * is (the application = sysbench's user, the tool's copy, ezctl's binlog applier, ...). A pair
+ * seen in n samples waited about n x 0.1 s.
+ */
+class LockWatch {
+  readonly pairs = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+
+  constructor(private readonly db: Db, private readonly appUser: string) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.polling ??= this.poll().catch(() => undefined).finally(() => (this.polling = undefined));
+    }, 100);
+  }
+
+  private what(user: string | null, query: string | null): string {
+    const q = (query ?? '').replace(/\s+/g, ' ');
+    if (user === this.appUser) return 'application';
+    if (/^INSERT (LOW_PRIORITY IGNORE )?INTO `[^`]+`\.`_[^`]+_(gho|new)` .*SELECT/i.test(q)) return 'copy';
+    if (/^(REPLACE INTO|DELETE FROM) `[^`]+`\.`_[^`]+_gho`/i.test(q)) return "ezctl's binlog applier";
+    if (/^(SELECT COUNT|SELECT .*BIT_XOR)/i.test(q)) return 'checksum';
+    if (/^(LOCK TABLES|RENAME TABLE)/i.test(q)) return 'cut-over';
+    if (!q) return `${user ?? '?'} (between statements)`;
+    return `${user ?? '?'}: ${q.slice(0, 30)}`;
+  }
+
+  private async poll(): Promise<void> {
+    const rows = await this.db.query<{ wid: number; wu: string | null; wq: string | null; bid: number; bu: string | null; bq: string | null }>(
+      `SELECT rt.trx_mysql_thread_id AS wid, rp.USER AS wu, LEFT(rt.trx_query, 200) AS wq, bt.trx_mysql_thread_id AS bid, bp.USER AS bu, LEFT(bt.trx_query, 200) AS bq
+       FROM information_schema.INNODB_LOCK_WAITS w
+       JOIN information_schema.INNODB_TRX rt ON rt.trx_id = w.requesting_trx_id
+       JOIN information_schema.INNODB_TRX bt ON bt.trx_id = w.blocking_trx_id
+       LEFT JOIN information_schema.PROCESSLIST rp ON rp.ID = rt.trx_mysql_thread_id
+       LEFT JOIN information_schema.PROCESSLIST bp ON bp.ID = bt.trx_mysql_thread_id`,
+    );
+    const seen = new Set<string>();
+    for (const r of rows) {
+      const key = `${r.wid}>${r.bid}`;
+      if (seen.has(key)) continue; // one pair once per sample, however many locks
+      seen.add(key);
+      const label = `${this.what(r.wu, r.wq)} waits for ${this.what(r.bu, r.bq)}`;
+      this.pairs.set(label, (this.pairs.get(label) ?? 0) + 1);
+    }
+  }
+
+  async stop(): Promise<Record<string, number>> {
+    clearInterval(this.timer);
+    await this.polling;
+    return Object.fromEntries([...this.pairs].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, n / 10]));
+  }
+}
+
 async function binlogBytes(db: Db): Promise<number> {
   const logs = await db.query<{ File_size: string | number }>('SHOW BINARY LOGS');
   return logs.reduce((s, l) => s + Number(l.File_size), 0);
@@ -448,6 +503,8 @@ interface RunResult {
   /** bj: InnoDB row lock waits during the run, and the time spent in them */
   rowLockWaits?: number;
   rowLockMs?: number;
+  /** under load, at bj: "X waits for Y" -> seconds (sampled every 100 ms) */
+  lockWaits?: Record<string, number>;
   baseline?: Sysb;
   during?: Sysb;
 }
@@ -458,6 +515,8 @@ interface Ctx {
   admin: Record<string, Db>;
   cnf: string;
   sysbench: Sysbench;
+  /** bj: a session of its own for the lock-wait sampler */
+  lockDb: Db;
 }
 
 function copyRegex(c: ContenderId, table: string): RegExp | undefined {
@@ -518,7 +577,7 @@ async function slowLogOn(dbs: Db[]): Promise<void> {
 async function slowLogOff(db: Db, re: RegExp): Promise<{ n: number; s: number; rows: number }> {
   await db.exec('SET GLOBAL slow_query_log = 0, long_query_time = 10');
   const rows = await db.query<{ t: string; s: string | number; r: string | number }>(
-    "SELECT LEFT(sql_text, 200) AS t, TIME_TO_SEC(query_time) + MICROSECOND(query_time) / 1e6 AS s, rows_affected AS r FROM mysql.slow_log WHERE sql_text LIKE 'INSERT%'",
+    "SELECT LEFT(sql_text, 200) AS t, TIME_TO_SEC(query_time) AS s, rows_affected AS r FROM mysql.slow_log WHERE sql_text LIKE 'INSERT%'",
   );
   await db.exec('TRUNCATE TABLE mysql.slow_log');
   const mine = rows.filter((r) => re.test(String(r.t)));
@@ -545,6 +604,8 @@ async function runOne(ctx: Ctx, c: ContenderId, change: ChangeId, mode: Mode, re
   const locks0 = await rowLocks(ctx.admin.bj!);
   const watch = re ? new CopyWatch(ctx.watch.filter((w) => zones.includes(w.zone)), re) : undefined;
   watch?.start();
+  const locks = mode === 'load' && DIAG ? new LockWatch(ctx.lockDb, 'app') : undefined;
+  locks?.start();
   const exec = () => runTool(ctx, c, change, chunkTime);
   let tool: Awaited<ReturnType<typeof runTool>> | undefined;
   try {
@@ -563,12 +624,19 @@ async function runOne(ctx: Ctx, c: ContenderId, change: ChangeId, mode: Mode, re
     console.log(`  ${CONTENDERS[c].label}, ${CHANGES[change].label}, ${mode}: FAILED: ${res.error.slice(0, 1500)}`);
   }
   const windows = (await watch?.stop()) ?? {};
+  if (locks) res.lockWaits = await locks.stop();
   const locks1 = await rowLocks(ctx.admin.bj!);
   res.rowLockWaits = locks1.waits - locks0.waits;
   res.rowLockMs = locks1.ms - locks0.ms;
   if (slowLog) {
     res.statements = {};
-    for (const z of zones) res.statements[z] = await slowLogOff(ctx.admin[z]!, re!);
+    for (const z of zones) {
+      try {
+        res.statements[z] = await slowLogOff(ctx.admin[z]!, re!);
+      } catch (e) {
+        console.log(`  (slow log at ${z}: ${(e as Error).message})`);
+      }
+    }
   }
   for (const z of ZONES) res.serverCpuS[z] = (cpuSeconds(pids[z]) ?? NaN) - cpu0[z]!;
   const drc1 = cpuSeconds(drcPid);
@@ -829,7 +897,9 @@ async function main(): Promise<void> {
     }
     const appPw = readDefaultsFile(join(sb.dir, 'app.cnf')).password!;
     const bj = sb.node('bj-master');
-    const ctx: Ctx = { sb, watch, admin, cnf: join(sb.dir, 'client.cnf'), sysbench: new Sysbench(tmp, bj.host, bj.port, 'app', appPw) };
+    const lockDb = await sb.db('bj-master');
+    watch.push({ zone: 'lock', db: lockDb }); // closed with the others
+    const ctx: Ctx = { sb, watch: watch.filter((w) => w.zone !== 'lock'), admin, cnf: join(sb.dir, 'client.cnf'), sysbench: new Sysbench(tmp, bj.host, bj.port, 'app', appPw), lockDb };
 
     // ---- the runs
     for (const mode of MODES) {
@@ -949,8 +1019,9 @@ async function main(): Promise<void> {
         return `${x} ${st.n} statements, ${s1(st.s * 1000)} s inside the server (${k(st.rows / st.s)} rows/s) of a ${s1(r.copyMs[x])} s copy phase`;
       }).join('; ')}`);
     }
-    for (const r of runs.filter((x) => x.mode === 'load' && x.ok)) {
-      console.log(`  row lock waits at bj, ${r.change} ${CONTENDERS[r.contender].label}: ${k(r.rowLockWaits)} waits, ${s1(r.rowLockMs)} s waited`);
+    for (const r of [...runs, ...extra].filter((x) => x.mode === 'load' && x.ok)) {
+      const lw = Object.entries(r.lockWaits ?? {}).slice(0, 4).map(([k2, v]) => `${k2} ${v.toFixed(1)} s`).join('; ');
+      console.log(`  row lock waits at bj, ${r.change} ${CONTENDERS[r.contender].label}${r.chunkTime ? ` --chunk-time ${r.chunkTime}` : ''}: ${k(r.rowLockWaits)} waits, ${s1(r.rowLockMs)} s waited (InnoDB's counters)${lw ? `; sampled: ${lw}` : ''}`);
     }
     if (extra.length) {
       console.log(`\nunder load, ${CHANGES[CHANGE_IDS[0]!].label}, other --chunk-time values (the copy holds shared row locks on a chunk while it runs):`);
