@@ -225,7 +225,7 @@ function createSql(table: string): string {
   ) ENGINE=InnoDB`;
 }
 
-const helpers = (t: string) => [`_${t}_gho`, `_${t}_del`, `_${t}_new`, `_${t}_old`];
+const helpers = (t: string) => [`${t}_ezgho`, `${t}_ezdel`, `_${t}_new`, `_${t}_old`];
 
 /** Drop the table (and any helper table a run left) and load it again, unlogged, in every zone. */
 async function reload(sb: TestSandbox, table: string, rows: number): Promise<number> {
@@ -327,8 +327,8 @@ class LockWatch {
   private what(user: string | null, query: string | null): string {
     const q = (query ?? '').replace(/\s+/g, ' ');
     if (user === this.appUser) return 'application';
-    if (/^INSERT (LOW_PRIORITY IGNORE )?INTO `[^`]+`\.`_[^`]+_(gho|new)` .*SELECT/i.test(q)) return 'copy';
-    if (/^(REPLACE INTO|DELETE FROM) `[^`]+`\.`_[^`]+_gho`/i.test(q)) return "ezctl's binlog applier";
+    if (/^INSERT (LOW_PRIORITY IGNORE )?INTO `[^`]+`\.`([^`]+_ezgho|_[^`]+_new)` .*SELECT/i.test(q)) return 'copy';
+    if (/^(REPLACE INTO|DELETE FROM) `[^`]+`\.`[^`]+_ezgho`/i.test(q)) return "ezctl's binlog applier";
     if (/^(SELECT COUNT|SELECT .*BIT_XOR)/i.test(q)) return 'checksum';
     if (/^(LOCK TABLES|RENAME TABLE)/i.test(q)) return 'cut-over';
     if (!q) return `${user ?? '?'} (between statements)`;
@@ -521,7 +521,7 @@ interface Ctx {
 
 function copyRegex(c: ContenderId, table: string): RegExp | undefined {
   if (c === 'pt-osc') return new RegExp(`^INSERT LOW_PRIORITY IGNORE INTO \`${SCHEMA}\`\\.\`_${table}_new\``);
-  if (c === 'ezctl-bj' || c === 'ezctl-2z') return new RegExp(`^INSERT INTO \`${SCHEMA}\`\\.\`_${table}_gho\``);
+  if (c === 'ezctl-bj' || c === 'ezctl-2z') return new RegExp(`^INSERT INTO \`${SCHEMA}\`\\.\`${table}_ezgho\``);
   return undefined;
 }
 
@@ -777,7 +777,7 @@ async function diagCopy(ctx: Ctx, label: string, stmt: 'ezctl' | 'pt-osc', chunk
   await drcCatchUp(ctx.sb);
   await reload(ctx.sb, TABLE, ROWS);
   await drcCatchUp(ctx.sb);
-  const ghost = stmt === 'ezctl' ? `_${TABLE}_gho` : `_${TABLE}_new`;
+  const ghost = stmt === 'ezctl' ? `${TABLE}_ezgho` : `_${TABLE}_new`;
   const g = `\`${SCHEMA}\`.\`${ghost}\``;
   const t = `\`${SCHEMA}\`.\`${TABLE}\``;
   await db.exec(`CREATE TABLE ${g} LIKE ${t}`);

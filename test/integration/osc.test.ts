@@ -64,9 +64,9 @@ test('modify, add and drop a column and add an index under a workload: every zon
     assert.equal(rep.method, 'copy');
     assert.ok(rep.cutOver.skewMs <= 1000, `cut-over skew ${rep.cutOver.skewMs} ms`);
     assert.ok(rep.progress.every((z: any) => z.rowsCopied > 0), JSON.stringify(rep.progress));
-    for (const node of ['bj-master', 'sh-master']) assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_orders_')), ['_orders_del'], node);
-    await sqlOn(sb, 'bj-master', 'DROP TABLE ezdemo._orders_del');
-    await sqlOn(sb, 'sh-master', 'DROP TABLE ezdemo._orders_del');
+    for (const node of ['bj-master', 'sh-master']) assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('orders_ez')), ['orders_ezdel'], node);
+    await sqlOn(sb, 'bj-master', 'DROP TABLE ezdemo.orders_ezdel');
+    await sqlOn(sb, 'sh-master', 'DROP TABLE ezdemo.orders_ezdel');
     if (alter.startsWith('ADD COLUMN coupon')) {
       // a value in the new column, written in one zone right after the cut-over, reaches the other
       await sqlOn(sb, 'bj-master', "UPDATE ezdemo.orders SET coupon = 'NEW-1' WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM ezdemo.orders) x)");
@@ -116,7 +116,7 @@ test('unsafe changes are refused with exit 4 and nothing changed; the plan chang
   assert.equal(bad.code, 2, show(bad));
   const plan = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN x INT NULL', '--instant', 'never']);
   assert.equal(plan.code, 0, show(plan));
-  assert.match(plan.stdout, /CREATE TABLE `ezdemo`.`_riders_gho` LIKE `ezdemo`.`riders`/);
+  assert.match(plan.stdout, /CREATE TABLE `ezdemo`.`riders_ezgho` LIKE `ezdemo`.`riders`/);
   assert.deepEqual(await tables('bj-master', 'ezdemo'), before, 'nothing created');
   assert.equal(await columnType('bj-master', 'riders', 'full_name'), undefined);
   // with the rename mapped, the column keeps its data
@@ -128,7 +128,7 @@ test('unsafe changes are refused with exit 4 and nothing changed; the plan chang
   } finally {
     await db.close();
   }
-  for (const node of ['bj-master', 'sh-master']) await sqlOn(sb, node, 'DROP TABLE ezdemo._riders_del');
+  for (const node of ['bj-master', 'sh-master']) await sqlOn(sb, node, 'DROP TABLE ezdemo.riders_ezdel');
   await assertConsistent();
 });
 
@@ -139,11 +139,11 @@ test('a throttle flag file holds the copy; an interrupted job drops its helper t
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   // the ghost exists, and stays empty while the flag is there
-  await eventually(async () => (await tables('bj-master', 'ezdemo')).includes('_order_items_gho'), 15_000, 'the ghost table');
+  await eventually(async () => (await tables('bj-master', 'ezdemo')).includes('order_items_ezgho'), 15_000, 'the ghost table');
   await new Promise((r) => setTimeout(r, 1500));
   const db = await sb.db('bj-master');
   try {
-    assert.equal(Number(await db.value('SELECT COUNT(*) FROM ezdemo._order_items_gho')), 0, 'nothing copied while throttled');
+    assert.equal(Number(await db.value('SELECT COUNT(*) FROM ezdemo.order_items_ezgho')), 0, 'nothing copied while throttled');
   } finally {
     await db.close();
   }
@@ -152,7 +152,7 @@ test('a throttle flag file holds the copy; an interrupted job drops its helper t
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   assert.equal(code, 130, err);
   for (const node of ['bj-master', 'sh-master']) {
-    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_order_items')), [], `${node}: helper tables dropped`);
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('order_items_ez')), [], `${node}: helper tables dropped`);
     assert.equal(await columnType(node, 'order_items', 'gift'), undefined, `${node}: original unchanged`);
   }
   rmSync(flag, { force: true });
@@ -171,13 +171,13 @@ test('a cut-over blocked by a transaction times out, retries, and succeeds once 
   assert.equal(failed.code, 3, show(failed));
   assert.match(failed.stderr, /did not succeed in 2 attempts/);
   for (const node of ['bj-master', 'sh-master']) {
-    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_merchants')), [], node);
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('merchants_ez')), [], node);
     assert.equal(await columnType(node, 'merchants', 'osc_mark'), undefined, node);
   }
   // then: the transaction ends while the job retries
   writeFileSync(hold, '');
   const job = sb.run(['--json', 'osc', '--table', 'ezdemo.merchants', '--alter', 'ADD COLUMN osc_mark TINYINT NULL', '--instant', 'never', '--execute', '--cut-over-lock-timeout', '1', '--cut-over-retries', '10', '--postpone-cut-over-flag-file', hold]);
-  await eventually(async () => (await tables('sh-master', 'ezdemo')).includes('_merchants_gho'), 15_000, 'the ghost table');
+  await eventually(async () => (await tables('sh-master', 'ezdemo')).includes('merchants_ezgho'), 15_000, 'the ghost table');
   await new Promise((r) => setTimeout(r, 1000));
   rmSync(hold); // cut-over begins, and meets the open transaction
   await new Promise((r) => setTimeout(r, 2500));
@@ -188,7 +188,7 @@ test('a cut-over blocked by a transaction times out, retries, and succeeds once 
   assert.ok(ok.json().cutOver.attempts >= 2, JSON.stringify(ok.json().cutOver));
   for (const node of ['bj-master', 'sh-master']) {
     assert.equal(await columnType(node, 'merchants', 'osc_mark'), 'tinyint(4)', node);
-    await sqlOn(sb, node, 'DROP TABLE ezdemo._merchants_del');
+    await sqlOn(sb, node, 'DROP TABLE ezdemo.merchants_ezdel');
   }
   await assertConsistent();
 });
@@ -219,7 +219,7 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
   assert.equal(done.code, 0, show(done));
   for (const node of ['bj-master', 'sh-master']) {
     assert.equal(await columnType(node, 'users', 'level'), 'tinyint(4)', node);
-    await sqlOn(sb, node, 'DROP TABLE ezdemo._users_del');
+    await sqlOn(sb, node, 'DROP TABLE ezdemo.users_ezdel');
   }
   rmSync(hold, { force: true });
 
@@ -234,7 +234,7 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
   assert.equal(aborted.code, 4, show(aborted));
   assert.match(aborted.stderr, /aborted/);
   for (const node of ['bj-master', 'sh-master']) {
-    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_riders')), [], node);
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('riders_ez')), [], node);
     assert.equal(await columnType(node, 'riders', 'zone_hint'), undefined, node);
   }
   rmSync(flag, { force: true });
@@ -268,7 +268,7 @@ test('kill -9 during the copy, then --resume: the change completes, data identic
   child.kill('SIGKILL');
   await new Promise((r) => child.on('exit', r));
   for (const node of ['bj-master', 'sh-master']) {
-    assert.ok((await tables(node, 'ezdemo')).includes('_parcels_gho'), `${node}: the ghost is left for --resume`);
+    assert.ok((await tables(node, 'ezdemo')).includes('parcels_ezgho'), `${node}: the ghost is left for --resume`);
     assert.equal(await columnType(node, 'parcels', 'wrapped'), undefined, `${node}: the original is untouched`);
   }
   // writes go on meanwhile, in both zones and through DRC; the resumed job must carry them into the ghost too
@@ -280,21 +280,90 @@ test('kill -9 during the copy, then --resume: the change completes, data identic
   assert.equal(resumed.code, 0, show(resumed));
   for (const node of ['bj-master', 'sh-master']) {
     assert.equal(await columnType(node, 'parcels', 'wrapped'), 'tinyint(4)', node);
-    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('_parcels_')), ['_parcels_del'], node);
+    assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('parcels_ez')), ['parcels_ezdel'], node);
   }
   await assertConsistent();
   // the new table holds exactly what the old one held at the cut-over: nothing lost in the crash
   for (const node of ['bj-master', 'sh-master']) {
     const db = await sb.db(node);
     try {
-      const diff = await db.value('SELECT COUNT(*) FROM ezdemo._parcels_del o LEFT JOIN ezdemo.parcels n USING (id) WHERE n.id IS NULL OR n.weight <> o.weight OR n.drc_ts <> o.drc_ts');
-      const counts = await db.one<any>('SELECT (SELECT COUNT(*) FROM ezdemo.parcels) AS n, (SELECT COUNT(*) FROM ezdemo._parcels_del) AS o');
+      const diff = await db.value('SELECT COUNT(*) FROM ezdemo.parcels_ezdel o LEFT JOIN ezdemo.parcels n USING (id) WHERE n.id IS NULL OR n.weight <> o.weight OR n.drc_ts <> o.drc_ts');
+      const counts = await db.one<any>('SELECT (SELECT COUNT(*) FROM ezdemo.parcels) AS n, (SELECT COUNT(*) FROM ezdemo.parcels_ezdel) AS o');
       assert.equal(Number(diff), 0, node);
       assert.equal(Number(counts.n), Number(counts.o), node);
       assert.equal(Number(counts.n), 200000, node);
     } finally {
       await db.close();
     }
-    await sqlOn(sb, node, 'DROP TABLE ezdemo._parcels_del');
+    await sqlOn(sb, node, 'DROP TABLE ezdemo.parcels_ezdel');
   }
+});
+
+test('writes waiting on the table at the cut-over go to the new table: the RENAME queues on the table itself, so it goes first even when it is held up after the unlock', async () => {
+  // The RENAME takes its locks in name order. A session holding the ghost keeps the RENAME from
+  // finishing after the unlock: if the RENAME were queued on the sentry (gh-ost's _t_del names),
+  // the inserts waiting on the table would run against the original in that gap and be lost.
+  for (const node of ['bj-master', 'sh-master']) {
+    // no AUTO_INCREMENT: the cut-over then has no reason to alter the ghost the holder below holds
+    await sqlOn(sb, node, 'CREATE TABLE ezdemo.tickets (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
+  }
+  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.tickets (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_1000');
+  await drcWaitAll(sb, ZONES, '60s');
+  const hold = join(flagDir, 'hold-tickets');
+  writeFileSync(hold, '');
+  const job = sb.run(['--json', 'osc', '--table', 'ezdemo.tickets', '--alter', 'ADD COLUMN note VARCHAR(8) NULL', '--instant', 'never', '--execute', '--postpone-cut-over-flag-file', hold]);
+  await eventually(async () => {
+    const st = await sb.run(['--json', 'osc', 'status', '--table', 'ezdemo.tickets']);
+    return st.code === 0 && st.json().postponed === true;
+  }, 60_000, 'the copy done, the cut-over postponed');
+
+  const holder = await sb.db('bj-master');
+  const writer = await sb.db('bj-master');
+  const inserted: number[] = [];
+  let writing = true;
+  const writes = (async () => {
+    for (let id = 100_000; writing; id++) {
+      await writer.exec('INSERT INTO ezdemo.tickets (id, v) VALUES (?, ?)', [id, id]);
+      inserted.push(id);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+  })();
+  try {
+    await holder.exec('BEGIN');
+    await holder.value('SELECT COUNT(*) FROM ezdemo.tickets_ezgho');
+    rmSync(hold, { force: true });
+    // hold the ghost until the sentry is gone (the locks released) and a little longer; the table
+    // list is read without opening the tables, whose names the RENAME may hold
+    await eventually(async () => {
+      if ((await tables('bj-master', 'ezdemo')).includes('tickets_ezdel')) return false;
+      const db = await sb.db('bj-master');
+      try {
+        return Number(await db.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%tickets%'")) === 1;
+      } finally {
+        await db.close();
+      }
+    }, 30_000, 'the sentry dropped, the RENAME waiting');
+    await new Promise((res) => setTimeout(res, 400));
+    await holder.exec('COMMIT');
+    const done = await job;
+    assert.equal(done.code, 0, show(done));
+    await new Promise((res) => setTimeout(res, 300));
+  } finally {
+    writing = false;
+    await writes;
+    await holder.close();
+    await writer.close();
+  }
+  assert.ok(inserted.length > 0);
+  const db = await sb.db('bj-master');
+  try {
+    const ids = (await db.query<{ id: number }>('SELECT id FROM ezdemo.tickets WHERE id >= 100000')).map((r) => Number(r.id));
+    const have = new Set(ids);
+    const lost = inserted.filter((id) => !have.has(id));
+    assert.deepEqual(lost, [], `${lost.length} of ${inserted.length} acknowledged inserts are not in the new table`);
+  } finally {
+    await db.close();
+  }
+  for (const node of ['bj-master', 'sh-master']) await sqlOn(sb, node, 'DROP TABLE ezdemo.tickets_ezdel');
+  await assertConsistent();
 });

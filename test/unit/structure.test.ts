@@ -244,7 +244,10 @@ test('tableFilter: the cluster\'s databases and DRC rules, then --tables and --e
   assert.equal(f('shop', 'tmp_x'), false);
   assert.equal(f('crm', 'local_cache'), false);
   assert.equal(f('other', 't'), false); // not a database of the cluster
-  assert.equal(f('shop', '_orders_gho'), false); // a schema change's ghost table
+  assert.equal(f('shop', '_orders_gho'), false); // gh-ost's ghost table
+  assert.equal(f('shop', 'orders_ezgho'), false); // ezctl osc's ghost table
+  assert.equal(f('shop', 'orders_ezdel'), false); // and the original kept after its cut-over
+  assert.equal(f('shop', 'orders_del'), true); // an ordinary table
   assert.throws(() => tableFilter({}, { tables: 'no_dot' }), /not db\.table/);
 });
 

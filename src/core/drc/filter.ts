@@ -1,13 +1,14 @@
 // What DRC replicates: the cluster's schemas minus what its rules exclude. Never: system
 // schemas, the `_ezctl` state (except the heartbeat, which travels on purpose), and the online
-// schema change's ghost, changelog and sentry tables (_t_gho, _t_ghc, _t_del).
+// schema change's ghost, changelog and sentry tables (ezctl osc's t_ezgho, t_ezdel; gh-ost's
+// _t_gho, _t_ghc, _t_del).
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 
 export const HEARTBEAT_TABLE = 'drc_heartbeat';
 export const CHECKPOINT_TABLE = 'drc_checkpoint';
-const HELPER_TABLE = /^_.+_(gho|ghc|del)$/;
+const HELPER_TABLE = /^(_.+_(gho|ghc|del)|.+_ez(gho|del))$/;
 
 export interface ReplicationRules {
   databases?: string[];

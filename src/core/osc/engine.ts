@@ -254,7 +254,7 @@ async function copyAndCutOver(
         };
         break;
       } catch (e) {
-        if (cutOverDone) throw runtimeError(`the cut-over of ${opts.table} failed part-way: ${(e as Error).message}`, { hint: 'check each zone: the table or _<t>_del holds the original; ezctl check schema shows which shape each zone has' });
+        if (cutOverDone) throw runtimeError(`the cut-over of ${opts.table} failed part-way: ${(e as Error).message}`, { hint: 'check each zone: the table or <t>_ezdel holds the original; ezctl check schema shows which shape each zone has' });
         await Promise.all(jobs.map((j) => j.undoCutOver()));
         if (attempt >= retries) throw runtimeError(`the cut-over of ${opts.table} did not succeed in ${retries} attempts: ${(e as Error).message}`, { hint: 'a long transaction may hold the table: find it in the processlist, or raise --cut-over-lock-timeout; the original is untouched and the ghost was dropped' });
         ctx.log.warn(`osc: cut-over attempt ${attempt} failed (${(e as Error).message.replace(/ in: .*/s, '')}); the original is untouched; retrying`);

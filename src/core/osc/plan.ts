@@ -16,10 +16,18 @@ export interface OscNames {
   old: string;
 }
 
-/** gh-ost's names: _t_gho for the ghost, _t_del for the sentry / the original after cut-over. */
+/**
+ * The helper tables: t_ezgho for the ghost, t_ezdel for the sentry and then the original after the
+ * cut-over. Unlike gh-ost's _t_gho/_t_del, both names start with the table's own name, and that is
+ * what makes the cut-over safe: a RENAME takes its metadata locks in name order, so with these
+ * names it queues on the table itself first. With the sentry sorting first (as _t_del does) the
+ * RENAME queues on the sentry; when the sentry is dropped and the lock released, an INSERT waiting
+ * on the table can be let in before the RENAME has moved on to queue there, and that write lands
+ * in the original after the ghost caught up: lost (seen under load, and gh-ost issue #887).
+ */
 export function helperNames(table: string): OscNames {
-  const names = { ghost: `_${table}_gho`, old: `_${table}_del` };
-  if (names.ghost.length > 64) throw badInput(`table name ${table} is too long for its helper tables (_${table}_gho must fit in 64 characters)`);
+  const names = { ghost: `${table}_ezgho`, old: `${table}_ezdel` };
+  if (names.ghost.length > 64) throw badInput(`table name ${table} is too long for its helper tables (${table}_ezgho must fit in 64 characters)`);
   return names;
 }
 

@@ -20,7 +20,7 @@ export function renderOsc(r: OscReport): string {
   for (const x of r.refusals) out.push(`REFUSED: ${x}`);
   if (!r.execute) out.push(r.refusals.length ? 'refused: nothing would be changed' : 'run again with --execute to do it');
   if (r.progress) for (const z of r.progress) out.push(`${z.zone}: ${z.rowsCopied} rows copied in ${z.chunks} chunks, ${z.chunksRecopied} chunks copied again after the checksum, ${z.eventsApplied} binlog changes applied`);
-  if (r.cutOver) out.push(`cut over in every zone within ${r.cutOver.skewMs} ms of each other (attempt ${r.cutOver.attempts}); the original is kept as _<table>_del`);
+  if (r.cutOver) out.push(`cut over in every zone within ${r.cutOver.skewMs} ms of each other (attempt ${r.cutOver.attempts}); the original is kept as <table>_ezdel`);
   if (r.execute) out.push(`done in ${(r.ms / 1000).toFixed(1)} s`);
   return out.join('\n');
 }

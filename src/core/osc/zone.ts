@@ -8,8 +8,9 @@
 //    is copied again (REPLACE), which is safe because later binlog changes still follow;
 //  - the cut-over uses a sentry table: a lock session locks the table and the sentry, the applier
 //    catches up to the binlog position under the lock, a second session's RENAME queues behind
-//    the lock, then the sentry is dropped and the lock released so the RENAME goes first. If the
-//    lock session dies, the sentry is still there and the RENAME fails: the original stays.
+//    the lock (on the table itself: see helperNames for why the names matter), then the sentry
+//    is dropped and the lock released, and the waiting RENAME goes before any waiting write. If
+//    the lock session dies, the sentry is still there and the RENAME fails: the original stays.
 // Only the ghost and the sentry are ever written; the original is read, never changed.
 import type { Ctx } from '../context.js';
 import type { Db, QueryError } from '../db/connect.js';
