@@ -164,7 +164,14 @@ export class Applier {
     const k = `${schema}.${table}`;
     let m = this.tables.get(k);
     if (!m) {
-      const info = await tableInfo(this.db, schema, table);
+      let info = await tableInfo(this.db, schema, table);
+      // The structure is read in three queries; an online schema change's RENAME between them
+      // makes the table look missing, columnless or keyless for a moment: read it again before
+      // stopping the direction over it.
+      for (let i = 0; i < 10 && (!info || info.columns.length === 0 || info.primaryKey.length === 0); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        info = await tableInfo(this.db, schema, table);
+      }
       if (!info) {
         throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null);
       }
