@@ -2,12 +2,13 @@
 // positions and waiting, pools, quoting of hostile names, value fidelity.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSandbox, type TestSandbox } from '../helpers/sandbox.js';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { listTables, tableInfo, rowIdentity } from '../../src/core/db/introspect.js';
 import { serverInfo, replicaStatus, globalStatus, waitForGtid } from '../../src/core/db/server.js';
 import { gtidCovers, parseMariaPos } from '../../src/core/db/gtid.js';
 import { quoteId, quoteTable } from '../../src/core/db/quote.js';
 import { pool } from '../../src/core/db/connect.js';
+import { BinlogStream, type BinlogTx } from '../../src/core/binlog/stream.js';
 
 let sb: TestSandbox;
 
@@ -143,4 +144,37 @@ test('a pool runs concurrent queries with the session time zone fixed to UTC', a
   } finally {
     await p.end();
   }
+});
+
+test('a binlog stream limited to some tables decodes only their rows, and still delivers every transaction', async () => {
+  const db = await sb.db('bj-master');
+  const got: BinlogTx[] = [];
+  let stream: BinlogStream | undefined;
+  try {
+    const from = String(await db.value('SELECT @@global.gtid_binlog_pos'));
+    const n = sb.node('bj-master');
+    stream = new BinlogStream({
+      endpoint: { label: 'bj-master', host: n.host, port: n.port, user: 'ezctl', password: sb.adminPassword, passwordSource: 'test' },
+      flavor: 'mariadb',
+      from,
+      serverId: 4242,
+      onlyTables: { shop: ['parent'] },
+      onTx: (tx) => got.push(tx),
+      onError: (e) => assert.fail(e),
+    });
+    await stream.start();
+    await db.exec("INSERT INTO shop.parent (code) VALUES ('only-1')");
+    await db.exec('INSERT INTO shop.nokey (a, b) VALUES (1, 1), (2, 2)');
+    await db.exec('BEGIN');
+    await db.exec("INSERT INTO shop.parent (code) VALUES ('only-2')");
+    await db.exec('INSERT INTO shop.nokey (a, b) VALUES (3, 3)');
+    await db.exec('COMMIT');
+    const last = String(await db.value('SELECT @@global.gtid_binlog_pos'));
+    await eventually(async () => got.some((t) => last.includes(t.gtid)), 10_000, 'the last transaction');
+  } finally {
+    await stream?.stop();
+    await db.close();
+  }
+  assert.equal(got.length, 3, 'every transaction arrives, the skipped table\'s too');
+  assert.deepEqual(got.map((t) => t.changes.map((c) => `${c.table}:${c.after?.code}`)), [['parent:only-1'], [], ['parent:only-2']]);
 });

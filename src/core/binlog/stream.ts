@@ -43,6 +43,11 @@ export interface StreamOptions {
   /** the replica server id this reader announces; unique per reader on a source */
   serverId: number;
   connectTimeoutMs?: number;
+  /**
+   * Only these tables' row events are decoded (schema -> table names); the rest are skipped
+   * undecoded, their transactions still delivered (GTID, no changes) so positions advance.
+   */
+  onlyTables?: Record<string, string[]>;
   onTx: (tx: BinlogTx) => void;
   onError: (err: Error) => void;
 }
@@ -90,6 +95,7 @@ export class BinlogStream {
         serverId: this.o.serverId,
         gtidSet: this.o.from,
         includeEvents: ['tablemap', 'writerows', 'updaterows', 'deleterows', 'query', 'xid', 'mariadbgtid', 'gtid', 'heartbeat'],
+        ...(this.o.onlyTables ? { includeSchema: this.o.onlyTables } : {}),
       } as any);
     });
   }
