@@ -335,7 +335,7 @@ test('writes waiting on the table at the cut-over go to the new table: the RENAM
     // hold the ghost until the sentry is gone (the locks released) and a little longer; the table
     // list is read without opening the tables, whose names the RENAME may hold
     await eventually(async () => {
-      if ((await tables('bj-master', 'ezdemo')).includes('tickets_ezdel')) return false;
+      if ((await tables('bj-master', 'ezdemo')).includes('tickets_ezcut')) return false;
       const db = await sb.db('bj-master');
       try {
         return Number(await db.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%tickets%'")) === 1;

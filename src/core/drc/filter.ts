@@ -1,6 +1,7 @@
 // What DRC replicates: the cluster's schemas minus what its rules exclude. Never: system
 // schemas, the `_ezctl` state (except the heartbeat, which travels on purpose), and the online
-// schema change's ghost, changelog and sentry tables (ezctl osc's t_ezgho, t_ezdel; gh-ost's
+// schema change's ghost, changelog and sentry tables (ezctl osc's t_ezgho, t_ezdel, t_ezcut,
+// t_ezcut0; gh-ost's
 // _t_gho, _t_ghc, _t_del).
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
@@ -8,7 +9,7 @@ import { STATE_SCHEMA } from '../state/schema.js';
 
 export const HEARTBEAT_TABLE = 'drc_heartbeat';
 export const CHECKPOINT_TABLE = 'drc_checkpoint';
-const HELPER_TABLE = /^(_.+_(gho|ghc|del)|.+_ez(gho|del))$/;
+const HELPER_TABLE = /^(_.+_(gho|ghc|del)|.+_ez(gho|del|cut|cut0))$/;
 
 export interface ReplicationRules {
   databases?: string[];

@@ -20,6 +20,7 @@ import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
 import { planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
+import { ZoneCutOver } from './cutover.js';
 
 export interface OscOptions {
   cluster?: string;
@@ -239,14 +240,17 @@ async function copyAndCutOver(
     }
     const lockWaitS = opts.cutOverLockTimeoutS ?? 3;
     const retries = opts.cutOverRetries ?? 5;
+    const nodes = new Map(zones.map((z) => [z, jobs.find((j) => j.zone === z)!]));
     for (let attempt = 1; ; attempt++) {
+      const cuts = zones.map((z) => new ZoneCutOver(ctx, z, nodes.get(z)!.node, jobs.filter((j) => j.zone === z)));
       try {
         await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
-        await Promise.all(jobs.map((j) => j.lockAndCatchUp(lockWaitS, 10_000)));
-        await Promise.all(jobs.map((j) => j.queueRename(lockWaitS)));
+        await Promise.all(cuts.map((c) => c.lockAndCatchUp(lockWaitS, 10_000)));
+        await Promise.all(cuts.map((c) => c.queueRename(lockWaitS)));
+        await Promise.all(cuts.map((c) => c.unlockAndSettle(lockWaitS * 1000)));
         // from here on the renames run: one release per zone, all at once
         cutOverDone = true;
-        const at = await Promise.all(jobs.map((j) => j.release()));
+        const at = await Promise.all(cuts.map((c) => c.release()));
         report.cutOver = {
           attempts: attempt,
           skewMs: Math.max(...at) - Math.min(...at),
@@ -255,7 +259,7 @@ async function copyAndCutOver(
         break;
       } catch (e) {
         if (cutOverDone) throw runtimeError(`the cut-over of ${opts.table} failed part-way: ${(e as Error).message}`, { hint: 'check each zone: the table or <t>_ezdel holds the original; ezctl check schema shows which shape each zone has' });
-        await Promise.all(jobs.map((j) => j.undoCutOver()));
+        await Promise.all(cuts.map((c) => c.undo()));
         if (attempt >= retries) throw runtimeError(`the cut-over of ${opts.table} did not succeed in ${retries} attempts: ${(e as Error).message}`, { hint: 'a long transaction may hold the table: find it in the processlist, or raise --cut-over-lock-timeout; the original is untouched and the ghost was dropped' });
         ctx.log.warn(`osc: cut-over attempt ${attempt} failed (${(e as Error).message.replace(/ in: .*/s, '')}); the original is untouched; retrying`);
         await sleep(Math.min(500 * 2 ** attempt, 5000));

@@ -17,17 +17,14 @@ export interface OscNames {
 }
 
 /**
- * The helper tables: t_ezgho for the ghost, t_ezdel for the sentry and then the original after the
- * cut-over. Unlike gh-ost's _t_gho/_t_del, both names start with the table's own name, and that is
- * what makes the cut-over safe: a RENAME takes its metadata locks in name order, so with these
- * names it queues on the table itself first. With the sentry sorting first (as _t_del does) the
- * RENAME queues on the sentry; when the sentry is dropped and the lock released, an INSERT waiting
- * on the table can be let in before the RENAME has moved on to queue there, and that write lands
- * in the original after the ghost caught up: lost (seen under load, and gh-ost issue #887).
+ * The helper tables: t_ezgho for the ghost, t_ezdel for the original after the cut-over (and
+ * t_ezcut/t_ezcut0 for the cut-over's sentry, see cutover.ts). Unlike gh-ost's _t_gho/_t_del they
+ * start with the table's own name and so sort after it: the cut-over RENAME, which takes its
+ * metadata locks in name order, queues on the table itself, ahead of any write waiting there.
  */
 export function helperNames(table: string): OscNames {
   const names = { ghost: `${table}_ezgho`, old: `${table}_ezdel` };
-  if (names.ghost.length > 64) throw badInput(`table name ${table} is too long for its helper tables (${table}_ezgho must fit in 64 characters)`);
+  if (`${table}_ezcut0`.length > 64) throw badInput(`table name ${table} is too long for its helper tables (${table}_ezcut0 must fit in 64 characters)`);
   return names;
 }
 

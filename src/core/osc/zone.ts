@@ -6,12 +6,9 @@
 //    SHARE MODE; a row the binlog applier already wrote is kept, being newer);
 //  - before the cut-over, original and ghost are compared chunk by chunk and a differing chunk
 //    is copied again (REPLACE), which is safe because later binlog changes still follow;
-//  - the cut-over uses a sentry table: a lock session locks the table and the sentry, the applier
-//    catches up to the binlog position under the lock, a second session's RENAME queues behind
-//    the lock (on the table itself: see helperNames for why the names matter), then the sentry
-//    is dropped and the lock released, and the waiting RENAME goes before any waiting write. If
-//    the lock session dies, the sentry is still there and the RENAME fails: the original stays.
-// Only the ghost and the sentry are ever written; the original is read, never changed.
+//  - the cut-over (cutover.ts, for all the tables of a change in a zone at once) locks the table,
+//    waits here until the ghost has every change up to the lock, and renames.
+// Only the ghost is ever written; the original is read, never changed.
 import type { Ctx } from '../context.js';
 import type { Db, QueryError } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
@@ -46,10 +43,6 @@ export class ZoneOsc {
   readonly progress: ZoneProgress;
   private copyDb!: Db;
   private applyDb!: Db;
-  private lockDb: Db | undefined;
-  private renameDb: Db | undefined;
-  private renameConnId = 0;
-  private renaming: Promise<unknown> | undefined;
   private stream: BinlogStream | undefined;
   private readPos!: SourcePosition;
   private appliedPos = '';
@@ -64,8 +57,8 @@ export class ZoneOsc {
   constructor(
     private readonly ctx: Ctx,
     readonly zone: string,
-    private readonly node: ResolvedNode,
-    private readonly plan: OscPlan,
+    readonly node: ResolvedNode,
+    readonly plan: OscPlan,
     private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; serverId: number; job: string },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
@@ -77,10 +70,6 @@ export class ZoneOsc {
 
   private get ghost(): string {
     return quoteTable(this.plan.schema, this.plan.names.ghost);
-  }
-
-  private get sentry(): string {
-    return quoteTable(this.plan.schema, this.plan.names.old);
   }
 
   private chunkers: Chunker[] = [];
@@ -167,6 +156,8 @@ export class ZoneOsc {
   }
 
   private resumeAfter: KeyValue | undefined;
+  /** changes to the table read from the binlog so far (the cut-over compares it across its steps) */
+  changesSeen = 0;
 
   private onTx(tx: BinlogTx): void {
     this.readPos.advance(tx.gtid);
@@ -181,6 +172,7 @@ export class ZoneOsc {
       return;
     }
     this.queue.push({ changes, posAfter });
+    this.changesSeen += changes.length;
     this.progress.backlog += changes.length;
     this.wake?.();
   }
@@ -383,72 +375,22 @@ export class ZoneOsc {
     }
   }
 
-  /**
-   * Cut-over, step 1: the sentry exists, the table and the sentry are locked (waiting at most
-   * lockWaitS for transactions on the table), and the ghost has every change up to the lock.
-   */
-  async lockAndCatchUp(lockWaitS: number, catchUpMs: number): Promise<void> {
-    this.progress.phase = 'cutting-over';
-    this.lockDb = await this.ctx.connect(this.node);
-    await this.lockDb.exec(`CREATE TABLE ${this.sentry} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT='ezctl osc cut-over sentry'`);
-    await this.lockDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
-    await this.lockDb.exec(`LOCK TABLES ${this.t} WRITE, ${this.sentry} WRITE`);
-    await this.caughtUp(catchUpMs);
-    // The ghost's AUTO_INCREMENT counter only knows the ids copied into it; the original's may be
-    // higher (rows at the end deleted): carry it over under the lock, so no id is handed out twice.
-    const next = await this.lockDb.value<string | number | null>('SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.plan.schema, this.plan.table]);
+  /** Carry the original's AUTO_INCREMENT to the ghost, read under the cut-over lock (lockDb holds it). */
+  async carryAutoIncrement(lockDb: Db): Promise<void> {
+    // The ghost's counter only knows the ids copied into it; the original's may be higher (rows
+    // at the end deleted): carry it over, so no id is handed out twice.
+    const next = await lockDb.value<string | number | null>('SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.plan.schema, this.plan.table]);
     if (next !== null && next !== undefined) await this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`);
   }
 
-  /** Step 2: the RENAME, issued from a second session, waits behind the lock. */
-  async queueRename(lockWaitS: number): Promise<void> {
-    this.renameDb = await this.ctx.connect(this.node);
-    await this.renameDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
-    this.renameConnId = Number(await this.renameDb.value('SELECT CONNECTION_ID()'));
-    const p = this.plan;
-    this.renaming = this.renameDb.exec(`RENAME TABLE ${this.t} TO ${this.sentry}, ${this.ghost} TO ${this.t}`).then(
-      () => (this.progress.cutOverAt = Date.now()),
-      (e: Error) => e,
-    );
-    // it must be seen waiting for the lock before the lock goes
-    const deadline = Date.now() + lockWaitS * 1000;
-    for (;;) {
-      const st = await this.lockDb!.value<string>('SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?', [this.renameConnId]);
-      if (st && /metadata lock|table lock/i.test(st)) return;
-      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the RENAME of ${p.schema}.${p.table} did not queue behind the cut-over lock (state ${st ?? 'gone'})`);
+  /** Wait until the binlog reader has read everything up to target (applied or not). */
+  async readUpTo(target: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!gtidCovers('mariadb', this.readPos.toString(), target)) {
+      this.check();
+      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the binlog reader did not reach ${target} within ${timeoutMs} ms`);
       await sleep(5);
     }
-  }
-
-  /** Step 3: drop the sentry and unlock; the queued RENAME goes first. Resolves when it is done. */
-  async release(): Promise<number> {
-    await this.lockDb!.exec(`DROP TABLE ${this.sentry}`);
-    await this.lockDb!.exec('UNLOCK TABLES');
-    const r = await this.renaming;
-    if (r instanceof Error) throw runtimeError(`zone ${this.zone}: the cut-over RENAME failed: ${r.message}`, { cause: r });
-    this.progress.phase = 'done';
-    return this.progress.cutOverAt!;
-  }
-
-  /** A failed cut-over attempt: cancel the queued RENAME, drop the sentry, unlock. The original is untouched. */
-  async undoCutOver(): Promise<void> {
-    if (this.renaming && this.renameConnId && this.lockDb) {
-      await this.lockDb.exec(`KILL QUERY ${Number(this.renameConnId)}`).catch(() => undefined);
-      await this.renaming.catch(() => undefined);
-    }
-    if (this.lockDb) {
-      await this.lockDb.exec(`DROP TABLE IF EXISTS ${this.sentry}`).catch(() => undefined);
-      await this.lockDb.exec('UNLOCK TABLES').catch(() => undefined);
-    }
-    await this.closeCutOverSessions();
-    this.renaming = undefined;
-    this.progress.phase = 'ready';
-  }
-
-  private async closeCutOverSessions(): Promise<void> {
-    await Promise.all([this.lockDb, this.renameDb].map((d) => d?.close().catch(() => undefined)));
-    this.lockDb = undefined;
-    this.renameDb = undefined;
   }
 
   /** Stop the applier and close everything; with dropHelpers, the ghost and sentry go (abort). */
@@ -461,11 +403,9 @@ export class ZoneOsc {
     if (dropHelpers && this.progress.phase !== 'done') {
       const db = this.copyDb ?? (await this.ctx.connect(this.node));
       await db.exec(`DROP TABLE IF EXISTS ${this.ghost}`).catch(() => undefined);
-      if (this.lockDb) await this.undoCutOver().catch(() => undefined);
       if (db !== this.copyDb) await db.close();
       this.progress.phase = 'aborted';
     }
-    await this.closeCutOverSessions();
     await Promise.all([this.copyDb, this.applyDb].map((d) => d?.close().catch(() => undefined)));
   }
 }
