@@ -29,6 +29,7 @@ import type { ResolvedNode } from '../config/load.js';
 import { quoteTable } from '../db/quote.js';
 import { runtimeError } from '../exit.js';
 import type { ZoneOsc } from './zone.js';
+import type { ZoneApplier } from './applier.js';
 
 /** The sentry and its stand-in: both sort after every table of the change (they start with the last name). */
 export function sentryNames(tables: string[]): { sentry: string; standIn: string } {
@@ -58,6 +59,7 @@ export class ZoneCutOver {
     readonly zone: string,
     private readonly node: ResolvedNode,
     private readonly jobs: ZoneOsc[],
+    private readonly applier: ZoneApplier,
   ) {
     this.schema = jobs[0]!.plan.schema;
     this.names = sentryNames(jobs.map((j) => j.plan.table));
@@ -68,7 +70,7 @@ export class ZoneCutOver {
   }
 
   private get changesSeen(): number {
-    return this.jobs.reduce((n, j) => n + j.changesSeen, 0);
+    return this.applier.changesSeen;
   }
 
   /** Steps 1-2: the sentry held; every table locked (waiting at most lockWaitS), the ghosts caught up. */
@@ -134,7 +136,7 @@ export class ZoneCutOver {
     }
     // every table is held: nothing more can be written to the originals
     const now = String(await this.probeDb!.value('SELECT @@global.gtid_binlog_pos'));
-    await Promise.all(this.jobs.map((j) => j.readUpTo(now, timeoutMs)));
+    await this.applier.readUpTo(now, timeoutMs);
     const sneaked = this.changesSeen - this.changesAtLock;
     if (sneaked > 0) throw runtimeError(`zone ${this.zone}: ${sneaked} row change(s) reached the original table(s) between the unlock and the RENAME; trying again`);
   }

@@ -21,6 +21,7 @@ import type { Topology } from '../config/load.js';
 import { planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { ZoneCutOver } from './cutover.js';
+import { ZoneApplier, type CascadeRule } from './applier.js';
 
 export interface OscOptions {
   cluster?: string;
@@ -171,6 +172,8 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
 async function copyAndCutOver(
   ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
   saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>,
+  rules: CascadeRule[] = [],
+  prepareZone?: (zone: string, db: Db) => Promise<void>,
 ): Promise<OscReport> {
   // always a throttler: `osc pause` needs one even when no signal was asked for
   const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
@@ -226,7 +229,7 @@ async function copyAndCutOver(
   tick.unref();
   let cutOverDone = false;
   try {
-    await Promise.all(jobs.map((j) => j.start(saved.get(j.zone))));
+    const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone);
     await Promise.all(jobs.map((j) => j.copy()));
     await Promise.all(jobs.map((j) => j.verify()));
     if (opts.postponeCutOverFlagFile) {
@@ -242,7 +245,7 @@ async function copyAndCutOver(
     const retries = opts.cutOverRetries ?? 5;
     const nodes = new Map(zones.map((z) => [z, jobs.find((j) => j.zone === z)!]));
     for (let attempt = 1; ; attempt++) {
-      const cuts = zones.map((z) => new ZoneCutOver(ctx, z, nodes.get(z)!.node, jobs.filter((j) => j.zone === z)));
+      const cuts = zones.map((z) => new ZoneCutOver(ctx, z, nodes.get(z)!.node, jobs.filter((j) => j.zone === z), appliers.get(z)!));
       try {
         await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
         await Promise.all(cuts.map((c) => c.lockAndCatchUp(lockWaitS, 10_000)));
@@ -288,6 +291,41 @@ async function copyAndCutOver(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Per zone: every table's ghost (prepareZone then adds what spans tables, e.g. foreign keys
+ * between ghosts), then one applier for them all from the binlog position at that moment (or the
+ * saved one on --resume).
+ */
+async function startZones(
+  ctx: Ctx, zones: string[], jobs: ZoneOsc[], saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>, rules: CascadeRule[],
+  prepareZone?: (zone: string, db: Db) => Promise<void>,
+): Promise<Map<string, ZoneApplier>> {
+  const appliers = new Map<string, ZoneApplier>();
+  const started = Promise.allSettled(zones.map(async (z, i) => {
+    const mine = jobs.filter((j) => j.zone === z);
+    const resume = saved.get(z);
+    for (const j of mine) await j.prepare(resume);
+    const db = await ctx.connect(mine[0]!.node);
+    let from: string;
+    try {
+      if (!resume) await prepareZone?.(z, db);
+      from = resume ? resume.appliedPos : String(await db.value('SELECT @@global.gtid_binlog_pos'));
+    } finally {
+      await db.close();
+    }
+    const applier = new ZoneApplier(ctx, z, mine[0]!.node, mine[0]!.plan.schema, mine.map((j) => j.applierTable()), rules, 700_000 + ((process.pid * 10 + i) % 100_000));
+    appliers.set(z, applier);
+    await applier.start(from);
+    for (const j of mine) await j.attach(applier);
+  }));
+  const failed = (await started).find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all([...appliers.values()].map((a) => a.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return appliers;
+}
 
 /** Where a running change of this table answers: one socket per cluster and table. */
 export function oscSocketPath(topo: Topology, cluster: string, table: string): string {

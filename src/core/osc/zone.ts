@@ -10,23 +10,17 @@
 //    waits here until the ghost has every change up to the lock, and renames.
 // Only the ghost is ever written; the original is read, never changed.
 import type { Ctx } from '../context.js';
-import type { Db, QueryError } from '../db/connect.js';
+import type { Db } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { gtidCovers } from '../db/gtid.js';
-import { runtimeError } from '../exit.js';
-import { BinlogStream, type BinlogTx, type Row } from '../binlog/stream.js';
-import { SourcePosition } from '../binlog/position.js';
-import { toParam } from '../binlog/values.js';
 import { Chunker, chunkRange } from '../chunk/chunker.js';
-import { decodeKey, encodeKey, keyIn, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
+import { decodeKey, encodeKey, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
 import type { OscPlan } from './plan.js';
-
-const APPLY_BATCH = 1000;
+import { retryOnLockConflict, type ApplierTable, type ZoneApplier } from './applier.js';
 
 export interface ZoneProgress {
   zone: string;
@@ -42,17 +36,8 @@ export interface ZoneProgress {
 export class ZoneOsc {
   readonly progress: ZoneProgress;
   private copyDb!: Db;
-  private applyDb!: Db;
-  private stream: BinlogStream | undefined;
-  private readPos!: SourcePosition;
-  private appliedPos = '';
-  private queue: Array<{ changes: BinlogTx['changes']; posAfter: string }> = [];
-  /** while a batch is being applied: the position reached once it is committed */
-  private applyingPos: string | undefined;
-  private applying: Promise<void> | undefined;
-  private failure: Error | undefined;
-  private stopped = false;
-  private wake: (() => void) | undefined;
+  /** the zone's binlog applier, shared by every table of the change there */
+  private applier: ZoneApplier | undefined;
 
   constructor(
     private readonly ctx: Ctx,
@@ -101,7 +86,7 @@ export class ZoneOsc {
     await this.copyDb.exec(
       `INSERT INTO ${quoteTable(STATE_SCHEMA, 'osc_state')} (job, zone, alter_text, last_key, applied_pos, rows_copied, phase) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), applied_pos = VALUES(applied_pos), rows_copied = VALUES(rows_copied), phase = VALUES(phase)`,
-      [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.appliedPos, this.progress.rowsCopied, this.progress.phase],
+      [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.applier?.appliedPos ?? '', this.progress.rowsCopied, this.progress.phase],
     );
   }
 
@@ -114,143 +99,45 @@ export class ZoneOsc {
     }
   }
 
-  async start(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
+  /**
+   * The ghost (left as it is on --resume) and the copy session. The zone's applier starts after
+   * every table's ghost exists, from the position then (or the saved one), and is attached.
+   */
+  async prepare(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
     this.copyDb = await this.ctx.connect(this.node);
-    this.applyDb = await this.ctx.connect(this.node);
-    for (const db of [this.copyDb, this.applyDb]) {
-      // strict like the server's own default, so a value the new shape cannot hold fails the job
-      // instead of being cut short; ROW binlogs for the ghost writes
-      await db.exec('SET SESSION sql_mode = @@GLOBAL.sql_mode');
-      await db.exec("SET SESSION binlog_format = 'ROW'");
-      await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
-    }
+    // strict like the server's own default, so a value the new shape cannot hold fails the job
+    // instead of being cut short; ROW binlogs for the ghost writes; no foreign key checks in the
+    // ghosts (a child row may be copied before its parent; the applier follows cascades itself)
+    await this.copyDb.exec('SET SESSION sql_mode = @@GLOBAL.sql_mode');
+    await this.copyDb.exec("SET SESSION binlog_format = 'ROW'");
+    await this.copyDb.exec('SET SESSION innodb_lock_wait_timeout = 10');
+    await this.copyDb.exec('SET SESSION foreign_key_checks = 0');
     await ensureStateSchema(this.copyDb);
-    let from: string;
     if (resume) {
-      // the ghost is there: re-apply the binlog from the saved position (REPLACE and DELETE of
-      // final states are idempotent) and copy on from the saved key
-      from = resume.appliedPos;
+      // the ghost is there: the binlog is applied again from the saved position (REPLACE and
+      // DELETE of final states are idempotent) and the copy goes on from the saved key
       this.resumeAfter = resume.lastKey;
       this.progress.rowsCopied = resume.rowsCopied;
     } else {
       await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
-      await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
-      from = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
+      if (this.plan.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
     }
-    this.readPos = new SourcePosition('mariadb', from);
-    this.appliedPos = from;
-    const ep = await this.ctx.endpoint(this.node);
-    this.stream = new BinlogStream({
-      endpoint: ep,
-      flavor: 'mariadb',
-      from,
-      serverId: this.o.serverId,
-      // the copy's own writes into the ghost would otherwise be decoded row by row (half the CPU)
-      onlyTables: { [this.plan.schema]: [this.plan.table] },
-      onTx: (tx) => this.onTx(tx),
-      onError: (e) => this.fail(runtimeError(`zone ${this.zone}: reading the binlog: ${e.message}`, { cause: e })),
-    });
-    await this.stream.start();
-    this.applying = this.applyLoop();
+  }
+
+  /** What the zone's applier needs to know of this table. */
+  applierTable(): ApplierTable {
+    return { table: this.plan.table, ghost: this.plan.names.ghost, columns: this.plan.columns, key: this.plan.key.columns, progress: this.progress };
+  }
+
+  async attach(applier: ZoneApplier): Promise<void> {
+    this.applier = applier;
     await this.saveState(this.resumeAfter, true);
   }
 
   private resumeAfter: KeyValue | undefined;
-  /** changes to the table read from the binlog so far (the cut-over compares it across its steps) */
-  changesSeen = 0;
-
-  private onTx(tx: BinlogTx): void {
-    this.readPos.advance(tx.gtid);
-    const changes = tx.changes.filter((c) => c.schema === this.plan.schema && c.table === this.plan.table);
-    const posAfter = this.readPos.toString();
-    if (changes.length === 0) {
-      // a transaction on other tables: the applied position may pass it only once everything
-      // queued or being applied before it is in the ghost (the cut-over waits on this position)
-      if (this.queue.length) this.queue.at(-1)!.posAfter = posAfter;
-      else if (this.applyingPos !== undefined) this.applyingPos = posAfter;
-      else this.appliedPos = posAfter;
-      return;
-    }
-    this.queue.push({ changes, posAfter });
-    this.changesSeen += changes.length;
-    this.progress.backlog += changes.length;
-    this.wake?.();
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    this.wake?.();
-  }
 
   private check(): void {
-    if (this.failure) throw this.failure;
-  }
-
-  /** Apply queued binlog changes to the ghost: per batch, the final state of each key. */
-  private async applyLoop(): Promise<void> {
-    const cols = this.plan.columns;
-    const key = this.plan.key.columns;
-    while (!this.stopped) {
-      if (this.queue.length === 0) {
-        await new Promise<void>((r) => {
-          this.wake = r;
-          setTimeout(r, 100);
-        });
-        this.wake = undefined;
-        continue;
-      }
-      const batch: typeof this.queue = [];
-      let n = 0;
-      while (this.queue.length && n < APPLY_BATCH) {
-        const q = this.queue.shift()!;
-        batch.push(q);
-        n += q.changes.length;
-      }
-      this.applyingPos = batch.at(-1)!.posAfter;
-      const finalState = new Map<string, { key: KeyValue; row: Row | null }>();
-      const keyOf = (row: Row): KeyValue => key.map((k) => toParam(row[k]));
-      for (const q of batch) {
-        for (const c of q.changes) {
-          if (c.before && (c.kind === 'delete' || c.kind === 'update')) {
-            const k = keyOf(c.before);
-            finalState.set(keyText(k), { key: k, row: null });
-          }
-          if (c.after) {
-            const k = keyOf(c.after);
-            const id = keyText(k);
-            finalState.delete(id); // re-inserted last: order of writes follows the last change
-            finalState.set(id, { key: k, row: c.after });
-          }
-        }
-      }
-      try {
-        await retryOnLockConflict(async () => {
-          await this.applyDb.exec('BEGIN');
-          const deletes = [...finalState.values()].filter((s) => !s.row);
-          if (deletes.length) {
-            const k = keyIn(key, deletes.map((d) => d.key));
-            await this.applyDb.exec(`DELETE FROM ${this.ghost} WHERE ${k.sql}`, k.params);
-          }
-          const rows = [...finalState.values()].filter((s) => s.row);
-          if (rows.length) {
-            const one = `(${cols.map(() => '?').join(', ')})`;
-            await this.applyDb.exec(
-              `REPLACE INTO ${this.ghost} (${cols.map((c) => quoteId(c.to)).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`,
-              rows.flatMap((r) => cols.map((c) => toParam(r.row![c.from]))),
-            );
-          }
-          await this.applyDb.exec('COMMIT');
-        }, () => this.applyDb.exec('ROLLBACK').then(() => undefined));
-      } catch (e) {
-        await this.applyDb.exec('ROLLBACK').catch(() => undefined);
-        this.fail(runtimeError(`zone ${this.zone}: applying binlog changes to ${this.plan.names.ghost} failed: ${(e as Error).message}`, { cause: e }));
-        return;
-      }
-      this.progress.eventsApplied += n;
-      this.progress.backlog -= n;
-      this.appliedPos = this.applyingPos;
-      this.applyingPos = undefined;
-    }
+    this.applier?.check();
   }
 
   /** Copy every row of the original into the ghost, in key order, in chunks sized to the time target. */
@@ -366,13 +253,7 @@ export class ZoneOsc {
 
   /** Wait until the applier has applied everything the binlog held when this was called. */
   async caughtUp(timeoutMs: number): Promise<void> {
-    const target = String(await this.copyDb.value('SELECT @@global.gtid_binlog_pos'));
-    const deadline = Date.now() + timeoutMs;
-    while (!gtidCovers('mariadb', this.appliedPos, target)) {
-      this.check();
-      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the binlog applier did not catch up within ${timeoutMs} ms (${this.progress.backlog} changes queued)`);
-      await sleep(20);
-    }
+    await this.applier!.caughtUp(this.copyDb, timeoutMs);
   }
 
   /** Carry the original's AUTO_INCREMENT to the ghost, read under the cut-over lock (lockDb holds it). */
@@ -380,50 +261,27 @@ export class ZoneOsc {
     // The ghost's counter only knows the ids copied into it; the original's may be higher (rows
     // at the end deleted): carry it over, so no id is handed out twice.
     const next = await lockDb.value<string | number | null>('SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.plan.schema, this.plan.table]);
-    if (next !== null && next !== undefined) await this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`);
-  }
-
-  /** Wait until the binlog reader has read everything up to target (applied or not). */
-  async readUpTo(target: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!gtidCovers('mariadb', this.readPos.toString(), target)) {
-      this.check();
-      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the binlog reader did not reach ${target} within ${timeoutMs} ms`);
-      await sleep(5);
+    if (next === null || next === undefined) return;
+    // bounded: the tables are locked meanwhile, and a session reading the ghost would hold this up
+    await this.copyDb.exec('SET SESSION lock_wait_timeout = 3');
+    try {
+      await this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`);
+    } finally {
+      await this.copyDb.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
     }
   }
 
-  /** Stop the applier and close everything; with dropHelpers, the ghost and sentry go (abort). */
+  /** Stop the applier and close everything; with dropHelpers, the ghost goes too (abort). */
   async stop(dropHelpers: boolean): Promise<void> {
-    this.stopped = true;
     this.halt.abort(new Error(`zone ${this.zone}: stopped`));
-    this.wake?.();
-    await this.stream?.stop().catch(() => undefined);
-    await this.applying?.catch(() => undefined);
+    await this.applier?.stop();
     if (dropHelpers && this.progress.phase !== 'done') {
       const db = this.copyDb ?? (await this.ctx.connect(this.node));
       await db.exec(`DROP TABLE IF EXISTS ${this.ghost}`).catch(() => undefined);
       if (db !== this.copyDb) await db.close();
       this.progress.phase = 'aborted';
     }
-    await Promise.all([this.copyDb, this.applyDb].map((d) => d?.close().catch(() => undefined)));
-  }
-}
-
-/**
- * The copy, the binlog applier and the application touch the same rows: a deadlock or a lock
- * wait timeout rolls one of them back, and it simply runs again (as gh-ost does).
- */
-async function retryOnLockConflict<T>(fn: () => Promise<T>, rollback?: () => Promise<void>, attempts = 10): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      const code = (e as QueryError).code;
-      if (i >= attempts || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw e;
-      await rollback?.().catch(() => undefined);
-      await sleep(20 * i);
-    }
+    await this.copyDb?.close().catch(() => undefined);
   }
 }
 
