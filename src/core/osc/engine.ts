@@ -169,7 +169,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
   }
 }
 
-async function copyAndCutOver(
+export async function copyAndCutOver(
   ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
   saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>,
   rules: CascadeRule[] = [],

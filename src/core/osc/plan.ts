@@ -90,8 +90,14 @@ export function renamedColumns(alter: string): Array<{ from: string; to: string 
  * Build the plan on one zone master: the ALTER applied to a TEMPORARY copy shows the new shape
  * (and fails early on a bad ALTER, exit 2) without writing anything to the binlog.
  */
-export async function planOnMaster(db: Db, schema: string, table: string, alter: string, map: Map<string, string>, resuming = false): Promise<OscPlan> {
-  checkAlterText(alter);
+export async function planOnMaster(
+  db: Db, schema: string, table: string, alter: string, map: Map<string, string>, resuming = false,
+  /** part of a family changed together (runOscFamily): foreign keys are its business, not refusals */
+  family = false,
+): Promise<OscPlan> {
+  // a family table can be rebuilt unchanged (a foreign key of it must follow its parent)
+  const rebuildOnly = family && !alter.trim();
+  if (!rebuildOnly) checkAlterText(alter);
   const names = helperNames(table);
   const shapes = await readShapes(db, (s, t) => s === schema && (t === table || t === names.ghost || t === names.old));
   const before = shapes.get(`${schema}.${table}`);
@@ -111,8 +117,8 @@ export async function planOnMaster(db: Db, schema: string, table: string, alter:
   try {
     await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, twin)}`);
     await db.exec(`CREATE TABLE ${quoteTable(schema, twin)} LIKE ${quoteTable(schema, table)}`);
-    instant = await db.exec(`ALTER TABLE ${quoteTable(schema, twin)} ${alter}, ALGORITHM=INSTANT`).then(() => true, () => false);
-    if (!instant) {
+    instant = rebuildOnly ? false : await db.exec(`ALTER TABLE ${quoteTable(schema, twin)} ${alter}, ALGORITHM=INSTANT`).then(() => true, () => false);
+    if (!instant && !rebuildOnly) {
       try {
         await db.exec(`ALTER TABLE ${quoteTable(schema, twin)} ${alter}`);
       } catch (e) {
@@ -128,12 +134,12 @@ export async function planOnMaster(db: Db, schema: string, table: string, alter:
     await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);
   }
 
-  if (before.foreignKeys.length) refusals.push(`${schema}.${table} has foreign keys (${before.foreignKeys.map((f) => f.name).join(', ')}): the cut-over would leave them pointing at the old table; widen keys with \`ezctl migrate int2bigint\``);
+  if (!family && before.foreignKeys.length) refusals.push(`${schema}.${table} has foreign keys (${before.foreignKeys.map((f) => f.name).join(', ')}): the cut-over would leave them pointing at the old table; widen keys with \`ezctl migrate int2bigint\``);
   const children = await db.query<{ n: string }>(
     'SELECT CONSTRAINT_NAME AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?',
     [schema, table],
   );
-  if (children.length) refusals.push(`${schema}.${table} is referenced by foreign keys (${children.map((c) => c.n).join(', ')})`);
+  if (!family && children.length) refusals.push(`${schema}.${table} is referenced by foreign keys (${children.map((c) => c.n).join(', ')})`);
 
   const renames = renamedColumns(alter);
   for (const r of renames) {

@@ -1,0 +1,189 @@
+// A change of several tables linked by foreign keys (a parent and every table whose foreign keys
+// point into the family), taken together so that no constraint ever points at the wrong table:
+//  - each table gets its ghost; a ghost's foreign keys are those of its table, pointing at the
+//    parent's ghost when the parent is in the family (at the parent itself otherwise), under
+//    another name (constraint names are unique in a schema: a leading "_" is toggled);
+//  - one applier per zone follows all of them in binlog order, with the foreign keys' cascades;
+//  - one RENAME per zone swaps them all at once (cutover.ts). InnoDB moves a foreign key along
+//    with the table it references, so afterwards the new tables reference each other and the old
+//    ones (t_ezdel) each other; the old tables' foreign keys are then dropped, so nothing of them
+//    can hold up the application (a RESTRICT on a parent) or refuse a later DROP.
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/connect.js';
+import { quoteId, quoteTable } from '../db/quote.js';
+import { serverInfo } from '../db/server.js';
+import { badInput, refused } from '../exit.js';
+import { measureDrcLagMs } from '../throttle/signals.js';
+import type { ThrottleOptions } from '../throttle/index.js';
+import type { Throttler } from '../throttle/throttler.js';
+import type { ForeignKeyShape } from '../dcp/structure.js';
+import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { ZoneOsc, type ZoneProgress } from './zone.js';
+import { copyAndCutOver, type OscReport } from './engine.js';
+import type { CascadeRule } from './applier.js';
+
+export interface FamilyOptions {
+  cluster?: string;
+  schema: string;
+  /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
+  tables: Array<{ table: string; alter: string }>;
+  zones?: string[];
+  execute?: boolean;
+  chunkTimeMs?: number;
+  throttle?: ThrottleOptions;
+  postponeCutOverFlagFile?: string;
+  cutOverLockTimeoutS?: number;
+  cutOverRetries?: number;
+  maxDrcLagMs?: number;
+  onProgress?: (zones: ZoneProgress[]) => void;
+}
+
+export interface FamilyReport {
+  cluster: string;
+  schema: string;
+  zones: string[];
+  execute: boolean;
+  tables: Array<{ table: string; alter: string; rowsEstimate: number; foreignKeys: string[] }>;
+  refusals: string[];
+  progress?: ZoneProgress[];
+  cutOver?: OscReport['cutOver'];
+  /** foreign keys dropped from the old tables after the cut-over */
+  oldForeignKeysDropped?: number;
+  ms: number;
+}
+
+/** The ghost's name for a foreign key: constraint names are unique per schema, so a leading "_" is toggled. */
+export function ghostConstraintName(name: string): string {
+  return name.startsWith('_') ? name.slice(1) : `_${name}`.slice(0, 64);
+}
+
+export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyReport> {
+  const started = Date.now();
+  const topo = await ctx.topology();
+  const cluster = topo.cluster(o.cluster);
+  const known = topo.zonesOf(cluster.name);
+  const zones = o.zones ?? known;
+  if (zones.some((z) => !known.includes(z))) throw badInput(`cluster ${cluster.name} has no zone ${zones.filter((z) => !known.includes(z)).join(', ')}`);
+  if (!o.tables.length) throw badInput('a family needs at least one table');
+  const names = new Set(o.tables.map((t) => t.table));
+  const ctl: { zone: string; db: Db }[] = [];
+  try {
+    for (const z of zones) ctl.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    const refusals: string[] = [];
+    const plans = new Map<string, Map<string, OscPlan>>(); // zone -> table -> plan
+    for (const c of ctl) {
+      const info = await serverInfo(c.db);
+      if (info.flavor !== 'mariadb') throw refused(`zone ${c.zone}: online schema change is implemented for MariaDB masters (${info.version} found)`);
+      if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghosts follow the tables through it)`);
+      const mine = new Map<string, OscPlan>();
+      for (const t of o.tables) mine.set(t.table, await planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), false, true));
+      plans.set(c.zone, mine);
+      // every table whose foreign keys point into the family must be in it (its keys would follow the old table)
+      const outside = await c.db.query<{ t: string; n: string; r: string }>(
+        `SELECT TABLE_NAME AS t, CONSTRAINT_NAME AS n, REFERENCED_TABLE_NAME AS r FROM information_schema.REFERENTIAL_CONSTRAINTS
+          WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME IN (${o.tables.map(() => '?').join(', ')})`,
+        [o.schema, ...o.tables.map((t) => t.table)],
+      );
+      for (const r of outside.filter((x) => !names.has(x.t))) refusals.push(`zone ${c.zone}: ${o.schema}.${r.t} references ${r.r} (${r.n}) but is not part of the change; it must be rebuilt with it`);
+    }
+    const first = plans.get(zones[0]!)!;
+    for (const t of o.tables) {
+      for (const z of zones) for (const r of plans.get(z)!.get(t.table)!.refusals) refusals.push(`zone ${z}: ${o.schema}.${t.table}: ${r}`);
+      refusals.push(...sameShapeEverywhere(zones.map((z) => ({ zone: z, plan: plans.get(z)!.get(t.table)! }))).map((d) => `${o.schema}.${t.table} differs between zones before the change: ${d}`));
+    }
+    const foreignKeys = o.tables.flatMap((t) => first.get(t.table)!.before.foreignKeys.map((fk) => ({ table: t.table, fk })));
+    const lag = await measureDrcLagMs(ctl).catch(() => ({ maxLagMs: null }));
+    const maxDrcLag = o.maxDrcLagMs ?? 10_000;
+    if (zones.length > 1 && lag.maxLagMs !== null && lag.maxLagMs > maxDrcLag) refusals.push(`DRC is unhealthy: lag ${lag.maxLagMs} ms > ${maxDrcLag} ms between the zones`);
+    const report: FamilyReport = {
+      cluster: cluster.name,
+      schema: o.schema,
+      zones,
+      execute: !!o.execute,
+      tables: o.tables.map((t) => ({
+        table: t.table,
+        alter: t.alter,
+        rowsEstimate: first.get(t.table)!.rowsEstimate,
+        foreignKeys: first.get(t.table)!.before.foreignKeys.map((fk) => `${fk.name} (${fk.columns.join(', ')}) -> ${fk.references} (${fk.refColumns.join(', ')})`),
+      })),
+      refusals: [...new Set(refusals)],
+      ms: 0,
+    };
+    if (!o.execute) {
+      report.ms = Date.now() - started;
+      return report;
+    }
+    if (report.refusals.length) throw refused(`the change of ${o.schema}.{${o.tables.map((t) => t.table).join(', ')}} was refused: nothing changed`, { details: report.refusals });
+
+    const rules: CascadeRule[] = foreignKeys
+      .filter(({ fk }) => names.has(refTableOf(fk, o.schema) ?? ''))
+      .map(({ table, fk }) => ({ parent: refTableOf(fk, o.schema)!, parentColumns: fk.refColumns, child: table, childColumns: fk.columns, onDelete: fk.onDelete.toUpperCase(), onUpdate: fk.onUpdate.toUpperCase() }));
+    const root = o.tables[0]!;
+    const label = `${o.schema}.${root.table}`;
+    const job = (table: string) => `${cluster.name}:${o.schema}.${table}`;
+    const makeJobs = (throttler: Throttler | undefined) =>
+      zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
+        chunkTimeMs: o.chunkTimeMs ?? 500, log: ctx.log, serverId: 0, throttler, job: job(t.table),
+      })));
+    // the ghosts' foreign keys, once every ghost of the zone exists
+    const addGhostForeignKeys = async (_zone: string, db: Db) => {
+      await db.exec('SET SESSION foreign_key_checks = 0');
+      for (const { table, fk } of foreignKeys) {
+        const ref = refTableOf(fk, o.schema);
+        const target = ref && names.has(ref) ? quoteTable(o.schema, first.get(ref)!.names.ghost) : quoteFkTarget(fk);
+        await db.exec(
+          `ALTER TABLE ${quoteTable(o.schema, first.get(table)!.names.ghost)} ADD CONSTRAINT ${quoteId(ghostConstraintName(fk.name))} FOREIGN KEY (${fk.columns.map(quoteId).join(', ')}) REFERENCES ${target} (${fk.refColumns.map(quoteId).join(', ')}) ON DELETE ${ruleSql(fk.onDelete)} ON UPDATE ${ruleSql(fk.onUpdate)}`,
+        );
+      }
+    };
+    const oscOpts = {
+      cluster: cluster.name, table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '), zones, execute: true,
+      chunkTimeMs: o.chunkTimeMs, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
+    };
+    const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
+    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, new Map(), rules, addGhostForeignKeys);
+    report.progress = done.progress;
+    report.cutOver = done.cutOver;
+    // the old tables keep nothing that could act on anything: their foreign keys go
+    let dropped = 0;
+    for (const c of ctl) {
+      await c.db.exec('SET SESSION foreign_key_checks = 0');
+      for (const { table, fk } of foreignKeys) {
+        await c.db.exec(`ALTER TABLE ${quoteTable(o.schema, first.get(table)!.names.old)} DROP FOREIGN KEY ${quoteId(fk.name)}`);
+        dropped++;
+      }
+    }
+    report.oldForeignKeysDropped = dropped;
+    report.ms = Date.now() - started;
+    return report;
+  } finally {
+    await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
+  }
+}
+
+/** The referenced table's name when it is in the schema being changed. */
+function refTableOf(fk: ForeignKeyShape, schema: string): string | undefined {
+  const [s, t] = splitRef(fk.references);
+  return s === schema ? t : undefined;
+}
+
+function quoteFkTarget(fk: ForeignKeyShape): string {
+  const [s, t] = splitRef(fk.references);
+  return quoteTable(s, t);
+}
+
+function splitRef(ref: string): [string, string] {
+  const i = ref.indexOf('.');
+  return [ref.slice(0, i), ref.slice(i + 1)];
+}
+
+/** ON DELETE / ON UPDATE actions as SQL words (only the known ones pass). */
+function ruleSql(rule: string): string {
+  const r = rule.toUpperCase().replace(/_/g, ' ');
+  if (!['CASCADE', 'SET NULL', 'RESTRICT', 'NO ACTION', 'SET DEFAULT'].includes(r)) throw new Error(`unknown foreign key action ${rule}`);
+  return r;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
