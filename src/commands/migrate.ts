@@ -1,15 +1,16 @@
 // ezctl migrate: one-off data-preserving migrations run in every zone (the DRC timestamp
-// column now; INT→BIGINT key widening to come). Each subcommand is registered by its own
+// column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, examples, integer, nameList } from './common.js';
+import { action, decimal, examples, integer, nameList } from './common.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
     .command('migrate')
-    .description('migrations run in every zone that keep the zones identical: the DRC timestamp column (drc-ts); INT→BIGINT key widening (int2bigint) to come')
-    .addHelpText('after', examples('ezctl migrate drc-ts --cluster demo', 'ezctl migrate drc-ts --cluster demo --execute'));
+    .description('migrations run in every zone that keep the zones identical: the DRC timestamp column (drc-ts); integer keys running out of values, and the plan to widen them to BIGINT (int2bigint)')
+    .addHelpText('after', examples('ezctl migrate drc-ts --cluster demo', 'ezctl migrate drc-ts --cluster demo --execute', 'ezctl migrate int2bigint --cluster demo --threshold 0.5'));
   registerDrcTs(migrate);
+  registerInt2Bigint(migrate);
 }
 
 interface DrcTsFlags {
@@ -59,5 +60,48 @@ function registerDrcTs(migrate: Command): void {
       const r = await migrateDrcTs(ctx, opts);
       ctx.result(r, () => renderDrcTs(r));
       return drcTsExitCode(r);
+    }));
+}
+
+interface Int2BigintFlags {
+  cluster?: string;
+  zones?: string[];
+  tables?: string;
+  exclude?: string;
+  threshold?: number;
+}
+
+function registerInt2Bigint(migrate: Command): void {
+  migrate
+    .command('int2bigint')
+    .description('report every integer key (AUTO_INCREMENT, single-column PRIMARY/UNIQUE, referenced by a foreign key): type, largest value and AUTO_INCREMENT over all zones, share of capacity used, the foreign keys referencing it; and plan the widening to BIGINT of each key at or above --threshold together with its foreign-key family (signedness and AUTO_INCREMENT kept), most urgent first. Changes nothing')
+    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option('--zones <list>', 'only these zones, comma-separated (default: all); where definitions differ the first zone\'s is used', nameList)
+    .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
+    .option('--exclude <patterns>', 'leave out these tables (same patterns)')
+    .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
+    .addHelpText(
+      'after',
+      '\nUsed share: max(largest value, AUTO_INCREMENT - 1) / the type\'s largest value, the larger over all\n' +
+        'zone masters (each zone hands out its own ids). The largest value is read with SELECT MAX(col), one\n' +
+        'index dive; a column that leads no index is not read (that would scan the table).\n' +
+        'A family: the key, every foreign-key column referencing it and, recursively, those referencing them,\n' +
+        'each widened to BIGINT with its own signedness, NULL, DEFAULT, AUTO_INCREMENT and COMMENT kept; plus\n' +
+        'every table with a foreign key into the family, rebuilt unchanged (its foreign keys must follow the\n' +
+        'rebuilt tables). Exit 0 with the report and the plan.\n' +
+        examples(
+          'ezctl migrate int2bigint --cluster demo',
+          "ezctl migrate int2bigint --tables 'shop.*' --threshold 0.3",
+          'ezctl --json migrate int2bigint --threshold 0',
+        ),
+    )
+    .action(action(async (ctx, o: Int2BigintFlags) => {
+      const { int2bigintReport } = await import('../core/migrate/int2bigint.js');
+      const { renderInt2Bigint } = await import('../core/migrate/int2bigint-render.js');
+      const opts: import('../core/migrate/int2bigint.js').Int2BigintOptions = {};
+      for (const k of ['cluster', 'zones', 'tables', 'exclude', 'threshold'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
+      const r = await int2bigintReport(ctx, opts);
+      ctx.result(r, () => renderInt2Bigint(r));
+      return 0;
     }));
 }
