@@ -2,7 +2,8 @@
 // column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, decimal, examples, integer, nameList } from './common.js';
+import { action, decimal, examples, integer, nameList, parseDurationMs } from './common.js';
+import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
@@ -63,16 +64,20 @@ function registerDrcTs(migrate: Command): void {
     }));
 }
 
-interface Int2BigintFlags {
+interface Int2BigintFlags extends ThrottleFlags {
   cluster?: string;
   zones?: string[];
   tables?: string;
   exclude?: string;
   threshold?: number;
+  execute?: boolean;
+  chunkTime?: number;
+  cutOverLockTimeout?: number;
+  cutOverRetries?: number;
 }
 
 function registerInt2Bigint(migrate: Command): void {
-  migrate
+  const cmd = migrate
     .command('int2bigint')
     .description('report every integer key (AUTO_INCREMENT, single-column PRIMARY/UNIQUE, referenced by a foreign key): type, largest value and AUTO_INCREMENT over all zones, share of capacity used, the foreign keys referencing it; and plan the widening to BIGINT of each key at or above --threshold together with its foreign-key family (signedness and AUTO_INCREMENT kept), most urgent first. Changes nothing')
     .option('--cluster <name>', 'cluster (default: the only one)')
@@ -80,6 +85,12 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
+    .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
+    .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
+    .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
+    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100));
+  addThrottleOptions(cmd);
+  cmd
     .addHelpText(
       'after',
       '\nUsed share: max(largest value, AUTO_INCREMENT - 1) / the type\'s largest value, the larger over all\n' +
@@ -89,19 +100,37 @@ function registerInt2Bigint(migrate: Command): void {
         'each widened to BIGINT with its own signedness, NULL, DEFAULT, AUTO_INCREMENT and COMMENT kept; plus\n' +
         'every table with a foreign key into the family, rebuilt unchanged (its foreign keys must follow the\n' +
         'rebuilt tables). Exit 0 with the report and the plan.\n' +
+        'With --execute: each family, most urgent first, in every zone at once: a table alone through `ezctl osc`\n' +
+        '(instant where the server can, a ghost copy otherwise); a family linked by foreign keys through one\n' +
+        'change of all its tables (ghosts with their foreign keys, cascades followed, one RENAME per zone; the\n' +
+        'old tables are kept as <t>_ezdel without foreign keys). Exit 0 when every family is done.\n' +
         examples(
           'ezctl migrate int2bigint --cluster demo',
           "ezctl migrate int2bigint --tables 'shop.*' --threshold 0.3",
           'ezctl --json migrate int2bigint --threshold 0',
+          "ezctl migrate int2bigint --tables 'shop.*' --threshold 0.5 --execute --max-load Threads_running=50",
         ),
     )
     .action(action(async (ctx, o: Int2BigintFlags) => {
       const { int2bigintReport } = await import('../core/migrate/int2bigint.js');
-      const { renderInt2Bigint } = await import('../core/migrate/int2bigint-render.js');
-      const opts: import('../core/migrate/int2bigint.js').Int2BigintOptions = {};
+      const { renderInt2Bigint, renderInt2BigintRun } = await import('../core/migrate/int2bigint-render.js');
+      const opts: import('../core/migrate/int2bigint-run.js').Int2BigintRunOptions = {};
       for (const k of ['cluster', 'zones', 'tables', 'exclude', 'threshold'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
-      const r = await int2bigintReport(ctx, opts);
-      ctx.result(r, () => renderInt2Bigint(r));
+      if (!o.execute) {
+        const r = await int2bigintReport(ctx, opts);
+        ctx.result(r, () => renderInt2Bigint(r));
+        return 0;
+      }
+      const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
+      if (o.chunkTime !== undefined) opts.chunkTimeMs = o.chunkTime;
+      if (o.cutOverLockTimeout !== undefined) opts.cutOverLockTimeoutS = o.cutOverLockTimeout;
+      if (o.cutOverRetries !== undefined) opts.cutOverRetries = o.cutOverRetries;
+      opts.throttle = throttleOptionsFrom(o);
+      opts.onProgress = (line) => {
+        if (!ctx.opts.quiet) ctx.log.info(line);
+      };
+      const r = await runInt2Bigint(ctx, opts);
+      ctx.result(r, () => renderInt2BigintRun(r));
       return 0;
     }));
 }

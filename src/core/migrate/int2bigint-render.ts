@@ -67,3 +67,13 @@ export function renderInt2Bigint(r: Int2BigintReport): string {
   out.push('', 'nothing was changed');
   return out.join('\n');
 }
+
+/** After --execute: the report, then what was done per family. */
+export function renderInt2BigintRun(r: import('./int2bigint-run.js').Int2BigintRun): string {
+  const out = [renderInt2Bigint(r.report), ''];
+  if (!r.executed.length) out.push('nothing to do: no key at or above the threshold');
+  for (const e of r.executed) {
+    out.push(`done: ${e.root}: ${e.tables.join(', ')} widened (${e.method === 'instant' ? 'in place, instantly' : `ghost copy${e.cutOverSkewMs !== undefined ? `, cut over within ${e.cutOverSkewMs} ms across zones` : ''}`}) in ${(e.ms / 1000).toFixed(1)} s`);
+  }
+  return out.join('\n');
+}

@@ -9,20 +9,25 @@
 // unlock but held once more, by a sentry whose name sorts after every table's:
 //
 //  1. the sentry session creates the sentry S and a stand-in S0 and takes LOCK TABLES S WRITE;
-//  2. the lock session takes LOCK TABLES t1, t2... WRITE, every ghost catches up to the binlog
-//     position under it, AUTO_INCREMENT counters are carried to the ghosts;
-//  3. the RENAME "S0 TO S, t1 TO t1_ezdel, t1_ezgho TO t1, ..." is queued (S exists: it cannot
-//     complete while S does);
-//  4. the lock session unlocks: the RENAME takes every table in turn, then waits for S;
-//  5. once a probe sees every table held by the RENAME (information_schema's high-priority lock
-//     is refused only by a granted exclusive lock, not a waiting one), no more writes can reach
-//     the originals: the binlog is read up to the position now, and if any change to the tables
-//     arrived after step 2 (a write that got in at step 4), the attempt is undone and retried
-//     (the appliers then carry that write into the ghosts like any other);
+//  2. the lock session takes LOCK TABLES t1, t2, ... WRITE (all at once: the server sees every
+//     wait, no deadlock with the application), every ghost catches up to the binlog position under
+//     it, AUTO_INCREMENT counters are carried to the ghosts;
+//  3. the RENAME "S0 TO S, t1 TO t1_ezdel, t1_ezgho TO t1, ..." is queued: it waits on the first
+//     table in name order (S exists: it cannot complete while S does); and for every further table
+//     a session of its own queues LOCK TABLES ti WRITE (a waiting table lock goes before waiting
+//     writes);
+//  4. the lock session unlocks: the RENAME takes the first table, the other sessions theirs. Then
+//     those are unlocked one at a time in name order, each only once the RENAME holds every name
+//     before it (information_schema's high-priority lock is refused only by a granted exclusive
+//     lock, not a waiting one): the RENAME is then queued on that very table, and a waiting RENAME
+//     goes before waiting writes. In the end it holds every table and waits for S;
+//  5. no more writes can reach the originals: the binlog is read up to the position now, and if
+//     any change to the tables arrived after step 2 anyway, the attempt is undone and retried (the
+//     appliers carry that write into the ghosts like any other);
 //  6. otherwise the sentry session drops S and unlocks: the RENAME completes.
 // If a session dies at any point, S still exists and the RENAME fails (the first pair), renaming
-// nothing: the originals stay. For one table the RENAME is queued on the table itself and nothing
-// can get in at step 4, so steps 5 and 6 follow at once.
+// nothing: the originals stay. (One unlock for all tables would let a write waiting on the second
+// table in before the RENAME reached it: under steady writes, every attempt.)
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
@@ -44,6 +49,8 @@ export function compareNames(a: string, b: string): number {
 
 export class ZoneCutOver {
   private lockDb: Db | undefined;
+  /** for every table after the first (name order): a session that takes it over from lockDb */
+  private holds: Array<{ table: string; db: Db; connId: number; locking: Promise<unknown> }> = [];
   private sentryDb: Db | undefined;
   private renameDb: Db | undefined;
   /** not under LOCK TABLES (which would hide other tables from information_schema), never waits for a lock */
@@ -107,15 +114,25 @@ export class ZoneCutOver {
     );
     this.probeDb = await this.ctx.connect(this.node);
     await this.probeDb.exec('SET SESSION lock_wait_timeout = 0');
-    await this.waitForRenameState(lockWaitS * 1000, 'queue behind the cut-over lock');
+    await this.waitForState(this.renameConnId, lockWaitS * 1000, 'the cut-over RENAME did not queue behind the cut-over lock');
+    // the sessions that take over the further tables, queued behind the lock too
+    const rest = this.jobs.map((j) => j.plan.table).sort(compareNames).slice(1);
+    for (const table of rest) {
+      const db = await this.ctx.connect(this.node);
+      await db.exec('SET SESSION lock_wait_timeout = ?', [Math.max(lockWaitS, 10)]);
+      const connId = Number(await db.value('SELECT CONNECTION_ID()'));
+      const locking = db.exec(`LOCK TABLES ${this.q(table)} WRITE`).then(() => undefined, (e: Error) => e);
+      this.holds.push({ table, db, connId, locking });
+      await this.waitForState(connId, lockWaitS * 1000, `the session taking over ${this.schema}.${table} did not queue behind the cut-over lock`);
+    }
   }
 
-  private async waitForRenameState(ms: number, what: string): Promise<void> {
+  private async waitForState(connId: number, ms: number, failure: string): Promise<void> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const st = await this.probeDb!.value<string>('SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?', [this.renameConnId]);
+      const st = await this.probeDb!.value<string>('SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?', [connId]);
       if (st && /metadata lock|table lock/i.test(st)) return;
-      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the cut-over RENAME did not ${what} (state ${st ?? 'gone'})`);
+      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: ${failure} (state ${st ?? 'gone'})`);
       await sleep(5);
     }
   }
@@ -125,20 +142,32 @@ export class ZoneCutOver {
    * the attempt is undone) if a write reached an original in between.
    */
   async unlockAndSettle(timeoutMs: number): Promise<void> {
-    await this.lockDb!.exec('UNLOCK TABLES');
     const deadline = Date.now() + timeoutMs;
-    for (const j of this.jobs) {
-      while (!(await this.heldByRename(j.plan.table))) {
-        const r = await Promise.race([this.renaming, sleep(5).then(() => undefined)]);
-        if (r instanceof Error) throw runtimeError(`zone ${this.zone}: the cut-over RENAME failed: ${r.message}`, { cause: r });
-        if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the cut-over RENAME did not take ${this.schema}.${j.plan.table} within ${timeoutMs} ms (a transaction holds it)`);
-      }
+    // the names the RENAME takes that exist now, besides the sentry pair (which sorts last)
+    const existing = [...this.jobs.map((j) => j.plan.table), ...this.jobs.map((j) => j.plan.names.ghost)];
+    await this.lockDb!.exec('UNLOCK TABLES');
+    for (const h of this.holds) {
+      const r = await h.locking;
+      if (r instanceof Error) throw runtimeError(`zone ${this.zone}: taking over ${this.schema}.${h.table} from the cut-over lock failed: ${r.message}`, { cause: r });
     }
+    for (const h of this.holds) {
+      for (const name of existing.filter((n) => compareNames(n, h.table) < 0)) await this.untilHeld(name, deadline);
+      await h.db.exec('UNLOCK TABLES');
+    }
+    for (const j of this.jobs) await this.untilHeld(j.plan.table, deadline);
     // every table is held: nothing more can be written to the originals
     const now = String(await this.probeDb!.value('SELECT @@global.gtid_binlog_pos'));
     await this.applier.readUpTo(now, timeoutMs);
     const sneaked = this.changesSeen - this.changesAtLock;
     if (sneaked > 0) throw runtimeError(`zone ${this.zone}: ${sneaked} row change(s) reached the original table(s) between the unlock and the RENAME; trying again`);
+  }
+
+  private async untilHeld(name: string, deadline: number): Promise<void> {
+    while (!(await this.heldByRename(name))) {
+      const r = await Promise.race([this.renaming, sleep(5).then(() => undefined)]);
+      if (r instanceof Error) throw runtimeError(`zone ${this.zone}: the cut-over RENAME failed: ${r.message}`, { cause: r });
+      if (Date.now() > deadline) throw runtimeError(`zone ${this.zone}: the cut-over RENAME did not take ${this.schema}.${name} in time (a session holds it)`);
+    }
   }
 
   /** Whether the RENAME holds the table: only a granted exclusive lock refuses information_schema's high-priority one. */
@@ -168,6 +197,12 @@ export class ZoneCutOver {
       if (killer !== this.sentryDb) await killer.close();
       await this.renaming.catch(() => undefined);
     }
+    for (const h of this.holds) {
+      const killer = this.probeDb ?? this.sentryDb;
+      await killer?.exec(`KILL QUERY ${Number(h.connId)}`).catch(() => undefined);
+      await h.locking;
+      await h.db.exec('UNLOCK TABLES').catch(() => undefined);
+    }
     await this.lockDb?.exec('UNLOCK TABLES').catch(() => undefined);
     if (this.sentryDb) {
       await this.sentryDb.exec('UNLOCK TABLES').catch(() => undefined);
@@ -179,7 +214,8 @@ export class ZoneCutOver {
   }
 
   private async close(): Promise<void> {
-    await Promise.all([this.lockDb, this.sentryDb, this.renameDb, this.probeDb].map((d) => d?.close().catch(() => undefined)));
+    await Promise.all([this.lockDb, ...this.holds.map((h) => h.db), this.sentryDb, this.renameDb, this.probeDb].map((d) => d?.close().catch(() => undefined)));
+    this.holds = [];
     this.lockDb = this.sentryDb = this.renameDb = this.probeDb = undefined;
   }
 }

@@ -1,0 +1,66 @@
+// `ezctl migrate int2bigint --execute`: the planned families, most urgent first, each through the
+// online schema change engine in every zone. A table alone (no foreign key on or to it) goes
+// through `osc` (in place where the server can do it instantly, a ghost copy otherwise); a family
+// linked by foreign keys is changed together (osc/family.ts), so no constraint ever points at the
+// wrong table and no row is lost. One family at a time: a failure stops there, the families done
+// stay done, the failed one's originals stay as they were.
+import type { Ctx } from '../context.js';
+import { refused } from '../exit.js';
+import { runOsc, type OscReport } from '../osc/engine.js';
+import { runOscFamily, type FamilyReport } from '../osc/family.js';
+import type { ThrottleOptions } from '../throttle/index.js';
+import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
+
+export interface Int2BigintRunOptions extends Int2BigintOptions {
+  chunkTimeMs?: number;
+  throttle?: ThrottleOptions;
+  cutOverLockTimeoutS?: number;
+  cutOverRetries?: number;
+  onProgress?: (line: string) => void;
+}
+
+export interface Int2BigintRun {
+  report: Int2BigintReport;
+  executed: Array<{ root: string; tables: string[]; method: 'instant' | 'copy'; ms: number; cutOverSkewMs?: number; cutOverAttempts?: number }>;
+}
+
+export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<Int2BigintRun> {
+  const report = await int2bigintReport(ctx, o);
+  const executed: Int2BigintRun['executed'] = [];
+  const spanning = report.families.filter((f) => new Set(f.tables.map((t) => t.schema)).size > 1);
+  if (spanning.length) {
+    throw refused('int2bigint refused: nothing changed', {
+      details: spanning.map((f) => `${f.root.schema}.${f.root.table}.${f.root.column}: its family spans schemas (${[...new Set(f.tables.map((t) => t.schema))].join(', ')}); change those tables by hand or narrow --tables`),
+    });
+  }
+  for (const f of report.families) {
+    const root = `${f.root.schema}.${f.root.table}.${f.root.column}`;
+    const common = {
+      ...(o.cluster ? { cluster: o.cluster } : {}),
+      ...(o.zones ? { zones: o.zones } : {}),
+      ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
+      ...(o.throttle ? { throttle: o.throttle } : {}),
+      ...(o.cutOverLockTimeoutS !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeoutS } : {}),
+      ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),
+      execute: true,
+    };
+    const progress = (zs: Array<{ zone: string; phase: string; rowsCopied: number; backlog: number }>) =>
+      o.onProgress?.(`int2bigint ${root}: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, backlog ${z.backlog}`).join('; ')}`);
+    ctx.log.info(`int2bigint: ${root} (${(f.used * 100).toFixed(2)}% used): ${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')}`);
+    if (alone(f)) {
+      const t = f.tables[0]!;
+      const r: OscReport = await runOsc(ctx, { ...common, table: `${t.schema}.${t.table}`, alter: t.alter, onProgress: progress });
+      executed.push({ root, tables: [`${t.schema}.${t.table}`], method: r.method, ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
+    } else {
+      const schema = f.tables[0]!.schema;
+      const r: FamilyReport = await runOscFamily(ctx, { ...common, schema, tables: f.tables.map((t) => ({ table: t.table, alter: t.alter })), onProgress: progress });
+      executed.push({ root, tables: f.tables.map((t) => `${t.schema}.${t.table}`), method: 'copy', ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
+    }
+  }
+  return { report, executed };
+}
+
+/** One table with no foreign key on it or to it: an ordinary online schema change. */
+function alone(f: Family): boolean {
+  return f.tables.length === 1 && f.foreignKeys.length === 0;
+}
