@@ -74,6 +74,7 @@ interface Int2BigintFlags extends ThrottleFlags {
   chunkTime?: number;
   cutOverLockTimeout?: number;
   cutOverRetries?: number;
+  resume?: boolean;
 }
 
 function registerInt2Bigint(migrate: Command): void {
@@ -88,7 +89,8 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
     .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
-    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100));
+    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
+    .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position');
   addThrottleOptions(cmd);
   cmd
     .addHelpText(
@@ -125,6 +127,7 @@ function registerInt2Bigint(migrate: Command): void {
       if (o.chunkTime !== undefined) opts.chunkTimeMs = o.chunkTime;
       if (o.cutOverLockTimeout !== undefined) opts.cutOverLockTimeoutS = o.cutOverLockTimeout;
       if (o.cutOverRetries !== undefined) opts.cutOverRetries = o.cutOverRetries;
+      if (o.resume) opts.resume = true;
       opts.throttle = throttleOptionsFrom(o);
       opts.onProgress = (line) => {
         if (!ctx.opts.quiet) ctx.log.info(line);

@@ -8,6 +8,7 @@ import type { Ctx } from '../context.js';
 import { refused } from '../exit.js';
 import { runOsc, type OscReport } from '../osc/engine.js';
 import { runOscFamily, type FamilyReport } from '../osc/family.js';
+import { helperNames } from '../osc/plan.js';
 import type { ThrottleOptions } from '../throttle/index.js';
 import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
 
@@ -16,6 +17,8 @@ export interface Int2BigintRunOptions extends Int2BigintOptions {
   throttle?: ThrottleOptions;
   cutOverLockTimeoutS?: number;
   cutOverRetries?: number;
+  /** continue the family whose process died (its ghosts are there); the others run as usual */
+  resume?: boolean;
   onProgress?: (line: string) => void;
 }
 
@@ -46,18 +49,35 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
     };
     const progress = (zs: Array<{ zone: string; phase: string; rowsCopied: number; backlog: number }>) =>
       o.onProgress?.(`int2bigint ${root}: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, backlog ${z.backlog}`).join('; ')}`);
-    ctx.log.info(`int2bigint: ${root} (${(f.used * 100).toFixed(2)}% used): ${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')}`);
+    const resume = !!o.resume && (await ghostsThere(ctx, o.cluster, f));
+    ctx.log.info(`int2bigint: ${root} (${(f.used * 100).toFixed(2)}% used): ${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')}${resume ? ' (resumed)' : ''}`);
     if (alone(f)) {
       const t = f.tables[0]!;
-      const r: OscReport = await runOsc(ctx, { ...common, table: `${t.schema}.${t.table}`, alter: t.alter, onProgress: progress });
+      const r: OscReport = await runOsc(ctx, { ...common, table: `${t.schema}.${t.table}`, alter: t.alter, onProgress: progress, ...(resume ? { resume: true } : {}) });
       executed.push({ root, tables: [`${t.schema}.${t.table}`], method: r.method, ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
     } else {
       const schema = f.tables[0]!.schema;
-      const r: FamilyReport = await runOscFamily(ctx, { ...common, schema, tables: f.tables.map((t) => ({ table: t.table, alter: t.alter })), onProgress: progress });
+      const r: FamilyReport = await runOscFamily(ctx, { ...common, schema, tables: f.tables.map((t) => ({ table: t.table, alter: t.alter })), onProgress: progress, ...(resume ? { resume: true } : {}) });
       executed.push({ root, tables: f.tables.map((t) => `${t.schema}.${t.table}`), method: 'copy', ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
     }
   }
   return { report, executed };
+}
+
+/** Whether a change of this family died half-way: a ghost of one of its tables is there (first zone's master). */
+async function ghostsThere(ctx: Ctx, cluster: string | undefined, f: Family): Promise<boolean> {
+  const topo = await ctx.topology();
+  const c = topo.cluster(cluster);
+  const db = await ctx.connect(topo.master(c.name, topo.zonesOf(c.name)[0]!));
+  try {
+    for (const t of f.tables) {
+      const n = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.schema, helperNames(t.table).ghost]);
+      if (Number(n) > 0) return true;
+    }
+    return false;
+  } finally {
+    await db.close();
+  }
 }
 
 /** One table with no foreign key on it or to it: an ordinary online schema change. */

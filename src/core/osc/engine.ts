@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
+import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
@@ -163,7 +164,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
         chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, serverId: 700_000 + ((process.pid * 10 + i) % 100_000), throttler, job,
       }));
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, saved);
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
@@ -171,7 +172,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
 
 export async function copyAndCutOver(
   ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
-  saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>,
+  saved: SavedFor,
   rules: CascadeRule[] = [],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
 ): Promise<OscReport> {
@@ -292,25 +293,32 @@ export async function copyAndCutOver(
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A table's saved state in a zone, when a change is resumed (undefined: starting afresh). */
+export type SavedFor = (job: ZoneOsc) => Awaited<ReturnType<typeof ZoneOsc.savedState>> | undefined;
+
 /**
  * Per zone: every table's ghost (prepareZone then adds what spans tables, e.g. foreign keys
  * between ghosts), then one applier for them all from the binlog position at that moment (or the
  * saved one on --resume).
  */
 async function startZones(
-  ctx: Ctx, zones: string[], jobs: ZoneOsc[], saved: Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>, rules: CascadeRule[],
+  ctx: Ctx, zones: string[], jobs: ZoneOsc[], saved: SavedFor, rules: CascadeRule[],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
 ): Promise<Map<string, ZoneApplier>> {
   const appliers = new Map<string, ZoneApplier>();
   const started = Promise.allSettled(zones.map(async (z, i) => {
     const mine = jobs.filter((j) => j.zone === z);
-    const resume = saved.get(z);
-    for (const j of mine) await j.prepare(resume);
+    const states = mine.map((j) => saved(j));
+    const resuming = states.every((st) => st !== undefined);
+    for (const [k, j] of mine.entries()) await j.prepare(states[k]);
     const db = await ctx.connect(mine[0]!.node);
     let from: string;
     try {
-      if (!resume) await prepareZone?.(z, db);
-      from = resume ? resume.appliedPos : String(await db.value('SELECT @@global.gtid_binlog_pos'));
+      if (!resuming) await prepareZone?.(z, db);
+      // the tables of a zone share one applier, so their saved positions are points of one
+      // progression: start again from the earliest (applying final states again is harmless)
+      const positions = states.map((st) => st?.appliedPos ?? '');
+      from = resuming ? positions.find((p) => positions.every((q) => gtidCovers('mariadb', q, p)))! : String(await db.value('SELECT @@global.gtid_binlog_pos'));
     } finally {
       await db.close();
     }

@@ -35,6 +35,8 @@ export interface FamilyOptions {
   cutOverLockTimeoutS?: number;
   cutOverRetries?: number;
   maxDrcLagMs?: number;
+  /** continue a family change whose process died: its ghosts and saved positions are in every zone */
+  resume?: boolean;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -76,7 +78,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       if (info.flavor !== 'mariadb') throw refused(`zone ${c.zone}: online schema change is implemented for MariaDB masters (${info.version} found)`);
       if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghosts follow the tables through it)`);
       const mine = new Map<string, OscPlan>();
-      for (const t of o.tables) mine.set(t.table, await planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), false, true));
+      for (const t of o.tables) mine.set(t.table, await planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), !!o.resume, true));
       plans.set(c.zone, mine);
       // every table whose foreign keys point into the family must be in it (its keys would follow the old table)
       const outside = await c.db.query<{ t: string; n: string; r: string }>(
@@ -87,6 +89,22 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       for (const r of outside.filter((x) => !names.has(x.t))) refusals.push(`zone ${c.zone}: ${o.schema}.${r.t} references ${r.r} (${r.n}) but is not part of the change; it must be rebuilt with it`);
     }
     const first = plans.get(zones[0]!)!;
+    const job = (table: string) => `${cluster.name}:${o.schema}.${table}`;
+    // --resume: every table's saved state and ghost in every zone, for this very change
+    const saved = new Map<string, NonNullable<Awaited<ReturnType<typeof ZoneOsc.savedState>>>>();
+    if (o.resume) {
+      for (const c of ctl) {
+        for (const t of o.tables) {
+          const st = await ZoneOsc.savedState(c.db, job(t.table), c.zone);
+          const ghost = first.get(t.table)!.names.ghost;
+          const there = Number(await c.db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [o.schema, ghost]));
+          if (!st) refusals.push(`zone ${c.zone}: no saved state of a change of ${o.schema}.${t.table} to resume`);
+          else if (st.alter !== t.alter) refusals.push(`zone ${c.zone}: the saved change of ${o.schema}.${t.table} is "${st.alter}", not "${t.alter}"`);
+          else saved.set(`${c.zone}\0${t.table}`, st);
+          if (!there) refusals.push(`zone ${c.zone}: the ghost table ${ghost} is gone; start again without --resume`);
+        }
+      }
+    }
     for (const t of o.tables) {
       for (const z of zones) for (const r of plans.get(z)!.get(t.table)!.refusals) refusals.push(`zone ${z}: ${o.schema}.${t.table}: ${r}`);
       refusals.push(...sameShapeEverywhere(zones.map((z) => ({ zone: z, plan: plans.get(z)!.get(t.table)! }))).map((d) => `${o.schema}.${t.table} differs between zones before the change: ${d}`));
@@ -120,7 +138,6 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       .map(({ table, fk }) => ({ parent: refTableOf(fk, o.schema)!, parentColumns: fk.refColumns, child: table, childColumns: fk.columns, onDelete: fk.onDelete.toUpperCase(), onUpdate: fk.onUpdate.toUpperCase() }));
     const root = o.tables[0]!;
     const label = `${o.schema}.${root.table}`;
-    const job = (table: string) => `${cluster.name}:${o.schema}.${table}`;
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
         chunkTimeMs: o.chunkTimeMs ?? 500, log: ctx.log, serverId: 0, throttler, job: job(t.table),
@@ -141,7 +158,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       chunkTimeMs: o.chunkTimeMs, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
     };
     const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
-    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, new Map(), rules, addGhostForeignKeys);
+    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys);
     report.progress = done.progress;
     report.cutOver = done.cutOver;
     // the old tables keep nothing that could act on anything: their foreign keys go
