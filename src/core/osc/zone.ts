@@ -157,12 +157,12 @@ export class ZoneOsc {
       const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
       const t0 = Date.now();
       // a row already written by the binlog applier is newer than this read: keep it
-      const r = await retryOnLockConflict(() =>
+      const r = await this.ghostWrite(() => retryOnLockConflict(() =>
         this.copyDb.exec(
           `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
           range.params,
         ),
-      );
+      ));
       const copied = Number(r.affectedRows ?? 0);
       chunker.record(Math.max(copied, 1), Date.now() - t0);
       this.progress.rowsCopied += copied;
@@ -216,39 +216,46 @@ export class ZoneOsc {
       if (!chunk) break;
       const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
       const t0 = Date.now();
-      if (!(await this.sameChunk(orig, ghost, range))) {
+      const first = await this.compareChunk(orig, ghost, range);
+      if (!first.same) {
         // the applier may just be behind: give it a moment, then copy the chunk again
         await this.caughtUp(10_000);
-        if (!(await this.sameChunk(orig, ghost, range))) {
+        if (!(await this.compareChunk(orig, ghost, range)).same) {
           await this.recopy(range);
           this.progress.chunksRecopied++;
         }
       }
-      chunker.record(chunk.plannedRows, Date.now() - t0);
+      // the rows really there: an empty stretch of a sparse key must widen the next steps
+      chunker.record(Math.max(first.rows, 1), Date.now() - t0);
     }
     this.progress.phase = 'ready';
   }
 
-  private async sameChunk(orig: TableTarget, ghost: TableTarget, range: SqlPart): Promise<boolean> {
+  private async compareChunk(orig: TableTarget, ghost: TableTarget, range: SqlPart): Promise<{ same: boolean; rows: number }> {
     const a = chunkChecksumSql(orig, range, false);
     const b = chunkChecksumSql(ghost, range, false);
     const x = await this.copyDb.one(a.sql, a.params);
     const y = await this.copyDb.one(b.sql, b.params);
-    return String(x?.cnt) === String(y?.cnt) && String(x?.crc) === String(y?.crc);
+    return { same: String(x?.cnt) === String(y?.cnt) && String(x?.crc) === String(y?.crc), rows: Number(x?.cnt ?? 0) };
   }
 
   private async recopy(range: SqlPart): Promise<void> {
     const p = this.plan;
     const from = p.columns.map((c) => quoteId(c.from)).join(', ');
     const to = p.columns.map((c) => quoteId(c.to)).join(', ');
-    await retryOnLockConflict(async () => {
+    await this.ghostWrite(() => retryOnLockConflict(async () => {
       await this.copyDb.exec('BEGIN');
       // the original's rows, locked while they are read; rows the ghost has that the original no
       // longer has go too
       await this.copyDb.exec(`DELETE FROM ${this.ghost} WHERE ${range.sql}`, range.params);
       await this.copyDb.exec(`INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE`, range.params);
       await this.copyDb.exec('COMMIT');
-    }, () => this.copyDb.exec('ROLLBACK').then(() => undefined));
+    }, () => this.copyDb.exec('ROLLBACK').then(() => undefined)));
+  }
+
+  /** A write to the ghost, taken in turn with the zone's binlog applier (see ZoneApplier.exclusive). */
+  private ghostWrite<T>(fn: () => Promise<T>): Promise<T> {
+    return this.applier ? this.applier.exclusive(fn) : fn();
   }
 
   /** Wait until the applier has applied everything the binlog held when this was called. */
