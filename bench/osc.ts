@@ -361,6 +361,23 @@ class LockWatch {
   }
 }
 
+/** BENCH_BINLOG_ROWS=1: what fills bj's binlog during each run (row images counted per statement kind and table). */
+const BINLOG_ROWS = process.env.BENCH_BINLOG_ROWS === '1';
+
+function binlogRowCounts(sandboxDir: string, file: string, pos: number): string {
+  const dir = join(sandboxDir, 'bj-master');
+  const index = readFileSync(join(dir, 'binlog.index'), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.replace(/^\.\//, ''));
+  const files = index.slice(index.indexOf(file));
+  const counts = new Map<string, number>();
+  files.forEach((f, i) => {
+    // streamed through grep: a run's decoded binlog is larger than a string may be
+    const args = ['--base64-output=decode-rows', '-v', ...(i === 0 ? [`--start-position=${pos}`] : []), join(dir, f)];
+    const out = spawnSync('bash', ['-c', 'mariadb-binlog "$@" | grep -oE "^### (INSERT INTO|UPDATE|DELETE FROM) [^ ]+" | sort | uniq -c', '_', ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }).stdout ?? '';
+    for (const m of out.matchAll(/^\s*(\d+) ### (.+)$/gm)) counts.set(m[2]!, (counts.get(m[2]!) ?? 0) + Number(m[1]));
+  });
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${k} ${n}`).join('; ');
+}
+
 async function binlogBytes(db: Db): Promise<number> {
   const logs = await db.query<{ File_size: string | number }>('SHOW BINARY LOGS');
   return logs.reduce((s, l) => s + Number(l.File_size), 0);
@@ -598,6 +615,7 @@ async function runOne(ctx: Ctx, c: ContenderId, change: ChangeId, mode: Mode, re
   const cpu0 = Object.fromEntries(ZONES.map((z) => [z, cpuSeconds(pids[z]) ?? NaN]));
   const drc0 = cpuSeconds(drcPid);
   const bin0 = Object.fromEntries(await Promise.all(ZONES.map(async (z) => [z, await binlogBytes(ctx.admin[z]!)] as const)));
+  const binAt = BINLOG_ROWS ? await ctx.admin.bj!.one<{ File: string; Position: string | number }>('SHOW MASTER STATUS') : undefined;
   const re = copyRegex(c, TABLE);
   const slowLog = mode === 'idle' && re !== undefined && DIAG;
   if (slowLog) await slowLogOn(zones.map((z) => ctx.admin[z]!));
@@ -642,6 +660,7 @@ async function runOne(ctx: Ctx, c: ContenderId, change: ChangeId, mode: Mode, re
   const drc1 = cpuSeconds(drcPid);
   res.drcCpuS = drc0 !== undefined && drc1 !== undefined ? drc1 - drc0 : null;
   for (const z of ZONES) res.binlogMb[z] = ((await binlogBytes(ctx.admin[z]!)) - bin0[z]!) / 2 ** 20;
+  if (binAt) console.log(`  bj binlog row images during the run, by statement and table: ${binlogRowCounts(sb.dir, binAt.File, Number(binAt.Position))}`);
   if (!tool) return res;
 
   res.totalMs = tool.ms;

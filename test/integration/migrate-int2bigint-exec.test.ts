@@ -180,7 +180,9 @@ test('a family cut-over held up between its tables (a session reads a ghost) let
     await eventually(async () => {
       if (!(await tables('bj-master')).includes('labels_map_ezcut')) return false;
       return withDb('bj-master', async (db) => Number(await db.value("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%labels%' AND STATE LIKE '%metadata lock%'")) === 1);
-    }, 60_000, 'the RENAME queued');
+    }, 120_000, 'the RENAME queued').catch(async (e) => {
+      throw new Error(`${(e as Error).message}; the job: ${show(await job)}`);
+    });
     await new Promise((res) => setTimeout(res, 1000));
   } finally {
     await holder.exec('COMMIT');
