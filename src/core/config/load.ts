@@ -112,6 +112,14 @@ export class Topology {
     return n;
   }
 
+  /** The zones a command works on: the ones asked for (all when none), each one the cluster has. */
+  zonesChosen(clusterName: string, asked?: string[]): string[] {
+    const known = this.zonesOf(clusterName);
+    const unknown = (asked ?? []).filter((z) => !known.includes(z));
+    if (unknown.length) throw badInput(`cluster ${clusterName} has no zone ${unknown.map((z) => JSON.stringify(z)).join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+    return asked ?? known;
+  }
+
   zonesOf(clusterName: string): string[] {
     const c = this.cluster(clusterName).config;
     return this.file.zones.filter((z) => z in c.zones);

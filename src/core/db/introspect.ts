@@ -139,7 +139,8 @@ export async function tableInfo(db: Db, schema: string, table: string): Promise<
   };
 }
 
-async function foreignKeysWhere(db: Db, where: string, params: string[]): Promise<ForeignKeyInfo[]> {
+/** Foreign keys whose KEY_COLUMN_USAGE rows match `where` (columns of `k`), one entry per constraint, columns in order. */
+export async function foreignKeysWhere(db: Db, where: string, params: string[]): Promise<ForeignKeyInfo[]> {
   const rows = await db.query<{
     name: string; s: string; t: string; col: string; rs: string; rt: string; rc: string; upd: string; del: string;
   }>(

@@ -574,10 +574,7 @@ const REPLICA_WAIT_S = 60;
 export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsReport> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const unknown = (o.zones ?? []).filter((z) => !known.includes(z));
-  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.map((z) => JSON.stringify(z)).join(', ')}`, { hint: `zones: ${known.join(', ')}` });
-  const zones = o.zones ?? known;
+  const zones = topo.zonesChosen(cluster.name, o.zones);
   const column = topo.drcTimestampColumn(cluster.name);
   const literal = o.value !== undefined ? parseFixedValue(o.value) : fixedValueAt(Date.now());
   const filter = tableFilter(cluster.config, o);

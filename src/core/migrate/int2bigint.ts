@@ -17,7 +17,7 @@ import mysql from 'mysql2';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db, Param } from '../db/connect.js';
-import { SYSTEM_SCHEMAS } from '../db/introspect.js';
+import { SYSTEM_SCHEMAS, foreignKeysWhere } from '../db/introspect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { flavorOf } from '../db/server.js';
 import { normalizeColumnType, normalizeDefault, tableFilter } from '../dcp/structure.js';
@@ -450,30 +450,9 @@ async function readZone(db: Db, zone: string, filter: (s: string, t: string) => 
 }
 
 async function readForeignKeys(db: Db, schemas: string[]): Promise<ForeignKeyRef[]> {
-  const rows = await db.query<{ s: string; t: string; name: string; col: string; rs: string; rt: string; rc: string; upd: string; del: string }>(
-    `SELECT k.TABLE_SCHEMA AS s, k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col,
-            k.REFERENCED_TABLE_SCHEMA AS rs, k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc,
-            r.UPDATE_RULE AS upd, r.DELETE_RULE AS del
-       FROM information_schema.KEY_COLUMN_USAGE k
-       JOIN information_schema.REFERENTIAL_CONSTRAINTS r
-         ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME
-      WHERE k.REFERENCED_TABLE_NAME IS NOT NULL
-        AND (k.TABLE_SCHEMA IN (${placeholders(schemas.length)}) OR k.REFERENCED_TABLE_SCHEMA IN (${placeholders(schemas.length)}))
-      ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION`,
-    [...schemas, ...schemas],
-  );
-  const out = new Map<string, ForeignKeyRef>();
-  for (const r of rows) {
-    const k = JSON.stringify([r.s, r.t, r.name]);
-    let fk = out.get(k);
-    if (!fk) {
-      fk = { constraint: r.name, schema: r.s, table: r.t, columns: [], refSchema: r.rs, refTable: r.rt, refColumns: [], onDelete: r.del, onUpdate: r.upd };
-      out.set(k, fk);
-    }
-    fk.columns.push(r.col);
-    fk.refColumns.push(r.rc);
-  }
-  return [...out.values()];
+  const inSchemas = placeholders(schemas.length);
+  const fks = await foreignKeysWhere(db, `(k.TABLE_SCHEMA IN (${inSchemas}) OR k.REFERENCED_TABLE_SCHEMA IN (${inSchemas}))`, [...schemas, ...schemas]);
+  return fks.map(({ name, ...rest }) => ({ constraint: name, ...rest }));
 }
 
 async function readColumns(db: Db, schemas: string[], catalog: ZoneCatalog): Promise<void> {
@@ -657,10 +636,7 @@ export async function int2bigintReport(ctx: Ctx, o: Int2BigintOptions): Promise<
   if (!(threshold >= 0 && threshold <= 1)) throw badInput(`--threshold ${threshold} is not a share between 0 and 1`, { hint: 'e.g. --threshold 0.5 plans the keys that used half their values or more' });
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const unknown = (o.zones ?? []).filter((z) => !known.includes(z));
-  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.map((z) => JSON.stringify(z)).join(', ')}`, { hint: `zones: ${known.join(', ')}` });
-  const zones = o.zones ?? known;
+  const zones = topo.zonesChosen(cluster.name, o.zones);
   const filter = tableFilter(cluster.config, o);
 
   const conns: Array<{ zone: string; node: ResolvedNode; db: Db }> = [];

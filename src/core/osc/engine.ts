@@ -73,10 +73,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
   const started = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(opts.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const zones = opts.zones ?? known;
-  const unknown = zones.filter((z) => !known.includes(z));
-  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  const zones = topo.zonesChosen(cluster.name, opts.zones);
   const m = /^([^.\s`]+)\.([^.\s`]+)$/.exec(opts.table);
   if (!m) throw badInput(`--table ${JSON.stringify(opts.table)} is not db.table`);
   const [, schema, table] = m as unknown as [string, string, string];
@@ -162,7 +159,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, serverId: 700_000 + ((process.pid * 10 + i) % 100_000), throttler, job,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, throttler, job,
       }));
     return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
   } finally {

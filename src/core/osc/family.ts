@@ -14,31 +14,22 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, refused } from '../exit.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
-import type { ThrottleOptions } from '../throttle/index.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { ForeignKeyShape } from '../dcp/structure.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
-import { copyAndCutOver, type OscReport } from './engine.js';
+import { copyAndCutOver, type OscOptions, type OscReport } from './engine.js';
 import type { CascadeRule } from './applier.js';
 
-export interface FamilyOptions {
-  cluster?: string;
+/** The change's knobs are osc's; a family names its tables and their changes instead of one. */
+export type FamilyOptions = Pick<
+  OscOptions,
+  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'onProgress'
+> & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
   tables: Array<{ table: string; alter: string }>;
-  zones?: string[];
-  execute?: boolean;
-  chunkTimeMs?: number;
-  throttle?: ThrottleOptions;
-  postponeCutOverFlagFile?: string;
-  cutOverLockTimeoutS?: number;
-  cutOverRetries?: number;
-  maxDrcLagMs?: number;
-  /** continue a family change whose process died: its ghosts and saved positions are in every zone */
-  resume?: boolean;
-  onProgress?: (zones: ZoneProgress[]) => void;
-}
+};
 
 export interface FamilyReport {
   cluster: string;
@@ -63,9 +54,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
   const started = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const zones = o.zones ?? known;
-  if (zones.some((z) => !known.includes(z))) throw badInput(`cluster ${cluster.name} has no zone ${zones.filter((z) => !known.includes(z)).join(', ')}`);
+  const zones = topo.zonesChosen(cluster.name, o.zones);
   if (!o.tables.length) throw badInput('a family needs at least one table');
   const names = new Set(o.tables.map((t) => t.table));
   const ctl: { zone: string; db: Db }[] = [];
@@ -140,7 +129,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const label = `${o.schema}.${root.table}`;
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
-        chunkTimeMs: o.chunkTimeMs ?? 500, log: ctx.log, serverId: 0, throttler, job: job(t.table),
+        chunkTimeMs: o.chunkTimeMs ?? 500, log: ctx.log, throttler, job: job(t.table),
       })));
     // the ghosts' foreign keys, once every ghost of the zone exists
     const addGhostForeignKeys = async (_zone: string, db: Db) => {

@@ -47,7 +47,7 @@ export class ZoneOsc {
     readonly zone: string,
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
-    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; serverId: number; job: string },
+    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
@@ -301,5 +301,3 @@ export class ZoneOsc {
     await this.copyDb?.close().catch(() => undefined);
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
