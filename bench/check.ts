@@ -38,6 +38,8 @@ const SMALL_TABLES = Number(process.env.BENCH_TABLES ?? 8);
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 2));
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '1,2,4').split(',').map(Number);
 const CHUNK_TIMES = (process.env.BENCH_CHUNK_TIMES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+// other row hashes run at the default concurrency too: crc32 is pt-table-checksum's own strength
+const HASHES = (process.env.BENCH_HASHES ?? 'crc32').split(',').map((s) => s.trim()).filter(Boolean);
 const BUFFER_POOL = process.env.BENCH_BUFFER_POOL;
 const DIAG = process.env.BENCH_DIAG !== '0';
 const DIFFS = 100;
@@ -432,6 +434,7 @@ async function main(): Promise<void> {
     const variants: { label: string; args: string[] }[] = [
       ...CONCURRENCIES.map((c) => ({ label: `--concurrency ${c}`, args: ['--concurrency', String(c)] })),
       ...CHUNK_TIMES.map((ct) => ({ label: `--concurrency ${DEFAULT_CONCURRENCY} --chunk-time ${ct}`, args: ['--concurrency', String(DEFAULT_CONCURRENCY), '--chunk-time', ct] })),
+      ...HASHES.map((h) => ({ label: `--concurrency ${DEFAULT_CONCURRENCY} --hash ${h}`, args: ['--concurrency', String(DEFAULT_CONCURRENCY), '--hash', h] })),
     ];
     for (let i = 0; i < REPS; i++) {
       for (const v of variants) {
@@ -479,6 +482,10 @@ async function main(): Promise<void> {
         const r = await ezctlCheck(sb, ['--concurrency', String(c)], true);
         (ezDiff[`--concurrency ${c}`] ??= []).push(r);
       }
+      for (const h of HASHES) {
+        const r = await ezctlCheck(sb, ['--concurrency', String(DEFAULT_CONCURRENCY), '--hash', h], true);
+        (ezDiff[`--concurrency ${DEFAULT_CONCURRENCY} --hash ${h}`] ??= []).push(r);
+      }
     }
     results.ezctlWithDiffs = ezDiff;
     const ptDiff: PtResult[] = [];
@@ -525,7 +532,7 @@ async function main(): Promise<void> {
     const ptdb = best(ptDiff);
     l2.push(row(['pt-table-checksum (master + replica)', `${ptdb.diffs} chunks`, `${TABLES.length} tables`, secs(ptdb.ms), rate(TOTAL_ROWS, ptdb.ms), mb(Math.max(...ptDiff.map((r) => r.maxRssMb))), all(ptDiff.map((r) => r.ms))], w2));
     console.log(l2.join('\n'));
-    console.log('  ezctl narrows each differing chunk to rows (bisection) and re-checks them before reporting (waits of 1 s, then 2 s, per table, inside its worker); pt-table-checksum only flags chunks');
+    console.log('  ezctl narrows each differing chunk to rows (sums per key stretch) and re-checks them before reporting (all tables together: 1 s after the last found, then 1 s more); pt-table-checksum only flags chunks');
     console.log(`  ezctl ${DIFFS} found as: ${Object.entries(ezDiff).map(([l, rs]) => `${l} ${best(rs).missing} missing + ${best(rs).changed} changed`).join('; ')}; pt-table-checksum flagged chunks in ${ptdb.tablesWithDiffs} of ${TABLES.length} tables`);
     if (ptDiff.some((r) => r.tablesWithDiffs !== TABLES.length)) console.log('  pt-table-checksum missed differences in some tables');
 
@@ -538,6 +545,12 @@ async function main(): Promise<void> {
     console.log(`ezctl vs pt-table-checksum: ${vsPt.toFixed(1)}x faster (target >= 3x) ${vsPt >= 3 ? 'MET' : 'MISSED'}`);
     console.log(`ezctl vs raw scan: ${vsRaw.toFixed(2)}x (target >= 0.7x) ${vsRaw >= 0.7 ? 'MET' : 'MISSED'}`);
     console.log(`ezctl max RSS: ${Math.round(ezMax)} MB (target < 200 MB) ${ezMax < 200 ? 'MET' : 'MISSED'}`);
+    for (const h of HASHES) {
+      const rs = ez[`--concurrency ${DEFAULT_CONCURRENCY} --hash ${h}`];
+      if (!rs) continue;
+      const b = best(rs);
+      console.log(`ezctl --hash ${h}${h === 'crc32' ? ' (pt-table-checksum\'s own 32-bit strength)' : ''}: ${(ptb.ms / b.ms).toFixed(1)}x pt-table-checksum, ${(rawBest / b.ms).toFixed(2)}x raw scan`);
+    }
     if (bestEz[0] !== `--concurrency ${DEFAULT_CONCURRENCY}`) {
       console.log(`best ezctl (${bestEz[0]}): ${(ptb.ms / bestEz[1].ms).toFixed(1)}x pt-table-checksum, ${(rawBest / bestEz[1].ms).toFixed(2)}x raw scan`);
     }

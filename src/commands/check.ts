@@ -5,6 +5,11 @@ import { action, examples, integer, nameList, parseDurationMs } from './common.j
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
 
+function hash(v: string): 'crc64' | 'md5' | 'crc32' {
+  if (v === 'crc64' || v === 'md5' || v === 'crc32') return v;
+  throw new InvalidArgumentError(`${JSON.stringify(v)} is not a row hash (crc64, md5 or crc32)`);
+}
+
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function mode(v: string): 'count' | 'checksum' | 'rows' {
@@ -28,6 +33,7 @@ export function registerCheck(program: Command): void {
     .option('--where <[db.t:]condition>', 'check only rows matching an SQL condition; prefix db.t: for one table (repeatable)', collect)
     .option('--ignore-columns <[db.t:]a,b>', 'do not compare these columns; prefix db.t: for one table (repeatable)', collect)
     .option('--mode <mode>', 'count: row counts only; checksum: chunk checksums (default); rows: every row hash compared', mode)
+    .option('--hash <fn>', 'row hash: crc64 (64 bits, MariaDB 10.8+; the default there), md5 (64 bits, any server; the default elsewhere), crc32 (32 bits, fastest, as pt-table-checksum)', hash)
     .option('--concurrency <n>', 'tables checked at once (default 2)', integer(1, 64))
     .option('--chunk-time <duration>', 'target time per chunk; the chunk size adapts to it (default 0.5s)', parseDurationMs)
     .option('--run-time <duration>', 'stop at a chunk boundary after this long; --resume continues', parseDurationMs)

@@ -26,6 +26,10 @@ before(async () => {
     "INSERT INTO ezcheck.nokey VALUES (1, 'a'), (2, 'b'), (2, 'b')",
     'CREATE TABLE ezcheck.big (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
     `INSERT INTO ezcheck.big SELECT seq, seq, '${OLD_TS}' FROM ezcheck.seq_1_to_200000`,
+    // sparse keys, then a dense block: narrowing by key stretches must split some stretches again
+    'CREATE TABLE ezcheck.gaps (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
+    `INSERT INTO ezcheck.gaps SELECT seq * 10, seq, '${OLD_TS}' FROM ezcheck.seq_1_to_50000`,
+    `INSERT INTO ezcheck.gaps SELECT 600000 + seq, seq, '${OLD_TS}' FROM ezcheck.seq_1_to_50000`,
     'CREATE TABLE ezcheck.shape (id INT PRIMARY KEY, v INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))',
     `INSERT INTO ezcheck.shape SELECT seq, seq, '${OLD_TS}' FROM ezcheck.seq_1_to_20`,
   );
@@ -42,6 +46,9 @@ before(async () => {
     `UPDATE ezcheck.kinds SET t = 'abc ', drc_ts = '${OLD_TS}' WHERE id = 8`,
     `UPDATE ezcheck.comp SET v = -1, drc_ts = '${OLD_TS}' WHERE a = 1 AND b = 'k8'`,
     "DELETE FROM ezcheck.nokey WHERE x = 2 LIMIT 1",
+    'DELETE FROM ezcheck.gaps WHERE id = 10',
+    `INSERT INTO ezcheck.gaps VALUES (-5, 0, '${OLD_TS}'), (255555, 0, '${OLD_TS}'), (700000, 0, '${OLD_TS}')`,
+    `UPDATE ezcheck.gaps SET v = -v, drc_ts = '${OLD_TS}' WHERE id IN (250000, 600001, 624999, 625000, 625001, 650000)`,
     'ALTER TABLE ezcheck.shape ADD COLUMN extra INT NULL',
     // deep inside a big table: found by bisection, not by a small chunk
     `UPDATE ezdemo.order_items o JOIN (SELECT order_id, line_no FROM ezdemo.order_items ORDER BY order_id DESC, line_no DESC LIMIT 5, 1) x USING (order_id, line_no) SET o.qty = o.qty + 1, o.drc_ts = o.drc_ts`,
@@ -82,6 +89,7 @@ test('every kind of injected difference is found exactly, with no false positive
   const rep = r.json();
   assert.equal(rep.consistent, false);
   assert.equal(rep.complete, true);
+  assert.equal(rep.hash, 'crc64', 'the 64-bit hash by default on MariaDB 10.8+');
   assert.deepEqual(summary(diffsOf(rep, 'ezcheck.kinds')), EXPECTED_KINDS);
   const missing2 = diffsOf(rep, 'ezcheck.kinds').find((d) => d.key.id === 2)!;
   assert.deepEqual([missing2.zones.bj.present, missing2.zones.sh.present], [true, false]);
@@ -101,8 +109,13 @@ test('every kind of injected difference is found exactly, with no false positive
   const oi = rep.tables.find((t: any) => t.table === 'ezdemo.order_items');
   assert.deepEqual(oi.diffs.map((d: Diff) => d.columns), [['qty']]);
   assert.ok(oi.chunks >= 2);
+  // an integer key with gaps and a dense block: every difference, at both ends and beyond them
+  assert.deepEqual(summary(diffsOf(rep, 'ezcheck.gaps')), [
+    'changed {"id":250000} v', 'changed {"id":600001} v', 'changed {"id":624999} v', 'changed {"id":625000} v', 'changed {"id":625001} v', 'changed {"id":650000} v',
+    'missing {"id":-5} ', 'missing {"id":10} ', 'missing {"id":255555} ', 'missing {"id":700000} ',
+  ].sort());
   // nothing else anywhere
-  const others = rep.tables.filter((t: any) => !['ezcheck.kinds', 'ezcheck.comp', 'ezcheck.nokey', 'ezdemo.order_items'].includes(t.table));
+  const others = rep.tables.filter((t: any) => !['ezcheck.kinds', 'ezcheck.comp', 'ezcheck.nokey', 'ezcheck.gaps', 'ezdemo.order_items'].includes(t.table));
   assert.deepEqual(others.flatMap((t: any) => t.diffs), []);
   // the text form names them too
   const text = await sb.run(['check', 'full', '--tables', 'ezcheck.kinds', '--delay', '200ms', '--rechecks', '1']);
@@ -111,10 +124,19 @@ test('every kind of injected difference is found exactly, with no false positive
   assert.match(text.stdout, /changed \(id=8\): t bj="abc" sh="abc "/);
 });
 
-test('rows mode finds the same differences; count mode finds rows missing where the counts differ', async () => {
+test('rows mode and the 32-bit hash find the same differences; count mode finds rows missing where the counts differ', async () => {
   const rows = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.kinds', '--mode', 'rows', '--delay', '200ms', '--rechecks', '1']);
   assert.equal(rows.code, 1, show(rows));
   assert.deepEqual(summary(diffsOf(rows.json(), 'ezcheck.kinds')), EXPECTED_KINDS);
+  // the 32-bit row hash finds the same (every difference here changes the hash)
+  const crc32 = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.kinds,ezcheck.gaps', '--hash', 'crc32', '--delay', '200ms', '--rechecks', '1']);
+  assert.equal(crc32.code, 1, show(crc32));
+  assert.equal(crc32.json().hash, 'crc32');
+  assert.deepEqual(summary(diffsOf(crc32.json(), 'ezcheck.kinds')), EXPECTED_KINDS);
+  assert.equal(diffsOf(crc32.json(), 'ezcheck.gaps').length, 10);
+  const bad = await sb.run(['check', 'full', '--hash', 'sha9']);
+  assert.equal(bad.code, 2, show(bad));
+  assert.match(bad.stderr, /not a row hash/);
   // counts only: one row missing and one extra in the same chunk cancel out, so the extra row
   // is filtered away here to leave a count that differs
   const count = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.kinds', '--where', 'id < 1000', '--mode', 'count', '--delay', '200ms', '--rechecks', '1']);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyCompare, keyRange, keyIn, keyText, encodeKey, decodeKey, compareKeys } from '../../src/core/chunk/keys.js';
 import { Chunker } from '../../src/core/chunk/chunker.js';
-import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql } from '../../src/core/dcp/checksum.js';
+import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql } from '../../src/core/dcp/checksum.js';
 import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
 import { EzError } from '../../src/core/exit.js';
 import type { Db } from '../../src/core/db/connect.js';
@@ -98,4 +98,26 @@ test('check options: per-table --where/--ignore-columns, flags over the topology
   assert.equal(o.mode, 'rows');
   assert.deepEqual(o.throttle, { maxLagMs: 1500, maxDrcLagMs: 1500, maxLoad: 'Threads_running=20' });
   assert.throws(() => checkOptions({}, { maxLoad: 'nonsense' }), (e: unknown) => e instanceof EzError && e.exitCode === 2);
+});
+
+test('bucketKeys names exactly the keys whose DIV step (truncating toward zero, as the server does) is the bucket', () => {
+  const div = (k: bigint, step: bigint) => k / step; // BigInt division truncates toward zero, like DIV
+  for (const step of [1n, 2n, 7n, 1000n]) {
+    for (const b of [-3n, -1n, 0n, 1n, 5n]) {
+      const [first, last] = bucketKeys(b, step);
+      assert.equal(div(first, step), b, `first of ${b}/${step}`);
+      assert.equal(div(last, step), b, `last of ${b}/${step}`);
+      assert.notEqual(div(first - 1n, step), b, `before ${b}/${step}`);
+      assert.notEqual(div(last + 1n, step), b, `after ${b}/${step}`);
+    }
+  }
+  assert.deepEqual(bucketKeys(18446744073709551n, 1000n), [18446744073709551000n, 18446744073709551999n]);
+});
+
+test('bucketChecksumSql groups a range by key DIV step, the step a placeholder before the range\'s', () => {
+  const t = { schema: 'd', table: 't', index: 'PRIMARY', keyColumns: ['id'], columns: [{ name: 'id', dataType: 'int', nullable: false }], hash: 'crc64' as const };
+  const q = bucketChecksumSql(t, keyRange(['id'], [10], [20]), 4n, false);
+  assert.match(q.sql, /^SELECT CAST\(`id` DIV \? AS CHAR\) AS b, COUNT\(\*\) AS cnt, BIT_XOR\(.*\) AS crc FROM `d`\.`t` FORCE INDEX \(`PRIMARY`\) WHERE `id` > \? AND `id` <= \? GROUP BY b$/);
+  assert.deepEqual(q.params, [4n, 10, 20]);
+  assert.doesNotMatch(bucketChecksumSql(t, keyRange(['id'], [10], [20]), 4n, true).sql, /crc/);
 });

@@ -119,6 +119,7 @@ const checkSchema = z.strictObject({
   where: z.record(tableKey, text('an SQL condition')).optional(),
   ignoreColumns: z.record(tableKey, z.array(name('column name'))).optional(),
   mode: z.enum(['count', 'checksum', 'rows'], { error: (i) => `${show(i.input)} is not a mode (count, checksum or rows)` }).optional(),
+  hash: z.enum(['crc64', 'md5', 'crc32'], { error: (i) => `${show(i.input)} is not a row hash (crc64, md5 or crc32)` }).optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
   chunkTime: duration.optional(),
   runTime: duration.optional(),

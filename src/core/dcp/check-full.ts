@@ -17,7 +17,7 @@ import { Chunker, chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker
 import { decodeKey, encodeKey, keyRange, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { readShapes, compareShapes, commonColumns, tableFilter, describeDiff, type TableShape } from './structure.js';
 import {
-  chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
+  bucketChecksumSql, bucketKeys, chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
   type CompareColumn, type HashFunction, type TableTarget,
 } from './checksum.js';
 import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throttle/index.js';
@@ -37,6 +37,8 @@ export interface CheckFullOptions {
   /** per table ("db.t" → columns) or for every table ("*") */
   ignoreColumns?: Record<string, string[]>;
   mode?: CheckMode;
+  /** the row hash; default the strongest fast one every zone has (crc64, else md5) */
+  hash?: HashFunction;
   concurrency?: number;
   chunkTimeMs?: number;
   throttle?: ThrottleOptions;
@@ -92,6 +94,7 @@ export interface CheckReport {
   cluster: string;
   zones: string[];
   mode: CheckMode;
+  hash: HashFunction;
   complete: boolean;
   resumed: boolean;
   stoppedBy?: 'run-time' | 'interrupt';
@@ -114,6 +117,12 @@ export interface Progress {
 }
 
 const LEAF_ROWS = 2000;
+/**
+ * rows per bucket aimed at when an integer-keyed chunk is narrowed (well under LEAF_ROWS: the
+ * chunker's density estimate can be off by 2x); at most MAX_BUCKETS per scan
+ */
+const BUCKET_ROWS = 500;
+const MAX_BUCKETS = 1024;
 const RECHECK_BATCH = 500;
 const DEFAULT_MARGIN_MS = 1000;
 
@@ -155,7 +164,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   };
   try {
     for (const z of zones) control.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
-    const hash = await hashFunction(control);
+    const hash = await hashFunction(control, opts.hash);
 
     // structure of every selected table in every zone, in a few bulk queries per zone
     const shapes = await Promise.all(control.map((c) => readShapes(c.db, matcher)));
@@ -222,6 +231,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     tick.unref();
 
     const reports: TableReport[] = [];
+    const settles: Promise<void>[] = [];
     const free = [...workers];
     const limit = pLimit(concurrency);
     try {
@@ -237,6 +247,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
             if (stopRequested()) return;
             const conns = free.pop()!;
             progress.current.push(name);
+            let settling = false;
             try {
               const job = new TableCheck(ctx, {
                 name, zones, conns, shapes: shapes.map((m) => m.get(name)), mode, hash, tsColumn,
@@ -246,16 +257,29 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
                 throttler: throttle?.throttler, stopRequested, stopSignal: stop.signal, state, runId: run.runId,
                 resumeAfter: prior?.lastKey, resumed: prior ? await storedReport(state, run.runId, name, prior) : undefined, onRows: (n) => (progress.rowsDone += n),
               });
-              const r = await job.run();
-              reports.push(r);
-              if (r.status !== 'incomplete') progress.tablesDone++;
+              const walked = await job.walkOnly();
+              const finished = (r: TableReport) => {
+                reports.push(r);
+                if (r.status !== 'incomplete') progress.tablesDone++;
+                progress.current.splice(progress.current.indexOf(name), 1);
+              };
+              if (walked) finished(walked);
+              else {
+                // re-checks mostly wait for DRC: they run on the control connections, all tables
+                // together, while the walk's connections go on to the next table
+                settling = true;
+                const settled = job.settleOn(control).then(finished);
+                settled.catch(() => undefined); // awaited below; not unhandled if a walk fails first
+                settles.push(settled);
+              }
             } finally {
-              progress.current.splice(progress.current.indexOf(name), 1);
+              if (!settling && progress.current.includes(name)) progress.current.splice(progress.current.indexOf(name), 1);
               free.push(conns);
             }
           }),
         ),
       );
+      await Promise.all(settles);
     } finally {
       clearInterval(tick);
       clearTimeout(deadlineTimer);
@@ -277,6 +301,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       cluster: cluster.name,
       zones,
       mode,
+      hash,
       complete,
       resumed: run.resumed,
       tables: reports,
@@ -305,11 +330,14 @@ async function rowsEstimate(db: Db, names: string[]): Promise<number> {
   return rows.filter((r) => wanted.has(`${r.s}.${r.t}`)).reduce((sum, r) => sum + Number(r.n ?? 0), 0);
 }
 
-export async function hashFunction(conns: ZoneConn[]): Promise<HashFunction> {
-  // the strongest hash every zone can compute; one expression for all zones
+export async function hashFunction(conns: ZoneConn[], wanted?: HashFunction): Promise<HashFunction> {
+  // one expression for all zones: the one asked for, else the strongest fast one every zone has
   const infos = await Promise.all(conns.map((c) => serverInfo(c.db)));
-  const crc32c = infos.every((i) => i.flavor === 'mariadb' && versionAtLeast(i.version, [10, 8]));
-  return crc32c ? 'crc64' : 'md5';
+  const lacking = infos.map((i, n) => ({ i, zone: conns[n]!.zone })).filter(({ i }) => !(i.flavor === 'mariadb' && versionAtLeast(i.version, [10, 8])));
+  if (wanted === 'crc64' && lacking.length) {
+    throw badInput(`--hash crc64 needs CRC32C (MariaDB 10.8 or later); ${lacking.map((l) => `${l.zone} runs ${l.i.flavor} ${l.i.version}`).join(', ')}`, { hint: 'use --hash md5 (any server) or crc32 (faster, 32 bits)' });
+  }
+  return wanted ?? (lacking.length ? 'md5' : 'crc64');
 }
 
 function versionAtLeast(v: string, want: number[]): boolean {
@@ -357,6 +385,7 @@ async function validateWheres(conns: ZoneConn[], names: string[], shapes: Map<st
 export interface TableJob {
   name: string;
   zones: string[];
+  /** the walk's connections, one per zone in zone order */
   conns: ZoneConn[];
   shapes: (TableShape | undefined)[];
   mode: CheckMode;
@@ -381,6 +410,28 @@ export interface TableJob {
   onRows: (n: number) => void;
 }
 
+/** A chunk being computed on every zone. */
+interface InFlight {
+  chunk: Chunk;
+  result: Promise<{ n: number; sums?: { cnt: number; crc: string }[]; buckets?: Buckets }>;
+  /** the longest time any zone spent on it, not counting its wait behind the chunk before */
+  busyMs: () => number;
+}
+
+type Tracker = <T>(zone: number, p: Promise<T>) => Promise<T>;
+const untracked: Tracker = (_zone, p) => p;
+
+/** A range's per-stretch sums (key DIV step), per zone, and the range's totals per zone. */
+interface Buckets {
+  lower: KeyValue | undefined;
+  upper: KeyValue | undefined;
+  lo: bigint;
+  hi: bigint;
+  step: bigint;
+  byBucket: Map<string, { cnt: number; crc: string }[]>;
+  sums: { cnt: number; crc: string }[];
+}
+
 interface Seen {
   key: KeyValue;
   /** per zone: row hash and DRC timestamp, or undefined when absent */
@@ -392,7 +443,17 @@ export class TableCheck {
   private target!: TableTarget;
   private key!: ChunkKey;
   private candidates = new Map<string, KeyValue>();
+  /** what the walk saw of each differing row (per zone hash and timestamp), to tell whether it changes */
+  private firstSeen = new Map<string, string>();
   private hasTs = false;
+  /** a one-column integer key's smallest and largest value in any zone, read before the walk */
+  private keySpan: { min: bigint; max: bigint } | undefined;
+  /** per zone: when the last chunk issued ended there (filled in as it ends; for chunk timing) */
+  private lastEnds: number[] | undefined;
+  /** chunks of this table that differed so far */
+  private differingChunks = 0;
+  /** when the last differing row was found: its re-check waits the settle delay from then */
+  private lastFoundAt = 0;
   private readonly started = Date.now();
   /** differences stored by an earlier part of a resumed run (not stored again) */
   private priorDiffs = 0;
@@ -405,9 +466,16 @@ export class TableCheck {
   }
 
   async run(): Promise<TableReport> {
+    return (await this.walkOnly()) ?? this.settleOn(this.job.conns);
+  }
+
+  /**
+   * The walk alone: a report when the table is already finished (skipped, keyless), else
+   * undefined and settle() is due. The caller can let the walk's connections go meanwhile.
+   */
+  async walkOnly(): Promise<TableReport | undefined> {
     const j = this.job;
     if (j.resumed) {
-      // this table was part-way through when the run stopped: carry on from its figures
       this.report.rows = j.resumed.rows;
       this.report.chunks = j.resumed.chunks;
       this.priorDiffs = j.resumed.diffs.length;
@@ -422,6 +490,12 @@ export class TableCheck {
     const prepared = await this.prepare();
     if (prepared) return prepared;
     await this.walk();
+    return undefined;
+  }
+
+  /** After walkOnly: re-check what differed, on these connections (one per zone, in zone order), and finish. */
+  async settleOn(conns: ZoneConn[]): Promise<TableReport> {
+    this.job.conns = conns;
     await this.settle();
     return this.finish(this.report.status);
   }
@@ -431,6 +505,7 @@ export class TableCheck {
     const prepared = await this.prepare(true);
     if (prepared) return prepared;
     for (const k of keys) this.candidates.set(keyText(k), k);
+    this.lastFoundAt = Date.now();
     this.report.rows = keys.length;
     this.report.chunks = Math.ceil(keys.length / RECHECK_BATCH);
     this.job.onRows(keys.length);
@@ -486,52 +561,159 @@ export class TableCheck {
       const his = bounds.map((b) => b?.hi).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       opts.numericMax = his.length ? his.reduce((a, b) => (b > a ? b : a)) : null;
       opts.numericMin = los.length ? los.reduce((a, b) => (b < a ? b : a)) : null;
+      if (opts.numericMin !== null && opts.numericMax !== null) this.keySpan = { min: opts.numericMin, max: opts.numericMax };
       if (j.resumeAfter) opts.after = [BigInt(String(j.resumeAfter[0]))];
     }
     const chunker = new Chunker(j.conns[0]!.db, this.target.schema, this.target.table, this.key, opts);
     let lastSave = Date.now();
-    for (;;) {
-      if (j.stopRequested()) {
-        this.report.status = 'incomplete';
-        await this.saveTable('running', chunker.position);
-        return;
+    // One chunk is computed ahead: each zone's server starts the next chunk as soon as it has
+    // finished this one, instead of waiting for the slowest zone (every connection runs its
+    // queries in order, so queueing the next chunk is enough).
+    let ahead: InFlight | undefined;
+    const finish = async (f: InFlight) => {
+      const { sums, buckets, n } = await f.result;
+      chunker.record(n, f.busyMs());
+      if (sums && !sameSums(sums)) {
+        this.differingChunks++;
+        if (buckets) await this.narrowFrom(buckets);
+        else await this.narrow(f.chunk.lower, f.chunk.upper, sums);
       }
-      try {
-        await j.throttler?.gate(j.stopSignal);
-      } catch (e) {
-        if (!j.stopSignal.aborted) throw e;
-        continue; // stopping: the check at the top of the loop saves the checkpoint
-      }
-      const chunk = await chunker.next();
-      if (!chunk) break;
-      const range = chunkRange(this.key, chunk);
-      const t0 = Date.now();
-      const sums = j.mode === 'rows' ? undefined : await this.checksums(range);
-      const n = sums ? Math.max(...sums.map((s) => s.cnt)) : await this.compareRows(range);
-      chunker.record(n, Date.now() - t0);
-      if (sums && !sameSums(sums)) await this.narrow(chunk.lower, chunk.upper, sums);
       this.report.rows += n;
       this.report.chunks++;
       j.onRows(n);
-      if (Date.now() - lastSave > 2000) {
+      // the checkpoint is the end of the last chunk finished, not of the one still in flight
+      if (Date.now() - lastSave > 2000 && f.chunk.upper) {
         lastSave = Date.now();
-        await this.saveTable('running', chunker.position);
+        await this.saveTable('running', f.chunk.upper);
       }
+    };
+    try {
+      for (;;) {
+        if (j.stopRequested()) {
+          if (ahead) await finish(ahead);
+          ahead = undefined;
+          this.report.status = 'incomplete';
+          await this.saveTable('running', chunker.position);
+          return;
+        }
+        try {
+          await j.throttler?.gate(j.stopSignal);
+        } catch (e) {
+          if (!j.stopSignal.aborted) throw e;
+          continue; // stopping: the check at the top of the loop saves the checkpoint
+        }
+        const chunk = await chunker.next();
+        if (!chunk) break;
+        const current = this.issue(chunk, chunker.chunkRows);
+        const previous = ahead;
+        ahead = current;
+        if (previous) await finish(previous);
+      }
+      if (ahead) await finish(ahead);
+      ahead = undefined;
+    } finally {
+      // a failure with a chunk in flight: let it settle before the connections are reused
+      await ahead?.result.catch(() => undefined);
     }
   }
 
-  private async checksums(range: SqlPart): Promise<{ cnt: number; crc: string }[]> {
+  /** Start computing a chunk on every zone; busyMs() is the longest any zone spent on it. */
+  private issue(chunk: Chunk, plannedRows: number): InFlight {
+    const j = this.job;
+    const issuedAt = Date.now();
+    const range = chunkRange(this.key, chunk);
+    // a zone starts on this chunk when it is done with the one before (filled in as they end)
+    const before = this.lastEnds;
+    const ends: number[] = [];
+    this.lastEnds = ends;
+    const track = <T>(zi: number, p: Promise<T>) =>
+      p.then((v) => {
+        ends[zi] = Date.now();
+        return v;
+      });
+    // Once a chunk of this table has differed, more are likely to: sums per key stretch cost
+    // ~15% more than one sum per chunk, where narrowing a differing chunk reads it all again.
+    const bucketed = j.mode !== 'rows' && this.keySpan !== undefined && this.differingChunks > 0;
+    const result = (async () => {
+      if (j.mode === 'rows') {
+        const n = await this.compareRows(range, track);
+        return { n };
+      }
+      if (bucketed) {
+        const buckets = await this.bucketSums(chunk.lower, chunk.upper, plannedRows, track);
+        return { sums: buckets.sums, buckets, n: Math.max(...buckets.sums.map((s) => s.cnt)) };
+      }
+      const sums = await this.checksums(range, track);
+      return { sums, n: Math.max(...sums.map((s) => s.cnt)) };
+    })();
+    result.catch(() => undefined); // awaited by the walk; not unhandled meanwhile
+    return { chunk, result, busyMs: () => Math.max(1, ...ends.map((e, zi) => e - Math.max(issuedAt, before?.[zi] ?? 0))) };
+  }
+
+  private async checksums(range: SqlPart, track: Tracker = untracked): Promise<{ cnt: number; crc: string }[]> {
     const q = chunkChecksumSql(this.target, range, this.job.mode === 'count');
     return Promise.all(
-      this.job.conns.map(async (c) => {
-        const r = await c.db.one<{ cnt: number | string; crc?: string | number | null }>(q.sql, q.params);
+      this.job.conns.map(async (c, zi) => {
+        const r = await track(zi, c.db.one<{ cnt: number | string; crc?: string | number | null }>(q.sql, q.params));
         return { cnt: Number(r?.cnt ?? 0), crc: String(r?.crc ?? '') };
       }),
     );
   }
 
-  /** Bisect a differing range until it is small, then compare it row by row. */
+  /** Narrow a differing range until it is small, then compare it row by row. */
   private async narrow(lower: KeyValue | undefined, upper: KeyValue | undefined, sums: { cnt: number; crc: string }[]): Promise<void> {
+    const n = Math.max(...sums.map((s) => s.cnt));
+    if (n > LEAF_ROWS && this.keySpan) return this.narrowByBuckets(lower, upper, n);
+    return this.bisect(lower, upper, sums);
+  }
+
+  /**
+   * An integer key: one query per zone gives the count and checksum of up to MAX_BUCKETS
+   * stretches of the key; only the stretches that differ are compared row by row (or split the
+   * same way again when they are still large).
+   */
+  private async narrowByBuckets(lower: KeyValue | undefined, upper: KeyValue | undefined, rows: number): Promise<void> {
+    await this.narrowFrom(await this.bucketSums(lower, upper, rows));
+  }
+
+  /** Count and checksum per stretch of an integer key range (lower, upper], about `rows` rows in all. */
+  private async bucketSums(lower: KeyValue | undefined, upper: KeyValue | undefined, rows: number, track: Tracker = untracked): Promise<Buckets> {
+    const lo = lower ? BigInt(String(lower[0])) : this.keySpan!.min - 1n;
+    const hi = upper ? BigInt(String(upper[0])) : this.keySpan!.max;
+    const buckets = BigInt(Math.max(2, Math.min(MAX_BUCKETS, Math.ceil(rows / BUCKET_ROWS))));
+    const span = hi > lo ? hi - lo : 1n;
+    const step = span / buckets + 1n;
+    const q = bucketChecksumSql(this.target, keyRange(this.key.columns, lower, upper), step, this.job.mode === 'count');
+    const perZone = await Promise.all(this.job.conns.map((c, zi) => track(zi, c.db.query<{ b: string; cnt: number | string; crc?: string | number | null }>(q.sql, q.params))));
+    const byBucket = new Map<string, { cnt: number; crc: string }[]>();
+    const totals = perZone.map(() => ({ cnt: 0, crc: 0n }));
+    perZone.forEach((rs, zi) => {
+      for (const r of rs) {
+        const list = byBucket.get(r.b) ?? perZone.map(() => ({ cnt: 0, crc: '' }));
+        list[zi] = { cnt: Number(r.cnt), crc: String(r.crc ?? '') };
+        byBucket.set(r.b, list);
+        totals[zi]!.cnt += Number(r.cnt);
+        if (r.crc !== undefined && r.crc !== null) totals[zi]!.crc ^= BigInt(r.crc);
+      }
+    });
+    return { lower, upper, lo, hi, step, byBucket, sums: totals.map((t) => ({ cnt: t.cnt, crc: this.job.mode === 'count' ? '' : String(t.crc) })) };
+  }
+
+  private async narrowFrom(b: Buckets): Promise<void> {
+    const { lower, upper, lo, hi, step } = b;
+    const differing = [...b.byBucket].filter(([, s]) => !sameSums(s)).map(([k, s]) => ({ b: BigInt(k), n: Math.max(...s.map((x) => x.cnt)) })).sort((x, y) => (x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
+    for (const d of differing) {
+      const [first, last] = bucketKeys(d.b, step);
+      // the bucket within the range: (max(lo, first - 1), min(hi, last)], the top left open when the range is
+      const bLower: KeyValue | undefined = lower || first - 1n > lo ? [first - 1n > lo ? first - 1n : lo] : undefined;
+      const bUpper: KeyValue | undefined = upper || last < hi ? [last < hi ? last : hi] : undefined;
+      if (d.n <= LEAF_ROWS || step === 1n) await this.compareRows(keyRange(this.key.columns, bLower, bUpper));
+      else await this.narrowByBuckets(bLower, bUpper, d.n);
+    }
+  }
+
+  /** Any other key: bisect by row offset until the range is small, then compare it row by row. */
+  private async bisect(lower: KeyValue | undefined, upper: KeyValue | undefined, sums: { cnt: number; crc: string }[]): Promise<void> {
     const n = Math.max(...sums.map((s) => s.cnt));
     if (n <= LEAF_ROWS) {
       await this.compareRows(keyRange(this.key.columns, lower, upper));
@@ -547,16 +729,21 @@ export class TableCheck {
     const mid = this.key.columns.map((c) => row[c] as Param);
     for (const [lo, hi] of [[lower, mid], [mid, upper]] as const) {
       const s = await this.checksums(keyRange(this.key.columns, lo, hi));
-      if (!sameSums(s)) await this.narrow(lo, hi, s);
+      if (!sameSums(s)) await this.bisect(lo, hi, s);
     }
   }
 
   /** Fetch each row's key and hash from every zone and note the keys that differ; returns the most rows any zone had. */
-  private async compareRows(range: SqlPart): Promise<number> {
+  private async compareRows(range: SqlPart, track: Tracker = untracked): Promise<number> {
     const q = rowHashesSql(this.target, range, this.hasTs ? this.job.tsColumn : undefined, this.job.mode === 'count');
-    const perZone = await Promise.all(this.job.conns.map((c) => c.db.query(q.sql, q.params)));
+    const perZone = await Promise.all(this.job.conns.map((c, zi) => track(zi, c.db.query(q.sql, q.params))));
     const seen = this.collect(perZone);
-    for (const [id, s] of seen) if (differs(s)) this.candidates.set(id, s.key);
+    for (const [id, s] of seen) {
+      if (!differs(s)) continue;
+      this.candidates.set(id, s.key);
+      this.firstSeen.set(id, JSON.stringify(s.zones));
+      this.lastFoundAt = Date.now();
+    }
     return Math.max(...perZone.map((r) => r.length));
   }
 
@@ -586,12 +773,17 @@ export class TableCheck {
     if (this.candidates.size === 0) return;
     const j = this.job;
     let pending = new Map(this.candidates);
-    let previous = new Map<string, string>();
+    // the walk's view is the first observation: a row unchanged since then, with no recent
+    // timestamp, is settled at the first re-check (the incremental check has no such view and
+    // always looks twice)
+    const previous = new Map(this.firstSeen);
     const confirmed = new Map<string, Seen>();
-    let wait = j.settleDelayMs;
+    // the first look once the settle delay has passed since the last difference was found (a
+    // long walk has often waited it already), the next one a delay later, then backing off
+    let wait = Math.max(0, this.lastFoundAt + j.settleDelayMs - Date.now());
     for (let attempt = 0; attempt <= j.rechecks && pending.size; attempt++) {
       await sleep(wait);
-      wait = Math.min(wait * 2, 30_000);
+      wait = Math.min(j.settleDelayMs * 2 ** attempt, 30_000);
       const nowMs = await serverNowMs(j.conns[0]!.db);
       const current = await this.fetchByKeys([...pending.values()]);
       const next = new Map<string, KeyValue>();
@@ -600,9 +792,10 @@ export class TableCheck {
         if (!differs(s)) continue;
         const fingerprint = JSON.stringify(s.zones);
         const recent = s.zones.some((z) => z?.ts && nowMs - tsMs(z.ts) < j.settleDelayMs);
-        const moving = previous.has(id) && previous.get(id) !== fingerprint;
+        const seenBefore = previous.has(id);
+        const moving = seenBefore && previous.get(id) !== fingerprint;
         previous.set(id, fingerprint);
-        if ((recent || moving || attempt === 0) && attempt < j.rechecks) next.set(id, key);
+        if ((recent || moving || !seenBefore) && attempt < j.rechecks) next.set(id, key);
         else confirmed.set(id, { ...s, ...(recent || moving ? { unstable: true } : {}) } as Seen);
       }
       pending = next;

@@ -200,6 +200,7 @@ async function oneWindow(
     cluster: opts.cluster,
     zones: ctl.map((c) => c.zone),
     mode: 'checksum',
+    hash,
     complete: true,
     resumed: false,
     tables: reports,

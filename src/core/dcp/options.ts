@@ -6,6 +6,7 @@ import { parseDuration } from '../throttle/duration.js';
 import { parseLoadSpec, parseWindows } from '../throttle/signals.js';
 import type { ThrottleOptions } from '../throttle/index.js';
 import type { CheckFullOptions, CheckMode } from './check-full.js';
+import type { HashFunction } from './checksum.js';
 
 export interface CheckFlags {
   cluster?: string;
@@ -15,6 +16,7 @@ export interface CheckFlags {
   where?: string[];
   ignoreColumns?: string[];
   mode?: CheckMode;
+  hash?: HashFunction;
   concurrency?: number;
   chunkTime?: number;
   runTime?: number;
@@ -36,6 +38,7 @@ export interface CheckSection {
   where?: Record<string, string> | undefined;
   ignoreColumns?: Record<string, string[]> | undefined;
   mode?: CheckMode | undefined;
+  hash?: HashFunction | undefined;
   concurrency?: number | undefined;
   chunkTime?: string | undefined;
   runTime?: string | undefined;
@@ -99,6 +102,7 @@ export function checkOptions(flags: CheckFlags, section: CheckSection | undefine
   const ignore = flags.ignoreColumns?.length ? parseIgnoreList(flags.ignoreColumns) : s.ignoreColumns;
   set('ignoreColumns', ignore);
   set('mode', flags.mode ?? s.mode);
+  set('hash', flags.hash ?? s.hash);
   set('concurrency', flags.concurrency ?? s.concurrency);
   set('chunkTimeMs', flags.chunkTime ?? dur(s.chunkTime, 'chunkTime'));
   set('runTimeMs', flags.runTime ?? dur(s.runTime, 'runTime'));

@@ -32,6 +32,7 @@ export function renderCheckReport(r: CheckReport): string {
   const changed = r.tables.reduce((s, t) => s + t.changed, 0);
   const verdict = r.consistent ? 'consistent' : `${missing} missing, ${changed} changed`;
   let tail = `${verdict}: ${r.tables.length} tables, ${r.rows} rows in ${fmtMs(r.ms)} (${r.rowsPerSecond} rows/s) across ${r.zones.join(', ')}; run ${r.runId}`;
+  if (r.hash === 'crc32') tail += '; 32-bit row hash (--hash crc32)';
   if (r.throttledMs > 0) tail += `; throttled ${fmtMs(r.throttledMs)}`;
   if (!r.complete) tail += `\nstopped by ${r.stoppedBy ?? 'a limit'} before every table was checked; continue with --resume`;
   out.push(tail);
