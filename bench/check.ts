@@ -532,7 +532,7 @@ async function main(): Promise<void> {
     const ptdb = best(ptDiff);
     l2.push(row(['pt-table-checksum (master + replica)', `${ptdb.diffs} chunks`, `${TABLES.length} tables`, secs(ptdb.ms), rate(TOTAL_ROWS, ptdb.ms), mb(Math.max(...ptDiff.map((r) => r.maxRssMb))), all(ptDiff.map((r) => r.ms))], w2));
     console.log(l2.join('\n'));
-    console.log('  ezctl narrows each differing chunk to rows (sums per key stretch) and re-checks them before reporting (all tables together: 1 s after the last found, then 1 s more); pt-table-checksum only flags chunks');
+    console.log('  ezctl narrows each differing chunk to rows (sums per key stretch) and re-checks them before reporting (all tables together, a settle delay of 1 s after the last one found); pt-table-checksum only flags chunks');
     console.log(`  ezctl ${DIFFS} found as: ${Object.entries(ezDiff).map(([l, rs]) => `${l} ${best(rs).missing} missing + ${best(rs).changed} changed`).join('; ')}; pt-table-checksum flagged chunks in ${ptdb.tablesWithDiffs} of ${TABLES.length} tables`);
     if (ptDiff.some((r) => r.tablesWithDiffs !== TABLES.length)) console.log('  pt-table-checksum missed differences in some tables');
 

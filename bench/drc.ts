@@ -3,7 +3,8 @@
 //     bj's master every 50 ms is watched for on bj's native replica and on sh's master (DRC);
 //     the time until it is visible is the lag, measured the same way for both.
 //  2. apply throughput: with applying paused (DRC paused / replica SQL thread stopped), N
-//     single-row transactions are written, then applying resumes and the drain is timed.
+//     single-row transactions are written, then applying resumes and the drain is timed; once
+//     with the sandbox's durable settings, once with both applying servers relaxed.
 //  3. daemon RSS sampled through the whole run (BENCH_SOAK_SECONDS for a long soak).
 // Run with `npm run bench -- drc`. Figures go in the README.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 20000);
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** user + system CPU time of a process so far, in ms (clock ticks of 10 ms) */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -133,33 +140,54 @@ async function main(): Promise<void> {
     console.log('\nlag of a probe row written every 50 ms at bj, seen at sh (DRC) and at bj\'s replica (native):');
     console.log(lines.join('\n'));
 
-    // apply throughput: drain a backlog
+    // apply throughput: drain a backlog, first as the sandbox runs (durable at commit on every
+    // server: innodb_flush_log_at_trx_commit=1, sync_binlog=1), then with both applying servers
+    // relaxed (=2, 0) so that fsyncs do not decide it and CPU does
     const master = await sb.db('bj-master');
     const replica = await sb.db('bj-replica1');
-    await replica.exec('STOP SLAVE SQL_THREAD');
-    let r = await sb.run(['drc', 'pause', '--direction', 'bj->sh']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    const t0 = Date.now();
-    await backlog(sb, BACKLOG);
-    const writeMs = Date.now() - t0;
-    const pos = String(await master.value('SELECT @@gtid_binlog_pos'));
-    const n0 = Date.now();
-    await replica.exec('START SLAVE SQL_THREAD');
-    await caughtUp(sb, 'bj-replica1', pos);
-    const nativeMs = Date.now() - n0;
-    // timed from the acknowledged resume: a CLI start-up is not apply time (native's START
-    // SLAVE pays none either)
-    r = await sb.run(['drc', 'resume']);
-    const d0 = Date.now();
-    await caughtUp(sb, 'sh-master', pos);
-    const drcMs = Date.now() - d0;
-    await master.close();
-    await replica.close();
-    console.log(`\napply throughput: a backlog of ${BACKLOG} single-row transactions (written in ${(writeMs / 1000).toFixed(1)} s by 8 clients)`);
-    console.log(row(['applier', 'seconds', 'tx/s'], [34, 9, 9]));
-    console.log(row(['native replica, 1 SQL thread', nativeMs / 1000, BACKLOG / (nativeMs / 1000)], [34, 9, 9]));
-    console.log(row(['DRC bj->sh (batched, LWW)', drcMs / 1000, BACKLOG / (drcMs / 1000)], [34, 9, 9]));
-    results.throughput = { native: BACKLOG / (nativeMs / 1000), drc: BACKLOG / (drcMs / 1000) };
+    const shMaster = await sb.db('sh-master');
+    const drain = async (label: string) => {
+      await replica.exec('STOP SLAVE SQL_THREAD');
+      let r = await sb.run(['drc', 'pause', '--direction', 'bj->sh']);
+      if (r.code !== 0) throw new Error(r.stderr);
+      const t0 = Date.now();
+      await backlog(sb, BACKLOG);
+      const writeMs = Date.now() - t0;
+      const pos = String(await master.value('SELECT @@gtid_binlog_pos'));
+      const n0 = Date.now();
+      await replica.exec('START SLAVE SQL_THREAD');
+      await caughtUp(sb, 'bj-replica1', pos);
+      const nativeMs = Date.now() - n0;
+      // timed from the acknowledged resume: a CLI start-up is not apply time (native's START
+      // SLAVE pays none either)
+      r = await sb.run(['drc', 'resume']);
+      const cpu0 = cpuMs(pid!);
+      const d0 = Date.now();
+      await caughtUp(sb, 'sh-master', pos);
+      const drcMs = Date.now() - d0;
+      const daemonCpuMs = cpuMs(pid!) - cpu0;
+      console.log(`
+apply throughput, ${label}: a backlog of ${BACKLOG} single-row transactions (written in ${(writeMs / 1000).toFixed(1)} s by 8 clients)`);
+      console.log(row(['applier', 'seconds', 'tx/s'], [34, 9, 9]));
+      console.log(row(['native replica, 1 SQL thread', nativeMs / 1000, BACKLOG / (nativeMs / 1000)], [34, 9, 9]));
+      console.log(row(['DRC bj->sh (batched, LWW)', drcMs / 1000, BACKLOG / (drcMs / 1000)], [34, 9, 9]));
+      console.log(`DRC is ${(nativeMs / drcMs).toFixed(2)}x the native replica; the daemon used ${daemonCpuMs} ms of CPU (${Math.round((daemonCpuMs * 1000) / BACKLOG)} us per transaction)`);
+      return { native: BACKLOG / (nativeMs / 1000), drc: BACKLOG / (drcMs / 1000), daemonCpuUsPerTx: (daemonCpuMs * 1000) / BACKLOG };
+    };
+    results.throughput = await drain('servers durable at commit (the sandbox\'s settings)');
+    const durability = async (flush: number, sync: number) => {
+      for (const db of [replica, shMaster]) {
+        await db.exec(`SET GLOBAL innodb_flush_log_at_trx_commit = ${flush}`);
+        await db.exec(`SET GLOBAL sync_binlog = ${sync}`);
+      }
+    };
+    await durability(2, 0);
+    try {
+      results.throughputRelaxed = await drain('applying servers relaxed (innodb_flush_log_at_trx_commit=2, sync_binlog=0)');
+    } finally {
+      await durability(1, 1);
+    }
+    await Promise.all([master.close(), replica.close(), shMaster.close()]);
 
     if (SOAK_SECONDS > 0) {
       console.log(`\nsoak: ${SOAK_SECONDS} s of 200 tx/s in both zones with conflicts, daemon RSS sampled every second`);
