@@ -87,6 +87,7 @@ export function registerCheck(program: Command): void {
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
     .option('--delay <duration>', 'wait at least this long before comparing (default: measured DRC lag + 1s)', parseDurationMs)
     .option('--rechecks <n>', 'times a difference is re-checked, with backoff, before it is reported (default 5)', integer(0, 20))
+    .option('--hash <fn>', 'row hash: crc64 (default on MariaDB 10.8+), md5, crc32 (as check full)', hash)
     .option('--until-now', 'check the changes up to now, then exit (the default; for cron)')
     .option('--follow', 'keep checking, one window after another, until interrupted')
     .option('--window <duration>', 'with --follow: how much change each window collects (default 5s)', parseDurationMs)
@@ -96,12 +97,12 @@ export function registerCheck(program: Command): void {
         'exactly the changes since the previous one (positions kept in _ezctl.check_incr_position).\n' +
         examples('ezctl check incr --cluster demo --until-now   # every 5 minutes from cron', 'ezctl check incr --follow --window 10s'),
     )
-    .action(action(async (ctx, o: { cluster?: string; zones?: string[]; tables?: string; exclude?: string; delay?: number; rechecks?: number; follow?: boolean; untilNow?: boolean; window?: number }) => {
+    .action(action(async (ctx, o: { cluster?: string; zones?: string[]; tables?: string; exclude?: string; delay?: number; rechecks?: number; hash?: 'crc64' | 'md5' | 'crc32'; follow?: boolean; untilNow?: boolean; window?: number }) => {
       if (o.follow && o.untilNow) throw new InvalidArgumentError('--follow and --until-now exclude each other');
       const { checkIncr } = await import('../core/dcp/check-incr.js');
       const { renderCheckReport } = await import('../core/dcp/render.js');
       const opts: import('../core/dcp/check-incr.js').CheckIncrOptions = {};
-      for (const k of ['cluster', 'zones', 'tables', 'exclude', 'rechecks', 'follow'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
+      for (const k of ['cluster', 'zones', 'tables', 'exclude', 'rechecks', 'hash', 'follow'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
       if (o.delay !== undefined) opts.delayMs = o.delay;
       if (o.window !== undefined) opts.windowMs = o.window;
       if (o.follow) {

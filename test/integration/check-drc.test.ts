@@ -111,10 +111,11 @@ test('check incr: the first run records positions; later runs check exactly the 
   let r = await sb.run(['drc', 'pause', '--direction', 'sh->bj']);
   assert.equal(r.code, 0, show(r));
   await sqlOn(sb, 'sh-master', "UPDATE ezdemo.users SET name = CONCAT(name, '*') WHERE id IN (31, 32, 33)");
-  const found = await sb.run(['--json', 'check', 'incr', '--until-now', '--delay', '300ms', '--rechecks', '1']);
+  const found = await sb.run(['--json', 'check', 'incr', '--until-now', '--delay', '300ms', '--rechecks', '1', '--hash', 'crc32']);
   assert.equal(found.code, 1, show(found));
   const rep = found.json();
   assert.equal(rep.keys, 3);
+  assert.equal(rep.hash, 'crc32', 'the hash asked for');
   assert.deepEqual(rep.tables.flatMap((t: any) => t.diffs.map((d: any) => `${t.table} ${d.kind} ${d.key.id} ${d.columns.join(',')}`)).sort(), ['ezdemo.users changed 31 name,drc_ts', 'ezdemo.users changed 32 name,drc_ts', 'ezdemo.users changed 33 name,drc_ts']);
   r = await sb.run(['drc', 'resume']);
   assert.equal(r.code, 0, show(r));

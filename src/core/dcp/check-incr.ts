@@ -20,6 +20,7 @@ import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
 import { readShapes, tableFilter, type TableShape } from './structure.js';
+import type { HashFunction } from './checksum.js';
 import { closeRun, hashFunction, keyOf, openRun, TableCheck, type CheckReport, type TableReport } from './check-full.js';
 
 export interface CheckIncrOptions {
@@ -29,6 +30,8 @@ export interface CheckIncrOptions {
   exclude?: string;
   delayMs?: number;
   rechecks?: number;
+  /** the row hash (default as check full: crc64 where every zone has CRC32C, else md5) */
+  hash?: HashFunction;
   /** --follow: window length */
   windowMs?: number;
   follow?: boolean;
@@ -73,7 +76,7 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
       ctl.push({ zone: z, db, info: await serverInfo(db), endpoint: await ctx.endpoint(node) });
     }
     if (ctl.some((c) => c.info.flavor !== 'mariadb')) throw badInput('check incr reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'use check full' });
-    const hash = await hashFunction(ctl);
+    const hash = await hashFunction(ctl, opts.hash);
     const state = ctl[0]!.db;
     await ensureStateSchema(state);
     for (let i = 0; i < 2; i++) workers.push(await Promise.all(zones.map(async (z) => ({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) }))));
