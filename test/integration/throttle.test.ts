@@ -290,7 +290,7 @@ test('throttlerFor: bad limits are refused (exit 2) before or right after connec
   await assert.rejects(throttlerFor(ctx, cluster, ['bj'], { maxLoad: 'Threads_running', pauseWindows: '10:00-11:00' }), (e: unknown) => e instanceof EzError && e.exitCode === 2);
   await assert.rejects(throttlerFor(ctx, cluster, ['bj'], { pauseWindows: '25:00-01:00' }), (e: unknown) => e instanceof EzError && e.exitCode === 2);
   assert.deepEqual(seen.connects, [], 'spec errors need no server');
-  await assert.rejects(throttlerFor(ctx, cluster, ['bj', 'xx'], { maxLagMs: 1000 }), (e: unknown) => e instanceof EzError && e.exitCode === 2 && /no zone xx/.test(e.message));
+  await assert.rejects(throttlerFor(ctx, cluster, ['bj', 'xx'], { maxLagMs: 1000 }), (e: unknown) => e instanceof EzError && e.exitCode === 2 && /no zone "xx"/.test(e.message));
   const before = opened.length;
   await assert.rejects(throttlerFor(ctx, cluster, ['bj'], { maxLoad: 'Threads_runing=5' }), (e: unknown) => e instanceof EzError && e.exitCode === 2 && /Threads_runing/.test(e.message));
   for (const d of opened.slice(before)) await assert.rejects(d.query('SELECT 1'), 'closed after the refusal');

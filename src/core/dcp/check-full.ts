@@ -146,10 +146,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   const started = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(opts.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const zones = opts.zones ?? known;
-  const unknownZones = zones.filter((z) => !known.includes(z));
-  if (unknownZones.length) throw badInput(`cluster ${cluster.name} has no zone ${unknownZones.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  const zones = topo.zonesChosen(cluster.name, opts.zones);
   if (zones.length < 2) throw badInput(`a consistency check needs at least two zones (got ${zones.join(', ') || 'none'})`);
   const mode = opts.mode ?? 'checksum';
   const concurrency = opts.concurrency ?? 2;

@@ -59,10 +59,7 @@ interface ZoneCtl {
 export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrReport> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(opts.cluster);
-  const known = topo.zonesOf(cluster.name);
-  const zones = opts.zones ?? known;
-  const unknown = zones.filter((z) => !known.includes(z));
-  if (unknown.length) throw badInput(`cluster ${cluster.name} has no zone ${unknown.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+  const zones = topo.zonesChosen(cluster.name, opts.zones);
   if (zones.length < 2) throw badInput('a consistency check needs at least two zones');
   const matcher = tableFilter(cluster.config, { tables: opts.tables, exclude: opts.exclude });
   const tsColumn = topo.drcTimestampColumn(cluster.name);

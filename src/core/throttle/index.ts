@@ -3,7 +3,6 @@
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
-import { badInput } from '../exit.js';
 import {
   DEFAULT_DRC_HEARTBEAT_MS,
   drcLagSignal,
@@ -71,9 +70,7 @@ export async function throttlerFor(ctx: Ctx, cluster: string, zones: string[], o
   try {
     if (wantsReplicas || wantsMasters) {
       const topo = await ctx.topology();
-      const known = topo.zonesOf(cluster);
-      const unknown = zones.filter((z) => !known.includes(z));
-      if (unknown.length > 0) throw badInput(`cluster ${cluster} has no zone ${unknown.join(', ')}`, { hint: `zones: ${known.join(', ')}` });
+      topo.zonesChosen(cluster, zones);
       const inZones = topo.nodes(cluster).filter((n) => zones.includes(n.zone));
       const masters = inZones.filter((n) => n.role === 'master');
       const replicas = inZones.filter((n) => n.role === 'replica');
