@@ -72,6 +72,7 @@ interface Int2BigintFlags extends ThrottleFlags {
   threshold?: number;
   execute?: boolean;
   chunkTime?: number;
+  copyThreads?: number;
   cutOverLockTimeout?: number;
   cutOverRetries?: number;
   resume?: boolean;
@@ -88,6 +89,7 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
+    .option('--copy-threads <n>', 'chunks copied at once in each zone (default 1)', integer(1, 16))
     .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
     .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
     .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position');
@@ -125,6 +127,7 @@ function registerInt2Bigint(migrate: Command): void {
       }
       const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
       if (o.chunkTime !== undefined) opts.chunkTimeMs = o.chunkTime;
+      if (o.copyThreads !== undefined) opts.copyThreads = o.copyThreads;
       if (o.cutOverLockTimeout !== undefined) opts.cutOverLockTimeoutS = o.cutOverLockTimeout;
       if (o.cutOverRetries !== undefined) opts.cutOverRetries = o.cutOverRetries;
       if (o.resume) opts.resume = true;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyCompare, keyRange, keyIn, keyText, encodeKey, decodeKey, compareKeys } from '../../src/core/chunk/keys.js';
-import { Chunker } from '../../src/core/chunk/chunker.js';
+import { Chunker, ChunkFrontier } from '../../src/core/chunk/chunker.js';
 import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql } from '../../src/core/dcp/checksum.js';
 import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
 import { EzError } from '../../src/core/exit.js';
@@ -120,4 +120,14 @@ test('bucketChecksumSql groups a range by key DIV step, the step a placeholder b
   assert.match(q.sql, /^SELECT CAST\(`id` DIV \? AS CHAR\) AS b, COUNT\(\*\) AS cnt, BIT_XOR\(.*\) AS crc FROM `d`\.`t` FORCE INDEX \(`PRIMARY`\) WHERE `id` > \? AND `id` <= \? GROUP BY b$/);
   assert.deepEqual(q.params, [4n, 10, 20]);
   assert.doesNotMatch(bucketChecksumSql(t, keyRange(['id'], [10], [20]), 4n, true).sql, /crc/);
+});
+
+test('ChunkFrontier: chunks finishing out of order move the resume point only past a gapless prefix', () => {
+  const f = new ChunkFrontier([100]);
+  assert.deepEqual(f.finished({ index: 1, upper: [300] }), [100], 'chunk 0 still running: nothing past it');
+  assert.deepEqual(f.finished({ index: 2, upper: [400] }), [100]);
+  assert.deepEqual(f.finished({ index: 0, upper: [200] }), [400], 'the gap closed: past chunks 0-2');
+  assert.deepEqual(f.finished({ index: 4 }), [400], 'the last (open) chunk, with chunk 3 running');
+  assert.deepEqual(f.finished({ index: 3, upper: [500] }), [500]);
+  assert.deepEqual(new ChunkFrontier(undefined).position, undefined);
 });

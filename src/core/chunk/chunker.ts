@@ -144,6 +144,33 @@ export class Chunker {
   }
 }
 
+/**
+ * Where a walk whose chunks finish out of order (several at once) may resume: the end of the
+ * last chunk that has every chunk before it finished. Chunks are numbered from 0 as the chunker
+ * hands them out.
+ */
+export class ChunkFrontier {
+  private readonly done = new Map<number, KeyValue | undefined>();
+  private next = 0;
+
+  constructor(private at: KeyValue | undefined) {}
+
+  /** A chunk finished; the resume point, moved on if this closed a gap. */
+  finished(chunk: Pick<Chunk, 'index' | 'upper'>): KeyValue | undefined {
+    this.done.set(chunk.index, chunk.upper);
+    while (this.done.has(this.next)) {
+      const upper = this.done.get(this.next);
+      this.done.delete(this.next++);
+      if (upper) this.at = upper;
+    }
+    return this.at;
+  }
+
+  get position(): KeyValue | undefined {
+    return this.at;
+  }
+}
+
 /** The rows of a chunk, for the caller's queries. */
 export function chunkRange(key: ChunkKey, chunk: Pick<Chunk, 'lower' | 'upper'>): SqlPart {
   return keyRange(key.columns, chunk.lower, chunk.upper);

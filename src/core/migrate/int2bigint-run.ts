@@ -14,6 +14,7 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 
 export interface Int2BigintRunOptions extends Int2BigintOptions {
   chunkTimeMs?: number;
+  copyThreads?: number;
   throttle?: ThrottleOptions;
   cutOverLockTimeoutS?: number;
   cutOverRetries?: number;
@@ -42,6 +43,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
       ...(o.cluster ? { cluster: o.cluster } : {}),
       ...(o.zones ? { zones: o.zones } : {}),
       ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
+      ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
       ...(o.throttle ? { throttle: o.throttle } : {}),
       ...(o.cutOverLockTimeoutS !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeoutS } : {}),
       ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),

@@ -62,8 +62,10 @@ export class ZoneApplier {
   /** changes to the tables read from the binlog so far (the cut-over compares it across its steps) */
   changesSeen = 0;
   private readonly byTable: Map<string, ApplierTable>;
-  /** the tail of the queue of ghost writers (see exclusive) */
-  private writer: Promise<unknown> = Promise.resolve();
+  /** settles when every ghost writer queued so far is done (see exclusive); never rejects */
+  private writersDone: Promise<void> = Promise.resolve();
+  /** copy chunks running side by side since the last exclusive writer (see shared) */
+  private sharedGroup: { start: Promise<void>; members: Promise<unknown>[] } | undefined;
 
   constructor(
     private readonly ctx: Ctx,
@@ -155,8 +157,23 @@ export class ZoneApplier {
    * than with pt-online-schema-change until the two were taken in turn.
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writer.then(fn, fn);
-    this.writer = run.catch(() => undefined);
+    this.sharedGroup = undefined;
+    const run = this.writersDone.then(fn);
+    this.writersDone = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /**
+   * Run fn beside other shared writers (copy chunks of disjoint key ranges: they touch different
+   * ghost rows) but never beside an exclusive one (an applier batch). Queued in order: a shared
+   * writer that comes after an exclusive one waits for it, so batches are not starved.
+   */
+  shared<T>(fn: () => Promise<T>): Promise<T> {
+    this.sharedGroup ??= { start: this.writersDone, members: [] };
+    const g = this.sharedGroup;
+    const run = g.start.then(fn);
+    g.members.push(run.catch(() => undefined));
+    this.writersDone = Promise.all([g.start, ...g.members]).then(() => undefined);
     return run;
   }
 

@@ -34,6 +34,8 @@ export interface OscOptions {
   instant?: 'auto' | 'never';
   map?: string[];
   chunkTimeMs?: number;
+  /** chunks copied at once per zone (default 1) */
+  copyThreads?: number;
   throttle?: ThrottleOptions;
   postponeCutOverFlagFile?: string;
   cutOverLockTimeoutS?: number;
@@ -159,7 +161,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, log: ctx.log, throttler, job,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, log: ctx.log, throttler, job,
       }));
     return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
   } finally {

@@ -24,7 +24,7 @@ import type { CascadeRule } from './applier.js';
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'onProgress'
+  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'onProgress'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -129,7 +129,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const label = `${o.schema}.${root.table}`;
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
-        chunkTimeMs: o.chunkTimeMs ?? 500, log: ctx.log, throttler, job: job(t.table),
+        chunkTimeMs: o.chunkTimeMs ?? 500, copyThreads: o.copyThreads, log: ctx.log, throttler, job: job(t.table),
       })));
     // the ghosts' foreign keys, once every ghost of the zone exists
     const addGhostForeignKeys = async (_zone: string, db: Db) => {
@@ -144,7 +144,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     };
     const oscOpts = {
       cluster: cluster.name, table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '), zones, execute: true,
-      chunkTimeMs: o.chunkTimeMs, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
+      chunkTimeMs: o.chunkTimeMs, copyThreads: o.copyThreads, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
     };
     const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
     const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys);

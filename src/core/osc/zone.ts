@@ -13,7 +13,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { Chunker, chunkRange } from '../chunk/chunker.js';
+import { Chunker, ChunkFrontier, chunkRange } from '../chunk/chunker.js';
 import { decodeKey, encodeKey, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
@@ -39,6 +39,8 @@ export interface ZoneProgress {
 export class ZoneOsc {
   readonly progress: ZoneProgress;
   private copyDb!: Db;
+  /** more copy sessions with --copy-threads: chunks copied side by side */
+  private extraCopyDbs: Db[] = [];
   /** the zone's binlog applier, shared by every table of the change there */
   private applier: ZoneApplier | undefined;
 
@@ -47,7 +49,7 @@ export class ZoneOsc {
     readonly zone: string,
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
-    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string },
+    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
@@ -107,14 +109,8 @@ export class ZoneOsc {
    * every table's ghost exists, from the position then (or the saved one), and is attached.
    */
   async prepare(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
-    this.copyDb = await this.ctx.connect(this.node);
-    // strict like the server's own default, so a value the new shape cannot hold fails the job
-    // instead of being cut short; ROW binlogs for the ghost writes; no foreign key checks in the
-    // ghosts (a child row may be copied before its parent; the applier follows cascades itself)
-    await this.copyDb.exec('SET SESSION sql_mode = @@GLOBAL.sql_mode');
-    await this.copyDb.exec("SET SESSION binlog_format = 'ROW'");
-    await this.copyDb.exec('SET SESSION innodb_lock_wait_timeout = 10');
-    await this.copyDb.exec('SET SESSION foreign_key_checks = 0');
+    this.copyDb = await this.copySession();
+    for (let i = 1; i < (this.o.copyThreads ?? 1); i++) this.extraCopyDbs.push(await this.copySession());
     await ensureStateSchema(this.copyDb);
     if (resume) {
       // the ghost is there: the binlog is applied again from the saved position (REPLACE and
@@ -125,6 +121,18 @@ export class ZoneOsc {
       await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
       if (this.plan.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
     }
+  }
+
+  private async copySession(): Promise<Db> {
+    const db = await this.ctx.connect(this.node);
+    // strict like the server's own default, so a value the new shape cannot hold fails the job
+    // instead of being cut short; ROW binlogs for the ghost writes; no foreign key checks in the
+    // ghosts (a child row may be copied before its parent; the applier follows cascades itself)
+    await db.exec('SET SESSION sql_mode = @@GLOBAL.sql_mode');
+    await db.exec("SET SESSION binlog_format = 'ROW'");
+    await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
+    await db.exec('SET SESSION foreign_key_checks = 0');
+    return db;
   }
 
   /** What the zone's applier needs to know of this table. */
@@ -143,7 +151,12 @@ export class ZoneOsc {
     this.applier?.check();
   }
 
-  /** Copy every row of the original into the ghost, in key order, in chunks sized to the time target. */
+  /**
+   * Copy every row of the original into the ghost, in chunks sized to the time target; with
+   * --copy-threads N, N chunks of disjoint key ranges at once (never beside an applier batch).
+   * The checkpoint is the end of the chunks finished in key order, so a resume copies nothing
+   * twice and misses nothing however they finished.
+   */
   async copy(): Promise<void> {
     this.progress.phase = 'copying';
     const p = this.plan;
@@ -152,26 +165,46 @@ export class ZoneOsc {
     const from = p.columns.map((c) => quoteId(c.from)).join(', ');
     const to = p.columns.map((c) => quoteId(c.to)).join(', ');
     const k0 = quoteId(p.key.columns[0]!);
-    for (;;) {
-      this.check();
-      await this.o.throttler?.gate(this.halt.signal);
-      const chunk = await chunker.next();
-      if (!chunk) break;
-      const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
-      const t0 = Date.now();
-      // a row already written by the binlog applier is newer than this read: keep it
-      const r = await this.ghostWrite(() => retryOnLockConflict(() =>
-        this.copyDb.exec(
-          `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
-          range.params,
-        ),
-      ));
-      const copied = Number(r.affectedRows ?? 0);
-      chunker.record(Math.max(copied, 1), Date.now() - t0);
-      this.progress.rowsCopied += copied;
-      this.progress.chunks++;
-      await this.saveState(chunker.position);
-    }
+    // chunk bounds are handed out one at a time (the offset strategy asks the server)
+    let handing: Promise<unknown> = Promise.resolve();
+    const nextChunk = () => {
+      const got = handing.then(() => chunker.next());
+      handing = got.catch(() => undefined);
+      return got;
+    };
+    // chunks finished out of order: the checkpoint covers a chunk once every one before it is done
+    const frontier = new ChunkFrontier(this.resumeAfter);
+    let failed = false;
+    const worker = async (db: Db) => {
+      while (!failed) {
+        this.check();
+        await this.o.throttler?.gate(this.halt.signal);
+        const chunk = await nextChunk();
+        if (!chunk) return;
+        const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
+        const t0 = Date.now();
+        // a row already written by the binlog applier is newer than this read: keep it
+        const r = await this.ghostCopy(() => retryOnLockConflict(() =>
+          db.exec(
+            `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
+            range.params,
+          ),
+        ));
+        const copied = Number(r.affectedRows ?? 0);
+        chunker.record(Math.max(copied, 1), Date.now() - t0);
+        this.progress.rowsCopied += copied;
+        this.progress.chunks++;
+        await this.saveState(frontier.finished(chunk));
+      }
+    };
+    const results = await Promise.allSettled([this.copyDb, ...this.extraCopyDbs].map((db) =>
+      worker(db).catch((e) => {
+        failed = true; // the others stop at their next chunk
+        throw e;
+      }),
+    ));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
     await this.saveState(undefined, true);
   }
 
@@ -268,6 +301,11 @@ export class ZoneOsc {
     return this.applier ? this.applier.exclusive(fn) : fn();
   }
 
+  /** A copy chunk: beside other copy chunks, never beside an applier batch (see ZoneApplier.shared). */
+  private ghostCopy<T>(fn: () => Promise<T>): Promise<T> {
+    return this.applier ? this.applier.shared(fn) : fn();
+  }
+
   /** Wait until the applier has applied everything the binlog held when this was called. */
   async caughtUp(timeoutMs: number): Promise<void> {
     await this.applier!.caughtUp(this.copyDb, timeoutMs);
@@ -299,5 +337,6 @@ export class ZoneOsc {
       this.progress.phase = 'aborted';
     }
     await this.copyDb?.close().catch(() => undefined);
+    await Promise.all(this.extraCopyDbs.map((db) => db.close().catch(() => undefined)));
   }
 }
