@@ -41,7 +41,7 @@
 //  - idle runs: each copy statement as the server timed it (slow log to a table at
 //    long_query_time=0), to tell the server's time from the time between statements.
 // Sizes: BENCH_ROWS, BENCH_SKEW_ROWS, BENCH_SKEW_RUNS; BENCH_MODES=idle,load; BENCH_CHANGES=
-// add,bigint; BENCH_CONTENDERS=pt-osc,alter-copy,ezctl-bj,ezctl-2z; BENCH_REPS (1);
+// add,bigint; BENCH_CONTENDERS=pt-osc,alter-copy,ezctl-bj,ezctl-bj-t2,ezctl-2z; BENCH_REPS (1);
 // BENCH_BUFFER_POOL (e.g. 1G; the sandbox's is 64M), BENCH_LOG_FILE_SIZE (e.g. 512M; the
 // sandbox's is 16M). BENCH_OUT=file.json for every sample.
 // Run with `npm run bench -- osc`. Figures go in the README.
@@ -92,7 +92,7 @@ const OLD_TS = '2024-01-01 00:00:00.000';
 
 type Mode = 'idle' | 'load';
 type ChangeId = 'add' | 'bigint';
-type ContenderId = 'pt-osc' | 'alter-copy' | 'ezctl-bj' | 'ezctl-2z';
+type ContenderId = 'pt-osc' | 'alter-copy' | 'ezctl-bj' | 'ezctl-bj-t2' | 'ezctl-2z';
 
 const CHANGES: Record<ChangeId, { label: string; alter: string }> = {
   add: { label: 'ADD COLUMN x INT NULL', alter: 'ADD COLUMN x INT NULL' },
@@ -102,10 +102,11 @@ const CONTENDERS: Record<ContenderId, { label: string; zones: string[] }> = {
   'pt-osc': { label: 'pt-online-schema-change, bj', zones: ['bj'] },
   'alter-copy': { label: 'ALTER ALGORITHM=COPY, bj', zones: ['bj'] },
   'ezctl-bj': { label: 'ezctl osc --zones bj', zones: ['bj'] },
+  'ezctl-bj-t2': { label: 'ezctl osc --zones bj --copy-threads 2', zones: ['bj'] },
   'ezctl-2z': { label: 'ezctl osc, bj+sh at once', zones: ['bj', 'sh'] },
 };
 const CHANGE_IDS = list('BENCH_CHANGES', 'add,bigint') as ChangeId[];
-const CONTENDER_IDS = list('BENCH_CONTENDERS', 'pt-osc,alter-copy,ezctl-bj,ezctl-2z') as ContenderId[];
+const CONTENDER_IDS = list('BENCH_CONTENDERS', 'pt-osc,alter-copy,ezctl-bj,ezctl-bj-t2,ezctl-2z') as ContenderId[];
 for (const c of CHANGE_IDS) if (!CHANGES[c]) throw new Error(`BENCH_CHANGES: no change ${c} (add, bigint)`);
 for (const c of CONTENDER_IDS) if (!CONTENDERS[c]) throw new Error(`BENCH_CONTENDERS: no contender ${c}`);
 for (const m of MODES) if (m !== 'idle' && m !== 'load') throw new Error(`BENCH_MODES: no mode ${m} (idle, load)`);
@@ -538,7 +539,7 @@ interface Ctx {
 
 function copyRegex(c: ContenderId, table: string): RegExp | undefined {
   if (c === 'pt-osc') return new RegExp(`^INSERT LOW_PRIORITY IGNORE INTO \`${SCHEMA}\`\\.\`_${table}_new\``);
-  if (c === 'ezctl-bj' || c === 'ezctl-2z') return new RegExp(`^INSERT INTO \`${SCHEMA}\`\\.\`${table}_ezgho\``);
+  if (c.startsWith('ezctl')) return new RegExp(`^INSERT INTO \`${SCHEMA}\`\\.\`${table}_ezgho\``);
   return undefined;
 }
 
@@ -561,7 +562,8 @@ async function runTool(ctx: Ctx, c: ContenderId, change: ChangeId, chunkTime?: s
     return { ms: r.ms, cpuS: r.cpuS, ptChunks: Number(/#\s+INSERT\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN) };
   }
   const args = [EZCTL, '--config', ctx.sb.config, '--json', 'osc', '--table', `${SCHEMA}.${TABLE}`, '--alter', alter, '--instant', 'never', '--execute'];
-  if (c === 'ezctl-bj') args.push('--zones', 'bj');
+  if (c === 'ezctl-bj' || c === 'ezctl-bj-t2') args.push('--zones', 'bj');
+  if (c === 'ezctl-bj-t2') args.push('--copy-threads', '2');
   if (chunkTime) args.push('--chunk-time', `${chunkTime}s`);
   const r = await start(process.execPath, args).done;
   if (r.code !== 0) throw new Error(`ezctl osc exited ${r.code}\n${r.stdout.slice(0, 2500)}\n${r.stderr.slice(-2500)}`);
@@ -1074,7 +1076,7 @@ async function main(): Promise<void> {
     for (const mode of MODES) {
       for (const change of CHANGE_IDS) {
         const pt = best('pt-osc', change, mode);
-        for (const c of ['ezctl-bj', 'ezctl-2z'] as const) {
+        for (const c of ['ezctl-bj', 'ezctl-bj-t2', 'ezctl-2z'] as const) {
           const e = best(c, change, mode);
           if (!pt?.rowsPerS || !e?.rowsPerS) continue;
           const x = e.rowsPerS / pt.rowsPerS;
@@ -1092,7 +1094,7 @@ async function main(): Promise<void> {
           return { median: xs.length ? xs[Math.floor((xs.length - 1) / 2)]! : undefined, all: xs };
         };
         const pt = increases('pt-osc');
-        for (const c of ['ezctl-bj', 'ezctl-2z'] as const) {
+        for (const c of ['ezctl-bj', 'ezctl-bj-t2', 'ezctl-2z'] as const) {
           const e = increases(c);
           if (pt.median === undefined || e.median === undefined) continue;
           const pi = pt.median;

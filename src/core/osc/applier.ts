@@ -65,7 +65,7 @@ export class ZoneApplier {
   /** settles when every ghost writer queued so far is done (see exclusive); never rejects */
   private writersDone: Promise<void> = Promise.resolve();
   /** copy chunks running side by side since the last exclusive writer (see shared) */
-  private sharedGroup: { start: Promise<void>; members: Promise<unknown>[] } | undefined;
+  private sharedGroup: { start: Promise<void>; running: Set<Promise<void>> } | undefined;
 
   constructor(
     private readonly ctx: Ctx,
@@ -169,11 +169,16 @@ export class ZoneApplier {
    * writer that comes after an exclusive one waits for it, so batches are not starved.
    */
   shared<T>(fn: () => Promise<T>): Promise<T> {
-    this.sharedGroup ??= { start: this.writersDone, members: [] };
-    const g = this.sharedGroup;
+    const g = (this.sharedGroup ??= { start: this.writersDone, running: new Set() });
     const run = g.start.then(fn);
-    g.members.push(run.catch(() => undefined));
-    this.writersDone = Promise.all([g.start, ...g.members]).then(() => undefined);
+    const settled = run.then(() => undefined, () => undefined);
+    g.running.add(settled);
+    void settled.then(() => g.running.delete(settled));
+    // the next exclusive writer waits until none of the group is running (the set holds at most
+    // one entry per copy thread, so this stays cheap however many chunks a copy has)
+    this.writersDone = g.start.then(async () => {
+      while (g.running.size) await Promise.all([...g.running]);
+    });
     return run;
   }
 
