@@ -5,7 +5,7 @@ import pLimit from 'p-limit';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
-import { SYSTEM_SCHEMAS } from '../db/introspect.js';
+import { foreignKeysWhere, SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
 import { compileRules } from '../drc/filter.js';
 import { badInput } from '../exit.js';
@@ -175,27 +175,10 @@ export async function readShapes(db: Db, filter?: (schema: string, table: string
     shape.primaryKey = shape.indexes.find((i) => i.name === 'PRIMARY')?.parts.map((p) => p.column) ?? [];
   }
 
-  const fkRows = await db.query<{ s: string; t: string; name: string; col: string; rs: string; rt: string; rc: string; upd: string; del: string }>(
-    `SELECT k.TABLE_SCHEMA AS s, k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col,
-            k.REFERENCED_TABLE_SCHEMA AS rs, k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc,
-            r.UPDATE_RULE AS upd, r.DELETE_RULE AS del
-       FROM information_schema.KEY_COLUMN_USAGE k
-       JOIN information_schema.REFERENTIAL_CONSTRAINTS r
-         ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME
-      WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND k.${inSchemas}
-      ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION`,
-    schemas,
-  );
-  for (const r of fkRows) {
-    const shape = shapes.get(`${r.s}.${r.t}`);
+  for (const fk of await foreignKeysWhere(db, `k.${inSchemas}`, schemas)) {
+    const shape = shapes.get(`${fk.schema}.${fk.table}`);
     if (!shape) continue;
-    let fk = shape.foreignKeys.find((f) => f.name === r.name);
-    if (!fk) {
-      fk = { name: r.name, columns: [], references: `${r.rs}.${r.rt}`, refColumns: [], onUpdate: r.upd, onDelete: r.del };
-      shape.foreignKeys.push(fk);
-    }
-    fk.columns.push(r.col);
-    fk.refColumns.push(r.rc);
+    shape.foreignKeys.push({ name: fk.name, columns: fk.columns, references: `${fk.refSchema}.${fk.refTable}`, refColumns: fk.refColumns, onUpdate: fk.onUpdate, onDelete: fk.onDelete });
   }
   return shapes;
 }
