@@ -462,10 +462,6 @@ export class TableCheck {
     this.report = { table: job.name, status: 'done', rows: 0, chunks: 0, missing: 0, changed: 0, diffs: [], ms: 0 };
   }
 
-  async run(): Promise<TableReport> {
-    return (await this.walkOnly()) ?? this.settleOn(this.job.conns);
-  }
-
   /**
    * The walk alone: a report when the table is already finished (skipped, keyless), else
    * undefined and settle() is due. The caller can let the walk's connections go meanwhile.
@@ -601,7 +597,7 @@ export class TableCheck {
         }
         const chunk = await chunker.next();
         if (!chunk) break;
-        const current = this.issue(chunk, chunker.chunkRows);
+        const current = this.issue(chunk);
         const previous = ahead;
         ahead = current;
         if (previous) await finish(previous);
@@ -615,7 +611,7 @@ export class TableCheck {
   }
 
   /** Start computing a chunk on every zone; busyMs() is the longest any zone spent on it. */
-  private issue(chunk: Chunk, plannedRows: number): InFlight {
+  private issue(chunk: Chunk): InFlight {
     const j = this.job;
     const issuedAt = Date.now();
     const range = chunkRange(this.key, chunk);
@@ -637,7 +633,7 @@ export class TableCheck {
         return { n };
       }
       if (bucketed) {
-        const buckets = await this.bucketSums(chunk.lower, chunk.upper, plannedRows, track);
+        const buckets = await this.bucketSums(chunk.lower, chunk.upper, chunk.plannedRows, track);
         return { sums: buckets.sums, buckets, n: Math.max(...buckets.sums.map((s) => s.cnt)) };
       }
       const sums = await this.checksums(range, track);
