@@ -17,7 +17,7 @@ import mysql from 'mysql2';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db, Param } from '../db/connect.js';
-import { SYSTEM_SCHEMAS, foreignKeysWhere } from '../db/introspect.js';
+import { SYSTEM_SCHEMAS, foreignKeysWhere, type ForeignKeyInfo } from '../db/introspect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { flavorOf } from '../db/server.js';
 import { normalizeColumnType, normalizeDefault, tableFilter } from '../dcp/structure.js';
@@ -44,17 +44,8 @@ export interface Int2BigintOptions {
   threshold?: number;
 }
 
-export interface ForeignKeyRef {
-  constraint: string;
-  schema: string;
-  table: string;
-  columns: string[];
-  refSchema: string;
-  refTable: string;
-  refColumns: string[];
-  onDelete: string;
-  onUpdate: string;
-}
+/** A foreign key as the report shows it: introspect's ForeignKeyInfo, its name as `constraint`. */
+export type ForeignKeyRef = Omit<ForeignKeyInfo, 'name'> & { constraint: string };
 
 /** An integer column's definition, as one zone has it: everything a MODIFY must keep. */
 export interface IntColumn {
