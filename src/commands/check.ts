@@ -1,21 +1,13 @@
 // ezctl check: consistency checks between zones (full, incremental, schema).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, examples, integer, nameList, parseDurationMs } from './common.js';
+import { action, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
 
-function hash(v: string): 'crc64' | 'md5' | 'crc32' {
-  if (v === 'crc64' || v === 'md5' || v === 'crc32') return v;
-  throw new InvalidArgumentError(`${JSON.stringify(v)} is not a row hash (crc64, md5 or crc32)`);
-}
-
+const hash = oneOf('row hash', ['crc64', 'md5', 'crc32'] as const);
+const mode = oneOf('mode', ['count', 'checksum', 'rows'] as const);
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function mode(v: string): 'count' | 'checksum' | 'rows' {
-  if (v === 'count' || v === 'checksum' || v === 'rows') return v;
-  throw new InvalidArgumentError(`${JSON.stringify(v)} is not a mode (count, checksum or rows)`);
-}
 
 export function registerCheck(program: Command): void {
   const check = program

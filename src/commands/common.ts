@@ -38,6 +38,15 @@ export function decimal(min: number, max: number) {
   };
 }
 
+/** An option parser that takes one of a fixed set of words: oneOf('mode', ['a', 'b']) says "is not a mode (a or b)". */
+export function oneOf<T extends string>(what: string, values: readonly T[]) {
+  const listed = values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values.at(-1)}` : values.join('');
+  return (value: string): T => {
+    if ((values as readonly string[]).includes(value)) return value as T;
+    throw new InvalidArgumentError(`${JSON.stringify(value)} is not a ${what} (${listed})`);
+  };
+}
+
 /** "bj,sh" → ["bj", "sh"], each a plain name. */
 export function nameList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -59,3 +68,4 @@ export function parseDurationMs(value: string): number {
 export function examples(...lines: string[]): string {
   return '\nExamples:\n' + lines.map((l) => `  $ ${l}`).join('\n') + '\n';
 }
+
