@@ -2,7 +2,7 @@
 // column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, decimal, examples, integer, nameList, parseDurationMs } from './common.js';
+import { action, addCopyOptions, copyOptionsFrom, decimal, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 export function registerMigrate(program: Command): void {
@@ -64,17 +64,13 @@ function registerDrcTs(migrate: Command): void {
     }));
 }
 
-interface Int2BigintFlags extends ThrottleFlags {
+interface Int2BigintFlags extends ThrottleFlags, CopyFlags {
   cluster?: string;
   zones?: string[];
   tables?: string;
   exclude?: string;
   threshold?: number;
   execute?: boolean;
-  chunkTime?: number;
-  copyThreads?: number;
-  cutOverLockTimeout?: number;
-  cutOverRetries?: number;
   resume?: boolean;
 }
 
@@ -88,11 +84,8 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
-    .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
-    .option('--copy-threads <n>', 'chunks copied at once in each zone (default 1)', integer(1, 16))
-    .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
-    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
     .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position');
+  addCopyOptions(cmd);
   addThrottleOptions(cmd);
   cmd
     .addHelpText(
@@ -126,10 +119,7 @@ function registerInt2Bigint(migrate: Command): void {
         return 0;
       }
       const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
-      if (o.chunkTime !== undefined) opts.chunkTimeMs = o.chunkTime;
-      if (o.copyThreads !== undefined) opts.copyThreads = o.copyThreads;
-      if (o.cutOverLockTimeout !== undefined) opts.cutOverLockTimeoutS = o.cutOverLockTimeout;
-      if (o.cutOverRetries !== undefined) opts.cutOverRetries = o.cutOverRetries;
+      Object.assign(opts, copyOptionsFrom(o));
       if (o.resume) opts.resume = true;
       opts.throttle = throttleOptionsFrom(o);
       opts.onProgress = (line) => {

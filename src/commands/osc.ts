@@ -1,12 +1,12 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, examples, integer, nameList, parseDurationMs } from './common.js';
+import { action, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface OscFlags extends ThrottleFlags {
+interface OscFlags extends ThrottleFlags, CopyFlags {
   cluster?: string;
   table: string;
   alter: string;
@@ -14,11 +14,7 @@ interface OscFlags extends ThrottleFlags {
   execute?: boolean;
   instant: 'auto' | 'never';
   map?: string[];
-  chunkTime?: number;
-  copyThreads?: number;
   postponeCutOverFlagFile?: string;
-  cutOverLockTimeout?: number;
-  cutOverRetries?: number;
   resume?: boolean;
 }
 
@@ -36,12 +32,9 @@ export function registerOsc(program: Command): void {
       return v;
     }, 'auto')
     .option('--map <old:new>', 'a column the ALTER renames, and its new name (repeatable)', collect)
-    .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
-    .option('--copy-threads <n>', 'chunks copied at once in each zone (default 1; 2 copied 1.4x faster on 2 cores, with more lock waits for the application)', integer(1, 16))
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
-    .option('--cut-over-lock-timeout <seconds>', 'how long the cut-over waits for the table lock per attempt (default 3)', integer(1, 60))
-    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
     .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position');
+  addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
     .addHelpText(
@@ -67,11 +60,8 @@ export function registerOsc(program: Command): void {
         ...(o.zones ? { zones: o.zones } : {}),
         ...(o.execute ? { execute: true } : {}),
         ...(o.map ? { map: o.map } : {}),
-        ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
-        ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
+        ...copyOptionsFrom(o),
         ...(o.postponeCutOverFlagFile ? { postponeCutOverFlagFile: o.postponeCutOverFlagFile } : {}),
-        ...(o.cutOverLockTimeout !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeout } : {}),
-        ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),
         ...(o.resume ? { resume: true } : {}),
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
