@@ -204,7 +204,15 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       if (stoppedBy && !stop.signal.aborted) stop.abort();
       return stoppedBy !== undefined;
     };
-    const deadlineTimer = deadline ? setTimeout(stopRequested, Math.max(0, deadline - Date.now())) : undefined;
+    // The timer's firing is the deadline: Node can run it a few ms before Date.now() reaches it
+    // (the loop's cached clock), and a re-test of the clock then would let a walk waiting on the
+    // throttle wait on for good.
+    const deadlineTimer = deadline
+      ? setTimeout(() => {
+          stoppedBy ??= 'run-time';
+          stopRequested();
+        }, Math.max(0, deadline - Date.now()))
+      : undefined;
     deadlineTimer?.unref();
     const offInterrupt = onInterrupt(async () => {
       stoppedBy = 'interrupt';
