@@ -262,6 +262,9 @@ export class Pipeline {
         from: start,
         serverId: 1_000_000_000 + (hash32(this.id) % 1_000_000_000),
         connectTimeoutMs: this.o.connectTimeoutMs,
+        // rows of tables not replicated (a schema change's ghost copy, excluded tables) are not
+        // decoded; the checkpoint's row marks DRC's own transactions
+        decodeTable: (schema, table) => this.o.rules(schema, table) || (schema === STATE_SCHEMA && table === CHECKPOINT_TABLE),
         onTx: (tx) => this.onTx(session, tx, ownDomain, skipBelow),
         onError: (e) => sessionError!(diverged(new Error(`binlog of ${sourceNode.name} (${describeAddress(sourceNode)}): ${e.message}`)) as Error),
       });

@@ -93,7 +93,7 @@ export class ZoneApplier {
       from,
       serverId: this.serverId,
       // the copy's own writes into the ghosts would otherwise be decoded row by row (half the CPU)
-      onlyTables: { [this.schema]: [...this.byTable.keys()] },
+      decodeTable: (schema, table) => schema === this.schema && this.byTable.has(table),
       onTx: (tx) => this.onTx(tx),
       onError: (e) => this.fail(runtimeError(`zone ${this.zone}: reading the binlog: ${e.message}`, { cause: e })),
     });
