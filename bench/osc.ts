@@ -24,7 +24,8 @@
 //    own latency histogram (queue time included) covers exactly the migration.
 //  - copy rows/s: rows / the copy phase, seen on the server: bj's (and sh's) processlist is
 //    sampled every 100 ms for the tool's copy statement (its start from TIME_MS, its end when it
-//    is last seen), the same way for ezctl and pt-osc; ALTER COPY: rows / its whole statement.
+//    is last seen), the same way for ezctl and pt-osc (ezctl's build of the ghost's plain indexes
+//    after the copy counts as copying); ALTER COPY: rows / its whole statement.
 //  - cut-over skew: BENCH_SKEW_RUNS (10) runs of ezctl osc --instant never on a BENCH_SKEW_ROWS
 //    (20,000) table in both zones: ezctl's own cutOver.skewMs (in-process: when each zone's
 //    RENAME returned), and a probe independent of ezctl: in each zone a session loops on
@@ -32,12 +33,12 @@
 //    cut-over lock), one clock, first success per zone.
 //  - diagnostics (BENCH_DIAG=0 to skip): CPU seconds of each tool, each mariadbd and the DRC
 //    daemon per run; binlog bytes per run; ezctl's and pt-osc's copy statements alone at their
-//    own chunk sizes; ezctl's statement with a binlog reader like ezctl's own in this process
-//    (it decodes every row of every table, the ghost's copied rows included), and with zongji
-//    told to decode only the changed table (includeSchema).
+//    own chunk sizes (ezctl's with its index built after the copy, and kept during it); ezctl's
+//    with its binlog reader in this process (decoding only the changed table, as ezctl does).
 //  - under load, pt-osc and ezctl --zones bj again at BENCH_CHUNK_TIMES_LOAD (0.1 s; '' for none):
-//    both copies read each chunk LOCK IN SHARE MODE, so a foreground write to a row of the
-//    chunk being copied waits for that chunk; InnoDB's row lock waits are counted per run.
+//    pt-osc reads each chunk LOCK IN SHARE MODE, so a foreground write to a row of the chunk being
+//    copied waits for that chunk; ezctl's copy reads without locks (its binlog applier's
+//    batches still take row locks on the ghost only). InnoDB's row lock waits are counted per run.
 //  - idle runs: each copy statement as the server timed it (slow log to a table at
 //    long_query_time=0), to tell the server's time from the time between statements.
 // Sizes: BENCH_ROWS, BENCH_SKEW_ROWS, BENCH_SKEW_RUNS; BENCH_MODES=idle,load; BENCH_CHANGES=
@@ -52,12 +53,11 @@ import { tmpdir, loadavg } from 'node:os';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop, patchTopology } from '../test/helpers/drc.js';
 import { EZCTL, ROOT } from '../test/helpers/cli.js';
-import { mysqlOptions, type Db } from '../src/core/db/connect.js';
+import type { Db } from '../src/core/db/connect.js';
 import { readDefaultsFile } from '../src/core/config/defaults-file.js';
 import { BinlogStream } from '../src/core/binlog/stream.js';
 import { SourcePosition } from '../src/core/binlog/position.js';
 import { gtidCovers } from '../src/core/db/gtid.js';
-import ZongJi from '@vlasky/zongji';
 import { row } from './_util.js';
 
 const num = (name: string, def: number): number => {
@@ -285,7 +285,7 @@ class CopyWatch {
   private async poll(): Promise<void> {
     await Promise.all(this.conns.map(async ({ zone, db }) => {
       const rows = await db.query<{ ms: string | number; info: string }>(
-        "SELECT TIME_MS AS ms, LEFT(INFO, 200) AS info FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE 'INSERT%'",
+        "SELECT TIME_MS AS ms, LEFT(INFO, 200) AS info FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND (INFO LIKE 'INSERT%' OR INFO LIKE 'ALTER%')",
       );
       const now = nowMs();
       for (const r of rows) {
@@ -539,7 +539,8 @@ interface Ctx {
 
 function copyRegex(c: ContenderId, table: string): RegExp | undefined {
   if (c === 'pt-osc') return new RegExp(`^INSERT LOW_PRIORITY IGNORE INTO \`${SCHEMA}\`\\.\`_${table}_new\``);
-  if (c.startsWith('ezctl')) return new RegExp(`^INSERT INTO \`${SCHEMA}\`\\.\`${table}_ezgho\``);
+  // ezctl builds the ghost's plain indexes after the copy: that ALTER is part of its copy phase
+  if (c.startsWith('ezctl')) return new RegExp(`^(INSERT INTO|ALTER TABLE) \`${SCHEMA}\`\\.\`${table}_ezgho\` (\\(|ADD KEY)`);
   return undefined;
 }
 
@@ -767,53 +768,31 @@ interface DiagCopy {
   rowsDecoded?: number;
 }
 
-/** zongji told to decode only the changed table's rows (includeSchema): what ezctl's reader could skip. */
-function filteredReader(ctx: Ctx, from: string, pos: SourcePosition, onRows: (n: number) => void): Promise<{ stop: () => Promise<void> }> {
-  const n = ctx.sb.node('bj-master');
-  const ep = { label: 'bj-master', host: n.host, port: n.port, user: 'ezctl', password: ctx.sb.adminPassword, passwordSource: 'test' };
-  const z = new ZongJi(mysqlOptions(ep, 5000) as any);
-  return new Promise((resolve, reject) => {
-    z.on('ready', () => resolve({ stop: () => new Promise<void>((r) => {
-      const t = setTimeout(r, 2000);
-      z.once('stopped', () => { clearTimeout(t); r(); });
-      z.stop();
-    }) }));
-    z.on('error', reject);
-    z.on('binlog', (e: any) => {
-      const name = e.getEventName();
-      if (name === 'mariadbgtid') pos.advance(String(e.gtid));
-      else if (name === 'writerows' || name === 'updaterows' || name === 'deleterows') onRows(e.rows.length);
-    });
-    z.start({
-      serverId: 890_000 + (process.pid % 10_000),
-      gtidSet: from,
-      includeEvents: ['tablemap', 'writerows', 'updaterows', 'deleterows', 'query', 'xid', 'mariadbgtid', 'heartbeat'],
-      includeSchema: { [SCHEMA]: [TABLE] },
-    } as any);
-  });
-}
-
-async function diagCopy(ctx: Ctx, label: string, stmt: 'ezctl' | 'pt-osc', chunkRows: number, withReader: 'none' | 'ezctl' | 'filtered'): Promise<DiagCopy> {
+/**
+ * A copy of the table on bj by one statement shape, with nothing else of the tool: pt-osc's
+ * (locking reads into a ghost with every index); ezctl's (consistent reads into a ghost without
+ * its plain index, built afterwards and timed with the copy); ezctl's keeping the index (what
+ * --no-defer-indexes does); optionally with ezctl's binlog reader beside it in this process.
+ */
+async function diagCopy(ctx: Ctx, label: string, stmt: 'ezctl' | 'ezctl-indexes-kept' | 'pt-osc', chunkRows: number, withReader: boolean): Promise<DiagCopy> {
   const db = ctx.admin.bj!;
   await drcCatchUp(ctx.sb);
   await reload(ctx.sb, TABLE, ROWS);
   await drcCatchUp(ctx.sb);
-  const ghost = stmt === 'ezctl' ? `${TABLE}_ezgho` : `_${TABLE}_new`;
+  const ez = stmt !== 'pt-osc';
+  const ghost = ez ? `${TABLE}_ezgho` : `_${TABLE}_new`;
   const g = `\`${SCHEMA}\`.\`${ghost}\``;
   const t = `\`${SCHEMA}\`.\`${TABLE}\``;
   await db.exec(`CREATE TABLE ${g} LIKE ${t}`);
   await db.exec(`ALTER TABLE ${g} ADD COLUMN x INT NULL`);
+  if (stmt === 'ezctl') await db.exec(`ALTER TABLE ${g} DROP INDEX \`k_1\``);
+  await db.exec(`SET SESSION TRANSACTION ISOLATION LEVEL ${ez ? 'READ COMMITTED' : 'REPEATABLE READ'}`);
   const cols = '`id`, `k`, `c`, `pad`, `drc_ts`';
   let reader: { stop: () => Promise<void> } | undefined;
   let pos: SourcePosition | undefined;
   let decoded = 0;
   let cpu0: NodeJS.CpuUsage | undefined;
-  if (withReader === 'filtered') {
-    const from = String(await db.value('SELECT @@global.gtid_binlog_pos'));
-    pos = new SourcePosition('mariadb', from);
-    reader = await filteredReader(ctx, from, pos, (n) => (decoded += n));
-    cpu0 = process.cpuUsage();
-  } else if (withReader === 'ezctl') {
+  if (withReader) {
     // what ezctl's zone job does: read the binlog from the ghost's creation on, keep the table's changes
     const from = String(await db.value('SELECT @@global.gtid_binlog_pos'));
     pos = new SourcePosition('mariadb', from);
@@ -823,6 +802,7 @@ async function diagCopy(ctx: Ctx, label: string, stmt: 'ezctl' | 'pt-osc', chunk
       flavor: 'mariadb',
       from,
       serverId: 880_000 + (process.pid % 10_000),
+      decodeTable: (schema, table) => schema === SCHEMA && table === TABLE,
       onTx: (tx) => {
         pos!.advance(tx.gtid);
         decoded += tx.changes.length;
@@ -836,13 +816,15 @@ async function diagCopy(ctx: Ctx, label: string, stmt: 'ezctl' | 'pt-osc', chunk
   const t0 = nowMs();
   for (let lo = 0; lo < ROWS; lo += chunkRows) {
     const hi = lo + chunkRows;
-    if (stmt === 'ezctl') {
-      await db.exec(`INSERT INTO ${g} (${cols}) SELECT ${cols} FROM ${t} FORCE INDEX (\`PRIMARY\`) WHERE \`id\` > ? AND \`id\` <= ? LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE \`id\` = ${g}.\`id\``, [lo, hi]);
+    if (ez) {
+      await db.exec(`INSERT INTO ${g} (${cols}) SELECT ${cols} FROM ${t} FORCE INDEX (\`PRIMARY\`) WHERE \`id\` > ? AND \`id\` <= ? ON DUPLICATE KEY UPDATE \`id\` = ${g}.\`id\``, [lo, hi]);
     } else {
       await db.exec(`INSERT LOW_PRIORITY IGNORE INTO ${g} (${cols}) SELECT ${cols} FROM ${t} FORCE INDEX(\`PRIMARY\`) WHERE ((\`id\` >= ?)) AND ((\`id\` <= ?)) LOCK IN SHARE MODE`, [lo + 1, hi]);
     }
   }
+  if (stmt === 'ezctl') await db.exec(`ALTER TABLE ${g} ADD KEY \`k_1\` (\`k\`), ALGORITHM=INPLACE, LOCK=NONE`);
   const ms = nowMs() - t0;
+  await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   const out: DiagCopy = { label, chunkRows, ms, rowsPerS: ROWS / (ms / 1000) };
   if (reader && pos) {
     const target = String(await db.value('SELECT @@global.gtid_binlog_pos'));
@@ -979,12 +961,12 @@ async function main(): Promise<void> {
       const pt = idleAdd('pt-osc');
       const ezChunk = ez?.ezctl ? Math.round(ROWS / ez.ezctl.chunks.bj!) : 40_000;
       const ptChunk = pt?.ptOscChunks ? Math.round(ROWS / pt.ptOscChunks) : 40_000;
-      const variants: Array<[string, 'ezctl' | 'pt-osc', number, 'none' | 'ezctl' | 'filtered']> = [
-        ["pt-osc's statement alone", 'pt-osc', ptChunk, 'none'],
-        ["ezctl's statement alone", 'ezctl', ezChunk, 'none'],
-        ["ezctl's statement, pt-osc's chunk size", 'ezctl', ptChunk, 'none'],
-        ["ezctl's statement + ezctl's binlog reader", 'ezctl', ezChunk, 'ezctl'],
-        ["ezctl's statement + reader decoding only the table", 'ezctl', ezChunk, 'filtered'],
+      const variants: Array<[string, 'ezctl' | 'ezctl-indexes-kept' | 'pt-osc', number, boolean]> = [
+        ["pt-osc's statement alone", 'pt-osc', ptChunk, false],
+        ["ezctl's copy alone (index built after)", 'ezctl', ezChunk, false],
+        ["ezctl's copy, index kept (--no-defer-indexes)", 'ezctl-indexes-kept', ezChunk, false],
+        ["ezctl's copy, pt-osc's chunk size", 'ezctl', ptChunk, false],
+        ["ezctl's copy + ezctl's binlog reader", 'ezctl', ezChunk, true],
       ];
       // interleaved, best of DIAG_REPS each
       const all: DiagCopy[][] = variants.map(() => []);

@@ -75,6 +75,8 @@ export interface CopyFlags {
   copyThreads?: number;
   cutOverLockTimeout?: number;
   cutOverRetries?: number;
+  /** commander's --no-defer-indexes: false when given */
+  deferIndexes?: boolean;
 }
 
 export function addCopyOptions(cmd: Command): Command {
@@ -82,12 +84,14 @@ export function addCopyOptions(cmd: Command): Command {
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
     .option('--copy-threads <n>', 'chunks of disjoint key ranges copied at once in each zone (default 1); on 2 cores with DRC running, two copied an idle table 1.1-1.2x as fast and a loaded one no faster', integer(1, 16))
     .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
-    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100));
+    .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
+    .option('--no-defer-indexes', "keep the ghost's plain secondary indexes during the copy instead of building them after it in one online ALTER (which replicas replay as one statement)");
 }
 
 /** The copy flags given, in the engine's terms. */
-export function copyOptionsFrom(f: CopyFlags): { chunkTimeMs?: number; copyThreads?: number; cutOverLockTimeoutS?: number; cutOverRetries?: number } {
+export function copyOptionsFrom(f: CopyFlags): { chunkTimeMs?: number; copyThreads?: number; cutOverLockTimeoutS?: number; cutOverRetries?: number; deferIndexes?: boolean } {
   return {
+    ...(f.deferIndexes === false ? { deferIndexes: false } : {}),
     ...(f.chunkTime !== undefined ? { chunkTimeMs: f.chunkTime } : {}),
     ...(f.copyThreads !== undefined ? { copyThreads: f.copyThreads } : {}),
     ...(f.cutOverLockTimeout !== undefined ? { cutOverLockTimeoutS: f.cutOverLockTimeout } : {}),

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
+import type { Db } from '../../src/core/db/connect.js';
 
 let sb: TestSandbox;
 let pid: number | undefined;
@@ -30,6 +31,40 @@ async function columnType(node: string, table: string, column: string): Promise<
   const db = await sb.db(node);
   try {
     return db.value<string>('SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', ['ezdemo', table, column]);
+  } finally {
+    await db.close();
+  }
+}
+
+/** SHOW CREATE TABLE as a plain ALTER would leave it: the change made on an unlogged twin of the table. */
+async function shapeAfter(table: string, alter: string): Promise<string> {
+  const db = await sb.db('bj-master');
+  try {
+    await db.exec('SET SESSION sql_log_bin = 0');
+    await db.exec(`CREATE TABLE ezdemo.${table}_ref LIKE ezdemo.${table}`);
+    try {
+      await db.exec(`ALTER TABLE ezdemo.${table}_ref ${alter}`);
+      return normalizedDdl(await showCreate(db, `${table}_ref`), `${table}_ref`, table);
+    } finally {
+      await db.exec(`DROP TABLE ezdemo.${table}_ref`);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+async function showCreate(db: Db, table: string): Promise<string> {
+  return String((await db.one<any>(`SHOW CREATE TABLE ezdemo.${table}`))['Create Table']);
+}
+
+function normalizedDdl(ddl: string, name: string, as: string): string {
+  return ddl.replace(`\`${name}\``, `\`${as}\``).replace(/ AUTO_INCREMENT=\d+/, '');
+}
+
+async function shapeOn(node: string, table: string): Promise<string> {
+  const db = await sb.db(node);
+  try {
+    return normalizedDdl(await showCreate(db, table), table, table);
   } finally {
     await db.close();
   }
@@ -60,10 +95,17 @@ test('modify, add and drop a column and add an index under a workload: every zon
   for (const alter of ['MODIFY amount DECIMAL(14,2) NOT NULL', 'ADD COLUMN coupon VARCHAR(16) NULL', 'ADD INDEX idx_created (created_at)', 'DROP COLUMN coupon']) {
     // two of them copy three chunks at a time, beside the binlog applier's batches
     const threads = alter.startsWith('MODIFY') || alter.startsWith('ADD INDEX') ? ['--copy-threads', '3', '--chunk-time', '20ms'] : [];
+    // the copy goes without the plain indexes and builds them afterwards; the shape must come out
+    // exactly as the ALTER alone would make it, index order included
+    const expected = await shapeAfter('orders', alter);
     const r = await sb.run(['--json', 'osc', '--table', 'ezdemo.orders', '--alter', alter, '--instant', 'never', '--execute', ...threads]);
     assert.equal(r.code, 0, `${alter}: ${show(r)}`);
     const rep = r.json();
     assert.equal(rep.method, 'copy');
+    assert.ok(rep.progress.every((z: any) => z.indexBuildMs >= 0), `the indexes were built after the copy: ${JSON.stringify(rep.progress)}`);
+    for (const node of ['bj-master', 'sh-master', 'bj-replica1', 'sh-replica1']) {
+      await eventually(async () => (await shapeOn(node, 'orders')) === expected, 15_000, `${node}: orders shaped as a plain ALTER leaves it`);
+    }
     assert.ok(rep.cutOver.skewMs <= 1000, `cut-over skew ${rep.cutOver.skewMs} ms`);
     assert.ok(rep.progress.every((z: any) => z.rowsCopied > 0), JSON.stringify(rep.progress));
     for (const node of ['bj-master', 'sh-master']) assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('orders_ez')), ['orders_ezdel'], node);
@@ -245,11 +287,51 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
   await assertConsistent();
 });
 
+test('the copy does not lock the original: a transaction holding a row lock does not hold it up, and its change still arrives', async () => {
+  for (const node of ['bj-master', 'sh-master']) {
+    await sqlOn(sb, node, 'CREATE TABLE ezdemo.slips (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), KEY k_v (v))');
+  }
+  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.slips (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_5000');
+  await drcWaitAll(sb, ZONES, '60s');
+  // a row in the middle of the table, locked and changed, not committed: a copy reading under
+  // locks (LOCK IN SHARE MODE) would wait on it, time out after 10 s and retry, ten times over
+  const blocker = await sb.db('bj-master');
+  await blocker.exec('BEGIN');
+  await blocker.exec('UPDATE ezdemo.slips SET v = -7 WHERE id = 2500');
+  const hold = join(flagDir, 'hold-slips');
+  writeFileSync(hold, '');
+  const job = sb.run(['--json', 'osc', '--table', 'ezdemo.slips', '--alter', 'ADD COLUMN memo VARCHAR(8) NULL', '--instant', 'never', '--execute', '--chunk-time', '5ms', '--postpone-cut-over-flag-file', hold]);
+  try {
+    // copied, indexed and verified in both zones while the lock is still held
+    await eventually(async () => {
+      const st = await sb.run(['--json', 'osc', 'status', '--table', 'ezdemo.slips']);
+      return st.code === 0 && st.json().postponed === true;
+    }, 30_000, 'the copy done and verified while a row of it is locked');
+  } finally {
+    await blocker.exec('COMMIT');
+    await blocker.close();
+    rmSync(hold, { force: true });
+  }
+  const done = await job;
+  assert.equal(done.code, 0, show(done));
+  await drcWaitAll(sb, ZONES, '60s');
+  for (const node of ['bj-master', 'sh-master']) {
+    const db = await sb.db(node);
+    try {
+      assert.equal(Number(await db.value('SELECT v FROM ezdemo.slips WHERE id = 2500')), -7, `${node}: the change committed during the job is in the new table`);
+    } finally {
+      await db.close();
+    }
+    await sqlOn(sb, node, 'DROP TABLE ezdemo.slips_ezdel');
+  }
+  await assertConsistent();
+});
+
 test('kill -9 during the copy, then --resume: the change completes, data identical, the original never damaged', async () => {
   // 200,000 rows written in bj and carried to sh by DRC, copied in chunks kept small: seconds of
   // copying to kill it in
   for (const node of ['bj-master', 'sh-master']) {
-    await sqlOn(sb, node, 'CREATE TABLE ezdemo.parcels (id INT PRIMARY KEY, weight INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
+    await sqlOn(sb, node, 'CREATE TABLE ezdemo.parcels (id INT PRIMARY KEY, weight INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), KEY k_weight (weight))');
   }
   for (let i = 0; i < 10; i++) {
     await sqlOn(sb, 'bj-master', `INSERT INTO ezdemo.parcels SELECT seq, seq % 977, '2024-01-01 00:00:00' FROM ezdemo.seq_${i * 20000 + 1}_to_${(i + 1) * 20000}`);
@@ -271,6 +353,10 @@ test('kill -9 during the copy, then --resume: the change completes, data identic
   assert.ok(before.zones.some((z: any) => z.phase === 'copying'), JSON.stringify(before.zones));
   child.kill('SIGKILL');
   await new Promise((r) => child.on('exit', r));
+  const expected = await shapeAfter('parcels', 'ADD COLUMN wrapped TINYINT NULL');
+  for (const z of before.zones.filter((x: any) => x.phase === 'copying')) {
+    assert.doesNotMatch(await shapeOn(`${z.zone}-master`, 'parcels_ezgho'), /k_weight/, `${z.zone}: killed before its plain index was built`);
+  }
   for (const node of ['bj-master', 'sh-master']) {
     assert.ok((await tables(node, 'ezdemo')).includes('parcels_ezgho'), `${node}: the ghost is left for --resume`);
     assert.equal(await columnType(node, 'parcels', 'wrapped'), undefined, `${node}: the original is untouched`);
@@ -286,6 +372,7 @@ test('kill -9 during the copy, then --resume: the change completes, data identic
   assert.deepEqual(resumed.json().progress.map((z: any) => z.chunksRecopied), [0, 0], JSON.stringify(resumed.json().progress));
   for (const node of ['bj-master', 'sh-master']) {
     assert.equal(await columnType(node, 'parcels', 'wrapped'), 'tinyint(4)', node);
+    assert.equal(await shapeOn(node, 'parcels'), expected, `${node}: the resumed job built the index the copy went without`);
     assert.deepEqual((await tables(node, 'ezdemo')).filter((t) => t.startsWith('parcels_ez')), ['parcels_ezdel'], node);
   }
   await assertConsistent();

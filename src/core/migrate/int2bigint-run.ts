@@ -15,6 +15,8 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 export interface Int2BigintRunOptions extends Int2BigintOptions {
   chunkTimeMs?: number;
   copyThreads?: number;
+  /** false: keep secondary indexes during the copy (see OscOptions.deferIndexes) */
+  deferIndexes?: boolean;
   throttle?: ThrottleOptions;
   cutOverLockTimeoutS?: number;
   cutOverRetries?: number;
@@ -44,6 +46,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
       ...(o.zones ? { zones: o.zones } : {}),
       ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
       ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
+      ...(o.deferIndexes !== undefined ? { deferIndexes: o.deferIndexes } : {}),
       ...(o.throttle ? { throttle: o.throttle } : {}),
       ...(o.cutOverLockTimeoutS !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeoutS } : {}),
       ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
-import { quoteTable } from '../db/quote.js';
+import { quoteId, quoteTable } from '../db/quote.js';
 import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
@@ -36,6 +36,8 @@ export interface OscOptions {
   chunkTimeMs?: number;
   /** chunks copied at once per zone (default 1) */
   copyThreads?: number;
+  /** false: the ghost keeps its plain secondary indexes during the copy (default: built after it) */
+  deferIndexes?: boolean;
   throttle?: ThrottleOptions;
   postponeCutOverFlagFile?: string;
   cutOverLockTimeoutS?: number;
@@ -131,7 +133,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
         ghostDdl:
           method === 'instant'
             ? [`ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT  -- in every zone`]
-            : [`CREATE TABLE ${quoteTable(schema, plan.names.ghost)} LIKE ${quoteTable(schema, table)}`, `ALTER TABLE ${quoteTable(schema, plan.names.ghost)} ${opts.alter}`],
+            : [`CREATE TABLE ${quoteTable(schema, plan.names.ghost)} LIKE ${quoteTable(schema, table)}`, `ALTER TABLE ${quoteTable(schema, plan.names.ghost)} ${opts.alter}`, ...deferredIndexDdl(plan, opts.deferIndexes)],
         checks: [
           'the ALTER was tried on an empty twin (not logged): accepted',
           'a unique key both shapes share, to copy by',
@@ -141,7 +143,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
           `DRC lag ≤ ${maxDrcLag} ms${lag.maxLagMs === null ? ' (no DRC heartbeat seen)' : ` (now ${lag.maxLagMs} ms)`}`,
           ...(method === 'copy' ? ['before the cut-over: original and ghost compared chunk by chunk', `cut-over: lock wait ${opts.cutOverLockTimeoutS ?? 3} s, ${opts.cutOverRetries ?? 5} attempts`] : []),
         ],
-        notes: plan.notes,
+        notes: [...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : [])],
       },
       refusals,
       ms: 0,
@@ -161,7 +163,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, log: ctx.log, throttler, job,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job,
       }));
     return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
   } finally {
@@ -230,7 +232,10 @@ export async function copyAndCutOver(
   let cutOverDone = false;
   try {
     const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone);
-    await Promise.all(jobs.map((j) => j.copy()));
+    await Promise.all(jobs.map(async (j) => {
+      await j.copy();
+      await j.buildIndexes();
+    }));
     await Promise.all(jobs.map((j) => j.verify()));
     if (opts.postponeCutOverFlagFile) {
       let said = false;
@@ -291,6 +296,26 @@ export async function copyAndCutOver(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The plan's statements for the indexes left out of the copy (see OscPlan.deferrableIndexes). */
+export function deferredIndexDdl(plan: OscPlan, defer: boolean | undefined): string[] {
+  const later = defer === false ? [] : plan.deferrableIndexes;
+  if (!later.length) return [];
+  const ghost = quoteTable(plan.schema, plan.names.ghost);
+  return [
+    `ALTER TABLE ${ghost} ${later.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}  -- empty yet: instant`,
+    `ALTER TABLE ${ghost} ${later.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE  -- after the copy`,
+  ];
+}
+
+export function deferredIndexNote(plan: OscPlan, defer: boolean | undefined): string[] {
+  const later = defer === false ? [] : plan.deferrableIndexes;
+  if (!later.length) return [];
+  return [
+    `index ${later.map((ix) => ix.name).join(', ')} is built after the copy in one online ALTER of the ghost (faster than row by row); ` +
+      "the zone's replicas replay it as one statement, so their lag grows by its duration (about a second per million rows here); --no-defer-indexes keeps it during the copy",
+  ];
+}
 
 /** A table's saved state in a zone, when a change is resumed (undefined: starting afresh). */
 export type SavedFor = (job: ZoneOsc) => Awaited<ReturnType<typeof ZoneOsc.savedState>> | undefined;

@@ -50,8 +50,36 @@ export interface OscPlan {
   rowsEstimate: number;
   /** `ALTER TABLE ... ALGORITHM=INSTANT` is possible (probed on the temporary copy) */
   instant: boolean;
+  /**
+   * The new shape's plain secondary indexes, which the ghost can do without during the copy and
+   * get afterwards in one online ALTER (a sorted build instead of an insert into each index per
+   * row): empty where foreign keys or full-text/spatial indexes are involved.
+   */
+  deferrableIndexes: DeferredIndex[];
   refusals: string[];
   notes: string[];
+}
+
+export interface DeferredIndex {
+  name: string;
+  /** its definition as SHOW CREATE TABLE prints it: KEY `name` (...) ... */
+  definition: string;
+}
+
+/**
+ * The plain (non-unique, not full-text, not spatial) indexes of a SHOW CREATE TABLE text, or none
+ * when the table has a full-text or spatial index (the server orders those among the others, and
+ * adding them online has its own limits) or a foreign key (an index may be what it needs).
+ */
+export function deferrableIndexes(createTable: string): DeferredIndex[] {
+  const lines = createTable.split('\n').map((l) => l.trim().replace(/,$/, ''));
+  if (lines.some((l) => /^(FULLTEXT|SPATIAL) KEY /.test(l) || /^(CONSTRAINT .*)?FOREIGN KEY /.test(l))) return [];
+  const out: DeferredIndex[] = [];
+  for (const l of lines) {
+    const m = /^KEY `((?:[^`]|``)+)` \(/.exec(l);
+    if (m) out.push({ name: m[1]!.replace(/``/g, '`'), definition: l });
+  }
+  return out;
 }
 
 /** "old:new" pairs from --map, for columns the ALTER renames. */
@@ -112,6 +140,7 @@ export async function planOnMaster(
   // if that is refused, changed the ordinary way; a bad ALTER fails here, before anything.
   const twin = `_ezctl_osc_probe_${process.pid}`;
   let after: TableShape | undefined;
+  let afterDdl = '';
   let instant = false;
   await db.exec('SET SESSION sql_log_bin = 0');
   try {
@@ -129,6 +158,7 @@ export async function planOnMaster(
     const shape = read.get(`${schema}.${twin}`);
     if (!shape) throw new Error('the new shape could not be read');
     after = { ...shape, table };
+    afterDdl = String((await db.one<Record<string, unknown>>(`SHOW CREATE TABLE ${quoteTable(schema, twin)}`))?.['Create Table'] ?? '');
   } finally {
     await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, twin)}`).catch(() => undefined);
     await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);
@@ -185,6 +215,8 @@ export async function planOnMaster(
     verifyColumns: verify.columns.filter((c) => carried.has(c)),
     rowsEstimate: before.rowsEstimate,
     instant, refusals, notes,
+    // a foreign key from or to the table may need one of its indexes while the ghosts are linked
+    deferrableIndexes: before.foreignKeys.length || children.length ? [] : deferrableIndexes(afterDdl),
   };
 }
 

@@ -2,8 +2,11 @@
 //  - the ghost table (_t_gho) is created with the change applied;
 //  - the table's binlog changes from that moment on are applied to the ghost (REPLACE / DELETE
 //    of the final state per key, in batches), including what DRC writes into the table here;
-//  - rows are copied in key order through the shared chunker (INSERT ... SELECT ... LOCK IN
-//    SHARE MODE; a row the binlog applier already wrote is kept, being newer);
+//  - rows are copied in key order through the shared chunker (INSERT ... SELECT as a consistent
+//    read: no locks on the original, so the application's writes never wait for the copy; a row
+//    the binlog applier already wrote is kept, being newer; see copy() for why that is exact);
+//  - the ghost's plain secondary indexes are left out while rows are copied and built afterwards
+//    in one online ALTER (a sorted build, not an insert into every index per row);
 //  - before the cut-over, original and ghost are compared chunk by chunk and a differing chunk
 //    is copied again (REPLACE), which is safe because later binlog changes still follow;
 //  - the cut-over (cutover.ts, for all the tables of a change in a zone at once) locks the table,
@@ -27,13 +30,15 @@ const VERIFY_MAX_ROWS = 5000;
 
 export interface ZoneProgress {
   zone: string;
-  phase: 'starting' | 'copying' | 'verifying' | 'ready' | 'cutting-over' | 'done' | 'failed' | 'aborted';
+  phase: 'starting' | 'copying' | 'indexing' | 'verifying' | 'ready' | 'cutting-over' | 'done' | 'failed' | 'aborted';
   rowsCopied: number;
   chunks: number;
   chunksRecopied: number;
   eventsApplied: number;
   backlog: number;
   cutOverAt?: number;
+  /** how long building the indexes left out of the copy took */
+  indexBuildMs?: number;
 }
 
 export class ZoneOsc {
@@ -49,7 +54,7 @@ export class ZoneOsc {
     readonly zone: string,
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
-    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined },
+    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
@@ -120,6 +125,8 @@ export class ZoneOsc {
     } else {
       await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
       if (this.plan.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
+      const later = this.o.deferIndexes === false ? [] : this.plan.deferrableIndexes;
+      if (later.length) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${later.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}`);
     }
   }
 
@@ -132,6 +139,8 @@ export class ZoneOsc {
     await db.exec("SET SESSION binlog_format = 'ROW'");
     await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
     await db.exec('SET SESSION foreign_key_checks = 0');
+    // INSERT ... SELECT reads the original without locking it only below REPEATABLE READ
+    await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     return db;
   }
 
@@ -183,10 +192,16 @@ export class ZoneOsc {
         if (!chunk) return;
         const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
         const t0 = Date.now();
-        // a row already written by the binlog applier is newer than this read: keep it
+        // A consistent read, no locks: a copy statement never runs beside an applier batch
+        // (ghostCopy), so a change committed before it started is either read here or was applied
+        // before (the row kept: ON DUPLICATE KEY), and one committed after is applied after it,
+        // over what was copied. The exception is a change whose binlog event arrived before its
+        // commit became visible to this read (microseconds): a deleted row can then be copied
+        // back. verify() compares every chunk before the cut-over and copies such a chunk again
+        // under locks.
         const r = await this.ghostCopy(() => retryOnLockConflict(() =>
           db.exec(
-            `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
+            `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
             range.params,
           ),
         ));
@@ -206,6 +221,39 @@ export class ZoneOsc {
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     await this.saveState(undefined, true);
+  }
+
+  /**
+   * Build the indexes the copy went without (OscPlan.deferrableIndexes) in one online ALTER; the
+   * binlog applier goes on meanwhile. After a --resume only those still missing are built.
+   */
+  async buildIndexes(): Promise<void> {
+    const p = this.plan;
+    if (!p.deferrableIndexes.length) return;
+    const present = async () => new Set((await this.copyDb.query<{ n: string }>(
+      'SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [p.schema, p.names.ghost],
+    )).map((r) => r.n));
+    const have = await present();
+    const missing = p.deferrableIndexes.filter((ix) => !have.has(ix.name));
+    if (!missing.length) return;
+    this.progress.phase = 'indexing';
+    this.check();
+    await this.o.throttler?.gate(this.halt.signal);
+    const t0 = Date.now();
+    // bounded: a session holding the ghost's metadata lock (a reader) would hold this up
+    await this.copyDb.exec('SET SESSION lock_wait_timeout = 60');
+    try {
+      await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${missing.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`);
+    } catch (e) {
+      // the ALTER of a killed run may have finished first (--resume)
+      if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
+    } finally {
+      await this.copyDb.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
+    }
+    const now = await present();
+    const lacking = p.deferrableIndexes.filter((ix) => !now.has(ix.name)).map((ix) => ix.name);
+    if (lacking.length) throw new Error(`zone ${this.zone}: the ghost ${p.names.ghost} still lacks index ${lacking.join(', ')} after building it`);
+    this.progress.indexBuildMs = Date.now() - t0;
   }
 
   /** The compared columns of the original (old names) or of the ghost (new names). */
