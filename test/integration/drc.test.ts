@@ -243,3 +243,28 @@ test('a second start is refused (exit 4); a table without a primary key or drc_t
   await drcWaitAll(sb, ZONES);
   await assertZonesIdentical(sb, MASTERS, DEMO_TABLES.map((t) => ['ezdemo', t] as [string, string]));
 });
+
+test('--replicate-ddl forwards a zone\'s DDL, but never a schema change\'s helper-table statements or ezctl\'s marked ones', async () => {
+  await drcStop(sb, pid);
+  pid = await drcStart(sb, ['--replicate-ddl']);
+  const hasColumn = async (node: string, column: string) =>
+    Number((await one(node, "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ezdemo' AND TABLE_NAME = 'lww' AND COLUMN_NAME = ?", [column])).n) === 1;
+  // what ezctl osc writes in each zone itself: the ghost, its index build, the cut-over's rename,
+  // and an instant change (marked); then a plain DDL, which must travel, after all of them
+  await sql('bj-master',
+    'CREATE TABLE ezdemo.lww_ezgho LIKE ezdemo.lww',
+    'ALTER TABLE `ezdemo`.`lww_ezgho` ADD KEY `k_v` (`v`), ALGORITHM=INPLACE, LOCK=NONE',
+    'RENAME TABLE ezdemo.lww_ezgho TO ezdemo.lww_ezdel',
+    'DROP TABLE ezdemo.lww_ezdel',
+    '/* ezctl-drc osc */ ALTER TABLE ezdemo.lww ADD COLUMN marked INT NULL, ALGORITHM=INSTANT',
+    'ALTER TABLE ezdemo.lww ADD COLUMN forwarded INT NULL');
+  await eventually(() => hasColumn('sh-master', 'forwarded'), 15_000, 'the plain DDL to reach sh');
+  assert.equal(await hasColumn('sh-master', 'marked'), false, 'the marked ALTER stayed in bj');
+  const st = await drcStatus(sb);
+  assert.ok(st.directions.every((d: any) => d.state === 'running'), JSON.stringify(st.directions));
+  const log = readFileSync(join(sb.dir, 'state', 'drc-demo', 'daemon.log'), 'utf8');
+  for (const what of ['CREATE TABLE ezdemo.lww_ezgho', 'ALTER TABLE `ezdemo`.`lww_ezgho`', 'RENAME TABLE ezdemo.lww_ezgho', 'DROP TABLE `ezdemo`.`lww_ezdel`' /* the server's own form */]) {
+    assert.match(log, new RegExp(`DDL at bj .*${what.replace(/[.`]/g, (c) => `\\${c}`)}.*\\[not replicated: a schema change's helper table`), what);
+  }
+  await sql('bj-master', 'ALTER TABLE ezdemo.lww DROP COLUMN marked');
+});

@@ -161,6 +161,10 @@ test('unsafe changes are refused with exit 4 and nothing changed; the plan chang
   const plan = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN x INT NULL', '--instant', 'never']);
   assert.equal(plan.code, 0, show(plan));
   assert.match(plan.stdout, /CREATE TABLE `ezdemo`.`riders_ezgho` LIKE `ezdemo`.`riders`/);
+  assert.match(plan.stdout, /ALTER TABLE `ezdemo`.`riders_ezgho` ADD KEY `idx_shard` \(`shard_id`\), ALGORITHM=INPLACE, LOCK=NONE {2}-- after the copy/);
+  assert.match(plan.stdout, /note: index idx_shard is built after the copy/);
+  const kept = await sb.run(['osc', '--table', 'ezdemo.riders', '--alter', 'ADD COLUMN x INT NULL', '--instant', 'never', '--no-defer-indexes']);
+  assert.doesNotMatch(kept.stdout, /idx_shard/, show(kept));
   assert.deepEqual(await tables('bj-master', 'ezdemo'), before, 'nothing created');
   assert.equal(await columnType('bj-master', 'riders', 'full_name'), undefined);
   // with the rename mapped, the column keeps its data

@@ -20,7 +20,7 @@ import { tableInfo } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
-import { CHECKPOINT_TABLE, HEARTBEAT_TABLE } from './filter.js';
+import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from './filter.js';
 
 export interface TableMeta {
   schema: string;
@@ -156,7 +156,7 @@ export class Applier {
    */
   async execStatement(schema: string, query: string, originZone: string): Promise<void> {
     if (schema) await this.db.exec(`USE ${quoteId(schema)}`);
-    await this.db.exec(`/* ezctl-drc origin=${originZone.replace(/[^A-Za-z0-9_-]/g, '')} */ ${query}`);
+    await this.db.exec(`${ownDdlMarker(`origin=${originZone}`)}${query}`);
     this.tables.clear();
   }
 

@@ -10,6 +10,29 @@ import { STATE_SCHEMA } from '../state/schema.js';
 export const HEARTBEAT_TABLE = 'drc_heartbeat';
 export const CHECKPOINT_TABLE = 'drc_checkpoint';
 const HELPER_TABLE = /^(_.+_(gho|ghc|del)|.+_ez(gho|del|cut|cut0))$/;
+/** the same names inside a statement's text, quoted or not */
+const HELPER_IN_STATEMENT = /(?:^|[\s`.,(])(?:_\w+_(?:gho|ghc|del)|\w+_ez(?:gho|del|cut|cut0))(?=[\s`.,();]|$)/;
+
+/**
+ * The comment that marks a statement as DRC's own (or run by ezctl in every zone by itself): DRC
+ * neither reports nor forwards it, even with --replicate-ddl. `what` says who wrote it.
+ */
+export function ownDdlMarker(what: string): string {
+  return `/* ezctl-drc ${what.replace(/[^A-Za-z0-9_ =-]/g, '')} */ `;
+}
+
+export function hasOwnDdlMarker(query: string): boolean {
+  return /\/\* ezctl-drc /.test(query);
+}
+
+/**
+ * A statement about a schema change's helper tables (creating or altering the ghost, the
+ * cut-over's RENAME and sentry): each zone runs its own, so DRC never forwards one, even with
+ * --replicate-ddl.
+ */
+export function namesHelperTable(query: string): boolean {
+  return HELPER_IN_STATEMENT.test(query);
+}
 
 export interface ReplicationRules {
   databases?: string[];

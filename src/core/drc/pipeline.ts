@@ -12,7 +12,7 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
-import { CHECKPOINT_TABLE } from './filter.js';
+import { CHECKPOINT_TABLE, hasOwnDdlMarker, namesHelperTable } from './filter.js';
 
 export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
 
@@ -304,7 +304,7 @@ export class Pipeline {
     const own = ownDomain === undefined || tx.domain === ownDomain;
     // Loop avoidance: only the zone's own writes travel. DRC's writes carry DRC's domain, and
     // each one has the checkpoint as its first row (the marker that also covers MySQL).
-    const marker = tx.changes.some((c) => c.schema === STATE_SCHEMA && c.table === CHECKPOINT_TABLE) || /\/\* ezctl-drc /.test(tx.statement?.query ?? '');
+    const marker = tx.changes.some((c) => c.schema === STATE_SCHEMA && c.table === CHECKPOINT_TABLE) || hasOwnDdlMarker(tx.statement?.query ?? '');
     if (!own || marker) {
       this.droppedTx++;
       return;
@@ -312,8 +312,10 @@ export class Pipeline {
     if (tx.statement) {
       this.ddlSeen++;
       const q = tx.statement.query.replace(/\s+/g, ' ').slice(0, 200);
-      this.o.log.info(`${this.id}: DDL at ${this.o.from} (${tx.gtid}, schema ${tx.statement.schema || '-'}): ${q}${this.o.replicateDdl ? '' : ' [not replicated: use ezctl osc, or --replicate-ddl]'}`);
-      if (!this.o.replicateDdl) {
+      const helper = namesHelperTable(tx.statement.query);
+      const why = helper ? ' [not replicated: a schema change\'s helper table, each zone has its own]' : this.o.replicateDdl ? '' : ' [not replicated: use ezctl osc, or --replicate-ddl]';
+      this.o.log.info(`${this.id}: DDL at ${this.o.from} (${tx.gtid}, schema ${tx.statement.schema || '-'}): ${q}${why}`);
+      if (!this.o.replicateDdl || helper) {
         sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
         this.droppedTx++;
         return;

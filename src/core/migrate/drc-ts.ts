@@ -35,6 +35,7 @@ import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { keyCompare, keyEquals, keyIn, orderBy, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { columnDefinition, readShapes, tableFilter, type ColumnShape, type TableShape } from '../dcp/structure.js';
 import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
+import { ownDdlMarker } from '../drc/filter.js';
 import { onInterrupt } from '../signals.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ export const FINAL_ON_UPDATE = 'on update current_timestamp(3)';
 export const FINAL_DEFINITION = 'TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)';
 
 /** The comment every DDL of this command starts with: DRC's replicator never forwards a statement carrying it. */
-export const DDL_MARKER = '/* ezctl-drc migrate drc-ts */ ';
+const DDL_MARKER = ownDdlMarker('migrate drc-ts');
 
 export type Algorithm = 'INSTANT' | 'INPLACE' | 'COPY';
 

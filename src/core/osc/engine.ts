@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
-import { quoteId, quoteTable } from '../db/quote.js';
+import { quoteTable } from '../db/quote.js';
 import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
@@ -19,10 +19,11 @@ import { onInterrupt } from '../signals.js';
 import { serveControl, sendControl } from '../control/socket.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
-import { planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { buildIndexesSql, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
+import { ownDdlMarker } from '../drc/filter.js';
 
 export interface OscOptions {
   cluster?: string;
@@ -156,7 +157,8 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
 
     if (method === 'instant') {
       // every zone at once; each zone's own replicas follow through their binlog
-      await Promise.all(ctl.map((c) => c.db.exec(`ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT`)));
+      // marked as DRC's own: each zone makes the change itself, so not even --replicate-ddl forwards it
+      await Promise.all(ctl.map((c) => c.db.exec(`${ownDdlMarker('osc')}ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT`)));
       report.ms = Date.now() - started;
       return report;
     }
@@ -298,18 +300,15 @@ export async function copyAndCutOver(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The plan's statements for the indexes left out of the copy (see OscPlan.deferrableIndexes). */
-export function deferredIndexDdl(plan: OscPlan, defer: boolean | undefined): string[] {
-  const later = defer === false ? [] : plan.deferrableIndexes;
+function deferredIndexDdl(plan: OscPlan, defer: boolean | undefined): string[] {
+  const later = indexesLeftOut(plan, defer);
   if (!later.length) return [];
   const ghost = quoteTable(plan.schema, plan.names.ghost);
-  return [
-    `ALTER TABLE ${ghost} ${later.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}  -- empty yet: instant`,
-    `ALTER TABLE ${ghost} ${later.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE  -- after the copy`,
-  ];
+  return [`${leaveOutIndexesSql(ghost, later)}  -- while it is empty`, `${buildIndexesSql(ghost, later)}  -- after the copy`];
 }
 
-export function deferredIndexNote(plan: OscPlan, defer: boolean | undefined): string[] {
-  const later = defer === false ? [] : plan.deferrableIndexes;
+function deferredIndexNote(plan: OscPlan, defer: boolean | undefined): string[] {
+  const later = indexesLeftOut(plan, defer);
   if (!later.length) return [];
   return [
     `index ${later.map((ix) => ix.name).join(', ')} is built after the copy in one online ALTER of the ghost (faster than row by row); ` +

@@ -5,7 +5,7 @@
 // refuse (exit 4): no shared unique key, foreign keys, a rename without a mapping, a table that
 // differs between zones, helper tables left by an earlier job.
 import type { Db } from '../db/connect.js';
-import { quoteTable } from '../db/quote.js';
+import { quoteId, quoteTable } from '../db/quote.js';
 import { badInput } from '../exit.js';
 import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
 import { keyOf } from '../dcp/check-full.js';
@@ -80,6 +80,20 @@ export function deferrableIndexes(createTable: string): DeferredIndex[] {
     if (m) out.push({ name: m[1]!.replace(/``/g, '`'), definition: l });
   }
   return out;
+}
+
+/** The indexes the ghost goes without during the copy (--no-defer-indexes: none). */
+export function indexesLeftOut(plan: Pick<OscPlan, 'deferrableIndexes'>, defer: boolean | undefined): DeferredIndex[] {
+  return defer === false ? [] : plan.deferrableIndexes;
+}
+
+/** The ghost's statements for them: dropped while it is empty, added after the copy, online. */
+export function leaveOutIndexesSql(ghost: string, indexes: DeferredIndex[]): string {
+  return `ALTER TABLE ${ghost} ${indexes.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}`;
+}
+
+export function buildIndexesSql(ghost: string, indexes: DeferredIndex[]): string {
+  return `ALTER TABLE ${ghost} ${indexes.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`;
 }
 
 /** "old:new" pairs from --map, for columns the ALTER renames. */

@@ -22,7 +22,7 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
-import type { OscPlan } from './plan.js';
+import { buildIndexesSql, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
 import { retryOnLockConflict, type ApplierTable, type ZoneApplier } from './applier.js';
 
 /** The largest chunk the verification compares (see verify). */
@@ -125,8 +125,8 @@ export class ZoneOsc {
     } else {
       await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
       if (this.plan.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
-      const later = this.o.deferIndexes === false ? [] : this.plan.deferrableIndexes;
-      if (later.length) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${later.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}`);
+      const later = indexesLeftOut(this.plan, this.o.deferIndexes);
+      if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
     }
   }
 
@@ -243,7 +243,7 @@ export class ZoneOsc {
     // bounded: a session holding the ghost's metadata lock (a reader) would hold this up
     await this.copyDb.exec('SET SESSION lock_wait_timeout = 60');
     try {
-      await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${missing.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`);
+      await this.copyDb.exec(buildIndexesSql(this.ghost, missing));
     } catch (e) {
       // the ALTER of a killed run may have finished first (--resume)
       if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
