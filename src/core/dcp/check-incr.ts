@@ -145,7 +145,9 @@ async function oneWindow(
   for (const s of spans) {
     positions[s.c.zone] = { from: s.from ?? s.end, to: s.end, changes: 0 };
     if (s.from === null) continue;
-    positions[s.c.zone]!.changes = await readChanges(s.c, s.from, s.end, (tx) => {
+    // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
+    const checked = (schema: string, table: string) => identities.has(`${schema}.${table}`) && matcher(schema, table);
+    positions[s.c.zone]!.changes = await readChanges(s.c, s.from, s.end, checked, (tx) => {
       if (tx.domain !== (s.c.info.gtidDomainId ?? 0)) return 0;
       let n = 0;
       for (const ch of tx.changes) {
@@ -229,7 +231,7 @@ function normalizeKeyPart(v: unknown): KeyValue[number] {
 }
 
 /** Read one zone's binlog from `from` until `end` is covered; returns what onTx counted. */
-async function readChanges(c: ZoneCtl, from: string, end: string, onTx: (tx: BinlogTx) => number): Promise<number> {
+async function readChanges(c: ZoneCtl, from: string, end: string, decodeTable: (schema: string, table: string) => boolean, onTx: (tx: BinlogTx) => number): Promise<number> {
   if (!end || gtidCovers('mariadb', from, end)) return 0;
   const seen = new SourcePosition('mariadb', from);
   const target = new SourcePosition('mariadb', end);
@@ -248,6 +250,7 @@ async function readChanges(c: ZoneCtl, from: string, end: string, onTx: (tx: Bin
       flavor: 'mariadb',
       from,
       serverId: 800_000 + Math.floor(Math.random() * 100_000),
+      decodeTable,
       onTx: (tx) => {
         if (stopping) return;
         seen.advance(tx.gtid);
