@@ -145,6 +145,7 @@ test('unsafe changes are refused with exit 4 and nothing changed; the plan chang
     ['ezdemo.order_items', 'DROP PRIMARY KEY', /no unique key on \(order_id, line_no\)/],
     ['ezdemo.riders', 'CHANGE name full_name VARCHAR(64) NOT NULL', /--map name:full_name/],
     ['ezdemo.nokey', 'ADD COLUMN b INT', /no primary key or unique key/],
+    ['ezdemo.riders', 'ADD UNIQUE KEY u_shard (shard_id)', /adds unique key u_shard \(shard_id\): a row duplicating another/],
   ];
   const before = await tables('bj-master', 'ezdemo');
   for (const [table, alter, why] of cases) {

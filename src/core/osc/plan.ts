@@ -2,8 +2,8 @@
 // ALTER is tried on an empty twin of the table created with sql_log_bin=0, so neither the zone's
 // replicas nor DRC ever see it),
 // the key the copy walks that both shapes share, the columns carried over, and every reason to
-// refuse (exit 4): no shared unique key, foreign keys, a rename without a mapping, a table that
-// differs between zones, helper tables left by an earlier job.
+// refuse (exit 4): no shared unique key, a new unique key, foreign keys, a rename without a
+// mapping, a table that differs between zones, helper tables left by an earlier job.
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { badInput } from '../exit.js';
@@ -217,6 +217,14 @@ export async function planOnMaster(
     const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
     key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
     if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
+  }
+  // A unique key the table did not have: a row that duplicates another under it would be dropped
+  // by the copy, and the binlog applier's REPLACE would delete the other row instead; pt-osc
+  // refuses these too (--check-unique-key-change).
+  const uniqueSets = (s: TableShape) => new Set(s.indexes.filter((ix) => ix.unique).map((ix) => ix.parts.map((p) => p.column).join('\0')));
+  const hadUnique = uniqueSets(renameShape(before, map));
+  for (const ix of after.indexes.filter((x) => x.unique && !hadUnique.has(x.parts.map((p) => p.column).join('\0')))) {
+    refusals.push(`the ALTER adds unique key ${ix.name} (${ix.parts.map((p) => p.column).join(', ')}): a row duplicating another under it would be lost silently in the copy; check for duplicates and add it in place (ALTER TABLE ... ADD UNIQUE ..., ALGORITHM=INPLACE, LOCK=NONE) in every zone`);
   }
   const verify = commonColumns([renameShape(before, map), after]);
   if (verify.excluded.length) notes.push(`not compared before cut-over (their values change form): ${verify.excluded.map((e) => e.column).join(', ')}`);
