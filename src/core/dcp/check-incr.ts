@@ -142,11 +142,11 @@ async function oneWindow(
   // collect changed keys per table from every zone's own writes
   const keys = new Map<string, Map<string, KeyValue>>();
   const positions: IncrReport['positions'] = {};
+  // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
+  const checked = (schema: string, table: string) => identities.has(`${schema}.${table}`) && matcher(schema, table);
   for (const s of spans) {
     positions[s.c.zone] = { from: s.from ?? s.end, to: s.end, changes: 0 };
     if (s.from === null) continue;
-    // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
-    const checked = (schema: string, table: string) => identities.has(`${schema}.${table}`) && matcher(schema, table);
     positions[s.c.zone]!.changes = await readChanges(s.c, s.from, s.end, checked, (tx) => {
       if (tx.domain !== (s.c.info.gtidDomainId ?? 0)) return 0;
       let n = 0;

@@ -9,20 +9,23 @@ import { STATE_SCHEMA } from '../state/schema.js';
 
 export const HEARTBEAT_TABLE = 'drc_heartbeat';
 export const CHECKPOINT_TABLE = 'drc_checkpoint';
-const HELPER_TABLE = /^(_.+_(gho|ghc|del)|.+_ez(gho|del|cut|cut0))$/;
+/** a helper table's name around its table's name (`name`, a regex source) */
+const helperName = (name: string) => `(?:_${name}_(?:gho|ghc|del)|${name}_ez(?:gho|del|cut|cut0))`;
+const HELPER_TABLE = new RegExp(`^${helperName('.+')}$`);
 /** the same names inside a statement's text, quoted or not */
-const HELPER_IN_STATEMENT = /(?:^|[\s`.,(])(?:_\w+_(?:gho|ghc|del)|\w+_ez(?:gho|del|cut|cut0))(?=[\s`.,();]|$)/;
+const HELPER_IN_STATEMENT = new RegExp(`(?:^|[\\s\`.,(])${helperName('\\w+')}(?=[\\s\`.,();]|$)`);
+const OWN_DDL_PREFIX = '/* ezctl-drc ';
 
 /**
  * The comment that marks a statement as DRC's own (or run by ezctl in every zone by itself): DRC
  * neither reports nor forwards it, even with --replicate-ddl. `what` says who wrote it.
  */
 export function ownDdlMarker(what: string): string {
-  return `/* ezctl-drc ${what.replace(/[^A-Za-z0-9_ =-]/g, '')} */ `;
+  return `${OWN_DDL_PREFIX}${what.replace(/[^A-Za-z0-9_ =-]/g, '')} */ `;
 }
 
 export function hasOwnDdlMarker(query: string): boolean {
-  return /\/\* ezctl-drc /.test(query);
+  return query.includes(OWN_DDL_PREFIX);
 }
 
 /**

@@ -6,20 +6,14 @@
 // stay done, the failed one's originals stay as they were.
 import type { Ctx } from '../context.js';
 import { refused } from '../exit.js';
-import { runOsc, type OscReport } from '../osc/engine.js';
+import { runOsc, type OscOptions, type OscReport } from '../osc/engine.js';
 import { runOscFamily, type FamilyReport } from '../osc/family.js';
 import { helperNames } from '../osc/plan.js';
-import type { ThrottleOptions } from '../throttle/index.js';
 import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
 
-export interface Int2BigintRunOptions extends Int2BigintOptions {
-  chunkTimeMs?: number;
-  copyThreads?: number;
-  /** false: keep secondary indexes during the copy (see OscOptions.deferIndexes) */
-  deferIndexes?: boolean;
-  throttle?: ThrottleOptions;
-  cutOverLockTimeoutS?: number;
-  cutOverRetries?: number;
+/** The copy's knobs are osc's (see OscOptions). */
+export interface Int2BigintRunOptions
+  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
