@@ -13,6 +13,7 @@
 // If the net effect is refused (a unique or foreign key the reordering upsets), the same
 // transactions are applied again one at a time in exact source order.
 import { toParam } from '../binlog/values.js';
+import { keyText, type KeyValue } from '../chunk/keys.js';
 import type { Db, Param } from '../db/connect.js';
 import { QueryError } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
@@ -115,11 +116,6 @@ export function isRetryable(err: unknown): boolean {
 
 // Errors a net-effect batch can cause by reordering rows, which exact source order avoids.
 const REORDER_CODES = new Set(['ER_DUP_ENTRY', 'ER_NO_REFERENCED_ROW_2', 'ER_ROW_IS_REFERENCED_2', 'ER_NO_REFERENCED_ROW', 'ER_ROW_IS_REFERENCED']);
-
-/** Key values as one string: numbers and numeric strings alike (binlog vs SELECT), bytes as hex. */
-export function keyString(values: unknown[]): string {
-  return JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? `x:${v.toString('hex')}` : v === null || v === undefined ? null : typeof v === 'object' ? JSON.stringify(v) : String(v))));
-}
 
 function tsOf(row: Row | undefined, col: string): string | null {
   const v = row?.[col];
@@ -305,7 +301,7 @@ export class Applier {
     }
     const state = new Map<string, KeyState>();
     const keyOf = (m: TableMeta, row: Row) => m.pk.map((k) => row[k]);
-    const sk = (m: TableMeta, key: unknown[]) => `${m.schema}.${m.table}|${keyString(key)}`;
+    const sk = (m: TableMeta, key: unknown[]) => `${m.schema}.${m.table}|${keyText(key as KeyValue)}`;
     const wanted = new Map<TableMeta, Map<string, unknown[]>>();
     for (const { c, m } of changes) {
       const keys = wanted.get(m) ?? new Map<string, unknown[]>();
@@ -313,7 +309,7 @@ export class Applier {
       for (const row of [c.before, c.after]) {
         if (!row) continue;
         const key = keyOf(m, row);
-        keys.set(keyString(key), key);
+        keys.set(keyText(key as KeyValue), key);
       }
     }
     for (const [m, keys] of wanted) await this.lockRows(m, [...keys.values()], state, sk);
