@@ -1,12 +1,12 @@
 // ezctl check schema: compare table structure between zones (and each replica with its master).
 import type { Command } from 'commander';
-import { action, examples, nameList } from './common.js';
+import { action, CLUSTER_OPTION, examples, nameList } from './common.js';
 
 export function registerCheckSchema(check: Command): void {
   check
     .command('schema')
     .description('compare table structure: every zone master against the reference (the first zone), every replica against its master; exit 1 on differences')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones, comma-separated; the first is the reference (default: all, a global cluster\'s writer zone first)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, db.tmp_*, /regex/ (comma-separated)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')

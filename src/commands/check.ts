@@ -1,7 +1,7 @@
 // ezctl check: consistency checks between zones (full, incremental, schema).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
+import { action, CLUSTER_OPTION, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
 
@@ -18,7 +18,7 @@ export function registerCheck(program: Command): void {
   const full = check
     .command('full')
     .description('compare every row of the selected tables across zones: chunk checksums computed by each server, differing chunks narrowed to rows; exit 1 on differences')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones, comma-separated; the first gives the chunk bounds and keeps the results (default: all)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
@@ -73,7 +73,7 @@ export function registerCheck(program: Command): void {
   check
     .command('incr')
     .description('check only the rows changed since the last run: keys read from every zone\'s binlog, compared after DRC\'s lag; exit 1 on differences')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones (default: all)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
@@ -122,7 +122,7 @@ export function registerRepair(program: Command): void {
   program
     .command('repair')
     .description('make the zones agree on the rows a check found different: the newest DRC timestamp wins; prints the SQL unless --execute')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--run <id>', 'the check run to repair (default: the latest)')
     .option('--report <file>', 'repair from a report written by check full --report')
     .option('--tables <patterns>', 'check these tables now and repair what is found')

@@ -79,6 +79,9 @@ export interface CopyFlags {
   deferIndexes?: boolean;
 }
 
+/** --cluster, as every command that works on one cluster declares it. */
+export const CLUSTER_OPTION = ['--cluster <name>', 'cluster (default: the only one)'] as const;
+
 export function addCopyOptions(cmd: Command): Command {
   return cmd
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)

@@ -1,6 +1,6 @@
 // ezctl drc: the replication daemon between zones.
 import type { Command } from 'commander';
-import { action, examples, integer, parseDurationMs } from './common.js';
+import { action, CLUSTER_OPTION, examples, integer, parseDurationMs } from './common.js';
 
 export function registerDrc(program: Command): void {
   const drc = program
@@ -11,7 +11,7 @@ export function registerDrc(program: Command): void {
   drc
     .command('start')
     .description('run one pipeline per ordered zone pair (foreground; --detach for the background)')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--detach', 'run in the background; pid, log and control socket under the state dir')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>/metrics', integer(1, 65535))
     .option('--replicate-ddl', 'replicate DDL too (default: report it; schema changes go through ezctl osc)')
@@ -28,7 +28,7 @@ export function registerDrc(program: Command): void {
   drc
     .command('status')
     .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, last error')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--watch', 'refresh every second (live view on a terminal, plain lines otherwise)')
     .option('--interval <duration>', 'refresh interval for --watch', parseDurationMs, 1000)
     .addHelpText('after', examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl drc status --watch'))
@@ -48,7 +48,7 @@ export function registerDrc(program: Command): void {
     drc
       .command(cmd)
       .description(cmd === 'pause' ? 'stop applying (reading pauses when the queue fills); heartbeats go on, so lag shows' : 'apply again; a direction stopped by an error tries again')
-      .option('--cluster <name>', 'cluster (default: the only one)')
+      .option(...CLUSTER_OPTION)
       .option('--direction <from->to>', 'only this direction (e.g. bj->sh), or every direction from a zone (e.g. bj)')
       .addHelpText('after', examples(`ezctl drc ${cmd} --cluster demo`, `ezctl drc ${cmd} --direction bj->sh`))
       .action(action(async (ctx, o: { cluster?: string; direction?: string }) => {
@@ -62,7 +62,7 @@ export function registerDrc(program: Command): void {
   drc
     .command('stop')
     .description('stop the daemon cleanly (current batches finish; checkpoints are in the target zones)')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .addHelpText('after', examples('ezctl drc stop --cluster demo'))
     .action(action(async (ctx, o: { cluster?: string }) => {
       const { drcStop } = await import('../core/drc/manage.js');
@@ -73,7 +73,7 @@ export function registerDrc(program: Command): void {
   drc
     .command('repoint')
     .description('after a master switch in a zone: name the new master in the topology file; the daemon reconnects from its checkpoints')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .requiredOption('--zone <zone>', 'the zone whose master changed')
     .requiredOption('--master <host:port>', 'the new master (host:port or a connection string)')
     .addHelpText('after', examples('ezctl drc repoint --cluster demo --zone sh --master 127.0.0.1:3310'))
@@ -86,7 +86,7 @@ export function registerDrc(program: Command): void {
   drc
     .command('wait')
     .description('wait until everything A\'s master had committed when the command started is applied at B (exit 4 on timeout)')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .requiredOption('--from <zone>', 'source zone')
     .requiredOption('--to <zone>', 'target zone')
     .option('--timeout <duration>', 'give up after this long (exit 4)', parseDurationMs, 10_000)

@@ -2,7 +2,7 @@
 // column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, addCopyOptions, copyOptionsFrom, decimal, examples, integer, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 export function registerMigrate(program: Command): void {
@@ -28,7 +28,7 @@ function registerDrcTs(migrate: Command): void {
   migrate
     .command('drc-ts')
     .description('add the DRC timestamp column (TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)) where it is missing or wrong, so that every row has the same value in every zone; prints the plan and SQL unless --execute')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones, comma-separated, in this order (default: all)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
@@ -78,7 +78,7 @@ function registerInt2Bigint(migrate: Command): void {
   const cmd = migrate
     .command('int2bigint')
     .description('report every integer key (AUTO_INCREMENT, single-column PRIMARY/UNIQUE, referenced by a foreign key): type, largest value and AUTO_INCREMENT over all zones, share of capacity used, the foreign keys referencing it; and plan the widening to BIGINT of each key at or above --threshold together with its foreign-key family (signedness and AUTO_INCREMENT kept), most urgent first. Changes nothing')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones, comma-separated (default: all); where definitions differ the first zone\'s is used', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')

@@ -1,7 +1,7 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -24,7 +24,7 @@ export function registerOsc(program: Command): void {
     .description('online schema change in every zone: ghost table, chunked copy, binlog apply, checksum, cut-overs within a second of each other; prints the plan unless --execute')
     .option('--table <db.table>', 'the table to change (required)')
     .option('--alter <changes>', 'the changes, as in ALTER TABLE t <changes> (e.g. "ADD COLUMN note VARCHAR(64) NULL") (required)')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones (default: all)', nameList)
     .option('--execute', 'run it (without it: the plan, the checks, nothing changed)')
     .option('--instant <mode>', 'auto: change in place where every zone can do it instantly (default); never: always copy', (v: string) => {
@@ -78,7 +78,7 @@ export function registerOsc(program: Command): void {
       .command(name)
       .description(description)
       .option('--table <db.table>', 'the table being changed (required)')
-      .option('--cluster <name>', 'cluster (default: the only one)');
+      .option(...CLUSTER_OPTION);
     if (build) c = build(c);
     c.addHelpText('after', examples(`ezctl osc ${name}${name === 'set' ? ' chunk-time=1s' : ''} --table ezdemo.orders`)).action(
       action(async (ctx, o: { table?: string; cluster?: string } & Record<string, unknown>, a) => {

@@ -1,6 +1,6 @@
 // ezctl sandbox: a real multi-zone topology of local server processes.
 import { Option, type Command } from 'commander';
-import { action, decimal, examples, integer, nameList } from './common.js';
+import { action, CLUSTER_OPTION, decimal, examples, integer, nameList } from './common.js';
 
 const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
 
@@ -57,7 +57,7 @@ export function registerSandbox(program: Command): void {
     .description('create the demo schema (users, merchants, riders, orders, order_items) with deterministic rows in every zone')
     .option('--rows <n>', 'orders and users to create (merchants and riders: a tenth)', integer(0, 10_000_000), 1000)
     .option('--database <name>', 'schema name', 'ezdemo')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .addHelpText('after', examples('ezctl sandbox load --rows 100000'))
     .action(action(async (ctx, o: { rows: number; database: string; cluster?: string }) => {
       const { sandboxLoad } = await import('../core/sandbox/load.js');
@@ -72,7 +72,7 @@ export function registerSandbox(program: Command): void {
     .option('--seconds <s>', 'how long to run', decimal(0.1, 86_400), 10)
     .option('--conflict-ratio <r>', 'share of writes that go to shards another zone owns (0-1)', decimal(0, 1), 0)
     .option('--database <name>', 'schema name', 'ezdemo')
-    .option('--cluster <name>', 'cluster (default: the only one)')
+    .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'zones to write in (default: every zone)', nameList)
     .option('--seed <n>', 'random seed, for a repeatable run', integer(0))
     .addHelpText('after', examples('ezctl sandbox workload --tps 100 --seconds 60', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj'))
