@@ -150,6 +150,12 @@ test('a family cut-over held up between its tables (a session reads a ghost) let
   writeFileSync(flag, '');
   const job = sb.run(['--json', 'migrate', 'int2bigint', '--tables', 'shop.labels,shop.labels_map', '--execute', '--throttle-flag-file', flag, '--cut-over-lock-timeout', '5']);
   await eventually(async () => (await tables('bj-master')).includes('labels_ezgho'), 30_000, 'the ghosts');
+  // and their foreign key to each other, added once both have their new shape: the ALTER giving
+  // the parent's ghost its shape waits on any session that has read it, as the holder below does
+  // until the end (a holder that came in between the CREATE and that ALTER stopped both)
+  await eventually(() => withDb('bj-master', async (db) => Number(await db.value(
+    "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'shop' AND TABLE_NAME = 'labels_map_ezgho' AND REFERENCED_TABLE_NAME = 'labels_ezgho'",
+  )) === 1), 30_000, "the ghosts' foreign key");
   // The RENAME takes its locks in name order: labels, labels_ezdel, labels_ezgho, labels_map, then
   // the sentry labels_map_ezcut. A session reading the parent's ghost holds it up after the unlock,
   // between labels and labels_map, and labels_map is open to the writer meanwhile (a child's
