@@ -79,6 +79,15 @@ async function assertConsistent(): Promise<void> {
   assert.equal(full.code, 0, show(full));
 }
 
+/** A table of ids 1..rows with v = id in both zones (written at bj, replicated by DRC); extra: more of its definition. */
+async function numberedTable(table: string, rows: number, extra = ''): Promise<void> {
+  for (const node of ['bj-master', 'sh-master']) {
+    await sqlOn(sb, node, `CREATE TABLE ezdemo.${table} (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)${extra})`);
+  }
+  await sqlOn(sb, 'bj-master', `INSERT INTO ezdemo.${table} (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_${rows}`);
+  await drcWaitAll(sb, ZONES, '60s');
+}
+
 before(async () => {
   sb = await startSandbox({ zones: ZONES, replicas: 1, load: 2000 });
   pid = await drcStart(sb);
@@ -212,11 +221,7 @@ test('the verification finds ghost rows the binlog never explained and copies th
   // Rows written straight into the ghost, unlogged, stand for what the copy could get wrong: a
   // value the copy kept (ON DUPLICATE KEY keeps the ghost's row) and a row the original never had,
   // past its last key. Only the comparison before the cut-over can find them.
-  for (const node of ['bj-master', 'sh-master']) {
-    await sqlOn(sb, node, 'CREATE TABLE ezdemo.ledger (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
-  }
-  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.ledger (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_3000');
-  await drcWaitAll(sb, ZONES, '60s');
+  await numberedTable('ledger', 3000);
   const flag = join(flagDir, 'throttle-ledger');
   writeFileSync(flag, '');
   const job = sb.run(['--json', 'osc', '--table', 'ezdemo.ledger', '--alter', 'ADD COLUMN memo VARCHAR(8) NULL', '--instant', 'never', '--execute', '--throttle-flag-file', flag]);
@@ -333,11 +338,7 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
 });
 
 test('the copy does not lock the original: a transaction holding a row lock does not hold it up, and its change still arrives', async () => {
-  for (const node of ['bj-master', 'sh-master']) {
-    await sqlOn(sb, node, 'CREATE TABLE ezdemo.slips (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), KEY k_v (v))');
-  }
-  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.slips (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_5000');
-  await drcWaitAll(sb, ZONES, '60s');
+  await numberedTable('slips', 5000, ', KEY k_v (v)');
   // a row in the middle of the table, locked and changed, not committed: a copy reading under
   // locks (LOCK IN SHARE MODE) would wait on it, time out after 10 s and retry, ten times over
   const blocker = await sb.db('bj-master');
@@ -441,12 +442,8 @@ test('writes waiting on the table at the cut-over go to the new table: the RENAM
   // The RENAME takes its locks in name order. A session holding the ghost keeps the RENAME from
   // finishing after the unlock: if the RENAME were queued on the sentry (gh-ost's _t_del names),
   // the inserts waiting on the table would run against the original in that gap and be lost.
-  for (const node of ['bj-master', 'sh-master']) {
-    // no AUTO_INCREMENT: the cut-over then has no reason to alter the ghost the holder below holds
-    await sqlOn(sb, node, 'CREATE TABLE ezdemo.tickets (id INT PRIMARY KEY, v INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
-  }
-  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.tickets (id, v) SELECT seq, seq FROM ezdemo.seq_1_to_1000');
-  await drcWaitAll(sb, ZONES, '60s');
+  // no AUTO_INCREMENT: the cut-over then has no reason to alter the ghost the holder below holds
+  await numberedTable('tickets', 1000);
   const hold = join(flagDir, 'hold-tickets');
   writeFileSync(hold, '');
   const job = sb.run(['--json', 'osc', '--table', 'ezdemo.tickets', '--alter', 'ADD COLUMN note VARCHAR(8) NULL', '--instant', 'never', '--execute', '--postpone-cut-over-flag-file', hold]);
