@@ -1,6 +1,6 @@
 // Helpers shared by the command definitions: the action wrapper that builds the context from
 // the global options, and option parsers that reject bad values with exit 2 before anything runs.
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
 import { parseDuration } from '../core/throttle/duration.js';
 
@@ -56,14 +56,58 @@ export function nameList(value: string): string[] {
   return list;
 }
 
-/** "500ms", "2s", "1.5m", "1h", or plain seconds → milliseconds (the core parser, as an option parser). */
-export function parseDurationMs(value: string): number {
-  try {
-    return parseDuration(value);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
+export interface DurationSpec {
+  /** the unit of a bare number, for compatibility: the unit the option took before it took durations (default s) */
+  bare?: 'ms' | 's';
+  /** the unit of the value the command receives (default ms) */
+  as?: 'ms' | 's';
+  /** bounds, as durations ("1s", "10m") */
+  min?: string;
+  max?: string;
+  /** the value must be a whole number of `as` units (it goes to a server variable that counts seconds) */
+  whole?: boolean;
 }
+
+/**
+ * The one option parser for durations: "500ms", "10s", "1.5m", "1h"; a bare number is in the
+ * option's old unit (`bare`). Returns the value in `as` units; refuses anything else, or a value
+ * out of range, with commander's InvalidArgumentError (exit 2 before anything runs).
+ */
+export function duration(spec: DurationSpec = {}): (value: string) => number {
+  const bare = spec.bare ?? 's';
+  const per = spec.as === 's' ? 1000 : 1;
+  const bound = (d: string | undefined): number | undefined => (d === undefined ? undefined : parseDuration(d));
+  const min = bound(spec.min);
+  const max = bound(spec.max);
+  return (value: string): number => {
+    const t = value.trim();
+    let ms: number;
+    try {
+      ms = parseDuration(bare === 'ms' && /^\d+(\.\d+)?$/.test(t) ? `${t}ms` : t);
+    } catch {
+      throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration (like 500ms, 10s, 2m, 1h; a bare number is ${bare === 's' ? 'seconds' : 'milliseconds'})`);
+    }
+    if ((min !== undefined && ms < min) || (max !== undefined && ms > max)) {
+      const range = min !== undefined && max !== undefined ? `${spec.min}-${spec.max}` : min !== undefined ? `at least ${spec.min}` : `at most ${spec.max}`;
+      throw new InvalidArgumentError(`${JSON.stringify(value)} is out of range (${range})`);
+    }
+    if (spec.whole && ms % per !== 0) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a whole number of seconds (the server counts this wait in seconds)`);
+    return ms / per;
+  };
+}
+
+/**
+ * A duration option whose default --help shows as a duration: durationOption('--connect-timeout
+ * <duration>', 'give up connecting after this long', { bare: 's', as: 's', default: '5s' }).
+ */
+export function durationOption(flags: string, description: string, spec: DurationSpec & { default?: string } = {}): Option {
+  const parse = duration(spec);
+  const o = new Option(flags, description).argParser(parse);
+  return spec.default === undefined ? o : o.default(parse(spec.default), spec.default);
+}
+
+/** "500ms", "2s", "1.5m", "1h", or plain seconds → milliseconds: duration() with its defaults. */
+export const parseDurationMs = duration();
 
 export function examples(...lines: string[]): string {
   return '\nExamples:\n' + lines.map((l) => `  $ ${l}`).join('\n') + '\n';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { decimal, examples, integer, nameList, parseDurationMs } from '../../src/commands/common.js';
+import { decimal, duration, durationOption, examples, integer, nameList, parseDurationMs } from '../../src/commands/common.js';
 
 /** f throws commander's InvalidArgumentError (exit 2 through commander) with this message. */
 function refuses(f: () => unknown, message: string): void {
@@ -108,8 +108,48 @@ test('parseDurationMs: units and plain seconds', () => {
 
 test('parseDurationMs: refuses what is not a duration', () => {
   for (const v of ['', 'x', '-1s', '1d', '2S', '.5s', '1.5.2s', 's', '10 seconds', '1h30m']) {
-    refuses(() => parseDurationMs(v), `${JSON.stringify(v)} is not a duration (like 500ms, 10s, 5m, 1h)`);
+    refuses(() => parseDurationMs(v), `${JSON.stringify(v)} is not a duration (like 500ms, 10s, 2m, 1h; a bare number is seconds)`);
   }
+});
+
+test('duration: a bare number keeps the option\'s old unit; the value comes in the unit asked for', () => {
+  // an option that took seconds (--connect-timeout, --cut-over-lock-timeout) and still hands seconds on
+  const s = duration({ bare: 's', as: 's' });
+  assert.equal(s('5'), 5);
+  assert.equal(s('500ms'), 0.5);
+  assert.equal(s('2m'), 120);
+  // an option that took milliseconds keeps reading a bare number as milliseconds
+  const ms = duration({ bare: 'ms' });
+  assert.equal(ms('250'), 250);
+  assert.equal(ms('2s'), 2000);
+  assert.equal(ms('1.5m'), 90_000);
+  refuses(() => ms('soon'), '"soon" is not a duration (like 500ms, 10s, 2m, 1h; a bare number is milliseconds)');
+});
+
+test('duration: bounds and whole seconds, named in the refusal', () => {
+  const p = duration({ bare: 's', as: 's', min: '1s', max: '1m', whole: true });
+  assert.equal(p('3'), 3);
+  assert.equal(p('2000ms'), 2);
+  assert.equal(p('1m'), 60);
+  refuses(() => p('0'), '"0" is out of range (1s-1m)');
+  refuses(() => p('2m'), '"2m" is out of range (1s-1m)');
+  refuses(() => p('1500ms'), '"1500ms" is not a whole number of seconds (the server counts this wait in seconds)');
+  refuses(() => duration({ min: '100ms' })('50ms'), '"50ms" is out of range (at least 100ms)');
+  refuses(() => duration({ max: '1h' })('2h'), '"2h" is out of range (at most 1h)');
+});
+
+test('durationOption: --help shows the default as a duration, the command gets it parsed', () => {
+  let help = '';
+  const program = new Command()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => (help += s), writeErr: () => {} })
+    .addOption(durationOption('--connect-timeout <duration>', 'give up connecting after this long', { bare: 's', as: 's', default: '5s' }));
+  program.parse([], { from: 'user' });
+  assert.deepEqual(program.opts(), { connectTimeout: 5 });
+  program.parse(['--connect-timeout', '750ms'], { from: 'user' });
+  assert.deepEqual(program.opts(), { connectTimeout: 0.75 });
+  assert.throws(() => program.parse(['--help'], { from: 'user' }), CommanderError);
+  assert.match(help, /--connect-timeout <duration>\s+give up connecting after this long \(default: 5s\)/);
 });
 
 test('parsers plug into commander: a bad value becomes a CommanderError (cli.ts maps it to exit 2)', () => {
