@@ -1,7 +1,7 @@
 // The commander program: global options and every command group. Kept free of heavy imports so
 // that `ezctl --help` starts fast; each action loads what it needs when it runs.
-import { Command, Option } from 'commander';
-import { integer } from './commands/common.js';
+import { Command } from 'commander';
+import { durationOption } from './commands/common.js';
 import { registerSandbox } from './commands/sandbox.js';
 import { registerTopo } from './commands/topo.js';
 import { registerDrc } from './commands/drc.js';
@@ -24,7 +24,7 @@ export function buildProgram(): Command {
     .option('--no-color', 'no colours, even on a terminal')
     .option('--defaults-file <file>', 'read user and password from a ~/.my.cnf-style file (overrides the topology file)')
     .option('--ask-pass', 'prompt for the password on the terminal')
-    .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to a server after this long').argParser(integer(1, 600)).default(5))
+    .addOption(durationOption('--connect-timeout <duration>', 'give up connecting to a server after this long (a bare number is seconds)', { bare: 's', as: 's', min: '100ms', max: '10m', default: '5s' }))
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })

@@ -130,7 +130,7 @@ export function addCopyOptions(cmd: Command): Command {
   return cmd
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
     .option('--copy-threads <n>', 'chunks of disjoint key ranges copied at once in each zone (default 1); on 2 cores with DRC running, two copied 0.76-1.16x as fast as one', integer(1, 16))
-    .option('--cut-over-lock-timeout <seconds>', 'how long a cut-over waits for the table locks per attempt (default 3)', integer(1, 60))
+    .option('--cut-over-lock-timeout <duration>', 'how long a cut-over waits for the table locks per attempt, whole seconds (default 3s; a bare number is seconds)', duration({ bare: 's', as: 's', min: '1s', max: '1m', whole: true }))
     .option('--cut-over-retries <n>', 'cut-over attempts before giving up (default 5)', integer(1, 100))
     .option('--no-defer-indexes', "keep the ghost's plain secondary indexes during the copy instead of building them after it in one online ALTER (which replicas replay as one statement)");
 }

@@ -2,7 +2,7 @@
 // column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, examples, integer, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 export function registerMigrate(program: Command): void {
@@ -33,7 +33,7 @@ function registerDrcTs(migrate: Command): void {
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated; default: what DRC replicates)')
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
     .option('--value <utc>', "the value existing rows get, 'YYYY-MM-DD HH:MM:SS[.fff]' UTC (default: now, to the second); give the printed one to continue an interrupted run")
-    .option('--lock-wait-timeout <seconds>', 'how long each ALTER waits for the table\'s metadata lock before it tries again (default 5)', integer(1, 3600))
+    .option('--lock-wait-timeout <duration>', 'how long each ALTER waits for the table\'s metadata lock before it tries again, whole seconds (default 5s; a bare number is seconds)', duration({ bare: 's', as: 's', min: '1s', max: '1h', whole: true }))
     .option('--execute', 'run it, then verify definitions (masters and replicas) and values (across zones)')
     .addHelpText(
       'after',

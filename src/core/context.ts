@@ -12,7 +12,7 @@ export interface GlobalOptions {
   color: boolean;
   defaultsFile?: string;
   askPass: boolean;
-  /** seconds */
+  /** seconds, possibly fractional (--connect-timeout 500ms is 0.5) */
   connectTimeout: number;
 }
 
