@@ -40,17 +40,66 @@ function reportError(err: unknown, argv: string[]): number {
   return ExitCode.runtime;
 }
 
+/** The command's full name for messages: "ezctl osc status". */
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+}
+
+/**
+ * A usage error (exit 2): commander has printed its message unless the error was thrown by an
+ * action (a missing required value the action checks itself); print it then, and with --json
+ * put the same error on stdout as one document, like every other error.
+ */
+function reportUsageError(err: CommanderError, argv: string[], printed: boolean, helped: Command | undefined): number {
+  let message: string;
+  let hint: string | null = null;
+  if (err.code === 'commander.help' && helped) {
+    // a command group given without its command (`ezctl topo`): commander printed the group's help
+    const subs = helped.commands.map((c) => c.name());
+    message = `${commandPath(helped)} needs a command: ${subs.join(', ')}`;
+    hint = `run \`${commandPath(helped)} <command> --help\` for that command's options`;
+    process.stderr.write(`error: ${message}\n`);
+  } else {
+    const [first = '', ...rest] = err.message.split('\n');
+    message = first.replace(/^error: /, '');
+    const more = rest.map((l) => l.trim()).filter(Boolean).map((l) => l.replace(/^\((.*)\)$/, '$1'));
+    hint = more.length ? more.join(' ') : 'run with --help for usage';
+    // commander's own form for the ones it prints: "error: ..." then how to get help
+    if (!printed) process.stderr.write(`error: ${message}\n(${hint})\n`);
+  }
+  if (wantsJson(argv)) process.stdout.write(JSON.stringify({ error: { exitCode: ExitCode.badInput, message, details: [], hint } }) + '\n');
+  return ExitCode.badInput;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  forEachCommand(program, (c) => c.exitOverride());
+  // What commander itself printed: an error message, or (for a group without its command) help.
+  let printed = false;
+  let helped: Command | undefined;
+  forEachCommand(program, (c) => {
+    c.exitOverride();
+    c.configureOutput({
+      outputError: (str, write) => {
+        printed = true;
+        write(str);
+      },
+      writeErr: (str) => {
+        helped = c;
+        process.stderr.write(str);
+      },
+    });
+  });
   installSignals();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version exit 0; every usage error (unknown command/flag, bad value) is bad input.
-      return err.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+      // Help and version exit 0; every usage error (unknown command/flag, bad value, missing
+      // required option or command) is bad input.
+      return err.exitCode === 0 ? ExitCode.ok : reportUsageError(err, argv, printed, helped);
     }
     return reportError(err, argv);
   }

@@ -183,3 +183,34 @@ test('--defaults-file overrides the file\'s credentials; --ask-pass needs a term
   assert.equal(a.code, 2, show(a));
   assert.match(a.stderr, /--ask-pass needs a terminal/);
 });
+
+test('usage errors: a message on stderr, with --json one {"error": ...} document on stdout, exit 2', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    // osc checks its two required options itself (its subcommands share them): it used to print nothing
+    [['osc'], /osc needs --table db\.table and --alter/],
+    [['osc', '--table', 'ezdemo.orders'], /osc needs --table db\.table and --alter/],
+    [['osc', 'status'], /osc status needs --table db\.table/],
+    [['sandbx', 'up'], /unknown command 'sandbx'/],
+    [['topo', 'show', '--clustr', 'x'], /unknown option '--clustr'/],
+    [['sandbox', 'workload', '--tps', 'abc'], /"abc" is not a whole number/],
+    [['--connect-timeout', 'soon', 'topo', 'show'], /"soon" is not a duration/],
+    [['drc', 'repoint', '--zone', 'bj'], /required option '--master <host:port>' not specified/],
+    [['topo'], /ezctl topo needs a command: show, check/],
+    [['topo', 'show', 'extra'], /too many arguments/],
+  ];
+  for (const [args, re] of cases) {
+    const t = await ezctl(args);
+    assert.equal(t.code, 2, `${args.join(' ')}: ${show(t)}`);
+    assert.match(t.stderr, re, `${args.join(' ')}: ${show(t)}`);
+    assert.equal(t.stdout, '', `${args.join(' ')}: ${show(t)}`);
+    const j = await ezctl(['--json', ...args]);
+    assert.equal(j.code, 2, `--json ${args.join(' ')}: ${show(j)}`);
+    assert.match(j.stderr, re);
+    const doc = j.json();
+    assert.equal(doc.error.exitCode, 2);
+    assert.match(doc.error.message, re, `--json ${args.join(' ')}: ${show(j)}`);
+    assert.equal(typeof doc.error.hint, 'string');
+  }
+  // the suggestion travels in the hint
+  assert.equal((await ezctl(['--json', 'sandbx'])).json().error.hint, 'Did you mean sandbox?');
+});
