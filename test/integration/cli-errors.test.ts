@@ -184,6 +184,19 @@ test('--defaults-file overrides the file\'s credentials; --ask-pass needs a term
   assert.match(a.stderr, /--ask-pass needs a terminal/);
 });
 
+test('a password inside --master (URL, user:pw@host or percona p=) is refused and never echoed, text or --json', async () => {
+  const p = topology('repoint.yaml', oneNode(sb.node('bj-master').port));
+  for (const master of ['mysql://ezctl:hunter2secret@127.0.0.1:3306', 'ezctl:hunter2secret@127.0.0.1:3306', 'h=127.0.0.1,p=hunter2secret,P=3306', 'h=127.0.0.1,u=ezctl,p=hunter2secret']) {
+    for (const json of [false, true]) {
+      const r = await ezctl([...(json ? ['--json'] : []), '--config', p, 'drc', 'repoint', '--zone', 'bj', '--master', master], { env: { TEST_EZ_PASSWORD: 'x' } });
+      assert.equal(r.code, 2, `${master}: ${show(r)}`);
+      assert.match(r.stderr, /--master ".*\*\*\*.*": a password in a connection string would show in ps/, show(r));
+      if (json) assert.match(r.json().error.message, /a password in a connection string would show in ps/);
+      assert.doesNotMatch(r.stdout + r.stderr, /hunter2secret/, `${master}: ${show(r)}`);
+    }
+  }
+});
+
 test('usage errors: a message on stderr, with --json one {"error": ...} document on stdout, exit 2', async () => {
   const cases: Array<[string[], RegExp]> = [
     // osc checks its two required options itself (its subcommands share them): it used to print nothing

@@ -144,6 +144,14 @@ test('p= in percona style is refused without repeating it', () => {
   }
 });
 
+test('user:password@host without a scheme is refused as a password, never echoed', () => {
+  for (const s of ['u:secret@h', 'root:secret@10.0.0.1:3306', 'u:se:cret@h', 'u:se@cret@h']) {
+    const e = errorOf(() => parseConnectionString(s));
+    assert.match(e.message, PASSWORD_REFUSED, s);
+    assert.ok(!e.message.includes('secret') && !e.message.includes('cret'), e.message);
+  }
+});
+
 test('bad ports are refused in every form', () => {
   assert.equal(errorOf(() => parseConnectionString('mysql://h:70000')).message, 'port 70000 is not a port (1-65535)');
   assert.equal(errorOf(() => parseConnectionString('mysql://h:abc/db')).message, 'port "abc" is not a number');
@@ -173,6 +181,12 @@ test('redactConnectionString hides URL and percona passwords', () => {
   assert.equal(redactConnectionString('p=secret'), 'p=***');
   assert.equal(redactConnectionString('mysql://u@h:3306/db'), 'mysql://u@h:3306/db');
   assert.equal(redactConnectionString('h=h,P=3306'), 'h=h,P=3306');
+  // without a scheme, too (no form ezctl takes, but a message may quote what was typed)
+  assert.equal(redactConnectionString('u:secret@h:3306'), 'u:***@h:3306');
+  assert.equal(redactConnectionString('u:se@cret@h'), 'u:***@h');
+  assert.equal(redactConnectionString('h:3306'), 'h:3306');
+  assert.equal(redactConnectionString('[::1]:3306'), '[::1]:3306');
+  assert.equal(redactConnectionString('user@h'), 'user@h');
 });
 
 test('describeAddress', () => {

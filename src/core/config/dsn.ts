@@ -27,7 +27,8 @@ export function parseConnectionString(input: string): ConnectionString {
   if (!s) throw new Error('empty connection string');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return parseUrl(s);
   if (/^[A-Za-z]=/.test(s)) return parsePercona(s);
-  // Bare host[:port]
+  // Bare host[:port]; user:password@host is no form we take, but say why rather than echo it
+  if (/^[^:@/[\s]*:[^@]*@/.test(s)) throw new Error(PASSWORD_REFUSED);
   return parseHostPort(s);
 }
 
@@ -35,14 +36,18 @@ export function parseHostPort(s: string): ConnectionString {
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
   if (v6) return v6[2] ? { host: v6[1]!, port: parsePort(v6[2]) } : { host: v6[1]! };
   const m = /^([^:/\s@,=]+)(?::([^:]*))?$/.exec(s);
-  if (!m) throw new Error(`${JSON.stringify(s)} is not host:port, mysql://user@host:port/db or h=host,P=port`);
+  if (!m) throw new Error(`${JSON.stringify(redactConnectionString(s))} is not host:port, mysql://user@host:port/db or h=host,P=port`);
   return m[2] !== undefined ? { host: m[1]!, port: parsePort(m[2]) } : { host: m[1]! };
 }
 
-/** The text with any password (URL user:password@, percona p=...) replaced by ***, for messages. */
+/**
+ * The text with any password replaced by ***, for messages: URL user:password@ (with or without
+ * the mysql:// scheme) and percona p=... (everything after it, since a password may hold commas).
+ */
 export function redactConnectionString(s: string): string {
   return s
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):.*@/i, '$1:***@')
+    .replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/[^:@/]*):.*@/i, '$1:***@')
+    .replace(/^(\s*[^:@/[\s]*):(?!\/\/).*@/, '$1:***@')
     .replace(/(^|,)\s*p=.*$/, '$1p=***');
 }
 

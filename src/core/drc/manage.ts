@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { Ctx } from '../context.js';
 import { badInput, refused, runtimeError } from '../exit.js';
-import { parseConnectionString, describeAddress } from '../config/dsn.js';
+import { parseConnectionString, describeAddress, redactConnectionString } from '../config/dsn.js';
 import { endpointFrom, connect } from '../db/connect.js';
 import { serverInfo } from '../db/server.js';
 import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
@@ -99,7 +99,7 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
   try {
     addr = parseConnectionString(o.master);
   } catch (e) {
-    throw badInput(`--master ${JSON.stringify(o.master)}: ${(e as Error).message}`);
+    throw badInput(`--master ${JSON.stringify(redactConnectionString(o.master))}: ${(e as Error).message}`);
   }
   const port = addr.port ?? 3306;
   const old = topo.master(cluster, o.zone);
