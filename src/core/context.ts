@@ -47,7 +47,7 @@ export function makeCtx(opts: GlobalOptions): Ctx {
     },
     secrets() {
       if (!secrets) {
-        secrets = {};
+        secrets = { warn: (m) => log.warn(m) };
         if (opts.defaultsFile) secrets.defaultsFile = opts.defaultsFile;
         if (opts.askPass) {
           const asked = new Map<string, Promise<string>>();

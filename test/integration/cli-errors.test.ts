@@ -2,7 +2,7 @@
 // the cause and the fix, and never shows a password.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,4 +226,28 @@ test('usage errors: a message on stderr, with --json one {"error": ...} document
   }
   // the suggestion travels in the hint
   assert.equal((await ezctl(['--json', 'sandbx'])).json().error.hint, 'Did you mean sandbox?');
+});
+
+test('a world-writable defaults file is ignored with a warning naming it and the fix (the mysql client does the same)', async () => {
+  const p = topology('ww.yaml', oneNode(sb.node('bj-master').port));
+  const cnf = join(tmp, 'world.cnf');
+  writeFileSync(cnf, `[client]\nuser=ezctl\npassword="${sb.adminPassword}"\n`);
+  chmodSync(cnf, 0o666);
+  for (const json of [false, true]) {
+    const r = await ezctl([...(json ? ['--json'] : []), '--defaults-file', cnf, '--config', p, 'topo', 'show'], { env: { TEST_EZ_PASSWORD: 'wrong' } });
+    assert.equal(r.code, 3, show(r)); // the file's right password was not used: the variable's wrong one was
+    assert.ok(r.stderr.includes(`World-writable config file '${cnf}' is ignored`), show(r));
+    assert.ok(r.stderr.includes(`chmod o-w ${cnf}`), show(r));
+    assert.equal(r.stderr.split('World-writable').length - 1, 1, `named once: ${show(r)}`);
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(sb.adminPassword));
+  }
+  // the same through the topology file's credentials.defaultsFile
+  const q = topology('ww2.yaml', oneNode(sb.node('bj-master').port, `  defaultsFile: ${cnf}\n`));
+  const t = await ezctl(['--config', q, 'topo', 'show']);
+  assert.equal(t.code, 3, show(t));
+  assert.match(t.stderr, /World-writable config file '.*world\.cnf' is ignored/);
+  chmodSync(cnf, 0o600);
+  const ok = await ezctl(['--config', q, 'topo', 'show']);
+  assert.equal(ok.code, 0, show(ok));
+  assert.doesNotMatch(ok.stderr, /World-writable/);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ezErrorOf } from '../helpers/errors.js';
@@ -110,6 +110,32 @@ test('readDefaultsFile reads a file, and names an unreadable one', () => {
     const missing = ezErrorOf(() => readDefaultsFile(join(dir, 'none.cnf')));
     assert.equal(missing.exitCode, 2);
     assert.equal(missing.message, `cannot read defaults file ${join(dir, 'none.cnf')}: ENOENT`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a world-writable defaults file is ignored with a warning naming it and the fix, as the mysql client does', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ezctl-unit-'));
+  try {
+    const path = join(dir, 'open.cnf');
+    writeFileSync(path, '[client]\nuser=intruder\npassword=planted\n');
+    chmodSync(path, 0o666);
+    const warnings: string[] = [];
+    assert.deepEqual(readDefaultsFile(path, { warn: (m) => warnings.push(m) }), {});
+    assert.deepEqual(warnings, [`World-writable config file '${path}' is ignored: any user on this host can change it; fix: chmod o-w ${path}`]);
+    // read once per node: named once per run
+    assert.deepEqual(readDefaultsFile(path, { warn: (m) => warnings.push(m) }), {});
+    assert.equal(warnings.length, 1);
+    // fixed: read again
+    chmodSync(path, 0o600);
+    assert.deepEqual(readDefaultsFile(path, { warn: (m) => warnings.push(m) }), { user: 'intruder', password: 'planted' });
+    // like the client: group-writable (a file shared through a group) is read, without a word
+    const shared = join(dir, 'shared.cnf');
+    writeFileSync(shared, '[client]\nuser=ops\n');
+    chmodSync(shared, 0o660);
+    assert.deepEqual(readDefaultsFile(shared, { warn: (m) => warnings.push(m) }), { user: 'ops' });
+    assert.equal(warnings.length, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 // Reads a ~/.my.cnf-style option file ([client] user=, password=, host=, port=, socket=),
 // the same format the mysql client and percona-toolkit read with --defaults-file.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { badInput } from '../exit.js';
 
 export interface ClientOptions {
@@ -83,14 +83,39 @@ export function parseDefaultsFile(content: string, path = '(defaults file)'): Cl
   return out;
 }
 
-export function readDefaultsFile(path: string): ClientOptions {
+/** Warnings already given, so that a file read once per node is named once per run. */
+const warned = new Set<string>();
+
+/**
+ * Read a defaults file as the mysql client does. A world-writable regular file is ignored with
+ * a warning (mysys my_default.c: "World-writable config file '...' is ignored"): anyone on the
+ * host could have put their own user and password in it. Like the client, a group-writable file
+ * or one owned by another user (/etc/mysql/debian.cnf, shared through a group) is read.
+ */
+export function readDefaultsFile(path: string, opts: { warn?: (message: string) => void } = {}): ClientOptions {
+  const cannot = (e: unknown) =>
+    badInput(`cannot read defaults file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      hint: 'give a readable file in ~/.my.cnf format ([client] user=... password=...)',
+    });
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw cannot(e);
+  }
+  if (st.isFile() && (st.mode & 0o002) !== 0) {
+    if (!warned.has(path)) {
+      warned.add(path);
+      const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+      warn(`World-writable config file '${path}' is ignored: any user on this host can change it; fix: chmod o-w ${path}`);
+    }
+    return {};
+  }
   let content: string;
   try {
     content = readFileSync(path, 'utf8');
   } catch (e) {
-    throw badInput(`cannot read defaults file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      hint: 'give a readable file in ~/.my.cnf format ([client] user=... password=...)',
-    });
+    throw cannot(e);
   }
   return parseDefaultsFile(content, path);
 }

@@ -29,6 +29,8 @@ export interface SecretOptions {
   defaultsFile?: string;
   /** global --ask-pass: a function that prompts once per user */
   askPass?: (user: string) => Promise<string>;
+  /** where warnings about credentials go (a defaults file ignored); stderr when not given */
+  warn?: (message: string) => void;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -49,7 +51,7 @@ export async function endpointFrom(
   let passwordSource = 'none';
   if (creds.defaultsFile) {
     const path = expandPath(creds.defaultsFile, baseDir);
-    const df = readDefaultsFile(path);
+    const df = readDefaultsFile(path, secrets.warn ? { warn: secrets.warn } : {});
     user ??= df.user;
     if (df.password !== undefined) {
       password = df.password;
@@ -67,7 +69,7 @@ export async function endpointFrom(
     passwordSource = `$${creds.passwordEnv}`;
   }
   if (secrets.defaultsFile) {
-    const df = readDefaultsFile(expandPath(secrets.defaultsFile, process.cwd()));
+    const df = readDefaultsFile(expandPath(secrets.defaultsFile, process.cwd()), secrets.warn ? { warn: secrets.warn } : {});
     if (df.user !== undefined) user = df.user;
     if (df.password !== undefined) {
       password = df.password;
