@@ -251,3 +251,23 @@ test('a world-writable defaults file is ignored with a warning naming it and the
   assert.equal(ok.code, 0, show(ok));
   assert.doesNotMatch(ok.stderr, /World-writable/);
 });
+
+test('one server named twice, and a declared zone with no nodes: exit 2 naming the nodes and the zone', async () => {
+  const p = topology('dup.yaml', `zones: [bj, sh, gz]
+clusters:
+  c1:
+    zones:
+      bj:
+        master: {host: 127.0.0.1, port: 3307}
+      sh:
+        master: {host: 127.0.0.1, port: 3308}
+        replicas: ["mysql://u@127.0.0.1:3307"]
+`);
+  for (const json of [false, true]) {
+    const r = await ezctl([...(json ? ['--json'] : []), '--config', p, 'topo', 'check']);
+    assert.equal(r.code, 2, show(r));
+    const lines = json ? r.json().error.details : r.stderr.split('\n').map((l) => l.trim());
+    assert.ok(lines.includes('clusters.c1.zones.sh.replicas.0: 127.0.0.1:3307 is also bj-master (clusters.c1.zones.bj.master): two nodes cannot be one server'), show(r));
+    assert.ok(lines.includes('zones.2: zone "gz" has no nodes in any cluster (add them under clusters.<name>.zones.gz, or remove gz from zones)'), show(r));
+  }
+});

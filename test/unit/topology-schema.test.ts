@@ -147,10 +147,10 @@ test('a bad port names the field path, the value and the expectation', () => {
 });
 
 test('a bad connection string names the field and the reason', () => {
-  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: "mysql://h:99999"\n`)), [
+  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: "mysql://h:99999"\n`, '[bj]')), [
     'clusters.orders.zones.bj.master: "mysql://h:99999": port 99999 is not a port (1-65535)',
   ]);
-  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: "h=h,z=1"\n`)), [
+  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: "h=h,z=1"\n`, '[bj]')), [
     'clusters.orders.zones.bj.master: "h=h,z=1": unknown key z= (keys: h P u D t S)',
   ]);
 });
@@ -171,16 +171,16 @@ test('several unknown fields in one object give one line each', () => {
 });
 
 test('a zone without master, and a node without host or socket', () => {
-  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        replicas: [{host: a}]\n`)), ['clusters.orders.zones.bj.master: missing (expected a mapping)']);
-  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: {port: 3306}\n`)), [
+  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        replicas: [{host: a}]\n`, '[bj]')), ['clusters.orders.zones.bj.master: missing (expected a mapping)']);
+  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: {port: 3306}\n`, '[bj]')), [
     'clusters.orders.zones.bj.master.host: missing (a node needs host or socket)',
   ]);
-  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: null\n`)), ['clusters.orders.zones.bj.master: null is not a mapping']);
+  assert.deepEqual(problems(withCluster(`    zones:\n      bj:\n        master: null\n`, '[bj]')), ['clusters.orders.zones.bj.master: null is not a mapping']);
 });
 
 test('wrong types name the value found and what was expected', () => {
   assert.deepEqual(problems(`zones: bj\nclusters: []\n`), ['zones: "bj" is not a list', 'clusters: [] is not a mapping']);
-  assert.deepEqual(problems(withCluster(`    databases: shop\n    zones:\n      bj:\n        master: {host: a, tls: {rejectUnauthorized: "yes"}}\n        replicas: a\n`)), [
+  assert.deepEqual(problems(withCluster(`    databases: shop\n    zones:\n      bj:\n        master: {host: a, tls: {rejectUnauthorized: "yes"}}\n        replicas: a\n`, '[bj]')), [
     'clusters.orders.databases: "shop" is not a list',
     'clusters.orders.zones.bj.master.tls.rejectUnauthorized: "yes" is not true or false',
     'clusters.orders.zones.bj.replicas: "a" is not a list',
@@ -199,7 +199,7 @@ test('missing and empty top-level fields', () => {
   // a wrong type is one problem, not also an "empty" one
   assert.deepEqual(problems(withCluster(`    zones: []\n`)), ['clusters.orders.zones: [] is not a mapping']);
   assert.deepEqual(problems(`zones: [bj]\nclusters: [a]\n`), ['clusters: ["a"] is not a mapping']);
-  assert.deepEqual(problems(withCluster(`    zones: {bj: {master: {host: a}}}\n    shards: {zones: [bj]}\n`)), ['clusters.orders.shards.zones: ["bj"] is not a mapping']);
+  assert.deepEqual(problems(withCluster(`    zones: {bj: {master: {host: a}}}\n    shards: {zones: [bj]}\n`, '[bj]')), ['clusters.orders.shards.zones: ["bj"] is not a mapping']);
 });
 
 test('cross-field checks run even when fields fail, so every problem is listed at once', () => {
@@ -231,27 +231,59 @@ test('bad names: zone, cluster, column, environment variable', () => {
 test('a zone the cluster uses must be declared', () => {
   assert.deepEqual(problems(withCluster(`    zones:\n      bj: {master: {host: a}}\n      gz: {master: {host: b}}\n`)), [
     'clusters.orders.zones.gz: zone "gz" is not declared in zones (bj, sh)',
+    // most likely the same slip seen from the other side: sh declared, its nodes written as gz
+    'zones.1: zone "sh" has no nodes in any cluster (add them under clusters.<name>.zones.sh, or remove sh from zones)',
   ]);
+});
+
+test('a declared zone with no nodes in any cluster is named', () => {
+  assert.deepEqual(problems(withCluster(`    zones: {bj: {master: {host: a}}}\n`, '[bj, sh, gz]')), [
+    'zones.1: zone "sh" has no nodes in any cluster (add them under clusters.<name>.zones.sh, or remove sh from zones)',
+    'zones.2: zone "gz" has no nodes in any cluster (add them under clusters.<name>.zones.gz, or remove gz from zones)',
+  ]);
+  // a zone only some clusters run in is fine: another cluster has nodes there
+  const t = parseTopology(`zones: [bj, sh]\nclusters:\n  a:\n    zones: {bj: {master: {host: a1}}, sh: {master: {host: a2}}}\n  b:\n    zones: {bj: {master: {host: b1}}}\n`, FILE);
+  assert.deepEqual(t.zonesOf('b'), ['bj']);
+});
+
+test('one server named twice in a cluster is refused, naming both nodes', () => {
+  assert.deepEqual(
+    problems(withCluster(`    zones:\n      bj:\n        master: {host: 10.0.0.1, port: 3307}\n        replicas: [{host: 10.0.0.2}, {host: 10.0.0.1, port: 3307, name: bj-r2}]\n      sh:\n        master: "mysql://u@10.0.0.2:3306"\n`)),
+    [
+      'clusters.orders.zones.bj.replicas.1: 10.0.0.1:3307 is also bj-master (clusters.orders.zones.bj.master): two nodes cannot be one server',
+      'clusters.orders.zones.sh.master: 10.0.0.2:3306 is also bj-replica1 (clusters.orders.zones.bj.replicas.0): two nodes cannot be one server',
+    ],
+  );
+  // loopback spellings are one server; a socket is its own key
+  assert.deepEqual(
+    problems(withCluster(`    zones:\n      bj: {master: {host: localhost, port: 3310}}\n      sh: {master: {host: 127.0.0.1, port: 3310}, replicas: [{socket: /run/a.sock}, {socket: /run/a.sock}]}\n`)),
+    [
+      'clusters.orders.zones.sh.master: 127.0.0.1:3310 is also bj-master (clusters.orders.zones.bj.master): two nodes cannot be one server',
+      'clusters.orders.zones.sh.replicas.1: socket /run/a.sock is also sh-replica1 (clusters.orders.zones.sh.replicas.0): two nodes cannot be one server',
+    ],
+  );
+  // two clusters may share servers (each replicates its own databases)
+  parseTopology(`zones: [bj]\nclusters:\n  a:\n    databases: [shop]\n    zones: {bj: {master: {host: h}}}\n  b:\n    databases: [crm]\n    zones: {bj: {master: {host: h}}}\n`, FILE);
 });
 
 test('zones named twice', () => {
-  assert.deepEqual(problems(withCluster(`    zones: {bj: {master: {host: a}}}\n`, '[bj, sh, bj]')), ['zones: ["bj","sh","bj"] names a zone twice']);
+  assert.deepEqual(problems(withCluster(`    zones: {bj: {master: {host: a}}}\n`, '[bj, bj]')), ['zones: ["bj","bj"] names a zone twice']);
 });
 
 test('a global cluster needs a writer zone that is one of its zones', () => {
-  assert.deepEqual(problems(withCluster(`    model: global\n    zones: {bj: {master: {host: a}}}\n`)), [
+  assert.deepEqual(problems(withCluster(`    model: global\n    zones: {bj: {master: {host: a}}}\n`, '[bj]')), [
     'clusters.orders.writerZone: missing (a global cluster needs the zone that takes writes)',
   ]);
-  assert.deepEqual(problems(withCluster(`    model: global\n    writerZone: sh\n    zones: {bj: {master: {host: a}}}\n`)), [
+  assert.deepEqual(problems(withCluster(`    model: global\n    writerZone: sh\n    zones: {bj: {master: {host: a}}}\n`, '[bj]')), [
     'clusters.orders.writerZone: "sh" is not one of this cluster\'s zones (bj)',
   ]);
 });
 
 test('a sharding cluster has no writer zone', () => {
-  assert.deepEqual(problems(withCluster(`    writerZone: bj\n    zones: {bj: {master: {host: a}}}\n`)), [
+  assert.deepEqual(problems(withCluster(`    writerZone: bj\n    zones: {bj: {master: {host: a}}}\n`, '[bj]')), [
     'clusters.orders.writerZone: only a global cluster has a writer zone (this one is sharding)',
   ]);
-  assert.deepEqual(problems(withCluster(`    model: sharding\n    writerZone: bj\n    zones: {bj: {master: {host: a}}}\n`)), [
+  assert.deepEqual(problems(withCluster(`    model: sharding\n    writerZone: bj\n    zones: {bj: {master: {host: a}}}\n`, '[bj]')), [
     'clusters.orders.writerZone: only a global cluster has a writer zone (this one is sharding)',
   ]);
 });
@@ -302,7 +334,7 @@ test('passwords are refused in credentials and never echoed', () => {
 });
 
 test('passwords in node connection strings are refused and never echoed', () => {
-  const lines = problems(withCluster(`    zones:\n      bj:\n        master: mysql://u:hunter2@h:3306\n        replicas: ['h=h,u=u,p=hunter2']\n`));
+  const lines = problems(withCluster(`    zones:\n      bj:\n        master: mysql://u:hunter2@h:3306\n        replicas: ['h=h,u=u,p=hunter2']\n`, '[bj]'));
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /^clusters\.orders\.zones\.bj\.master: "mysql:\/\/u:\*\*\*@h:3306": a password in a connection string/);
   assert.match(lines[1]!, /^clusters\.orders\.zones\.bj\.replicas\.0: "h=h,u=u,p=\*\*\*": a password in a connection string/);

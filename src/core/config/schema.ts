@@ -176,6 +176,24 @@ export const topologySchema = z
         }
       }
       if (isMap(c.zones) && Object.keys(czones).length === 0) ctx.addIssue({ code: 'custom', path: [...base, 'zones'], message: 'empty (a cluster needs at least one zone)' });
+      // One server is one node of a cluster: the same host:port (or socket) twice would make DRC
+      // read and write one server as two zones, or count a master as its own replica.
+      const seen = new Map<string, string>();
+      for (const [z, zn] of Object.entries(czones)) {
+        if (!isMap(zn)) continue;
+        const nodes: Array<[unknown, (string | number)[], string]> = [[zn.master, ['master'], `${z}-master`]];
+        if (Array.isArray(zn.replicas)) zn.replicas.forEach((r, i) => nodes.push([r, ['replicas', i], `${z}-replica${i + 1}`]));
+        for (const [n, rel, generated] of nodes) {
+          if (!isMap(n)) continue;
+          const where = serverKey(n);
+          if (!where) continue;
+          const path = [...base, 'zones', z, ...rel];
+          const label = `${typeof n.name === 'string' ? n.name : generated} (${path.join('.')})`;
+          const prev = seen.get(where.key);
+          if (prev) ctx.addIssue({ code: 'custom', path, message: `${where.text} is also ${prev}: two nodes cannot be one server` });
+          else seen.set(where.key, label);
+        }
+      }
       if (c.model === 'global') {
         if (!c.writerZone) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: 'missing (a global cluster needs the zone that takes writes)' });
         else if (!(c.writerZone in czones)) ctx.addIssue({ code: 'custom', path: [...base, 'writerZone'], message: `${show(c.writerZone)} is not one of this cluster's zones (${Object.keys(czones).join(', ')})` });
@@ -197,7 +215,27 @@ export const topologySchema = z
         }
       }
     }
+    // A declared zone no cluster has nodes in is a zone nothing runs in: a forgotten block of
+    // nodes, or a zone that should not be listed.
+    // (Only when every cluster lists its zones: an empty or broken list is reported already.)
+    if (clusters.length && Array.isArray(t.zones) && clusters.every(([, c]) => isMap(c) && isMap(c.zones) && Object.keys(c.zones).length > 0)) {
+      t.zones.forEach((z, i) => {
+        if (typeof z !== 'string' || declared.indexOf(z) !== i) return;
+        const used = clusters.some(([, c]) => isMap(c) && isMap(c.zones) && z in c.zones);
+        if (!used) ctx.addIssue({ code: 'custom', path: ['zones', i], message: `zone ${show(z)} has no nodes in any cluster (add them under clusters.<name>.zones.${z}, or remove ${z} from zones)` });
+      });
+    }
   }, { when: () => true });
+
+/** Which server a node is, for finding one server named twice: its socket, or host:port. */
+function serverKey(n: Record<string, unknown>): { key: string; text: string } | undefined {
+  if (typeof n.socket === 'string' && n.socket) return { key: `socket ${n.socket}`, text: `socket ${n.socket}` };
+  if (typeof n.host !== 'string' || !n.host) return undefined;
+  const port = typeof n.port === 'number' ? n.port : 3306;
+  // the loopback spellings reach the same server
+  const host = ['localhost', '127.0.0.1', '::1'].includes(n.host.toLowerCase()) ? '127.0.0.1' : n.host.toLowerCase();
+  return { key: `${host}:${port}`, text: `${n.host.includes(':') ? `[${n.host}]` : n.host}:${port}` };
+}
 
 export type TopologyFile = z.output<typeof topologySchema>;
 export type ClusterConfig = TopologyFile['clusters'][string];
