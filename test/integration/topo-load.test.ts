@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { patchTopology } from '../helpers/drc.js';
 
 let sb: TestSandbox;
 
@@ -100,6 +101,33 @@ test('topo check passes on the sandbox, then names each problem and exits 4', as
     await replica.exec('SET GLOBAL read_only = 1');
     await replica.close();
     await m.exec('DROP TABLE ezdemo.no_pk, ezdemo.no_ts, ezdemo.bad_ts');
+    await m.close();
+  }
+});
+
+test('topo check leaves out the tables DRC does not replicate (drc.exclude, drc.include)', async () => {
+  // a scratch table in one zone only, with neither a key nor the DRC column: wrong for a replicated
+  // table, nothing to DRC once excluded (written without the binlog, so only bj-master has it)
+  const m = await sb.db('bj-master');
+  await m.exec('SET SESSION sql_log_bin = 0');
+  await m.exec('CREATE TABLE ezdemo.scratch_log (note VARCHAR(20))');
+  try {
+    const bad = await sb.run(['--json', 'topo', 'check']);
+    assert.equal(bad.code, 4, show(bad));
+    assert.ok(bad.json().problems.some((p: any) => /ezdemo\.scratch_log has no primary key/.test(p.message)), bad.stdout);
+
+    patchTopology(sb, (doc) => doc.setIn(['clusters', 'demo', 'drc'], doc.createNode({ exclude: ['ezdemo.scratch_*'] })));
+    const ok = await sb.run(['--json', 'topo', 'check']);
+    assert.equal(ok.code, 0, show(ok));
+    assert.equal(ok.json().tablesChecked, 10, ok.stdout);
+    // include narrows the same way: only the orders tables are DRC's, so only they are checked
+    patchTopology(sb, (doc) => doc.setIn(['clusters', 'demo', 'drc'], doc.createNode({ include: ['ezdemo.order*'] })));
+    const inc = await sb.run(['--json', 'topo', 'check']);
+    assert.equal(inc.code, 0, show(inc));
+    assert.equal(inc.json().tablesChecked, 4, inc.stdout); // orders and order_items on each of two masters
+  } finally {
+    patchTopology(sb, (doc) => doc.deleteIn(['clusters', 'demo', 'drc']));
+    await m.exec('DROP TABLE ezdemo.scratch_log');
     await m.close();
   }
 });

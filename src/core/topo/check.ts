@@ -5,6 +5,8 @@ import type { ResolvedNode } from '../config/load.js';
 import { describeAddress } from '../config/dsn.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { probeNodes, type NodeProbe } from './probe.js';
+import { compileRules } from '../drc/filter.js';
+import { STATE_SCHEMA } from '../state/schema.js';
 
 export interface Problem {
   node: string | null;
@@ -36,7 +38,11 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
   const serverIds = new Map<number, string>();
   for (const cluster of clusters) {
     const ts = topo.drcTimestampColumn(cluster);
-    const dbs = topo.cluster(cluster).config.databases;
+    const config = topo.cluster(cluster).config;
+    const dbs = config.databases;
+    // Only what DRC replicates needs a key and the DRC column: the cluster's databases and its
+    // drc include/exclude rules, the same matcher the daemon uses (ezctl's own _ezctl tables aside).
+    const replicated = compileRules({ databases: dbs, include: config.drc?.include, exclude: config.drc?.exclude });
     const tables = new Map<string, TableFacts[]>();
     const probes = await probeNodes(ctx, topo.nodes(cluster), async (db, p) => {
       if (p.node.role !== 'master') return;
@@ -53,7 +59,10 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
           ORDER BY t.TABLE_SCHEMA, t.TABLE_NAME`,
         [ts, ...(schemas.length ? schemas : SYSTEM_SCHEMAS)],
       );
-      tables.set(p.node.name, rows.map((r) => ({ schema: r.s, table: r.n, hasPk: Number(r.pk) > 0, tsType: r.ts ? r.ts.toLowerCase() : null })));
+      tables.set(
+        p.node.name,
+        rows.filter((r) => r.s !== STATE_SCHEMA && replicated(r.s, r.n)).map((r) => ({ schema: r.s, table: r.n, hasPk: Number(r.pk) > 0, tsType: r.ts ? r.ts.toLowerCase() : null })),
+      );
     });
     nodesChecked += probes.length;
     const add = (node: ResolvedNode | null, check: string, message: string, severity: Problem['severity'] = 'error') =>
