@@ -271,3 +271,23 @@ clusters:
     assert.ok(lines.includes('zones.2: zone "gz" has no nodes in any cluster (add them under clusters.<name>.zones.gz, or remove gz from zones)'), show(r));
   }
 });
+
+test('a server error shows its number and MariaDB\'s own message, not MySQL 8\'s name for that number', async () => {
+  const db = await sb.db('bj-master');
+  await db.exec('CREATE DATABASE IF NOT EXISTS ezerr');
+  await db.exec('CREATE TABLE IF NOT EXISTS ezerr.t (id INT PRIMARY KEY, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
+  await db.close();
+  // a slip in the type name: MariaDB's 4161 "Unknown data type", which mysql2 calls ER_INSTALL_COMPONENT_SET_UNUSED_VALUE
+  for (const json of [false, true]) {
+    const r = await sb.run([...(json ? ['--json'] : []), 'osc', '--table', 'ezerr.t', '--alter', 'ADD COLUMN note INTT NULL']);
+    assert.equal(r.code, 2, show(r));
+    const text = json ? r.json().error.message : r.stderr;
+    assert.match(text, /ERROR 4161 \(HY000\): Unknown data type: 'INTT'/, show(r));
+    assert.doesNotMatch(r.stdout + r.stderr, /ER_INSTALL_COMPONENT|ER_[A-Z_]+/, show(r));
+  }
+  // a syntax error: the number and the server's message
+  const s = await sb.run(['osc', '--table', 'ezerr.t', '--alter', 'ADD COLUMN note INT NULLL']);
+  assert.equal(s.code, 2, show(s));
+  assert.match(s.stderr, /ERROR 1064 \(42000\): You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version/, show(s));
+  assert.doesNotMatch(s.stderr, /ER_[A-Z_]+/);
+});

@@ -133,6 +133,31 @@ export function mysqlOptions(ep: Endpoint, timeoutMs: number): PoolOptions {
   return o;
 }
 
+// MariaDB names for the server error numbers mysql2 has no name for (its table is MySQL 8's),
+// where ezctl matches on the name: a killed connection must be retried like a lost one.
+const MARIADB_ONLY_NAMES: Record<number, string> = { 1927: 'ER_CONNECTION_KILLED' };
+
+/**
+ * A server error as the mysql and mariadb clients print it: "ERROR 1064 (42000): <the server's
+ * own message>". No symbolic name: mysql2 names error numbers by MySQL 8's table, and MariaDB
+ * 10.11 uses 360 of its 1218 numbers for other errors (its 4161, "Unknown data type", is MySQL's
+ * ER_INSTALL_COMPONENT_SET_UNUSED_VALUE); the number and the message are right on both servers.
+ * Errors of the client or the network keep their code (ECONNRESET, PROTOCOL_CONNECTION_LOST).
+ */
+export function describeDbError(err: unknown): string {
+  const e = err as { code?: string; errno?: number; sqlState?: string; sqlMessage?: string; message?: string };
+  if (e && typeof e.errno === 'number' && e.errno > 0 && e.sqlMessage !== undefined) {
+    return `ERROR ${e.errno}${e.sqlState ? ` (${e.sqlState})` : ''}: ${e.sqlMessage}`;
+  }
+  const msg = e?.message ?? String(err);
+  return e?.code && !msg.includes(e.code) ? `${msg} (${e.code})` : msg;
+}
+
+/** The error's symbolic name where it means the same on MySQL and MariaDB (or is MariaDB's own). */
+function errorName(e: { code?: string; errno?: number }): string | undefined {
+  return e.code ?? (typeof e.errno === 'number' ? MARIADB_ONLY_NAMES[e.errno] : undefined);
+}
+
 /** Explain a connection failure: which node, what happened, what to do. Never the password. */
 export function connectError(ep: Endpoint, err: unknown): EzError {
   const e = err as { code?: string; errno?: number; message?: string; sqlMessage?: string };
@@ -158,9 +183,9 @@ export function connectError(ep: Endpoint, err: unknown): EzError {
       });
     case 'ER_DBACCESS_DENIED_ERROR':
     case 'ER_BAD_DB_ERROR':
-      return runtimeError(`cannot use database at ${where}: ${e.sqlMessage ?? e.message}`, { cause: err });
+      return runtimeError(`cannot use database at ${where}: ${describeDbError(err)}`, { cause: err });
     default:
-      return runtimeError(`cannot connect to ${where}: ${e.sqlMessage ?? e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`, { cause: err });
+      return runtimeError(`cannot connect to ${where}: ${describeDbError(err)}`, { cause: err });
   }
 }
 
@@ -222,9 +247,9 @@ export class QueryError extends EzError {
 
 function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
   if (err instanceof EzError) return err;
-  const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+  const e = err as { code?: string; errno?: number };
   const short = sql.replace(/\s+/g, ' ').slice(0, 120);
-  return new QueryError(`${ep.label}: ${e.sqlMessage ?? e.message ?? String(err)} (${e.code ?? 'error'}) in: ${short}`, e.code, e.errno, err);
+  return new QueryError(`${ep.label}: ${describeDbError(err)} in: ${short}`, errorName(e), e.errno, err);
 }
 
 export async function connect(ep: Endpoint, opts: { timeoutMs?: number } = {}): Promise<Db> {
