@@ -26,7 +26,8 @@ function optionLines(opts: readonly Option[]): string[] {
     if (o.hidden) continue;
     out.push('.TP', `.B ${esc(o.flags)}`);
     let d = o.description;
-    if (o.defaultValue !== undefined && o.defaultValue !== false && !o.negate) d += ` (default: ${Array.isArray(o.defaultValue) ? o.defaultValue.join(',') : String(o.defaultValue)})`;
+    // the default as --help shows it (a duration option describes its default as "5s", not 5)
+    if (o.defaultValue !== undefined && o.defaultValue !== false && !o.negate) d += ` (default: ${o.defaultValueDescription ?? (Array.isArray(o.defaultValue) ? o.defaultValue.join(',') : String(o.defaultValue))})`;
     out.push(esc(d));
   }
   return out;
@@ -63,7 +64,9 @@ export function generateMan(): string {
     '.SH DESCRIPTION',
     'ezctl is one program for DBAs who run MySQL/MariaDB in two or more data centers ("zones") that replicate to each other.',
     'Mutating commands change nothing without \\fB\\-\\-execute\\fR and print their plan instead; daemons are the exception.',
-    'Results go to stdout (one JSON document with \\fB\\-\\-json\\fR); logs and progress go to stderr.',
+    'Results go to stdout (one JSON document with \\fB\\-\\-json\\fR, errors included: usage errors too come as {"error": ...}); logs and progress go to stderr.',
+    'Durations are written 500ms, 10s, 2m or 1h; a bare number keeps the unit the option always had (seconds).',
+    'Server errors read as the mysql client prints them, ERROR number (SQLSTATE): the server\'s own message.',
     'Without a terminal (cron, CI) there are no spinners and no colours, and log lines carry timestamps.',
   );
   out.push('.SH GLOBAL OPTIONS', ...optionLines(program.options));
@@ -76,7 +79,7 @@ export function generateMan(): string {
     '.TP', '.B ezctl.yaml',
     'The topology file: zones, clusters, nodes, credentials, the DRC timestamp column and the shard map. Found through \\fB\\-\\-config\\fR, \\fB$EZCTL_CONFIG\\fR, \\fI./ezctl.yaml\\fR, then \\fI./.ezctl/sandbox/ezctl.yaml\\fR.',
     '.TP', '.B ~/.my.cnf-style defaults files',
-    'Credentials: \\fB[client]\\fR user= and password=, named by credentials.defaultsFile or \\fB\\-\\-defaults\\-file\\fR.',
+    'Credentials: \\fB[client]\\fR user= and password=, named by credentials.defaultsFile or \\fB\\-\\-defaults\\-file\\fR. As with the mysql client, a world\\-writable file is ignored with a warning (fix: chmod o\\-w).',
   );
   out.push(
     '.SH ENVIRONMENT',
