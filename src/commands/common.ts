@@ -1,8 +1,8 @@
 // Helpers shared by the command definitions: the action wrapper that builds the context from
 // the global options, and option parsers that reject bad values with exit 2 before anything runs.
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
-import { parseDuration } from '../core/throttle/duration.js';
+import { formatDuration, parseDuration } from '../core/throttle/duration.js';
 
 export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
 
@@ -63,6 +63,16 @@ export function parseDurationMs(value: string): number {
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+/**
+ * An option that takes a duration ("500ms", "10s", "2m"; a plain number is seconds) and hands
+ * the command milliseconds; its default shows in --help as a duration ("default: 10s"), not as
+ * a bare number of milliseconds.
+ */
+export function durationOption(flags: string, description: string, defaultMs?: number): Option {
+  const o = new Option(flags, description).argParser(parseDurationMs);
+  return defaultMs === undefined ? o : o.default(defaultMs, formatDuration(defaultMs));
 }
 
 export function examples(...lines: string[]): string {
