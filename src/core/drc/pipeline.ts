@@ -63,6 +63,8 @@ const MAX_BATCH_ROWS = 8000;
 const QUEUE_PAUSE_ROWS = 20_000;
 const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
+/** a direction running this long with nothing left to apply has recovered from its last error */
+const RECOVERED_IDLE_MS = 2_000;
 /** how long a failed session waits for its apply loop to finish a batch before dropping the connection */
 const LOOP_DRAIN_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +118,8 @@ export class Pipeline {
   private resumeError: (() => void) | undefined;
   private appliedPos: string | null = null;
   private lastError: { message: string; at: Date } | undefined;
+  /** when the current session reached 'running' (or 'paused') */
+  private runningSince = 0;
   private done: Promise<void> | undefined;
   // statistics
   appliedTx = 0;
@@ -275,6 +279,7 @@ export class Pipeline {
         throw diverged(e);
       }
       this.state = this.paused ? 'paused' : 'running';
+      this.runningSince = Date.now();
       if (this.lastError) this.o.log.info(`${this.id}: running again from ${start}`);
       this.o.log.debug(`${this.id}: reading ${sourceNode.name} from ${start}, applying to ${targetNode.name}`);
       loop = this.applyLoop(session, applier);
@@ -371,6 +376,8 @@ export class Pipeline {
       }
       const batch = this.take(sess);
       if (batch.length === 0) {
+        // nothing left to apply and nothing failed for a while: whatever failed before is behind us
+        if (this.lastError && Date.now() - this.runningSince > RECOVERED_IDLE_MS) this.recovered();
         if (Date.now() - stream.lastEventAt > WATCHDOG_MS) {
           throw new Error(`no binlog events from ${this.o.from} for ${WATCHDOG_MS / 1000} s (heartbeats should arrive every ${this.o.heartbeatIntervalMs} ms)`);
         }
@@ -391,6 +398,7 @@ export class Pipeline {
       idleSince = Date.now();
       if (batch.length === 1 && batch[0]!.tx.statement) {
         await this.applyStatement(applier, batch[0]!);
+        this.recovered();
         continue;
       }
       let result: BatchResult;
@@ -418,6 +426,7 @@ export class Pipeline {
       }
       this.appliedPos = batch.at(-1)!.positionAfter;
       this.record(result);
+      this.recovered();
     }
   }
 
@@ -437,6 +446,13 @@ export class Pipeline {
     await applier.advance(q.positionAfter, q.tx.gtid);
     this.appliedPos = q.positionAfter;
     this.appliedTx++;
+  }
+
+  /** The direction applies again: the last error is history (logged, and no longer in status). */
+  private recovered(): void {
+    if (!this.lastError) return;
+    this.o.log.info(`${this.id}: recovered from the error of ${this.lastError.at.toISOString()} (${this.lastError.message})`);
+    this.lastError = undefined;
   }
 
   private record(r: BatchResult): void {
