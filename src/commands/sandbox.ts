@@ -29,14 +29,17 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('down')
-    .description('stop exactly the sandbox\'s own server processes (by pid) and remove its directory')
+    .description('stop what runs against the sandbox (a DRC daemon, osc jobs, ezctl processes using its topology file), then exactly its own server processes, all by pid, and remove its directory')
     .addOption(dirOption())
     .option('--keep-dir', 'stop the servers but keep the data directory')
     .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
     .action(action(async (ctx, o: { dir: string; keepDir: boolean }) => {
       const { sandboxDown } = await import('../core/sandbox/down.js');
       const r = await sandboxDown(ctx, o);
-      ctx.result(r, () => `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`);
+      ctx.result(r, () => [
+        ...r.stoppedProcesses.map((p) => `stopped ${p.what} (pid ${p.pid}, ${p.signal})`),
+        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`,
+      ].join('\n'));
     }));
 
   sandbox
