@@ -13,6 +13,8 @@ import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
 import { CHECKPOINT_TABLE, hasOwnDdlMarker, namesHelperTable } from './filter.js';
+import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
+import { formatDuration } from '../throttle/duration.js';
 
 export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
 
@@ -131,12 +133,22 @@ export class Pipeline {
   private lagSamples: Array<{ at: number; ms: number }> = [];
   private lastHeartbeatWrittenAt: number | undefined;
   private rateSamples: Array<{ at: number; tx: number; rows: number }> = [];
+  // illegal writes and conflicts: a line per table per interval, not a line each
+  private readonly illegalLog: EventSummary;
+  private readonly conflictLog: EventSummary;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly o: PipelineOptions) {
     this.id = `${o.cluster}:${o.from}->${o.to}`;
+    this.illegalLog = new EventSummary((table, n, kinds, sample, ms) =>
+      o.log.warn(`${this.id}: ${n} illegal write${n === 1 ? '' : 's'} at ${o.from} to ${table} in the last ${formatDuration(ms)} (${kindCounts(kinds)}); e.g. ${sample}`));
+    this.conflictLog = new EventSummary((table, n, kinds, sample, ms) =>
+      o.log.info(`${this.id}: ${n} conflict${n === 1 ? '' : 's'} on ${table} in the last ${formatDuration(ms)} (${kindCounts(kinds)}); e.g. ${sample}`));
   }
 
   start(): void {
+    this.summaryTimer ??= setInterval(() => this.flushSummaries(), SUMMARY_INTERVAL_MS);
+    this.summaryTimer.unref();
     this.done ??= this.run();
   }
 
@@ -146,6 +158,13 @@ export class Pipeline {
     this.resumeError?.();
     await this.done;
     this.state = 'stopped';
+    clearInterval(this.summaryTimer);
+    this.flushSummaries();
+  }
+
+  private flushSummaries(): void {
+    this.illegalLog.flush();
+    this.conflictLog.flush();
   }
 
   pause(): void {
@@ -461,11 +480,11 @@ export class Pipeline {
     this.appliedRows += r.rows;
     this.conflicts += r.conflicts.length;
     this.illegalWrites += r.illegal.length;
-    for (const c of r.conflicts.slice(0, 20)) {
-      this.o.log.info(`${this.id}: conflict on ${c.schema}.${c.table} ${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
+    for (const c of r.conflicts) {
+      this.conflictLog.add(`${c.schema}.${c.table}`, c.kind, () => `${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
     }
-    for (const i of r.illegal.slice(0, 20)) {
-      this.o.log.warn(`${this.id}: illegal write at ${this.o.from} to ${i.schema}.${i.table} ${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
+    for (const i of r.illegal) {
+      this.illegalLog.add(`${i.schema}.${i.table}`, `shards of ${i.ownerZone ?? 'no zone'}${i.blocked ? ', blocked' : ''}`, () => `${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
     }
     for (const w of r.heartbeatsWrittenAtMs) {
       this.lagSamples.push({ at: now, ms: Math.max(0, now - w) });
