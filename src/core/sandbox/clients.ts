@@ -1,7 +1,7 @@
 // What runs against a sandbox besides its servers: a DRC daemon, a job with a control socket
 // (osc, migrate), any ezctl process started with --config <the sandbox's ezctl.yaml>. `sandbox
 // down` stops them first, by pid, so nothing is left retrying against closed ports.
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { loadTopology } from '../config/load.js';
 import { controlAlive, sendControl } from '../control/socket.js';
@@ -54,8 +54,17 @@ function socketsUnder(dir: string, depth = 2): string[] {
   return out;
 }
 
+const real = (p: string) => {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+};
+
 /** ezctl processes whose --config names this topology file (resolved from their own cwd). */
-function processesWithConfig(config: string): number[] {
+function processesWithConfig(configPath: string): number[] {
+  const config = real(configPath);
   const out: number[] = [];
   let pids: string[];
   try {
@@ -75,10 +84,10 @@ function processesWithConfig(config: string): number[] {
       continue;
     }
     for (let i = 0; i < argv.length - 1; i++) {
-      if ((argv[i] === '--config' || argv[i] === '-c') && resolve(cwd, argv[i + 1]!) === config) out.push(pid);
+      if ((argv[i] === '--config' || argv[i] === '-c') && real(resolve(cwd, argv[i + 1]!)) === config) out.push(pid);
     }
     const eq = argv.find((a) => a.startsWith('--config='));
-    if (eq && resolve(cwd, eq.slice('--config='.length)) === config) out.push(pid);
+    if (eq && real(resolve(cwd, eq.slice('--config='.length))) === config) out.push(pid);
   }
   return out;
 }
