@@ -178,11 +178,11 @@ test('down first stops what runs against the sandbox (the DRC daemon, an ezctl p
     });
     const r = await ezctl(['--json', 'sandbox', 'down', '--dir', two.dir]);
     assert.equal(r.code, 0, show(r));
+    assert.equal(pidAlive(daemon), false, 'the DRC daemon is gone');
     const out = r.json();
     assert.deepEqual(out.stoppedProcesses.map((p: any) => p.pid).sort(), [daemon, w.pid].sort(), JSON.stringify(out.stoppedProcesses));
     assert.match(out.stoppedProcesses.find((p: any) => p.pid === daemon).what, /DRC daemon of cluster demo/);
     assert.deepEqual(out.stopped, ['bj-master', 'sh-master']);
-    assert.equal(pidAlive(daemon), false, 'the DRC daemon is gone');
     await eventually(async () => w.exitCode !== null || w.signalCode !== null, 5000, 'the watcher to exit');
     // no ezctl process is left that names the sandbox
     const left = spawnSync('pgrep', ['-f', two.dir], { encoding: 'utf8' }).stdout.trim();
