@@ -28,7 +28,7 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
   if (!state) throw badInput(`${dir} is not a sandbox (no ${STATE_FILE}); not touching it`);
   // First what works against the servers, so nothing is left retrying against closed ports.
   const stoppedProcesses = await stopClients(await sandboxClients(state.dir));
-  for (const c of stoppedProcesses) ctx.log.info(`stopped ${c.what} (pid ${c.pid}${c.signal === 'SIGKILL' ? ', killed after the grace period' : ''})`);
+  for (const c of stoppedProcesses) ctx.log.debug(`stopped ${c.what} (pid ${c.pid}${c.signal === 'SIGKILL' ? ', killed after the grace period' : ''})`);
   const stopped: string[] = [];
   await Promise.all(state.nodes.map(async (n) => {
     // the pid file is the server's own word; the recorded pid covers a server that died before writing it
