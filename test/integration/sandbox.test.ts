@@ -163,27 +163,33 @@ test('down stops exactly its own processes by pid and removes the directory', as
   assert.equal(again.code, 0, show(again));
 });
 
-test('down first stops what runs against the sandbox (the DRC daemon, an ezctl process using its topology file), by pid, and says so', async () => {
+test('down first stops what runs against the sandbox (the DRC daemon, ezctl processes using its topology file), by pid, and says so', async () => {
   const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
   let watcher: ChildProcess | undefined;
+  let watcher2: ChildProcess | undefined;
   let daemon: number | undefined;
   try {
     daemon = await drcStart(two);
     // a long-running ezctl process pointed at this sandbox (a monitor, say)
     watcher = spawn(process.execPath, [EZCTL, '--config', two.config, 'drc', 'status', '--watch', '--interval', '200ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+    // and one that found the topology file through $EZCTL_CONFIG
+    watcher2 = spawn(process.execPath, [EZCTL, 'drc', 'status', '--watch', '--interval', '200ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', EZCTL_CONFIG: two.config } });
     const w = watcher;
-    await new Promise<void>((res, rej) => {
-      w.stdout!.once('data', () => res());
-      w.once('exit', (c) => rej(new Error(`drc status --watch exited ${c}`)));
-    });
+    const w2 = watcher2;
+    for (const c of [w, w2]) {
+      await new Promise<void>((res, rej) => {
+        c.stdout!.once('data', () => res());
+        c.once('exit', (code) => rej(new Error(`drc status --watch exited ${code}`)));
+      });
+    }
     const r = await ezctl(['--json', 'sandbox', 'down', '--dir', two.dir]);
     assert.equal(r.code, 0, show(r));
     assert.equal(pidAlive(daemon), false, 'the DRC daemon is gone');
     const out = r.json();
-    assert.deepEqual(out.stoppedProcesses.map((p: any) => p.pid).sort(), [daemon, w.pid].sort(), JSON.stringify(out.stoppedProcesses));
+    assert.deepEqual(out.stoppedProcesses.map((p: any) => p.pid).sort(), [daemon, w.pid, w2.pid].sort(), JSON.stringify(out.stoppedProcesses));
     assert.match(out.stoppedProcesses.find((p: any) => p.pid === daemon).what, /DRC daemon of cluster demo/);
     assert.deepEqual(out.stopped, ['bj-master', 'sh-master']);
-    await eventually(async () => w.exitCode !== null || w.signalCode !== null, 5000, 'the watcher to exit');
+    await eventually(async () => [w, w2].every((c) => c.exitCode !== null || c.signalCode !== null), 5000, 'the watchers to exit');
     // no ezctl process is left that names the sandbox
     const left = spawnSync('pgrep', ['-f', two.dir], { encoding: 'utf8' }).stdout.trim();
     assert.equal(left, '', `processes still naming ${two.dir}: ${left}`);
@@ -191,7 +197,7 @@ test('down first stops what runs against the sandbox (the DRC daemon, an ezctl p
     assert.equal(text.code, 0, show(text));
   } finally {
     if (daemon && pidAlive(daemon)) process.kill(daemon, 'SIGKILL');
-    if (watcher && watcher.exitCode === null) watcher.kill('SIGKILL');
+    for (const c of [watcher, watcher2]) if (c && c.exitCode === null) c.kill('SIGKILL');
     await two.down();
   }
 });

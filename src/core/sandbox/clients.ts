@@ -1,9 +1,10 @@
 // What runs against a sandbox besides its servers: a DRC daemon, a job with a control socket
-// (osc, migrate), any ezctl process started with --config <the sandbox's ezctl.yaml>. `sandbox
-// down` stops them first, by pid, so nothing is left retrying against closed ports.
+// (osc, migrate), any ezctl process using the sandbox's ezctl.yaml (--config, $EZCTL_CONFIG, or
+// found from its cwd). `sandbox down` stops them first, by pid, so nothing is left retrying
+// against closed ports.
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { loadTopology } from '../config/load.js';
+import { configCandidates, loadTopology } from '../config/load.js';
 import { controlAlive, sendControl } from '../control/socket.js';
 import { stopProcess } from './servers.js';
 
@@ -19,16 +20,18 @@ function cmdline(pid: number): string[] {
   }
 }
 
-/** Is this pid an ezctl process (node running bin/ezctl or dist/cli.js)? */
+/** node running bin/ezctl (or an installed ezctl) or dist/cli.js */
+const EZCTL_ENTRY = /(^|\/)ezctl$|(^|\/)dist\/cli\.js$/;
+
+/** Is this pid an ezctl process? */
 export function isEzctlProcess(pid: number): boolean {
-  const argv = cmdline(pid);
-  return argv.slice(0, 3).some((a) => /(^|\/)ezctl$|(^|\/)dist\/cli\.js$/.test(a));
+  return cmdline(pid).slice(0, 3).some((a) => EZCTL_ENTRY.test(a));
 }
 
 /** "ezctl drc start --cluster demo", without the node binary and the launcher's path. */
 function describe(pid: number): string {
   const argv = cmdline(pid);
-  const i = argv.findIndex((a) => /(^|\/)ezctl$|(^|\/)dist\/cli\.js$/.test(a));
+  const i = argv.findIndex((a) => EZCTL_ENTRY.test(a));
   return ['ezctl', ...argv.slice(i + 1).filter((a, j, all) => !(a === '--config' || a === '-c' || all[j - 1] === '--config' || all[j - 1] === '-c'))].join(' ');
 }
 
@@ -62,7 +65,20 @@ const real = (p: string) => {
   }
 };
 
-/** ezctl processes whose --config names this topology file (resolved from their own cwd). */
+/** The environment of a process, as far as /proc shows it. */
+function environ(pid: number): NodeJS.ProcessEnv {
+  try {
+    return Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * ezctl processes that use this topology file: found the way they found it themselves (--config,
+ * $EZCTL_CONFIG, then ./ezctl.yaml and ./.ezctl/sandbox/ezctl.yaml from their own cwd).
+ * `sandbox up|down|status` work on --dir, not on a topology file: never theirs.
+ */
 function processesWithConfig(configPath: string): number[] {
   const config = real(configPath);
   const out: number[] = [];
@@ -76,18 +92,24 @@ function processesWithConfig(configPath: string): number[] {
     const pid = Number(p);
     if (pid === process.pid) continue;
     const argv = cmdline(pid);
-    if (!argv.slice(0, 3).some((a) => /(^|\/)ezctl$|(^|\/)dist\/cli\.js$/.test(a))) continue;
-    let cwd = '/';
+    const at = argv.slice(0, 3).findIndex((a) => EZCTL_ENTRY.test(a));
+    if (at < 0) continue;
+    const words = argv.slice(at + 1);
+    const sb = words.indexOf('sandbox');
+    if (sb >= 0 && ['up', 'down', 'status'].includes(words[sb + 1] ?? '')) continue;
+    let cwd: string;
     try {
       cwd = readlinkSync(`/proc/${pid}/cwd`);
     } catch {
       continue;
     }
-    for (let i = 0; i < argv.length - 1; i++) {
-      if ((argv[i] === '--config' || argv[i] === '-c') && real(resolve(cwd, argv[i + 1]!)) === config) out.push(pid);
+    let explicit: string | undefined;
+    for (let i = 0; i < words.length; i++) {
+      if ((words[i] === '--config' || words[i] === '-c') && words[i + 1]) explicit = words[i + 1];
+      else if (words[i]!.startsWith('--config=')) explicit = words[i]!.slice('--config='.length);
     }
-    const eq = argv.find((a) => a.startsWith('--config='));
-    if (eq && real(resolve(cwd, eq.slice('--config='.length))) === config) out.push(pid);
+    const found = configCandidates(explicit, environ(pid), cwd).find((c) => existsSync(c.path));
+    if (found && real(found.path) === config) out.push(pid);
   }
   return out;
 }
