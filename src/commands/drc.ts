@@ -1,6 +1,6 @@
 // ezctl drc: the replication daemon between zones.
 import type { Command } from 'commander';
-import { action, CLUSTER_OPTION, examples, integer, parseDurationMs } from './common.js';
+import { action, CLUSTER_OPTION, durationOption, examples, integer } from './common.js';
 
 export function registerDrc(program: Command): void {
   const drc = program
@@ -27,11 +27,16 @@ export function registerDrc(program: Command): void {
 
   drc
     .command('status')
-    .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, last error')
+    .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, last error and its time; exit 3 unless every direction runs')
     .option(...CLUSTER_OPTION)
-    .option('--watch', 'refresh every second (live view on a terminal, plain lines otherwise)')
-    .option('--interval <duration>', 'refresh interval for --watch', parseDurationMs, 1000)
-    .addHelpText('after', examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl drc status --watch'))
+    .option('--watch', 'refresh every --interval (live view on a terminal, plain lines otherwise)')
+    .addOption(durationOption('--interval <duration>', 'refresh interval for --watch', { bare: 's', default: '1s' }))
+    .addHelpText('after', `
+Exit status (for monitoring; the status, or its JSON with healthy and problems, is on stdout either way):
+  0  the daemon runs and every direction is running
+  3  no daemon runs here, or a direction is not running: starting, paused, retrying
+     (a master unreachable), error (a transaction the target refused), stopped
+${examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl drc status --watch --interval 5s')}`)
     .action(action(async (ctx, o: { cluster?: string; watch?: boolean; interval: number }) => {
       const { drcStatus } = await import('../core/drc/manage.js');
       if (o.watch) {
@@ -41,7 +46,7 @@ export function registerDrc(program: Command): void {
       const { renderDrcStatus } = await import('../core/drc/render.js');
       const s = await drcStatus(ctx, o);
       ctx.result(s, () => renderDrcStatus(s));
-      return s.running ? 0 : 3;
+      return s.healthy ? 0 : 3;
     }));
 
   for (const cmd of ['pause', 'resume'] as const) {
@@ -89,7 +94,7 @@ export function registerDrc(program: Command): void {
     .option(...CLUSTER_OPTION)
     .requiredOption('--from <zone>', 'source zone')
     .requiredOption('--to <zone>', 'target zone')
-    .option('--timeout <duration>', 'give up after this long (exit 4)', parseDurationMs, 10_000)
+    .addOption(durationOption('--timeout <duration>', 'give up after this long (exit 4)', { bare: 's', default: '10s' }))
     .addHelpText('after', examples('ezctl drc wait --from bj --to sh', 'ezctl drc wait --cluster demo --from sh --to bj --timeout 30s'))
     .action(action(async (ctx, o: { cluster?: string; from: string; to: string; timeout: number }) => {
       const { drcWait } = await import('../core/drc/manage.js');

@@ -1,6 +1,6 @@
 // ezctl sandbox: a real multi-zone topology of local server processes.
 import { Option, type Command } from 'commander';
-import { action, CLUSTER_OPTION, decimal, examples, integer, nameList } from './common.js';
+import { action, CLUSTER_OPTION, decimal, durationOption, examples, integer, nameList } from './common.js';
 
 const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
 
@@ -8,7 +8,7 @@ export function registerSandbox(program: Command): void {
   const sandbox = program
     .command('sandbox')
     .description('a local multi-zone topology of real MariaDB/MySQL processes, for demos, tests and drills')
-    .addHelpText('after', examples('ezctl sandbox up --zones bj,sh --replicas 1', 'ezctl sandbox load --rows 10000', 'ezctl sandbox workload --tps 200 --seconds 30 --conflict-ratio 0.1', 'ezctl sandbox down'));
+    .addHelpText('after', examples('ezctl sandbox up --zones bj,sh --replicas 1', 'ezctl sandbox load --rows 10000', 'ezctl sandbox workload --tps 200 --seconds 30s --conflict-ratio 0.1', 'ezctl sandbox down'));
 
   sandbox
     .command('up')
@@ -29,14 +29,17 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('down')
-    .description('stop exactly the sandbox\'s own server processes (by pid) and remove its directory')
+    .description('stop what runs against the sandbox (a DRC daemon, osc jobs, ezctl processes using its topology file), then exactly its own server processes, all by pid, and remove its directory')
     .addOption(dirOption())
     .option('--keep-dir', 'stop the servers but keep the data directory')
     .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
     .action(action(async (ctx, o: { dir: string; keepDir: boolean }) => {
       const { sandboxDown } = await import('../core/sandbox/down.js');
       const r = await sandboxDown(ctx, o);
-      ctx.result(r, () => `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`);
+      ctx.result(r, () => [
+        ...r.stoppedProcesses.map((p) => `stopped ${p.what} (pid ${p.pid}, ${p.signal})`),
+        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`,
+      ].join('\n'));
     }));
 
   sandbox
@@ -67,19 +70,27 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('workload')
-    .description('write inserts, updates and deletes into each zone\'s master for the shards that zone owns')
+    .description('write inserts, updates and deletes into each zone\'s master for the shards that zone owns; reconnects after a master restart, reports progress and errors on stderr while it runs')
     .option('--tps <n>', 'transactions per second, per zone', integer(1, 100_000), 50)
-    .option('--seconds <s>', 'how long to run', decimal(0.1, 86_400), 10)
+    .addOption(durationOption('--seconds <duration>', 'how long to run (10s, 2m; a plain number is seconds)', { bare: 's', default: '10s' }))
     .option('--conflict-ratio <r>', 'share of writes that go to shards another zone owns (0-1)', decimal(0, 1), 0)
     .option('--database <name>', 'schema name', 'ezdemo')
     .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'zones to write in (default: every zone)', nameList)
     .option('--seed <n>', 'random seed, for a repeatable run', integer(0))
-    .addHelpText('after', examples('ezctl sandbox workload --tps 100 --seconds 60', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj'))
-    .action(action(async (ctx, o: { tps: number; seconds: number; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
+    .addOption(durationOption('--progress <duration>', 'a line per zone on stderr this often: tx/s, errors by kind (0: none)', { bare: 's', default: '5s' }))
+    .addHelpText('after', `
+A connection that breaks (a master restarted) is opened again, backing off from 0.2s to 5s; the
+transactions due meanwhile are not written and count as errors of kind 'no connection'. SIGINT or
+SIGTERM stops it after the transactions in flight and still prints the summary (exit 130).
+Exit status: 0 every transaction written; 3 some failed (the summary counts them by kind).
+${examples('ezctl sandbox workload --tps 100 --seconds 60s', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj --progress 2s')}`)
+    .action(action(async (ctx, o: { tps: number; seconds: number; progress: number; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
       const { sandboxWorkload } = await import('../core/sandbox/workload.js');
-      const r = await sandboxWorkload(ctx, o);
-      ctx.result(r, () => r.zones.map((z) => `${z.zone}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors${z.lastError ? ` (last: ${z.lastError})` : ''}`).join('\n'));
-      return r.zones.some((z) => z.errors > 0) ? 3 : 0;
+      const { renderWorkload } = await import('../core/sandbox/render.js');
+      const { seconds, progress, ...rest } = o;
+      const r = await sandboxWorkload(ctx, { ...rest, durationMs: seconds, progressMs: progress });
+      ctx.result(r, () => renderWorkload(r));
+      return r.interrupted ? 130 : r.zones.some((z) => z.errors > 0) ? 3 : 0;
     }));
 }

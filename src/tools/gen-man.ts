@@ -20,6 +20,15 @@ function examplesOf(cmd: Command): string[] {
   return text.slice(i + 11).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('$ ')).map((l) => l.slice(2));
 }
 
+/** Text a command adds after its options (exit statuses, notes), before its examples. */
+function notesOf(cmd: Command): string[] {
+  const text = helpAfter(cmd);
+  const end = text.indexOf('\nExamples:\n');
+  const paras = (end < 0 ? text : text.slice(0, end)).split(/\n\s*\n/);
+  const last = paras.findLastIndex((p) => /^(Global Options|Options|Commands|Usage):/m.test(p.trimStart().split('\n')[0] ?? ''));
+  return paras.slice(last + 1).map((p) => p.replace(/^\n+|\s+$/g, '')).filter(Boolean);
+}
+
 function optionLines(opts: readonly Option[]): string[] {
   const out: string[] = [];
   for (const o of opts) {
@@ -46,6 +55,7 @@ function commandSection(cmd: Command, out: string[]): void {
     out.push(`.SS ${esc(fullName(sub))}${args ? ' ' + esc(args) : ''}`);
     out.push(esc(sub.description()));
     out.push(...optionLines(sub.options));
+    for (const note of notesOf(sub)) out.push('.PP', '.nf', esc(note), '.fi');
     const ex = examplesOf(sub);
     if (ex.length) {
       out.push('.PP', 'Examples:', '.RS', '.nf', ...ex.map((e) => esc(e)), '.fi', '.RE');

@@ -149,6 +149,11 @@ test('a zone master killed and restarted during replication: DRC recovers by its
   process.kill(shPid, 'SIGKILL');
   await eventually(async () => !pidAlive(shPid), 5000, 'sh-master to die');
   await eventually(async () => (await drcStatus(sb)).directions.some((d: any) => d.state === 'retrying'), 15_000, 'DRC to notice');
+  // monitoring sees it: exit 3, the failing directions named with their error and its time
+  const down = await sb.run(['--json', 'drc', 'status']);
+  assert.equal(down.code, 3, show(down));
+  const failing = down.json().directions.filter((d: any) => d.state !== 'running');
+  assert.ok(failing.length > 0 && failing.every((d: any) => d.lastError && Date.parse(d.lastErrorAt) > 0), JSON.stringify(failing));
   await sleep(1000);
   const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
   assert.equal(up.code, 0, show(up));
@@ -159,6 +164,11 @@ test('a zone master killed and restarted during replication: DRC recovers by its
   const after = await drcStatus(sb);
   assert.equal(after.pid, before.pid, 'the same daemon recovered, no restart');
   assert.ok(after.directions.every((d: any) => d.state === 'running'), JSON.stringify(after.directions));
+  const healthy: any = await eventually<any>(async () => {
+    const r = await sb.run(['--json', 'drc', 'status']);
+    return r.code === 0 ? r.json() : undefined;
+  }, 10_000, 'drc status to exit 0 after the recovery');
+  assert.deepEqual(healthy.directions.map((d: any) => d.lastError), [null, null], 'the recovered directions no longer show the error');
   assert.equal(victim.port, sb.node('sh-master').port);
   await assertAppliedOnce(writers);
 });

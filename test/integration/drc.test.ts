@@ -150,6 +150,29 @@ test('a write into another zone\'s shard is reported as illegal, and still repli
   assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.orders WHERE id = 999001'));
 });
 
+test('many illegal writes make a few summary lines per table (count and a sample key), not a line each', async () => {
+  const logPath = join(sb.dir, 'state', 'drc-demo', 'daemon.log');
+  const from = readFileSync(logPath, 'utf8').length;
+  const before = (await drcStatus(sb)).directions.find((d: any) => d.from === 'bj').illegalWrites;
+  // 600 riders into shards 32-63 (sh's), written at bj, in 6 transactions (a table no other test writes illegally)
+  for (let t = 0; t < 6; t++) {
+    const rows = Array.from({ length: 100 }, (_, i) => `(${700001 + t * 100 + i}, ${32 + (i % 32)}, 'illegal')`);
+    await sql('bj-master', `INSERT INTO ezdemo.riders (id, shard_id, name) VALUES ${rows.join(', ')}`);
+  }
+  await drcWaitAll(sb, ZONES);
+  assert.equal((await drcStatus(sb)).directions.find((d: any) => d.from === 'bj').illegalWrites, before + 600);
+  const summary = /bj->sh: (\d+) illegal writes? at bj to ezdemo\.riders in the last [\d.ms]+ \(shards of sh \d+\); e\.g\. \{"id":\d+\}: shard \d+ belongs to sh \(1-101-\d+\)/g;
+  const counted = () => [...readFileSync(logPath, 'utf8').slice(from).matchAll(summary)].map((m) => Number(m[1]));
+  await eventually(async () => counted().reduce((a, b) => a + b, 0) >= 600, 30_000, 'the summary lines of 600 illegal writes');
+  const lines = counted();
+  assert.equal(lines.reduce((a, b) => a + b, 0), 600, `summary counts ${lines}`);
+  assert.ok(lines.length <= 3, `${lines.length} summary lines for one table`);
+  const text = readFileSync(logPath, 'utf8').slice(from);
+  assert.equal(text.split('\n').filter((l) => /illegal write.*ezdemo\.riders/.test(l)).length, lines.length, 'no line per write');
+  await sql('bj-master', 'DELETE FROM ezdemo.riders WHERE id BETWEEN 700001 AND 700600');
+  await drcWaitAll(sb, ZONES);
+});
+
 test('DDL is reported and not replicated; rows keep flowing, applied by column name', async () => {
   await sql('bj-master', 'ALTER TABLE ezdemo.looptest ADD COLUMN extra INT NULL');
   await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v, extra) VALUES (10, 'with extra', 5)");
@@ -164,7 +187,8 @@ test('DDL is reported and not replicated; rows keep flowing, applied by column n
   assert.match(log, /DDL at bj .*ALTER TABLE ezdemo\.looptest ADD COLUMN extra INT NULL \[not replicated/);
 });
 
-test('a transaction the target refuses stops that direction, naming GTID, table and cause; resume continues', async () => {
+test('a transaction the target refuses stops that direction, naming GTID, table and cause (status exits 3, the error has its time); resume continues, and the error clears', async () => {
+  const t0 = Date.now();
   await sql('sh-master', 'DROP TABLE ezdemo.broken');
   await sql('bj-master', "INSERT INTO ezdemo.broken (id, v) VALUES (1, 'x')");
   await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v) VALUES (20, 'after the broken one')");
@@ -176,6 +200,18 @@ test('a transaction the target refuses stops that direction, naming GTID, table 
   }, 15_000, 'bj->sh to stop with an error');
   const d = st.directions.find((x: any) => x.from === 'bj');
   assert.match(d.lastError, /^zone sh refused transaction 1-101-\d+: table ezdemo\.broken does not exist there$/);
+  // monitoring: a direction in error is a runtime failure (exit 3), the status still on stdout,
+  // and the error carries its time
+  const bad = await sb.run(['--json', 'drc', 'status']);
+  assert.equal(bad.code, 3, show(bad));
+  const badJson = bad.json();
+  assert.equal(badJson.healthy, false);
+  assert.match(badJson.problems.join('\n'), /^bj->sh is error: zone sh refused transaction/m);
+  const errAt = Date.parse(badJson.directions.find((x: any) => x.from === 'bj').lastErrorAt);
+  assert.ok(errAt >= t0 && errAt <= Date.now(), `lastErrorAt ${badJson.directions.find((x: any) => x.from === 'bj').lastErrorAt} is the time of the error`);
+  const text = await sb.run(['drc', 'status']);
+  assert.equal(text.code, 3, show(text));
+  assert.match(text.stdout, /not healthy: bj->sh is error: .* \(at \d{4}-\d\d-\d\dT/);
   // nothing after it was applied; the other direction goes on
   assert.equal(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 20'), undefined);
   await eventually(async () => one('bj-master', 'SELECT id FROM ezdemo.looptest WHERE id = 21'), 10_000, 'sh->bj to keep running');
@@ -185,6 +221,15 @@ test('a transaction the target refuses stops that direction, naming GTID, table 
   await drcWaitAll(sb, ZONES);
   assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 20'));
   assert.deepEqual(await tableRows(sb, 'sh-master', 'ezdemo', 'broken'), await tableRows(sb, 'bj-master', 'ezdemo', 'broken'));
+  // recovered: exit 0 again, and the error is cleared
+  const good = await eventually(async () => {
+    const r = await sb.run(['--json', 'drc', 'status']);
+    return r.code === 0 ? r : undefined;
+  }, 10_000, 'drc status to exit 0 after the direction recovered');
+  const ok = good.json();
+  assert.equal(ok.healthy, true);
+  assert.deepEqual(ok.problems, []);
+  assert.deepEqual(ok.directions.map((x: any) => [x.state, x.lastError, x.lastErrorAt]), [['running', null, null], ['running', null, null]]);
 });
 
 test('pause holds applying, wait times out with exit 4 while paused, resume catches up', async () => {

@@ -5,11 +5,12 @@ import { existsSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { ezctl, show, EZCTL } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { parseTopology } from '../../src/core/config/load.js';
 import { pidAlive } from '../../src/core/sandbox/servers.js';
+import { drcStart } from '../helpers/drc.js';
 
 let sb: TestSandbox;
 
@@ -160,6 +161,45 @@ test('down stops exactly its own processes by pid and removes the directory', as
   // down of a missing sandbox is a no-op
   const again = await ezctl(['sandbox', 'down', '--dir', extra.dir]);
   assert.equal(again.code, 0, show(again));
+});
+
+test('down first stops what runs against the sandbox (the DRC daemon, ezctl processes using its topology file), by pid, and says so', async () => {
+  const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
+  let watcher: ChildProcess | undefined;
+  let watcher2: ChildProcess | undefined;
+  let daemon: number | undefined;
+  try {
+    daemon = await drcStart(two);
+    // a long-running ezctl process pointed at this sandbox (a monitor, say)
+    watcher = spawn(process.execPath, [EZCTL, '--config', two.config, 'drc', 'status', '--watch', '--interval', '200ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+    // and one that found the topology file through $EZCTL_CONFIG
+    watcher2 = spawn(process.execPath, [EZCTL, 'drc', 'status', '--watch', '--interval', '200ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', EZCTL_CONFIG: two.config } });
+    const w = watcher;
+    const w2 = watcher2;
+    for (const c of [w, w2]) {
+      await new Promise<void>((res, rej) => {
+        c.stdout!.once('data', () => res());
+        c.once('exit', (code) => rej(new Error(`drc status --watch exited ${code}`)));
+      });
+    }
+    const r = await ezctl(['--json', 'sandbox', 'down', '--dir', two.dir]);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(pidAlive(daemon), false, 'the DRC daemon is gone');
+    const out = r.json();
+    assert.deepEqual(out.stoppedProcesses.map((p: any) => p.pid).sort(), [daemon, w.pid, w2.pid].sort(), JSON.stringify(out.stoppedProcesses));
+    assert.match(out.stoppedProcesses.find((p: any) => p.pid === daemon).what, /DRC daemon of cluster demo/);
+    assert.deepEqual(out.stopped, ['bj-master', 'sh-master']);
+    await eventually(async () => [w, w2].every((c) => c.exitCode !== null || c.signalCode !== null), 5000, 'the watchers to exit');
+    // no ezctl process is left that names the sandbox
+    const left = spawnSync('pgrep', ['-f', two.dir], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(left, '', `processes still naming ${two.dir}: ${left}`);
+    const text = await ezctl(['sandbox', 'down', '--dir', two.dir]);
+    assert.equal(text.code, 0, show(text));
+  } finally {
+    if (daemon && pidAlive(daemon)) process.kill(daemon, 'SIGKILL');
+    for (const c of [watcher, watcher2]) if (c && c.exitCode === null) c.kill('SIGKILL');
+    await two.down();
+  }
 });
 
 test('on a terminal the steps draw live on stderr, and a redirected --json stdout stays pure JSON', { skip: spawnSync('script', ['--version']).status !== 0 && 'util-linux script is not installed' }, async () => {

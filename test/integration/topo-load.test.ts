@@ -1,7 +1,10 @@
 // topo show / topo check, sandbox load and workload, against a real two-zone sandbox.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { show } from '../helpers/cli.js';
+import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { show, EZCTL } from '../helpers/cli.js';
+import { pidAlive } from '../../src/core/sandbox/servers.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { patchTopology } from '../helpers/drc.js';
 
@@ -160,4 +163,56 @@ test('workload refuses a zone that is not in the cluster (exit 2)', async () => 
   const r = await sb.run(['sandbox', 'workload', '--zones', 'gz', '--seconds', '1']);
   assert.equal(r.code, 2, show(r));
   assert.match(r.stderr, /zone "gz" is not in cluster demo/);
+});
+
+test('workload keeps writing after a master restart (it reconnects), reports errors by kind while it runs, and prints its summary on SIGINT', async () => {
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', 'sandbox', 'workload', '--tps', '40', '--seconds', '120', '--zones', 'sh', '--progress', '300ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  let stdout = '';
+  const lines: string[] = [];
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.setEncoding('utf8');
+  let partial = '';
+  child.stderr.on('data', (d: string) => {
+    partial += d;
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
+  const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  try {
+    await eventually(async () => lines.some((l) => /workload sh: \d+ tx\/s over the last/.test(l)), 15_000, 'a progress line');
+    const shPid = JSON.parse(readFileSync(`${sb.dir}/sandbox.json`, 'utf8')).nodes.find((n: any) => n.name === 'sh-master').pid;
+    process.kill(shPid, 'SIGKILL');
+    await eventually(async () => !pidAlive(shPid), 5000, 'sh-master to die');
+    // errors show up on stderr while the workload runs, counted by kind, not only in the final summary
+    const errLine = await eventually(async () => lines.find((l) => /WARN .*workload sh: .* [1-9]\d* errors? \(.*(no connection|connect|ECONN|PROTOCOL)/.test(l)), 15_000, 'an error summary line while it runs');
+    assert.ok(running(), `the workload was still running when it reported ${errLine}`);
+    const lineCount = lines.length;
+    const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
+    assert.equal(up.code, 0, show(up));
+    const db = await sb.db('sh-master');
+    try {
+      const restartedAt = String(await db.value("SELECT DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f')"));
+      await eventually(async () => lines.some((l) => /workload sh: connected again/.test(l)), 20_000, 'the workload to reconnect');
+      // it writes again into the restarted master
+      await eventually(async () => Number(await db.value('SELECT COUNT(*) FROM ezdemo.orders WHERE created_at >= ?', [restartedAt])) > 0, 15_000, 'new orders in the restarted sh-master');
+    } finally {
+      await db.close();
+    }
+    // the progress lines are rate-limited: about one per zone per 300ms, not one per error
+    assert.ok(lines.length - lineCount < 200, `${lines.length - lineCount} stderr lines`);
+    assert.ok(running(), 'still running before SIGINT');
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, `exit ${code}\n${stdout}\n${lines.join('\n')}`);
+    const rep = JSON.parse(stdout);
+    assert.equal(rep.interrupted, true);
+    const z = rep.zones[0];
+    assert.equal(z.zone, 'sh');
+    assert.ok(z.transactions > 0 && z.errors > 0 && z.reconnects >= 1, JSON.stringify(z));
+    assert.equal(Object.values(z.errorsByKind as Record<string, number>).reduce((a, b) => a + b, 0), z.errors, JSON.stringify(z.errorsByKind));
+  } finally {
+    if (running()) child.kill('SIGKILL');
+  }
 });

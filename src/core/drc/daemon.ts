@@ -17,6 +17,7 @@ import { serveControl, controlAlive, sendControl, socketPath, type ControlReques
 import { onInterrupt } from '../signals.js';
 import { compileRules, HEARTBEAT_TABLE } from './filter.js';
 import { Pipeline, type PipelineStatus } from './pipeline.js';
+import { rotateLog } from './log-summary.js';
 import type { ShardRule } from './apply.js';
 
 export interface DrcStartOptions {
@@ -145,7 +146,7 @@ async function detach(ctx: Ctx, topo: Topology, cluster: string, dir: string, so
   if (o.blockIllegal) args.push('--block-illegal');
   if (o.skipErrors) args.push('--skip-errors');
   const fd = openSync(log, 'a', 0o600);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, CI: '1', EZCTL_DRC_PREFLIGHT_DONE: topo.path } });
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, CI: '1', EZCTL_DRC_PREFLIGHT_DONE: topo.path, EZCTL_DRC_LOG: log } });
   closeSync(fd);
   child.unref();
   const deadline = Date.now() + 60_000;
@@ -268,8 +269,18 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
   for (const h of heartbeats) h.start();
   for (const p of pipelines) p.start();
   const tick = setInterval(() => metrics?.update(pipelines), 1000);
+  // a detached daemon writes its log through the descriptor it was given: keep that file bounded
+  const logFile = process.env.EZCTL_DRC_LOG;
+  const rotate = logFile ? setInterval(() => {
+    try {
+      rotateLog(logFile);
+    } catch (e) {
+      ctx.log.warn(`cannot rotate ${logFile}: ${(e as Error).message}`);
+    }
+  }, 10_000) : undefined;
   await done;
   clearInterval(tick);
+  clearInterval(rotate);
   return { cluster, running: false, pid: process.pid, startedAt: startedAt.toISOString(), directions: pipelines.map((p) => p.status()) };
 }
 

@@ -26,8 +26,37 @@ async function daemonSocket(ctx: Ctx, clusterName?: string): Promise<{ topo: Top
   return { topo, cluster, sock, alive: await controlAlive(sock) };
 }
 
+export interface DrcStatusReport extends DaemonStatus {
+  /** true when the daemon runs and every direction is running: `drc status` exits 0 only then */
+  healthy: boolean;
+  /** one line per reason it is not healthy */
+  problems: string[];
+}
+
+/**
+ * What keeps DRC from being healthy: no daemon, or a direction that is not 'running'
+ * (starting, paused, retrying after a connection failure, stopped by an error, stopped).
+ */
+export function drcProblems(s: DaemonStatus): string[] {
+  const out: string[] = [];
+  if (!s.running) out.push(`DRC for cluster ${s.cluster} is not running`);
+  for (const d of s.directions) {
+    if (d.state === 'running') continue;
+    const why = d.lastError ? `: ${d.lastError}${d.lastErrorAt ? ` (at ${d.lastErrorAt})` : ''}` : '';
+    out.push(`${d.from}->${d.to} is ${d.state}${why}`);
+  }
+  if (s.running && s.directions.length === 0) out.push('the daemon runs no direction');
+  return out;
+}
+
 /** Status from the running daemon; when none runs, what the checkpoints in each zone say. */
-export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<DaemonStatus> {
+export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<DrcStatusReport> {
+  const s = await daemonStatus(ctx, o);
+  const problems = drcProblems(s);
+  return { ...s, healthy: problems.length === 0, problems };
+}
+
+async function daemonStatus(ctx: Ctx, o: { cluster?: string }): Promise<DaemonStatus> {
   const { topo, cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
   if (alive) return { ...((await sendControl(sock, { cmd: 'status' })) as DaemonStatus), cluster };
   const zones = topo.zonesOf(cluster);
@@ -36,6 +65,7 @@ export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<Daem
     const node = topo.master(cluster, to);
     let rows: Array<{ pipeline: string; p: string; n: string }> = [];
     let err: string | null = null;
+    let errAt: string | null = null;
     try {
       const db = await ctx.connect(node);
       try {
@@ -45,6 +75,7 @@ export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<Daem
       }
     } catch (e) {
       err = (e as Error).message;
+      errAt = new Date().toISOString();
     }
     for (const from of zones) {
       if (from === to) continue;
@@ -52,7 +83,7 @@ export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<Daem
       directions.push({
         from, to, state: 'stopped', source: `${topo.master(cluster, from).name} ${describeAddress(topo.master(cluster, from))}`, target: `${node.name} ${describeAddress(node)}`,
         lagMs: null, p99LagMs: null, sourcePosition: null, appliedPosition: r?.p ?? null, txPerSec: 0, rowsPerSec: 0,
-        appliedTx: 0, appliedRows: 0, conflicts: 0, illegalWrites: 0, ddlSeen: 0, droppedTx: 0, queue: 0, lastError: err, lastErrorAt: null,
+        appliedTx: 0, appliedRows: 0, conflicts: 0, illegalWrites: 0, ddlSeen: 0, droppedTx: 0, queue: 0, lastError: err, lastErrorAt: errAt,
       });
     }
   }

@@ -13,6 +13,8 @@ import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
 import { CHECKPOINT_TABLE, hasOwnDdlMarker, namesHelperTable } from './filter.js';
+import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
+import { formatDuration } from '../throttle/duration.js';
 
 export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
 
@@ -63,6 +65,8 @@ const MAX_BATCH_ROWS = 8000;
 const QUEUE_PAUSE_ROWS = 20_000;
 const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
+/** a direction running this long with nothing left to apply has recovered from its last error */
+const RECOVERED_IDLE_MS = 2_000;
 /** how long a failed session waits for its apply loop to finish a batch before dropping the connection */
 const LOOP_DRAIN_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +120,8 @@ export class Pipeline {
   private resumeError: (() => void) | undefined;
   private appliedPos: string | null = null;
   private lastError: { message: string; at: Date } | undefined;
+  /** when the current session reached 'running' (or 'paused') */
+  private runningSince = 0;
   private done: Promise<void> | undefined;
   // statistics
   appliedTx = 0;
@@ -127,12 +133,22 @@ export class Pipeline {
   private lagSamples: Array<{ at: number; ms: number }> = [];
   private lastHeartbeatWrittenAt: number | undefined;
   private rateSamples: Array<{ at: number; tx: number; rows: number }> = [];
+  // illegal writes and conflicts: a line per table per interval, not a line each
+  private readonly illegalLog: EventSummary;
+  private readonly conflictLog: EventSummary;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly o: PipelineOptions) {
     this.id = `${o.cluster}:${o.from}->${o.to}`;
+    this.illegalLog = new EventSummary((table, n, kinds, sample, ms) =>
+      o.log.warn(`${this.id}: ${n} illegal write${n === 1 ? '' : 's'} at ${o.from} to ${table} in the last ${formatDuration(ms)} (${kindCounts(kinds)}); e.g. ${sample}`));
+    this.conflictLog = new EventSummary((table, n, kinds, sample, ms) =>
+      o.log.info(`${this.id}: ${n} conflict${n === 1 ? '' : 's'} on ${table} in the last ${formatDuration(ms)} (${kindCounts(kinds)}); e.g. ${sample}`));
   }
 
   start(): void {
+    this.summaryTimer ??= setInterval(() => this.flushSummaries(), SUMMARY_INTERVAL_MS);
+    this.summaryTimer.unref();
     this.done ??= this.run();
   }
 
@@ -142,6 +158,13 @@ export class Pipeline {
     this.resumeError?.();
     await this.done;
     this.state = 'stopped';
+    clearInterval(this.summaryTimer);
+    this.flushSummaries();
+  }
+
+  private flushSummaries(): void {
+    this.illegalLog.flush();
+    this.conflictLog.flush();
   }
 
   pause(): void {
@@ -275,6 +298,7 @@ export class Pipeline {
         throw diverged(e);
       }
       this.state = this.paused ? 'paused' : 'running';
+      this.runningSince = Date.now();
       if (this.lastError) this.o.log.info(`${this.id}: running again from ${start}`);
       this.o.log.debug(`${this.id}: reading ${sourceNode.name} from ${start}, applying to ${targetNode.name}`);
       loop = this.applyLoop(session, applier);
@@ -371,6 +395,8 @@ export class Pipeline {
       }
       const batch = this.take(sess);
       if (batch.length === 0) {
+        // nothing left to apply and nothing failed for a while: whatever failed before is behind us
+        if (this.lastError && Date.now() - this.runningSince > RECOVERED_IDLE_MS) this.recovered();
         if (Date.now() - stream.lastEventAt > WATCHDOG_MS) {
           throw new Error(`no binlog events from ${this.o.from} for ${WATCHDOG_MS / 1000} s (heartbeats should arrive every ${this.o.heartbeatIntervalMs} ms)`);
         }
@@ -391,6 +417,7 @@ export class Pipeline {
       idleSince = Date.now();
       if (batch.length === 1 && batch[0]!.tx.statement) {
         await this.applyStatement(applier, batch[0]!);
+        this.recovered();
         continue;
       }
       let result: BatchResult;
@@ -418,6 +445,7 @@ export class Pipeline {
       }
       this.appliedPos = batch.at(-1)!.positionAfter;
       this.record(result);
+      this.recovered();
     }
   }
 
@@ -439,17 +467,24 @@ export class Pipeline {
     this.appliedTx++;
   }
 
+  /** The direction applies again: the last error is history (logged, and no longer in status). */
+  private recovered(): void {
+    if (!this.lastError) return;
+    this.o.log.info(`${this.id}: recovered from the error of ${this.lastError.at.toISOString()} (${this.lastError.message})`);
+    this.lastError = undefined;
+  }
+
   private record(r: BatchResult): void {
     const now = Date.now();
     this.appliedTx += r.transactions;
     this.appliedRows += r.rows;
     this.conflicts += r.conflicts.length;
     this.illegalWrites += r.illegal.length;
-    for (const c of r.conflicts.slice(0, 20)) {
-      this.o.log.info(`${this.id}: conflict on ${c.schema}.${c.table} ${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
+    for (const c of r.conflicts) {
+      this.conflictLog.add(`${c.schema}.${c.table}`, c.kind, () => `${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
     }
-    for (const i of r.illegal.slice(0, 20)) {
-      this.o.log.warn(`${this.id}: illegal write at ${this.o.from} to ${i.schema}.${i.table} ${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
+    for (const i of r.illegal) {
+      this.illegalLog.add(`${i.schema}.${i.table}`, `shards of ${i.ownerZone ?? 'no zone'}${i.blocked ? ', blocked' : ''}`, () => `${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
     }
     for (const w of r.heartbeatsWrittenAtMs) {
       this.lagSamples.push({ at: now, ms: Math.max(0, now - w) });

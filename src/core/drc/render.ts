@@ -3,19 +3,23 @@ import { table } from '../ui/table.js';
 
 const ms = (v: number | null) => (v === null ? '-' : v < 10_000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
 
-export function renderDrcStatus(s: DaemonStatus): string {
+/** "2026-12-04T05:12:03.123Z" → "05:12:03Z", the time of day a last error happened */
+const clock = (iso: string | null) => (iso ? `${iso.slice(11, 19)}Z ` : '');
+
+export function renderDrcStatus(s: DaemonStatus & { problems?: string[] }): string {
   const head = s.running ? `DRC ${s.cluster}: running (pid ${s.pid}, since ${s.startedAt})` : `DRC ${s.cluster}: not running`;
   const t = table(
     ['direction', 'state', 'lag', 'p99 1m', 'tx/s', 'rows/s', 'applied tx', 'conflicts', 'illegal', 'queue', 'last error'],
     s.directions.map((d) => [
       `${d.from} → ${d.to}`, d.state, ms(d.lagMs), ms(d.p99LagMs), d.txPerSec.toFixed(0), d.rowsPerSec.toFixed(0), String(d.appliedTx),
-      String(d.conflicts), String(d.illegalWrites), String(d.queue), (d.lastError ?? '').slice(0, 60),
+      String(d.conflicts), String(d.illegalWrites), String(d.queue), d.lastError ? `${clock(d.lastErrorAt)}${d.lastError}`.slice(0, 70) : '',
     ]),
   );
-  return `${head}\n${t}`;
+  const problems = s.problems?.length ? `\n${s.problems.map((p) => `not healthy: ${p}`).join('\n')}` : '';
+  return `${head}\n${t}${problems}`;
 }
 
 /** One plain line per direction, for --watch without a terminal. */
 export function drcStatusLines(s: DaemonStatus): string {
-  return s.directions.map((d) => `${d.from}->${d.to} state=${d.state} lag_ms=${d.lagMs ?? '-'} p99_ms=${d.p99LagMs ?? '-'} tx_s=${d.txPerSec.toFixed(1)} applied_tx=${d.appliedTx} conflicts=${d.conflicts} illegal=${d.illegalWrites} queue=${d.queue}${d.lastError ? ` last_error=${JSON.stringify(d.lastError)}` : ''}`).join('\n');
+  return s.directions.map((d) => `${d.from}->${d.to} state=${d.state} lag_ms=${d.lagMs ?? '-'} p99_ms=${d.p99LagMs ?? '-'} tx_s=${d.txPerSec.toFixed(1)} applied_tx=${d.appliedTx} conflicts=${d.conflicts} illegal=${d.illegalWrites} queue=${d.queue}${d.lastError ? ` last_error=${JSON.stringify(d.lastError)} last_error_at=${d.lastErrorAt ?? '-'}` : ''}`).join('\n');
 }

@@ -56,7 +56,7 @@ function View({ ctx, cluster, interval }: { ctx: Ctx; cluster?: string; interval
       {s?.directions.map((d) => (
         <Box key={`${d.from}${d.to}`} flexDirection="column">
           <Row cells={[`${d.from} → ${d.to}`, d.state, fmt(d.lagMs), fmt(d.p99LagMs), d.txPerSec.toFixed(0), d.rowsPerSec.toFixed(0), String(d.conflicts), String(d.illegalWrites)]} />
-          {d.lastError ? <Text color="yellow" wrap="truncate">  last error: {d.lastError}</Text> : null}
+          {d.lastError ? <Text color="yellow" wrap="truncate">  last error{d.lastErrorAt ? ` at ${d.lastErrorAt}` : ''}: {d.lastError}</Text> : null}
         </Box>
       ))}
       {err ? <Text color="red">{err}</Text> : null}

@@ -285,17 +285,36 @@ async function socketAnswers(socket: string): Promise<boolean> {
   });
 }
 
-/** SIGTERM, wait for exit, SIGKILL after the grace period. Only ever signals our own server. */
-export async function stopServer(pid: number, datadir: string, opts: { graceMs?: number; signal?: NodeJS.Signals } = {}): Promise<boolean> {
-  if (!isOurServer(pid, datadir)) return false;
-  process.kill(pid, opts.signal ?? 'SIGTERM');
+/**
+ * Stop a process by pid: a graceful signal, a bounded wait, then SIGKILL. `ours` is asked before
+ * each signal, so a pid recycled by something else is never signalled. Returns the last signal
+ * sent, or undefined when the process was not ours (or already gone).
+ */
+export async function stopProcess(pid: number, ours: () => boolean, opts: { graceMs?: number; signal?: NodeJS.Signals } = {}): Promise<'SIGTERM' | 'SIGKILL' | undefined> {
+  if (!ours()) return undefined;
+  const first = opts.signal ?? 'SIGTERM';
+  try {
+    process.kill(pid, first);
+  } catch {
+    return undefined; // gone meanwhile
+  }
   const deadline = Date.now() + (opts.graceMs ?? 30_000);
   while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (pidAlive(pid) && isOurServer(pid, datadir)) {
-    process.kill(pid, 'SIGKILL');
+  if (pidAlive(pid) && ours()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
     while (pidAlive(pid)) await sleep(20);
+    return 'SIGKILL';
   }
-  return true;
+  return first === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM';
+}
+
+/** SIGTERM, wait for exit, SIGKILL after the grace period. Only ever signals our own server. */
+export async function stopServer(pid: number, datadir: string, opts: { graceMs?: number; signal?: NodeJS.Signals } = {}): Promise<boolean> {
+  return (await stopProcess(pid, () => isOurServer(pid, datadir), opts)) !== undefined;
 }
 
 export async function portFree(port: number): Promise<boolean> {
