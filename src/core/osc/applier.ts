@@ -182,6 +182,22 @@ export class ZoneApplier {
     return run;
   }
 
+  /**
+   * Hold the ghosts for the caller: no batch is applied until the returned release is called
+   * (the cut-over, while the ghosts have the triggers). Resolves once a batch being applied is done.
+   */
+  async hold(): Promise<() => void> {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await new Promise<void>((started) => {
+      void this.exclusive(async () => {
+        started();
+        await gate;
+      });
+    });
+    return release;
+  }
+
   private backlog(): number {
     return [...this.byTable.values()].reduce((n, t) => n + t.progress.backlog, 0);
   }
@@ -330,7 +346,8 @@ export class ZoneApplier {
     this.stopped = true;
     this.wake?.();
     await this.stream?.stop().catch(() => undefined);
-    await this.applying?.catch(() => undefined);
+    // a loop held by the cut-over (hold) ends when it is let go; the job does not wait for that
+    await Promise.race([this.applying?.catch(() => undefined), sleep(5000)]);
     await this.db?.close().catch(() => undefined);
   }
 }
