@@ -353,8 +353,9 @@ export async function copyAndCutOver(
       // a ghost left (a session held it past the bound) keeps its saved state, for `osc abort`
       await Promise.all(jobs.filter((j) => !j.ghostLeft).map((j) => j.clearState().catch(() => undefined)));
     }
-    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: the helper tables were dropped; ${opts.table} is as it was`);
-    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
+    const dropped = jobs.some((j) => j.ghostLeft) ? `a session holds a ghost, which is left (\`ezctl osc abort --table ${opts.table}\` drops it later)` : 'the helper tables were dropped';
+    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
+    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
     throw e;
   } finally {
     clearInterval(tick);
@@ -512,6 +513,14 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
       const stateThere = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, 'osc_state']);
       const saved = Number(stateThere) ? Number(await db.value(`SELECT COUNT(*) FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job])) : 0;
       if (there.length || saved) found = true;
+      // a killed cut-over's RENAME, still queued: it fails on its sentry pair while the sentry
+      // exists, so the sentry goes only once no RENAME of the table waits
+      for (let i = 0; ; i++) {
+        const pending = await db.value<number>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%' AND INSTR(INFO, ?) > 0 LIMIT 1", [quoteTable(schema, sentryNames([table]).sentry)]);
+        if (pending === undefined || pending === null) break;
+        if (i >= 30) throw runtimeError(`zone ${zone}: session ${pending} still runs a cut-over RENAME of ${name}; nothing dropped`, { hint: `KILL ${pending}, then abort again` });
+        await sleep(100);
+      }
       for (const t of there) {
         await withLockWait(db, { seconds: DEFAULT_LOCK_WAIT_S, schema, tables: [t], what: `zone ${zone}: dropping ${schema}.${t}`, fix: 'and abort again' }, () =>
           db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, t)}`));

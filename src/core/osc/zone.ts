@@ -102,11 +102,8 @@ export class ZoneOsc {
   }
 
   /** A DDL or lock on the ghost (or the original) with the lock wait bound; a wait that runs out names the holder. */
-  private bounded<T>(db: Db, what: string, tables: string[], fn: () => Promise<T>, seconds = this.lockWaitS): Promise<T> {
-    return withLockWait(db, {
-      seconds, schema: this.plan.schema, tables, what: `zone ${this.zone}: ${what}`,
-      fix: 'or wait; then `ezctl osc ... --execute --resume` continues the job, or `ezctl osc abort` drops its ghost',
-    }, fn);
+  private bounded<T>(db: Db, what: string, tables: string[], fn: () => Promise<T>, seconds = this.lockWaitS, fix = 'or wait'): Promise<T> {
+    return withLockWait(db, { seconds, schema: this.plan.schema, tables, what: `zone ${this.zone}: ${what}`, fix }, fn);
   }
 
   /** Where the copy and the binlog apply are: what --resume starts from after a crash. */
@@ -152,7 +149,7 @@ export class ZoneOsc {
         if (p.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${p.alter}`);
         const later = indexesLeftOut(p, this.o.deferIndexes);
         if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
-      });
+      }, this.lockWaitS, 'or wait, and start the change again');
     }
   }
 
@@ -235,7 +232,7 @@ export class ZoneOsc {
         )).catch(async (e) => {
           // still waiting after the retries: say on what (a metadata lock: who holds it)
           if (!isLockWaitTimeout(e)) throw e;
-          throw await lockWaitError(db, { seconds: this.lockWaitS, schema: p.schema, tables: [p.table, p.names.ghost], what: `zone ${this.zone}: copying rows`, fix: 'or wait; then `ezctl osc ... --execute --resume` continues the job, or `ezctl osc abort` drops its ghost' }, e);
+          throw await lockWaitError(db, { seconds: this.lockWaitS, schema: p.schema, tables: [p.table, p.names.ghost], what: `zone ${this.zone}: copying rows`, fix: 'or wait' }, e);
         });
         const copied = Number(r.affectedRows ?? 0);
         chunker.record(Math.max(copied, 1), Date.now() - t0);
@@ -472,7 +469,7 @@ export class ZoneOsc {
     if (dropHelpers && this.progress.phase !== 'done') {
       const db = this.copyDb ?? (await this.ctx.connect(this.node));
       try {
-        await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`));
+        await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
         this.progress.phase = 'aborted';
       } catch (e) {
         // the original is untouched; the ghost stays, with what holds it named
