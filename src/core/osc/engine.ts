@@ -274,7 +274,7 @@ export async function copyAndCutOver(
   tick.unref();
   let cutOverDone = false;
   try {
-    const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone);
+    const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone, opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S);
     await Promise.all(jobs.map(async (j) => {
       await j.copy();
       await j.buildIndexes();
@@ -398,6 +398,7 @@ export type SavedFor = (job: ZoneOsc) => Awaited<ReturnType<typeof ZoneOsc.saved
 async function startZones(
   ctx: Ctx, zones: string[], jobs: ZoneOsc[], saved: SavedFor, rules: CascadeRule[],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
+  lockWaitS = DEFAULT_LOCK_WAIT_S,
 ): Promise<Map<string, ZoneApplier>> {
   const appliers = new Map<string, ZoneApplier>();
   const started = Promise.allSettled(zones.map(async (z, i) => {
@@ -408,7 +409,10 @@ async function startZones(
     const db = await ctx.connect(mine[0]!.node);
     let from: string;
     try {
-      if (!resuming) await prepareZone?.(z, db);
+      // what spans the ghosts (their foreign keys: DDL on each) waits no longer than the rest
+      if (!resuming && prepareZone) {
+        await withLockWait(db, { seconds: lockWaitS, schema: mine[0]!.plan.schema, tables: mine.map((j) => j.plan.names.ghost), what: `zone ${z}: linking the ghosts`, fix: 'or wait, and start the change again' }, () => prepareZone(z, db));
+      }
       // the tables of a zone share one applier, so their saved positions are points of one
       // progression: start again from the earliest (applying final states again is harmless)
       const positions = states.map((st) => st?.appliedPos ?? '');
