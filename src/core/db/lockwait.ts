@@ -62,8 +62,10 @@ export async function withLockWait<T>(
 export async function lockWaitError(db: Db, o: { seconds: number; schema: string; tables: string[]; what: string; fix?: string }, e: unknown): Promise<LockWaitError> {
   const holders = await lockHolders(db, o.schema, o.tables).catch(() => ({ holders: [] as LockHolder[], exact: false }));
   const names = o.tables.map((t) => `${o.schema}.${t}`).join(', ');
+  // the longest-open first; a busy server's other sessions are counted, not listed
+  const shown = holders.holders.slice(0, 5).map(describeHolder).join('; ') + (holders.holders.length > 5 ? `; and ${holders.holders.length - 5} more` : '');
   const who = holders.holders.length
-    ? `${holders.exact ? 'held by' : 'open transactions or statements that may hold it:'} ${holders.holders.map(describeHolder).join('; ')}`
+    ? `${holders.exact ? 'held by' : 'open transactions or statements that may hold it:'} ${shown}`
     : 'no holder found (it may have ended since)';
   const first = holders.holders[0];
   const fix = o.fix ?? 'or wait and run it again';

@@ -420,7 +420,7 @@ async function startZones(
     } finally {
       await db.close();
     }
-    const applier = new ZoneApplier(ctx, z, mine[0]!.node, mine[0]!.plan.schema, mine.map((j) => j.applierTable()), rules, 700_000 + ((process.pid * 10 + i) % 100_000));
+    const applier = new ZoneApplier(ctx, z, mine[0]!.node, mine[0]!.plan.schema, mine.map((j) => j.applierTable()), rules, 700_000 + ((process.pid * 10 + i) % 100_000), lockWaitS);
     appliers.set(z, applier);
     await applier.start(from);
     for (const j of mine) await j.attach(applier);
