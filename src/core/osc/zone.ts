@@ -428,6 +428,7 @@ export class ZoneOsc {
           // as the trigger was created: its body is parsed and run with its own sql_mode
           await this.copyDb.exec('SET SESSION sql_mode = ?', [t.sqlMode]);
           await this.copyDb.exec(`${ownDdlMarker('osc')}${createTriggerSql(p.schema, p.names.ghost, t, ghostTriggerName(t.name))}`);
+          this.ghostTriggers.push(ghostTriggerName(t.name));
         }
       }, lockWaitS);
     } finally {
@@ -435,15 +436,24 @@ export class ZoneOsc {
     }
   }
 
-  /** Drop the ghost's triggers (a cut-over attempt undone; a resumed job whose cut-over was killed). */
+  /** the triggers createGhostTriggers made on the ghost so far (an undone attempt drops just these) */
+  private ghostTriggers: string[] = [];
+
+  /**
+   * Drop the ghost's triggers: those this job created (a cut-over attempt undone), or with any,
+   * every one it has (a resumed job whose cut-over was killed).
+   */
   async dropGhostTriggers(db: Db = this.copyDb, any = false): Promise<void> {
     const p = this.plan;
     const names = any
       ? (await db.query<{ n: string }>('SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?', [p.schema, p.names.ghost])).map((r) => r.n)
-      : p.triggers.map((t) => ghostTriggerName(t.name));
+      : [...this.ghostTriggers];
     if (!names.length) return;
     await this.bounded(db, 'dropping the triggers of the ghost', [p.names.ghost], async () => {
-      for (const n of names) await db.exec(`${ownDdlMarker('osc')}DROP TRIGGER IF EXISTS ${quoteTable(p.schema, n)}`);
+      for (const n of names) {
+        await db.exec(`${ownDdlMarker('osc')}DROP TRIGGER IF EXISTS ${quoteTable(p.schema, n)}`);
+        this.ghostTriggers = this.ghostTriggers.filter((x) => x !== n);
+      }
     });
   }
 
