@@ -1,7 +1,7 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -16,13 +16,15 @@ interface OscFlags extends ThrottleFlags, CopyFlags {
   map?: string[];
   postponeCutOverFlagFile?: string;
   resume?: boolean;
+  includeTriggers?: boolean;
+  lockWaitTimeout?: number;
 }
 
 export function registerOsc(program: Command): void {
   const osc = program
     .command('osc')
     .description('online schema change in every zone: ghost table, chunked copy, binlog apply, checksum, cut-overs within a second of each other; prints the plan unless --execute')
-    .option('--table <db.table>', 'the table to change (required)')
+    .option('--table <db.table>', 'the table to change (required); a name holding a dot or backtick in backticks: db.`my.table`')
     .option('--alter <changes>', 'the changes, as in ALTER TABLE t <changes> (e.g. "ADD COLUMN note VARCHAR(64) NULL") (required)')
     .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones (default: all)', nameList)
@@ -33,15 +35,18 @@ export function registerOsc(program: Command): void {
     }, 'auto')
     .option('--map <old:new>', 'a column the ALTER renames, and its new name (repeatable)', collect)
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
-    .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position');
+    .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
+    .option('--include-triggers', 'carry the table\'s triggers to the new table at the cut-over (without it a table with triggers is refused); on the new table they are named <name>_ezosc (a name ending so loses the suffix instead)')
+    .option('--lock-wait-timeout <seconds>', 'how long any DDL or lock of the job other than the cut-over waits for a metadata lock (ghost creation, index build, copy, drop) before stopping and naming the session that holds it (default 10)', integer(1, 3600));
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
     .addHelpText(
       'after',
       '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): no unique key both\n' +
-        'shapes share, foreign keys, a rename without --map, zones that differ, DRC unhealthy; 3 failed (the\n' +
-        'original untouched, the helper tables dropped).\n' +
+        'shapes share, foreign keys, triggers without --include-triggers, a rename without --map, zones that\n' +
+        'differ, DRC unhealthy; 3 failed (the original untouched, the helper tables dropped; or, when a session\n' +
+        'held a metadata lock past --lock-wait-timeout, kept for --resume or `osc abort`, that session named).\n' +
         examples(
           "ezctl osc --table ezdemo.orders --alter 'ADD COLUMN note VARCHAR(64) NULL'",
           "ezctl osc --table ezdemo.orders --alter 'MODIFY amount DECIMAL(14,2) NOT NULL' --execute --max-load Threads_running=25",
@@ -63,6 +68,8 @@ export function registerOsc(program: Command): void {
         ...copyOptionsFrom(o),
         ...(o.postponeCutOverFlagFile ? { postponeCutOverFlagFile: o.postponeCutOverFlagFile } : {}),
         ...(o.resume ? { resume: true } : {}),
+        ...(o.includeTriggers ? { includeTriggers: true } : {}),
+        ...(o.lockWaitTimeout !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeout } : {}),
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);
@@ -95,7 +102,7 @@ export function registerOsc(program: Command): void {
   control('pause', 'pause the copy in every zone (the binlog apply keeps up)');
   control('resume', 'resume a paused copy');
   control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
-  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was');
+  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state');
   control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
     const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');
     if (!m) throw new InvalidArgumentError(`${JSON.stringify(a[0])} is not key=value`);

@@ -14,6 +14,7 @@ import type { ResolvedNode } from '../config/load.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { gtidCovers } from '../db/gtid.js';
 import { runtimeError } from '../exit.js';
+import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError } from '../db/lockwait.js';
 import { BinlogStream, type BinlogTx, type Row, type RowChange } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { toParam } from '../binlog/values.js';
@@ -75,6 +76,8 @@ export class ZoneApplier {
     tables: ApplierTable[],
     private readonly rules: CascadeRule[],
     private readonly serverId: number,
+    /** the bound on a batch's metadata lock waits (a session's DDL or LOCK TABLES on a ghost) */
+    private readonly lockWaitS = DEFAULT_LOCK_WAIT_S,
   ) {
     this.byTable = new Map(tables.map((t) => [t.table, t]));
   }
@@ -85,6 +88,7 @@ export class ZoneApplier {
     await this.db.exec("SET SESSION binlog_format = 'ROW'");
     await this.db.exec('SET SESSION innodb_lock_wait_timeout = 10');
     await this.db.exec('SET SESSION foreign_key_checks = 0');
+    await this.db.exec('SET SESSION lock_wait_timeout = ?', [this.lockWaitS]);
     this.readPos = new SourcePosition('mariadb', from);
     this.appliedPos = from;
     this.stream = new BinlogStream({
@@ -182,6 +186,22 @@ export class ZoneApplier {
     return run;
   }
 
+  /**
+   * Hold the ghosts for the caller: no batch is applied until the returned release is called
+   * (the cut-over, while the ghosts have the triggers). Resolves once a batch being applied is done.
+   */
+  async hold(): Promise<() => void> {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await new Promise<void>((started) => {
+      void this.exclusive(async () => {
+        started();
+        await gate;
+      });
+    });
+    return release;
+  }
+
   private backlog(): number {
     return [...this.byTable.values()].reduce((n, t) => n + t.progress.backlog, 0);
   }
@@ -216,7 +236,10 @@ export class ZoneApplier {
         }, () => this.db.exec('ROLLBACK').then(() => undefined)));
       } catch (e) {
         await this.db.exec('ROLLBACK').catch(() => undefined);
-        this.fail(runtimeError(`zone ${this.zone}: applying binlog changes to the ghost table(s) failed: ${(e as Error).message}`, { cause: e }));
+        const ghosts = [...this.byTable.values()].map((t) => t.ghost);
+        this.fail(isLockWaitTimeout(e)
+          ? await lockWaitError(this.db, { seconds: this.lockWaitS, schema: this.schema, tables: ghosts, what: `zone ${this.zone}: applying binlog changes to the ghost table(s)`, fix: 'or wait; then --resume continues the job' }, e)
+          : runtimeError(`zone ${this.zone}: applying binlog changes to the ghost table(s) failed: ${(e as Error).message}`, { cause: e }));
         return;
       }
       for (const c of batch) {
@@ -330,7 +353,8 @@ export class ZoneApplier {
     this.stopped = true;
     this.wake?.();
     await this.stream?.stop().catch(() => undefined);
-    await this.applying?.catch(() => undefined);
+    // a loop held by the cut-over (hold) ends when it is let go; the job does not wait for that
+    await Promise.race([this.applying?.catch(() => undefined), sleep(5000)]);
     await this.db?.close().catch(() => undefined);
   }
 }

@@ -33,6 +33,7 @@ import type { Db } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
 import { quoteTable } from '../db/quote.js';
 import { runtimeError } from '../exit.js';
+import { withLockWait } from '../db/lockwait.js';
 import type { ZoneOsc } from './zone.js';
 import type { ZoneApplier } from './applier.js';
 
@@ -90,11 +91,25 @@ export class ZoneCutOver {
     await this.sentryDb.exec(`LOCK TABLES ${this.q(this.names.sentry)} WRITE`);
     this.lockDb = await this.ctx.connect(this.node);
     await this.lockDb.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
-    await this.lockDb.exec(`LOCK TABLES ${this.jobs.map((j) => `${this.q(j.plan.table)} WRITE`).join(', ')}`);
+    const lockDb = this.lockDb;
+    await withLockWait(lockDb, {
+      seconds: lockWaitS, schema: this.schema, tables: this.jobs.map((j) => j.plan.table), what: `zone ${this.zone}: the cut-over lock`,
+      fix: 'or raise --cut-over-lock-timeout',
+    }, () => lockDb.exec(`LOCK TABLES ${this.jobs.map((j) => `${this.q(j.plan.table)} WRITE`).join(', ')}`));
     await Promise.all(this.jobs.map((j) => j.caughtUp(catchUpMs)));
     this.changesAtLock = this.changesSeen;
-    for (const j of this.jobs) await j.carryAutoIncrement(this.lockDb);
+    for (const j of this.jobs) await j.carryAutoIncrement(lockDb, lockWaitS);
+    // --include-triggers: the triggers go on the ghosts now, with the applier held until the
+    // RENAME (or until the attempt is undone and they are gone again): no ghost write by the
+    // applier ever fires them (see ZoneOsc.createGhostTriggers)
+    if (this.jobs.some((j) => j.plan.triggers.length)) {
+      this.releaseApplier = await this.applier.hold();
+      for (const j of this.jobs) await j.createGhostTriggers(lockWaitS);
+    }
   }
+
+  /** while the ghosts have the triggers: lets the zone's applier write again */
+  private releaseApplier: (() => void) | undefined;
 
   /** Step 3: the RENAME, from its own session, waits behind the locks. */
   async queueRename(lockWaitS: number): Promise<void> {
@@ -183,6 +198,9 @@ export class ZoneCutOver {
     const r = await this.renaming;
     if (r instanceof Error) throw runtimeError(`zone ${this.zone}: the cut-over RENAME failed: ${r.message}`, { cause: r });
     for (const j of this.jobs) j.progress.phase = 'done';
+    // the ghosts are the tables now; the applier has nothing left to write (its job stops it)
+    this.releaseApplier?.();
+    this.releaseApplier = undefined;
     // the stand-in, renamed to the sentry's name
     await this.sentryDb!.exec(`DROP TABLE IF EXISTS ${this.q(this.names.sentry)}`).catch(() => undefined);
     await this.close();
@@ -204,6 +222,13 @@ export class ZoneCutOver {
       await h.db.exec('UNLOCK TABLES').catch(() => undefined);
     }
     await this.lockDb?.exec('UNLOCK TABLES').catch(() => undefined);
+    if (this.releaseApplier) {
+      // the ghosts lose the triggers before the applier writes them again (a failure here fails
+      // the job, whose ghosts are then dropped with their triggers)
+      for (const j of this.jobs) await j.dropGhostTriggers();
+      this.releaseApplier();
+      this.releaseApplier = undefined;
+    }
     if (this.sentryDb) {
       await this.sentryDb.exec('UNLOCK TABLES').catch(() => undefined);
       await this.sentryDb.exec(`DROP TABLE IF EXISTS ${this.q(this.names.sentry)}, ${this.q(this.names.standIn)}`).catch(() => undefined);

@@ -9,7 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
-import { quoteTable } from '../db/quote.js';
+import { parseTableName, quoteTable } from '../db/quote.js';
+import { createHash } from 'node:crypto';
+import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, LockWaitError, withLockWait } from '../db/lockwait.js';
+import { STATE_SCHEMA } from '../state/schema.js';
 import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
@@ -19,9 +22,9 @@ import { onInterrupt } from '../signals.js';
 import { serveControl, sendControl } from '../control/socket.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
-import { buildIndexesSql, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { buildIndexesSql, createTriggerSql, ghostTriggerName, helperNames, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
-import { ZoneCutOver } from './cutover.js';
+import { sentryNames, ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
 import { ownDdlMarker } from '../drc/filter.js';
 
@@ -43,6 +46,10 @@ export interface OscOptions {
   postponeCutOverFlagFile?: string;
   cutOverLockTimeoutS?: number;
   cutOverRetries?: number;
+  /** the bound on every other metadata lock wait: the ghost's DDL, its index build, the copy, dropping it (default 10 s) */
+  lockWaitTimeoutS?: number;
+  /** carry the table's triggers to the new table at the cut-over (without it, a table with triggers is refused) */
+  includeTriggers?: boolean;
   /** DRC lag above which the change is refused (DRC unhealthy) */
   maxDrcLagMs?: number;
   /** continue a job that died (kill -9): its ghost and saved positions are in every zone */
@@ -79,22 +86,29 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(opts.cluster);
   const zones = topo.zonesChosen(cluster.name, opts.zones);
-  const m = /^([^.\s`]+)\.([^.\s`]+)$/.exec(opts.table);
-  if (!m) throw badInput(`--table ${JSON.stringify(opts.table)} is not db.table`);
-  const [, schema, table] = m as unknown as [string, string, string];
+  const { schema, table } = tableOption(opts.table);
   const map = parseColumnMap(opts.map);
 
   const ctl: { zone: string; db: Db }[] = [];
   try {
+    const lockWaitS = opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S;
     for (const z of zones) ctl.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
     for (const c of ctl) {
+      // the plan's empty twin (CREATE TABLE ... LIKE the table) waits no longer than the rest
+      await c.db.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]);
       const info = await serverInfo(c.db);
       if (info.flavor !== 'mariadb') throw refused(`zone ${c.zone}: online schema change is implemented for MariaDB masters (${info.version} found)`);
       if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghost follows the table through it)`);
     }
     const plans: { zone: string; plan: OscPlan }[] = [];
-    for (const c of ctl) plans.push({ zone: c.zone, plan: await planOnMaster(c.db, schema, table, opts.alter, map, !!opts.resume) });
-    const job = `${cluster.name}:${schema}.${table}`;
+    for (const c of ctl) {
+      const plan = await planOnMaster(c.db, schema, table, opts.alter, map, !!opts.resume, false, { includeTriggers: !!opts.includeTriggers }).catch(async (e) => {
+        if (!isLockWaitTimeout(e)) throw e;
+        throw await lockWaitError(c.db, { seconds: lockWaitS, schema, tables: [table], what: `zone ${c.zone}: planning (an empty twin of the table)` }, e);
+      });
+      plans.push({ zone: c.zone, plan });
+    }
+    const job = oscJobName(cluster.name, schema, table);
     const saved = new Map<string, Awaited<ReturnType<typeof ZoneOsc.savedState>>>();
     if (opts.resume) {
       for (const c of ctl) saved.set(c.zone, await ZoneOsc.savedState(c.db, job, c.zone));
@@ -134,11 +148,17 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
         ghostDdl:
           method === 'instant'
             ? [`ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT  -- in every zone`]
-            : [`CREATE TABLE ${quoteTable(schema, plan.names.ghost)} LIKE ${quoteTable(schema, table)}`, `ALTER TABLE ${quoteTable(schema, plan.names.ghost)} ${opts.alter}`, ...deferredIndexDdl(plan, opts.deferIndexes)],
+            : [
+                `CREATE TABLE ${quoteTable(schema, plan.names.ghost)} LIKE ${quoteTable(schema, table)}`, `ALTER TABLE ${quoteTable(schema, plan.names.ghost)} ${opts.alter}`, ...deferredIndexDdl(plan, opts.deferIndexes),
+                ...(opts.includeTriggers ? plan.triggers.map((t) => `${createTriggerSql(schema, plan.names.ghost, t, ghostTriggerName(t.name))}  -- under the cut-over lock`) : []),
+                ...(opts.includeTriggers ? plan.triggers.map((t) => `DROP TRIGGER ${quoteTable(schema, t.name)}  -- after the cut-over, from ${plan.names.old}`) : []),
+              ],
         checks: [
           'the ALTER was tried on an empty twin (not logged): accepted',
           'a unique key both shapes share, to copy by',
           'no foreign keys on or to the table',
+          plan.triggers.length ? `triggers carried to the new table at the cut-over: ${plan.triggers.map((t) => t.name).join(', ')}` : 'no triggers',
+          `every other lock wait (ghost DDL, index build, copy, drop) ≤ ${lockWaitS} s`,
           'renamed columns mapped (--map)',
           'the same table in every zone',
           `DRC lag ≤ ${maxDrcLag} ms${lag.maxLagMs === null ? ' (no DRC heartbeat seen)' : ` (now ${lag.maxLagMs} ms)`}`,
@@ -165,9 +185,10 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job, lockWaitS,
       }));
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
+    // the job answers on a socket named by the table's canonical name, whichever form --table took
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, { ...opts, table: oscTableName(schema, table) }, report, started, (j) => saved.get(j.zone));
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
@@ -191,6 +212,26 @@ export async function copyAndCutOver(
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
   const sock = oscSocketPath(await ctx.topology(), cluster, opts.table);
+  // one job per table: its lease in every zone (a user lock, freed by the server when the job's
+  // connection goes, kill -9 included); `osc abort` without a live job looks for it
+  const leases: Db[] = [];
+  try {
+    for (const z of zones) {
+      const db = await ctx.connect(jobs.find((j) => j.zone === z)!.node);
+      leases.push(db);
+      await db.exec('SET SESSION wait_timeout = 31536000'); // idle for the job's whole life
+      const got = Number(await db.value('SELECT GET_LOCK(?, 0)', [oscLeaseName(cluster, opts.table)]));
+      if (got !== 1) {
+        const holder = await db.value('SELECT IS_USED_LOCK(?)', [oscLeaseName(cluster, opts.table)]);
+        throw refused(`zone ${z}: a change of ${opts.table} is already running (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: '`ezctl osc status` on the host that runs it' });
+      }
+    }
+  } catch (e) {
+    await Promise.all(leases.map((d) => d.close().catch(() => undefined)));
+    await throttle.close();
+    offLog();
+    throw e;
+  }
   const server = await serveControl(sock, async (req) => {
     switch (req.cmd) {
       case 'ping':
@@ -233,7 +274,7 @@ export async function copyAndCutOver(
   tick.unref();
   let cutOverDone = false;
   try {
-    const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone);
+    const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone, opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S);
     await Promise.all(jobs.map(async (j) => {
       await j.copy();
       await j.buildIndexes();
@@ -270,9 +311,26 @@ export async function copyAndCutOver(
       } catch (e) {
         if (cutOverDone) throw runtimeError(`the cut-over of ${opts.table} failed part-way: ${(e as Error).message}`, { hint: 'check each zone: the table or <t>_ezdel holds the original; ezctl check schema shows which shape each zone has' });
         await Promise.all(cuts.map((c) => c.undo()));
-        if (attempt >= retries) throw runtimeError(`the cut-over of ${opts.table} did not succeed in ${retries} attempts: ${(e as Error).message}`, { hint: 'a long transaction may hold the table: find it in the processlist, or raise --cut-over-lock-timeout; the original is untouched and the ghost was dropped' });
+        if (attempt >= retries) {
+          throw runtimeError(`the cut-over of ${opts.table} did not succeed in ${retries} attempts: ${(e as Error).message}`, {
+            hint: `${e instanceof LockWaitError ? (e.hint ?? '') : 'a long transaction may hold the table: find it in the processlist, or raise --cut-over-lock-timeout'}; the original is untouched and the ghost was dropped`,
+          });
+        }
         ctx.log.warn(`osc: cut-over attempt ${attempt} failed (${(e as Error).message.replace(/ in: .*/s, '')}); the original is untouched; retrying`);
         await sleep(Math.min(500 * 2 ** attempt, 5000));
+      }
+    }
+    // --include-triggers: the old tables' triggers go (the new tables have them)
+    for (const z of zones) {
+      const mine = jobs.filter((j) => j.zone === z && j.plan.triggers.length);
+      if (!mine.length) continue;
+      const db = await ctx.connect(mine[0]!.node);
+      try {
+        for (const j of mine) await j.dropOldTriggers(db);
+      } catch (e) {
+        ctx.log.warn(`osc: ${(e as Error).message}; they cannot fire (nothing writes the old table), drop them or the old table later`);
+      } finally {
+        await db.close();
       }
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
@@ -280,12 +338,24 @@ export async function copyAndCutOver(
     await Promise.all(jobs.map((j) => j.clearState()));
     return report;
   } catch (e) {
+    // a metadata lock that a session holds past the bound, before the cut-over and once every
+    // zone saved its state: the job stops and keeps its ghosts, to be resumed or aborted
+    const keep = !cutOverDone && !interrupted && !aborted && e instanceof LockWaitError && jobs.every((j) => j.stateSaved);
+    if (keep) {
+      await Promise.all(jobs.map((j) => j.stop(false)));
+      throw new LockWaitError(`${e.message}; the job stopped, ${opts.table} is untouched, its ghost and saved state are kept`, e.holders, {
+        hint: `${e.hint ?? ''}; then the same command with --resume continues the job, or \`ezctl osc abort --table ${opts.table}\` drops the ghost`,
+        cause: e,
+      });
+    }
     if (!cutOverDone) {
       await Promise.all(jobs.map((j) => j.stop(true)));
-      await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
+      // a ghost left (a session held it past the bound) keeps its saved state, for `osc abort`
+      await Promise.all(jobs.filter((j) => !j.ghostLeft).map((j) => j.clearState().catch(() => undefined)));
     }
-    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: the helper tables were dropped; ${opts.table} is as it was`);
-    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
+    const dropped = jobs.some((j) => j.ghostLeft) ? `a session holds a ghost, which is left (\`ezctl osc abort --table ${opts.table}\` drops it later)` : 'the helper tables were dropped';
+    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
+    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
     throw e;
   } finally {
     clearInterval(tick);
@@ -293,6 +363,7 @@ export async function copyAndCutOver(
     offLog();
     server.close();
     await Promise.all(jobs.map((j) => j.stop(false)));
+    await Promise.all(leases.map((d) => d.close().catch(() => undefined)));
     await throttle.close();
   }
 }
@@ -327,6 +398,7 @@ export type SavedFor = (job: ZoneOsc) => Awaited<ReturnType<typeof ZoneOsc.saved
 async function startZones(
   ctx: Ctx, zones: string[], jobs: ZoneOsc[], saved: SavedFor, rules: CascadeRule[],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
+  lockWaitS = DEFAULT_LOCK_WAIT_S,
 ): Promise<Map<string, ZoneApplier>> {
   const appliers = new Map<string, ZoneApplier>();
   const started = Promise.allSettled(zones.map(async (z, i) => {
@@ -337,7 +409,10 @@ async function startZones(
     const db = await ctx.connect(mine[0]!.node);
     let from: string;
     try {
-      if (!resuming) await prepareZone?.(z, db);
+      // what spans the ghosts (their foreign keys: DDL on each) waits no longer than the rest
+      if (!resuming && prepareZone) {
+        await withLockWait(db, { seconds: lockWaitS, schema: mine[0]!.plan.schema, tables: mine.map((j) => j.plan.names.ghost), what: `zone ${z}: linking the ghosts`, fix: 'or wait, and start the change again' }, () => prepareZone(z, db));
+      }
       // the tables of a zone share one applier, so their saved positions are points of one
       // progression: start again from the earliest (applying final states again is harmless)
       const positions = states.map((st) => st?.appliedPos ?? '');
@@ -345,7 +420,7 @@ async function startZones(
     } finally {
       await db.close();
     }
-    const applier = new ZoneApplier(ctx, z, mine[0]!.node, mine[0]!.plan.schema, mine.map((j) => j.applierTable()), rules, 700_000 + ((process.pid * 10 + i) % 100_000));
+    const applier = new ZoneApplier(ctx, z, mine[0]!.node, mine[0]!.plan.schema, mine.map((j) => j.applierTable()), rules, 700_000 + ((process.pid * 10 + i) % 100_000), lockWaitS);
     appliers.set(z, applier);
     await applier.start(from);
     for (const j of mine) await j.attach(applier);
@@ -367,8 +442,100 @@ export function oscSocketPath(topo: Topology, cluster: string, table: string): s
 export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string; cmd: string; args?: Record<string, unknown> }): Promise<unknown> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
-  const sock = oscSocketPath(topo, cluster.name, o.table);
-  return sendControl(sock, o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd }).catch((e: Error) => {
+  const { schema, table } = tableOption(o.table);
+  const sock = oscSocketPath(topo, cluster.name, oscTableName(schema, table));
+  return sendControl(sock, o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd }).catch(async (e: Error & { code?: string }) => {
+    // no job answers here (no socket, or one left by a job that died): abort from what it left
+    if (o.cmd === 'abort' && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) return abortFromSavedState(ctx, cluster.name, schema, table);
     throw runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
   });
+}
+
+/** The table of --table (db.table, either part in backticks when its name needs them). */
+export function tableOption(text: string): { schema: string; table: string } {
+  const t = parseTableName(text);
+  if (!t) throw badInput(`--table ${JSON.stringify(text)} is not db.table`, { hint: 'a name holding a dot or a backtick goes in backticks, as in SQL: db.`my.table`, db.`a``b`' });
+  return t;
+}
+
+/** The table's name for sockets, leases and saved state: db.table, quoted only where a dot or backtick makes that ambiguous. */
+export function oscTableName(schema: string, table: string): string {
+  return /[.`]/.test(schema + table) ? quoteTable(schema, table) : `${schema}.${table}`;
+}
+
+function oscJobName(cluster: string, schema: string, table: string): string {
+  return `${cluster}:${oscTableName(schema, table)}`;
+}
+
+/** The user lock a running job holds in every zone (GET_LOCK names are at most 64 characters). */
+export function oscLeaseName(cluster: string, table: string): string {
+  return `ezctl-osc-${createHash('sha1').update(`${cluster}:${table}`).digest('hex').slice(0, 40)}`;
+}
+
+export interface OscAbortReport {
+  aborted: true;
+  table: string;
+  /** no live job: what was dropped in each zone from what the job left */
+  zones: Array<{ zone: string; dropped: string[]; savedStateCleared: boolean }>;
+}
+
+/**
+ * `osc abort` with no live job (its process died: kill -9, a crash, another host gone): in every
+ * zone, drop the ghost and the cut-over's sentries the job left and delete its saved state. The
+ * original is never touched, nor the old table of a change that completed (t_ezdel). Refused
+ * while the job's lease is held in a zone: the job runs elsewhere and is aborted there.
+ */
+export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: string, table: string): Promise<OscAbortReport> {
+  const topo = await ctx.topology();
+  const zones = topo.zonesChosen(cluster);
+  const name = oscTableName(schema, table);
+  const job = oscJobName(cluster, schema, table);
+  const lease = oscLeaseName(cluster, name);
+  const names = helperNames(table);
+  const helpers = [names.ghost, sentryNames([table]).sentry, sentryNames([table]).standIn];
+  const dbs: { zone: string; db: Db }[] = [];
+  try {
+    for (const z of zones) dbs.push({ zone: z, db: await ctx.connect(topo.master(cluster, z)) });
+    for (const { zone, db } of dbs) {
+      // a job killed a moment ago: the server frees its lease once it sees the connection gone
+      let holder: unknown = null;
+      for (let i = 0; i < 30; i++) {
+        holder = await db.value('SELECT IS_USED_LOCK(?)', [lease]);
+        if (holder === null || holder === undefined) break;
+        await sleep(100);
+      }
+      if (holder !== null && holder !== undefined) {
+        throw refused(`zone ${zone}: a change of ${name} is running on another host (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: `run \`ezctl osc abort --table ${name}\` on the host that runs it` });
+      }
+    }
+    const out: OscAbortReport = { aborted: true, table: name, zones: [] };
+    let found = false;
+    for (const { zone, db } of dbs) {
+      const there = (await db.query<{ t: string }>(
+        `SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (${helpers.map(() => '?').join(', ')})`, [schema, ...helpers],
+      )).map((r) => r.t);
+      const stateThere = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, 'osc_state']);
+      const saved = Number(stateThere) ? Number(await db.value(`SELECT COUNT(*) FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job])) : 0;
+      if (there.length || saved) found = true;
+      // a killed cut-over's RENAME, still queued: it fails on its sentry pair while the sentry
+      // exists, so the sentry goes only once no RENAME of the table waits
+      for (let i = 0; ; i++) {
+        const pending = await db.value<number>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%' AND INSTR(INFO, ?) > 0 LIMIT 1", [quoteTable(schema, sentryNames([table]).sentry)]);
+        if (pending === undefined || pending === null) break;
+        if (i >= 30) throw runtimeError(`zone ${zone}: session ${pending} still runs a cut-over RENAME of ${name}; nothing dropped`, { hint: `KILL ${pending}, then abort again` });
+        await sleep(100);
+      }
+      for (const t of there) {
+        await withLockWait(db, { seconds: DEFAULT_LOCK_WAIT_S, schema, tables: [t], what: `zone ${zone}: dropping ${schema}.${t}`, fix: 'and abort again' }, () =>
+          db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, t)}`));
+      }
+      if (saved) await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job]);
+      out.zones.push({ zone, dropped: there, savedStateCleared: saved > 0 });
+    }
+    if (!found) throw runtimeError(`no schema change of ${name} is running on this host, and no zone holds its ghost or saved state: nothing to abort`);
+    for (const z of out.zones) if (z.dropped.length || z.savedStateCleared) ctx.log.info(`osc abort: zone ${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}; ${name} untouched`);
+    return out;
+  } finally {
+    await Promise.all(dbs.map((d) => d.db.close().catch(() => undefined)));
+  }
 }

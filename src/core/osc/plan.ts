@@ -56,8 +56,61 @@ export interface OscPlan {
    * row): empty where foreign keys or full-text/spatial indexes are involved.
    */
   deferrableIndexes: DeferredIndex[];
+  /** the table's triggers (carried to the new table at the cut-over with --include-triggers) */
+  triggers: TriggerDef[];
   refusals: string[];
   notes: string[];
+}
+
+export interface TriggerDef {
+  name: string;
+  timing: string;
+  event: string;
+  /** the body as information_schema.TRIGGERS keeps it (ACTION_STATEMENT) */
+  body: string;
+  /** user@host */
+  definer: string;
+  sqlMode: string;
+  order: number;
+}
+
+/**
+ * The name a trigger has on the ghost, and so on the new table after the cut-over: trigger names
+ * are unique in a schema, and the original keeps its own until then. The suffix comes off again
+ * at the next change (gh-ost's --trigger-suffix and --remove-trigger-suffix-if-exists), so names
+ * take turns instead of growing.
+ */
+export function ghostTriggerName(name: string): string {
+  return name.endsWith(TRIGGER_SUFFIX) ? name.slice(0, -TRIGGER_SUFFIX.length) : `${name}${TRIGGER_SUFFIX}`;
+}
+export const TRIGGER_SUFFIX = '_ezosc';
+
+/** CREATE TRIGGER for a trigger on another table, under another name; the definer kept. */
+export function createTriggerSql(schema: string, table: string, t: TriggerDef, name: string): string {
+  const at = t.definer.lastIndexOf('@');
+  const definer = at > 0 ? `DEFINER = ${quoteId(t.definer.slice(0, at))}@${quoteId(t.definer.slice(at + 1))} ` : '';
+  const timing = t.timing.toUpperCase();
+  const event = t.event.toUpperCase();
+  if (!['BEFORE', 'AFTER'].includes(timing) || !['INSERT', 'UPDATE', 'DELETE'].includes(event)) throw new Error(`trigger ${t.name}: unknown timing or event ${timing} ${event}`);
+  return `CREATE ${definer}TRIGGER ${quoteTable(schema, name)} ${timing} ${event} ON ${quoteTable(schema, table)} FOR EACH ROW ${t.body}`;
+}
+
+/** Why the triggers cannot be carried over as they are (the ALTER takes away a column they use, a name clash). */
+export function triggerRefusals(triggers: TriggerDef[], dropped: string[], renamed: string[], taken: ReadonlySet<string> = new Set()): string[] {
+  const out: string[] = [];
+  const names = new Set([...triggers.map((t) => t.name), ...taken]);
+  for (const t of triggers) {
+    const ghostName = ghostTriggerName(t.name);
+    if (ghostName.length > 64) out.push(`trigger ${t.name}: its name on the new table, ${ghostName}, is longer than 64 characters`);
+    if (names.has(ghostName)) out.push(`trigger ${t.name}: its name on the new table, ${ghostName}, is taken by another trigger in the schema`);
+    for (const c of [...dropped, ...renamed]) {
+      const esc = c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      if (new RegExp(`\\b(NEW|OLD)\\s*\\.\\s*(\`${esc}\`|${esc}\\b)`, 'i').test(t.body)) {
+        out.push(`trigger ${t.name} uses column ${c}, which the ALTER ${dropped.includes(c) ? 'drops' : 'renames'}: it would fail on every write after the cut-over; change the trigger first`);
+      }
+    }
+  }
+  return out;
 }
 
 export interface DeferredIndex {
@@ -136,6 +189,7 @@ export async function planOnMaster(
   db: Db, schema: string, table: string, alter: string, map: Map<string, string>, resuming = false,
   /** part of a family changed together (runOscFamily): foreign keys are its business, not refusals */
   family = false,
+  o: { includeTriggers?: boolean } = {},
 ): Promise<OscPlan> {
   // a family table can be rebuilt unchanged (a foreign key of it must follow its parent)
   const rebuildOnly = family && !alter.trim();
@@ -147,7 +201,11 @@ export async function planOnMaster(
   const refusals: string[] = [];
   const notes: string[] = [];
   for (const h of resuming ? [names.old] : [names.ghost, names.old]) {
-    if (shapes.has(`${schema}.${h}`)) refusals.push(`${schema}.${h} exists: an earlier job left it; \`ezctl osc abort\` (or drop it after checking)`);
+    if (shapes.has(`${schema}.${h}`)) {
+      refusals.push(h === names.ghost
+        ? `${schema}.${h} exists: an earlier job left it; \`ezctl osc abort --table ${schema}.${table}\` drops it and its saved state (or --resume continues that job)`
+        : `${schema}.${h} exists: the original of an earlier change; drop it after checking`);
+    }
   }
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
   // first asked to change instantly (so the plan knows whether a copy is needed at all), then,
@@ -184,6 +242,16 @@ export async function planOnMaster(
     [schema, table],
   );
   if (!family && children.length) refusals.push(`${schema}.${table} is referenced by foreign keys (${children.map((c) => c.n).join(', ')})`);
+
+  // Triggers move with the original at the RENAME: left there, they would stop firing silently
+  const triggers = (await db.query<{ name: string; timing: string; event: string; body: string; definer: string; sqlMode: string; ord: number }>(
+    `SELECT TRIGGER_NAME AS name, ACTION_TIMING AS timing, EVENT_MANIPULATION AS event, ACTION_STATEMENT AS body, DEFINER AS definer, SQL_MODE AS sqlMode, ACTION_ORDER AS ord
+       FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER`,
+    [schema, table],
+  )).map((r) => ({ name: r.name, timing: r.timing, event: r.event, body: r.body, definer: r.definer, sqlMode: r.sqlMode, order: Number(r.ord) }));
+  if (triggers.length && !o.includeTriggers) {
+    refusals.push(`${schema}.${table} has triggers (${triggers.map((t) => t.name).join(', ')}): they would stay on the old table and stop firing; --include-triggers carries them to the new table at the cut-over`);
+  }
 
   const renames = renamedColumns(alter);
   for (const r of renames) {
@@ -226,6 +294,11 @@ export async function planOnMaster(
   for (const ix of after.indexes.filter((x) => x.unique && !hadUnique.has(x.parts.map((p) => p.column).join('\0')))) {
     refusals.push(`the ALTER adds unique key ${ix.name} (${ix.parts.map((p) => p.column).join(', ')}): a row duplicating another under it would be lost silently in the copy; check for duplicates and add it in place (ALTER TABLE ... ADD UNIQUE ..., ALGORITHM=INPLACE, LOCK=NONE) in every zone`);
   }
+  if (triggers.length && o.includeTriggers) {
+    // trigger names are unique in a schema (the ghost's own, left by a killed cut-over, go with it)
+    const taken = new Set((await db.query<{ n: string }>('SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE <> ?', [schema, names.ghost])).map((r) => r.n));
+    refusals.push(...triggerRefusals(triggers, dropped, [...map.keys()], taken));
+  }
   const verify = commonColumns([renameShape(before, map), after]);
   if (verify.excluded.length) notes.push(`not compared before cut-over (their values change form): ${verify.excluded.map((e) => e.column).join(', ')}`);
   if (added.length) notes.push(`new columns get their default in every zone: ${added.join(', ')}`);
@@ -236,7 +309,7 @@ export async function planOnMaster(
     columns, dropped, added, retyped,
     verifyColumns: verify.columns.filter((c) => carried.has(c)),
     rowsEstimate: before.rowsEstimate,
-    instant, refusals, notes,
+    instant, triggers, refusals, notes,
     // a foreign key from or to the table may need one of its indexes while the ghosts are linked
     deferrableIndexes: before.foreignKeys.length || children.length ? [] : deferrableIndexes(afterDdl),
   };

@@ -22,7 +22,9 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
-import { buildIndexesSql, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
+import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
+import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, withLockWait } from '../db/lockwait.js';
+import { ownDdlMarker } from '../drc/filter.js';
 import { retryOnLockConflict, type ApplierTable, type ZoneApplier } from './applier.js';
 
 /** The largest chunk the verification compares (see verify). */
@@ -54,7 +56,11 @@ export class ZoneOsc {
     readonly zone: string,
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
-    private readonly o: { chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined },
+    private readonly o: {
+      chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined;
+      /** the bound on every metadata lock wait of the ghost's DDL and the copy (default DEFAULT_LOCK_WAIT_S) */
+      lockWaitS?: number | undefined;
+    },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
@@ -88,6 +94,17 @@ export class ZoneOsc {
   }
 
   private lastSave = 0;
+  /** the saved state exists in this zone: a stopped job can be resumed (or aborted) from it */
+  stateSaved = false;
+
+  private get lockWaitS(): number {
+    return this.o.lockWaitS ?? DEFAULT_LOCK_WAIT_S;
+  }
+
+  /** A DDL or lock on the ghost (or the original) with the lock wait bound; a wait that runs out names the holder. */
+  private bounded<T>(db: Db, what: string, tables: string[], fn: () => Promise<T>, seconds = this.lockWaitS, fix = 'or wait'): Promise<T> {
+    return withLockWait(db, { seconds, schema: this.plan.schema, tables, what: `zone ${this.zone}: ${what}`, fix }, fn);
+  }
 
   /** Where the copy and the binlog apply are: what --resume starts from after a crash. */
   private async saveState(lastKey: KeyValue | undefined, force = false): Promise<void> {
@@ -98,6 +115,7 @@ export class ZoneOsc {
        ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), applied_pos = VALUES(applied_pos), rows_copied = VALUES(rows_copied), phase = VALUES(phase)`,
       [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.applier?.appliedPos ?? '', this.progress.rowsCopied, this.progress.phase],
     );
+    this.stateSaved = true;
   }
 
   async clearState(): Promise<void> {
@@ -122,11 +140,16 @@ export class ZoneOsc {
       // DELETE of final states are idempotent) and the copy goes on from the saved key
       this.resumeAfter = resume.lastKey;
       this.progress.rowsCopied = resume.rowsCopied;
+      // a cut-over killed after giving the ghost its triggers: the applier must not fire them
+      await this.dropGhostTriggers(this.copyDb, true);
     } else {
-      await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
-      if (this.plan.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${this.plan.alter}`);
-      const later = indexesLeftOut(this.plan, this.o.deferIndexes);
-      if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
+      const p = this.plan;
+      await this.bounded(this.copyDb, 'creating the ghost table', [p.table, p.names.ghost], async () => {
+        await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
+        if (p.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${p.alter}`);
+        const later = indexesLeftOut(p, this.o.deferIndexes);
+        if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
+      }, this.lockWaitS, 'or wait, and start the change again');
     }
   }
 
@@ -139,6 +162,8 @@ export class ZoneOsc {
     await db.exec("SET SESSION binlog_format = 'ROW'");
     await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
     await db.exec('SET SESSION foreign_key_checks = 0');
+    // the copy's own metadata locks (the original read, the ghost written) wait no longer either
+    await db.exec('SET SESSION lock_wait_timeout = ?', [this.lockWaitS]);
     // INSERT ... SELECT reads the original without locking it only below REPEATABLE READ
     await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     return db;
@@ -204,7 +229,11 @@ export class ZoneOsc {
             `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
             range.params,
           ),
-        ));
+        )).catch(async (e) => {
+          // still waiting after the retries: say on what (a metadata lock: who holds it)
+          if (!isLockWaitTimeout(e)) throw e;
+          throw await lockWaitError(db, { seconds: this.lockWaitS, schema: p.schema, tables: [p.table, p.names.ghost], what: `zone ${this.zone}: copying rows`, fix: 'or wait' }, e);
+        });
         const copied = Number(r.affectedRows ?? 0);
         chunker.record(Math.max(copied, 1), Date.now() - t0);
         this.progress.rowsCopied += copied;
@@ -241,15 +270,14 @@ export class ZoneOsc {
     await this.o.throttler?.gate(this.halt.signal);
     const t0 = Date.now();
     // bounded: a session holding the ghost's metadata lock (a reader) would hold this up
-    await this.copyDb.exec('SET SESSION lock_wait_timeout = 60');
-    try {
-      await this.copyDb.exec(buildIndexesSql(this.ghost, missing));
-    } catch (e) {
-      // the ALTER of a killed run may have finished first (--resume)
-      if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
-    } finally {
-      await this.copyDb.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
-    }
+    await this.bounded(this.copyDb, `building index ${missing.map((ix) => ix.name).join(', ')} on the ghost`, [p.names.ghost], async () => {
+      try {
+        await this.copyDb.exec(buildIndexesSql(this.ghost, missing));
+      } catch (e) {
+        // the ALTER of a killed run may have finished first (--resume)
+        if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
+      }
+    });
     const now = await present();
     const lacking = p.deferrableIndexes.filter((ix) => !now.has(ix.name)).map((ix) => ix.name);
     if (lacking.length) throw new Error(`zone ${this.zone}: the ghost ${p.names.ghost} still lacks index ${lacking.join(', ')} after building it`);
@@ -372,19 +400,77 @@ export class ZoneOsc {
   }
 
   /** Carry the original's AUTO_INCREMENT to the ghost, read under the cut-over lock (lockDb holds it). */
-  async carryAutoIncrement(lockDb: Db): Promise<void> {
+  async carryAutoIncrement(lockDb: Db, lockWaitS: number): Promise<void> {
     // The ghost's counter only knows the ids copied into it; the original's may be higher (rows
     // at the end deleted): carry it over, so no id is handed out twice.
     const next = await lockDb.value<string | number | null>('SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.plan.schema, this.plan.table]);
     if (next === null || next === undefined) return;
     // bounded: the tables are locked meanwhile, and a session reading the ghost would hold this up
-    await this.copyDb.exec('SET SESSION lock_wait_timeout = 3');
+    await this.bounded(this.copyDb, 'carrying AUTO_INCREMENT to the ghost', [this.plan.names.ghost], () =>
+      this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`), lockWaitS);
+  }
+
+  /**
+   * The original's triggers on the ghost, under their ghost names (plan.ghostTriggerName), in
+   * their order. Called under the cut-over lock, once the ghost caught up and with the zone's
+   * applier held: from here on only the application writes the ghost (after the RENAME), so a
+   * trigger fires once per write. During the copy and the binlog apply the ghost has none: the
+   * copy would fire them, and the applier writes rows whose trigger effects are already in the
+   * binlog as row events of their own.
+   */
+  async createGhostTriggers(lockWaitS: number): Promise<void> {
+    const p = this.plan;
+    if (!p.triggers.length) return;
+    const mode = await this.copyDb.value<string>('SELECT @@SESSION.sql_mode');
     try {
-      await this.copyDb.exec(`ALTER TABLE ${this.ghost} AUTO_INCREMENT = ${BigInt(String(next)).toString()}`);
+      await this.bounded(this.copyDb, 'creating the triggers on the ghost', [p.names.ghost], async () => {
+        for (const t of p.triggers) {
+          // as the trigger was created: its body is parsed and run with its own sql_mode
+          await this.copyDb.exec('SET SESSION sql_mode = ?', [t.sqlMode]);
+          await this.copyDb.exec(`${ownDdlMarker('osc')}${createTriggerSql(p.schema, p.names.ghost, t, ghostTriggerName(t.name))}`);
+          this.ghostTriggers.push(ghostTriggerName(t.name));
+        }
+      }, lockWaitS);
     } finally {
-      await this.copyDb.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
+      await this.copyDb.exec('SET SESSION sql_mode = ?', [mode ?? '']).catch(() => undefined);
     }
   }
+
+  /** the triggers createGhostTriggers made on the ghost so far (an undone attempt drops just these) */
+  private ghostTriggers: string[] = [];
+
+  /**
+   * Drop the ghost's triggers: those this job created (a cut-over attempt undone), or with any,
+   * every one it has (a resumed job whose cut-over was killed).
+   */
+  async dropGhostTriggers(db: Db = this.copyDb, any = false): Promise<void> {
+    const p = this.plan;
+    const names = any
+      ? (await db.query<{ n: string }>('SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?', [p.schema, p.names.ghost])).map((r) => r.n)
+      : [...this.ghostTriggers];
+    if (!names.length) return;
+    await this.bounded(db, 'dropping the triggers of the ghost', [p.names.ghost], async () => {
+      for (const n of names) {
+        await db.exec(`${ownDdlMarker('osc')}DROP TRIGGER IF EXISTS ${quoteTable(p.schema, n)}`);
+        this.ghostTriggers = this.ghostTriggers.filter((x) => x !== n);
+      }
+    });
+  }
+
+  /**
+   * After the cut-over: the original's triggers, now on the old table (t_ezdel), go; nothing
+   * writes that table, and their names are then free. The new table has them under their ghost names.
+   */
+  async dropOldTriggers(db: Db): Promise<void> {
+    const p = this.plan;
+    if (!p.triggers.length) return;
+    await this.bounded(db, 'dropping the triggers of the old table', [p.names.old], async () => {
+      for (const t of p.triggers) await db.exec(`${ownDdlMarker('osc')}DROP TRIGGER IF EXISTS ${quoteTable(p.schema, t.name)}`);
+    });
+  }
+
+  /** the ghost could not be dropped (a session held it): stop() said so */
+  ghostLeft = false;
 
   /** Stop the applier and close everything; with dropHelpers, the ghost goes too (abort). */
   async stop(dropHelpers: boolean): Promise<void> {
@@ -392,9 +478,16 @@ export class ZoneOsc {
     await this.applier?.stop();
     if (dropHelpers && this.progress.phase !== 'done') {
       const db = this.copyDb ?? (await this.ctx.connect(this.node));
-      await db.exec(`DROP TABLE IF EXISTS ${this.ghost}`).catch(() => undefined);
-      if (db !== this.copyDb) await db.close();
-      this.progress.phase = 'aborted';
+      try {
+        await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
+        this.progress.phase = 'aborted';
+      } catch (e) {
+        // the original is untouched; the ghost stays, with what holds it named
+        this.o.log.warn(`osc: ${(e as Error).message}; the ghost ${this.plan.schema}.${this.plan.names.ghost} is left: \`ezctl osc abort\` drops it later`);
+        this.ghostLeft = true;
+      } finally {
+        if (db !== this.copyDb) await db.close();
+      }
     }
     await this.copyDb?.close().catch(() => undefined);
     await Promise.all(this.extraCopyDbs.map((db) => db.close().catch(() => undefined)));
