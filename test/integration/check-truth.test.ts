@@ -188,11 +188,14 @@ test('a zone master lost in the middle of check full: the node is named, exit 3,
     }, 30_000, 'the check to start on ezt.big');
     await killNode('sh-master');
     rmSync(flag);
-    const r = await running;
-    assert.equal(r.code, 3, show(r));
-    assert.match(r.stderr, new RegExp(`^ezctl: lost connection to sh-master 127\\.0\\.0\\.1:\\d+ during check full; --resume continues run ${runId}`, 'm'));
-    assert.match(r.stderr, /hint: start sh-master again .*ezctl check full --resume/);
-    await restartNodes();
+    try {
+      const r = await running;
+      assert.equal(r.code, 3, show(r));
+      assert.match(r.stderr, new RegExp(`^ezctl: lost connection to sh-master 127\\.0\\.0\\.1:\\d+ during check full; --resume continues run ${runId}`, 'm'));
+      assert.match(r.stderr, /hint: start sh-master again .*ezctl check full --resume/);
+    } finally {
+      await restartNodes();
+    }
     const resumed = await sb.run(['--json', ...args, '--resume']);
     assert.equal(resumed.code, 0, show(resumed));
     assert.equal(resumed.json().runId, runId, 'the same run continued');
@@ -214,10 +217,13 @@ test('a zone master lost in the middle of check incr: the node is named, exit 3'
   // its run is recorded once the binlogs are read, just before the settle delay
   await eventually(async () => (await runs()) > before, 30_000, 'check incr to compare');
   await killNode('sh-master');
-  const ri = await incr;
-  assert.equal(ri.code, 3, show(ri));
-  assert.match(ri.stderr, /^ezctl: lost connection to sh-master 127\.0\.0\.1:\d+ during check incr; run it again: the binlog positions are saved only after a comparison/m);
-  await restartNodes();
+  try {
+    const ri = await incr;
+    assert.equal(ri.code, 3, show(ri));
+    assert.match(ri.stderr, /^ezctl: lost connection to sh-master 127\.0\.0\.1:\d+ during check incr; run it again: the binlog positions are saved only after a comparison/m);
+  } finally {
+    await restartNodes();
+  }
   await sqlOn(sb, 'bj-master', 'UPDATE ezt.rep SET v = v - 1 WHERE id = 1');
 });
 
@@ -242,8 +248,8 @@ test('a zone master lost in the middle of repair --execute: the node is named wi
     assert.doesNotMatch(rr.stderr.split('\n')[0]!, /closed state/);
   } finally {
     await holder.close();
+    await restartNodes();
   }
-  await restartNodes();
   const fixed = await sb.run(['repair', '--tables', 'ezt.rep', '--execute']);
   assert.equal(fixed.code, 0, show(fixed));
   assert.equal(Number(await value('sh-master', 'SELECT v FROM ezt.rep WHERE id = 5')), -5);
