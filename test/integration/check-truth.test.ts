@@ -174,6 +174,18 @@ test('check incr: a table missing in a zone is a difference; changes to a table 
   await sb.run(['check', 'incr', '--tables', 'ezt.nokey']);
 });
 
+test('a --json report larger than a pipe holds (64 KiB) arrives whole', async () => {
+  await sqlOn(sb, 'sh-master', 'UPDATE ezt.big SET v = -v WHERE id <= 1000');
+  try {
+    const r = await sb.run(['--json', 'check', 'full', '--tables', 'ezt.big', '--delay', '200ms', '--rechecks', '0']);
+    assert.equal(r.code, 1, `exit ${r.code}, ${r.stdout.length} bytes`);
+    assert.ok(r.stdout.length > 100_000, `${r.stdout.length} bytes`);
+    assert.equal(r.json().tables[0].changed, 1000);
+  } finally {
+    await sqlOn(sb, 'sh-master', 'UPDATE ezt.big SET v = -v WHERE id <= 1000');
+  }
+});
+
 test('a zone master lost in the middle of check full: the node is named, exit 3, and --resume continues the run', async () => {
   // held by a throttle flag file at its first chunk, every connection open
   const dir = mkdtempSync(join(tmpdir(), 'ezctl-truth-'));
