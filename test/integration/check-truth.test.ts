@@ -218,6 +218,35 @@ test('a zone master lost in the middle of check full: the node is named, exit 3,
   }
 });
 
+test('a zone master that stops answering (SIGSTOP) in the middle of check full is named too, instead of a check that waits for good', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ezctl-truth-'));
+  const flag = join(dir, 'hold');
+  writeFileSync(flag, '');
+  const pid: number = JSON.parse(readFileSync(join(sb.dir, 'sandbox.json'), 'utf8')).nodes.find((n: any) => n.name === 'sh-master').pid;
+  try {
+    const args = ['check', 'full', '--tables', 'ezt.big', '--throttle-flag-file', flag];
+    const before = String(await value('bj-master', "SELECT COALESCE(MAX(run_id), '') FROM _ezctl.check_runs").catch(() => ''));
+    const running = sb.run(args, { timeoutMs: 180_000 });
+    const runId = await eventually(async () => {
+      const r = await value('bj-master', "SELECT MAX(run_id) FROM _ezctl.check_tables WHERE db = 'ezt' AND tbl = 'big' AND status = 'running' AND run_id > ?".replace('?', `'${before}'`)).catch(() => undefined);
+      return r ? String(r) : undefined;
+    }, 30_000, 'the check to start on ezt.big');
+    process.kill(pid, 'SIGSTOP');
+    rmSync(flag);
+    const r = await running;
+    process.kill(pid, 'SIGCONT');
+    assert.equal(r.code, 3, show(r));
+    assert.match(r.stderr, new RegExp(`^ezctl: lost connection to sh-master 127\\.0\\.0\\.1:\\d+ during check full; --resume continues run ${runId}`, 'm'));
+    assert.match(r.stderr, /cause: no answer from sh-master/);
+    const resumed = await sb.run(['--json', ...args, '--resume']);
+    assert.equal(resumed.code, 0, show(resumed));
+    assert.equal(resumed.json().runId, runId);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a zone master lost in the middle of check incr: the node is named, exit 3', async () => {
   // lost while the check waits out the settle delay before comparing
   const first = await sb.run(['check', 'incr', '--tables', 'ezt.rep']);

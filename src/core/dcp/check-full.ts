@@ -24,7 +24,7 @@ import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throt
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { onInterrupt } from '../signals.js';
-import { lostConnectionError } from './lost.js';
+import { lostConnectionError, watchZones } from './lost.js';
 
 export type CheckMode = 'count' | 'checksum' | 'rows';
 
@@ -184,8 +184,11 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     await Promise.all([...control, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
   };
   let runId: string | undefined;
+  let stopWatch: (() => void) | undefined;
   try {
     for (const z of zones) control.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    // a master that stops answering (hung, not closed) fails the run's queries on it instead of holding them for good
+    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
     const hash = await hashFunction(control, opts.hash);
 
     // structure of every selected table in every zone, in a few bulk queries per zone
@@ -358,6 +361,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
     throw lost ?? e;
   } finally {
+    stopWatch?.();
     await closeAll();
   }
 }

@@ -19,7 +19,7 @@ import { gtidCovers } from '../db/gtid.js';
 import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { lostConnectionError } from './lost.js';
+import { lostConnectionError, watchZones } from './lost.js';
 import { readShapes, tableFilter, type TableShape } from './structure.js';
 import type { HashFunction } from './checksum.js';
 import { abandonRun, closeRun, hashFunction, keyOf, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
@@ -67,12 +67,15 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
 
   const ctl: ZoneCtl[] = [];
   const workers: { zone: string; db: Db }[][] = [];
+  let stopWatch: (() => void) | undefined;
   try {
     for (const z of zones) {
       const node = topo.master(cluster.name, z);
       const db = await ctx.connect(node);
       ctl.push({ zone: z, db, info: await serverInfo(db), endpoint: await ctx.endpoint(node) });
     }
+    // a master that stops answering fails the queries waiting on it (the binlog readers are not watched)
+    stopWatch = watchZones(ctl.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
     if (ctl.some((c) => c.info.flavor !== 'mariadb')) throw badInput('check incr reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'use check full' });
     const hash = await hashFunction(ctl, opts.hash);
     const state = ctl[0]!.db;
@@ -97,6 +100,7 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
   } catch (e) {
     throw lostConnectionError(e, [...ctl, ...workers.flat()], 'check incr', () => 'run it again: the binlog positions are saved only after a comparison, so the next run checks the same changes') ?? e;
   } finally {
+    stopWatch?.();
     await Promise.all([...ctl, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
   }
 }

@@ -61,8 +61,77 @@ export function lostConnectionError(
   const name = label?.split(' ')[0];
   const cause = [...chain(e)].map((x) => x.message).filter((m): m is string => typeof m === 'string').pop();
   return runtimeError(`lost connection to ${label ?? 'a zone master'} during ${during}; ${next(name)}`, {
-    details: cause ? [`the driver said: ${cause}`] : [],
+    details: cause ? [`cause: ${cause}`] : [],
     hint: hint?.(name) ?? `start ${name ?? 'the server'} again (or restore the network to it), then ${next(name)}`,
     cause: e,
   });
+}
+
+/**
+ * A server that stops answering without closing its connections (a hung or SIGSTOPped
+ * mariadbd, a network path that drops packets) leaves a query waiting forever: nothing on the
+ * connection ever fails. The watchdog probes each zone master on a fresh connection every
+ * `intervalMs`; when a master fails `failures` probes in a row (no connection within the connect
+ * timeout, or no answer to SELECT 1 within `answerMs`), the run's connections to it are broken
+ * on purpose, so whatever waits on them fails as a lost connection that names the node.
+ */
+export interface WatchedZone {
+  label: string;
+  /** a fresh connection to the zone's master (the connect timeout applies) */
+  connect: () => Promise<Db>;
+  /** the run's connections to that master, now */
+  conns: () => Db[];
+}
+
+export function watchZones(zones: WatchedZone[], opts: { intervalMs?: number; answerMs?: number; failures?: number } = {}): () => void {
+  const intervalMs = opts.intervalMs ?? 10_000;
+  const answerMs = opts.answerMs ?? 10_000;
+  const failures = opts.failures ?? 2;
+  const failed = zones.map(() => 0);
+  let stopped = false;
+  let busy = false;
+  /** false only when the server gave no answer in time (or refused the connection): an error it sent proves it alive */
+  const probe = async (z: WatchedZone): Promise<boolean> => {
+    let timer: NodeJS.Timeout | undefined;
+    const attempt = (async () => {
+      const db = await z.connect();
+      try {
+        await db.value('SELECT 1');
+        return true;
+      } finally {
+        (db.conn as unknown as { destroy(): void }).destroy();
+      }
+    })().catch((e: unknown) => ![...chain(e)].some((x) => x.code === 'ETIMEDOUT' || x.code === 'ECONNREFUSED' || x.code === 'EHOSTUNREACH'));
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), answerMs);
+    });
+    try {
+      return await Promise.race([attempt, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const tick = async () => {
+    if (stopped || busy) return;
+    busy = true;
+    try {
+      await Promise.all(
+        zones.map(async (z, i) => {
+          if (failed[i]! >= failures) return;
+          failed[i] = (await probe(z)) ? 0 : failed[i]! + 1;
+          if (failed[i]! < failures || stopped) return;
+          const err = Object.assign(new Error(`no answer from ${z.label} to ${failures} probes on new connections, ${Math.round(intervalMs / 1000)} s apart (it does not close its connections either: hung, stopped, or cut off)`), { code: 'ETIMEDOUT', fatal: true });
+          for (const db of z.conns()) (db.conn as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(err);
+        }),
+      );
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(() => void tick(), intervalMs);
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }

@@ -18,7 +18,7 @@ import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
 import { readShapes, type TableShape } from './structure.js';
 import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
-import { lostConnectionError } from './lost.js';
+import { lostConnectionError, watchZones } from './lost.js';
 
 export interface RepairOptions {
   cluster?: string;
@@ -112,6 +112,8 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
 
   const conns = await connectZones(ctx, topo, cluster.name, zones);
   let committed = 0;
+  // a master that stops answering fails the repair's statements waiting on it
+  const stopWatch = watchZones(conns.map((c) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db] })));
   try {
     for (const c of conns) {
       const info = await serverInfo(c.db);
@@ -210,6 +212,7 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
         : 'nothing was changed; run it again',
     ) ?? e;
   } finally {
+    stopWatch();
     await Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
   }
 }
