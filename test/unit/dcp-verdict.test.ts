@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkExitCode, verdict, type TableReport } from '../../src/core/dcp/check-full.js';
 import { unfixableTables } from '../../src/core/dcp/repair.js';
-import { isLostConnection } from '../../src/core/dcp/lost.js';
+import { isLostConnection, lostConnectionError } from '../../src/core/dcp/lost.js';
 import { QueryError } from '../../src/core/db/connect.js';
 import { runtimeError } from '../../src/core/exit.js';
 
@@ -67,4 +67,16 @@ test('lost connections are told from statement errors', () => {
   assert.equal(isLostConnection(runtimeError('repair at sh failed', { cause: new QueryError('sh-master: x', 'PROTOCOL_CONNECTION_LOST', undefined, lost) })), true);
   assert.equal(isLostConnection(new QueryError('sh-master: x', 'ER_NO_SUCH_TABLE', 1146, sqlError)), false);
   assert.equal(isLostConnection(Object.assign(new Error('gone'), { errno: 2013 })), true);
+});
+
+test('only a statement that failed on an open connection is called a lost connection; a connection never made keeps its own message', () => {
+  const refusedErr = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3307'), { code: 'ECONNREFUSED', fatal: true });
+  const notMade = runtimeError('cannot connect to sh-master 127.0.0.1:3307: connection refused', { cause: refusedErr });
+  assert.equal(lostConnectionError(notMade, [], 'check full', () => 'x'), undefined);
+  const closed = Object.assign(new Error("Can't add new command when connection is in closed state"), { fatal: true });
+  const lost = lostConnectionError(new QueryError('sh-master 127.0.0.1:3307: x', undefined, undefined, closed), [], 'check full', () => '--resume continues run R');
+  assert.ok(lost);
+  assert.equal(lost.exitCode, 3);
+  assert.match(lost.message, /^lost connection to a zone master during check full; --resume continues run R$/);
+  assert.deepEqual(lost.details, ["cause: Can't add new command when connection is in closed state"]);
 });

@@ -19,7 +19,7 @@ import { gtidCovers } from '../db/gtid.js';
 import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { lostConnectionError, watchZones } from './lost.js';
+import { isLostConnection, lostConnectionError, watchZones } from './lost.js';
 import { readShapes, tableFilter, type TableShape } from './structure.js';
 import type { HashFunction } from './checksum.js';
 import { abandonRun, closeRun, hashFunction, keyOf, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
@@ -49,6 +49,7 @@ export interface IncrReport extends CheckReport {
 }
 
 const DEFAULT_MARGIN_MS = 1000;
+const INCR_AGAIN = 'run it again: the binlog positions are saved only after a comparison, so the next run checks the same changes';
 
 interface ZoneCtl {
   zone: string;
@@ -98,7 +99,7 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
       off();
     }
   } catch (e) {
-    throw lostConnectionError(e, [...ctl, ...workers.flat()], 'check incr', () => 'run it again: the binlog positions are saved only after a comparison, so the next run checks the same changes') ?? e;
+    throw lostConnectionError(e, [...ctl, ...workers.flat()], 'check incr', () => INCR_AGAIN) ?? e;
   } finally {
     stopWatch?.();
     await Promise.all([...ctl, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
@@ -297,8 +298,12 @@ async function readChanges(c: ZoneCtl, from: string, end: string, decodeTable: (
         counted += onTx(tx);
         setImmediate(finish);
       },
-      // the message starts with the node, so a lost connection is named after it
-      onError: (e) => reject(runtimeError(`${c.endpoint.label}: reading the binlog of zone ${c.zone}: ${e.message}`, { cause: e })),
+      onError: (e) =>
+        reject(
+          isLostConnection(e)
+            ? runtimeError(`lost connection to ${c.endpoint.label} during check incr (reading its binlog); ${INCR_AGAIN}`, { details: [`cause: ${e.message}`], cause: e })
+            : runtimeError(`reading the binlog of zone ${c.zone} (${c.endpoint.label}): ${e.message}`, { cause: e }),
+        ),
     });
     stream.start().then(() => {
       started = true;

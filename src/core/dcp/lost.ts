@@ -2,7 +2,7 @@
 // command when connection is in closed state", "Connection lost: The server closed the
 // connection.") name neither the server nor what to do. This turns them into an error that names
 // the node, what was under way, and the fix, with exit 3.
-import type { Db } from '../db/connect.js';
+import { QueryError, type Db } from '../db/connect.js';
 import { EzError, runtimeError } from '../exit.js';
 
 /** Driver and server codes that mean the connection itself is gone, not that a statement failed. */
@@ -54,9 +54,9 @@ export function lostConnectionError(
   hint?: (node: string | undefined) => string,
 ): EzError | undefined {
   if (e instanceof EzError && e.message.startsWith('lost connection to')) return e;
-  // a connection that could not be made is already named by connectError
-  if ([...chain(e)].some((x) => typeof x.message === 'string' && x.message.startsWith('cannot connect to'))) return undefined;
-  if (!isLostConnection(e)) return undefined;
+  // a statement on an open connection failed; a connection that could not be made (no
+  // QueryError) is already named by connectError
+  if (![...chain(e)].some((x) => x instanceof QueryError) || !isLostConnection(e)) return undefined;
   const label = lostNode(e, conns);
   const name = label?.split(' ')[0];
   const cause = [...chain(e)].map((x) => x.message).filter((m): m is string => typeof m === 'string').pop();
