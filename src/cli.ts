@@ -107,5 +107,12 @@ export async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
-// Leftover sockets or timers must not keep a finished command alive.
-setImmediate(() => process.exit(code)).unref();
+// Leftover sockets or timers must not keep a finished command alive; but stdout and stderr are
+// flushed first: into a pipe, Node writes what the pipe takes (64 KiB) and queues the rest, and an
+// exit right away cut a longer --json report there (seen: `check full --json | jq`).
+let unflushed = 2;
+const exit = () => {
+  if (--unflushed === 0) setImmediate(() => process.exit(code)).unref();
+};
+process.stdout.write('', exit);
+process.stderr.write('', exit);

@@ -9,6 +9,14 @@ const hash = oneOf('row hash', ['crc64', 'md5', 'crc32'] as const);
 const mode = oneOf('mode', ['count', 'checksum', 'rows'] as const);
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** What a check's exit code says, for cron: the same in check full and check incr. */
+const CHECK_EXIT_CODES =
+  '\nExit: 0 consistent (every table compared, nothing differs); 1 differences: rows, a table\n' +
+  'missing in a zone, a structure difference (also when some tables were skipped); 4 nothing\n' +
+  'found different, but some table was not compared (named in the report with the reason: no\n' +
+  'usable key and more rows than --keyless-max-rows, a key not alike in every zone; add a key,\n' +
+  'raise the limit, or --exclude it); 3 a failure, e.g. a zone master lost (the message names it).\n';
+
 export function registerCheck(program: Command): void {
   const check = program
     .command('check')
@@ -17,7 +25,7 @@ export function registerCheck(program: Command): void {
 
   const full = check
     .command('full')
-    .description('compare every row of the selected tables across zones: chunk checksums computed by each server, differing chunks narrowed to rows; exit 1 on differences')
+    .description('compare every row of the selected tables across zones: chunk checksums computed by each server, differing chunks narrowed to rows; exit 1 on differences, 4 when a table could not be compared')
     .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones, comma-separated; the first gives the chunk bounds and keeps the results (default: all)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated)')
@@ -41,6 +49,7 @@ export function registerCheck(program: Command): void {
       '\nDefaults for every option can live in the topology file under clusters.<name>.check.\n' +
         'Results are kept in _ezctl (check_runs, check_tables, check_diffs) at the first zone\'s master;\n' +
         '`ezctl repair` reads them from there.\n' +
+        CHECK_EXIT_CODES +
         examples(
           'ezctl check full --cluster demo',
           "ezctl check full --tables 'ezdemo.*' --exclude 'ezdemo.tmp_*' --mode rows",
@@ -72,7 +81,7 @@ export function registerCheck(program: Command): void {
 
   check
     .command('incr')
-    .description('check only the rows changed since the last run: keys read from every zone\'s binlog, compared after DRC\'s lag; exit 1 on differences')
+    .description('check only the rows changed since the last run: keys read from every zone\'s binlog, compared after DRC\'s lag; exit 1 on differences, 4 when changed rows could not be compared')
     .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones (default: all)', nameList)
     .option('--tables <patterns>', 'only these tables: db.table, db.*, /regex/ (comma-separated)')
@@ -87,6 +96,9 @@ export function registerCheck(program: Command): void {
       'after',
       '\nThe first run records where each zone\'s binlog ends and checks nothing; every later run checks\n' +
         'exactly the changes since the previous one (positions kept in _ezctl.check_incr_position).\n' +
+        'A table missing in a zone is reported on every run; changes to a table without a key every\n' +
+        'zone shares cannot be looked up by key and are reported as not compared.\n' +
+        CHECK_EXIT_CODES +
         examples('ezctl check incr --cluster demo --until-now   # every 5 minutes from cron', 'ezctl check incr --follow --window 10s'),
     )
     .action(action(async (ctx, o: { cluster?: string; zones?: string[]; tables?: string; exclude?: string; delay?: number; rechecks?: number; hash?: 'crc64' | 'md5' | 'crc32'; follow?: boolean; untilNow?: boolean; window?: number }) => {
@@ -100,19 +112,22 @@ export function registerCheck(program: Command): void {
       if (o.follow) {
         opts.onWindow = (w) => {
           const diffs = w.tables.reduce((n, t) => n + t.missing + t.changed, 0);
-          if (ctx.opts.json) process.stdout.write(JSON.stringify({ runId: w.runId, keys: w.keys, consistent: w.consistent, differences: diffs }) + '\n');
+          if (ctx.opts.json) process.stdout.write(JSON.stringify({ runId: w.runId, keys: w.keys, consistent: w.consistent, differences: diffs, missingTables: w.missingTables, skipped: w.skipped }) + '\n');
           else ctx.log.info(`window ${w.runId}: ${w.keys} changed keys checked, ${diffs} differences`);
           for (const t of w.tables) for (const d of t.diffs) ctx.log.warn(`${t.table}: ${d.kind} ${JSON.stringify(d.key)}`);
+          for (const m of w.missingTables) ctx.log.warn(`${m.table}: table missing in ${m.missingIn.join(', ')} (exists in ${m.presentIn.join(', ')})`);
+          for (const s of w.skipped) ctx.log.warn(`${s.table}: not compared: ${s.reason}`);
         };
       }
       const r = await checkIncr(ctx, opts);
       if (o.follow) return r.stoppedBy === 'interrupt' ? 130 : 0;
       ctx.result(r, () =>
         r.firstRun && r.keys === 0
-          ? `first run: recorded each zone's binlog position (${Object.entries(r.positions).map(([z, p]) => `${z} ${p.to}`).join(', ')}); the next run checks the changes from here`
+          ? `${r.consistent ? '' : `${renderCheckReport(r)}\n`}first run: recorded each zone's binlog position (${Object.entries(r.positions).map(([z, p]) => `${z} ${p.to}`).join(', ')}); the next run checks the changes from here`
           : `${renderCheckReport(r)}\n${r.keys} changed keys checked (${r.keysPerSecond} keys/s, after a ${r.settleDelayMs} ms settle delay)`,
       );
-      return r.consistent ? 0 : 1;
+      const { checkExitCode } = await import('../core/dcp/check-full.js');
+      return checkExitCode(r);
     }));
 
   registerCheckSchema(check);
@@ -126,18 +141,23 @@ export function registerRepair(program: Command): void {
     .option('--run <id>', 'the check run to repair (default: the latest)')
     .option('--report <file>', 'repair from a report written by check full --report')
     .option('--tables <patterns>', 'check these tables now and repair what is found')
-    .option('--prefer-zone <zone>', 'this zone\'s version wins (its absence deletes the row elsewhere)')
+    .option('--prefer-zone <zone>', 'this zone\'s version wins (its absence deletes the row elsewhere); needed for tables without the DRC timestamp column')
     .option('--execute', 'apply the fixes (without it: print the SQL, change nothing)')
     .addHelpText(
       'after',
       '\nEach key is read again in every zone first; what already agrees is left alone. A row missing\n' +
         'in a zone is restored unless DRC\'s conflict log has a newer delete of it. Fixes are written\n' +
         'under DRC\'s GTID domain, so DRC does not carry them back, and compared again afterwards.\n' +
-        'Exit 0 when every fix is verified (or, without --execute, when the plan is printed).\n' +
+        'Without the DRC timestamp column there is no last writer: repair refuses (exit 4, nothing\n' +
+        'changed) unless --prefer-zone names the winner.\n' +
+        'Exit 0 when every difference is fixed and verified (without --execute: has a planned fix);\n' +
+        '1 when differences remain: a key still different after the fix, or a difference repair cannot\n' +
+        'fix, each named with why (a table missing in a zone, a table without a key, a table the check\n' +
+        'did not compare); 3 a failure, e.g. a zone master lost; 4 refused.\n' +
         examples('ezctl repair --cluster demo', 'ezctl repair --run 20261123T101500-ab12cd --execute', "ezctl repair --tables 'ezdemo.orders' --prefer-zone bj --execute"),
     )
     .action(action(async (ctx, o: { cluster?: string; run?: string; report?: string; tables?: string; preferZone?: string; execute?: boolean }) => {
-      const { repair, renderRepair } = await import('../core/dcp/repair.js');
+      const { repair, renderRepair, repairExitCode } = await import('../core/dcp/repair.js');
       const opts: import('../core/dcp/repair.js').RepairOptions = {};
       if (o.cluster) opts.cluster = o.cluster;
       if (o.run) opts.run = o.run;
@@ -147,7 +167,6 @@ export function registerRepair(program: Command): void {
       if (o.execute) opts.execute = true;
       const r = await repair(ctx, opts);
       ctx.result(r, () => renderRepair(r));
-      if (!r.execute) return 0;
-      return r.verified === r.planned && r.remaining.length === 0 ? 0 : 1;
+      return repairExitCode(r);
     }));
 }

@@ -15,7 +15,7 @@ export const exitCodeDocs: ReadonlyArray<[ExitCode, string]> = [
   [ExitCode.differences, 'differences found (check commands)'],
   [ExitCode.badInput, 'bad input: usage, configuration or validation error; nothing was touched'],
   [ExitCode.runtime, 'runtime failure: a server unreachable, a query failed, a process died'],
-  [ExitCode.refused, 'refused by a safety check: nothing changed, or it was rolled back'],
+  [ExitCode.refused, 'refused by a safety check: nothing changed, or it was rolled back; for checks: nothing found different, but some table could not be compared (named in the report)'],
   [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM)'],
 ];
 

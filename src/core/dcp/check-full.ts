@@ -24,6 +24,7 @@ import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throt
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { onInterrupt } from '../signals.js';
+import { lostConnectionError, watchZones } from './lost.js';
 
 export type CheckMode = 'count' | 'checksum' | 'rows';
 
@@ -85,11 +86,34 @@ export interface TableReport {
   structure?: string[];
   columnsExcluded?: { column: string; why: string }[];
   keyless?: boolean;
+  /** a table not in every zone: where it is missing and where it exists (a difference) */
+  missingIn?: string[];
+  presentIn?: string[];
   ms: number;
 }
 
+/** A table that could not be compared, and why (the run is then not consistent). */
+export interface SkippedTable {
+  table: string;
+  reason: string;
+}
+
+/** A table that exists in some zones and not in others (a difference). */
+export interface MissingTable {
+  table: string;
+  missingIn: string[];
+  presentIn: string[];
+}
+
 export interface CheckReport {
+  /** true only when every table was compared and nothing differs: no rows, no table missing, no structure difference, nothing skipped */
   consistent: boolean;
+  /** tables missing in some zone (differences) */
+  missingTables: MissingTable[];
+  /** tables not compared, with the reason */
+  skipped: SkippedTable[];
+  /** tables whose structure differs between zones */
+  structureDiffers: string[];
   runId: string;
   cluster: string;
   zones: string[];
@@ -159,14 +183,20 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   const closeAll = async () => {
     await Promise.all([...control, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
   };
+  let runId: string | undefined;
+  let stopWatch: (() => void) | undefined;
   try {
     for (const z of zones) control.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    // a master that stops answering (hung, not closed) fails the run's queries on it instead of holding them for good
+    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
     const hash = await hashFunction(control, opts.hash);
 
     // structure of every selected table in every zone, in a few bulk queries per zone
     const shapes = await Promise.all(control.map((c) => readShapes(c.db, matcher)));
-    const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].sort();
-    checkNamedTablesExist(opts.tables, names);
+    // DRC's heartbeat table (the one _ezctl table checked) exists where DRC or a check created
+    // _ezctl: a zone without it yet is no difference in the application's data
+    const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
+    checkNamedTablesExist(opts.tables, names, zones);
     if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
     await validateWheres(control, names, shapes, opts.where);
     for (const [table, cols] of Object.entries(opts.ignoreColumns ?? {})) {
@@ -179,6 +209,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     const state = control[0]!.db;
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
+    runId = run.runId;
     const doneBefore = run.resumed ? await tablesDone(state, run.runId) : new Map<string, StoredTable>();
 
     // how long a difference may be DRC still in flight: measured lag + margin, at least --delay
@@ -297,11 +328,10 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     reports.sort((a, b) => a.table.localeCompare(b.table));
     const checked = new Set(reports.map((r) => r.table));
     const complete = names.every((n) => checked.has(n)) && reports.every((r) => r.status !== 'incomplete');
-    const consistent = reports.every((r) => r.missing === 0 && r.changed === 0);
     const rows = reports.reduce((s, r) => s + r.rows, 0);
     const ms = Date.now() - started;
     const report: CheckReport = {
-      consistent,
+      ...verdict(reports),
       runId: run.runId,
       cluster: cluster.name,
       zones,
@@ -319,9 +349,36 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     if (stoppedBy) report.stoppedBy = stoppedBy;
     await closeRun(state, report);
     return report;
+  } catch (e) {
+    // the run stays resumable: its tables keep their checkpoints, the run is marked unfinished
+    const stateAlive = runId !== undefined && control[0] && (await abandonRun(control[0].db, runId));
+    const lost = lostConnectionError(e, [...control, ...workers.flat()], 'check full', (node) =>
+      !runId
+        ? `run the check again once ${node ?? 'it'} answers`
+        : stateAlive
+          ? `--resume continues run ${runId} from its last checkpoint`
+          : `run the check again once ${node ?? 'it'} answers (${zones[0]}'s master keeps the run's checkpoints and could not be told: run ${runId} cannot be resumed)`,
+    (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
+    throw lost ?? e;
   } finally {
+    stopWatch?.();
     await closeAll();
   }
+}
+
+/** A run that failed: marked unfinished (so --resume continues it); false when its state server cannot be reached. */
+export async function abandonRun(db: Db, runId: string): Promise<boolean> {
+  try {
+    await db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, 'check_runs')} SET status = 'incomplete' WHERE run_id = ? AND status = 'running'`, [runId]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** An `_ezctl` table (DRC's heartbeat) missing in some zone: ezctl's own, left out of the check there. */
+export function stateTableNotEverywhere(name: string, shapes: Map<string, TableShape>[]): boolean {
+  return name.startsWith(`${STATE_SCHEMA}.`) && shapes.some((m) => !m.has(name));
 }
 
 /** The server's row-count estimates (InnoDB statistics), for progress and ETA only. */
@@ -355,11 +412,11 @@ function versionAtLeast(v: string, want: number[]): boolean {
 }
 
 /** A --tables entry without wildcards names one table: it must exist somewhere. */
-function checkNamedTablesExist(tables: string | undefined, names: string[]): void {
+function checkNamedTablesExist(tables: string | undefined, names: string[], zones: string[]): void {
   if (!tables) return;
   for (const p of tables.split(',').map((s) => s.trim()).filter(Boolean)) {
     if (/[*?/]/.test(p)) continue;
-    if (!names.includes(p)) throw badInput(`table ${p} does not exist in the cluster (or is not replicated by DRC)`, { hint: 'ezctl check schema lists the tables of each zone' });
+    if (!names.includes(p)) throw badInput(`table ${p} does not exist in any zone checked (${zones.join(', ')}), or is not replicated by DRC`, { hint: 'ezctl check schema lists the tables of each zone' });
   }
 }
 
@@ -462,6 +519,8 @@ export class TableCheck {
   private readonly started = Date.now();
   /** differences stored by an earlier part of a resumed run (not stored again) */
   private priorDiffs = 0;
+  /** where a stopped walk ended, saved once its differences are stored */
+  private stopAt: KeyValue | undefined;
 
   constructor(
     private readonly ctx: Ctx,
@@ -518,7 +577,12 @@ export class TableCheck {
   private async prepare(keysOnly = false): Promise<TableReport | undefined> {
     const j = this.job;
     const absent = j.zones.filter((_, i) => !j.shapes[i]);
-    if (absent.length) return this.skip(`table missing in ${absent.join(', ')}`, [`table missing in ${absent.join(', ')}`]);
+    if (absent.length) {
+      const present = j.zones.filter((_, i) => j.shapes[i]);
+      this.report.missingIn = absent;
+      this.report.presentIn = present;
+      return this.skip(`table missing in ${absent.join(', ')} (exists in ${present.join(', ')})`, []);
+    }
     const shapes = j.shapes as TableShape[];
     const structure = shapes.slice(1).flatMap((s, i) => compareShapes(shapes[0]!, s).map((d) => `${j.zones[i + 1]}: ${describeDiff(d, j.zones[0])}`));
     if (structure.length) this.report.structure = structure;
@@ -582,8 +646,10 @@ export class TableCheck {
       this.report.rows += n;
       this.report.chunks++;
       j.onRows(n);
-      // the checkpoint is the end of the last chunk finished, not of the one still in flight
-      if (Date.now() - lastSave > 2000 && f.chunk.upper) {
+      // the checkpoint is the end of the last chunk finished, not of the one still in flight;
+      // and never past a difference not yet re-checked and stored: a run that dies (a server
+      // lost) resumes from before it, instead of past a difference it never reported
+      if (Date.now() - lastSave > 2000 && f.chunk.upper && this.candidates.size === 0) {
         lastSave = Date.now();
         await this.saveTable('running', f.chunk.upper);
       }
@@ -594,7 +660,9 @@ export class TableCheck {
           if (ahead) await finish(ahead);
           ahead = undefined;
           this.report.status = 'incomplete';
-          await this.saveTable('running', chunker.position);
+          // with differences pending, the position is saved once they are stored (finish)
+          if (this.candidates.size === 0) await this.saveTable('running', chunker.position);
+          else this.stopAt = chunker.position;
           return;
         }
         try {
@@ -918,21 +986,12 @@ export class TableCheck {
     this.report.status = status;
     this.report.ms = Date.now() - this.started;
     await this.saveDiffs();
-    await this.saveTable(status === 'incomplete' ? 'running' : status);
+    await this.saveTable(status === 'incomplete' ? 'running' : status, status === 'incomplete' ? this.stopAt : undefined);
     return this.report;
   }
 
   private async saveTable(status: string, lastKey?: KeyValue): Promise<void> {
-    const [db, tbl] = splitName(this.job.name);
-    const r = this.report;
-    const detail = JSON.stringify({ structure: r.structure, columnsExcluded: r.columnsExcluded, keyless: r.keyless });
-    await this.job.state.exec(
-      `INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_tables')} (run_id, db, tbl, status, last_key, rows_checked, chunks, missing, changed, reason, detail, elapsed_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON DUPLICATE KEY UPDATE status = VALUES(status), last_key = COALESCE(VALUES(last_key), last_key), rows_checked = VALUES(rows_checked),
-         chunks = VALUES(chunks), missing = VALUES(missing), changed = VALUES(changed), reason = VALUES(reason), detail = VALUES(detail), elapsed_ms = VALUES(elapsed_ms)`,
-      [this.job.runId, db, tbl, status, lastKey ? encodeKey(lastKey) : null, r.rows, r.chunks, r.missing, r.changed, r.reason ?? null, detail, Date.now() - this.started],
-    );
+    await storeTable(this.job.state, this.job.runId, this.report, status, lastKey, Date.now() - this.started);
   }
 
   private async saveDiffs(): Promise<void> {
@@ -945,6 +1004,19 @@ export class TableCheck {
       );
     }
   }
+}
+
+/** A table's figures in `_ezctl.check_tables` (its checkpoint too, when lastKey is given). */
+export async function storeTable(state: Db, runId: string, r: TableReport, status: string, lastKey?: KeyValue, elapsedMs = r.ms): Promise<void> {
+  const [db, tbl] = splitName(r.table);
+  const detail = JSON.stringify({ structure: r.structure, columnsExcluded: r.columnsExcluded, keyless: r.keyless, missingIn: r.missingIn, presentIn: r.presentIn });
+  await state.exec(
+    `INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_tables')} (run_id, db, tbl, status, last_key, rows_checked, chunks, missing, changed, reason, detail, elapsed_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE status = VALUES(status), last_key = COALESCE(VALUES(last_key), last_key), rows_checked = VALUES(rows_checked),
+       chunks = VALUES(chunks), missing = VALUES(missing), changed = VALUES(changed), reason = VALUES(reason), detail = VALUES(detail), elapsed_ms = VALUES(elapsed_ms)`,
+    [runId, db, tbl, status, lastKey ? encodeKey(lastKey) : null, r.rows, r.chunks, r.missing, r.changed, r.reason ?? null, detail, elapsedMs],
+  );
 }
 
 function bufferHex(_k: string, v: unknown): unknown {
@@ -1046,6 +1118,8 @@ async function storedReport(db: Db, runId: string, name: string, t: StoredTable)
   if (detail.structure) r.structure = detail.structure;
   if (detail.columnsExcluded) r.columnsExcluded = detail.columnsExcluded;
   if (detail.keyless) r.keyless = true;
+  if (detail.missingIn) r.missingIn = detail.missingIn;
+  if (detail.presentIn) r.presentIn = detail.presentIn;
   return r;
 }
 
@@ -1083,8 +1157,30 @@ export async function closeRun(db: Db, r: CheckReport): Promise<void> {
   );
 }
 
-export function checkExitCode(r: CheckReport): number {
-  return r.consistent ? ExitCode.ok : ExitCode.differences;
+/**
+ * What the tables add up to. Consistent only when nothing differs and nothing was left
+ * uncompared: a table missing in a zone and a structure difference are differences; a table
+ * skipped (no usable key and too many rows, a key not alike in every zone, ...) is named with
+ * its reason and keeps the run from being consistent.
+ */
+export function verdict(reports: TableReport[]): Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers'> {
+  const missingTables = reports.filter((r) => r.missingIn?.length).map((r) => ({ table: r.table, missingIn: r.missingIn!, presentIn: r.presentIn ?? [] }));
+  const skipped = reports.filter((r) => r.status === 'skipped' && !r.missingIn?.length).map((r) => ({ table: r.table, reason: r.reason ?? 'not compared' }));
+  const structureDiffers = reports.filter((r) => !r.missingIn?.length && r.structure?.length).map((r) => r.table);
+  const rowsDiffer = reports.some((r) => r.missing > 0 || r.changed > 0);
+  return { consistent: !rowsDiffer && missingTables.length === 0 && skipped.length === 0 && structureDiffers.length === 0, missingTables, skipped, structureDiffers };
+}
+
+/**
+ * 0 consistent; 1 differences (rows, a table missing in a zone, structure), even when some
+ * tables were also skipped; 4 nothing found different but some tables were not compared (each
+ * named with its reason in the report): add a key, raise --keyless-max-rows, or --exclude them.
+ */
+export function checkExitCode(r: Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers' | 'tables'>): number {
+  if (r.consistent) return ExitCode.ok;
+  const differs = r.missingTables.length > 0 || r.structureDiffers.length > 0 || r.tables.some((t) => t.missing > 0 || t.changed > 0);
+  if (differs) return ExitCode.differences;
+  return r.skipped.length ? ExitCode.refused : ExitCode.differences;
 }
 
 export { EzError, runtimeError };

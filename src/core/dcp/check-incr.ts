@@ -19,9 +19,10 @@ import { gtidCovers } from '../db/gtid.js';
 import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
+import { isLostConnection, lostConnectionError, watchZones } from './lost.js';
 import { readShapes, tableFilter, type TableShape } from './structure.js';
 import type { HashFunction } from './checksum.js';
-import { closeRun, hashFunction, keyOf, openRun, TableCheck, type CheckReport, type TableReport } from './check-full.js';
+import { abandonRun, closeRun, hashFunction, keyOf, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
 
 export interface CheckIncrOptions {
   cluster?: string;
@@ -48,6 +49,7 @@ export interface IncrReport extends CheckReport {
 }
 
 const DEFAULT_MARGIN_MS = 1000;
+const INCR_AGAIN = 'run it again: the binlog positions are saved only after a comparison, so the next run checks the same changes';
 
 interface ZoneCtl {
   zone: string;
@@ -66,12 +68,15 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
 
   const ctl: ZoneCtl[] = [];
   const workers: { zone: string; db: Db }[][] = [];
+  let stopWatch: (() => void) | undefined;
   try {
     for (const z of zones) {
       const node = topo.master(cluster.name, z);
       const db = await ctx.connect(node);
       ctl.push({ zone: z, db, info: await serverInfo(db), endpoint: await ctx.endpoint(node) });
     }
+    // a master that stops answering fails the queries waiting on it (the binlog readers are not watched)
+    stopWatch = watchZones(ctl.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
     if (ctl.some((c) => c.info.flavor !== 'mariadb')) throw badInput('check incr reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'use check full' });
     const hash = await hashFunction(ctl, opts.hash);
     const state = ctl[0]!.db;
@@ -93,7 +98,10 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
     } finally {
       off();
     }
+  } catch (e) {
+    throw lostConnectionError(e, [...ctl, ...workers.flat()], 'check incr', () => INCR_AGAIN) ?? e;
   } finally {
+    stopWatch?.();
     await Promise.all([...ctl, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
   }
 }
@@ -132,18 +140,31 @@ async function oneWindow(
   const firstRun = spans.some((s) => s.from === null);
   const shapes = await Promise.all(ctl.map((c) => readShapes(c.db, matcher)));
   const identities = new Map<string, { columns: string[] }>();
+  // tables the binlog keys cannot be checked for: missing in a zone (a difference, reported
+  // every run), or without a key every zone shares (reported when the window changed them)
+  const zoneNames = ctl.map((c) => c.zone);
+  const unchecked = new Map<string, TableReport>();
+  const uncheckable = (name: string, reason: string, extra: Partial<TableReport> = {}): TableReport => ({ table: name, status: 'skipped', rows: 0, chunks: 0, missing: 0, changed: 0, diffs: [], reason, ms: 0, ...extra });
   for (const name of new Set(shapes.flatMap((m) => [...m.keys()]))) {
+    if (stateTableNotEverywhere(name, shapes)) continue;
     const all = shapes.map((m) => m.get(name));
-    if (all.some((s) => !s)) continue;
+    if (all.some((s) => !s)) {
+      const missingIn = zoneNames.filter((_, i) => !all[i]);
+      const presentIn = zoneNames.filter((_, i) => all[i]);
+      unchecked.set(name, uncheckable(name, `table missing in ${missingIn.join(', ')} (exists in ${presentIn.join(', ')})`, { missingIn, presentIn }));
+      continue;
+    }
     const id = keyOf(all as TableShape[]);
     if (id) identities.set(name, id);
+    else unchecked.set(name, uncheckable(name, 'no primary or unique NOT NULL key alike in every zone to look its changed rows up by (check full compares such a table as a multiset of rows)'));
   }
+  const changedUnchecked = new Map<string, number>();
 
   // collect changed keys per table from every zone's own writes
   const keys = new Map<string, Map<string, KeyValue>>();
   const positions: IncrReport['positions'] = {};
   // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
-  const checked = (schema: string, table: string) => identities.has(`${schema}.${table}`) && matcher(schema, table);
+  const checked = (schema: string, table: string) => (identities.has(`${schema}.${table}`) || unchecked.has(`${schema}.${table}`)) && matcher(schema, table);
   for (const s of spans) {
     positions[s.c.zone] = { from: s.from ?? s.end, to: s.end, changes: 0 };
     if (s.from === null) continue;
@@ -152,8 +173,12 @@ async function oneWindow(
       let n = 0;
       for (const ch of tx.changes) {
         const name = `${ch.schema}.${ch.table}`;
+        if (!matcher(ch.schema, ch.table)) continue;
         const id = identities.get(name);
-        if (!id || !matcher(ch.schema, ch.table)) continue;
+        if (!id) {
+          if (unchecked.has(name)) changedUnchecked.set(name, (changedUnchecked.get(name) ?? 0) + 1);
+          continue;
+        }
         for (const row of [ch.before, ch.after]) {
           if (!row) continue;
           const k = id.columns.map((col) => normalizeKeyPart(row[col]));
@@ -168,59 +193,75 @@ async function oneWindow(
   }
 
   const run = await openRun(state, opts.cluster, { cluster: opts.cluster, zones: ctl.map((c) => c.zone), tables: opts.tables, exclude: opts.exclude }, 'incr');
-  const lag = await measureDrcLagMs(ctl.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
-  const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
-  const verifyStart = Date.now();
-  const names = [...keys.keys()].sort();
-  const free = [...workers];
-  const limit = pLimit(workers.length);
-  const reports: TableReport[] = [];
-  await Promise.all(
-    names.map((name) =>
-      limit(async () => {
-        const conns = free.pop()!;
-        try {
-          const job = new TableCheck(ctx, {
-            name, zones: ctl.map((c) => c.zone), conns, shapes: shapes.map((m) => m.get(name)), mode: 'checksum', hash, tsColumn,
-            chunkTimeMs: 500, settleDelayMs, rechecks: opts.rechecks ?? 5, keylessMaxRows: 0, maxDiffs: 1000,
-            stopRequested: () => false, stopSignal: new AbortController().signal, state, runId: run.runId, onRows: () => undefined,
-          });
-          reports.push(await job.checkKeys([...keys.get(name)!.values()]));
-        } finally {
-          free.push(conns);
-        }
-      }),
-    ),
-  );
-  reports.sort((a, b) => a.table.localeCompare(b.table));
-  const keyCount = reports.reduce((n, r) => n + r.rows, 0);
-  const ms = Date.now() - started;
-  const verifyMs = Date.now() - verifyStart;
-  const report: IncrReport = {
-    consistent: reports.every((r) => r.missing === 0 && r.changed === 0),
-    runId: run.runId,
-    cluster: opts.cluster,
-    zones: ctl.map((c) => c.zone),
-    mode: 'checksum',
-    hash,
-    complete: true,
-    resumed: false,
-    tables: reports,
-    rows: keyCount,
-    ms,
-    rowsPerSecond: ms > 0 ? Math.round((keyCount / ms) * 1000) : 0,
-    throttledMs: 0,
-    settleDelayMs,
-    positions,
-    keys: keyCount,
-    // the settle wait is time DRC is given, not verification work
-    keysPerSecond: verifyMs > settleDelayMs ? Math.round((keyCount / (verifyMs - settleDelayMs)) * 1000) : keyCount,
-    firstRun,
-  };
-  await closeRun(state, report);
-  // only now: a run that dies before this point checks the same changes again next time
-  for (const s of spans) await savePosition(state, opts.cluster, s.c.zone, s.end);
-  return report;
+  try {
+    return await compareWindow();
+  } catch (e) {
+    await abandonRun(state, run.runId);
+    throw e;
+  }
+
+  async function compareWindow(): Promise<IncrReport> {
+    const lag = await measureDrcLagMs(ctl.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
+    const verifyStart = Date.now();
+    const names = [...keys.keys()].sort();
+    const free = [...workers];
+    const limit = pLimit(workers.length);
+    const reports: TableReport[] = [];
+    await Promise.all(
+      names.map((name) =>
+        limit(async () => {
+          const conns = free.pop()!;
+          try {
+            const job = new TableCheck(ctx, {
+              name, zones: ctl.map((c) => c.zone), conns, shapes: shapes.map((m) => m.get(name)), mode: 'checksum', hash, tsColumn,
+              chunkTimeMs: 500, settleDelayMs, rechecks: opts.rechecks ?? 5, keylessMaxRows: 0, maxDiffs: 1000,
+              stopRequested: () => false, stopSignal: new AbortController().signal, state, runId: run.runId, onRows: () => undefined,
+            });
+            reports.push(await job.checkKeys([...keys.get(name)!.values()]));
+          } finally {
+            free.push(conns);
+          }
+        }),
+      ),
+    );
+    for (const [name, r] of unchecked) {
+      const count = changedUnchecked.get(name);
+      if (!r.missingIn && !count) continue;
+      const report = count && !r.missingIn ? { ...r, reason: `${r.reason}: ${count} changed row${count === 1 ? '' : 's'} not compared` } : r;
+      await storeTable(state, run.runId, report, 'skipped');
+      reports.push(report);
+    }
+    reports.sort((a, b) => a.table.localeCompare(b.table));
+    const keyCount = reports.reduce((n, r) => n + r.rows, 0);
+    const ms = Date.now() - started;
+    const verifyMs = Date.now() - verifyStart;
+    const report: IncrReport = {
+      ...verdict(reports),
+      runId: run.runId,
+      cluster: opts.cluster,
+      zones: ctl.map((c) => c.zone),
+      mode: 'checksum',
+      hash,
+      complete: true,
+      resumed: false,
+      tables: reports,
+      rows: keyCount,
+      ms,
+      rowsPerSecond: ms > 0 ? Math.round((keyCount / ms) * 1000) : 0,
+      throttledMs: 0,
+      settleDelayMs,
+      positions,
+      keys: keyCount,
+      // the settle wait is time DRC is given, not verification work
+      keysPerSecond: verifyMs > settleDelayMs ? Math.round((keyCount / (verifyMs - settleDelayMs)) * 1000) : keyCount,
+      firstRun,
+    };
+    await closeRun(state, report);
+    // only now: a run that dies before this point checks the same changes again next time
+    for (const s of spans) await savePosition(state, opts.cluster, s.c.zone, s.end);
+    return report;
+  }
 }
 
 /** Strings from the binlog decoder for big integers, numbers otherwise: one form per key. */
@@ -257,7 +298,12 @@ async function readChanges(c: ZoneCtl, from: string, end: string, decodeTable: (
         counted += onTx(tx);
         setImmediate(finish);
       },
-      onError: (e) => reject(runtimeError(`reading the binlog of zone ${c.zone}: ${e.message}`, { cause: e })),
+      onError: (e) =>
+        reject(
+          isLostConnection(e)
+            ? runtimeError(`lost connection to ${c.endpoint.label} during check incr (reading its binlog); ${INCR_AGAIN}`, { details: [`cause: ${e.message}`], cause: e })
+            : runtimeError(`reading the binlog of zone ${c.zone} (${c.endpoint.label}): ${e.message}`, { cause: e }),
+        ),
     });
     stream.start().then(() => {
       started = true;

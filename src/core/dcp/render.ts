@@ -16,11 +16,13 @@ export function renderCheckReport(r: CheckReport): string {
     String(t.chunks),
     String(t.missing),
     String(t.changed),
-    t.status === 'skipped' ? (t.reason ?? 'yes') : t.status === 'incomplete' ? 'not finished' : '',
+    t.missingIn?.length ? `table missing in ${t.missingIn.join(', ')}` : t.status === 'skipped' ? (t.reason ?? 'yes') : t.status === 'incomplete' ? 'not finished' : '',
     fmtMs(t.ms),
   ]);
   const out: string[] = [table(head, rows, { stream: process.stdout })];
   for (const t of r.tables) {
+    if (t.missingIn?.length) out.push(`${t.table}: table missing in ${t.missingIn.join(', ')} (exists in ${(t.presentIn ?? []).join(', ')})`);
+    else if (t.status === 'skipped') out.push(`${t.table}: not compared: ${t.reason ?? 'skipped'}`);
     for (const s of t.structure ?? []) out.push(`${t.table}: structure differs: ${s}`);
     for (const c of t.columnsExcluded ?? []) out.push(`${t.table}: column ${c.column} not compared: ${c.why}`);
     // a terminal gets the first few; --json and the stored run have them all
@@ -30,8 +32,15 @@ export function renderCheckReport(r: CheckReport): string {
   }
   const missing = r.tables.reduce((s, t) => s + t.missing, 0);
   const changed = r.tables.reduce((s, t) => s + t.changed, 0);
-  const verdict = r.consistent ? 'consistent' : `${missing} missing, ${changed} changed`;
-  let tail = `${verdict}: ${r.tables.length} tables, ${r.rows} rows in ${fmtMs(r.ms)} (${r.rowsPerSecond} rows/s) across ${r.zones.join(', ')}; run ${r.runId}`;
+  const n = (k: number, what: string) => `${k} table${k === 1 ? '' : 's'} ${what}`;
+  const problems = [
+    ...(missing || changed || (!r.missingTables.length && !r.structureDiffers.length && !r.skipped.length) ? [`${missing} missing, ${changed} changed`] : []),
+    ...(r.missingTables.length ? [n(r.missingTables.length, 'missing in a zone')] : []),
+    ...(r.structureDiffers.length ? [n(r.structureDiffers.length, 'with structure differences')] : []),
+    ...(r.skipped.length ? [n(r.skipped.length, 'not compared')] : []),
+  ];
+  const verdict = r.consistent ? 'consistent' : `NOT consistent: ${problems.join(', ')}`;
+  let tail = `${verdict}: ${r.tables.length} table${r.tables.length === 1 ? '' : 's'}, ${r.rows} rows in ${fmtMs(r.ms)} (${r.rowsPerSecond} rows/s) across ${r.zones.join(', ')}; run ${r.runId}`;
   if (r.hash === 'crc32') tail += '; 32-bit row hash (--hash crc32)';
   if (r.throttledMs > 0) tail += `; throttled ${fmtMs(r.throttledMs)}`;
   if (!r.complete) tail += `\nstopped by ${r.stoppedBy ?? 'a limit'} before every table was checked; continue with --resume`;

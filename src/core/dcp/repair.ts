@@ -18,6 +18,7 @@ import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
 import { readShapes, type TableShape } from './structure.js';
 import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
+import { lostConnectionError, watchZones } from './lost.js';
 
 export interface RepairOptions {
   cluster?: string;
@@ -49,6 +50,8 @@ export interface RepairReport {
   verified: number;
   alreadyConsistent: number;
   skipped: { table: string; key: Record<string, unknown>; why: string }[];
+  /** differences repair cannot fix, per table, and why (a table missing in a zone, no key, not compared): exit 1 */
+  unfixable: { table: string; why: string }[];
   fixes: PlannedFix[];
   /** zone → the SQL (dry run) */
   sql?: Record<string, string[]>;
@@ -83,12 +86,15 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
   // what to repair: a fresh check, a report file, or a stored run (default: the latest)
   let targets: Target[];
   let runId: string | null = null;
+  // what the check found or left that no row fix can mend
+  let unfixable: { table: string; why: string; keyless?: boolean }[];
   if (opts.reportFile) {
-    targets = targetsFromReport(opts.reportFile);
+    ({ targets, unfixable } = targetsFromReport(opts.reportFile));
   } else if (opts.tables) {
     const r = await checkFull(ctx, { ...opts.check, cluster: cluster.name, tables: opts.tables });
     runId = r.runId;
-    targets = r.tables.flatMap((t) => t.diffs.filter((d) => !t.keyless).map((d) => target(t.table, d.key)));
+    targets = r.tables.flatMap((t) => (t.keyless ? [] : t.diffs.map((d) => target(t.table, d.key))));
+    unfixable = unfixableTables(r.tables);
   } else {
     const conns = await connectZones(ctx, topo, cluster.name, zones.slice(0, 1));
     try {
@@ -96,36 +102,52 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
       runId = opts.run ?? (await latestRun(db, cluster.name));
       const run = await db.one<{ status: string }>(`SELECT status FROM ${quoteTable(STATE_SCHEMA, 'check_runs')} WHERE run_id = ? AND cluster = ?`, [runId, cluster.name]).catch(() => undefined);
       if (!run) throw badInput(`no check run ${runId} of cluster ${cluster.name} in _ezctl at ${conns[0]!.zone}`, { hint: 'ezctl check full lists its run id; or give --tables for a fresh check' });
-      targets = (await loadDiffs(db, runId)).map((d) => ({ ...target(d.table, d.key), key: d.keyValues, keyColumns: d.keyColumns, diffId: d.id }));
+      unfixable = unfixableTables(await runTables(db, runId));
+      const keyless = new Set(unfixable.filter((u) => u.keyless).map((u) => u.table));
+      targets = (await loadDiffs(db, runId)).filter((d) => !keyless.has(d.table)).map((d) => ({ ...target(d.table, d.key), key: d.keyValues, keyColumns: d.keyColumns, diffId: d.id }));
     } finally {
       await Promise.all(conns.map((c) => c.db.close()));
     }
   }
 
   const conns = await connectZones(ctx, topo, cluster.name, zones);
+  let committed = 0;
+  // a master that stops answering fails the repair's statements waiting on it
+  const stopWatch = watchZones(conns.map((c) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db] })));
   try {
     for (const c of conns) {
       const info = await serverInfo(c.db);
       c.domain = info.flavor === 'mariadb' ? (info.gtidDomainId ?? 0) : undefined;
     }
-    const report: RepairReport = { cluster: cluster.name, runId, execute: !!opts.execute, planned: 0, applied: 0, verified: 0, alreadyConsistent: 0, skipped: [], fixes: [], remaining: [] };
+    const report: RepairReport = { cluster: cluster.name, runId, execute: !!opts.execute, planned: 0, applied: 0, verified: 0, alreadyConsistent: 0, skipped: [], unfixable: unfixable.map(({ table, why }) => ({ table, why })), fixes: [], remaining: [] };
     if (opts.execute && conns.some((c) => c.domain === undefined)) {
       throw refused('repair --execute needs MariaDB zone masters: its writes are kept from DRC by a GTID domain of their own', { hint: 'run without --execute and apply the printed SQL by hand' });
     }
     const tables = [...new Set(targets.map((t) => t.table))];
-    const shapes = await readShapes(conns[0]!.db, (s, t) => tables.includes(`${s}.${t}`));
+    const zoneShapes = await Promise.all(conns.map((c) => readShapes(c.db, (s, t) => tables.includes(`${s}.${t}`))));
+    const shapes = zoneShapes[0]!;
     const sql: Record<string, string[]> = Object.fromEntries(zones.map((z) => [z, []]));
     const plans: { fix: PlannedFix; t: Target; rows: (Row | undefined)[]; shape: TableShape }[] = [];
+    // tables without the DRC timestamp column (in some zone): no last writer to go by
+    const noTs = new Map<string, { lacking: string[]; keys: number }>();
 
     for (const t of targets) {
-      const shape = shapes.get(t.table);
-      if (!shape) {
-        report.skipped.push({ table: t.table, key: keyObject(t), why: `table not found at ${zones[0]}` });
+      const missingIn = zones.filter((_, i) => !zoneShapes[i]!.get(t.table));
+      if (missingIn.length) {
+        if (!report.unfixable.some((u) => u.table === t.table)) report.unfixable.push({ table: t.table, why: missingTableWhy(missingIn, zones.filter((z) => !missingIn.includes(z))) });
         continue;
       }
+      const shape = shapes.get(t.table)!;
       const rows = await currentRows(conns, t);
       if (rowsAgree(rows, shape.columns.map((c) => c.name))) {
         report.alreadyConsistent++;
+        continue;
+      }
+      const lacking = zones.filter((_, i) => !zoneShapes[i]!.get(t.table)!.columns.some((c) => c.name === tsColumn));
+      if (lacking.length && !opts.preferZone) {
+        const n = noTs.get(t.table) ?? { lacking, keys: 0 };
+        n.keys++;
+        noTs.set(t.table, n);
         continue;
       }
       const fix = await decide(conns, t, rows, tsColumn, opts.preferZone, shape.columns.map((c) => c.name));
@@ -135,6 +157,12 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
       }
       plans.push({ fix, t, rows, shape });
       report.fixes.push(fix);
+    }
+    if (noTs.size) {
+      throw refused(`repair will not pick a winner without the DRC timestamp column: nothing says which zone wrote last`, {
+        details: [...noTs].map(([table, n]) => `${table}: no ${tsColumn} column in ${n.lacking.join(', ')}; ${n.keys} key${n.keys === 1 ? '' : 's'} differ${n.keys === 1 ? 's' : ''}`),
+        hint: `name the zone whose rows win: --prefer-zone ZONE (e.g. ezctl repair --tables ${[...noTs.keys()].join(',')} --prefer-zone ${zones[0]}), or add the column first: ezctl migrate drc-ts; nothing was changed`,
+      });
     }
     report.planned = plans.length;
 
@@ -152,7 +180,10 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
         }
         const before = p.rows[zones.indexOf(zone)];
         const ok = await applyFix(c, session, p.t, before, stmt);
-        if (ok) report.applied++;
+        if (ok) {
+          report.applied++;
+          committed++;
+        }
         else report.skipped.push({ table: p.t.table, key: keyObject(p.t), why: `the row changed at ${zone} since it was read; left for the next check` });
       }
     }
@@ -174,7 +205,14 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
       }
     }
     return report;
+  } catch (e) {
+    throw lostConnectionError(e, conns, opts.execute ? 'repair --execute' : 'repair', () =>
+      opts.execute
+        ? `${committed} fix${committed === 1 ? '' : 'es'} committed before it (each key in its own transaction); run the repair again: what is already fixed is found consistent and left alone`
+        : 'nothing was changed; run it again',
+    ) ?? e;
   } finally {
+    stopWatch();
     await Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
   }
 }
@@ -188,15 +226,57 @@ function keyObject(t: Target): Record<string, unknown> {
   return Object.fromEntries(t.keyColumns.map((c, i) => [c, t.key[i]]));
 }
 
-function targetsFromReport(file: string): Target[] {
-  let rep: { tables?: { table: string; keyless?: boolean; diffs?: { key: Record<string, unknown> }[] }[] };
+/** What a check left that repair cannot mend, as the check's table reports (or its stored rows) say. */
+interface TableOutcome {
+  table: string;
+  status?: string;
+  reason?: string | undefined;
+  keyless?: boolean | undefined;
+  missingIn?: string[] | undefined;
+  presentIn?: string[] | undefined;
+  missing?: number;
+  changed?: number;
+  diffs?: { key: Record<string, unknown> }[];
+}
+
+function missingTableWhy(missingIn: string[], presentIn: string[]): string {
+  return `table missing in ${missingIn.join(', ')} (exists in ${presentIn.join(', ')}): repair mends rows, not tables; create it in ${missingIn.join(', ')} from ${presentIn[0] ?? 'another zone'}'s definition (SHOW CREATE TABLE), then check again`;
+}
+
+export function unfixableTables(tables: TableOutcome[]): { table: string; why: string; keyless?: boolean }[] {
+  const out: { table: string; why: string; keyless?: boolean }[] = [];
+  for (const t of tables) {
+    const differing = (t.missing ?? 0) + (t.changed ?? 0) || (t.diffs?.length ?? 0);
+    if (t.missingIn?.length) out.push({ table: t.table, why: missingTableWhy(t.missingIn, t.presentIn ?? []) });
+    else if (t.status === 'skipped') out.push({ table: t.table, why: `not compared by the check (${t.reason ?? 'skipped'}): what differs there is unknown` });
+    else if (t.keyless && differing) {
+      out.push({ table: t.table, keyless: true, why: `${differing} row${differing === 1 ? ' differs' : 's differ'}, but the table has no primary or unique NOT NULL key: one copy of a row cannot be told from another; add a key, check again and repair, or fix it by hand` });
+    }
+  }
+  return out;
+}
+
+/** The tables of a stored run, with what the check recorded of each. */
+async function runTables(db: Db, runId: string): Promise<TableOutcome[]> {
+  const rows = await db.query<{ db: string; tbl: string; status: string; reason: string | null; detail: string | null; missing: number | string; changed: number | string }>(
+    `SELECT db, tbl, status, reason, detail, missing, changed FROM ${quoteTable(STATE_SCHEMA, 'check_tables')} WHERE run_id = ?`,
+    [runId],
+  );
+  return rows.map((r) => {
+    const detail = r.detail ? (JSON.parse(r.detail) as { keyless?: boolean; missingIn?: string[]; presentIn?: string[] }) : {};
+    return { table: `${r.db}.${r.tbl}`, status: r.status, reason: r.reason ?? undefined, keyless: detail.keyless, missingIn: detail.missingIn, presentIn: detail.presentIn, missing: Number(r.missing), changed: Number(r.changed) };
+  });
+}
+
+function targetsFromReport(file: string): { targets: Target[]; unfixable: { table: string; why: string }[] } {
+  let rep: { tables?: TableOutcome[] };
   try {
     rep = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw badInput(`--report ${file}: ${(e as Error).message}`, { hint: 'give a file written by `ezctl check full --report FILE` (or its --json output)' });
   }
   if (!Array.isArray(rep.tables)) throw badInput(`--report ${file} is not a check report (no "tables" list)`);
-  return rep.tables.filter((t) => !t.keyless).flatMap((t) => (t.diffs ?? []).map((d) => target(t.table, d.key)));
+  return { targets: rep.tables.filter((t) => !t.keyless).flatMap((t) => (t.diffs ?? []).map((d) => target(t.table, d.key))), unfixable: unfixableTables(rep.tables) };
 }
 
 async function latestRun(db: Db, cluster: string): Promise<string> {
@@ -325,6 +405,13 @@ async function applyFix(c: ZoneConn, session: string[], t: Target, planned: Row 
   }
 }
 
+/** 0: everything fixed and verified (or, without --execute, every difference has a planned fix); 1: differences remain. */
+export function repairExitCode(r: RepairReport): number {
+  if (r.unfixable.length) return 1;
+  if (!r.execute) return 0;
+  return r.verified === r.planned && r.remaining.length === 0 ? 0 : 1;
+}
+
 export function renderRepair(r: RepairReport): string {
   const out: string[] = [];
   if (!r.execute) {
@@ -332,13 +419,16 @@ export function renderRepair(r: RepairReport): string {
       if (!lines.length) continue;
       out.push(`-- zone ${zone}`, ...lines, '');
     }
-    out.push(`-- ${r.planned} key${r.planned === 1 ? "" : "s"} to repair${r.alreadyConsistent ? `, ${r.alreadyConsistent} already consistent` : ''}${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}; run again with --execute to apply`);
+    out.push(`-- ${r.planned} key${r.planned === 1 ? "" : "s"} to repair${r.alreadyConsistent ? `, ${r.alreadyConsistent} already consistent` : ''}${r.skipped.length ? `, ${r.skipped.length} skipped` : ''}${r.planned ? '; run again with --execute to apply' : ''}`);
     for (const s of r.skipped) out.push(`-- skipped ${s.table} ${JSON.stringify(s.key)}: ${s.why}`);
+    for (const u of r.unfixable) out.push(`-- cannot repair ${u.table}: ${u.why}`);
+    if (r.unfixable.length) out.push(`-- ${r.unfixable.length} table${r.unfixable.length === 1 ? '' : 's'} with differences repair cannot fix (above): the zones will still differ`);
     return out.join('\n');
   }
   for (const f of r.fixes) out.push(`${f.table} ${JSON.stringify(f.key)}: ${Object.entries(f.actions).map(([z, a]) => `${a} at ${z}`).join(', ')} (${f.why})`);
   for (const s of r.skipped) out.push(`skipped ${s.table} ${JSON.stringify(s.key)}: ${s.why}`);
   for (const m of r.remaining) out.push(`still different: ${m.table} ${JSON.stringify(m.key)}`);
-  out.push(`repaired ${r.verified} of ${r.planned} keys (verified in every zone)${r.alreadyConsistent ? `; ${r.alreadyConsistent} were already consistent` : ''}${r.runId ? `; run ${r.runId}` : ''}`);
+  for (const u of r.unfixable) out.push(`cannot repair ${u.table}: ${u.why}`);
+  out.push(`repaired ${r.verified} of ${r.planned} keys (verified in every zone)${r.alreadyConsistent ? `; ${r.alreadyConsistent} were already consistent` : ''}${r.unfixable.length ? `; ${r.unfixable.length} table${r.unfixable.length === 1 ? '' : 's'} left different (cannot repair)` : ''}${r.runId ? `; run ${r.runId}` : ''}`);
   return out.join('\n');
 }
