@@ -30,6 +30,8 @@ const describeFk = (f: ForeignKeyRef) =>
 function renderFamily(f: Family, n: number): string[] {
   const root = `${f.root.schema}.${f.root.table}.${f.root.column}`;
   const out = [`${n}. ${root}: ${formatUsed(f.used)} used; ${f.tables.length === 1 ? '1 table' : `${f.tables.length} tables, together`}`];
+  const more = (f.roots ?? []).slice(1).map((r) => `${r.schema}.${r.table}.${r.column}`);
+  if (more.length) out.push(`   with the famil${more.length === 1 ? 'y' : 'ies'} of ${more.join(', ')} (they share tables): one change`);
   for (const t of f.tables) {
     if (t.alter) out.push(`   ALTER TABLE ${quoteTable(t.schema, t.table)} ${t.alter};`);
     else {
