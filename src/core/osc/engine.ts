@@ -24,6 +24,7 @@ import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
 import { ownDdlMarker } from '../drc/filter.js';
+import { dropOldTables } from './drop.js';
 
 export interface OscOptions {
   cluster?: string;
@@ -47,6 +48,8 @@ export interface OscOptions {
   maxDrcLagMs?: number;
   /** continue a job that died (kill -9): its ghost and saved positions are in every zone */
   resume?: boolean;
+  /** after the cut-over, drop the old table (<t>_ezdel) in every zone, emptied in chunks first (osc/drop.ts) */
+  dropOldTable?: boolean;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -71,6 +74,8 @@ export interface OscReport {
   refusals: string[];
   progress?: ZoneProgress[];
   cutOver?: { attempts: number; skewMs: number; at: Record<string, string> };
+  /** --drop-old-table: the old table was dropped in every zone after the cut-over */
+  oldTableDropped?: boolean;
   ms: number;
 }
 
@@ -144,7 +149,10 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
           `DRC lag ≤ ${maxDrcLag} ms${lag.maxLagMs === null ? ' (no DRC heartbeat seen)' : ` (now ${lag.maxLagMs} ms)`}`,
           ...(method === 'copy' ? ['before the cut-over: original and ghost compared chunk by chunk', `cut-over: lock wait ${opts.cutOverLockTimeoutS ?? 3} s, ${opts.cutOverRetries ?? 5} attempts`] : []),
         ],
-        notes: [...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : [])],
+        notes: [
+          ...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : []),
+          ...(method === 'copy' ? [opts.dropOldTable ? `after the cut-over the old table ${plan.names.old} is emptied in throttled chunks and dropped in every zone` : `after the cut-over the original is kept as ${plan.names.old} (--drop-old-table drops it; \`ezctl osc cleanup\` lists and drops kept tables)`] : []),
+        ],
       },
       refusals,
       ms: 0,
@@ -167,7 +175,13 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
         chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job,
       }));
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone));
+    const dropOld = opts.dropOldTable
+      ? async (throttler: Throttler) => {
+        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler, chunkTimeMs: opts.chunkTimeMs });
+        report.oldTableDropped = true;
+      }
+      : undefined;
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, opts, report, started, (j) => saved.get(j.zone), [], undefined, dropOld);
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
@@ -178,6 +192,8 @@ export async function copyAndCutOver(
   saved: SavedFor,
   rules: CascadeRule[] = [],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
+  /** after the cut-over, with the job's state and control socket still there (old foreign keys, --drop-old-table) */
+  afterCutOver?: (throttler: Throttler) => Promise<void>,
 ): Promise<OscReport> {
   // always a throttler: `osc pause` needs one even when no signal was asked for
   const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
@@ -187,7 +203,7 @@ export async function copyAndCutOver(
   let aborted = false;
   const phase = () => jobs.map((j) => j.progress.phase);
   const status = () => ({
-    table: opts.table, alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
+    table: opts.table, tables: [...new Set(jobs.map((j) => `${j.plan.schema}.${j.plan.table}`))], alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
   const sock = oscSocketPath(await ctx.topology(), cluster, opts.table);
@@ -276,6 +292,14 @@ export async function copyAndCutOver(
       }
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
+    if (afterCutOver) {
+      try {
+        await afterCutOver(throttle.throttler);
+      } catch (e) {
+        await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
+        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, { hint: '`ezctl osc cleanup` lists the helper tables left; with --execute it drops them' });
+      }
+    }
     report.ms = Date.now() - started;
     await Promise.all(jobs.map((j) => j.clearState()));
     return report;
@@ -284,8 +308,8 @@ export async function copyAndCutOver(
       await Promise.all(jobs.map((j) => j.stop(true)));
       await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
     }
-    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: the helper tables were dropped; ${opts.table} is as it was`);
-    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
+    if (interrupted && !cutOverDone) throw new EzError(ExitCode.interrupted, `interrupted: the helper tables were dropped; ${opts.table} is as it was`);
+    if (aborted && !cutOverDone) throw refused(`aborted by \`ezctl osc abort\`: the helper tables were dropped; ${opts.table} is as it was`);
     throw e;
   } finally {
     clearInterval(tick);
