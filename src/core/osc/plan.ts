@@ -146,8 +146,11 @@ export async function planOnMaster(
   if (!before) throw badInput(`table ${schema}.${table} does not exist`);
   const refusals: string[] = [];
   const notes: string[] = [];
-  for (const h of resuming ? [names.old] : [names.ghost, names.old]) {
-    if (shapes.has(`${schema}.${h}`)) refusals.push(`${schema}.${h} exists: an earlier job left it; \`ezctl osc abort\` (or drop it after checking)`);
+  if (!resuming && shapes.has(`${schema}.${names.ghost}`)) {
+    refusals.push(`${schema}.${names.ghost} exists: the ghost of another change of ${table}; \`ezctl osc cleanup\` says whether its job still runs (--resume continues a job that died) and with --execute drops it if not`);
+  }
+  if (shapes.has(`${schema}.${names.old}`)) {
+    refusals.push(`${schema}.${names.old} exists: the original kept by an earlier change of ${table}; \`ezctl osc cleanup --execute\` drops it (or give that change --drop-old-table)`);
   }
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
   // first asked to change instantly (so the plan knows whether a copy is needed at all), then,
