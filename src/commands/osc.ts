@@ -1,7 +1,7 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, parseDurationMs, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -16,6 +16,7 @@ interface OscFlags extends ThrottleFlags, CopyFlags {
   map?: string[];
   postponeCutOverFlagFile?: string;
   resume?: boolean;
+  dropOldTable?: boolean;
 }
 
 export function registerOsc(program: Command): void {
@@ -33,7 +34,8 @@ export function registerOsc(program: Command): void {
     }, 'auto')
     .option('--map <old:new>', 'a column the ALTER renames, and its new name (repeatable)', collect)
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
-    .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position');
+    .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
+    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone: emptied in throttled chunks, then dropped');
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
@@ -42,6 +44,9 @@ export function registerOsc(program: Command): void {
       '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): no unique key both\n' +
         'shapes share, foreign keys, a rename without --map, zones that differ, DRC unhealthy; 3 failed (the\n' +
         'original untouched, the helper tables dropped).\n' +
+        'After the cut-over the original is kept as <table>_ezdel (gh-ost and pt-osc keep theirs too, by default):\n' +
+        'a later change of the table refuses while it exists; --drop-old-table drops it, `ezctl osc cleanup` lists\n' +
+        'and drops kept and orphaned helper tables.\n' +
         examples(
           "ezctl osc --table ezdemo.orders --alter 'ADD COLUMN note VARCHAR(64) NULL'",
           "ezctl osc --table ezdemo.orders --alter 'MODIFY amount DECIMAL(14,2) NOT NULL' --execute --max-load Threads_running=25",
@@ -63,6 +68,7 @@ export function registerOsc(program: Command): void {
         ...copyOptionsFrom(o),
         ...(o.postponeCutOverFlagFile ? { postponeCutOverFlagFile: o.postponeCutOverFlagFile } : {}),
         ...(o.resume ? { resume: true } : {}),
+        ...(o.dropOldTable ? { dropOldTable: true } : {}),
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);
@@ -96,9 +102,49 @@ export function registerOsc(program: Command): void {
   control('resume', 'resume a paused copy');
   control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
   control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was');
+  registerCleanup(osc);
   control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
     const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');
     if (!m) throw new InvalidArgumentError(`${JSON.stringify(a[0])} is not key=value`);
     return { key: m[1], value: m[2] };
   });
+}
+
+interface CleanupFlags extends ThrottleFlags {
+  cluster?: string;
+  zones?: string[];
+  execute?: boolean;
+  chunkTime?: number;
+}
+
+function registerCleanup(osc: Command): void {
+  const c = osc
+    .command('cleanup')
+    .description("list the helper tables schema changes left in every zone (old tables kept as <t>_ezdel, ghosts, cut-over sentries and plan probes of jobs that died) and, with --execute, drop them; a running job's tables are never dropped")
+    .option(...CLUSTER_OPTION)
+    .option('--zones <list>', 'only these zones (default: all)', nameList)
+    .option('--execute', 'drop them (without it: the list, nothing changed)')
+    .option('--chunk-time <duration>', 'target time per delete chunk while a table is emptied before its DROP (default 0.5s)', parseDurationMs);
+  addThrottleOptions(c);
+  c.addHelpText(
+    'after',
+    '\nA helper table is kept when its table\'s change answers on its control socket on this host, or has saved\n' +
+      'state in that zone (a job on another host, or one that died: `--resume` continues it, `ezctl osc abort`\n' +
+      'ends it), or when its table itself is missing (the helper may hold its only copy). Each table is emptied\n' +
+      'in throttled chunks by its key, then dropped (a large DROP would stall the server); the zone\'s replicas\n' +
+      'follow; DRC carries nothing of it to the other zones. Exit 0 done (or listed), 3 when a drop failed.\n' +
+      examples('ezctl osc cleanup', 'ezctl osc cleanup --execute --max-lag 2s'),
+  ).action(action(async (ctx, o: CleanupFlags) => {
+    const { oscCleanup } = await import('../core/osc/cleanup.js');
+    const { renderOscCleanup } = await import('../core/osc/render.js');
+    const r = await oscCleanup(ctx, {
+      ...(o.cluster ? { cluster: o.cluster } : {}),
+      ...(o.zones ? { zones: o.zones } : {}),
+      ...(o.execute ? { execute: true } : {}),
+      ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
+      throttle: throttleOptionsFrom(o),
+    });
+    ctx.result(r, () => renderOscCleanup(r));
+    return r.tables.some((t) => t.error) ? 3 : 0;
+  }, { parentOptions: true }));
 }
