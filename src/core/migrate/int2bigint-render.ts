@@ -75,7 +75,7 @@ export function renderInt2BigintRun(r: import('./int2bigint-run.js').Int2BigintR
   const out = [renderInt2Bigint(r.report), ''];
   if (!r.executed.length) out.push('nothing to do: no key at or above the threshold');
   for (const e of r.executed) {
-    out.push(`done: ${e.root}: ${e.tables.join(', ')} widened (${e.method === 'instant' ? 'in place, instantly' : `ghost copy${e.cutOverSkewMs !== undefined ? `, cut over within ${e.cutOverSkewMs} ms across zones` : ''}`}) in ${(e.ms / 1000).toFixed(1)} s`);
+    out.push(`done: ${e.root}: ${e.tables.join(', ')} widened (${e.method === 'instant' ? 'in place, instantly' : `ghost copy${e.cutOverSkewMs !== undefined ? `, cut over within ${e.cutOverSkewMs} ms across zones` : ''}`}) in ${(e.ms / 1000).toFixed(1)} s; ${e.method === 'instant' ? 'no old table' : e.oldTablesDropped ? 'the old tables dropped' : 'the old tables kept as <t>_ezdel (`ezctl osc cleanup` drops them)'}`);
   }
   return out.join('\n');
 }

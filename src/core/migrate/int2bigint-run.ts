@@ -25,7 +25,7 @@ export interface Int2BigintRunOptions
 
 export interface Int2BigintRun {
   report: Int2BigintReport;
-  executed: Array<{ root: string; tables: string[]; method: 'instant' | 'copy'; ms: number; cutOverSkewMs?: number; cutOverAttempts?: number }>;
+  executed: Array<{ root: string; tables: string[]; method: 'instant' | 'copy'; ms: number; cutOverSkewMs?: number; cutOverAttempts?: number; oldTablesDropped?: boolean }>;
 }
 
 export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<Int2BigintRun> {
@@ -112,11 +112,11 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
     if (alone(f)) {
       const t = f.tables[0]!;
       const r: OscReport = await runOsc(ctx, { ...common, table: `${t.schema}.${t.table}`, alter: t.alter, onProgress: progress, ...(resume ? { resume: true } : {}) });
-      executed.push({ root, tables: [`${t.schema}.${t.table}`], method: r.method, ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
+      executed.push({ root, tables: [`${t.schema}.${t.table}`], method: r.method, ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}), ...(r.oldTableDropped ? { oldTablesDropped: true } : {}) });
     } else {
       const schema = f.tables[0]!.schema;
       const r: FamilyReport = await runOscFamily(ctx, { ...common, schema, tables: f.tables.map((t) => ({ table: t.table, alter: t.alter })), onProgress: progress, ...(resume ? { resume: true } : {}) });
-      executed.push({ root, tables: f.tables.map((t) => `${t.schema}.${t.table}`), method: 'copy', ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}) });
+      executed.push({ root, tables: f.tables.map((t) => `${t.schema}.${t.table}`), method: 'copy', ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}), ...(r.oldTablesDropped ? { oldTablesDropped: true } : {}) });
     }
   }
 }
