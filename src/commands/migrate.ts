@@ -86,7 +86,7 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
     .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position')
-    .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, emptied in throttled chunks first');
+    .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, once the throttle lets it through');
   addCopyOptions(cmd);
   addThrottleOptions(cmd);
   cmd

@@ -1,7 +1,7 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, parseDurationMs, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -35,7 +35,7 @@ export function registerOsc(program: Command): void {
     .option('--map <old:new>', 'a column the ALTER renames, and its new name (repeatable)', collect)
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
     .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
-    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone: emptied in throttled chunks, then dropped');
+    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through');
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
@@ -114,7 +114,6 @@ interface CleanupFlags extends ThrottleFlags {
   cluster?: string;
   zones?: string[];
   execute?: boolean;
-  chunkTime?: number;
 }
 
 function registerCleanup(osc: Command): void {
@@ -123,16 +122,16 @@ function registerCleanup(osc: Command): void {
     .description("list the helper tables schema changes left in every zone (old tables kept as <t>_ezdel, ghosts, cut-over sentries and plan probes of jobs that died) and, with --execute, drop them; a running job's tables are never dropped")
     .option(...CLUSTER_OPTION)
     .option('--zones <list>', 'only these zones (default: all)', nameList)
-    .option('--execute', 'drop them (without it: the list, nothing changed)')
-    .option('--chunk-time <duration>', 'target time per delete chunk while a table is emptied before its DROP (default 0.5s)', parseDurationMs);
+    .option('--execute', 'drop them (without it: the list, nothing changed)');
   addThrottleOptions(c);
   c.addHelpText(
     'after',
     '\nA helper table is kept when its table\'s change answers on its control socket on this host, or has saved\n' +
       'state in that zone (a job on another host, or one that died: `--resume` continues it, `ezctl osc abort`\n' +
-      'ends it), or when its table itself is missing (the helper may hold its only copy). Each table is emptied\n' +
-      'in throttled chunks by its key, then dropped (a large DROP would stall the server); the zone\'s replicas\n' +
-      'follow; DRC carries nothing of it to the other zones. Exit 0 done (or listed), 3 when a drop failed.\n' +
+      'ends it), or when its table itself is missing (the helper may hold its only copy). Each DROP waits for the\n' +
+      'throttle (--max-lag, --max-load, --pause-window: a DROP slows writes by about 0.45 s per GB of table\n' +
+      'here); the zone\'s replicas follow; DRC carries nothing of it to the other zones. Exit 0 done (or\n' +
+      'listed), 3 when a drop failed.\n' +
       examples('ezctl osc cleanup', 'ezctl osc cleanup --execute --max-lag 2s'),
   ).action(action(async (ctx, o: CleanupFlags) => {
     const { oscCleanup } = await import('../core/osc/cleanup.js');
@@ -141,7 +140,6 @@ function registerCleanup(osc: Command): void {
       ...(o.cluster ? { cluster: o.cluster } : {}),
       ...(o.zones ? { zones: o.zones } : {}),
       ...(o.execute ? { execute: true } : {}),
-      ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
       throttle: throttleOptionsFrom(o),
     });
     ctx.result(r, () => renderOscCleanup(r));

@@ -5,8 +5,8 @@
 // that zone (_ezctl.osc_state, written from the moment its ghosts are followed until its old
 // tables are handled, so a job on another host counts too; a job that died keeps it until
 // `--resume` finishes it or `ezctl osc abort` ends it). Tables are dropped as --drop-old-table
-// drops them (osc/drop.ts: emptied in throttled chunks first), logged so that the zone's replicas
-// follow, and never carried to another zone by DRC (it ignores helper tables' rows and DDL).
+// drops them (osc/drop.ts: behind the throttle, logged so that the zone's replicas follow), and
+// never carried to another zone by DRC (it ignores helper tables' rows and DDL).
 import { readdirSync } from 'node:fs';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
@@ -15,7 +15,7 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { sendControl } from '../control/socket.js';
 import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
-import { dropInChunks } from './drop.js';
+import { dropHelperTable } from './drop.js';
 import { oscSocketPath } from './engine.js';
 
 export interface CleanupOptions {
@@ -23,7 +23,6 @@ export interface CleanupOptions {
   zones?: string[];
   execute?: boolean;
   throttle?: ThrottleOptions;
-  chunkTimeMs?: number;
 }
 
 export interface HelperTable {
@@ -124,8 +123,8 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
             continue;
           }
           try {
-            ctx.log.info(`osc cleanup: zone ${z}: dropping ${t.schema}.${t.table} (about ${t.rowsEstimate} rows, emptied in chunks first)`);
-            await dropInChunks(db, t.schema, t.table, { throttler: throttle?.throttler, chunkTimeMs: o.chunkTimeMs, unlogged: t.kind === 'probe' });
+            ctx.log.info(`osc cleanup: zone ${z}: dropping ${t.schema}.${t.table} (about ${t.rowsEstimate} rows)`);
+            await dropHelperTable(db, t.schema, t.table, { throttler: throttle?.throttler, unlogged: t.kind === 'probe' });
             t.dropped = true;
           } catch (e) {
             t.error = (e as Error).message;

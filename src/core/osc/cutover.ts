@@ -116,7 +116,7 @@ export class ZoneCutOver {
     await this.probeDb.exec('SET SESSION lock_wait_timeout = 0');
     await this.waitForState(this.renameConnId, lockWaitS * 1000, 'the cut-over RENAME did not queue behind the cut-over lock');
     // the sessions that take over the further tables, queued behind the lock too; not for a
-    // table that another table of the change references (see heldApart)
+    // table that another table of the change references (see referencedWithin)
     const rest = this.jobs.map((j) => j.plan.table).sort(compareNames).slice(1).filter((t) => !referencedWithin(this.jobs).has(t));
     for (const table of rest) {
       const db = await this.ctx.connect(this.node);

@@ -48,7 +48,7 @@ export interface OscOptions {
   maxDrcLagMs?: number;
   /** continue a job that died (kill -9): its ghost and saved positions are in every zone */
   resume?: boolean;
-  /** after the cut-over, drop the old table (<t>_ezdel) in every zone, emptied in chunks first (osc/drop.ts) */
+  /** after the cut-over, drop the old table (<t>_ezdel) in every zone (osc/drop.ts) */
   dropOldTable?: boolean;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
@@ -151,7 +151,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
         ],
         notes: [
           ...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : []),
-          ...(method === 'copy' ? [opts.dropOldTable ? `after the cut-over the old table ${plan.names.old} is emptied in throttled chunks and dropped in every zone` : `after the cut-over the original is kept as ${plan.names.old} (--drop-old-table drops it; \`ezctl osc cleanup\` lists and drops kept tables)`] : []),
+          ...(method === 'copy' ? [opts.dropOldTable ? `after the cut-over the old table ${plan.names.old} is dropped in every zone (once the throttle lets it through)` : `after the cut-over the original is kept as ${plan.names.old} (--drop-old-table drops it; \`ezctl osc cleanup\` lists and drops kept tables)`] : []),
         ],
       },
       refusals,
@@ -177,7 +177,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       }));
     const dropOld = opts.dropOldTable
       ? async (throttler: Throttler) => {
-        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler, chunkTimeMs: opts.chunkTimeMs });
+        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler });
         report.oldTableDropped = true;
       }
       : undefined;

@@ -44,7 +44,7 @@ export interface FamilyReport {
   /** foreign keys dropped from the old tables after the cut-over */
   oldForeignKeysDropped?: number;
   /** --drop-old-table: the old tables dropped, per zone */
-  oldTablesDropped?: Array<{ zone: string; table: string; rows: number }>;
+  oldTablesDropped?: Array<{ zone: string; table: string }>;
   ms: number;
 }
 
@@ -170,7 +170,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       }
       report.oldForeignKeysDropped = dropped;
       if (o.dropOldTable) {
-        report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler, chunkTimeMs: o.chunkTimeMs });
+        report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler });
       }
     };
     const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys, afterCutOver);

@@ -49,7 +49,7 @@ export function renderOscCleanup(r: import('./cleanup.js').CleanupReport): strin
     { stream: process.stdout },
   ));
   const drop = r.tables.filter((t) => t.action === 'drop');
-  if (!r.execute) out.push(drop.length ? `run again with --execute to drop ${drop.length} table${drop.length === 1 ? '' : 's'} (emptied in throttled chunks, then dropped); nothing was changed` : 'nothing to drop; nothing was changed');
+  if (!r.execute) out.push(drop.length ? `run again with --execute to drop ${drop.length} table${drop.length === 1 ? '' : 's'} (each once the throttle lets it through); nothing was changed` : 'nothing to drop; nothing was changed');
   else {
     const failed = drop.filter((t) => t.error).length;
     out.push(`${drop.filter((t) => t.dropped).length} dropped${failed ? `, ${failed} failed` : ''}, ${r.tables.length - drop.length} kept, in ${(r.ms / 1000).toFixed(1)} s`);
