@@ -197,6 +197,7 @@ test('the issue\'s parent/child at --threshold 0: one family, the child\'s own k
   assert.equal(r.families.length, 1, JSON.stringify(r.families));
   assert.deepEqual(Object.fromEntries(r.families[0]!.tables.map((t) => [t.table, [...t.columns].sort()])), { parent: ['id'], child: ['id', 'parent_id'] });
   assert.deepEqual(r.families[0]!.roots.map((x) => x.table).sort(), ['child', 'parent']);
+  assert.deepEqual(r.families[0]!.tables.map((t) => t.table), ['parent', 'child'], 'a parent before its child, whichever root came first');
   assert.equal(r.families[0]!.used, 0.000002, 'as urgent as its most used key');
 });
 
@@ -215,6 +216,7 @@ test('a three-level chain at --threshold 0: one family, every key and every fore
   const f = r.families[0]!;
   assert.deepEqual(Object.fromEntries(f.tables.map((t) => [t.table, [...t.columns].sort()])), { grandparent: ['id'], parent: ['grandparent_id', 'id'], child: ['id', 'parent_id'] });
   assert.equal(f.foreignKeys.length, 2);
+  assert.deepEqual(f.tables.map((t) => t.table), ['grandparent', 'parent', 'child']);
   for (const t of f.tables) assert.equal(t.alter.split('MODIFY COLUMN').length - 1, t.columns.length, `${t.table}: one MODIFY per column`);
   // only the chain's lower levels over the threshold: those two, once; the grandparent's key is
   // not widened, so parent.grandparent_id keeps its type (the ghost's foreign key points at it)

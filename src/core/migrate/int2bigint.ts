@@ -344,7 +344,7 @@ export function unionOverlapping(families: readonly Family[], defs: ReadonlyMap<
     const roots = list.flatMap((f) => f.roots);
     const shared = [...owner.keys()].filter((k) => list.filter((f) => f.tables.some((t) => tableKey(t.schema, t.table) === k)).length > 1).map((k) => (JSON.parse(k) as string[]).join('.'));
     notes.push(`the families of ${roots.map(colName).join(' and ')} share ${shared.join(', ')}: planned as one family, changed together`);
-    out.push({ root: list[0]!.root, roots, used: Math.max(...list.map((f) => f.used)), tables: [...tables.values()], foreignKeys: [...fks.values()] });
+    out.push({ root: list[0]!.root, roots, used: Math.max(...list.map((f) => f.used)), tables: parentsFirst([...tables.values()], [...fks.values()]), foreignKeys: [...fks.values()] });
   }
   return out;
 }
@@ -417,6 +417,23 @@ function buildFamily(
   const familyForeignKeys = foreignKeys.filter((fk) => tables.has(tableKey(fk.schema, fk.table)) || tables.has(tableKey(fk.refSchema, fk.refTable)));
   const r = { schema: root.schema, table: root.table, column: root.column };
   return { root: r, roots: [r], used: familyUsed, tables: [...tables.values()], foreignKeys: familyForeignKeys };
+}
+
+/** Tables in an order where a table comes after every table of the list it references (a cycle: as listed). */
+function parentsFirst(tables: FamilyTable[], foreignKeys: readonly ForeignKeyRef[]): FamilyTable[] {
+  const left = [...tables];
+  const placed = new Set<string>();
+  const out: FamilyTable[] = [];
+  const inList = new Set(tables.map((t) => tableKey(t.schema, t.table)));
+  const parentsOf = (t: FamilyTable) =>
+    foreignKeys.filter((f) => f.schema === t.schema && f.table === t.table).map((f) => tableKey(f.refSchema, f.refTable)).filter((k) => k !== tableKey(t.schema, t.table) && inList.has(k));
+  while (left.length) {
+    const i = Math.max(0, left.findIndex((t) => parentsOf(t).every((k) => placed.has(k))));
+    const [t] = left.splice(i, 1);
+    placed.add(tableKey(t!.schema, t!.table));
+    out.push(t!);
+  }
+  return out;
 }
 
 /** A child column of another size or sign than its parent: each keeps its own sign, said in a note. */
