@@ -72,6 +72,7 @@ interface Int2BigintFlags extends ThrottleFlags, CopyFlags {
   threshold?: number;
   execute?: boolean;
   resume?: boolean;
+  dropOldTable?: boolean;
 }
 
 function registerInt2Bigint(migrate: Command): void {
@@ -84,7 +85,8 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--exclude <patterns>', 'leave out these tables (same patterns)')
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
-    .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position');
+    .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position')
+    .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, once the throttle lets it through');
   addCopyOptions(cmd);
   addThrottleOptions(cmd);
   cmd
@@ -96,11 +98,15 @@ function registerInt2Bigint(migrate: Command): void {
         'A family: the key, every foreign-key column referencing it and, recursively, those referencing them,\n' +
         'each widened to BIGINT with its own signedness, NULL, DEFAULT, AUTO_INCREMENT and COMMENT kept; plus\n' +
         'every table with a foreign key into the family, rebuilt unchanged (its foreign keys must follow the\n' +
-        'rebuilt tables). Exit 0 with the report and the plan.\n' +
+        'rebuilt tables). Families that would share a table are planned as one (a table changes once).\n' +
+        'Exit 0 with the report and the plan.\n' +
         'With --execute: each family, most urgent first, in every zone at once: a table alone through `ezctl osc`\n' +
         '(instant where the server can, a ghost copy otherwise); a family linked by foreign keys through one\n' +
         'change of all its tables (ghosts with their foreign keys, cascades followed, one RENAME per zone; the\n' +
-        'old tables are kept as <t>_ezdel without foreign keys). Exit 0 when every family is done.\n' +
+        'old tables are kept as <t>_ezdel without foreign keys, or dropped with --drop-old-table; `ezctl osc\n' +
+        'cleanup` drops kept ones). Every family\'s plan is checked first: a refusal changes nothing (exit 4).\n' +
+        'Exit 0 when every family is done; 3 when the run stopped part-way: the error names the families done,\n' +
+        'the one that failed and those not started.\n' +
         examples(
           'ezctl migrate int2bigint --cluster demo',
           "ezctl migrate int2bigint --tables 'shop.*' --threshold 0.3",
@@ -121,6 +127,7 @@ function registerInt2Bigint(migrate: Command): void {
       const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
       Object.assign(opts, copyOptionsFrom(o));
       if (o.resume) opts.resume = true;
+      if (o.dropOldTable) opts.dropOldTable = true;
       opts.throttle = throttleOptionsFrom(o);
       opts.onProgress = (line) => {
         if (!ctx.opts.quiet) ctx.log.info(line);

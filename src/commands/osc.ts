@@ -1,7 +1,7 @@
 // ezctl osc: an online schema change in every zone of a cluster (mm-ost).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, examples, integer, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -18,6 +18,7 @@ interface OscFlags extends ThrottleFlags, CopyFlags {
   resume?: boolean;
   includeTriggers?: boolean;
   lockWaitTimeout?: number;
+  dropOldTable?: boolean;
 }
 
 export function registerOsc(program: Command): void {
@@ -37,7 +38,8 @@ export function registerOsc(program: Command): void {
     .option('--postpone-cut-over-flag-file <path>', 'when every zone is ready, wait to cut over while this file exists')
     .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
     .option('--include-triggers', 'carry the table\'s triggers to the new table at the cut-over (without it a table with triggers is refused); on the new table they are named <name>_ezosc (a name ending so loses the suffix instead)')
-    .option('--lock-wait-timeout <seconds>', 'how long any DDL or lock of the job other than the cut-over waits for a metadata lock (ghost creation, index build, copy, drop) before stopping and naming the session that holds it (default 10)', integer(1, 3600));
+    .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock of the job other than the cut-over waits for a metadata lock (ghost creation, index build, copy, drop) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }))
+    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through');
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
@@ -47,6 +49,9 @@ export function registerOsc(program: Command): void {
         'shapes share, foreign keys, triggers without --include-triggers, a rename without --map, zones that\n' +
         'differ, DRC unhealthy; 3 failed (the original untouched, the helper tables dropped; or, when a session\n' +
         'held a metadata lock past --lock-wait-timeout, kept for --resume or `osc abort`, that session named).\n' +
+        'After the cut-over the original is kept as <table>_ezdel (gh-ost and pt-osc keep theirs too, by default):\n' +
+        'a later change of the table refuses while it exists; --drop-old-table drops it, `ezctl osc cleanup` lists\n' +
+        'and drops kept and orphaned helper tables.\n' +
         examples(
           "ezctl osc --table ezdemo.orders --alter 'ADD COLUMN note VARCHAR(64) NULL'",
           "ezctl osc --table ezdemo.orders --alter 'MODIFY amount DECIMAL(14,2) NOT NULL' --execute --max-load Threads_running=25",
@@ -70,6 +75,7 @@ export function registerOsc(program: Command): void {
         ...(o.resume ? { resume: true } : {}),
         ...(o.includeTriggers ? { includeTriggers: true } : {}),
         ...(o.lockWaitTimeout !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeout } : {}),
+        ...(o.dropOldTable ? { dropOldTable: true } : {}),
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);
@@ -103,9 +109,47 @@ export function registerOsc(program: Command): void {
   control('resume', 'resume a paused copy');
   control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
   control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state');
+  registerCleanup(osc);
   control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
     const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');
     if (!m) throw new InvalidArgumentError(`${JSON.stringify(a[0])} is not key=value`);
     return { key: m[1], value: m[2] };
   });
+}
+
+interface CleanupFlags extends ThrottleFlags {
+  cluster?: string;
+  zones?: string[];
+  execute?: boolean;
+}
+
+function registerCleanup(osc: Command): void {
+  const c = osc
+    .command('cleanup')
+    .description("list the helper tables schema changes left in every zone (old tables kept as <t>_ezdel, ghosts, cut-over sentries and plan probes of jobs that died) and, with --execute, drop them; a running job's tables are never dropped")
+    .option(...CLUSTER_OPTION)
+    .option('--zones <list>', 'only these zones (default: all)', nameList)
+    .option('--execute', 'drop them (without it: the list, nothing changed)');
+  addThrottleOptions(c);
+  c.addHelpText(
+    'after',
+    '\nA helper table is kept when its table\'s change answers on its control socket on this host, or has saved\n' +
+      'state in that zone (a job on another host, or one that died: `--resume` continues it, `ezctl osc abort`\n' +
+      'ends it), or when its table itself is missing (the helper may hold its only copy). Each DROP waits for the\n' +
+      'throttle (--max-lag, --max-load, --pause-window: a DROP slows writes by about 0.45 s per GB of table\n' +
+      'here); the zone\'s replicas follow; DRC carries nothing of it to the other zones. Exit 0 done (or\n' +
+      'listed), 3 when a drop failed.\n' +
+      examples('ezctl osc cleanup', 'ezctl osc cleanup --execute --max-lag 2s'),
+  ).action(action(async (ctx, o: CleanupFlags) => {
+    const { oscCleanup } = await import('../core/osc/cleanup.js');
+    const { renderOscCleanup } = await import('../core/osc/render.js');
+    const r = await oscCleanup(ctx, {
+      ...(o.cluster ? { cluster: o.cluster } : {}),
+      ...(o.zones ? { zones: o.zones } : {}),
+      ...(o.execute ? { execute: true } : {}),
+      throttle: throttleOptionsFrom(o),
+    });
+    ctx.result(r, () => renderOscCleanup(r));
+    return r.tables.some((t) => t.error) ? 3 : 0;
+  }, { parentOptions: true }));
 }

@@ -154,19 +154,98 @@ test('threshold picks the families; the most urgent first', () => {
   assert.deepEqual(half.map((f) => `${f.root.table}.${f.root.column}`), ['small.id', 'accounts.id']);
   assert.deepEqual(half[0]!.tables, [{ schema: 'shop', table: 'small', columns: ['id'], alter: 'MODIFY COLUMN `id` BIGINT NOT NULL' }]);
   const all = buildFamilies({ ...base, threshold: 0.05 }).families;
-  assert.deepEqual(all.map((f) => `${f.root.table}.${f.root.column}`), ['small.id', 'accounts.id', 'payments.id']);
+  // payments.id's family shares payments with accounts.id's: one family (see below)
+  assert.deepEqual(all.map((f) => `${f.root.table}.${f.root.column}`), ['small.id', 'accounts.id']);
   assert.equal(buildFamilies({ ...base, threshold: 0.95 }).families.length, 0);
   assert.deepEqual(overThreshold(base.keyColumns, 0.1).map((c) => c.table), ['small', 'accounts', 'payments']);
 });
 
-test('payments in two families: its own key and its parent\'s; a note says it is rebuilt by each', () => {
+test('families sharing a table are one: payments (its own key and its parent\'s) is changed once, every column widened', () => {
   const { families, notes } = buildFamilies({ ...base, threshold: 0.05 });
-  const own = families.find((f) => f.root.table === 'payments')!;
-  assert.deepEqual(own.tables.map((t) => [t.table, t.alter]), [
-    ['payments', 'MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT'],
+  assert.deepEqual(families.map((f) => `${f.root.table}.${f.root.column}`), ['small.id', 'accounts.id']);
+  const f = families[1]!;
+  assert.deepEqual(f.roots.map((r) => `${r.table}.${r.column}`), ['accounts.id', 'payments.id']);
+  assert.deepEqual(f.tables.map((t) => [t.table, t.alter]), [
+    ['accounts', 'MODIFY COLUMN `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT'],
+    ['payments', 'MODIFY COLUMN `account_id` BIGINT UNSIGNED NOT NULL, MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT'],
+    ['invoices', 'MODIFY COLUMN `account_id` BIGINT UNSIGNED NOT NULL'],
+    ['invoice_lines', 'MODIFY COLUMN `account_id` BIGINT UNSIGNED NULL'],
     ['refunds', 'MODIFY COLUMN `payment_id` BIGINT NOT NULL'],
+    ['audit', ''],
   ]);
-  assert.ok(notes.some((n) => /shop\.payments is in the families of shop\.accounts\.id and shop\.payments\.id/.test(n)), notes.join('\n'));
+  assert.equal(f.used, 0.6);
+  assert.ok(notes.some((n) => /the families of shop\.accounts\.id and shop\.payments\.id share shop\.payments, shop\.refunds: planned as one family/.test(n)), notes.join('\n'));
+});
+
+/** No table in two families: the property the run relies on. */
+function assertDisjoint(families: ReturnType<typeof buildFamilies>['families']): void {
+  const seen = new Map<string, string>();
+  for (const f of families) {
+    for (const t of f.tables) {
+      const k = `${t.schema}.${t.table}`;
+      assert.ok(!seen.has(k), `${k} is in the families of ${seen.get(k)} and ${f.root.table}`);
+      seen.set(k, f.root.table);
+    }
+  }
+}
+
+test('the issue\'s parent/child at --threshold 0: one family, the child\'s own key widened with its foreign key', () => {
+  const parent = key('parent', 'id', 'int', 0.000001, { autoIncrement: true });
+  const child = key('child', 'id', 'int', 0.000002);
+  const childParent = col('child', 'parent_id', 'int');
+  const r = buildFamilies({ keyColumns: [child, parent], columns: [childParent], foreignKeys: [fk('child', ['parent_id'], 'parent', ['id'])], threshold: 0 });
+  assert.equal(r.families.length, 1, JSON.stringify(r.families));
+  assert.deepEqual(Object.fromEntries(r.families[0]!.tables.map((t) => [t.table, [...t.columns].sort()])), { parent: ['id'], child: ['id', 'parent_id'] });
+  assert.deepEqual(r.families[0]!.roots.map((x) => x.table).sort(), ['child', 'parent']);
+  assert.deepEqual(r.families[0]!.tables.map((t) => t.table), ['parent', 'child'], 'a parent before its child, whichever root came first');
+  assert.equal(r.families[0]!.used, 0.000002, 'as urgent as its most used key');
+});
+
+test('a three-level chain at --threshold 0: one family, every key and every foreign-key column widened once', () => {
+  const gp = key('grandparent', 'id', 'int', 0.1, { autoIncrement: true });
+  const parent = key('parent', 'id', 'int', 0.2);
+  const child = key('child', 'id', 'int', 0.3);
+  const r = buildFamilies({
+    keyColumns: [child, parent, gp],
+    columns: [col('parent', 'grandparent_id', 'int'), col('child', 'parent_id', 'int')],
+    foreignKeys: [fk('parent', ['grandparent_id'], 'grandparent', ['id']), fk('child', ['parent_id'], 'parent', ['id'])],
+    threshold: 0,
+  });
+  assertDisjoint(r.families);
+  assert.equal(r.families.length, 1);
+  const f = r.families[0]!;
+  assert.deepEqual(Object.fromEntries(f.tables.map((t) => [t.table, [...t.columns].sort()])), { grandparent: ['id'], parent: ['grandparent_id', 'id'], child: ['id', 'parent_id'] });
+  assert.equal(f.foreignKeys.length, 2);
+  assert.deepEqual(f.tables.map((t) => t.table), ['grandparent', 'parent', 'child']);
+  for (const t of f.tables) assert.equal(t.alter.split('MODIFY COLUMN').length - 1, t.columns.length, `${t.table}: one MODIFY per column`);
+  // only the chain's lower levels over the threshold: those two, once; the grandparent's key is
+  // not widened, so parent.grandparent_id keeps its type (the ghost's foreign key points at it)
+  const lower = buildFamilies({
+    keyColumns: [child, parent, gp],
+    columns: [col('parent', 'grandparent_id', 'int'), col('child', 'parent_id', 'int')],
+    foreignKeys: [fk('parent', ['grandparent_id'], 'grandparent', ['id']), fk('child', ['parent_id'], 'parent', ['id'])],
+    threshold: 0.15,
+  });
+  assertDisjoint(lower.families);
+  assert.equal(lower.families.length, 1);
+  assert.deepEqual(Object.fromEntries(lower.families[0]!.tables.map((t) => [t.table, [...t.columns].sort()])), { parent: ['id'], child: ['id', 'parent_id'] });
+});
+
+test('families that share no table stay apart; a family joins two others through a rebuilt table', () => {
+  // a.id <- x.a_id, b.id <- y.b_id: apart; then z (own key) points at both x and y: one family
+  const a = key('a', 'id', 'int', 0.9);
+  const b = key('b', 'id', 'int', 0.8);
+  const x = key('x', 'id', 'int', 0.01);
+  const y = key('y', 'id', 'int', 0.01);
+  const cols = [col('x', 'a_id', 'int'), col('y', 'b_id', 'int'), col('z', 'x_id', 'int'), col('z', 'y_id', 'int')];
+  const fks2 = [fk('x', ['a_id'], 'a', ['id']), fk('y', ['b_id'], 'b', ['id'])];
+  const apart = buildFamilies({ keyColumns: [a, b, x, y], columns: cols, foreignKeys: fks2, threshold: 0.5 });
+  assert.deepEqual(apart.families.map((f) => f.tables.map((t) => t.table)), [['a', 'x'], ['b', 'y']]);
+  const joined = buildFamilies({ keyColumns: [a, b, x, y], columns: cols, foreignKeys: [...fks2, fk('z', ['x_id'], 'x', ['id']), fk('z', ['y_id'], 'y', ['id'])], threshold: 0.5 });
+  assertDisjoint(joined.families);
+  assert.equal(joined.families.length, 1, 'z is rebuilt by both: one change');
+  assert.deepEqual(joined.families[0]!.tables.map((t) => t.table).sort(), ['a', 'b', 'x', 'y', 'z']);
+  assert.equal(joined.families[0]!.root.table, 'a', 'the most urgent root leads');
 });
 
 test('a child key over the threshold plans its top-most parent\'s family', () => {

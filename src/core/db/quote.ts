@@ -21,6 +21,11 @@ export function displayTable(schema: string, table: string): string {
   return `${schema}.${table}`;
 }
 
+/** db.table as a command line names it (parseTableName reads it back): quoted only where a dot or backtick makes it ambiguous. */
+export function tableArgument(schema: string, table: string): string {
+  return /[.`]/.test(schema + table) ? quoteTable(schema, table) : `${schema}.${table}`;
+}
+
 /**
  * A table named on the command line: db.table, where either part may be in backticks (a doubled
  * backtick inside stands for one), as SQL writes it: `db`.`my.table`, db.`a``b`, db.my-table.

@@ -30,6 +30,8 @@ const describeFk = (f: ForeignKeyRef) =>
 function renderFamily(f: Family, n: number): string[] {
   const root = `${f.root.schema}.${f.root.table}.${f.root.column}`;
   const out = [`${n}. ${root}: ${formatUsed(f.used)} used; ${f.tables.length === 1 ? '1 table' : `${f.tables.length} tables, together`}`];
+  const more = (f.roots ?? []).slice(1).map((r) => `${r.schema}.${r.table}.${r.column}`);
+  if (more.length) out.push(`   with the famil${more.length === 1 ? 'y' : 'ies'} of ${more.join(', ')} (they share tables): one change`);
   for (const t of f.tables) {
     if (t.alter) out.push(`   ALTER TABLE ${quoteTable(t.schema, t.table)} ${t.alter};`);
     else {
@@ -73,7 +75,7 @@ export function renderInt2BigintRun(r: import('./int2bigint-run.js').Int2BigintR
   const out = [renderInt2Bigint(r.report), ''];
   if (!r.executed.length) out.push('nothing to do: no key at or above the threshold');
   for (const e of r.executed) {
-    out.push(`done: ${e.root}: ${e.tables.join(', ')} widened (${e.method === 'instant' ? 'in place, instantly' : `ghost copy${e.cutOverSkewMs !== undefined ? `, cut over within ${e.cutOverSkewMs} ms across zones` : ''}`}) in ${(e.ms / 1000).toFixed(1)} s`);
+    out.push(`done: ${e.root}: ${e.tables.join(', ')} widened (${e.method === 'instant' ? 'in place, instantly' : `ghost copy${e.cutOverSkewMs !== undefined ? `, cut over within ${e.cutOverSkewMs} ms across zones` : ''}`}) in ${(e.ms / 1000).toFixed(1)} s; ${e.method === 'instant' ? 'no old table' : e.oldTablesDropped ? 'the old tables dropped' : 'the old tables kept as <t>_ezdel (`ezctl osc cleanup` drops them)'}`);
   }
   return out.join('\n');
 }

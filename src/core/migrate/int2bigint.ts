@@ -98,7 +98,13 @@ export interface FamilyTable {
 }
 
 export interface Family {
+  /** the most urgent key the family was planned for */
   root: { schema: string; table: string; column: string };
+  /**
+   * every key the family was planned for, root first: keys whose families would share a table
+   * are planned as one family (their union), since a table can be changed by one change only
+   */
+  roots: Array<{ schema: string; table: string; column: string }>;
   /** the largest share used by a key column of the family */
   used: number;
   /** in the order they would run: the root's table, its children (breadth first), then the tables only rebuilt */
@@ -291,9 +297,56 @@ export function buildFamilies(input: FamilyInput): { families: Family[]; notes: 
       else if (candidate.dataType === 'bigint') notes.push(`${colName(candidate)} is BIGINT already (${pct(candidate.used)} used): there is no wider integer type`);
     }
   }
-  families.sort((a, b) => b.used - a.used || colName(a.root).localeCompare(colName(b.root)));
-  noteSharedTables(families, notes);
-  return { families, notes };
+  const merged = unionOverlapping(families, defs, notes);
+  merged.sort((a, b) => b.used - a.used || colName(a.root).localeCompare(colName(b.root)));
+  return { families: merged, notes };
+}
+
+/**
+ * Families that share a table become one: a table is changed by one change only (its ghost,
+ * its cut-over, its old table), so two families touching it cannot run one after the other (the
+ * first leaves <t>_ezdel, which the second must refuse) nor side by side. The union widens every
+ * column any of them widens, in each table once; its root is the most urgent one's.
+ */
+export function unionOverlapping(families: readonly Family[], defs: ReadonlyMap<string, IntColumn>, notes: string[]): Family[] {
+  // union-find over families, joined by every table they share
+  const up = families.map((_, i) => i);
+  const find = (i: number): number => (up[i] === i ? i : (up[i] = find(up[i]!)));
+  const owner = new Map<string, number>();
+  families.forEach((f, i) => {
+    for (const t of f.tables) {
+      const k = tableKey(t.schema, t.table);
+      const o = owner.get(k);
+      if (o === undefined) owner.set(k, i);
+      else up[find(i)] = find(o);
+    }
+  });
+  const groups = groupBy(families.map((f, i) => ({ f, i })), (x) => String(find(x.i)));
+  const out: Family[] = [];
+  for (const members of groups.values()) {
+    const list = members.map((m) => m.f).sort((a, b) => b.used - a.used || colName(a.root).localeCompare(colName(b.root)));
+    if (list.length === 1) {
+      out.push(list[0]!);
+      continue;
+    }
+    const tables = new Map<string, FamilyTable>();
+    for (const f of list) {
+      for (const t of f.tables) {
+        const k = tableKey(t.schema, t.table);
+        const have = tables.get(k);
+        if (!have) tables.set(k, { ...t, columns: [...t.columns] });
+        else for (const c of t.columns) if (!have.columns.includes(c)) have.columns.push(c);
+      }
+    }
+    for (const t of tables.values()) t.alter = t.columns.map((c) => modifyClause(defs.get(colKey(t.schema, t.table, c))!)).join(', ');
+    const fks = new Map<string, ForeignKeyRef>();
+    for (const f of list) for (const k of f.foreignKeys) fks.set(fkName(k), k);
+    const roots = list.flatMap((f) => f.roots);
+    const shared = [...owner.keys()].filter((k) => list.filter((f) => f.tables.some((t) => tableKey(t.schema, t.table) === k)).length > 1).map((k) => (JSON.parse(k) as string[]).join('.'));
+    notes.push(`the families of ${roots.map(colName).join(' and ')} share ${shared.join(', ')}: planned as one family, changed together`);
+    out.push({ root: list[0]!.root, roots, used: Math.max(...list.map((f) => f.used)), tables: parentsFirst([...tables.values()], [...fks.values()]), foreignKeys: [...fks.values()] });
+  }
+  return out;
 }
 
 function buildFamily(
@@ -362,7 +415,25 @@ function buildFamily(
     }
   }
   const familyForeignKeys = foreignKeys.filter((fk) => tables.has(tableKey(fk.schema, fk.table)) || tables.has(tableKey(fk.refSchema, fk.refTable)));
-  return { root: { schema: root.schema, table: root.table, column: root.column }, used: familyUsed, tables: [...tables.values()], foreignKeys: familyForeignKeys };
+  const r = { schema: root.schema, table: root.table, column: root.column };
+  return { root: r, roots: [r], used: familyUsed, tables: [...tables.values()], foreignKeys: familyForeignKeys };
+}
+
+/** Tables in an order where a table comes after every table of the list it references (a cycle: as listed). */
+function parentsFirst(tables: FamilyTable[], foreignKeys: readonly ForeignKeyRef[]): FamilyTable[] {
+  const left = [...tables];
+  const placed = new Set<string>();
+  const out: FamilyTable[] = [];
+  const inList = new Set(tables.map((t) => tableKey(t.schema, t.table)));
+  const parentsOf = (t: FamilyTable) =>
+    foreignKeys.filter((f) => f.schema === t.schema && f.table === t.table).map((f) => tableKey(f.refSchema, f.refTable)).filter((k) => k !== tableKey(t.schema, t.table) && inList.has(k));
+  while (left.length) {
+    const i = Math.max(0, left.findIndex((t) => parentsOf(t).every((k) => placed.has(k))));
+    const [t] = left.splice(i, 1);
+    placed.add(tableKey(t!.schema, t!.table));
+    out.push(t!);
+  }
+  return out;
 }
 
 /** A child column of another size or sign than its parent: each keeps its own sign, said in a note. */
@@ -374,21 +445,6 @@ function noteMismatch(l: Link, defs: Map<string, IntColumn>, notes: string[]): v
   if (child.unsigned !== parent.unsigned) what.push(`${child.unsigned ? 'unsigned' : 'signed'} while ${colName(parent)} is ${parent.unsigned ? 'unsigned' : 'signed'}; each keeps its own sign`);
   if (child.dataType !== parent.dataType) what.push(`${child.dataType} while ${colName(parent)} is ${parent.dataType}`);
   if (what.length) notes.push(`${colName(child)} (foreign key ${l.fk.constraint}) is ${what.join(', and ')}; both become BIGINT`);
-}
-
-function noteSharedTables(families: readonly Family[], notes: string[]): void {
-  const seenIn = new Map<string, string[]>();
-  for (const f of families) {
-    for (const t of f.tables) {
-      const k = tableKey(t.schema, t.table);
-      seenIn.set(k, [...(seenIn.get(k) ?? []), colName(f.root)]);
-    }
-  }
-  for (const [k, roots] of seenIn) {
-    if (roots.length < 2) continue;
-    const [s, t] = JSON.parse(k) as [string, string];
-    notes.push(`${s}.${t} is in the families of ${roots.join(' and ')}: each family rebuilds it`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

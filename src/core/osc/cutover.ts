@@ -130,8 +130,9 @@ export class ZoneCutOver {
     this.probeDb = await this.ctx.connect(this.node);
     await this.probeDb.exec('SET SESSION lock_wait_timeout = 0');
     await this.waitForState(this.renameConnId, lockWaitS * 1000, 'the cut-over RENAME did not queue behind the cut-over lock');
-    // the sessions that take over the further tables, queued behind the lock too
-    const rest = this.jobs.map((j) => j.plan.table).sort(compareNames).slice(1);
+    // the sessions that take over the further tables, queued behind the lock too; not for a
+    // table that another table of the change references (see referencedWithin)
+    const rest = this.jobs.map((j) => j.plan.table).sort(compareNames).slice(1).filter((t) => !referencedWithin(this.jobs).has(t));
     for (const table of rest) {
       const db = await this.ctx.connect(this.node);
       await db.exec('SET SESSION lock_wait_timeout = ?', [Math.max(lockWaitS, 10)]);
@@ -246,3 +247,25 @@ export class ZoneCutOver {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The tables of the change that another of its tables references by a foreign key. Measured on
+ * MariaDB 10.11: LOCK TABLES t WRITE also locks t's foreign-key children (with or without
+ * foreign_key_checks), so a session taking over a parent would wait for its child, held by the
+ * RENAME or by the child's own session, until its lock wait timed out: every attempt failed for a
+ * parent that sorts after its child (parent/child, a three-level chain). A parent gets no session
+ * of its own: a write to it needs its children's metadata locks too, held throughout by the lock
+ * session, then the RENAME or their sessions, so it waits (or, holding the parent, loses the
+ * deadlock to the RENAME, a DDL); and any write that reached an original all the same is caught
+ * before the sentry goes (step 5).
+ */
+export function referencedWithin(jobs: ReadonlyArray<{ plan: { schema: string; table: string; before: { foreignKeys: ReadonlyArray<{ references: string }> } } }>): Set<string> {
+  const names = new Set(jobs.map((j) => `${j.plan.schema}.${j.plan.table}`));
+  const out = new Set<string>();
+  for (const j of jobs) {
+    for (const fk of j.plan.before.foreignKeys) {
+      if (fk.references !== `${j.plan.schema}.${j.plan.table}` && names.has(fk.references)) out.add(fk.references.slice(j.plan.schema.length + 1));
+    }
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
-import { parseTableName, quoteTable } from '../db/quote.js';
+import { parseTableName, quoteTable, tableArgument } from '../db/quote.js';
 import { createHash } from 'node:crypto';
 import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, LockWaitError, withLockWait } from '../db/lockwait.js';
 import { STATE_SCHEMA } from '../state/schema.js';
@@ -27,6 +27,7 @@ import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { sentryNames, ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
 import { ownDdlMarker } from '../drc/filter.js';
+import { dropOldTables } from './drop.js';
 
 export interface OscOptions {
   cluster?: string;
@@ -54,6 +55,8 @@ export interface OscOptions {
   maxDrcLagMs?: number;
   /** continue a job that died (kill -9): its ghost and saved positions are in every zone */
   resume?: boolean;
+  /** after the cut-over, drop the old table (<t>_ezdel) in every zone (osc/drop.ts) */
+  dropOldTable?: boolean;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -78,6 +81,8 @@ export interface OscReport {
   refusals: string[];
   progress?: ZoneProgress[];
   cutOver?: { attempts: number; skewMs: number; at: Record<string, string> };
+  /** --drop-old-table: the old table was dropped in every zone after the cut-over */
+  oldTableDropped?: boolean;
   ms: number;
 }
 
@@ -164,7 +169,10 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
           `DRC lag ≤ ${maxDrcLag} ms${lag.maxLagMs === null ? ' (no DRC heartbeat seen)' : ` (now ${lag.maxLagMs} ms)`}`,
           ...(method === 'copy' ? ['before the cut-over: original and ghost compared chunk by chunk', `cut-over: lock wait ${opts.cutOverLockTimeoutS ?? 3} s, ${opts.cutOverRetries ?? 5} attempts`] : []),
         ],
-        notes: [...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : [])],
+        notes: [
+          ...plan.notes, ...(method === 'copy' ? deferredIndexNote(plan, opts.deferIndexes) : []),
+          ...(method === 'copy' ? [opts.dropOldTable ? `after the cut-over the old table ${plan.names.old} is dropped in every zone (once the throttle lets it through)` : `after the cut-over the original is kept as ${plan.names.old} (--drop-old-table drops it; \`ezctl osc cleanup\` lists and drops kept tables)`] : []),
+        ],
       },
       refusals,
       ms: 0,
@@ -187,8 +195,14 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
         chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job, lockWaitS,
       }));
+    const dropOld = opts.dropOldTable
+      ? async (throttler: Throttler) => {
+        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler });
+        report.oldTableDropped = true;
+      }
+      : undefined;
     // the job answers on a socket named by the table's canonical name, whichever form --table took
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, { ...opts, table: oscTableName(schema, table) }, report, started, (j) => saved.get(j.zone));
+    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, { ...opts, table: oscTableName(schema, table) }, report, started, (j) => saved.get(j.zone), [], undefined, dropOld);
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
@@ -199,6 +213,8 @@ export async function copyAndCutOver(
   saved: SavedFor,
   rules: CascadeRule[] = [],
   prepareZone?: (zone: string, db: Db) => Promise<void>,
+  /** after the cut-over, with the job's state and control socket still there (old foreign keys, --drop-old-table) */
+  afterCutOver?: (throttler: Throttler) => Promise<void>,
 ): Promise<OscReport> {
   // always a throttler: `osc pause` needs one even when no signal was asked for
   const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
@@ -208,7 +224,7 @@ export async function copyAndCutOver(
   let aborted = false;
   const phase = () => jobs.map((j) => j.progress.phase);
   const status = () => ({
-    table: opts.table, alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
+    table: opts.table, tables: [...new Set(jobs.map((j) => `${j.plan.schema}.${j.plan.table}`))], alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
   const sock = oscSocketPath(await ctx.topology(), cluster, opts.table);
@@ -334,6 +350,14 @@ export async function copyAndCutOver(
       }
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
+    if (afterCutOver) {
+      try {
+        await afterCutOver(throttle.throttler);
+      } catch (e) {
+        await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
+        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, { hint: '`ezctl osc cleanup` lists the helper tables left; with --execute it drops them' });
+      }
+    }
     report.ms = Date.now() - started;
     await Promise.all(jobs.map((j) => j.clearState()));
     return report;
@@ -354,8 +378,8 @@ export async function copyAndCutOver(
       await Promise.all(jobs.filter((j) => !j.ghostLeft).map((j) => j.clearState().catch(() => undefined)));
     }
     const dropped = jobs.some((j) => j.ghostLeft) ? `a session holds a ghost, which is left (\`ezctl osc abort --table ${opts.table}\` drops it later)` : 'the helper tables were dropped';
-    if (interrupted) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
-    if (aborted) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
+    if (interrupted && !cutOverDone) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
+    if (aborted && !cutOverDone) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
     throw e;
   } finally {
     clearInterval(tick);
@@ -458,10 +482,8 @@ export function tableOption(text: string): { schema: string; table: string } {
   return t;
 }
 
-/** The table's name for sockets, leases and saved state: db.table, quoted only where a dot or backtick makes that ambiguous. */
-export function oscTableName(schema: string, table: string): string {
-  return /[.`]/.test(schema + table) ? quoteTable(schema, table) : `${schema}.${table}`;
-}
+/** The table's name for sockets, leases and saved state (the form --table takes back). */
+export const oscTableName = tableArgument;
 
 function oscJobName(cluster: string, schema: string, table: string): string {
   return `${cluster}:${oscTableName(schema, table)}`;

@@ -20,11 +20,12 @@ import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { copyAndCutOver, type OscOptions, type OscReport } from './engine.js';
 import type { CascadeRule } from './applier.js';
+import { dropOldTables } from './drop.js';
 
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'onProgress'
+  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -42,6 +43,8 @@ export interface FamilyReport {
   cutOver?: OscReport['cutOver'];
   /** foreign keys dropped from the old tables after the cut-over */
   oldForeignKeysDropped?: number;
+  /** --drop-old-table: the old tables dropped, per zone */
+  oldTablesDropped?: Array<{ zone: string; table: string }>;
   ms: number;
 }
 
@@ -147,19 +150,32 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       chunkTimeMs: o.chunkTimeMs, copyThreads: o.copyThreads, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
     };
     const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
-    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys);
+    // after the cut-over, while the job's state and control socket still say it runs (so that
+    // `osc cleanup` leaves its tables alone): the old tables keep nothing that could act on
+    // anything, their foreign keys go; with --drop-old-table the old tables go too
+    const afterCutOver = async (throttler: Throttler) => {
+      let dropped = 0;
+      for (const c of ctl) {
+        await c.db.exec('SET SESSION foreign_key_checks = 0');
+        for (const t of o.tables) {
+          // by the names they have now: InnoDB renames a generated name (child_ibfk_1) with its
+          // table (child_ezdel_ibfk_1)
+          const old = first.get(t.table)!.names.old;
+          const names = await c.db.query<{ n: string }>('SELECT CONSTRAINT_NAME AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?', [o.schema, old]);
+          for (const { n } of names) {
+            await c.db.exec(`ALTER TABLE ${quoteTable(o.schema, old)} DROP FOREIGN KEY ${quoteId(n)}`);
+            dropped++;
+          }
+        }
+      }
+      report.oldForeignKeysDropped = dropped;
+      if (o.dropOldTable) {
+        report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler });
+      }
+    };
+    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys, afterCutOver);
     report.progress = done.progress;
     report.cutOver = done.cutOver;
-    // the old tables keep nothing that could act on anything: their foreign keys go
-    let dropped = 0;
-    for (const c of ctl) {
-      await c.db.exec('SET SESSION foreign_key_checks = 0');
-      for (const { table, fk } of foreignKeys) {
-        await c.db.exec(`ALTER TABLE ${quoteTable(o.schema, first.get(table)!.names.old)} DROP FOREIGN KEY ${quoteId(fk.name)}`);
-        dropped++;
-      }
-    }
-    report.oldForeignKeysDropped = dropped;
     report.ms = Date.now() - started;
     return report;
   } finally {

@@ -5,7 +5,7 @@
 // refuse (exit 4): no shared unique key, a new unique key, foreign keys, a rename without a
 // mapping, a table that differs between zones, helper tables left by an earlier job.
 import type { Db } from '../db/connect.js';
-import { quoteId, quoteTable } from '../db/quote.js';
+import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
 import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
 import { keyOf } from '../dcp/check-full.js';
@@ -200,12 +200,11 @@ export async function planOnMaster(
   if (!before) throw badInput(`table ${schema}.${table} does not exist`);
   const refusals: string[] = [];
   const notes: string[] = [];
-  for (const h of resuming ? [names.old] : [names.ghost, names.old]) {
-    if (shapes.has(`${schema}.${h}`)) {
-      refusals.push(h === names.ghost
-        ? `${schema}.${h} exists: an earlier job left it; \`ezctl osc abort --table ${schema}.${table}\` drops it and its saved state (or --resume continues that job)`
-        : `${schema}.${h} exists: the original of an earlier change; drop it after checking`);
-    }
+  if (!resuming && shapes.has(`${schema}.${names.ghost}`)) {
+    refusals.push(`${schema}.${names.ghost} exists: the ghost of another change of ${table}; \`ezctl osc abort --table ${tableArgument(schema, table)}\` drops it and its saved state if its job died (--resume continues that job instead), and \`ezctl osc cleanup\` says whether a job still runs`);
+  }
+  if (shapes.has(`${schema}.${names.old}`)) {
+    refusals.push(`${schema}.${names.old} exists: the original kept by an earlier change of ${table}; \`ezctl osc cleanup --execute\` drops it (or give that change --drop-old-table)`);
   }
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
   // first asked to change instantly (so the plan knows whether a copy is needed at all), then,

@@ -1,5 +1,6 @@
 // The plan and the outcome of an online schema change, for a terminal.
 import type { OscReport } from './engine.js';
+import { table } from '../ui/table.js';
 
 export function renderOsc(r: OscReport): string {
   const out: string[] = [];
@@ -20,7 +21,7 @@ export function renderOsc(r: OscReport): string {
   for (const x of r.refusals) out.push(`REFUSED: ${x}`);
   if (!r.execute) out.push(r.refusals.length ? 'refused: nothing would be changed' : 'run again with --execute to do it');
   if (r.progress) for (const z of r.progress) out.push(`${z.zone}: ${z.rowsCopied} rows copied in ${z.chunks} chunks, ${z.chunksRecopied} chunks copied again after the checksum, ${z.eventsApplied} binlog changes applied`);
-  if (r.cutOver) out.push(`cut over in every zone within ${r.cutOver.skewMs} ms of each other (attempt ${r.cutOver.attempts}); the original is kept as <table>_ezdel`);
+  if (r.cutOver) out.push(`cut over in every zone within ${r.cutOver.skewMs} ms of each other (attempt ${r.cutOver.attempts}); ${r.oldTableDropped ? 'the original was dropped in every zone (--drop-old-table)' : 'the original is kept as <table>_ezdel (`ezctl osc cleanup` drops it)'}`);
   if (r.execute) out.push(`done in ${(r.ms / 1000).toFixed(1)} s`);
   return out.join('\n');
 }
@@ -38,4 +39,24 @@ export function renderOscStatus(r: unknown): string {
   if (s.throttle?.throttled) lines.push(`throttled: ${s.throttle.reason}`);
   if (s.postponed) lines.push('ready; the cut-over is postponed (flag file), `ezctl osc cut-over` releases it');
   return lines.join('\n');
+}
+
+/** `ezctl osc cleanup`: every helper table found, what is (or would be) done with it, and why. */
+export function renderOscCleanup(r: import('./cleanup.js').CleanupReport): string {
+  const out: string[] = [];
+  if (!r.tables.length) return `no helper tables in ${r.zones.join(', ')} (cluster ${r.cluster})`;
+  const outcome = (t: import('./cleanup.js').HelperTable) =>
+    t.action === 'keep' ? 'kept' : t.error ? `FAILED: ${t.error}` : t.dropped ? 'dropped' : r.execute ? 'not dropped' : 'would drop';
+  out.push(table(
+    ['zone', 'table', 'kind', 'rows (est.)', 'size', 'outcome', 'why'],
+    r.tables.map((t) => [t.zone, `${t.schema}.${t.table}`, t.kind, String(t.rowsEstimate), `${(t.bytes / 1048576).toFixed(1)} MiB`, outcome(t), t.why]),
+    { stream: process.stdout },
+  ));
+  const drop = r.tables.filter((t) => t.action === 'drop');
+  if (!r.execute) out.push(drop.length ? `run again with --execute to drop ${drop.length} table${drop.length === 1 ? '' : 's'} (each once the throttle lets it through); nothing was changed` : 'nothing to drop; nothing was changed');
+  else {
+    const failed = drop.filter((t) => t.error).length;
+    out.push(`${drop.filter((t) => t.dropped).length} dropped${failed ? `, ${failed} failed` : ''}, ${r.tables.length - drop.length} kept, in ${(r.ms / 1000).toFixed(1)} s`);
+  }
+  return out.join('\n');
 }
