@@ -132,20 +132,8 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
 
 interface RunState { stopped: boolean }
 
-interface Counters {
-  zone: string;
-  transactions: number;
-  inserts: number;
-  updates: number;
-  deletes: number;
-  foreign: number;
-  retries: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  reconnects: number;
-  lastError: string | null;
-  connected: boolean;
-}
+/** a zone's report as it builds up (ms and tps come at the end), and whether it is connected now */
+type Counters = Omit<ZoneWorkloadReport, 'ms' | 'tps'> & { connected: boolean };
 
 function newCounters(zone: string): Counters {
   return { zone, transactions: 0, inserts: 0, updates: 0, deletes: 0, foreign: 0, retries: 0, errors: 0, errorsByKind: {}, reconnects: 0, lastError: null, connected: true };
