@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { writeUntilStopped } from '../helpers/writer.js';
 import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
 import type { Db } from '../../src/core/db/connect.js';
 
@@ -72,34 +73,15 @@ after(async () => {
 
 /** Writes like an application's in one zone until stopped: new accounts with payments, payment updates, account deletes (cascading). */
 function writer(node: string) {
-  let on = true;
-  let n = 0;
-  const errors: string[] = [];
-  const done = (async () => {
-    const db = await sb.db(node);
-    try {
-      while (on) {
-        try {
-          await db.exec('BEGIN');
-          const r = await db.exec('INSERT INTO shop.accounts (name) VALUES (?)', [`w${n}`]);
-          await db.exec('INSERT INTO shop.payments (account_id, amount) VALUES (?, 1), (?, 2)', [r.insertId, r.insertId]);
-          await db.exec('UPDATE shop.payments SET amount = amount + 1 WHERE account_id = (SELECT MIN(id) FROM shop.accounts)');
-          await db.exec('COMMIT');
-          // a zone deletes only accounts it created (its ids are of its own parity): no conflict between zones
-          if (n % 3 === 0) await db.exec('DELETE FROM shop.accounts WHERE id = ?', [r.insertId]);
-          n++;
-        } catch (e) {
-          await db.exec('ROLLBACK').catch(() => undefined);
-          const code = (e as { code?: string }).code;
-          if (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT' && code !== 'ER_TABLE_DEF_CHANGED') errors.push((e as Error).message);
-        }
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    } finally {
-      await db.close();
-    }
-  })();
-  return { stop: async () => ((on = false), await done, { n, errors }) };
+  return writeUntilStopped(() => sb.db(node), async (db, n) => {
+    await db.exec('BEGIN');
+    const r = await db.exec('INSERT INTO shop.accounts (name) VALUES (?)', [`w${n}`]);
+    await db.exec('INSERT INTO shop.payments (account_id, amount) VALUES (?, 1), (?, 2)', [r.insertId, r.insertId]);
+    await db.exec('UPDATE shop.payments SET amount = amount + 1 WHERE account_id = (SELECT MIN(id) FROM shop.accounts)');
+    await db.exec('COMMIT');
+    // a zone deletes only accounts it created (its ids are of its own parity): no conflict between zones
+    if (n % 3 === 0) await db.exec('DELETE FROM shop.accounts WHERE id = ?', [r.insertId]);
+  });
 }
 
 test('the plan: the parent with its child, nothing changed', async () => {

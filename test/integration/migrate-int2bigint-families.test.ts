@@ -12,6 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { show } from '../helpers/cli.js';
 import { startSandbox, type TestSandbox } from '../helpers/sandbox.js';
+import { writeUntilStopped } from '../helpers/writer.js';
 import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
 import type { Db } from '../../src/core/db/connect.js';
 
@@ -87,37 +88,18 @@ after(async () => {
  * and deletes of its own children. Explicit ids are kept apart by zone (bj odd, sh even millions).
  */
 function writer(node: string, zoneNo: number) {
-  let on = true;
-  let n = 0;
-  const errors: string[] = [];
-  const done = (async () => {
-    const db = await sb.db(node);
-    try {
-      while (on) {
-        const base = 100_000_000 + zoneNo * 10_000_000 + n * 10;
-        try {
-          await db.exec('BEGIN');
-          const p = await db.exec("INSERT INTO pc.parent (name) VALUES ('w')");
-          await db.exec('INSERT INTO pc.child (id, parent_id) VALUES (?, ?), (?, ?)', [base, p.insertId, base + 1, p.insertId]);
-          const g = await db.exec("INSERT INTO chain.grandparent (name) VALUES ('w')");
-          await db.exec('INSERT INTO chain.parent (id, grandparent_id) VALUES (?, ?)', [base, g.insertId]);
-          await db.exec('INSERT INTO chain.child (id, parent_id) VALUES (?, ?), (?, ?)', [base, base, base + 1, base]);
-          await db.exec("UPDATE pc.parent SET name = CONCAT('u', ?) WHERE id = ?", [n, p.insertId]);
-          await db.exec('COMMIT');
-          if (n % 3 === 0) await db.exec('DELETE FROM chain.child WHERE id = ?', [base + 1]);
-          n++;
-        } catch (e) {
-          await db.exec('ROLLBACK').catch(() => undefined);
-          const code = (e as { code?: string }).code;
-          if (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT' && code !== 'ER_TABLE_DEF_CHANGED') errors.push((e as Error).message);
-        }
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    } finally {
-      await db.close();
-    }
-  })();
-  return { stop: async () => ((on = false), await done, { n, errors }) };
+  return writeUntilStopped(() => sb.db(node), async (db, n) => {
+    const base = 100_000_000 + zoneNo * 10_000_000 + n * 10;
+    await db.exec('BEGIN');
+    const p = await db.exec("INSERT INTO pc.parent (name) VALUES ('w')");
+    await db.exec('INSERT INTO pc.child (id, parent_id) VALUES (?, ?), (?, ?)', [base, p.insertId, base + 1, p.insertId]);
+    const g = await db.exec("INSERT INTO chain.grandparent (name) VALUES ('w')");
+    await db.exec('INSERT INTO chain.parent (id, grandparent_id) VALUES (?, ?)', [base, g.insertId]);
+    await db.exec('INSERT INTO chain.child (id, parent_id) VALUES (?, ?), (?, ?)', [base, base, base + 1, base]);
+    await db.exec("UPDATE pc.parent SET name = CONCAT('u', ?) WHERE id = ?", [n, p.insertId]);
+    await db.exec('COMMIT');
+    if (n % 3 === 0) await db.exec('DELETE FROM chain.child WHERE id = ?', [base + 1]);
+  });
 }
 
 test('the plan at --threshold 0: one family per schema, no table in two families, nothing changed', async () => {

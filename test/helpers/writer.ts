@@ -1,0 +1,34 @@
+// An application writing in one session until stopped, for tests that change tables under writes.
+import type { Db } from '../../src/core/db/connect.js';
+
+/** What an online change may make an application's transaction fail with, and the application retries. */
+const RETRIED = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_TABLE_DEF_CHANGED']);
+
+/**
+ * Runs `step(db, n)` (its own BEGIN ... COMMIT and whatever follows) every 10 ms on one session
+ * until stopped; n counts the steps that succeeded. A failed step is rolled back; one that failed
+ * with anything but a retried error is kept in `errors`.
+ */
+export function writeUntilStopped(open: () => Promise<Db>, step: (db: Db, n: number) => Promise<void>): { stop(): Promise<{ n: number; errors: string[] }> } {
+  let on = true;
+  let n = 0;
+  const errors: string[] = [];
+  const done = (async () => {
+    const db = await open();
+    try {
+      while (on) {
+        try {
+          await step(db, n);
+          n++;
+        } catch (e) {
+          await db.exec('ROLLBACK').catch(() => undefined);
+          if (!RETRIED.has((e as { code?: string }).code ?? '')) errors.push((e as Error).message);
+        }
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    } finally {
+      await db.close();
+    }
+  })();
+  return { stop: async () => ((on = false), await done, { n, errors }) };
+}
