@@ -124,10 +124,11 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
           }
           try {
             ctx.log.info(`osc cleanup: zone ${z}: dropping ${t.schema}.${t.table} (about ${t.rowsEstimate} rows)`);
-            await dropHelperTable(db, t.schema, t.table, { throttler: throttle?.throttler, unlogged: t.kind === 'probe' });
+            await dropHelperTable(db, t.schema, t.table, { throttler: throttle?.throttler, unlogged: t.kind === 'probe', zone: z });
             t.dropped = true;
           } catch (e) {
-            t.error = (e as Error).message;
+            const hint = (e as { hint?: string }).hint;
+            t.error = `${(e as Error).message}${hint ? ` (${hint})` : ''}`;
           }
         }
       }));

@@ -197,7 +197,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       }));
     const dropOld = opts.dropOldTable
       ? async (throttler: Throttler) => {
-        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler });
+        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler, lockWaitS });
         report.oldTableDropped = true;
       }
       : undefined;
@@ -355,7 +355,10 @@ export async function copyAndCutOver(
         await afterCutOver(throttle.throttler);
       } catch (e) {
         await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
-        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, { hint: '`ezctl osc cleanup` lists the helper tables left; with --execute it drops them' });
+        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, {
+          hint: `${e instanceof LockWaitError && e.hint ? `${e.hint}; ` : ''}\`ezctl osc cleanup\` lists the helper tables left; with --execute it drops them`,
+          cause: e,
+        });
       }
     }
     report.ms = Date.now() - started;
