@@ -17,7 +17,7 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 
 /** The copy's knobs are osc's (see OscOptions). */
 export interface Int2BigintRunOptions
-  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable'> {
+  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable' | 'lockWaitTimeoutS'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
@@ -42,6 +42,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
   const commonOf = () => ({
     ...(o.cluster ? { cluster: o.cluster } : {}),
     ...(o.zones ? { zones: o.zones } : {}),
+    ...(o.lockWaitTimeoutS !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeoutS } : {}),
   });
   // every family's plan first: a refusal of any of them refuses the run before anything changes
   const refusals: string[] = [];
@@ -94,8 +95,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
   async function runFamily(f: Family): Promise<void> {
     const root = rootOf(f);
     const common = {
-      ...(o.cluster ? { cluster: o.cluster } : {}),
-      ...(o.zones ? { zones: o.zones } : {}),
+      ...commonOf(),
       ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
       ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
       ...(o.deferIndexes !== undefined ? { deferIndexes: o.deferIndexes } : {}),

@@ -1,0 +1,100 @@
+// A change of several tables (an int2bigint family) is as safe as a change of one: its tables'
+// triggers are refused, or carried over with --include-triggers; a table whose name holds a dot is
+// widened; `osc status`/`osc abort` naming any table of a running family reach its job, and an
+// abort after kill -9 ends every table of the change; `osc cleanup` keeps the tables of a job
+// whose lease is held (a job on another host before it first saved state), and a DROP held up by
+// a session names it. Two zones, no replicas, no DRC: each zone's tables are written there.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { EZCTL, show } from '../helpers/cli.js';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { sqlOn } from '../helpers/drc.js';
+import type { Db } from '../../src/core/db/connect.js';
+import { oscLeaseName } from '../../src/core/osc/engine.js';
+
+let sb: TestSandbox;
+let cluster = '';
+const MASTERS = ['bj-master', 'sh-master'];
+const flagDir = mkdtempSync(join(tmpdir(), 'ezctl-osc-family-'));
+
+async function onMaster<T>(node: string, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await sb.db(node);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const tablesOf = (node: string, schema: string) =>
+  onMaster(node, async (db) => (await db.query<{ t: string }>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1', [schema])).map((r) => r.t));
+const helpersOf = async (node: string, schema: string) => (await tablesOf(node, schema)).filter((t) => /_ez(gho|del|cut0?)$/.test(t));
+const columnType = (node: string, schema: string, table: string, column: string) =>
+  onMaster(node, (db) => db.value<string>('SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', [schema, table, column]));
+const savedStates = (node: string, schema: string) =>
+  onMaster(node, async (db) => {
+    const there = Number(await db.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_ezctl' AND TABLE_NAME = 'osc_state'"));
+    return there ? (await db.query<{ job: string }>('SELECT job FROM _ezctl.osc_state WHERE job LIKE ? ORDER BY 1', [`%:${schema}.%`])).map((r) => r.job.replace(/^[^:]*:/, '')) : [];
+  });
+
+/** parent (INT key) and child (INT key, INT foreign key to parent), ids 1..n, in every zone. */
+async function family(schema: string, n: number, extra: string[] = []): Promise<void> {
+  for (const node of MASTERS) {
+    await sqlOn(sb, node,
+      `CREATE DATABASE ${schema}`,
+      `CREATE TABLE ${schema}.parent (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)`,
+      `CREATE TABLE ${schema}.child (id INT NOT NULL PRIMARY KEY, parent_id INT NOT NULL, FOREIGN KEY (parent_id) REFERENCES ${schema}.parent(id))`,
+      `INSERT INTO ${schema}.parent (id, v) SELECT seq, seq FROM ezseq.seq_1_to_${n}`,
+      `INSERT INTO ${schema}.child (id, parent_id) SELECT seq, seq FROM ezseq.seq_1_to_${n}`,
+      ...extra,
+    );
+  }
+}
+
+before(async () => {
+  sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
+  cluster = /clusters:\s*\n\s+([A-Za-z0-9_-]+):/.exec(readFileSync(sb.config, 'utf8'))![1]!;
+  for (const node of MASTERS) await sqlOn(sb, node, 'CREATE DATABASE ezseq');
+  // sh names lock holders exactly (a LOCK TABLES session is neither a transaction nor a statement naming the table)
+  await sqlOn(sb, 'sh-master', "INSTALL SONAME 'metadata_lock_info'");
+});
+
+after(async () => {
+  await sb?.down();
+  rmSync(flagDir, { recursive: true, force: true });
+});
+
+test('a session holding a family table holds up the plan\'s empty twin: the run stops within --lock-wait-timeout naming it, nothing changed', async () => {
+  // tag's only integer column refers to parent: the report reads nothing of tag, the plan copies its shape
+  for (const node of MASTERS) {
+    await sqlOn(sb, node,
+      'CREATE DATABASE pl',
+      'CREATE TABLE pl.parent (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)',
+      'CREATE TABLE pl.tag (code VARCHAR(10) NOT NULL PRIMARY KEY, parent_id INT NOT NULL, FOREIGN KEY (parent_id) REFERENCES pl.parent(id))',
+      'INSERT INTO pl.parent (id, v) SELECT seq, seq FROM ezseq.seq_1_to_100',
+      "INSERT INTO pl.tag (code, parent_id) SELECT CONCAT('t', seq), seq FROM ezseq.seq_1_to_100",
+    );
+  }
+  // (a transaction that wrote the table does not hold up CREATE TABLE ... LIKE: only a lock that stops reads does)
+  const blocker = await sb.db('sh-master');
+  const id = Number(await blocker.value('SELECT CONNECTION_ID()'));
+  let r;
+  try {
+    await blocker.exec('LOCK TABLES pl.tag WRITE');
+    r = await sb.run(['migrate', 'int2bigint', '--tables', 'pl.*', '--threshold', '0', '--execute', '--lock-wait-timeout', '2'], { timeoutMs: 60_000 });
+  } finally {
+    await blocker.exec('UNLOCK TABLES').catch(() => undefined);
+    await blocker.close();
+  }
+  assert.equal(r.code, 3, show(r));
+  assert.match(r.stderr, new RegExp(`zone sh: planning pl\\.tag \\(an empty twin of the table\\): waited 2 s for a metadata lock on pl\\.tag, held by session ${id} \\(`), show(r));
+  assert.match(r.stderr, new RegExp(`KILL ${id}`), show(r));
+  for (const node of MASTERS) {
+    assert.deepEqual(await helpersOf(node, 'pl'), [], node);
+    assert.equal(await columnType(node, 'pl', 'parent', 'id'), 'int(11)', node);
+  }
+});
