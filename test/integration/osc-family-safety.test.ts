@@ -68,6 +68,15 @@ after(async () => {
   rmSync(flagDir, { recursive: true, force: true });
 });
 
+test('int2bigint widens a table whose name holds a dot (it reaches osc quoted)', async () => {
+  for (const node of MASTERS) {
+    await sqlOn(sb, node, 'CREATE DATABASE odd', 'CREATE TABLE odd.`a.b` (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)', 'INSERT INTO odd.`a.b` (v) SELECT seq FROM ezseq.seq_1_to_300');
+  }
+  const r = await sb.run(['migrate', 'int2bigint', '--tables', 'odd.*', '--threshold', '0', '--execute']);
+  assert.equal(r.code, 0, show(r));
+  for (const node of MASTERS) assert.equal(await columnType(node, 'odd', 'a.b', 'id'), 'bigint(20)', node);
+});
+
 test('a session holding a family table holds up the plan\'s empty twin: the run stops within --lock-wait-timeout naming it, nothing changed', async () => {
   // tag's only integer column refers to parent: the report reads nothing of tag, the plan copies its shape
   for (const node of MASTERS) {
