@@ -68,6 +68,27 @@ after(async () => {
   rmSync(flagDir, { recursive: true, force: true });
 });
 
+test('int2bigint on a family with a trigger: refused naming --include-triggers (exit 4, nothing changed); with it the trigger fires on the new table once per write, in both zones', async () => {
+  await family('trig', 200, [
+    'CREATE TABLE trig.audit (n INT NOT NULL AUTO_INCREMENT PRIMARY KEY, child_id BIGINT NOT NULL)',
+    'CREATE TRIGGER trig.child_ai AFTER INSERT ON trig.child FOR EACH ROW INSERT INTO trig.audit (child_id) VALUES (NEW.id)',
+  ]);
+  const args = ['migrate', 'int2bigint', '--tables', 'trig.parent,trig.child', '--threshold', '0', '--execute'];
+  const refused = await sb.run(args);
+  assert.equal(refused.code, 4, show(refused));
+  assert.match(refused.stderr, /trig\.child has triggers \(child_ai\).*--include-triggers/s, show(refused));
+  for (const node of MASTERS) assert.equal(await columnType(node, 'trig', 'child', 'id'), 'int(11)', node);
+  const r = await sb.run([...args, '--include-triggers']);
+  assert.equal(r.code, 0, show(r));
+  for (const node of MASTERS) {
+    for (const [t, c] of [['parent', 'id'], ['child', 'id'], ['child', 'parent_id']] as const) assert.equal(await columnType(node, 'trig', t, c), 'bigint(20)', `${node}: ${t}.${c}`);
+    const triggers = await onMaster(node, (db) => db.query<{ t: string }>("SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'trig'"));
+    assert.deepEqual(triggers.map((x) => x.t), ['child'], `${node}: the trigger is on the new table only`);
+    await sqlOn(sb, node, 'DELETE FROM trig.audit', 'INSERT INTO trig.child (id, parent_id) VALUES (5000000000, 1)');
+    assert.deepEqual(await onMaster(node, (db) => db.query('SELECT CAST(child_id AS CHAR) AS c FROM trig.audit')), [{ c: '5000000000' }], `${node}: fired once`);
+  }
+});
+
 test('int2bigint widens a table whose name holds a dot (it reaches osc quoted)', async () => {
   for (const node of MASTERS) {
     await sqlOn(sb, node, 'CREATE DATABASE odd', 'CREATE TABLE odd.`a.b` (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL)', 'INSERT INTO odd.`a.b` (v) SELECT seq FROM ezseq.seq_1_to_300');

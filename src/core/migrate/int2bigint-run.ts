@@ -18,7 +18,7 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 
 /** The copy's knobs are osc's (see OscOptions). */
 export interface Int2BigintRunOptions
-  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable' | 'lockWaitTimeoutS'> {
+  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
@@ -40,9 +40,11 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
   }
   const rootOf = (f: Family) => `${f.root.schema}.${f.root.table}.${f.root.column}`;
   const describe = (f: Family) => `${rootOf(f)} (${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')})`;
+  // what the plan depends on too: with --include-triggers a table's triggers are carried over, not refused
   const commonOf = () => ({
     ...(o.cluster ? { cluster: o.cluster } : {}),
     ...(o.zones ? { zones: o.zones } : {}),
+    ...(o.includeTriggers ? { includeTriggers: true } : {}),
     ...(o.lockWaitTimeoutS !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeoutS } : {}),
   });
   // every family's plan first: a refusal of any of them refuses the run before anything changes

@@ -26,7 +26,7 @@ import { dropOldTables } from './drop.js';
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS'
+  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -76,7 +76,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       const mine = new Map<string, OscPlan>();
       for (const t of o.tables) {
         const plan = await withLockWait(c.db, { seconds: lockWaitS, schema: o.schema, tables: [t.table], what: `zone ${c.zone}: planning ${o.schema}.${t.table} (an empty twin of the table)` }, () =>
-          planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), !!o.resume, true));
+          planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), !!o.resume, true, { includeTriggers: !!o.includeTriggers }));
         mine.set(t.table, plan);
       }
       plans.set(c.zone, mine);
@@ -156,7 +156,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const oscOpts = {
       cluster: cluster.name, table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '), zones, execute: true,
       chunkTimeMs: o.chunkTimeMs, copyThreads: o.copyThreads, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
-      lockWaitTimeoutS: lockWaitS,
+      lockWaitTimeoutS: lockWaitS, includeTriggers: o.includeTriggers,
     };
     const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
     // after the cut-over, while the job's state and control socket still say it runs (so that
