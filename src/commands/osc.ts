@@ -108,7 +108,7 @@ export function registerOsc(program: Command): void {
   control('pause', 'pause the copy in every zone (the binlog apply keeps up)');
   control('resume', 'resume a paused copy');
   control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
-  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state');
+  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state; a change of several tables (an int2bigint family) is stopped whole, named by any of its tables');
   registerCleanup(osc);
   control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
     const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');

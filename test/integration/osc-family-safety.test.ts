@@ -98,6 +98,37 @@ test('int2bigint widens a table whose name holds a dot (it reaches osc quoted)',
   for (const node of MASTERS) assert.equal(await columnType(node, 'odd', 'a.b', 'id'), 'bigint(20)', node);
 });
 
+test('a running family answers osc status naming any of its tables; after kill -9, osc abort naming its second table ends the whole change in both zones', async () => {
+  await family('fam', 20_000);
+  const flag = join(flagDir, 'hold-fam');
+  writeFileSync(flag, '');
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, 'migrate', 'int2bigint', '--tables', 'fam.parent,fam.child', '--threshold', '0', '--execute', '--throttle-flag-file', flag], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    // both ghosts and both tables' saved state in both zones (the copy held by the flag)
+    for (const node of MASTERS) {
+      await eventually(async () => (await helpersOf(node, 'fam')).join() === 'child_ezgho,parent_ezgho' && (await savedStates(node, 'fam')).length === 2, 30_000, `${node}: the family's ghosts and saved state`);
+    }
+    const st = await sb.run(['--json', 'osc', 'status', '--table', 'fam.child']);
+    assert.equal(st.code, 0, show(st));
+    assert.deepEqual([...st.json().tables].sort(), ['fam.child', 'fam.parent']);
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    rmSync(flag, { force: true });
+  }
+  const r = await sb.run(['--json', 'osc', 'abort', '--table', 'fam.child']);
+  assert.equal(r.code, 0, show(r));
+  assert.deepEqual([...r.json().tables].sort(), ['fam.child', 'fam.parent']);
+  for (const node of MASTERS) {
+    assert.deepEqual(await helpersOf(node, 'fam'), [], `${node}: every ghost of the change dropped`);
+    assert.deepEqual(await savedStates(node, 'fam'), [], `${node}: every table's saved state deleted`);
+    assert.equal(await columnType(node, 'fam', 'parent', 'id'), 'int(11)', `${node}: originals unchanged`);
+  }
+  // the change starts afresh
+  const again = await sb.run(['migrate', 'int2bigint', '--tables', 'fam.parent,fam.child', '--threshold', '0', '--execute', '--drop-old-table']);
+  assert.equal(again.code, 0, show(again));
+});
+
 test('a session holding a family table holds up the plan\'s empty twin: the run stops within --lock-wait-timeout naming it, nothing changed', async () => {
   // tag's only integer column refers to parent: the report reads nothing of tag, the plan copies its shape
   for (const node of MASTERS) {

@@ -18,7 +18,7 @@ import type { Throttler } from '../throttle/throttler.js';
 import type { ForeignKeyShape } from '../dcp/structure.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
-import { copyAndCutOver, type OscOptions, type OscReport } from './engine.js';
+import { copyAndCutOver, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';
 import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { CascadeRule } from './applier.js';
 import { dropOldTables } from './drop.js';
@@ -89,7 +89,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       for (const r of outside.filter((x) => !names.has(x.t))) refusals.push(`zone ${c.zone}: ${o.schema}.${r.t} references ${r.r} (${r.n}) but is not part of the change; it must be rebuilt with it`);
     }
     const first = plans.get(zones[0]!)!;
-    const job = (table: string) => `${cluster.name}:${o.schema}.${table}`;
+    const job = (table: string) => oscJobName(cluster.name, o.schema, table);
     // --resume: every table's saved state and ghost in every zone, for this very change
     const saved = new Map<string, NonNullable<Awaited<ReturnType<typeof ZoneOsc.savedState>>>>();
     if (o.resume) {
@@ -137,10 +137,11 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       .filter(({ fk }) => names.has(refTableOf(fk, o.schema) ?? ''))
       .map(({ table, fk }) => ({ parent: refTableOf(fk, o.schema)!, parentColumns: fk.refColumns, child: table, childColumns: fk.columns, onDelete: fk.onDelete.toUpperCase(), onUpdate: fk.onUpdate.toUpperCase() }));
     const root = o.tables[0]!;
-    const label = `${o.schema}.${root.table}`;
+    const label = oscTableName(o.schema, root.table);
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
         chunkTimeMs: o.chunkTimeMs ?? 500, copyThreads: o.copyThreads, log: ctx.log, throttler, job: job(t.table), lockWaitS,
+        changeTables: o.tables.map((x) => x.table),
       })));
     // the ghosts' foreign keys, once every ghost of the zone exists
     const addGhostForeignKeys = async (_zone: string, db: Db) => {
