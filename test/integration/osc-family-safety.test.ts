@@ -129,6 +129,47 @@ test('a running family answers osc status naming any of its tables; after kill -
   assert.equal(again.code, 0, show(again));
 });
 
+test('osc cleanup keeps the helper tables of a job whose lease is held in a zone (no socket here, no saved state yet); a DROP held up by a session names it and keeps the table', async () => {
+  for (const node of MASTERS) {
+    await sqlOn(sb, node,
+      'CREATE DATABASE cl',
+      'CREATE TABLE cl.leased (id INT NOT NULL PRIMARY KEY)', 'CREATE TABLE cl.leased_ezgho (id INT NOT NULL PRIMARY KEY)',
+      'CREATE TABLE cl.held (id INT NOT NULL PRIMARY KEY)', 'CREATE TABLE cl.held_ezdel (id INT NOT NULL PRIMARY KEY)',
+    );
+  }
+  // a job on another host, between creating its ghost and first saving state: its lease, in sh only
+  const lease = await sb.db('sh-master');
+  const reader = await sb.db('bj-master');
+  const readerId = Number(await reader.value('SELECT CONNECTION_ID()'));
+  try {
+    assert.equal(Number(await lease.value('SELECT GET_LOCK(?, 0)', [oscLeaseName(cluster, 'cl.leased')])), 1);
+    // a transaction that read the old table holds its metadata lock in bj
+    await reader.exec('BEGIN');
+    await reader.value('SELECT COUNT(*) FROM cl.held_ezdel');
+    const r = await sb.run(['--json', 'osc', 'cleanup', '--execute'], { timeoutMs: 90_000 });
+    assert.equal(r.code, 3, `a table it could not drop: ${show(r)}`);
+    const listed = r.json().tables as Array<{ zone: string; schema: string; table: string; action: string; why: string; dropped?: boolean; error?: string }>;
+    const of = (zone: string, table: string) => listed.find((t) => t.zone === zone && t.schema === 'cl' && t.table === table);
+    for (const z of ['bj', 'sh']) {
+      assert.equal(of(z, 'leased_ezgho')?.action, 'keep', JSON.stringify(listed));
+      assert.match(of(z, 'leased_ezgho')!.why, /holds its lease/);
+    }
+    assert.equal(of('sh', 'held_ezdel')?.dropped, true, JSON.stringify(listed));
+    assert.notEqual(of('bj', 'held_ezdel')?.dropped, true);
+    assert.match(of('bj', 'held_ezdel')?.error ?? '', new RegExp(`dropping cl\\.held_ezdel: waited \\d+ s for a metadata lock on cl\\.held_ezdel, .*session ${readerId} \\(.*KILL ${readerId}`), JSON.stringify(listed));
+  } finally {
+    await reader.exec('ROLLBACK').catch(() => undefined);
+    await reader.close();
+    await lease.close();
+  }
+  assert.deepEqual(await helpersOf('bj-master', 'cl'), ['held_ezdel', 'leased_ezgho']);
+  assert.deepEqual(await helpersOf('sh-master', 'cl'), ['leased_ezgho']);
+  // the lease gone (its job ended), the ghost is an orphan and goes
+  const again = await sb.run(['--json', 'osc', 'cleanup', '--execute']);
+  assert.equal(again.code, 0, show(again));
+  for (const node of MASTERS) assert.deepEqual(await helpersOf(node, 'cl'), [], node);
+});
+
 test('a session holding a family table holds up the plan\'s empty twin: the run stops within --lock-wait-timeout naming it, nothing changed', async () => {
   // tag's only integer column refers to parent: the report reads nothing of tag, the plan copies its shape
   for (const node of MASTERS) {
