@@ -477,13 +477,14 @@ export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string;
   const sock = oscSocketPath(topo, cluster.name, oscTableName(schema, table));
   const request = o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd };
   return sendControl(sock, request).catch(async (e: Error & { code?: string }) => {
-    if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`);
+    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
+    if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw none();
     // a change of several tables (a family) answers on its first table's socket: any of its tables finds it
     const job = (await runningJobs(topo, cluster.name)).find((j) => j.tables.includes(`${schema}.${table}`));
     if (job) return sendControl(job.sock, request);
     // no job answers here (no socket, or one left by a job that died): abort from what it left
     if (o.cmd === 'abort') return abortFromSavedState(ctx, cluster.name, schema, table);
-    throw runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
+    throw none();
   });
 }
 
