@@ -200,3 +200,28 @@ test('a session holding a family table holds up the plan\'s empty twin: the run 
     assert.equal(await columnType(node, 'pl', 'parent', 'id'), 'int(11)', node);
   }
 });
+
+test('osc abort naming a running family\'s second table stops the whole change: every ghost dropped, the originals unchanged', async () => {
+  await family('live', 20_000);
+  const flag = join(flagDir, 'hold-live');
+  writeFileSync(flag, '');
+  const job = sb.run(['migrate', 'int2bigint', '--tables', 'live.parent,live.child', '--threshold', '0', '--execute', '--throttle-flag-file', flag], { timeoutMs: 90_000 });
+  try {
+    for (const node of MASTERS) await eventually(async () => (await helpersOf(node, 'live')).join() === 'child_ezgho,parent_ezgho', 30_000, `${node}: the family's ghosts`);
+    await eventually(async () => (await sb.run(['osc', 'status', '--table', 'live.child'])).code === 0, 30_000, 'the job to answer');
+    const a = await sb.run(['osc', 'abort', '--table', 'live.child']);
+    assert.equal(a.code, 0, show(a));
+    const r = await job;
+    assert.equal(r.code, 4, show(r));
+    assert.match(r.stderr, /aborted by `ezctl osc abort`: the helper tables were dropped/, show(r));
+  } finally {
+    rmSync(flag, { force: true });
+    await job;
+  }
+  for (const node of MASTERS) {
+    assert.deepEqual(await helpersOf(node, 'live'), [], `${node}: every ghost dropped`);
+    assert.deepEqual(await savedStates(node, 'live'), [], `${node}: no saved state left`);
+    assert.equal(await columnType(node, 'live', 'parent', 'id'), 'int(11)', `${node}: originals unchanged`);
+    assert.equal(await columnType(node, 'live', 'child', 'id'), 'int(11)', node);
+  }
+});

@@ -278,7 +278,7 @@ export async function copyAndCutOver(
       }
       case 'abort':
         aborted = true;
-        setImmediate(() => void Promise.all(jobs.map((j) => j.stop(true))));
+        setImmediate(() => void stopJobs(jobs, true));
         return { aborting: true };
       default:
         throw new Error(`unknown command ${req.cmd}`);
@@ -287,7 +287,7 @@ export async function copyAndCutOver(
   let interrupted = false;
   const offInt = onInterrupt(async () => {
     interrupted = true;
-    await Promise.all(jobs.map((j) => j.stop(true)));
+    await stopJobs(jobs, true);
     await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
   });
   const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
@@ -380,7 +380,7 @@ export async function copyAndCutOver(
       });
     }
     if (!cutOverDone) {
-      await Promise.all(jobs.map((j) => j.stop(true)));
+      await stopJobs(jobs, true);
       // a ghost left (a session held it past the bound) keeps its saved state, for `osc abort`
       await Promise.all(jobs.filter((j) => !j.ghostLeft).map((j) => j.clearState().catch(() => undefined)));
     }
@@ -400,6 +400,19 @@ export async function copyAndCutOver(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stop every job, the zones side by side and each zone's tables one after another, last table
+ * first (a family lists a parent before its children): InnoDB refuses at once, with a lock wait
+ * timeout, a DROP of a ghost whose foreign-key partner another session is dropping (measured on
+ * MariaDB 10.11: parent_ezgho while child_ezgho goes), which left a ghost and its saved state behind.
+ */
+async function stopJobs(jobs: ZoneOsc[], dropHelpers: boolean): Promise<void> {
+  const zones = [...new Set(jobs.map((j) => j.zone))];
+  await Promise.all(zones.map(async (z) => {
+    for (const j of jobs.filter((x) => x.zone === z).reverse()) await j.stop(dropHelpers);
+  }));
+}
 
 /** The plan's statements for the indexes left out of the copy (see OscPlan.deferrableIndexes). */
 function deferredIndexDdl(plan: OscPlan, defer: boolean | undefined): string[] {

@@ -483,6 +483,8 @@ export class ZoneOsc {
       try {
         await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
         this.progress.phase = 'aborted';
+        // dropped by a later stop after an earlier one could not: nothing is left
+        this.ghostLeft = false;
       } catch (e) {
         // the original is untouched; the ghost stays, with what holds it named
         this.o.log.warn(`osc: ${(e as Error).message}; the ghost ${this.plan.schema}.${this.plan.names.ghost} is left: \`ezctl osc abort\` drops it later`);
