@@ -116,6 +116,18 @@ test('a running family answers osc status naming any of its tables; after kill -
     await new Promise((r) => child.on('exit', r));
     rmSync(flag, { force: true });
   }
+  // a lease of the change's other table held (its job on another host): refused, nothing dropped
+  const lease = await sb.db('sh-master');
+  try {
+    const leaseId = Number(await lease.value('SELECT CONNECTION_ID()'));
+    assert.equal(Number(await lease.value('SELECT GET_LOCK(?, 0)', [oscLeaseName(cluster, 'fam.parent')])), 1);
+    const held = await sb.run(['osc', 'abort', '--table', 'fam.child']);
+    assert.equal(held.code, 4, show(held));
+    assert.match(held.stderr, new RegExp(`zone sh: a change of fam\\.parent is running on another host \\(its session ${leaseId} holds the job's lease\\)`), show(held));
+    for (const node of MASTERS) assert.deepEqual(await helpersOf(node, 'fam'), ['child_ezgho', 'parent_ezgho'], `${node}: nothing dropped`);
+  } finally {
+    await lease.close();
+  }
   const r = await sb.run(['--json', 'osc', 'abort', '--table', 'fam.child']);
   assert.equal(r.code, 0, show(r));
   assert.deepEqual([...r.json().tables].sort(), ['fam.child', 'fam.parent']);
