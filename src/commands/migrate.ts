@@ -2,7 +2,7 @@
 // column; INT→BIGINT key widening, its report and plan). Each subcommand is registered by its own
 // function below, so a new one is one more register call in registerMigrate.
 import type { Command } from 'commander';
-import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, examples, integer, nameList, type CopyFlags } from './common.js';
+import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 
 export function registerMigrate(program: Command): void {
@@ -73,6 +73,8 @@ interface Int2BigintFlags extends ThrottleFlags, CopyFlags {
   execute?: boolean;
   resume?: boolean;
   dropOldTable?: boolean;
+  includeTriggers?: boolean;
+  lockWaitTimeout?: number;
 }
 
 function registerInt2Bigint(migrate: Command): void {
@@ -86,7 +88,9 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--threshold <share>', 'plan the keys that have used this share of their capacity or more, 0..1', decimal(0, 1), 0.5)
     .option('--execute', 'run the plan, most urgent family first, through the online schema change in every zone')
     .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position')
-    .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, once the throttle lets it through');
+    .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, once the throttle lets it through')
+    .option('--include-triggers', 'carry each table\'s triggers to its new table at the cut-over, as `ezctl osc --include-triggers` does (without it a table with triggers is refused)')
+    .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock other than the cut-over waits for a metadata lock (the plan\'s twins, ghosts, index build, copy, the old tables\' foreign keys, drops) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }));
   addCopyOptions(cmd);
   addThrottleOptions(cmd);
   cmd
@@ -128,6 +132,8 @@ function registerInt2Bigint(migrate: Command): void {
       Object.assign(opts, copyOptionsFrom(o));
       if (o.resume) opts.resume = true;
       if (o.dropOldTable) opts.dropOldTable = true;
+      if (o.includeTriggers) opts.includeTriggers = true;
+      if (o.lockWaitTimeout !== undefined) opts.lockWaitTimeoutS = o.lockWaitTimeout;
       opts.throttle = throttleOptionsFrom(o);
       opts.onProgress = (line) => {
         if (!ctx.opts.quiet) ctx.log.info(line);

@@ -108,7 +108,7 @@ export function registerOsc(program: Command): void {
   control('pause', 'pause the copy in every zone (the binlog apply keeps up)');
   control('resume', 'resume a paused copy');
   control('cut-over', 'cut over now, even while the --postpone-cut-over-flag-file exists');
-  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state');
+  control('abort', 'stop the change: the ghost and helper tables are dropped, the original stays as it was; with no live job (its process died), drops what it left in every zone and its saved state; a change of several tables (an int2bigint family) is stopped whole, named by any of its tables');
   registerCleanup(osc);
   control('set', 'change a setting of the running job (chunk-time=DURATION)', (c) => c.argument('<key=value>'), (_o, a) => {
     const m = /^([a-z-]+)=(.+)$/.exec(a[0] ?? '');
@@ -133,12 +133,14 @@ function registerCleanup(osc: Command): void {
   addThrottleOptions(c);
   c.addHelpText(
     'after',
-    '\nA helper table is kept when its table\'s change answers on its control socket on this host, or has saved\n' +
-      'state in that zone (a job on another host, or one that died: `--resume` continues it, `ezctl osc abort`\n' +
-      'ends it), or when its table itself is missing (the helper may hold its only copy). Each DROP waits for the\n' +
-      'throttle (--max-lag, --max-load, --pause-window: a DROP slows writes by about 0.45 s per GB of table\n' +
-      'here); the zone\'s replicas follow; DRC carries nothing of it to the other zones. Exit 0 done (or\n' +
-      'listed), 3 when a drop failed.\n' +
+    '\nA helper table is kept when its table\'s change answers on its control socket on this host, holds its\n' +
+      'lease in any zone (a job running on another host, from before its first helper table: GET_LOCK, freed\n' +
+      'when the job dies), or has saved state in that zone (a job on another host, or one that died: `--resume`\n' +
+      'continues it, `ezctl osc abort` ends it), or when its table itself is missing (the helper may hold its\n' +
+      'only copy). Each DROP waits for the throttle (--max-lag, --max-load, --pause-window: a DROP slows writes\n' +
+      'by about 0.45 s per GB of table here), then at most 10 s for the table\'s metadata lock (a session that\n' +
+      'holds it longer is named, the table kept); the zone\'s replicas follow; DRC carries nothing of it to the\n' +
+      'other zones. Exit 0 done (or listed), 3 when a drop failed.\n' +
       examples('ezctl osc cleanup', 'ezctl osc cleanup --execute --max-lag 2s'),
   ).action(action(async (ctx, o: CleanupFlags) => {
     const { oscCleanup } = await import('../core/osc/cleanup.js');

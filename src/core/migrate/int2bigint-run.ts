@@ -13,11 +13,12 @@ import { onInterrupt } from '../signals.js';
 import { runOsc, type OscOptions, type OscReport } from '../osc/engine.js';
 import { runOscFamily, type FamilyReport } from '../osc/family.js';
 import { helperNames } from '../osc/plan.js';
+import { tableArgument } from '../db/quote.js';
 import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
 
 /** The copy's knobs are osc's (see OscOptions). */
 export interface Int2BigintRunOptions
-  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable'> {
+  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
@@ -39,16 +40,19 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
   }
   const rootOf = (f: Family) => `${f.root.schema}.${f.root.table}.${f.root.column}`;
   const describe = (f: Family) => `${rootOf(f)} (${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')})`;
+  // what the plan depends on too: with --include-triggers a table's triggers are carried over, not refused
   const commonOf = () => ({
     ...(o.cluster ? { cluster: o.cluster } : {}),
     ...(o.zones ? { zones: o.zones } : {}),
+    ...(o.includeTriggers ? { includeTriggers: true } : {}),
+    ...(o.lockWaitTimeoutS !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeoutS } : {}),
   });
   // every family's plan first: a refusal of any of them refuses the run before anything changes
   const refusals: string[] = [];
   for (const f of report.families) {
     const resume = !!o.resume && (await ghostsThere(ctx, o.cluster, f));
     const plan = alone(f)
-      ? await runOsc(ctx, { ...commonOf(), table: `${f.tables[0]!.schema}.${f.tables[0]!.table}`, alter: f.tables[0]!.alter, ...(resume ? { resume: true } : {}) })
+      ? await runOsc(ctx, { ...commonOf(), table: tableArgument(f.tables[0]!.schema, f.tables[0]!.table), alter: f.tables[0]!.alter, ...(resume ? { resume: true } : {}) })
       : await runOscFamily(ctx, { ...commonOf(), schema: f.tables[0]!.schema, tables: f.tables.map((t) => ({ table: t.table, alter: t.alter })), ...(resume ? { resume: true } : {}) });
     for (const r of plan.refusals) refusals.push(`${rootOf(f)}: ${r}`);
   }
@@ -94,8 +98,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
   async function runFamily(f: Family): Promise<void> {
     const root = rootOf(f);
     const common = {
-      ...(o.cluster ? { cluster: o.cluster } : {}),
-      ...(o.zones ? { zones: o.zones } : {}),
+      ...commonOf(),
       ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
       ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
       ...(o.deferIndexes !== undefined ? { deferIndexes: o.deferIndexes } : {}),
@@ -111,7 +114,7 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
     ctx.log.info(`int2bigint: ${root} (${(f.used * 100).toFixed(2)}% used): ${f.tables.map((t) => `${t.schema}.${t.table}`).join(', ')}${resume ? ' (resumed)' : ''}`);
     if (alone(f)) {
       const t = f.tables[0]!;
-      const r: OscReport = await runOsc(ctx, { ...common, table: `${t.schema}.${t.table}`, alter: t.alter, onProgress: progress, ...(resume ? { resume: true } : {}) });
+      const r: OscReport = await runOsc(ctx, { ...common, table: tableArgument(t.schema, t.table), alter: t.alter, onProgress: progress, ...(resume ? { resume: true } : {}) });
       executed.push({ root, tables: [`${t.schema}.${t.table}`], method: r.method, ms: r.ms, ...(r.cutOver ? { cutOverSkewMs: r.cutOver.skewMs, cutOverAttempts: r.cutOver.attempts } : {}), ...(r.oldTableDropped ? { oldTablesDropped: true } : {}) });
     } else {
       const schema = f.tables[0]!.schema;

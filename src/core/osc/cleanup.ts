@@ -1,13 +1,13 @@
 // `ezctl osc cleanup`: the helper tables schema changes left in every zone, and (with --execute)
 // dropping them: the old tables kept after a cut-over (<t>_ezdel), and the ghosts, cut-over
 // sentries and plan probes of jobs that died. A helper table whose job still runs is never
-// dropped: its table's job answers on its control socket on this host, or has saved state in
+// dropped: its table's job answers on its control socket on this host, holds its table's lease
+// (GET_LOCK) in any zone (a job on another host, from before its first helper table), or has saved state in
 // that zone (_ezctl.osc_state, written from the moment its ghosts are followed until its old
 // tables are handled, so a job on another host counts too; a job that died keeps it until
 // `--resume` finishes it or `ezctl osc abort` ends it). Tables are dropped as --drop-old-table
 // drops them (osc/drop.ts: behind the throttle, logged so that the zone's replicas follow), and
 // never carried to another zone by DRC (it ignores helper tables' rows and DDL).
-import { readdirSync } from 'node:fs';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
@@ -16,7 +16,7 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { sendControl } from '../control/socket.js';
 import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
 import { dropHelperTable } from './drop.js';
-import { oscSocketPath } from './engine.js';
+import { oscLeaseName, oscSocketPath, oscTableName, runningJobs } from './engine.js';
 
 export interface CleanupOptions {
   cluster?: string;
@@ -72,7 +72,14 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
   try {
     for (const z of zones) dbs.set(z, await ctx.connect(topo.master(cluster.name, z)));
     // jobs answering on this host, by every table they change
-    const running = await runningHere(ctx, cluster.name);
+    const running = new Set((await runningJobs(topo, cluster.name)).flatMap((j) => [j.table, ...j.tables]));
+    const leaseHolder = async (schema: string, table: string): Promise<{ zone: string; session: string } | undefined> => {
+      for (const [zone, db] of dbs) {
+        const holder = await db.value('SELECT IS_USED_LOCK(?)', [oscLeaseName(cluster.name, oscTableName(schema, table))]);
+        if (holder !== null && holder !== undefined) return { zone, session: String(holder) };
+      }
+      return undefined;
+    };
     const isRunning = async (schema: string, table: string) =>
       running.has(`${schema}.${table}`) || (await sendControl(oscSocketPath(topo, cluster.name, `${schema}.${table}`), { cmd: 'ping' }, 2000).then(() => true, () => false));
     const judge = async (zone: string, db: Db, t: { schema: string; table: string }, h: NonNullable<ReturnType<typeof parseHelperName>>): Promise<Pick<HelperTable, 'action' | 'why'>> => {
@@ -82,6 +89,10 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
           : { action: 'drop', why: "a plan's twin, left by a process that is gone (unlogged: this server only)" };
       }
       if (await isRunning(t.schema, h.of)) return { action: 'keep', why: `the change of ${t.schema}.${h.of} is running (it answers on its control socket here)` };
+      // a job anywhere holds its table's lease in every zone from before its first helper table
+      // until it ends (before it first saves state, too); the server frees it when the job dies
+      const lease = await leaseHolder(t.schema, h.of);
+      if (lease) return { action: 'keep', why: `the change of ${t.schema}.${h.of} is running (session ${lease.session} in ${lease.zone} holds its lease): on another host, or starting` };
       const state = await savedState(db, `${cluster.name}:${t.schema}.${h.of}`, zone);
       if (state) {
         return {
@@ -124,10 +135,11 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
           }
           try {
             ctx.log.info(`osc cleanup: zone ${z}: dropping ${t.schema}.${t.table} (about ${t.rowsEstimate} rows)`);
-            await dropHelperTable(db, t.schema, t.table, { throttler: throttle?.throttler, unlogged: t.kind === 'probe' });
+            await dropHelperTable(db, t.schema, t.table, { throttler: throttle?.throttler, unlogged: t.kind === 'probe', zone: z });
             t.dropped = true;
           } catch (e) {
-            t.error = (e as Error).message;
+            const hint = (e as { hint?: string }).hint;
+            t.error = `${(e as Error).message}${hint ? ` (${hint})` : ''}`;
           }
         }
       }));
@@ -137,26 +149,6 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
     await Promise.all([...dbs.values()].map((d) => d.close().catch(() => undefined)));
     await throttle?.close();
   }
-}
-
-/** The tables of every schema change of this cluster answering on its control socket on this host. */
-async function runningHere(ctx: Ctx, cluster: string): Promise<Set<string>> {
-  const topo = await ctx.topology();
-  const dir = topo.stateDir();
-  const out = new Set<string>();
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir).filter((n) => n.startsWith(`osc-${cluster}-`) && n.endsWith('.sock'));
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    const st = (await sendControl(`${dir}/${n}`, { cmd: 'status' }, 2000).catch(() => undefined)) as { table?: string; tables?: string[] } | undefined;
-    if (!st) continue;
-    if (st.table) out.add(st.table);
-    for (const t of st.tables ?? []) out.add(t);
-  }
-  return out;
 }
 
 async function savedState(db: Db, job: string, zone: string): Promise<{ phase: string; updatedAt: string } | undefined> {

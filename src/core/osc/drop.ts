@@ -19,6 +19,7 @@ import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
+import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { helperNames } from './plan.js';
 
@@ -29,21 +30,25 @@ export interface DropOptions {
   /** how long the DROP waits for the table's metadata lock (default 10 s) */
   lockWaitS?: number;
   signal?: AbortSignal;
+  /** the zone, for the messages */
+  zone?: string;
 }
 
-/** Wait at the throttle, then DROP the table. */
+/**
+ * Wait at the throttle, then DROP the table, waiting at most lockWaitS for its metadata lock; a
+ * wait that runs out names the session holding the table (withLockWait) and the table stays.
+ */
 export async function dropHelperTable(db: Db, schema: string, table: string, o: DropOptions = {}): Promise<void> {
   await o.throttler?.gate(o.signal);
   // a helper table's foreign keys (an old family table whose job died before dropping them)
   // must not refuse the DROP
   await db.exec('SET SESSION foreign_key_checks = 0');
-  await db.exec('SET SESSION lock_wait_timeout = ?', [o.lockWaitS ?? 10]);
   if (o.unlogged) await db.exec('SET SESSION sql_log_bin = 0');
   try {
-    await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, table)}`);
+    await withLockWait(db, { seconds: o.lockWaitS ?? DEFAULT_LOCK_WAIT_S, schema, tables: [table], what: `${o.zone ? `zone ${o.zone}: ` : ''}dropping ${schema}.${table}`, fix: 'and drop it again (`ezctl osc cleanup --execute`)' }, () =>
+      db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, table)}`));
   } finally {
     await db.exec('SET SESSION foreign_key_checks = DEFAULT').catch(() => undefined);
-    await db.exec('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
     if (o.unlogged) await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);
   }
 }
@@ -59,7 +64,7 @@ export async function dropOldTables(
       for (const t of tables) {
         const old = helperNames(t).old;
         ctx.log.info(`osc: zone ${z.zone}: dropping the old table ${schema}.${old}`);
-        await dropHelperTable(db, schema, old, o);
+        await dropHelperTable(db, schema, old, { ...o, zone: z.zone });
         done.push({ zone: z.zone, table: old });
       }
     } finally {

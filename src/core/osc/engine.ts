@@ -5,7 +5,7 @@
 // the zones change shape within a few milliseconds of each other. A failed attempt undoes the
 // lock in every zone (the originals stay) and is retried. Anything failing before the cut-over
 // drops the helper tables and leaves the original as it was.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
@@ -193,11 +193,11 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job, lockWaitS,
+        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job, lockWaitS, changeTables: [table],
       }));
     const dropOld = opts.dropOldTable
       ? async (throttler: Throttler) => {
-        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler });
+        await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), schema, [table], { throttler, lockWaitS });
         report.oldTableDropped = true;
       }
       : undefined;
@@ -228,18 +228,22 @@ export async function copyAndCutOver(
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
   const sock = oscSocketPath(await ctx.topology(), cluster, opts.table);
-  // one job per table: its lease in every zone (a user lock, freed by the server when the job's
-  // connection goes, kill -9 included); `osc abort` without a live job looks for it
+  // one job per table: a lease for every table of the change (a family's several) in every zone
+  // (user locks, freed by the server when the job's connection goes, kill -9 included), taken
+  // before any helper table exists; `osc abort` without a live job and `osc cleanup` look for them
   const leases: Db[] = [];
+  const changed = [...new Set(jobs.map((j) => oscTableName(j.plan.schema, j.plan.table)))];
   try {
     for (const z of zones) {
       const db = await ctx.connect(jobs.find((j) => j.zone === z)!.node);
       leases.push(db);
       await db.exec('SET SESSION wait_timeout = 31536000'); // idle for the job's whole life
-      const got = Number(await db.value('SELECT GET_LOCK(?, 0)', [oscLeaseName(cluster, opts.table)]));
-      if (got !== 1) {
-        const holder = await db.value('SELECT IS_USED_LOCK(?)', [oscLeaseName(cluster, opts.table)]);
-        throw refused(`zone ${z}: a change of ${opts.table} is already running (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: '`ezctl osc status` on the host that runs it' });
+      for (const t of changed) {
+        const got = Number(await db.value('SELECT GET_LOCK(?, 0)', [oscLeaseName(cluster, t)]));
+        if (got !== 1) {
+          const holder = await db.value('SELECT IS_USED_LOCK(?)', [oscLeaseName(cluster, t)]);
+          throw refused(`zone ${z}: a change of ${t} is already running (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: '`ezctl osc status` on the host that runs it' });
+        }
       }
     }
   } catch (e) {
@@ -274,7 +278,7 @@ export async function copyAndCutOver(
       }
       case 'abort':
         aborted = true;
-        setImmediate(() => void Promise.all(jobs.map((j) => j.stop(true))));
+        setImmediate(() => void stopJobs(jobs, true));
         return { aborting: true };
       default:
         throw new Error(`unknown command ${req.cmd}`);
@@ -283,7 +287,7 @@ export async function copyAndCutOver(
   let interrupted = false;
   const offInt = onInterrupt(async () => {
     interrupted = true;
-    await Promise.all(jobs.map((j) => j.stop(true)));
+    await stopJobs(jobs, true);
     await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
   });
   const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
@@ -355,7 +359,10 @@ export async function copyAndCutOver(
         await afterCutOver(throttle.throttler);
       } catch (e) {
         await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
-        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, { hint: '`ezctl osc cleanup` lists the helper tables left; with --execute it drops them' });
+        throw runtimeError(`${opts.table} was changed in every zone, but what follows the cut-over failed: ${(e as Error).message}`, {
+          hint: `${e instanceof LockWaitError && e.hint ? `${e.hint}; ` : ''}\`ezctl osc cleanup\` lists the helper tables left; with --execute it drops them`,
+          cause: e,
+        });
       }
     }
     report.ms = Date.now() - started;
@@ -373,7 +380,7 @@ export async function copyAndCutOver(
       });
     }
     if (!cutOverDone) {
-      await Promise.all(jobs.map((j) => j.stop(true)));
+      await stopJobs(jobs, true);
       // a ghost left (a session held it past the bound) keeps its saved state, for `osc abort`
       await Promise.all(jobs.filter((j) => !j.ghostLeft).map((j) => j.clearState().catch(() => undefined)));
     }
@@ -393,6 +400,19 @@ export async function copyAndCutOver(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stop every job, the zones side by side and each zone's tables one after another, last table
+ * first (a family lists a parent before its children): InnoDB refuses at once, with a lock wait
+ * timeout, a DROP of a ghost whose foreign-key partner another session is dropping (measured on
+ * MariaDB 10.11: parent_ezgho while child_ezgho goes), which left a ghost and its saved state behind.
+ */
+async function stopJobs(jobs: ZoneOsc[], dropHelpers: boolean): Promise<void> {
+  const zones = [...new Set(jobs.map((j) => j.zone))];
+  await Promise.all(zones.map(async (z) => {
+    for (const j of jobs.filter((x) => x.zone === z).reverse()) await j.stop(dropHelpers);
+  }));
+}
 
 /** The plan's statements for the indexes left out of the copy (see OscPlan.deferrableIndexes). */
 function deferredIndexDdl(plan: OscPlan, defer: boolean | undefined): string[] {
@@ -468,11 +488,35 @@ export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string;
   const cluster = topo.cluster(o.cluster);
   const { schema, table } = tableOption(o.table);
   const sock = oscSocketPath(topo, cluster.name, oscTableName(schema, table));
-  return sendControl(sock, o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd }).catch(async (e: Error & { code?: string }) => {
+  const request = o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd };
+  return sendControl(sock, request).catch(async (e: Error & { code?: string }) => {
+    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
+    if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw none();
+    // a change of several tables (a family) answers on its first table's socket: any of its tables finds it
+    const job = (await runningJobs(topo, cluster.name)).find((j) => j.tables.includes(`${schema}.${table}`));
+    if (job) return sendControl(job.sock, request);
     // no job answers here (no socket, or one left by a job that died): abort from what it left
-    if (o.cmd === 'abort' && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) return abortFromSavedState(ctx, cluster.name, schema, table);
-    throw runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
+    if (o.cmd === 'abort') return abortFromSavedState(ctx, cluster.name, schema, table);
+    throw none();
   });
+}
+
+/** The changes of this cluster answering on their control sockets on this host, with every table each changes (db.table). */
+export async function runningJobs(topo: Topology, cluster: string): Promise<Array<{ sock: string; table: string; tables: string[] }>> {
+  const dir = topo.stateDir();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(`osc-${cluster}-`) && n.endsWith('.sock'));
+  } catch {
+    return [];
+  }
+  const out: Array<{ sock: string; table: string; tables: string[] }> = [];
+  for (const n of names) {
+    const sock = join(dir, n);
+    const st = (await sendControl(sock, { cmd: 'status' }, 2000).catch(() => undefined)) as { table?: string; tables?: string[] } | undefined;
+    if (st) out.push({ sock, table: st.table ?? '', tables: st.tables ?? [] });
+  }
+  return out;
 }
 
 /** The table of --table (db.table, either part in backticks when its name needs them). */
@@ -485,7 +529,7 @@ export function tableOption(text: string): { schema: string; table: string } {
 /** The table's name for sockets, leases and saved state (the form --table takes back). */
 export const oscTableName = tableArgument;
 
-function oscJobName(cluster: string, schema: string, table: string): string {
+export function oscJobName(cluster: string, schema: string, table: string): string {
   return `${cluster}:${oscTableName(schema, table)}`;
 }
 
@@ -497,67 +541,98 @@ export function oscLeaseName(cluster: string, table: string): string {
 export interface OscAbortReport {
   aborted: true;
   table: string;
+  /** every table of the change (a family's several, from its saved state), each aborted */
+  tables: string[];
   /** no live job: what was dropped in each zone from what the job left */
   zones: Array<{ zone: string; dropped: string[]; savedStateCleared: boolean }>;
 }
 
 /**
  * `osc abort` with no live job (its process died: kill -9, a crash, another host gone): in every
- * zone, drop the ghost and the cut-over's sentries the job left and delete its saved state. The
- * original is never touched, nor the old table of a change that completed (t_ezdel). Refused
- * while the job's lease is held in a zone: the job runs elsewhere and is aborted there.
+ * zone, drop the ghosts and the cut-over's sentries the job left and delete its saved state, for
+ * every table of the change (a family's several: named in each table's saved state, so the abort
+ * of any one of them ends them all). The originals are never touched, nor the old tables of a
+ * change that completed (t_ezdel). Refused while a lease of the change is held in a zone: the job
+ * runs elsewhere and is aborted there.
  */
 export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: string, table: string): Promise<OscAbortReport> {
   const topo = await ctx.topology();
   const zones = topo.zonesChosen(cluster);
   const name = oscTableName(schema, table);
-  const job = oscJobName(cluster, schema, table);
-  const lease = oscLeaseName(cluster, name);
-  const names = helperNames(table);
-  const helpers = [names.ghost, sentryNames([table]).sentry, sentryNames([table]).standIn];
   const dbs: { zone: string; db: Db }[] = [];
   try {
     for (const z of zones) dbs.push({ zone: z, db: await ctx.connect(topo.master(cluster, z)) });
+    // the change's tables: this one, and those its saved state names in any zone
+    const tables = [table];
+    for (const { db } of dbs) {
+      for (const t of await changeTablesSaved(db, oscJobName(cluster, schema, table))) if (!tables.includes(t)) tables.push(t);
+    }
+    const names = tables.map((t) => oscTableName(schema, t));
+    const helpers = [...new Set([...tables.flatMap((t) => [helperNames(t).ghost, sentryNames([t]).sentry, sentryNames([t]).standIn]), sentryNames(tables).sentry, sentryNames(tables).standIn])];
+    const sentries = [...new Set([...tables.map((t) => sentryNames([t]).sentry), sentryNames(tables).sentry])];
+    const jobs = tables.map((t) => oscJobName(cluster, schema, t));
     for (const { zone, db } of dbs) {
-      // a job killed a moment ago: the server frees its lease once it sees the connection gone
-      let holder: unknown = null;
-      for (let i = 0; i < 30; i++) {
-        holder = await db.value('SELECT IS_USED_LOCK(?)', [lease]);
-        if (holder === null || holder === undefined) break;
-        await sleep(100);
-      }
-      if (holder !== null && holder !== undefined) {
-        throw refused(`zone ${zone}: a change of ${name} is running on another host (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: `run \`ezctl osc abort --table ${name}\` on the host that runs it` });
+      for (const n of names) {
+        // a job killed a moment ago: the server frees its lease once it sees the connection gone
+        const lease = oscLeaseName(cluster, n);
+        let holder: unknown = null;
+        for (let i = 0; i < 30; i++) {
+          holder = await db.value('SELECT IS_USED_LOCK(?)', [lease]);
+          if (holder === null || holder === undefined) break;
+          await sleep(100);
+        }
+        if (holder !== null && holder !== undefined) {
+          throw refused(`zone ${zone}: a change of ${n} is running on another host (its session ${String(holder)} holds the job's lease); nothing changed`, { hint: `run \`ezctl osc abort --table ${name}\` on the host that runs it` });
+        }
       }
     }
-    const out: OscAbortReport = { aborted: true, table: name, zones: [] };
+    const out: OscAbortReport = { aborted: true, table: name, tables: names, zones: [] };
     let found = false;
     for (const { zone, db } of dbs) {
       const there = (await db.query<{ t: string }>(
         `SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (${helpers.map(() => '?').join(', ')})`, [schema, ...helpers],
       )).map((r) => r.t);
       const stateThere = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, 'osc_state']);
-      const saved = Number(stateThere) ? Number(await db.value(`SELECT COUNT(*) FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job])) : 0;
+      const saved = Number(stateThere) ? Number(await db.value(`SELECT COUNT(*) FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job IN (${jobs.map(() => '?').join(', ')})`, jobs)) : 0;
       if (there.length || saved) found = true;
       // a killed cut-over's RENAME, still queued: it fails on its sentry pair while the sentry
       // exists, so the sentry goes only once no RENAME of the table waits
       for (let i = 0; ; i++) {
-        const pending = await db.value<number>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%' AND INSTR(INFO, ?) > 0 LIMIT 1", [quoteTable(schema, sentryNames([table]).sentry)]);
+        const pending = await db.value<number>(
+          `SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE%' AND (${sentries.map(() => 'INSTR(INFO, ?) > 0').join(' OR ')}) LIMIT 1`,
+          sentries.map((x) => quoteTable(schema, x)),
+        );
         if (pending === undefined || pending === null) break;
-        if (i >= 30) throw runtimeError(`zone ${zone}: session ${pending} still runs a cut-over RENAME of ${name}; nothing dropped`, { hint: `KILL ${pending}, then abort again` });
+        if (i >= 30) throw runtimeError(`zone ${zone}: session ${pending} still runs a cut-over RENAME of ${names.join(', ')}; nothing dropped`, { hint: `KILL ${pending}, then abort again` });
         await sleep(100);
       }
       for (const t of there) {
         await withLockWait(db, { seconds: DEFAULT_LOCK_WAIT_S, schema, tables: [t], what: `zone ${zone}: dropping ${schema}.${t}`, fix: 'and abort again' }, () =>
           db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, t)}`));
       }
-      if (saved) await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job]);
+      if (saved) await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job IN (${jobs.map(() => '?').join(', ')})`, jobs);
       out.zones.push({ zone, dropped: there, savedStateCleared: saved > 0 });
     }
     if (!found) throw runtimeError(`no schema change of ${name} is running on this host, and no zone holds its ghost or saved state: nothing to abort`);
-    for (const z of out.zones) if (z.dropped.length || z.savedStateCleared) ctx.log.info(`osc abort: zone ${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}; ${name} untouched`);
+    for (const z of out.zones) if (z.dropped.length || z.savedStateCleared) ctx.log.info(`osc abort: zone ${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}; ${names.join(', ')} untouched`);
     return out;
   } finally {
     await Promise.all(dbs.map((d) => d.db.close().catch(() => undefined)));
   }
+}
+
+/** The tables of the change a job's saved state names in this zone (none: no state, or saved before the column existed). */
+async function changeTablesSaved(db: Db, job: string): Promise<string[]> {
+  const rows = await db.query<Record<string, unknown>>(`SELECT * FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job = ?`, [job]).catch((e: { code?: string }) => {
+    if (e.code === 'ER_NO_SUCH_TABLE') return [];
+    throw e;
+  });
+  const out: string[] = [];
+  for (const r of rows) {
+    const v = r['change_tables'];
+    if (typeof v !== 'string' || !v) continue;
+    const list = JSON.parse(v) as unknown;
+    if (Array.isArray(list)) for (const t of list) if (typeof t === 'string' && !out.includes(t)) out.push(t);
+  }
+  return out;
 }

@@ -18,14 +18,15 @@ import type { Throttler } from '../throttle/throttler.js';
 import type { ForeignKeyShape } from '../dcp/structure.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
-import { copyAndCutOver, type OscOptions, type OscReport } from './engine.js';
+import { copyAndCutOver, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';
+import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { CascadeRule } from './applier.js';
 import { dropOldTables } from './drop.js';
 
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress'
+  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -61,6 +62,9 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
   if (!o.tables.length) throw badInput('a family needs at least one table');
   const names = new Set(o.tables.map((t) => t.table));
   const ctl: { zone: string; db: Db }[] = [];
+  // the bound on every metadata lock wait but the cut-over's: the plan's twins, the ghosts, the
+  // copy, the old tables' foreign keys and tables after the cut-over
+  const lockWaitS = o.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S;
   try {
     for (const z of zones) ctl.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
     const refusals: string[] = [];
@@ -70,7 +74,11 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       if (info.flavor !== 'mariadb') throw refused(`zone ${c.zone}: online schema change is implemented for MariaDB masters (${info.version} found)`);
       if (!info.logBin || info.binlogFormat !== 'ROW') throw refused(`zone ${c.zone}: the binlog must be on and ROW (the ghosts follow the tables through it)`);
       const mine = new Map<string, OscPlan>();
-      for (const t of o.tables) mine.set(t.table, await planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), !!o.resume, true));
+      for (const t of o.tables) {
+        const plan = await withLockWait(c.db, { seconds: lockWaitS, schema: o.schema, tables: [t.table], what: `zone ${c.zone}: planning ${o.schema}.${t.table} (an empty twin of the table)` }, () =>
+          planOnMaster(c.db, o.schema, t.table, t.alter, new Map(), !!o.resume, true, { includeTriggers: !!o.includeTriggers }));
+        mine.set(t.table, plan);
+      }
       plans.set(c.zone, mine);
       // every table whose foreign keys point into the family must be in it (its keys would follow the old table)
       const outside = await c.db.query<{ t: string; n: string; r: string }>(
@@ -81,7 +89,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       for (const r of outside.filter((x) => !names.has(x.t))) refusals.push(`zone ${c.zone}: ${o.schema}.${r.t} references ${r.r} (${r.n}) but is not part of the change; it must be rebuilt with it`);
     }
     const first = plans.get(zones[0]!)!;
-    const job = (table: string) => `${cluster.name}:${o.schema}.${table}`;
+    const job = (table: string) => oscJobName(cluster.name, o.schema, table);
     // --resume: every table's saved state and ghost in every zone, for this very change
     const saved = new Map<string, NonNullable<Awaited<ReturnType<typeof ZoneOsc.savedState>>>>();
     if (o.resume) {
@@ -129,10 +137,11 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       .filter(({ fk }) => names.has(refTableOf(fk, o.schema) ?? ''))
       .map(({ table, fk }) => ({ parent: refTableOf(fk, o.schema)!, parentColumns: fk.refColumns, child: table, childColumns: fk.columns, onDelete: fk.onDelete.toUpperCase(), onUpdate: fk.onUpdate.toUpperCase() }));
     const root = o.tables[0]!;
-    const label = `${o.schema}.${root.table}`;
+    const label = oscTableName(o.schema, root.table);
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
-        chunkTimeMs: o.chunkTimeMs ?? 500, copyThreads: o.copyThreads, log: ctx.log, throttler, job: job(t.table),
+        chunkTimeMs: o.chunkTimeMs ?? 500, copyThreads: o.copyThreads, log: ctx.log, throttler, job: job(t.table), lockWaitS,
+        changeTables: o.tables.map((x) => x.table),
       })));
     // the ghosts' foreign keys, once every ghost of the zone exists
     const addGhostForeignKeys = async (_zone: string, db: Db) => {
@@ -148,6 +157,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const oscOpts = {
       cluster: cluster.name, table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '), zones, execute: true,
       chunkTimeMs: o.chunkTimeMs, copyThreads: o.copyThreads, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
+      lockWaitTimeoutS: lockWaitS, includeTriggers: o.includeTriggers,
     };
     const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
     // after the cut-over, while the job's state and control socket still say it runs (so that
@@ -161,16 +171,20 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
           // by the names they have now: InnoDB renames a generated name (child_ibfk_1) with its
           // table (child_ezdel_ibfk_1)
           const old = first.get(t.table)!.names.old;
-          const names = await c.db.query<{ n: string }>('SELECT CONSTRAINT_NAME AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?', [o.schema, old]);
-          for (const { n } of names) {
-            await c.db.exec(`ALTER TABLE ${quoteTable(o.schema, old)} DROP FOREIGN KEY ${quoteId(n)}`);
+          const names = await c.db.query<{ n: string; r: string }>(
+            'SELECT CONSTRAINT_NAME AS n, REFERENCED_TABLE_NAME AS r FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?', [o.schema, old],
+          );
+          for (const { n, r } of names) {
+            // the ALTER locks the referenced table too: a session holding either is named
+            await withLockWait(c.db, { seconds: lockWaitS, schema: o.schema, tables: [...new Set([old, r])], what: `zone ${c.zone}: dropping foreign key ${n} of the old table ${o.schema}.${old}`, fix: 'then `ezctl osc cleanup --execute` drops the old tables' }, () =>
+              c.db.exec(`ALTER TABLE ${quoteTable(o.schema, old)} DROP FOREIGN KEY ${quoteId(n)}`));
             dropped++;
           }
         }
       }
       report.oldForeignKeysDropped = dropped;
       if (o.dropOldTable) {
-        report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler });
+        report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler, lockWaitS });
       }
     };
     const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys, afterCutOver);

@@ -30,9 +30,9 @@ export function renderOsc(r: OscReport): string {
 export function renderOscStatus(r: unknown): string {
   const s = r as { table?: string; zones?: Array<{ zone: string; phase: string; rowsCopied: number; chunks: number; backlog: number; eventsApplied: number }>; throttle?: { throttled: boolean; reason: string | null }; postponed?: boolean; aborting?: boolean };
   if (s.aborting) return 'aborting: the helper tables are being dropped';
-  const a = r as { aborted?: boolean; table?: string; zones?: Array<{ zone: string; dropped: string[]; savedStateCleared: boolean }> };
+  const a = r as { aborted?: boolean; table?: string; tables?: string[]; zones?: Array<{ zone: string; dropped: string[]; savedStateCleared: boolean }> };
   if (a.aborted && a.zones) {
-    return [`no live job: aborted from what it left; ${a.table} untouched`, ...a.zones.map((z) => `${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}`)].join('\n');
+    return [`no live job: aborted from what it left; ${(a.tables ?? [a.table]).join(', ')} untouched`, ...a.zones.map((z) => `${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}`)].join('\n');
   }
   if (!s.zones) return JSON.stringify(r);
   const lines = s.zones.map((z) => `${z.zone}: ${z.phase}, ${z.rowsCopied} rows copied in ${z.chunks} chunks, binlog backlog ${z.backlog}, ${z.eventsApplied} changes applied`);

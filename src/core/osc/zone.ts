@@ -60,6 +60,8 @@ export class ZoneOsc {
       chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined;
       /** the bound on every metadata lock wait of the ghost's DDL and the copy (default DEFAULT_LOCK_WAIT_S) */
       lockWaitS?: number | undefined;
+      /** every table of the change this table is part of (a family's: all of them), saved with the state so `osc abort` ends the whole change */
+      changeTables?: string[] | undefined;
     },
   ) {
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
@@ -111,9 +113,9 @@ export class ZoneOsc {
     if (!force && Date.now() - this.lastSave < 1000) return;
     this.lastSave = Date.now();
     await this.copyDb.exec(
-      `INSERT INTO ${quoteTable(STATE_SCHEMA, 'osc_state')} (job, zone, alter_text, last_key, applied_pos, rows_copied, phase) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), applied_pos = VALUES(applied_pos), rows_copied = VALUES(rows_copied), phase = VALUES(phase)`,
-      [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.applier?.appliedPos ?? '', this.progress.rowsCopied, this.progress.phase],
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, 'osc_state')} (job, zone, alter_text, last_key, applied_pos, rows_copied, phase, change_tables) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), applied_pos = VALUES(applied_pos), rows_copied = VALUES(rows_copied), phase = VALUES(phase), change_tables = VALUES(change_tables)`,
+      [this.o.job, this.zone, this.plan.alter, lastKey ? encodeKey(lastKey) : null, this.applier?.appliedPos ?? '', this.progress.rowsCopied, this.progress.phase, JSON.stringify(this.o.changeTables ?? [this.plan.table])],
     );
     this.stateSaved = true;
   }
@@ -481,6 +483,8 @@ export class ZoneOsc {
       try {
         await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
         this.progress.phase = 'aborted';
+        // dropped by a later stop after an earlier one could not: nothing is left
+        this.ghostLeft = false;
       } catch (e) {
         // the original is untouched; the ghost stays, with what holds it named
         this.o.log.warn(`osc: ${(e as Error).message}; the ghost ${this.plan.schema}.${this.plan.names.ghost} is left: \`ezctl osc abort\` drops it later`);

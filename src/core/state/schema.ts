@@ -117,11 +117,18 @@ const TABLES: Record<string, string> = {
     rows_copied BIGINT UNSIGNED NOT NULL DEFAULT 0,
     phase VARCHAR(16) NOT NULL,
     updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+    change_tables TEXT NULL,
     PRIMARY KEY (job, zone)
   ) ENGINE=InnoDB`,
 };
 
 export const STATE_TABLES = Object.keys(TABLES);
+
+/** Columns added to a table after its first release: added where a server has the older table. */
+const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }> = [
+  // osc: every table of the change (a family's several), so `osc abort` of any ends them all
+  { table: 'osc_state', column: 'change_tables', definition: 'TEXT NULL' },
+];
 
 /**
  * Create `_ezctl` and its tables where missing. The caller decides how the DDL is logged (the
@@ -131,5 +138,9 @@ export async function ensureStateSchema(db: Db): Promise<void> {
   await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
   for (const [name, body] of Object.entries(TABLES)) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${quoteId(STATE_SCHEMA)}.${quoteId(name)} ${body}`);
+  }
+  for (const c of ADDED_COLUMNS) {
+    const there = Number(await db.value('SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', [STATE_SCHEMA, c.table, c.column]));
+    if (!there) await db.exec(`ALTER TABLE ${quoteId(STATE_SCHEMA)}.${quoteId(c.table)} ADD COLUMN IF NOT EXISTS ${quoteId(c.column)} ${c.definition}`);
   }
 }
