@@ -58,10 +58,13 @@ export function registerCheck(program: Command): void {
         ),
     )
     .action(action(async (ctx, o: import('../core/dcp/options.js').CheckFlags & { report?: string }) => {
-      const { checkFull, checkExitCode } = await import('../core/dcp/check-full.js');
-      const { checkOptions } = await import('../core/dcp/options.js');
-      const { renderCheckReport, progressPrinter } = await import('../core/dcp/render.js');
-      const topo = await ctx.topology();
+      // loaded together: the module files are read while the topology file is parsed
+      const [{ checkFull, checkExitCode }, { checkOptions }, { renderCheckReport, progressPrinter }, topo] = await Promise.all([
+        import('../core/dcp/check-full.js'),
+        import('../core/dcp/options.js'),
+        import('../core/dcp/render.js'),
+        ctx.topology(),
+      ]);
       const opts = checkOptions(o, topo.cluster(o.cluster).config.check);
       const progress = ctx.opts.quiet ? undefined : progressPrinter();
       let r;

@@ -186,13 +186,15 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   let runId: string | undefined;
   let stopWatch: (() => void) | undefined;
   try {
-    for (const z of zones) control.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
+    // every connection at once, the walk's too (a handshake is mostly waiting on the server)
+    const sets = await connectSets(ctx, zones, (z) => topo.master(cluster.name, z), 1 + concurrency);
+    control.push(...sets[0]!);
+    workers.push(...sets.slice(1));
     // a master that stops answering (hung, not closed) fails the run's queries on it instead of holding them for good
     stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
-    const hash = await hashFunction(control, opts.hash);
-
-    // structure of every selected table in every zone, in a few bulk queries per zone
-    const shapes = await Promise.all(control.map((c) => readShapes(c.db, matcher)));
+    // the row hash every zone has, and the structure of every selected table in every zone (a
+    // few bulk queries per zone), asked together
+    const [hash, shapes] = await Promise.all([hashFunction(control, opts.hash), Promise.all(control.map((c) => readShapes(c.db, matcher)))]);
     // DRC's heartbeat table (the one _ezctl table checked) exists where DRC or a check created
     // _ezctl: a zone without it yet is no difference in the application's data
     const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
@@ -207,25 +209,19 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     }
 
     const state = control[0]!.db;
+    // how long a difference may be DRC still in flight: measured lag + margin, at least --delay;
+    // read while the run is opened (each connection runs its queries in order)
+    const lagP = measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
     runId = run.runId;
     const doneBefore = run.resumed ? await tablesDone(state, run.runId) : new Map<string, StoredTable>();
-
-    // how long a difference may be DRC still in flight: measured lag + margin, at least --delay
-    const lag = await measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    const lag = await lagP;
     const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
 
     const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle) : undefined;
     // one log line per transition: "throttled: <why>" / "throttle released after 3.1s"
     const offThrottleLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'check: ') : undefined;
-
-    for (let i = 0; i < concurrency; i++) {
-      const set: ZoneConn[] = [];
-      for (const z of zones) set.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
-      workers.push(set);
-    }
-
     // --run-time and Ctrl-C stop every table at its next chunk boundary, also one waiting on the throttle
     const deadline = opts.runTimeMs ? started + opts.runTimeMs : undefined;
     const stop = new AbortController();
@@ -259,7 +255,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       throttled: null,
       startedAt: started,
     };
-    progress.rowsEstimate = await rowsEstimate(control[0]!.db, names);
+    // for progress and ETA only: the walk need not wait for it
+    rowsEstimate(control[0]!.db, names).then((n) => (progress.rowsEstimate = n), () => undefined);
     const tick = setInterval(() => {
       progress.throttled = throttle?.throttler.status().reason ?? null;
       onProgress?.(progress);
@@ -364,6 +361,23 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     stopWatch?.();
     await closeAll();
   }
+}
+
+/**
+ * `count` sets of connections, one per zone master in zone order, all opened at once. When one
+ * fails, those made are closed and the first failure in order (set, then zone) is thrown, the
+ * same error connecting one by one would have stopped at.
+ */
+export async function connectSets(ctx: Ctx, zones: string[], master: (zone: string) => Parameters<Ctx['connect']>[0], count: number): Promise<ZoneConn[][]> {
+  const tries = await Promise.all(
+    Array.from({ length: count }, () => Promise.allSettled(zones.map(async (zone): Promise<ZoneConn> => ({ zone, db: await ctx.connect(master(zone)) })))),
+  );
+  const failed = tries.flat().find((t): t is PromiseRejectedResult => t.status === 'rejected');
+  if (failed) {
+    await Promise.all(tries.flat().map((t) => (t.status === 'fulfilled' ? t.value.db.close().catch(() => undefined) : undefined)));
+    throw failed.reason;
+  }
+  return tries.map((set) => set.map((t) => (t as PromiseFulfilledResult<ZoneConn>).value));
 }
 
 /** A run that failed: marked unfinished (so --resume continues it); false when its state server cannot be reached. */
@@ -544,13 +558,16 @@ export class TableCheck {
         if (d.kind === 'missing') this.report.missing++;
         else this.report.changed++;
       }
-    } else {
-      await this.saveTable('running');
     }
+    // the table's row in the run, written on the state connection while this table's own
+    // connections start on it (that connection runs its statements in order: later checkpoints
+    // land after it)
+    const registered = j.resumed ? undefined : this.saveTable('running');
+    registered?.catch(() => undefined); // awaited below; not unhandled if the walk fails first
     const prepared = await this.prepare();
-    if (prepared) return prepared;
-    await this.walk();
-    return undefined;
+    if (!prepared) await this.walk();
+    await registered;
+    return prepared;
   }
 
   /** After walkOnly: re-check what differed, on these connections (one per zone, in zone order), and finish. */

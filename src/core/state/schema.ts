@@ -135,8 +135,15 @@ const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }
  * DRC applier runs it under its own GTID domain so it is never replicated back).
  */
 export async function ensureStateSchema(db: Db): Promise<void> {
+  // one look first, instead of a dozen CREATE ... IF NOT EXISTS round trips (each opening its
+  // table under a metadata lock) at every check, osc and DRC start
+  const have = new Set(
+    (await db.query<{ t: string }>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [STATE_SCHEMA])).map((r) => r.t),
+  );
+  const missing = Object.entries(TABLES).filter(([name]) => !have.has(name));
+  if (missing.length === 0) return;
   await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
-  for (const [name, body] of Object.entries(TABLES)) {
+  for (const [name, body] of missing) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${quoteId(STATE_SCHEMA)}.${quoteId(name)} ${body}`);
   }
   for (const c of ADDED_COLUMNS) {
