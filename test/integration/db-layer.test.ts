@@ -9,6 +9,7 @@ import { gtidCovers, parseMariaPos } from '../../src/core/db/gtid.js';
 import { quoteId, quoteTable } from '../../src/core/db/quote.js';
 import { pool } from '../../src/core/db/connect.js';
 import { BinlogStream, type BinlogTx } from '../../src/core/binlog/stream.js';
+import { ensureStateSchema } from '../../src/core/state/schema.js';
 
 let sb: TestSandbox;
 
@@ -183,4 +184,23 @@ test('a binlog stream limited to some tables decodes only their rows, still deli
   }
   assert.equal(got.length, 4, 'every transaction arrives, the skipped table\'s too');
   assert.deepEqual(got.map((t) => t.changes.map((c) => `${c.table}:${c.after?.code ?? c.after?.a}`)), [['parent:only-1'], [], ['parent:only-2'], ['nokey:4']]);
+});
+
+test('ensureStateSchema creates what is missing and adds a column added since, even when every table is there', async () => {
+  const db = await sb.db('bj-master');
+  try {
+    await ensureStateSchema(db);
+    const cols = async () => (await db.query<{ c: string }>("SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '_ezctl' AND TABLE_NAME = 'osc_state'")).map((r) => r.c);
+    assert.ok((await cols()).includes('change_tables'));
+    // a server whose osc_state predates the column: every table is there, one column is not
+    await db.exec('ALTER TABLE _ezctl.osc_state DROP COLUMN change_tables');
+    await ensureStateSchema(db);
+    assert.ok((await cols()).includes('change_tables'), 'the older table got its column');
+    // and a missing table is created
+    await db.exec('DROP TABLE _ezctl.osc_state');
+    await ensureStateSchema(db);
+    assert.ok((await cols()).includes('change_tables'));
+  } finally {
+    await db.close();
+  }
 });

@@ -136,18 +136,23 @@ const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }
  */
 export async function ensureStateSchema(db: Db): Promise<void> {
   // one look first, instead of a dozen CREATE ... IF NOT EXISTS round trips (each opening its
-  // table under a metadata lock) at every check, osc and DRC start
-  const have = new Set(
-    (await db.query<{ t: string }>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [STATE_SCHEMA])).map((r) => r.t),
-  );
+  // table under a metadata lock) at every check, osc and DRC start; the same look finds the
+  // columns added since a table was first created
+  const [tables, columns] = await Promise.all([
+    db.query<{ t: string }>('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [STATE_SCHEMA]),
+    db.query<{ t: string; c: string }>('SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?', [STATE_SCHEMA]),
+  ]);
+  const have = new Set(tables.map((r) => r.t));
+  const haveColumn = new Set(columns.map((r) => `${r.t}.${r.c}`));
   const missing = Object.entries(TABLES).filter(([name]) => !have.has(name));
-  if (missing.length === 0) return;
-  await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
+  // a table created below has its added columns in its body already
+  const missingColumns = ADDED_COLUMNS.filter((c) => have.has(c.table) && !haveColumn.has(`${c.table}.${c.column}`));
+  if (missing.length === 0 && missingColumns.length === 0) return;
+  if (missing.length) await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
   for (const [name, body] of missing) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${quoteId(STATE_SCHEMA)}.${quoteId(name)} ${body}`);
   }
-  for (const c of ADDED_COLUMNS) {
-    const there = Number(await db.value('SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', [STATE_SCHEMA, c.table, c.column]));
-    if (!there) await db.exec(`ALTER TABLE ${quoteId(STATE_SCHEMA)}.${quoteId(c.table)} ADD COLUMN IF NOT EXISTS ${quoteId(c.column)} ${c.definition}`);
+  for (const c of missingColumns) {
+    await db.exec(`ALTER TABLE ${quoteId(STATE_SCHEMA)}.${quoteId(c.table)} ADD COLUMN IF NOT EXISTS ${quoteId(c.column)} ${c.definition}`);
   }
 }
