@@ -3,7 +3,7 @@
 // the prefix for every table.
 import { badInput } from '../exit.js';
 import { parseDuration } from '../throttle/duration.js';
-import { parseLoadSpec, parseWindows } from '../throttle/signals.js';
+import { parseLoadSpec, parseWindows } from '../throttle/specs.js';
 import type { ThrottleOptions } from '../throttle/index.js';
 import type { CheckFullOptions, CheckMode } from './check-full.js';
 import type { HashFunction } from './checksum.js';

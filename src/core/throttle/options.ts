@@ -3,7 +3,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { EzError } from '../exit.js';
 import { parseDuration } from './duration.js';
-import { parseLoadSpec, parseWindows } from './signals.js';
+import { parseLoadSpec, parseWindows } from './specs.js';
 import type { ThrottleOptions } from './index.js';
 
 /** What commander hands the action for the flags addThrottleOptions adds. */
