@@ -32,3 +32,32 @@ export function writeUntilStopped(open: () => Promise<Db>, step: (db: Db, n: num
   })();
   return { stop: async () => ((on = false), await done, { n, errors }) };
 }
+
+/**
+ * Inserts rows (id, v) = (id, id), ids from 100,000 up, into `table` on one session, one every
+ * `pauseMs`, until stopped; `inserted` holds the ids the server acknowledged. An insert that fails
+ * makes stop() throw (nothing here is retried: each id must land). stop() closes the session.
+ */
+export async function insertIdsUntilStopped(open: () => Promise<Db>, table: string, pauseMs: number): Promise<{ inserted: number[]; stop(): Promise<void> }> {
+  const db = await open();
+  const inserted: number[] = [];
+  let on = true;
+  const done = (async () => {
+    for (let id = 100_000; on; id++) {
+      await db.exec(`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, id]);
+      inserted.push(id);
+      await new Promise((res) => setTimeout(res, pauseMs));
+    }
+  })();
+  return {
+    inserted,
+    stop: async () => {
+      on = false;
+      try {
+        await done;
+      } finally {
+        await db.close();
+      }
+    },
+  };
+}

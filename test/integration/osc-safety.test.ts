@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { insertIdsUntilStopped } from '../helpers/writer.js';
 import { sqlOn } from '../helpers/drc.js';
 import type { Db } from '../../src/core/db/connect.js';
 
@@ -127,16 +128,8 @@ test('a table with triggers is refused (exit 4, nothing changed); with --include
   const hold = join(flagDir, 'hold-audited');
   writeFileSync(hold, '');
   const job = sb.run(['--json', 'osc', '--table', 'ezdemo.audited', '--alter', alter, '--instant', 'never', '--execute', '--include-triggers', '--postpone-cut-over-flag-file', hold]);
-  const writer = await sb.db('bj-master');
-  const written: number[] = [];
-  let writing = true;
-  const writes = (async () => {
-    for (let id = 100_000; writing; id++) {
-      await writer.exec('INSERT INTO ezdemo.audited (id, v) VALUES (?, ?)', [id, id]);
-      written.push(id);
-      await new Promise((res) => setTimeout(res, 3));
-    }
-  })();
+  const writer = await insertIdsUntilStopped(() => sb.db('bj-master'), 'ezdemo.audited', 3);
+  const written = writer.inserted;
   let done;
   try {
     await eventually(async () => {
@@ -148,9 +141,7 @@ test('a table with triggers is refused (exit 4, nothing changed); with --include
     done = await job;
     await new Promise((res) => setTimeout(res, 300));
   } finally {
-    writing = false;
-    await writes;
-    await writer.close();
+    await writer.stop();
   }
   assert.equal(done.code, 0, show(done));
   assert.ok(written.length > 20, `${written.length} rows written during the job`);
@@ -324,16 +315,8 @@ test('--include-triggers: a cut-over attempt undone (a session reads the ghost, 
     return st.code === 0 && st.json().postponed === true;
   }, 60_000, 'the copy done, the cut-over postponed');
   const holder = await sb.db('bj-master');
-  const writer = await sb.db('bj-master');
-  const written: number[] = [];
-  let writing = true;
-  const writes = (async () => {
-    for (let id = 100_000; writing; id++) {
-      await writer.exec('INSERT INTO ezdemo.stamped (id, v) VALUES (?, ?)', [id, id]);
-      written.push(id);
-      await new Promise((res) => setTimeout(res, 3));
-    }
-  })();
+  const writer = await insertIdsUntilStopped(() => sb.db('bj-master'), 'ezdemo.stamped', 3);
+  const written = writer.inserted;
   let done;
   try {
     await holder.exec('BEGIN');
@@ -344,10 +327,8 @@ test('--include-triggers: a cut-over attempt undone (a session reads the ghost, 
     done = await job;
     await new Promise((res) => setTimeout(res, 300));
   } finally {
-    writing = false;
-    await writes;
+    await writer.stop();
     await holder.close();
-    await writer.close();
   }
   assert.equal(done.code, 0, show(done));
   assert.ok(done.json().cutOver.attempts >= 2, JSON.stringify(done.json().cutOver));

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { insertIdsUntilStopped } from '../helpers/writer.js';
 import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
 import type { Db } from '../../src/core/db/connect.js';
 
@@ -453,16 +454,8 @@ test('writes waiting on the table at the cut-over go to the new table: the RENAM
   }, 60_000, 'the copy done, the cut-over postponed');
 
   const holder = await sb.db('bj-master');
-  const writer = await sb.db('bj-master');
-  const inserted: number[] = [];
-  let writing = true;
-  const writes = (async () => {
-    for (let id = 100_000; writing; id++) {
-      await writer.exec('INSERT INTO ezdemo.tickets (id, v) VALUES (?, ?)', [id, id]);
-      inserted.push(id);
-      await new Promise((res) => setTimeout(res, 2));
-    }
-  })();
+  const writer = await insertIdsUntilStopped(() => sb.db('bj-master'), 'ezdemo.tickets', 2);
+  const inserted = writer.inserted;
   try {
     await holder.exec('BEGIN');
     await holder.value('SELECT COUNT(*) FROM ezdemo.tickets_ezgho');
@@ -484,10 +477,8 @@ test('writes waiting on the table at the cut-over go to the new table: the RENAM
     assert.equal(done.code, 0, show(done));
     await new Promise((res) => setTimeout(res, 300));
   } finally {
-    writing = false;
-    await writes;
+    await writer.stop();
     await holder.close();
-    await writer.close();
   }
   assert.ok(inserted.length > 0);
   const db = await sb.db('bj-master');
