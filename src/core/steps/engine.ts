@@ -340,7 +340,7 @@ class Run<P> {
     if (ponrFound) await this.hook('after-ponr', { step: this.stepInfo(this.ponrAt, 'already done', 0) });
     if (mode === 'rollback' && this.ponrPassed) {
       const e = this.eventOf(j.events, this.ponrName!);
-      return this.result('refused', {
+      return this.finish('refused', {
         exitCode: ExitCode.refused,
         message: `job ${jobId} is past its point of no return (${this.ponrName}${e ? `, done at ${new Date(e.atMs).toISOString()} on ${e.host}` : ''}): it cannot be rolled back`,
         hint: 'resume it forward instead',
