@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPlan, resumePlan, rollbackPlan, readJob, validatePlan, resultError, type Plan, type Step } from '../../src/core/steps/engine.js';
 import { MemoryJournal } from '../../src/core/steps/journal.js';
-import { hookRunner, type HookDocument, type HookRunner } from '../../src/core/steps/hooks.js';
+import { hookRunner, hooksFromTopology, type HookDocument, type HookRunner } from '../../src/core/steps/hooks.js';
 import { describePlan, renderPlan, renderTimeline } from '../../src/core/steps/render.js';
 import { refused } from '../../src/core/exit.js';
 import { topologySchema, formatIssues } from '../../src/core/config/schema.js';
@@ -497,4 +497,41 @@ test('the topology file takes hooks globally and per cluster, and says what is w
   assert.ok(lines.some((l) => /^hooks\.2\.events\.0: "sometimes" is not a hook event \(start, preflight-done/.test(l)), lines.join('\n'));
   assert.ok(lines.includes('hooks.3.url: "ftp://x" is not an http(s) URL'), lines.join('\n'));
   assert.ok(lines.includes('hooks.4.args: args belong to a run: hook'), lines.join('\n'));
+});
+
+test('a cluster gets the global hooks first, then its own; run paths resolve from the topology file, timeouts parse', () => {
+  const file = topologySchema.parse({
+    zones: ['bj'],
+    hooks: [{ run: 'hooks/notify.sh', args: ['-v'], events: ['failure'] }],
+    clusters: {
+      c1: { zones: { bj: { master: 'mysql://root@127.0.0.1:3306' } }, hooks: [{ url: 'http://127.0.0.1:9/h', timeout: '1.5s' }] },
+      c2: { zones: { bj: { master: 'mysql://root@127.0.0.1:3307' } } },
+    },
+  });
+  assert.deepEqual(hooksFromTopology(file, '/etc/ezctl', 'c1'), [
+    { label: '/etc/ezctl/hooks/notify.sh', run: '/etc/ezctl/hooks/notify.sh', args: ['-v'], events: ['failure'], timeoutMs: 10_000 },
+    { label: 'http://127.0.0.1:9/h', url: 'http://127.0.0.1:9/h', timeoutMs: 1500 },
+  ]);
+  assert.deepEqual(hooksFromTopology(file, '/etc/ezctl', 'c2').map((h) => h.label), ['/etc/ezctl/hooks/notify.sh']);
+});
+
+test('killed inside the point of no return and its check cannot run: resume neither rolls back nor goes on', async () => {
+  const w = world();
+  const journal = new MemoryJournal();
+  await killedInside(w, journal, 'k', { c: { hang: 'after', ponr: true } });
+  w.calls.length = 0;
+  const p = plan(w);
+  p.steps[2]!.check = async () => {
+    throw new Error('sh-master unreachable');
+  };
+  const r = await resumePlan(p, { jobId: 'k', journal });
+  assert.equal(r.outcome, 'stopped');
+  assert.equal(r.exitCode, 3);
+  assert.match(r.error!.message, /cannot tell whether the point of no return \(c\) took place: its check failed: sh-master unreachable/);
+  assert.match(r.error!.hint!, /resume job k: it goes forward if c took place, back if not/);
+  assert.deepEqual(w.calls, [], 'nothing undone, nothing run');
+  // once the check runs, resume resolves it
+  const r2 = await resumePlan(plan(w), { jobId: 'k', journal });
+  assert.equal(r2.outcome, 'done');
+  assert.deepEqual([...w.have].sort(), NAMES);
 });

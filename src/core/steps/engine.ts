@@ -478,7 +478,7 @@ class Run<P> {
       step: step.name,
       message: `cannot tell whether the point of no return (${step.name}) took place: its check failed${last?.error ? `: ${last.error}` : ''}`,
       hint: `nothing was rolled back or run further; once the check can run, resume job ${this.opts.jobId}: it goes forward if ${step.name} took place, back if not`,
-    });
+    }, true);
   }
 
   // ---- ends ----
@@ -492,12 +492,10 @@ class Run<P> {
     return r;
   }
 
-  private async stop(cause: Cause): Promise<StepsResult> {
-    const c: Cause = {
-      ...cause,
-      hint: `${cause.hint ? `${cause.hint}; ` : ''}the job is past its point of no return (${this.ponrName}) and is never rolled back: fix the cause, then resume job ${this.opts.jobId} (from any host) to continue forward${cause.step ? ` from ${cause.step}` : ''}`,
-    };
-    if (cause.hint && /resume job/.test(cause.hint)) c.hint = cause.hint;
+  /** End stopped where it is; the hint says how to go on (resume forward, unless the caller's hint says more). */
+  private async stop(cause: Cause, ownHint = false): Promise<StepsResult> {
+    const forward = `the job is past its point of no return (${this.ponrName}) and is never rolled back: fix the cause, then resume job ${this.opts.jobId} (from any host) to continue forward${cause.step ? ` from ${cause.step}` : ''}`;
+    const c: Cause = { ...cause, hint: ownHint ? cause.hint! : `${cause.hint ? `${cause.hint}; ` : ''}${forward}` };
     await this.opts.journal.append(this.opts.jobId, { step: JOB_EVENT, state: 'stopped', atMs: Date.now(), detail: { error: c.message, ...(c.step ? { step: c.step } : {}) } });
     await this.endHooks('failure', 'stopped', c);
     return this.result('stopped', c);
