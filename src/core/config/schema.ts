@@ -131,6 +131,26 @@ const checkSchema = z.strictObject({
   pauseWindow: text('hh:mm-hh:mm,...').optional(),
 });
 
+// Hooks of multi-step operations (switches): an executable (run, with args; no shell) or a URL
+// (POSTed to), given one JSON document at each phase boundary. `events` picks the phases (all when
+// absent); steps/hooks.ts runs them. Global hooks run before a cluster's own.
+export const HOOK_EVENTS = ['start', 'preflight-done', 'before-ponr', 'after-ponr', 'step-done', 'success', 'failure', 'rollback-done'] as const;
+export type HookEvent = (typeof HOOK_EVENTS)[number];
+const hookSchema = z
+  .strictObject({
+    run: text('a path to an executable').optional(),
+    args: z.array(z.string()).optional(),
+    url: z.url({ protocol: /^https?$/, error: (i) => `${show(i.input)} is not an http(s) URL` }).optional(),
+    events: z.array(z.enum(HOOK_EVENTS, { error: (i) => `${show(i.input)} is not a hook event (${HOOK_EVENTS.join(', ')})` })).min(1, { error: () => 'empty (leave events out for every event)' }).optional(),
+    timeout: duration.optional(),
+  })
+  .superRefine((h, ctx) => {
+    if (!h.run === !h.url) ctx.addIssue({ code: 'custom', path: ['run'], message: h.run ? 'a hook is run or url, not both' : 'missing (a hook needs run: an executable, or url:)' });
+    if (h.args && !h.run) ctx.addIssue({ code: 'custom', path: ['args'], message: 'args belong to a run: hook' });
+  });
+export type HookConfig = z.output<typeof hookSchema>;
+const hooksSchema = z.array(hookSchema);
+
 const clusterSchema = z
   .strictObject({
     model: z.enum(['sharding', 'global'], { error: (i) => `${show(i.input)} is not a cluster model (sharding or global)` }).default('sharding'),
@@ -142,6 +162,7 @@ const clusterSchema = z
     shards: shardsSchema.optional(),
     drc: drcSchema.optional(),
     check: checkSchema.optional(),
+    hooks: hooksSchema.optional(),
   });
 
 export const topologySchema = z
@@ -153,6 +174,7 @@ export const topologySchema = z
     drcTimestampColumn: name('column name').default('drc_ts'),
     // where daemons keep pid files, logs and control sockets (relative to this file)
     stateDir: text('a directory path').optional(),
+    hooks: hooksSchema.optional(),
     // Checked here rather than below: entries with a bad name are dropped from the value the
     // refinement sees, and must not make the record look empty.
     clusters: z.record(name('cluster name'), clusterSchema).refine((r) => Object.keys(r).length > 0, { error: () => 'empty (at least one cluster)' }),

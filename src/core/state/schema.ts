@@ -120,6 +120,20 @@ const TABLES: Record<string, string> = {
     change_tables TEXT NULL,
     PRIMARY KEY (job, zone)
   ) ENGINE=InnoDB`,
+  // multi-step operations (steps/): every job's events in order, written before and after each
+  // step runs; seq 1 is the job's header (kind, parameters, steps, point of no return)
+  job_steps: `(
+    job_id VARCHAR(64) NOT NULL,
+    seq INT UNSIGNED NOT NULL,
+    step VARCHAR(191) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    at_ms BIGINT UNSIGNED NOT NULL,
+    recorded_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    host VARCHAR(255) NOT NULL,
+    pid INT UNSIGNED NOT NULL,
+    detail JSON NOT NULL,
+    PRIMARY KEY (job_id, seq)
+  ) ENGINE=InnoDB`,
 };
 
 export const STATE_TABLES = Object.keys(TABLES);
