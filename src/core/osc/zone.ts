@@ -26,6 +26,7 @@ import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, le
 import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, withLockWait } from '../db/lockwait.js';
 import { ownDdlMarker } from '../drc/filter.js';
 import { retryOnLockConflict, type ApplierTable, type ZoneApplier } from './applier.js';
+import { DEFAULT_CHUNK_TIME_MS, type CopySettings } from '../copy/settings.js';
 
 /** The largest chunk the verification compares (see verify). */
 const VERIFY_MAX_ROWS = 5000;
@@ -45,6 +46,7 @@ export interface ZoneProgress {
 
 export class ZoneOsc {
   readonly progress: ZoneProgress;
+  private readonly settings: CopySettings;
   private copyDb!: Db;
   /** more copy sessions with --copy-threads: chunks copied side by side */
   private extraCopyDbs: Db[] = [];
@@ -57,13 +59,16 @@ export class ZoneOsc {
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
     private readonly o: {
-      chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined;
+      /** the copy's settings (chunk time, threads, deferred indexes), as the flags gave them */
+      copy: CopySettings; throttler?: Throttler | undefined; log: Logger; job: string;
       /** the bound on every metadata lock wait of the ghost's DDL and the copy (default DEFAULT_LOCK_WAIT_S) */
       lockWaitS?: number | undefined;
       /** every table of the change this table is part of (a family's: all of them), saved with the state so `osc abort` ends the whole change */
       changeTables?: string[] | undefined;
     },
   ) {
+    // its own copy: `osc set chunk-time=...` changes this job's
+    this.settings = { ...o.copy };
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
 
@@ -81,7 +86,7 @@ export class ZoneOsc {
 
   /** `osc set chunk-time=...`: the running copy and verify adapt to the new target. */
   setChunkTime(ms: number): void {
-    this.o.chunkTimeMs = ms;
+    this.settings.chunkTimeMs = ms;
     for (const c of this.chunkers) c.setTargetMs(ms);
   }
 
@@ -135,7 +140,7 @@ export class ZoneOsc {
    */
   async prepare(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
     this.copyDb = await this.copySession();
-    for (let i = 1; i < (this.o.copyThreads ?? 1); i++) this.extraCopyDbs.push(await this.copySession());
+    for (let i = 1; i < (this.settings.copyThreads ?? 1); i++) this.extraCopyDbs.push(await this.copySession());
     await ensureStateSchema(this.copyDb);
     if (resume) {
       // the ghost is there: the binlog is applied again from the saved position (REPLACE and
@@ -149,7 +154,7 @@ export class ZoneOsc {
       await this.bounded(this.copyDb, 'creating the ghost table', [p.table, p.names.ghost], async () => {
         await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
         if (p.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${p.alter}`);
-        const later = indexesLeftOut(p, this.o.deferIndexes);
+        const later = indexesLeftOut(p, this.settings.deferIndexes);
         if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
       }, this.lockWaitS, 'or wait, and start the change again');
     }
@@ -302,7 +307,7 @@ export class ZoneOsc {
 
   private async chunker(target: TableTarget, after?: KeyValue, maxRows?: number): Promise<Chunker> {
     const p = this.plan;
-    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.o.chunkTimeMs, ...(maxRows ? { maxRows } : {}) };
+    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.settings.chunkTimeMs ?? DEFAULT_CHUNK_TIME_MS, ...(maxRows ? { maxRows } : {}) };
     if (after) opts.after = p.key.integer ? [BigInt(String(after[0]))] : after;
     if (p.key.integer) {
       const col = quoteId(p.key.columns[0]!);
