@@ -115,3 +115,20 @@ test('the copy statements: same server INSERT ... SELECT keeps a newer row; betw
 test('copy settings: only those given are taken from wider options', () => {
   assert.deepEqual(copySettingsOf({ chunkTimeMs: 200, copyThreads: undefined, deferIndexes: false, table: 'x' } as never), { chunkTimeMs: 200, deferIndexes: false });
 });
+
+test('the applier refuses a mapping without a key before it connects anywhere (exit 2, naming the tables)', async () => {
+  const { BatchApplier } = await import('../../src/core/apply/applier.js');
+  let connected = false;
+  assert.throws(() => new BatchApplier({
+    label: 'move m1', targetsName: 'the target table', lockWaitFix: 'or wait', serverId: 1,
+    source: async () => ((connected = true), { label: 's', host: 'h', port: 1, user: 'u', passwordSource: 'none' }),
+    connectTarget: async () => ((connected = true), undefined as unknown as Db),
+    mappings: [0, 1].map((i) => ({ ...shard(i), key: [] })),
+  }), (e: Error & { exitCode?: number; details?: string[] }) => {
+    assert.match(e.message, /move m1: the table mapping cannot be applied/);
+    assert.equal(e.exitCode, 2);
+    assert.match((e.details ?? []).join('\n'), /s\.t_1 -> d\.t: the mapping names no key/);
+    return true;
+  });
+  assert.equal(connected, false);
+});
