@@ -3,6 +3,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
 import { parseDuration } from '../core/throttle/duration.js';
+import { copySettingsOf, type CopySettings } from '../core/copy/settings.js';
 
 export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
 
@@ -135,13 +136,13 @@ export function addCopyOptions(cmd: Command): Command {
     .option('--no-defer-indexes', "keep the ghost's plain secondary indexes during the copy instead of building them after it in one online ALTER (which replicas replay as one statement)");
 }
 
-/** The copy flags given, in the engine's terms. */
-export function copyOptionsFrom(f: CopyFlags): { chunkTimeMs?: number; copyThreads?: number; cutOverLockTimeoutS?: number; cutOverRetries?: number; deferIndexes?: boolean } {
-  return {
+/** The copy flags given, as the copy's settings (core/copy/settings.ts): the one type that goes on to the chunk loop. */
+export function copyOptionsFrom(f: CopyFlags): CopySettings {
+  return copySettingsOf({
     ...(f.deferIndexes === false ? { deferIndexes: false } : {}),
-    ...(f.chunkTime !== undefined ? { chunkTimeMs: f.chunkTime } : {}),
-    ...(f.copyThreads !== undefined ? { copyThreads: f.copyThreads } : {}),
-    ...(f.cutOverLockTimeout !== undefined ? { cutOverLockTimeoutS: f.cutOverLockTimeout } : {}),
-    ...(f.cutOverRetries !== undefined ? { cutOverRetries: f.cutOverRetries } : {}),
-  };
+    chunkTimeMs: f.chunkTime,
+    copyThreads: f.copyThreads,
+    cutOverLockTimeoutS: f.cutOverLockTimeout,
+    cutOverRetries: f.cutOverRetries,
+  });
 }

@@ -11,6 +11,7 @@ import type { Ctx } from '../context.js';
 import { EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { onInterrupt } from '../signals.js';
 import { runOsc, type OscOptions, type OscReport } from '../osc/engine.js';
+import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { runOscFamily, type FamilyReport } from '../osc/family.js';
 import { helperNames } from '../osc/plan.js';
 import { tableArgument } from '../db/quote.js';
@@ -18,7 +19,7 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 
 /** The copy's knobs are osc's (see OscOptions). */
 export interface Int2BigintRunOptions
-  extends Int2BigintOptions, Pick<OscOptions, 'chunkTimeMs' | 'copyThreads' | 'deferIndexes' | 'throttle' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS'> {
+  extends Int2BigintOptions, CopySettings, Pick<OscOptions, 'throttle' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
@@ -99,12 +100,8 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
     const root = rootOf(f);
     const common = {
       ...commonOf(),
-      ...(o.chunkTimeMs !== undefined ? { chunkTimeMs: o.chunkTimeMs } : {}),
-      ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
-      ...(o.deferIndexes !== undefined ? { deferIndexes: o.deferIndexes } : {}),
+      ...copySettingsOf(o),
       ...(o.throttle ? { throttle: o.throttle } : {}),
-      ...(o.cutOverLockTimeoutS !== undefined ? { cutOverLockTimeoutS: o.cutOverLockTimeoutS } : {}),
-      ...(o.cutOverRetries !== undefined ? { cutOverRetries: o.cutOverRetries } : {}),
       ...(o.dropOldTable ? { dropOldTable: true } : {}),
       execute: true,
     };

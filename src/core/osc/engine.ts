@@ -24,12 +24,14 @@ import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
 import { buildIndexesSql, createTriggerSql, ghostTriggerName, helperNames, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
+import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { sentryNames, ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
 import { ownDdlMarker } from '../drc/filter.js';
 import { dropOldTables } from './drop.js';
 
-export interface OscOptions {
+/** The change's options; the copy's (chunk time, threads, deferred indexes, cut-over waits) are CopySettings. */
+export interface OscOptions extends CopySettings {
   cluster?: string;
   table: string;
   alter: string;
@@ -38,15 +40,8 @@ export interface OscOptions {
   /** auto: change in place where the server can do it instantly; never: always copy */
   instant?: 'auto' | 'never';
   map?: string[];
-  chunkTimeMs?: number;
-  /** chunks copied at once per zone (default 1) */
-  copyThreads?: number;
-  /** false: the ghost keeps its plain secondary indexes during the copy (default: built after it) */
-  deferIndexes?: boolean;
   throttle?: ThrottleOptions;
   postponeCutOverFlagFile?: string;
-  cutOverLockTimeoutS?: number;
-  cutOverRetries?: number;
   /** the bound on every other metadata lock wait: the ghost's DDL, its index build, the copy, dropping it (default 10 s) */
   lockWaitTimeoutS?: number;
   /** carry the table's triggers to the new table at the cut-over (without it, a table with triggers is refused) */
@@ -193,7 +188,7 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.map((z, i) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), zonePlans.get(z)!, {
-        chunkTimeMs: opts.chunkTimeMs ?? 500, copyThreads: opts.copyThreads, deferIndexes: opts.deferIndexes, log: ctx.log, throttler, job, lockWaitS, changeTables: [table],
+        copy: copySettingsOf(opts), log: ctx.log, throttler, job, lockWaitS, changeTables: [table],
       }));
     const dropOld = opts.dropOldTable
       ? async (throttler: Throttler) => {
@@ -202,20 +197,44 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       }
       : undefined;
     // the job answers on a socket named by the table's canonical name, whichever form --table took
-    return await copyAndCutOver(ctx, cluster.name, zones, makeJobs, { ...opts, table: oscTableName(schema, table) }, report, started, (j) => saved.get(j.zone), [], undefined, dropOld);
+    Object.assign(report, await copyAndCutOver({ ctx, cluster: cluster.name, zones, makeJobs, opts: { ...opts, table: oscTableName(schema, table) }, started, saved: (j) => saved.get(j.zone), afterCutOver: dropOld }));
+    return report;
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
 }
 
-export async function copyAndCutOver(
-  ctx: Ctx, cluster: string, zones: string[], makeJobs: (t: Throttler | undefined) => ZoneOsc[], opts: OscOptions, report: OscReport, started: number,
-  saved: SavedFor,
-  rules: CascadeRule[] = [],
-  prepareZone?: (zone: string, db: Db) => Promise<void>,
+/** What the copy and the cut-over of a change take: one table's (runOsc) or a family's (runOscFamily). */
+export interface CopyAndCutOver {
+  ctx: Ctx;
+  cluster: string;
+  zones: string[];
+  /** the change's knobs; table: the name it answers by (its socket, its messages) */
+  opts: Pick<OscOptions, 'table' | 'alter' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'lockWaitTimeoutS' | 'onProgress'>;
+  /** when the command started (Date.now()) */
+  started: number;
+  /** every zone's table jobs, with the job's throttler */
+  makeJobs: (t: Throttler | undefined) => ZoneOsc[];
+  /** a table's saved state in a zone on --resume */
+  saved: SavedFor;
+  /** the foreign keys between the tables of a family, as the ghosts follow them */
+  rules?: CascadeRule[] | undefined;
+  /** once every ghost of a zone exists, before its applier starts (a family: the ghosts' foreign keys) */
+  prepareZone?: ((zone: string, db: Db) => Promise<void>) | undefined;
   /** after the cut-over, with the job's state and control socket still there (old foreign keys, --drop-old-table) */
-  afterCutOver?: (throttler: Throttler) => Promise<void>,
-): Promise<OscReport> {
+  afterCutOver?: ((throttler: Throttler) => Promise<void>) | undefined;
+}
+
+/** What the copy and the cut-over report. */
+export interface CopyAndCutOverResult {
+  progress?: ZoneProgress[];
+  cutOver?: OscReport['cutOver'];
+  ms: number;
+}
+
+export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverResult> {
+  const { ctx, cluster, zones, makeJobs, opts, started, saved, rules = [], prepareZone, afterCutOver } = o;
+  const report: CopyAndCutOverResult = { ms: 0 };
   // always a throttler: `osc pause` needs one even when no signal was asked for
   const throttle = await throttlerFor(ctx, cluster, zones, opts.throttle ?? {});
   const offLog = logThrottleChanges(throttle.throttler, ctx.log, 'osc: ');

@@ -19,14 +19,15 @@ import type { ForeignKeyShape } from '../dcp/structure.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { copyAndCutOver, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';
+import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { CascadeRule } from './applier.js';
 import { dropOldTables } from './drop.js';
 
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
-export type FamilyOptions = Pick<
+export type FamilyOptions = CopySettings & Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'chunkTimeMs' | 'copyThreads' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers'
+  'cluster' | 'zones' | 'execute' | 'throttle' | 'postponeCutOverFlagFile' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -140,7 +141,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const label = oscTableName(o.schema, root.table);
     const makeJobs = (throttler: Throttler | undefined) =>
       zones.flatMap((z) => o.tables.map((t) => new ZoneOsc(ctx, z, topo.master(cluster.name, z), plans.get(z)!.get(t.table)!, {
-        chunkTimeMs: o.chunkTimeMs ?? 500, copyThreads: o.copyThreads, log: ctx.log, throttler, job: job(t.table), lockWaitS,
+        copy: copySettingsOf(o), log: ctx.log, throttler, job: job(t.table), lockWaitS,
         changeTables: o.tables.map((x) => x.table),
       })));
     // the ghosts' foreign keys, once every ghost of the zone exists
@@ -155,11 +156,10 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
       }
     };
     const oscOpts = {
-      cluster: cluster.name, table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '), zones, execute: true,
-      chunkTimeMs: o.chunkTimeMs, copyThreads: o.copyThreads, throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
-      lockWaitTimeoutS: lockWaitS, includeTriggers: o.includeTriggers,
+      table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '),
+      throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
+      lockWaitTimeoutS: lockWaitS,
     };
-    const oscReport = { cluster: cluster.name, table: label, alter: oscOpts.alter, zones, execute: true, method: 'copy', refusals: [], ms: 0 } as unknown as OscReport;
     // after the cut-over, while the job's state and control socket still say it runs (so that
     // `osc cleanup` leaves its tables alone): the old tables keep nothing that could act on
     // anything, their foreign keys go; with --drop-old-table the old tables go too
@@ -187,7 +187,9 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
         report.oldTablesDropped = await dropOldTables(ctx, zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), o.schema, o.tables.map((t) => t.table), { throttler, lockWaitS });
       }
     };
-    const done = await copyAndCutOver(ctx, cluster.name, zones, makeJobs, stripUndefined(oscOpts), oscReport, started, (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, addGhostForeignKeys, afterCutOver);
+    const done = await copyAndCutOver({
+      ctx, cluster: cluster.name, zones, makeJobs, opts: stripUndefined(oscOpts), started, saved: (j) => saved.get(`${j.zone}\0${j.plan.table}`), rules, prepareZone: addGhostForeignKeys, afterCutOver,
+    });
     report.progress = done.progress;
     report.cutOver = done.cutOver;
     report.ms = Date.now() - started;

@@ -16,7 +16,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import type { ResolvedNode } from '../config/load.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { Chunker, ChunkFrontier, chunkRange } from '../chunk/chunker.js';
+import { Chunker, chunkRange } from '../chunk/chunker.js';
 import { decodeKey, encodeKey, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
@@ -25,7 +25,11 @@ import type { Logger } from '../ui/log.js';
 import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
 import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, withLockWait } from '../db/lockwait.js';
 import { ownDdlMarker } from '../drc/filter.js';
-import { retryOnLockConflict, type ApplierTable, type ZoneApplier } from './applier.js';
+import { retryOnLockConflict } from '../apply/applier.js';
+import { runCopyLoop } from '../copy/loop.js';
+import { chunkWhere, insertSelectSql, type CopySpec } from '../copy/strategy.js';
+import { DEFAULT_CHUNK_TIME_MS, type CopySettings } from '../copy/settings.js';
+import type { ApplierTable, ZoneApplier } from './applier.js';
 
 /** The largest chunk the verification compares (see verify). */
 const VERIFY_MAX_ROWS = 5000;
@@ -45,6 +49,7 @@ export interface ZoneProgress {
 
 export class ZoneOsc {
   readonly progress: ZoneProgress;
+  private readonly settings: CopySettings;
   private copyDb!: Db;
   /** more copy sessions with --copy-threads: chunks copied side by side */
   private extraCopyDbs: Db[] = [];
@@ -57,13 +62,16 @@ export class ZoneOsc {
     readonly node: ResolvedNode,
     readonly plan: OscPlan,
     private readonly o: {
-      chunkTimeMs: number; throttler?: Throttler | undefined; log: Logger; job: string; copyThreads?: number | undefined; deferIndexes?: boolean | undefined;
+      /** the copy's settings (chunk time, threads, deferred indexes), as the flags gave them */
+      copy: CopySettings; throttler?: Throttler | undefined; log: Logger; job: string;
       /** the bound on every metadata lock wait of the ghost's DDL and the copy (default DEFAULT_LOCK_WAIT_S) */
       lockWaitS?: number | undefined;
       /** every table of the change this table is part of (a family's: all of them), saved with the state so `osc abort` ends the whole change */
       changeTables?: string[] | undefined;
     },
   ) {
+    // its own copy: `osc set chunk-time=...` changes this job's
+    this.settings = { ...o.copy };
     this.progress = { zone, phase: 'starting', rowsCopied: 0, chunks: 0, chunksRecopied: 0, eventsApplied: 0, backlog: 0 };
   }
 
@@ -81,7 +89,7 @@ export class ZoneOsc {
 
   /** `osc set chunk-time=...`: the running copy and verify adapt to the new target. */
   setChunkTime(ms: number): void {
-    this.o.chunkTimeMs = ms;
+    this.settings.chunkTimeMs = ms;
     for (const c of this.chunkers) c.setTargetMs(ms);
   }
 
@@ -135,7 +143,7 @@ export class ZoneOsc {
    */
   async prepare(resume?: { lastKey: KeyValue | undefined; appliedPos: string; rowsCopied: number }): Promise<void> {
     this.copyDb = await this.copySession();
-    for (let i = 1; i < (this.o.copyThreads ?? 1); i++) this.extraCopyDbs.push(await this.copySession());
+    for (let i = 1; i < (this.settings.copyThreads ?? 1); i++) this.extraCopyDbs.push(await this.copySession());
     await ensureStateSchema(this.copyDb);
     if (resume) {
       // the ghost is there: the binlog is applied again from the saved position (REPLACE and
@@ -149,7 +157,7 @@ export class ZoneOsc {
       await this.bounded(this.copyDb, 'creating the ghost table', [p.table, p.names.ghost], async () => {
         await this.copyDb.exec(`CREATE TABLE ${this.ghost} LIKE ${this.t}`);
         if (p.alter.trim()) await this.copyDb.exec(`ALTER TABLE ${this.ghost} ${p.alter}`);
-        const later = indexesLeftOut(p, this.o.deferIndexes);
+        const later = indexesLeftOut(p, this.settings.deferIndexes);
         if (later.length) await this.copyDb.exec(leaveOutIndexesSql(this.ghost, later));
       }, this.lockWaitS, 'or wait, and start the change again');
     }
@@ -198,60 +206,44 @@ export class ZoneOsc {
     const p = this.plan;
     const target = this.checksumTarget(p.table);
     const chunker = await this.chunker(target, this.resumeAfter);
-    const from = p.columns.map((c) => quoteId(c.from)).join(', ');
-    const to = p.columns.map((c) => quoteId(c.to)).join(', ');
-    const k0 = quoteId(p.key.columns[0]!);
-    // chunk bounds are handed out one at a time (the offset strategy asks the server)
-    let handing: Promise<unknown> = Promise.resolve();
-    const nextChunk = () => {
-      const got = handing.then(() => chunker.next());
-      handing = got.catch(() => undefined);
-      return got;
-    };
-    // chunks finished out of order: the checkpoint covers a chunk once every one before it is done
-    const frontier = new ChunkFrontier(this.resumeAfter);
-    let failed = false;
-    const worker = async (db: Db) => {
-      while (!failed) {
-        this.check();
-        await this.o.throttler?.gate(this.halt.signal);
-        const chunk = await nextChunk();
-        if (!chunk) return;
-        const range = chunkRange({ index: p.key.index, columns: p.key.columns }, chunk);
-        const t0 = Date.now();
-        // A consistent read, no locks: a copy statement never runs beside an applier batch
-        // (ghostCopy), so a change committed before it started is either read here or was applied
-        // before (the row kept: ON DUPLICATE KEY), and one committed after is applied after it,
-        // over what was copied. The exception is a change whose binlog event arrived before its
-        // commit became visible to this read (microseconds): a deleted row can then be copied
-        // back. verify() compares every chunk before the cut-over and copies such a chunk again
-        // under locks.
-        const r = await this.ghostCopy(() => retryOnLockConflict(() =>
-          db.exec(
-            `INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} ON DUPLICATE KEY UPDATE ${quoteId(p.columns.find((c) => c.from === p.key.columns[0])!.to)} = ${this.ghost}.${k0}`,
-            range.params,
-          ),
-        )).catch(async (e) => {
+    const spec = this.copySpec();
+    await runCopyLoop({
+      chunker,
+      sessions: [this.copyDb, ...this.extraCopyDbs],
+      after: this.resumeAfter,
+      throttle: this.o.throttler,
+      signal: this.halt.signal,
+      check: () => this.check(),
+      // A consistent read, no locks: a copy statement never runs beside an applier batch
+      // (ghostCopy), so a change committed before it started is either read here or was applied
+      // before (the row kept: ON DUPLICATE KEY), and one committed after is applied after it,
+      // over what was copied. The exception is a change whose binlog event arrived before its
+      // commit became visible to this read (microseconds): a deleted row can then be copied
+      // back. verify() compares every chunk before the cut-over and copies such a chunk again
+      // under locks.
+      copyChunk: async (db, chunk) => {
+        const ins = insertSelectSql(spec, chunkWhere(spec, chunk), { keepExisting: true });
+        const r = await this.ghostCopy(() => retryOnLockConflict(() => db.exec(ins.sql, ins.params))).catch(async (e) => {
           // still waiting after the retries: say on what (a metadata lock: who holds it)
           if (!isLockWaitTimeout(e)) throw e;
           throw await lockWaitError(db, { seconds: this.lockWaitS, schema: p.schema, tables: [p.table, p.names.ghost], what: `zone ${this.zone}: copying rows`, fix: 'or wait' }, e);
         });
-        const copied = Number(r.affectedRows ?? 0);
-        chunker.record(Math.max(copied, 1), Date.now() - t0);
-        this.progress.rowsCopied += copied;
+        return Number(r.affectedRows ?? 0);
+      },
+      onChunk: (rows) => {
+        this.progress.rowsCopied += rows;
         this.progress.chunks++;
-        await this.saveState(frontier.finished(chunk));
-      }
-    };
-    const results = await Promise.allSettled([this.copyDb, ...this.extraCopyDbs].map((db) =>
-      worker(db).catch((e) => {
-        failed = true; // the others stop at their next chunk
-        throw e;
-      }),
-    ));
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) throw failure.reason;
-    await this.saveState(undefined, true);
+      },
+      // saveState keeps the state at most once a second itself (its clock is shared with attach)
+      checkpointMs: 0,
+      checkpoint: (after, done) => this.saveState(after, done),
+    });
+  }
+
+  /** The ghost's copy: the original's rows by its key, old column names to new. */
+  private copySpec(): CopySpec {
+    const p = this.plan;
+    return { source: { schema: p.schema, table: p.table, key: { index: p.key.index, columns: p.key.columns } }, target: { schema: p.schema, table: p.names.ghost }, columns: p.columns };
   }
 
   /**
@@ -302,7 +294,7 @@ export class ZoneOsc {
 
   private async chunker(target: TableTarget, after?: KeyValue, maxRows?: number): Promise<Chunker> {
     const p = this.plan;
-    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.o.chunkTimeMs, ...(maxRows ? { maxRows } : {}) };
+    const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: this.settings.chunkTimeMs ?? DEFAULT_CHUNK_TIME_MS, ...(maxRows ? { maxRows } : {}) };
     if (after) opts.after = p.key.integer ? [BigInt(String(after[0]))] : after;
     if (p.key.integer) {
       const col = quoteId(p.key.columns[0]!);
@@ -373,15 +365,13 @@ export class ZoneOsc {
   }
 
   private async recopy(range: SqlPart): Promise<void> {
-    const p = this.plan;
-    const from = p.columns.map((c) => quoteId(c.from)).join(', ');
-    const to = p.columns.map((c) => quoteId(c.to)).join(', ');
+    // the original's rows, locked while they are read
+    const ins = insertSelectSql(this.copySpec(), range, { lockInShareMode: true });
     await this.ghostWrite(() => retryOnLockConflict(async () => {
       await this.copyDb.exec('BEGIN');
-      // the original's rows, locked while they are read; rows the ghost has that the original no
-      // longer has go too
+      // rows the ghost has that the original no longer has go too
       await this.copyDb.exec(`DELETE FROM ${this.ghost} WHERE ${range.sql}`, range.params);
-      await this.copyDb.exec(`INSERT INTO ${this.ghost} (${to}) SELECT ${from} FROM ${this.t} FORCE INDEX (${quoteId(p.key.index)}) WHERE ${range.sql} LOCK IN SHARE MODE`, range.params);
+      await this.copyDb.exec(ins.sql, ins.params);
       await this.copyDb.exec('COMMIT');
     }, () => this.copyDb.exec('ROLLBACK').then(() => undefined)));
   }
