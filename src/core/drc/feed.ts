@@ -95,7 +95,10 @@ async function checkNotPurged(db: Db, flavor: 'mariadb' | 'mysql', name: string,
   const logs = await db.query<Record<string, unknown>>('SHOW BINARY LOGS');
   const first = logs[0] ? String(logs[0].Log_name ?? Object.values(logs[0])[0]) : undefined;
   if (!first) return;
-  const oldest = String((await db.value('SELECT BINLOG_GTID_POS(?, 4)', [first])) ?? '');
+  // the Gtid_list event at the head of the oldest binlog: every domain's last GTID before it
+  const head = await db.query<Record<string, unknown>>('SHOW BINLOG EVENTS IN ? LIMIT 4', [first]);
+  const list = head.find((e) => e.Event_type === 'Gtid_list');
+  const oldest = list ? String(list.Info ?? '').replace(/^\[|\]$/g, '').trim() : '';
   if (oldest && !gtidCovers('mariadb', pos, oldest)) {
     throw refused(`feed ${name}: position ${pos || '(empty)'} is no longer in zone ${zone}'s binlog at ${where}: the oldest binlog, ${first}, starts after ${oldest}`, {
       hint: `the events between are gone (purged); rebuild the caches, then start the feed again with --from-gtid (or delete its row in ${STATE_SCHEMA}.${FEED_TABLE})`,
