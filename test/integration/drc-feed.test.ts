@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { sqlOn } from '../helpers/drc.js';
+import { drcStart, drcStop, sqlOn } from '../helpers/drc.js';
 
 let sb: TestSandbox;
 const M = 'bj-master';
@@ -21,8 +21,8 @@ const T = (name: string) => `CREATE TABLE feedt.${name} (id INT NOT NULL PRIMARY
 
 interface Feed { child: ChildProcess; lines: any[]; stderr: string[]; exited: Promise<number | null> }
 
-function feed(args: string[]): Feed {
-  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, 'drc', 'feed', '--zone', 'bj', ...args], { env: { ...process.env, NO_COLOR: '1', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function feed(args: string[], on: TestSandbox = sb, zone = 'bj'): Feed {
+  const child = spawn(process.execPath, [EZCTL, '--config', on.config, 'drc', 'feed', '--zone', zone, ...args], { env: { ...process.env, NO_COLOR: '1', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const f: Feed = { child, lines: [], stderr: [], exited: new Promise((r) => child.on('exit', (c) => r(c))) };
   let buf = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -93,6 +93,16 @@ test('row events with key, data, old values, gtid, index, origin; commit marker 
     assert.equal(st.code, 0, show(st));
     assert.equal(st.json().state, 'running');
     assert.ok(st.json().eventsDelivered >= 6);
+    const p = await sb.run(['--json', 'drc', 'feed', 'pause', '--name', 'shape']);
+    assert.equal(p.code, 0, show(p));
+    assert.equal(p.json().state, 'paused');
+    const n = f.lines.length;
+    await sql("INSERT INTO feedt.shape (id, v) VALUES (4, 'while paused')");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(f.lines.length, n, 'nothing delivered while paused');
+    const r = await sb.run(['--json', 'drc', 'feed', 'resume', '--name', 'shape']);
+    assert.equal(r.code, 0, show(r));
+    await eventually(async () => f.lines.some((l) => l.data?.id === 4), 10_000, 'the row written while paused');
   } finally {
     await stopFeed(f);
   }
@@ -273,4 +283,28 @@ test('a stored position whose binlog is purged is refused with exit 4, naming th
   assert.match(r.stderr, new RegExp(`position ${pos!.replace(/[-]/g, '\\-')} is no longer in zone bj's binlog`));
   assert.match(r.stderr, /the oldest binlog, \S+, starts after/);
   assert.equal(r.stdout, '', 'nothing delivered');
+});
+
+test('two zones with DRC: zone sh\'s feed carries its own writes and those DRC applied there, each with its origin zone', async () => {
+  const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 0, load: 10 });
+  let pid: number | undefined;
+  let f: Feed | undefined;
+  try {
+    const table = 'CREATE TABLE ezdemo.feedo (id INT NOT NULL PRIMARY KEY, v VARCHAR(20), drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))';
+    for (const m of ['bj-master', 'sh-master']) await sqlOn(two, m, table);
+    pid = await drcStart(two);
+    f = feed(['--tables', 'ezdemo.feedo'], two, 'sh');
+    await started(f);
+    await sqlOn(two, 'bj-master', "INSERT INTO ezdemo.feedo (id, v) VALUES (1, 'from bj')");
+    await sqlOn(two, 'sh-master', "INSERT INTO ezdemo.feedo (id, v) VALUES (2, 'from sh')");
+    await eventually(async () => f!.lines.filter((l) => l.type === 'insert').length >= 2, 30_000, 'both rows in sh\'s feed');
+    const byId = new Map(f.lines.filter((l) => l.type === 'insert').map((l) => [l.data.id, l]));
+    assert.equal(byId.get(1).origin, 'bj', 'applied by DRC in sh: origin is the source zone (DRC domain = bj domain + offset)');
+    assert.equal(byId.get(2).origin, 'sh');
+    assert.equal(f.lines.filter((l) => l.type !== 'commit').length, 2, 'nothing else, no echo');
+  } finally {
+    if (f) await stopFeed(f);
+    await drcStop(two, pid);
+    await two.down();
+  }
 });
