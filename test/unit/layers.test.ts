@@ -16,7 +16,6 @@ const PUBLIC_ENTRIES = new Set(['index.ts', 'client.ts']);
 const KNOWN_DEBT = new Set([
   'dcp/repair.ts -> drc/constants.ts',
   'dcp/structure.ts -> drc/filter.ts',
-  'drc/manage.ts -> sandbox/servers.ts',
   'migrate/drc-ts.ts -> dcp/check-full.ts',
   'migrate/drc-ts.ts -> dcp/render.ts',
   'migrate/drc-ts.ts -> dcp/structure.ts',

@@ -12,7 +12,7 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { controlAlive, sendControl } from '../control/socket.js';
 import { CHECKPOINT_TABLE } from './filter.js';
-import { pidAlive } from '../sandbox/servers.js';
+import { pidAlive } from '../process/pids.js';
 import { drcSocket, type DaemonStatus } from './daemon.js';
 import type { PipelineStatus } from './pipeline.js';
 import { parseTopology, type Topology } from '../config/load.js';

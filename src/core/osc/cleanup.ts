@@ -15,6 +15,7 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { sendControl } from '../control/socket.js';
 import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
+import { pidAlive } from '../process/pids.js';
 import { dropHelperTable } from './drop.js';
 import { oscLeaseName, oscSocketPath, oscTableName, runningJobs } from './engine.js';
 
@@ -160,13 +161,4 @@ async function savedState(db: Db, job: string, zone: string): Promise<{ phase: s
       throw e;
     });
   return r ? { phase: r.phase, updatedAt: r.u } : undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
