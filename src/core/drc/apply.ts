@@ -21,7 +21,8 @@ import { tableInfo } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
-import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from './filter.js';
+import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from '../cluster/tables.js';
+import { writeAsDrc } from '../cluster/session.js';
 
 export interface TableMeta {
   schema: string;
@@ -205,7 +206,7 @@ export class Applier {
     await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     // What this session writes is logged under DRC's own GTID domain: the replicator of this
     // zone forwards only the zone's own domain, so nothing DRC applies travels back.
-    if (drcDomain !== undefined) await db.exec('SET SESSION gtid_domain_id = ?', [drcDomain]);
+    await writeAsDrc(db, drcDomain);
   }
 
   /**

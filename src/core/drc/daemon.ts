@@ -15,7 +15,9 @@ import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { serveControl, controlAlive, sendControl, socketPath, type ControlRequest } from '../control/socket.js';
 import { onInterrupt } from '../signals.js';
-import { compileRules, HEARTBEAT_TABLE } from './filter.js';
+import { compileRules } from '../cluster/rules.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET, HEARTBEAT_TABLE } from '../cluster/tables.js';
+import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
 import { Pipeline, type PipelineStatus } from './pipeline.js';
 import { rotateLog } from './log-summary.js';
 import type { ShardRule } from './apply.js';
@@ -38,8 +40,6 @@ export interface DaemonStatus {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 250;
-import { DEFAULT_DRC_DOMAIN_OFFSET } from './constants.js';
-export { DEFAULT_DRC_DOMAIN_OFFSET };
 
 export function drcStateDir(topo: Topology, cluster: string): string {
   return join(topo.stateDir(), `drc-${cluster}`);
@@ -322,9 +322,7 @@ class HeartbeatWriter {
         const db = await this.ctx.connect(this.node());
         // the table may not exist yet on a fresh master: create it under DRC's domain, unreplicated
         const info = await serverInfo(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [(info.gtidDomainId ?? 0) + this.offset]);
-        await ensureStateSchema(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [info.gtidDomainId ?? 0]);
+        await withDrcWrites(db, drcDomainFor(info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, this.offset), () => ensureStateSchema(db));
         this.db = db;
       }
       this.seq++;

@@ -11,7 +11,7 @@ import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { controlAlive, sendControl } from '../control/socket.js';
-import { CHECKPOINT_TABLE } from './filter.js';
+import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
 import { drcSocket, type DaemonStatus } from './daemon.js';
 import type { PipelineStatus } from './pipeline.js';

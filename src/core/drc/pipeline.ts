@@ -12,7 +12,9 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
-import { CHECKPOINT_TABLE, hasOwnDdlMarker, namesHelperTable } from './filter.js';
+import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
+import { namesHelperTable } from '../cluster/helper-tables.js';
+import { drcDomainFor } from '../cluster/session.js';
 import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
 import { formatDuration } from '../throttle/duration.js';
 
@@ -242,7 +244,7 @@ export class Pipeline {
         throw new ApplyError(`${sourceNode.name} (${describeAddress(sourceNode)}) must run with log_bin and binlog_format=ROW (it has ${info.logBin ? info.binlogFormat : 'log_bin=OFF'})`, '', null, null);
       }
       const ownDomain = info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined;
-      const drcDomain = ownDomain === undefined ? undefined : ownDomain + this.o.drcDomainOffset;
+      const drcDomain = drcDomainFor(ownDomain, this.o.drcDomainOffset);
       target = await connect(targetEp, { timeoutMs: this.o.connectTimeoutMs });
       target.conn.on('error', (e: Error) => sessionError!(e));
       await Applier.prepareSession(target, drcDomain);

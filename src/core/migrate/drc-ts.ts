@@ -34,8 +34,8 @@ import { serverInfo, waitForGtid, type ServerInfo } from '../db/server.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { keyCompare, keyEquals, keyIn, orderBy, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { columnDefinition, readShapes, tableFilter, type ColumnShape, type TableShape } from '../dcp/structure.js';
-import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
-import { ownDdlMarker } from '../drc/filter.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET, ownDdlMarker } from '../cluster/tables.js';
+import { drcDomainFor, OWN_DOMAIN_SQL, withDrcWrites, writeAsDrcSql } from '../cluster/session.js';
 import { onInterrupt } from '../signals.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -467,7 +467,7 @@ export function stepSql(s: Step, column: string): string[] {
     if (rest.length) out.push(`-- if the server refuses ${first} (ERROR 1845/1846), the same with ${rest.map((a) => ALGORITHM_CLAUSE[a]).join(', then ')}`);
     return out;
   };
-  const domain = (lines: string[]) => (s.domain === undefined ? lines : [`SET SESSION gtid_domain_id = ${s.domain};`, ...lines, 'SET SESSION gtid_domain_id = @@GLOBAL.gtid_domain_id;']);
+  const domain = (lines: string[]) => (s.domain === undefined ? lines : [`${writeAsDrcSql(s.domain)};`, ...lines, `${OWN_DOMAIN_SQL};`]);
   switch (s.kind) {
     case 'add':
       return alt((a) => addColumnSql(s.schema, s.name, column, s.literal!, a));
@@ -602,7 +602,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
       literal,
       drcDomain: (_zone, origin) => {
         const info = domainOf(origin);
-        return info?.flavor === 'mariadb' ? (info.gtidDomainId ?? 0) + offset : undefined;
+        return drcDomainFor(info?.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, offset);
       },
     };
     const plans = names.map((t) => planTable(t, conns.map((c, i) => ({ zone: c.zone, shape: shapes[i]!.get(t), comment: comments[i]!.get(t) ?? null })), pc));
@@ -744,16 +744,6 @@ async function runDdl(ctx: Ctx, s: Step, db: Db, build: (a: Algorithm) => SqlPar
   throw runtimeError(`the server refused every algorithm for ${s.table} at ${s.zone}: ${refusedList.map((r) => `${r.algorithm}: ${r.reason}`).join('; ')}`);
 }
 
-async function withDomain<T>(db: Db, domain: number | undefined, fn: () => Promise<T>): Promise<T> {
-  if (domain === undefined) return fn();
-  await db.exec('SET SESSION gtid_domain_id = ?', [domain]);
-  try {
-    return await fn();
-  } finally {
-    await db.exec('SET SESSION gtid_domain_id = @@GLOBAL.gtid_domain_id').catch(() => undefined);
-  }
-}
-
 async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], column: string): Promise<StepResult> {
   const db = conn.db;
   switch (s.kind) {
@@ -766,7 +756,7 @@ async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], col
     case 'fill-nulls': {
       const started = Date.now();
       let rows = 0;
-      await withDomain(db, s.domain, async () => {
+      await withDrcWrites(db, s.domain, async () => {
         for (;;) {
           const q = fillNullsSql(s.schema, s.name, column, s.literal!);
           const r = await db.exec(q.sql, q.params);
@@ -782,7 +772,7 @@ async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], col
       const key = s.key!;
       let rows = 0;
       let after: KeyValue | undefined;
-      await withDomain(db, s.domain, async () => {
+      await withDrcWrites(db, s.domain, async () => {
         for (;;) {
           const rq = readValuesSql(s.schema, s.name, column, key, after, COPY_BATCH);
           const got = await from.db.query(rq.sql, rq.params);
