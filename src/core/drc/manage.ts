@@ -1,7 +1,5 @@
 // The manager side of DRC: status, pause, resume, stop, repoint and wait, for a cluster whose
 // daemon runs on this host (control socket) or anywhere (checkpoints in `_ezctl`).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import type { Ctx } from '../context.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { parseConnectionString, describeAddress, redactConnectionString } from '../config/dsn.js';
@@ -15,7 +13,8 @@ import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
 import { drcSocket, type DaemonStatus } from './daemon.js';
 import type { PipelineStatus } from './pipeline.js';
-import { parseTopology, type Topology } from '../config/load.js';
+import type { Topology } from '../config/load.js';
+import { editTopologyFile, setZoneMaster } from '../config/editor.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -143,26 +142,8 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
   } finally {
     await db.close();
   }
-  // Rewrite the file through the YAML document, so comments and layout survive.
-  const doc = parseDocument(readFileSync(topo.path, 'utf8'));
-  const zonePath = ['clusters', cluster, 'zones', o.zone];
-  const replicas = (doc.getIn([...zonePath, 'replicas']) as { items?: unknown[] } | undefined)?.items ?? [];
-  const oldNode = doc.getIn([...zonePath, 'master']);
-  const idx = replicas.findIndex((r) => {
-    const js = (r as { toJSON?: () => unknown }).toJSON?.() ?? r;
-    try {
-      const n = typeof js === 'string' ? parseConnectionString(js) : (js as { host?: string; port?: number });
-      return n.host === addr.host && (n.port ?? 3306) === port;
-    } catch {
-      return false;
-    }
-  });
-  const newNode = idx >= 0 ? replicas[idx] : doc.createNode({ host: addr.host, port });
-  if (idx >= 0) doc.setIn([...zonePath, 'replicas', idx], oldNode);
-  doc.setIn([...zonePath, 'master'], newNode);
-  const text = doc.toString();
-  parseTopology(text, topo.path); // never write a file that would not load
-  writeFileSync(topo.path, text);
+  // Rewrite the file through the YAML document, so comments and layout survive; never write a file that would not load.
+  editTopologyFile(topo.path, (doc) => setZoneMaster(doc, cluster, o.zone, { host: addr.host, port }));
   ctx.log.info(`${topo.path}: zone ${o.zone} master ${describeAddress(old)} → ${addr.host}:${port}`);
   const sock = drcSocket(topo, cluster);
   let daemon = false;
