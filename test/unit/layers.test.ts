@@ -18,7 +18,6 @@ const KNOWN_DEBT = new Set([
   'migrate/drc-ts.ts -> dcp/check-full.ts',
   'migrate/drc-ts.ts -> dcp/render.ts',
   'migrate/drc-ts.ts -> dcp/structure.ts',
-  'migrate/drc-ts.ts -> drc/daemon.ts',
   'migrate/int2bigint-run.ts -> osc/engine.ts',
   'migrate/int2bigint-run.ts -> osc/family.ts',
   'migrate/int2bigint.ts -> dcp/structure.ts',
@@ -26,7 +25,6 @@ const KNOWN_DEBT = new Set([
   'osc/plan.ts -> dcp/check-full.ts',
   'osc/plan.ts -> dcp/structure.ts',
   'osc/zone.ts -> dcp/checksum.ts',
-  'sandbox/clients.ts -> drc/daemon.ts',
 ]);
 
 function sources(dir: string): string[] {

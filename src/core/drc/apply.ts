@@ -23,6 +23,7 @@ import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
 import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from '../cluster/tables.js';
 import { writeAsDrc } from '../cluster/session.js';
+import type { StopReason, StoppedOn } from './client.js';
 
 export interface TableMeta {
   schema: string;
@@ -90,14 +91,22 @@ export interface BatchResult {
 }
 
 /** A failure that retrying will not cure: the direction stops (or skips, with --skip-errors). */
+/** A transaction the target refuses: the direction stops on it (status says why, as stoppedOn). */
 export class ApplyError extends EzError {
   constructor(
     message: string,
     readonly gtid: string,
     readonly table: string | null,
     cause: unknown,
+    readonly reason: StopReason = 'refused',
+    /** the column the table lacks (reason no-timestamp-column) */
+    readonly column?: string,
   ) {
     super(ExitCode.runtime, message, { cause });
+  }
+
+  get stoppedOn(): StoppedOn {
+    return { reason: this.reason, table: this.table, gtid: this.gtid, ...(this.column === undefined ? {} : { column: this.column }) };
   }
 }
 
@@ -170,11 +179,11 @@ export class Applier {
         info = await tableInfo(this.db, schema, table);
       }
       if (!info) {
-        throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null);
+        throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null, 'no-table');
       }
       m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
-      if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null);
-      if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
+      if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null, 'no-primary-key');
+      if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null, 'no-timestamp-column', this.cfg.tsColumn);
       this.tables.set(k, m);
     }
     return m;

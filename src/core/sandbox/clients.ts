@@ -110,7 +110,7 @@ export async function sandboxClients(dir: string): Promise<SandboxClient[]> {
     try {
       const topo = loadTopology(config);
       stateDir = topo.stateDir();
-      const { drcSocket } = await import('../drc/daemon.js');
+      const { drcSocket } = await import('../drc/client.js');
       for (const c of topo.clusterNames) drcSockets.push([drcSocket(topo, c), `DRC daemon of cluster ${c}`]);
     } catch {
       stateDir = join(dir, 'state'); // what `sandbox up` writes; an edited file may not load
