@@ -14,7 +14,7 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
+import { CONFLICTS_TABLE, DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { drcDomainFor, writeAsDrc, writeAsDrcSql } from '../cluster/session.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
 import { readShapes, type TableShape } from './structure.js';
@@ -355,7 +355,7 @@ async function newerDelete(conns: ZoneConn[], t: Target, rowTs: string): Promise
   for (const c of conns) {
     const rows = await c.db
       .query<{ row_key: string; at: string }>(
-        `SELECT row_key, CAST(detected_at AS CHAR) AS at FROM ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} WHERE db = ? AND tbl = ? AND kind IN ('delete-changed', 'update-missing') AND detected_at > ? ORDER BY detected_at DESC LIMIT 1000`,
+        `SELECT row_key, CAST(detected_at AS CHAR) AS at FROM ${quoteTable(STATE_SCHEMA, CONFLICTS_TABLE)} WHERE db = ? AND tbl = ? AND kind IN ('delete-changed', 'update-missing') AND detected_at > ? ORDER BY detected_at DESC LIMIT 1000`,
         [t.schema, t.name, rowTs || '1970-01-01'],
       )
       .catch(() => []);

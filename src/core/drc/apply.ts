@@ -21,7 +21,7 @@ import { tableInfo } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
-import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from '../cluster/tables.js';
+import { CHECKPOINT_TABLE, CONFLICTS_TABLE, EVENTS_TABLE, HEARTBEAT_TABLE, ILLEGAL_WRITES_TABLE, ownDdlMarker } from '../cluster/tables.js';
 import { writeAsDrc } from '../cluster/session.js';
 import type { StopReason, StoppedOn } from './client.js';
 
@@ -262,7 +262,7 @@ export class Applier {
   async skip(q: QueuedTx, reason: string): Promise<void> {
     await this.db.exec('BEGIN');
     await this.checkpoint(q.positionAfter, q.tx.gtid, 0);
-    await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_events')} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
+    await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, EVENTS_TABLE)} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
     await this.db.exec('COMMIT');
   }
 
@@ -498,14 +498,14 @@ export class Applier {
     if (res.conflicts.length) {
       const rows = res.conflicts.slice(0, 1000);
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} (pipeline, db, tbl, row_key, kind, source_ts, target_ts, winner, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, CONFLICTS_TABLE)} (pipeline, db, tbl, row_key, kind, source_ts, target_ts, winner, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
         rows.flatMap((c) => [this.cfg.pipeline, c.schema, c.table, JSON.stringify(c.key, keyReplacer), c.kind, c.sourceTs, c.targetTs, c.winner, c.gtid]),
       );
     }
     if (res.illegal.length) {
       const rows = res.illegal.slice(0, 1000);
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_illegal_writes')} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, ILLEGAL_WRITES_TABLE)} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
         rows.flatMap((r) => [this.cfg.pipeline, this.cfg.sourceZone, r.ownerZone, r.schema, r.table, r.shardId, JSON.stringify(r.key, keyReplacer), r.blocked ? 1 : 0, r.gtid]),
       );
     }
