@@ -7,7 +7,7 @@ import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { foreignKeysWhere, SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
-import { compileRules } from '../drc/filter.js';
+import { compileRules } from '../cluster/rules.js';
 import { badInput } from '../exit.js';
 
 export interface ColumnShape {

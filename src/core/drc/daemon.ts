@@ -13,10 +13,13 @@ import { listTables, tableInfo } from '../db/introspect.js';
 import { quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { serveControl, controlAlive, sendControl, socketPath, type ControlRequest } from '../control/socket.js';
+import { serveControl, controlAlive, sendControl, type ControlRequest } from '../control/socket.js';
 import { onInterrupt } from '../signals.js';
-import { compileRules, HEARTBEAT_TABLE } from './filter.js';
-import { Pipeline, type PipelineStatus } from './pipeline.js';
+import { compileRules } from '../cluster/rules.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET, HEARTBEAT_TABLE } from '../cluster/tables.js';
+import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
+import { Pipeline } from './pipeline.js';
+import { drcSocket, drcStateDir, type DaemonStatus } from './client.js';
 import { rotateLog } from './log-summary.js';
 import type { ShardRule } from './apply.js';
 
@@ -29,25 +32,7 @@ export interface DrcStartOptions {
   skipErrors?: boolean;
 }
 
-export interface DaemonStatus {
-  cluster: string;
-  running: boolean;
-  pid: number | null;
-  startedAt: string | null;
-  directions: PipelineStatus[];
-}
-
 export const DEFAULT_HEARTBEAT_MS = 250;
-import { DEFAULT_DRC_DOMAIN_OFFSET } from './constants.js';
-export { DEFAULT_DRC_DOMAIN_OFFSET };
-
-export function drcStateDir(topo: Topology, cluster: string): string {
-  return join(topo.stateDir(), `drc-${cluster}`);
-}
-
-export function drcSocket(topo: Topology, cluster: string): string {
-  return socketPath(join(drcStateDir(topo, cluster), 'control.sock'));
-}
 
 function shardRules(topo: Topology, cluster: string): (schema: string, table: string) => ShardRule | undefined {
   const shards = topo.cluster(cluster).config.shards;
@@ -322,9 +307,7 @@ class HeartbeatWriter {
         const db = await this.ctx.connect(this.node());
         // the table may not exist yet on a fresh master: create it under DRC's domain, unreplicated
         const info = await serverInfo(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [(info.gtidDomainId ?? 0) + this.offset]);
-        await ensureStateSchema(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [info.gtidDomainId ?? 0]);
+        await withDrcWrites(db, drcDomainFor(info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, this.offset), () => ensureStateSchema(db));
         this.db = db;
       }
       this.seq++;

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { render, Box, Text, useApp, useInput } from 'ink';
 import type { Ctx } from '../context.js';
 import { drcStatus } from './manage.js';
-import type { DaemonStatus } from './daemon.js';
+import type { DaemonStatus } from './client.js';
 
 const fmt = (v: number | null) => (v === null ? '-' : v < 10_000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
 const COLS = [14, 10, 9, 9, 8, 9, 10, 8];

@@ -15,6 +15,8 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { sendControl } from '../control/socket.js';
 import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
+import { pidAlive } from '../process/pids.js';
+import { parseHelperName } from '../cluster/helper-tables.js';
 import { dropHelperTable } from './drop.js';
 import { oscLeaseName, oscSocketPath, oscTableName, runningJobs } from './engine.js';
 
@@ -47,18 +49,6 @@ export interface CleanupReport {
   execute: boolean;
   tables: HelperTable[];
   ms: number;
-}
-
-const HELPER = /^(.+)_ez(gho|del|cut0|cut)$/;
-const PROBE = /^_ezctl_osc_probe_(\d+)$/;
-const KIND = { gho: 'ghost', del: 'old', cut: 'sentry', cut0: 'sentry' } as const;
-
-/** What a helper table's name says: its kind and the table it belongs to. */
-export function parseHelperName(name: string): { kind: HelperTable['kind']; of: string; pid?: number } | undefined {
-  const p = PROBE.exec(name);
-  if (p) return { kind: 'probe', of: '', pid: Number(p[1]) };
-  const m = HELPER.exec(name);
-  return m ? { kind: KIND[m[2] as keyof typeof KIND], of: m[1]! } : undefined;
 }
 
 export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupReport> {
@@ -160,13 +150,4 @@ async function savedState(db: Db, job: string, zone: string): Promise<{ phase: s
       throw e;
     });
   return r ? { phase: r.phase, updatedAt: r.u } : undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

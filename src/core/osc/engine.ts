@@ -22,12 +22,13 @@ import { onInterrupt } from '../signals.js';
 import { serveControl, sendControl } from '../control/socket.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
-import { buildIndexesSql, createTriggerSql, ghostTriggerName, helperNames, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { sentryNames, ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
-import { ownDdlMarker } from '../drc/filter.js';
+import { ownDdlMarker } from '../cluster/tables.js';
+import { oscHelperNames } from '../cluster/helper-tables.js';
 import { dropOldTables } from './drop.js';
 
 /** The change's options; the copy's (chunk time, threads, deferred indexes, cut-over waits) are CopySettings. */
@@ -587,7 +588,7 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
       for (const t of await changeTablesSaved(db, oscJobName(cluster, schema, table))) if (!tables.includes(t)) tables.push(t);
     }
     const names = tables.map((t) => oscTableName(schema, t));
-    const helpers = [...new Set([...tables.flatMap((t) => [helperNames(t).ghost, sentryNames([t]).sentry, sentryNames([t]).standIn]), sentryNames(tables).sentry, sentryNames(tables).standIn])];
+    const helpers = [...new Set([...tables.flatMap((t) => [oscHelperNames(t).ghost, sentryNames([t]).sentry, sentryNames([t]).standIn]), sentryNames(tables).sentry, sentryNames(tables).standIn])];
     const sentries = [...new Set([...tables.map((t) => sentryNames([t]).sentry), sentryNames(tables).sentry])];
     const jobs = tables.map((t) => oscJobName(cluster, schema, t));
     for (const { zone, db } of dbs) {

@@ -9,23 +9,12 @@ import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
 import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
 import { keyOf } from '../dcp/check-full.js';
+import { oscHelperNames, oscProbeName } from '../cluster/helper-tables.js';
 
 export interface OscNames {
   ghost: string;
   /** the sentry during cut-over, then the old table's name after it */
   old: string;
-}
-
-/**
- * The helper tables: t_ezgho for the ghost, t_ezdel for the original after the cut-over (and
- * t_ezcut/t_ezcut0 for the cut-over's sentry, see cutover.ts). Unlike gh-ost's _t_gho/_t_del they
- * start with the table's own name and so sort after it: the cut-over RENAME, which takes its
- * metadata locks in name order, queues on the table itself, ahead of any write waiting there.
- */
-export function helperNames(table: string): OscNames {
-  const names = { ghost: `${table}_ezgho`, old: `${table}_ezdel` };
-  if (`${table}_ezcut0`.length > 64) throw badInput(`table name ${table} is too long for its helper tables (${table}_ezcut0 must fit in 64 characters)`);
-  return names;
 }
 
 export interface OscPlan {
@@ -194,7 +183,7 @@ export async function planOnMaster(
   // a family table can be rebuilt unchanged (a foreign key of it must follow its parent)
   const rebuildOnly = family && !alter.trim();
   if (!rebuildOnly) checkAlterText(alter);
-  const names = helperNames(table);
+  const names = oscHelperNames(table);
   const shapes = await readShapes(db, (s, t) => s === schema && (t === table || t === names.ghost || t === names.old));
   const before = shapes.get(`${schema}.${table}`);
   if (!before) throw badInput(`table ${schema}.${table} does not exist`);
@@ -209,7 +198,7 @@ export async function planOnMaster(
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
   // first asked to change instantly (so the plan knows whether a copy is needed at all), then,
   // if that is refused, changed the ordinary way; a bad ALTER fails here, before anything.
-  const twin = `_ezctl_osc_probe_${process.pid}`;
+  const twin = oscProbeName(process.pid);
   let after: TableShape | undefined;
   let afterDdl = '';
   let instant = false;

@@ -24,7 +24,7 @@ import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
 import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
 import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, withLockWait } from '../db/lockwait.js';
-import { ownDdlMarker } from '../drc/filter.js';
+import { ownDdlMarker } from '../cluster/tables.js';
 import { retryOnLockConflict } from '../apply/applier.js';
 import { runCopyLoop } from '../copy/loop.js';
 import { chunkWhere, insertSelectSql, type CopySpec } from '../copy/strategy.js';

@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import type { Ctx } from '../context.js';
 import { badInput, runtimeError } from '../exit.js';
 import { readState, STATE_FILE } from './up.js';
-import { isOurServer, readPidFile, stopServer } from './servers.js';
+import { isOurServer, stopServer } from './servers.js';
+import { readPidFile } from '../process/pids.js';
 import { sandboxClients, stopClients, type StoppedClient } from './clients.js';
 
 export interface DownReport {

@@ -10,9 +10,10 @@ import { connect, type Db, type Endpoint } from '../db/connect.js';
 import { onInterrupt } from '../signals.js';
 import { runSteps } from '../ui/steps.js';
 import {
-  copyDatadir, findServerKit, freePorts, isOurServer, portFree, readPidFile, spawnServer, stopServer, templateDatadir, waitReady,
+  copyDatadir, findServerKit, freePorts, isOurServer, portFree, spawnServer, stopServer, templateDatadir, waitReady,
   versionNumber, type NodeProcessSpec, type ServerKit,
 } from './servers.js';
+import { readPidFile } from '../process/pids.js';
 import { DEMO_SHARD_TABLES } from './demo-schema.js';
 
 export const STATE_FILE = 'sandbox.json';

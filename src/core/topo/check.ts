@@ -5,7 +5,7 @@ import type { ResolvedNode } from '../config/load.js';
 import { describeAddress } from '../config/dsn.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { probeNodes, type NodeProbe } from './probe.js';
-import { compileRules } from '../drc/filter.js';
+import { compileRules } from '../cluster/rules.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 
 export interface Problem {
