@@ -11,6 +11,11 @@ export interface OscHelperNames {
   old: string;
 }
 
+/** The cut-over's sentry and its stand-in, named after a table of the change (osc/cutover.ts picks which). */
+export function oscSentryNames(table: string): { sentry: string; standIn: string } {
+  return { sentry: `${table}_ezcut`, standIn: `${table}_ezcut0` };
+}
+
 /**
  * The helper tables: t_ezgho for the ghost, t_ezdel for the original after the cut-over (and
  * t_ezcut/t_ezcut0 for the cut-over's sentry, see osc/cutover.ts). Unlike gh-ost's _t_gho/_t_del
