@@ -12,6 +12,7 @@ import { parseDocument } from 'yaml';
 import { ezctl, show } from '../helpers/cli.js';
 import { startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { sqlOn } from '../helpers/drc.js';
+import { freePorts } from '../../src/core/sandbox/servers.js';
 
 let sb: TestSandbox;
 let out: string;
@@ -126,6 +127,27 @@ test('emha mha-secrets prints what the script gives MHA, and refuses a replicati
   assert.equal(bad.code, 2, show(bad));
   assert.match(bad.stderr, /'='/);
   assert.ok(!bad.stderr.includes('a=b'));
+});
+
+test('a node that cannot be reached is written without candidate flags or binlog folder, and the command exits 3 naming it', async () => {
+  const [port] = await freePorts(1);
+  const doc = parseDocument(full);
+  const cluster = Object.keys(doc.toJS().clusters)[0]!;
+  doc.addIn(['clusters', cluster, 'zones', 'sh', 'replicas'], { name: 'sh-gone', host: '127.0.0.1', port });
+  writeFileSync(sb.config, doc.toString());
+  try {
+    const r = await sb.run(['--json', 'emha', 'mha-config', '--out', out]);
+    assert.equal(r.code, 3, show(r));
+    assert.deepEqual(r.json().unreachable.map((u: any) => u.node), ['sh-gone']);
+    assert.match(r.stderr, /sh-gone/);
+    const sh = r.json().zones.find((z: any) => z.zone === 'sh');
+    assert.deepEqual(r.json().zones.map((z: any) => z.config.status), ['unchanged', 'updated']);
+    assert.match(sh.notes.join('\n'), /sh-gone: not reached/);
+    const last = mhaRead(join(out, 'demo-sh.cnf')).at(-1)!;
+    assert.deepEqual([last.id, last.port, last.candidate, last.noMaster, last.binlogDir], ['server4', port, false, false, '/var/lib/mysql,/var/log/mysql']);
+  } finally {
+    writeFileSync(sb.config, full);
+  }
 });
 
 async function ezctlJson(args: string[]): Promise<any> {
