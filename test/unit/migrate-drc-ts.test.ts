@@ -22,7 +22,7 @@ import {
   type PlanContext,
   type ZoneInput,
 } from '../../src/core/migrate/drc-ts.js';
-import type { ColumnShape, TableShape } from '../../src/core/dcp/structure.js';
+import type { ColumnShape, TableShape } from '../../src/core/db/introspect.js';
 import { EzError } from '../../src/core/exit.js';
 
 function col(name: string, columnType: string, more: Partial<ColumnShape> = {}): ColumnShape {

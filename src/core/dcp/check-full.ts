@@ -15,7 +15,9 @@ import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { Chunker, chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
 import { decodeKey, encodeKey, keyRange, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
-import { readShapes, compareShapes, commonColumns, tableFilter, describeDiff, type TableShape } from './structure.js';
+import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
+import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
+import { tableFilter } from './structure.js';
 import {
   bucketChecksumSql, bucketKeys, chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
   type CompareColumn, type HashFunction, type TableTarget,
@@ -609,7 +611,7 @@ export class TableCheck {
     const excluded = [...common.excluded, ...[...ignored].map((column) => ({ column, why: 'ignored (--ignore-columns)' }))];
     if (excluded.length) this.report.columnsExcluded = excluded;
 
-    const identity = keyOf(shapes);
+    const identity = commonRowKey(shapes);
     const keyCols = identity?.columns ?? [];
     const compared = common.columns.filter((c) => !ignored.has(c) || keyCols.includes(c));
     if (compared.length === 0) return this.skip('no column is alike in every zone', structure);
@@ -1040,18 +1042,6 @@ function bufferHex(_k: string, v: unknown): unknown {
   if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) return Buffer.from((v as { data: number[] }).data).toString('hex');
   if (typeof v === 'bigint') return v.toString();
   return v;
-}
-
-export function keyOf(shapes: TableShape[]): { index: string; columns: string[] } | undefined {
-  // the same identity in every zone: the primary key, else a unique index on NOT NULL columns
-  const ids = shapes.map((s) => {
-    if (s.primaryKey.length) return { index: 'PRIMARY', columns: s.primaryKey };
-    const u = s.indexes.find((ix) => ix.unique && ix.name !== 'PRIMARY' && ix.parts.every((p) => p.subPart === null && s.columns.find((c) => c.name === p.column)?.nullable === false));
-    return u ? { index: u.name, columns: u.parts.map((p) => p.column) } : undefined;
-  });
-  const first = ids[0];
-  if (!first || ids.some((i) => !i || i.columns.join('\0') !== first.columns.join('\0'))) return undefined;
-  return first;
 }
 
 function sameSums(s: { cnt: number; crc: string }[]): boolean {

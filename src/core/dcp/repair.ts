@@ -16,7 +16,7 @@ import { badInput, refused, runtimeError } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
-import { readShapes, type TableShape } from './structure.js';
+import { readShapes, type TableShape } from '../db/introspect.js';
 import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
 import { lostConnectionError, watchZones } from './lost.js';
 

@@ -17,10 +17,10 @@ import mysql from 'mysql2';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db, Param } from '../db/connect.js';
-import { SYSTEM_SCHEMAS, foreignKeysWhere, type ForeignKeyInfo } from '../db/introspect.js';
+import { SYSTEM_SCHEMAS, foreignKeysWhere, normalizeColumnType, normalizeDefault, type ForeignKeyInfo } from '../db/introspect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { flavorOf } from '../db/server.js';
-import { normalizeColumnType, normalizeDefault, tableFilter } from '../dcp/structure.js';
+import { tableFilter } from '../dcp/structure.js';
 import { badInput } from '../exit.js';
 import type { SqlPart } from '../chunk/keys.js';
 

@@ -7,8 +7,8 @@
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
-import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
-import { keyOf } from '../dcp/check-full.js';
+import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
+import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
 
 export interface OscNames {
   ghost: string;
@@ -272,7 +272,7 @@ export async function planOnMaster(
   }).map((c) => c.from);
 
   // the key the copy walks must identify rows in both shapes
-  const oldKey = keyOf([before]);
+  const oldKey = rowKey(before);
   const newKeyOk = (cols: string[]) => {
     const mapped = cols.map((c) => map.get(c) ?? c);
     return (after!.primaryKey.length && after!.primaryKey.join('\0') === mapped.join('\0')) || after!.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
