@@ -28,7 +28,6 @@ const KNOWN_DEBT = new Set([
   'migrate/int2bigint-run.ts -> osc/plan.ts',
   'migrate/int2bigint.ts -> dcp/structure.ts',
   'osc/engine.ts -> drc/filter.ts',
-  'osc/zone.ts -> dcp/checksum.ts',
   'osc/zone.ts -> drc/filter.ts',
   'throttle/signals.ts -> drc/filter.ts',
   'sandbox/clients.ts -> drc/daemon.ts',

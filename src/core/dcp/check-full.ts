@@ -21,7 +21,7 @@ import { tableFilter } from './structure.js';
 import {
   bucketChecksumSql, bucketKeys, chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
   type CompareColumn, type HashFunction, type TableTarget,
-} from './checksum.js';
+} from '../compare/checksum.js';
 import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';

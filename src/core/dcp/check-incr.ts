@@ -22,7 +22,7 @@ import { onInterrupt } from '../signals.js';
 import { isLostConnection, lostConnectionError, watchZones } from './lost.js';
 import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
 import { tableFilter } from './structure.js';
-import type { HashFunction } from './checksum.js';
+import type { HashFunction } from '../compare/checksum.js';
 import { abandonRun, closeRun, hashFunction, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
 
 export interface CheckIncrOptions {
