@@ -23,7 +23,9 @@ import { isLostConnection, lostConnectionError, watchZones } from './lost.js';
 import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
 import { tableFilter } from './structure.js';
 import type { HashFunction } from '../compare/checksum.js';
-import { abandonRun, closeRun, hashFunction, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
+import { hashFunction, stateTableNotEverywhere, verdict, type CheckReport, type TableReport } from './check-full.js';
+import { abandonRun, closeRun, openRun, storeTable } from './runs.js';
+import { TableCheck } from './table-check.js';
 
 export interface CheckIncrOptions {
   cluster?: string;

@@ -17,7 +17,8 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
 import { readShapes, type TableShape } from '../db/introspect.js';
-import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
+import { checkFull, type CheckFullOptions } from './check-full.js';
+import { loadDiffs } from './runs.js';
 import { lostConnectionError, watchZones } from './lost.js';
 
 export interface RepairOptions {
