@@ -20,7 +20,7 @@ import type { Db, Param } from '../db/connect.js';
 import { SYSTEM_SCHEMAS, foreignKeysWhere, normalizeColumnType, normalizeDefault, type ForeignKeyInfo } from '../db/introspect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { flavorOf } from '../db/server.js';
-import { tableFilter } from '../dcp/structure.js';
+import { tableFilter } from '../dcp/index.js';
 import { badInput } from '../exit.js';
 import type { SqlPart } from '../chunk/keys.js';
 
