@@ -7,9 +7,9 @@ import { drcRowKey } from '../../src/core/drc/apply.js';
 import { copyKey } from '../../src/core/osc/plan.js';
 
 const col = (name: string, nullable = false): ColumnShape => ({
-  name, position: 0, dataType: 'int', columnType: 'int', nullable, default: null, charset: null, collation: null, generated: null, extra: '',
+  name, position: 0, dataType: 'int', columnType: 'int', serverType: 'int(11)', nullable, default: null, charset: null, collation: null, generated: null, extra: '', comment: '',
 });
-const textCol = (name: string): ColumnShape => ({ ...col(name), dataType: 'varchar', columnType: 'varchar(100)', charset: 'utf8mb4', collation: 'utf8mb4_general_ci' });
+const textCol = (name: string): ColumnShape => ({ ...col(name), dataType: 'varchar', columnType: 'varchar(100)', serverType: 'varchar(100)', charset: 'utf8mb4', collation: 'utf8mb4_general_ci' });
 const index = (name: string, unique: boolean, parts: Array<string | [string, number]>): IndexShape => ({
   name, unique, type: 'BTREE', visible: true,
   parts: parts.map((p) => (typeof p === 'string' ? { column: p, subPart: null, descending: false } : { column: p[0], subPart: p[1], descending: false })),

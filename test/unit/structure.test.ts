@@ -13,12 +13,14 @@ function col(name: string, columnType: string, more: Partial<ColumnShape> = {}):
     position: 0,
     dataType,
     columnType,
+    serverType: columnType,
     nullable: false,
     default: null,
     charset: text ? 'utf8mb4' : null,
     collation: text ? 'utf8mb4_general_ci' : null,
     generated: null,
     extra: '',
+    comment: '',
     ...more,
   };
 }

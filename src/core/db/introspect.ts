@@ -15,6 +15,8 @@ export interface ColumnShape {
   dataType: string;
   /** lower case full type without integer display width, e.g. "decimal(12,2)", "int unsigned" */
   columnType: string;
+  /** the type as this server prints it (COLUMN_TYPE, lower case), e.g. "int(10) unsigned" on MariaDB: for reports, never compared */
+  serverType: string;
   nullable: boolean;
   /** the default as the server prints it; null when there is none (or it is NULL) */
   default: string | null;
@@ -24,6 +26,8 @@ export interface ColumnShape {
   generated: string | null;
   /** what else the column does: "auto_increment", "on update current_timestamp(3)", "invisible" */
   extra: string;
+  /** COLUMN_COMMENT, '' for none (not compared) */
+  comment: string;
 }
 
 export interface IndexPart {
@@ -157,11 +161,11 @@ async function readCatalog(db: Db, where: { sql: string; params: string[] }, fil
     : { sql: `TABLE_SCHEMA IN (${placeholders(schemas.length)})`, fkSql: `k.TABLE_SCHEMA IN (${placeholders(schemas.length)})`, params: schemas };
 
   const columnRows = await db.query<{
-    s: string; t: string; name: string; pos: string | number; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cs: string | null; coll: string | null; gen: string | null;
+    s: string; t: string; name: string; pos: string | number; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cs: string | null; coll: string | null; gen: string | null; cmt: string | null;
   }>(
     `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, COLUMN_NAME AS name, ORDINAL_POSITION AS pos, DATA_TYPE AS dt, COLUMN_TYPE AS ct,
             IS_NULLABLE AS nul, COLUMN_DEFAULT AS def, EXTRA AS extra, CHARACTER_SET_NAME AS cs, COLLATION_NAME AS coll,
-            GENERATION_EXPRESSION AS gen
+            GENERATION_EXPRESSION AS gen, COLUMN_COMMENT AS cmt
        FROM information_schema.COLUMNS WHERE ${scope.sql}
       ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`,
     scope.params,
@@ -204,7 +208,7 @@ async function readCatalog(db: Db, where: { sql: string; params: string[] }, fil
   return shapes;
 }
 
-function columnShape(c: { name: string; pos: string | number; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cs: string | null; coll: string | null; gen: string | null }): ColumnShape {
+function columnShape(c: { name: string; pos: string | number; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cs: string | null; coll: string | null; gen: string | null; cmt: string | null }): ColumnShape {
   const extraRaw = (c.extra ?? '').toLowerCase();
   // MariaDB leaves GENERATION_EXPRESSION NULL for plain columns, MySQL an empty string.
   const generated = c.gen ? `${/stored|persistent/.test(extraRaw) ? 'stored' : 'virtual'} as (${c.gen})` : null;
@@ -213,12 +217,14 @@ function columnShape(c: { name: string; pos: string | number; dt: string; ct: st
     position: Number(c.pos),
     dataType: c.dt.toLowerCase(),
     columnType: normalizeColumnType(c.ct),
+    serverType: c.ct.toLowerCase(),
     nullable: c.nul === 'YES',
     default: generated ? null : normalizeDefault(c.def),
     charset: c.cs,
     collation: c.coll,
     generated,
     extra: normalizeExtra(extraRaw),
+    comment: c.cmt ?? '',
   };
 }
 
