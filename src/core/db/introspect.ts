@@ -288,12 +288,13 @@ export async function foreignKeysWhere(db: Db, where: string, params: string[]):
 }
 
 /**
- * The key that identifies a row, the one rule every capability uses (DRC's applier, check
- * full/incr/repair, osc, the migrations): the primary key; else the first unique index (in name
- * order) whose columns are all NOT NULL and none of whose parts is a prefix (a prefix part, e.g.
- * name(10), makes rows equal on the index that differ in the column, and a NULL makes rows
- * distinct that look alike). Undefined when the table has neither: such a table has no key to
- * walk, compare or apply rows by.
+ * The key that identifies a row, the one rule DRC's applier, check full/incr (and repair, on the
+ * check's keys) and osc's copy all use: the primary key; else the first unique index (in name
+ * order) whose columns are all NOT NULL and none of whose parts is a prefix. A NULL is not equal
+ * to itself, so a unique index lets many rows hold NULL there and `col = ?` finds none of them;
+ * a prefix part (name(10)) holds the first characters only, so the index cannot give rows in the
+ * order of the full values that chunks are walked and bounded by. Undefined when the table has
+ * no such key: it has none to walk, compare or apply rows by.
  */
 export function rowKey(shape: Pick<TableShape, 'primaryKey' | 'indexes' | 'columns'>): RowKey | undefined {
   if (shape.primaryKey.length) return { index: 'PRIMARY', columns: shape.primaryKey };
