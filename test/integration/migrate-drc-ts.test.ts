@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { show } from '../helpers/cli.js';
 import { eventually, startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, sqlOn, tableRows } from '../helpers/drc.js';
-import { readShapes } from '../../src/core/dcp/structure.js';
+import { readShapes } from '../../src/core/db/introspect.js';
 import { serverInfo, waitForGtid } from '../../src/core/db/server.js';
 
 let sb: TestSandbox;

@@ -15,16 +15,8 @@ const CAPABILITIES = new Set(['drc', 'dcp', 'osc', 'migrate', 'emha', 'gz', 'dbu
 const PUBLIC_ENTRIES = new Set(['index.ts', 'client.ts']);
 
 const KNOWN_DEBT = new Set([
-  'migrate/drc-ts.ts -> dcp/check-full.ts',
-  'migrate/drc-ts.ts -> dcp/render.ts',
-  'migrate/drc-ts.ts -> dcp/structure.ts',
   'migrate/int2bigint-run.ts -> osc/engine.ts',
   'migrate/int2bigint-run.ts -> osc/family.ts',
-  'migrate/int2bigint.ts -> dcp/structure.ts',
-  'osc/family.ts -> dcp/structure.ts',
-  'osc/plan.ts -> dcp/check-full.ts',
-  'osc/plan.ts -> dcp/structure.ts',
-  'osc/zone.ts -> dcp/checksum.ts',
 ]);
 
 function sources(dir: string): string[] {

@@ -17,8 +17,9 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { CONFLICTS_TABLE, DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { drcDomainFor, writeAsDrc, writeAsDrcSql } from '../cluster/session.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
-import { readShapes, type TableShape } from './structure.js';
-import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
+import { readShapes, type TableShape } from '../db/introspect.js';
+import { checkFull, type CheckFullOptions } from './check-full.js';
+import { loadDiffs } from './runs.js';
 import { lostConnectionError, watchZones } from './lost.js';
 
 export interface RepairOptions {

@@ -17,7 +17,7 @@ import { keyText, type KeyValue } from '../chunk/keys.js';
 import type { Db, Param } from '../db/connect.js';
 import { QueryError } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { tableInfo } from '../db/introspect.js';
+import { readShape, rowKey, type RowKey, type TableShape } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
@@ -33,6 +33,16 @@ export interface TableMeta {
   hasTs: boolean;
   /** when the structure was read: re-read when rows bring a column it did not have */
   readAt: number;
+}
+
+/**
+ * The key DRC applies a table's rows by: the shared row key (db/introspect rowKey, the one the
+ * checks and osc use), of which DRC takes only a primary key (what DRC needs, README); undefined
+ * for a table without one, which DRC refuses.
+ */
+export function drcRowKey(shape: TableShape): RowKey | undefined {
+  const key = rowKey(shape);
+  return key?.index === 'PRIMARY' ? key : undefined;
 }
 
 export interface ShardRule {
@@ -170,18 +180,18 @@ export class Applier {
     const k = `${schema}.${table}`;
     let m = this.tables.get(k);
     if (!m) {
-      let info = await tableInfo(this.db, schema, table);
-      // The structure is read in three queries; an online schema change's RENAME between them
+      let info = await readShape(this.db, schema, table);
+      // The structure is read in four queries; an online schema change's RENAME between them
       // makes the table look missing, columnless or keyless for a moment: read it again before
       // stopping the direction over it.
-      for (let i = 0; i < 10 && (!info || info.columns.length === 0 || info.primaryKey.length === 0); i++) {
+      for (let i = 0; i < 10 && (!info || info.columns.length === 0 || !drcRowKey(info)); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        info = await tableInfo(this.db, schema, table);
+        info = await readShape(this.db, schema, table);
       }
       if (!info) {
         throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null, 'no-table');
       }
-      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
+      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: drcRowKey(info)?.columns ?? [], hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
       if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null, 'no-primary-key');
       if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null, 'no-timestamp-column', this.cfg.tsColumn);
       this.tables.set(k, m);

@@ -9,7 +9,7 @@ import { loadTopology, type ResolvedNode, type Topology } from '../config/load.j
 import { badInput, refused, runtimeError, EzError, ExitCode } from '../exit.js';
 import type { Db } from '../db/connect.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
-import { listTables, tableInfo } from '../db/introspect.js';
+import { listTables, readShape } from '../db/introspect.js';
 import { quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
@@ -74,7 +74,7 @@ export async function preflight(ctx: Ctx, topo: Topology, cluster: string, offse
       if (info.flavor === 'mariadb' && info.binlogRowMetadata !== 'FULL') problems.push(`${where}: binlog_row_metadata is ${info.binlogRowMetadata}, DRC needs FULL (SET GLOBAL binlog_row_metadata = FULL)`);
       for (const t of await listTables(db, cfg.databases)) {
         if (!rules(t.schema, t.table)) continue;
-        const info2 = await tableInfo(db, t.schema, t.table);
+        const info2 = await readShape(db, t.schema, t.table);
         if (!info2) continue;
         const name = `${t.schema}.${t.table}`;
         if (info2.primaryKey.length === 0) problems.push(`${where}: table ${name} has no primary key; add one, or exclude it (drc.exclude in the topology file)`);

@@ -33,7 +33,9 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo, waitForGtid, type ServerInfo } from '../db/server.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { keyCompare, keyEquals, keyIn, orderBy, type KeyValue, type SqlPart } from '../chunk/keys.js';
-import { columnDefinition, readShapes, tableFilter, type ColumnShape, type TableShape } from '../dcp/structure.js';
+import { readShapes, type ColumnShape, type TableShape } from '../db/introspect.js';
+import { columnDefinition } from '../db/shape-compare.js';
+import { tableFilter } from '../dcp/index.js';
 import { DEFAULT_DRC_DOMAIN_OFFSET, ownDdlMarker } from '../cluster/tables.js';
 import { drcDomainFor, OWN_DOMAIN_SQL, withDrcWrites, writeAsDrcSql } from '../cluster/session.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
@@ -904,14 +906,14 @@ async function verify(ctx: Ctx, topo: Topology, cluster: string, conns: ZoneConn
   const values: Verification['values'] = { ok: true, compared: false, runId: null, rows: 0, tables: [] };
   const comparable = [...presentEverywhere].sort();
   if (conns.length >= 2 && comparable.length) {
-    const { checkFull } = await import('../dcp/check-full.js');
+    const { checkFull } = await import('../dcp/index.js');
     ctx.log.info(`comparing ${comparable.length} table${comparable.length === 1 ? '' : 's'} across ${conns.map((c) => c.zone).join(', ')}`);
     const r = await checkFull(ctx, {
       cluster,
       zones: conns.map((c) => c.zone),
       tables: `/^(?:${comparable.map(escapeRe).join('|')})$/`,
     });
-    const { describeRowDiff } = await import('../dcp/render.js');
+    const { describeRowDiff } = await import('../dcp/index.js');
     values.compared = true;
     values.runId = r.runId;
     values.rows = r.rows;

@@ -15,7 +15,7 @@ import { serverInfo } from '../db/server.js';
 import { badInput, refused } from '../exit.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
-import type { ForeignKeyShape } from '../dcp/structure.js';
+import type { ForeignKeyShape } from '../db/introspect.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { copyAndCutOver, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';

@@ -7,8 +7,8 @@
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
-import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
-import { keyOf } from '../dcp/check-full.js';
+import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
+import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
 import { oscHelperNames, oscProbeName } from '../cluster/helper-tables.js';
 
 export interface OscNames {
@@ -260,20 +260,8 @@ export async function planOnMaster(
     return a.columnType !== b.columnType;
   }).map((c) => c.from);
 
-  // the key the copy walks must identify rows in both shapes
-  const oldKey = keyOf([before]);
-  const newKeyOk = (cols: string[]) => {
-    const mapped = cols.map((c) => map.get(c) ?? c);
-    return (after!.primaryKey.length && after!.primaryKey.join('\0') === mapped.join('\0')) || after!.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
-  };
-  let key: OscPlan['key'] | undefined;
-  if (!oldKey) refusals.push(`${schema}.${table} has no primary key or unique key on NOT NULL columns to copy by`);
-  else if (!newKeyOk(oldKey.columns)) refusals.push(`the new shape has no unique key on (${oldKey.columns.join(', ')}): the key the copy walks must identify rows in both shapes (dropping it is refused)`);
-  else {
-    const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
-    key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
-    if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
-  }
+  const { key, refusals: keyRefusals } = copyKey(before, after, map);
+  refusals.push(...keyRefusals);
   // A unique key the table did not have: a row that duplicates another under it would be dropped
   // by the copy, and the binlog applier's REPLACE would delete the other row instead; pt-osc
   // refuses these too (--check-unique-key-change).
@@ -301,6 +289,28 @@ export async function planOnMaster(
     // a foreign key from or to the table may need one of its indexes while the ghosts are linked
     deferrableIndexes: before.foreignKeys.length || children.length ? [] : deferrableIndexes(afterDdl),
   };
+}
+
+/**
+ * The key the copy walks: the table's row key (db/introspect rowKey, the one DRC and the checks
+ * key rows by), which must identify rows in the new shape too; else the refusals.
+ */
+export function copyKey(before: TableShape, after: TableShape, map: ReadonlyMap<string, string>): { key?: OscPlan['key']; refusals: string[] } {
+  const refusals: string[] = [];
+  const oldKey = rowKey(before);
+  const newKeyOk = (cols: string[]) => {
+    const mapped = cols.map((c) => map.get(c) ?? c);
+    return (after.primaryKey.length && after.primaryKey.join('\0') === mapped.join('\0')) || after.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
+  };
+  if (!oldKey) refusals.push(`${before.schema}.${before.table} has no primary key or unique key on NOT NULL columns to copy by`);
+  else if (!newKeyOk(oldKey.columns)) refusals.push(`the new shape has no unique key on (${oldKey.columns.join(', ')}): the key the copy walks must identify rows in both shapes (dropping it is refused)`);
+  else {
+    const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
+    const key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
+    if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
+    return { key, refusals };
+  }
+  return { refusals };
 }
 
 function renameShape(s: TableShape, map: Map<string, string>): TableShape {

@@ -19,7 +19,7 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { Chunker, chunkRange } from '../chunk/chunker.js';
 import { decodeKey, encodeKey, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../dcp/checksum.js';
+import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../compare/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
 import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
