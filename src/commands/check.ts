@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { action, CLUSTER_OPTION, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 const hash = oneOf('row hash', ['crc64', 'md5', 'crc32'] as const);
 const mode = oneOf('mode', ['count', 'checksum', 'rows'] as const);
@@ -79,7 +80,7 @@ export function registerCheck(program: Command): void {
         writeFileSync(o.report, JSON.stringify(r, jsonReplacer, 2) + '\n');
       }
       ctx.result(r, () => renderCheckReport(r));
-      return r.stoppedBy === 'interrupt' ? 130 : checkExitCode(r);
+      return r.stoppedBy === 'interrupt' ? ExitCode.interrupted : checkExitCode(r);
     }));
 
   check
@@ -123,7 +124,7 @@ export function registerCheck(program: Command): void {
         };
       }
       const r = await checkIncr(ctx, opts);
-      if (o.follow) return r.stoppedBy === 'interrupt' ? 130 : 0;
+      if (o.follow) return r.stoppedBy === 'interrupt' ? ExitCode.interrupted : ExitCode.ok;
       ctx.result(r, () =>
         r.firstRun && r.keys === 0
           ? `${r.consistent ? '' : `${renderCheckReport(r)}\n`}first run: recorded each zone's binlog position (${Object.entries(r.positions).map(([z, p]) => `${z} ${p.to}`).join(', ')}); the next run checks the changes from here`

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
@@ -126,7 +127,7 @@ function registerInt2Bigint(migrate: Command): void {
       if (!o.execute) {
         const r = await int2bigintReport(ctx, opts);
         ctx.result(r, () => renderInt2Bigint(r));
-        return 0;
+        return ExitCode.ok;
       }
       const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
       Object.assign(opts, copyOptionsFrom(o));
@@ -140,6 +141,6 @@ function registerInt2Bigint(migrate: Command): void {
       };
       const r = await runInt2Bigint(ctx, opts);
       ctx.result(r, () => renderInt2BigintRun(r));
-      return 0;
+      return ExitCode.ok;
     }));
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -82,7 +83,7 @@ export function registerOsc(program: Command): void {
         },
       });
       ctx.result(r, () => renderOsc(r));
-      return !r.execute && r.refusals.length ? 4 : 0;
+      return !r.execute && r.refusals.length ? ExitCode.refused : ExitCode.ok;
     }));
 
   // the running job's control socket
@@ -152,6 +153,6 @@ function registerCleanup(osc: Command): void {
       throttle: throttleOptionsFrom(o),
     });
     ctx.result(r, () => renderOscCleanup(r));
-    return r.tables.some((t) => t.error) ? 3 : 0;
+    return r.tables.some((t) => t.error) ? ExitCode.runtime : ExitCode.ok;
   }, { parentOptions: true }));
 }

@@ -1193,7 +1193,7 @@ export function verdict(reports: TableReport[]): Pick<CheckReport, 'consistent' 
  * tables were also skipped; 4 nothing found different but some tables were not compared (each
  * named with its reason in the report): add a key, raise --keyless-max-rows, or --exclude them.
  */
-export function checkExitCode(r: Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers' | 'tables'>): number {
+export function checkExitCode(r: Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers' | 'tables'>): ExitCode {
   if (r.consistent) return ExitCode.ok;
   const differs = r.missingTables.length > 0 || r.structureDiffers.length > 0 || r.tables.some((t) => t.missing > 0 || t.changed > 0);
   if (differs) return ExitCode.differences;

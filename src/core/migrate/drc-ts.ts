@@ -556,7 +556,7 @@ export interface DrcTsReport {
   verification?: Verification;
 }
 
-export function drcTsExitCode(r: DrcTsReport): number {
+export function drcTsExitCode(r: DrcTsReport): ExitCode {
   if (r.refused) return ExitCode.refused;
   if (!r.execute || !r.verification) return ExitCode.ok;
   return r.verification.ok ? ExitCode.ok : ExitCode.differences;
