@@ -87,7 +87,7 @@ export function registerOsc(program: Command): void {
     }));
 
   // the running job's control socket
-  const control = (name: string, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
+  const control = (name: import('../core/osc/engine.js').OscCommand, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
     let c = osc
       .command(name)
       .description(description)
@@ -99,7 +99,8 @@ export function registerOsc(program: Command): void {
         if (!o.table) throw new InvalidArgumentError(`osc ${name} needs --table db.table`);
         const { oscControl } = await import('../core/osc/engine.js');
         const extra = args?.(o, a);
-        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra } : {}) });
+        // the arguments are checked against the job's declaration before anything is sent
+        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra as never } : {}) });
         const { renderOscStatus } = await import('../core/osc/render.js');
         ctx.result(r, () => renderOscStatus(r));
       }, { parentOptions: true }),
