@@ -10,6 +10,7 @@ import { accepted, checkRequest, command, dispatch, jobKind, sendJob, serveJob, 
 import { EzError, ExitCode } from '../../src/core/exit.js';
 import { oscJob } from '../../src/core/osc/engine.js';
 import { drcJob } from '../../src/core/drc/daemon.js';
+import { checkJob } from '../../src/core/dcp/control.js';
 
 const kind = jobKind('test job', {
   status: command<{ n: number }>()('how far'),
@@ -105,7 +106,8 @@ test('a typed round trip over the socket (mode 0600); a bad argument is bad inpu
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('the declared kinds: what osc and DRC answer', () => {
+test('the declared kinds: what osc, DRC and check full answer', () => {
   assert.equal(accepted(oscJob), 'status, pause, resume, cut-over, set key=<chunk-time> value=<string>, abort');
   assert.equal(accepted(drcJob), 'status, pause [direction=<string>], resume [direction=<string>], stop, repoint zone=<string>');
+  assert.equal(accepted(checkJob), 'status, pause, resume, stop');
 });

@@ -24,6 +24,8 @@ import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throt
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { onInterrupt } from '../signals.js';
+import type { RunControl } from '../control/run.js';
+import { openCheckControl } from './control.js';
 import { lostConnectionError, watchZones } from './lost.js';
 
 export type CheckMode = 'count' | 'checksum' | 'rows';
@@ -53,6 +55,8 @@ export interface CheckFullOptions {
   keylessMaxRows?: number;
   /** most differences listed per table (all are counted) */
   maxDiffsPerTable?: number;
+  /** answer on the cluster's check control socket (status, pause, resume, stop: dcp/control.ts) */
+  control?: boolean;
 }
 
 export interface ZoneState {
@@ -121,7 +125,8 @@ export interface CheckReport {
   hash: HashFunction;
   complete: boolean;
   resumed: boolean;
-  stoppedBy?: 'run-time' | 'interrupt';
+  /** operator: `ezctl check stop` */
+  stoppedBy?: 'run-time' | 'interrupt' | 'operator';
   tables: TableReport[];
   rows: number;
   ms: number;
@@ -185,6 +190,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   };
   let runId: string | undefined;
   let stopWatch: (() => void) | undefined;
+  let ctl: RunControl | undefined;
+  let onStop = () => {};
   try {
     // every connection at once, the walk's too (a handshake is mostly waiting on the server)
     const sets = await connectSets(ctx, zones, (z) => topo.master(cluster.name, z), 1 + concurrency);
@@ -212,6 +219,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     // how long a difference may be DRC still in flight: measured lag + margin, at least --delay;
     // read while the run is opened (each connection runs its queries in order)
     const lagP = measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    if (opts.control) ctl = await openCheckControl(topo, cluster.name, () => onStop());
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
     runId = run.runId;
@@ -219,7 +227,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     const lag = await lagP;
     const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
 
-    const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle) : undefined;
+    // with a control socket always a throttler: `check pause` needs one
+    const throttle = opts.control || (opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined)) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle ?? {}) : undefined;
     // one log line per transition: "throttled: <why>" / "throttle released after 3.1s"
     const offThrottleLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'check: ') : undefined;
     // --run-time and Ctrl-C stop every table at its next chunk boundary, also one waiting on the throttle
@@ -245,6 +254,11 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       stoppedBy = 'interrupt';
       stop.abort();
     });
+    onStop = () => {
+      stoppedBy ??= 'operator';
+      stopRequested();
+    };
+    if (ctl?.stopping) onStop();
 
     const progress: Progress = {
       tablesDone: 0,
@@ -257,6 +271,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     };
     // for progress and ETA only: the walk need not wait for it
     rowsEstimate(control[0]!.db, names).then((n) => (progress.rowsEstimate = n), () => undefined);
+    ctl?.attach(() => ({ runId: run.runId, done: progress.tablesDone, total: progress.tablesTotal, rows: progress.rowsDone, rowsEstimate: progress.rowsEstimate, current: progress.current }), throttle!.throttler);
     const tick = setInterval(() => {
       progress.throttled = throttle?.throttler.status().reason ?? null;
       onProgress?.(progress);
@@ -358,6 +373,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
     throw lost ?? e;
   } finally {
+    ctl?.close();
     stopWatch?.();
     await closeAll();
   }
