@@ -19,7 +19,7 @@ import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions, type ThrottleStatus } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { sendControl } from '../control/socket.js';
+import { JOB_REFUSED, sendControl } from '../control/socket.js';
 import { command, jobKind, noJobAnswers, sendJob, serveJob, type ArgsOf, type ReplyOf } from '../control/commands.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
@@ -514,6 +514,8 @@ export async function oscControl<K extends OscCommand>(ctx: Ctx, o: { cluster?: 
   return send(oscSocketPath(topo, cluster.name, oscTableName(schema, table))).catch(async (e: Error & { code?: string }) => {
     const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${(noJobAnswers(e) && e.cause instanceof Error ? e.cause : e).message})`, { hint: fix });
     if (e instanceof EzError && !noJobAnswers(e)) throw e; // a bad argument: nothing was sent
+    // the job answered and refused (a value it cannot take): its own words, not "not running"
+    if (e.code === JOB_REFUSED) throw badInput(`the schema change of ${o.table} refused ${o.cmd}: ${e.message}`);
     if (!noJobAnswers(e)) throw none();
     // a change of several tables (a family) answers on its first table's socket: any of its tables finds it
     const job = (await runningJobs(topo, cluster.name)).find((j) => j.tables.includes(`${schema}.${table}`));
