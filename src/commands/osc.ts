@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -82,11 +83,11 @@ export function registerOsc(program: Command): void {
         },
       });
       ctx.result(r, () => renderOsc(r));
-      return !r.execute && r.refusals.length ? 4 : 0;
+      return !r.execute && r.refusals.length ? ExitCode.refused : ExitCode.ok;
     }));
 
   // the running job's control socket
-  const control = (name: string, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
+  const control = (name: import('../core/osc/engine.js').OscCommand, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
     let c = osc
       .command(name)
       .description(description)
@@ -98,7 +99,8 @@ export function registerOsc(program: Command): void {
         if (!o.table) throw new InvalidArgumentError(`osc ${name} needs --table db.table`);
         const { oscControl } = await import('../core/osc/engine.js');
         const extra = args?.(o, a);
-        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra } : {}) });
+        // the arguments are checked against the job's declaration before anything is sent
+        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra as never } : {}) });
         const { renderOscStatus } = await import('../core/osc/render.js');
         ctx.result(r, () => renderOscStatus(r));
       }, { parentOptions: true }),
@@ -152,6 +154,6 @@ function registerCleanup(osc: Command): void {
       throttle: throttleOptionsFrom(o),
     });
     ctx.result(r, () => renderOscCleanup(r));
-    return r.tables.some((t) => t.error) ? 3 : 0;
+    return r.tables.some((t) => t.error) ? ExitCode.runtime : ExitCode.ok;
   }, { parentOptions: true }));
 }

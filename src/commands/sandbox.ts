@@ -1,6 +1,7 @@
 // ezctl sandbox: a real multi-zone topology of local server processes.
 import { Option, type Command } from 'commander';
 import { action, CLUSTER_OPTION, decimal, durationOption, examples, integer, nameList } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
 
@@ -52,7 +53,7 @@ export function registerSandbox(program: Command): void {
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxStatus(ctx, o);
       ctx.result(r, () => renderSandbox(r));
-      return r.nodes.every((n) => n.running) ? 0 : 3;
+      return r.nodes.every((n) => n.running) ? ExitCode.ok : ExitCode.runtime;
     }));
 
   sandbox
@@ -91,6 +92,6 @@ ${examples('ezctl sandbox workload --tps 100 --seconds 60s', 'ezctl sandbox work
       const { seconds, progress, ...rest } = o;
       const r = await sandboxWorkload(ctx, { ...rest, durationMs: seconds, progressMs: progress });
       ctx.result(r, () => renderWorkload(r));
-      return r.interrupted ? 130 : r.zones.some((z) => z.errors > 0) ? 3 : 0;
+      return r.interrupted ? ExitCode.interrupted : r.zones.some((z) => z.errors > 0) ? ExitCode.runtime : ExitCode.ok;
     }));
 }

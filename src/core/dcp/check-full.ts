@@ -18,6 +18,8 @@ import type { HashFunction } from '../compare/checksum.js';
 import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
+import type { RunControl } from '../control/run.js';
+import { openCheckControl } from './control.js';
 import { lostConnectionError, watchZones } from './lost.js';
 import { abandonRun, closeRun, openRun, splitName, storedReport, tablesDone, type StoredTable } from './runs.js';
 import { TableCheck, type ZoneConn } from './table-check.js';
@@ -49,6 +51,8 @@ export interface CheckFullOptions {
   keylessMaxRows?: number;
   /** most differences listed per table (all are counted) */
   maxDiffsPerTable?: number;
+  /** answer on the cluster's check control socket (status, pause, resume, stop: dcp/control.ts) */
+  control?: boolean;
 }
 
 export interface ZoneState {
@@ -117,7 +121,8 @@ export interface CheckReport {
   hash: HashFunction;
   complete: boolean;
   resumed: boolean;
-  stoppedBy?: 'run-time' | 'interrupt';
+  /** operator: `ezctl check stop` */
+  stoppedBy?: 'run-time' | 'interrupt' | 'operator';
   tables: TableReport[];
   rows: number;
   ms: number;
@@ -162,6 +167,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   };
   let runId: string | undefined;
   let stopWatch: (() => void) | undefined;
+  let ctl: RunControl | undefined;
+  let onStop = () => {};
   try {
     // every connection at once, the walk's too (a handshake is mostly waiting on the server)
     const sets = await connectSets(ctx, zones, (z) => topo.master(cluster.name, z), 1 + concurrency);
@@ -189,6 +196,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     // how long a difference may be DRC still in flight: measured lag + margin, at least --delay;
     // read while the run is opened (each connection runs its queries in order)
     const lagP = measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    if (opts.control) ctl = await openCheckControl(topo, cluster.name, () => onStop());
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
     runId = run.runId;
@@ -196,7 +204,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     const lag = await lagP;
     const settleDelayMs = Math.max(opts.delayMs ?? 0, (lag.maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
 
-    const throttle = opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle) : undefined;
+    // with a control socket always a throttler: `check pause` needs one
+    const throttle = opts.control || (opts.throttle && Object.values(opts.throttle).some((v) => v !== undefined)) ? await throttlerFor(ctx, cluster.name, zones, opts.throttle ?? {}) : undefined;
     // one log line per transition: "throttled: <why>" / "throttle released after 3.1s"
     const offThrottleLog = throttle ? logThrottleChanges(throttle.throttler, ctx.log, 'check: ') : undefined;
     // --run-time and Ctrl-C stop every table at its next chunk boundary, also one waiting on the throttle
@@ -222,6 +231,11 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       stoppedBy = 'interrupt';
       stop.abort();
     });
+    onStop = () => {
+      stoppedBy ??= 'operator';
+      stopRequested();
+    };
+    if (ctl?.stopping) onStop();
 
     const progress: Progress = {
       tablesDone: 0,
@@ -234,6 +248,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     };
     // for progress and ETA only: the walk need not wait for it
     rowsEstimate(control[0]!.db, names).then((n) => (progress.rowsEstimate = n), () => undefined);
+    ctl?.attach(() => ({ runId: run.runId, done: progress.tablesDone, total: progress.tablesTotal, rows: progress.rowsDone, rowsEstimate: progress.rowsEstimate, current: progress.current }), throttle!.throttler);
     const tick = setInterval(() => {
       progress.throttled = throttle?.throttler.status().reason ?? null;
       onProgress?.(progress);
@@ -335,6 +350,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
     throw lost ?? e;
   } finally {
+    ctl?.close();
     stopWatch?.();
     await closeAll();
   }
@@ -441,7 +457,7 @@ export function verdict(reports: TableReport[]): Pick<CheckReport, 'consistent' 
  * tables were also skipped; 4 nothing found different but some tables were not compared (each
  * named with its reason in the report): add a key, raise --keyless-max-rows, or --exclude them.
  */
-export function checkExitCode(r: Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers' | 'tables'>): number {
+export function checkExitCode(r: Pick<CheckReport, 'consistent' | 'missingTables' | 'skipped' | 'structureDiffers' | 'tables'>): ExitCode {
   if (r.consistent) return ExitCode.ok;
   const differs = r.missingTables.length > 0 || r.structureDiffers.length > 0 || r.tables.some((t) => t.missing > 0 || t.changed > 0);
   if (differs) return ExitCode.differences;

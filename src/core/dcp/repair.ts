@@ -12,7 +12,7 @@ import type { Ctx } from '../context.js';
 import type { Db, Param, Row } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
-import { badInput, refused, runtimeError } from '../exit.js';
+import { badInput, refused, runtimeError, ExitCode } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { CONFLICTS_TABLE, DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { drcDomainFor, writeAsDrc, writeAsDrcSql } from '../cluster/session.js';
@@ -409,10 +409,10 @@ async function applyFix(c: ZoneConn, domain: number | undefined, t: Target, plan
 }
 
 /** 0: everything fixed and verified (or, without --execute, every difference has a planned fix); 1: differences remain. */
-export function repairExitCode(r: RepairReport): number {
-  if (r.unfixable.length) return 1;
-  if (!r.execute) return 0;
-  return r.verified === r.planned && r.remaining.length === 0 ? 0 : 1;
+export function repairExitCode(r: RepairReport): ExitCode {
+  if (r.unfixable.length) return ExitCode.differences;
+  if (!r.execute) return ExitCode.ok;
+  return r.verified === r.planned && r.remaining.length === 0 ? ExitCode.ok : ExitCode.differences;
 }
 
 export function renderRepair(r: RepairReport): string {

@@ -11,7 +11,8 @@ import { serverInfo } from '../db/server.js';
 import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { controlAlive, sendControl, socketPath, type ControlRequest } from '../control/socket.js';
+import { controlAlive, socketPath } from '../control/socket.js';
+import { command, jobKind, sendJob, type JobAddress } from '../control/commands.js';
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
 import { measureDrcLagMs, type DrcLagPair } from '../throttle/signals.js';
@@ -79,16 +80,13 @@ export interface DaemonStatus {
 }
 
 /** The daemon's control requests, in one place (the daemon answers them in daemon.ts). */
-export const DRC_REQUESTS = {
-  ping: (): ControlRequest => ({ cmd: 'ping' }),
-  status: (): ControlRequest => ({ cmd: 'status' }),
-  /** every direction, or one: "from->to", or a zone name for every direction from it */
-  pause: (direction?: string): ControlRequest => ({ cmd: 'pause', args: direction ? { direction } : {} }),
-  resume: (direction?: string): ControlRequest => ({ cmd: 'resume', args: direction ? { direction } : {} }),
-  stop: (): ControlRequest => ({ cmd: 'stop' }),
-  /** reload the topology file and reconnect every direction from or to the zone */
-  repoint: (zone: string): ControlRequest => ({ cmd: 'repoint', args: { zone } }),
-};
+export const drcJob = jobKind('DRC daemon', {
+  status: command<DaemonStatus>()('every direction: state, lag, throughput, last error'),
+  pause: command<DaemonStatus>()('pause directions (all, or those named)', { direction: { type: 'string', optional: true } }),
+  resume: command<DaemonStatus>()('resume directions (all, or those named)', { direction: { type: 'string', optional: true } }),
+  stop: command<{ stopping: true; pid: number }>()('stop the daemon'),
+  repoint: command<DaemonStatus>()("reload the topology file and reconnect a zone's directions to its master", { zone: { type: 'string' } }),
+});
 
 export function drcStateDir(topo: Topology, cluster: string): string {
   return join(topo.stateDir(), `drc-${cluster}`);
@@ -105,6 +103,7 @@ export interface DrcWaitResult { cluster: string; from: string; to: string; targ
 /** DRC of one cluster, as seen from this host. */
 export class DrcClient {
   readonly socket: string;
+  private readonly address: JobAddress<typeof drcJob.commands>;
 
   constructor(
     private readonly ctx: Ctx,
@@ -112,6 +111,7 @@ export class DrcClient {
     readonly cluster: string,
   ) {
     this.socket = drcSocket(topo, cluster);
+    this.address = { kind: drcJob, path: this.socket, job: `DRC of cluster ${cluster}`, fix: 'start it with `ezctl drc start --detach`' };
   }
 
   /** Does a daemon of this cluster answer on this host? */
@@ -122,7 +122,7 @@ export class DrcClient {
   /** The status of this host's daemon; null when none answers here. */
   async daemonStatus(): Promise<DaemonStatus | null> {
     if (!(await this.daemonHere())) return null;
-    return { ...((await sendControl(this.socket, DRC_REQUESTS.status())) as DaemonStatus), cluster: this.cluster };
+    return { ...(await sendJob(this.address, 'status')), cluster: this.cluster };
   }
 
   /** Status from the running daemon; when none runs here, what the checkpoints in each zone say. */
@@ -165,18 +165,18 @@ export class DrcClient {
 
   /** Pause every direction, or one ("from->to", or a zone for all from it), of this host's daemon. */
   pause(direction?: string): Promise<DaemonStatus> {
-    return this.control(DRC_REQUESTS.pause(direction));
+    return this.control('pause', direction);
   }
 
   /** Resume (also a direction stopped by an error: it tries the transaction again). */
   resume(direction?: string): Promise<DaemonStatus> {
-    return this.control(DRC_REQUESTS.resume(direction));
+    return this.control('resume', direction);
   }
 
-  private async control(req: ControlRequest): Promise<DaemonStatus> {
+  private async control(cmd: 'pause' | 'resume', direction?: string): Promise<DaemonStatus> {
     if (!(await this.daemonHere())) throw runtimeError(`DRC for cluster ${this.cluster} is not running on this host (no answer on ${this.socket})`, { hint: 'start it with `ezctl drc start --detach`' });
     try {
-      return { ...((await sendControl(this.socket, req)) as DaemonStatus), cluster: this.cluster };
+      return { ...(await sendJob(this.address, cmd, direction ? { direction } : {})), cluster: this.cluster };
     } catch (e) {
       throw badInput((e as Error).message);
     }
@@ -189,7 +189,7 @@ export class DrcClient {
       this.ctx.log.info(`DRC for cluster ${cluster} is not running`);
       return { cluster, stopped: false, pid: null };
     }
-    const r = (await sendControl(this.socket, DRC_REQUESTS.stop())) as { pid: number };
+    const r = await sendJob(this.address, 'stop');
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!pidAlive(r.pid)) return { cluster, stopped: true, pid: r.pid };
@@ -201,7 +201,7 @@ export class DrcClient {
   /** Tell this host's daemon the zone's master changed in the topology file; false when none runs here. */
   async repoint(zone: string): Promise<boolean> {
     if (!(await this.daemonHere())) return false;
-    await sendControl(this.socket, DRC_REQUESTS.repoint(zone));
+    await sendJob(this.address, 'repoint', { zone });
     return true;
   }
 

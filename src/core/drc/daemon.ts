@@ -13,13 +13,14 @@ import { listTables, readShape } from '../db/introspect.js';
 import { quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { serveControl, controlAlive, sendControl, type ControlRequest } from '../control/socket.js';
+import { controlAlive, sendControl, socketPath } from '../control/socket.js';
+import { serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
 import { compileRules } from '../cluster/rules.js';
 import { DEFAULT_DRC_DOMAIN_OFFSET, HEARTBEAT_TABLE } from '../cluster/tables.js';
 import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
 import { Pipeline } from './pipeline.js';
-import { drcSocket, drcStateDir, type DaemonStatus } from './client.js';
+import { drcJob, drcSocket, drcStateDir, type DaemonStatus } from './client.js';
 import { rotateLog } from './log-summary.js';
 import type { ShardRule } from './apply.js';
 
@@ -31,6 +32,7 @@ export interface DrcStartOptions {
   blockIllegal?: boolean;
   skipErrors?: boolean;
 }
+
 
 export const DEFAULT_HEARTBEAT_MS = 250;
 
@@ -209,42 +211,36 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
     return stopping;
   };
   const status = (): DaemonStatus => ({ cluster, running: !stopping, pid: process.pid, startedAt: startedAt.toISOString(), directions: pipelines.map((p) => p.status()) });
-  const pick = (req: ControlRequest) => {
-    const d = req.args?.direction as string | undefined;
+  const pick = (d: string | undefined) => {
     if (!d) return pipelines;
     const list = pipelines.filter((p) => `${p.o.from}->${p.o.to}` === d || p.o.from === d);
     if (list.length === 0) throw new Error(`no direction ${d} (have ${pipelines.map((p) => `${p.o.from}->${p.o.to}`).join(', ')})`);
     return list;
   };
-  server = await serveControl(sock, async (req) => {
-    switch (req.cmd) {
-      case 'ping':
-        return 'pong';
-      case 'status':
-        return status();
-      case 'pause':
-        for (const p of pick(req)) p.pause();
-        ctx.log.info(`paused ${pick(req).map((p) => p.id).join(', ')}`);
-        return status();
-      case 'resume':
-        for (const p of pick(req)) p.resume();
-        ctx.log.info(`resumed ${pick(req).map((p) => p.id).join(', ')}`);
-        return status();
-      case 'stop':
-        setImmediate(() => void stop());
-        return { stopping: true, pid: process.pid };
-      case 'repoint': {
-        const zone = String(req.args?.zone);
-        topo = loadTopology(topo.path);
-        const m = master(zone);
-        ctx.log.info(`zone ${zone}: master is now ${m.name} (${describeAddress(m)}); reconnecting its directions from their checkpoints`);
-        for (const p of pipelines) if (p.o.from === zone || p.o.to === zone) p.restart();
-        for (const h of heartbeats) if (h.zone === zone) h.reconnect();
-        return status();
-      }
-      default:
-        throw new Error(`unknown command ${req.cmd}`);
-    }
+  server = await serveJob(sock, drcJob, {
+    status,
+    pause({ direction }) {
+      for (const p of pick(direction)) p.pause();
+      ctx.log.info(`paused ${pick(direction).map((p) => p.id).join(', ')}`);
+      return status();
+    },
+    resume({ direction }) {
+      for (const p of pick(direction)) p.resume();
+      ctx.log.info(`resumed ${pick(direction).map((p) => p.id).join(', ')}`);
+      return status();
+    },
+    stop() {
+      setImmediate(() => void stop());
+      return { stopping: true as const, pid: process.pid };
+    },
+    repoint({ zone }) {
+      topo = loadTopology(topo.path);
+      const m = master(zone);
+      ctx.log.info(`zone ${zone}: master is now ${m.name} (${describeAddress(m)}); reconnecting its directions from their checkpoints`);
+      for (const p of pipelines) if (p.o.from === zone || p.o.to === zone) p.restart();
+      for (const h of heartbeats) if (h.zone === zone) h.reconnect();
+      return status();
+    },
   });
   writeFileSync(join(dir, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
   onInterrupt(async () => {

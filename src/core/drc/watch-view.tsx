@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import { render, Box, Text, useApp, useInput } from 'ink';
 import type { Ctx } from '../context.js';
+import { ExitCode } from '../exit.js';
 import { drcStatus } from './manage.js';
 import type { DaemonStatus } from './client.js';
 
@@ -64,8 +65,8 @@ function View({ ctx, cluster, interval }: { ctx: Ctx; cluster?: string; interval
   );
 }
 
-export async function watchDrcInk(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<number> {
+export async function watchDrcInk(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<ExitCode> {
   const app = render(<View ctx={ctx} {...(o.cluster === undefined ? {} : { cluster: o.cluster })} interval={o.interval} />, { exitOnCtrlC: false });
   await app.waitUntilExit();
-  return 0;
+  return ExitCode.ok;
 }

@@ -40,6 +40,9 @@ import { DEFAULT_DRC_DOMAIN_OFFSET, ownDdlMarker } from '../cluster/tables.js';
 import { drcDomainFor, OWN_DOMAIN_SQL, withDrcWrites, writeAsDrcSql } from '../cluster/session.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { onInterrupt } from '../signals.js';
+import { Throttler } from '../throttle/throttler.js';
+import type { RunControl } from '../control/run.js';
+import { openDrcTsControl } from './drc-ts-control.js';
 
 // ---------------------------------------------------------------------------------------------
 // The wanted column
@@ -557,10 +560,13 @@ export interface DrcTsReport {
   masters: Record<string, string>;
   drc?: DrcNote;
   verification?: Verification;
+  /** `ezctl migrate drc-ts stop` ended the run after this many steps (then nothing was verified) */
+  stopped?: { stepsDone: number; stepsTotal: number };
 }
 
-export function drcTsExitCode(r: DrcTsReport): number {
+export function drcTsExitCode(r: DrcTsReport): ExitCode {
   if (r.refused) return ExitCode.refused;
+  if (r.stopped) return ExitCode.interrupted; // as Ctrl-C: ended part-way, on request
   if (!r.execute || !r.verification) return ExitCode.ok;
   return r.verification.ok ? ExitCode.ok : ExitCode.differences;
 }
@@ -587,6 +593,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
 
   const conns: ZoneConn[] = [];
   const closeAll = () => Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
+  let ctl: RunControl | undefined;
   try {
     for (const z of zones) {
       const node = topo.master(cluster.name, z);
@@ -632,8 +639,16 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     }
     if (!o.execute || steps.length === 0) return report;
 
-    // ----- execute
+    // ----- execute: answering status, pause, resume and stop (drc-ts-control.ts) from the first step to the last
     const drcHere = new DrcClient(ctx, topo, cluster.name);
+    const stop = new AbortController();
+    ctl = await openDrcTsControl(topo, cluster.name, () => stop.abort());
+    const gate = new Throttler([]);
+    let under: Step | undefined;
+    ctl.attach(() => {
+      const done = steps.filter((x) => x.result);
+      return { runId: null, done: done.length, total: steps.length, rows: done.reduce((n, x) => n + (x.result!.rows ?? 0), 0), rowsEstimate: 0, current: under ? [`step ${under.n} at ${under.zone}: ${under.table}: ${under.what}`] : [] };
+    }, gate);
     const drc = await drcBefore(drcHere);
     report.drc = { running: drc.running, resumed: [], warnings: [] };
     if (drc.running) ctx.log.warn(`DRC runs for cluster ${cluster.name}: each table gets its column in every zone back to back (instant), so the window where zones differ is short (README: "Adding the DRC timestamp column", DRC meanwhile)`);
@@ -648,6 +663,10 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     });
     try {
       for (const s of steps) {
+        // a pause holds here, before the next step; a stop ends the run here
+        under = undefined;
+        if (!(await gate.gate(stop.signal).then(() => true, () => false))) break;
+        under = s;
         const conn = conns.find((c) => c.zone === s.zone)!;
         ctx.log.info(`step ${s.n}/${steps.length} at ${s.zone}: ${s.table}: ${s.what}`);
         const run = runStep(ctx, s, conn, conns, column);
@@ -664,12 +683,20 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
         }
       }
     } finally {
+      under = undefined;
       offInterrupt();
+    }
+    const done = steps.filter((x) => x.result).length;
+    if (stop.signal.aborted && done < steps.length) {
+      report.stopped = { stepsDone: done, stepsTotal: steps.length };
+      ctx.log.warn(`stopped by \`ezctl migrate drc-ts stop\` after step ${done} of ${steps.length} (each step is whole: done or not); run the same command again with --value '${literal}' to continue`);
+      return report;
     }
     report.drc = await drcAfter(ctx, drcHere, column, changing.map((p) => p.table), drc, report.drc);
     report.verification = await verify(ctx, topo, cluster.name, conns, column, changing.map((p) => p.table), filter);
     return report;
   } finally {
+    ctl?.close();
     await closeAll();
   }
 }

@@ -16,10 +16,11 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
-import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
+import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions, type ThrottleStatus } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { serveControl, sendControl } from '../control/socket.js';
+import { JOB_REFUSED, sendControl } from '../control/socket.js';
+import { command, jobKind, noJobAnswers, sendJob, serveJob, type ArgsOf, type ReplyOf } from '../control/commands.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
 import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
@@ -243,7 +244,7 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
   let cutOverNow = false;
   let aborted = false;
   const phase = () => jobs.map((j) => j.progress.phase);
-  const status = () => ({
+  const status = (): OscStatus => ({
     table: opts.table, tables: [...new Set(jobs.map((j) => `${j.plan.schema}.${j.plan.table}`))], alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
@@ -272,37 +273,32 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     offLog();
     throw e;
   }
-  const server = await serveControl(sock, async (req) => {
-    switch (req.cmd) {
-      case 'ping':
-        return 'pong';
-      case 'status':
-        return status();
-      case 'pause':
-        throttle.throttler.pause('paused by operator (ezctl osc pause)');
-        return status();
-      case 'resume':
-        throttle.throttler.resume();
-        return status();
-      case 'cut-over':
-        cutOverNow = true;
-        return status();
-      case 'set': {
-        const key = String(req.args?.key ?? '');
-        const value = String(req.args?.value ?? '');
-        if (key !== 'chunk-time') throw new Error(`cannot set ${key} (settable: chunk-time)`);
-        const ms = parseDuration(value);
-        for (const j of jobs) j.setChunkTime(ms);
-        ctx.log.info(`osc: chunk-time set to ${ms} ms`);
-        return status();
-      }
-      case 'abort':
-        aborted = true;
-        setImmediate(() => void stopJobs(jobs, true));
-        return { aborting: true };
-      default:
-        throw new Error(`unknown command ${req.cmd}`);
-    }
+  const server = await serveJob(sock, oscJob, {
+    status,
+    pause() {
+      throttle.throttler.pause('paused by operator (ezctl osc pause)');
+      return status();
+    },
+    resume() {
+      throttle.throttler.resume();
+      return status();
+    },
+    'cut-over'() {
+      cutOverNow = true;
+      return status();
+    },
+    set({ value }) {
+      // the key is checked against the declaration: chunk-time is the one setting
+      const ms = parseDuration(value);
+      for (const j of jobs) j.setChunkTime(ms);
+      ctx.log.info(`osc: chunk-time set to ${ms} ms`);
+      return status();
+    },
+    abort() {
+      aborted = true;
+      setImmediate(() => void stopJobs(jobs, true));
+      return { aborting: true as const };
+    },
   });
   let interrupted = false;
   const offInt = onInterrupt(async () => {
@@ -502,19 +498,48 @@ export function oscSocketPath(topo: Topology, cluster: string, table: string): s
   return join(topo.stateDir(), `osc-${cluster}-${table.replace(/[^A-Za-z0-9_.-]/g, '_')}.sock`);
 }
 
+/** What a running change answers to status (and to pause, resume, set, cut-over). */
+export interface OscStatus {
+  table: string;
+  /** every table of the change (db.table): a family's several */
+  tables: string[];
+  alter: string;
+  pid: number;
+  zones: ZoneProgress[];
+  throttle: ThrottleStatus;
+  /** every zone ready, the cut-over waiting for the flag file */
+  postponed: boolean;
+  elapsedMs: number;
+}
+
+/** The commands a running change answers on its control socket. */
+export const oscJob = jobKind('osc job', {
+  status: command<OscStatus>()('progress per zone, throttle, postponed cut-over'),
+  pause: command<OscStatus>()('pause the copy in every zone'),
+  resume: command<OscStatus>()('resume a paused copy'),
+  'cut-over': command<OscStatus>()('cut over now, even while the postpone flag file exists'),
+  set: command<OscStatus>()('change a setting', { key: { type: 'string', oneOf: ['chunk-time'] }, value: { type: 'string' } }),
+  abort: command<{ aborting: true }>()('stop the change, drop the helper tables'),
+});
+export type OscCommand = keyof typeof oscJob.commands;
+
 /** `ezctl osc status|pause|resume|set|cut-over|abort`: one request to the running job. */
-export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string; cmd: string; args?: Record<string, unknown> }): Promise<unknown> {
+export async function oscControl<K extends OscCommand>(ctx: Ctx, o: { cluster?: string; table: string; cmd: K; args?: ArgsOf<(typeof oscJob.commands)[K]> }): Promise<ReplyOf<(typeof oscJob.commands)[K]> | OscAbortReport> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
   const { schema, table } = tableOption(o.table);
-  const sock = oscSocketPath(topo, cluster.name, oscTableName(schema, table));
-  const request = o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd };
-  return sendControl(sock, request).catch(async (e: Error & { code?: string }) => {
-    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
-    if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw none();
+  const fix = 'start one with `ezctl osc --table ... --alter ... --execute`';
+  const at = (path: string) => ({ kind: oscJob, path, job: `schema change of ${o.table}`, fix });
+  const send = (path: string) => sendJob(at(path), o.cmd, o.args);
+  return send(oscSocketPath(topo, cluster.name, oscTableName(schema, table))).catch(async (e: Error & { code?: string }) => {
+    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${(noJobAnswers(e) && e.cause instanceof Error ? e.cause : e).message})`, { hint: fix });
+    if (e instanceof EzError && !noJobAnswers(e)) throw e; // a bad argument: nothing was sent
+    // the job answered and refused (a value it cannot take): its own words, not "not running"
+    if (e.code === JOB_REFUSED) throw badInput(`the schema change of ${o.table} refused ${o.cmd}: ${e.message}`);
+    if (!noJobAnswers(e)) throw none();
     // a change of several tables (a family) answers on its first table's socket: any of its tables finds it
     const job = (await runningJobs(topo, cluster.name)).find((j) => j.tables.includes(`${schema}.${table}`));
-    if (job) return sendControl(job.sock, request);
+    if (job) return send(job.sock);
     // no job answers here (no socket, or one left by a job that died): abort from what it left
     if (o.cmd === 'abort') return abortFromSavedState(ctx, cluster.name, schema, table);
     throw none();
