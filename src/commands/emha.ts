@@ -1,6 +1,7 @@
 // ezctl emha: master switch and failover in a zone (to come), and MHA's configuration kept true.
 import type { Command } from 'commander';
 import { action, examples, CLUSTER_OPTION } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerEmha(program: Command): void {
   const emha = program
@@ -23,7 +24,7 @@ export function registerEmha(program: Command): void {
       const r = await mhaConfig(ctx, o);
       ctx.result(r, () => renderMhaConfig(r));
       if (r.unreachable.length) ctx.log.warn(`${r.unreachable.length} node${r.unreachable.length === 1 ? '' : 's'} not reached (${r.unreachable.map((u) => u.node).join(', ')}): their master_binlog_dir and candidate flags are left to MHA`);
-      return r.unreachable.length ? 3 : 0;
+      return r.unreachable.length ? ExitCode.runtime : ExitCode.ok;
     }));
 
   emha
@@ -35,6 +36,6 @@ export function registerEmha(program: Command): void {
     .action(action(async (ctx, o: { cluster?: string; zone: string; replPasswordEnv?: string }) => {
       const { mhaSecrets } = await import('../core/emha/index.js');
       process.stdout.write(await mhaSecrets(ctx, o));
-      return 0;
+      return ExitCode.ok;
     }));
 }
