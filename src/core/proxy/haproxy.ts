@@ -47,7 +47,15 @@ export function adminRequest(socket: string, commands: string[], timeoutMs = 5_0
 
 /** The haproxy binary: $EZCTL_HAPROXY_BIN, else PATH and the sbin folders. */
 export async function findHaproxy(): Promise<string> {
-  if (process.env.EZCTL_HAPROXY_BIN) return process.env.EZCTL_HAPROXY_BIN;
+  const forced = process.env.EZCTL_HAPROXY_BIN;
+  if (forced) {
+    try {
+      await access(forced, constants.X_OK);
+      return forced;
+    } catch {
+      throw badInput(`EZCTL_HAPROXY_BIN=${forced} is not an executable file`, { hint: 'point it at haproxy, or unset it to find haproxy in PATH and /usr/sbin (apt-get install haproxy)' });
+    }
+  }
   for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
     if (!d) continue;
     try {
