@@ -102,6 +102,9 @@ test('moving the write route to a node the proxy has no slot for adds it (in mai
   assert.equal(added.commands.filter((c) => c === 'enable server write/bj-new').length, 1);
   assert.deepEqual(added.model.nodes.at(-1), { name: 'bj-new', host: '10.0.0.9', port: 3310 });
   assert.match(renderConfig(added.model), /server bj-new 10\.0\.0\.9:3310\n/);
+  assert.throws(() => planMoveWrite(model(), { name: 'bj-new', host: 'db9.example.com', port: 3310 }), /bj-new is at db9\.example\.com, a host name: the running proxy can be given only an IP address/);
+  // a known slot at the same address needs no new address: a host name is fine there
+  assert.doesNotThrow(() => planMoveWrite(model({ nodes: [...model().nodes, { name: 'db9', host: 'db9.example.com', port: 3306 }] }), { name: 'db9', host: 'db9.example.com', port: 3306 }));
   const moved = planMoveWrite(model(), { name: 'bj-replica1', host: '127.0.0.1', port: 4000 });
   assert.deepEqual(moved.commands.slice(0, 2), ['set server write/bj-replica1 addr 127.0.0.1 port 4000', 'set server read/bj-replica1 addr 127.0.0.1 port 4000']);
 });

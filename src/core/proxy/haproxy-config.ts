@@ -11,6 +11,7 @@
 // (an HAProxy check marking a master down would close the write route on a network blip, and a
 // TCP probe counts as an aborted connect on MariaDB); a dead read node is skipped by
 // `option redispatch` + `retries`.
+import { isIP } from 'node:net';
 import type { RouteNode } from './routing.js';
 
 export const MODEL_MARK = '# ezctl-model: ';
@@ -128,6 +129,9 @@ const clone = (m: ProxyModel): ProxyModel => JSON.parse(JSON.stringify(m)) as Pr
 /** Slots for a node the proxy has not seen, or a new address for one it has. */
 function ensureNode(m: ProxyModel, n: RouteNode, commands: string[]): void {
   const known = node(m, n.name);
+  if ((!known || known.host !== n.host || known.port !== n.port) && isIP(n.host) === 0) {
+    throw new Error(`${n.name} is at ${n.host}, a host name: the running proxy can be given only an IP address (HAProxy's "set server ... addr" and "add server" without resolvers)`);
+  }
   if (!known) {
     m.nodes.push({ name: n.name, host: n.host, port: n.port });
     // a server added at run time starts in maintenance: it takes nothing until enabled
