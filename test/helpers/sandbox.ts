@@ -27,10 +27,10 @@ function cnfPassword(path: string): string {
   return readDefaultsFile(path).password!;
 }
 
-export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number } = {}): Promise<TestSandbox> {
+export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean } = {}): Promise<TestSandbox> {
   const parent = mkdtempSync(join(tmpdir(), 'ezctl-test-'));
   const dir = join(parent, 'sb');
-  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1)]);
+  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1), ...(opts.proxy ? ['--proxy'] : [])]);
   if (up.code !== 0) {
     rmSync(parent, { recursive: true, force: true });
     throw new Error(`sandbox up failed: ${show(up)}`);
