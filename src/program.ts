@@ -8,6 +8,7 @@ import { registerDrc } from './commands/drc.js';
 import { registerCheck, registerRepair } from './commands/check.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerOsc } from './commands/osc.js';
+import { registerJobs } from './commands/jobs.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -47,5 +48,6 @@ Examples:
   registerRepair(program);
   registerMigrate(program);
   registerOsc(program);
+  registerJobs(program);
   return program;
 }
