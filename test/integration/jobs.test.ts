@@ -183,3 +183,32 @@ test('a job whose lease is taken from it stops itself, keeping its ghost and sav
     await sqlOn(sb, node, 'DROP TABLE ezdemo.bins_ezdel');
   }
 });
+
+test('an interrupted job (SIGINT) records its end: aborted, interrupted, no lease left; a change refused before it starts leaves no job', async () => {
+  await numberedTable('cups', 100_000);
+  const args = ['osc', '--table', 'ezdemo.cups', '--alter', 'ADD COLUMN lid TINYINT NULL', '--instant', 'never', '--execute', '--chunk-time', '1ms'];
+  const child = startOsc(args);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const job = await eventually(async () => {
+    const j = (await jobsJson()).jobs.find((x: any) => x.target === 'ezdemo.cups');
+    return j?.phase === 'copy' ? j : undefined;
+  }, 60_000, 'the job copying');
+  const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.cups']);
+  assert.equal(p.code, 0, show(p));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130);
+  const ended = (await jobsJson('--all')).jobs.find((x: any) => x.id === job.id);
+  assert.equal(ended.state, 'aborted', JSON.stringify(ended));
+  assert.match(ended.lastError, /interrupted/);
+  assert.ok(ended.finishedAt);
+  assert.deepEqual((await jobsJson()).jobs.filter((x: any) => x.target === 'ezdemo.cups'), [], 'not listed without --all');
+  for (const node of MASTERS) {
+    assert.deepEqual(await helpersOf(node, 'cups'), [], `${node}: helpers dropped`);
+    assert.equal(Number((await onMaster<any>(node, "SELECT COUNT(*) AS n FROM _ezctl.job_leases WHERE target = 'ezdemo.cups'"))[0].n), 0, node);
+  }
+  // refused by its plan (a rename without --map): nothing changed, so no job is left behind
+  const refusedRun = await sb.run(['osc', '--table', 'ezdemo.cups', '--alter', 'CHANGE v w INT NOT NULL', '--execute']);
+  assert.equal(refusedRun.code, 4, show(refusedRun));
+  const all = (await jobsJson('--all')).jobs.filter((x: any) => x.target === 'ezdemo.cups');
+  assert.deepEqual(all.map((x: any) => x.id), [job.id], JSON.stringify(all));
+});

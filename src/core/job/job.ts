@@ -22,6 +22,7 @@ import { quoteTable } from '../db/quote.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { EzError, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
+import { onInterrupt } from '../signals.js';
 import { decideAcquire, DEFAULT_LEASE_MS, leaseTimings, liveness, describeHolder, mustStop, type Here, type JobKind, type JobProgress, type JobStatus, type LeaseRow } from './lease.js';
 
 const JOBS = quoteTable(STATE_SCHEMA, 'jobs');
@@ -282,6 +283,7 @@ class Job implements JobHandle {
   private dirty = false;
   private lost: EzError | undefined;
   private ended = false;
+  private ending: Promise<void> | undefined;
   private readonly lastOk = new Map<string, number>();
   private readonly lastSent = new Map<string, number>();
   private readonly renewing = new Set<string>();
@@ -289,6 +291,7 @@ class Job implements JobHandle {
   private flushing = false;
   private lastFlush = 0;
   private readonly timer: NodeJS.Timeout;
+  private readonly offInt: () => void;
   private readonly timings: ReturnType<typeof leaseTimings>;
 
   constructor(
@@ -310,6 +313,9 @@ class Job implements JobHandle {
     }
     this.timer = setInterval(() => this.tick(), Math.min(this.timings.checkEveryMs, FLUSH_EVERY_MS));
     this.timer.unref();
+    // SIGINT/SIGTERM end the process once the cleanups ran (newest first: the job's own, which
+    // stop its work, then this one), so the job records its end here: aborted
+    this.offInt = onInterrupt(() => this.fail(new Error('interrupted (SIGINT/SIGTERM)'), 'aborted'));
     log.debug(`job ${id}: ${o.kind} of ${o.targets.join(', ')} holds its lease in ${conns.map((c) => c.zone).join(', ')} (${leaseMs} ms, renewed every ${this.timings.renewEveryMs} ms)${from ? ', taken over' : ''}`);
   }
 
@@ -412,10 +418,16 @@ class Job implements JobHandle {
     }
   }
 
-  private async end(write: (db: Db) => Promise<unknown>): Promise<void> {
-    if (this.ended) return;
+  /** the first end wins; a later call (the interrupt's cleanup while the job's own end runs) waits for it */
+  private end(write: (db: Db) => Promise<unknown>): Promise<void> {
+    this.ending ??= this.endOnce(write);
+    return this.ending;
+  }
+
+  private async endOnce(write: (db: Db) => Promise<unknown>): Promise<void> {
     this.ended = true;
     clearInterval(this.timer);
+    this.offInt();
     await Promise.all(this.conns.map(async ({ zone, db }) => {
       try {
         await write(db);
