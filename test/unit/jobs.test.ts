@@ -69,6 +69,7 @@ test('progress: percent of the estimate and an eta from the rate so far', () => 
   assert.deepEqual(progressOf(250, 1000, 10_000), { rows: 250, pct: 25, etaS: 30 });
   assert.deepEqual(progressOf(1500, 1000, 10_000), { rows: 1500, pct: 100 });
   assert.equal(renderProgress({ rows: 250, pct: 25, etaS: 90 }), '250 rows 25% eta 1m30s');
+  assert.equal(renderProgress({ rows: 250, pct: 25, etaS: 90 }, false), '250 rows 25%', 'no eta for a job not running');
   assert.equal(renderProgress(null), '-');
 });
 
@@ -120,7 +121,7 @@ test('rendering: a line per job with its holder and lease, the stopped ones expl
   assert.match(text, /20s left/);
   assert.match(text, /db\.u \(\+1\)/);
   assert.match(text, /dead: lease expired 1\.5s ago/);
-  assert.match(text, /stopped: its process died; the same command with --resume continues it from any host, or abort it \(J2\)/);
+  assert.match(text, /stopped: no live lease \(its process died, or lost its servers and stopped itself\); the same command with --resume continues it from any host, or abort it \(J2\)/);
   assert.match(text, /error: cluster c zone sh: connect ECONNREFUSED/);
   assert.equal(renderLease({ lease: null }), '-');
   assert.match(renderJobs({ clusters: ['c'], all: false, jobs: [], errors: [] }), /no running, stopped or failed jobs in c/);

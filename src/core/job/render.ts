@@ -5,12 +5,13 @@ import type { JobProgress } from './lease.js';
 import type { JobsReport, JobView } from './list.js';
 
 /** "12345 rows 41.5% eta 1m2s" (what is known of it). */
-export function renderProgress(p: JobProgress | null): string {
+export function renderProgress(p: JobProgress | null, running = true): string {
   if (!p) return '-';
   const parts: string[] = [];
   if (p.rows !== undefined) parts.push(`${p.rows} rows`);
   if (p.pct !== undefined) parts.push(`${p.pct}%`);
-  if (p.etaS !== undefined) parts.push(`eta ${formatDuration(p.etaS * 1000)}`);
+  // an eta is of a job that runs: a stopped one's was of when it stopped
+  if (p.etaS !== undefined && running) parts.push(`eta ${formatDuration(p.etaS * 1000)}`);
   return parts.join(' ') || '-';
 }
 
@@ -27,12 +28,12 @@ export function renderJobs(r: JobsReport): string {
     out.push(table(
       ['id', 'cluster', 'kind', 'target', 'state', 'phase', 'progress', 'holder', 'lease', 'last error'],
       r.jobs.map((j) => [
-        j.id, j.cluster, j.kind, j.targets.length > 1 ? `${j.target} (+${j.targets.length - 1})` : j.target, j.state, j.phase, renderProgress(j.progress),
+        j.id, j.cluster, j.kind, j.targets.length > 1 ? `${j.target} (+${j.targets.length - 1})` : j.target, j.state, j.phase, renderProgress(j.progress, j.state === 'running'),
         `${j.host}:${j.pid}`, j.state === 'running' || j.state === 'stopped' ? renderLease(j) : `${j.state} ${j.finishedAt ?? ''}`.trim(), oneLine(j.lastError),
       ]),
     ));
     const stopped = r.jobs.filter((j) => j.state === 'stopped');
-    if (stopped.length) out.push(`stopped: its process died; the same command with --resume continues it from any host, or abort it (${stopped.map((j) => j.id).join(', ')})`);
+    if (stopped.length) out.push(`stopped: no live lease (its process died, or lost its servers and stopped itself); the same command with --resume continues it from any host, or abort it (${stopped.map((j) => j.id).join(', ')})`);
     for (const j of r.jobs.filter((x) => x.missingIn.length)) out.push(`note: job ${j.id} has no row in ${j.missingIn.join(', ')}`);
   }
   for (const e of r.errors) out.push(`error: cluster ${e.cluster} zone ${e.zone}: ${e.error}`);
