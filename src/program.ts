@@ -9,6 +9,7 @@ import { registerCheck, registerRepair } from './commands/check.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerOsc } from './commands/osc.js';
 import { registerEmha } from './commands/emha.js';
+import { registerJobs } from './commands/jobs.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -49,5 +50,6 @@ Examples:
   registerMigrate(program);
   registerOsc(program);
   registerEmha(program);
+  registerJobs(program);
   return program;
 }

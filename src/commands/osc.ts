@@ -20,6 +20,7 @@ interface OscFlags extends ThrottleFlags, CopyFlags {
   includeTriggers?: boolean;
   lockWaitTimeout?: number;
   dropOldTable?: boolean;
+  lease: number;
 }
 
 export function registerOsc(program: Command): void {
@@ -40,13 +41,15 @@ export function registerOsc(program: Command): void {
     .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
     .option('--include-triggers', 'carry the table\'s triggers to the new table at the cut-over (without it a table with triggers is refused); on the new table they are named <name>_ezosc (a name ending so loses the suffix instead)')
     .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock of the job other than the cut-over waits for a metadata lock (ghost creation, index build, copy, drop) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }))
-    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through');
+    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through')
+    .addOption(durationOption('--lease <duration>', "the job's lease in every zone (`ezctl jobs`), renewed every third of it: a job that cannot renew it for two thirds stops itself; one that died is taken over by --resume once it expires (at once when it ran on this host)", { bare: 's', as: 'ms', min: '3s', max: '10m', default: '30s' }));
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
     .addHelpText(
       'after',
-      '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): no unique key both\n' +
+      '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): another job holds\n' +
+        'the table (`ezctl jobs` lists them; one that died is continued by --resume), no unique key both\n' +
         'shapes share, foreign keys, triggers without --include-triggers, a rename without --map, zones that\n' +
         'differ, DRC unhealthy; 3 failed (the original untouched, the helper tables dropped; or, when a session\n' +
         'held a metadata lock past --lock-wait-timeout, kept for --resume or `osc abort`, that session named).\n' +
@@ -77,6 +80,7 @@ export function registerOsc(program: Command): void {
         ...(o.includeTriggers ? { includeTriggers: true } : {}),
         ...(o.lockWaitTimeout !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeout } : {}),
         ...(o.dropOldTable ? { dropOldTable: true } : {}),
+        leaseMs: o.lease,
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);

@@ -31,6 +31,8 @@ import { ZoneApplier, type CascadeRule } from './applier.js';
 import { ownDdlMarker } from '../cluster/tables.js';
 import { oscHelperNames } from '../cluster/helper-tables.js';
 import { dropOldTables } from './drop.js';
+import { acquireJob, assertNoLiveHolder, endUnfinishedJobs, type JobHandle } from '../job/job.js';
+import { progressOf } from '../job/lease.js';
 
 /** The change's options; the copy's (chunk time, threads, deferred indexes, cut-over waits) are CopySettings. */
 export interface OscOptions extends CopySettings {
@@ -54,6 +56,10 @@ export interface OscOptions extends CopySettings {
   resume?: boolean;
   /** after the cut-over, drop the old table (<t>_ezdel) in every zone (osc/drop.ts) */
   dropOldTable?: boolean;
+  /** the job's lease in `_ezctl.job_leases` (job/lease.ts DEFAULT_LEASE_MS when not given) */
+  leaseMs?: number;
+  /** the job's row and lease, taken by runOsc / runOscFamily with --execute (copyAndCutOver keeps its phase and progress) */
+  job?: JobHandle;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -91,6 +97,8 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
   const { schema, table } = tableOption(opts.table);
   const map = parseColumnMap(opts.map);
 
+  // the job's row and lease in every zone before anything else: a second change of the table is refused here, naming the first
+  const oscJob = opts.execute ? await acquireOscJob(ctx, topo, cluster.name, zones, [oscTableName(schema, table)], opts) : undefined;
   const ctl: { zone: string; db: Db }[] = [];
   try {
     const lockWaitS = opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S;
@@ -181,10 +189,12 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     if (refusals.length) throw refused(`online schema change of ${opts.table} refused: nothing changed`, { details: refusals });
 
     if (method === 'instant') {
+      oscJob?.setPhase('alter');
       // every zone at once; each zone's own replicas follow through their binlog
       // marked as DRC's own: each zone makes the change itself, so not even --replicate-ddl forwards it
       await Promise.all(ctl.map((c) => c.db.exec(`${ownDdlMarker('osc')}ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT`)));
       report.ms = Date.now() - started;
+      await endOscJob(oscJob);
       return report;
     }
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
@@ -199,11 +209,46 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       }
       : undefined;
     // the job answers on a socket named by the table's canonical name, whichever form --table took
-    Object.assign(report, await copyAndCutOver({ ctx, cluster: cluster.name, zones, makeJobs, opts: { ...opts, table: oscTableName(schema, table) }, started, saved: (j) => saved.get(j.zone), afterCutOver: dropOld }));
+    Object.assign(report, await copyAndCutOver({ ctx, cluster: cluster.name, zones, makeJobs, opts: { ...opts, table: oscTableName(schema, table), ...(oscJob ? { job: oscJob } : {}) }, started, saved: (j) => saved.get(j.zone), afterCutOver: dropOld }));
+    await endOscJob(oscJob);
     return report;
+  } catch (e) {
+    await endOscJob(oscJob, e);
+    throw e;
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
+}
+
+/**
+ * The job's row and lease (`ezctl jobs`) for a change of these tables in every zone; --resume
+ * takes over the dead (or failed) job on them, keeping its id.
+ */
+export async function acquireOscJob(ctx: Ctx, topo: Topology, cluster: string, zones: string[], tables: string[], o: Pick<OscOptions, 'resume' | 'leaseMs'>): Promise<JobHandle> {
+  return acquireJob(ctx, {
+    cluster, kind: 'osc', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster, z) })), phase: 'plan',
+    controlSocket: oscSocketPath(topo, cluster, tables[0]!), ...(o.resume ? { resume: true } : {}), ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+  });
+}
+
+/**
+ * The job's end, by how the run ended: done; refused while still planning (nothing changed): no
+ * trace (a job taken over is left as it was found); interrupted or aborted by its operator:
+ * aborted; anything else: failed (its ghost and saved state may be kept for --resume).
+ */
+export async function endOscJob(job: JobHandle | undefined, e?: unknown): Promise<void> {
+  if (!job) return;
+  if (e === undefined) return job.finish('done');
+  if (job.phase === 'plan') return job.release();
+  const byOperator = e instanceof EzError && (e.exitCode === ExitCode.interrupted || e.exitCode === ExitCode.refused);
+  return job.fail(e, byOperator ? 'aborted' : 'failed');
+}
+
+/** The job's progress for `ezctl jobs`: rows copied over the tables' estimates in every zone. */
+function oscProgress(jobs: ZoneOsc[], since: number): ReturnType<typeof progressOf> {
+  const rows = jobs.reduce((n, j) => n + j.progress.rowsCopied, 0);
+  const total = jobs.reduce((n, j) => n + j.plan.rowsEstimate, 0);
+  return { ...progressOf(rows, total, Date.now() - since), backlog: jobs.reduce((n, j) => n + j.progress.backlog, 0) };
 }
 
 /** What the copy and the cut-over of a change take: one table's (runOsc) or a family's (runOscFamily). */
@@ -212,7 +257,7 @@ export interface CopyAndCutOver {
   cluster: string;
   zones: string[];
   /** the change's knobs; table: the name it answers by (its socket, its messages) */
-  opts: Pick<OscOptions, 'table' | 'alter' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'lockWaitTimeoutS' | 'onProgress'>;
+  opts: Pick<OscOptions, 'table' | 'alter' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'lockWaitTimeoutS' | 'onProgress' | 'job'>;
   /** when the command started (Date.now()) */
   started: number;
   /** every zone's table jobs, with the job's throttler */
@@ -300,22 +345,37 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
       return { aborting: true as const };
     },
   });
+  // a job that lost its lease (its server gone past the lease's bound, or taken over) stops at
+  // once, keeping its ghost and saved state for --resume
+  const job = opts.job;
+  let leaseLost = false;
+  const onLeaseLost = () => {
+    leaseLost = true;
+    setImmediate(() => void stopJobs(jobs, false));
+  };
+  job?.signal.addEventListener('abort', onLeaseLost, { once: true });
   let interrupted = false;
   const offInt = onInterrupt(async () => {
     interrupted = true;
     await stopJobs(jobs, true);
     await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
   });
-  const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
+  const copyFrom = Date.now();
+  const tick = setInterval(() => {
+    opts.onProgress?.(jobs.map((j) => j.progress));
+    job?.progress(oscProgress(jobs, copyFrom));
+  }, 1000);
   tick.unref();
   let cutOverDone = false;
   try {
+    job?.setPhase('copy');
     const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone, opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S);
     await Promise.all(jobs.map(async (j) => {
       await j.copy();
       await j.buildIndexes();
     }));
     await Promise.all(jobs.map((j) => j.verify()));
+    job?.setPhase('catch-up');
     if (opts.postponeCutOverFlagFile) {
       let said = false;
       while (existsSync(opts.postponeCutOverFlagFile) && !cutOverNow) {
@@ -328,7 +388,10 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     const lockWaitS = opts.cutOverLockTimeoutS ?? 3;
     const retries = opts.cutOverRetries ?? 5;
     const nodes = new Map(zones.map((z) => [z, jobs.find((j) => j.zone === z)!]));
+    job?.setPhase('cut-over');
     for (let attempt = 1; ; attempt++) {
+      // never cut over without the lease: another process may have taken the job over
+      job?.assertHeld();
       const cuts = zones.map((z) => new ZoneCutOver(ctx, z, nodes.get(z)!.node, jobs.filter((j) => j.zone === z), appliers.get(z)!));
       try {
         await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
@@ -370,7 +433,9 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
       }
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
+    job?.progress(oscProgress(jobs, copyFrom));
     if (afterCutOver) {
+      job?.setPhase('drop');
       try {
         await afterCutOver(throttle.throttler);
       } catch (e) {
@@ -388,6 +453,11 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     // a metadata lock that a session holds past the bound, before the cut-over and once every
     // zone saved its state: the job stops and keeps its ghosts, to be resumed or aborted
     const keep = !cutOverDone && !interrupted && !aborted && e instanceof LockWaitError && jobs.every((j) => j.stateSaved);
+    const lost = leaseLost ? (job!.signal.reason as EzError) : undefined;
+    if (lost && !cutOverDone && jobs.every((j) => j.stateSaved)) {
+      await Promise.all(jobs.map((j) => j.stop(false)));
+      throw runtimeError(`${lost.message}; ${opts.table} is untouched, its ghost and saved state are kept`, { hint: lost.hint ?? '', cause: lost });
+    }
     if (keep) {
       await Promise.all(jobs.map((j) => j.stop(false)));
       throw new LockWaitError(`${e.message}; the job stopped, ${opts.table} is untouched, its ghost and saved state are kept`, e.holders, {
@@ -403,8 +473,10 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     const dropped = jobs.some((j) => j.ghostLeft) ? `a session holds a ghost, which is left (\`ezctl osc abort --table ${opts.table}\` drops it later)` : 'the helper tables were dropped';
     if (interrupted && !cutOverDone) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
     if (aborted && !cutOverDone) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
-    throw e;
+    if (lost && !cutOverDone) throw runtimeError(`${lost.message}; ${dropped}; ${opts.table} is as it was`, { cause: lost });
+    throw lost ?? e;
   } finally {
+    job?.signal.removeEventListener('abort', onLeaseLost);
     clearInterval(tick);
     offInt();
     offLog();
@@ -631,6 +703,8 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
         }
       }
     }
+    // a job's lease (`ezctl jobs`): a live one holds it on another host, even past its connection
+    await assertNoLiveHolder(dbs, cluster, names, `stop it on the host that runs it (\`ezctl jobs\` names it), or wait for its lease to expire if that host is gone`);
     const out: OscAbortReport = { aborted: true, table: name, tables: names, zones: [] };
     let found = false;
     for (const { zone, db } of dbs) {
@@ -658,6 +732,9 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
       if (saved) await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job IN (${jobs.map(() => '?').join(', ')})`, jobs);
       out.zones.push({ zone, dropped: there, savedStateCleared: saved > 0 });
     }
+    // its job (dead, or failed keeping its ghost) ends as aborted, so a new change of the table may start
+    const ended = await endUnfinishedJobs(dbs, cluster, names, 'aborted', 'aborted by `ezctl osc abort` (no live job)');
+    if (ended.length) found = true;
     if (!found) throw runtimeError(`no schema change of ${name} is running on this host, and no zone holds its ghost or saved state: nothing to abort`);
     for (const z of out.zones) if (z.dropped.length || z.savedStateCleared) ctx.log.info(`osc abort: zone ${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}; ${names.join(', ')} untouched`);
     return out;
