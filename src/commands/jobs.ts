@@ -1,6 +1,7 @@
 // ezctl jobs: the long jobs of the clusters (osc, migrate, check, repair, switches), from any host.
 import type { Command } from 'commander';
 import { action, examples } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerJobs(program: Command): void {
   program
@@ -23,6 +24,6 @@ export function registerJobs(program: Command): void {
       const r = await listJobs(ctx, { ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.all ? { all: true } : {}) });
       for (const e of r.errors) ctx.log.error(`cluster ${e.cluster} zone ${e.zone}: ${e.error}`);
       ctx.result(r, () => renderJobs(r));
-      return r.errors.length ? 3 : 0;
+      return r.errors.length ? ExitCode.runtime : ExitCode.ok;
     }));
 }
