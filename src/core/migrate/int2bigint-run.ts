@@ -10,9 +10,8 @@
 import type { Ctx } from '../context.js';
 import { EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { onInterrupt } from '../signals.js';
-import { runOsc, type OscOptions, type OscReport } from '../osc/engine.js';
+import { runOsc, runOscFamily, type FamilyReport, type OscOptions, type OscReport } from '../osc/index.js';
 import { copySettingsOf, type CopySettings } from '../copy/settings.js';
-import { runOscFamily, type FamilyReport } from '../osc/family.js';
 import { oscHelperNames } from '../cluster/helper-tables.js';
 import { tableArgument } from '../db/quote.js';
 import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
