@@ -32,7 +32,7 @@ import { loadavg } from 'node:os';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { EZCTL, ROOT } from '../test/helpers/cli.js';
 import type { Db } from '../src/core/db/connect.js';
-import { rowHashExpr, type CompareColumn } from '../src/core/dcp/checksum.js';
+import { rowHashExpr, type CompareColumn } from '../src/core/compare/checksum.js';
 import { row, stats } from './_util.js';
 import { bundleEzctl, type Bundle } from './_bundle.js';
 

@@ -8,6 +8,8 @@ import { registerDrc } from './commands/drc.js';
 import { registerCheck, registerRepair } from './commands/check.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerOsc } from './commands/osc.js';
+import { registerEmha } from './commands/emha.js';
+import { registerJobs } from './commands/jobs.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -47,5 +49,7 @@ Examples:
   registerRepair(program);
   registerMigrate(program);
   registerOsc(program);
+  registerEmha(program);
+  registerJobs(program);
   return program;
 }

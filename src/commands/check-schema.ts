@@ -1,6 +1,7 @@
 // ezctl check schema: compare table structure between zones (and each replica with its master).
 import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, examples, nameList } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerCheckSchema(check: Command): void {
   check
@@ -23,6 +24,6 @@ export function registerCheckSchema(check: Command): void {
       const { checkSchema, renderSchemaReport } = await import('../core/dcp/structure.js');
       const r = await checkSchema(ctx, o);
       ctx.result(r, () => renderSchemaReport(r));
-      return r.consistent ? 0 : 1;
+      return r.consistent ? ExitCode.ok : ExitCode.differences;
     }));
 }

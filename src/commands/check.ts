@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { action, CLUSTER_OPTION, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 const hash = oneOf('row hash', ['crc64', 'md5', 'crc32'] as const);
 const mode = oneOf('mode', ['count', 'checksum', 'rows'] as const);
@@ -49,6 +50,9 @@ export function registerCheck(program: Command): void {
       '\nDefaults for every option can live in the topology file under clusters.<name>.check.\n' +
         'Results are kept in _ezctl (check_runs, check_tables, check_diffs) at the first zone\'s master;\n' +
         '`ezctl repair` reads them from there.\n' +
+        'While it runs it answers `ezctl check status|pause|resume|stop` (one check full per cluster on a host\n' +
+        'at a time: a second is refused, exit 4). After `check stop` it exits 130, as after Ctrl-C; the run is\n' +
+        'kept unfinished and --resume continues it.\n' +
         CHECK_EXIT_CODES +
         examples(
           'ezctl check full --cluster demo',
@@ -69,7 +73,7 @@ export function registerCheck(program: Command): void {
       const progress = ctx.opts.quiet ? undefined : progressPrinter();
       let r;
       try {
-        r = await checkFull(ctx, opts, progress ? (p) => progress.update(p) : undefined);
+        r = await checkFull(ctx, { ...opts, control: true }, progress ? (p) => progress.update(p) : undefined);
       } finally {
         progress?.end();
       }
@@ -79,8 +83,10 @@ export function registerCheck(program: Command): void {
         writeFileSync(o.report, JSON.stringify(r, jsonReplacer, 2) + '\n');
       }
       ctx.result(r, () => renderCheckReport(r));
-      return r.stoppedBy === 'interrupt' ? 130 : checkExitCode(r);
+      return r.stoppedBy === 'interrupt' || r.stoppedBy === 'operator' ? ExitCode.interrupted : checkExitCode(r);
     }));
+
+  registerCheckControl(check);
 
   check
     .command('incr')
@@ -123,7 +129,7 @@ export function registerCheck(program: Command): void {
         };
       }
       const r = await checkIncr(ctx, opts);
-      if (o.follow) return r.stoppedBy === 'interrupt' ? 130 : 0;
+      if (o.follow) return r.stoppedBy === 'interrupt' ? ExitCode.interrupted : ExitCode.ok;
       ctx.result(r, () =>
         r.firstRun && r.keys === 0
           ? `${r.consistent ? '' : `${renderCheckReport(r)}\n`}first run: recorded each zone's binlog position (${Object.entries(r.positions).map(([z, p]) => `${z} ${p.to}`).join(', ')}); the next run checks the changes from here`
@@ -172,4 +178,26 @@ export function registerRepair(program: Command): void {
       ctx.result(r, () => renderRepair(r));
       return repairExitCode(r);
     }));
+}
+
+/** `ezctl check status|pause|resume|stop`: the running check full's control socket, as `ezctl osc status`. */
+function registerCheckControl(check: Command): void {
+  const verbs = [
+    ['status', 'progress of the running check full: tables done of all, rows, the tables under way, ETA, paused or throttled'],
+    ['pause', 'pause the running check full before its next chunk (until resume)'],
+    ['resume', 'resume a paused check full'],
+    ['stop', 'stop the running check full at its next chunk boundary: it reports what it compared and exits 130; the run is kept unfinished, `check full --resume` continues it'],
+  ] as const;
+  for (const [name, description] of verbs) {
+    check
+      .command(name)
+      .description(description)
+      .option(...CLUSTER_OPTION)
+      .addHelpText('after', `\nExit 0 answered; 3 no check full of the cluster answers on this host.\n${examples(`ezctl check ${name} --cluster demo`)}`)
+      .action(action(async (ctx, o: { cluster?: string }) => {
+        const [{ checkControl }, { renderRunStatus }] = await Promise.all([import('../core/dcp/control.js'), import('../core/control/run.js')]);
+        const r = await checkControl(ctx, { cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}) });
+        ctx.result(r, () => renderRunStatus(r));
+      }));
+  }
 }

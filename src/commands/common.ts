@@ -4,8 +4,9 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { makeCtx, type Ctx, type GlobalOptions } from '../core/context.js';
 import { parseDuration } from '../core/throttle/duration.js';
 import { copySettingsOf, type CopySettings } from '../core/copy/settings.js';
+import type { ExitCode } from '../core/exit.js';
 
-export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<number | void>;
+export type Handler<O> = (ctx: Ctx, opts: O, args: string[]) => Promise<ExitCode | void>;
 
 /** Wrap a handler: build the context, run it, hand its exit code to the launcher. */
 export function action<O>(handler: Handler<O>, how: { parentOptions?: boolean } = {}) {

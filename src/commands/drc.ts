@@ -1,6 +1,7 @@
 // ezctl drc: the replication daemon between zones.
 import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, durationOption, examples, integer } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerDrc(program: Command): void {
   const drc = program
@@ -46,7 +47,7 @@ ${examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl 
       const { renderDrcStatus } = await import('../core/drc/render.js');
       const s = await drcStatus(ctx, o);
       ctx.result(s, () => renderDrcStatus(s));
-      return s.healthy ? 0 : 3;
+      return s.healthy ? ExitCode.ok : ExitCode.runtime;
     }));
 
   for (const cmd of ['pause', 'resume'] as const) {

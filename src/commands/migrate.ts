@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
@@ -25,7 +26,7 @@ interface DrcTsFlags {
 }
 
 function registerDrcTs(migrate: Command): void {
-  migrate
+  const drcTs = migrate
     .command('drc-ts')
     .description('add the DRC timestamp column (TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)) where it is missing or wrong, so that every row has the same value in every zone; prints the plan and SQL unless --execute')
     .option(...CLUSTER_OPTION)
@@ -45,6 +46,8 @@ function registerDrcTs(migrate: Command): void {
         'to the fixed value first) and refused otherwise (DATETIME, other types, a finer precision): exit 4.\n' +
         'DDL runs at each zone master (its replicas follow) with time_zone \'+00:00\' and DRC\'s marker comment.\n' +
         'A DRC direction that stopped because its target lacked the column is resumed afterwards (daemon on this host).\n' +
+        'While --execute runs it answers `ezctl migrate drc-ts status|pause|resume|stop` (one per cluster on a\n' +
+        'host at a time: a second is refused, exit 4); after `stop` it exits 130, unverified, as after Ctrl-C.\n' +
         'Exit 0 when verified (or the plan printed), 1 when the verification finds differences, 4 when refused.\n' +
         examples(
           'ezctl migrate drc-ts --cluster demo',
@@ -62,6 +65,26 @@ function registerDrcTs(migrate: Command): void {
       ctx.result(r, () => renderDrcTs(r));
       return drcTsExitCode(r);
     }));
+
+  // the running migration's control socket, as `ezctl osc status|pause|resume`: subcommands of the job's own command
+  const verbs = [
+    ['status', 'progress of the running migrate drc-ts --execute: steps done of all, the step under way, ETA, paused'],
+    ['pause', 'pause the running migration before its next step (until resume)'],
+    ['resume', 'resume a paused migration'],
+    ['stop', 'stop the running migration after the step under way (each step is whole): it exits 130 unverified; the same command with the printed --value continues it'],
+  ] as const;
+  for (const [name, description] of verbs) {
+    drcTs
+      .command(name)
+      .description(description)
+      .option(...CLUSTER_OPTION)
+      .addHelpText('after', `\nExit 0 answered; 3 no migrate drc-ts of the cluster answers on this host.\n${examples(`ezctl migrate drc-ts ${name} --cluster demo`)}`)
+      .action(action(async (ctx, o: { cluster?: string }) => {
+        const [{ drcTsControl }, { renderRunStatus }] = await Promise.all([import('../core/migrate/drc-ts-control.js'), import('../core/control/run.js')]);
+        const r = await drcTsControl(ctx, { cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}) });
+        ctx.result(r, () => renderRunStatus(r));
+      }, { parentOptions: true }));
+  }
 }
 
 interface Int2BigintFlags extends ThrottleFlags, CopyFlags {
@@ -126,7 +149,7 @@ function registerInt2Bigint(migrate: Command): void {
       if (!o.execute) {
         const r = await int2bigintReport(ctx, opts);
         ctx.result(r, () => renderInt2Bigint(r));
-        return 0;
+        return ExitCode.ok;
       }
       const { runInt2Bigint } = await import('../core/migrate/int2bigint-run.js');
       Object.assign(opts, copyOptionsFrom(o));
@@ -140,6 +163,6 @@ function registerInt2Bigint(migrate: Command): void {
       };
       const r = await runInt2Bigint(ctx, opts);
       ctx.result(r, () => renderInt2BigintRun(r));
-      return 0;
+      return ExitCode.ok;
     }));
 }

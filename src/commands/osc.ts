@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -19,6 +20,7 @@ interface OscFlags extends ThrottleFlags, CopyFlags {
   includeTriggers?: boolean;
   lockWaitTimeout?: number;
   dropOldTable?: boolean;
+  lease: number;
 }
 
 export function registerOsc(program: Command): void {
@@ -39,13 +41,15 @@ export function registerOsc(program: Command): void {
     .option('--resume', 'continue a change whose process died (kill -9, a crash): from each zone\'s saved copy key and binlog position')
     .option('--include-triggers', 'carry the table\'s triggers to the new table at the cut-over (without it a table with triggers is refused); on the new table they are named <name>_ezosc (a name ending so loses the suffix instead)')
     .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock of the job other than the cut-over waits for a metadata lock (ghost creation, index build, copy, drop) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }))
-    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through');
+    .option('--drop-old-table', 'after the cut-over, drop the original (kept as <table>_ezdel by default) in every zone, once the throttle lets it through')
+    .addOption(durationOption('--lease <duration>', "the job's lease in every zone (`ezctl jobs`), renewed every third of it: a job that cannot renew it for two thirds stops itself; one that died is taken over by --resume once it expires (at once when it ran on this host)", { bare: 's', as: 'ms', min: '3s', max: '10m', default: '30s' }));
   addCopyOptions(osc);
   addThrottleOptions(osc);
   osc
     .addHelpText(
       'after',
-      '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): no unique key both\n' +
+      '\nExit 0 done (or, without --execute, the plan printed); 4 refused (nothing changed): another job holds\n' +
+        'the table (`ezctl jobs` lists them; one that died is continued by --resume), no unique key both\n' +
         'shapes share, foreign keys, triggers without --include-triggers, a rename without --map, zones that\n' +
         'differ, DRC unhealthy; 3 failed (the original untouched, the helper tables dropped; or, when a session\n' +
         'held a metadata lock past --lock-wait-timeout, kept for --resume or `osc abort`, that session named).\n' +
@@ -76,17 +80,18 @@ export function registerOsc(program: Command): void {
         ...(o.includeTriggers ? { includeTriggers: true } : {}),
         ...(o.lockWaitTimeout !== undefined ? { lockWaitTimeoutS: o.lockWaitTimeout } : {}),
         ...(o.dropOldTable ? { dropOldTable: true } : {}),
+        leaseMs: o.lease,
         throttle: throttleOptionsFrom(o),
         onProgress: (zs) => {
           if (!ctx.opts.quiet) ctx.log.info(`osc: ${zs.map((z) => `${z.zone} ${z.phase} ${z.rowsCopied} rows, ${z.chunks} chunks, backlog ${z.backlog}`).join('; ')}`);
         },
       });
       ctx.result(r, () => renderOsc(r));
-      return !r.execute && r.refusals.length ? 4 : 0;
+      return !r.execute && r.refusals.length ? ExitCode.refused : ExitCode.ok;
     }));
 
   // the running job's control socket
-  const control = (name: string, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
+  const control = (name: import('../core/osc/engine.js').OscCommand, description: string, build?: (c: Command) => Command, args?: (o: Record<string, unknown>, a: string[]) => Record<string, unknown>) => {
     let c = osc
       .command(name)
       .description(description)
@@ -98,7 +103,8 @@ export function registerOsc(program: Command): void {
         if (!o.table) throw new InvalidArgumentError(`osc ${name} needs --table db.table`);
         const { oscControl } = await import('../core/osc/engine.js');
         const extra = args?.(o, a);
-        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra } : {}) });
+        // the arguments are checked against the job's declaration before anything is sent
+        const r = await oscControl(ctx, { table: o.table, cmd: name, ...(o.cluster ? { cluster: o.cluster } : {}), ...(extra ? { args: extra as never } : {}) });
         const { renderOscStatus } = await import('../core/osc/render.js');
         ctx.result(r, () => renderOscStatus(r));
       }, { parentOptions: true }),
@@ -152,6 +158,6 @@ function registerCleanup(osc: Command): void {
       throttle: throttleOptionsFrom(o),
     });
     ctx.result(r, () => renderOscCleanup(r));
-    return r.tables.some((t) => t.error) ? 3 : 0;
+    return r.tables.some((t) => t.error) ? ExitCode.runtime : ExitCode.ok;
   }, { parentOptions: true }));
 }

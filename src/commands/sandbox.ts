@@ -1,6 +1,7 @@
 // ezctl sandbox: a real multi-zone topology of local server processes.
 import { Option, type Command } from 'commander';
 import { action, CLUSTER_OPTION, decimal, durationOption, examples, integer, nameList } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
 
@@ -19,8 +20,9 @@ export function registerSandbox(program: Command): void {
     .option('--base-port <port>', 'first port; nodes take consecutive ports (default: free ports chosen by the system)', integer(1024, 65000))
     .option('--cluster <name>', 'cluster name written to the topology file', 'demo')
     .option('--shards <n>', 'logical shards, split evenly between the zones', integer(1, 4096), 64)
-    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306'))
-    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number }) => {
+    .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master, a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
+    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy'))
+    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean }) => {
       const { sandboxUp } = await import('../core/sandbox/up.js');
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxUp(ctx, o);
@@ -29,7 +31,7 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('down')
-    .description('stop what runs against the sandbox (a DRC daemon, osc jobs, ezctl processes using its topology file), then exactly its own server processes, all by pid, and remove its directory')
+    .description('stop what runs against the sandbox (a DRC daemon, osc jobs, ezctl processes using its topology file), then exactly its own proxy and server processes, all by pid, and remove its directory')
     .addOption(dirOption())
     .option('--keep-dir', 'stop the servers but keep the data directory')
     .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
@@ -38,13 +40,13 @@ export function registerSandbox(program: Command): void {
       const r = await sandboxDown(ctx, o);
       ctx.result(r, () => [
         ...r.stoppedProcesses.map((p) => `stopped ${p.what} (pid ${p.pid}, ${p.signal})`),
-        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.removed ? `, removed ${r.dir}` : ''}`,
+        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.stoppedProxies.length ? ` and ${r.stoppedProxies.length} prox${r.stoppedProxies.length === 1 ? 'y' : 'ies'}` : ''}${r.removed ? `, removed ${r.dir}` : ''}`,
       ].join('\n'));
     }));
 
   sandbox
     .command('status')
-    .description('show the sandbox\'s processes: node, port, pid, running or not')
+    .description('show the sandbox\'s processes: node, port, pid, running or not, and each zone\'s proxy (exit 3 when one is down)')
     .addOption(dirOption())
     .addHelpText('after', examples('ezctl sandbox status', 'ezctl --json sandbox status'))
     .action(action(async (ctx, o: { dir: string }) => {
@@ -52,7 +54,7 @@ export function registerSandbox(program: Command): void {
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxStatus(ctx, o);
       ctx.result(r, () => renderSandbox(r));
-      return r.nodes.every((n) => n.running) ? 0 : 3;
+      return r.nodes.every((n) => n.running) && r.proxies.every((p) => p.running) ? ExitCode.ok : ExitCode.runtime;
     }));
 
   sandbox
@@ -70,7 +72,7 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('workload')
-    .description('write inserts, updates and deletes into each zone\'s master for the shards that zone owns; reconnects after a master restart, reports progress and errors on stderr while it runs')
+    .description('write inserts, updates and deletes into each zone\'s master (through the zone\'s proxy when the topology file names one) for the shards that zone owns; reconnects after a master restart, reports progress and errors on stderr while it runs')
     .option('--tps <n>', 'transactions per second, per zone', integer(1, 100_000), 50)
     .addOption(durationOption('--seconds <duration>', 'how long to run (10s, 2m; a plain number is seconds)', { bare: 's', default: '10s' }))
     .option('--conflict-ratio <r>', 'share of writes that go to shards another zone owns (0-1)', decimal(0, 1), 0)
@@ -91,6 +93,6 @@ ${examples('ezctl sandbox workload --tps 100 --seconds 60s', 'ezctl sandbox work
       const { seconds, progress, ...rest } = o;
       const r = await sandboxWorkload(ctx, { ...rest, durationMs: seconds, progressMs: progress });
       ctx.result(r, () => renderWorkload(r));
-      return r.interrupted ? 130 : r.zones.some((z) => z.errors > 0) ? 3 : 0;
+      return r.interrupted ? ExitCode.interrupted : r.zones.some((z) => z.errors > 0) ? ExitCode.runtime : ExitCode.ok;
     }));
 }

@@ -1,6 +1,7 @@
 // ezctl topo: see what runs, and check it against the file and what the tools need.
 import type { Command } from 'commander';
 import { action, examples } from './common.js';
+import { ExitCode } from '../core/exit.js';
 
 export function registerTopo(program: Command): void {
   const topo = program
@@ -17,7 +18,7 @@ export function registerTopo(program: Command): void {
       const { topoShow, renderTopoShow } = await import('../core/topo/show.js');
       const rows = await topoShow(ctx, o);
       ctx.result(rows, () => renderTopoShow(rows));
-      return rows.some((r) => r.error) ? 3 : 0;
+      return rows.some((r) => r.error) ? ExitCode.runtime : ExitCode.ok;
     }));
 
   topo
@@ -29,6 +30,6 @@ export function registerTopo(program: Command): void {
       const { topoCheck } = await import('../core/topo/check.js');
       const r = await topoCheck(ctx, o);
       ctx.result(r, () => (r.problems.length ? r.problems.map((p) => `${p.node ? p.node + ': ' : ''}${p.message}`).join('\n') : `ok: ${r.nodesChecked} nodes, ${r.tablesChecked} tables checked`));
-      return r.problems.length ? 4 : 0;
+      return r.problems.length ? ExitCode.refused : ExitCode.ok;
     }));
 }

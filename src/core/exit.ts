@@ -16,7 +16,7 @@ export const exitCodeDocs: ReadonlyArray<[ExitCode, string]> = [
   [ExitCode.badInput, 'bad input: usage, configuration or validation error; nothing was touched'],
   [ExitCode.runtime, 'runtime failure: a server unreachable, a query failed, a process died'],
   [ExitCode.refused, 'refused by a safety check: nothing changed, or it was rolled back; for checks: nothing found different, but some table could not be compared (named in the report)'],
-  [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM)'],
+  [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM, or `stop` over the control socket of a check full or a migration): the work so far is kept, to be resumed'],
 ];
 
 /** An error meant for the user: a message naming the cause, optionally a hint naming the fix. */

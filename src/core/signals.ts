@@ -1,5 +1,7 @@
 // SIGINT/SIGTERM: run registered cleanups (newest first), then exit 130. Long jobs register a
 // cleanup that stops them at a safe point; short commands just exit.
+import { ExitCode } from './exit.js';
+
 type Cleanup = () => Promise<void> | void;
 const cleanups: Cleanup[] = [];
 let installed = false;
@@ -22,7 +24,7 @@ export function install(): void {
   if (installed) return;
   installed = true;
   const handler = async (sig: NodeJS.Signals) => {
-    if (interrupted) process.exit(130); // second signal: leave now
+    if (interrupted) process.exit(ExitCode.interrupted); // second signal: leave now
     interrupted = true;
     process.stderr.write(`\nezctl: ${sig} received, stopping\n`);
     for (const fn of [...cleanups].reverse()) {
@@ -32,7 +34,7 @@ export function install(): void {
         process.stderr.write(`ezctl: cleanup failed: ${(e as Error).message}\n`);
       }
     }
-    process.exit(130);
+    process.exit(ExitCode.interrupted);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);

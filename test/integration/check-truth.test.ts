@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { show } from '../helpers/cli.js';
 import { eventually, startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { sqlOn } from '../helpers/drc.js';
-import { pidAlive } from '../../src/core/sandbox/servers.js';
+import { pidAlive } from '../../src/core/process/pids.js';
 
 let sb: TestSandbox;
 const OLD_TS = '2024-01-01 00:00:00.000';

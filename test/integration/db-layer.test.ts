@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { listTables, tableInfo, rowIdentity } from '../../src/core/db/introspect.js';
+import { foreignKeysWhere, listTables, readShape, readShapes, rowKey } from '../../src/core/db/introspect.js';
 import { serverInfo, replicaStatus, globalStatus, waitForGtid } from '../../src/core/db/server.js';
 import { gtidCovers, parseMariaPos } from '../../src/core/db/gtid.js';
 import { quoteId, quoteTable } from '../../src/core/db/quote.js';
@@ -44,29 +44,29 @@ test('listTables lists base tables of user schemas only', async () => {
   await db.close();
 });
 
-test('tableInfo reads columns, keys, indexes and foreign keys in both directions', async () => {
+test('readShape reads columns, keys, indexes with their parts and foreign keys; foreignKeysWhere finds the referencing side; rowKey picks the row key', async () => {
   const db = await sb.db('bj-master');
-  const p = (await tableInfo(db, 'shop', 'parent'))!;
+  const p = (await readShape(db, 'shop', 'parent'))!;
   assert.deepEqual(p.primaryKey, ['id']);
-  assert.equal(p.autoIncrement, 42n);
   const id = p.columns.find((c) => c.name === 'id')!;
-  assert.equal(id.unsigned, true);
-  assert.equal(id.autoIncrement, true);
-  assert.equal(id.columnType, 'int(10) unsigned');
+  assert.equal(id.extra, 'auto_increment');
+  assert.equal(id.columnType, 'int unsigned'); // display width normalized away
   const ts = p.columns.find((c) => c.name === 'drc_ts')!;
   assert.equal(ts.columnType, 'timestamp(3)');
   assert.match(ts.extra, /on update current_timestamp\(3\)/i);
   assert.equal(p.columns.find((c) => c.name === 'note')!.nullable, true);
-  assert.deepEqual(p.indexes.map((i) => [i.name, i.unique, i.columns]), [['PRIMARY', true, ['id']], ['uk_code', true, ['code']]]);
-  assert.equal(p.referencedBy.length, 1);
-  assert.deepEqual({ ...p.referencedBy[0]! }, { name: 'fk_parent', schema: 'shop', table: 'child', columns: ['parent_id'], refSchema: 'shop', refTable: 'parent', refColumns: ['id'], onUpdate: 'RESTRICT', onDelete: 'CASCADE' });
-  const c = (await tableInfo(db, 'shop', 'child'))!;
+  assert.deepEqual(p.indexes.map((i) => [i.name, i.unique, i.parts.map((x) => x.column)]), [['PRIMARY', true, ['id']], ['uk_code', true, ['code']]]);
+  const referencedBy = await foreignKeysWhere(db, 'k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?', ['shop', 'parent']);
+  assert.deepEqual(referencedBy.map((f) => ({ ...f })), [{ name: 'fk_parent', schema: 'shop', table: 'child', columns: ['parent_id'], refSchema: 'shop', refTable: 'parent', refColumns: ['id'], onUpdate: 'RESTRICT', onDelete: 'CASCADE' }]);
+  const c = (await readShape(db, 'shop', 'child'))!;
   assert.deepEqual(c.primaryKey, ['parent_id', 'line']);
-  assert.equal(c.foreignKeys[0]!.refTable, 'parent');
-  assert.equal(await tableInfo(db, 'shop', 'missing'), undefined);
-  // row identity: the primary key, else a unique key whose columns are all NOT NULL
-  assert.deepEqual(rowIdentity(p), { index: 'PRIMARY', columns: ['id'] });
-  assert.deepEqual(rowIdentity((await tableInfo(db, 'shop', 'nokey'))!), { index: 'u_b', columns: ['b'] });
+  assert.equal(c.foreignKeys[0]!.references, 'shop.parent');
+  assert.equal(await readShape(db, 'shop', 'missing'), undefined);
+  // one reader: a table read alone is the table read with its schema
+  assert.deepEqual((await readShapes(db, (s) => s === 'shop')).get('shop.child'), c);
+  // row key: the primary key, else a unique key whose columns are all NOT NULL
+  assert.deepEqual(rowKey(p), { index: 'PRIMARY', columns: ['id'] });
+  assert.deepEqual(rowKey((await readShape(db, 'shop', 'nokey'))!), { index: 'u_b', columns: ['b'] });
   await db.close();
 });
 

@@ -10,7 +10,7 @@ import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, patchTopology, sqlOn } from '../helpers/drc.js';
 import { parseTopology } from '../../src/core/config/load.js';
-import { pidAlive } from '../../src/core/sandbox/servers.js';
+import { pidAlive } from '../../src/core/process/pids.js';
 import type { Db } from '../../src/core/db/connect.js';
 
 let sb: TestSandbox;

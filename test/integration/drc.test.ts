@@ -8,6 +8,9 @@ import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { assertZonesIdentical, binlogPos, drcStart, drcStatus, drcStop, drcWaitAll, rowCountsByDomain, tableRows, sqlOn } from '../helpers/drc.js';
 import { DEMO_TABLES } from '../../src/core/sandbox/demo-schema.js';
+import { makeCtx } from '../../src/core/context.js';
+import { drcClient } from '../../src/core/drc/client.js';
+import type { EzError } from '../../src/core/exit.js';
 
 let sb: TestSandbox;
 let pid: number | undefined;
@@ -200,6 +203,7 @@ test('a transaction the target refuses stops that direction, naming GTID, table 
   }, 15_000, 'bj->sh to stop with an error');
   const d = st.directions.find((x: any) => x.from === 'bj');
   assert.match(d.lastError, /^zone sh refused transaction 1-101-\d+: table ezdemo\.broken does not exist there$/);
+  assert.deepEqual(d.stoppedOn, { reason: 'no-table', table: 'ezdemo.broken', gtid: /^zone sh refused transaction (\S+):/.exec(d.lastError)![1] }, 'the same, structured');
   // monitoring: a direction in error is a runtime failure (exit 3), the status still on stdout,
   // and the error carries its time
   const bad = await sb.run(['--json', 'drc', 'status']);
@@ -229,7 +233,7 @@ test('a transaction the target refuses stops that direction, naming GTID, table 
   const ok = good.json();
   assert.equal(ok.healthy, true);
   assert.deepEqual(ok.problems, []);
-  assert.deepEqual(ok.directions.map((x: any) => [x.state, x.lastError, x.lastErrorAt]), [['running', null, null], ['running', null, null]]);
+  assert.deepEqual(ok.directions.map((x: any) => [x.state, x.lastError, x.lastErrorAt, x.stoppedOn]), [['running', null, null, null], ['running', null, null, null]]);
 });
 
 test('pause holds applying, wait times out with exit 4 while paused, resume catches up', async () => {
@@ -246,6 +250,31 @@ test('pause holds applying, wait times out with exit 4 while paused, resume catc
   assert.equal(r.code, 0, show(r));
   await drcWaitAll(sb, ZONES);
   assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 30'));
+});
+
+test('the DRC client (what migrate and the switches use): daemon status, pause and resume of one direction, lag from the heartbeat tables, wait', async () => {
+  const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+  const drc = await drcClient(ctx);
+  assert.equal(drc.cluster, 'demo');
+  assert.equal(await drc.daemonHere(), true);
+  const paused = await drc.pause('bj->sh');
+  assert.deepEqual(paused.directions.map((d) => [`${d.from}->${d.to}`, d.state]).sort(), [['bj->sh', 'paused'], ['sh->bj', 'running']]);
+  await assert.rejects(drc.pause('bj->xx'), (e: EzError) => e.exitCode === 2 && /no direction bj->xx/.test(e.message));
+  await sql('bj-master', "INSERT INTO ezdemo.looptest (id, v) VALUES (40, 'client')");
+  await assert.rejects(drc.wait('bj', 'sh', 500), (e: EzError) => e.exitCode === 4);
+  // lag as any host reads it: the heartbeat rows at each zone master; bj's stop arriving at sh
+  const held = await eventually(async () => {
+    const pairs = await drc.lag();
+    const p = pairs.find((x) => x.from === 'bj' && x.to === 'sh');
+    return p?.lagMs !== null && p!.lagMs! >= 1000 ? pairs : undefined;
+  }, 10_000, 'the paused direction\'s heartbeat to age');
+  assert.deepEqual(held.map((p) => `${p.from}->${p.to}`).sort(), ['bj->sh', 'sh->bj']);
+  await drc.resume();
+  const w = await drc.wait('bj', 'sh', 15_000);
+  assert.match(w.reached, /\d+-\d+-\d+/);
+  assert.ok(await one('sh-master', 'SELECT id FROM ezdemo.looptest WHERE id = 40'));
+  await eventually(async () => ((await drc.lag()).find((x) => x.from === 'bj')!.lagMs ?? Infinity) < 1000, 10_000, 'lag to drop after resume');
+  assert.equal((await drc.daemonStatus())!.directions.every((d) => d.state === 'running'), true);
 });
 
 test('status: per direction lag, p99, applied, conflicts, illegal writes; socket 0600; metrics served', async () => {

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { show } from '../helpers/cli.js';
 import { eventually, startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, sqlOn, tableRows } from '../helpers/drc.js';
-import { readShapes } from '../../src/core/dcp/structure.js';
+import { readShapes } from '../../src/core/db/introspect.js';
 import { serverInfo, waitForGtid } from '../../src/core/db/server.js';
 
 let sb: TestSandbox;
@@ -269,6 +269,9 @@ test('a table without the column under a running DRC stops the direction into it
     return d?.state === 'error' ? d : undefined;
   }, 15_000, 'bj->sh to stop');
   assert.match(stopped.lastError, /table ezmig\.late has no drc_ts column there; .*ezctl migrate drc-ts/);
+  // the same, structured, for a program to act on (migrate drc-ts resumes by it)
+  assert.deepEqual({ ...stopped.stoppedOn, gtid: undefined }, { reason: 'no-timestamp-column', table: 'ezmig.late', column: 'drc_ts', gtid: undefined });
+  assert.match(stopped.stoppedOn.gtid, /^\d+-\d+-\d+$/);
   // the whole direction waits, not just that table: a later bj write elsewhere does not reach sh
   await sqlOn(sb, 'bj-master', "INSERT INTO ezmig.plain (id, name) VALUES (5001, 'after-late')");
   // the other direction goes on

@@ -305,6 +305,13 @@ test('control: osc status / pause / resume / set / cut-over on the running job, 
   assert.deepEqual(b.zones.map((z: any) => z.rowsCopied), a.zones.map((z: any) => z.rowsCopied), 'no rows copied while paused');
   r = await sb.run(['osc', 'set', 'chunk-time=200ms', '--table', 'ezdemo.users']);
   assert.equal(r.code, 0, show(r));
+  // a value the job cannot take is bad input in the job's words (it said "no schema change is running" before)
+  r = await sb.run(['osc', 'set', 'chunk-time=fast', '--table', 'ezdemo.users']);
+  assert.equal(r.code, 2, show(r));
+  assert.match(r.stderr, /the schema change of ezdemo\.users refused set: "fast" is not a duration/);
+  r = await sb.run(['osc', 'set', 'threads=4', '--table', 'ezdemo.users']);
+  assert.equal(r.code, 2, show(r));
+  assert.match(r.stderr, /osc job: set: key "threads" is not one of chunk-time; it accepts: status, pause/);
   r = await ctl('resume');
   assert.equal(r.code, 0, show(r));
   await eventually(async () => (await ctl('status')).json().postponed === true, 60_000, 'every zone ready, the cut-over postponed');

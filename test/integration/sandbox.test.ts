@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { ezctl, show, EZCTL } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { parseTopology } from '../../src/core/config/load.js';
-import { pidAlive } from '../../src/core/sandbox/servers.js';
+import { pidAlive } from '../../src/core/process/pids.js';
 import { drcStart } from '../helpers/drc.js';
 
 let sb: TestSandbox;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { show, EZCTL } from '../helpers/cli.js';
-import { pidAlive } from '../../src/core/sandbox/servers.js';
+import { pidAlive } from '../../src/core/process/pids.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { patchTopology } from '../helpers/drc.js';
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyCompare, keyRange, keyIn, keyText, encodeKey, decodeKey, compareKeys } from '../../src/core/chunk/keys.js';
 import { Chunker, ChunkFrontier } from '../../src/core/chunk/chunker.js';
-import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql } from '../../src/core/dcp/checksum.js';
+import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql } from '../../src/core/compare/checksum.js';
 import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
 import { EzError } from '../../src/core/exit.js';
 import type { Db } from '../../src/core/db/connect.js';

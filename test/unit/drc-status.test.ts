@@ -2,8 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { drcProblems } from '../../src/core/drc/manage.js';
-import type { DaemonStatus } from '../../src/core/drc/daemon.js';
-import type { PipelineStatus } from '../../src/core/drc/pipeline.js';
+import type { DaemonStatus, PipelineStatus } from '../../src/core/drc/client.js';
 
 const dir = (from: string, to: string, state: PipelineStatus['state'], lastError: string | null = null, lastErrorAt: string | null = null): PipelineStatus => ({
   from, to, state, source: '', target: '', lagMs: null, p99LagMs: null, sourcePosition: null, appliedPosition: null, txPerSec: 0, rowsPerSec: 0,

@@ -22,11 +22,11 @@ import {
   type PlanContext,
   type ZoneInput,
 } from '../../src/core/migrate/drc-ts.js';
-import type { ColumnShape, TableShape } from '../../src/core/dcp/structure.js';
+import type { ColumnShape, TableShape } from '../../src/core/db/introspect.js';
 import { EzError } from '../../src/core/exit.js';
 
 function col(name: string, columnType: string, more: Partial<ColumnShape> = {}): ColumnShape {
-  return { name, position: 0, dataType: columnType.replace(/[ (].*$/, ''), columnType, nullable: false, default: null, charset: null, collation: null, generated: null, extra: '', ...more };
+  return { name, position: 0, dataType: columnType.replace(/[ (].*$/, ''), columnType, serverType: columnType, nullable: false, default: null, charset: null, collation: null, generated: null, extra: '', comment: '', ...more };
 }
 
 const good = () => col('drc_ts', 'timestamp(3)', { default: 'current_timestamp(3)', extra: 'on update current_timestamp(3)' });

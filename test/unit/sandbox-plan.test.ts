@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planNodes, shardRanges } from '../../src/core/sandbox/up.js';
+import { planNodes, planProxies, proxyModel, shardRanges } from '../../src/core/sandbox/up.js';
+import { renderConfig } from '../../src/core/proxy/index.js';
 import { INNODB_SIZING, serverArgs, versionNumber, type NodeProcessSpec, type ServerKit } from '../../src/core/sandbox/servers.js';
 import { parseShardRanges } from '../../src/core/config/schema.js';
 
@@ -192,4 +193,18 @@ test('versionNumber', () => {
   assert.equal(versionNumber('mariadbd  Ver 11.4.2-MariaDB for Linux'), '11.4.2');
   assert.equal(versionNumber('something else'), 'unknown');
   assert.equal(versionNumber(''), 'unknown');
+});
+
+test('planProxies / proxyModel: a proxy per zone on two ports, writes to the master, reads to the replicas (none: the master as fallback)', () => {
+  const proxies = planProxies(DIR, ['bj', 'sh'], [6001, 6002, 6003, 6004]);
+  assert.deepEqual(proxies[1], { zone: 'sh', dir: '/tmp/sb/proxy-sh', config: '/tmp/sb/proxy-sh/haproxy.cfg', admin: '/tmp/sb/proxy-sh/admin.sock', log: '/tmp/sb/proxy-sh/haproxy.log', writePort: 6003, readPort: 6004, pid: null });
+  const m = proxyModel({ cluster: 'demo', nodes: planNodes(DIR, ['bj', 'sh'], 1, [5001, 5002, 5003, 5004]) }, proxies[1]!);
+  assert.deepEqual(m, {
+    version: 1, name: 'demo/sh', bind: '127.0.0.1', writePort: 6003, readPort: 6004, admin: '/tmp/sb/proxy-sh/admin.sock',
+    nodes: [{ name: 'sh-master', host: '127.0.0.1', port: 5003 }, { name: 'sh-replica1', host: '127.0.0.1', port: 5004 }],
+    write: 'sh-master', read: ['sh-replica1'], fenced: [],
+  });
+  const alone = proxyModel({ cluster: 'demo', nodes: planNodes(DIR, ['bj', 'sh'], 0, [5001, 5002]) }, proxies[0]!);
+  assert.deepEqual(alone.read, []);
+  assert.match(renderConfig(alone), /server _fallback 127\.0\.0\.1:5001 backup\n/);
 });

@@ -1,20 +1,9 @@
 // compareShapes, commonColumns and the report text, on hand-built table shapes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  compareShapes,
-  commonColumns,
-  normalizeColumnType,
-  normalizeDefault,
-  renderSchemaReport,
-  tableFilter,
-  typeClass,
-  type ColumnShape,
-  type IndexShape,
-  type SchemaReport,
-  type ShapeDiff,
-  type TableShape,
-} from '../../src/core/dcp/structure.js';
+import { normalizeColumnType, normalizeDefault, type ColumnShape, type IndexShape, type TableShape } from '../../src/core/db/introspect.js';
+import { compareShapes, commonColumns, typeClass, type ShapeDiff } from '../../src/core/db/shape-compare.js';
+import { renderSchemaReport, tableFilter, type SchemaReport } from '../../src/core/dcp/structure.js';
 
 function col(name: string, columnType: string, more: Partial<ColumnShape> = {}): ColumnShape {
   const dataType = columnType.replace(/[ (].*$/, '');
@@ -24,12 +13,14 @@ function col(name: string, columnType: string, more: Partial<ColumnShape> = {}):
     position: 0,
     dataType,
     columnType,
+    serverType: columnType,
     nullable: false,
     default: null,
     charset: text ? 'utf8mb4' : null,
     collation: text ? 'utf8mb4_general_ci' : null,
     generated: null,
     extra: '',
+    comment: '',
     ...more,
   };
 }

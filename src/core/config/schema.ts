@@ -2,7 +2,7 @@
 // column and the shard→zone map. Validation yields one line per problem, naming the field
 // path, the value found and what was expected.
 import { z } from 'zod';
-import { parseConnectionString, redactConnectionString } from './dsn.js';
+import { parseConnectionString, parseHostPort, redactConnectionString } from './dsn.js';
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'missing';
@@ -76,9 +76,31 @@ const nodeSchema = z.preprocess((v, ctx) => {
 }, nodeObject);
 export type NodeConfig = z.output<typeof nodeObject>;
 
+// "host:port" of a proxy listener.
+const hostPort = (what: string) => text(`${what} (host:port)`).superRefine((v, ctx) => {
+  try {
+    if (parseHostPort(v).port === undefined) ctx.addIssue({ code: 'custom', message: `${show(v)} has no port (expected ${what} as host:port)`, input: v });
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `${show(v)}: ${(e as Error).message}`, input: v });
+  }
+});
+
+// The zone's proxy (a routing target, src/core/proxy/): where the application connects to write
+// and to read, and how ezctl moves those routes (HAProxy's admin socket and the haproxy.cfg ezctl
+// wrote, which it rewrites on each change). Relative paths are from this file's folder.
+const proxySchema = z.strictObject({
+  kind: z.enum(['haproxy'], { error: (i) => `${show(i.input)} is not a proxy kind ezctl drives (haproxy); route other proxies from hooks` }).default('haproxy'),
+  write: hostPort('the write listener'),
+  read: hostPort('the read listener').optional(),
+  admin: text('the path of the runtime API\'s unix socket'),
+  config: text('the path of the haproxy.cfg ezctl wrote'),
+});
+export type ProxyConfig = z.output<typeof proxySchema>;
+
 const zoneNodesSchema = z.strictObject({
   master: nodeSchema,
   replicas: z.array(nodeSchema).default([]),
+  proxy: proxySchema.optional(),
 });
 
 // Shard ids owned by a zone: "0-31", "0-15,48-63", or a list of numbers.

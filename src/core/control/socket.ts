@@ -72,7 +72,10 @@ export async function controlAlive(path: string): Promise<boolean> {
   }
 }
 
-/** Send one request; resolves with the job's result, rejects with its error or a connect failure. */
+/** The code of an error the job itself answered (as opposed to a socket or connect failure). */
+export const JOB_REFUSED = 'EZJOBREFUSED';
+
+/** Send one request; resolves with the job's result, rejects with its error (code JOB_REFUSED) or a connect failure. */
 export function sendControl(path: string, req: ControlRequest, timeoutMs = 10_000): Promise<unknown> {
   const p = socketPath(path);
   return new Promise((resolve, reject) => {
@@ -98,7 +101,7 @@ export function sendControl(path: string, req: ControlRequest, timeoutMs = 10_00
       sock.end();
       const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
       if (reply.ok) resolve(reply.result);
-      else reject(new Error(reply.error ?? 'failed'));
+      else reject(Object.assign(new Error(reply.error ?? 'failed'), { code: JOB_REFUSED }));
     });
   });
 }

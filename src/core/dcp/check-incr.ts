@@ -20,9 +20,12 @@ import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
 import { isLostConnection, lostConnectionError, watchZones } from './lost.js';
-import { readShapes, tableFilter, type TableShape } from './structure.js';
-import type { HashFunction } from './checksum.js';
-import { abandonRun, closeRun, hashFunction, keyOf, openRun, stateTableNotEverywhere, storeTable, TableCheck, verdict, type CheckReport, type TableReport } from './check-full.js';
+import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
+import { tableFilter } from './structure.js';
+import type { HashFunction } from '../compare/checksum.js';
+import { hashFunction, stateTableNotEverywhere, verdict, type CheckReport, type TableReport } from './check-full.js';
+import { abandonRun, closeRun, openRun, storeTable } from './runs.js';
+import { TableCheck } from './table-check.js';
 
 export interface CheckIncrOptions {
   cluster?: string;
@@ -154,7 +157,7 @@ async function oneWindow(
       unchecked.set(name, uncheckable(name, `table missing in ${missingIn.join(', ')} (exists in ${presentIn.join(', ')})`, { missingIn, presentIn }));
       continue;
     }
-    const id = keyOf(all as TableShape[]);
+    const id = commonRowKey(all as TableShape[]);
     if (id) identities.set(name, id);
     else unchecked.set(name, uncheckable(name, 'no primary or unique NOT NULL key alike in every zone to look its changed rows up by (check full compares such a table as a multiset of rows)'));
   }

@@ -6,7 +6,7 @@ import { parseDuration } from '../throttle/duration.js';
 import { parseLoadSpec, parseWindows } from '../throttle/specs.js';
 import type { ThrottleOptions } from '../throttle/index.js';
 import type { CheckFullOptions, CheckMode } from './check-full.js';
-import type { HashFunction } from './checksum.js';
+import type { HashFunction } from '../compare/checksum.js';
 
 export interface CheckFlags {
   cluster?: string;

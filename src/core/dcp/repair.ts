@@ -12,12 +12,14 @@ import type { Ctx } from '../context.js';
 import type { Db, Param, Row } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
-import { badInput, refused, runtimeError } from '../exit.js';
+import { badInput, refused, runtimeError, ExitCode } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
+import { CONFLICTS_TABLE, DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
+import { drcDomainFor, writeAsDrc, writeAsDrcSql } from '../cluster/session.js';
 import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
-import { readShapes, type TableShape } from './structure.js';
-import { checkFull, loadDiffs, type CheckFullOptions } from './check-full.js';
+import { readShapes, type TableShape } from '../db/introspect.js';
+import { checkFull, type CheckFullOptions } from './check-full.js';
+import { loadDiffs } from './runs.js';
 import { lostConnectionError, watchZones } from './lost.js';
 
 export interface RepairOptions {
@@ -172,14 +174,15 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
       for (const [zone, action] of Object.entries(p.fix.actions)) {
         const stmt = action === 'upsert' ? upsertSql(p.shape, winnerRow!) : deleteSql(p.t);
         const c = conns[zones.indexOf(zone)]!;
-        const session = winnerDomain === undefined ? [] : [`SET SESSION gtid_domain_id = ${winnerDomain + offset}`];
+        // written as DRC's apply of the winner's write: DRC carries it nowhere
+        const domain = drcDomainFor(winnerDomain, offset);
         if (!opts.execute) {
           sql[zone]!.push(`-- ${p.t.table} ${JSON.stringify(keyObject(p.t))}: ${p.fix.why}`);
-          sql[zone]!.push(...session.map((s) => s + ';'), 'START TRANSACTION;', mysql.format(stmt.sql, stmt.params as Parameters<typeof mysql.format>[1]) + ';', 'COMMIT;');
+          sql[zone]!.push(...(domain === undefined ? [] : [writeAsDrcSql(domain) + ';']), 'START TRANSACTION;', mysql.format(stmt.sql, stmt.params as Parameters<typeof mysql.format>[1]) + ';', 'COMMIT;');
           continue;
         }
         const before = p.rows[zones.indexOf(zone)];
-        const ok = await applyFix(c, session, p.t, before, stmt);
+        const ok = await applyFix(c, domain, p.t, before, stmt);
         if (ok) {
           report.applied++;
           committed++;
@@ -353,7 +356,7 @@ async function newerDelete(conns: ZoneConn[], t: Target, rowTs: string): Promise
   for (const c of conns) {
     const rows = await c.db
       .query<{ row_key: string; at: string }>(
-        `SELECT row_key, CAST(detected_at AS CHAR) AS at FROM ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} WHERE db = ? AND tbl = ? AND kind IN ('delete-changed', 'update-missing') AND detected_at > ? ORDER BY detected_at DESC LIMIT 1000`,
+        `SELECT row_key, CAST(detected_at AS CHAR) AS at FROM ${quoteTable(STATE_SCHEMA, CONFLICTS_TABLE)} WHERE db = ? AND tbl = ? AND kind IN ('delete-changed', 'update-missing') AND detected_at > ? ORDER BY detected_at DESC LIMIT 1000`,
         [t.schema, t.name, rowTs || '1970-01-01'],
       )
       .catch(() => []);
@@ -385,10 +388,10 @@ function deleteSql(t: Target): { sql: string; params: Param[] } {
 }
 
 /** One fix at one zone: lock the row, make sure it is what the plan saw, write, commit. */
-async function applyFix(c: ZoneConn, session: string[], t: Target, planned: Row | undefined, stmt: { sql: string; params: Param[] }): Promise<boolean> {
+async function applyFix(c: ZoneConn, domain: number | undefined, t: Target, planned: Row | undefined, stmt: { sql: string; params: Param[] }): Promise<boolean> {
   const db = c.db;
   await db.exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
-  for (const s of session) await db.exec(s);
+  await writeAsDrc(db, domain);
   await db.exec('START TRANSACTION');
   try {
     const [now] = await currentRows([c], t, true);
@@ -406,10 +409,10 @@ async function applyFix(c: ZoneConn, session: string[], t: Target, planned: Row 
 }
 
 /** 0: everything fixed and verified (or, without --execute, every difference has a planned fix); 1: differences remain. */
-export function repairExitCode(r: RepairReport): number {
-  if (r.unfixable.length) return 1;
-  if (!r.execute) return 0;
-  return r.verified === r.planned && r.remaining.length === 0 ? 0 : 1;
+export function repairExitCode(r: RepairReport): ExitCode {
+  if (r.unfixable.length) return ExitCode.differences;
+  if (!r.execute) return ExitCode.ok;
+  return r.verified === r.planned && r.remaining.length === 0 ? ExitCode.ok : ExitCode.differences;
 }
 
 export function renderRepair(r: RepairReport): string {

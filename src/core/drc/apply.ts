@@ -17,11 +17,13 @@ import { keyText, type KeyValue } from '../chunk/keys.js';
 import type { Db, Param } from '../db/connect.js';
 import { QueryError } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { tableInfo } from '../db/introspect.js';
+import { readShape, rowKey, type RowKey, type TableShape } from '../db/introspect.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
-import { CHECKPOINT_TABLE, HEARTBEAT_TABLE, ownDdlMarker } from './filter.js';
+import { CHECKPOINT_TABLE, CONFLICTS_TABLE, EVENTS_TABLE, HEARTBEAT_TABLE, ILLEGAL_WRITES_TABLE, ownDdlMarker } from '../cluster/tables.js';
+import { writeAsDrc } from '../cluster/session.js';
+import type { StopReason, StoppedOn } from './client.js';
 
 export interface TableMeta {
   schema: string;
@@ -31,6 +33,16 @@ export interface TableMeta {
   hasTs: boolean;
   /** when the structure was read: re-read when rows bring a column it did not have */
   readAt: number;
+}
+
+/**
+ * The key DRC applies a table's rows by: the shared row key (db/introspect rowKey, the one the
+ * checks and osc use), of which DRC takes only a primary key (what DRC needs, README); undefined
+ * for a table without one, which DRC refuses.
+ */
+export function drcRowKey(shape: TableShape): RowKey | undefined {
+  const key = rowKey(shape);
+  return key?.index === 'PRIMARY' ? key : undefined;
 }
 
 export interface ShardRule {
@@ -89,14 +101,22 @@ export interface BatchResult {
 }
 
 /** A failure that retrying will not cure: the direction stops (or skips, with --skip-errors). */
+/** A transaction the target refuses: the direction stops on it (status says why, as stoppedOn). */
 export class ApplyError extends EzError {
   constructor(
     message: string,
     readonly gtid: string,
     readonly table: string | null,
     cause: unknown,
+    readonly reason: StopReason = 'refused',
+    /** the column the table lacks (reason no-timestamp-column) */
+    readonly column?: string,
   ) {
     super(ExitCode.runtime, message, { cause });
+  }
+
+  get stoppedOn(): StoppedOn {
+    return { reason: this.reason, table: this.table, gtid: this.gtid, ...(this.column === undefined ? {} : { column: this.column }) };
   }
 }
 
@@ -160,20 +180,20 @@ export class Applier {
     const k = `${schema}.${table}`;
     let m = this.tables.get(k);
     if (!m) {
-      let info = await tableInfo(this.db, schema, table);
-      // The structure is read in three queries; an online schema change's RENAME between them
+      let info = await readShape(this.db, schema, table);
+      // The structure is read in four queries; an online schema change's RENAME between them
       // makes the table look missing, columnless or keyless for a moment: read it again before
       // stopping the direction over it.
-      for (let i = 0; i < 10 && (!info || info.columns.length === 0 || info.primaryKey.length === 0); i++) {
+      for (let i = 0; i < 10 && (!info || info.columns.length === 0 || !drcRowKey(info)); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        info = await tableInfo(this.db, schema, table);
+        info = await readShape(this.db, schema, table);
       }
       if (!info) {
-        throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null);
+        throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} does not exist there`, gtid, k, null, 'no-table');
       }
-      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: info.primaryKey, hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
-      if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null);
-      if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null);
+      m = { schema, table, columns: new Set(info.columns.map((c) => c.name)), pk: drcRowKey(info)?.columns ?? [], hasTs: info.columns.some((c) => c.name === this.cfg.tsColumn), readAt: Date.now() };
+      if (m.pk.length === 0) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no primary key there; DRC needs one to identify rows`, gtid, k, null, 'no-primary-key');
+      if (!m.hasTs) throw new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}: table ${k} has no ${this.cfg.tsColumn} column there; last-writer-wins needs it (ezctl migrate drc-ts)`, gtid, k, null, 'no-timestamp-column', this.cfg.tsColumn);
       this.tables.set(k, m);
     }
     return m;
@@ -205,7 +225,7 @@ export class Applier {
     await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     // What this session writes is logged under DRC's own GTID domain: the replicator of this
     // zone forwards only the zone's own domain, so nothing DRC applies travels back.
-    if (drcDomain !== undefined) await db.exec('SET SESSION gtid_domain_id = ?', [drcDomain]);
+    await writeAsDrc(db, drcDomain);
   }
 
   /**
@@ -252,7 +272,7 @@ export class Applier {
   async skip(q: QueuedTx, reason: string): Promise<void> {
     await this.db.exec('BEGIN');
     await this.checkpoint(q.positionAfter, q.tx.gtid, 0);
-    await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_events')} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
+    await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, EVENTS_TABLE)} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
     await this.db.exec('COMMIT');
   }
 
@@ -488,14 +508,14 @@ export class Applier {
     if (res.conflicts.length) {
       const rows = res.conflicts.slice(0, 1000);
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_conflicts')} (pipeline, db, tbl, row_key, kind, source_ts, target_ts, winner, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, CONFLICTS_TABLE)} (pipeline, db, tbl, row_key, kind, source_ts, target_ts, winner, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
         rows.flatMap((c) => [this.cfg.pipeline, c.schema, c.table, JSON.stringify(c.key, keyReplacer), c.kind, c.sourceTs, c.targetTs, c.winner, c.gtid]),
       );
     }
     if (res.illegal.length) {
       const rows = res.illegal.slice(0, 1000);
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, 'drc_illegal_writes')} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, ILLEGAL_WRITES_TABLE)} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
         rows.flatMap((r) => [this.cfg.pipeline, this.cfg.sourceZone, r.ownerZone, r.schema, r.table, r.shardId, JSON.stringify(r.key, keyReplacer), r.blocked ? 1 : 0, r.gtid]),
       );
     }

@@ -9,14 +9,18 @@ import { loadTopology, type ResolvedNode, type Topology } from '../config/load.j
 import { badInput, refused, runtimeError, EzError, ExitCode } from '../exit.js';
 import type { Db } from '../db/connect.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
-import { listTables, tableInfo } from '../db/introspect.js';
+import { listTables, readShape } from '../db/introspect.js';
 import { quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { serveControl, controlAlive, sendControl, socketPath, type ControlRequest } from '../control/socket.js';
+import { controlAlive, sendControl, socketPath } from '../control/socket.js';
+import { serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
-import { compileRules, HEARTBEAT_TABLE } from './filter.js';
-import { Pipeline, type PipelineStatus } from './pipeline.js';
+import { compileRules } from '../cluster/rules.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET, HEARTBEAT_TABLE } from '../cluster/tables.js';
+import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
+import { Pipeline } from './pipeline.js';
+import { drcJob, drcSocket, drcStateDir, type DaemonStatus } from './client.js';
 import { rotateLog } from './log-summary.js';
 import type { ShardRule } from './apply.js';
 
@@ -29,25 +33,8 @@ export interface DrcStartOptions {
   skipErrors?: boolean;
 }
 
-export interface DaemonStatus {
-  cluster: string;
-  running: boolean;
-  pid: number | null;
-  startedAt: string | null;
-  directions: PipelineStatus[];
-}
 
 export const DEFAULT_HEARTBEAT_MS = 250;
-import { DEFAULT_DRC_DOMAIN_OFFSET } from './constants.js';
-export { DEFAULT_DRC_DOMAIN_OFFSET };
-
-export function drcStateDir(topo: Topology, cluster: string): string {
-  return join(topo.stateDir(), `drc-${cluster}`);
-}
-
-export function drcSocket(topo: Topology, cluster: string): string {
-  return socketPath(join(drcStateDir(topo, cluster), 'control.sock'));
-}
 
 function shardRules(topo: Topology, cluster: string): (schema: string, table: string) => ShardRule | undefined {
   const shards = topo.cluster(cluster).config.shards;
@@ -89,7 +76,7 @@ export async function preflight(ctx: Ctx, topo: Topology, cluster: string, offse
       if (info.flavor === 'mariadb' && info.binlogRowMetadata !== 'FULL') problems.push(`${where}: binlog_row_metadata is ${info.binlogRowMetadata}, DRC needs FULL (SET GLOBAL binlog_row_metadata = FULL)`);
       for (const t of await listTables(db, cfg.databases)) {
         if (!rules(t.schema, t.table)) continue;
-        const info2 = await tableInfo(db, t.schema, t.table);
+        const info2 = await readShape(db, t.schema, t.table);
         if (!info2) continue;
         const name = `${t.schema}.${t.table}`;
         if (info2.primaryKey.length === 0) problems.push(`${where}: table ${name} has no primary key; add one, or exclude it (drc.exclude in the topology file)`);
@@ -224,42 +211,36 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
     return stopping;
   };
   const status = (): DaemonStatus => ({ cluster, running: !stopping, pid: process.pid, startedAt: startedAt.toISOString(), directions: pipelines.map((p) => p.status()) });
-  const pick = (req: ControlRequest) => {
-    const d = req.args?.direction as string | undefined;
+  const pick = (d: string | undefined) => {
     if (!d) return pipelines;
     const list = pipelines.filter((p) => `${p.o.from}->${p.o.to}` === d || p.o.from === d);
     if (list.length === 0) throw new Error(`no direction ${d} (have ${pipelines.map((p) => `${p.o.from}->${p.o.to}`).join(', ')})`);
     return list;
   };
-  server = await serveControl(sock, async (req) => {
-    switch (req.cmd) {
-      case 'ping':
-        return 'pong';
-      case 'status':
-        return status();
-      case 'pause':
-        for (const p of pick(req)) p.pause();
-        ctx.log.info(`paused ${pick(req).map((p) => p.id).join(', ')}`);
-        return status();
-      case 'resume':
-        for (const p of pick(req)) p.resume();
-        ctx.log.info(`resumed ${pick(req).map((p) => p.id).join(', ')}`);
-        return status();
-      case 'stop':
-        setImmediate(() => void stop());
-        return { stopping: true, pid: process.pid };
-      case 'repoint': {
-        const zone = String(req.args?.zone);
-        topo = loadTopology(topo.path);
-        const m = master(zone);
-        ctx.log.info(`zone ${zone}: master is now ${m.name} (${describeAddress(m)}); reconnecting its directions from their checkpoints`);
-        for (const p of pipelines) if (p.o.from === zone || p.o.to === zone) p.restart();
-        for (const h of heartbeats) if (h.zone === zone) h.reconnect();
-        return status();
-      }
-      default:
-        throw new Error(`unknown command ${req.cmd}`);
-    }
+  server = await serveJob(sock, drcJob, {
+    status,
+    pause({ direction }) {
+      for (const p of pick(direction)) p.pause();
+      ctx.log.info(`paused ${pick(direction).map((p) => p.id).join(', ')}`);
+      return status();
+    },
+    resume({ direction }) {
+      for (const p of pick(direction)) p.resume();
+      ctx.log.info(`resumed ${pick(direction).map((p) => p.id).join(', ')}`);
+      return status();
+    },
+    stop() {
+      setImmediate(() => void stop());
+      return { stopping: true as const, pid: process.pid };
+    },
+    repoint({ zone }) {
+      topo = loadTopology(topo.path);
+      const m = master(zone);
+      ctx.log.info(`zone ${zone}: master is now ${m.name} (${describeAddress(m)}); reconnecting its directions from their checkpoints`);
+      for (const p of pipelines) if (p.o.from === zone || p.o.to === zone) p.restart();
+      for (const h of heartbeats) if (h.zone === zone) h.reconnect();
+      return status();
+    },
   });
   writeFileSync(join(dir, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
   onInterrupt(async () => {
@@ -322,9 +303,7 @@ class HeartbeatWriter {
         const db = await this.ctx.connect(this.node());
         // the table may not exist yet on a fresh master: create it under DRC's domain, unreplicated
         const info = await serverInfo(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [(info.gtidDomainId ?? 0) + this.offset]);
-        await ensureStateSchema(db);
-        if (info.flavor === 'mariadb') await db.exec('SET SESSION gtid_domain_id = ?', [info.gtidDomainId ?? 0]);
+        await withDrcWrites(db, drcDomainFor(info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, this.offset), () => ensureStateSchema(db));
         this.db = db;
       }
       this.seq++;

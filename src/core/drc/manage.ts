@@ -1,30 +1,12 @@
 // The manager side of DRC: status, pause, resume, stop, repoint and wait, for a cluster whose
 // daemon runs on this host (control socket) or anywhere (checkpoints in `_ezctl`).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import type { Ctx } from '../context.js';
-import { badInput, refused, runtimeError } from '../exit.js';
+import { badInput, refused } from '../exit.js';
 import { parseConnectionString, describeAddress, redactConnectionString } from '../config/dsn.js';
 import { endpointFrom, connect } from '../db/connect.js';
 import { serverInfo } from '../db/server.js';
-import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
-import { quoteTable } from '../db/quote.js';
-import { STATE_SCHEMA } from '../state/schema.js';
-import { controlAlive, sendControl } from '../control/socket.js';
-import { CHECKPOINT_TABLE } from './filter.js';
-import { pidAlive } from '../sandbox/servers.js';
-import { drcSocket, type DaemonStatus } from './daemon.js';
-import type { PipelineStatus } from './pipeline.js';
-import { parseTopology, type Topology } from '../config/load.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function daemonSocket(ctx: Ctx, clusterName?: string): Promise<{ topo: Topology; cluster: string; sock: string; alive: boolean }> {
-  const topo = await ctx.topology();
-  const { name: cluster } = topo.cluster(clusterName);
-  const sock = drcSocket(topo, cluster);
-  return { topo, cluster, sock, alive: await controlAlive(sock) };
-}
+import { editTopologyFile, setZoneMaster } from '../config/editor.js';
+import { drcClient, DrcClient, type DaemonStatus, type DrcWaitResult } from './client.js';
 
 export interface DrcStatusReport extends DaemonStatus {
   /** true when the daemon runs and every direction is running: `drc status` exits 0 only then */
@@ -51,70 +33,18 @@ export function drcProblems(s: DaemonStatus): string[] {
 
 /** Status from the running daemon; when none runs, what the checkpoints in each zone say. */
 export async function drcStatus(ctx: Ctx, o: { cluster?: string }): Promise<DrcStatusReport> {
-  const s = await daemonStatus(ctx, o);
+  const s = await (await drcClient(ctx, o.cluster)).status();
   const problems = drcProblems(s);
   return { ...s, healthy: problems.length === 0, problems };
 }
 
-async function daemonStatus(ctx: Ctx, o: { cluster?: string }): Promise<DaemonStatus> {
-  const { topo, cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
-  if (alive) return { ...((await sendControl(sock, { cmd: 'status' })) as DaemonStatus), cluster };
-  const zones = topo.zonesOf(cluster);
-  const directions: PipelineStatus[] = [];
-  for (const to of zones) {
-    const node = topo.master(cluster, to);
-    let rows: Array<{ pipeline: string; p: string; n: string }> = [];
-    let err: string | null = null;
-    let errAt: string | null = null;
-    try {
-      const db = await ctx.connect(node);
-      try {
-        rows = await db.query<{ pipeline: string; p: string; n: string }>(`SELECT pipeline, source_position AS p, applied_tx AS n FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline LIKE ?`, [`${cluster}:%->${to}`]).catch(() => []);
-      } finally {
-        await db.close();
-      }
-    } catch (e) {
-      err = (e as Error).message;
-      errAt = new Date().toISOString();
-    }
-    for (const from of zones) {
-      if (from === to) continue;
-      const r = rows.find((x) => x.pipeline === `${cluster}:${from}->${to}`);
-      directions.push({
-        from, to, state: 'stopped', source: `${topo.master(cluster, from).name} ${describeAddress(topo.master(cluster, from))}`, target: `${node.name} ${describeAddress(node)}`,
-        lagMs: null, p99LagMs: null, sourcePosition: null, appliedPosition: r?.p ?? null, txPerSec: 0, rowsPerSec: 0,
-        appliedTx: 0, appliedRows: 0, conflicts: 0, illegalWrites: 0, ddlSeen: 0, droppedTx: 0, queue: 0, lastError: err, lastErrorAt: errAt,
-      });
-    }
-  }
-  return { cluster, running: false, pid: null, startedAt: null, directions };
-}
-
 export async function drcControl(ctx: Ctx, o: { cluster?: string; direction?: string }, cmd: 'pause' | 'resume'): Promise<DaemonStatus> {
-  const { cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
-  if (!alive) throw runtimeError(`DRC for cluster ${cluster} is not running on this host (no answer on ${sock})`, { hint: 'start it with `ezctl drc start --detach`' });
-  const args = o.direction ? { direction: o.direction } : {};
-  try {
-    return { ...((await sendControl(sock, { cmd, args })) as DaemonStatus), cluster };
-  } catch (e) {
-    throw badInput((e as Error).message);
-  }
+  const drc = await drcClient(ctx, o.cluster);
+  return cmd === 'pause' ? drc.pause(o.direction) : drc.resume(o.direction);
 }
 
 export async function drcStop(ctx: Ctx, o: { cluster?: string; timeoutMs?: number }): Promise<{ cluster: string; stopped: boolean; pid: number | null }> {
-  const { cluster, sock, alive } = await daemonSocket(ctx, o.cluster);
-  if (!alive) {
-    ctx.log.info(`DRC for cluster ${cluster} is not running`);
-    return { cluster, stopped: false, pid: null };
-  }
-  const r = (await sendControl(sock, { cmd: 'stop' })) as { pid: number };
-  const timeoutMs = o.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!pidAlive(r.pid)) return { cluster, stopped: true, pid: r.pid };
-    await sleep(100);
-  }
-  throw runtimeError(`DRC for cluster ${cluster} (pid ${r.pid}) did not stop within ${timeoutMs / 1000} s`);
+  return (await drcClient(ctx, o.cluster)).stop(o.timeoutMs);
 }
 
 /**
@@ -143,33 +73,10 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
   } finally {
     await db.close();
   }
-  // Rewrite the file through the YAML document, so comments and layout survive.
-  const doc = parseDocument(readFileSync(topo.path, 'utf8'));
-  const zonePath = ['clusters', cluster, 'zones', o.zone];
-  const replicas = (doc.getIn([...zonePath, 'replicas']) as { items?: unknown[] } | undefined)?.items ?? [];
-  const oldNode = doc.getIn([...zonePath, 'master']);
-  const idx = replicas.findIndex((r) => {
-    const js = (r as { toJSON?: () => unknown }).toJSON?.() ?? r;
-    try {
-      const n = typeof js === 'string' ? parseConnectionString(js) : (js as { host?: string; port?: number });
-      return n.host === addr.host && (n.port ?? 3306) === port;
-    } catch {
-      return false;
-    }
-  });
-  const newNode = idx >= 0 ? replicas[idx] : doc.createNode({ host: addr.host, port });
-  if (idx >= 0) doc.setIn([...zonePath, 'replicas', idx], oldNode);
-  doc.setIn([...zonePath, 'master'], newNode);
-  const text = doc.toString();
-  parseTopology(text, topo.path); // never write a file that would not load
-  writeFileSync(topo.path, text);
+  // Rewrite the file through the YAML document, so comments and layout survive; never write a file that would not load.
+  editTopologyFile(topo.path, (doc) => setZoneMaster(doc, cluster, o.zone, { host: addr.host, port }));
   ctx.log.info(`${topo.path}: zone ${o.zone} master ${describeAddress(old)} → ${addr.host}:${port}`);
-  const sock = drcSocket(topo, cluster);
-  let daemon = false;
-  if (await controlAlive(sock)) {
-    await sendControl(sock, { cmd: 'repoint', args: { zone: o.zone } });
-    daemon = true;
-  }
+  const daemon = await new DrcClient(ctx, topo, cluster).repoint(o.zone);
   return { cluster, zone: o.zone, oldMaster: describeAddress(old), newMaster: `${addr.host}:${port}`, daemon };
 }
 
@@ -177,49 +84,6 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
  * `drc wait`: everything A's master had committed when the command started is applied at B.
  * Reads only the servers (A's position, the checkpoint at B), so it works from any host.
  */
-export async function drcWait(ctx: Ctx, o: { cluster?: string; from: string; to: string; timeoutMs: number }): Promise<{ cluster: string; from: string; to: string; target: string; reached: string; waitedMs: number }> {
-  const topo = await ctx.topology();
-  const { name: cluster } = topo.cluster(o.cluster);
-  for (const z of [o.from, o.to]) if (!topo.zonesOf(cluster).includes(z)) throw badInput(`cluster ${cluster} has no zone ${JSON.stringify(z)}`, { hint: `zones: ${topo.zonesOf(cluster).join(', ')}` });
-  if (o.from === o.to) throw badInput('--from and --to name the same zone');
-  const t0 = Date.now();
-  const src = await ctx.connect(topo.master(cluster, o.from));
-  let target: string;
-  let covered: (pos: string) => boolean;
-  try {
-    const info = await serverInfo(src);
-    if (info.flavor === 'mariadb') {
-      // the zone's own writes are those of its own domain
-      const d = info.gtidDomainId ?? 0;
-      const seq = parseMariaPos(info.gtidBinlogPos).get(d)?.seq ?? 0n;
-      target = `${d}-*-${seq}`;
-      covered = (pos) => (parseMariaPos(pos).get(d)?.seq ?? 0n) >= seq;
-    } else {
-      const uuid = String(await src.value('SELECT @@server_uuid'));
-      const own = new Map([...parseMysqlSet(info.gtidBinlogPos)].filter(([u]) => u === uuid));
-      target = [...own].map(([u, iv]) => `${u}:${iv.map(([a, b]) => `${a}-${b}`).join(':')}`).join(',');
-      covered = (pos) => mysqlCovers(parseMysqlSet(pos), own);
-    }
-  } finally {
-    await src.close();
-  }
-  const dst = await ctx.connect(topo.master(cluster, o.to));
-  const pipeline = `${cluster}:${o.from}->${o.to}`;
-  let reached = '';
-  try {
-    for (;;) {
-      reached = String((await dst.value(`SELECT source_position FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [pipeline]).catch(() => '')) ?? '');
-      if (reached && covered(reached)) break;
-      if (Date.now() - t0 > o.timeoutMs) {
-        throw refused(`zone ${o.to} has not applied everything zone ${o.from} had committed (${target}) within ${(o.timeoutMs / 1000).toFixed(1)} s`, {
-          details: [`applied at ${o.to}: ${reached || '(no checkpoint: is DRC running?)'}`],
-          hint: '`ezctl drc status` shows lag and errors',
-        });
-      }
-      await sleep(50);
-    }
-  } finally {
-    await dst.close();
-  }
-  return { cluster, from: o.from, to: o.to, target, reached, waitedMs: Date.now() - t0 };
+export async function drcWait(ctx: Ctx, o: { cluster?: string; from: string; to: string; timeoutMs: number }): Promise<DrcWaitResult> {
+  return (await drcClient(ctx, o.cluster)).wait(o.from, o.to, o.timeoutMs);
 }

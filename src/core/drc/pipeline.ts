@@ -12,11 +12,12 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
-import { CHECKPOINT_TABLE, hasOwnDdlMarker, namesHelperTable } from './filter.js';
+import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
+import { namesHelperTable } from '../cluster/helper-tables.js';
+import { drcDomainFor } from '../cluster/session.js';
 import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
 import { formatDuration } from '../throttle/duration.js';
-
-export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
+import type { PipelineState, PipelineStatus, StoppedOn } from './client.js';
 
 export interface PipelineOptions {
   cluster: string;
@@ -35,29 +36,6 @@ export interface PipelineOptions {
   /** GTID domain = source domain + this, for what DRC writes (MariaDB) */
   drcDomainOffset: number;
   onBatch?: (p: Pipeline, r: BatchResult) => void;
-}
-
-export interface PipelineStatus {
-  from: string;
-  to: string;
-  state: PipelineState;
-  source: string;
-  target: string;
-  lagMs: number | null;
-  p99LagMs: number | null;
-  sourcePosition: string | null;
-  appliedPosition: string | null;
-  txPerSec: number;
-  rowsPerSec: number;
-  appliedTx: number;
-  appliedRows: number;
-  conflicts: number;
-  illegalWrites: number;
-  ddlSeen: number;
-  droppedTx: number;
-  queue: number;
-  lastError: string | null;
-  lastErrorAt: string | null;
 }
 
 const MAX_BATCH_TX = 2000;
@@ -119,7 +97,7 @@ export class Pipeline {
   private abortSession: ((e: Error) => void) | undefined;
   private resumeError: (() => void) | undefined;
   private appliedPos: string | null = null;
-  private lastError: { message: string; at: Date } | undefined;
+  private lastError: { message: string; at: Date; stoppedOn?: StoppedOn } | undefined;
   /** when the current session reached 'running' (or 'paused') */
   private runningSince = 0;
   private done: Promise<void> | undefined;
@@ -199,6 +177,7 @@ export class Pipeline {
         const err = e as Error;
         this.lastError = { message: err.message, at: new Date() };
         if (e instanceof ApplyError) {
+          this.lastError.stoppedOn = e.stoppedOn;
           this.state = 'error';
           this.o.log.error(`${this.id}: stopped: ${err.message}`);
           this.o.log.error(`${this.id}: fix the cause, then \`ezctl drc resume\` (or restart with --skip-errors to skip it)`);
@@ -239,10 +218,10 @@ export class Pipeline {
         await src.close();
       }
       if (info.binlogFormat !== 'ROW' || !info.logBin) {
-        throw new ApplyError(`${sourceNode.name} (${describeAddress(sourceNode)}) must run with log_bin and binlog_format=ROW (it has ${info.logBin ? info.binlogFormat : 'log_bin=OFF'})`, '', null, null);
+        throw new ApplyError(`${sourceNode.name} (${describeAddress(sourceNode)}) must run with log_bin and binlog_format=ROW (it has ${info.logBin ? info.binlogFormat : 'log_bin=OFF'})`, '', null, null, 'source-binlog');
       }
       const ownDomain = info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined;
-      const drcDomain = ownDomain === undefined ? undefined : ownDomain + this.o.drcDomainOffset;
+      const drcDomain = drcDomainFor(ownDomain, this.o.drcDomainOffset);
       target = await connect(targetEp, { timeoutMs: this.o.connectTimeoutMs });
       target.conn.on('error', (e: Error) => sessionError!(e));
       await Applier.prepareSession(target, drcDomain);
@@ -274,7 +253,7 @@ export class Pipeline {
           return new ApplyError(
             `${sourceNode.name} (${describeAddress(sourceNode)}) does not have ${start.split(',').find((g) => ownDomain !== undefined && g.startsWith(`${ownDomain}-`)) ?? start}, which DRC already applied in zone ${this.o.to}: ` +
               `it was written to zone ${this.o.from}'s old master after the new one stopped replicating from it. Reconcile those rows (ezctl check), then set this direction's checkpoint (${STATE_SCHEMA}.${CHECKPOINT_TABLE}, pipeline '${this.id}', at zone ${this.o.to}) to the new master's position and resume`,
-            '', null, e,
+            '', null, e, 'diverged',
           );
         }
         return e;
@@ -459,7 +438,7 @@ export class Pipeline {
       const already = ['ER_TABLE_EXISTS_ERROR', 'ER_DUP_FIELDNAME', 'ER_DUP_KEYNAME', 'ER_CANT_DROP_FIELD_OR_KEY', 'ER_BAD_TABLE_ERROR', 'ER_DB_CREATE_EXISTS', 'ER_DB_DROP_EXISTS'];
       if (!code || !already.includes(code)) {
         if (isRetryable(e)) throw e;
-        throw new ApplyError(`zone ${this.o.to} refused DDL ${q.tx.gtid}: ${(e as Error).message}`, q.tx.gtid, null, e);
+        throw new ApplyError(`zone ${this.o.to} refused DDL ${q.tx.gtid}: ${(e as Error).message}`, q.tx.gtid, null, e, 'ddl-refused');
       }
     }
     await applier.advance(q.positionAfter, q.tx.gtid);
@@ -535,6 +514,7 @@ export class Pipeline {
       queue: this.cur?.active ? this.cur.queue.length : 0,
       lastError: this.lastError?.message ?? null,
       lastErrorAt: this.lastError?.at.toISOString() ?? null,
+      stoppedOn: this.state === 'error' ? this.lastError?.stoppedOn ?? null : null,
     };
   }
 }

@@ -1,4 +1,4 @@
-import type { DaemonStatus } from './daemon.js';
+import type { DaemonStatus } from './client.js';
 import { table } from '../ui/table.js';
 
 const ms = (v: number | null) => (v === null ? '-' : v < 10_000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);

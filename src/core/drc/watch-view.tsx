@@ -2,8 +2,9 @@
 import { useEffect, useState } from 'react';
 import { render, Box, Text, useApp, useInput } from 'ink';
 import type { Ctx } from '../context.js';
+import { ExitCode } from '../exit.js';
 import { drcStatus } from './manage.js';
-import type { DaemonStatus } from './daemon.js';
+import type { DaemonStatus } from './client.js';
 
 const fmt = (v: number | null) => (v === null ? '-' : v < 10_000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
 const COLS = [14, 10, 9, 9, 8, 9, 10, 8];
@@ -64,8 +65,8 @@ function View({ ctx, cluster, interval }: { ctx: Ctx; cluster?: string; interval
   );
 }
 
-export async function watchDrcInk(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<number> {
+export async function watchDrcInk(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<ExitCode> {
   const app = render(<View ctx={ctx} {...(o.cluster === undefined ? {} : { cluster: o.cluster })} interval={o.interval} />, { exitOnCtrlC: false });
   await app.waitUntilExit();
-  return 0;
+  return ExitCode.ok;
 }

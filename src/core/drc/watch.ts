@@ -1,10 +1,11 @@
 // drc status --watch: a live ink view on a terminal; plain timestamped lines otherwise.
 import type { Ctx } from '../context.js';
+import { ExitCode } from '../exit.js';
 import { isInteractive } from '../ui/log.js';
 import { drcStatus } from './manage.js';
 import { drcStatusLines } from './render.js';
 
-export async function watchDrc(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<number> {
+export async function watchDrc(ctx: Ctx, o: { cluster?: string; interval: number }): Promise<ExitCode> {
   if (isInteractive(process.stdout) && !ctx.opts.json) {
     const { watchDrcInk } = await import('./watch-view.js');
     return watchDrcInk(ctx, o);
@@ -17,5 +18,5 @@ export async function watchDrc(ctx: Ctx, o: { cluster?: string; interval: number
     else process.stdout.write(`${new Date().toISOString()} ${s.running ? '' : '(not running) '}${drcStatusLines(s).split('\n').join(`\n${new Date().toISOString()} `)}\n`);
     await new Promise((r) => setTimeout(r, o.interval));
   }
-  return 130;
+  return ExitCode.interrupted;
 }

@@ -57,6 +57,7 @@ export function renderDrcTs(r: DrcTsReport): string {
     ]),
     { stream: process.stdout },
   ));
+  if (r.stopped) out.push(`stopped by \`ezctl migrate drc-ts stop\` after step ${r.stopped.stepsDone} of ${r.stopped.stepsTotal}: nothing verified; the same command with --value '${r.fixedValue}' continues from what each zone has`);
   for (const d of r.drc?.resumed ?? []) out.push(`DRC ${d.direction} had stopped on ${d.table} (no ${r.column} there): resumed`);
   for (const w of r.drc?.warnings ?? []) out.push(`warning: ${w}`);
   const v = r.verification;

@@ -33,10 +33,16 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo, waitForGtid, type ServerInfo } from '../db/server.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { keyCompare, keyEquals, keyIn, orderBy, type KeyValue, type SqlPart } from '../chunk/keys.js';
-import { columnDefinition, readShapes, tableFilter, type ColumnShape, type TableShape } from '../dcp/structure.js';
-import { DEFAULT_DRC_DOMAIN_OFFSET } from '../drc/constants.js';
-import { ownDdlMarker } from '../drc/filter.js';
+import { readShapes, type ColumnShape, type TableShape } from '../db/introspect.js';
+import { columnDefinition } from '../db/shape-compare.js';
+import { tableFilter } from '../dcp/index.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET, ownDdlMarker } from '../cluster/tables.js';
+import { drcDomainFor, OWN_DOMAIN_SQL, withDrcWrites, writeAsDrcSql } from '../cluster/session.js';
+import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { onInterrupt } from '../signals.js';
+import { Throttler } from '../throttle/throttler.js';
+import type { RunControl } from '../control/run.js';
+import { openDrcTsControl } from './drc-ts-control.js';
 
 // ---------------------------------------------------------------------------------------------
 // The wanted column
@@ -467,7 +473,7 @@ export function stepSql(s: Step, column: string): string[] {
     if (rest.length) out.push(`-- if the server refuses ${first} (ERROR 1845/1846), the same with ${rest.map((a) => ALGORITHM_CLAUSE[a]).join(', then ')}`);
     return out;
   };
-  const domain = (lines: string[]) => (s.domain === undefined ? lines : [`SET SESSION gtid_domain_id = ${s.domain};`, ...lines, 'SET SESSION gtid_domain_id = @@GLOBAL.gtid_domain_id;']);
+  const domain = (lines: string[]) => (s.domain === undefined ? lines : [`${writeAsDrcSql(s.domain)};`, ...lines, `${OWN_DOMAIN_SQL};`]);
   switch (s.kind) {
     case 'add':
       return alt((a) => addColumnSql(s.schema, s.name, column, s.literal!, a));
@@ -554,10 +560,13 @@ export interface DrcTsReport {
   masters: Record<string, string>;
   drc?: DrcNote;
   verification?: Verification;
+  /** `ezctl migrate drc-ts stop` ended the run after this many steps (then nothing was verified) */
+  stopped?: { stepsDone: number; stepsTotal: number };
 }
 
-export function drcTsExitCode(r: DrcTsReport): number {
+export function drcTsExitCode(r: DrcTsReport): ExitCode {
   if (r.refused) return ExitCode.refused;
+  if (r.stopped) return ExitCode.interrupted; // as Ctrl-C: ended part-way, on request
   if (!r.execute || !r.verification) return ExitCode.ok;
   return r.verification.ok ? ExitCode.ok : ExitCode.differences;
 }
@@ -584,6 +593,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
 
   const conns: ZoneConn[] = [];
   const closeAll = () => Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
+  let ctl: RunControl | undefined;
   try {
     for (const z of zones) {
       const node = topo.master(cluster.name, z);
@@ -602,7 +612,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
       literal,
       drcDomain: (_zone, origin) => {
         const info = domainOf(origin);
-        return info?.flavor === 'mariadb' ? (info.gtidDomainId ?? 0) + offset : undefined;
+        return drcDomainFor(info?.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, offset);
       },
     };
     const plans = names.map((t) => planTable(t, conns.map((c, i) => ({ zone: c.zone, shape: shapes[i]!.get(t), comment: comments[i]!.get(t) ?? null })), pc));
@@ -629,8 +639,17 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     }
     if (!o.execute || steps.length === 0) return report;
 
-    // ----- execute
-    const drc = await drcBefore(ctx, topo, cluster.name);
+    // ----- execute: answering status, pause, resume and stop (drc-ts-control.ts) from the first step to the last
+    const drcHere = new DrcClient(ctx, topo, cluster.name);
+    const stop = new AbortController();
+    ctl = await openDrcTsControl(topo, cluster.name, () => stop.abort());
+    const gate = new Throttler([]);
+    let under: Step | undefined;
+    ctl.attach(() => {
+      const done = steps.filter((x) => x.result);
+      return { runId: null, done: done.length, total: steps.length, rows: done.reduce((n, x) => n + (x.result!.rows ?? 0), 0), rowsEstimate: 0, current: under ? [`step ${under.n} at ${under.zone}: ${under.table}: ${under.what}`] : [] };
+    }, gate);
+    const drc = await drcBefore(drcHere);
     report.drc = { running: drc.running, resumed: [], warnings: [] };
     if (drc.running) ctx.log.warn(`DRC runs for cluster ${cluster.name}: each table gets its column in every zone back to back (instant), so the window where zones differ is short (README: "Adding the DRC timestamp column", DRC meanwhile)`);
     for (const c of conns) await c.db.exec('SET SESSION lock_wait_timeout = ?', [lockWait]);
@@ -644,6 +663,10 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     });
     try {
       for (const s of steps) {
+        // a pause holds here, before the next step; a stop ends the run here
+        under = undefined;
+        if (!(await gate.gate(stop.signal).then(() => true, () => false))) break;
+        under = s;
         const conn = conns.find((c) => c.zone === s.zone)!;
         ctx.log.info(`step ${s.n}/${steps.length} at ${s.zone}: ${s.table}: ${s.what}`);
         const run = runStep(ctx, s, conn, conns, column);
@@ -660,12 +683,20 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
         }
       }
     } finally {
+      under = undefined;
       offInterrupt();
     }
-    report.drc = await drcAfter(ctx, topo, cluster.name, column, changing.map((p) => p.table), drc, report.drc);
+    const done = steps.filter((x) => x.result).length;
+    if (stop.signal.aborted && done < steps.length) {
+      report.stopped = { stepsDone: done, stepsTotal: steps.length };
+      ctx.log.warn(`stopped by \`ezctl migrate drc-ts stop\` after step ${done} of ${steps.length} (each step is whole: done or not); run the same command again with --value '${literal}' to continue`);
+      return report;
+    }
+    report.drc = await drcAfter(ctx, drcHere, column, changing.map((p) => p.table), drc, report.drc);
     report.verification = await verify(ctx, topo, cluster.name, conns, column, changing.map((p) => p.table), filter);
     return report;
   } finally {
+    ctl?.close();
     await closeAll();
   }
 }
@@ -744,16 +775,6 @@ async function runDdl(ctx: Ctx, s: Step, db: Db, build: (a: Algorithm) => SqlPar
   throw runtimeError(`the server refused every algorithm for ${s.table} at ${s.zone}: ${refusedList.map((r) => `${r.algorithm}: ${r.reason}`).join('; ')}`);
 }
 
-async function withDomain<T>(db: Db, domain: number | undefined, fn: () => Promise<T>): Promise<T> {
-  if (domain === undefined) return fn();
-  await db.exec('SET SESSION gtid_domain_id = ?', [domain]);
-  try {
-    return await fn();
-  } finally {
-    await db.exec('SET SESSION gtid_domain_id = @@GLOBAL.gtid_domain_id').catch(() => undefined);
-  }
-}
-
 async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], column: string): Promise<StepResult> {
   const db = conn.db;
   switch (s.kind) {
@@ -766,7 +787,7 @@ async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], col
     case 'fill-nulls': {
       const started = Date.now();
       let rows = 0;
-      await withDomain(db, s.domain, async () => {
+      await withDrcWrites(db, s.domain, async () => {
         for (;;) {
           const q = fillNullsSql(s.schema, s.name, column, s.literal!);
           const r = await db.exec(q.sql, q.params);
@@ -782,7 +803,7 @@ async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], col
       const key = s.key!;
       let rows = 0;
       let after: KeyValue | undefined;
-      await withDomain(db, s.domain, async () => {
+      await withDrcWrites(db, s.domain, async () => {
         for (;;) {
           const rq = readValuesSql(s.schema, s.name, column, key, after, COPY_BATCH);
           const got = await from.db.query(rq.sql, rq.params);
@@ -807,25 +828,22 @@ async function runStep(ctx: Ctx, s: Step, conn: ZoneConn, conns: ZoneConn[], col
 
 interface DrcSeen {
   running: boolean;
+  /** direction -> the table it had stopped on for want of a timestamp column */
   stuck: Map<string, string>;
 }
 
-const STUCK_RE = /table (\S+) has no (\S+) column there/;
-
-async function drcStatusHere(ctx: Ctx, topo: Topology, cluster: string): Promise<import('../drc/daemon.js').DaemonStatus | null> {
-  const { drcSocket } = await import('../drc/daemon.js');
-  const { controlAlive, sendControl } = await import('../control/socket.js');
-  const sock = drcSocket(topo, cluster);
-  if (!(await controlAlive(sock))) return null;
-  return (await sendControl(sock, { cmd: 'status' })) as import('../drc/daemon.js').DaemonStatus;
+/** What a direction stopped on, when it stopped because the target lacked a table's DRC timestamp column. */
+function stuckOnColumn(d: PipelineStatus): { table: string; column: string } | undefined {
+  const s = d.state === 'error' ? d.stoppedOn : undefined;
+  return s?.reason === 'no-timestamp-column' && s.table && s.column ? { table: s.table, column: s.column } : undefined;
 }
 
-async function drcBefore(ctx: Ctx, topo: Topology, cluster: string): Promise<DrcSeen> {
-  const st = await drcStatusHere(ctx, topo, cluster).catch(() => null);
+async function drcBefore(drc: DrcClient): Promise<DrcSeen> {
+  const st = await drc.daemonStatus().catch(() => null);
   const stuck = new Map<string, string>();
   for (const d of st?.directions ?? []) {
-    const m = d.state === 'error' && d.lastError ? STUCK_RE.exec(d.lastError) : null;
-    if (m) stuck.set(`${d.from}->${d.to}`, m[1]!);
+    const s = stuckOnColumn(d);
+    if (s) stuck.set(`${d.from}->${d.to}`, s.table);
   }
   return { running: !!st, stuck };
 }
@@ -837,25 +855,24 @@ async function drcBefore(ctx: Ctx, topo: Topology, cluster: string): Promise<Drc
  * without one (an insert takes the target's default; an update of an existing row loses to the
  * target's timestamp) — said in a warning, for `ezctl check full` / `ezctl repair`.
  */
-async function drcAfter(ctx: Ctx, topo: Topology, cluster: string, column: string, tables: string[], before: DrcSeen, note: DrcNote): Promise<DrcNote> {
+async function drcAfter(ctx: Ctx, drc: DrcClient, column: string, tables: string[], before: DrcSeen, note: DrcNote): Promise<DrcNote> {
+  const { cluster } = drc;
   if (!before.running) {
     ctx.log.info(`no DRC daemon answers on this host for cluster ${cluster}; if one runs elsewhere and a direction stopped on one of these tables ("has no ${column} column there"), run \`ezctl drc resume\` there`);
     return note;
   }
-  const st = await drcStatusHere(ctx, topo, cluster).catch(() => null);
+  const st = await drc.daemonStatus().catch(() => null);
   if (!st) return note;
-  const { drcSocket } = await import('../drc/daemon.js');
-  const { sendControl } = await import('../control/socket.js');
   for (const d of st.directions) {
-    const m = d.state === 'error' && d.lastError ? STUCK_RE.exec(d.lastError) : null;
-    if (!m || m[2] !== column || !tables.includes(m[1]!)) continue;
+    const s = stuckOnColumn(d);
+    if (!s || s.column !== column || !tables.includes(s.table)) continue;
     const direction = `${d.from}->${d.to}`;
-    await sendControl(drcSocket(topo, cluster), { cmd: 'resume', args: { direction } });
+    await drc.resume(direction);
     const stoppedBefore = before.stuck.has(direction);
-    note.resumed.push({ direction, table: m[1]!, stoppedBefore });
-    ctx.log.info(`DRC ${direction} had stopped on ${m[1]} (no ${column} at ${d.to}); resumed`);
+    note.resumed.push({ direction, table: s.table, stoppedBefore });
+    ctx.log.info(`DRC ${direction} had stopped on ${s.table} (no ${column} at ${d.to}); resumed`);
     if (stoppedBefore) {
-      note.warnings.push(`DRC ${direction} had stopped before this run on ${m[1]}: the changes it held were written in ${d.from} without a ${column} and are applied without one (an insert takes ${d.to}'s default, an update of a row ${d.to} has loses to ${d.to}'s timestamp as a conflict); the verification below compares these tables — \`ezctl repair\` makes what differs agree`);
+      note.warnings.push(`DRC ${direction} had stopped before this run on ${s.table}: the changes it held were written in ${d.from} without a ${column} and are applied without one (an insert takes ${d.to}'s default, an update of a row ${d.to} has loses to ${d.to}'s timestamp as a conflict); the verification below compares these tables — \`ezctl repair\` makes what differs agree`);
     }
   }
   return note;
@@ -916,14 +933,14 @@ async function verify(ctx: Ctx, topo: Topology, cluster: string, conns: ZoneConn
   const values: Verification['values'] = { ok: true, compared: false, runId: null, rows: 0, tables: [] };
   const comparable = [...presentEverywhere].sort();
   if (conns.length >= 2 && comparable.length) {
-    const { checkFull } = await import('../dcp/check-full.js');
+    const { checkFull } = await import('../dcp/index.js');
     ctx.log.info(`comparing ${comparable.length} table${comparable.length === 1 ? '' : 's'} across ${conns.map((c) => c.zone).join(', ')}`);
     const r = await checkFull(ctx, {
       cluster,
       zones: conns.map((c) => c.zone),
       tables: `/^(?:${comparable.map(escapeRe).join('|')})$/`,
     });
-    const { describeRowDiff } = await import('../dcp/render.js');
+    const { describeRowDiff } = await import('../dcp/index.js');
     values.compared = true;
     values.runId = r.runId;
     values.rows = r.rows;

@@ -10,10 +10,9 @@
 import type { Ctx } from '../context.js';
 import { EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { onInterrupt } from '../signals.js';
-import { runOsc, type OscOptions, type OscReport } from '../osc/engine.js';
+import { runOsc, runOscFamily, type FamilyReport, type OscOptions, type OscReport } from '../osc/index.js';
 import { copySettingsOf, type CopySettings } from '../copy/settings.js';
-import { runOscFamily, type FamilyReport } from '../osc/family.js';
-import { helperNames } from '../osc/plan.js';
+import { oscHelperNames } from '../cluster/helper-tables.js';
 import { tableArgument } from '../db/quote.js';
 import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintReport } from './int2bigint.js';
 
@@ -128,7 +127,7 @@ async function ghostsThere(ctx: Ctx, cluster: string | undefined, f: Family): Pr
   const db = await ctx.connect(topo.master(c.name, topo.zonesOf(c.name)[0]!));
   try {
     for (const t of f.tables) {
-      const n = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.schema, helperNames(t.table).ghost]);
+      const n = await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.schema, oscHelperNames(t.table).ghost]);
       if (Number(n) > 0) return true;
     }
     return false;

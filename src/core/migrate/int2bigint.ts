@@ -17,10 +17,10 @@ import mysql from 'mysql2';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db, Param } from '../db/connect.js';
-import { SYSTEM_SCHEMAS, foreignKeysWhere, type ForeignKeyInfo } from '../db/introspect.js';
+import { SYSTEM_SCHEMAS, foreignKeysWhere, normalizeColumnType, readShapes, type ColumnShape, type ForeignKeyInfo } from '../db/introspect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { flavorOf } from '../db/server.js';
-import { normalizeColumnType, normalizeDefault, tableFilter } from '../dcp/structure.js';
+import { tableFilter } from '../dcp/index.js';
 import { badInput } from '../exit.js';
 import type { SqlPart } from '../chunk/keys.js';
 
@@ -502,57 +502,43 @@ async function readForeignKeys(db: Db, schemas: string[]): Promise<ForeignKeyRef
   return fks.map(({ name, ...rest }) => ({ constraint: name, ...rest }));
 }
 
+/** The integer columns and the keys they lead, from the tables' shapes (db/introspect's one reader). */
 async function readColumns(db: Db, schemas: string[], catalog: ZoneCatalog): Promise<void> {
-  const inSchemas = `TABLE_SCHEMA IN (${placeholders(schemas.length)})`;
-  const rows = await db.query<{ s: string; t: string; c: string; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cmt: string | null; gen: string | null }>(
-    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, COLUMN_NAME AS c, DATA_TYPE AS dt, COLUMN_TYPE AS ct, IS_NULLABLE AS nul,
-            COLUMN_DEFAULT AS def, EXTRA AS extra, COLUMN_COMMENT AS cmt, GENERATION_EXPRESSION AS gen
-       FROM information_schema.COLUMNS
-      WHERE ${inSchemas} AND DATA_TYPE IN (${placeholders(INT_TYPES.length)})
-      ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`,
-    [...schemas, ...INT_TYPES],
-  );
-  for (const r of rows) {
-    if (!catalog.tables.has(tableKey(r.s, r.t))) continue; // a view's column
-    catalog.columns.set(colKey(r.s, r.t, r.c), { ...intColumn(r), primaryKey: false, unique: false, leading: false });
-  }
-  // SELECT *: MariaDB has IGNORED, MySQL 8 IS_VISIBLE; naming either fails on the other server
-  const stats = await db.query<Record<string, unknown>>(`SELECT * FROM information_schema.STATISTICS WHERE ${inSchemas} ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX`, schemas);
-  const indexes = groupBy(stats, (r) => JSON.stringify([r.TABLE_SCHEMA, r.TABLE_NAME, r.INDEX_NAME]));
-  for (const parts of indexes.values()) {
-    const first = parts[0]!;
-    const s = String(first.TABLE_SCHEMA);
-    const t = String(first.TABLE_NAME);
-    const lead = first.COLUMN_NAME === null || first.COLUMN_NAME === undefined ? undefined : catalog.columns.get(colKey(s, t, String(first.COLUMN_NAME)));
-    if (!lead) continue; // an index that does not start with an integer column
-    const visible = !(first.IGNORED === 'YES' || first.IS_VISIBLE === 'NO');
-    if (visible) lead.leading = true;
-    if (parts.length === 1 && Number(first.NON_UNIQUE) === 0) {
-      if (first.INDEX_NAME === 'PRIMARY') lead.primaryKey = true;
-      else lead.unique = true;
+  const inReach = new Set(schemas);
+  const shapes = await readShapes(db, (s, t) => inReach.has(s) && catalog.tables.has(tableKey(s, t)));
+  for (const shape of shapes.values()) {
+    for (const c of shape.columns) {
+      if (!(INT_TYPES as readonly string[]).includes(c.dataType)) continue;
+      catalog.columns.set(colKey(shape.schema, shape.table, c.name), { ...intColumn(shape.schema, shape.table, c), primaryKey: false, unique: false, leading: false });
+    }
+    for (const ix of shape.indexes) {
+      const lead = catalog.columns.get(colKey(shape.schema, shape.table, ix.parts[0]!.column));
+      if (!lead) continue; // an index that does not start with an integer column
+      if (ix.visible) lead.leading = true;
+      if (ix.parts.length === 1 && ix.unique) {
+        if (ix.name === 'PRIMARY') lead.primaryKey = true;
+        else lead.unique = true;
+      }
     }
   }
 }
 
-function intColumn(r: { s: string; t: string; c: string; dt: string; ct: string; nul: string; def: string | null; extra: string | null; cmt: string | null; gen: string | null }): IntColumn {
-  const extra = (r.extra ?? '').toLowerCase();
-  const columnType = r.ct.toLowerCase();
+function intColumn(schema: string, table: string, c: ColumnShape): IntColumn {
   return {
-    schema: r.s,
-    table: r.t,
-    column: r.c,
-    dataType: r.dt.toLowerCase() as IntType,
-    unsigned: /\bunsigned\b/.test(columnType),
-    zerofill: /\bzerofill\b/.test(columnType),
-    columnType,
-    nullable: r.nul === 'YES',
-    default: normalizeDefault(r.def),
-    autoIncrement: /\bauto_increment\b/.test(extra),
-    onUpdate: /\bon update (\S+)/.exec(extra)?.[1] ?? null,
-    invisible: /\binvisible\b/.test(extra),
-    comment: r.cmt ?? '',
-    // MariaDB leaves GENERATION_EXPRESSION NULL for plain columns, MySQL an empty string
-    generated: !!r.gen,
+    schema,
+    table,
+    column: c.name,
+    dataType: c.dataType as IntType,
+    unsigned: /\bunsigned\b/.test(c.columnType),
+    zerofill: /\bzerofill\b/.test(c.columnType),
+    columnType: c.serverType,
+    nullable: c.nullable,
+    default: c.default,
+    autoIncrement: /\bauto_increment\b/.test(c.extra),
+    onUpdate: /\bon update (\S+)/.exec(c.extra)?.[1] ?? null,
+    invisible: /\binvisible\b/.test(c.extra),
+    comment: c.comment,
+    generated: c.generated !== null,
   };
 }
 

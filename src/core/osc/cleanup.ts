@@ -2,8 +2,8 @@
 // dropping them: the old tables kept after a cut-over (<t>_ezdel), and the ghosts, cut-over
 // sentries and plan probes of jobs that died. A helper table whose job still runs is never
 // dropped: its table's job answers on its control socket on this host, holds its table's lease
-// (GET_LOCK) in any zone (a job on another host, from before its first helper table), or has saved state in
-// that zone (_ezctl.osc_state, written from the moment its ghosts are followed until its old
+// (GET_LOCK) in any zone (a job on another host, from before its first helper table), holds its
+// job's lease (_ezctl.job_leases, renewed while it runs: `ezctl jobs`), or has saved state in that zone (_ezctl.osc_state, written from the moment its ghosts are followed until its old
 // tables are handled, so a job on another host counts too; a job that died keeps it until
 // `--resume` finishes it or `ezctl osc abort` ends it). Tables are dropped as --drop-old-table
 // drops them (osc/drop.ts: behind the throttle, logged so that the zone's replicas follow), and
@@ -15,8 +15,11 @@ import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { sendControl } from '../control/socket.js';
 import { throttlerFor, type ThrottleOptions } from '../throttle/index.js';
+import { pidAlive } from '../process/pids.js';
+import { parseHelperName } from '../cluster/helper-tables.js';
 import { dropHelperTable } from './drop.js';
 import { oscLeaseName, oscSocketPath, oscTableName, runningJobs } from './engine.js';
+import { describeLive, liveHolders } from '../job/job.js';
 
 export interface CleanupOptions {
   cluster?: string;
@@ -47,18 +50,6 @@ export interface CleanupReport {
   execute: boolean;
   tables: HelperTable[];
   ms: number;
-}
-
-const HELPER = /^(.+)_ez(gho|del|cut0|cut)$/;
-const PROBE = /^_ezctl_osc_probe_(\d+)$/;
-const KIND = { gho: 'ghost', del: 'old', cut: 'sentry', cut0: 'sentry' } as const;
-
-/** What a helper table's name says: its kind and the table it belongs to. */
-export function parseHelperName(name: string): { kind: HelperTable['kind']; of: string; pid?: number } | undefined {
-  const p = PROBE.exec(name);
-  if (p) return { kind: 'probe', of: '', pid: Number(p[1]) };
-  const m = HELPER.exec(name);
-  return m ? { kind: KIND[m[2] as keyof typeof KIND], of: m[1]! } : undefined;
 }
 
 export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupReport> {
@@ -93,6 +84,10 @@ export async function oscCleanup(ctx: Ctx, o: CleanupOptions): Promise<CleanupRe
       // until it ends (before it first saves state, too); the server frees it when the job dies
       const lease = await leaseHolder(t.schema, h.of);
       if (lease) return { action: 'keep', why: `the change of ${t.schema}.${h.of} is running (session ${lease.session} in ${lease.zone} holds its lease): on another host, or starting` };
+      // its job's lease (`ezctl jobs`), live while the job renews it: a job whose connection
+      // dropped but whose process still runs (it stops itself before the lease expires)
+      const [job] = await liveHolders([...dbs].map(([zone, d]) => ({ zone, db: d })), cluster.name, [oscTableName(t.schema, h.of)]);
+      if (job) return { action: 'keep', why: `the change of ${t.schema}.${h.of} is running: ${describeLive(job)} in ${job.zone}` };
       const state = await savedState(db, `${cluster.name}:${t.schema}.${h.of}`, zone);
       if (state) {
         return {
@@ -160,13 +155,4 @@ async function savedState(db: Db, job: string, zone: string): Promise<{ phase: s
       throw e;
     });
   return r ? { phase: r.phase, updatedAt: r.u } : undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -34,13 +34,14 @@ import type { ResolvedNode } from '../config/load.js';
 import { quoteTable } from '../db/quote.js';
 import { runtimeError } from '../exit.js';
 import { withLockWait } from '../db/lockwait.js';
+import { oscSentryNames } from '../cluster/helper-tables.js';
 import type { ZoneOsc } from './zone.js';
 import type { ZoneApplier } from './applier.js';
 
 /** The sentry and its stand-in: both sort after every table of the change (they start with the last name). */
 export function sentryNames(tables: string[]): { sentry: string; standIn: string } {
   const last = [...tables].sort(compareNames).at(-1)!;
-  return { sentry: `${last}_ezcut`, standIn: `${last}_ezcut0` };
+  return oscSentryNames(last);
 }
 
 /** Name order as the server's metadata locks see it: bytes of the UTF-8 name. */

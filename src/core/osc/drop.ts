@@ -14,14 +14,14 @@
 // controls is when: kept by default, dropped by --drop-old-table after the cut-over or by
 // `ezctl osc cleanup --execute` at a quiet time (its throttle flags, --pause-window included).
 // The DROP is logged (the zone's replicas hold the table too and follow); DRC never carries a
-// helper table's DDL to another zone (drc/filter.ts).
+// helper table's DDL to another zone (cluster/helper-tables.ts).
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
 import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { Throttler } from '../throttle/throttler.js';
-import { helperNames } from './plan.js';
+import { oscHelperNames } from '../cluster/helper-tables.js';
 
 export interface DropOptions {
   throttler?: Throttler | undefined;
@@ -62,7 +62,7 @@ export async function dropOldTables(
     const db = await ctx.connect(z.node);
     try {
       for (const t of tables) {
-        const old = helperNames(t).old;
+        const old = oscHelperNames(t).old;
         ctx.log.info(`osc: zone ${z.zone}: dropping the old table ${schema}.${old}`);
         await dropHelperTable(db, schema, old, { ...o, zone: z.zone });
         done.push({ zone: z.zone, table: old });

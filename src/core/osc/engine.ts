@@ -16,19 +16,23 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { gtidCovers } from '../db/gtid.js';
 import { serverInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
-import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions } from '../throttle/index.js';
+import { throttlerFor, logThrottleChanges, type Throttler, type ThrottleOptions, type ThrottleStatus } from '../throttle/index.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { serveControl, sendControl } from '../control/socket.js';
+import { JOB_REFUSED, sendControl } from '../control/socket.js';
+import { command, jobKind, noJobAnswers, sendJob, serveJob, type ArgsOf, type ReplyOf } from '../control/commands.js';
 import { parseDuration } from '../throttle/duration.js';
 import type { Topology } from '../config/load.js';
-import { buildIndexesSql, createTriggerSql, ghostTriggerName, helperNames, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
+import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, planOnMaster, parseColumnMap, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
 import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { sentryNames, ZoneCutOver } from './cutover.js';
 import { ZoneApplier, type CascadeRule } from './applier.js';
-import { ownDdlMarker } from '../drc/filter.js';
+import { ownDdlMarker } from '../cluster/tables.js';
+import { oscHelperNames } from '../cluster/helper-tables.js';
 import { dropOldTables } from './drop.js';
+import { acquireJob, assertNoLiveHolder, endUnfinishedJobs, type JobHandle } from '../job/job.js';
+import { progressOf } from '../job/lease.js';
 
 /** The change's options; the copy's (chunk time, threads, deferred indexes, cut-over waits) are CopySettings. */
 export interface OscOptions extends CopySettings {
@@ -52,6 +56,10 @@ export interface OscOptions extends CopySettings {
   resume?: boolean;
   /** after the cut-over, drop the old table (<t>_ezdel) in every zone (osc/drop.ts) */
   dropOldTable?: boolean;
+  /** the job's lease in `_ezctl.job_leases` (job/lease.ts DEFAULT_LEASE_MS when not given) */
+  leaseMs?: number;
+  /** the job's row and lease, taken by runOsc / runOscFamily with --execute (copyAndCutOver keeps its phase and progress) */
+  job?: JobHandle;
   onProgress?: (zones: ZoneProgress[]) => void;
 }
 
@@ -89,6 +97,8 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
   const { schema, table } = tableOption(opts.table);
   const map = parseColumnMap(opts.map);
 
+  // the job's row and lease in every zone before anything else: a second change of the table is refused here, naming the first
+  const oscJob = opts.execute ? await acquireOscJob(ctx, topo, cluster.name, zones, [oscTableName(schema, table)], opts) : undefined;
   const ctl: { zone: string; db: Db }[] = [];
   try {
     const lockWaitS = opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S;
@@ -179,10 +189,12 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
     if (refusals.length) throw refused(`online schema change of ${opts.table} refused: nothing changed`, { details: refusals });
 
     if (method === 'instant') {
+      oscJob?.setPhase('alter');
       // every zone at once; each zone's own replicas follow through their binlog
       // marked as DRC's own: each zone makes the change itself, so not even --replicate-ddl forwards it
       await Promise.all(ctl.map((c) => c.db.exec(`${ownDdlMarker('osc')}ALTER TABLE ${quoteTable(schema, table)} ${opts.alter}, ALGORITHM=INSTANT`)));
       report.ms = Date.now() - started;
+      await endOscJob(oscJob);
       return report;
     }
     const zonePlans = new Map(plans.map((p) => [p.zone, p.plan]));
@@ -197,11 +209,46 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
       }
       : undefined;
     // the job answers on a socket named by the table's canonical name, whichever form --table took
-    Object.assign(report, await copyAndCutOver({ ctx, cluster: cluster.name, zones, makeJobs, opts: { ...opts, table: oscTableName(schema, table) }, started, saved: (j) => saved.get(j.zone), afterCutOver: dropOld }));
+    Object.assign(report, await copyAndCutOver({ ctx, cluster: cluster.name, zones, makeJobs, opts: { ...opts, table: oscTableName(schema, table), ...(oscJob ? { job: oscJob } : {}) }, started, saved: (j) => saved.get(j.zone), afterCutOver: dropOld }));
+    await endOscJob(oscJob);
     return report;
+  } catch (e) {
+    await endOscJob(oscJob, e);
+    throw e;
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }
+}
+
+/**
+ * The job's row and lease (`ezctl jobs`) for a change of these tables in every zone; --resume
+ * takes over the dead (or failed) job on them, keeping its id.
+ */
+export async function acquireOscJob(ctx: Ctx, topo: Topology, cluster: string, zones: string[], tables: string[], o: Pick<OscOptions, 'resume' | 'leaseMs'>): Promise<JobHandle> {
+  return acquireJob(ctx, {
+    cluster, kind: 'osc', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster, z) })), phase: 'plan',
+    controlSocket: oscSocketPath(topo, cluster, tables[0]!), ...(o.resume ? { resume: true } : {}), ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+  });
+}
+
+/**
+ * The job's end, by how the run ended: done; refused while still planning (nothing changed): no
+ * trace (a job taken over is left as it was found); interrupted or aborted by its operator:
+ * aborted; anything else: failed (its ghost and saved state may be kept for --resume).
+ */
+export async function endOscJob(job: JobHandle | undefined, e?: unknown): Promise<void> {
+  if (!job) return;
+  if (e === undefined) return job.finish('done');
+  if (job.phase === 'plan') return job.release();
+  const byOperator = e instanceof EzError && (e.exitCode === ExitCode.interrupted || e.exitCode === ExitCode.refused);
+  return job.fail(e, byOperator ? 'aborted' : 'failed');
+}
+
+/** The job's progress for `ezctl jobs`: rows copied over the tables' estimates in every zone. */
+function oscProgress(jobs: ZoneOsc[], since: number): ReturnType<typeof progressOf> {
+  const rows = jobs.reduce((n, j) => n + j.progress.rowsCopied, 0);
+  const total = jobs.reduce((n, j) => n + j.plan.rowsEstimate, 0);
+  return { ...progressOf(rows, total, Date.now() - since), backlog: jobs.reduce((n, j) => n + j.progress.backlog, 0) };
 }
 
 /** What the copy and the cut-over of a change take: one table's (runOsc) or a family's (runOscFamily). */
@@ -210,7 +257,7 @@ export interface CopyAndCutOver {
   cluster: string;
   zones: string[];
   /** the change's knobs; table: the name it answers by (its socket, its messages) */
-  opts: Pick<OscOptions, 'table' | 'alter' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'lockWaitTimeoutS' | 'onProgress'>;
+  opts: Pick<OscOptions, 'table' | 'alter' | 'throttle' | 'postponeCutOverFlagFile' | 'cutOverLockTimeoutS' | 'cutOverRetries' | 'lockWaitTimeoutS' | 'onProgress' | 'job'>;
   /** when the command started (Date.now()) */
   started: number;
   /** every zone's table jobs, with the job's throttler */
@@ -242,7 +289,7 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
   let cutOverNow = false;
   let aborted = false;
   const phase = () => jobs.map((j) => j.progress.phase);
-  const status = () => ({
+  const status = (): OscStatus => ({
     table: opts.table, tables: [...new Set(jobs.map((j) => `${j.plan.schema}.${j.plan.table}`))], alter: opts.alter, pid: process.pid, zones: jobs.map((j) => ({ ...j.progress })), throttle: throttle.throttler.status(),
     postponed: !!opts.postponeCutOverFlagFile && !cutOverNow && phase().every((p) => p === 'ready'), elapsedMs: Date.now() - started,
   });
@@ -271,54 +318,64 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     offLog();
     throw e;
   }
-  const server = await serveControl(sock, async (req) => {
-    switch (req.cmd) {
-      case 'ping':
-        return 'pong';
-      case 'status':
-        return status();
-      case 'pause':
-        throttle.throttler.pause('paused by operator (ezctl osc pause)');
-        return status();
-      case 'resume':
-        throttle.throttler.resume();
-        return status();
-      case 'cut-over':
-        cutOverNow = true;
-        return status();
-      case 'set': {
-        const key = String(req.args?.key ?? '');
-        const value = String(req.args?.value ?? '');
-        if (key !== 'chunk-time') throw new Error(`cannot set ${key} (settable: chunk-time)`);
-        const ms = parseDuration(value);
-        for (const j of jobs) j.setChunkTime(ms);
-        ctx.log.info(`osc: chunk-time set to ${ms} ms`);
-        return status();
-      }
-      case 'abort':
-        aborted = true;
-        setImmediate(() => void stopJobs(jobs, true));
-        return { aborting: true };
-      default:
-        throw new Error(`unknown command ${req.cmd}`);
-    }
+  const server = await serveJob(sock, oscJob, {
+    status,
+    pause() {
+      throttle.throttler.pause('paused by operator (ezctl osc pause)');
+      return status();
+    },
+    resume() {
+      throttle.throttler.resume();
+      return status();
+    },
+    'cut-over'() {
+      cutOverNow = true;
+      return status();
+    },
+    set({ value }) {
+      // the key is checked against the declaration: chunk-time is the one setting
+      const ms = parseDuration(value);
+      for (const j of jobs) j.setChunkTime(ms);
+      ctx.log.info(`osc: chunk-time set to ${ms} ms`);
+      return status();
+    },
+    abort() {
+      aborted = true;
+      setImmediate(() => void stopJobs(jobs, true));
+      return { aborting: true as const };
+    },
   });
+  // a job that lost its lease (its server gone past the lease's bound, or taken over) stops at
+  // once, keeping its ghost and saved state for --resume
+  const job = opts.job;
+  let leaseLost = false;
+  const onLeaseLost = () => {
+    leaseLost = true;
+    setImmediate(() => void stopJobs(jobs, false));
+  };
+  job?.signal.addEventListener('abort', onLeaseLost, { once: true });
   let interrupted = false;
   const offInt = onInterrupt(async () => {
     interrupted = true;
     await stopJobs(jobs, true);
     await Promise.all(jobs.map((j) => j.clearState().catch(() => undefined)));
   });
-  const tick = setInterval(() => opts.onProgress?.(jobs.map((j) => j.progress)), 1000);
+  const copyFrom = Date.now();
+  const tick = setInterval(() => {
+    opts.onProgress?.(jobs.map((j) => j.progress));
+    job?.progress(oscProgress(jobs, copyFrom));
+  }, 1000);
   tick.unref();
   let cutOverDone = false;
   try {
+    job?.setPhase('copy');
     const appliers = await startZones(ctx, zones, jobs, saved, rules, prepareZone, opts.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S);
     await Promise.all(jobs.map(async (j) => {
       await j.copy();
       await j.buildIndexes();
     }));
     await Promise.all(jobs.map((j) => j.verify()));
+    job?.setPhase('catch-up');
     if (opts.postponeCutOverFlagFile) {
       let said = false;
       while (existsSync(opts.postponeCutOverFlagFile) && !cutOverNow) {
@@ -331,7 +388,10 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     const lockWaitS = opts.cutOverLockTimeoutS ?? 3;
     const retries = opts.cutOverRetries ?? 5;
     const nodes = new Map(zones.map((z) => [z, jobs.find((j) => j.zone === z)!]));
+    job?.setPhase('cut-over');
     for (let attempt = 1; ; attempt++) {
+      // never cut over without the lease: another process may have taken the job over
+      job?.assertHeld();
       const cuts = zones.map((z) => new ZoneCutOver(ctx, z, nodes.get(z)!.node, jobs.filter((j) => j.zone === z), appliers.get(z)!));
       try {
         await Promise.all(jobs.map((j) => j.caughtUp(60_000)));
@@ -373,7 +433,9 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
       }
     }
     report.progress = jobs.map((j) => ({ ...j.progress }));
+    job?.progress(oscProgress(jobs, copyFrom));
     if (afterCutOver) {
+      job?.setPhase('drop');
       try {
         await afterCutOver(throttle.throttler);
       } catch (e) {
@@ -391,6 +453,11 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     // a metadata lock that a session holds past the bound, before the cut-over and once every
     // zone saved its state: the job stops and keeps its ghosts, to be resumed or aborted
     const keep = !cutOverDone && !interrupted && !aborted && e instanceof LockWaitError && jobs.every((j) => j.stateSaved);
+    const lost = leaseLost ? (job!.signal.reason as EzError) : undefined;
+    if (lost && !cutOverDone && jobs.every((j) => j.stateSaved)) {
+      await Promise.all(jobs.map((j) => j.stop(false)));
+      throw runtimeError(`${lost.message}; ${opts.table} is untouched, its ghost and saved state are kept`, { hint: lost.hint ?? '', cause: lost });
+    }
     if (keep) {
       await Promise.all(jobs.map((j) => j.stop(false)));
       throw new LockWaitError(`${e.message}; the job stopped, ${opts.table} is untouched, its ghost and saved state are kept`, e.holders, {
@@ -406,8 +473,10 @@ export async function copyAndCutOver(o: CopyAndCutOver): Promise<CopyAndCutOverR
     const dropped = jobs.some((j) => j.ghostLeft) ? `a session holds a ghost, which is left (\`ezctl osc abort --table ${opts.table}\` drops it later)` : 'the helper tables were dropped';
     if (interrupted && !cutOverDone) throw new EzError(ExitCode.interrupted, `interrupted: ${dropped}; ${opts.table} is as it was`);
     if (aborted && !cutOverDone) throw refused(`aborted by \`ezctl osc abort\`: ${dropped}; ${opts.table} is as it was`);
-    throw e;
+    if (lost && !cutOverDone) throw runtimeError(`${lost.message}; ${dropped}; ${opts.table} is as it was`, { cause: lost });
+    throw lost ?? e;
   } finally {
+    job?.signal.removeEventListener('abort', onLeaseLost);
     clearInterval(tick);
     offInt();
     offLog();
@@ -501,19 +570,48 @@ export function oscSocketPath(topo: Topology, cluster: string, table: string): s
   return join(topo.stateDir(), `osc-${cluster}-${table.replace(/[^A-Za-z0-9_.-]/g, '_')}.sock`);
 }
 
+/** What a running change answers to status (and to pause, resume, set, cut-over). */
+export interface OscStatus {
+  table: string;
+  /** every table of the change (db.table): a family's several */
+  tables: string[];
+  alter: string;
+  pid: number;
+  zones: ZoneProgress[];
+  throttle: ThrottleStatus;
+  /** every zone ready, the cut-over waiting for the flag file */
+  postponed: boolean;
+  elapsedMs: number;
+}
+
+/** The commands a running change answers on its control socket. */
+export const oscJob = jobKind('osc job', {
+  status: command<OscStatus>()('progress per zone, throttle, postponed cut-over'),
+  pause: command<OscStatus>()('pause the copy in every zone'),
+  resume: command<OscStatus>()('resume a paused copy'),
+  'cut-over': command<OscStatus>()('cut over now, even while the postpone flag file exists'),
+  set: command<OscStatus>()('change a setting', { key: { type: 'string', oneOf: ['chunk-time'] }, value: { type: 'string' } }),
+  abort: command<{ aborting: true }>()('stop the change, drop the helper tables'),
+});
+export type OscCommand = keyof typeof oscJob.commands;
+
 /** `ezctl osc status|pause|resume|set|cut-over|abort`: one request to the running job. */
-export async function oscControl(ctx: Ctx, o: { cluster?: string; table: string; cmd: string; args?: Record<string, unknown> }): Promise<unknown> {
+export async function oscControl<K extends OscCommand>(ctx: Ctx, o: { cluster?: string; table: string; cmd: K; args?: ArgsOf<(typeof oscJob.commands)[K]> }): Promise<ReplyOf<(typeof oscJob.commands)[K]> | OscAbortReport> {
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
   const { schema, table } = tableOption(o.table);
-  const sock = oscSocketPath(topo, cluster.name, oscTableName(schema, table));
-  const request = o.args ? { cmd: o.cmd, args: o.args } : { cmd: o.cmd };
-  return sendControl(sock, request).catch(async (e: Error & { code?: string }) => {
-    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${e.message})`, { hint: 'start one with `ezctl osc --table ... --alter ... --execute`' });
-    if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') throw none();
+  const fix = 'start one with `ezctl osc --table ... --alter ... --execute`';
+  const at = (path: string) => ({ kind: oscJob, path, job: `schema change of ${o.table}`, fix });
+  const send = (path: string) => sendJob(at(path), o.cmd, o.args);
+  return send(oscSocketPath(topo, cluster.name, oscTableName(schema, table))).catch(async (e: Error & { code?: string }) => {
+    const none = () => runtimeError(`no schema change of ${o.table} is running on this host (${(noJobAnswers(e) && e.cause instanceof Error ? e.cause : e).message})`, { hint: fix });
+    if (e instanceof EzError && !noJobAnswers(e)) throw e; // a bad argument: nothing was sent
+    // the job answered and refused (a value it cannot take): its own words, not "not running"
+    if (e.code === JOB_REFUSED) throw badInput(`the schema change of ${o.table} refused ${o.cmd}: ${e.message}`);
+    if (!noJobAnswers(e)) throw none();
     // a change of several tables (a family) answers on its first table's socket: any of its tables finds it
     const job = (await runningJobs(topo, cluster.name)).find((j) => j.tables.includes(`${schema}.${table}`));
-    if (job) return sendControl(job.sock, request);
+    if (job) return send(job.sock);
     // no job answers here (no socket, or one left by a job that died): abort from what it left
     if (o.cmd === 'abort') return abortFromSavedState(ctx, cluster.name, schema, table);
     throw none();
@@ -587,7 +685,7 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
       for (const t of await changeTablesSaved(db, oscJobName(cluster, schema, table))) if (!tables.includes(t)) tables.push(t);
     }
     const names = tables.map((t) => oscTableName(schema, t));
-    const helpers = [...new Set([...tables.flatMap((t) => [helperNames(t).ghost, sentryNames([t]).sentry, sentryNames([t]).standIn]), sentryNames(tables).sentry, sentryNames(tables).standIn])];
+    const helpers = [...new Set([...tables.flatMap((t) => [oscHelperNames(t).ghost, sentryNames([t]).sentry, sentryNames([t]).standIn]), sentryNames(tables).sentry, sentryNames(tables).standIn])];
     const sentries = [...new Set([...tables.map((t) => sentryNames([t]).sentry), sentryNames(tables).sentry])];
     const jobs = tables.map((t) => oscJobName(cluster, schema, t));
     for (const { zone, db } of dbs) {
@@ -605,6 +703,8 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
         }
       }
     }
+    // a job's lease (`ezctl jobs`): a live one holds it on another host, even past its connection
+    await assertNoLiveHolder(dbs, cluster, names, `stop it on the host that runs it (\`ezctl jobs\` names it), or wait for its lease to expire if that host is gone`);
     const out: OscAbortReport = { aborted: true, table: name, tables: names, zones: [] };
     let found = false;
     for (const { zone, db } of dbs) {
@@ -632,6 +732,9 @@ export async function abortFromSavedState(ctx: Ctx, cluster: string, schema: str
       if (saved) await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'osc_state')} WHERE job IN (${jobs.map(() => '?').join(', ')})`, jobs);
       out.zones.push({ zone, dropped: there, savedStateCleared: saved > 0 });
     }
+    // its job (dead, or failed keeping its ghost) ends as aborted, so a new change of the table may start
+    const ended = await endUnfinishedJobs(dbs, cluster, names, 'aborted', 'aborted by `ezctl osc abort` (no live job)');
+    if (ended.length) found = true;
     if (!found) throw runtimeError(`no schema change of ${name} is running on this host, and no zone holds its ghost or saved state: nothing to abort`);
     for (const z of out.zones) if (z.dropped.length || z.savedStateCleared) ctx.log.info(`osc abort: zone ${z.zone}: dropped ${z.dropped.join(', ') || 'nothing'}${z.savedStateCleared ? ', saved state deleted' : ''}; ${names.join(', ')} untouched`);
     return out;

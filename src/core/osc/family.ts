@@ -15,10 +15,10 @@ import { serverInfo } from '../db/server.js';
 import { badInput, refused } from '../exit.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { Throttler } from '../throttle/throttler.js';
-import type { ForeignKeyShape } from '../dcp/structure.js';
+import type { ForeignKeyShape } from '../db/introspect.js';
 import { planOnMaster, sameShapeEverywhere, type OscPlan } from './plan.js';
 import { ZoneOsc, type ZoneProgress } from './zone.js';
-import { copyAndCutOver, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';
+import { acquireOscJob, copyAndCutOver, endOscJob, oscJobName, oscTableName, type OscOptions, type OscReport } from './engine.js';
 import { copySettingsOf, type CopySettings } from '../copy/settings.js';
 import { DEFAULT_LOCK_WAIT_S, withLockWait } from '../db/lockwait.js';
 import type { CascadeRule } from './applier.js';
@@ -27,7 +27,7 @@ import { dropOldTables } from './drop.js';
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = CopySettings & Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'throttle' | 'postponeCutOverFlagFile' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers'
+  'cluster' | 'zones' | 'execute' | 'throttle' | 'postponeCutOverFlagFile' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers' | 'leaseMs'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
@@ -66,6 +66,8 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
   // the bound on every metadata lock wait but the cut-over's: the plan's twins, the ghosts, the
   // copy, the old tables' foreign keys and tables after the cut-over
   const lockWaitS = o.lockWaitTimeoutS ?? DEFAULT_LOCK_WAIT_S;
+  // one job holding every table of the family, before anything else (a change of any of them is refused here)
+  const oscJob = o.execute ? await acquireOscJob(ctx, topo, cluster.name, zones, o.tables.map((t) => oscTableName(o.schema, t.table)), o) : undefined;
   try {
     for (const z of zones) ctl.push({ zone: z, db: await ctx.connect(topo.master(cluster.name, z)) });
     const refusals: string[] = [];
@@ -158,7 +160,7 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     const oscOpts = {
       table: label, alter: o.tables.map((t) => `${t.table}: ${t.alter || '(rebuilt)'}`).join('; '),
       throttle: o.throttle, postponeCutOverFlagFile: o.postponeCutOverFlagFile, cutOverLockTimeoutS: o.cutOverLockTimeoutS, cutOverRetries: o.cutOverRetries, onProgress: o.onProgress,
-      lockWaitTimeoutS: lockWaitS,
+      lockWaitTimeoutS: lockWaitS, job: oscJob,
     };
     // after the cut-over, while the job's state and control socket still say it runs (so that
     // `osc cleanup` leaves its tables alone): the old tables keep nothing that could act on
@@ -193,7 +195,11 @@ export async function runOscFamily(ctx: Ctx, o: FamilyOptions): Promise<FamilyRe
     report.progress = done.progress;
     report.cutOver = done.cutOver;
     report.ms = Date.now() - started;
+    await endOscJob(oscJob);
     return report;
+  } catch (e) {
+    await endOscJob(oscJob, e);
+    throw e;
   } finally {
     await Promise.all(ctl.map((c) => c.db.close().catch(() => undefined)));
   }

@@ -7,25 +7,14 @@
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
-import { compareShapes, commonColumns, describeDiff, readShapes, type TableShape } from '../dcp/structure.js';
-import { keyOf } from '../dcp/check-full.js';
+import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
+import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
+import { oscHelperNames, oscProbeName } from '../cluster/helper-tables.js';
 
 export interface OscNames {
   ghost: string;
   /** the sentry during cut-over, then the old table's name after it */
   old: string;
-}
-
-/**
- * The helper tables: t_ezgho for the ghost, t_ezdel for the original after the cut-over (and
- * t_ezcut/t_ezcut0 for the cut-over's sentry, see cutover.ts). Unlike gh-ost's _t_gho/_t_del they
- * start with the table's own name and so sort after it: the cut-over RENAME, which takes its
- * metadata locks in name order, queues on the table itself, ahead of any write waiting there.
- */
-export function helperNames(table: string): OscNames {
-  const names = { ghost: `${table}_ezgho`, old: `${table}_ezdel` };
-  if (`${table}_ezcut0`.length > 64) throw badInput(`table name ${table} is too long for its helper tables (${table}_ezcut0 must fit in 64 characters)`);
-  return names;
 }
 
 export interface OscPlan {
@@ -194,7 +183,7 @@ export async function planOnMaster(
   // a family table can be rebuilt unchanged (a foreign key of it must follow its parent)
   const rebuildOnly = family && !alter.trim();
   if (!rebuildOnly) checkAlterText(alter);
-  const names = helperNames(table);
+  const names = oscHelperNames(table);
   const shapes = await readShapes(db, (s, t) => s === schema && (t === table || t === names.ghost || t === names.old));
   const before = shapes.get(`${schema}.${table}`);
   if (!before) throw badInput(`table ${schema}.${table} does not exist`);
@@ -209,7 +198,7 @@ export async function planOnMaster(
   // The new shape, from an empty twin of the table that the binlog never sees (sql_log_bin=0):
   // first asked to change instantly (so the plan knows whether a copy is needed at all), then,
   // if that is refused, changed the ordinary way; a bad ALTER fails here, before anything.
-  const twin = `_ezctl_osc_probe_${process.pid}`;
+  const twin = oscProbeName(process.pid);
   let after: TableShape | undefined;
   let afterDdl = '';
   let instant = false;
@@ -271,20 +260,8 @@ export async function planOnMaster(
     return a.columnType !== b.columnType;
   }).map((c) => c.from);
 
-  // the key the copy walks must identify rows in both shapes
-  const oldKey = keyOf([before]);
-  const newKeyOk = (cols: string[]) => {
-    const mapped = cols.map((c) => map.get(c) ?? c);
-    return (after!.primaryKey.length && after!.primaryKey.join('\0') === mapped.join('\0')) || after!.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
-  };
-  let key: OscPlan['key'] | undefined;
-  if (!oldKey) refusals.push(`${schema}.${table} has no primary key or unique key on NOT NULL columns to copy by`);
-  else if (!newKeyOk(oldKey.columns)) refusals.push(`the new shape has no unique key on (${oldKey.columns.join(', ')}): the key the copy walks must identify rows in both shapes (dropping it is refused)`);
-  else {
-    const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
-    key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
-    if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
-  }
+  const { key, refusals: keyRefusals } = copyKey(before, after, map);
+  refusals.push(...keyRefusals);
   // A unique key the table did not have: a row that duplicates another under it would be dropped
   // by the copy, and the binlog applier's REPLACE would delete the other row instead; pt-osc
   // refuses these too (--check-unique-key-change).
@@ -312,6 +289,28 @@ export async function planOnMaster(
     // a foreign key from or to the table may need one of its indexes while the ghosts are linked
     deferrableIndexes: before.foreignKeys.length || children.length ? [] : deferrableIndexes(afterDdl),
   };
+}
+
+/**
+ * The key the copy walks: the table's row key (db/introspect rowKey, the one DRC and the checks
+ * key rows by), which must identify rows in the new shape too; else the refusals.
+ */
+export function copyKey(before: TableShape, after: TableShape, map: ReadonlyMap<string, string>): { key?: OscPlan['key']; refusals: string[] } {
+  const refusals: string[] = [];
+  const oldKey = rowKey(before);
+  const newKeyOk = (cols: string[]) => {
+    const mapped = cols.map((c) => map.get(c) ?? c);
+    return (after.primaryKey.length && after.primaryKey.join('\0') === mapped.join('\0')) || after.indexes.some((ix) => ix.unique && ix.parts.map((p) => p.column).join('\0') === mapped.join('\0'));
+  };
+  if (!oldKey) refusals.push(`${before.schema}.${before.table} has no primary key or unique key on NOT NULL columns to copy by`);
+  else if (!newKeyOk(oldKey.columns)) refusals.push(`the new shape has no unique key on (${oldKey.columns.join(', ')}): the key the copy walks must identify rows in both shapes (dropping it is refused)`);
+  else {
+    const kc = before.columns.find((c) => c.name === oldKey.columns[0]);
+    const key = { index: oldKey.index, columns: oldKey.columns, integer: oldKey.columns.length === 1 && !!kc && /int$/.test(kc.dataType) };
+    if (oldKey.columns.some((c) => map.has(c))) refusals.push('renaming a key column is not supported');
+    return { key, refusals };
+  }
+  return { refusals };
 }
 
 function renameShape(s: TableShape, map: Map<string, string>): TableShape {

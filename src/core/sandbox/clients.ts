@@ -6,31 +6,14 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, stat
 import { basename, join, resolve } from 'node:path';
 import { configCandidates, loadTopology } from '../config/load.js';
 import { controlAlive, sendControl } from '../control/socket.js';
-import { stopProcess } from './servers.js';
+import { EZCTL_ENTRY, isEzctlProcess, processArgv, stopProcess } from '../process/pids.js';
 
 export interface SandboxClient { pid: number; what: string }
 export interface StoppedClient extends SandboxClient { signal: 'SIGTERM' | 'SIGKILL' }
 
-/** The argv of a process (empty when it is gone or /proc cannot tell). */
-function cmdline(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-/** node running bin/ezctl (or an installed ezctl) or dist/cli.js */
-const EZCTL_ENTRY = /(^|\/)ezctl$|(^|\/)dist\/cli\.js$/;
-
-/** Is this pid an ezctl process? */
-export function isEzctlProcess(pid: number): boolean {
-  return cmdline(pid).slice(0, 3).some((a) => EZCTL_ENTRY.test(a));
-}
-
 /** "ezctl drc start --cluster demo", without the node binary and the launcher's path. */
 function describe(pid: number): string {
-  const argv = cmdline(pid);
+  const argv = processArgv(pid);
   const i = argv.findIndex((a) => EZCTL_ENTRY.test(a));
   return ['ezctl', ...argv.slice(i + 1).filter((a, j, all) => !(a === '--config' || a === '-c' || all[j - 1] === '--config' || all[j - 1] === '-c'))].join(' ');
 }
@@ -91,7 +74,7 @@ function processesWithConfig(configPath: string): number[] {
   for (const p of pids) {
     const pid = Number(p);
     if (pid === process.pid) continue;
-    const argv = cmdline(pid);
+    const argv = processArgv(pid);
     const at = argv.slice(0, 3).findIndex((a) => EZCTL_ENTRY.test(a));
     if (at < 0) continue;
     const words = argv.slice(at + 1);
@@ -127,7 +110,7 @@ export async function sandboxClients(dir: string): Promise<SandboxClient[]> {
     try {
       const topo = loadTopology(config);
       stateDir = topo.stateDir();
-      const { drcSocket } = await import('../drc/daemon.js');
+      const { drcSocket } = await import('../drc/client.js');
       for (const c of topo.clusterNames) drcSockets.push([drcSocket(topo, c), `DRC daemon of cluster ${c}`]);
     } catch {
       stateDir = join(dir, 'state'); // what `sandbox up` writes; an edited file may not load

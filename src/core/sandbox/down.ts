@@ -1,18 +1,21 @@
 // ezctl sandbox down: stop what runs against the sandbox (DRC, jobs), then exactly the sandbox's
-// own servers, by the pids it recorded (checked against each process's command line), then
-// remove its directory.
+// own proxies and servers, by the pids it recorded (checked against each process's command
+// line), then remove its directory.
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Ctx } from '../context.js';
 import { badInput, runtimeError } from '../exit.js';
-import { readState, STATE_FILE } from './up.js';
-import { isOurServer, readPidFile, stopServer } from './servers.js';
+import { proxyRunning, readState, stopProxy, STATE_FILE } from './up.js';
+import { isOurServer, stopServer } from './servers.js';
+import { readPidFile } from '../process/pids.js';
 import { sandboxClients, stopClients, type StoppedClient } from './clients.js';
 
 export interface DownReport {
   dir: string;
   /** the servers stopped */
   stopped: string[];
+  /** the proxies stopped (`up --proxy`), by zone */
+  stoppedProxies: string[];
   /** what ran against them and was stopped first: a DRC daemon, a job, an ezctl process using the sandbox's topology file */
   stoppedProcesses: StoppedClient[];
   removed: boolean;
@@ -22,13 +25,21 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
   const dir = resolve(o.dir);
   if (!existsSync(dir)) {
     ctx.log.info(`no sandbox in ${dir}: nothing to stop`);
-    return { dir, stopped: [], stoppedProcesses: [], removed: false };
+    return { dir, stopped: [], stoppedProxies: [], stoppedProcesses: [], removed: false };
   }
   const state = readState(dir);
   if (!state) throw badInput(`${dir} is not a sandbox (no ${STATE_FILE}); not touching it`);
   // First what works against the servers, so nothing is left retrying against closed ports.
   const stoppedProcesses = await stopClients(await sandboxClients(state.dir));
   for (const c of stoppedProcesses) ctx.log.debug(`stopped ${c.what} (pid ${c.pid}${c.signal === 'SIGKILL' ? ', killed after the grace period' : ''})`);
+  // Then the proxies, before the servers behind them: no client is routed to a closing server.
+  const stoppedProxies: string[] = [];
+  await Promise.all((state.proxies ?? []).map(async (p) => {
+    if (await stopProxy(p)) {
+      stoppedProxies.push(p.zone);
+      ctx.log.debug(`stopped the proxy of ${p.zone} (pid ${p.pid})`);
+    }
+  }));
   const stopped: string[] = [];
   await Promise.all(state.nodes.map(async (n) => {
     // the pid file is the server's own word; the recorded pid covers a server that died before writing it
@@ -40,7 +51,8 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
     }
   }));
   const still = state.nodes.filter((n) => [readPidFile(n.pidFile), n.pid].some((p) => typeof p === 'number' && isOurServer(p, n.datadir)));
-  if (still.length) throw runtimeError(`could not stop ${still.map((n) => n.name).join(', ')}`, { hint: `the directory ${dir} was kept` });
+  const stillProxies = (state.proxies ?? []).filter(proxyRunning).map((p) => `the proxy of ${p.zone} (pid ${p.pid})`);
+  if (still.length || stillProxies.length) throw runtimeError(`could not stop ${[...still.map((n) => n.name), ...stillProxies].join(', ')}`, { hint: `the directory ${dir} was kept` });
   if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
-  return { dir, stopped: stopped.sort(), stoppedProcesses, removed: !o.keepDir };
+  return { dir, stopped: stopped.sort(), stoppedProxies: stoppedProxies.sort(), stoppedProcesses, removed: !o.keepDir };
 }

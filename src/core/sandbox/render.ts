@@ -10,12 +10,17 @@ export function renderSandbox(r: SandboxReport): string {
   const head = r.alreadyRunning
     ? r.startedNodes.length ? `sandbox ${r.dir}: restarted ${r.startedNodes.join(', ')}` : `sandbox ${r.dir}`
     : `sandbox ${r.dir}: ${r.nodes.length} ${r.flavor} ${r.serverVersion} servers up in ${(r.ms / 1000).toFixed(1)} s`;
-  return `${head}\n${t}\ntopology: ${r.config}  (cluster ${r.cluster})`;
+  const proxies = r.proxies.length
+    ? '\n' + table(['zone', 'proxy write', 'proxy read', 'admin socket', 'pid', 'state'], r.proxies.map((p) => [
+      p.zone, p.write, p.read, p.admin, p.pid === null ? '-' : String(p.pid), p.running ? 'running' : 'stopped',
+    ]))
+    : '';
+  return `${head}\n${t}${proxies}\ntopology: ${r.config}  (cluster ${r.cluster})`;
 }
 
 /** One line per zone: what was written, and what failed by kind. */
 export function renderWorkload(r: WorkloadReport): string {
-  const lines = r.zones.map((z) => `${z.zone}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors${z.errors ? ` (${kindsText(z.errorsByKind)}; last: ${z.lastError})` : ''}${z.reconnects ? `, ${z.reconnects} reconnects` : ''}`);
+  const lines = r.zones.map((z) => `${z.zone}${z.through.startsWith('proxy') ? ` (through the ${z.through})` : ''}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors${z.errors ? ` (${kindsText(z.errorsByKind)}; last: ${z.lastError})` : ''}${z.reconnects ? `, ${z.reconnects} reconnects` : ''}`);
   if (r.interrupted) lines.push('interrupted: stopped before the end of its schedule');
   return lines.join('\n');
 }

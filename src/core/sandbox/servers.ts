@@ -11,6 +11,7 @@ import { join, delimiter } from 'node:path';
 import { promisify } from 'node:util';
 import { badInput, runtimeError } from '../exit.js';
 import type { Flavor } from '../db/gtid.js';
+import { pidAlive, stopProcess } from '../process/pids.js';
 
 const run = promisify(execFile);
 
@@ -207,15 +208,6 @@ export function spawnServer(kit: ServerKit, s: NodeProcessSpec): number {
   return child.pid;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Is `pid` the server of this datadir (and not a recycled pid of something else)? */
 export function isOurServer(pid: number, datadir: string): boolean {
   if (!pidAlive(pid)) return false;
@@ -224,15 +216,6 @@ export function isOurServer(pid: number, datadir: string): boolean {
     return cmdline.includes(`--datadir=${datadir}`);
   } catch {
     return false; // no /proc: cannot prove it is ours, so never signal it
-  }
-}
-
-export function readPidFile(path: string): number | undefined {
-  try {
-    const n = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -283,33 +266,6 @@ async function socketAnswers(socket: string): Promise<boolean> {
     c.once('error', () => done(false));
     c.setTimeout(1000, () => done(false));
   });
-}
-
-/**
- * Stop a process by pid: a graceful signal, a bounded wait, then SIGKILL. `ours` is asked before
- * each signal, so a pid recycled by something else is never signalled. Returns the last signal
- * sent, or undefined when the process was not ours (or already gone).
- */
-export async function stopProcess(pid: number, ours: () => boolean, opts: { graceMs?: number; signal?: NodeJS.Signals } = {}): Promise<'SIGTERM' | 'SIGKILL' | undefined> {
-  if (!ours()) return undefined;
-  const first = opts.signal ?? 'SIGTERM';
-  try {
-    process.kill(pid, first);
-  } catch {
-    return undefined; // gone meanwhile
-  }
-  const deadline = Date.now() + (opts.graceMs ?? 30_000);
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (pidAlive(pid) && ours()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    while (pidAlive(pid)) await sleep(20);
-    return 'SIGKILL';
-  }
-  return first === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM';
 }
 
 /** SIGTERM, wait for exit, SIGKILL after the grace period. Only ever signals our own server. */

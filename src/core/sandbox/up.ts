@@ -2,7 +2,7 @@
 // GTID replication inside each zone, and describe it in <dir>/ezctl.yaml.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync, readFileSync, readdirSync, renameSync, rmSync, chmodSync, realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { Ctx } from '../context.js';
 import { badInput, EzError, runtimeError } from '../exit.js';
@@ -10,10 +10,12 @@ import { connect, type Db, type Endpoint } from '../db/connect.js';
 import { onInterrupt } from '../signals.js';
 import { runSteps } from '../ui/steps.js';
 import {
-  copyDatadir, findServerKit, freePorts, isOurServer, portFree, readPidFile, spawnServer, stopServer, templateDatadir, waitReady,
+  copyDatadir, findServerKit, freePorts, isOurServer, portFree, spawnServer, stopServer, templateDatadir, waitReady,
   versionNumber, type NodeProcessSpec, type ServerKit,
 } from './servers.js';
+import { readPidFile, stopProcess } from '../process/pids.js';
 import { DEMO_SHARD_TABLES } from './demo-schema.js';
+import { findHaproxy, haproxyVersion, isOurHaproxy, startHaproxy, writeConfig, type ProxyModel } from '../proxy/index.js';
 
 export const STATE_FILE = 'sandbox.json';
 
@@ -21,6 +23,19 @@ export interface SandboxNode extends NodeProcessSpec {
   name: string;
   zone: string;
   role: 'master' | 'replica';
+  pid: number | null;
+}
+
+/** A zone's HAProxy (`up --proxy`): its own process, config, admin socket and two listeners. */
+export interface SandboxProxy {
+  zone: string;
+  /** its folder in the sandbox: haproxy.cfg, admin.sock, haproxy.log */
+  dir: string;
+  config: string;
+  admin: string;
+  log: string;
+  writePort: number;
+  readPort: number;
   pid: number | null;
 }
 
@@ -36,6 +51,8 @@ export interface SandboxState {
   shards: number;
   createdAt: string;
   nodes: SandboxNode[];
+  /** one per zone with `up --proxy`; absent without */
+  proxies?: SandboxProxy[];
 }
 
 export interface SandboxReport {
@@ -48,6 +65,8 @@ export interface SandboxReport {
   startedNodes: string[];
   ms: number;
   nodes: Array<{ name: string; zone: string; role: string; host: string; port: number; serverId: number; pid: number | null; running: boolean }>;
+  /** the zones' proxies (`up --proxy`); empty without */
+  proxies: Array<{ zone: string; write: string; read: string; admin: string; config: string; pid: number | null; running: boolean }>;
 }
 
 export interface UpOptions {
@@ -57,6 +76,8 @@ export interface UpOptions {
   basePort?: number;
   cluster: string;
   shards: number;
+  /** one HAProxy per zone in front of its nodes */
+  proxy?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -83,6 +104,10 @@ export function nodeRunning(n: SandboxNode): boolean {
   return pid !== undefined && pid !== null && isOurServer(pid, n.datadir);
 }
 
+export function proxyRunning(p: SandboxProxy): boolean {
+  return p.pid !== null && isOurHaproxy(p.pid, p.config);
+}
+
 function report(state: SandboxState, startedNodes: string[], alreadyRunning: boolean, t0: number): SandboxReport {
   return {
     dir: state.dir,
@@ -94,6 +119,7 @@ function report(state: SandboxState, startedNodes: string[], alreadyRunning: boo
     startedNodes,
     ms: Date.now() - t0,
     nodes: state.nodes.map((n) => ({ name: n.name, zone: n.zone, role: n.role, host: HOST, port: n.port, serverId: n.serverId, pid: n.pid, running: nodeRunning(n) })),
+    proxies: (state.proxies ?? []).map((p) => ({ zone: p.zone, write: `${HOST}:${p.writePort}`, read: `${HOST}:${p.readPort}`, admin: p.admin, config: p.config, pid: p.pid, running: proxyRunning(p) })),
   };
 }
 
@@ -125,6 +151,31 @@ export function planNodes(dir: string, zones: string[], replicas: number, ports:
     }
   });
   return nodes;
+}
+
+/** A proxy per zone on the given ports (two each: write, read), its files in <dir>/proxy-<zone>/. */
+export function planProxies(dir: string, zones: string[], ports: number[]): SandboxProxy[] {
+  return zones.map((zone, i) => {
+    const pdir = join(dir, `proxy-${zone}`);
+    return { zone, dir: pdir, config: join(pdir, 'haproxy.cfg'), admin: join(pdir, 'admin.sock'), log: join(pdir, 'haproxy.log'), writePort: ports[2 * i]!, readPort: ports[2 * i + 1]!, pid: null };
+  });
+}
+
+/** The first routing of a zone's proxy: writes to its master, reads to its replicas (the master when there are none). */
+export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes'>, p: SandboxProxy): ProxyModel {
+  const nodes = state.nodes.filter((n) => n.zone === p.zone);
+  return {
+    version: 1,
+    name: `${state.cluster}/${p.zone}`,
+    bind: HOST,
+    writePort: p.writePort,
+    readPort: p.readPort,
+    admin: p.admin,
+    nodes: nodes.map((n) => ({ name: n.name, host: HOST, port: n.port })),
+    write: nodes.find((n) => n.role === 'master')!.name,
+    read: nodes.filter((n) => n.role === 'replica').map((n) => n.name),
+    fenced: [],
+  };
 }
 
 /** Split shard ids 0..n-1 into contiguous ranges, one per zone. */
@@ -199,9 +250,12 @@ function topologyYaml(state: SandboxState): string {
   for (const z of state.zones) {
     const nodes = state.nodes.filter((n) => n.zone === z);
     const m = nodes.find((n) => n.role === 'master')!;
+    const proxy = state.proxies?.find((p) => p.zone === z);
     zones[z] = {
       master: { name: m.name, host: HOST, port: m.port },
       replicas: nodes.filter((n) => n.role === 'replica').map((r) => ({ name: r.name, host: HOST, port: r.port })),
+      // paths relative to the file's folder, like the .cnf files
+      ...(proxy ? { proxy: { kind: 'haproxy', write: `${HOST}:${proxy.writePort}`, read: `${HOST}:${proxy.readPort}`, admin: relative(state.dir, proxy.admin), config: relative(state.dir, proxy.config) } } : {}),
     };
   }
   const doc = {
@@ -231,8 +285,30 @@ async function startNodes(ctx: Ctx, kit: ServerKit, state: SandboxState, which: 
   await Promise.all(which.map((n) => waitReady(n.pid!, n)));
 }
 
+/**
+ * Start the proxies given: a first start writes each one's configuration from the sandbox's
+ * layout; a restart keeps the configuration there, which holds the routes as last moved.
+ */
+async function startProxies(ctx: Ctx, state: SandboxState, which: SandboxProxy[]): Promise<void> {
+  const bin = await findHaproxy();
+  for (const p of which) {
+    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+    if (!existsSync(p.config)) await writeConfig(bin, p.config, proxyModel(state, p));
+    p.pid = await startHaproxy(bin, p.config, p.admin, p.log);
+    writeState(state);
+    ctx.log.debug(`started the proxy of ${p.zone} on ports ${p.writePort} (write) and ${p.readPort} (read) (pid ${p.pid})`);
+  }
+}
+
+export async function stopProxy(p: SandboxProxy, opts: { graceMs?: number; signal?: NodeJS.Signals } = {}): Promise<boolean> {
+  if (p.pid === null) return false;
+  const pid = p.pid;
+  return (await stopProcess(pid, () => isOurHaproxy(pid, p.config), { graceMs: opts.graceMs ?? 10_000, ...(opts.signal ? { signal: opts.signal } : {}) })) !== undefined;
+}
+
 /** Stop whatever this attempt started and remove the directory: a failed `up` leaves nothing. */
 async function undo(state: SandboxState): Promise<void> {
+  await Promise.all((state.proxies ?? []).map((p) => stopProxy(p, { signal: 'SIGKILL' }).catch(() => false)));
   await Promise.all(state.nodes.filter((n) => n.pid).map((n) => stopServer(n.pid!, n.datadir, { graceMs: 10_000, signal: 'SIGKILL' }).catch(() => false)));
   rmSync(state.dir, { recursive: true, force: true });
 }
@@ -247,16 +323,20 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
     throw badInput(`${dir} exists and is not a sandbox (no ${STATE_FILE})`, { hint: 'choose another --dir, or remove it' });
   }
   const kit = await findServerKit();
+  // before anything is started: no haproxy is a usage error naming the package
+  const haproxy = o.proxy ? await findHaproxy() : undefined;
   const count = o.zones.length * (o.replicas + 1);
+  // the proxies' ports (write, read per zone) come after the servers'
+  const all = count + (o.proxy ? 2 * o.zones.length : 0);
   let ports: number[];
   if (o.basePort !== undefined) {
-    ports = Array.from({ length: count }, (_, i) => o.basePort! + i);
+    ports = Array.from({ length: all }, (_, i) => o.basePort! + i);
     for (const p of ports) {
-      if (p > 65535) throw badInput(`--base-port ${o.basePort} leaves no room for ${count} ports`);
-      if (!(await portFree(p))) throw badInput(`port ${HOST}:${p} is already in use`, { hint: `choose another --base-port (the sandbox needs ${count} consecutive free ports), or omit it to use free ports` });
+      if (p > 65535) throw badInput(`--base-port ${o.basePort} leaves no room for ${all} ports`);
+      if (!(await portFree(p))) throw badInput(`port ${HOST}:${p} is already in use`, { hint: `choose another --base-port (the sandbox needs ${all} consecutive free ports), or omit it to use free ports` });
     }
   } else {
-    ports = await freePorts(count);
+    ports = await freePorts(all);
   }
   let state: SandboxState | undefined;
   let template = '';
@@ -289,6 +369,7 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
             createdAt: new Date().toISOString(),
             nodes: planNodes(realDir, o.zones, o.replicas, ports),
           };
+          if (o.proxy) state.proxies = planProxies(realDir, o.zones, ports.slice(count));
           const st = state;
           offInterrupt = onInterrupt(() => undo(st));
           writeState(st);
@@ -325,6 +406,13 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
           await wireReplication(kit, state!, secrets.admin, secrets.repl);
         },
       },
+      ...(haproxy ? [{
+        title: `start an HAProxy ${await haproxyVersion(haproxy)} per zone (write and read listeners)`,
+        run: async () => {
+          await startProxies(ctx, state!, state!.proxies!);
+          return state!.proxies!.map((p) => `${p.zone} write:${p.writePort} read:${p.readPort}`).join(' ');
+        },
+      }] : []),
       {
         title: 'write the topology file',
         run: async () => {
@@ -376,18 +464,27 @@ function isEmptyDir(dir: string): boolean {
 async function restartExisting(ctx: Ctx, state: SandboxState, o: UpOptions, t0: number): Promise<SandboxReport> {
   const wanted = o.zones.join(',') !== state.zones.join(',') || o.replicas !== state.replicas;
   if (wanted) ctx.log.warn(`a sandbox already exists in ${state.dir} with zones ${state.zones.join(',')} and ${state.replicas} replica(s) per zone; \`ezctl sandbox down\` first to change its shape`);
+  if (o.proxy && !state.proxies?.length) ctx.log.warn(`the sandbox in ${state.dir} has no proxies; \`ezctl sandbox down\` first, then \`up --proxy\``);
   const down = state.nodes.filter((n) => !nodeRunning(n));
-  if (down.length === 0) {
-    ctx.log.info(`sandbox in ${state.dir} is already running (${state.nodes.length} servers)`);
+  const proxiesDown = (state.proxies ?? []).filter((p) => !proxyRunning(p));
+  if (down.length === 0 && proxiesDown.length === 0) {
+    ctx.log.info(`sandbox in ${state.dir} is already running (${state.nodes.length} servers${state.proxies?.length ? `, ${state.proxies.length} proxies` : ''})`);
     return report(state, [], true, t0);
   }
-  const kit = await findServerKit();
   for (const n of down) {
     if (!(await portFree(n.port))) throw runtimeError(`cannot restart ${n.name}: port ${HOST}:${n.port} is taken by another process`, { hint: 'stop that process, or `ezctl sandbox down` and up again' });
   }
-  ctx.log.info(`restarting ${down.map((n) => n.name).join(', ')}`);
-  await startNodes(ctx, kit, state, down);
-  return report(state, down.map((n) => n.name), true, t0);
+  for (const p of proxiesDown) {
+    for (const port of [p.writePort, p.readPort]) {
+      if (!(await portFree(port))) throw runtimeError(`cannot restart the proxy of ${p.zone}: port ${HOST}:${port} is taken by another process`, { hint: 'stop that process, or `ezctl sandbox down` and up again' });
+    }
+  }
+  const names = [...down.map((n) => n.name), ...proxiesDown.map((p) => `proxy-${p.zone}`)];
+  ctx.log.info(`restarting ${names.join(', ')}`);
+  if (down.length) await startNodes(ctx, await findServerKit(), state, down);
+  // from the configuration as it is: it holds the routes as they were last moved
+  if (proxiesDown.length) await startProxies(ctx, state, proxiesDown);
+  return report(state, names, true, t0);
 }
 
 export async function sandboxStatus(_ctx: Ctx, o: { dir: string }): Promise<SandboxReport> {

@@ -1,6 +1,8 @@
 // ezctl sandbox workload: inserts, updates and deletes in each zone's master, for the shards
 // that zone owns; at --conflict-ratio R, into shards another zone owns (conflicts and illegal
-// writes for DRC to handle). Writes as the application user, as a real service would.
+// writes for DRC to handle). Writes as the application user, as a real service would, and through
+// the zone's proxy when the topology file names one: a switch's write-unavailable window is then
+// what an application would see.
 import type { Ctx } from '../context.js';
 import { badInput } from '../exit.js';
 import { onInterrupt } from '../signals.js';
@@ -9,6 +11,7 @@ import { quoteId } from '../db/quote.js';
 import { connect, endpointFrom, type Db, type Param } from '../db/connect.js';
 import { prng } from './load.js';
 import type { ResolvedNode } from '../config/load.js';
+import { zoneProxy } from '../proxy/index.js';
 
 export interface WorkloadOptions {
   tps: number;
@@ -25,6 +28,8 @@ export interface WorkloadOptions {
 
 export interface ZoneWorkloadReport {
   zone: string;
+  /** where it wrote: "proxy 127.0.0.1:31001" (the zone's proxy) or "bj-master 127.0.0.1:3306" */
+  through: string;
   transactions: number;
   inserts: number;
   updates: number;
@@ -92,9 +97,17 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
   // report (the summary) is printed before the process exits 130.
   const run: RunState = { stopped: false };
   const counters = plans.map((p) => newCounters(p.zone));
-  const work = Promise.all(plans.map(async (plan, zi) => {
+  const targets = plans.map((plan) => {
     const master = topo.master(cluster, plan.zone);
-    return runZone(ctx, master, creds, topo.dir, plan, shards, o, (o.seed ?? Date.now()) + zi * 7919, counters[zi]!, run);
+    const proxy = zoneProxy(topo, cluster, plan.zone);
+    if (!proxy) return { ...master, label: `${master.name} (${master.host}:${master.port})`, through: `${master.name} ${master.host}:${master.port}` };
+    const { socket: _s, ...viaProxy } = master;
+    const at = `${proxy.write.host}:${proxy.write.port}`;
+    ctx.log.info(`workload ${plan.zone}: writing through the zone's proxy at ${at} (it routes to the master)`);
+    return { ...viaProxy, host: proxy.write.host, port: proxy.write.port, label: `the proxy of ${plan.zone} (${at})`, through: `proxy ${at}` };
+  });
+  const work = Promise.all(plans.map(async (plan, zi) => {
+    return runZone(ctx, targets[zi]!, creds, topo.dir, plan, shards, o, (o.seed ?? Date.now()) + zi * 7919, counters[zi]!, run);
   }));
   const offInterrupt = onInterrupt(async () => {
     run.stopped = true;
@@ -133,14 +146,17 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
 interface RunState { stopped: boolean }
 
 /** a zone's report as it builds up (ms and tps come at the end), and whether it is connected now */
-type Counters = Omit<ZoneWorkloadReport, 'ms' | 'tps'> & { connected: boolean };
+type Counters = Omit<ZoneWorkloadReport, 'ms' | 'tps' | 'through'> & { connected: boolean };
 
 function newCounters(zone: string): Counters {
   return { zone, transactions: 0, inserts: 0, updates: 0, deletes: 0, foreign: 0, retries: 0, errors: 0, errorsByKind: {}, reconnects: 0, lastError: null, connected: true };
 }
 
-async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['credentials'], baseDir: string, plan: ZonePlan, shards: number, o: WorkloadOptions, seed: number, r: Counters, run: RunState): Promise<ZoneWorkloadReport> {
-  const ep = await endpointFrom({ host: master.host, port: master.port, socket: master.socket, tls: master.tls, label: `${master.name} ${master.host}:${master.port}` }, creds, baseDir, ctx.secrets());
+/** where a zone's workers connect: its master, or its proxy's write listener */
+type Target = ResolvedNode & { label: string; through: string };
+
+async function runZone(ctx: Ctx, master: Target, creds: ResolvedNode['credentials'], baseDir: string, plan: ZonePlan, shards: number, o: WorkloadOptions, seed: number, r: Counters, run: RunState): Promise<ZoneWorkloadReport> {
+  const ep = await endpointFrom({ host: master.host, port: master.port, socket: master.socket, tls: master.tls, label: master.through }, creds, baseDir, ctx.secrets());
   const workers = Math.min(16, Math.max(1, Math.ceil(o.tps / 150)));
   const open = async () => {
     const db = await connect(ep, { timeoutMs: ctx.opts.connectTimeout * 1000 });
@@ -253,7 +269,7 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
             r.reconnects++;
             broken.delete(w);
             r.connected = broken.size === 0;
-            ctx.log.info(`workload ${plan.zone}: connected again to ${master.name} (${master.host}:${master.port})`);
+            ctx.log.info(`workload ${plan.zone}: connected again to ${master.label}`);
             backoff = RECONNECT_MIN_MS;
           } catch (e) {
             fail(e, `connect ${errorKind(e)}`);
@@ -263,11 +279,11 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
           }
         }
         if (!db) {
-          fail(new Error(`no connection to ${master.name}: reconnecting`), 'no connection');
+          fail(new Error(`no connection to ${master.label}: reconnecting`), 'no connection');
           continue;
         }
         if (!(await one(db))) {
-          if (!broken.size) ctx.log.warn(`workload ${plan.zone}: lost the connection to ${master.name} (${r.lastError}); reconnecting`);
+          if (!broken.size) ctx.log.warn(`workload ${plan.zone}: lost the connection to ${master.label} (${r.lastError}); reconnecting`);
           broken.add(w);
           r.connected = false;
           conns[w] = undefined;
@@ -278,7 +294,7 @@ async function runZone(ctx: Ctx, master: ResolvedNode, creds: ResolvedNode['cred
     }));
     const ms = Date.now() - t0;
     const { zone: _z, connected: _c, ...counts } = r;
-    return { zone: plan.zone, ...counts, errorsByKind: { ...r.errorsByKind }, ms, tps: (r.transactions * 1000) / Math.max(1, ms) };
+    return { zone: plan.zone, through: master.through, ...counts, errorsByKind: { ...r.errorsByKind }, ms, tps: (r.transactions * 1000) / Math.max(1, ms) };
   } finally {
     await Promise.all(conns.map((c) => c?.close()));
   }

@@ -145,6 +145,47 @@ const TABLES: Record<string, string> = {
     detail JSON NOT NULL,
     PRIMARY KEY (job_id, seq)
   ) ENGINE=InnoDB`,
+  // every long job (osc, migrate, check full, repair, switches): one row per job in every zone
+  // it touches, kept after it ends (status done/failed/aborted); `ezctl jobs` merges them by id
+  jobs: `(
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
+    cluster VARCHAR(64) NOT NULL,
+    kind VARCHAR(32) NOT NULL,
+    target VARCHAR(300) NOT NULL,
+    targets TEXT NOT NULL,
+    zones TEXT NOT NULL,
+    phase VARCHAR(32) NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    host VARCHAR(255) NOT NULL,
+    pid INT UNSIGNED NOT NULL,
+    user VARCHAR(128) NOT NULL,
+    holder VARCHAR(128) NOT NULL,
+    lease_ms INT UNSIGNED NOT NULL,
+    started_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    resumed_at TIMESTAMP(3) NULL,
+    updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+    finished_at TIMESTAMP(3) NULL,
+    progress TEXT NULL,
+    last_error TEXT NULL,
+    control_socket TEXT NULL,
+    KEY idx_cluster (cluster, status, started_at),
+    KEY idx_target (cluster, target)
+  ) ENGINE=InnoDB`,
+  // who holds what: one row per (cluster, target) while a job holds it, its expiry by this
+  // server's clock; taken under a lock of the cluster's rows, renewed while the job runs,
+  // deleted when it ends (a row whose expiry has passed is a job that died)
+  job_leases: `(
+    cluster VARCHAR(64) NOT NULL,
+    target VARCHAR(300) NOT NULL,
+    job_id VARCHAR(64) NOT NULL,
+    holder VARCHAR(128) NOT NULL,
+    host VARCHAR(255) NOT NULL,
+    pid INT UNSIGNED NOT NULL,
+    taken_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    expires_at TIMESTAMP(3) NOT NULL,
+    PRIMARY KEY (cluster, target),
+    KEY idx_job (job_id)
+  ) ENGINE=InnoDB`,
 };
 
 export const STATE_TABLES = Object.keys(TABLES);

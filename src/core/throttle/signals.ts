@@ -7,7 +7,7 @@ import { QueryError } from '../db/connect.js';
 import type { Flavor } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { globalStatus, replicaStatus, serverInfo } from '../db/server.js';
-import { HEARTBEAT_TABLE } from '../drc/filter.js';
+import { HEARTBEAT_TABLE } from '../cluster/tables.js';
 import { badInput } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { formatDuration } from './duration.js';

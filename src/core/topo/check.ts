@@ -5,8 +5,9 @@ import type { ResolvedNode } from '../config/load.js';
 import { describeAddress } from '../config/dsn.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { probeNodes, type NodeProbe } from './probe.js';
-import { compileRules } from '../drc/filter.js';
+import { compileRules } from '../cluster/rules.js';
 import { STATE_SCHEMA } from '../state/schema.js';
+import { targetOf, zoneProxy } from '../proxy/index.js';
 
 export interface Problem {
   node: string | null;
@@ -100,6 +101,21 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
           add(r.node, 'replication', `replication threads io=${c.ioState} sql=${c.sqlState}${c.lastIoError || c.lastSqlError ? `: ${c.lastIoError || c.lastSqlError}` : ''}`);
         }
       }
+    }
+    // A zone's proxy must run and send writes to the file's master (and to nothing else).
+    for (const zone of topo.zonesOf(cluster)) {
+      const px = zoneProxy(topo, cluster, zone);
+      if (!px) continue;
+      const h = await targetOf(px).health().catch((e: Error) => ({ up: false, problems: [e.message], write: null }));
+      const where = `${cluster}/${zone}: the proxy (${px.write.host}:${px.write.port})`;
+      if (!h.up) {
+        add(null, 'proxy', `${where} is down: ${h.problems.join('; ')}`);
+        continue;
+      }
+      for (const m of h.problems) add(null, 'proxy', `${where}: ${m}`);
+      const master = topo.master(cluster, zone).name;
+      if (h.write && h.write.name !== master) add(null, 'proxy', `${where} sends writes to ${h.write.name}; the file says the master is ${master}`);
+      if (!h.write && !h.problems.length) add(null, 'proxy', `${where} sends writes nowhere; the file says the master is ${master}`);
     }
     // Masters of different zones must write different GTID domains, or their GTIDs collide.
     const domains = new Map<number, string>();

@@ -1,0 +1,6 @@
+// dcp's public entry: what other capabilities use of the consistency check (migrate drc-ts
+// compares the migrated tables; the migrations select tables as the checks do). Everything else
+// in dcp/ is its own.
+export { checkFull } from './check-full.js';
+export { describeRowDiff } from './render.js';
+export { tableFilter } from './structure.js';
