@@ -18,14 +18,24 @@ import { serverInfo } from '../db/server.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { controlAlive, sendControl, serveControl, socketPath } from '../control/socket.js';
+import { controlAlive, socketPath } from '../control/socket.js';
+import { command, jobKind, sendJob, serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
-import { DEFAULT_DRC_DOMAIN_OFFSET } from './constants.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { originMap, shapeTx, takeBatch, type FeedEvent } from './feed-event.js';
 import { makeSink, type FeedSink, type SinkOptions } from './feed-sink.js';
+import { SYSTEM_SCHEMAS as SYSTEM_SCHEMA_NAMES } from '../db/introspect.js';
 
 export const FEED_TABLE = 'drc_feed_position';
-const SYSTEM_SCHEMAS = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', STATE_SCHEMA]);
+
+/** The commands a running feed answers on its control socket. */
+export const feedJob = jobKind('change feed', {
+  status: command<FeedStatus>()('events/s, lag from commit to the sink\'s acknowledgement, positions, queue, retries'),
+  pause: command<FeedStatus>()('stop reading the binlog (the position is kept)'),
+  resume: command<FeedStatus>()('read again from where it paused'),
+  stop: command<FeedStatus>()('stop the feed; its position stays at the last batch the sink acknowledged'),
+});
+const SYSTEM_SCHEMAS = new Set(SYSTEM_SCHEMA_NAMES);
 
 export interface FeedOptions extends SinkOptions {
   cluster?: string;
@@ -351,29 +361,25 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
     poke();
     await finished;
   };
-  server = await serveControl(sock, async (req) => {
-    switch (req.cmd) {
-      case 'ping':
-        return 'pong';
-      case 'status':
-        return status();
-      case 'pause':
-        paused = true;
-        state = 'paused';
-        setReading(false);
-        return status();
-      case 'resume':
-        paused = false;
-        if (state === 'paused') state = 'running';
-        if (queuedEvents < maxQueue) setReading(true);
-        poke();
-        return status();
-      case 'stop':
-        setImmediate(() => void stop());
-        return status();
-      default:
-        throw new Error(`unknown command ${req.cmd}: status, pause, resume, stop`);
-    }
+  server = await serveJob(sock, feedJob, {
+    status: () => status(),
+    pause: () => {
+      paused = true;
+      state = 'paused';
+      setReading(false);
+      return status();
+    },
+    resume: () => {
+      paused = false;
+      if (state === 'paused') state = 'running';
+      if (queuedEvents < maxQueue) setReading(true);
+      poke();
+      return status();
+    },
+    stop: () => {
+      setImmediate(() => void stop());
+      return status();
+    },
   });
   const offInterrupt = onInterrupt(stop);
   ctx.log.info(`feed ${name}: zone ${zone} of cluster ${cluster} → ${sink.target}; control socket ${sock}`);
@@ -410,14 +416,7 @@ export async function drcFeedControl(ctx: Ctx, o: { cluster?: string; zone?: str
   if (!o.name && !o.zone) throw badInput(`drc feed ${cmd} needs --name, or --zone (the feed named <cluster>-<zone>)`);
   const name = feedName(cluster, o.zone ?? '', o.name);
   const sock = feedSocket(topo, name);
-  try {
-    return (await sendControl(sock, { cmd })) as FeedStatus;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT' || (e as { code?: string }).code === 'ECONNREFUSED') {
-      throw runtimeError(`feed ${name} is not running on this host (no control socket ${sock})`, { hint: `start it with \`ezctl drc feed --zone <zone>${o.name ? ` --name ${name}` : ''}\`` });
-    }
-    throw runtimeError(`feed ${name}: ${(e as Error).message}`);
-  }
+  return sendJob({ kind: feedJob, path: sock, job: `feed ${name}`, fix: `start it with \`ezctl drc feed --zone <zone>${o.name ? ` --name ${name}` : ''}\`` }, cmd);
 }
 
 export function renderFeedStatus(s: FeedStatus): string {
