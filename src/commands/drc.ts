@@ -102,4 +102,40 @@ ${examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl 
       const r = await drcWait(ctx, { ...o, timeoutMs: o.timeout });
       ctx.result(r, () => `${r.to} has applied everything ${r.from} had committed (${r.target}); waited ${r.waitedMs} ms`);
     }));
+
+  drc
+    .command('feed')
+    .description("the change feed of one zone: one JSON event per changed row of its master's binlog (local and DRC-applied writes), a commit marker after each transaction; at least once, resumable")
+    .argument('[action]', 'run (default) the feed in the foreground; status, pause, resume or stop a running one', 'run')
+    .option(...CLUSTER_OPTION)
+    .option('--zone <zone>', 'the zone whose master binlog the feed reads (caches of that zone are invalidated after it has the row)')
+    .option('--name <name>', 'the feed: its stored position in _ezctl.drc_feed_position and its control socket (default <cluster>-<zone>)')
+    .option('--tables <patterns>', "comma-separated db.table patterns (globs, /regex/); default: the cluster's databases")
+    .option('--from-gtid <position>', 'a new feed starts after this GTID position (default: the master\'s current one); a stored position wins')
+    .option('--sink <target>', 'stdout (JSON lines), http(s)://... (POST {"events":[...]} per batch) or redis://host:port', 'stdout')
+    .option('--redis-del <db.table=template>', 'Redis sink: DEL the key rendered from the row, e.g. shop.users=user:{id} (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--redis-stream <key>', 'Redis sink: XADD every event (field "event", its JSON) to this stream')
+    .option('--batch <events>', 'events per batch (whole transactions; a larger one goes alone)', integer(1, 1_000_000), 500)
+    .option('--max-queue <events>', 'events read ahead of the sink\'s acknowledgement before reading pauses', integer(100, 10_000_000), 20_000)
+    .addHelpText('after', `
+Events (one JSON line each): type insert|update|delete, database, table, key (primary key),
+data, old (changed columns, on update), gtid, index (row within the transaction), ts (commit,
+ms), origin (zone, from the GTID domain); then {"type":"commit","gtid",...,"rows"}. The stored
+position advances only after the sink acknowledged a batch: after a crash the last batch may come
+again (same gtid + index). A stored position whose binlog is purged is refused (exit 4).
+${examples('ezctl drc feed --cluster demo --zone sh', 'ezctl drc feed --zone sh --sink http://127.0.0.1:8080/invalidate', "ezctl drc feed --zone sh --name sh-cache --sink redis://127.0.0.1:6379 --redis-del 'ezdemo.users=user:{id}'", 'ezctl drc feed status --name sh-cache', 'ezctl drc feed pause --name sh-cache')}`)
+    .action(action(async (ctx, o: { cluster?: string; zone?: string; name?: string; tables?: string; fromGtid?: string; sink: string; redisDel?: string[]; redisStream?: string; batch: number; maxQueue: number }, args: string[]) => {
+      const action0 = args[0] ?? 'run';
+      const { drcFeed, drcFeedControl, renderFeedStatus } = await import('../core/drc/feed.js');
+      const { badInput } = await import('../core/exit.js');
+      if (action0 === 'run') {
+        if (!o.zone) throw badInput('drc feed needs --zone: the zone whose binlog it reads');
+        const s = await drcFeed(ctx, { ...o, zone: o.zone });
+        if (o.sink !== 'stdout' && o.sink !== '-') ctx.result(s, () => renderFeedStatus(s));
+        return;
+      }
+      if (action0 !== 'status' && action0 !== 'pause' && action0 !== 'resume' && action0 !== 'stop') throw badInput(`drc feed ${action0}: the action is run, status, pause, resume or stop`);
+      const s = await drcFeedControl(ctx, o, action0);
+      ctx.result(s, () => renderFeedStatus(s));
+    }));
 }

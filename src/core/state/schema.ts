@@ -57,6 +57,17 @@ const TABLES: Record<string, string> = {
     detail TEXT NOT NULL,
     KEY idx_kind (kind, detected_at)
   ) ENGINE=InnoDB`,
+  // the change feed (ezctl drc feed): per feed name, the position up to which its sink has
+  // acknowledged every event; a restart resumes after it
+  drc_feed_position: `(
+    feed VARCHAR(191) NOT NULL PRIMARY KEY,
+    cluster VARCHAR(64) NOT NULL,
+    zone VARCHAR(64) NOT NULL,
+    position TEXT NOT NULL,
+    last_gtid VARCHAR(191) NULL,
+    events BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
+  ) ENGINE=InnoDB`,
   // consistency checks (ezctl check): one row per run, per table of a run, per difference found
   check_runs: `(
     run_id VARCHAR(64) NOT NULL PRIMARY KEY,
