@@ -3,7 +3,9 @@
 // shows a change running in another process with its phase and progress; a second change of the
 // table is refused (exit 4) naming the first; a job frozen (SIGSTOP) stops renewing and shows as
 // dead once its lease expires, and after kill -9 `--resume` takes it over (same id, new holder)
-// and completes it in every zone; a job whose lease is taken from it stops itself.
+// and completes it in every zone; a job whose lease is taken from it stops itself. The other kinds
+// (check-full, repair, migrate-drc-ts, migrate-int2bigint): listed while they run, a conflicting
+// run refused naming them, done at their end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -234,7 +236,7 @@ const runningJob = (kind: string, target: string, phase: string) =>
 
 const endedJob = async (id: string) => (await jobsJson('--all')).jobs.find((x: any) => x.id === id);
 
-test('check full is a job on the cluster target check-full: listed while it runs, refused while another host holds it, done at its end; repair --execute holds the tables it writes: a second repair is refused naming it', async () => {
+test('check full is a job on the cluster target check-full: listed while it runs; killed, a fresh one is refused naming it and --resume takes it over to done; refused while another host holds it; repair --execute holds the tables it writes: a second repair is refused naming it', async () => {
   await numberedTable('pots', 100_000);
   // three rows differ: sh wrote them last
   await sqlOn(sb, 'sh-master', "UPDATE ezdemo.pots SET v = -v, drc_ts = '2025-01-01 00:00:00.000' WHERE id IN (10, 20, 30)");
@@ -249,10 +251,17 @@ test('check full is a job on the cluster target check-full: listed while it runs
     // an osc of a table being checked is not held up by it (a check only reads): its lease is not the table's
     const rows = await onMaster<any>('bj-master', 'SELECT target FROM _ezctl.job_leases WHERE job_id = ?', [job.id]);
     assert.deepEqual(rows.map((r) => r.target), ['check-full']);
+    // killed: dead at once (its process on this host is gone); a fresh check is refused naming it, --resume takes it over
+    await kill9(check.child);
     rmSync(flag);
-    assert.equal(await check.exited, 1, check.stderr());
+    const fresh = await sb.run(['check', 'full', '--tables', 'ezdemo.pots']);
+    assert.equal(fresh.code, 4, show(fresh));
+    assert.match(fresh.stderr, new RegExp(`check-full is held by check-full job ${job.id} on check-full \\(host ${hostname()}, pid ${check.child.pid}, phase compare, dead: its process`));
+    const resumed = await sb.run(['check', 'full', '--tables', 'ezdemo.pots', '--resume']);
+    assert.equal(resumed.code, 1, show(resumed));
     const ended = await endedJob(job.id);
     assert.equal(ended.state, 'done', JSON.stringify(ended));
+    assert.ok(ended.resumedAt, 'resumed at');
     assert.equal(ended.progress.pct, 100);
   } finally {
     await kill9(check.child);
