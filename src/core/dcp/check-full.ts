@@ -218,7 +218,9 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     if (opts.job) {
       job = await acquireJob(ctx, {
         cluster: cluster.name, kind: 'check-full', targets: [CHECK_FULL_TARGET], zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
-        ...(ctl ? { controlSocket: checkSocketPath(topo, cluster.name) } : {}), ...(opts.resume ? { resume: true } : {}), ...(opts.job.leaseMs ? { leaseMs: opts.job.leaseMs } : {}),
+        // a check only reads: a dead check-full job is taken over by the next check, --resume or not
+        // (--resume decides whether the run continues), so a nightly cron is never stuck behind one
+        ...(ctl ? { controlSocket: checkSocketPath(topo, cluster.name) } : {}), resume: true, ...(opts.job.leaseMs ? { leaseMs: opts.job.leaseMs } : {}),
       });
     }
     await ensureStateSchema(state);

@@ -137,6 +137,8 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
     if (opts.execute && tables.length) {
       job = await acquireJob(ctx, {
         cluster: cluster.name, kind: 'repair', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
+        // a repair reads every row afresh: the next one takes over a repair that died (never another kind's job)
+        resume: true,
         ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
       });
     }

@@ -651,7 +651,8 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     // the tables it changes, held in every zone (from any host: the control socket sees only this one)
     job = await acquireJob(ctx, {
       cluster: cluster.name, kind: 'migrate-drc-ts', targets: [...new Set(steps.map((s) => s.table))], zones: conns.map((c) => ({ zone: c.zone, node: c.node })), phase: 'plan',
-      controlSocket: drcTsSocketPath(topo, cluster.name), ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+      // run again it starts from what each zone has: it takes over a migrate-drc-ts job that died (never another kind's)
+      controlSocket: drcTsSocketPath(topo, cluster.name), resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
     });
     const lease = job;
     const stepsProgress = () => {
