@@ -1,7 +1,7 @@
 // ezctl check: consistency checks between zones (full, incremental, schema).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
+import { action, CLUSTER_OPTION, durationOption, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
 import { ExitCode } from '../core/exit.js';
@@ -42,7 +42,8 @@ export function registerCheck(program: Command): void {
     .option('--delay <duration>', 'at least this long before a difference is re-checked (default: measured DRC lag + 1s)', parseDurationMs)
     .option('--rechecks <n>', 'times a difference is re-checked, with backoff, before it is reported (default 5)', integer(0, 20))
     .option('--keyless-max-rows <n>', 'tables without a key up to this many rows are compared as a multiset (default 100000)', integer(0))
-    .option('--report <file>', 'also write the JSON report to this file');
+    .option('--report <file>', 'also write the JSON report to this file')
+    .addOption(leaseOption());
   addThrottleOptions(full);
   full
     .addHelpText(
@@ -53,6 +54,9 @@ export function registerCheck(program: Command): void {
         'While it runs it answers `ezctl check status|pause|resume|stop` (one check full per cluster on a host\n' +
         'at a time: a second is refused, exit 4). After `check stop` it exits 130, as after Ctrl-C; the run is\n' +
         'kept unfinished and --resume continues it.\n' +
+        'It is a job (`ezctl jobs`, kind check-full) holding the lease `check-full` of the cluster in every zone:\n' +
+        'a second check full of the cluster on any host is refused (exit 4) naming it, an osc or repair of a\n' +
+        'table is not; --resume takes over one that died.\n' +
         CHECK_EXIT_CODES +
         examples(
           'ezctl check full --cluster demo',
@@ -61,7 +65,7 @@ export function registerCheck(program: Command): void {
           'ezctl check full --run-time 30m --resume --max-load Threads_running=25   # nightly cron',
         ),
     )
-    .action(action(async (ctx, o: import('../core/dcp/options.js').CheckFlags & { report?: string }) => {
+    .action(action(async (ctx, o: import('../core/dcp/options.js').CheckFlags & { report?: string; lease: number }) => {
       // loaded together: the module files are read while the topology file is parsed
       const [{ checkFull, checkExitCode }, { checkOptions }, { renderCheckReport, progressPrinter }, topo] = await Promise.all([
         import('../core/dcp/check-full.js'),
@@ -73,7 +77,7 @@ export function registerCheck(program: Command): void {
       const progress = ctx.opts.quiet ? undefined : progressPrinter();
       let r;
       try {
-        r = await checkFull(ctx, { ...opts, control: true }, progress ? (p) => progress.update(p) : undefined);
+        r = await checkFull(ctx, { ...opts, control: true, job: { leaseMs: o.lease } }, progress ? (p) => progress.update(p) : undefined);
       } finally {
         progress?.end();
       }
@@ -152,6 +156,7 @@ export function registerRepair(program: Command): void {
     .option('--tables <patterns>', 'check these tables now and repair what is found')
     .option('--prefer-zone <zone>', 'this zone\'s version wins (its absence deletes the row elsewhere); needed for tables without the DRC timestamp column')
     .option('--execute', 'apply the fixes (without it: print the SQL, change nothing)')
+    .addOption(leaseOption())
     .addHelpText(
       'after',
       '\nEach key is read again in every zone first; what already agrees is left alone. A row missing\n' +
@@ -163,9 +168,11 @@ export function registerRepair(program: Command): void {
         '1 when differences remain: a key still different after the fix, or a difference repair cannot\n' +
         'fix, each named with why (a table missing in a zone, a table without a key, a table the check\n' +
         'did not compare); 3 a failure, e.g. a zone master lost; 4 refused.\n' +
+        'With --execute it is a job (`ezctl jobs`, kind repair) holding the lease of every table it writes:\n' +
+        'a second repair (or an osc) of one of them is refused while it runs (exit 4, naming it).\n' +
         examples('ezctl repair --cluster demo', 'ezctl repair --run 20261123T101500-ab12cd --execute', "ezctl repair --tables 'ezdemo.orders' --prefer-zone bj --execute"),
     )
-    .action(action(async (ctx, o: { cluster?: string; run?: string; report?: string; tables?: string; preferZone?: string; execute?: boolean }) => {
+    .action(action(async (ctx, o: { cluster?: string; run?: string; report?: string; tables?: string; preferZone?: string; execute?: boolean; lease: number }) => {
       const { repair, renderRepair, repairExitCode } = await import('../core/dcp/repair.js');
       const opts: import('../core/dcp/repair.js').RepairOptions = {};
       if (o.cluster) opts.cluster = o.cluster;
@@ -174,6 +181,7 @@ export function registerRepair(program: Command): void {
       if (o.tables) opts.tables = o.tables;
       if (o.preferZone) opts.preferZone = o.preferZone;
       if (o.execute) opts.execute = true;
+      opts.leaseMs = o.lease;
       const r = await repair(ctx, opts);
       ctx.result(r, () => renderRepair(r));
       return repairExitCode(r);
@@ -200,4 +208,9 @@ function registerCheckControl(check: Command): void {
         ctx.result(r, () => renderRunStatus(r));
       }));
   }
+}
+
+/** --lease of a long job (as osc's): its lease in `_ezctl.job_leases` in every zone. */
+export function leaseOption() {
+  return durationOption('--lease <duration>', "the job's lease in every zone (`ezctl jobs`), renewed every third of it: a job that cannot renew it for two thirds stops itself; one that died is taken over by --resume (or a new run) once it expires (at once when it ran on this host)", { bare: 's', as: 'ms', min: '3s', max: '10m', default: '30s' });
 }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 import { ExitCode } from '../core/exit.js';
+import { leaseOption } from './check.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
@@ -23,6 +24,7 @@ interface DrcTsFlags {
   execute?: boolean;
   value?: string;
   lockWaitTimeout?: number;
+  lease: number;
 }
 
 function registerDrcTs(migrate: Command): void {
@@ -36,6 +38,7 @@ function registerDrcTs(migrate: Command): void {
     .option('--value <utc>', "the value existing rows get, 'YYYY-MM-DD HH:MM:SS[.fff]' UTC (default: now, to the second); give the printed one to continue an interrupted run")
     .option('--lock-wait-timeout <duration>', 'how long each ALTER waits for the table\'s metadata lock before it tries again, whole seconds (default 5s; a bare number is seconds)', duration({ bare: 's', as: 's', min: '1s', max: '1h', whole: true }))
     .option('--execute', 'run it, then verify definitions (masters and replicas) and values (across zones)')
+    .addOption(leaseOption())
     .addHelpText(
       'after',
       '\nPer table: (1) ADD COLUMN ... NOT NULL DEFAULT \'<fixed UTC value>\' in every zone, ALGORITHM=INSTANT\n' +
@@ -48,6 +51,7 @@ function registerDrcTs(migrate: Command): void {
         'A DRC direction that stopped because its target lacked the column is resumed afterwards (daemon on this host).\n' +
         'While --execute runs it answers `ezctl migrate drc-ts status|pause|resume|stop` (one per cluster on a\n' +
         'host at a time: a second is refused, exit 4); after `stop` it exits 130, unverified, as after Ctrl-C.\n' +
+        'It is a job (`ezctl jobs`, kind migrate-drc-ts) holding the lease of every table it changes, on any host.\n' +
         'Exit 0 when verified (or the plan printed), 1 when the verification finds differences, 4 when refused.\n' +
         examples(
           'ezctl migrate drc-ts --cluster demo',
@@ -61,6 +65,7 @@ function registerDrcTs(migrate: Command): void {
       const opts: import('../core/migrate/drc-ts.js').DrcTsOptions = {};
       for (const k of ['cluster', 'zones', 'tables', 'exclude', 'value', 'lockWaitTimeout'] as const) if (o[k] !== undefined) (opts as Record<string, unknown>)[k] = o[k];
       if (o.execute) opts.execute = true;
+      opts.leaseMs = o.lease;
       const r = await migrateDrcTs(ctx, opts);
       ctx.result(r, () => renderDrcTs(r));
       return drcTsExitCode(r);
@@ -94,6 +99,7 @@ interface Int2BigintFlags extends ThrottleFlags, CopyFlags {
   exclude?: string;
   threshold?: number;
   execute?: boolean;
+  lease: number;
   resume?: boolean;
   dropOldTable?: boolean;
   includeTriggers?: boolean;
@@ -113,7 +119,8 @@ function registerInt2Bigint(migrate: Command): void {
     .option('--resume', 'with --execute: continue the family whose process died (kill -9, a crash) from each zone\'s saved copy keys and binlog position')
     .option('--drop-old-table', 'with --execute: after each cut-over drop the old tables (kept as <t>_ezdel by default) in every zone, once the throttle lets it through')
     .option('--include-triggers', 'carry each table\'s triggers to its new table at the cut-over, as `ezctl osc --include-triggers` does (without it a table with triggers is refused)')
-    .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock other than the cut-over waits for a metadata lock (the plan\'s twins, ghosts, index build, copy, the old tables\' foreign keys, drops) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }));
+    .addOption(durationOption('--lock-wait-timeout <duration>', 'how long any DDL or lock other than the cut-over waits for a metadata lock (the plan\'s twins, ghosts, index build, copy, the old tables\' foreign keys, drops) before stopping and naming the session that holds it', { bare: 's', as: 's', whole: true, min: '1s', max: '1h', default: '10s' }))
+    .addOption(leaseOption());
   addCopyOptions(cmd);
   addThrottleOptions(cmd);
   cmd
@@ -134,6 +141,7 @@ function registerInt2Bigint(migrate: Command): void {
         'cleanup` drops kept ones). Every family\'s plan is checked first: a refusal changes nothing (exit 4).\n' +
         'Exit 0 when every family is done; 3 when the run stopped part-way: the error names the families done,\n' +
         'the one that failed and those not started.\n' +
+        'Each family is a job (`ezctl jobs`, kind migrate-int2bigint) holding the lease of its tables, as osc\'s.\n' +
         examples(
           'ezctl migrate int2bigint --cluster demo',
           "ezctl migrate int2bigint --tables 'shop.*' --threshold 0.3",
@@ -157,6 +165,7 @@ function registerInt2Bigint(migrate: Command): void {
       if (o.dropOldTable) opts.dropOldTable = true;
       if (o.includeTriggers) opts.includeTriggers = true;
       if (o.lockWaitTimeout !== undefined) opts.lockWaitTimeoutS = o.lockWaitTimeout;
+      opts.leaseMs = o.lease;
       opts.throttle = throttleOptionsFrom(o);
       opts.onProgress = (line) => {
         if (!ctx.opts.quiet) ctx.log.info(line);

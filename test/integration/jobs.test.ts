@@ -3,11 +3,16 @@
 // shows a change running in another process with its phase and progress; a second change of the
 // table is refused (exit 4) naming the first; a job frozen (SIGSTOP) stops renewing and shows as
 // dead once its lease expires, and after kill -9 `--resume` takes it over (same id, new holder)
-// and completes it in every zone; a job whose lease is taken from it stops itself.
+// and completes it in every zone; a job whose lease is taken from it stops itself. The other kinds
+// (check-full, repair, migrate-drc-ts, migrate-int2bigint): listed while they run, a conflicting
+// run refused naming them, done at their end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { sqlOn } from '../helpers/drc.js';
@@ -211,4 +216,147 @@ test('an interrupted job (SIGINT) records its end: aborted, interrupted, no leas
   assert.equal(refusedRun.code, 4, show(refusedRun));
   const all = (await jobsJson('--all')).jobs.filter((x: any) => x.target === 'ezdemo.cups');
   assert.deepEqual(all.map((x: any) => x.id), [job.id], JSON.stringify(all));
+});
+
+/** A command run in a child process: its exit code and stderr when it ends. */
+function startJob(args: string[]): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, exited, stderr: () => err };
+}
+
+const runningJob = (kind: string, target: string, phase: string) =>
+  eventually(async () => {
+    const j = (await jobsJson()).jobs.find((x: any) => x.kind === kind && x.target === target);
+    return j?.state === 'running' && j.phase === phase ? j : undefined;
+  }, 60_000, `the ${kind} job on ${target} running, in phase ${phase}`);
+
+const endedJob = async (id: string) => (await jobsJson('--all')).jobs.find((x: any) => x.id === id);
+
+test('check full is a job on the cluster target check-full: listed while it runs; killed, --resume takes it over to done; refused while another host holds it; repair --execute holds the tables it writes: a second repair is refused naming it', async () => {
+  await numberedTable('pots', 100_000);
+  // three rows differ: sh wrote them last
+  await sqlOn(sb, 'sh-master', "UPDATE ezdemo.pots SET v = -v, drc_ts = '2025-01-01 00:00:00.000' WHERE id IN (10, 20, 30)");
+  // held by the throttle flag file from its first chunk until the file goes
+  const flag = join(await mkdtemp(join(tmpdir(), 'ezctl-jobs-')), 'hold');
+  writeFileSync(flag, '');
+  const check = startJob(['check', 'full', '--tables', 'ezdemo.pots', '--lease', '5s', '--throttle-flag-file', flag]);
+  try {
+    const job = await runningJob('check-full', 'check-full', 'compare');
+    assert.equal(job.pid, check.child.pid);
+    assert.deepEqual(job.seenIn, ['bj', 'sh']);
+    // an osc of a table being checked is not held up by it (a check only reads): its lease is not the table's
+    const rows = await onMaster<any>('bj-master', 'SELECT target FROM _ezctl.job_leases WHERE job_id = ?', [job.id]);
+    assert.deepEqual(rows.map((r) => r.target), ['check-full']);
+    // killed: dead at once (its process on this host is gone); listed stopped; the next check takes it over
+    await kill9(check.child);
+    rmSync(flag);
+    assert.equal((await jobsJson()).jobs.find((x: any) => x.id === job.id)?.state, 'stopped');
+    const resumed = await sb.run(['check', 'full', '--tables', 'ezdemo.pots', '--resume']);
+    assert.equal(resumed.code, 1, show(resumed));
+    const ended = await endedJob(job.id);
+    assert.equal(ended.state, 'done', JSON.stringify(ended));
+    assert.ok(ended.resumedAt, 'resumed at');
+    assert.equal(ended.progress.pct, 100);
+  } finally {
+    await kill9(check.child);
+  }
+
+  // a check full running on another host (its lease live; the control socket here cannot see it): refused, naming it
+  for (const node of MASTERS) {
+    await sqlOn(sb, node,
+      "INSERT INTO _ezctl.jobs (id, cluster, kind, target, targets, zones, phase, status, host, pid, user, holder, lease_ms) SELECT 'elsewhere-check', cluster, 'check-full', 'check-full', '[\"check-full\"]', '[\"bj\",\"sh\"]', 'compare', 'running', 'elsewhere', 4242, 'u', 'elsewhere:4242:x', 60000 FROM _ezctl.jobs LIMIT 1",
+      "INSERT INTO _ezctl.job_leases (cluster, target, job_id, holder, host, pid, expires_at) SELECT cluster, 'check-full', 'elsewhere-check', 'elsewhere:4242:x', 'elsewhere', 4242, NOW(3) + INTERVAL 60 SECOND FROM _ezctl.jobs LIMIT 1");
+  }
+  const second = await sb.run(['check', 'full', '--tables', 'ezdemo.pots']);
+  assert.equal(second.code, 4, show(second));
+  assert.match(second.stderr, /check-full is held by check-full job elsewhere-check on check-full \(host elsewhere, pid 4242, phase compare, lease left/);
+  for (const node of MASTERS) await sqlOn(sb, node, "DELETE FROM _ezctl.job_leases WHERE job_id = 'elsewhere-check'", "DELETE FROM _ezctl.jobs WHERE id = 'elsewhere-check'");
+
+  // repair --execute of the run: held on a row lock in every zone, so it is seen writing
+  const holders = await Promise.all(MASTERS.map((n) => sb.db(n)));
+  try {
+    for (const db of holders) {
+      await db.exec('START TRANSACTION');
+      await db.query('SELECT * FROM ezdemo.pots WHERE id = 10 FOR UPDATE');
+    }
+    const rep = startJob(['repair', '--execute']);
+    try {
+      const job = await runningJob('repair', 'ezdemo.pots', 'apply');
+      assert.equal(job.pid, rep.child.pid);
+      const again = await sb.run(['repair', '--execute']);
+      assert.equal(again.code, 4, show(again));
+      assert.match(again.stderr, new RegExp(`ezdemo\\.pots is held by repair job ${job.id} on ezdemo\\.pots \\(host ${hostname()}, pid ${rep.child.pid}, phase apply, lease left`));
+      for (const db of holders) await db.exec('COMMIT');
+      assert.equal(await rep.exited, 0, rep.stderr());
+      const ended = await endedJob(job.id);
+      assert.equal(ended.state, 'done', JSON.stringify(ended));
+      assert.equal(ended.progress.applied, 3, JSON.stringify(ended.progress));
+    } finally {
+      await kill9(rep.child);
+    }
+  } finally {
+    await Promise.all(holders.map((db) => db.close()));
+  }
+  const after = await sb.run(['check', 'full', '--tables', 'ezdemo.pots']);
+  assert.equal(after.code, 0, show(after));
+  for (const node of MASTERS) assert.equal(Number((await onMaster<any>(node, 'SELECT COUNT(*) AS n FROM _ezctl.job_leases'))[0].n), 0, `${node}: no lease left`);
+});
+
+test('migrate drc-ts --execute holds its tables (an osc of one is refused naming it) and ends done; migrate int2bigint --execute runs as kind migrate-int2bigint', async () => {
+  for (const node of MASTERS) {
+    await sqlOn(sb, node, 'CREATE TABLE ezdemo.lamps (id INT PRIMARY KEY, v INT NOT NULL)', 'INSERT INTO ezdemo.lamps SELECT seq, seq FROM ezdemo.seq_1_to_1000');
+  }
+  // a transaction on the table in every zone: the first ALTER waits for its metadata lock
+  const holders = await Promise.all(MASTERS.map((n) => sb.db(n)));
+  try {
+    for (const db of holders) {
+      await db.exec('START TRANSACTION');
+      await db.query('SELECT COUNT(*) FROM ezdemo.lamps');
+    }
+    const mig = startJob(['migrate', 'drc-ts', '--tables', 'ezdemo.lamps', '--lock-wait-timeout', '60s', '--execute']);
+    try {
+      const job = await runningJob('migrate-drc-ts', 'ezdemo.lamps', 'steps');
+      assert.equal(job.pid, mig.child.pid);
+      const osc = await sb.run(['osc', '--table', 'ezdemo.lamps', '--alter', 'ADD COLUMN lid TINYINT NULL', '--execute']);
+      assert.equal(osc.code, 4, show(osc));
+      assert.match(osc.stderr, new RegExp(`ezdemo\\.lamps is held by migrate-drc-ts job ${job.id} on ezdemo\\.lamps \\(host ${hostname()}, pid ${mig.child.pid}, phase steps, lease left`));
+      for (const db of holders) await db.exec('COMMIT');
+      assert.equal(await mig.exited, 0, mig.stderr());
+      const ended = await endedJob(job.id);
+      assert.equal(ended.state, 'done', JSON.stringify(ended));
+      assert.equal(ended.progress.pct, 100, JSON.stringify(ended.progress));
+    } finally {
+      await kill9(mig.child);
+    }
+  } finally {
+    await Promise.all(holders.map((db) => db.close()));
+  }
+  for (const node of MASTERS) assert.deepEqual(await columnsOf(node, 'lamps'), ['id', 'v', 'drc_ts'], node);
+
+  await numberedTable('mugs', 150_000);
+  const mig = startJob(['migrate', 'int2bigint', '--tables', 'ezdemo.mugs', '--threshold', '0', '--execute', '--chunk-time', '1ms', '--drop-old-table']);
+  try {
+    const job = await runningJob('migrate-int2bigint', 'ezdemo.mugs', 'copy');
+    assert.equal(job.pid, mig.child.pid);
+    const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.mugs']);
+    assert.equal(p.code, 0, show(p));
+    const osc = await sb.run(['osc', '--table', 'ezdemo.mugs', '--alter', 'ADD COLUMN lid TINYINT NULL', '--execute']);
+    assert.equal(osc.code, 4, show(osc));
+    assert.match(osc.stderr, new RegExp(`ezdemo\\.mugs is held by migrate-int2bigint job ${job.id} on ezdemo\\.mugs`));
+    const r = await sb.run(['osc', 'resume', '--table', 'ezdemo.mugs']);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(await mig.exited, 0, mig.stderr());
+    const ended = await endedJob(job.id);
+    assert.equal(ended.state, 'done', JSON.stringify(ended));
+  } finally {
+    await kill9(mig.child);
+  }
+  for (const node of MASTERS) {
+    const t = await onMaster<any>(node, "SELECT DATA_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ezdemo' AND TABLE_NAME = 'mugs' AND COLUMN_NAME = 'id'");
+    assert.equal(t[0].t, 'bigint', node);
+  }
 });

@@ -62,6 +62,11 @@ test('acquire: a dead holder refuses a fresh job (naming it dead) and is taken o
   // two different dead jobs, or a dead job on something else (the cluster), are not this job
   assert.equal(decideAcquire([dead, lease({ target: 'db.u', jobId: 'J2', leftMs: -1 })], { targets: ['db.t', 'db.u'], resume: true }, alive).ok, false);
   assert.equal(decideAcquire([lease({ target: CLUSTER_TARGET, leftMs: -1 })], { targets: ['db.t'], resume: true }, alive).ok, false);
+  // nor is a dead job of another kind: a repair (which always takes over a dead repair) never takes over a dead osc
+  const other = decideAcquire([dead], { targets: ['db.t'], resume: true, kind: 'repair' }, alive);
+  assert.ok(!other.ok && !other.live);
+  assert.match(!other.ok ? other.reason : '', /held by osc job J1 on db\.t \(host h2, pid 10, phase copy, dead: lease expired 3s ago\), not a repair job/);
+  assert.deepEqual(decideAcquire([dead], { targets: ['db.t'], resume: true, kind: 'osc' }, alive), { ok: true, takeOver: 'J1' });
 });
 
 test('progress: percent of the estimate and an eta from the rate so far', () => {

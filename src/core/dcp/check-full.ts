@@ -19,10 +19,12 @@ import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throt
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
 import type { RunControl } from '../control/run.js';
-import { openCheckControl } from './control.js';
+import { checkSocketPath, openCheckControl } from './control.js';
 import { lostConnectionError, watchZones } from './lost.js';
 import { abandonRun, closeRun, openRun, splitName, storedReport, tablesDone, type StoredTable } from './runs.js';
 import { TableCheck, type ZoneConn } from './table-check.js';
+import { acquireJob, type JobHandle } from '../job/job.js';
+import { progressOf } from '../job/lease.js';
 
 export type CheckMode = 'count' | 'checksum' | 'rows';
 
@@ -53,7 +55,20 @@ export interface CheckFullOptions {
   maxDiffsPerTable?: number;
   /** answer on the cluster's check control socket (status, pause, resume, stop: dcp/control.ts) */
   control?: boolean;
+  /**
+   * run as a leased job (`ezctl jobs`, kind check-full, target CHECK_FULL_TARGET): a second
+   * check full of the cluster, on any host, is refused while it runs; --resume takes over a dead one
+   */
+  job?: { leaseMs?: number };
 }
+
+/**
+ * What a check full holds: the cluster's checks, not its tables. A check only reads, for hours:
+ * holding its tables would refuse every osc, migrate and repair of them meanwhile. It conflicts
+ * with another check full of the cluster (as the control socket does on one host) and with a
+ * cluster-wide switch (which holds the target `cluster`, overlapping every target).
+ */
+export const CHECK_FULL_TARGET = 'check-full';
 
 export interface ZoneState {
   present: boolean;
@@ -168,6 +183,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   let runId: string | undefined;
   let stopWatch: (() => void) | undefined;
   let ctl: RunControl | undefined;
+  let job: JobHandle | undefined;
+  let jobEnd: unknown;
   let onStop = () => {};
   try {
     // every connection at once, the walk's too (a handshake is mostly waiting on the server)
@@ -197,6 +214,15 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     // read while the run is opened (each connection runs its queries in order)
     const lagP = measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
     if (opts.control) ctl = await openCheckControl(topo, cluster.name, () => onStop());
+    // the lease before the run is opened: --resume must not continue a run a live check on another host is walking
+    if (opts.job) {
+      job = await acquireJob(ctx, {
+        cluster: cluster.name, kind: 'check-full', targets: [CHECK_FULL_TARGET], zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
+        // a check only reads: a dead check-full job is taken over by the next check, --resume or not
+        // (--resume decides whether the run continues), so a nightly cron is never stuck behind one
+        ...(ctl ? { controlSocket: checkSocketPath(topo, cluster.name) } : {}), resume: true, ...(opts.job.leaseMs ? { leaseMs: opts.job.leaseMs } : {}),
+      });
+    }
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
     runId = run.runId;
@@ -236,6 +262,9 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       stopRequested();
     };
     if (ctl?.stopping) onStop();
+    // a lost lease stops every table at its next chunk boundary; the run stays resumable
+    const offLost = job ? onAbort(job.signal, () => stop.abort()) : undefined;
+    job?.setPhase('compare');
 
     const progress: Progress = {
       tablesDone: 0,
@@ -252,6 +281,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     const tick = setInterval(() => {
       progress.throttled = throttle?.throttler.status().reason ?? null;
       onProgress?.(progress);
+      job?.progress({ ...progressOf(progress.rowsDone, progress.rowsEstimate, Date.now() - started), tables: progress.tablesDone, tablesTotal: progress.tablesTotal });
     }, 500);
     tick.unref();
 
@@ -309,10 +339,12 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       clearInterval(tick);
       clearTimeout(deadlineTimer);
       offInterrupt();
+      offLost?.();
       offThrottleLog?.();
       await throttle?.close();
     }
     onProgress?.(progress);
+    job?.assertHeld();
 
     reports.sort((a, b) => a.table.localeCompare(b.table));
     const checked = new Set(reports.map((r) => r.table));
@@ -337,8 +369,11 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     };
     if (stoppedBy) report.stoppedBy = stoppedBy;
     await closeRun(state, report);
+    job?.progress({ ...progressOf(rows, Math.max(progress.rowsEstimate, rows), ms), tables: progress.tablesDone, tablesTotal: progress.tablesTotal });
+    jobEnd = stoppedBy ? `stopped (${stoppedBy}) after ${progress.tablesDone} of ${progress.tablesTotal} tables; --resume continues run ${run.runId}` : null;
     return report;
   } catch (e) {
+    jobEnd = e;
     // the run stays resumable: its tables keep their checkpoints, the run is marked unfinished
     const stateAlive = runId !== undefined && control[0] && (await abandonRun(control[0].db, runId));
     const lost = lostConnectionError(e, [...control, ...workers.flat()], 'check full', (node) =>
@@ -350,10 +385,33 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
     throw lost ?? e;
   } finally {
+    await endCheckJob(job, jobEnd);
     ctl?.close();
     stopWatch?.();
     await closeAll();
   }
+}
+
+/**
+ * The job's end: done; stopped (--run-time, `check stop`, Ctrl-C): aborted, the run kept for
+ * --resume; refused before the run was opened: no trace; anything else: failed (--resume takes it over).
+ */
+async function endCheckJob(job: JobHandle | undefined, end: unknown): Promise<void> {
+  if (!job) return;
+  if (end === null || end === undefined) return job.finish('done');
+  if (typeof end === 'string') return job.finish('aborted', end);
+  if (job.phase === 'plan') return job.release();
+  const interrupted = end instanceof EzError && end.exitCode === ExitCode.interrupted;
+  return job.fail(end, interrupted ? 'aborted' : 'failed');
+}
+
+function onAbort(signal: AbortSignal, f: () => void): () => void {
+  if (signal.aborted) {
+    f();
+    return () => undefined;
+  }
+  signal.addEventListener('abort', f, { once: true });
+  return () => signal.removeEventListener('abort', f);
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Ctx } from '../context.js';
 import type { Db, Param, Row } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo } from '../db/server.js';
-import { badInput, refused, runtimeError, ExitCode } from '../exit.js';
+import { badInput, refused, runtimeError, EzError, ExitCode } from '../exit.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { CONFLICTS_TABLE, DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { drcDomainFor, writeAsDrc, writeAsDrcSql } from '../cluster/session.js';
@@ -21,6 +21,8 @@ import { readShapes, type TableShape } from '../db/introspect.js';
 import { checkFull, type CheckFullOptions } from './check-full.js';
 import { loadDiffs } from './runs.js';
 import { lostConnectionError, watchZones } from './lost.js';
+import { acquireJob, type JobHandle } from '../job/job.js';
+import { progressOf } from '../job/lease.js';
 
 export interface RepairOptions {
   cluster?: string;
@@ -31,6 +33,8 @@ export interface RepairOptions {
   preferZone?: string;
   execute?: boolean;
   check?: CheckFullOptions;
+  /** with --execute, the job's lease (job/lease.ts DEFAULT_LEASE_MS when not given) */
+  leaseMs?: number;
 }
 
 export interface PlannedFix {
@@ -114,6 +118,8 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
 
   const conns = await connectZones(ctx, topo, cluster.name, zones);
   let committed = 0;
+  let job: JobHandle | undefined;
+  let failure: unknown;
   // a master that stops answering fails the repair's statements waiting on it
   const stopWatch = watchZones(conns.map((c) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db] })));
   try {
@@ -126,6 +132,16 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
       throw refused('repair --execute needs MariaDB zone masters: its writes are kept from DRC by a GTID domain of their own', { hint: 'run without --execute and apply the printed SQL by hand' });
     }
     const tables = [...new Set(targets.map((t) => t.table))];
+    // the tables it writes, held in every zone before their rows are read: two repairs (or a
+    // repair and an osc) of one table are refused while it runs, naming the first
+    if (opts.execute && tables.length) {
+      job = await acquireJob(ctx, {
+        cluster: cluster.name, kind: 'repair', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
+        // a repair reads every row afresh: the next one takes over a repair that died (never another kind's job)
+        resume: true,
+        ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+      });
+    }
     const zoneShapes = await Promise.all(conns.map((c) => readShapes(c.db, (s, t) => tables.includes(`${s}.${t}`))));
     const shapes = zoneShapes[0]!;
     const sql: Record<string, string[]> = Object.fromEntries(zones.map((z) => [z, []]));
@@ -168,6 +184,9 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
     }
     report.planned = plans.length;
 
+    const writes = plans.reduce((n, p) => n + Object.keys(p.fix.actions).length, 0);
+    const applyFrom = Date.now();
+    job?.setPhase('apply');
     for (const p of plans) {
       const winnerRow = p.fix.winner === 'delete' ? undefined : p.rows[zones.indexOf(p.fix.winner)];
       const winnerDomain = p.fix.winner === 'delete' ? conns[0]!.domain : conns[zones.indexOf(p.fix.winner)]!.domain;
@@ -182,12 +201,14 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
           continue;
         }
         const before = p.rows[zones.indexOf(zone)];
+        job?.assertHeld();
         const ok = await applyFix(c, domain, p.t, before, stmt);
         if (ok) {
           report.applied++;
           committed++;
         }
         else report.skipped.push({ table: p.t.table, key: keyObject(p.t), why: `the row changed at ${zone} since it was read; left for the next check` });
+        job?.progress({ ...progressOf(report.applied + report.skipped.length, writes, Date.now() - applyFrom), applied: report.applied });
       }
     }
     if (!opts.execute) {
@@ -196,6 +217,7 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
     }
 
     // compare the repaired keys again in every zone
+    job?.setPhase('verify');
     for (const p of plans) {
       const rows = await currentRows(conns, p.t);
       if (rowsAgree(rows, p.shape.columns.map((c) => c.name))) {
@@ -209,12 +231,19 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
     }
     return report;
   } catch (e) {
+    failure = e;
     throw lostConnectionError(e, conns, opts.execute ? 'repair --execute' : 'repair', () =>
       opts.execute
         ? `${committed} fix${committed === 1 ? '' : 'es'} committed before it (each key in its own transaction); run the repair again: what is already fixed is found consistent and left alone`
         : 'nothing was changed; run it again',
     ) ?? e;
   } finally {
+    // done; refused while still planning (nothing written): no trace; anything else: failed (or aborted: Ctrl-C)
+    if (job) {
+      if (failure === undefined) await job.finish('done');
+      else if (job.phase === 'plan') await job.release();
+      else await job.fail(failure, failure instanceof EzError && failure.exitCode === ExitCode.interrupted ? 'aborted' : 'failed');
+    }
     stopWatch();
     await Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
   }

@@ -30,6 +30,11 @@ const JOBS = quoteTable(STATE_SCHEMA, 'jobs');
 const LEASES = quoteTable(STATE_SCHEMA, 'job_leases');
 /** progress and phase are written at most this often */
 const FLUSH_EVERY_MS = 1000;
+/**
+ * A job's end waits this long for each zone's answer: a master that stops answering (SIGSTOP, cut
+ * off) would hold the job's exit for good (mysql2 has no read timeout); its lease expires there instead.
+ */
+const END_WAIT_MS = 5000;
 
 export interface AcquireOptions {
   cluster: string;
@@ -114,7 +119,7 @@ async function takeLeases(conns: Array<{ zone: string; db: Db }>, o: AcquireOpti
       open.push(db);
       rows.push(...(await leaseRows(db, zone, o.cluster, undefined, true)));
     }
-    const d = decideAcquire(rows, { targets: o.targets, resume: !!o.resume }, here());
+    const d = decideAcquire(rows, { targets: o.targets, resume: !!o.resume, kind: o.kind }, here());
     if (!d.ok) {
       await rollback();
       const what = `${o.kind} of ${o.targets.join(', ')}`;
@@ -421,12 +426,18 @@ class Job implements JobHandle {
     clearInterval(this.timer);
     this.offInt();
     await Promise.all(this.conns.map(async ({ zone, db }) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${END_WAIT_MS} ms`)), END_WAIT_MS);
+      });
       try {
-        await write(db);
+        await Promise.race([write(db), late]);
+        await Promise.race([db.close(), late]).catch(() => undefined);
       } catch (e) {
         this.log.warn(`job ${this.id}: zone ${zone}: its end was not recorded (${(e as Error).message}); its lease there expires in ${this.leaseMs} ms and \`ezctl jobs\` shows it dead`);
+        (db.conn as unknown as { destroy(): void }).destroy();
       } finally {
-        await db.close().catch(() => undefined);
+        clearTimeout(timer);
       }
     }));
   }

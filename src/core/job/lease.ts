@@ -94,7 +94,7 @@ export type AcquireDecision =
  * a dead one too, unless the job resumes (takes over) that very job: then its id is returned. A
  * job's own rows (resumeOf) never stand in its way.
  */
-export function decideAcquire(rows: readonly LeaseRow[], req: { targets: readonly string[]; resume: boolean }, here: Here): AcquireDecision {
+export function decideAcquire(rows: readonly LeaseRow[], req: { targets: readonly string[]; resume: boolean; kind?: string }, here: Here): AcquireDecision {
   const inWay = rows.filter((r) => overlaps(r.target, req.targets));
   for (const r of inWay) {
     const l = liveness(r, here);
@@ -109,6 +109,9 @@ export function decideAcquire(rows: readonly LeaseRow[], req: { targets: readonl
   const name = `${describeHolder(first.r)}, dead: ${first.why})`;
   if (!req.resume) return { ok: false, live: false, holder: first.r, reason: `zone ${first.r.zone}: ${first.r.target} is held by ${name}` };
   if (ids.length > 1) return { ok: false, live: false, holder: first.r, reason: `zone ${first.r.zone}: the targets are held by several dead jobs (${ids.join(', ')}); abort all but one first` };
+  // a dead job of another kind is a different job: a repair never takes over a dead osc
+  const other = dead.find((d) => req.kind !== undefined && d.r.kind !== undefined && d.r.kind !== req.kind);
+  if (other) return { ok: false, live: false, holder: other.r, reason: `zone ${other.r.zone}: ${other.r.target} is held by ${describeHolder(other.r)}, dead: ${other.why}), not a ${req.kind} job` };
   // a dead job on something else (the whole cluster, for a job on one table) is a different job
   if (dead.some((d) => !req.targets.includes(d.r.target))) {
     return { ok: false, live: false, holder: first.r, reason: `zone ${first.r.zone}: ${first.r.target} is held by ${name}, not a job on ${req.targets.join(', ')}` };

@@ -42,7 +42,8 @@ import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { onInterrupt } from '../signals.js';
 import { Throttler } from '../throttle/throttler.js';
 import type { RunControl } from '../control/run.js';
-import { openDrcTsControl } from './drc-ts-control.js';
+import { drcTsSocketPath, openDrcTsControl } from './drc-ts-control.js';
+import { acquireJob, type JobHandle } from '../job/job.js';
 
 // ---------------------------------------------------------------------------------------------
 // The wanted column
@@ -510,6 +511,8 @@ export interface DrcTsOptions {
   value?: string;
   /** seconds a DDL waits for its metadata lock before it gives up and tries again */
   lockWaitTimeout?: number;
+  /** with --execute, the job's lease (job/lease.ts DEFAULT_LEASE_MS when not given) */
+  leaseMs?: number;
 }
 
 export interface NodeCheck {
@@ -594,6 +597,8 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
   const conns: ZoneConn[] = [];
   const closeAll = () => Promise.all(conns.map((c) => c.db.close().catch(() => undefined)));
   let ctl: RunControl | undefined;
+  let job: JobHandle | undefined;
+  let jobEnd: unknown;
   try {
     for (const z of zones) {
       const node = topo.master(cluster.name, z);
@@ -643,6 +648,17 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
     const drcHere = new DrcClient(ctx, topo, cluster.name);
     const stop = new AbortController();
     ctl = await openDrcTsControl(topo, cluster.name, () => stop.abort());
+    // the tables it changes, held in every zone (from any host: the control socket sees only this one)
+    job = await acquireJob(ctx, {
+      cluster: cluster.name, kind: 'migrate-drc-ts', targets: [...new Set(steps.map((s) => s.table))], zones: conns.map((c) => ({ zone: c.zone, node: c.node })), phase: 'plan',
+      // run again it starts from what each zone has: it takes over a migrate-drc-ts job that died (never another kind's)
+      controlSocket: drcTsSocketPath(topo, cluster.name), resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+    });
+    const lease = job;
+    const stepsProgress = () => {
+      const n = steps.filter((x) => x.result).length;
+      lease.progress({ steps: n, stepsTotal: steps.length, pct: Math.round((n / steps.length) * 1000) / 10, rows: steps.reduce((r, x) => r + (x.result?.rows ?? 0), 0) });
+    };
     const gate = new Throttler([]);
     let under: Step | undefined;
     ctl.attach(() => {
@@ -661,11 +677,13 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
       const done = steps.filter((x) => x.result).length;
       ctx.log.warn(`interrupted after step ${done} of ${steps.length} (each step is whole: done or not); run the same command again with --value '${literal}' to continue`);
     });
+    job.setPhase('steps');
     try {
       for (const s of steps) {
-        // a pause holds here, before the next step; a stop ends the run here
+        // a pause holds here, before the next step; a stop ends the run here (a lost lease too: then it fails)
         under = undefined;
-        if (!(await gate.gate(stop.signal).then(() => true, () => false))) break;
+        if (!(await gate.gate(AbortSignal.any([stop.signal, lease.signal])).then(() => true, () => false))) break;
+        lease.assertHeld();
         under = s;
         const conn = conns.find((c) => c.zone === s.zone)!;
         ctx.log.info(`step ${s.n}/${steps.length} at ${s.zone}: ${s.table}: ${s.what}`);
@@ -673,6 +691,7 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
         current = run;
         try {
           s.result = await run;
+          stepsProgress();
         } catch (e) {
           const done = steps.filter((x) => x.result).map((x) => `step ${x.n} ${x.zone} ${x.table} ${x.kind}`);
           throw new EzError(ExitCode.runtime, `step ${s.n} at ${s.zone} (${s.table}, ${s.kind}) failed: ${(e as Error).message}`, {
@@ -686,16 +705,29 @@ export async function migrateDrcTs(ctx: Ctx, o: DrcTsOptions): Promise<DrcTsRepo
       under = undefined;
       offInterrupt();
     }
+    lease.assertHeld();
     const done = steps.filter((x) => x.result).length;
     if (stop.signal.aborted && done < steps.length) {
       report.stopped = { stepsDone: done, stepsTotal: steps.length };
       ctx.log.warn(`stopped by \`ezctl migrate drc-ts stop\` after step ${done} of ${steps.length} (each step is whole: done or not); run the same command again with --value '${literal}' to continue`);
+      jobEnd = `stopped by \`ezctl migrate drc-ts stop\` after step ${done} of ${steps.length}; run the same command again with --value '${literal}' to continue`;
       return report;
     }
+    job.setPhase('verify');
     report.drc = await drcAfter(ctx, drcHere, column, changing.map((p) => p.table), drc, report.drc);
     report.verification = await verify(ctx, topo, cluster.name, conns, column, changing.map((p) => p.table), filter);
+    jobEnd = null;
     return report;
+  } catch (e) {
+    jobEnd = e;
+    throw e;
   } finally {
+    // done (verified or not: the report says); stopped: aborted; anything else failed (interrupted: aborted)
+    if (job) {
+      if (jobEnd === null) await job.finish('done');
+      else if (typeof jobEnd === 'string') await job.finish('aborted', jobEnd);
+      else await job.fail(jobEnd, jobEnd instanceof EzError && jobEnd.exitCode === ExitCode.interrupted ? 'aborted' : 'failed');
+    }
     ctl?.close();
     await closeAll();
   }

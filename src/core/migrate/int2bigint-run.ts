@@ -18,7 +18,7 @@ import { int2bigintReport, type Family, type Int2BigintOptions, type Int2BigintR
 
 /** The copy's knobs are osc's (see OscOptions). */
 export interface Int2BigintRunOptions
-  extends Int2BigintOptions, CopySettings, Pick<OscOptions, 'throttle' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS'> {
+  extends Int2BigintOptions, CopySettings, Pick<OscOptions, 'throttle' | 'dropOldTable' | 'includeTriggers' | 'lockWaitTimeoutS' | 'leaseMs'> {
   /** continue the family whose process died (its ghosts are there); the others run as usual */
   resume?: boolean;
   onProgress?: (line: string) => void;
@@ -102,6 +102,8 @@ export async function runInt2Bigint(ctx: Ctx, o: Int2BigintRunOptions): Promise<
       ...copySettingsOf(o),
       ...(o.throttle ? { throttle: o.throttle } : {}),
       ...(o.dropOldTable ? { dropOldTable: true } : {}),
+      jobKind: 'migrate-int2bigint' as const,
+      ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
       execute: true,
     };
     const progress = (zs: Array<{ zone: string; phase: string; rowsCopied: number; backlog: number }>) =>

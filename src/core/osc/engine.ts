@@ -32,7 +32,7 @@ import { ownDdlMarker } from '../cluster/tables.js';
 import { oscHelperNames } from '../cluster/helper-tables.js';
 import { dropOldTables } from './drop.js';
 import { acquireJob, assertNoLiveHolder, endUnfinishedJobs, type JobHandle } from '../job/job.js';
-import { progressOf } from '../job/lease.js';
+import { progressOf, type JobKind } from '../job/lease.js';
 
 /** The change's options; the copy's (chunk time, threads, deferred indexes, cut-over waits) are CopySettings. */
 export interface OscOptions extends CopySettings {
@@ -58,6 +58,8 @@ export interface OscOptions extends CopySettings {
   dropOldTable?: boolean;
   /** the job's lease in `_ezctl.job_leases` (job/lease.ts DEFAULT_LEASE_MS when not given) */
   leaseMs?: number;
+  /** the job's kind in `_ezctl.jobs` (default osc; `migrate int2bigint` runs as migrate-int2bigint) */
+  jobKind?: Extract<JobKind, 'osc' | 'migrate-int2bigint'>;
   /** the job's row and lease, taken by runOsc / runOscFamily with --execute (copyAndCutOver keeps its phase and progress) */
   job?: JobHandle;
   onProgress?: (zones: ZoneProgress[]) => void;
@@ -224,9 +226,9 @@ export async function runOsc(ctx: Ctx, opts: OscOptions): Promise<OscReport> {
  * The job's row and lease (`ezctl jobs`) for a change of these tables in every zone; --resume
  * takes over the dead (or failed) job on them, keeping its id.
  */
-export async function acquireOscJob(ctx: Ctx, topo: Topology, cluster: string, zones: string[], tables: string[], o: Pick<OscOptions, 'resume' | 'leaseMs'>): Promise<JobHandle> {
+export async function acquireOscJob(ctx: Ctx, topo: Topology, cluster: string, zones: string[], tables: string[], o: Pick<OscOptions, 'resume' | 'leaseMs' | 'jobKind'>): Promise<JobHandle> {
   return acquireJob(ctx, {
-    cluster, kind: 'osc', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster, z) })), phase: 'plan',
+    cluster, kind: o.jobKind ?? 'osc', targets: tables, zones: zones.map((z) => ({ zone: z, node: topo.master(cluster, z) })), phase: 'plan',
     controlSocket: oscSocketPath(topo, cluster, tables[0]!), ...(o.resume ? { resume: true } : {}), ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
   });
 }

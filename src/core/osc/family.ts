@@ -27,7 +27,7 @@ import { dropOldTables } from './drop.js';
 /** The change's knobs are osc's; a family names its tables and their changes instead of one. */
 export type FamilyOptions = CopySettings & Pick<
   OscOptions,
-  'cluster' | 'zones' | 'execute' | 'throttle' | 'postponeCutOverFlagFile' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers' | 'leaseMs'
+  'cluster' | 'zones' | 'execute' | 'throttle' | 'postponeCutOverFlagFile' | 'maxDrcLagMs' | 'resume' | 'dropOldTable' | 'onProgress' | 'lockWaitTimeoutS' | 'includeTriggers' | 'leaseMs' | 'jobKind'
 > & {
   schema: string;
   /** every table of the family with its change ('' = rebuilt unchanged, for its foreign keys) */
