@@ -1,7 +1,7 @@
 // ezctl check: consistency checks between zones (full, incremental, schema).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { action, CLUSTER_OPTION, durationOption, examples, integer, nameList, oneOf, parseDurationMs } from './common.js';
+import { action, CLUSTER_OPTION, durationOption, examples, integer, leaseOption, nameList, oneOf, parseDurationMs } from './common.js';
 import { registerCheckSchema } from './check-schema.js';
 import { addThrottleOptions } from '../core/throttle/options.js';
 import { ExitCode } from '../core/exit.js';
@@ -208,9 +208,4 @@ function registerCheckControl(check: Command): void {
         ctx.result(r, () => renderRunStatus(r));
       }));
   }
-}
-
-/** --lease of a long job (as osc's): its lease in `_ezctl.job_leases` in every zone. */
-export function leaseOption() {
-  return durationOption('--lease <duration>', "the job's lease in every zone (`ezctl jobs`), renewed every third of it: a job that cannot renew it for two thirds stops itself; one that died is taken over by --resume (or a new run) once it expires (at once when it ran on this host)", { bare: 's', as: 'ms', min: '3s', max: '10m', default: '30s' });
 }

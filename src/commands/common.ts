@@ -147,3 +147,8 @@ export function copyOptionsFrom(f: CopyFlags): CopySettings {
     cutOverRetries: f.cutOverRetries,
   });
 }
+
+/** --lease of every long job (osc, check full, repair, migrate): its lease in `_ezctl.job_leases` in every zone. */
+export function leaseOption() {
+  return durationOption('--lease <duration>', "the job's lease in every zone (`ezctl jobs`), renewed every third of it: a job that cannot renew it for two thirds stops itself; one that died is taken over by --resume (check full, repair and drc-ts: also by a new run) once it expires (at once when it ran on this host)", { bare: 's', as: 'ms', min: '3s', max: '10m', default: '30s' });
+}

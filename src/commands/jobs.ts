@@ -11,7 +11,7 @@ export function registerJobs(program: Command): void {
     .option('--all', 'finished jobs too: done, aborted, and failures a later job on the same target replaced')
     .addHelpText(
       'after',
-      '\nA job holds a lease on its target (a table db.t, or the whole cluster for a switch) in every zone it\n' +
+      '\nA job holds a lease on its target (a table db.t; check-full for check full; the whole cluster for a switch) in every zone it\n' +
         'touches, renewed while it runs (every third of --lease, 30s by default); a second job on the same target\n' +
         'is refused (exit 4) naming it. A job whose lease expired, or whose process on this host is gone, is\n' +
         'shown as stopped ("dead"): the same command with --resume continues it, from any host.\n' +

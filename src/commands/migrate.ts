@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { action, CLUSTER_OPTION, addCopyOptions, copyOptionsFrom, decimal, duration, durationOption, examples, integer, nameList, type CopyFlags } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 import { ExitCode } from '../core/exit.js';
-import { leaseOption } from './check.js';
+import { leaseOption } from './common.js';
 
 export function registerMigrate(program: Command): void {
   const migrate = program
