@@ -287,7 +287,8 @@ test('a zone master lost in the middle of repair --execute: the node is named wi
     const rr = await fixing;
     assert.equal(rr.code, 3, show(rr));
     assert.match(rr.stderr, /^ezctl: lost connection to sh-master 127\.0\.0\.1:\d+ during repair --execute; 0 fixes committed before it/m);
-    assert.doesNotMatch(rr.stderr.split('\n')[0]!, /closed state/);
+    // neither the error nor the job's own end (its lease row at the lost zone) speaks the driver's words
+    assert.doesNotMatch(rr.stderr, /closed state/);
   } finally {
     await holder.close();
     await restartNodes();

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkExitCode, verdict, type TableReport } from '../../src/core/dcp/check-full.js';
 import { unfixableTables } from '../../src/core/dcp/repair.js';
-import { isLostConnection, lostConnectionError } from '../../src/core/dcp/lost.js';
+import { lostConnectionError } from '../../src/core/dcp/lost.js';
+import { isLostConnection } from '../../src/core/db/lost.js';
 import { QueryError } from '../../src/core/db/connect.js';
 import { runtimeError } from '../../src/core/exit.js';
 

@@ -25,6 +25,7 @@ import { formatDuration } from '../throttle/duration.js';
 import { onInterrupt } from '../signals.js';
 import { decideAcquire, DEFAULT_LEASE_MS, leaseTimings, liveness, describeHolder, mustStop, type Here, type JobKind, type JobProgress, type JobStatus, type LeaseRow } from './lease.js';
 import { pidAlive } from '../process/pids.js';
+import { isLostConnection } from '../db/lost.js';
 
 const JOBS = quoteTable(STATE_SCHEMA, 'jobs');
 const LEASES = quoteTable(STATE_SCHEMA, 'job_leases');
@@ -434,7 +435,7 @@ class Job implements JobHandle {
         await Promise.race([write(db), late]);
         await Promise.race([db.close(), late]).catch(() => undefined);
       } catch (e) {
-        this.log.warn(`job ${this.id}: zone ${zone}: its end was not recorded (${(e as Error).message}); its lease there expires in ${this.leaseMs} ms and \`ezctl jobs\` shows it dead`);
+        this.log.warn(`job ${this.id}: zone ${zone}: its end was not recorded (${isLostConnection(e) ? 'the connection to its master is lost' : (e as Error).message}); its lease there expires in ${this.leaseMs} ms and \`ezctl jobs\` shows it dead`);
         (db.conn as unknown as { destroy(): void }).destroy();
       } finally {
         clearTimeout(timer);
