@@ -3,6 +3,7 @@
 import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { jsonReplacer } from '../context.js';
 import { badInput } from '../exit.js';
+import { drcDomainFor } from '../cluster/session.js';
 import type { TableMatcher } from '../config/patterns.js';
 
 export interface FeedRowEvent {
@@ -40,7 +41,7 @@ export function originMap(zoneDomains: ReadonlyMap<string, number>, drcOffset: n
   const m = new Map<number, string>();
   for (const [zone, d] of zoneDomains) {
     m.set(d, zone);
-    m.set(d + drcOffset, zone);
+    m.set(drcDomainFor(d, drcOffset)!, zone);
   }
   return m;
 }
