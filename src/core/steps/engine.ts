@@ -193,6 +193,17 @@ function lastStates(events: JournalEvent[]): Map<string, JournalEvent> {
 
 const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+/**
+ * Fault injection for tests and drills: EZCTL_FAULT_KILL_AT=<kind>:<step>:<before|after> makes the
+ * process SIGKILL itself right after the step's "started" is journaled (before) or right after its
+ * work returned, before "done" is journaled (after): the two instants a crash is hardest to resume
+ * from, hit exactly rather than by a racing outside kill.
+ */
+function faultPoint(kind: string, step: string, at: 'before' | 'after'): void {
+  const want = process.env.EZCTL_FAULT_KILL_AT;
+  if (want && want === `${kind}:${step}:${at}`) process.kill(process.pid, 'SIGKILL');
+}
+
 /** Why the job ended, and the exit code that says so. */
 interface Cause {
   exitCode: ExitCode;
@@ -407,10 +418,12 @@ class Run<P> {
       const t = Date.now();
       await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'started', atMs: t, detail: {} });
       this.state.set(step.name, 'started');
+      faultPoint(this.plan.kind, step.name, 'before');
       const notes: Record<string, unknown> = {};
       let detail: Record<string, unknown> | void;
       try {
         detail = await this.bounded(step, (ctx) => step.do(ctx), notes);
+        faultPoint(this.plan.kind, step.name, 'after');
       } catch (e) {
         this.entry(step.name, 'do', t, 'failed', msg(e));
         await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'failed', atMs: Date.now(), detail: { ...notes, error: msg(e) } });
