@@ -179,6 +179,8 @@ const clusterSchema = z
     writerZone: name('zone name').optional(),
     databases: z.array(name('database name')).optional(),
     credentials: credentialsSchema.optional(),
+    // the replication user for CHANGE MASTER (emha): this cluster's, over the file's
+    replCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').optional(),
     zones: z.record(z.string(), zoneNodesSchema),
     shards: shardsSchema.optional(),
@@ -193,6 +195,8 @@ export const topologySchema = z
     zones: z.array(name('zone name')).min(1, { error: () => 'empty (at least one zone)' }),
     credentials: credentialsSchema.default({}),
     appCredentials: credentialsSchema.optional(),
+    // the replication user a switch or failover gives CHANGE MASTER (user + passwordEnv or defaultsFile)
+    replCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').default('drc_ts'),
     // where daemons keep pid files, logs and control sockets (relative to this file)
     stateDir: text('a directory path').optional(),

@@ -263,6 +263,7 @@ function topologyYaml(state: SandboxState): string {
     zones: state.zones,
     credentials: { user: 'ezctl', defaultsFile: 'client.cnf' },
     appCredentials: { user: 'app', defaultsFile: 'app.cnf' },
+    replCredentials: { user: 'repl', defaultsFile: 'repl.cnf' },
     drcTimestampColumn: 'drc_ts',
     stateDir: 'state',
     clusters: {
@@ -389,7 +390,8 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
           const st = state!;
           writeCnf(join(st.dir, 'client.cnf'), 'ezctl', secrets.admin);
           writeCnf(join(st.dir, 'app.cnf'), 'app', secrets.app);
-          writeFileSync(join(st.dir, '.repl'), secrets.repl, { mode: 0o600 });
+          // the replication user, for the CHANGE MASTER of a switch or failover (replCredentials)
+          writeCnf(join(st.dir, 'repl.cnf'), 'repl', secrets.repl);
           await Promise.all(st.nodes.map(async (n) => {
             const db = await connect(socketEndpoint(n, 'root'));
             try {
