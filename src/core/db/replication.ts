@@ -248,17 +248,18 @@ export async function replicateFrom(
   master: { host: string; port: number },
   o: { user?: string; password?: string; connectRetryS?: number; verifyMs?: number } = {},
 ): Promise<void> {
-  const flavor = await flavorOfDb(db);
-  if (flavor === 'mysql') await db.exec('SET GLOBAL super_read_only = 1');
-  else await db.exec('SET GLOBAL read_only = 1');
   const before = await replState(db);
-  if (replicatesFrom(before, master) && o.user === undefined && o.password === undefined) return;
+  const flavor = before.flavor;
+  // refused before anything is changed: a node that cannot be pointed anywhere stays as it is
   const hadUser = before.replica ? await currentUser(db, flavor) : '';
   if (o.user === undefined && !hadUser) {
-    throw badInput(`${db.ep.label} has no replication user to keep (it replicates from nobody${before.replica ? ' with a user' : ''}): give the replication credentials`, {
+    throw badInput(`${db.ep.label} has no replication user to keep (${before.replica ? 'its replication names no user' : 'it replicates from nobody'}): give the replication credentials`, {
       hint: 'set replCredentials (user + passwordEnv or defaultsFile) in the topology file',
     });
   }
+  if (flavor === 'mysql') await db.exec('SET GLOBAL super_read_only = 1');
+  else await db.exec('SET GLOBAL read_only = 1');
+  if (replicatesFrom(before, master) && o.user === undefined && o.password === undefined) return;
   if (flavor === 'mariadb') {
     if (before.replica) await db.exec("STOP SLAVE ''");
     // gtid_slave_pos can only be set while every SQL thread is stopped: others (named
@@ -339,7 +340,15 @@ async function verifyStarted(db: Db, flavor: Flavor, master: { host: string; por
         hint: /1236/.test(s.lastIoError) ? 'the node holds transactions the new master lacks (errant GTIDs), or the master purged binlogs it needs' : 'see SHOW SLAVE STATUS on that node',
       });
     }
-    if (Date.now() >= deadline) return;
+    if (Date.now() >= deadline) {
+      // still connecting: fine unless the last attempt failed (a wrong password, an unknown host)
+      if (s && s.ioState !== 'Yes' && s.lastIoError) {
+        throw runtimeError(`${db.ep.label} cannot replicate from ${master.host}:${master.port} within ${ms} ms: ${s.lastIoError}`, {
+          hint: 'check replCredentials (the replication user and its password) and that the master is reachable from this node',
+        });
+      }
+      return;
+    }
     await sleep(pause);
     pause = Math.min(100, pause * 2);
   }
