@@ -264,8 +264,12 @@ export async function replicateFrom(
     if (before.replica) await db.exec("STOP SLAVE ''");
     // gtid_slave_pos can only be set while every SQL thread is stopped: others (named
     // connections) are not ezctl's, so say so rather than stop them.
-    const held = mariaMerge(before.gtidSlavePos, before.gtidBinlogPos);
-    if (held !== mariaMerge(before.gtidSlavePos)) {
+    // read after STOP SLAVE: the SQL thread may have applied more since `before`, and a
+    // gtid_slave_pos set behind what it applied would apply those transactions twice
+    const now = await db.one<Row>('SELECT @@gtid_slave_pos AS slave_pos, @@gtid_binlog_pos AS binlog_pos');
+    const slavePos = clean(now?.slave_pos);
+    const held = mariaMerge(slavePos, clean(now?.binlog_pos));
+    if (held !== mariaMerge(slavePos)) {
       try {
         await db.exec('SET GLOBAL gtid_slave_pos = ?', [held]);
       } catch (e) {
