@@ -189,3 +189,15 @@ test('a former master rejoins after the new master purged binlogs it already had
   // replica2 keeps the row it wrote itself (errant, named above); otherwise it has the same
   assert.equal((await rows(r2)).replace(',errant', ''), await rows(m));
 });
+
+test('replicateFrom with a wrong password fails naming the refusal, and leaves no secret in the message', async () => {
+  const r2 = await open('bj-replica2');
+  const err = await replicateFrom(r2, at('bj-master'), { password: 'not-the-password', verifyMs: 10_000 }).then(() => undefined, (e: Error) => e);
+  assert.ok(err, 'a wrong password is an error');
+  assert.match(err.message, /bj-replica2 does not replicate from 127\.0\.0\.1:\d+: .*Access denied for user 'repl'/);
+  assert.doesNotMatch(err.message, /not-the-password/);
+  // the right credentials put it back
+  const creds = (await replicationCredentials(loadTopology(sb.config), 'demo'))!;
+  await replicateFrom(r2, at('bj-master'), { user: creds.user, password: creds.password! });
+  assert.ok(replicatesFrom(await replState(r2), at('bj-master')));
+});

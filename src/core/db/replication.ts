@@ -339,9 +339,13 @@ async function verifyStarted(db: Db, flavor: Flavor, master: { host: string; por
     const ch = await defaultChannel(db, flavor);
     const s = ch?.status;
     if (s && s.ioState === 'Yes' && s.sqlState === 'Yes') return;
-    if (s && ((s.ioState === 'No' && s.lastIoError) || (s.sqlState === 'No' && s.lastSqlError))) {
+    // a refused login is retried for ever (MASTER_CONNECT_RETRY) with the IO thread 'Connecting'
+    const denied = !!s && s.ioState !== 'Yes' && /Access denied/i.test(s.lastIoError);
+    if (s && (denied || (s.ioState === 'No' && s.lastIoError) || (s.sqlState === 'No' && s.lastSqlError))) {
       throw runtimeError(`${db.ep.label} does not replicate from ${master.host}:${master.port}: ${s.lastIoError || s.lastSqlError}`, {
-        hint: /1236/.test(s.lastIoError) ? 'the node holds transactions the new master lacks (errant GTIDs), or the master purged binlogs it needs' : 'see SHOW SLAVE STATUS on that node',
+        hint: denied
+          ? 'check replCredentials (the replication user and its password) and its grants on the master'
+          : /1236/.test(s.lastIoError) ? 'the node holds transactions the new master lacks (errant GTIDs), or the master purged binlogs it needs' : 'see SHOW SLAVE STATUS on that node',
       });
     }
     if (Date.now() >= deadline) {
