@@ -3,8 +3,8 @@
 // transactions), a bounded wait for a position, promoting a replica to a writable master, and
 // pointing a node (a replica, or a former master) at a new master by GTID.
 //
-// MariaDB 10.11 facts these rely on are measured and written down in README (topology file:
-// replCredentials, and the EMHA section); the short form:
+// MariaDB 10.11 facts these rely on are measured and written down in README ("Replication
+// primitives", under the topology file); the short form:
 //  - a former master continues from what its binlog holds: gtid_slave_pos is set to the per-domain
 //    higher of gtid_slave_pos and gtid_binlog_pos, then MASTER_USE_GTID=slave_pos;
 //  - RESET SLAVE ALL forgets the master but leaves gtid_slave_pos as it was;
@@ -15,10 +15,9 @@ import { endpointFrom } from './connect.js';
 import type { Flavor } from './gtid.js';
 import { gtidBehind, gtidCovers, gtidDifference as difference, mariaDifference, mariaMerge, mariaStateExtra, parseMariaPos, type GtidDifference } from './gtid.js';
 import { flavorOf, normalizeReplicaRows, type ReplicaStatus } from './server.js';
-import type { Topology } from '../config/load.js';
+import { expandPath, type Topology } from '../config/load.js';
 import type { Credentials } from '../config/schema.js';
 import { readDefaultsFile } from '../config/defaults-file.js';
-import { expandPath } from '../config/load.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 
 export type { GtidDifference } from './gtid.js';
