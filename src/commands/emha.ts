@@ -1,6 +1,6 @@
 // ezctl emha: master switch and failover in a zone (to come), and MHA's configuration kept true.
 import type { Command } from 'commander';
-import { action, examples, CLUSTER_OPTION } from './common.js';
+import { action, examples, CLUSTER_OPTION, durationOption, leaseOption } from './common.js';
 import { ExitCode } from '../core/exit.js';
 
 export function registerEmha(program: Command): void {
@@ -38,4 +38,45 @@ export function registerEmha(program: Command): void {
       process.stdout.write(await mhaSecrets(ctx, o));
       return ExitCode.ok;
     }));
+
+  // ---- emha watch (part M6): the monitor, its status and stop ----
+  emha
+    .command('watch')
+    .description("a long-running monitor of one cluster (one per cluster: a job lease). Every --interval it asks each zone's master from ezctl and from every replica's IO thread; a master dead at two looks in a row is failed over with --execute (else alerted), and topology drift (a replica added, moved or removed, a master changed by hand) is repaired in the topology file, the proxy, DRC and MHA's configs with --execute (else reported). One line per event (a JSON document with --json); `emha watch-status` / `emha watch-stop` reach it")
+    .option(...CLUSTER_OPTION)
+    .option('--execute', 'fail over dead masters and repair drift (without it: alert and report only, nothing changed)', false)
+    .addOption(durationOption('--interval <duration>', 'time between two looks', { bare: 's', as: 'ms', min: '100ms', max: '10m', default: '1s' }))
+    .addOption(durationOption('--timeout <duration>', 'each connection and query of a look gives up after this long (mysql2 has no read timeout: a hung master would hold the look for good)', { bare: 's', as: 'ms', min: '100ms', max: '1m', default: '2s' }))
+    .addOption(durationOption('--drift-grace <duration>', 'drift must last this long (and two looks) before --execute repairs it: a switch done by hand takes a few statements', { bare: 's', as: 'ms', min: '0s', max: '1h', default: '5s' }))
+    .option('--mha-dir <dir>', "MHA's config folder to keep current (default: <stateDir>/mha once `emha mha-config --out` wrote it)")
+    .addOption(durationOption('--for <duration>', 'end after this long (drills, tests; default: until stopped)', { bare: 's', as: 'ms', min: '1s' }))
+    .addOption(leaseOption())
+    .addHelpText('after', examples('ezctl emha watch --cluster orders', 'ezctl emha watch --cluster orders --execute --interval 1s', 'ezctl --json emha watch --cluster orders --execute | tee watch.log', 'ezctl emha watch-status --cluster orders'))
+    .action(action(async (ctx, o: { cluster?: string; execute: boolean; interval: number; timeout: number; driftGrace: number; mhaDir?: string; for?: number; lease: number }) => {
+      const { watch, renderWatchEvent, renderWatchReport } = await import('../core/emha/watch.js');
+      const emit = (e: import('../core/emha/watch.js').WatchEvent) => {
+        if (ctx.opts.json) process.stdout.write(JSON.stringify(e) + '\n');
+        else if (/failed|dead$|alert|unreachable|lost|error|held|^drift$/.test(e.event)) ctx.log.warn(renderWatchEvent(e));
+        else ctx.log.info(renderWatchEvent(e));
+      };
+      const r = await watch(ctx, {
+        execute: o.execute, intervalMs: o.interval, timeoutMs: o.timeout, leaseMs: o.lease, driftGraceMs: o.driftGrace,
+        ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.mhaDir ? { mhaDir: o.mhaDir } : {}), ...(o.for ? { forMs: o.for } : {}),
+      }, emit);
+      if (!ctx.opts.json) process.stdout.write(renderWatchReport(r) + '\n');
+      return r.stoppedBy === 'signal' ? ExitCode.interrupted : ExitCode.ok;
+    }));
+
+  for (const [name, cmd, what] of [['watch-status', 'status', "the running watch's looks: each zone's verdict, drift not repaired"], ['watch-stop', 'stop', 'end the running watch after its look under way']] as const) {
+    emha
+      .command(name)
+      .description(what)
+      .option(...CLUSTER_OPTION)
+      .action(action(async (ctx, o: { cluster?: string }) => {
+        const { watchControl, renderWatchStatus } = await import('../core/emha/watch.js');
+        const s = await watchControl(ctx, { cmd, ...(o.cluster ? { cluster: o.cluster } : {}) });
+        ctx.result(s, () => renderWatchStatus(s));
+        return ExitCode.ok;
+      }));
+  }
 }
