@@ -1,7 +1,7 @@
 // ezctl emha: master switch and failover in a zone (to come), and MHA's configuration kept true.
 import type { Command } from 'commander';
-import { action, examples, CLUSTER_OPTION } from './common.js';
-import { ExitCode } from '../core/exit.js';
+import { action, examples, CLUSTER_OPTION, durationOption, leaseOption } from './common.js';
+import { ExitCode, refused, badInput } from '../core/exit.js';
 
 export function registerEmha(program: Command): void {
   const emha = program
@@ -38,4 +38,57 @@ export function registerEmha(program: Command): void {
       process.stdout.write(await mhaSecrets(ctx, o));
       return ExitCode.ok;
     }));
+
+  // ---- emha switch (part M3) ----
+  emha
+    .command('switch')
+    .description("planned online master switch of one zone: preflight (all refusals at once, exit 4), then block writes on the old master (everyone, root included), wait until the candidate applied its final GTID, promote it (the point of no return), move the proxy, demote the old master under it, repoint the replicas, rewrite the topology file, drc repoint, rewrite MHA's config; rolled back before the point of no return, resumed after it")
+    .option(...CLUSTER_OPTION)
+    .option('--zone <name>', 'the zone whose master is switched')
+    .option('--to <node>', "the new master, a replica of the zone (default: the best one: replicating from the master, no delay, least behind)")
+    .option('--execute', 'switch (without it: the preflight and every step it would take; nothing changed)')
+    .addOption(durationOption('--max-lag <duration>', 'refuse a candidate further behind than this', { default: '1s' }))
+    .addOption(durationOption('--running-updates-limit <duration>', 'refuse while a write transaction on the master has run longer than this', { default: '10s' }))
+    .addOption(durationOption('--lock-wait <duration>', 'the bound of the write block: past it the block is given up, the master left as it was (exit 4)', { default: '3s' }))
+    .addOption(durationOption('--grace <duration>', 'after this long, client sessions holding the block back by writing are killed', { default: '1s' }))
+    .addOption(durationOption('--timeout <duration>', 'the bound of the wait until the candidate applied the final position', { default: '10s' }))
+    .option('--mha-dir <dir>', "MHA's config folder (emha mha-config --out) to rewrite (default <stateDir>/mha; nothing when the zone's file is not there)")
+    .option('--resume <job>', 'continue a switch that died: forward past its point of no return, rolled back before it')
+    .option('--rollback <job>', 'roll back a switch that died before its point of no return')
+    .addOption(leaseOption())
+    .addHelpText('after', examples('ezctl emha switch --cluster orders --zone bj', 'ezctl emha switch --cluster orders --zone bj --to bj-replica2 --execute', 'ezctl emha switch --cluster orders --resume 20261204-120102-3fa9c1'))
+    .action(action(async (ctx, o: { cluster?: string; zone?: string; to?: string; execute?: boolean; maxLag: number; runningUpdatesLimit: number; lockWait: number; grace: number; timeout: number; mhaDir?: string; resume?: string; rollback?: string; lease: number }) => {
+      const { emhaSwitch, emhaSwitchAgain, renderSwitch } = await import('../core/emha/index.js');
+      const { resultError } = await import('../core/steps/engine.js');
+      let r;
+      if (o.resume !== undefined || o.rollback !== undefined) {
+        if (o.resume !== undefined && o.rollback !== undefined) throw badInput('--resume and --rollback: give one');
+        const jobId = (o.resume ?? o.rollback)!;
+        r = await emhaSwitchAgain(ctx, { ...(o.cluster !== undefined ? { cluster: o.cluster } : {}), jobId, mode: o.resume !== undefined ? 'resume' : 'rollback', leaseMs: o.lease });
+      } else {
+        if (o.zone === undefined) throw badInput('emha switch needs --zone (or --resume/--rollback JOB)');
+        r = await emhaSwitch(ctx, {
+          ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
+          zone: o.zone,
+          ...(o.to !== undefined ? { to: o.to } : {}),
+          execute: !!o.execute,
+          maxLagMs: o.maxLag,
+          runningUpdatesLimitMs: o.runningUpdatesLimit,
+          lockWaitMs: o.lockWait,
+          graceMs: o.grace,
+          timeoutMs: o.timeout,
+          ...(o.mhaDir !== undefined ? { mhaDir: o.mhaDir } : {}),
+          leaseMs: o.lease,
+        });
+      }
+      ctx.result(r, () => renderSwitch(r));
+      const refusals = r.assessment?.refusals ?? [];
+      if (refusals.length) throw refused(`emha switch ${r.cluster}/${r.zone} refused: ${refusals.length === 1 ? refusals[0]! : `${refusals.length} reasons`}; nothing was changed`, { details: refusals.length > 1 ? refusals : [] });
+      if (r.result) {
+        const e = resultError(r.result);
+        if (e) throw e;
+      }
+      return ExitCode.ok;
+    }));
+  // ---- end emha switch ----
 }
