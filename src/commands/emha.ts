@@ -81,14 +81,14 @@ export function registerEmha(program: Command): void {
           leaseMs: o.lease,
         });
       }
-      ctx.result(r, () => renderSwitch(r));
       const refusals = r.assessment?.refusals ?? [];
-      if (refusals.length) throw refused(`emha switch ${r.cluster}/${r.zone} refused: ${refusals.length === 1 ? refusals[0]! : `${refusals.length} reasons`}; nothing was changed`, { details: refusals.length > 1 ? refusals : [] });
-      if (r.result) {
-        const e = resultError(r.result);
-        if (e) throw e;
-      }
-      return ExitCode.ok;
+      const err = refusals.length
+        ? refused(`emha switch ${r.cluster}/${r.zone} refused: ${refusals.length === 1 ? refusals[0]! : `${refusals.length} reasons`}; nothing was changed`, { details: refusals.length > 1 ? refusals : [] })
+        : r.result ? resultError(r.result) : undefined;
+      ctx.result(r, () => renderSwitch(r));
+      // --json: the report is the one document (its result says why); text: the error on stderr too
+      if (err && !ctx.opts.json) throw err;
+      return err ? err.exitCode : ExitCode.ok;
     }));
   // ---- end emha switch ----
 }

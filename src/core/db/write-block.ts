@@ -69,8 +69,9 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     await watch.close().catch(() => undefined);
   };
   try {
-    await holder.exec('SET GLOBAL read_only = 1');
+    // SET GLOBAL read_only=1 takes the global read lock too (a LOCK TABLES ... WRITE holds it back): bounded alike
     await holder.exec('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.ceil(o.lockWaitMs / 1000))]);
+    await holder.exec('SET GLOBAL read_only = 1');
     let done = false;
     const grace = (async () => {
       if (o.graceMs === undefined) return;

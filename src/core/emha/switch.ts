@@ -2,7 +2,7 @@
 // graceful-master-takeover and MHA's online switch do it. Preflight refusals all at once (exit 4,
 // nothing touched); then a journaled job (steps/engine.ts) under the cluster's lease:
 //   block-writes -> final-position -> catch-up -> promote (point of no return) -> move-proxy ->
-//   demote-old-master -> repoint-replicas -> topology-drc -> mha-config
+//   topology-drc -> demote-old-master -> repoint-replicas -> mha-config
 // A failure before the point of no return rolls back to the old master writable; after it the job
 // is resumed forward (`--resume JOB`). The application cannot write from the block until the proxy
 // has moved: the steps in between are only the catch-up wait and the promotion.
@@ -184,7 +184,10 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
     throw badInput(`--to ${o.to} is not a replica of ${cluster}/${o.zone}`, { hint: `its replicas: ${replicaNodes.map((n) => n.name).join(', ') || '(none)'}` });
   }
   const refusals: string[] = [];
-  const [master, ...reps] = await Promise.all([facts(ctx, masterNode), ...replicaNodes.map((n) => facts(ctx, n))]);
+  // the replicas first, then the master: under writes, a master read before its replicas looks
+  // behind them, and what they have would be taken for errant transactions
+  const reps = await Promise.all(replicaNodes.map((n) => facts(ctx, n)));
+  const master = await facts(ctx, masterNode);
   if (!master!.state) {
     throw refused(`the master ${masterNode.name} (${addrOf(masterNode)}) cannot be reached: ${master!.error}`, {
       hint: 'a switch needs the old master alive; a dead master is `ezctl emha failover`\'s',
@@ -314,7 +317,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
 
   const block: Step<SwitchParams> = {
     name: 'block-writes',
-    timeoutMs: p.lockWaitMs + p.graceMs + 10_000,
+    timeoutMs: p.lockWaitMs + 10_000,
     describe: () => ({ does: `block every write on the old master ${p.oldMaster.name} (${addrOf(p.oldMaster)}), privileged sessions included; writers still holding it back after --grace ${formatDuration(p.graceMs)} are killed; given up past --lock-wait ${formatDuration(p.lockWaitMs)}` }),
     async do(sc) {
       const o: Parameters<typeof blockWrites>[1] = { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log };
@@ -374,6 +377,19 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
       const killed = await b.killClients();
       await b.release({ restoreReadOnly: false });
       live.block = undefined;
+      // a write that reached the old master after its final position (only after a crash: the
+      // block went with its holder, and an admin session such as DRC's applier passes read_only)
+      // would be lost or conflict under the new master: named, never replicated over
+      const errant = await withNode(ctx, p, p.oldMaster, async (odb) => {
+        const o = await replState(odb);
+        const n = await withNode(ctx, p, p.newMaster, (ndb) => replState(ndb));
+        return errantGtids(o, n);
+      });
+      if (!errant.empty) {
+        throw runtimeError(`the old master ${p.oldMaster.name} has ${errant.count} transaction${errant.count === 1n ? '' : 's'} the new master ${p.newMaster.name} lacks: ${errant.text.join(', ')}`, {
+          hint: `it stays read_only and out of the routes; reconcile those rows (ezctl check), then make it a replica of ${p.newMaster.name} (ezctl emha rejoin) and resume the job`,
+        });
+      }
       await repointUnder(ctx, p, p.oldMaster, sc);
       return { killed };
     },
@@ -392,7 +408,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     async preflight() {
       return refusals;
     },
-    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p), ...takeoverSteps<SwitchParams>(ctx, p, { afterRoute: [demote] })],
+    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
   };
 }
 
