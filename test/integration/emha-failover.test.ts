@@ -271,8 +271,21 @@ test('a SIGSTOPped master whose replicas still see it is not failed over; after 
   assert.deepEqual(await writable(['sh-master', 'sh-replica1', 'sh-replica2']), ['sh-master']);
 });
 
-test('anti-flap: a zone that failed over within --anti-flap is refused', async () => {
+test('anti-flap: a zone that failed over within --anti-flap is refused; so is a candidate whose SQL thread cannot apply its relay log', async () => {
   const newMaster = loadTopology(sb.config).master(CLUSTER, 'bj').name;
+  const replica = newMaster === 'bj-replica1' ? 'bj-replica2' : 'bj-replica1';
+  // the last replica's SQL thread stops on a row it cannot apply (a duplicate key of its own)
+  await sqlOn(sb, replica, 'SET SESSION sql_log_bin = 0', "INSERT INTO ledger.entries (id, zone, n) VALUES (999999, 'x', 0)");
+  await sqlOn(sb, newMaster, "INSERT INTO ledger.entries (id, zone, n) VALUES (999999, 'bj', 0)");
+  await eventually(async () => {
+    const db = await sb.db(replica);
+    try {
+      const row = (await db.query<{ Last_SQL_Errno: number | string }>('SHOW SLAVE STATUS'))[0];
+      return Number(row?.Last_SQL_Errno) === 1062;
+    } finally {
+      await db.close();
+    }
+  }, 10_000, `${replica} to stop on the duplicate key`);
   process.kill(pidOf(newMaster), 'SIGKILL');
   try {
     const r = await eventually(async () => {
@@ -281,10 +294,17 @@ test('anti-flap: a zone that failed over within --anti-flap is refused', async (
     }, 20_000, 'the anti-flap refusal');
     assert.equal(r.code, 4, show(r));
     assert.match(r.stderr, /failed over .* ago \(job /);
+    assert.match(r.stderr, new RegExp(`${replica}.*SQL thread stopped on relay log it cannot apply`));
+    const noFlap = await sb.run(['emha', 'failover', '--zone', 'bj', '--execute', '--anti-flap', '0s']);
+    assert.equal(noFlap.code, 4, show(noFlap));
+    assert.doesNotMatch(noFlap.stderr, /anti-flap/);
+    assert.match(noFlap.stderr, new RegExp(`no replica of zone bj can be promoted: ${replica}: .*Duplicate entry`));
     assert.equal(loadTopology(sb.config).master(CLUSTER, 'bj').name, newMaster, 'nothing changed');
+    assert.deepEqual(loadTopology(sb.config).fencedNames(CLUSTER, 'bj'), ['bj-master']);
   } finally {
     const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
     assert.equal(up.code, 0, show(up));
+    await sqlOn(sb, replica, 'SET SESSION sql_log_bin = 0', 'DELETE FROM ledger.entries WHERE id = 999999', 'START SLAVE');
   }
   assert.equal(Number(await q(newMaster, 'SELECT @@read_only')), 0, 'the file\'s master restarts writable');
   assert.equal(Number(await q('bj-master', 'SELECT @@read_only')), 1);
