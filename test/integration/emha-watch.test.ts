@@ -106,11 +106,13 @@ async function stopWatch(w: Watch): Promise<number | null> {
   return w.exited;
 }
 
-test('a SIGSTOPped master is unreachable, never dead, while its replicas still read from it; alive again after SIGCONT', async () => {
+test('a SIGSTOPped master is unreachable, never dead, while its replicas still read from it (the watch --execute does not fail it over); alive again after SIGCONT', async () => {
   const c = ctx();
   const topo = await c.topology();
   const alive = await assessMaster(c, topo, 'demo', 'bj', { connectTimeoutMs: 1000 });
   assert.equal(alive.verdict, 'alive', JSON.stringify(alive));
+  const w = startWatch(['--execute', '--interval', '300ms', '--lease', '5s']);
+  await w.waitFor((e) => e.event === 'started', 20_000, 'started');
   const pid = pidOf('bj-master');
   process.kill(pid, 'SIGSTOP');
   stoppedPids.add(pid);
@@ -122,11 +124,17 @@ test('a SIGSTOPped master is unreachable, never dead, while its replicas still r
       assert.equal(a.vantages.find((v) => v.from === 'ezctl')!.sees, 'unreachable');
       assert.deepEqual(a.vantages.filter((v) => v.from !== 'ezctl').map((v) => v.sees), ['alive', 'alive']);
     }
+    const u = await w.waitFor((e) => e.event === 'master-unreachable', 15_000, 'the watch saw it unreachable');
+    assert.match(u.message, /bj-replica1 still reads from it, bj-replica2 still reads from it: not dead, no failover/);
   } finally {
     process.kill(pid, 'SIGCONT');
     stoppedPids.delete(pid);
   }
   await eventually(async () => (await assessMaster(c, topo, 'demo', 'bj', { connectTimeoutMs: 1000 })).verdict === 'alive', 10_000, 'the master alive again');
+  await w.waitFor((e) => e.event === 'master-alive', 15_000, 'the watch saw it alive again');
+  assert.equal(await stopWatch(w), 0, w.stderr());
+  assert.deepEqual(w.events.filter((e) => /master-dead|failover/.test(e.event)), [], 'never dead, no failover');
+  assert.equal(fileMaster(), 'bj-master');
 });
 
 test('a switch done by hand: the watch without --execute reports it and changes nothing; a second watch is refused naming the first', async () => {
