@@ -79,4 +79,49 @@ export function registerEmha(program: Command): void {
         return ExitCode.ok;
       }));
   }
+
+  // ---- failover and rejoin (part M4) ----
+  emha
+    .command('failover')
+    .description("the zone's master is dead: confirm it from more than one vantage point (ezctl cannot connect AND every replica's IO thread lost it), promote the most advanced replica once it applied its relay log, fence the old master (topology fenced list, proxy, DRC; read_only when it comes back), name the GTIDs lost, set DRC checkpoints back to the new master, repoint replicas, proxy, topology file and DRC. Without --execute: the assessment and the steps")
+    .option(...CLUSTER_OPTION)
+    .requiredOption('--zone <name>', 'the zone whose master is dead')
+    .option('--to <node>', 'the replica to promote (default: the one that received most)')
+    .option('--execute', 'run the failover (without it: the assessment, the candidate, the GTIDs known lost and the steps; nothing changed)')
+    .addOption(durationOption('--anti-flap <duration>', "refused while the zone's last failover is more recent than this (0s: never refused)", { bare: 's', as: 'ms', default: '1h' }))
+    .addOption(durationOption('--relay-timeout <duration>', 'how long the candidate gets to apply its relay log', { bare: 's', as: 'ms', min: '1s', default: '60s' }))
+    .addOption(durationOption('--probe-timeout <duration>', "each of ezctl's two connection tries to the master, and each replica's answer", { bare: 's', as: 'ms', min: '100ms', max: '1m', default: '2s' }))
+    .option('--resume <job>', 'continue a failover job from its journal (forward past its point of no return, else rolled back)')
+    .option('--rollback <job>', 'undo a failover job that has not passed its point of no return')
+    .addOption(leaseOption())
+    .addHelpText('after', examples('ezctl emha failover --cluster orders --zone bj', 'ezctl emha failover --cluster orders --zone bj --execute', 'ezctl --json emha failover --zone bj --execute --anti-flap 10m', 'ezctl emha failover --zone bj --resume 20261204-120101-3fa9c1'))
+    .action(action(async (ctx, o: { cluster?: string; zone: string; to?: string; execute?: boolean; antiFlap: number; relayTimeout: number; probeTimeout: number; resume?: string; rollback?: string; lease?: number }) => {
+      const { emhaFailover, renderFailover, failoverError } = await import('../core/emha/failover.js');
+      const fo: import('../core/emha/failover.js').FailoverOptions = { zone: o.zone, execute: !!o.execute || !!o.resume || !!o.rollback, antiFlapMs: o.antiFlap, relayTimeoutMs: o.relayTimeout, probeTimeoutMs: o.probeTimeout };
+      if (o.cluster) fo.cluster = o.cluster;
+      if (o.to) fo.to = o.to;
+      if (o.resume) fo.resume = o.resume;
+      if (o.rollback) fo.rollback = o.rollback;
+      if (o.lease) fo.leaseMs = o.lease;
+      const r = await emhaFailover(ctx, fo);
+      ctx.result(r, () => renderFailover(r));
+      const err = failoverError(r);
+      if (err) throw err;
+      return ExitCode.ok;
+    }));
+
+  emha
+    .command('rejoin')
+    .description("a fenced old master (or a replica a failover could not repoint) becomes a read_only replica of its zone's master, only when it has no transaction the master lacks (per server, @@gtid_binlog_state), else refused naming them; its fence is lifted on success")
+    .option(...CLUSTER_OPTION)
+    .requiredOption('--node <name>', 'the node to rejoin (its name in the topology file)')
+    .option('--execute', 'rejoin it (without it: the check and the steps; nothing changed)')
+    .addOption(durationOption('--timeout <duration>', 'how long it gets to start replicating', { bare: 's', as: 'ms', min: '1s', default: '30s' }))
+    .addHelpText('after', examples('ezctl emha rejoin --cluster orders --node bj-master', 'ezctl emha rejoin --cluster orders --node bj-master --execute'))
+    .action(action(async (ctx, o: { cluster?: string; node: string; execute?: boolean; timeout: number }) => {
+      const { emhaRejoin, renderRejoin } = await import('../core/emha/rejoin.js');
+      const r = await emhaRejoin(ctx, { node: o.node, execute: !!o.execute, timeoutMs: o.timeout, ...(o.cluster ? { cluster: o.cluster } : {}) });
+      ctx.result(r, () => renderRejoin(r));
+      return ExitCode.ok;
+    }));
 }
