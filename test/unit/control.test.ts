@@ -108,6 +108,6 @@ test('a typed round trip over the socket (mode 0600); a bad argument is bad inpu
 
 test('the declared kinds: what osc, DRC and check full answer', () => {
   assert.equal(accepted(oscJob), 'status, pause, resume, cut-over, set key=<chunk-time> value=<string>, abort');
-  assert.equal(accepted(drcJob), 'status, pause [direction=<string>], resume [direction=<string>], stop, repoint zone=<string>');
+  assert.equal(accepted(drcJob), 'status, pause [direction=<string>], resume [direction=<string>], stop, repoint zone=<string>, checkpoint direction=<string> position=<string> source=<string>');
   assert.equal(accepted(checkJob), 'status, pause, resume, stop');
 });

@@ -93,3 +93,31 @@ export function setZoneMaster(doc: Document, cluster: string, zone: string, addr
   if (idx >= 0) doc.setIn([...zonePath, 'replicas', idx], oldNode);
   doc.setIn([...zonePath, 'master'], newNode);
 }
+
+/**
+ * Add a node (by name) to its zone's `fenced` list: it must never take writes again (an old master
+ * after a failover). Idempotent; the caller checks the node is in the zone.
+ */
+export function fenceNode(doc: Document, cluster: string, zone: string, name: string): void {
+  const path = ['clusters', cluster, 'zones', zone, 'fenced'];
+  const now = fencedIn(doc, path);
+  if (now.includes(name)) return;
+  if (doc.hasIn(path)) doc.addIn(path, name);
+  else doc.setIn(path, doc.createNode([name], { flow: true }));
+}
+
+/** Take a node off its zone's `fenced` list (the key goes when the list is left empty). Idempotent. */
+export function unfenceNode(doc: Document, cluster: string, zone: string, name: string): void {
+  const path = ['clusters', cluster, 'zones', zone, 'fenced'];
+  const now = fencedIn(doc, path);
+  const i = now.indexOf(name);
+  if (i < 0) return;
+  if (now.length === 1) doc.deleteIn(path);
+  else doc.deleteIn([...path, i]);
+}
+
+function fencedIn(doc: Document, path: string[]): string[] {
+  const v = doc.getIn(path) as { toJSON?: () => unknown } | undefined;
+  const js = v?.toJSON?.() ?? v;
+  return Array.isArray(js) ? js.map(String) : [];
+}

@@ -47,6 +47,8 @@ export interface ResolvedNode {
   credentials: Credentials;
   /** directory the topology file lives in: relative defaults files resolve from here */
   baseDir: string;
+  /** listed in its zone's `fenced`: it must never take writes again (DRC and the proxy refuse it) */
+  fenced?: boolean;
 }
 
 export function nodeLabel(n: Pick<ResolvedNode, 'host' | 'port' | 'socket'>): string {
@@ -106,6 +108,16 @@ export class Topology {
     return out;
   }
 
+  /** The names a zone's `fenced` list holds (empty when none). */
+  fencedNames(clusterName: string, zone: string): string[] {
+    return [...(this.cluster(clusterName).config.zones[zone]?.fenced ?? [])];
+  }
+
+  /** The node of a cluster by its name (any zone), or undefined. */
+  node(clusterName: string, name: string): ResolvedNode | undefined {
+    return this.nodes(clusterName).find((n) => n.name === name);
+  }
+
   master(clusterName: string, zone: string): ResolvedNode {
     const n = this.nodes(clusterName).find((x) => x.zone === zone && x.role === 'master');
     if (!n) throw badInput(`cluster ${clusterName} has no zone ${JSON.stringify(zone)}`, { hint: `zones: ${this.zonesOf(clusterName).join(', ')}` });
@@ -139,6 +151,7 @@ export class Topology {
     };
     if (n.socket) out.socket = n.socket;
     if (n.tls) out.tls = n.tls;
+    if (c.zones[zone]?.fenced?.includes(out.name)) out.fenced = true;
     return out;
   }
 }

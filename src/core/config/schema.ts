@@ -101,6 +101,10 @@ const zoneNodesSchema = z.strictObject({
   master: nodeSchema,
   replicas: z.array(nodeSchema).default([]),
   proxy: proxySchema.optional(),
+  // Nodes that must never take writes again (an old master after `emha failover`, until `emha
+  // rejoin`): DRC neither reads from nor writes to them, the proxy routes nothing to them, and
+  // the sandbox restarts them read_only. Each is a node name of this zone.
+  fenced: z.array(name('node name')).optional(),
 });
 
 // Shard ids owned by a zone: "0-31", "0-15,48-63", or a list of numbers.
@@ -179,6 +183,8 @@ const clusterSchema = z
     writerZone: name('zone name').optional(),
     databases: z.array(name('database name')).optional(),
     credentials: credentialsSchema.optional(),
+    // the replication user for CHANGE MASTER (emha): this cluster's, over the file's
+    replCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').optional(),
     zones: z.record(z.string(), zoneNodesSchema),
     shards: shardsSchema.optional(),
@@ -193,6 +199,8 @@ export const topologySchema = z
     zones: z.array(name('zone name')).min(1, { error: () => 'empty (at least one zone)' }),
     credentials: credentialsSchema.default({}),
     appCredentials: credentialsSchema.optional(),
+    // the replication user a switch or failover gives CHANGE MASTER (user + passwordEnv or defaultsFile)
+    replCredentials: credentialsSchema.optional(),
     drcTimestampColumn: name('column name').default('drc_ts'),
     // where daemons keep pid files, logs and control sockets (relative to this file)
     stateDir: text('a directory path').optional(),
@@ -227,6 +235,12 @@ export const topologySchema = z
         if (!isMap(zn)) continue;
         const nodes: Array<[unknown, (string | number)[], string]> = [[zn.master, ['master'], `${z}-master`]];
         if (Array.isArray(zn.replicas)) zn.replicas.forEach((r, i) => nodes.push([r, ['replicas', i], `${z}-replica${i + 1}`]));
+        const names = new Set(nodes.map(([n, , generated]) => (isMap(n) && typeof n.name === 'string' ? n.name : generated)));
+        if (Array.isArray(zn.fenced)) {
+          zn.fenced.forEach((f, i) => {
+            if (typeof f === 'string' && !names.has(f)) ctx.addIssue({ code: 'custom', path: [...base, 'zones', z, 'fenced', i], message: `${show(f)} is not a node of zone ${z} (${[...names].join(', ')})` });
+          });
+        }
         for (const [n, rel, generated] of nodes) {
           if (!isMap(n)) continue;
           const where = serverKey(n);

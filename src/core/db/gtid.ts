@@ -123,3 +123,107 @@ export function gtidCovers(flavor: Flavor, a: string, b: string): boolean {
 export function gtidBehind(flavor: Flavor, a: string, b: string): bigint {
   return flavor === 'mariadb' ? mariaBehind(parseMariaPos(a), parseMariaPos(b)) : mysqlBehind(parseMysqlSet(a), parseMysqlSet(b));
 }
+
+// ---- differences: what one side has that the other lacks ------------------------------------
+
+/**
+ * GTIDs named by a difference, for people and for counting.
+ *  text:  MariaDB "domain-server-seq" for one transaction, "domain-server-lo..hi" for a run
+ *         (the server is the one of the last GTID of the run: a position keeps no other);
+ *         MySQL "uuid:lo-hi:n" (the usual GTID set notation), one element per source uuid.
+ *  count: how many transactions (for MariaDB state entries, see mariaStateExtra: at least that many).
+ */
+export interface GtidDifference { text: string[]; count: bigint; empty: boolean }
+
+/** Every GTID of a MariaDB list as written, one per (domain, server) when it is a gtid_binlog_state. */
+export function parseMariaList(s: string | null | undefined): MariaGtid[] {
+  const out: MariaGtid[] = [];
+  for (const part of (s ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
+    if (!m) throw new Error(`${JSON.stringify(part)} is not a MariaDB GTID (domain-server-seq)`);
+    out.push({ domain: Number(m[1]), server: Number(m[2]), seq: BigInt(m[3]!) });
+  }
+  return out;
+}
+
+/** Per domain the higher of two positions (what a server holds across gtid_slave_pos and gtid_binlog_pos). */
+export function mariaMerge(...positions: Array<string | null | undefined>): string {
+  const out: MariaPos = new Map();
+  for (const p of positions) {
+    for (const g of parseMariaPos(p).values()) {
+      const prev = out.get(g.domain);
+      if (!prev || prev.seq < g.seq) out.set(g.domain, g);
+    }
+  }
+  return formatMariaPos(out);
+}
+
+/** MariaDB: per domain, the seqs of a past b's (the whole domain from 1 when b has none of it). */
+export function mariaDifference(a: MariaPos, b: MariaPos): GtidDifference {
+  const text: string[] = [];
+  let count = 0n;
+  for (const g of [...a.values()].sort((x, y) => x.domain - y.domain)) {
+    const from = (b.get(g.domain)?.seq ?? 0n) + 1n;
+    if (g.seq < from) continue;
+    text.push(from === g.seq ? `${g.domain}-${g.server}-${g.seq}` : `${g.domain}-${g.server}-${from}..${g.seq}`);
+    count += g.seq - from + 1n;
+  }
+  return { text, count, empty: count === 0n };
+}
+
+/** MySQL: the set difference a − b. */
+export function mysqlDifference(a: MysqlSet, b: MysqlSet): GtidDifference {
+  const out: MysqlSet = new Map();
+  let count = 0n;
+  for (const [u, ivs] of a) {
+    let rest: Array<[bigint, bigint]> = ivs.map(([lo, hi]) => [lo, hi]);
+    for (const [x, y] of b.get(u) ?? []) {
+      const next: Array<[bigint, bigint]> = [];
+      for (const [lo, hi] of rest) {
+        if (y < lo || x > hi) {
+          next.push([lo, hi]);
+          continue;
+        }
+        if (lo < x) next.push([lo, x - 1n]);
+        if (hi > y) next.push([y + 1n, hi]);
+      }
+      rest = next;
+    }
+    if (rest.length) {
+      out.set(u, rest);
+      for (const [lo, hi] of rest) count += hi - lo + 1n;
+    }
+  }
+  const formatted = formatMysqlSet(out);
+  return { text: formatted ? formatted.split(',') : [], count, empty: count === 0n };
+}
+
+/** Flavor-neutral difference of two positions (MariaDB) or GTID sets (MySQL): what `a` has that `b` lacks. */
+export function gtidDifference(flavor: Flavor, a: string, b: string): GtidDifference {
+  return flavor === 'mariadb' ? mariaDifference(parseMariaPos(a), parseMariaPos(b)) : mysqlDifference(parseMysqlSet(a), parseMysqlSet(b));
+}
+
+/**
+ * MariaDB gtid_binlog_state entries (one per domain and server) of `a` that `b`'s state shows it
+ * never had: b's last GTID of that server in that domain is older, or b has none. Catches a
+ * transaction a wrote in a domain whose position b has since passed with other transactions (a
+ * position-only comparison no longer sees it). Skips entries past `bPos` in their domain: the
+ * position difference names those already. Each entry stands for at least one transaction.
+ */
+export function mariaStateExtra(aState: string, bState: string, bPos: string): GtidDifference {
+  const bHas = new Map<string, bigint>();
+  for (const g of parseMariaList(bState)) {
+    const k = `${g.domain}-${g.server}`;
+    const prev = bHas.get(k);
+    if (prev === undefined || prev < g.seq) bHas.set(k, g.seq);
+  }
+  const reach = parseMariaPos(bPos);
+  const text: string[] = [];
+  for (const g of parseMariaList(aState).sort((x, y) => x.domain - y.domain || x.server - y.server)) {
+    const top = reach.get(g.domain)?.seq ?? 0n;
+    if (g.seq > top) continue;
+    const had = bHas.get(`${g.domain}-${g.server}`);
+    if (had === undefined || had < g.seq) text.push(`${g.domain}-${g.server}-${g.seq}`);
+  }
+  return { text, count: BigInt(text.length), empty: text.length === 0 };
+}

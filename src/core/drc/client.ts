@@ -16,6 +16,7 @@ import { command, jobKind, sendJob, type JobAddress } from '../control/commands.
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
 import { measureDrcLagMs, type DrcLagPair } from '../throttle/signals.js';
+import { drcDomainFor, writeAsDrc } from '../cluster/session.js';
 
 export type PipelineState = 'starting' | 'running' | 'paused' | 'retrying' | 'error' | 'stopped';
 
@@ -69,6 +70,8 @@ export interface PipelineStatus {
   lastErrorAt: string | null;
   /** while state is 'error': what it stopped on (null otherwise, and from a daemon older than this field) */
   stoppedOn?: StoppedOn | null;
+  /** a checkpoint set (setCheckpoint) and not written yet: it is written when a session reads `source` */
+  pendingCheckpoint?: { position: string; source: string } | null;
 }
 
 export interface DaemonStatus {
@@ -86,6 +89,11 @@ export const drcJob = jobKind('DRC daemon', {
   resume: command<DaemonStatus>()('resume directions (all, or those named)', { direction: { type: 'string', optional: true } }),
   stop: command<{ stopping: true; pid: number }>()('stop the daemon'),
   repoint: command<DaemonStatus>()("reload the topology file and reconnect a zone's directions to its master", { zone: { type: 'string' } }),
+  checkpoint: command<DaemonStatus>()("set a direction's checkpoint when its next session reads from source (host:port): after a failover, the new master's position", {
+    direction: { type: 'string' },
+    position: { type: 'string' },
+    source: { type: 'string' },
+  }),
 });
 
 export function drcStateDir(topo: Topology, cluster: string): string {
@@ -203,6 +211,70 @@ export class DrcClient {
     if (!(await this.daemonHere())) return false;
     await sendJob(this.address, 'repoint', { zone });
     return true;
+  }
+
+  /** The checkpoint of direction from->to (the source position it has applied), read at to's master; null when none. */
+  async checkpointOf(from: string, to: string): Promise<string | null> {
+    const db = await this.ctx.connect(this.topo.master(this.cluster, to));
+    try {
+      const v = await db.value<string | null>(`SELECT source_position FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [`${this.cluster}:${from}->${to}`]).catch(() => null);
+      return v === null || v === undefined ? null : String(v);
+    } finally {
+      await db.close();
+    }
+  }
+
+  /**
+   * Set direction from->to's checkpoint to `position` (after a failover: the new master's position
+   * in the zone's own domain, in place of one the new master never had; DRC would otherwise stop
+   * as diverged, or skip the new master's transactions that reuse those sequence numbers).
+   * With a daemon on this host, it writes it at the start of its next session whose source is
+   * `source` (repoint the zone after this call; waitCheckpoint tells when it is written). With no
+   * daemon here, it is written at once at to's master under the direction's lock, which is refused
+   * (exit 4) while a daemon elsewhere holds it. `sourceDomain`: the GTID domain of from's writes
+   * (MariaDB), so the write is logged as DRC's, not as to's own.
+   */
+  async setCheckpoint(from: string, to: string, position: string, source: { host: string; port: number }, o: { sourceDomain?: number; drcDomainOffset: number }): Promise<{ via: 'daemon' | 'server'; previous: string | null }> {
+    const id = `${this.cluster}:${from}->${to}`;
+    const previous = await this.checkpointOf(from, to);
+    if (await this.daemonHere()) {
+      await sendJob(this.address, 'checkpoint', { direction: `${from}->${to}`, position, source: `${source.host}:${source.port}` });
+      return { via: 'daemon', previous };
+    }
+    const node = this.topo.master(this.cluster, to);
+    const db = await this.ctx.connect(node);
+    try {
+      const lock = `ezctl-drc:${id}`.slice(0, 64);
+      if (Number(await db.value<number | string>('SELECT GET_LOCK(?, 0)', [lock])) !== 1) {
+        throw refused(`cannot set the checkpoint of ${id}: a DRC daemon on another host applies it (it holds its lock at ${node.name} ${describeAddress(node)})`, {
+          hint: `run this where that daemon runs, or stop it; then set ${STATE_SCHEMA}.${CHECKPOINT_TABLE} pipeline '${id}' to ${position}`,
+        });
+      }
+      try {
+        await writeAsDrc(db, drcDomainFor(o.sourceDomain, o.drcDomainOffset));
+        await db.exec(
+          `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) VALUES (?, ?, '', 0) ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = ''`,
+          [id, position],
+        );
+      } finally {
+        await db.value('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
+      }
+    } finally {
+      await db.close();
+    }
+    return { via: 'server', previous };
+  }
+
+  /** Wait until this host's daemon has written the checkpoint set for from->to (true), or timeoutMs passed (false). */
+  async waitCheckpoint(from: string, to: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const st = await this.daemonStatus();
+      const d = st?.directions.find((x) => x.from === from && x.to === to);
+      if (!st || !d?.pendingCheckpoint) return true;
+      if (Date.now() > deadline || signal?.aborted) return false;
+      await sleep(100);
+    }
   }
 
   /**

@@ -241,6 +241,13 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
       for (const h of heartbeats) if (h.zone === zone) h.reconnect();
       return status();
     },
+    checkpoint({ direction, position, source }) {
+      const [p] = pick(direction).filter((x) => `${x.o.from}->${x.o.to}` === direction);
+      if (!p) throw new Error(`no direction ${direction} (have ${pipelines.map((x) => `${x.o.from}->${x.o.to}`).join(', ')})`);
+      ctx.log.warn(`${p.id}: checkpoint to be set to ${position} when it reads from ${source}`);
+      void p.setCheckpoint(position, source);
+      return status();
+    },
   });
   writeFileSync(join(dir, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
   onInterrupt(async () => {
@@ -299,8 +306,11 @@ class HeartbeatWriter {
     if (this.busy || this.stopped) return;
     this.busy = true;
     try {
+      // a fenced master (the file not repointed yet after a failover) gets nothing, not even a connection
+      const n = this.node();
+      if (n.fenced) throw new Error(`${n.name} is fenced in the topology file: no heartbeat is written to it`);
       if (!this.db) {
-        const db = await this.ctx.connect(this.node());
+        const db = await this.ctx.connect(n);
         // the table may not exist yet on a fresh master: create it under DRC's domain, unreplicated
         const info = await serverInfo(db);
         await withDrcWrites(db, drcDomainFor(info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, this.offset), () => ensureStateSchema(db));

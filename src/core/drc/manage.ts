@@ -64,6 +64,8 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
   }
   const port = addr.port ?? 3306;
   const old = topo.master(cluster, o.zone);
+  const fenced = topo.nodes(cluster).find((n) => n.zone === o.zone && n.fenced && n.port === port && sameHost(n.host, addr.host));
+  if (fenced) throw refused(`${addr.host}:${port} is ${fenced.name}, fenced in zone ${o.zone} (an old master after a failover): DRC never reads from or writes to a fenced node`, { hint: `rejoin it first (ezctl emha rejoin --cluster ${cluster} --node ${fenced.name}), or choose another master` });
   const ep = await endpointFrom({ host: addr.host, port, label: `new master ${addr.host}:${port}` }, old.credentials, topo.dir, ctx.secrets());
   const db = await connect(ep, { timeoutMs: ctx.opts.connectTimeout * 1000 });
   try {
@@ -86,4 +88,11 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
  */
 export async function drcWait(ctx: Ctx, o: { cluster?: string; from: string; to: string; timeoutMs: number }): Promise<DrcWaitResult> {
   return (await drcClient(ctx, o.cluster)).wait(o.from, o.to, o.timeoutMs);
+}
+
+const LOOPBACK = ['localhost', '127.0.0.1', '::1'];
+function sameHost(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  return x === y || (LOOPBACK.includes(x) && LOOPBACK.includes(y));
 }

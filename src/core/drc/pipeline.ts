@@ -98,6 +98,12 @@ export class Pipeline {
   private resumeError: (() => void) | undefined;
   private appliedPos: string | null = null;
   private lastError: { message: string; at: Date; stoppedOn?: StoppedOn } | undefined;
+  /**
+   * A checkpoint to write before the next session reads it (after a failover, the new master's
+   * position in place of one the new master never had), only when that session's source is the
+   * server named: a session still pointed at the old master never takes it.
+   */
+  private override: { position: string; source: string; done: Array<() => void> } | undefined;
   /** when the current session reached 'running' (or 'paused') */
   private runningSince = 0;
   private done: Promise<void> | undefined;
@@ -160,6 +166,27 @@ export class Pipeline {
   /** Reconnect both ends (after a repoint): the session ends and a new one starts from the checkpoint. */
   restart(): void {
     this.abortSession?.(new Restart('restart'));
+    // waiting to retry an unreachable master: try the (new) one now, not after the backoff
+    if (this.state === 'retrying') this.resumeError?.();
+  }
+
+  /**
+   * Set this direction's checkpoint to `position` at the start of the next session whose source is
+   * `source` (host:port): written under the direction's lock, before the checkpoint is read, so the
+   * session resumes from it. A direction stopped as diverged tries again. Resolves once written.
+   */
+  setCheckpoint(position: string, source: string): Promise<void> {
+    const prev = this.override?.done ?? [];
+    return new Promise<void>((resolve) => {
+      this.override = { position, source, done: [...prev, resolve] };
+      this.abortSession?.(new Restart('a checkpoint was set'));
+      if (this.state === 'retrying' || this.state === 'error') this.resumeError?.();
+    });
+  }
+
+  /** The checkpoint waiting for a session from its source, if any (status). */
+  get pendingCheckpoint(): { position: string; source: string } | null {
+    return this.override ? { position: this.override.position, source: this.override.source } : null;
   }
 
   private async run(): Promise<void> {
@@ -199,6 +226,11 @@ export class Pipeline {
     this.state = this.state === 'error' ? 'error' : 'starting';
     const sourceNode = this.o.source();
     const targetNode = this.o.target();
+    // A fenced node (an old master after a failover) must never take writes again nor be read
+    // as a zone's master: nothing is sent to it, not even a connection.
+    for (const [n, role] of [[sourceNode, 'read from'], [targetNode, 'written to']] as const) {
+      if (n.fenced) throw new Error(`${n.name} (${describeAddress(n)}) is fenced in the topology file (zone ${n.zone}): DRC never ${role === 'read from' ? 'reads from' : 'writes to'} a fenced node; point the zone at its new master (ezctl drc repoint), or rejoin the node (ezctl emha rejoin)`);
+    }
     const sourceEp = await this.o.endpoint(sourceNode);
     const targetEp = await this.o.endpoint(targetNode);
     let target: Db | undefined;
@@ -230,8 +262,16 @@ export class Pipeline {
       // a previous session's connection may take a moment to be gone on the server
       const got = await target.value<number | string>('SELECT GET_LOCK(?, 5)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
       if (Number(got) !== 1) throw new Error(`another DRC daemon is applying ${this.id} at ${describeAddress(targetNode)} (its lock is held)`);
-      const cp = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
       const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to }, target);
+      const ov = this.override;
+      if (ov && ov.source === `${sourceNode.host}:${sourceNode.port}`) {
+        const before = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
+        await applier.advance(ov.position, '');
+        this.o.log.warn(`${this.id}: checkpoint set to ${ov.position} (was ${before?.p ?? 'none'}), for ${sourceNode.name} (${describeAddress(sourceNode)})`);
+        if (this.override === ov) this.override = undefined;
+        for (const d of ov.done) d();
+      }
+      const cp = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
       let start: string;
       if (cp) {
         start = ownDomain === undefined ? cp.p : resumePosition(cp.p, info.gtidBinlogPos, ownDomain);
@@ -515,6 +555,7 @@ export class Pipeline {
       lastError: this.lastError?.message ?? null,
       lastErrorAt: this.lastError?.at.toISOString() ?? null,
       stoppedOn: this.state === 'error' ? this.lastError?.stoppedOn ?? null : null,
+      pendingCheckpoint: this.pendingCheckpoint,
     };
   }
 }

@@ -16,7 +16,7 @@ export const MAX_LEASE_MS = 600_000;
 /** The target of a job that holds the whole cluster (a master or zone switch). */
 export const CLUSTER_TARGET = 'cluster';
 
-export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'gz-switch', 'dbus'] as const;
+export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'gz-switch', 'dbus'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobStatus = 'running' | 'done' | 'failed' | 'aborted';
 

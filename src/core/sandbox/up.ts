@@ -16,6 +16,7 @@ import {
 import { readPidFile, stopProcess } from '../process/pids.js';
 import { DEMO_SHARD_TABLES } from './demo-schema.js';
 import { findHaproxy, haproxyVersion, isOurHaproxy, startHaproxy, writeConfig, type ProxyModel } from '../proxy/index.js';
+import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
 
 export const STATE_FILE = 'sandbox.json';
 
@@ -263,6 +264,7 @@ function topologyYaml(state: SandboxState): string {
     zones: state.zones,
     credentials: { user: 'ezctl', defaultsFile: 'client.cnf' },
     appCredentials: { user: 'app', defaultsFile: 'app.cnf' },
+    replCredentials: { user: 'repl', defaultsFile: 'repl.cnf' },
     drcTimestampColumn: 'drc_ts',
     stateDir: 'state',
     clusters: {
@@ -389,7 +391,8 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
           const st = state!;
           writeCnf(join(st.dir, 'client.cnf'), 'ezctl', secrets.admin);
           writeCnf(join(st.dir, 'app.cnf'), 'app', secrets.app);
-          writeFileSync(join(st.dir, '.repl'), secrets.repl, { mode: 0o600 });
+          // the replication user, for the CHANGE MASTER of a switch or failover (replCredentials)
+          writeCnf(join(st.dir, 'repl.cnf'), 'repl', secrets.repl);
           await Promise.all(st.nodes.map(async (n) => {
             const db = await connect(socketEndpoint(n, 'root'));
             try {
@@ -481,10 +484,56 @@ async function restartExisting(ctx: Ctx, state: SandboxState, o: UpOptions, t0: 
   }
   const names = [...down.map((n) => n.name), ...proxiesDown.map((p) => `proxy-${p.zone}`)];
   ctx.log.info(`restarting ${names.join(', ')}`);
+  // a node comes back as the topology file says it is now (a switch or failover moved the master;
+  // a fenced old master must never take writes again): read_only unless it is its zone's master
+  for (const n of down) {
+    const ro = readOnlyNow(ctx, state, n);
+    if (ro !== n.readOnly) ctx.log.info(`${n.name} restarts ${ro ? 'read_only: the topology file no longer names it its zone\'s master' : 'writable: the topology file names it its zone\'s master'}`);
+    n.readOnly = ro;
+  }
+  for (const n of down.filter((x) => x.readOnly && fencedInFile(state, x))) ctx.log.info(`${n.name} is fenced in the topology file: it restarts read_only and nothing is routed to it`);
   if (down.length) await startNodes(ctx, await findServerKit(), state, down);
   // from the configuration as it is: it holds the routes as they were last moved
   if (proxiesDown.length) await startProxies(ctx, state, proxiesDown);
   return report(state, names, true, t0);
+}
+
+/** The sandbox's topology file as it is now, or undefined when it cannot be read (then the state's roles hold). */
+function fileNow(state: SandboxState): Topology | undefined {
+  try {
+    return loadTopology(join(state.dir, 'ezctl.yaml'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file's node for a sandbox node (by port: names may have been edited), or undefined. */
+function fileNode(topo: Topology, state: SandboxState, n: SandboxNode): ResolvedNode | undefined {
+  try {
+    return topo.nodes(state.cluster).find((x) => x.port === n.port && (x.host === HOST || x.host === 'localhost'));
+  } catch {
+    return undefined;
+  }
+}
+
+function fencedInFile(state: SandboxState, n: SandboxNode): boolean {
+  const topo = fileNow(state);
+  return !!(topo && fileNode(topo, state, n)?.fenced);
+}
+
+/**
+ * Should this node start read_only? Yes unless the topology file names it its zone's master and
+ * it is not fenced. A node the file no longer names at all starts read_only too. When the file
+ * cannot be read, the role it was created with decides (and a warning says so).
+ */
+export function readOnlyNow(ctx: Ctx, state: SandboxState, n: SandboxNode): boolean {
+  const topo = fileNow(state);
+  if (!topo) {
+    ctx.log.warn(`cannot read ${join(state.dir, 'ezctl.yaml')}: ${n.name} restarts ${n.readOnly ? 'read_only' : 'writable'}, as it was created`);
+    return n.readOnly;
+  }
+  const f = fileNode(topo, state, n);
+  return !(f && f.role === 'master' && !f.fenced);
 }
 
 export async function sandboxStatus(_ctx: Ctx, o: { dir: string }): Promise<SandboxReport> {
