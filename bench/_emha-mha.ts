@@ -19,7 +19,7 @@
 //    one), so both tools move the same proxy. It uses socat when installed, else a node one-liner.
 //    MHA passes the MySQL passwords to it in argv (MHA's design); the script ignores them.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readDefaultsFile } from '../src/core/config/defaults-file.js';
@@ -134,7 +134,10 @@ export function setupMha(o: {
 
   // passwords: a mode-0600 file, printed by a bench-only init_conf_load_script
   const admin = readDefaultsFile(join(o.sandboxDir, 'client.cnf')).password!;
-  const repl = readFileSync(join(o.sandboxDir, '.repl'), 'utf8').trim();
+  // the replication user's password: repl.cnf (older sandboxes: .repl)
+  const repl = existsSync(join(o.sandboxDir, 'repl.cnf'))
+    ? readDefaultsFile(join(o.sandboxDir, 'repl.cnf')).password!
+    : readFileSync(join(o.sandboxDir, '.repl'), 'utf8').trim();
   for (const p of [admin, repl]) if (/[=\n'"\\$`]/.test(p)) throw new Error('a sandbox password holds a character MHA cannot take from init_conf_load_script');
   const pw = join(o.dir, 'mha.secrets');
   writeFileSync(pw, `password=${admin}\nrepl_password=${repl}\n`, { mode: 0o600 });
