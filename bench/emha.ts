@@ -2,15 +2,17 @@
 // zone (`sandbox up --proxy`), the application writing through bj's proxy.
 //
 //  1. Planned switch, BENCH_SWITCHES times each (default 10), alternating bj-master → bj-replica1
-//     → bj-master: the write-unavailable window the application sees (an autocommit INSERT loop
+//     → bj-master, the two tools taking turns two switches at a time (the machine's load swings
+//     within minutes; turns keep the comparison within one stretch of it): the write-unavailable window the application sees (an autocommit INSERT loop
 //     as the application user through bj's proxy, every acknowledgement stamped with the time and
 //     the server that made it: the gap between the last acknowledged write on the old master and
 //     the first on the new one), p50/p99, and the whole command's wall time.
 //       - MHA: `masterha_master_switch --master_state=alive --orig_master_is_new_slave` with a
 //         master_ip_online_change_script that sets read_only on the old master at `stop` and
 //         moves the same HAProxy write route at `start` (bench/_emha-mha.ts says what is done to
-//         make MHA 0.58 run here). The DRC daemon is not running during MHA's runs: MHA repoints
-//         neither DRC nor anything else, and DRC would write into the demoted master.
+//         make MHA 0.58 run here). The DRC daemon is stopped for MHA's turns: MHA repoints
+//         neither DRC nor anything else, and DRC would write into the demoted master. After
+//         MHA's turn its file/position replication is put back on MariaDB GTID.
 //       - ezctl: `ezctl emha switch --cluster demo --zone bj --to NODE --execute`, DRC running
 //         both ways; after each run the proxy, the topology file and both DRC directions must
 //         name the new master.
@@ -166,21 +168,26 @@ async function replicaCaughtUp(rig: Rig, from: string, node: string): Promise<vo
 
 // ---------------------------------------------------------------- MHA
 
-async function mhaBlock(rig: Rig, dir: string): Promise<{ runs: SwitchRun[]; checkRepl: ReturnType<typeof mhaCheckRepl>; notes: string[] }> {
+function mhaPrepare(rig: Rig, dir: string): { mha: MhaRig; nodes: Array<{ name: string; host: string; port: number }> } {
   const z = rig.zone();
   const nodes = [z.master, ...(z.replicas ?? [])] as Array<{ name: string; host: string; port: number }>;
   const mha: MhaRig = setupMha({
     dir, topology: rig.sb.config, sandboxDir: rig.sb.dir, cluster: CLUSTER, zone: ZONE,
     admin: rig.path(z.proxy.admin), slots: nodes.map((n) => ({ port: n.port, name: n.name })),
   });
-  const checkRepl = mhaCheckRepl(mha);
-  say(`masterha_check_repl with the fixed module and --skip_check_ssh: ${checkRepl.ok ? 'OK' : `exit ${checkRepl.code}`}; ${checkRepl.pastVersionParsing ? 'past the version parsing (it read every server)' : 'it did not get past the version parsing'}; stopped at: ${checkRepl.stoppedAt}`);
-  const runs: SwitchRun[] = [];
-  let cur = nodes[0]!;
-  for (let i = 0; i < SWITCHES; i++) {
-    const to = nodes.find((n) => n.name !== cur.name)!;
+  return { mha, nodes };
+}
+
+/** `n` MHA switches (even: the zone ends with the master it began with, as the topology file says). */
+async function mhaSwitches(rig: Rig, m: ReturnType<typeof mhaPrepare>, n: number, runs: SwitchRun[]): Promise<boolean> {
+  const { mha, nodes } = m;
+  let cur = nodes.find((x) => x.name === rig.master())!;
+  for (let k = 0; k < n; k++) {
+    const i = runs.length;
+    const to = nodes.find((x) => x.name !== cur.name)!;
     await replicaCaughtUp(rig, cur.name, to.name);
-    const r = await underWriter(rig, 'mha', cur.name, to.name, () => mhaSwitch(mha, to, join(dir, `switch-${i + 1}.log`)));
+    const log = join(mha.dir, `switch-${i + 1}.log`);
+    const r = await underWriter(rig, 'mha', cur.name, to.name, () => mhaSwitch(mha, to, log));
     if (r.window) {
       // where MHA's window goes: the change script's commands, from the last write on the old master
       const t0 = performance.timeOrigin + r.window.lastOldAt;
@@ -193,17 +200,15 @@ async function mhaBlock(rig: Rig, dir: string): Promise<{ runs: SwitchRun[]; che
       r.missingOnNew = await missingOn(rig, to.name, r.writer.acks.map((a) => a.id));
       cur = to;
     } else {
-      r.note = `${r.note ?? ''} masterha_master_switch exit ${r.code}, see ${join(dir, `switch-${i + 1}.log`)}`.trim();
+      r.note = `${r.note ?? ''} masterha_master_switch exit ${r.code}, see ${log}`.trim();
     }
     runs.push(strip(r));
     line(r, i);
-    if (r.code !== 0) break;
+    if (r.code !== 0) return false;
     await sleep(500);
   }
-  // back to the sandbox's own shape: bj-master the master (an even number of switches ends there;
-  // after an odd one, or a failure, the bench cannot go on with ezctl)
-  if (cur.name !== nodes[0]!.name) throw new Error(`MHA's runs ended with ${cur.name} the master; the topology file names ${nodes[0]!.name}: not going on`);
-  return { runs, checkRepl, notes: mha.notes };
+  if (cur.name !== rig.master()) throw new Error(`MHA's runs ended with ${cur.name} the master; the topology file names ${rig.master()}: not going on`);
+  return true;
 }
 
 /**
@@ -269,9 +274,9 @@ function findNumber(o: unknown, keys: RegExp): number | undefined {
   return undefined;
 }
 
-async function ezctlBlock(rig: Rig, dir: string): Promise<SwitchRun[]> {
-  const runs: SwitchRun[] = [];
-  for (let i = 0; i < SWITCHES; i++) {
+async function ezctlSwitches(rig: Rig, dir: string, n: number, runs: SwitchRun[]): Promise<boolean> {
+  for (let k = 0; k < n; k++) {
+    const i = runs.length;
     const from = rig.master();
     const to = rig.replicas()[0]!;
     await replicaCaughtUp(rig, from, to);
@@ -297,10 +302,10 @@ async function ezctlBlock(rig: Rig, dir: string): Promise<SwitchRun[]> {
     }
     runs.push(strip(r));
     line(r, i);
-    if (r.code !== 0) break;
+    if (r.code !== 0 || r.window === undefined) return false;
     await sleep(500);
   }
-  return runs;
+  return true;
 }
 
 // ---------------------------------------------------------------- failover
@@ -473,26 +478,47 @@ async function main(): Promise<void> {
       await db.close();
     }
 
-    let mha: Awaited<ReturnType<typeof mhaBlock>> | undefined;
+    // MHA and ezctl take turns, two switches each per round, so that both see the same machine
+    // (its load swings by ±30 % within minutes): DRC is stopped for MHA's turn, started for ezctl's
     const missing = mhaMissing();
+    let mhaPrep: ReturnType<typeof mhaPrepare> | undefined;
+    let checkRepl: ReturnType<typeof mhaCheckRepl> | undefined;
     if (process.env.BENCH_SKIP_MHA) say('MHA: skipped (BENCH_SKIP_MHA)');
     else if (missing) say(`MHA: not run: ${missing}`);
     else {
-      say(`\nMHA 0.58 online switch (masterha_master_switch --master_state=alive --orig_master_is_new_slave), DRC not running:`);
-      mha = await mhaBlock(rig, join(tmp, 'mha'));
-      for (const n of mha.notes) say(`  (${n})`);
-      await backToGtid(rig);
+      mhaPrep = mhaPrepare(rig, join(tmp, 'mha'));
+      for (const n of mhaPrep.mha.notes) say(`(MHA: ${n})`);
+      checkRepl = mhaCheckRepl(mhaPrep.mha);
+      say(`masterha_check_repl with the fixed module and --skip_check_ssh: ${checkRepl.ok ? 'OK' : `exit ${checkRepl.code}`}; ${checkRepl.pastVersionParsing ? 'past the version parsing (it read every server)' : 'it did not get past the version parsing'}; stopped at: ${checkRepl.stoppedAt}`);
     }
-
-    drcPid = await drcStart(sb);
-    await sleep(1_000);
-    let ez: SwitchRun[] | undefined;
+    let ezOn = !process.env.BENCH_SKIP_EZCTL && (await ezctlHas('emha', 'switch'));
     if (process.env.BENCH_SKIP_EZCTL) say('ezctl: skipped (BENCH_SKIP_EZCTL)');
-    else if (!(await ezctlHas('emha', 'switch'))) say('\nezctl emha switch: not in this build: skipped');
-    else {
-      say(`\nezctl emha switch --execute, DRC running both ways:`);
-      ez = await ezctlBlock(rig, tmp);
+    else if (!ezOn) say('ezctl emha switch: not in this build: skipped');
+    const mhaRuns: SwitchRun[] = [];
+    const ezRuns: SwitchRun[] = [];
+    let mhaOn = !!mhaPrep;
+    for (let round = 0; round < Math.ceil(SWITCHES / 2) && (mhaOn || ezOn); round++) {
+      if (mhaOn) {
+        if (drcPid !== undefined) {
+          await drcStop(sb, drcPid);
+          drcPid = undefined;
+        }
+        say(`round ${round + 1}: MHA 0.58 online switch (masterha_master_switch --master_state=alive --orig_master_is_new_slave), DRC stopped:`);
+        mhaOn = await mhaSwitches(rig, mhaPrep!, 2, mhaRuns);
+        await backToGtid(rig);
+      }
+      if (ezOn) {
+        if (drcPid === undefined) {
+          drcPid = await drcStart(sb);
+          await drcWaitBoth(rig);
+        }
+        say(`round ${round + 1}: ezctl emha switch --execute, DRC running both ways:`);
+        ezOn = await ezctlSwitches(rig, tmp, 2, ezRuns);
+      }
     }
+    if (drcPid === undefined) drcPid = await drcStart(sb);
+    const mha = mhaPrep ? { runs: mhaRuns, checkRepl, notes: mhaPrep.mha.notes } : undefined;
+    const ez = ezRuns.length ? ezRuns : undefined;
 
     let fo: FailoverRun | undefined;
     if (!process.env.BENCH_SKIP_FAILOVER) {
