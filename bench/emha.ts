@@ -314,7 +314,12 @@ interface FailoverRun {
   how: string;
   killed: string;
   newMaster?: string;
+  /** kill → the watch's first look that saw the master dead */
+  firstLookMs?: number;
+  /** kill → the watch says the master is dead (confirmed) */
   detectionMs?: number;
+  /** kill → the watch says the failover is done */
+  failoverDoneMs?: number;
   /** kill → first acknowledged write on the new master */
   totalMs?: number;
   commandMs?: number;
@@ -363,7 +368,11 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
   if (watch) {
     watcher = spawn(process.execPath, [EZCTL, '--config', rig.sb.config, '--json', 'emha', 'watch', '--cluster', CLUSTER, '--execute', '--interval', '1s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true', NO_COLOR: '1' } });
     watchLines = follow(watcher);
-    await sleep(3_000); // its first rounds: the masters seen alive
+    // started (lease taken), then a few looks with the masters alive
+    const until = performance.now() + 30_000;
+    while (performance.now() < until && !watchLines.some((l) => /"event":\s*"started"|\bstarted\b/.test(l.line)) && watcher.exitCode === null) await sleep(50);
+    if (watcher.exitCode !== null) throw new Error(`emha watch exited ${watcher.exitCode}: ${watchLines.map((l) => l.line).join(' / ')}`);
+    await sleep(2_500);
   }
   const run = ++runNo;
   const writer = new AppWriter(rig.appEndpoint(), TABLE, { firstId: run * 1_000_000, run, pauseMs: PAUSE_MS });
@@ -376,7 +385,19 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
     const tKill = performance.now();
     process.kill(pid, 'SIGKILL');
     out.ackedBeforeKill = writer.acks.length;
-    if (!watch) {
+    let byHand = !watch;
+    if (watch && failover) {
+      // the watch fails over itself; if it only alerts (a build whose watch cannot call the
+      // failover yet), the failover is run by hand once the watch has said the master is dead
+      const until = performance.now() + 30_000;
+      const said = (re: RegExp) => watchLines.some((l) => l.t > tKill && re.test(l.line));
+      while (performance.now() < until && !said(/failover-(started|alert)/) && watcher!.exitCode === null) await sleep(20);
+      if (!said(/failover-started/)) {
+        byHand = true;
+        out.how += ' (it only alerted: `emha failover --execute` run by hand at its alert)';
+      }
+    }
+    if (byHand && failover) {
       const t0 = performance.now();
       const x = await rig.sb.run(['--json', 'emha', 'failover', '--cluster', CLUSTER, '--zone', ZONE, '--execute'], { timeoutMs: 120_000 });
       out.commandMs = performance.now() - t0;
@@ -386,7 +407,7 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
       if (x.code !== 0) out.note = `exit ${x.code}: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}`;
       try {
         const j = x.json();
-        out.reportedLost = j.lostGtids ?? j.lost ?? findNumber(j, /lost/i);
+        out.reportedLost = j.lost?.gtids ?? j.lost;
       } catch {
         /* not JSON */
       }
@@ -403,8 +424,32 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
       await sleep(20);
     }
     if (watch) {
-      const dead = watchLines.find((l) => l.t > tKill && /dead/i.test(l.line));
+      // the watch's events (one JSON document a line with --json): the first look that saw the
+      // master dead, the confirmed death (detection), the failover's end
+      const ev = (name: string) => watchLines.find((l) => {
+        if (l.t <= tKill) return false;
+        try {
+          const j = JSON.parse(l.line);
+          return j.event === name && (j.zone === undefined || j.zone === ZONE);
+        } catch {
+          return new RegExp(`\\b${name}\\b(?!-)`).test(l.line);
+        }
+      });
+      const suspected = ev('master-dead-suspected');
+      const dead = ev('master-dead');
+      const done = ev('failover-done');
+      if (suspected) out.firstLookMs = suspected.t - tKill;
       if (dead) out.detectionMs = dead.t - tKill;
+      if (done) {
+        out.failoverDoneMs = done.t - tKill;
+        try {
+          const j = JSON.parse(done.line);
+          out.commandMs = j.ms;
+          out.reportedLost = j.report?.lost?.gtids;
+        } catch {
+          /* not JSON */
+        }
+      }
       writeFileSync(join(dir, 'ezctl-watch.log'), watchLines.map((l) => `${(l.t - tKill).toFixed(0)} ms\t${l.line}`).join('\n'));
     }
     await sleep(300);
@@ -524,7 +569,11 @@ async function main(): Promise<void> {
     if (!process.env.BENCH_SKIP_FAILOVER) {
       say(`\nfailover: kill -9 of ${rig.master()} under the writer:`);
       fo = await failoverBlock(rig, tmp);
-      if (fo) say(`  ${JSON.stringify(fo)}`);
+      if (fo) {
+        const f = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x / 1000).toFixed(2)} s`);
+        say(`  ${fo.how}: killed ${fo.killed}; first look that saw it dead +${f(fo.firstLookMs)}, confirmed dead +${f(fo.detectionMs)}, failover done +${f(fo.failoverDoneMs)}${fo.commandMs !== undefined ? ` (the failover itself ${f(fo.commandMs)}, exit ${fo.code ?? 0})` : ''}, first write on ${fo.newMaster ?? '(none)'} +${f(fo.totalMs)}`);
+        say(`  acknowledged writes missing on the new master: ${fo.missingOnNew ?? 'n/a'} of ${fo.ackedBeforeKill} acked before the kill; GTIDs the failover reported lost: ${JSON.stringify(fo.reportedLost ?? 'n/a')}${fo.note ? ` (${fo.note})` : ''}`);
+      }
     }
 
     // ---- the table
