@@ -46,7 +46,7 @@ export function mhaMissing(): string | undefined {
 }
 
 /** The system's MHA/NodeUtil.pm, rewritten so that its version parsers take only the numbers they format. */
-function fixedNodeUtil(): { text: string; from: string; fixed: boolean } {
+export function fixedNodeUtil(): { text: string; from: string; fixed: boolean } {
   const r = spawnSync('perl', ['-MMHA::NodeUtil', '-e', 'print $INC{"MHA/NodeUtil.pm"}'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`perl cannot load MHA::NodeUtil: ${r.stderr.trim()}`);
   const from = r.stdout.trim();
