@@ -207,3 +207,4 @@ export async function mhaSecrets(ctx: Ctx, o: MhaSecretsOptions): Promise<string
   }
   return lines.length ? lines.join('\n') + '\n' : '';
 }
+export * from './takeover.js';

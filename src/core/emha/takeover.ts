@@ -1,0 +1,216 @@
+// The steps after a zone's new master is chosen, shared by `emha switch` (the old master alive,
+// its writes blocked and caught up) and `emha failover` (the old master dead and fenced): promote
+// the new master (the point of no return), move the proxy's routes to it, repoint the zone's other
+// replicas under it, rewrite the topology file and tell DRC, rewrite MHA's config. Every step is
+// idempotent (run again after a crash it does nothing more, or the same thing again), and nodes
+// are named by address in the job's parameters: the topology file's names follow roles and move
+// when the file is rewritten.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Ctx } from '../context.js';
+import { loadTopology, type Topology, type ResolvedNode } from '../config/load.js';
+import { editTopologyFile, setZoneMaster } from '../config/editor.js';
+import type { Db } from '../db/connect.js';
+import { promote, replState, replicateFrom, replicatesFrom, replicationCredentials } from '../db/replication.js';
+import { routingTarget, type RouteNode } from '../proxy/index.js';
+import type { Step, StepContext } from '../steps/engine.js';
+import { DrcClient } from '../drc/client.js';
+import { runtimeError } from '../exit.js';
+import { mhaConfig } from './index.js';
+import { zoneFileBase } from './mha-config.js';
+
+/** A node of the zone as the job's parameters name it: by address (names move with the file). */
+export interface NodeRef {
+  /** its name in the topology file when the job was planned (for messages and the proxy) */
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface TakeoverParams {
+  cluster: string;
+  zone: string;
+  /** the topology file the job rewrites */
+  topologyPath: string;
+  newMaster: NodeRef;
+  /** the zone's other replicas, repointed under the new master (not the new master, not the old one) */
+  replicas: NodeRef[];
+  /** the proxy's read pool afterwards (a switch: the replicas and the demoted old master; a failover: without the fenced node) */
+  readPool: NodeRef[];
+  /** MHA's config folder (emha mha-config --out); absent: <stateDir>/mha. Rewritten only when the zone's file is there. */
+  mhaDir?: string;
+}
+
+export const sameAddr = (a: { host: string; port: number }, b: { host: string; port: number }) => a.host === b.host && a.port === b.port;
+export const refOf = (n: ResolvedNode): NodeRef => ({ name: n.name, host: n.host, port: n.port });
+export const addrOf = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
+
+/** The topology file as it is on disk now (a step after a rewrite must not use a cached copy). */
+export function freshTopology(path: string): Topology {
+  return loadTopology(path);
+}
+
+/** The zone's node at this address in the file as it is now (its credentials come from there). */
+export function nodeAt(topo: Topology, cluster: string, zone: string, ref: NodeRef): ResolvedNode {
+  const n = topo.nodes(cluster).find((x) => x.zone === zone && sameAddr(x, ref));
+  if (!n) {
+    throw runtimeError(`${ref.name} (${addrOf(ref)}) is no longer a node of ${cluster}/${zone} in ${topo.path}`, {
+      hint: 'the topology file was edited during the job: put the node back, then resume the job',
+    });
+  }
+  return n;
+}
+
+/** Run fn on a fresh connection to the node at ref (closed after). */
+export async function withNode<T>(ctx: Ctx, p: Pick<TakeoverParams, 'cluster' | 'zone' | 'topologyPath'>, ref: NodeRef, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await ctx.connect(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, ref));
+  try {
+    return await fn(db);
+  } finally {
+    await db.close().catch(() => undefined);
+  }
+}
+
+const routeNode = (r: NodeRef): RouteNode => ({ name: r.name, host: r.host, port: r.port });
+
+/**
+ * The point of no return: the new master stops replicating (after what it received is applied:
+ * the caller waited for that) and becomes writable. check(): it replicates from nobody and is
+ * writable, so a crash inside it is resumed on the right side.
+ */
+export function promoteStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+  return {
+    name: 'promote',
+    pointOfNoReturn: true,
+    describe: () => ({ does: `promote ${p.newMaster.name} (${addrOf(p.newMaster)}): stop replicating, forget its master, read_only=0`, sql: ["STOP SLAVE ''", "RESET SLAVE '' ALL", 'SET GLOBAL read_only = 0'] }),
+    async do(sc) {
+      await withNode(ctx, p, p.newMaster, async (db) => {
+        await promote(db);
+        const s = await replState(db);
+        sc.note({ gtidBinlogPos: s.gtidBinlogPos, at: Date.now() });
+      });
+    },
+    async check() {
+      return withNode(ctx, p, p.newMaster, async (db) => {
+        const s = await replState(db);
+        return s.replica === null && !s.readOnly;
+      });
+    },
+  };
+}
+
+/** Move the zone's proxy (when the file names one): new write connections to the new master, sessions to the old one closed; the read pool. */
+export function routeStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+  return {
+    name: 'move-proxy',
+    describe: () => ({ does: `move the zone's proxy write route to ${p.newMaster.name} (sessions to the old write node closed) and its read pool to ${p.readPool.map((r) => r.name).join(', ') || '(none: the master serves reads)'}` }),
+    async do(sc) {
+      const target = routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
+      if (!target) {
+        sc.note({ proxy: 'none' });
+        return;
+      }
+      await target.moveWrite(routeNode(p.newMaster), { killExisting: true });
+      const movedAt = Date.now();
+      await target.setReadPool(p.readPool.map(routeNode));
+      const now = await target.currentWrite();
+      if (!now || now.name !== p.newMaster.name) {
+        throw runtimeError(`${target.label} still routes writes to ${now ? now.name : 'nowhere'} after moving them to ${p.newMaster.name}`, { hint: 'see the proxy (ezctl sandbox status / its runtime API), then resume the job' });
+      }
+      sc.note({ proxy: target.label, writeMovedAtMs: movedAt });
+    },
+  };
+}
+
+/** Repoint the zone's other replicas under the new master (by GTID; each already there is left as it is). */
+export function replicasStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+  return {
+    name: 'repoint-replicas',
+    describe: () => ({ does: p.replicas.length ? `repoint ${p.replicas.map((r) => r.name).join(', ')} under ${p.newMaster.name} (MASTER_USE_GTID=slave_pos, read_only=1)` : 'no other replica to repoint' }),
+    async do(sc) {
+      const done: string[] = [];
+      for (const r of p.replicas) {
+        await repointUnder(ctx, p, r, sc);
+        done.push(r.name);
+      }
+      sc.note({ repointed: done });
+    },
+  };
+}
+
+/** Make the node (read_only) a replica of the new master; the replication user: the node's own, else the file's replCredentials. */
+export async function repointUnder<P>(ctx: Ctx, p: TakeoverParams, r: NodeRef, sc?: StepContext<P>): Promise<void> {
+  await withNode(ctx, p, r, async (db) => {
+    const s = await replState(db);
+    if (replicatesFrom(s, p.newMaster)) {
+      if (!s.readOnly) await db.exec('SET GLOBAL read_only = 1');
+      return;
+    }
+    sc?.waitingFor(`${r.name} to replicate from ${p.newMaster.name}`);
+    const o: { user?: string; password?: string } = {};
+    if (!s.replica) {
+      const creds = await replicationCredentials(freshTopology(p.topologyPath), p.cluster, ctx.secrets());
+      if (creds) {
+        o.user = creds.user;
+        if (creds.password !== undefined) o.password = creds.password;
+      }
+    }
+    await replicateFrom(db, p.newMaster, o);
+  });
+}
+
+/**
+ * The topology file names the new master (the old one takes its place among the replicas), then
+ * this host's DRC daemon reloads it and reconnects the zone's directions (both ways) from their
+ * checkpoints. No daemon here: said in the report (a daemon elsewhere must be told there).
+ */
+export function topologyStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+  return {
+    name: 'topology-drc',
+    describe: () => ({ does: `rewrite ${p.topologyPath}: ${p.newMaster.name} master of ${p.cluster}/${p.zone}; drc repoint ${p.zone} (the daemon on this host reconnects both directions of the zone)` }),
+    async do(sc) {
+      let topo = freshTopology(p.topologyPath);
+      let changed = false;
+      if (!sameAddr(topo.master(p.cluster, p.zone), p.newMaster)) {
+        const e = editTopologyFile(p.topologyPath, (doc) => setZoneMaster(doc, p.cluster, p.zone, p.newMaster));
+        topo = e.topology;
+        changed = e.changed;
+      }
+      const drc = new DrcClient(ctx, topo, p.cluster);
+      const repointed = await drc.repoint(p.zone);
+      sc.note({ file: p.topologyPath, fileChanged: changed, drc: repointed ? 'repointed' : 'no daemon on this host' });
+    },
+  };
+}
+
+/** MHA's config folder of a job (--mha-dir, else where `emha mha-config` puts it by default). */
+export function mhaDirOf(topo: Topology, mhaDir?: string): string {
+  return resolve(mhaDir ?? join(topo.stateDir(), 'mha'));
+}
+
+/** Rewrite MHA's configs when the zone's was written before (emha mha-config --out); none: nothing to do. */
+export function mhaStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+  return {
+    name: 'mha-config',
+    describe: () => ({ does: `rewrite MHA's config of ${p.cluster}/${p.zone} when one was written (${p.mhaDir ?? '<stateDir>/mha'})` }),
+    async do(sc) {
+      const topo = freshTopology(p.topologyPath);
+      const dir = mhaDirOf(topo, p.mhaDir);
+      const file = join(dir, `${zoneFileBase(p.cluster, p.zone)}.cnf`);
+      if (!existsSync(file)) {
+        sc.note({ mha: `none at ${file}` });
+        return;
+      }
+      // the command's context caches the file as it was read at the start: MHA's config must come from the rewritten one
+      const fresh: Ctx = { ...ctx, topology: () => Promise.resolve(topo) };
+      const r = await mhaConfig(fresh, { cluster: p.cluster, out: dir });
+      const z = r.zones.find((x) => x.zone === p.zone);
+      sc.note({ mha: z ? `${z.config.path}: ${z.config.status}` : dir });
+    },
+  };
+}
+
+/** After the point of no return, in order: the proxy, the replicas, the file and DRC, MHA. (A switch puts its old master's demotion after the proxy.) */
+export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[] } = {}): Step<P>[] {
+  return [routeStep<P>(ctx, p), ...(o.afterRoute ?? []), replicasStep<P>(ctx, p), topologyStep<P>(ctx, p), mhaStep<P>(ctx, p)];
+}
