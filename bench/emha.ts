@@ -76,6 +76,10 @@ interface SwitchRun {
   repointed?: { proxy: boolean; topology: boolean; drc: boolean; detail: string };
   /** MHA: the change script's commands, ms from the last write on the old master */
   phases?: { stopBegin: number; readOnlySet: number; startBegin: number; routeMoved: number; firstWrite: number };
+  /** ezctl: its report's timeline, step and ms */
+  timeline?: string;
+  /** ezctl: the job's own total (the command's time less start-up, preflight and lease) */
+  jobMs?: number;
   /** ezctl's own figure of the blocked window, when its report has one */
   reportedBlockedMs?: number;
   note?: string;
@@ -274,35 +278,54 @@ function findNumber(o: unknown, keys: RegExp): number | undefined {
   return undefined;
 }
 
+/** Switches refused (exit 4) and tried again: the refusal, by switch number. */
+const refusals: Array<{ switchNo: number; why: string }> = [];
+const REFUSAL_RETRIES = 3;
+
 async function ezctlSwitches(rig: Rig, dir: string, n: number, runs: SwitchRun[]): Promise<boolean> {
   for (let k = 0; k < n; k++) {
     const i = runs.length;
     const from = rig.master();
     const to = rig.replicas()[0]!;
-    await replicaCaughtUp(rig, from, to);
-    const r = await underWriter(rig, 'ezctl', from, to, async () => {
-      const t0 = performance.now();
-      const x = await rig.sb.run(['--json', 'emha', 'switch', '--cluster', CLUSTER, '--zone', ZONE, '--to', to, '--execute'], { timeoutMs: 120_000 });
-      const ms = performance.now() - t0;
-      writeFileSync(join(dir, `ezctl-switch-${i + 1}.json`), x.stdout);
-      writeFileSync(join(dir, `ezctl-switch-${i + 1}.log`), x.stderr);
-      return { code: x.code, ms, note: x.code === 0 ? undefined : `exit ${x.code}: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}` };
-    });
-    try {
-      r.reportedBlockedMs = findNumber(JSON.parse(readFileSync(join(dir, `ezctl-switch-${i + 1}.json`), 'utf8')), /blocked.*ms|window.*ms/i);
-    } catch {
-      /* not JSON */
+    for (let attempt = 0; ; attempt++) {
+      await replicaCaughtUp(rig, from, to);
+      const base = join(dir, `ezctl-switch-${i + 1}${attempt ? `-try${attempt + 1}` : ''}`);
+      const r = await underWriter(rig, 'ezctl', from, to, async () => {
+        const t0 = performance.now();
+        const x = await rig.sb.run(['--json', 'emha', 'switch', '--cluster', CLUSTER, '--zone', ZONE, '--to', to, '--execute'], { timeoutMs: 120_000 });
+        const ms = performance.now() - t0;
+        writeFileSync(`${base}.json`, x.stdout);
+        writeFileSync(`${base}.log`, x.stderr);
+        return { code: x.code, ms, note: x.code === 0 ? undefined : `exit ${x.code}: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}` };
+      });
+      if (r.code === 4 && attempt < REFUSAL_RETRIES) {
+        // a preflight refusal changes nothing: said, counted, and the switch tried again
+        refusals.push({ switchNo: i + 1, why: r.note ?? '' });
+        say(`  ezctl #${i + 1} ${from} -> ${to}: refused (${r.note}); tried again in 1 s`);
+        await sleep(1_000);
+        continue;
+      }
+      try {
+        const j = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
+        r.reportedBlockedMs = findNumber(j, /blocked.*ms|window.*ms/i);
+        const tl = (j.result?.timeline ?? []) as Array<{ step: string; action: string; durationMs: number }>;
+        if (tl.length) r.timeline = tl.map((x) => `${x.step}${x.action === 'do' ? '' : ` (${x.action})`} ${x.durationMs}`).join(', ');
+        if (typeof j.result?.totalMs === 'number') r.jobMs = j.result.totalMs;
+      } catch {
+        /* not JSON */
+      }
+      if (r.code === 0) {
+        r.repointed = await repointed(rig, to);
+        await drcWaitBoth(rig);
+        const ids = r.writer.acks.map((a) => a.id);
+        r.missingOnNew = await missingOn(rig, to, ids);
+        r.missingInSh = await missingOn(rig, rig.master('sh'), ids);
+      }
+      runs.push(strip(r));
+      line(r, i);
+      if (r.code !== 0 || r.window === undefined) return false;
+      break;
     }
-    if (r.code === 0) {
-      r.repointed = await repointed(rig, to);
-      await drcWaitBoth(rig);
-      const ids = r.writer.acks.map((a) => a.id);
-      r.missingOnNew = await missingOn(rig, to, ids);
-      r.missingInSh = await missingOn(rig, rig.master('sh'), ids);
-    }
-    runs.push(strip(r));
-    line(r, i);
-    if (r.code !== 0 || r.window === undefined) return false;
     await sleep(500);
   }
   return true;
@@ -486,6 +509,7 @@ function line(r: SwitchRun, i: number): void {
     const p = r.phases;
     say(`    from the last write on ${r.from}: stop script began +${p.stopBegin.toFixed(0)} ms, read_only set +${p.readOnlySet.toFixed(0)}, start script began +${p.startBegin.toFixed(0)}, route moved +${p.routeMoved.toFixed(0)}, first write on ${r.to} +${p.firstWrite.toFixed(0)}`);
   }
+  if (r.timeline) say(`    its timeline (ms): ${r.timeline}; the job ${r.jobMs ?? '?'} ms of the command's ${r.commandMs.toFixed(0)}`);
   if (r.repointed && !(r.repointed.proxy && r.repointed.topology && r.repointed.drc)) say(`    ${r.repointed.detail}`);
 }
 
@@ -586,6 +610,7 @@ async function main(): Promise<void> {
     say(row(['switches (ok / run)', e ? `${e.ok} / ${e.n}` : 'not run', m ? `${m.ok} / ${m.n}` : 'not run']));
     say(row(['write-unavailable window p50 / p99', e ? `${fmt(e.windowP50)} / ${fmt(e.windowP99)}` : 'n/a', m ? `${fmt(m.windowP50)} / ${fmt(m.windowP99)}` : `(earlier: ${MHA_EARLIER.windowMs} ms)`]));
     say(row(['whole command p50 / p99', e ? `${fmt(e.commandP50, 's')} / ${fmt(e.commandP99, 's')}` : 'n/a', m ? `${fmt(m.commandP50, 's')} / ${fmt(m.commandP99, 's')}` : `(earlier: ${MHA_EARLIER.commandMs / 1000} s)`]));
+    say(row(['preflight refusals, tried again', e ? String(refusals.length) : 'n/a', m ? '0' : 'n/a']));
     say(row(['acknowledged writes lost', e ? String(e.lost) : 'n/a', m ? String(m.lost) : 'n/a']));
     say(row(['acks on the old master after the new', e ? String(e.overlap) : 'n/a', m ? String(m.overlap) : 'n/a']));
     say(row(['proxy + file + DRC repointed', e ? `${e.repointed} of ${e.n}` : 'n/a', m ? 'proxy only (its script)' : 'n/a']));
@@ -605,7 +630,8 @@ async function main(): Promise<void> {
     say(`  DRC and the proxy repointed in the same run, every run: ${verdict(tRep)}`);
     say(`  failover detection <= 5 s: ${verdict(fo?.detectionMs !== undefined ? fo.detectionMs <= 5_000 : undefined)}`);
     say(`  failover total <= 15 s: ${verdict(fo?.totalMs !== undefined ? fo.totalMs <= 15_000 : undefined)}`);
-    Object.assign(results, { mha: mha && { summary: m, runs: mha.runs, checkRepl: mha.checkRepl, notes: mha.notes }, ezctl: ez && { summary: e, runs: ez }, failover: fo });
+    for (const x of refusals) say(`  ezctl #${x.switchNo} refused first: ${x.why}`);
+    Object.assign(results, { mha: mha && { summary: m, runs: mha.runs, checkRepl: mha.checkRepl, notes: mha.notes }, ezctl: ez && { summary: e, runs: ez, refusals }, failover: fo });
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(results, null, 2));
     say(`\n(logs of every run in ${tmp}, removed at the end; BENCH_KEEP=1 keeps them)`);
   } finally {
