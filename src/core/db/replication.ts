@@ -3,8 +3,8 @@
 // transactions), a bounded wait for a position, promoting a replica to a writable master, and
 // pointing a node (a replica, or a former master) at a new master by GTID.
 //
-// MariaDB 10.11 facts these rely on are measured and written down in README (topology file:
-// replCredentials, and the EMHA section); the short form:
+// MariaDB 10.11 facts these rely on are measured and written down in README ("Replication
+// primitives", under the topology file); the short form:
 //  - a former master continues from what its binlog holds: gtid_slave_pos is set to the per-domain
 //    higher of gtid_slave_pos and gtid_binlog_pos, then MASTER_USE_GTID=slave_pos;
 //  - RESET SLAVE ALL forgets the master but leaves gtid_slave_pos as it was;
@@ -15,10 +15,9 @@ import { endpointFrom } from './connect.js';
 import type { Flavor } from './gtid.js';
 import { gtidBehind, gtidCovers, gtidDifference as difference, mariaDifference, mariaMerge, mariaStateExtra, parseMariaPos, type GtidDifference } from './gtid.js';
 import { flavorOf, normalizeReplicaRows, type ReplicaStatus } from './server.js';
-import type { Topology } from '../config/load.js';
+import { expandPath, type Topology } from '../config/load.js';
 import type { Credentials } from '../config/schema.js';
 import { readDefaultsFile } from '../config/defaults-file.js';
-import { expandPath } from '../config/load.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 
 export type { GtidDifference } from './gtid.js';
@@ -248,23 +247,28 @@ export async function replicateFrom(
   master: { host: string; port: number },
   o: { user?: string; password?: string; connectRetryS?: number; verifyMs?: number } = {},
 ): Promise<void> {
-  const flavor = await flavorOfDb(db);
-  if (flavor === 'mysql') await db.exec('SET GLOBAL super_read_only = 1');
-  else await db.exec('SET GLOBAL read_only = 1');
   const before = await replState(db);
-  if (replicatesFrom(before, master) && o.user === undefined && o.password === undefined) return;
+  const flavor = before.flavor;
+  // refused before anything is changed: a node that cannot be pointed anywhere stays as it is
   const hadUser = before.replica ? await currentUser(db, flavor) : '';
   if (o.user === undefined && !hadUser) {
-    throw badInput(`${db.ep.label} has no replication user to keep (it replicates from nobody${before.replica ? ' with a user' : ''}): give the replication credentials`, {
+    throw badInput(`${db.ep.label} has no replication user to keep (${before.replica ? 'its replication names no user' : 'it replicates from nobody'}): give the replication credentials`, {
       hint: 'set replCredentials (user + passwordEnv or defaultsFile) in the topology file',
     });
   }
+  if (flavor === 'mysql') await db.exec('SET GLOBAL super_read_only = 1');
+  else await db.exec('SET GLOBAL read_only = 1');
+  if (replicatesFrom(before, master) && o.user === undefined && o.password === undefined) return;
   if (flavor === 'mariadb') {
     if (before.replica) await db.exec("STOP SLAVE ''");
     // gtid_slave_pos can only be set while every SQL thread is stopped: others (named
     // connections) are not ezctl's, so say so rather than stop them.
-    const held = mariaMerge(before.gtidSlavePos, before.gtidBinlogPos);
-    if (held !== mariaMerge(before.gtidSlavePos)) {
+    // read after STOP SLAVE: the SQL thread may have applied more since `before`, and a
+    // gtid_slave_pos set behind what it applied would apply those transactions twice
+    const now = await db.one<Row>('SELECT @@gtid_slave_pos AS slave_pos, @@gtid_binlog_pos AS binlog_pos');
+    const slavePos = clean(now?.slave_pos);
+    const held = mariaMerge(slavePos, clean(now?.binlog_pos));
+    if (held !== mariaMerge(slavePos)) {
       try {
         await db.exec('SET GLOBAL gtid_slave_pos = ?', [held]);
       } catch (e) {
@@ -334,12 +338,24 @@ async function verifyStarted(db: Db, flavor: Flavor, master: { host: string; por
     const ch = await defaultChannel(db, flavor);
     const s = ch?.status;
     if (s && s.ioState === 'Yes' && s.sqlState === 'Yes') return;
-    if (s && ((s.ioState === 'No' && s.lastIoError) || (s.sqlState === 'No' && s.lastSqlError))) {
+    // a refused login is retried for ever (MASTER_CONNECT_RETRY) with the IO thread 'Connecting'
+    const denied = !!s && s.ioState !== 'Yes' && /Access denied/i.test(s.lastIoError);
+    if (s && (denied || (s.ioState === 'No' && s.lastIoError) || (s.sqlState === 'No' && s.lastSqlError))) {
       throw runtimeError(`${db.ep.label} does not replicate from ${master.host}:${master.port}: ${s.lastIoError || s.lastSqlError}`, {
-        hint: /1236/.test(s.lastIoError) ? 'the node holds transactions the new master lacks (errant GTIDs), or the master purged binlogs it needs' : 'see SHOW SLAVE STATUS on that node',
+        hint: denied
+          ? 'check replCredentials (the replication user and its password) and its grants on the master'
+          : /1236/.test(s.lastIoError) ? 'the node holds transactions the new master lacks (errant GTIDs), or the master purged binlogs it needs' : 'see SHOW SLAVE STATUS on that node',
       });
     }
-    if (Date.now() >= deadline) return;
+    if (Date.now() >= deadline) {
+      // still connecting: fine unless the last attempt failed (a wrong password, an unknown host)
+      if (s && s.ioState !== 'Yes' && s.lastIoError) {
+        throw runtimeError(`${db.ep.label} cannot replicate from ${master.host}:${master.port} within ${ms} ms: ${s.lastIoError}`, {
+          hint: 'check replCredentials (the replication user and its password) and that the master is reachable from this node',
+        });
+      }
+      return;
+    }
     await sleep(pause);
     pause = Math.min(100, pause * 2);
   }

@@ -81,14 +81,14 @@ function bounded<T>(p: Promise<T>, ms: number, what: string, signal: AbortSignal
 }
 
 /** A connection whose every query is bounded; a late or hung one is destroyed, never awaited. */
-async function openBounded(ctx: Ctx, node: ResolvedNode, ms: number, signal: AbortSignal | undefined): Promise<Db> {
+export async function openBounded(ctx: Ctx, node: ResolvedNode, ms: number, signal: AbortSignal | undefined): Promise<Db> {
   const ep = await ctx.endpoint(node);
   // mysql2's connectTimeout covers the handshake too (measured: a SIGSTOPped server gives ETIMEDOUT
   // after the timeout, though the kernel accepted the TCP connection); the race adds the abort.
   return bounded(connect(ep, { timeoutMs: ms }), ms + 500, `connect to ${node.name}`, signal, (db) => db.conn.destroy());
 }
 
-async function boundedQuery<T>(db: Db, ms: number, what: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+export async function boundedQuery<T>(db: Db, ms: number, what: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
   try {
     return await bounded(run(), ms, what, signal);
   } catch (e) {
@@ -140,7 +140,7 @@ async function ezctlVantage(ctx: Ctx, master: ResolvedNode, ms: number, tries: n
   return { from: 'ezctl', sees: 'unreachable', detail: `${failures.length} tr${failures.length === 1 ? 'y' : 'ies'} on new connections failed: ${failures.join('; ') || 'aborted'}` };
 }
 
-function sameHost(a: string, b: string): boolean {
+export function sameHost(a: string, b: string): boolean {
   const norm = (h: string) => (h === 'localhost' || h === '::1' || h === '127.0.0.1' ? 'loopback' : h.toLowerCase());
   return norm(a) === norm(b);
 }

@@ -16,7 +16,15 @@ export const MAX_LEASE_MS = 600_000;
 /** The target of a job that holds the whole cluster (a master or zone switch). */
 export const CLUSTER_TARGET = 'cluster';
 
-export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'gz-switch', 'dbus'] as const;
+/**
+ * A monitor's target (`emha watch` holds 'monitor:emha-watch'): it excludes only another monitor
+ * on the very same target, never a job on the cluster or a table. The monitor itself starts the
+ * failover (a cluster job) it exists for, and a planned switch must not wait for it to end.
+ */
+export const MONITOR_PREFIX = 'monitor:';
+export const isMonitorTarget = (t: string) => t.startsWith(MONITOR_PREFIX);
+
+export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'dbus'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobStatus = 'running' | 'done' | 'failed' | 'aborted';
 
@@ -76,8 +84,9 @@ export function liveness(row: Pick<LeaseRow, 'leftMs' | 'host' | 'pid'>, here: H
   return { live: true, leftMs: row.leftMs };
 }
 
-/** Whether a lease on `held` stands in the way of a job wanting `wanted`: the same target, or either of them the whole cluster. */
+/** Whether a lease on `held` stands in the way of a job wanting `wanted`: the same target, or either of them the whole cluster (a monitor's: only the same target). */
 export function overlaps(held: string, wanted: readonly string[]): boolean {
+  if (isMonitorTarget(held) || wanted.some(isMonitorTarget)) return wanted.includes(held);
   return held === CLUSTER_TARGET || wanted.includes(CLUSTER_TARGET) || wanted.includes(held);
 }
 
