@@ -44,7 +44,7 @@ export function renderSwitch(r: SwitchReport): string {
     if (o.finalPosition !== null) out.push(`final GTID position: ${o.finalPosition}`);
     if (o.blockMechanism) out.push(`write block: ${o.blockMechanism}, in place after ${o.blockTookMs} ms`);
     if (o.writeBlockedMs !== null) out.push(`writes blocked for ${o.writeBlockedMs} ms (block -> proxy moved)`);
-    if (o.killedDuringGrace.length) out.push(`killed during the grace period: ${o.killedDuringGrace.map(who).join(', ')}`);
+    if (o.killedDuringGrace.length) out.push(`killed while blocked (grace period, waiting writers): ${o.killedDuringGrace.map(who).join(', ')}`);
     if (o.killedOnDemotion.length) out.push(`killed on the demoted master: ${o.killedOnDemotion.map(who).join(', ')}`);
     if (o.proxy) out.push(`proxy: ${o.proxy}`);
     if (o.drc) out.push(`DRC: ${o.drc}`);

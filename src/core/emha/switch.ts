@@ -15,7 +15,7 @@ import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { replState, errantGtids, replicatesFrom, waitApplied, type NodeReplState } from '../db/replication.js';
-import { blockWrites, runningWrites, type SessionInfo, type WriteBlock } from '../db/write-block.js';
+import { blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
 import { routingTarget } from '../proxy/index.js';
 import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type Step, type StepsResult } from '../steps/engine.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
@@ -339,11 +339,23 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
   const finalPos: Step<SwitchParams> = {
     name: 'final-position',
     changesNothing: true,
-    describe: () => ({ does: `record the old master's final GTID position (@@gtid_binlog_pos with every write blocked)`, sql: ['SELECT @@global.gtid_binlog_pos'] }),
+    describe: () => ({ does: `record the old master's final GTID position (@@gtid_binlog_pos with every write blocked); kill the transactions waiting behind the block with their writes done (not in that position: they must not commit there if this process dies)`, sql: ['SELECT @@global.gtid_binlog_pos'] }),
     async do() {
       if (!live.block || !(await live.block.held())) throw runtimeError(`the write block on ${p.oldMaster.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
       live.finalPosition = await live.block.finalPosition();
-      return { finalPosition: live.finalPosition };
+      // a transaction waiting behind the block with its writes done is not in the final position;
+      // if ezctl died, the block would go with it and that transaction commit on the old master
+      // (an admin session such as DRC's applier passes read_only): a write the new master never
+      // has. Killed now (rolled back; the application or DRC retries it on the new master).
+      const killed = await withNode(ctx, p, p.oldMaster, async (db) => {
+        const me = Number(await db.value('SELECT CONNECTION_ID()'));
+        const ours = new Set([me]);
+        const { rows } = await listSessions(db);
+        const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
+        for (const r of waiting) await db.exec(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
+        return waiting.map(sessionInfo);
+      });
+      return { finalPosition: live.finalPosition, killedWaiting: killed };
     },
   };
 
@@ -499,7 +511,7 @@ async function outcomeOf(journal: MariaDbJournal, jobId: string, p: SwitchParams
     blockMechanism: (b?.mechanism as string | undefined) ?? null,
     blockTookMs: (b?.tookMs as number | undefined) ?? null,
     writeBlockedMs: blockedAt !== null && movedAt !== null ? movedAt - blockedAt + ((b?.tookMs as number | undefined) ?? 0) : null,
-    killedDuringGrace: (b?.killed as SessionInfo[] | undefined) ?? [],
+    killedDuringGrace: [...((b?.killed as SessionInfo[] | undefined) ?? []), ...((done.get('final-position')?.killedWaiting as SessionInfo[] | undefined) ?? [])],
     killedOnDemotion: (done.get('demote-old-master')?.killed as SessionInfo[] | undefined) ?? [],
     drc: (t?.drc as string | undefined) ?? null,
     files,
