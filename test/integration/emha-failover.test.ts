@@ -257,7 +257,22 @@ test('failover after kill -9 of the master under a workload: lost GTIDs named, c
   // rejoin: refused, naming the transactions the new master lacks; it stays fenced
   const rj = await sb.run(['emha', 'rejoin', '--node', 'bj-master', '--execute']);
   assert.equal(rj.code, 4, show(rj));
+  t.diagnostic(`rejoin: ${rj.stderr.trim().replace(/\n/g, ' | ')}`);
   for (const g of lostReported) assert.ok(rj.stderr.includes(g), `rejoin names ${g}:\n${show(rj)}`);
+  // and the rows they wrote, read from bj-master's own binlog: at least the acknowledged bj rows the new master lacks
+  const onNew = new Set((await (async () => {
+    const db = await sb.db(newMaster);
+    try {
+      return db.query<{ id: number }>("SELECT id FROM ledger.entries WHERE zone = 'bj'");
+    } finally {
+      await db.close();
+    }
+  })()).map((x) => Number(x.id)));
+  const lostRows = bjW.acked.filter((id) => !onNew.has(id));
+  assert.ok(lostRows.length > 0, 'acknowledged bj rows exist only on the old master (and in sh, through DRC)');
+  const named = /ledger\.entries: (\d+) row changes? only bj-master has/.exec(rj.stderr);
+  assert.ok(named && Number(named[1]) >= lostRows.length, `rejoin names the rows (${lostRows.length} lost bj rows):\n${show(rj)}`);
+  assert.match(rj.stderr, /ezctl check full --cluster demo --tables ledger\.entries/);
   assert.deepEqual(loadTopology(sb.config).fencedNames(CLUSTER, 'bj'), ['bj-master']);
 });
 

@@ -16,6 +16,9 @@ import { badInput, refused, runtimeError } from '../exit.js';
 import { describeAddress } from '../config/dsn.js';
 import { routingTarget } from '../proxy/index.js';
 import { unfenceInFile } from './fence.js';
+import { BinlogStream } from '../binlog/stream.js';
+import { STATE_SCHEMA } from '../state/schema.js';
+import type { Endpoint } from '../db/connect.js';
 
 export interface RejoinOptions {
   cluster?: string;
@@ -33,12 +36,96 @@ export interface RejoinReport {
   fenced: boolean;
   /** transactions the node has that the master lacks (text ranges) */
   errant: string[];
+  /** the rows those transactions wrote, read from the node's own binlog (the divergence `ezctl check` confirms) */
+  errantRows: ErrantRows[];
   nodeBinlogState: string;
   masterBinlogState: string;
   execute: boolean;
   /** with --execute: it replicates from the master and its fence is lifted */
   rejoined: boolean;
   steps: string[];
+}
+
+export interface ErrantRows {
+  table: string;
+  /** row changes (insert, update, delete) of the errant transactions on this table */
+  changes: number;
+  /** the first keys, as pk=value pairs */
+  keys: string[];
+}
+
+/** "1-101-29..83" / "1-101-29" → its domain, server and seq range; undefined for a text that names no exact range. */
+export function parseRange(t: string): { domain: number; server: number; lo: bigint; hi: bigint } | undefined {
+  const m = /^(\d+)-(\d+)-(\d+)(?:\.\.(\d+))?$/.exec(t);
+  if (!m) return undefined;
+  return { domain: Number(m[1]), server: Number(m[2]), lo: BigInt(m[3]!), hi: BigInt(m[4] ?? m[3]!) };
+}
+
+/**
+ * The rows the errant transactions wrote, from the node's own binlog: one reader started just before
+ * each range (every other domain from where the binlog ends), stopped once every range is read or
+ * after timeoutMs. Tables of `_ezctl` (DRC's heartbeats) are left out.
+ */
+export async function errantRowsOf(ep: Endpoint, binlogPos: string, errant: string[], timeoutMs = 15_000): Promise<ErrantRows[]> {
+  const ranges = errant.map(parseRange).filter((r): r is NonNullable<ReturnType<typeof parseRange>> => !!r);
+  if (!ranges.length) return [];
+  const pos = parseMariaPos(binlogPos);
+  for (const r of ranges) {
+    if (r.lo > 1n) pos.set(r.domain, { domain: r.domain, server: r.server, seq: r.lo - 1n });
+    else pos.delete(r.domain);
+  }
+  const from = [...pos.values()].map((g) => `${g.domain}-${g.server}-${g.seq}`).join(',');
+  const tables = new Map<string, { changes: number; keys: string[] }>();
+  const seen = new Map<number, bigint>();
+  const done = () => ranges.every((r) => (seen.get(r.domain) ?? 0n) >= r.hi);
+  await new Promise<void>((resolve, reject) => {
+    let started = false;
+    let stopping = false;
+    const finish = () => {
+      if (stopping || !started) return;
+      stopping = true;
+      clearTimeout(timer);
+      void stream.stop().then(() => resolve(), () => resolve());
+    };
+    const timer = setTimeout(() => {
+      started = true;
+      finish();
+    }, timeoutMs);
+    const stream: BinlogStream = new BinlogStream({
+      endpoint: ep,
+      flavor: 'mariadb',
+      from,
+      serverId: 1_900_000_000 + Math.floor(Math.random() * 100_000_000),
+      onTx: (tx) => {
+        if (tx.domain !== undefined) seen.set(tx.domain, tx.seq > (seen.get(tx.domain) ?? 0n) ? tx.seq : seen.get(tx.domain)!);
+        const hit = ranges.some((r) => r.domain === tx.domain && r.server === tx.serverId && tx.seq >= r.lo && tx.seq <= r.hi);
+        if (hit) {
+          for (const c of tx.changes) {
+            if (c.schema === STATE_SCHEMA) continue;
+            const k = `${c.schema}.${c.table}`;
+            const t = tables.get(k) ?? { changes: 0, keys: [] };
+            t.changes++;
+            const row = c.after ?? c.before ?? {};
+            if (t.keys.length < 10 && c.pk.length) t.keys.push(c.pk.map((col) => `${col}=${String(row[col])}`).join(','));
+            tables.set(k, t);
+          }
+        }
+        if (done()) setImmediate(finish);
+      },
+      onError: (e) => {
+        clearTimeout(timer);
+        if (!stopping) reject(e);
+      },
+    });
+    stream.start().then(() => {
+      started = true;
+      if (done()) finish();
+    }, (e: unknown) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  return [...tables].map(([table, t]) => ({ table, changes: t.changes, keys: t.keys })).sort((a, b) => (a.table < b.table ? -1 : 1));
 }
 
 /**
@@ -111,11 +198,24 @@ export async function emhaRejoin(ctx: Ctx, o: RejoinOptions): Promise<RejoinRepo
     const e = errantGtids(ns, ms);
     const named = ns.flavor === 'mariadb' ? missingByServer(nState, mState).text : [];
     const errant = e.empty && !named.length ? [] : named.length ? named : e.text;
-    const report: RejoinReport = { cluster, zone: node.zone, node: node.name, master: master.name, fenced: !!node.fenced, errant, nodeBinlogState: nState, masterBinlogState: mState, execute: !!o.execute, rejoined: false, steps };
+    let errantRows: ErrantRows[] = [];
+    if (errant.length && ns.flavor === 'mariadb') {
+      try {
+        errantRows = await errantRowsOf(await ctx.endpoint(node), ns.gtidBinlogPos, errant);
+      } catch (e) {
+        ctx.log.warn(`cannot read the rows of those transactions from ${node.name}'s binlog: ${(e as Error).message}`);
+      }
+    }
+    const report: RejoinReport = { cluster, zone: node.zone, node: node.name, master: master.name, fenced: !!node.fenced, errant, errantRows, nodeBinlogState: nState, masterBinlogState: mState, execute: !!o.execute, rejoined: false, steps };
     if (errant.length) {
+      const tables = errantRows.map((t) => t.table);
       throw refused(`${node.name} cannot rejoin zone ${node.zone}: it has ${errant.length === 1 ? 'a transaction' : 'transactions'} ${master.name} lacks: ${errant.join(', ')}`, {
-        details: [`${node.name} @@gtid_binlog_state: ${nState || '(empty)'}`, `${master.name} @@gtid_binlog_state: ${mState || '(empty)'}`],
-        hint: `those transactions were written to ${node.name} and never reached ${master.name} (lost in the failover): reconcile their rows (\`ezctl check full --cluster ${cluster}\`), then rebuild ${node.name} from ${master.name}; it stays fenced`,
+        details: [
+          ...errantRows.map((t) => `${t.table}: ${t.changes} row change${t.changes === 1 ? '' : 's'} only ${node.name} has (${t.keys.join('; ')}${t.changes > t.keys.length ? '; ...' : ''})`),
+          `${node.name} @@gtid_binlog_state: ${nState || '(empty)'}`,
+          `${master.name} @@gtid_binlog_state: ${mState || '(empty)'}`,
+        ],
+        hint: `those transactions were written to ${node.name} and never reached ${master.name} (lost in the failover; other zones' DRC may have applied them): compare the zones (\`ezctl check full --cluster ${cluster}${tables.length ? ` --tables ${tables.join(',')}` : ''}\`) and reconcile, then rebuild ${node.name} from ${master.name}; it stays fenced`,
       });
     }
     if (!o.execute) return report;
