@@ -16,6 +16,7 @@ import { makeCtx } from '../../src/core/context.js';
 import { pidAlive } from '../../src/core/process/pids.js';
 import { routingTarget } from '../../src/core/proxy/index.js';
 import { assessMaster } from '../../src/core/emha/detect.js';
+import { drcStart, drcStatus, drcStop, drcWaitAll } from '../helpers/drc.js';
 
 let sb: TestSandbox;
 const children = new Set<ChildProcess>();
@@ -106,11 +107,13 @@ async function stopWatch(w: Watch): Promise<number | null> {
   return w.exited;
 }
 
-test('a SIGSTOPped master is unreachable, never dead, while its replicas still read from it; alive again after SIGCONT', async () => {
+test('a SIGSTOPped master is unreachable, never dead, while its replicas still read from it (the watch --execute does not fail it over); alive again after SIGCONT', async () => {
   const c = ctx();
   const topo = await c.topology();
   const alive = await assessMaster(c, topo, 'demo', 'bj', { connectTimeoutMs: 1000 });
   assert.equal(alive.verdict, 'alive', JSON.stringify(alive));
+  const w = startWatch(['--execute', '--interval', '300ms', '--lease', '5s']);
+  await w.waitFor((e) => e.event === 'started', 20_000, 'started');
   const pid = pidOf('bj-master');
   process.kill(pid, 'SIGSTOP');
   stoppedPids.add(pid);
@@ -122,11 +125,17 @@ test('a SIGSTOPped master is unreachable, never dead, while its replicas still r
       assert.equal(a.vantages.find((v) => v.from === 'ezctl')!.sees, 'unreachable');
       assert.deepEqual(a.vantages.filter((v) => v.from !== 'ezctl').map((v) => v.sees), ['alive', 'alive']);
     }
+    const u = await w.waitFor((e) => e.event === 'master-unreachable', 15_000, 'the watch saw it unreachable');
+    assert.match(u.message, /bj-replica1 still reads from it, bj-replica2 still reads from it: not dead, no failover/);
   } finally {
     process.kill(pid, 'SIGCONT');
     stoppedPids.delete(pid);
   }
   await eventually(async () => (await assessMaster(c, topo, 'demo', 'bj', { connectTimeoutMs: 1000 })).verdict === 'alive', 10_000, 'the master alive again');
+  await w.waitFor((e) => e.event === 'master-alive', 15_000, 'the watch saw it alive again');
+  assert.equal(await stopWatch(w), 0, w.stderr());
+  assert.deepEqual(w.events.filter((e) => /master-dead|failover/.test(e.event)), [], 'never dead, no failover');
+  assert.equal(fileMaster(), 'bj-master');
 });
 
 test('a switch done by hand: the watch without --execute reports it and changes nothing; a second watch is refused naming the first', async () => {
@@ -179,12 +188,25 @@ test('watch --execute brings the topology file and the proxy in line with the sw
   assert.deepEqual(h.read.map((n) => n.name).sort(), ['bj-master', 'bj-replica2']);
   // the watch judges the zone by the new file now: no drift left
   await eventually(async () => (await sb.run(['--json', 'emha', 'watch-status', '--cluster', 'demo'])).json().drift.length === 0, 10_000, 'no drift left');
+  // the lease followed the master: a second watch (which asks the file's masters) is still refused
+  await w.waitFor((e) => e.event === 'lease-taken' && w.events.filter((x) => x.event === 'lease-taken').length >= 2, 10_000, 'the lease taken on the new master');
+  const second = await sb.run(['emha', 'watch', '--cluster', 'demo', '--for', '2s']);
+  assert.equal(second.code, 4, show(second));
 
   // bj-replica2 detached by hand: out of the file and the read pool
   await sql('bj-replica2', 'STOP SLAVE', 'RESET SLAVE ALL');
   await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'replica-removed' && e.drift.node === 'bj-replica2', 30_000, 'the detached replica taken out');
   assert.deepEqual(fileReplicas(), ['bj-master']);
   assert.deepEqual((await proxy.health()).read.map((n) => n.name), ['bj-master']);
+
+  // attached again by hand under the master: the master's SHOW SLAVE HOSTS names it, not the file
+  const m = sb.node('bj-replica1');
+  await sql('bj-replica2', ['CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1', [m.host, m.port, 'repl', replPassword()]], 'START SLAVE');
+  const added = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'replica-added', 30_000, 'the attached replica added');
+  assert.equal(added.drift.port, sb.node('bj-replica2').port);
+  assert.deepEqual(fileReplicas(), ['bj-master', 'bj-replica2']);
+  assert.equal(loadTopology(sb.config).nodes('demo').find((n) => n.name === 'bj-replica2')!.port, sb.node('bj-replica2').port);
+  assert.deepEqual((await proxy.health()).read.map((n) => n.name).sort(), ['bj-master', 'bj-replica2']);
   assert.equal(await stopWatch(w), 0, w.stderr());
 });
 
@@ -208,4 +230,52 @@ test('a killed master is dead within seconds; the watch without --execute alerts
   assert.match(alert.message, /emha failover --cluster demo --zone bj --execute/);
   assert.equal(await stopWatch(w), 0, w.stderr());
   assert.equal(fileMaster(), master, 'nothing changed without --execute');
+});
+
+test('two zones with DRC running: watch --execute follows a switch done by hand in sh in the file, the proxy, DRC (both directions reach the new master) and MHA\'s config', async () => {
+  const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 1, proxy: true, load: 10 });
+  let drcPid: number | undefined;
+  let w: Watch | undefined;
+  const main = sb;
+  sb = two; // the helpers above speak to `sb`
+  try {
+    drcPid = await drcStart(two);
+    await drcWaitAll(two, ['bj', 'sh']);
+    const mhaDir = join(two.dir, 'state', 'mha');
+    let r = await two.run(['emha', 'mha-config', '--cluster', 'demo', '--out', mhaDir]);
+    assert.equal(r.code, 0, show(r));
+    const newPort = two.node('sh-replica1').port;
+    assert.doesNotMatch(readFileSync(join(mhaDir, 'demo-sh.cnf'), 'utf8'), new RegExp(`\\[server1\\][^[]*port=${newPort}`));
+
+    // the switch by hand, as drc-faults' test does it (no DRC repoint: that is the watch's part)
+    await sql('sh-master', 'SET GLOBAL read_only = 1');
+    const pos = String(await value('sh-master', 'SELECT @@gtid_binlog_pos'));
+    assert.equal(Number(await value('sh-replica1', `SELECT MASTER_GTID_WAIT('${pos}', 30)`)), 0);
+    await sql('sh-replica1', 'STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only = 0');
+    const n = two.node('sh-replica1');
+    await sql('sh-master', ['CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1', [n.host, n.port, 'repl', replPassword()]], 'START SLAVE');
+
+    w = startWatch(['--execute', '--interval', '300ms', '--drift-grace', '1s', '--lease', '5s']);
+    const done = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'master-changed', 30_000, 'the switch followed');
+    assert.ok(done.done.some((d: string) => /^DRC: the daemon of demo repointed both directions of zone sh at sh-replica1/.test(d)), JSON.stringify(done.done));
+    assert.ok(done.done.some((d: string) => /^MHA: rewrote .*demo-sh\.cnf/.test(d)), JSON.stringify(done.done));
+    assert.equal(loadTopology(two.config).master('demo', 'sh').name, 'sh-replica1');
+    assert.equal((await routingTarget(loadTopology(two.config), 'demo', 'sh')!.currentWrite())!.name, 'sh-replica1');
+    assert.match(readFileSync(join(mhaDir, 'demo-sh.cnf'), 'utf8'), new RegExp(`\\[server1\\][^[]*port=${newPort}`));
+    assert.equal(await stopWatch(w), 0, w.stderr());
+
+    // DRC both ways through the new master: a row written in each zone arrives in the other
+    await sql('bj-master', "INSERT INTO ezdemo.users (shard_id, name, created_at) VALUES (1, 'from-bj-after-switch', NOW(3))");
+    await sql('sh-replica1', "INSERT INTO ezdemo.users (shard_id, name, created_at) VALUES (40, 'from-sh-after-switch', NOW(3))");
+    await drcWaitAll(two, ['bj', 'sh']);
+    assert.equal(Number(await value('sh-replica1', "SELECT COUNT(*) FROM ezdemo.users WHERE name = 'from-bj-after-switch'")), 1);
+    assert.equal(Number(await value('bj-master', "SELECT COUNT(*) FROM ezdemo.users WHERE name = 'from-sh-after-switch'")), 1);
+    const st = await drcStatus(two);
+    assert.ok(st.directions.find((d: any) => d.to === 'sh').target.includes(String(newPort)), JSON.stringify(st.directions));
+  } finally {
+    if (w && w.child.exitCode === null) w.child.kill('SIGKILL');
+    if (drcPid) await drcStop(two, drcPid);
+    sb = main;
+    await two.down();
+  }
 });

@@ -148,6 +148,8 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
   // the lease, in every zone whose master answers now (a dead one cannot hold it, and must not
   // keep the watch from starting: finding it is the watch's work)
   let job: JobHandle | undefined;
+  /** the masters (zone -> node name) the lease is held on */
+  let leaseOn = new Map<string, string>();
   const takeLease = async (t: Topology, first: boolean): Promise<void> => {
     const live: Array<{ zone: string; node: ReturnType<Topology['master']> }> = [];
     await Promise.all(t.zonesOf(cluster).map(async (zone) => {
@@ -167,15 +169,17 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
       return;
     }
     try {
-      job = await acquireJob(ctx, { cluster, kind: 'emha-watch', targets: [WATCH_TARGET], zones: live, resume: true, phase: 'watch', ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), controlSocket: watchSocketPath(t, cluster) });
+      job = await acquireJob(ctx, { cluster, kind: 'emha-watch', targets: [WATCH_TARGET], zones: live, resume: true, phase: 'watch', unlogged: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), controlSocket: watchSocketPath(t, cluster) });
     } catch (e) {
       if (first) throw e;
       return;
     }
+    leaseOn = new Map(live.map((l) => [l.zone, l.node.name]));
     say({ event: 'lease-taken', message: `lease ${WATCH_TARGET} held in ${live.map((l) => l.zone).join(', ')} (job ${job.id})`, jobId: job.id, zones: live.map((l) => l.zone) });
-    job.signal.addEventListener('abort', () => {
-      const lost = job;
-      job = undefined;
+    const mine = job;
+    mine.signal.addEventListener('abort', () => {
+      const lost = mine;
+      if (job === mine) job = undefined;
       say({ event: 'lease-lost', message: `${(lost?.signal.reason as Error | undefined)?.message ?? 'lease lost'}; the watch goes on and takes it again where the masters answer`, jobId: lost?.id });
       void lost?.fail(lost.signal.reason, 'failed').catch(() => undefined);
     }, { once: true });
@@ -224,6 +228,13 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
         topo = loadTopology(path);
       } catch (e) {
         say({ event: 'error', message: `the topology file does not load (${(e as Error).message}); the last good one is used` });
+      }
+      // a zone's master changed (a failover, a switch, a drift repaired): the lease follows it, or
+      // a second watch asking only the new masters would find none
+      if (job && [...leaseOn].some(([zone, name]) => topo.zonesOf(cluster).includes(zone) && topo.master(cluster, zone).name !== name)) {
+        const old = job;
+        job = undefined;
+        await old.finish('done').catch(() => undefined);
       }
       if (!job) await takeLease(topo, false);
       const names = topo.zonesOf(cluster);
