@@ -97,7 +97,9 @@ function startWatch(args: string[]): Watch {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     child, events, stderr: () => err, exited,
-    waitFor: (pred, ms, what) => eventually(async () => events.find(pred), ms, `${what} (events: ${events.map((e) => e.event).join(', ')}; stderr: ${err})`),
+    waitFor: (pred, ms, what) => eventually(async () => events.find(pred), ms, what).catch((e: Error) => {
+      throw new Error(`${e.message} (events: ${events.map((x) => x.event).join(', ')}; stderr: ${err})`);
+    }),
   };
 }
 
@@ -230,6 +232,30 @@ test('a killed master is dead within seconds; the watch without --execute alerts
   assert.match(alert.message, /emha failover --cluster demo --zone bj --execute/);
   assert.equal(await stopWatch(w), 0, w.stderr());
   assert.equal(fileMaster(), master, 'nothing changed without --execute');
+});
+
+test('watch --execute fails the dead master over (emha failover): the file and the proxy name the new master, the old one is fenced', async () => {
+  const dead = fileMaster(); // killed by the test before
+  const w = startWatch(['--execute', '--interval', '300ms', '--lease', '5s']);
+  const confirmed = await w.waitFor((e) => e.event === 'master-dead', 20_000, 'the master confirmed dead');
+  const started = w.events.find((e) => e.event === 'started')!;
+  const done = await w.waitFor((e) => e.event === 'failover-done' || e.event === 'failover-failed', 90_000, 'the failover');
+  assert.equal(done.event, 'failover-done', JSON.stringify(done));
+  const topo = loadTopology(sb.config);
+  assert.equal(topo.master('demo', 'bj').name, done.newMaster);
+  assert.notEqual(done.newMaster, dead);
+  assert.ok(topo.fencedNames('demo', 'bj').includes(dead), 'the old master fenced in the file');
+  assert.equal((await routingTarget(topo, 'demo', 'bj')!.currentWrite())!.name, done.newMaster);
+  assert.equal(Number(await value(done.newMaster, 'SELECT @@read_only')), 0);
+  // the watch goes on against the new master: alive, and the fenced old master is no drift
+  await w.waitFor((e) => e.event === 'master-alive', 15_000, 'the new master alive');
+  await eventually(async () => {
+    const st = (await sb.run(['--json', 'emha', 'watch-status', '--cluster', 'demo'])).json();
+    return st.zones[0].master === done.newMaster && st.zones[0].verdict === 'alive' && st.drift.every((d: { kind: string }) => d.kind === 'replica-unreachable');
+  }, 15_000, 'the watch on the new master, no drift but the dead node');
+  assert.equal(await stopWatch(w), 0, w.stderr());
+  assert.equal(w.events.filter((e) => e.event === 'failover-started').length, 1);
+  process.stdout.write(`# detection ${Date.parse(confirmed.at) - Date.parse(started.at)} ms after the watch started (master already dead), failover ${done.ms} ms\n`);
 });
 
 test('two zones with DRC running: watch --execute follows a switch done by hand in sh in the file, the proxy, DRC (both directions reach the new master) and MHA\'s config', async () => {

@@ -51,6 +51,11 @@ test('a replica removed, moved to another zone, or added; one not reached is onl
   assert.deepEqual(kinds(zone([node('bj-master', { reachable: false, readOnly: undefined }), node('bj-replica1', { sources: [] }), node('bj-replica2')])), []);
 });
 
+test('a fenced node (an old master after a failover) is never drift: not removed, not a second writable node', () => {
+  assert.deepEqual(kinds(zone([node('bj-master'), node('bj-replica1', { sources: [], fenced: true }), node('bj-replica2')])), []);
+  assert.deepEqual(kinds(zone([node('bj-master'), node('bj-replica1', { sources: [], readOnly: false, fenced: true }), node('bj-replica2')])), []);
+});
+
 test('drift keys stay the same while the drift lasts; new names skip those taken', () => {
   const a = planDrift(zone([node('bj-master'), node('bj-replica1', { sources: [] }), node('bj-replica2')]), file)[0]!;
   const b = planDrift(zone([node('bj-master'), node('bj-replica1', { sources: [] }), node('bj-replica2')]), file)[0]!;

@@ -32,6 +32,8 @@ export interface NodeObs {
   readOnly?: boolean;
   /** the servers it replicates from (one per channel); empty: from nobody */
   sources: Source[];
+  /** in its zone's `fenced` list (an old master after a failover): out of every route until `emha rejoin`, never drift */
+  fenced?: boolean;
 }
 
 export interface SlaveHost { serverId: number; host: string; port: number }
@@ -89,10 +91,11 @@ export function newReplicaName(zone: string, taken: ReadonlySet<string>): string
 export function planDrift(z: ZoneObs, all: ReadonlyArray<Pick<ResolvedNode, 'name' | 'zone' | 'role' | 'host' | 'port'>>): Drift[] {
   const out: Drift[] = [];
   const master = z.nodes.find((n) => n.name === z.master);
-  const replicas = z.nodes.filter((n) => n.role === 'replica');
+  // a fenced node is out on purpose (emha failover put it there, emha rejoin takes it back)
+  const replicas = z.nodes.filter((n) => n.role === 'replica' && !n.fenced);
   for (const r of replicas) if (!r.reachable) out.push({ kind: 'replica-unreachable', zone: z.zone, node: r.name, detail: `${r.name} (${addr(r)}) not reached: ${r.error ?? 'no answer'}; left in the file` });
   if (!master?.reachable || master.readOnly === undefined) return out;
-  const writable = z.nodes.filter((n) => n.reachable && n.readOnly === false);
+  const writable = z.nodes.filter((n) => n.reachable && n.readOnly === false && !n.fenced);
   if (writable.length > 1) {
     out.push({ kind: 'two-writable', zone: z.zone, nodes: writable.map((n) => n.name), detail: `${writable.map((n) => `${n.name} (${addr(n)})`).join(' and ')} are all writable (read_only=OFF): the watch changes nothing until one is read_only` });
     return out;
@@ -139,7 +142,7 @@ export function planDrift(z: ZoneObs, all: ReadonlyArray<Pick<ResolvedNode, 'nam
 }
 
 async function observeNode(ctx: Ctx, n: ResolvedNode, ms: number, signal: AbortSignal | undefined, withSlaveHosts: boolean): Promise<{ obs: NodeObs; slaveHosts: SlaveHost[] | null }> {
-  const obs: NodeObs = { name: n.name, zone: n.zone, role: n.role, host: n.host, port: n.port, reachable: false, sources: [] };
+  const obs: NodeObs = { name: n.name, zone: n.zone, role: n.role, host: n.host, port: n.port, reachable: false, sources: [], ...(n.fenced ? { fenced: true } : {}) };
   let db: Db | undefined;
   try {
     db = await openBounded(ctx, n, ms, signal);
@@ -237,7 +240,7 @@ async function proxyInLine(topo: Topology, cluster: string, zone: string, writeM
     await target.moveWrite(routeNode(master));
     log(`${target.label}: writes to ${master.name}`);
   }
-  const pool = zoneNodes.filter((n) => n.role === 'replica').map(routeNode);
+  const pool = zoneNodes.filter((n) => n.role === 'replica' && !n.fenced).map(routeNode);
   await target.setReadPool(pool);
   log(`${target.label}: read pool ${pool.map((n) => n.name).join(', ') || '(none: the master serves reads)'}`);
 }
