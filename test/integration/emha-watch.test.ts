@@ -253,6 +253,16 @@ test('watch --execute fails the dead master over (emha failover): the file and t
     const st = (await sb.run(['--json', 'emha', 'watch-status', '--cluster', 'demo'])).json();
     return st.zones[0].master === done.newMaster && st.zones[0].verdict === 'alive' && st.drift.every((d: { kind: string }) => d.kind === 'replica-unreachable');
   }, 15_000, 'the watch on the new master, no drift but the dead node');
+  // the old master back (the sandbox restarts a fenced node read_only), then made writable, as a
+  // hung master failed over and then continued (SIGCONT) would be: the watch sets it read_only
+  const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
+  assert.equal(up.code, 0, show(up));
+  assert.equal(Number(await value(dead, 'SELECT @@read_only')), 1);
+  await sql(dead, 'SET GLOBAL read_only = 0');
+  const fenced = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'fenced-writable', 15_000, 'the fenced node made read_only');
+  assert.equal(fenced.drift.node, dead);
+  assert.equal(Number(await value(dead, 'SELECT @@read_only')), 1);
+  assert.ok(loadTopology(sb.config).fencedNames('demo', 'bj').includes(dead), 'still fenced, still in the file');
   assert.equal(await stopWatch(w), 0, w.stderr());
   assert.equal(w.events.filter((e) => e.event === 'failover-started').length, 1);
   process.stdout.write(`# detection ${Date.parse(confirmed.at) - Date.parse(started.at)} ms after the watch started (master already dead), failover ${done.ms} ms\n`);

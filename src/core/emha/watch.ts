@@ -15,7 +15,7 @@ import { command, jobKind, sendJob, serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
 import { badInput } from '../exit.js';
 import { assessMaster, openBounded, DEFAULT_ASSESS_TIMEOUT_MS, type MasterAssessment } from './detect.js';
-import { applyDrift, driftKey, observeZone, planDrift, REPAIRABLE, type Drift } from './drift.js';
+import { applyDrift, driftKey, observeZone, planDrift, REPAIRABLE, URGENT, type Drift } from './drift.js';
 import type { Db } from '../db/connect.js';
 import { emhaFailover, failoverError, type FailoverReport } from './failover.js';
 
@@ -315,7 +315,7 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
       }
       drifts = seen;
       if (o.execute && !stop.signal.aborted) {
-        const due = seen.filter((d) => REPAIRABLE.has(d.kind) && (driftLooks.get(driftKey(d)) ?? 0) >= CONFIRMATIONS && Date.now() - (driftSince.get(driftKey(d)) ?? Date.now()) >= graceMs);
+        const due = seen.filter((d) => REPAIRABLE.has(d.kind) && (driftLooks.get(driftKey(d)) ?? 0) >= CONFIRMATIONS && (URGENT.has(d.kind) || Date.now() - (driftSince.get(driftKey(d)) ?? Date.now()) >= graceMs));
         if (due.length) {
           const holder = await clusterHeld(ctx, topo, cluster, alive, timeoutMs, stop.signal);
           if (holder) {
