@@ -48,11 +48,12 @@ export function registerEmha(program: Command): void {
     .addOption(durationOption('--interval <duration>', 'time between two looks', { bare: 's', as: 'ms', min: '100ms', max: '10m', default: '1s' }))
     .addOption(durationOption('--timeout <duration>', 'each connection and query of a look gives up after this long (mysql2 has no read timeout: a hung master would hold the look for good)', { bare: 's', as: 'ms', min: '100ms', max: '1m', default: '2s' }))
     .addOption(durationOption('--drift-grace <duration>', 'drift must last this long (and two looks) before --execute repairs it: a switch done by hand takes a few statements', { bare: 's', as: 'ms', min: '0s', max: '1h', default: '5s' }))
+    .addOption(durationOption('--anti-flap <duration>', "the failover it runs is refused while the zone's last failover is more recent than this (as `emha failover --anti-flap`; default: its 1h)", { bare: 's', as: 'ms' }))
     .option('--mha-dir <dir>', "MHA's config folder to keep current (default: <stateDir>/mha once `emha mha-config --out` wrote it)")
     .addOption(durationOption('--for <duration>', 'end after this long (drills, tests; default: until stopped)', { bare: 's', as: 'ms', min: '1s' }))
     .addOption(leaseOption())
     .addHelpText('after', examples('ezctl emha watch --cluster orders', 'ezctl emha watch --cluster orders --execute --interval 1s', 'ezctl --json emha watch --cluster orders --execute | tee watch.log', 'ezctl emha watch-status --cluster orders'))
-    .action(action(async (ctx, o: { cluster?: string; execute: boolean; interval: number; timeout: number; driftGrace: number; mhaDir?: string; for?: number; lease: number }) => {
+    .action(action(async (ctx, o: { cluster?: string; execute: boolean; interval: number; timeout: number; driftGrace: number; antiFlap?: number; mhaDir?: string; for?: number; lease: number }) => {
       const { watch, renderWatchEvent, renderWatchReport } = await import('../core/emha/watch.js');
       const emit = (e: import('../core/emha/watch.js').WatchEvent) => {
         if (ctx.opts.json) process.stdout.write(JSON.stringify(e) + '\n');
@@ -61,7 +62,7 @@ export function registerEmha(program: Command): void {
       };
       const r = await watch(ctx, {
         execute: o.execute, intervalMs: o.interval, timeoutMs: o.timeout, leaseMs: o.lease, driftGraceMs: o.driftGrace,
-        ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.mhaDir ? { mhaDir: o.mhaDir } : {}), ...(o.for ? { forMs: o.for } : {}),
+        ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.mhaDir ? { mhaDir: o.mhaDir } : {}), ...(o.for ? { forMs: o.for } : {}), ...(o.antiFlap !== undefined ? { antiFlapMs: o.antiFlap } : {}),
       }, emit);
       if (!ctx.opts.json) process.stdout.write(renderWatchReport(r) + '\n');
       return r.stoppedBy === 'signal' ? ExitCode.interrupted : ExitCode.ok;

@@ -268,6 +268,42 @@ test('watch --execute fails the dead master over (emha failover): the file and t
   process.stdout.write(`# detection ${Date.parse(confirmed.at) - Date.parse(started.at)} ms after the watch started (master already dead), failover ${done.ms} ms\n`);
 });
 
+test('a master hung past its replicas\' slave_net_timeout is failed over by watch --execute; after SIGCONT it is fenced and set read_only: one writable master routed', async () => {
+  const hung = fileMaster(); // the master the previous test promoted
+  const topo0 = loadTopology(sb.config);
+  const replicas = topo0.nodes('demo').filter((n) => n.role === 'replica' && !n.fenced).map((n) => n.name);
+  assert.ok(replicas.length >= 1, JSON.stringify(topo0.nodes('demo')));
+  // the replicas lose a silent master after 4 s instead of 60 (heartbeat every second)
+  for (const r of replicas) await sql(r, 'STOP SLAVE', 'SET GLOBAL slave_net_timeout = 4', 'CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 1', 'START SLAVE');
+  await eventually(async () => (await assessMaster(ctx(), loadTopology(sb.config), 'demo', 'bj', { connectTimeoutMs: 1000 })).verdict === 'alive', 10_000, 'replicas connected');
+  const w = startWatch(['--execute', '--interval', '500ms', '--timeout', '1s', '--anti-flap', '0s', '--lease', '5s']);
+  await w.waitFor((e) => e.event === 'started', 20_000, 'started');
+  const pid = pidOf(hung);
+  process.kill(pid, 'SIGSTOP');
+  stoppedPids.add(pid);
+  let done: Record<string, any>;
+  try {
+    // first: unreachable while the replicas still read from it, then dead once they lost it
+    await w.waitFor((e) => e.event === 'master-unreachable' && e.master === hung, 15_000, 'unreachable first');
+    done = await w.waitFor((e) => e.event === 'failover-done' || e.event === 'failover-failed', 60_000, 'the failover');
+    assert.equal(done.event, 'failover-done', JSON.stringify(done));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    stoppedPids.delete(pid);
+  }
+  const ev = w.events.map((e) => e.event);
+  assert.ok(ev.indexOf('master-unreachable') < ev.indexOf('master-dead'), ev.join(', '));
+  const topo = loadTopology(sb.config);
+  assert.equal(topo.master('demo', 'bj').name, done.newMaster);
+  assert.ok(topo.fencedNames('demo', 'bj').includes(hung));
+  // back from SIGSTOP it is still writable: the watch sets it read_only; the proxy only ever routes to the new master
+  const fix = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'fenced-writable' && e.drift.node === hung, 20_000, 'the hung master made read_only');
+  assert.ok(fix);
+  assert.equal(Number(await value(hung, 'SELECT @@read_only')), 1);
+  assert.equal((await routingTarget(topo, 'demo', 'bj')!.currentWrite())!.name, done.newMaster);
+  assert.equal(await stopWatch(w), 0, w.stderr());
+});
+
 test('two zones with DRC running: watch --execute follows a switch done by hand in sh in the file, the proxy, DRC (both directions reach the new master) and MHA\'s config', async () => {
   const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 1, proxy: true, load: 10 });
   let drcPid: number | undefined;

@@ -73,12 +73,17 @@ export interface WatchOptions {
    * The failover of a zone whose master is dead (part M4's `emha failover`, run with --execute).
    * Default: runFailover (part M4's emhaFailover).
    */
-  failover?: (ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number }) => Promise<unknown>;
+  failover?: (ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number; antiFlapMs?: number }) => Promise<unknown>;
+  /** the failover's --anti-flap (default: emha failover's) */
+  antiFlapMs?: number;
 }
 
 /** The zone's failover as `emha failover --execute` runs it (its own lease, journal, anti-flap); throws when it did not end done. */
-export async function runFailover(ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number }): Promise<FailoverReport> {
-  const r = await emhaFailover(ctx, { cluster: o.cluster, zone: o.zone, execute: true, ...(o.probeTimeoutMs ? { probeTimeoutMs: o.probeTimeoutMs } : {}) });
+export async function runFailover(ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number; antiFlapMs?: number }): Promise<FailoverReport> {
+  const r = await emhaFailover(ctx, {
+    cluster: o.cluster, zone: o.zone, execute: true,
+    ...(o.probeTimeoutMs ? { probeTimeoutMs: o.probeTimeoutMs } : {}), ...(o.antiFlapMs !== undefined ? { antiFlapMs: o.antiFlapMs } : {}),
+  });
   const e = failoverError(r);
   if (e) throw e;
   return r;
@@ -281,7 +286,7 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
             say({ event: 'failover-started', message: `${a.zone}: failing over from ${a.master}`, zone: a.zone });
             const t = Date.now();
             try {
-              const r = await (o.failover ?? runFailover)(freshCtx(ctx, path), { cluster, zone: a.zone, probeTimeoutMs: timeoutMs });
+              const r = await (o.failover ?? runFailover)(freshCtx(ctx, path), { cluster, zone: a.zone, probeTimeoutMs: timeoutMs, ...(o.antiFlapMs !== undefined ? { antiFlapMs: o.antiFlapMs } : {}) });
               failovers++;
               s.failedAt = 0;
               const f = r as Partial<FailoverReport>;
