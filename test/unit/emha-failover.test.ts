@@ -17,10 +17,15 @@ test('the candidate is the replica that received most in the zone\'s domain, the
   assert.equal(pickCandidate([v('r1', '1-101-50', '1-101-50'), v('r2', '1-101-60', '1-101-40')], 1), 'r2');
   assert.equal(pickCandidate([v('r1', '1-101-60', '1-101-55'), v('r2', '1-101-60', '1-101-58')], 1), 'r2');
   assert.equal(pickCandidate([v('r1', '1-101-60', '1-101-60'), v('r2', '1-101-60', '1-101-60')], 1), 'r1');
-  // another domain's progress (DRC's writes from another zone) does not make a replica more advanced
+  // when nobody holds everything, another domain's progress (DRC's writes from another zone) does not make a replica more advanced
   assert.equal(pickCandidate([v('r1', '1-101-60,1002-101-900', '1-101-60'), v('r2', '1-101-61,1002-101-10', '1-101-61')], 1), 'r2');
   assert.equal(pickCandidate([v('r1', '1-101-90', '1-101-90', false), v('r2', '1-101-60', '1-101-60')], 1), 'r2');
   assert.equal(pickCandidate([v('r1', '1-101-90', '1-101-90', false)], 1), undefined);
+  // measured: equal in the zone's domain, r2 one DRC-applied transaction ahead in domain 1002. r1 promoted,
+  // r2 could not replicate from it (error 1236: 1002-101-38 not in the master's binlog): r2 covers r1, r2 it is
+  assert.equal(pickCandidate([v('r1', '1-101-24,1002-101-37', '1-101-24,1002-101-37'), v('r2', '1-101-24,1002-101-38', '1-101-24,1002-101-38')], 1), 'r2');
+  // nobody covers everyone: the zone's own domain decides
+  assert.equal(pickCandidate([v('r1', '1-101-25,1002-101-37', '1-101-25,1002-101-37'), v('r2', '1-101-24,1002-101-38', '1-101-24,1002-101-38')], 1), 'r1');
 });
 
 test('a DRC checkpoint is set back in the zone\'s domain only', () => {

@@ -7,27 +7,28 @@
 // (topology `fenced`, the proxy, DRC, and read_only when the sandbox restarts it: fence.ts) before
 // the candidate is promoted; every GTID known lost is named; a DRC checkpoint ahead of the new
 // master (the other zones applied what the new master never got) is set back to the new master's
-// position, through DRC's client. A journaled job on the step engine, with a lease; refused while
+// position, through DRC's client. After the point of no return, takeover.ts's steps (emha switch's too).
+// A journaled job on the step engine, with a lease; refused while
 // the zone's last failover is more recent than --anti-flap.
 import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { describeAddress } from '../config/dsn.js';
-import { parseMariaPos, formatMariaPos, type Flavor } from '../db/gtid.js';
-import { gtidDifference, promote, replicateFrom, replicatesFrom, replicationCredentials, replState, waitApplied, type NodeReplState } from '../db/replication.js';
+import { gtidCovers, mariaMerge, parseMariaPos, formatMariaPos, type Flavor } from '../db/gtid.js';
+import { gtidDifference, replState, waitApplied, type NodeReplState } from '../db/replication.js';
 import { quoteTable } from '../db/quote.js';
 import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
-import { editTopologyFile, setZoneMaster } from '../config/editor.js';
 import { routingTarget } from '../proxy/index.js';
 import { DrcClient } from '../drc/client.js';
-import { acquireJob, newJobId, type JobHandle } from '../job/job.js';
+import { acquireJob, type JobHandle } from '../job/job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { readJob, resumePlan, rollbackPlan, runPlan, type Plan, type Step, type StepsResult } from '../steps/engine.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
 import { STATE_SCHEMA, ensureStateSchema } from '../state/schema.js';
 import { fenceNodeEverywhere, unfenceInFile } from './fence.js';
 import { assessMaster, type MasterAssessment } from './detect.js';
+import { addrOf, freshTopology, promoteStep, refOf, takeoverSteps, withNode, type NodeRef, type TakeoverParams } from './takeover.js';
 
 export const FAILOVER_KIND = 'emha-failover';
 /** orchestrator's RecoveryPeriodBlockSeconds default: one failover of a zone per hour */
@@ -45,17 +46,10 @@ export function sameServer(a: { host: string; port: number }, b: { host: string;
 
 // ---- the plan ----
 
-export interface NodeRef { name: string; host: string; port: number }
-const ref = (n: { name: string; host: string; port: number }): NodeRef => ({ name: n.name, host: n.host, port: n.port });
-
-/** What the plan is rebuilt from (journaled; no secrets). */
-export interface FailoverParams {
-  cluster: string;
-  zone: string;
+/** What the plan is rebuilt from (journaled; no secrets): the takeover's parameters (the candidate is
+ *  its newMaster, the zone's other replicas its replicas and read pool) and the failover's own. */
+export interface FailoverParams extends TakeoverParams {
   oldMaster: NodeRef;
-  candidate: NodeRef;
-  /** the zone's other replicas, repointed under the candidate */
-  replicas: NodeRef[];
   flavor: Flavor;
   /** the zone's own GTID domain (MariaDB) */
   domain: number | null;
@@ -114,8 +108,8 @@ export interface FailoverReport {
   jobId?: string;
   result?: StepsResult;
   checkpoints?: CheckpointChange[];
-  /** replicas the failover could not repoint under the new master (each with why): `emha rejoin` them */
-  notRepointed?: string[];
+  /** replicas left where they are (each with why): they hold what the new master lacks */
+  notRepointed: string[];
   exitCode: ExitCode;
 }
 
@@ -135,12 +129,25 @@ export function replaceDomain(pos: string, domain: number, by: string): string {
   return formatMariaPos(p);
 }
 
-/** The most advanced of the eligible replicas: received most in the zone's domain, then applied most, then file order. */
-export function pickCandidate(views: Array<{ name: string; eligible: boolean; received: string; applied: string }>, domain: number | null): string | undefined {
+/** Everything a replica holds or has received (MariaDB: per domain the higher of Gtid_IO_Pos and gtid_current_pos). */
+export function heldOf(v: { received: string; applied: string }, flavor: Flavor = 'mariadb'): string {
+  return flavor === 'mariadb' ? mariaMerge(v.received, v.applied) : v.received || v.applied;
+}
+
+/**
+ * The replica to promote. First choice: one that holds everything every other eligible replica
+ * holds, in every domain (the zone's own and DRC's writes from other zones alike): each of the
+ * others can then replicate from it by GTID (measured: a replica one DRC-applied transaction ahead
+ * of the new master in domain 1002 was refused, error 1236 "requested to start from GTID
+ * 1002-101-38, which is not in the master's binlog"). Among those, and when none covers all, the one
+ * that received most in the zone's own domain, then applied most, then file order.
+ */
+export function pickCandidate(views: Array<{ name: string; eligible: boolean; received: string; applied: string }>, domain: number | null, flavor: Flavor = 'mariadb'): string | undefined {
   const seq = (p: string) => (domain === null ? 0n : parseMariaPos(p).get(domain)?.seq ?? 0n);
+  const eligible = views.filter((v) => v.eligible);
+  const coversAll = eligible.filter((v) => eligible.every((w) => gtidCovers(flavor, heldOf(v, flavor), heldOf(w, flavor))));
   let best: (typeof views)[number] | undefined;
-  for (const v of views) {
-    if (!v.eligible) continue;
+  for (const v of coversAll.length ? coversAll : eligible) {
     if (!best) best = v;
     else if (seq(v.received) > seq(best.received) || (seq(v.received) === seq(best.received) && seq(v.applied) > seq(best.applied))) best = v;
   }
@@ -173,12 +180,6 @@ export async function lastFailover(db: Db, cluster: string, zone: string): Promi
   );
   const r = rows[0];
   return r ? { jobId: r.job_id, atMs: Number(r.at) } : null;
-}
-
-function nodeOf(topo: Topology, cluster: string, r: NodeRef): ResolvedNode {
-  const n = topo.nodes(cluster).find((x) => sameServer(x, r)) ?? topo.node(cluster, r.name);
-  if (!n) throw runtimeError(`${r.name} (${r.host}:${r.port}) is no longer in the topology file`, { hint: 'put it back, or resume from a file that has it' });
-  return n;
 }
 
 async function withDb<T>(ctx: Ctx, node: ResolvedNode, fn: (db: Db) => Promise<T>): Promise<T> {
@@ -219,166 +220,102 @@ function lostSummary(from: Array<{ source: string; text: string[]; count: bigint
   };
 }
 
-function buildPlan(ctx: Ctx, topoAtStart: Topology, p: FailoverParams, journal: () => MariaDbJournal, job: () => JobHandle | undefined, relayTimeoutMs: number, checkpoints: CheckpointChange[], notRepointed: string[] = []): Plan<FailoverParams> {
-  let topo = topoAtStart;
-  const reload = async () => (topo = (await import('../config/load.js')).loadTopology(topo.path));
-  const candidate = () => nodeOf(topo, p.cluster, p.candidate);
+function buildPlan(ctx: Ctx, p: FailoverParams, journal: () => MariaDbJournal, relayTimeoutMs: number, checkpoints: CheckpointChange[]): Plan<FailoverParams> {
+  const topo = () => freshTopology(p.topologyPath);
+  const candidate = p.newMaster;
   const stepDetail = async (jobId: string, step: string): Promise<Record<string, unknown> | undefined> => {
     const j = await journal().load(jobId);
     return [...(j?.events ?? [])].reverse().find((e) => e.step === step && e.state === 'done' && e.detail && Object.keys(e.detail).some((k) => k !== 'by'))?.detail;
   };
-  const steps: Step<FailoverParams>[] = [
+  const refuseSql = (why: string) => refused(`${candidate.name} cannot apply its relay log: its SQL thread stopped: ${why}`, { hint: 'fix the cause on the candidate (or choose another with --to), then run the failover again' });
+  const before: Step<FailoverParams>[] = [
     {
       name: 'fence-old-master',
-      describe: () => ({ does: `fence ${p.oldMaster.name} (${p.oldMaster.host}:${p.oldMaster.port}): the topology file's fenced list (DRC never reads or writes it, the sandbox restarts it read_only) and the proxy (out of every route, sessions shut)` }),
-      async do(sc) {
-        const proxy = routingTarget(topo, p.cluster, p.zone);
-        const before = proxy ? (await proxy.currentWrite())?.name ?? null : null;
-        sc.note({ proxyWriteBefore: before });
-        const r = await fenceNodeEverywhere(ctx, topo, { cluster: p.cluster, zone: p.zone, name: p.oldMaster.name });
-        await reload();
-        return { ...r };
+      describe: () => ({ does: `fence ${p.oldMaster.name} (${addrOf(p.oldMaster)}): the topology file's fenced list (DRC never reads or writes it, the sandbox restarts it read_only) and the proxy (out of every route, sessions shut)` }),
+      async do() {
+        return { ...(await fenceNodeEverywhere(ctx, topo(), { cluster: p.cluster, zone: p.zone, name: p.oldMaster.name })) };
       },
       async undo() {
-        const proxy = routingTarget(topo, p.cluster, p.zone);
+        const t = topo();
+        const proxy = routingTarget(t, p.cluster, p.zone);
         if (proxy) {
           await proxy.unfence(p.oldMaster.name);
           // the old master is still the file's master: its write route comes back as it was
-          const cur = await proxy.currentWrite();
-          if (!cur) await proxy.moveWrite(p.oldMaster, { killExisting: false });
+          if (!(await proxy.currentWrite())) await proxy.moveWrite(p.oldMaster, { killExisting: false });
         }
-        unfenceInFile(topo, p.cluster, p.zone, p.oldMaster.name);
-        await reload();
+        unfenceInFile(t, p.cluster, p.zone, p.oldMaster.name);
       },
     },
     {
       name: 'apply-relay-log',
-      describe: () => ({ does: `wait until ${p.candidate.name} has applied all it received from ${p.oldMaster.name} (${p.candidateReceived || 'nothing'}); refused when its SQL thread stops on an error`, sql: ['START SLAVE SQL_THREAD  -- if it is stopped without an error', 'SELECT @@gtid_current_pos  -- until it covers Gtid_IO_Pos'] }),
+      describe: () => ({ does: `wait until ${candidate.name} has applied all it received from ${p.oldMaster.name} (${p.candidateReceived || 'nothing'}); refused when its SQL thread stops on an error`, sql: ['START SLAVE SQL_THREAD  -- only if it is stopped without an error', 'SELECT @@gtid_current_pos  -- until it covers Gtid_IO_Pos'] }),
       changesNothing: true,
       timeoutMs: relayTimeoutMs,
-      waitsFor: `${p.candidate.name} to apply its relay log`,
+      waitsFor: `${candidate.name} to apply its relay log`,
       async do(sc) {
-        return withDb(ctx, candidate(), async (db) => {
+        return withNode(ctx, p, candidate, async (db) => {
           let st = await replState(db);
           if (st.replica && st.replica.sqlState !== 'Yes') {
-            if (st.replica.lastSqlError) throw refused(`${p.candidate.name} cannot apply its relay log: its SQL thread stopped: ${st.replica.lastSqlError}`, { hint: 'fix the cause on the candidate (or choose another with --to), then run the failover again' });
+            if (st.replica.lastSqlError) throw refuseSql(st.replica.lastSqlError);
             await db.exec('START SLAVE SQL_THREAD');
           }
           const target = st.replica?.retrievedGtid || p.candidateReceived;
           for (;;) {
-            const w = await waitApplied(db, target, { timeoutMs: 500, signal: sc.signal, onProgress: (behind, at) => sc.waitingFor(`${p.candidate.name}: ${behind} transaction(s) behind (at ${at}, received ${target})`) });
+            const w = await waitApplied(db, target, { timeoutMs: 500, signal: sc.signal, onProgress: (behind, at) => sc.waitingFor(`${candidate.name}: ${behind} transaction(s) behind (at ${at}, received ${target})`) });
             if (w.reached) break;
             st = await replState(db);
-            if (st.replica && st.replica.sqlState !== 'Yes' && st.replica.lastSqlError) {
-              throw refused(`${p.candidate.name} cannot apply its relay log: its SQL thread stopped: ${st.replica.lastSqlError}`, { hint: 'fix the cause on the candidate (or choose another with --to), then run the failover again' });
-            }
-            sc.waitingFor(`${p.candidate.name}: applied ${w.at}, received ${target}`);
+            if (st.replica && st.replica.sqlState !== 'Yes' && st.replica.lastSqlError) throw refuseSql(st.replica.lastSqlError);
             if (sc.signal.aborted) throw sc.signal.reason instanceof Error ? sc.signal.reason : new Error('aborted');
           }
-          const now = await replState(db);
           // the new master's position at promotion: what the other zones' DRC checkpoints are set back to
-          return { position: now.gtidBinlogPos, received: target };
+          return { position: (await replState(db)).gtidBinlogPos, received: target };
         });
-      },
-    },
-    {
-      name: 'promote',
-      pointOfNoReturn: true,
-      describe: () => ({ does: `promote ${p.candidate.name}: it stops replicating, forgets its master and becomes writable`, sql: ['STOP ALL SLAVES', 'RESET SLAVE ALL', 'SET GLOBAL read_only = 0'] }),
-      async do() {
-        job()?.assertHeld();
-        await withDb(ctx, candidate(), (db) => promote(db));
-      },
-      async check() {
-        return withDb(ctx, candidate(), async (db) => {
-          const st = await replState(db);
-          return st.replica === null && !st.readOnly;
-        });
-      },
-    },
-    {
-      name: 'repoint-replicas',
-      describe: () => ({ does: p.replicas.length ? `make ${p.replicas.map((r) => r.name).join(', ')} replicate from ${p.candidate.name} (by GTID, read_only)` : 'no other replica to repoint' }),
-      async do(sc) {
-        const creds = await replicationCredentials(topo, p.cluster, ctx.secrets());
-        const done: string[] = [];
-        const skipped: string[] = [];
-        for (const r of p.replicas) {
-          try {
-            await withDb(ctx, nodeOf(topo, p.cluster, r), (db) => replicateFrom(db, p.candidate, creds ? { user: creds.user, ...(creds.password !== undefined ? { password: creds.password } : {}) } : {}));
-            done.push(r.name);
-          } catch (e) {
-            skipped.push(`${r.name}: ${(e as Error).message}`);
-            notRepointed.push(`${r.name}: ${(e as Error).message}`);
-            ctx.log.warn(`${r.name} not repointed under ${p.candidate.name}: ${(e as Error).message}; \`ezctl emha rejoin --node ${r.name}\` once it answers`);
-          }
-        }
-        return { repointed: done, skipped };
-      },
-      async check() {
-        for (const r of p.replicas) {
-          const ok = await withDb(ctx, nodeOf(topo, p.cluster, r), async (db) => replicatesFrom(await replState(db), p.candidate)).catch(() => true);
-          if (!ok) return false;
-        }
-        return true;
-      },
-    },
-    {
-      name: 'move-proxy',
-      describe: () => ({ does: routingTarget(topo, p.cluster, p.zone) ? `the zone's proxy sends writes to ${p.candidate.name} and reads to ${p.replicas.map((r) => r.name).join(', ') || `${p.candidate.name} (no replica left)`}` : 'no proxy in the topology file for this zone (route other proxies from hooks)' }),
-      async do() {
-        const proxy = routingTarget(topo, p.cluster, p.zone);
-        if (!proxy) return { proxy: 'none' };
-        await proxy.moveWrite(p.candidate, { killExisting: true });
-        await proxy.setReadPool(p.replicas);
-        return { proxy: proxy.label, write: p.candidate.name, read: p.replicas.map((r) => r.name) };
-      },
-    },
-    {
-      name: 'drc-checkpoints',
-      describe: () => ({ does: `where another zone's DRC applied transactions of zone ${p.zone} that ${p.candidate.name} never received, set that direction's checkpoint back to ${p.candidate.name}'s position in domain ${p.domain ?? '-'} (else DRC stops as diverged, or skips the new master's transactions that reuse those sequence numbers)` }),
-      async do(sc) {
-        const d = await stepDetail(sc.jobId, 'apply-relay-log');
-        const at = typeof d?.position === 'string' ? d.position : undefined;
-        if (at === undefined) throw runtimeError(`the journal has no position of ${p.candidate.name} at its promotion (apply-relay-log's detail)`);
-        const drc = new DrcClient(ctx, topo, p.cluster);
-        const offset = topo.cluster(p.cluster).config.drc?.drcDomainOffset ?? DEFAULT_DRC_DOMAIN_OFFSET;
-        const changes: CheckpointChange[] = [];
-        for (const a of await drcAhead(ctx, topo, p, at)) {
-          const direction = `${p.zone}->${a.to}`;
-          if (!a.checkpoint || a.lost.empty || p.domain === null) {
-            changes.push({ direction, at: a.to, from: a.checkpoint, to: a.checkpoint ?? '', via: 'none', lost: [] });
-            continue;
-          }
-          const to = replaceDomain(a.checkpoint, p.domain, at);
-          const r = await drc.setCheckpoint(p.zone, a.to, to, p.candidate, { sourceDomain: p.domain, drcDomainOffset: offset });
-          sc.log(`DRC ${direction}: checkpoint ${a.checkpoint} → ${to} (${r.via === 'daemon' ? 'the daemon writes it when it reads from the new master' : 'written'}); lost: ${a.lost.text.join(', ')}`);
-          changes.push({ direction, at: a.to, from: a.checkpoint, to, via: r.via, lost: a.lost.text });
-        }
-        checkpoints.splice(0, checkpoints.length, ...changes);
-        return { checkpoints: changes };
-      },
-    },
-    {
-      name: 'topology-drc',
-      describe: () => ({ does: `rewrite the topology file (zone ${p.zone}'s master: ${p.candidate.name}; ${p.oldMaster.name} among the replicas, fenced) and tell a DRC daemon on this host to reconnect the zone's directions` }),
-      timeoutMs: 60_000,
-      waitsFor: 'DRC to write the checkpoints set back',
-      async do(sc) {
-        const e = editTopologyFile(topo.path, (doc) => setZoneMaster(doc, p.cluster, p.zone, p.candidate));
-        topo = e.topology;
-        const drc = new DrcClient(ctx, topo, p.cluster);
-        const daemon = await drc.repoint(p.zone);
-        if (daemon) {
-          for (const to of topo.zonesOf(p.cluster).filter((z) => z !== p.zone)) {
-            sc.waitingFor(`DRC ${p.zone}->${to} to write its checkpoint set back (it reads from ${p.candidate.name})`);
-            if (!(await drc.waitCheckpoint(p.zone, to, 50_000, sc.signal))) throw runtimeError(`DRC ${p.zone}->${to} has not written the checkpoint set back: is ${p.candidate.name} reachable from the daemon?`);
-          }
-        } else sc.log(`no DRC daemon of cluster ${p.cluster} on this host: repoint it where it runs (ezctl drc repoint), it reads the file anew`);
-        return { file: e.changed ? 'rewritten' : 'unchanged', drcDaemon: daemon };
       },
     },
   ];
+  const drcCheckpoints: Step<FailoverParams> = {
+    name: 'drc-checkpoints',
+    describe: () => ({ does: `where another zone's DRC applied transactions of zone ${p.zone} that ${candidate.name} never received, set that direction's checkpoint back to ${candidate.name}'s position at promotion in domain ${p.domain ?? '-'} (else DRC stops as diverged, or skips the new master's transactions that reuse those sequence numbers); a daemon on this host writes it once it reads from ${candidate.name}` }),
+    async do(sc) {
+      const d = await stepDetail(sc.jobId, 'apply-relay-log');
+      const at = typeof d?.position === 'string' ? d.position : undefined;
+      if (at === undefined) throw runtimeError(`the journal has no position of ${candidate.name} at its promotion (apply-relay-log's detail)`);
+      const t = topo();
+      const drc = new DrcClient(ctx, t, p.cluster);
+      const offset = t.cluster(p.cluster).config.drc?.drcDomainOffset ?? DEFAULT_DRC_DOMAIN_OFFSET;
+      const changes: CheckpointChange[] = [];
+      for (const a of await drcAhead(ctx, t, p, at)) {
+        const direction = `${p.zone}->${a.to}`;
+        if (!a.checkpoint || a.lost.empty || p.domain === null) {
+          changes.push({ direction, at: a.to, from: a.checkpoint, to: a.checkpoint ?? '', via: 'none', lost: [] });
+          continue;
+        }
+        const to = replaceDomain(a.checkpoint, p.domain, at);
+        const r = await drc.setCheckpoint(p.zone, a.to, to, candidate, { sourceDomain: p.domain, drcDomainOffset: offset });
+        sc.log(`DRC ${direction}: checkpoint ${a.checkpoint} → ${to} (${r.via === 'daemon' ? 'the daemon writes it when it reads from the new master' : 'written'}); lost: ${a.lost.text.join(', ')}`);
+        changes.push({ direction, at: a.to, from: a.checkpoint, to, via: r.via, lost: a.lost.text });
+      }
+      checkpoints.splice(0, checkpoints.length, ...changes);
+      return { checkpoints: changes };
+    },
+  };
+  const drcWritten: Step<FailoverParams> = {
+    name: 'drc-checkpoint-written',
+    describe: () => ({ does: `wait until a DRC daemon on this host has written the checkpoints set back (it does when it reads from ${candidate.name})` }),
+    timeoutMs: 60_000,
+    waitsFor: 'DRC to write the checkpoints set back',
+    async do(sc) {
+      const drc = new DrcClient(ctx, topo(), p.cluster);
+      if (!(await drc.daemonHere())) return { drc: 'no daemon on this host' };
+      for (const to of topo().zonesOf(p.cluster).filter((z) => z !== p.zone)) {
+        sc.waitingFor(`DRC ${p.zone}->${to} to write its checkpoint set back (it reads from ${candidate.name})`);
+        if (!(await drc.waitCheckpoint(p.zone, to, 55_000, sc.signal))) throw runtimeError(`DRC ${p.zone}->${to} has not written the checkpoint set back: is ${candidate.name} reachable from the daemon?`);
+      }
+      return { drc: 'written' };
+    },
+  };
+  // after the point of no return: the takeover's steps (switch's too), the checkpoints set back before DRC is repointed
+  const steps = [...before, promoteStep<FailoverParams>(ctx, p), ...takeoverSteps<FailoverParams>(ctx, p, { afterRoute: [drcCheckpoints] }), drcWritten];
   return { kind: FAILOVER_KIND, params: p, cluster: p.cluster, steps };
 }
 
@@ -422,7 +359,7 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
     if (!v) throw badInput(`--to ${candidateName} is not a replica of zone ${o.zone}`, { hint: `replicas: ${replicas.map((r) => r.name).join(', ') || 'none'}` });
     if (!v.eligible) refusals.push(`${candidateName} cannot be promoted: ${v.why}`);
   } else {
-    candidateName = pickCandidate(views, domain);
+    candidateName = pickCandidate(views, domain, [...states.values()][0]?.flavor ?? 'mariadb');
     if (!candidateName) refusals.push(`no replica of zone ${o.zone} can be promoted: ${views.length ? views.map((v) => `${v.name}: ${v.why}`).join('; ') : 'the zone has no replica'}`);
     else {
       const ahead = views.filter((v) => v.name !== candidateName && v.reachable && !v.eligible && v.why.includes('SQL thread'));
@@ -432,9 +369,22 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
   const cand = candidateName ? replicas.find((r) => r.name === candidateName) : undefined;
   const candView = cand ? views.find((v) => v.name === cand.name) : undefined;
   const flavor: Flavor = [...states.values()][0]?.flavor ?? 'mariadb';
+  const notRepointed: string[] = [];
   const params: FailoverParams | undefined = cand
-    ? { cluster, zone: o.zone, oldMaster: ref(master), candidate: ref(cand), replicas: replicas.filter((r) => r.name !== cand.name && views.find((v) => v.name === r.name)?.reachable).map(ref), flavor, domain, candidateReceived: candView?.received ?? '' }
+    ? (() => {
+        // a replica holding what the candidate lacks cannot replicate from it: left out (and named)
+        const candHeld = heldOf(candView!, flavor);
+        const others = replicas.filter((r) => {
+          const v = views.find((x) => x.name === r.name)!;
+          if (r.name === cand.name || !v.reachable) return false;
+          const extra = gtidDifference(flavor, heldOf(v, flavor), candHeld);
+          if (!extra.empty) notRepointed.push(`${r.name}: holds ${extra.text.join(', ')}, which ${cand.name} lacks (it cannot replicate from it; \`ezctl emha rejoin --node ${r.name}\` names them once reconciled)`);
+          return extra.empty;
+        }).map(refOf);
+        return { cluster, zone: o.zone, topologyPath: topo.path, newMaster: refOf(cand), replicas: others, readPool: others, oldMaster: refOf(master), flavor, domain, candidateReceived: candView?.received ?? '' };
+      })()
     : undefined;
+  for (const n of notRepointed) ctx.log.warn(`not repointed under the new master: ${n}`);
   // lost GTIDs known now: what other zones' DRC applied and other replicas received beyond the candidate
   let lost: LostGtids = lostSummary([]);
   if (params) {
@@ -468,12 +418,11 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
     refusals.push(`zone ${o.zone} failed over ${formatDuration(Date.now() - last.atMs)} ago (job ${last.jobId}, ${last.at}), within --anti-flap ${formatDuration(antiFlap)}: a master that keeps dying needs a person (orchestrator's recovery block)`);
   }
   const checkpoints: CheckpointChange[] = [];
-  const notRepointed: string[] = [];
   let journal: MariaDbJournal | undefined;
   let jobHandle: JobHandle | undefined;
-  const plan = params ? buildPlan(ctx, topo, params, () => journal!, () => jobHandle, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints, notRepointed) : undefined;
+  const plan = params ? buildPlan(ctx, params, () => journal!, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints) : undefined;
   const report: FailoverReport = {
-    cluster, zone: o.zone, execute: !!o.execute, assessment, oldMaster: ref(master), candidate: params?.candidate ?? null, replicas: views, lost, lastFailover: last,
+    cluster, zone: o.zone, execute: !!o.execute, assessment, oldMaster: refOf(master), candidate: params?.newMaster ?? null, replicas: views, lost, lastFailover: last, notRepointed,
     steps: plan ? plan.steps.map((s) => ({ name: s.name, ...s.describe(), ...(s.pointOfNoReturn ? { pointOfNoReturn: true } : {}), ...(s.timeoutMs ? { bound: formatDuration(s.timeoutMs) } : {}) })) : [],
     exitCode: ExitCode.ok,
   };
@@ -495,7 +444,6 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
     report.jobId = jobHandle.id;
     report.result = result;
     report.checkpoints = checkpoints;
-    report.notRepointed = notRepointed;
     report.exitCode = result.exitCode;
     if (result.outcome === 'done') await jobHandle.finish();
     else await jobHandle.fail(new Error(result.error?.message ?? result.outcome));
@@ -530,16 +478,15 @@ async function resumeFailover(ctx: Ctx, topo: Topology, cluster: string, o: Fail
   const zones = topo.zonesOf(cluster).filter((z) => z !== p.zone).map((z) => ({ zone: z, node: topo.master(cluster, z) }));
   const handle = await acquireJob(ctx, { cluster, kind: FAILOVER_KIND, targets: [`emha:${p.zone}`], zones, resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), phase: 'failover' });
   const checkpoints: CheckpointChange[] = [];
-  const notRepointed: string[] = [];
-  const plan = buildPlan(ctx, topo, p, () => found!.journal, () => handle, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints, notRepointed);
+  const plan = buildPlan(ctx, p, () => found!.journal, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints);
   try {
     const opts = { jobId, journal: found.journal, guard: handle, hooks: hookRunner(hooksFromTopology(topo.file, topo.dir, cluster)), signal: handle.signal, log: (m: string) => ctx.log.info(m) };
     const result = o.resume ? await resumePlan(plan, opts) : await rollbackPlan(plan, opts);
     if (result.outcome === 'done') await handle.finish();
     else await handle.fail(new Error(result.error?.message ?? result.outcome));
     return {
-      cluster, zone: p.zone, execute: true, assessment: { cluster, zone: p.zone, master: p.oldMaster.name, verdict: 'dead', vantages: [], tookMs: 0 }, oldMaster: p.oldMaster, candidate: p.candidate, replicas: [], lost: lostSummary([]), lastFailover: null,
-      steps: plan.steps.map((s) => ({ name: s.name, ...s.describe() })), jobId, result, checkpoints, notRepointed, exitCode: result.exitCode,
+      cluster, zone: p.zone, execute: true, assessment: { cluster, zone: p.zone, master: p.oldMaster.name, verdict: 'dead', vantages: [], tookMs: 0 }, oldMaster: p.oldMaster, candidate: p.newMaster, replicas: [], lost: lostSummary([]), lastFailover: null, notRepointed: [],
+      steps: plan.steps.map((s) => ({ name: s.name, ...s.describe() })), jobId, result, checkpoints, exitCode: result.exitCode,
     };
   } catch (e) {
     await handle.fail(e).catch(() => undefined);
@@ -563,7 +510,7 @@ export function renderFailover(r: FailoverReport): string {
   if (r.lost.gtids.length) out.push(`  the rows those transactions wrote are in the other zones and not in ${r.zone}: \`ezctl check full --cluster ${r.cluster}\` names them, \`ezctl repair\` reconciles`);
   out.push(`  (${r.lost.note})`);
   for (const c of r.checkpoints ?? []) if (c.via !== 'none') out.push(`DRC ${c.direction}: checkpoint set back ${c.from} → ${c.to} (${c.via === 'daemon' ? 'by the daemon on this host' : `at zone ${c.at}`})`);
-  for (const n of r.notRepointed ?? []) out.push(`not repointed (rejoin it once it answers): ${n}`);
+  for (const n of r.notRepointed) out.push(`not repointed: ${n}`);
   if (!r.result) {
     out.push(`steps${r.execute ? '' : ' (dry run: nothing changed; add --execute)'}:`);
     r.steps.forEach((s, i) => {
