@@ -100,7 +100,9 @@ export async function mhaConfig(ctx: Ctx, o: MhaConfigOptions): Promise<MhaConfi
   const zones = [];
   // every zone is checked before anything is written
   for (const zone of topo.zonesOf(cluster)) {
-    const nodes = all.filter((n) => n.zone === zone);
+    // a fenced node (an old master after a failover) is no part of the zone MHA manages: MHA would
+    // check it and could even promote it
+    const nodes = all.filter((n) => n.zone === zone && !n.fenced);
     const { ep } = await zoneCredentials(ctx, zone, nodes);
     const pwProblem = ep.password === undefined ? undefined : mhaPasswordProblem(ep.password);
     if (pwProblem) throw badInput(`zone ${zone}: the password of user ${ep.user} (from ${ep.passwordSource}) cannot pass through MHA's init_conf_load_script: ${pwProblem}`);
@@ -208,3 +210,5 @@ export async function mhaSecrets(ctx: Ctx, o: MhaSecretsOptions): Promise<string
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 export * from './takeover.js';
+export * from './switch.js';
+export { renderSwitch } from './render.js';

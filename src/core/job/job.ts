@@ -50,6 +50,13 @@ export interface AcquireOptions {
   /** the job's first phase (default plan) */
   phase?: string;
   controlSocket?: string;
+  /**
+   * Write the job's rows and leases with sql_log_bin = 0: they never reach a binlog (the zone's
+   * replicas, DRC). For a job that outlives master changes (emha watch): its lease renewals on a
+   * master demoted under it would otherwise be transactions the new master never has (seen: DRC
+   * refused to repoint to the new master for a GTID only the watch's renewal had written).
+   */
+  unlogged?: boolean;
 }
 
 export interface JobHandle {
@@ -94,6 +101,8 @@ export async function acquireJob(ctx: Ctx, o: AcquireOptions): Promise<JobHandle
       // the lock of the cluster's lease rows is held for milliseconds; a longer wait is a stuck session
       await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
       await ensureStateSchema(db);
+      // after the schema: its tables must reach the replicas, as every job's rows but these
+      if (o.unlogged) await db.exec('SET SESSION sql_log_bin = 0');
     }
     for (let attempt = 1; ; attempt++) {
       try {

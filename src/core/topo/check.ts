@@ -77,8 +77,10 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
       else serverIds.set(p.info.serverId, `${p.node.cluster}/${p.node.name}`);
     }
     for (const zone of topo.zonesOf(cluster)) {
-      const inZone = probes.filter((p) => p.node.zone === zone);
-      const master = inZone.find((p) => p.node.role === 'master')!;
+      const all = probes.filter((p) => p.node.zone === zone);
+      const master = all.find((p) => p.node.role === 'master')!;
+      // fenced nodes are checked by checkNode alone (read_only, no traffic), not as the zone's replicas
+      const inZone = all.filter((p) => !p.node.fenced || p === master);
       const writable = inZone.filter((p) => p.info && !p.info.readOnly);
       if (inZone.every((p) => p.info)) {
         if (writable.length !== 1) {
@@ -140,6 +142,14 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
 }
 
 function checkNode(p: NodeProbe, add: (node: ResolvedNode | null, check: string, message: string, severity?: Problem['severity']) => void): void {
+  // a fenced node (an old master after a failover) is out of the zone until `emha rejoin`: down or
+  // replicating from nobody is what it is expected to be; writable is not
+  if (p.node.fenced) {
+    if (!p.info) add(p.node, 'fenced', `fenced, and down (${p.error ?? 'unreachable'}): it takes no traffic until \`ezctl emha rejoin\``, 'warning');
+    else if (!p.info.readOnly) add(p.node, 'fenced', 'fenced but writable: it must never take writes again (SET GLOBAL read_only = 1), until `ezctl emha rejoin`');
+    else add(p.node, 'fenced', 'fenced (read_only): it takes no traffic until `ezctl emha rejoin`', 'warning');
+    return;
+  }
   if (!p.info) {
     add(p.node, 'reachable', p.error ?? 'unreachable');
     return;
