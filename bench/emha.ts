@@ -446,6 +446,12 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
       }
       await sleep(20);
     }
+    if (watch && watcher) {
+      // the failover goes on after the route moved (replicas, topology file, DRC, MHA config):
+      // the watch is stopped only once it said the failover ended, never in the middle of it
+      const until = performance.now() + 120_000;
+      while (performance.now() < until && watcher.exitCode === null && !watchLines.some((l) => l.t > tKill && /failover-(done|failed)/.test(l.line))) await sleep(50);
+    }
     if (watch) {
       // the watch's events (one JSON document a line with --json): the first look that saw the
       // master dead, the confirmed death (detection), the failover's end
