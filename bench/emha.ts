@@ -474,7 +474,7 @@ async function failoverBlock(rig: Rig, dir: string): Promise<FailoverRun | undef
         try {
           const j = JSON.parse(done.line);
           out.commandMs = j.ms;
-          out.reportedLost = j.report?.lost?.gtids;
+          out.reportedLost = j.lost?.gtids ?? j.report?.lost?.gtids;
         } catch {
           /* not JSON */
         }
