@@ -294,3 +294,24 @@ test('held() says false once the holder session is killed by someone else', asyn
   await block.release({ restoreReadOnly: true });
   assert.equal(await readOnly(), 0);
 });
+
+test('release keeps its promise about read_only when someone changed it meanwhile or its second session was killed', async () => {
+  // a demoted master: read_only ends ON even if someone turned it off while the block was held
+  let block = await blockWrites(admin, { lockWaitMs: 5000 });
+  await ctl.exec('SET GLOBAL read_only = 0');
+  await block.release({ restoreReadOnly: false });
+  assert.equal(await readOnly(), 1);
+  await ctl.exec('SET GLOBAL read_only = 0');
+
+  // a rollback whose watching session was killed: read_only is put back through a new session
+  const ids = async () => new Set((await ctl.query<{ id: number }>('SELECT ID AS id FROM information_schema.PROCESSLIST')).map((r) => Number(r.id)));
+  const before = await ids();
+  block = await blockWrites(admin, { lockWaitMs: 5000 });
+  const watcher = [...(await ids())].filter((id) => !before.has(id) && id !== block.holderId);
+  assert.equal(watcher.length, 1, `one new session besides the holder: ${watcher.join(', ')}`);
+  await ctl.exec('KILL CONNECTION ?', [watcher[0]!]);
+  assert.equal(await block.held(), true, 'the block is the holder session, not the watcher');
+  await block.release({ restoreReadOnly: true });
+  assert.equal(await readOnly(), 0);
+  await ctl.exec("INSERT INTO wb.t (tag) VALUES ('after-watcher-killed')");
+});
