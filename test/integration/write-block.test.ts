@@ -256,6 +256,13 @@ test('runningWrites: write transactions open for at least N seconds, not readers
   assert.equal(found[0]!.rowsModified, 1);
   assert.ok(found[0]!.timeS >= 1);
   assert.deepEqual(await runningWrites(ctl, 60), []);
+  // INNODB_TRX.trx_started is in the server's system time zone, whatever the session's: a server
+  // in Asia/Shanghai (measured with TZ=CST-8: an age of -28798 s) is the same as asking from a
+  // session 5 h east of this UTC server; the age must not move with it
+  const east = await open(admin);
+  await east.exec("SET SESSION time_zone = '+05:00'");
+  assert.deepEqual((await runningWrites(east, 1)).map((s) => s.id), [Number(w.conn.threadId)]);
+  assert.deepEqual(await runningWrites(east, 60), [], 'a 1 s old transaction is not 5 hours old');
   await w.exec('ROLLBACK');
   await r.exec('COMMIT');
 });
