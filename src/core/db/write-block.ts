@@ -188,17 +188,19 @@ async function metadataLocks(db: Db): Promise<Map<number, string[]> | undefined>
 }
 
 /**
- * Every session of the server but the asking one, with its transaction and metadata locks.
- * INNODB_TRX.trx_started is in the server's system time zone, not the session's (measured: with
- * the session at +05:00 it did not move while NOW() did), and ezctl's sessions are at +00:00: the
- * age compares it with NOW() converted to 'SYSTEM', or a server in Asia/Shanghai would show every
- * transaction 8 hours in the future.
+ * The age in seconds of an INNODB_TRX row aliased `t`. trx_started is in the server's system time
+ * zone, not the session's (measured: with the session at +05:00 it did not move while NOW() did),
+ * and ezctl's sessions are at +00:00: the age compares it with NOW() converted to 'SYSTEM', or a
+ * server in Asia/Shanghai would show every transaction 8 hours in the future.
  */
+export const TRX_AGE_SECONDS = "TIMESTAMPDIFF(SECOND, t.trx_started, CONVERT_TZ(NOW(), @@SESSION.time_zone, 'SYSTEM'))";
+
+/** Every session of the server but the asking one, with its transaction and metadata locks. */
 export async function listSessions(db: Db): Promise<{ rows: SessionRow[]; mdlKnown: boolean }> {
   const rows = await db.query<Row>(
     `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.TIME AS time, p.STATE AS state, p.INFO AS info,
             t.trx_rows_modified AS rows_modified, t.trx_rows_locked AS rows_locked,
-            TIMESTAMPDIFF(SECOND, t.trx_started, CONVERT_TZ(NOW(), @@SESSION.time_zone, 'SYSTEM')) AS trx_age
+            ${TRX_AGE_SECONDS} AS trx_age
        FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
       WHERE p.ID <> CONNECTION_ID() ORDER BY p.ID`,
   );
