@@ -1,7 +1,7 @@
 // ezctl emha: master switch and failover in a zone (to come), and MHA's configuration kept true.
 import type { Command } from 'commander';
 import { action, examples, CLUSTER_OPTION, durationOption, leaseOption } from './common.js';
-import { ExitCode } from '../core/exit.js';
+import { ExitCode, refused, badInput } from '../core/exit.js';
 
 export function registerEmha(program: Command): void {
   const emha = program
@@ -39,6 +39,59 @@ export function registerEmha(program: Command): void {
       return ExitCode.ok;
     }));
 
+  // ---- emha switch (part M3) ----
+  emha
+    .command('switch')
+    .description("planned online master switch of one zone: preflight (all refusals at once, exit 4), then block writes on the old master (everyone, root included), wait until the candidate applied its final GTID, promote it (the point of no return), move the proxy, demote the old master under it, repoint the replicas, rewrite the topology file, drc repoint, rewrite MHA's config; rolled back before the point of no return, resumed after it")
+    .option(...CLUSTER_OPTION)
+    .option('--zone <name>', 'the zone whose master is switched')
+    .option('--to <node>', "the new master, a replica of the zone (default: the best one: replicating from the master, no delay, least behind)")
+    .option('--execute', 'switch (without it: the preflight and every step it would take; nothing changed)')
+    .addOption(durationOption('--max-lag <duration>', 'refuse a candidate further behind than this', { default: '1s' }))
+    .addOption(durationOption('--running-updates-limit <duration>', 'refuse while a write transaction on the master has run longer than this', { default: '10s' }))
+    .addOption(durationOption('--lock-wait <duration>', 'the bound of the write block: past it the block is given up, the master left as it was (exit 4)', { default: '3s' }))
+    .addOption(durationOption('--grace <duration>', 'after this long, client sessions holding the block back by writing are killed', { default: '1s' }))
+    .addOption(durationOption('--timeout <duration>', 'the bound of the wait until the candidate applied the final position', { default: '10s' }))
+    .option('--mha-dir <dir>', "MHA's config folder (emha mha-config --out) to rewrite (default <stateDir>/mha; nothing when the zone's file is not there)")
+    .option('--resume <job>', 'continue a switch that died: forward past its point of no return, rolled back before it')
+    .option('--rollback <job>', 'roll back a switch that died before its point of no return')
+    .addOption(leaseOption())
+    .addHelpText('after', examples('ezctl emha switch --cluster orders --zone bj', 'ezctl emha switch --cluster orders --zone bj --to bj-replica2 --execute', 'ezctl emha switch --cluster orders --resume 20261204-120102-3fa9c1'))
+    .action(action(async (ctx, o: { cluster?: string; zone?: string; to?: string; execute?: boolean; maxLag: number; runningUpdatesLimit: number; lockWait: number; grace: number; timeout: number; mhaDir?: string; resume?: string; rollback?: string; lease: number }) => {
+      const { emhaSwitch, emhaSwitchAgain, renderSwitch } = await import('../core/emha/index.js');
+      const { resultError } = await import('../core/steps/engine.js');
+      let r;
+      if (o.resume !== undefined || o.rollback !== undefined) {
+        if (o.resume !== undefined && o.rollback !== undefined) throw badInput('--resume and --rollback: give one');
+        const jobId = (o.resume ?? o.rollback)!;
+        r = await emhaSwitchAgain(ctx, { ...(o.cluster !== undefined ? { cluster: o.cluster } : {}), jobId, mode: o.resume !== undefined ? 'resume' : 'rollback', leaseMs: o.lease });
+      } else {
+        if (o.zone === undefined) throw badInput('emha switch needs --zone (or --resume/--rollback JOB)');
+        r = await emhaSwitch(ctx, {
+          ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
+          zone: o.zone,
+          ...(o.to !== undefined ? { to: o.to } : {}),
+          execute: !!o.execute,
+          maxLagMs: o.maxLag,
+          runningUpdatesLimitMs: o.runningUpdatesLimit,
+          lockWaitMs: o.lockWait,
+          graceMs: o.grace,
+          timeoutMs: o.timeout,
+          ...(o.mhaDir !== undefined ? { mhaDir: o.mhaDir } : {}),
+          leaseMs: o.lease,
+        });
+      }
+      const refusals = r.assessment?.refusals ?? [];
+      const err = refusals.length
+        ? refused(`emha switch ${r.cluster}/${r.zone} refused: ${refusals.length === 1 ? refusals[0]! : `${refusals.length} reasons`}; nothing was changed`, { details: refusals.length > 1 ? refusals : [] })
+        : r.result ? resultError(r.result) : undefined;
+      ctx.result(r, () => renderSwitch(r));
+      // --json: the report is the one document (its result says why); text: the error on stderr too
+      if (err && !ctx.opts.json) throw err;
+      return err ? err.exitCode : ExitCode.ok;
+    }));
+  // ---- end emha switch ----
+
   // ---- emha watch (part M6): the monitor, its status and stop ----
   emha
     .command('watch')
@@ -48,11 +101,12 @@ export function registerEmha(program: Command): void {
     .addOption(durationOption('--interval <duration>', 'time between two looks', { bare: 's', as: 'ms', min: '100ms', max: '10m', default: '1s' }))
     .addOption(durationOption('--timeout <duration>', 'each connection and query of a look gives up after this long (mysql2 has no read timeout: a hung master would hold the look for good)', { bare: 's', as: 'ms', min: '100ms', max: '1m', default: '2s' }))
     .addOption(durationOption('--drift-grace <duration>', 'drift must last this long (and two looks) before --execute repairs it: a switch done by hand takes a few statements', { bare: 's', as: 'ms', min: '0s', max: '1h', default: '5s' }))
+    .addOption(durationOption('--anti-flap <duration>', "the failover it runs is refused while the zone's last failover is more recent than this (as `emha failover --anti-flap`; default: its 1h)", { bare: 's', as: 'ms' }))
     .option('--mha-dir <dir>', "MHA's config folder to keep current (default: <stateDir>/mha once `emha mha-config --out` wrote it)")
     .addOption(durationOption('--for <duration>', 'end after this long (drills, tests; default: until stopped)', { bare: 's', as: 'ms', min: '1s' }))
     .addOption(leaseOption())
     .addHelpText('after', examples('ezctl emha watch --cluster orders', 'ezctl emha watch --cluster orders --execute --interval 1s', 'ezctl --json emha watch --cluster orders --execute | tee watch.log', 'ezctl emha watch-status --cluster orders'))
-    .action(action(async (ctx, o: { cluster?: string; execute: boolean; interval: number; timeout: number; driftGrace: number; mhaDir?: string; for?: number; lease: number }) => {
+    .action(action(async (ctx, o: { cluster?: string; execute: boolean; interval: number; timeout: number; driftGrace: number; antiFlap?: number; mhaDir?: string; for?: number; lease: number }) => {
       const { watch, renderWatchEvent, renderWatchReport } = await import('../core/emha/watch.js');
       const emit = (e: import('../core/emha/watch.js').WatchEvent) => {
         if (ctx.opts.json) process.stdout.write(JSON.stringify(e) + '\n');
@@ -61,7 +115,7 @@ export function registerEmha(program: Command): void {
       };
       const r = await watch(ctx, {
         execute: o.execute, intervalMs: o.interval, timeoutMs: o.timeout, leaseMs: o.lease, driftGraceMs: o.driftGrace,
-        ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.mhaDir ? { mhaDir: o.mhaDir } : {}), ...(o.for ? { forMs: o.for } : {}),
+        ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.mhaDir ? { mhaDir: o.mhaDir } : {}), ...(o.for ? { forMs: o.for } : {}), ...(o.antiFlap !== undefined ? { antiFlapMs: o.antiFlap } : {}),
       }, emit);
       if (!ctx.opts.json) process.stdout.write(renderWatchReport(r) + '\n');
       return r.stoppedBy === 'signal' ? ExitCode.interrupted : ExitCode.ok;

@@ -97,7 +97,9 @@ function startWatch(args: string[]): Watch {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     child, events, stderr: () => err, exited,
-    waitFor: (pred, ms, what) => eventually(async () => events.find(pred), ms, `${what} (events: ${events.map((e) => e.event).join(', ')}; stderr: ${err})`),
+    waitFor: (pred, ms, what) => eventually(async () => events.find(pred), ms, what).catch((e: Error) => {
+      throw new Error(`${e.message} (events: ${events.map((x) => x.event).join(', ')}; stderr: ${err})`);
+    }),
   };
 }
 
@@ -230,6 +232,76 @@ test('a killed master is dead within seconds; the watch without --execute alerts
   assert.match(alert.message, /emha failover --cluster demo --zone bj --execute/);
   assert.equal(await stopWatch(w), 0, w.stderr());
   assert.equal(fileMaster(), master, 'nothing changed without --execute');
+});
+
+test('watch --execute fails the dead master over (emha failover): the file and the proxy name the new master, the old one is fenced', async () => {
+  const dead = fileMaster(); // killed by the test before
+  const w = startWatch(['--execute', '--interval', '300ms', '--lease', '5s']);
+  const confirmed = await w.waitFor((e) => e.event === 'master-dead', 20_000, 'the master confirmed dead');
+  const started = w.events.find((e) => e.event === 'started')!;
+  const done = await w.waitFor((e) => e.event === 'failover-done' || e.event === 'failover-failed', 90_000, 'the failover');
+  assert.equal(done.event, 'failover-done', JSON.stringify(done));
+  const topo = loadTopology(sb.config);
+  assert.equal(topo.master('demo', 'bj').name, done.newMaster);
+  assert.notEqual(done.newMaster, dead);
+  assert.ok(topo.fencedNames('demo', 'bj').includes(dead), 'the old master fenced in the file');
+  assert.equal((await routingTarget(topo, 'demo', 'bj')!.currentWrite())!.name, done.newMaster);
+  assert.equal(Number(await value(done.newMaster, 'SELECT @@read_only')), 0);
+  // the watch goes on against the new master: alive, and the fenced old master is no drift
+  await w.waitFor((e) => e.event === 'master-alive', 15_000, 'the new master alive');
+  await eventually(async () => {
+    const st = (await sb.run(['--json', 'emha', 'watch-status', '--cluster', 'demo'])).json();
+    return st.zones[0].master === done.newMaster && st.zones[0].verdict === 'alive' && st.drift.every((d: { kind: string }) => d.kind === 'replica-unreachable');
+  }, 15_000, 'the watch on the new master, no drift but the dead node');
+  // the old master back (the sandbox restarts a fenced node read_only), then made writable, as a
+  // hung master failed over and then continued (SIGCONT) would be: the watch sets it read_only
+  const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
+  assert.equal(up.code, 0, show(up));
+  assert.equal(Number(await value(dead, 'SELECT @@read_only')), 1);
+  await sql(dead, 'SET GLOBAL read_only = 0');
+  const fenced = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'fenced-writable', 15_000, 'the fenced node made read_only');
+  assert.equal(fenced.drift.node, dead);
+  assert.equal(Number(await value(dead, 'SELECT @@read_only')), 1);
+  assert.ok(loadTopology(sb.config).fencedNames('demo', 'bj').includes(dead), 'still fenced, still in the file');
+  assert.equal(await stopWatch(w), 0, w.stderr());
+  assert.equal(w.events.filter((e) => e.event === 'failover-started').length, 1);
+  process.stdout.write(`# detection ${Date.parse(confirmed.at) - Date.parse(started.at)} ms after the watch started (master already dead), failover ${done.ms} ms\n`);
+});
+
+test('a master hung past its replicas\' slave_net_timeout is failed over by watch --execute; after SIGCONT it is fenced and set read_only: one writable master routed', async () => {
+  const hung = fileMaster(); // the master the previous test promoted
+  const topo0 = loadTopology(sb.config);
+  const replicas = topo0.nodes('demo').filter((n) => n.role === 'replica' && !n.fenced).map((n) => n.name);
+  assert.ok(replicas.length >= 1, JSON.stringify(topo0.nodes('demo')));
+  // the replicas lose a silent master after 4 s instead of 60 (heartbeat every second)
+  for (const r of replicas) await sql(r, 'STOP SLAVE', 'SET GLOBAL slave_net_timeout = 4', 'CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 1', 'START SLAVE');
+  await eventually(async () => (await assessMaster(ctx(), loadTopology(sb.config), 'demo', 'bj', { connectTimeoutMs: 1000 })).verdict === 'alive', 10_000, 'replicas connected');
+  const w = startWatch(['--execute', '--interval', '500ms', '--timeout', '1s', '--anti-flap', '0s', '--lease', '5s']);
+  await w.waitFor((e) => e.event === 'started', 20_000, 'started');
+  const pid = pidOf(hung);
+  process.kill(pid, 'SIGSTOP');
+  stoppedPids.add(pid);
+  let done: Record<string, any>;
+  try {
+    // first: unreachable while the replicas still read from it, then dead once they lost it
+    await w.waitFor((e) => e.event === 'master-unreachable' && e.master === hung, 15_000, 'unreachable first');
+    done = await w.waitFor((e) => e.event === 'failover-done' || e.event === 'failover-failed', 60_000, 'the failover');
+    assert.equal(done.event, 'failover-done', JSON.stringify(done));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    stoppedPids.delete(pid);
+  }
+  const ev = w.events.map((e) => e.event);
+  assert.ok(ev.indexOf('master-unreachable') < ev.indexOf('master-dead'), ev.join(', '));
+  const topo = loadTopology(sb.config);
+  assert.equal(topo.master('demo', 'bj').name, done.newMaster);
+  assert.ok(topo.fencedNames('demo', 'bj').includes(hung));
+  // back from SIGSTOP it is still writable: the watch sets it read_only; the proxy only ever routes to the new master
+  const fix = await w.waitFor((e) => e.event === 'drift-repaired' && e.drift.kind === 'fenced-writable' && e.drift.node === hung, 20_000, 'the hung master made read_only');
+  assert.ok(fix);
+  assert.equal(Number(await value(hung, 'SELECT @@read_only')), 1);
+  assert.equal((await routingTarget(topo, 'demo', 'bj')!.currentWrite())!.name, done.newMaster);
+  assert.equal(await stopWatch(w), 0, w.stderr());
 });
 
 test('two zones with DRC running: watch --execute follows a switch done by hand in sh in the file, the proxy, DRC (both directions reach the new master) and MHA\'s config', async () => {

@@ -51,6 +51,14 @@ test('a replica removed, moved to another zone, or added; one not reached is onl
   assert.deepEqual(kinds(zone([node('bj-master', { reachable: false, readOnly: undefined }), node('bj-replica1', { sources: [] }), node('bj-replica2')])), []);
 });
 
+test('a fenced node (an old master after a failover) is not removed nor a second master; writable, it is made read_only', () => {
+  assert.deepEqual(kinds(zone([node('bj-master'), node('bj-replica1', { sources: [], fenced: true }), node('bj-replica2')])), []);
+  assert.deepEqual(kinds(zone([node('bj-master'), node('bj-replica1', { sources: [], fenced: true, reachable: false }), node('bj-replica2')])), []);
+  // back from SIGSTOP after a failover: writable, never a 'two-writable' nor a 'master-changed'
+  assert.deepEqual(kinds(zone([node('bj-master'), node('bj-replica1', { sources: [], readOnly: false, fenced: true }), node('bj-replica2')])), ['fenced-writable:bj-replica1']);
+  assert.deepEqual(kinds(zone([node('bj-master', { readOnly: true }), node('bj-replica1', { sources: [], readOnly: false, fenced: true }), node('bj-replica2')])), ['fenced-writable:bj-replica1']);
+});
+
 test('drift keys stay the same while the drift lasts; new names skip those taken', () => {
   const a = planDrift(zone([node('bj-master'), node('bj-replica1', { sources: [] }), node('bj-replica2')]), file)[0]!;
   const b = planDrift(zone([node('bj-master'), node('bj-replica1', { sources: [] }), node('bj-replica2')]), file)[0]!;

@@ -47,9 +47,15 @@ export interface SessionInfo {
 export interface WriteBlock {
   readonly label: string;
   readonly mechanism: string;
+  /** from the call until every write was blocked */
   readonly tookMs: number;
+  /** from the first blocking statement (read_only=1) until every write was blocked: the part of
+   *  tookMs in which some writers already wait or fail (an addition to the contract) */
+  readonly blockingMs: number;
   readonly killed: SessionInfo[];
   readonly readOnlyBefore: boolean;
+  /** CONNECTION_ID() of the session holding the block (an addition to the contract: tests, messages) */
+  readonly holderId: number;
   /** the binlog position with every write blocked: MariaDB @@gtid_binlog_pos, MySQL @@gtid_executed */
   finalPosition(): Promise<string>;
   /** the block is still in place (its holding session alive and holding) */
@@ -250,14 +256,15 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
   const deadline = start + o.lockWaitMs;
   const log = o.log ?? (() => {});
   const timeoutMs = o.connectTimeoutMs;
-  const holder = await connect(ep, timeoutMs === undefined ? {} : { timeoutMs });
-  let watcher: Db;
-  try {
-    watcher = await connect(ep, timeoutMs === undefined ? {} : { timeoutMs });
-  } catch (e) {
-    await holder.close();
-    throw e;
+  const opts = timeoutMs === undefined ? {} : { timeoutMs };
+  const [h, w] = await Promise.allSettled([connect(ep, opts), connect(ep, opts)]);
+  if (h.status === 'rejected' || w.status === 'rejected') {
+    if (h.status === 'fulfilled') await h.value.close();
+    if (w.status === 'fulfilled') await w.value.close();
+    throw (h.status === 'rejected' ? h.reason : (w as PromiseRejectedResult).reason) as unknown;
   }
+  const holder = h.value;
+  const watcher = w.value;
   const ids = await holder.one<{ h: number; v: string; ro: unknown }>('SELECT CONNECTION_ID() AS h, @@version AS v, @@GLOBAL.read_only AS ro');
   const holderId = Number(ids!.h);
   const watcherId = Number(await watcher.value('SELECT CONNECTION_ID()'));
@@ -343,8 +350,10 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     });
   };
 
+  let blockingFrom = 0;
   try {
     for (const step of plan.steps) {
+      blockingFrom ||= Date.now();
       const remaining = deadline - Date.now();
       if (remaining <= 0) await giveUp(step, 'bound');
       if (o.signal?.aborted) await giveUp(step, 'interrupted');
@@ -390,6 +399,7 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     throw e;
   }
   const tookMs = Date.now() - start;
+  const blockingMs = Date.now() - blockingFrom;
   log(`${ep.label}: every write blocked (${plan.mechanism}) in ${tookMs} ms${killed.length ? `, ${killed.length} session(s) killed` : ''}`);
 
   let released = false;
@@ -407,8 +417,10 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     label: ep.label,
     mechanism: plan.mechanism,
     tookMs,
+    blockingMs,
     killed,
     readOnlyBefore,
+    holderId,
     held,
     async finalPosition() {
       if (!(await held())) {

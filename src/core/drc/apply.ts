@@ -123,6 +123,8 @@ export class ApplyError extends EzError {
 const RETRYABLE_CODES = new Set([
   'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE',
   'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED', 'ER_QUERY_INTERRUPTED', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR',
+  // the target master is read_only (Applier.checkpoint): a switch under way
+  'EZ_TARGET_READ_ONLY',
 ]);
 
 /** Connection losses, deadlocks and lock waits: the batch is retried from the checkpoint. */
@@ -292,13 +294,25 @@ export class Applier {
     return new ApplyError(`zone ${this.cfg.targetZone} refused transaction ${gtid}${table ? ` on ${table}` : ''}: ${(e as Error).message}`, gtid, table, e);
   }
 
-  /** Upsert the checkpoint: the first write of every applied transaction. */
+  /**
+   * Upsert the checkpoint: the first write of every applied transaction, and only on a writable
+   * target. DRC connects as the admin user, whom read_only does not stop: a master being switched
+   * (emha switch) is read_only with its writes blocked, and when the switch's process dies the
+   * block goes with it; a statement of ours that waited behind the block would then write into
+   * the old master, a transaction the new master never has (measured: kill -9 of `emha switch`
+   * after its point of no return left 5 DRC-applied transactions on the demoted master). The
+   * read_only test is in the statement itself, so it is evaluated after any wait for the block.
+   */
   private async checkpoint(position: string, lastGtid: string, count: number): Promise<void> {
-    await this.db.exec(
-      `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) VALUES (?, ?, ?, ?)
+    const r = await this.db.exec(
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) SELECT ?, ?, ?, ? FROM DUAL WHERE @@global.read_only = 0
        ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = VALUES(last_gtid), applied_tx = applied_tx + VALUES(applied_tx)`,
       [this.cfg.pipeline, position, lastGtid, count],
     );
+    // 0 rows also when the update changed nothing: only read_only says why
+    if (r.affectedRows === 0 && Number(await this.db.value('SELECT @@global.read_only')) === 1) {
+      throw Object.assign(new Error(`zone ${this.cfg.targetZone}'s master is read_only (a master switch under way, or an old master): nothing applied; retrying until the zone's master is writable or repointed`), { code: 'EZ_TARGET_READ_ONLY' });
+    }
   }
 
   private wins(incoming: string | null, current: string | null): boolean {

@@ -32,6 +32,8 @@ export interface NodeObs {
   readOnly?: boolean;
   /** the servers it replicates from (one per channel); empty: from nobody */
   sources: Source[];
+  /** in its zone's `fenced` list (an old master after a failover): out of every route until `emha rejoin`, never drift */
+  fenced?: boolean;
 }
 
 export interface SlaveHost { serverId: number; host: string; port: number }
@@ -52,10 +54,14 @@ export type Drift =
   | { kind: 'master-changed'; zone: string; from: string; to: string; detail: string }
   /** alerts only: nothing in the file can be made true by the watch */
   | { kind: 'two-writable'; zone: string; nodes: string[]; detail: string }
-  | { kind: 'replica-unreachable'; zone: string; node: string; detail: string };
+  | { kind: 'replica-unreachable'; zone: string; node: string; detail: string }
+  /** a fenced node (an old master failed over while hung, then back: SIGCONT) that is writable: set read_only */
+  | { kind: 'fenced-writable'; zone: string; node: string; detail: string };
 
 /** Drifts the watch repairs (the others only alert). */
-export const REPAIRABLE: ReadonlySet<Drift['kind']> = new Set(['replica-added', 'replica-removed', 'replica-moved', 'master-changed']);
+export const REPAIRABLE: ReadonlySet<Drift['kind']> = new Set(['replica-added', 'replica-removed', 'replica-moved', 'master-changed', 'fenced-writable']);
+/** Drifts repaired at once (two looks, no --drift-grace): a fenced node taking writes is never an operator's step. */
+export const URGENT: ReadonlySet<Drift['kind']> = new Set(['fenced-writable']);
 
 /** A key that stays the same while the same drift lasts (to say it once, not every interval). */
 export function driftKey(d: Drift): string {
@@ -89,10 +95,14 @@ export function newReplicaName(zone: string, taken: ReadonlySet<string>): string
 export function planDrift(z: ZoneObs, all: ReadonlyArray<Pick<ResolvedNode, 'name' | 'zone' | 'role' | 'host' | 'port'>>): Drift[] {
   const out: Drift[] = [];
   const master = z.nodes.find((n) => n.name === z.master);
-  const replicas = z.nodes.filter((n) => n.role === 'replica');
+  // a fenced node is out on purpose (emha failover put it there, emha rejoin takes it back)
+  const replicas = z.nodes.filter((n) => n.role === 'replica' && !n.fenced);
+  for (const f of z.nodes) {
+    if (f.fenced && f.reachable && f.readOnly === false) out.push({ kind: 'fenced-writable', zone: z.zone, node: f.name, detail: `${f.name} (${addr(f)}) is fenced (it must never take writes again) but writable (read_only=OFF): it came back without restarting (a hung master failed over, then SIGCONT)` });
+  }
   for (const r of replicas) if (!r.reachable) out.push({ kind: 'replica-unreachable', zone: z.zone, node: r.name, detail: `${r.name} (${addr(r)}) not reached: ${r.error ?? 'no answer'}; left in the file` });
   if (!master?.reachable || master.readOnly === undefined) return out;
-  const writable = z.nodes.filter((n) => n.reachable && n.readOnly === false);
+  const writable = z.nodes.filter((n) => n.reachable && n.readOnly === false && !n.fenced);
   if (writable.length > 1) {
     out.push({ kind: 'two-writable', zone: z.zone, nodes: writable.map((n) => n.name), detail: `${writable.map((n) => `${n.name} (${addr(n)})`).join(' and ')} are all writable (read_only=OFF): the watch changes nothing until one is read_only` });
     return out;
@@ -139,7 +149,7 @@ export function planDrift(z: ZoneObs, all: ReadonlyArray<Pick<ResolvedNode, 'nam
 }
 
 async function observeNode(ctx: Ctx, n: ResolvedNode, ms: number, signal: AbortSignal | undefined, withSlaveHosts: boolean): Promise<{ obs: NodeObs; slaveHosts: SlaveHost[] | null }> {
-  const obs: NodeObs = { name: n.name, zone: n.zone, role: n.role, host: n.host, port: n.port, reachable: false, sources: [] };
+  const obs: NodeObs = { name: n.name, zone: n.zone, role: n.role, host: n.host, port: n.port, reachable: false, sources: [], ...(n.fenced ? { fenced: true } : {}) };
   let db: Db | undefined;
   try {
     db = await openBounded(ctx, n, ms, signal);
@@ -237,7 +247,7 @@ async function proxyInLine(topo: Topology, cluster: string, zone: string, writeM
     await target.moveWrite(routeNode(master));
     log(`${target.label}: writes to ${master.name}`);
   }
-  const pool = zoneNodes.filter((n) => n.role === 'replica').map(routeNode);
+  const pool = zoneNodes.filter((n) => n.role === 'replica' && !n.fenced).map(routeNode);
   await target.setReadPool(pool);
   log(`${target.label}: read pool ${pool.map((n) => n.name).join(', ') || '(none: the master serves reads)'}`);
 }
@@ -293,6 +303,17 @@ export async function applyDrift(ctx: Ctx, topo: Topology, cluster: string, d: D
         zones.add(d.toZone);
         log(`topology file: ${d.node} moved from the replicas of ${cluster}/${d.zone} to those of ${cluster}/${d.toZone}`);
         break;
+      }
+      case 'fenced-writable': {
+        const n = node(d.node);
+        const db = await openBounded(ctx, n, 5000, undefined);
+        try {
+          await boundedQuery(db, 5000, `SET GLOBAL read_only on ${n.name}`, undefined, () => db.exec('SET GLOBAL read_only = 1'));
+        } finally {
+          db.conn.destroy();
+        }
+        log(`${d.node}: read_only=ON (fenced: the proxy and DRC already refuse it)`);
+        return { change, topology: topo };
       }
       default:
         return { change, topology: topo };

@@ -210,3 +210,5 @@ export async function mhaSecrets(ctx: Ctx, o: MhaSecretsOptions): Promise<string
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 export * from './takeover.js';
+export * from './switch.js';
+export { renderSwitch } from './render.js';

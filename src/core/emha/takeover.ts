@@ -210,7 +210,16 @@ export function mhaStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
   };
 }
 
-/** After the point of no return, in order: the proxy, the replicas, the file and DRC, MHA. (A switch puts its old master's demotion after the proxy.) */
-export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[] } = {}): Step<P>[] {
-  return [routeStep<P>(ctx, p), ...(o.afterRoute ?? []), replicasStep<P>(ctx, p), topologyStep<P>(ctx, p), mhaStep<P>(ctx, p)];
+/**
+ * After the point of no return, in order: the proxy (the application's write-unavailable window
+ * ends there), `afterRoute` (failover: DRC's checkpoints set back, before DRC is repointed), the
+ * file and DRC, `beforeReplicas` (switch: the old master's demotion), the replicas, MHA.
+ * DRC is repointed before a live old master's block is lifted: DRC's applier connects as the admin
+ * user, which read_only does not stop, and a retrying session that still took the old master for
+ * the zone's master wrote into it once its block was lifted (measured: a DRC-applied row on the
+ * demoted master, an errant GTID in the other zone's DRC domain, and its replication from the new
+ * master stopped on the duplicate key when DRC applied the row there too).
+ */
+export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[]; beforeReplicas?: Step<P>[] } = {}): Step<P>[] {
+  return [routeStep<P>(ctx, p), ...(o.afterRoute ?? []), topologyStep<P>(ctx, p), ...(o.beforeReplicas ?? []), replicasStep<P>(ctx, p), mhaStep<P>(ctx, p)];
 }

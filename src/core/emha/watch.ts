@@ -15,8 +15,9 @@ import { command, jobKind, sendJob, serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
 import { badInput } from '../exit.js';
 import { assessMaster, openBounded, DEFAULT_ASSESS_TIMEOUT_MS, type MasterAssessment } from './detect.js';
-import { applyDrift, driftKey, observeZone, planDrift, REPAIRABLE, type Drift } from './drift.js';
+import { applyDrift, driftKey, observeZone, planDrift, REPAIRABLE, URGENT, type Drift } from './drift.js';
 import type { Db } from '../db/connect.js';
+import { emhaFailover, failoverError, type FailoverReport } from './failover.js';
 
 export const WATCH_TARGET = `${MONITOR_PREFIX}emha-watch`;
 /** consecutive looks that must agree before the watch acts (a dead master, a drift) */
@@ -70,9 +71,27 @@ export interface WatchOptions {
   forMs?: number;
   /**
    * The failover of a zone whose master is dead (part M4's `emha failover`, run with --execute).
-   * Undefined: the watch alerts and leaves it to the operator.
+   * Default: runFailover (part M4's emhaFailover).
    */
-  failover?: (ctx: Ctx, o: { cluster: string; zone: string }) => Promise<unknown>;
+  failover?: (ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number; antiFlapMs?: number }) => Promise<unknown>;
+  /** the failover's --anti-flap (default: emha failover's) */
+  antiFlapMs?: number;
+}
+
+/** The zone's failover as `emha failover --execute` runs it (its own lease, journal, anti-flap); throws when it did not end done. */
+export async function runFailover(ctx: Ctx, o: { cluster: string; zone: string; probeTimeoutMs?: number; antiFlapMs?: number }): Promise<FailoverReport> {
+  const r = await emhaFailover(ctx, {
+    cluster: o.cluster, zone: o.zone, execute: true,
+    ...(o.probeTimeoutMs ? { probeTimeoutMs: o.probeTimeoutMs } : {}), ...(o.antiFlapMs !== undefined ? { antiFlapMs: o.antiFlapMs } : {}),
+  });
+  const e = failoverError(r);
+  if (e) throw e;
+  return r;
+}
+
+/** A context whose topology is the file as it is now (ctx.topology() is read once per process). */
+function freshCtx(ctx: Ctx, path: string): Ctx {
+  return { ...ctx, topology: () => Promise.resolve(loadTopology(path)) };
 }
 
 export interface WatchReport {
@@ -165,7 +184,9 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
       }
     }));
     if (!live.length) {
-      if (first) throw badInput(`no master of cluster ${cluster} answers: the watch has nowhere to hold its lease`, { hint: 'start it once a zone master is up' });
+      // finding a dead master is the watch's work: it starts anyway, held apart from another watch on
+      // this host by its control socket only, and takes the lease once a master answers
+      if (first) say({ event: 'lease-lost', message: `no master of cluster ${cluster} answers: no lease held (only this host's control socket keeps a second watch out); taken once a master answers` });
       return;
     }
     try {
@@ -256,19 +277,20 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
           s.said = 'unreachable';
         } else if (s.deadLooks < CONFIRMATIONS) {
           say({ event: 'master-dead-suspected', message: `${a.zone}: master ${a.master} looks dead (${describeOthers(a)}); look ${s.deadLooks} of ${CONFIRMATIONS}`, ...base, looks: s.deadLooks });
-        } else if (s.deadLooks === CONFIRMATIONS || (o.execute && o.failover && Date.now() - s.failedAt >= FAILOVER_RETRY_MS && s.failedAt > 0)) {
+        } else if (s.deadLooks === CONFIRMATIONS || (o.execute && s.failedAt > 0 && Date.now() - s.failedAt >= FAILOVER_RETRY_MS)) {
           s.said = 'dead';
           if (s.deadLooks === CONFIRMATIONS) say({ event: 'master-dead', message: `${a.zone}: master ${a.master} is dead, confirmed by ${CONFIRMATIONS} looks ${o.intervalMs} ms apart from ${a.vantages.length} vantage points`, ...base });
-          if (!o.execute || !o.failover) {
-            say({ event: 'failover-alert', message: `${a.zone}: ${o.execute ? 'this build has no failover to run' : 'no --execute'}: fail over with \`ezctl emha failover --cluster ${cluster} --zone ${a.zone} --execute\``, zone: a.zone });
+          if (!o.execute) {
+            say({ event: 'failover-alert', message: `${a.zone}: no --execute: fail over with \`ezctl emha failover --cluster ${cluster} --zone ${a.zone} --execute\``, zone: a.zone });
           } else {
             say({ event: 'failover-started', message: `${a.zone}: failing over from ${a.master}`, zone: a.zone });
             const t = Date.now();
             try {
-              const r = await o.failover(ctx, { cluster, zone: a.zone });
+              const r = await (o.failover ?? runFailover)(freshCtx(ctx, path), { cluster, zone: a.zone, probeTimeoutMs: timeoutMs, ...(o.antiFlapMs !== undefined ? { antiFlapMs: o.antiFlapMs } : {}) });
               failovers++;
               s.failedAt = 0;
-              say({ event: 'failover-done', message: `${a.zone}: failover done in ${Date.now() - t} ms`, zone: a.zone, report: r, ms: Date.now() - t });
+              const f = r as Partial<FailoverReport>;
+              say({ event: 'failover-done', message: `${a.zone}: failover done in ${Date.now() - t} ms${f.candidate ? `: ${f.candidate.name} is the master` : ''}`, zone: a.zone, ms: Date.now() - t, jobId: f.jobId, newMaster: f.candidate?.name, lost: f.lost });
             } catch (e) {
               s.failedAt = Date.now();
               say({ event: 'failover-failed', message: `${a.zone}: failover failed (${(e as Error).message}); tried again in ${FAILOVER_RETRY_MS / 1000} s if still dead`, zone: a.zone, hint: (e as { hint?: string }).hint });
@@ -298,7 +320,7 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
       }
       drifts = seen;
       if (o.execute && !stop.signal.aborted) {
-        const due = seen.filter((d) => REPAIRABLE.has(d.kind) && (driftLooks.get(driftKey(d)) ?? 0) >= CONFIRMATIONS && Date.now() - (driftSince.get(driftKey(d)) ?? Date.now()) >= graceMs);
+        const due = seen.filter((d) => REPAIRABLE.has(d.kind) && (driftLooks.get(driftKey(d)) ?? 0) >= CONFIRMATIONS && (URGENT.has(d.kind) || Date.now() - (driftSince.get(driftKey(d)) ?? Date.now()) >= graceMs));
         if (due.length) {
           const holder = await clusterHeld(ctx, topo, cluster, alive, timeoutMs, stop.signal);
           if (holder) {
