@@ -389,10 +389,20 @@ test('a one-zone cluster fails over with its journal and lease on the candidate,
       await rdb.close();
     }
     process.kill(st.nodes.find((n) => n.name === 'bj-master')!.pid, 'SIGKILL');
-    const r = await eventually(async () => {
-      const x = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--execute']);
-      return x.code === 0 ? x : /not dead/.test(x.stdout + x.stderr) ? undefined : x;
-    }, 20_000, 'the one-zone failover');
+    // killed before the point of no return, then rolled back: the fence is lifted, nothing else changed
+    const killed = await eventually(async () => {
+      const x = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--execute'], { env: { EZCTL_FAULT_KILL_AT: 'emha-failover:apply-relay-log:before' } });
+      return x.signal === 'SIGKILL' ? x : /not dead/.test(x.stdout + x.stderr) ? undefined : x;
+    }, 20_000, 'the one-zone failover to start');
+    assert.equal(killed.signal, 'SIGKILL', show(killed));
+    assert.deepEqual(loadTopology(one.config).fencedNames(CLUSTER, 'bj'), ['bj-master'], 'killed after the fence');
+    const jobId = /failover job (\S+) /.exec(killed.stderr)![1]!;
+    const rb = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--rollback', jobId]);
+    assert.equal(rb.code, 4, show(rb));
+    assert.equal(rb.json().result.outcome, 'rolled-back', show(rb));
+    assert.deepEqual(loadTopology(one.config).fencedNames(CLUSTER, 'bj'), []);
+    assert.equal(loadTopology(one.config).master(CLUSTER, 'bj').name, 'bj-master');
+    const r = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--execute']);
     assert.equal(r.code, 0, show(r));
     const rep = r.json();
     assert.equal(rep.result.outcome, 'done', show(r));
