@@ -160,8 +160,9 @@ export function registerEmha(program: Command): void {
       const r = await emhaFailover(ctx, fo);
       ctx.result(r, () => renderFailover(r));
       const err = failoverError(r);
-      if (err) throw err;
-      return ExitCode.ok;
+      // --json: the report is the one document (its result says why); text: the error on stderr too
+      if (err && !ctx.opts.json) throw err;
+      return err ? err.exitCode : ExitCode.ok;
     }));
 
   emha

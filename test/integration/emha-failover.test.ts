@@ -375,3 +375,58 @@ test('rejoin is accepted when the old master has nothing the new one lacks: it r
   assert.deepEqual(await writable(['sh-master', 'sh-replica1', 'sh-replica2']), [newMaster]);
   drcPid = await drcStart(sb);
 });
+
+test('a one-zone cluster fails over with its journal and lease on the candidate, unlogged: nothing the candidate\'s replicas lack', async () => {
+  const one = await startSandbox({ zones: ['bj'], replicas: 2 });
+  try {
+    const st = JSON.parse(readFileSync(join(one.dir, 'sandbox.json'), 'utf8')) as { nodes: Array<{ name: string; pid: number }> };
+    const db = await one.db('bj-master');
+    const pos = String(await db.value('SELECT @@gtid_binlog_pos'));
+    await db.close();
+    for (const r of ['bj-replica1', 'bj-replica2']) {
+      const rdb = await one.db(r);
+      assert.equal(Number(await rdb.value(`SELECT MASTER_GTID_WAIT('${pos}', 30)`)), 0);
+      await rdb.close();
+    }
+    process.kill(st.nodes.find((n) => n.name === 'bj-master')!.pid, 'SIGKILL');
+    // killed before the point of no return, then rolled back: the fence is lifted, nothing else changed
+    const killed = await eventually(async () => {
+      const x = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--execute'], { env: { EZCTL_FAULT_KILL_AT: 'emha-failover:apply-relay-log:before' } });
+      return x.signal === 'SIGKILL' ? x : /not dead/.test(x.stdout + x.stderr) ? undefined : x;
+    }, 20_000, 'the one-zone failover to start');
+    assert.equal(killed.signal, 'SIGKILL', show(killed));
+    assert.deepEqual(loadTopology(one.config).fencedNames(CLUSTER, 'bj'), ['bj-master'], 'killed after the fence');
+    const jobId = /failover job (\S+) /.exec(killed.stderr)![1]!;
+    const rb = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--rollback', jobId]);
+    assert.equal(rb.code, 4, show(rb));
+    assert.equal(rb.json().result.outcome, 'rolled-back', show(rb));
+    assert.deepEqual(loadTopology(one.config).fencedNames(CLUSTER, 'bj'), []);
+    assert.equal(loadTopology(one.config).master(CLUSTER, 'bj').name, 'bj-master');
+    const r = await one.run(['--json', 'emha', 'failover', '--zone', 'bj', '--execute']);
+    assert.equal(r.code, 0, show(r));
+    const rep = r.json();
+    assert.equal(rep.result.outcome, 'done', show(r));
+    assert.match(rep.result.journal, new RegExp(rep.candidate.name));
+    const other = rep.candidate.name === 'bj-replica1' ? 'bj-replica2' : 'bj-replica1';
+    // the candidate's binlog has nothing its replica lacks: the journal and the lease wrote no GTID
+    const cdb = await one.db(rep.candidate.name);
+    const cpos = String(await cdb.value('SELECT @@gtid_binlog_pos'));
+    await cdb.close();
+    assert.equal(cpos, pos, 'no transaction was written on the new master by the failover itself');
+    const odb = await one.db(other);
+    try {
+      await eventually(async () => {
+        const s = (await odb.query<{ Slave_IO_Running: string; Slave_SQL_Running: string; Master_Port: number }>('SHOW SLAVE STATUS'))[0];
+        return s && s.Slave_IO_Running === 'Yes' && s.Slave_SQL_Running === 'Yes' && Number(s.Master_Port) === one.node(rep.candidate.name).port;
+      }, 10_000, `${other} to replicate from the new master`);
+    } finally {
+      await odb.close();
+    }
+    // anti-flap is read from the journal on the new master
+    const again = await one.run(['emha', 'failover', '--zone', 'bj']);
+    assert.equal(again.code, 4, show(again));
+    assert.match(again.stderr, /within --anti-flap/);
+  } finally {
+    await one.down();
+  }
+});

@@ -334,6 +334,8 @@ test('two zones with DRC running: watch --execute follows a switch done by hand 
     assert.equal(loadTopology(two.config).master('demo', 'sh').name, 'sh-replica1');
     assert.equal((await routingTarget(loadTopology(two.config), 'demo', 'sh')!.currentWrite())!.name, 'sh-replica1');
     assert.match(readFileSync(join(mhaDir, 'demo-sh.cnf'), 'utf8'), new RegExp(`\\[server1\\][^[]*port=${newPort}`));
+    // DRC's binlog readers are no replicas: nothing but the switch was drift
+    assert.deepEqual(w.events.filter((e) => e.event === 'drift').map((e) => e.drift.kind), ['master-changed'], JSON.stringify(w.events.filter((e) => e.event === 'drift')));
     assert.equal(await stopWatch(w), 0, w.stderr());
 
     // DRC both ways through the new master: a row written in each zone arrives in the other

@@ -256,6 +256,13 @@ test('runningWrites: write transactions open for at least N seconds, not readers
   assert.equal(found[0]!.rowsModified, 1);
   assert.ok(found[0]!.timeS >= 1);
   assert.deepEqual(await runningWrites(ctl, 60), []);
+  // INNODB_TRX.trx_started is in the server's system time zone, whatever the session's: a server
+  // in Asia/Shanghai (measured with TZ=CST-8: an age of -28798 s) is the same as asking from a
+  // session 5 h east of this UTC server; the age must not move with it
+  const east = await open(admin);
+  await east.exec("SET SESSION time_zone = '+05:00'");
+  assert.deepEqual((await runningWrites(east, 1)).map((s) => s.id), [Number(w.conn.threadId)]);
+  assert.deepEqual(await runningWrites(east, 60), [], 'a 1 s old transaction is not 5 hours old');
   await w.exec('ROLLBACK');
   await r.exec('COMMIT');
 });
@@ -293,4 +300,25 @@ test('held() says false once the holder session is killed by someone else', asyn
   await ctl.exec("INSERT INTO wb.t (tag) VALUES ('after-holder-killed')");
   await block.release({ restoreReadOnly: true });
   assert.equal(await readOnly(), 0);
+});
+
+test('release keeps its promise about read_only when someone changed it meanwhile or its second session was killed', async () => {
+  // a demoted master: read_only ends ON even if someone turned it off while the block was held
+  let block = await blockWrites(admin, { lockWaitMs: 5000 });
+  await ctl.exec('SET GLOBAL read_only = 0');
+  await block.release({ restoreReadOnly: false });
+  assert.equal(await readOnly(), 1);
+  await ctl.exec('SET GLOBAL read_only = 0');
+
+  // a rollback whose watching session was killed: read_only is put back through a new session
+  const ids = async () => new Set((await ctl.query<{ id: number }>('SELECT ID AS id FROM information_schema.PROCESSLIST')).map((r) => Number(r.id)));
+  const before = await ids();
+  block = await blockWrites(admin, { lockWaitMs: 5000 });
+  const watcher = [...(await ids())].filter((id) => !before.has(id) && id !== block.holderId);
+  assert.equal(watcher.length, 1, `one new session besides the holder: ${watcher.join(', ')}`);
+  await ctl.exec('KILL CONNECTION ?', [watcher[0]!]);
+  assert.equal(await block.held(), true, 'the block is the holder session, not the watcher');
+  await block.release({ restoreReadOnly: true });
+  assert.equal(await readOnly(), 0);
+  await ctl.exec("INSERT INTO wb.t (tag) VALUES ('after-watcher-killed')");
 });

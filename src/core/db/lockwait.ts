@@ -5,6 +5,7 @@
 // the open transactions (INNODB_TRX) and the statements that name the table (PROCESSLIST).
 import type { Db } from './connect.js';
 import { EzError, ExitCode } from '../exit.js';
+import { TRX_AGE_SECONDS } from './write-block.js';
 
 /** The bound for a tool's DDL when the user gives none: long enough for a busy server, never forever. */
 export const DEFAULT_LOCK_WAIT_S = 10;
@@ -91,7 +92,7 @@ export async function lockHolders(db: Db, schema: string, tables: string[]): Pro
   try {
     const rows = await db.query<{ id: number; user: string; host: string; time: number; info: string | null; mode: string; trx: number | null }>(
       `SELECT m.THREAD_ID AS id, p.USER AS user, p.HOST AS host, p.TIME AS time, p.INFO AS info, GROUP_CONCAT(DISTINCT m.LOCK_MODE) AS mode,
-              (SELECT TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) FROM information_schema.INNODB_TRX t WHERE t.trx_mysql_thread_id = m.THREAD_ID) AS trx
+              (SELECT ${TRX_AGE_SECONDS} FROM information_schema.INNODB_TRX t WHERE t.trx_mysql_thread_id = m.THREAD_ID) AS trx
          FROM information_schema.METADATA_LOCK_INFO m JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID
         WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME IN (${marks}) AND m.THREAD_ID <> CONNECTION_ID()
         GROUP BY m.THREAD_ID, p.USER, p.HOST, p.TIME, p.INFO ORDER BY p.TIME DESC`,
@@ -103,7 +104,7 @@ export async function lockHolders(db: Db, schema: string, tables: string[]): Pro
     if ((e as { code?: string }).code !== 'ER_UNKNOWN_TABLE') throw e;
   }
   const open = await db.query<{ id: number; user: string; host: string; secs: number; info: string | null }>(
-    `SELECT t.trx_mysql_thread_id AS id, p.USER AS user, p.HOST AS host, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS secs, p.INFO AS info
+    `SELECT t.trx_mysql_thread_id AS id, p.USER AS user, p.HOST AS host, ${TRX_AGE_SECONDS} AS secs, p.INFO AS info
        FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
       WHERE t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started`,
   );

@@ -187,12 +187,20 @@ async function metadataLocks(db: Db): Promise<Map<number, string[]> | undefined>
   }
 }
 
+/**
+ * The age in seconds of an INNODB_TRX row aliased `t`. trx_started is in the server's system time
+ * zone, not the session's (measured: with the session at +05:00 it did not move while NOW() did),
+ * and ezctl's sessions are at +00:00: the age compares it with NOW() converted to 'SYSTEM', or a
+ * server in Asia/Shanghai would show every transaction 8 hours in the future.
+ */
+export const TRX_AGE_SECONDS = "TIMESTAMPDIFF(SECOND, t.trx_started, CONVERT_TZ(NOW(), @@SESSION.time_zone, 'SYSTEM'))";
+
 /** Every session of the server but the asking one, with its transaction and metadata locks. */
 export async function listSessions(db: Db): Promise<{ rows: SessionRow[]; mdlKnown: boolean }> {
   const rows = await db.query<Row>(
     `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.TIME AS time, p.STATE AS state, p.INFO AS info,
             t.trx_rows_modified AS rows_modified, t.trx_rows_locked AS rows_locked,
-            TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS trx_age
+            ${TRX_AGE_SECONDS} AS trx_age
        FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
       WHERE p.ID <> CONNECTION_ID() ORDER BY p.ID`,
   );
@@ -275,27 +283,33 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
   let readOnlySet = false;
   let locked = false;
 
+  /** SET GLOBAL read_only on the watcher session, else on a fresh one; a failure says what is left */
+  const setReadOnly = async (value: 0 | 1, what: string): Promise<void> => {
+    try {
+      await watcher.exec('SET GLOBAL read_only = ?', [value]);
+      return;
+    } catch {
+      // the watcher is gone (killed, network): try once more on a new session
+    }
+    const again = await connect(ep, timeoutMs === undefined ? {} : { timeoutMs }).catch((e: unknown) => e as Error);
+    try {
+      if (again instanceof Error) throw again;
+      await again.exec('SET GLOBAL read_only = ?', [value]);
+    } catch (e) {
+      throw runtimeError(`${ep.label}: ${what}, read_only could not be set to ${value}: it is left ${value ? 'OFF' : 'ON'}`, {
+        hint: `run SET GLOBAL read_only = ${value} on ${ep.label} once it answers`,
+        cause: e,
+      });
+    } finally {
+      if (!(again instanceof Error)) await again.close();
+    }
+  };
   const undo = async (): Promise<void> => {
-    // put back what this call changed; a failure here is said, with what is left
+    // put back what this call changed
     if (locked) await holder.exec(plan.unlock).catch(() => undefined);
     locked = false;
     if (readOnlySet) {
-      try {
-        await watcher.exec('SET GLOBAL read_only = 0');
-      } catch {
-        const again = await connect(ep, timeoutMs === undefined ? {} : { timeoutMs }).catch(() => undefined);
-        try {
-          if (!again) throw new Error('no connection');
-          await again.exec('SET GLOBAL read_only = 0');
-        } catch (e) {
-          throw runtimeError(`${ep.label}: giving up the write block, read_only could not be set back to 0: it is left ON`, {
-            hint: `run SET GLOBAL read_only = 0 on ${ep.label} once it answers (it was OFF before)`,
-            cause: e,
-          });
-        } finally {
-          await again?.close();
-        }
-      }
+      await setReadOnly(0, 'putting back what the write block changed');
       readOnlySet = false;
     }
   };
@@ -448,21 +462,21 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     },
     async release(opts) {
       if (released) return;
-      released = true;
       try {
         await holder.exec(plan.unlock).catch(() => undefined); // a dead holder's lock went with it
         locked = false;
         if (opts.restoreReadOnly && !readOnlyBefore) {
-          readOnlySet = true;
-          await undo();
+          await setReadOnly(0, 'releasing the write block');
         } else if (!opts.restoreReadOnly) {
-          // read_only stays ON: say so if someone turned it off meanwhile
+          // read_only stays ON; set again only if someone turned it off meanwhile (setting it waits
+          // for running writes, as when blocking)
           const ro = await watcher.value('SELECT @@GLOBAL.read_only').catch(() => undefined);
-          if (ro !== undefined && !on(ro)) await watcher.exec('SET GLOBAL read_only = 1');
+          if (ro === undefined || !on(ro)) await setReadOnly(1, 'releasing the write block of a demoted master');
         }
       } finally {
         await closeAll();
       }
+      released = true;
       log(`${ep.label}: write block released, read_only ${opts.restoreReadOnly ? (readOnlyBefore ? 'ON' : 'OFF') : 'ON'}`);
     },
   };

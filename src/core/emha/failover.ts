@@ -161,6 +161,34 @@ function journalNodes(topo: Topology, cluster: string, zone: string, candidate?:
   return [...others, ...own];
 }
 
+/**
+ * Where the failover's lease lives: every other zone's master (the dead zone cannot hold it). A
+ * one-zone cluster holds it on the candidate, unlogged (sql_log_bin=0: no transaction its replicas,
+ * or the old master, would lack).
+ */
+function leaseZones(topo: Topology, cluster: string, zone: string, candidate: NodeRef): { zones: Array<{ zone: string; node: ResolvedNode }>; unlogged?: boolean } {
+  const others = topo.zonesOf(cluster).filter((z) => z !== zone).map((z) => ({ zone: z, node: topo.master(cluster, z) }));
+  if (others.length) return { zones: others };
+  const node = topo.nodes(cluster).find((n) => n.zone === zone && sameServer(n, candidate));
+  return node ? { zones: [{ zone, node }], unlogged: true } : { zones: [] };
+}
+
+/**
+ * acquireJob logs the creation of `_ezctl` (a watch's tables must reach its replicas); on a candidate
+ * still applying the old master's relay log that would be a transaction of its own amid them: create
+ * them here first, unlogged, so acquireJob finds them.
+ */
+async function leaseOn(ctx: Ctx, l: ReturnType<typeof leaseZones>): Promise<ReturnType<typeof leaseZones>> {
+  if (!l.unlogged) return l;
+  for (const z of l.zones) {
+    await withDb(ctx, z.node, async (db) => {
+      await db.exec('SET SESSION sql_log_bin = 0');
+      await ensureStateSchema(db);
+    });
+  }
+  return l;
+}
+
 async function openJournal(ctx: Ctx, node: ResolvedNode, local: boolean): Promise<{ db: Db; journal: MariaDbJournal }> {
   const db = await ctx.connect(node);
   // on the candidate itself (a one-zone cluster), the journal must not be a transaction its replicas lack
@@ -170,8 +198,11 @@ async function openJournal(ctx: Ctx, node: ResolvedNode, local: boolean): Promis
 
 /** The last failover of the zone that passed its point of no return, from the journal. */
 export async function lastFailover(db: Db, cluster: string, zone: string): Promise<{ jobId: string; atMs: number } | null> {
-  await ensureStateSchema(db);
+  // only read: creating `_ezctl` here would be a transaction of its own on a replica (ezctl's user
+  // passes read_only), one the new master lacks (seen: 1-103-15 on a replica, error 1236 on repoint)
   const T = quoteTable(STATE_SCHEMA, 'job_steps');
+  const exists = await db.value<number | string>('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, 'job_steps']);
+  if (Number(exists) === 0) return null;
   const rows = await db.query<{ job_id: string; at: string | number }>(
     `SELECT h.job_id, MAX(s.at_ms) AS at FROM ${T} h JOIN ${T} s ON s.job_id = h.job_id AND s.step = 'promote' AND s.state = 'done'
      WHERE h.seq = 1 AND JSON_VALUE(h.detail, '$.kind') = ? AND JSON_VALUE(h.detail, '$.params.cluster') = ? AND JSON_VALUE(h.detail, '$.params.zone') = ?
@@ -404,15 +435,19 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
   }
   // anti-flap, from the journal
   let last: FailoverReport['lastFailover'] = null;
-  const jn = journalNodes(topo, cluster, o.zone, cand?.name)[0];
-  if (jn) {
+  // every journal a failover of the zone may have used: the other zones' masters; in a one-zone
+  // cluster each of the zone's nodes (the journal is unlogged on the candidate, not replicated)
+  const multi = topo.zonesOf(cluster).length > 1;
+  const journals = journalNodes(topo, cluster, o.zone).filter((n) => !multi || n.zone !== o.zone);
+  const seen = await Promise.all(journals.map(async (jn) => {
     try {
-      const l = await withDb(ctx, jn, (db) => lastFailover(db, cluster, o.zone));
-      if (l) last = { ...l, at: new Date(l.atMs).toISOString() };
+      return await withDb(ctx, jn, (db) => lastFailover(db, cluster, o.zone));
     } catch (e) {
-      ctx.log.warn(`cannot read the failover journal at ${jn.name}: ${(e as Error).message}`);
+      if (jn.zone !== o.zone) ctx.log.warn(`cannot read the failover journal at ${jn.name}: ${(e as Error).message}`);
+      return null;
     }
-  }
+  }));
+  for (const l of seen) if (l && (!last || l.atMs > last.atMs)) last = { ...l, at: new Date(l.atMs).toISOString() };
   const antiFlap = o.antiFlapMs ?? DEFAULT_ANTI_FLAP_MS;
   if (last && Date.now() - last.atMs < antiFlap) {
     refusals.push(`zone ${o.zone} failed over ${formatDuration(Date.now() - last.atMs)} ago (job ${last.jobId}, ${last.at}), within --anti-flap ${formatDuration(antiFlap)}: a master that keeps dying needs a person (orchestrator's recovery block)`);
@@ -431,8 +466,7 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
   }
   if (!o.execute) return report;
   // the job: its lease in every other zone (the dead one cannot hold it), its journal outside the zone
-  const zones = topo.zonesOf(cluster).filter((z) => z !== o.zone).map((z) => ({ zone: z, node: topo.master(cluster, z) }));
-  jobHandle = await acquireJob(ctx, { cluster, kind: FAILOVER_KIND, targets: [`emha:${o.zone}`], zones, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), phase: 'failover' });
+  jobHandle = await acquireJob(ctx, { cluster, kind: FAILOVER_KIND, targets: [`emha:${o.zone}`], ...(await leaseOn(ctx, leaseZones(topo, cluster, o.zone, params!.newMaster))), ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), phase: 'failover' });
   let jdb: Db | undefined;
   try {
     const jnode = journalNodes(topo, cluster, o.zone, cand!.name)[0]!;
@@ -475,8 +509,12 @@ async function resumeFailover(ctx: Ctx, topo: Topology, cluster: string, o: Fail
   }
   if (!found) throw badInput(`no failover job ${jobId} of zone ${o.zone} in a journal (looked at ${journalNodes(topo, cluster, o.zone).map((n) => n.name).join(', ')})`);
   const p = found.params;
-  const zones = topo.zonesOf(cluster).filter((z) => z !== p.zone).map((z) => ({ zone: z, node: topo.master(cluster, z) }));
-  const handle = await acquireJob(ctx, { cluster, kind: FAILOVER_KIND, targets: [`emha:${p.zone}`], zones, resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), phase: 'failover' });
+  const handle = await acquireJob(ctx, { cluster, kind: FAILOVER_KIND, targets: [`emha:${p.zone}`], ...(await leaseOn(ctx, leaseZones(topo, cluster, p.zone, p.newMaster))), resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}), phase: 'failover' });
+  if (handle.id !== jobId) {
+    await handle.release().catch(() => undefined);
+    await found.db.close().catch(() => undefined);
+    throw refused(`the lease of zone ${p.zone}'s failovers belongs to job ${handle.id}, not ${jobId}: resume that one`, { hint: '`ezctl jobs` lists the jobs' });
+  }
   const checkpoints: CheckpointChange[] = [];
   const plan = buildPlan(ctx, p, () => found!.journal, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints);
   try {

@@ -162,6 +162,7 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
   const driftSince = new Map<string, number>();
   const graceMs = o.driftGraceMs ?? DEFAULT_DRIFT_GRACE_MS;
   let drifts: Drift[] = [];
+  let loadError = '';
   let topo = first;
 
   // the lease, in every zone whose master answers now (a dead one cannot hold it, and must not
@@ -247,12 +248,18 @@ export async function watch(ctx: Ctx, o: WatchOptions, emit: (e: WatchEvent) => 
       ticks++;
       try {
         topo = loadTopology(path);
+        loadError = '';
       } catch (e) {
-        say({ event: 'error', message: `the topology file does not load (${(e as Error).message}); the last good one is used` });
+        // said once while it lasts, not at every look
+        if ((e as Error).message !== loadError) say({ event: 'error', message: `the topology file does not load (${(e as Error).message}); the last good one is used` });
+        loadError = (e as Error).message;
       }
-      // a zone's master changed (a failover, a switch, a drift repaired): the lease follows it, or
-      // a second watch asking only the new masters would find none
-      if (job && [...leaseOn].some(([zone, name]) => topo.zonesOf(cluster).includes(zone) && topo.master(cluster, zone).name !== name)) {
+      // a zone's master changed (a failover, a switch, a drift repaired), or a zone without the lease
+      // (its master was down) has one that answers again: the lease follows, or a second watch asking
+      // only the file's masters would find none
+      const moved = [...leaseOn].some(([zone, name]) => topo.zonesOf(cluster).includes(zone) && topo.master(cluster, zone).name !== name);
+      const back = topo.zonesOf(cluster).some((zone) => !leaseOn.has(zone) && zones.get(zone)?.last?.verdict === 'alive' && zones.get(zone)?.last?.master === topo.master(cluster, zone).name);
+      if (job && (moved || back)) {
         const old = job;
         job = undefined;
         await old.finish('done').catch(() => undefined);
