@@ -28,7 +28,7 @@ import { formatDuration } from '../throttle/duration.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { quoteTable } from '../db/quote.js';
 import {
-  promoteStep, takeoverSteps, withNode, nodeAt, freshTopology, refOf, addrOf, sameAddr, mhaDirOf, repointUnder,
+  promoteStep, takeoverSteps, withNode, nodeAt, freshTopology, refOf, addrOf, sameAddr, mhaDirOf, repointUnder, NodeConnections,
   type NodeRef, type TakeoverParams,
 } from './takeover.js';
 
@@ -106,7 +106,7 @@ export interface SwitchReport {
     finalPosition: string | null;
     blockMechanism: string | null;
     blockTookMs: number | null;
-    /** block in place -> proxy's write route moved (the application's write-unavailable window) */
+    /** blockWrites called -> proxy's write route moved (the application's write-unavailable window, an upper bound) */
     writeBlockedMs: number | null;
     killedDuringGrace: SessionInfo[];
     killedOnDemotion: SessionInfo[];
@@ -311,7 +311,7 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
 // ---------------------------------------------------------------- the plan
 
 /** The switch's steps; `live` carries the write block between steps of one run (gone after a crash). */
-export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): Plan<SwitchParams> {
+export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], conns?: NodeConnections): Plan<SwitchParams> {
   const live: { block?: WriteBlock; finalPosition?: string } = {};
   const oldEp = async () => ctx.endpoint(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, p.oldMaster));
 
@@ -321,9 +321,13 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     describe: () => ({ does: `block every write on the old master ${p.oldMaster.name} (${addrOf(p.oldMaster)}), privileged sessions included; writers still holding it back after --grace ${formatDuration(p.graceMs)} are killed; given up past --lock-wait ${formatDuration(p.lockWaitMs)}` }),
     async do(sc) {
       const o: Parameters<typeof blockWrites>[1] = { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log };
+      const ep = await oldEp();
+      // open now what the steps up to the proxy's move use: not inside the write-blocked window
+      if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster)]);
       sc.waitingFor(`the write block on ${p.oldMaster.name}`);
-      live.block = await blockWrites(await oldEp(), o);
-      return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockedAtMs: Date.now() };
+      const calledAt = Date.now();
+      live.block = await blockWrites(ep, o);
+      return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockCalledAtMs: calledAt, blockedAtMs: Date.now() };
     },
     async undo() {
       if (live.block) {
@@ -354,7 +358,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
         const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
         for (const r of waiting) await db.exec(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
         return waiting.map(sessionInfo);
-      });
+      }, conns);
       return { finalPosition: live.finalPosition, killedWaiting: killed };
     },
   };
@@ -370,7 +374,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
       if (pos === undefined) throw runtimeError('no final position recorded in this run');
       const r = await withNode(ctx, p, p.newMaster, (db) =>
         waitApplied(db, pos, { timeoutMs: p.timeoutMs, signal: sc.signal, onProgress: (behind, at) => sc.waitingFor(`${p.newMaster.name}: ${behind} transaction${behind === 1n ? '' : 's'} behind ${pos} (at ${at})`) }),
-      );
+      conns);
       if (!r.reached) throw refused(`${p.newMaster.name} did not apply the final position ${pos} within ${formatDuration(p.timeoutMs)} (at ${r.at})`, { hint: 'see its replication (SHOW SLAVE STATUS); raise --timeout' });
       // nothing the candidate has beyond it either (an errant write since the preflight)
       return { reachedMs: r.waitedMs, at: r.at };
@@ -381,6 +385,8 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     name: 'demote-old-master',
     describe: () => ({ does: `kill the old master ${p.oldMaster.name}'s client sessions (what waits behind the block must not commit there), lift its block with read_only left ON, make it a replica of ${p.newMaster.name}` }),
     async do(sc) {
+      // our kept connection to the old master would be one of the client sessions killed here
+      await conns?.drop(p.oldMaster);
       let b = live.block;
       if (!b || !(await b.held())) {
         // resumed after a crash: the old block went with its holder; block again to kill what is there
@@ -420,7 +426,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     async preflight() {
       return refusals;
     },
-    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
+    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
   };
 }
 
@@ -463,7 +469,8 @@ async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollba
   const journal = await MariaDbJournal.open(journalDb);
   const topo = freshTopology(p.topologyPath);
   const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, p.cluster));
-  const plan = switchPlan(ctx, p, refusals);
+  const conns = new NodeConnections(ctx, p);
+  const plan = switchPlan(ctx, p, refusals, conns);
   const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: job.signal, log: (m: string) => ctx.log.info(m) };
   let result: StepsResult;
   try {
@@ -472,6 +479,8 @@ async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollba
     await job.fail(e).catch(() => undefined);
     await journalDb.close().catch(() => undefined);
     throw e;
+  } finally {
+    await conns.closeAll();
   }
   if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
   else if (result.outcome === 'done' || result.outcome === 'rolled-back') await job.finish();
@@ -502,7 +511,7 @@ async function outcomeOf(journal: MariaDbJournal, jobId: string, p: SwitchParams
   if (t?.fileChanged) files.push(String(t.file));
   const mha = done.get('mha-config')?.mha;
   if (typeof mha === 'string' && mha.includes(': ') && !mha.startsWith('none')) files.push(mha.split(': ')[0]!);
-  const blockedAt = typeof b?.blockedAtMs === 'number' ? b.blockedAtMs : null;
+  const blockedAt = typeof b?.blockCalledAtMs === 'number' ? b.blockCalledAtMs : null;
   const movedAt = typeof r?.writeMovedAtMs === 'number' ? r.writeMovedAtMs : null;
   return {
     oldMaster: p.oldMaster.name,
@@ -510,7 +519,7 @@ async function outcomeOf(journal: MariaDbJournal, jobId: string, p: SwitchParams
     finalPosition: (done.get('final-position')?.finalPosition as string | undefined) ?? null,
     blockMechanism: (b?.mechanism as string | undefined) ?? null,
     blockTookMs: (b?.tookMs as number | undefined) ?? null,
-    writeBlockedMs: blockedAt !== null && movedAt !== null ? movedAt - blockedAt + ((b?.tookMs as number | undefined) ?? 0) : null,
+    writeBlockedMs: blockedAt !== null && movedAt !== null ? movedAt - blockedAt : null,
     killedDuringGrace: [...((b?.killed as SessionInfo[] | undefined) ?? []), ...((done.get('final-position')?.killedWaiting as SessionInfo[] | undefined) ?? [])],
     killedOnDemotion: (done.get('demote-old-master')?.killed as SessionInfo[] | undefined) ?? [],
     drc: (t?.drc as string | undefined) ?? null,
