@@ -119,7 +119,7 @@ export interface SwitchReport {
 
 // ---------------------------------------------------------------- assessment (nothing changed)
 
-interface NodeFacts {
+export interface NodeFacts {
   node: ResolvedNode;
   state?: NodeReplState;
   error?: string;
@@ -138,7 +138,7 @@ async function facts(ctx: Ctx, n: ResolvedNode): Promise<NodeFacts> {
   }
 }
 
-function candidateProblems(f: NodeFacts, master: NodeFacts, maxLagMs: number): { problems: string[]; errant: string[] } {
+export function candidateProblems(f: NodeFacts, master: NodeFacts, maxLagMs: number): { problems: string[]; errant: string[] } {
   const name = f.node.name;
   if (!f.state) return { problems: [`${name} cannot be reached: ${f.error}`], errant: [] };
   const s = f.state;
