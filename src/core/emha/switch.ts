@@ -25,6 +25,7 @@ import { CLUSTER_TARGET, liveness, describeHolder } from '../job/lease.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
+import { onInterrupt } from '../signals.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { quoteTable } from '../db/quote.js';
 import {
@@ -463,7 +464,9 @@ async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollba
   }
   if (jobId !== undefined && job.id !== jobId) {
     await job.release();
-    throw refused(`the dead ${SWITCH_KIND} job of cluster ${p.cluster} is ${job.id}, not ${jobId}`, { hint: `--resume/--rollback ${job.id}` });
+    throw refused(job.tookOver ? `the dead ${SWITCH_KIND} job of cluster ${p.cluster} is ${job.id}, not ${jobId}` : `${SWITCH_KIND} job ${jobId} of cluster ${p.cluster} is neither dead nor unfinished (it ended, or its lease is gone)`, {
+      hint: job.tookOver ? `--resume/--rollback ${job.id}` : '`ezctl jobs` lists the jobs; the journal says how it ended',
+    });
   }
   const journalDb = await st.ctx.connect(st.node);
   const journal = await MariaDbJournal.open(journalDb);
@@ -471,15 +474,29 @@ async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollba
   const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, p.cluster));
   const conns = new NodeConnections(ctx, p);
   const plan = switchPlan(ctx, p, refusals, conns);
-  const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: job.signal, log: (m: string) => ctx.log.info(m) };
+  // SIGINT/SIGTERM or a lost lease interrupts the job: rolled back before the point of no return,
+  // stopped after it. The process waits for that (bounded) before it exits: exiting at once would
+  // drop the block's session and leave the old master read_only with no writable master.
+  const ac = new AbortController();
+  const onLost = () => ac.abort(job.signal.reason);
+  job.signal.addEventListener('abort', onLost, { once: true });
+  let running: Promise<StepsResult> | undefined;
+  const offInterrupt = onInterrupt(async () => {
+    ac.abort(new Error('interrupted'));
+    if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
+  });
+  const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: ac.signal, log: (m: string) => ctx.log.info(m) };
   let result: StepsResult;
   try {
-    result = mode === 'run' ? await runPlan(plan, opts) : mode === 'resume' ? await resumePlan(plan, opts) : await rollbackPlan(plan, opts);
+    running = mode === 'run' ? runPlan(plan, opts) : mode === 'resume' ? resumePlan(plan, opts) : rollbackPlan(plan, opts);
+    result = await running;
   } catch (e) {
     await job.fail(e).catch(() => undefined);
     await journalDb.close().catch(() => undefined);
     throw e;
   } finally {
+    offInterrupt();
+    job.signal.removeEventListener('abort', onLost);
     await conns.closeAll();
   }
   if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
