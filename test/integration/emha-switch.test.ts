@@ -6,11 +6,12 @@
 // or --rollback: exactly one writable master, the proxy on it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { drcStart, drcStop, drcWaitAll, sqlOn } from '../helpers/drc.js';
-import { show } from '../helpers/cli.js';
+import { drcStart, drcStop, drcWaitAll, patchTopology, sqlOn } from '../helpers/drc.js';
+import { EZCTL, show } from '../helpers/cli.js';
 import { connect, type Db, type Param } from '../../src/core/db/connect.js';
 import { loadTopology } from '../../src/core/config/load.js';
 import { routingTarget } from '../../src/core/proxy/index.js';
@@ -317,4 +318,27 @@ test('kill -9 at every step, before and after its work: --resume (or --rollback 
       else assert.equal(now, master, `${step}:${at}: rolled back to the old master`);
     }
   }
+});
+
+test('SIGINT before the point of no return: the switch rolls back before it exits (130), the old master writable again', async () => {
+  const master = await oneMaster('start');
+  // a hook holding the job at before-ponr, with the writes blocked
+  const hook = join(sb.dir, 'slow-hook.sh');
+  writeFileSync(hook, '#!/bin/sh\nsleep 3\n', { mode: 0o755 });
+  patchTopology(sb, (doc) => doc.setIn(['hooks'], doc.createNode([{ run: hook, events: ['before-ponr'] }])));
+  try {
+    const child = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', 'emha', 'switch', '--zone', 'bj', '--execute'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    await eventually(async () => Number(await value(master, 'SELECT @@global.read_only')) === 1, 10_000, 'the write block in place');
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stdout);
+  } finally {
+    patchTopology(sb, (doc) => doc.deleteIn(['hooks']));
+  }
+  assert.equal(await oneMaster('after the interrupt'), master);
+  const id = await lastJobId();
+  const state = await value<string>('sh-master', "SELECT state FROM _ezctl.job_steps WHERE job_id = ? AND step = '@job' ORDER BY seq DESC LIMIT 1", [id]);
+  assert.equal(state, 'rolled-back');
 });

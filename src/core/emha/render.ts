@@ -41,7 +41,7 @@ export function renderSwitch(r: SwitchReport): string {
   for (const h of res.hooks) out.push(`  hook ${h.hook} (${h.event}): ${h.ok ? 'ok' : `failed: ${h.error}`} ${h.ms} ms`);
   const o = r.outcome;
   if (o) {
-    if (o.finalPosition !== null) out.push(`final GTID position: ${o.finalPosition}`);
+    if (o.finalPosition !== null) out.push(`final GTID position: ${o.finalPosition || '(empty: nothing written yet)'}`);
     if (o.blockMechanism) out.push(`write block: ${o.blockMechanism}, in place after ${o.blockTookMs} ms`);
     if (o.writeBlockedMs !== null) out.push(`writes blocked for ${o.writeBlockedMs} ms (block -> proxy moved)`);
     if (o.killedDuringGrace.length) out.push(`killed while blocked (grace period, waiting writers): ${o.killedDuringGrace.map(who).join(', ')}`);

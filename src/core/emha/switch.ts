@@ -25,10 +25,11 @@ import { CLUSTER_TARGET, liveness, describeHolder } from '../job/lease.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
+import { onInterrupt } from '../signals.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { quoteTable } from '../db/quote.js';
 import {
-  promoteStep, takeoverSteps, withNode, nodeAt, freshTopology, refOf, addrOf, sameAddr, mhaDirOf, repointUnder,
+  promoteStep, takeoverSteps, withNode, nodeAt, freshTopology, refOf, addrOf, sameAddr, mhaDirOf, repointUnder, NodeConnections,
   type NodeRef, type TakeoverParams,
 } from './takeover.js';
 
@@ -106,7 +107,7 @@ export interface SwitchReport {
     finalPosition: string | null;
     blockMechanism: string | null;
     blockTookMs: number | null;
-    /** block in place -> proxy's write route moved (the application's write-unavailable window) */
+    /** blockWrites called -> proxy's write route moved (the application's write-unavailable window, an upper bound) */
     writeBlockedMs: number | null;
     killedDuringGrace: SessionInfo[];
     killedOnDemotion: SessionInfo[];
@@ -119,7 +120,7 @@ export interface SwitchReport {
 
 // ---------------------------------------------------------------- assessment (nothing changed)
 
-interface NodeFacts {
+export interface NodeFacts {
   node: ResolvedNode;
   state?: NodeReplState;
   error?: string;
@@ -138,7 +139,7 @@ async function facts(ctx: Ctx, n: ResolvedNode): Promise<NodeFacts> {
   }
 }
 
-function candidateProblems(f: NodeFacts, master: NodeFacts, maxLagMs: number): { problems: string[]; errant: string[] } {
+export function candidateProblems(f: NodeFacts, master: NodeFacts, maxLagMs: number): { problems: string[]; errant: string[] } {
   const name = f.node.name;
   if (!f.state) return { problems: [`${name} cannot be reached: ${f.error}`], errant: [] };
   const s = f.state;
@@ -311,7 +312,7 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
 // ---------------------------------------------------------------- the plan
 
 /** The switch's steps; `live` carries the write block between steps of one run (gone after a crash). */
-export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): Plan<SwitchParams> {
+export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], conns?: NodeConnections): Plan<SwitchParams> {
   const live: { block?: WriteBlock; finalPosition?: string } = {};
   const oldEp = async () => ctx.endpoint(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, p.oldMaster));
 
@@ -321,9 +322,13 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     describe: () => ({ does: `block every write on the old master ${p.oldMaster.name} (${addrOf(p.oldMaster)}), privileged sessions included; writers still holding it back after --grace ${formatDuration(p.graceMs)} are killed; given up past --lock-wait ${formatDuration(p.lockWaitMs)}` }),
     async do(sc) {
       const o: Parameters<typeof blockWrites>[1] = { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log };
+      const ep = await oldEp();
+      // open now what the steps up to the proxy's move use: not inside the write-blocked window
+      if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster)]);
       sc.waitingFor(`the write block on ${p.oldMaster.name}`);
-      live.block = await blockWrites(await oldEp(), o);
-      return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockedAtMs: Date.now() };
+      const calledAt = Date.now();
+      live.block = await blockWrites(ep, o);
+      return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockCalledAtMs: calledAt, blockedAtMs: Date.now() };
     },
     async undo() {
       if (live.block) {
@@ -354,7 +359,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
         const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
         for (const r of waiting) await db.exec(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
         return waiting.map(sessionInfo);
-      });
+      }, conns);
       return { finalPosition: live.finalPosition, killedWaiting: killed };
     },
   };
@@ -370,7 +375,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
       if (pos === undefined) throw runtimeError('no final position recorded in this run');
       const r = await withNode(ctx, p, p.newMaster, (db) =>
         waitApplied(db, pos, { timeoutMs: p.timeoutMs, signal: sc.signal, onProgress: (behind, at) => sc.waitingFor(`${p.newMaster.name}: ${behind} transaction${behind === 1n ? '' : 's'} behind ${pos} (at ${at})`) }),
-      );
+      conns);
       if (!r.reached) throw refused(`${p.newMaster.name} did not apply the final position ${pos} within ${formatDuration(p.timeoutMs)} (at ${r.at})`, { hint: 'see its replication (SHOW SLAVE STATUS); raise --timeout' });
       // nothing the candidate has beyond it either (an errant write since the preflight)
       return { reachedMs: r.waitedMs, at: r.at };
@@ -381,6 +386,8 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     name: 'demote-old-master',
     describe: () => ({ does: `kill the old master ${p.oldMaster.name}'s client sessions (what waits behind the block must not commit there), lift its block with read_only left ON, make it a replica of ${p.newMaster.name}` }),
     async do(sc) {
+      // our kept connection to the old master would be one of the client sessions killed here
+      await conns?.drop(p.oldMaster);
       let b = live.block;
       if (!b || !(await b.held())) {
         // resumed after a crash: the old block went with its holder; block again to kill what is there
@@ -420,7 +427,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = []): 
     async preflight() {
       return refusals;
     },
-    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
+    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
   };
 }
 
@@ -457,21 +464,40 @@ async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollba
   }
   if (jobId !== undefined && job.id !== jobId) {
     await job.release();
-    throw refused(`the dead ${SWITCH_KIND} job of cluster ${p.cluster} is ${job.id}, not ${jobId}`, { hint: `--resume/--rollback ${job.id}` });
+    throw refused(job.tookOver ? `the dead ${SWITCH_KIND} job of cluster ${p.cluster} is ${job.id}, not ${jobId}` : `${SWITCH_KIND} job ${jobId} of cluster ${p.cluster} is neither dead nor unfinished (it ended, or its lease is gone)`, {
+      hint: job.tookOver ? `--resume/--rollback ${job.id}` : '`ezctl jobs` lists the jobs; the journal says how it ended',
+    });
   }
   const journalDb = await st.ctx.connect(st.node);
   const journal = await MariaDbJournal.open(journalDb);
   const topo = freshTopology(p.topologyPath);
   const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, p.cluster));
-  const plan = switchPlan(ctx, p, refusals);
-  const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: job.signal, log: (m: string) => ctx.log.info(m) };
+  const conns = new NodeConnections(ctx, p);
+  const plan = switchPlan(ctx, p, refusals, conns);
+  // SIGINT/SIGTERM or a lost lease interrupts the job: rolled back before the point of no return,
+  // stopped after it. The process waits for that (bounded) before it exits: exiting at once would
+  // drop the block's session and leave the old master read_only with no writable master.
+  const ac = new AbortController();
+  const onLost = () => ac.abort(job.signal.reason);
+  job.signal.addEventListener('abort', onLost, { once: true });
+  let running: Promise<StepsResult> | undefined;
+  const offInterrupt = onInterrupt(async () => {
+    ac.abort(new Error('interrupted'));
+    if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
+  });
+  const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: ac.signal, log: (m: string) => ctx.log.info(m) };
   let result: StepsResult;
   try {
-    result = mode === 'run' ? await runPlan(plan, opts) : mode === 'resume' ? await resumePlan(plan, opts) : await rollbackPlan(plan, opts);
+    running = mode === 'run' ? runPlan(plan, opts) : mode === 'resume' ? resumePlan(plan, opts) : rollbackPlan(plan, opts);
+    result = await running;
   } catch (e) {
     await job.fail(e).catch(() => undefined);
     await journalDb.close().catch(() => undefined);
     throw e;
+  } finally {
+    offInterrupt();
+    job.signal.removeEventListener('abort', onLost);
+    await conns.closeAll();
   }
   if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
   else if (result.outcome === 'done' || result.outcome === 'rolled-back') await job.finish();
@@ -502,7 +528,7 @@ async function outcomeOf(journal: MariaDbJournal, jobId: string, p: SwitchParams
   if (t?.fileChanged) files.push(String(t.file));
   const mha = done.get('mha-config')?.mha;
   if (typeof mha === 'string' && mha.includes(': ') && !mha.startsWith('none')) files.push(mha.split(': ')[0]!);
-  const blockedAt = typeof b?.blockedAtMs === 'number' ? b.blockedAtMs : null;
+  const blockedAt = typeof b?.blockCalledAtMs === 'number' ? b.blockCalledAtMs : null;
   const movedAt = typeof r?.writeMovedAtMs === 'number' ? r.writeMovedAtMs : null;
   return {
     oldMaster: p.oldMaster.name,
@@ -510,7 +536,7 @@ async function outcomeOf(journal: MariaDbJournal, jobId: string, p: SwitchParams
     finalPosition: (done.get('final-position')?.finalPosition as string | undefined) ?? null,
     blockMechanism: (b?.mechanism as string | undefined) ?? null,
     blockTookMs: (b?.tookMs as number | undefined) ?? null,
-    writeBlockedMs: blockedAt !== null && movedAt !== null ? movedAt - blockedAt + ((b?.tookMs as number | undefined) ?? 0) : null,
+    writeBlockedMs: blockedAt !== null && movedAt !== null ? movedAt - blockedAt : null,
     killedDuringGrace: [...((b?.killed as SessionInfo[] | undefined) ?? []), ...((done.get('final-position')?.killedWaiting as SessionInfo[] | undefined) ?? [])],
     killedOnDemotion: (done.get('demote-old-master')?.killed as SessionInfo[] | undefined) ?? [],
     drc: (t?.drc as string | undefined) ?? null,

@@ -61,8 +61,55 @@ export function nodeAt(topo: Topology, cluster: string, zone: string, ref: NodeR
   return n;
 }
 
-/** Run fn on a fresh connection to the node at ref (closed after). */
-export async function withNode<T>(ctx: Ctx, p: Pick<TakeoverParams, 'cluster' | 'zone' | 'topologyPath'>, ref: NodeRef, fn: (db: Db) => Promise<T>): Promise<T> {
+/**
+ * Connections kept open across the steps of one run: the application's write-unavailable window
+ * runs from the block to the proxy's move, and a fresh connection per step (the file parsed, a
+ * handshake) cost tens of ms each in it. One per node; a connection that failed is dropped and the
+ * next use opens another. closeAll() at the end of the run.
+ */
+export class NodeConnections {
+  private readonly open = new Map<string, Promise<Db>>();
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly p: Pick<TakeoverParams, 'cluster' | 'zone' | 'topologyPath'>,
+  ) {}
+
+  get(ref: NodeRef): Promise<Db> {
+    const key = addrOf(ref);
+    let db = this.open.get(key);
+    if (!db) {
+      db = this.ctx.connect(nodeAt(freshTopology(this.p.topologyPath), this.p.cluster, this.p.zone, ref));
+      db.catch(() => this.open.delete(key));
+      this.open.set(key, db);
+    }
+    return db;
+  }
+
+  /** forget (and close) the node's connection: the next get() opens a new one */
+  async drop(ref: NodeRef): Promise<void> {
+    const db = this.open.get(addrOf(ref));
+    this.open.delete(addrOf(ref));
+    await db?.then((d) => d.close()).catch(() => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((d) => d.then((x) => x.close()).catch(() => undefined)));
+  }
+}
+
+/** Run fn on a connection to the node at ref: the run's kept one (conns), else a fresh one closed after. */
+export async function withNode<T>(ctx: Ctx, p: Pick<TakeoverParams, 'cluster' | 'zone' | 'topologyPath'>, ref: NodeRef, fn: (db: Db) => Promise<T>, conns?: NodeConnections): Promise<T> {
+  if (conns) {
+    const db = await conns.get(ref);
+    try {
+      return await fn(db);
+    } catch (e) {
+      await conns.drop(ref);
+      throw e;
+    }
+  }
   const db = await ctx.connect(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, ref));
   try {
     return await fn(db);
@@ -78,7 +125,7 @@ const routeNode = (r: NodeRef): RouteNode => ({ name: r.name, host: r.host, port
  * the caller waited for that) and becomes writable. check(): it replicates from nobody and is
  * writable, so a crash inside it is resumed on the right side.
  */
-export function promoteStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+export function promoteStep<P>(ctx: Ctx, p: TakeoverParams, conns?: NodeConnections): Step<P> {
   return {
     name: 'promote',
     pointOfNoReturn: true,
@@ -86,9 +133,8 @@ export function promoteStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
     async do(sc) {
       await withNode(ctx, p, p.newMaster, async (db) => {
         await promote(db);
-        const s = await replState(db);
-        sc.note({ gtidBinlogPos: s.gtidBinlogPos, at: Date.now() });
-      });
+        sc.note({ at: Date.now() });
+      }, conns);
     },
     async check() {
       return withNode(ctx, p, p.newMaster, async (db) => {
