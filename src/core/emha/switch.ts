@@ -15,7 +15,7 @@ import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
 import { replState, errantGtids, replicatesFrom, waitApplied, type NodeReplState } from '../db/replication.js';
-import { blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
+import { blockWrites, prepareBlock, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
 import { routingTarget } from '../proxy/index.js';
 import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type Step, type StepsResult } from '../steps/engine.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
@@ -324,10 +324,12 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
       const o: Parameters<typeof blockWrites>[1] = { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log };
       const ep = await oldEp();
       // open now what the steps up to the proxy's move use: not inside the write-blocked window
+      // (the block's own two sessions too: prepareBlock opens them, block() only blocks)
       if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster)]);
+      const prepared = await prepareBlock(ep, o);
       sc.waitingFor(`the write block on ${p.oldMaster.name}`);
       const calledAt = Date.now();
-      live.block = await blockWrites(ep, o);
+      live.block = await prepared.block();
       return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockCalledAtMs: calledAt, blockedAtMs: Date.now() };
     },
     async undo() {
@@ -346,7 +348,8 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
     changesNothing: true,
     describe: () => ({ does: `record the old master's final GTID position (@@gtid_binlog_pos with every write blocked); kill the transactions waiting behind the block with their writes done (not in that position: they must not commit there if this process dies)`, sql: ['SELECT @@global.gtid_binlog_pos'] }),
     async do() {
-      if (!live.block || !(await live.block.held())) throw runtimeError(`the write block on ${p.oldMaster.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
+      if (!live.block) throw runtimeError(`the write block on ${p.oldMaster.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
+      // finalPosition() reads it on the holder session, refused when that session is not holding
       live.finalPosition = await live.block.finalPosition();
       // a transaction waiting behind the block with its writes done is not in the final position;
       // if ezctl died, the block would go with it and that transaction commit on the old master
