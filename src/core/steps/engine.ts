@@ -416,7 +416,10 @@ class Run<P> {
         }
       }
       const t = Date.now();
-      await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'started', atMs: t, detail: {} });
+      // a step that changes nothing (a wait, a read) has its start not journaled: after a crash
+      // inside it there is nothing to check or undo, so "started" would tell recovery nothing,
+      // and each event is an fsync'd write (inside a master switch's write-blocked window)
+      if (!step.changesNothing) await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'started', atMs: t, detail: {} });
       this.state.set(step.name, 'started');
       faultPoint(this.plan.kind, step.name, 'before');
       const notes: Record<string, unknown> = {};
