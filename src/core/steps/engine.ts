@@ -195,7 +195,8 @@ const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /**
  * Fault injection for tests and drills: EZCTL_FAULT_KILL_AT=<kind>:<step>:<before|after> makes the
- * process SIGKILL itself right after the step's "started" is journaled (before) or right after its
+ * process SIGKILL itself right after the step's "started" is journaled (before; a changesNothing step,
+ * whose start is not journaled: right before its work) or right after its
  * work returned, before "done" is journaled (after): the two instants a crash is hardest to resume
  * from, hit exactly rather than by a racing outside kill.
  */
