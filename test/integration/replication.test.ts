@@ -147,6 +147,22 @@ test('waitApplied times out on a stopped SQL thread, reports progress, and reach
   }
 });
 
+test('waitApplied reaches a position when the SQL thread starts during the wait (MASTER_GTID_WAIT on what is missing)', async () => {
+  const r1 = await open('bj-replica1');
+  const r2 = await open('bj-replica2');
+  await r2.exec('STOP SLAVE SQL_THREAD');
+  try {
+    await r1.exec("INSERT INTO rt.t (v, src) VALUES ('w2', @@server_id)");
+    const pos = (await replState(r1)).gtidBinlogPos;
+    const waiting = waitApplied(r2, pos, { timeoutMs: 20_000 });
+    setTimeout(() => void r2.exec('START SLAVE SQL_THREAD'), 300);
+    const ok = await waiting;
+    assert.ok(ok.reached, `at ${ok.at}`);
+  } finally {
+    await r2.exec('START SLAVE SQL_THREAD');
+  }
+});
+
 test('replicateFrom refuses a node with no replication user, before changing anything', async () => {
   const r1 = await open('bj-replica1'); // the master now: RESET SLAVE ALL forgot its user
   await assert.rejects(replicateFrom(r1, at('bj-master')), /has no replication user to keep.*replicates from nobody/);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blockers, classifySession, describeSession, isClient, isWriteStatement, sessionInfo, statementHead, type SessionRow } from '../../src/core/db/write-block.js';
+import { blockers, namedBlockers, classifySession, describeSession, isClient, isWriteStatement, sessionInfo, statementHead, type SessionRow } from '../../src/core/db/write-block.js';
 
 function row(p: Partial<SessionRow> & { id: number }): SessionRow {
   return { user: 'app', host: '127.0.0.1:5000', db: 'shop', command: 'Sleep', timeS: 0, state: '', info: null, trxRowsModified: null, trxRowsLocked: null, trxAgeS: null, ...p };
@@ -61,6 +61,15 @@ test('blockers: the writers when there are any, else who is doing something', ()
   const writer = row({ id: 33, command: 'Query', info: 'DELETE FROM t' });
   assert.deepEqual(blockers([reader, idleTrx, idle, writer], OURS).writers.map((r) => r.id), [33]);
   assert.deepEqual(blockers([reader, idleTrx, idle], OURS).others.map((r) => r.id), [30, 31]);
+});
+
+test('blockers: a LOCK TABLES holder is named before the DML queued behind it (rows modified, waiting on its lock)', () => {
+  const queued = row({ id: 50, user: 'drc', command: 'Query', state: 'Waiting for table metadata lock', info: 'INSERT INTO t VALUES (9)', trxRowsModified: 3, trxAgeS: 1 });
+  const holder = row({ id: 51, mdlModes: ['MDL_SHARED_NO_READ_WRITE'] });
+  assert.deepEqual(namedBlockers(blockers([queued, holder], OURS)).map((r) => r.id), [51, 50]);
+  // without metadata_lock_info the holder is an idle session with a transaction: named before the queued one
+  const idleHolder = row({ id: 52, trxRowsModified: 0, trxRowsLocked: 0, trxAgeS: 5 });
+  assert.deepEqual(namedBlockers(blockers([queued, idleHolder], OURS)).map((r) => r.id), [52, 50]);
 });
 
 test('sessionInfo and describeSession name the session, its age and its statement', () => {

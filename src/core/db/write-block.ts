@@ -153,17 +153,32 @@ export function describeSession(s: SessionInfo): string {
   return `session ${s.id} (${s.user}@${s.host}${s.db ? ` db ${s.db}` : ''}, ${s.command}, ${s.timeS} s${rows}, ${stmt})`;
 }
 
+/** A session whose statement waits for a lock someone else holds (a table's metadata lock, a row lock). */
+export function waitsOnLock(r: SessionRow): boolean {
+  return !!r.state && /^waiting for .*lock/i.test(r.state);
+}
+
 /**
- * Who holds a waiting block back, to name in a refusal: the writers; with none, every other
- * client session doing something (a running statement, an open transaction).
+ * Who holds a waiting block back, to name in a refusal: the writers, those not themselves waiting
+ * on a lock first (a LOCK TABLES holder, not the DML queued behind it: that one has rows modified
+ * and only waits); `holding` the writers that do not wait. Others: every other client session
+ * doing something (a running statement, an open transaction).
  */
-export function blockers(rows: SessionRow[], ours: ReadonlySet<number>): { writers: SessionRow[]; others: SessionRow[] } {
-  const writers = rows.filter((r) => classifySession(r, ours) === 'writer');
+export function blockers(rows: SessionRow[], ours: ReadonlySet<number>): { writers: SessionRow[]; holding: SessionRow[]; others: SessionRow[] } {
+  const all = rows.filter((r) => classifySession(r, ours) === 'writer');
+  const holding = all.filter((r) => !waitsOnLock(r));
+  const writers = [...holding, ...all.filter(waitsOnLock)];
   const others = rows.filter((r) => {
     const k = classifySession(r, ours);
     return k === 'reader' || (k === 'idle' && r.trxAgeS !== null);
   });
-  return { writers, others };
+  return { writers, holding, others };
+}
+
+/** Whom a refusal names: the writers holding the block back; with none (every writer waits on a lock someone else holds), the others first, then those waiting writers. */
+export function namedBlockers(b: ReturnType<typeof blockers>): SessionRow[] {
+  if (b.holding.length) return b.writers;
+  return [...b.others, ...b.writers];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,10 +273,30 @@ function planFor(flavor: Flavor, readOnlyBefore: boolean): Plan {
     : { flavor, mechanism: 'read_only=1 + FLUSH TABLES WITH READ LOCK', steps: [...ro, 'FLUSH TABLES WITH READ LOCK'], unlock: 'UNLOCK TABLES', position: 'SELECT @@GLOBAL.gtid_executed' };
 }
 
+/**
+ * A write block made ready: its two sessions open, who they are and the server's read_only known,
+ * lock_wait_timeout set; nothing changed on the server yet. block() does the blocking statements
+ * only, so a caller that measures a window (a master switch) opens the sessions outside it. close()
+ * when block() is never called.
+ */
+export interface PreparedBlock {
+  readonly label: string;
+  readonly holderId: number;
+  readonly readOnlyBefore: boolean;
+  /** block now (once); the bound (lockWaitMs) counts from this call */
+  block(): Promise<WriteBlock>;
+  close(): Promise<void>;
+}
+
 /** Block every write on the server. Refused (exit 4) when the bound passes; nothing left changed then. */
 export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<WriteBlock> {
   const start = Date.now();
-  const deadline = start + o.lockWaitMs;
+  const p = await prepareBlock(ep, o);
+  return p.block(start);
+}
+
+/** Open the block's sessions and learn the server (no change on it); see PreparedBlock. */
+export async function prepareBlock(ep: Endpoint, o: WriteBlockOptions): Promise<PreparedBlock & { block(startedAt?: number): Promise<WriteBlock> }> {
   const log = o.log ?? (() => {});
   const timeoutMs = o.connectTimeoutMs;
   const opts = timeoutMs === undefined ? {} : { timeoutMs };
@@ -273,12 +308,46 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
   }
   const holder = h.value;
   const watcher = w.value;
-  const ids = await holder.one<{ h: number; v: string; ro: unknown }>('SELECT CONNECTION_ID() AS h, @@version AS v, @@GLOBAL.read_only AS ro');
-  const holderId = Number(ids!.h);
-  const watcherId = Number(await watcher.value('SELECT CONNECTION_ID()'));
+  let holderId: number;
+  let watcherId: number;
+  let ids: { h: number; v: string; ro: unknown } | undefined;
+  // the server-side bound of every blocking statement (whole seconds); the watcher's KILL QUERY
+  // is the exact one. Set here, outside the window; block() lowers it only when less is left.
+  let lockWaitS = Math.max(1, Math.ceil(o.lockWaitMs / 1000));
+  try {
+    [ids, watcherId] = await Promise.all([
+      holder.one<{ h: number; v: string; ro: unknown }>('SELECT CONNECTION_ID() AS h, @@version AS v, @@GLOBAL.read_only AS ro'),
+      watcher.value('SELECT CONNECTION_ID()').then(Number),
+      holder.exec('SET SESSION lock_wait_timeout = ?', [lockWaitS]),
+    ]).then(([a, b]) => [a, b] as const);
+    holderId = Number(ids!.h);
+  } catch (e) {
+    await holder.close().catch(() => undefined);
+    await watcher.close().catch(() => undefined);
+    throw e;
+  }
   const ours = new Set<number>([holderId, watcherId, ...(o.keep ?? [])]);
   const readOnlyBefore = on(ids!.ro);
   const plan = planFor(flavorOf(String(ids!.v)), readOnlyBefore);
+  let used = false;
+  const closeAll = async () => {
+    await holder.close();
+    await watcher.close();
+  };
+  return {
+    label: ep.label,
+    holderId,
+    readOnlyBefore,
+    async close() {
+      if (used) return;
+      used = true;
+      await closeAll();
+    },
+    async block(startedAt?: number): Promise<WriteBlock> {
+  if (used) throw runtimeError(`${ep.label}: this prepared write block was used or closed already`);
+  used = true;
+  const start = startedAt ?? Date.now();
+  const deadline = start + o.lockWaitMs;
   const killed: SessionInfo[] = [];
   let readOnlySet = false;
   let locked = false;
@@ -313,11 +382,6 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
       readOnlySet = false;
     }
   };
-  const closeAll = async () => {
-    await holder.close();
-    await watcher.close();
-  };
-
   const killWriters = async (): Promise<void> => {
     const { rows } = await listSessions(watcher);
     for (const r of rows) {
@@ -341,8 +405,8 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     try {
       const { rows, mdlKnown } = await listSessions(watcher);
       const b = blockers(rows, ours);
-      named = (b.writers.length ? b.writers : b.others).map(sessionInfo);
-      if (!b.writers.length && !mdlKnown) {
+      named = namedBlockers(b).map(sessionInfo);
+      if (!b.holding.length && !mdlKnown) {
         note = ' (a LOCK TABLES holder shows as an idle session: load the metadata_lock_info plugin to have it named)';
       }
     } catch {
@@ -371,7 +435,11 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
       const remaining = deadline - Date.now();
       if (remaining <= 0) await giveUp(step, 'bound');
       if (o.signal?.aborted) await giveUp(step, 'interrupted');
-      await holder.exec('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.ceil(remaining / 1000))]);
+      const boundS = Math.max(1, Math.ceil(remaining / 1000));
+      if (boundS < lockWaitS) {
+        await holder.exec('SET SESSION lock_wait_timeout = ?', [boundS]);
+        lockWaitS = boundS;
+      }
       let timedOut = false;
       let interrupted = false;
       const run = holder.exec(step).then(
@@ -437,12 +505,18 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
     holderId,
     held,
     async finalPosition() {
-      if (!(await held())) {
-        throw runtimeError(`${ep.label}: the write block is no longer held (its session is gone): no final position can be read`, {
+      // one round trip: the holder answering as itself is the block still held
+      const gone = () =>
+        runtimeError(`${ep.label}: the write block is no longer held (its session is gone): no final position can be read`, {
           hint: 'block the writes again before reading the final position',
         });
-      }
-      return String((await holder.value(plan.position)) ?? '');
+      if (released) throw gone();
+      const r = await Promise.race([
+        holder.one<{ h: unknown; p: unknown }>(`SELECT CONNECTION_ID() AS h, ${plan.position.replace(/^SELECT /, '')} AS p`).catch(() => undefined),
+        sleep(5000).then(() => undefined),
+      ]);
+      if (!r || Number(r.h) !== holderId) throw gone();
+      return String(r.p ?? '');
     },
     async killClients() {
       const { rows } = await listSessions(watcher);
@@ -479,5 +553,7 @@ export async function blockWrites(ep: Endpoint, o: WriteBlockOptions): Promise<W
       released = true;
       log(`${ep.label}: write block released, read_only ${opts.restoreReadOnly ? (readOnlyBefore ? 'ON' : 'OFF') : 'ON'}`);
     },
+  };
+},
   };
 }

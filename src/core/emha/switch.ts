@@ -14,9 +14,9 @@
 import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import type { Db } from '../db/connect.js';
-import { replState, errantGtids, replicatesFrom, waitApplied, type NodeReplState } from '../db/replication.js';
-import { blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
-import { routingTarget } from '../proxy/index.js';
+import { replState, errantGtids, replicatesFrom, waitApplied, dbFlavor, type NodeReplState } from '../db/replication.js';
+import { blockWrites, prepareBlock, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
+import { routingTarget, type RoutingTarget } from '../proxy/index.js';
 import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type Step, type StepsResult } from '../steps/engine.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
@@ -313,7 +313,7 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
 
 /** The switch's steps; `live` carries the write block between steps of one run (gone after a crash). */
 export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], conns?: NodeConnections): Plan<SwitchParams> {
-  const live: { block?: WriteBlock; finalPosition?: string } = {};
+  const live: { block?: WriteBlock; finalPosition?: string; target?: RoutingTarget | null } = {};
   const oldEp = async () => ctx.endpoint(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, p.oldMaster));
 
   const block: Step<SwitchParams> = {
@@ -324,10 +324,13 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
       const o: Parameters<typeof blockWrites>[1] = { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log };
       const ep = await oldEp();
       // open now what the steps up to the proxy's move use: not inside the write-blocked window
-      if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster)]);
+      // (the block's own two sessions too: prepareBlock opens them, block() only blocks)
+      if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster).then(dbFlavor)]);
+      live.target = routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
+      const prepared = await prepareBlock(ep, o);
       sc.waitingFor(`the write block on ${p.oldMaster.name}`);
       const calledAt = Date.now();
-      live.block = await blockWrites(ep, o);
+      live.block = await prepared.block();
       return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, blockCalledAtMs: calledAt, blockedAtMs: Date.now() };
     },
     async undo() {
@@ -346,15 +349,16 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
     changesNothing: true,
     describe: () => ({ does: `record the old master's final GTID position (@@gtid_binlog_pos with every write blocked); kill the transactions waiting behind the block with their writes done (not in that position: they must not commit there if this process dies)`, sql: ['SELECT @@global.gtid_binlog_pos'] }),
     async do() {
-      if (!live.block || !(await live.block.held())) throw runtimeError(`the write block on ${p.oldMaster.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
+      if (!live.block) throw runtimeError(`the write block on ${p.oldMaster.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
+      // finalPosition() reads it on the holder session, refused when that session is not holding
       live.finalPosition = await live.block.finalPosition();
       // a transaction waiting behind the block with its writes done is not in the final position;
       // if ezctl died, the block would go with it and that transaction commit on the old master
       // (an admin session such as DRC's applier passes read_only): a write the new master never
       // has. Killed now (rolled back; the application or DRC retries it on the new master).
       const killed = await withNode(ctx, p, p.oldMaster, async (db) => {
-        const me = Number(await db.value('SELECT CONNECTION_ID()'));
-        const ours = new Set([me]);
+        // listSessions leaves out the asking session; the block's own two are not waiting
+        const ours = new Set([live.block!.holderId]);
         const { rows } = await listSessions(db);
         const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
         for (const r of waiting) await db.exec(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
@@ -427,7 +431,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
     async preflight() {
       return refusals;
     },
-    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote] })],
+    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote], routeTarget: () => live.target })],
   };
 }
 

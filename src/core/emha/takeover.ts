@@ -12,7 +12,7 @@ import { loadTopology, type Topology, type ResolvedNode } from '../config/load.j
 import { editTopologyFile, setZoneMaster } from '../config/editor.js';
 import type { Db } from '../db/connect.js';
 import { promote, replState, replicateFrom, replicatesFrom, replicationCredentials } from '../db/replication.js';
-import { routingTarget, type RouteNode } from '../proxy/index.js';
+import { routingTarget, type RouteNode, type RoutingTarget } from '../proxy/index.js';
 import type { Step, StepContext } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { runtimeError } from '../exit.js';
@@ -146,12 +146,14 @@ export function promoteStep<P>(ctx: Ctx, p: TakeoverParams, conns?: NodeConnecti
 }
 
 /** Move the zone's proxy (when the file names one): new write connections to the new master, sessions to the old one closed; the read pool. */
-export function routeStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
+export function routeStep<P>(ctx: Ctx, p: TakeoverParams, prepared?: () => RoutingTarget | null | undefined): Step<P> {
   return {
     name: 'move-proxy',
     describe: () => ({ does: `move the zone's proxy write route to ${p.newMaster.name} (sessions to the old write node closed) and its read pool to ${p.readPool.map((r) => r.name).join(', ') || '(none: the master serves reads)'}` }),
     async do(sc) {
-      const target = routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
+      // the target resolved before the write-blocked window (a switch: the file parsed there), else from the file now
+      const ready = prepared?.();
+      const target = ready !== undefined ? ready : routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
       if (!target) {
         sc.note({ proxy: 'none' });
         return;
@@ -266,6 +268,6 @@ export function mhaStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
  * demoted master, an errant GTID in the other zone's DRC domain, and its replication from the new
  * master stopped on the duplicate key when DRC applied the row there too).
  */
-export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[]; beforeReplicas?: Step<P>[] } = {}): Step<P>[] {
-  return [routeStep<P>(ctx, p), ...(o.afterRoute ?? []), topologyStep<P>(ctx, p), ...(o.beforeReplicas ?? []), replicasStep<P>(ctx, p), mhaStep<P>(ctx, p)];
+export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[]; beforeReplicas?: Step<P>[]; routeTarget?: () => RoutingTarget | null | undefined } = {}): Step<P>[] {
+  return [routeStep<P>(ctx, p, o.routeTarget), ...(o.afterRoute ?? []), topologyStep<P>(ctx, p), ...(o.beforeReplicas ?? []), replicasStep<P>(ctx, p), mhaStep<P>(ctx, p)];
 }

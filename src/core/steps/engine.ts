@@ -195,7 +195,8 @@ const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /**
  * Fault injection for tests and drills: EZCTL_FAULT_KILL_AT=<kind>:<step>:<before|after> makes the
- * process SIGKILL itself right after the step's "started" is journaled (before) or right after its
+ * process SIGKILL itself right after the step's "started" is journaled (before; a changesNothing step,
+ * whose start is not journaled: right before its work) or right after its
  * work returned, before "done" is journaled (after): the two instants a crash is hardest to resume
  * from, hit exactly rather than by a racing outside kill.
  */
@@ -416,7 +417,10 @@ class Run<P> {
         }
       }
       const t = Date.now();
-      await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'started', atMs: t, detail: {} });
+      // a step that changes nothing (a wait, a read) has its start not journaled: after a crash
+      // inside it there is nothing to check or undo, so "started" would tell recovery nothing,
+      // and each event is an fsync'd write (inside a master switch's write-blocked window)
+      if (!step.changesNothing) await this.opts.journal.append(this.opts.jobId, { step: step.name, state: 'started', atMs: t, detail: {} });
       this.state.set(step.name, 'started');
       faultPoint(this.plan.kind, step.name, 'before');
       const notes: Record<string, unknown> = {};
