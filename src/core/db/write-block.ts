@@ -71,15 +71,8 @@ export interface WriteBlock {
 // Sessions: who they are and what they do (pure, unit-tested)
 
 /** One row of PROCESSLIST joined with its InnoDB transaction and its metadata locks (where known). */
-export interface SessionRow {
-  id: number;
-  user: string;
-  host: string;
-  db: string | null;
-  command: string;
-  timeS: number;
+export interface SessionRow extends Omit<SessionInfo, 'rowsModified'> {
   state: string | null;
-  info: string | null;
   /** INNODB_TRX, null without a transaction */
   trxRowsModified: number | null;
   trxRowsLocked: number | null;
