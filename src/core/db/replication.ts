@@ -309,44 +309,34 @@ export async function replicateFrom(
         });
       }
     }
-    const sets = ['MASTER_HOST = ?', 'MASTER_PORT = ?'];
-    const params: Array<string | number> = [master.host, master.port];
-    if (o.user !== undefined) {
-      sets.push('MASTER_USER = ?');
-      params.push(o.user);
-    }
-    if (o.password !== undefined) {
-      sets.push('MASTER_PASSWORD = ?');
-      params.push(o.password);
-    }
-    sets.push('MASTER_USE_GTID = slave_pos');
-    if (o.connectRetryS !== undefined) {
-      sets.push('MASTER_CONNECT_RETRY = ?');
-      params.push(Math.max(1, Math.round(o.connectRetryS)));
-    }
-    await changeMaster(db, `CHANGE MASTER '' TO ${sets.join(', ')}`, params);
+    await changeMaster(db, `CHANGE MASTER '' TO ${sourceSettings('MASTER', master, o, 'MASTER_USE_GTID = slave_pos')}`, sourceParams(master, o));
     await db.exec("START SLAVE ''");
   } else {
     if (before.replica) await db.exec("STOP REPLICA FOR CHANNEL ''");
-    const sets = ['SOURCE_HOST = ?', 'SOURCE_PORT = ?'];
-    const params: Array<string | number> = [master.host, master.port];
-    if (o.user !== undefined) {
-      sets.push('SOURCE_USER = ?');
-      params.push(o.user);
-    }
-    if (o.password !== undefined) {
-      sets.push('SOURCE_PASSWORD = ?');
-      params.push(o.password);
-    }
-    sets.push('SOURCE_AUTO_POSITION = 1', 'GET_SOURCE_PUBLIC_KEY = 1');
-    if (o.connectRetryS !== undefined) {
-      sets.push('SOURCE_CONNECT_RETRY = ?');
-      params.push(Math.max(1, Math.round(o.connectRetryS)));
-    }
-    await changeMaster(db, `CHANGE REPLICATION SOURCE TO ${sets.join(', ')} FOR CHANNEL ''`, params);
+    await changeMaster(db, `CHANGE REPLICATION SOURCE TO ${sourceSettings('SOURCE', master, o, 'SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1')} FOR CHANNEL ''`, sourceParams(master, o));
     await db.exec("START REPLICA FOR CHANNEL ''");
   }
   await verifyStarted(db, flavor, master, o.verifyMs ?? 5000);
+}
+
+type SourceOptions = { user?: string; password?: string; connectRetryS?: number };
+
+/** The SET list of CHANGE MASTER (MariaDB: MASTER_*) or CHANGE REPLICATION SOURCE (MySQL: SOURCE_*); values in sourceParams' order. */
+function sourceSettings(prefix: 'MASTER' | 'SOURCE', master: { host: string; port: number }, o: SourceOptions, positioning: string): string {
+  const sets = [`${prefix}_HOST = ?`, `${prefix}_PORT = ?`];
+  if (o.user !== undefined) sets.push(`${prefix}_USER = ?`);
+  if (o.password !== undefined) sets.push(`${prefix}_PASSWORD = ?`);
+  sets.push(positioning);
+  if (o.connectRetryS !== undefined) sets.push(`${prefix}_CONNECT_RETRY = ?`);
+  return sets.join(', ');
+}
+
+function sourceParams(master: { host: string; port: number }, o: SourceOptions): Array<string | number> {
+  const params: Array<string | number> = [master.host, master.port];
+  if (o.user !== undefined) params.push(o.user);
+  if (o.password !== undefined) params.push(o.password);
+  if (o.connectRetryS !== undefined) params.push(Math.max(1, Math.round(o.connectRetryS)));
+  return params;
 }
 
 async function currentUser(db: Db, flavor: Flavor): Promise<string> {
