@@ -2,7 +2,7 @@
 // last-writer-wins, illegal writes, DDL, errors, pause/resume/wait, status and metrics.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, statSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
@@ -41,7 +41,7 @@ async function one(node: string, q: string, params: any[] = []): Promise<any> {
 before(async () => {
   sb = await startSandbox({ zones: ZONES, replicas: 0, load: 200 });
   // tables exist in every zone before DRC starts (DDL is not replicated by default)
-  for (const m of MASTERS) await sql(m, ALLTYPES, SIMPLE('looptest'), SIMPLE('lww'), SIMPLE('broken'));
+  for (const m of MASTERS) await sql(m, ALLTYPES, SIMPLE('looptest'), SIMPLE('lww'), SIMPLE('broken'), SIMPLE('deadlock'));
   pid = await drcStart(sb, ['--metrics-port', String(20000 + Math.floor(Math.random() * 20000))]);
 });
 
@@ -139,6 +139,41 @@ test('last writer wins: newer timestamp wins in both zones, ties go to the first
       }
     }
   }
+});
+
+test('a deadlock with the target zone\'s application is retried in place: the direction does not restart its session', async () => {
+  await sql('bj-master', "INSERT INTO ezdemo.deadlock (id, v) VALUES (1, 'a'), (2, 'b')", "INSERT INTO ezdemo.deadlock (id, v) SELECT seq + 100, 'w' FROM ezdemo.seq_1_to_200");
+  let r = await sb.run(['drc', 'wait', '--from', 'bj', '--to', 'sh', '--timeout', '20s']);
+  assert.equal(r.code, 0, show(r));
+  const logPath = join(sb.dir, 'state', 'drc-demo', 'daemon.log');
+  const logAt = existsSync(logPath) ? readFileSync(logPath, 'utf8').length : 0;
+  // sh's application: a heavy transaction (201 rows: InnoDB rolls back the lighter one) holding row 2
+  const app = await sb.db('sh-master');
+  const bj = await sb.db('bj-master');
+  try {
+    await app.exec('BEGIN');
+    await app.exec("UPDATE ezdemo.deadlock SET v = 'heavy' WHERE id > 100");
+    await app.exec("UPDATE ezdemo.deadlock SET v = 'sh' WHERE id = 2");
+    // bj writes rows 1 and 2 in one transaction: DRC applying it at sh locks its rows in key order,
+    // takes 1 and waits for 2
+    await bj.exec('BEGIN');
+    await bj.exec("UPDATE ezdemo.deadlock SET v = 'bj' WHERE id = 1");
+    await bj.exec("UPDATE ezdemo.deadlock SET v = 'bj' WHERE id = 2");
+    await bj.exec('COMMIT');
+    await eventually(async () => Number(await app.value("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")) >= 1, 20_000, 'DRC waiting for row 2 at sh');
+    // now the application wants row 1, which DRC holds: a deadlock, and DRC's transaction is the victim
+    await app.exec("UPDATE ezdemo.deadlock SET v = 'sh' WHERE id = 1");
+    await app.exec('COMMIT');
+  } finally {
+    await app.close();
+    await bj.close();
+  }
+  await drcWaitAll(sb, ZONES);
+  const log = existsSync(logPath) ? readFileSync(logPath, 'utf8').slice(logAt) : '';
+  assert.doesNotMatch(log, /retrying in/, `the direction restarted its session:\n${log}`);
+  const st = await drcStatus(sb);
+  assert.ok(st.directions.every((d: any) => d.state === 'running'), JSON.stringify(st.directions));
+  await assertZonesIdentical(sb, MASTERS, [['ezdemo', 'deadlock']]);
 });
 
 test('a write into another zone\'s shard is reported as illegal, and still replicated', async () => {

@@ -23,6 +23,7 @@ import type { BinlogTx, Row, RowChange } from '../binlog/stream.js';
 import { EzError, ExitCode } from '../exit.js';
 import { CHECKPOINT_TABLE, CONFLICTS_TABLE, EVENTS_TABLE, HEARTBEAT_TABLE, ILLEGAL_WRITES_TABLE, ownDdlMarker } from '../cluster/tables.js';
 import { writeAsDrc } from '../cluster/session.js';
+import { retryOnLockConflict } from '../apply/applier.js';
 import type { StopReason, StoppedOn } from './client.js';
 
 export interface TableMeta {
@@ -127,7 +128,10 @@ const RETRYABLE_CODES = new Set([
   'EZ_TARGET_READ_ONLY',
 ]);
 
-/** Connection losses, deadlocks and lock waits: the batch is retried from the checkpoint. */
+/** Lock conflicts retried in place before they count as a retryable failure of the session. */
+const LOCK_CONFLICT_ATTEMPTS = 8;
+
+/** Connection losses, and lock conflicts that outlasted their retries in place: the session restarts from the checkpoint. */
 export function isRetryable(err: unknown): boolean {
   const e = err as { code?: string; cause?: { code?: string }; fatal?: boolean };
   const code = e.code ?? e.cause?.code;
@@ -238,8 +242,7 @@ export class Applier {
    */
   async apply(batch: QueuedTx[], onCommitted?: (q: QueuedTx, r: BatchResult) => void, structureReread = false): Promise<BatchResult> {
     try {
-      const r = await this.applyOne(batch, 'net');
-      return r;
+      return await this.inPlace(() => this.applyOne(batch, 'net'));
     } catch (e) {
       await this.db.exec('ROLLBACK').catch(() => undefined);
       if (isRetryable(e)) throw e;
@@ -255,7 +258,7 @@ export class Applier {
     for (const q of batch) {
       let r: BatchResult;
       try {
-        r = await this.applyOne([q], 'ordered');
+        r = await this.inPlace(() => this.applyOne([q], 'ordered'));
       } catch (e) {
         await this.db.exec('ROLLBACK').catch(() => undefined);
         throw isRetryable(e) ? e : this.classify(e, [q]);
@@ -268,6 +271,20 @@ export class Applier {
       total.heartbeatsWrittenAtMs.push(...r.heartbeatsWrittenAtMs);
     }
     return total;
+  }
+
+  /**
+   * A deadlock or lock wait timeout (a peer zone's applier or the zone's own application on the
+   * same rows: three zones make it common) is retried at once on this session: rolled back, the
+   * same batch applied again, a few ms apart. Thrown out instead, it ended the whole session (both
+   * ends reconnected, the binlog read again from the checkpoint, after a backoff from 0.5 s that
+   * doubled on every repeat): seconds of lag for a conflict InnoDB had already resolved. The
+   * checkpoint is written in the same transaction, so a batch applied again is applied once.
+   */
+  private inPlace<T>(fn: () => Promise<T>): Promise<T> {
+    return retryOnLockConflict(fn, async () => {
+      await this.db.exec('ROLLBACK');
+    }, LOCK_CONFLICT_ATTEMPTS);
   }
 
   /** Move the checkpoint past a transaction without applying it (--skip-errors). */
