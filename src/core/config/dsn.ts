@@ -116,3 +116,20 @@ export function describeAddress(n: { host?: string; port?: number; socket?: stri
   const host = n.host && n.host.includes(':') ? `[${n.host}]` : n.host ?? 'localhost';
   return `${host}:${n.port ?? 3306}`;
 }
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** A host as a server is identified by it: lower case, the loopback spellings as one. */
+export function hostKey(host: string): string {
+  const h = host.toLowerCase();
+  return LOOPBACK.has(h) ? '127.0.0.1' : h;
+}
+
+export function sameHost(a: string, b: string): boolean {
+  return hostKey(a) === hostKey(b);
+}
+
+/** One server named two ways (`localhost:3306` and `127.0.0.1:3306`). */
+export function sameServer(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.port === b.port && sameHost(a.host, b.host);
+}

@@ -2,7 +2,7 @@
 // column and the shard→zone map. Validation yields one line per problem, naming the field
 // path, the value found and what was expected.
 import { z } from 'zod';
-import { parseConnectionString, parseHostPort, redactConnectionString } from './dsn.js';
+import { hostKey, parseConnectionString, parseHostPort, redactConnectionString } from './dsn.js';
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'missing';
@@ -291,7 +291,7 @@ function serverKey(n: Record<string, unknown>): { key: string; text: string } | 
   if (typeof n.host !== 'string' || !n.host) return undefined;
   const port = typeof n.port === 'number' ? n.port : 3306;
   // the loopback spellings reach the same server
-  const host = ['localhost', '127.0.0.1', '::1'].includes(n.host.toLowerCase()) ? '127.0.0.1' : n.host.toLowerCase();
+  const host = hostKey(n.host);
   return { key: `${host}:${port}`, text: `${n.host.includes(':') ? `[${n.host}]` : n.host}:${port}` };
 }
 

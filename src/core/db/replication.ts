@@ -18,6 +18,7 @@ import { flavorOf, normalizeReplicaRows, type ReplicaStatus } from './server.js'
 import { expandPath, type Topology } from '../config/load.js';
 import type { Credentials } from '../config/schema.js';
 import { readDefaultsFile } from '../config/defaults-file.js';
+import { sameHost } from '../config/dsn.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 
 export type { GtidDifference } from './gtid.js';
@@ -244,13 +245,6 @@ export async function promote(db: Db): Promise<void> {
   }
   if (flavor === 'mysql') await db.exec('SET GLOBAL super_read_only = 0');
   await db.exec('SET GLOBAL read_only = 0');
-}
-
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1']);
-function sameHost(a: string, b: string): boolean {
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  return x === y || (LOOPBACK.has(x) && LOOPBACK.has(y));
 }
 
 /** Does it replicate from this master now (host:port as configured, IO and SQL threads running)? */

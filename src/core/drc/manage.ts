@@ -2,7 +2,7 @@
 // daemon runs on this host (control socket) or anywhere (checkpoints in `_ezctl`).
 import type { Ctx } from '../context.js';
 import { badInput, refused } from '../exit.js';
-import { parseConnectionString, describeAddress, redactConnectionString } from '../config/dsn.js';
+import { parseConnectionString, describeAddress, redactConnectionString, sameHost } from '../config/dsn.js';
 import { endpointFrom, connect } from '../db/connect.js';
 import { serverInfo } from '../db/server.js';
 import { editTopologyFile, setZoneMaster } from '../config/editor.js';
@@ -88,11 +88,4 @@ export async function drcRepoint(ctx: Ctx, o: { cluster?: string; zone: string; 
  */
 export async function drcWait(ctx: Ctx, o: { cluster?: string; from: string; to: string; timeoutMs: number }): Promise<DrcWaitResult> {
   return (await drcClient(ctx, o.cluster)).wait(o.from, o.to, o.timeoutMs);
-}
-
-const LOOPBACK = ['localhost', '127.0.0.1', '::1'];
-function sameHost(a: string, b: string): boolean {
-  const x = a.toLowerCase();
-  const y = b.toLowerCase();
-  return x === y || (LOOPBACK.includes(x) && LOOPBACK.includes(y));
 }

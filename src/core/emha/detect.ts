@@ -7,6 +7,7 @@ import type { ResolvedNode, Topology } from '../config/load.js';
 import { connect, describeDbError, type Db } from '../db/connect.js';
 import { flavorOf, replicaStatus, type ReplicaStatus } from '../db/server.js';
 import { errorChain } from '../db/lost.js';
+import { sameHost } from '../config/dsn.js';
 
 export interface Vantage {
   /** 'ezctl' or a replica's node name */
@@ -138,11 +139,6 @@ async function ezctlVantage(ctx: Ctx, master: ResolvedNode, ms: number, tries: n
     }
   }
   return { from: 'ezctl', sees: 'unreachable', detail: `${failures.length} tr${failures.length === 1 ? 'y' : 'ies'} on new connections failed: ${failures.join('; ') || 'aborted'}` };
-}
-
-export function sameHost(a: string, b: string): boolean {
-  const norm = (h: string) => (h === 'localhost' || h === '::1' || h === '127.0.0.1' ? 'loopback' : h.toLowerCase());
-  return norm(a) === norm(b);
 }
 
 /** The replication channel of `st` that reads from `master`, if any. */

@@ -11,12 +11,12 @@ import type { Document } from 'yaml';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import { editTopologyFile, setZoneMaster } from '../config/editor.js';
-import { parseConnectionString } from '../config/dsn.js';
+import { parseConnectionString, sameServer } from '../config/dsn.js';
 import { flavorOf, replicaStatus } from '../db/server.js';
 import type { Db } from '../db/connect.js';
 import { routingTarget, type RouteNode } from '../proxy/index.js';
 import { DrcClient } from '../drc/client.js';
-import { boundedQuery, openBounded, sameHost } from './detect.js';
+import { boundedQuery, openBounded } from './detect.js';
 import { mhaConfig } from './index.js';
 
 export interface Source { host: string; port: number; io: string; sql: string }
@@ -80,7 +80,6 @@ export function driftKey(d: Drift): string {
 }
 
 const addr = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
-const at = (n: { host: string; port: number }, s: { host: string; port: number }) => n.port === s.port && sameHost(n.host, s.host);
 
 /** A name for a new replica of the zone: zone-replicaN, N the smallest not taken in the cluster. */
 export function newReplicaName(zone: string, taken: ReadonlySet<string>): string {
@@ -111,16 +110,16 @@ export function planDrift(z: ZoneObs, all: ReadonlyArray<Pick<ResolvedNode, 'nam
     const promoted = replicas.filter((r) => r.reachable && r.readOnly === false && r.sources.length === 0);
     if (promoted.length === 1) {
       const to = promoted[0]!;
-      out.push({ kind: 'master-changed', zone: z.zone, from: master.name, to: to.name, detail: `${to.name} (${addr(to)}) is writable and replicates from nobody, while the file's master ${master.name} is read_only${master.sources.some((s) => at(to, s)) ? ` and replicates from it` : ''}` });
+      out.push({ kind: 'master-changed', zone: z.zone, from: master.name, to: to.name, detail: `${to.name} (${addr(to)}) is writable and replicates from nobody, while the file's master ${master.name} is read_only${master.sources.some((s) => sameServer(to, s)) ? ` and replicates from it` : ''}` });
       return out;
     }
   }
-  const byAddr = (s: { host: string; port: number }) => all.find((n) => at(n, s));
+  const byAddr = (s: { host: string; port: number }) => all.find((n) => sameServer(n, s));
   for (const r of replicas) {
     if (!r.reachable) continue;
     if (r.sources.length === 0) {
       // the head of a chain (an old master left detached mid-switch, others still reading from it) stays
-      const fed = z.nodes.filter((o) => o.name !== r.name && o.sources.some((s) => at(r, s)));
+      const fed = z.nodes.filter((o) => o.name !== r.name && o.sources.some((s) => sameServer(r, s)));
       if (fed.length) continue;
       out.push({ kind: 'replica-removed', zone: z.zone, node: r.name, detail: `${r.name} (${addr(r)}) replicates from nobody${r.readOnly === false ? ' (and is writable)' : ''}` });
       continue;
@@ -194,7 +193,7 @@ function replicaIndex(doc: Document, cluster: string, zone: string, n: { host: s
     const js = (r as { toJSON?: () => unknown }).toJSON?.() ?? r;
     try {
       const a = typeof js === 'string' ? parseConnectionString(js) : (js as { host?: string; port?: number });
-      return a.host !== undefined && at({ host: a.host, port: a.port ?? 3306 }, n);
+      return a.host !== undefined && sameServer({ host: a.host, port: a.port ?? 3306 }, n);
     } catch {
       return false;
     }

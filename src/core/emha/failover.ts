@@ -13,7 +13,8 @@
 import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import type { Db } from '../db/connect.js';
-import { describeAddress } from '../config/dsn.js';
+import { describeAddress, sameServer } from '../config/dsn.js';
+import { DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { gtidCovers, mariaMerge, parseMariaPos, formatMariaPos, type Flavor } from '../db/gtid.js';
 import { gtidDifference, replState, waitApplied, type NodeReplState } from '../db/replication.js';
 import { quoteTable } from '../db/quote.js';
@@ -34,15 +35,6 @@ export const FAILOVER_KIND = 'emha-failover';
 /** orchestrator's RecoveryPeriodBlockSeconds default: one failover of a zone per hour */
 export const DEFAULT_ANTI_FLAP_MS = 3_600_000;
 export const DEFAULT_RELAY_TIMEOUT_MS = 60_000;
-const DEFAULT_DRC_DOMAIN_OFFSET = 1000;
-
-const LOOPBACK = ['localhost', '127.0.0.1', '::1'];
-export function sameServer(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
-  if (a.port !== b.port) return false;
-  const x = a.host.toLowerCase();
-  const y = b.host.toLowerCase();
-  return x === y || (LOOPBACK.includes(x) && LOOPBACK.includes(y));
-}
 
 // ---- the plan ----
 

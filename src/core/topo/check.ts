@@ -2,7 +2,7 @@
 // they need? One problem per line; any problem of severity "error" makes the command exit 4.
 import type { Ctx } from '../context.js';
 import type { ResolvedNode } from '../config/load.js';
-import { describeAddress } from '../config/dsn.js';
+import { describeAddress, sameHost } from '../config/dsn.js';
 import { SYSTEM_SCHEMAS } from '../db/introspect.js';
 import { probeNodes, type NodeProbe } from './probe.js';
 import { compileRules } from '../cluster/rules.js';
@@ -24,11 +24,6 @@ export interface CheckReport {
 }
 
 interface TableFacts { schema: string; table: string; hasPk: boolean; tsType: string | null }
-
-const sameHost = (a: string, b: string) => {
-  const norm = (h: string) => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h.toLowerCase());
-  return norm(a) === norm(b);
-};
 
 export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<CheckReport> {
   const topo = await ctx.topology();
