@@ -9,6 +9,7 @@ import { registerCheck, registerRepair } from './commands/check.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerOsc } from './commands/osc.js';
 import { registerEmha } from './commands/emha.js';
+import { registerGz } from './commands/gz.js';
 import { registerJobs } from './commands/jobs.js';
 import { exitCodeDocs } from './core/exit.js';
 
@@ -50,6 +51,7 @@ Examples:
   registerMigrate(program);
   registerOsc(program);
   registerEmha(program);
+  registerGz(program);
   registerJobs(program);
   return program;
 }
