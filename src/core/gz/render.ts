@@ -45,8 +45,7 @@ export function renderGzSwitch(r: GzSwitchReport): string {
   if (o) {
     if (o.blockMechanism) out.push(`write block: ${o.blockMechanism}`);
     if (o.sourceOwnAtBlock !== null || o.sourceOwnAfter !== null) {
-      const same = o.sourceOwnAtBlock === o.sourceOwnAfter;
-      out.push(`source's own-domain GTID: ${o.sourceOwnAtBlock || '-'} at the block, ${o.sourceOwnAfter || '-'} now${o.sourceOwnAtBlock !== null && o.sourceOwnAfter !== null ? (same ? ' (nothing committed there since)' : ' (COMMITTED SINCE THE BLOCK)') : ''}`);
+      out.push(`source's own-domain GTID: ${o.sourceOwnAtBlock || '-'} at the block, ${o.sourceOwnAfter || '-'} after the run (the application's writes stopped at the first; DRC's heartbeats and the routing table's row are written there in that domain too)`);
     }
     if (o.verify) out.push(`verified: ${o.verify.keysCompared} keys in ${o.verify.tablesCompared} tables, ${o.verify.differences.length} difference${o.verify.differences.length === 1 ? '' : 's'}`);
     if (o.killedDuringGrace.length) out.push(`killed while blocking: ${o.killedDuringGrace.map(who).join(', ')}`);

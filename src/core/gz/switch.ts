@@ -279,6 +279,25 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
   const on = <T>(ref: GzNodeRef, fn: (db: Db) => Promise<T>) => withNode(ctx, p.topologyPath, p.cluster, ref, fn);
   const pair: [string, string] = [p.from, p.to];
 
+  /**
+   * DRC into the source was refused while the source was read_only (its applier does not write to a
+   * read_only master), and killing the source's client sessions ends DRC's sessions reading it (its
+   * non-dump connections there): both wait out a backoff doubling from 0.5 s (measured: the next
+   * switch's preflight saw 3.6 s of lag, and 25 s after a resumed release). Told to try again now,
+   * both ways. Only a daemon on this host can be told.
+   */
+  const nudgeDrc = async (): Promise<string> => {
+    const drc = new DrcClient(ctx, topo(), p.cluster);
+    if (!(await drc.daemonHere().catch(() => false))) return 'no daemon on this host';
+    try {
+      await drc.resume(`${p.to}->${p.from}`);
+      await drc.resume(`${p.from}->${p.to}`);
+      return 'retried now';
+    } catch (e) {
+      return `not told: ${(e as Error).message}`;
+    }
+  };
+
   /** publish the old route active again (a higher version), unless it already is */
   const restoreRoutes = async (): Promise<Record<string, unknown>> => {
     const t = topo();
@@ -351,10 +370,11 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       if (live.block) {
         await live.block.release({ restoreReadOnly: true });
         live.block = undefined;
-        return;
+      } else {
+        // after a crash the holder's connection is gone (its lock with it); read_only is what stays
+        await on(p.source, (db) => db.exec('SET GLOBAL read_only = ?', [p.sourceReadOnly ? 1 : 0]));
       }
-      // after a crash the holder's connection is gone (its lock with it); read_only is what stays
-      await on(p.source, (db) => db.exec('SET GLOBAL read_only = ?', [p.sourceReadOnly ? 1 : 0]));
+      await nudgeDrc();
     },
   };
 
@@ -486,7 +506,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
 
   const releaseSource: Step<GzSwitchParams> = {
     name: 'release-source',
-    describe: () => ({ does: `at ${p.source.name}: kill the client sessions (what waited behind the block must not commit there), lift the block, read_only back as it was (${p.sourceReadOnly ? 1 : 0}: DRC ${p.to}->${p.from} applies there)` }),
+    describe: () => ({ does: `at ${p.source.name}: kill the client sessions (what waited behind the block must not commit there), lift the block, read_only back as it was (${p.sourceReadOnly ? 1 : 0}: DRC ${p.to}->${p.from} applies there; its backoff cut short)` }),
     async do(sc) {
       let b = live.block;
       if (!b || !(await b.held().catch(() => false))) {
@@ -497,7 +517,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       await b.release({ restoreReadOnly: true });
       live.block = undefined;
       await on(p.source, (db) => db.exec('SET GLOBAL read_only = ?', [p.sourceReadOnly ? 1 : 0]));
-      return { killed };
+      return { killed, drc: await nudgeDrc() };
     },
   };
 
