@@ -14,6 +14,7 @@ import { EZCTL } from '../helpers/cli.js';
 import { makeCtx, type Ctx } from '../../src/core/context.js';
 import { loadTopology } from '../../src/core/config/load.js';
 import { EzError } from '../../src/core/exit.js';
+import { ensureStateSchema } from '../../src/core/state/schema.js';
 import {
   ackRoutes, publishAt, publishRoutes, readRoutes, readRoutesAt, routesFromTopology, waitAcks, withShards, RoutesFollower, isRouteBlocked, type Routes,
 } from '../../src/core/routes/index.js';
@@ -218,7 +219,16 @@ test('the follower sees a change within its interval, holds a write while its sh
     // a stale client: acknowledged an old version, not heard from since
     const sh = await sb.db('sh-master');
     try {
+      await ensureStateSchema(sh);
       await ackRoutes(sh, { cluster: 'demo', client: 'ghost', zone: 'sh', version: 1, inFlight: 3 });
+      // the application user (no BINLOG ADMIN: SET sql_log_bin is refused) acks too
+      const app = await sb.appDb('sh-master');
+      try {
+        await ackRoutes(app, { cluster: 'demo', client: 'app-client', zone: 'sh', version: 1, inFlight: 0 });
+        await app.exec(`DELETE FROM _ezctl.gz_clients WHERE client = 'app-client'`);
+      } finally {
+        await app.close();
+      }
       // an ack is not binlogged: DRC never carries it, the zone's replicas do not get it
       const shRep = await sb.db('sh-replica1');
       try {
