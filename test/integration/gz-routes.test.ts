@@ -115,6 +115,8 @@ test('a higher version always wins: a publish planned from an older version is r
     const ahead: Routes = { ...cur, version: cur.version + 5, reason: 'someone else', publishedAt: new Date().toISOString() };
     assert.equal(await publishAt(sh, ahead), true);
     assert.equal(await publishAt(sh, { ...cur, version: cur.version + 1 }), false, 'a lower version is not written over a higher one');
+    assert.equal(await publishAt(sh, ahead), true, 'the same document again: already there');
+    assert.equal(await publishAt(sh, { ...ahead, reason: 'a second writer' }), false, "the same version number with another writer's document is not taken for it");
     assert.equal((await readRoutesAt(sh, 'demo'))!.version, cur.version + 5);
     await assert.rejects(
       publishRoutes(ctx, topo, 'demo', withShards(cur, [[8, 9]], { state: 'blocked' }), { expectVersion: cur.version, required: ['bj', 'sh'], reason: 'stale plan' }),

@@ -223,7 +223,8 @@ export async function readRoutesAt(db: Db, cluster: string): Promise<Routes | nu
   return parseRoutesDoc(String(row.doc), Number(row.version), `${db.ep.label}: ${STATE_SCHEMA}.${ROUTES_TABLE}`);
 }
 
-export type PublishAtOutcome = 'written' | 'same' | 'higher';
+/** written; already this very document; a higher version there; this version number there with another document */
+export type PublishAtOutcome = 'written' | 'same' | 'higher' | 'conflict';
 
 /**
  * Write `routes` at one zone master where the stored version is lower: one statement (a higher
@@ -252,8 +253,12 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
     const stored = prev === null || prev === undefined ? null : Number(prev);
     let outcome: PublishAtOutcome;
     if (stored === null || stored < routes.version) outcome = 'written';
-    else if (stored === routes.version) outcome = 'same';
-    else outcome = 'higher';
+    else if (stored === routes.version) {
+      // the same version number with another document: a second writer that planned from the
+      // same version got here first (two publishers racing past their checks)
+      const there = await db.value<string>(`SELECT doc FROM ${T_ROUTES} WHERE cluster = ?`, [routes.cluster]);
+      outcome = String(there) === doc ? 'same' : 'conflict';
+    } else outcome = 'higher';
     if (outcome === 'written') {
       await db.exec(`INSERT IGNORE INTO ${T_LOG} (cluster, version, doc, job, reason, published_at) VALUES (?, ?, ?, ?, ?, ?)`, [routes.cluster, routes.version, doc, routes.job, routes.reason.slice(0, 1000), params[3]!]);
     }
@@ -265,9 +270,10 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
   }
 }
 
-/** One zone, the same conditional write; false if it held a higher version (true: written or already there). */
+/** One zone, the same conditional write; false if it held a higher version, or this version with another document (true: written or already there). */
 export async function publishAt(db: Db, routes: Routes): Promise<boolean> {
-  return (await publishAtOutcome(db, routes)).outcome !== 'higher';
+  const o = (await publishAtOutcome(db, routes)).outcome;
+  return o === 'written' || o === 'same';
 }
 
 /** Every published version at one zone, newest first (`gz routes --history`). */
@@ -439,6 +445,9 @@ export async function publishRoutes(ctx: Ctx, topo: Topology, cluster: string, n
     else if (g.value.outcome === 'higher') {
       higher.push(`zone ${z} holds version ${g.value.stored}`);
       missed.push({ zone: z, error: `holds version ${g.value.stored}, higher than ${version}` });
+    } else if (g.value.outcome === 'conflict') {
+      higher.push(`zone ${z} holds another writer's version ${version}`);
+      missed.push({ zone: z, error: `holds another writer's version ${version}` });
     } else written.push(z);
   }
   const result: PublishResult = { routes: { ...routes, missedBy: missed.map((m) => m.zone) }, written, missed };
@@ -453,6 +462,13 @@ export async function publishRoutes(ctx: Ctx, topo: Topology, cluster: string, n
       result.fileChanged = false;
       ctx.log.warn(`routing table ${cluster} v${version} published, but the topology file was not updated: ${(e as Error).message}`);
     }
+  }
+  if (higher.length) {
+    // another publisher got past its check at the same time: whatever this one wrote must be
+    // planned again from the table as it is now (a lease around every publisher prevents this)
+    throw refused(`the routing table of ${cluster} was published by another writer meanwhile: ${higher.join(', ')}${written.length ? `; this change's version ${version} was written to ${written.join(', ')}` : '; nothing was written'}`, {
+      hint: 'read it (ezctl gz routes) and plan again: a new version from the highest one wins everywhere',
+    });
   }
   const failedRequired = missed.filter((m) => o.required.includes(m.zone));
   if (failedRequired.length) {

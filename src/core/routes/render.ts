@@ -56,7 +56,7 @@ export function renderSync(s: SyncReport): string {
   for (const z of s.zones) {
     const what = `zone ${z.zone}: version ${z.before ?? 'none'} -> ${s.routes.version}`;
     if (!s.execute) out.push(`would write ${what}`);
-    else out.push(`${what}: ${z.outcome === 'failed' ? `FAILED: ${z.error}` : z.outcome === 'higher' ? 'a higher version is there now (left as it is)' : z.outcome === 'same' ? 'already there' : 'written'}`);
+    else out.push(`${what}: ${z.outcome === 'failed' ? `FAILED: ${z.error}` : z.outcome === 'higher' ? 'a higher version is there now (left as it is)' : z.outcome === 'conflict' ? 'another document of this version is there (left as it is)' : z.outcome === 'same' ? 'already there' : 'written'}`);
   }
   if (!s.file.agrees) out.push(s.execute ? (s.file.error ? `topology file: FAILED: ${s.file.error}` : `topology file: owners rewritten from version ${s.routes.version}`) : `would rewrite the topology file's owners from version ${s.routes.version}`);
   if (s.unreachable.length) out.push(`unreachable (not synced): ${s.unreachable.join(', ')}`);
