@@ -201,11 +201,17 @@ test('a global cluster: the write zone mirrored into writerZone', async () => {
   const read = await readRoutes(ctx, topo, 'g');
   assert.equal(read.routes.version, 2);
   assert.deepEqual(read.stale, ['bj'], 'the skipped source is written later with publishAt');
+  // the caller's session has the binlog off (a lease's or journal's): the row is binlogged anyway
   const bj = await sb.db('bj-master');
+  const rep = await sb.db('bj-replica1');
   try {
+    await bj.exec('SET SESSION sql_log_bin = 0');
     assert.equal(await publishAt(bj, read.routes), true);
+    assert.equal(Number(await bj.value('SELECT @@SESSION.sql_log_bin')), 0, "the caller's setting is put back");
+    await eventually(async () => (await readRoutesAt(rep, 'g'))?.version === 2, 10_000, "bj's replica to get version 2");
   } finally {
     await bj.close();
+    await rep.close();
   }
   assert.deepEqual((await readRoutes(ctx, topo, 'g')).stale, []);
 });

@@ -237,6 +237,18 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
   const doc = JSON.stringify(routes);
   const at = routes.publishedAt ? new Date(routes.publishedAt) : new Date();
   const params: Param[] = [routes.cluster, routes.version, doc, Number.isNaN(at.getTime()) ? new Date() : at];
+  // binlogged whatever the caller's session says (a journal's or a lease's session may have the
+  // binlog off): DRC's illegal-write report reads the table from the zone's binlog
+  const binlogOff = Number(await db.value('SELECT @@SESSION.sql_log_bin')) === 0;
+  if (binlogOff) await db.exec('SET SESSION sql_log_bin = 1');
+  try {
+    return await writeRoutesRow(db, routes, doc, params);
+  } finally {
+    if (binlogOff) await db.exec('SET SESSION sql_log_bin = 0').catch(() => {});
+  }
+}
+
+async function writeRoutesRow(db: Db, routes: Routes, doc: string, params: Param[]): Promise<{ outcome: PublishAtOutcome; stored: number }> {
   await db.exec('BEGIN');
   try {
     await db.exec('SET @ezctl_gz_prev = NULL');
