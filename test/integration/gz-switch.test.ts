@@ -232,6 +232,28 @@ test('refused while DRC source->target is paused, or a proxy routes elsewhere: n
   assert.deepEqual(await routesAt(wz), before, 'routes unchanged');
 });
 
+test('a divergent row stops the flip, naming its key (rolled back, routes unchanged); --force flips anyway', async () => {
+  const wz = await oneRoute('start');
+  const to = other(wz);
+  await sql(MASTER[wz]!, 'INSERT INTO ezdemo.ledger (id, zone, n) VALUES (4000001, "d", 1)');
+  await drcWaitAll(sb, ZONES);
+  // the target's copy changed where DRC does not see it (sql_log_bin = 0)
+  await sql(MASTER[to]!, 'SET SESSION sql_log_bin = 0', 'UPDATE ezdemo.ledger SET n = 99 WHERE id = 4000001');
+  await drcSettled('before the divergent switch');
+  const r = await sb.run(['--json', 'gz', 'switch', '--to', to, '--execute', '--verify-tables', 'ezdemo.ledger']);
+  assert.equal(r.code, 4, show(r));
+  const out = r.json();
+  assert.equal(out.outcome, 'rolled-back');
+  assert.match(out.message, /verify: 1 row differ.*ezdemo\.ledger.*4000001/);
+  assert.equal(await oneRoute('after the refused flip'), wz);
+  await drcSettled('before the forced switch');
+  const f = await sb.run(['--json', 'gz', 'switch', '--to', to, '--execute', '--verify-tables', 'ezdemo.ledger', '--force']);
+  assert.equal(f.code, 0, show(f));
+  assert.equal(f.json().outcomeDetail.verify.differences.length, 1);
+  assert.equal(await oneRoute('after the forced switch'), to);
+  await sql(MASTER[to]!, 'SET SESSION sql_log_bin = 0', 'UPDATE ezdemo.ledger SET n = 1 WHERE id = 4000001');
+});
+
 test('a drain past --timeout rolls back: the source writable, the old route active again', async () => {
   const wz = await oneRoute('start');
   const to = other(wz);
