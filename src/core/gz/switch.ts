@@ -274,7 +274,7 @@ const routeTo = (r: Routes, zone: string, state: Routes['state']): Routes => ({ 
 
 /** The switch's steps; `live` carries the block and the positions between steps of one run (gone after a crash). */
 export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusals: string[] = []): Plan<GzSwitchParams> {
-  const live: { block?: WriteBlock; verifiedTo?: Record<string, string>; blockedVersion?: number } = {};
+  const live: { block?: WriteBlock; verifiedTo?: Record<string, string>; blocked?: Routes } = {};
   const topo = () => freshTopology(p.topologyPath);
   const on = <T>(ref: GzNodeRef, fn: (db: Db) => Promise<T>) => withNode(ctx, p.topologyPath, p.cluster, ref, fn);
   const pair: [string, string] = [p.from, p.to];
@@ -339,14 +339,15 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       // the floor of the drain, measured before the window
       const lag = await new DrcClient(ctx, topo(), p.cluster).lag().then((l) => l.find((x) => x.from === p.from && x.to === p.to)?.lagMs ?? null, () => null);
       const drcLagAtBlockMs = lag === null ? null : Math.max(0, lag - DEFAULT_DRC_HEARTBEAT_MS);
+      // read before the window: publishRoutes refuses anyway if a higher version appeared since
       const t = topo();
-      const t0 = Date.now();
       const rr = await readRoutes(ctx, t, p.cluster);
+      const t0 = Date.now();
       if (rr.routes.version !== p.routesVersion) {
         throw refused(`the routing table of ${p.cluster} changed since the switch was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the switch again: it plans from the new version' });
       }
       const res = await publishRoutes(ctx, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal });
-      live.blockedVersion = res.routes.version;
+      live.blocked = res.routes;
       return { version: res.routes.version, written: res.written, drcLagAtBlockMs, span: spanOf(t0) };
     },
     async undo() {
@@ -463,8 +464,9 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async do() {
       const t0 = Date.now();
       const t = topo();
-      const rr = await readRoutes(ctx, t, p.cluster);
-      const r = rr.routes;
+      // the version this run published at the block (no read inside the window: publishRoutes
+      // refuses it if another writer published a higher one since); read after a crash
+      const r = live.blocked ?? (await readRoutes(ctx, t, p.cluster)).routes;
       if (r.writeZone === p.to && r.state === 'active' && r.version > p.routesVersion) return { version: r.version, already: true, span: spanOf(t0) };
       if (!(r.writeZone === p.from && r.state === 'blocked' && r.job === jobId)) {
         throw refused(`the routing table of ${p.cluster} is not the one this switch blocked (version ${r.version}: ${r.reason}): another writer changed it`, { hint: 'nothing flipped; see `ezctl gz routes`' });
