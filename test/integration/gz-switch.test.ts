@@ -17,6 +17,8 @@ import { loadTopology } from '../../src/core/config/load.js';
 import { routingTarget } from '../../src/core/proxy/index.js';
 import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { parseMariaPos } from '../../src/core/db/gtid.js';
+import { makeCtx } from '../../src/core/context.js';
+import { acquireJob } from '../../src/core/job/job.js';
 
 let sb: TestSandbox;
 let drcPid: number;
@@ -203,7 +205,7 @@ test('a switch under writes through both proxies: no source commit in its own do
   await allThere([...w1.acked, ...w2.acked], 'after the switch');
 });
 
-test('refused while DRC source->target is paused, or a proxy routes elsewhere: nothing blocked, routes unchanged', async () => {
+test('refused while DRC source->target is paused, a proxy routes elsewhere, or another job holds part of the cluster: nothing blocked, routes unchanged', async () => {
   const wz = await oneRoute('start');
   const before = await routesAt(wz);
   const pause = await sb.run(['drc', 'pause', '--direction', `${wz}->${other(wz)}`]);
@@ -230,6 +232,19 @@ test('refused while DRC source->target is paused, or a proxy routes elsewhere: n
     await t.moveWrite({ name: m.name, host: m.host, port: m.port! });
   }
   assert.deepEqual(await routesAt(wz), before, 'routes unchanged');
+  // another job holding a table of the cluster in one zone (the switch takes the whole cluster)
+  const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+  const topo = await ctx.topology();
+  const job = await acquireJob(ctx, { cluster: 'demo', kind: 'osc', targets: ['ezdemo.ledger'], zones: [{ zone: wz, node: topo.master('demo', wz) }] });
+  try {
+    const r = await sb.run(['gz', 'switch', '--to', other(wz), '--execute']);
+    assert.equal(r.code, 4, show(r));
+    assert.match(r.stderr + r.stdout, new RegExp(`another job holds the cluster: zone ${wz}: osc job ${job.id}`));
+  } finally {
+    await job.release();
+  }
+  assert.deepEqual(await routesAt(wz), before, 'routes unchanged');
+  assert.equal(await oneRoute('after the refusals'), wz);
 });
 
 test('a divergent row stops the flip, naming its key (rolled back, routes unchanged); --force flips anyway', async () => {
