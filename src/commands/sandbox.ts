@@ -20,9 +20,11 @@ export function registerSandbox(program: Command): void {
     .option('--base-port <port>', 'first port; nodes take consecutive ports (default: free ports chosen by the system)', integer(1024, 65000))
     .option('--cluster <name>', 'cluster name written to the topology file', 'demo')
     .option('--shards <n>', 'logical shards, split evenly between the zones', integer(1, 4096), 64)
-    .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master, a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
-    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy'))
-    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean }) => {
+    .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master (a global cluster: the writer zone\'s master), a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
+    .addOption(new Option('--model <model>', 'sharding: every zone writes the shards it owns; global: one zone takes every write').choices(['sharding', 'global']).default('sharding'))
+    .option('--writer-zone <zone>', 'a global cluster\'s write zone (default: the first zone)')
+    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy', 'ezctl sandbox up --model global --writer-zone sh --proxy'))
+    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean; model: 'sharding' | 'global'; writerZone?: string }) => {
       const { sandboxUp } = await import('../core/sandbox/up.js');
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxUp(ctx, o);
