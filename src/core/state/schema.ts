@@ -46,6 +46,8 @@ const TABLES: Record<string, string> = {
     row_key JSON NOT NULL,
     blocked TINYINT(1) NOT NULL,
     gtid VARCHAR(191) NOT NULL,
+    why VARCHAR(32) NULL,
+    routes_version BIGINT NULL,
     KEY idx_table (db, tbl, detected_at)
   ) ENGINE=InnoDB`,
   drc_events: `(
@@ -227,6 +229,9 @@ export const STATE_TABLES = Object.keys(TABLES);
 const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }> = [
   // osc: every table of the change (a family's several), so `osc abort` of any ends them all
   { table: 'osc_state', column: 'change_tables', definition: 'TEXT NULL' },
+  // DRC's illegal writes judged by the routing table (gz): why, and the version it judged by
+  { table: 'drc_illegal_writes', column: 'why', definition: 'VARCHAR(32) NULL' },
+  { table: 'drc_illegal_writes', column: 'routes_version', definition: 'BIGINT NULL' },
 ];
 
 /**
