@@ -12,6 +12,7 @@ import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { connect, type Db } from '../../src/core/db/connect.js';
 import { loadTopology } from '../../src/core/config/load.js';
 import { makeCtx } from '../../src/core/context.js';
+import { drcStart, drcStop, drcWaitAll } from '../helpers/drc.js';
 import { publishRoutes, readRoutes, withShards, type Routes } from '../../src/core/routes/index.js';
 
 let g: TestSandbox | undefined;
@@ -172,6 +173,43 @@ test('global: sessions killed under the workload (some in their COMMIT) are retr
   assert.equal(r.code, 0, show(r));
   assert.equal(z.errors, 0, JSON.stringify(z));
   assert.equal(z.unknown, 0, JSON.stringify(z));
+});
+
+test('global, DRC both ways: every write the ack log lists is in both zones exactly once after drc wait, across a block and a read_only master', async () => {
+  const pid = await drcStart(g!);
+  try {
+    const log = join(g!.dir, '..', 'acks-drc.jsonl');
+    const work = g!.run(['--json', 'sandbox', 'workload', '--tps', '50', '--seconds', '5', '--progress', '0', '--ack-log', log, '--seed', '17']);
+    await eventually(async () => acksOf(log).length > 10, 20_000, 'acknowledged writes');
+    await publish(g!, (r) => ({ ...r, state: 'blocked' }), 'test: block sh');
+    const sh = await g!.db('sh-master');
+    try {
+      await sh.exec('SET GLOBAL read_only = 1');
+      await new Promise((r) => setTimeout(r, 1000));
+      await publish(g!, (r) => ({ ...r, state: 'active' }), 'test: unblock sh');
+      await new Promise((r) => setTimeout(r, 300));
+      await sh.exec('SET GLOBAL read_only = 0');
+    } finally {
+      await sh.close();
+    }
+    const r = await work;
+    assert.equal(r.code, 0, show(r));
+    const acks = acksOf(log);
+    assert.equal(acks.length, r.json().zones.reduce((n: number, z: any) => n + z.transactions, 0));
+    await drcWaitAll(g!, ['bj', 'sh']);
+    const inserts = acks.filter((a) => a.op === 'insert').map((a) => a.token);
+    for (const node of ['bj-master', 'sh-master']) {
+      const db = await g!.db(node);
+      try {
+        const counts = await tokenCounts(db, inserts);
+        assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], `${node}: acknowledged inserts not there exactly once`);
+      } finally {
+        await db.close();
+      }
+    }
+  } finally {
+    await drcStop(g!, pid);
+  }
 });
 
 test('sharding: a blocked range waits while the other shards keep writing; after the flip those shards land only in the new owner zone, through its proxy', async () => {
