@@ -247,12 +247,8 @@ export class RoutesFollower {
       try {
         if (!this.ackDb) {
           const db = await this.ctx.connect(this.topo.master(this.cluster, client.zone));
-          try {
-            await ensureStateSchema(db);
-          } catch (e) {
-            await db.close();
-            throw e;
-          }
+          // a client user may not create tables (the publishes made them); the ack itself says if they are missing
+          await ensureStateSchema(db).catch((e: Error) => this.ctx.log.debug(`routes ${this.cluster}: ${e.message}`));
           this.ackDb = db;
         }
         if (signal.aborted) break;

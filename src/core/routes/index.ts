@@ -223,7 +223,8 @@ export async function readRoutesAt(db: Db, cluster: string): Promise<Routes | nu
   return parseRoutesDoc(String(row.doc), Number(row.version), `${db.ep.label}: ${STATE_SCHEMA}.${ROUTES_TABLE}`);
 }
 
-export type PublishAtOutcome = 'written' | 'same' | 'higher';
+/** written; already this very document; a higher version there; this version number there with another document */
+export type PublishAtOutcome = 'written' | 'same' | 'higher' | 'conflict';
 
 /**
  * Write `routes` at one zone master where the stored version is lower: one statement (a higher
@@ -236,6 +237,18 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
   const doc = JSON.stringify(routes);
   const at = routes.publishedAt ? new Date(routes.publishedAt) : new Date();
   const params: Param[] = [routes.cluster, routes.version, doc, Number.isNaN(at.getTime()) ? new Date() : at];
+  // binlogged whatever the caller's session says (a journal's or a lease's session may have the
+  // binlog off): DRC's illegal-write report reads the table from the zone's binlog
+  const binlogOff = Number(await db.value('SELECT @@SESSION.sql_log_bin')) === 0;
+  if (binlogOff) await db.exec('SET SESSION sql_log_bin = 1');
+  try {
+    return await writeRoutesRow(db, routes, doc, params);
+  } finally {
+    if (binlogOff) await db.exec('SET SESSION sql_log_bin = 0').catch(() => {});
+  }
+}
+
+async function writeRoutesRow(db: Db, routes: Routes, doc: string, params: Param[]): Promise<{ outcome: PublishAtOutcome; stored: number }> {
   await db.exec('BEGIN');
   try {
     await db.exec('SET @ezctl_gz_prev = NULL');
@@ -252,8 +265,12 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
     const stored = prev === null || prev === undefined ? null : Number(prev);
     let outcome: PublishAtOutcome;
     if (stored === null || stored < routes.version) outcome = 'written';
-    else if (stored === routes.version) outcome = 'same';
-    else outcome = 'higher';
+    else if (stored === routes.version) {
+      // the same version number with another document: a second writer that planned from the
+      // same version got here first (two publishers racing past their checks)
+      const there = await db.value<string>(`SELECT doc FROM ${T_ROUTES} WHERE cluster = ?`, [routes.cluster]);
+      outcome = String(there) === doc ? 'same' : 'conflict';
+    } else outcome = 'higher';
     if (outcome === 'written') {
       await db.exec(`INSERT IGNORE INTO ${T_LOG} (cluster, version, doc, job, reason, published_at) VALUES (?, ?, ?, ?, ?, ?)`, [routes.cluster, routes.version, doc, routes.job, routes.reason.slice(0, 1000), params[3]!]);
     }
@@ -265,9 +282,10 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
   }
 }
 
-/** One zone, the same conditional write; false if it held a higher version (true: written or already there). */
+/** One zone, the same conditional write; false if it held a higher version, or this version with another document (true: written or already there). */
 export async function publishAt(db: Db, routes: Routes): Promise<boolean> {
-  return (await publishAtOutcome(db, routes)).outcome !== 'higher';
+  const o = (await publishAtOutcome(db, routes)).outcome;
+  return o === 'written' || o === 'same';
 }
 
 /** Every published version at one zone, newest first (`gz routes --history`). */
@@ -439,6 +457,9 @@ export async function publishRoutes(ctx: Ctx, topo: Topology, cluster: string, n
     else if (g.value.outcome === 'higher') {
       higher.push(`zone ${z} holds version ${g.value.stored}`);
       missed.push({ zone: z, error: `holds version ${g.value.stored}, higher than ${version}` });
+    } else if (g.value.outcome === 'conflict') {
+      higher.push(`zone ${z} holds another writer's version ${version}`);
+      missed.push({ zone: z, error: `holds another writer's version ${version}` });
     } else written.push(z);
   }
   const result: PublishResult = { routes: { ...routes, missedBy: missed.map((m) => m.zone) }, written, missed };
@@ -453,6 +474,13 @@ export async function publishRoutes(ctx: Ctx, topo: Topology, cluster: string, n
       result.fileChanged = false;
       ctx.log.warn(`routing table ${cluster} v${version} published, but the topology file was not updated: ${(e as Error).message}`);
     }
+  }
+  if (higher.length) {
+    // another publisher got past its check at the same time: whatever this one wrote must be
+    // planned again from the table as it is now (a lease around every publisher prevents this)
+    throw refused(`the routing table of ${cluster} was published by another writer meanwhile: ${higher.join(', ')}${written.length ? `; this change's version ${version} was written to ${written.join(', ')}` : '; nothing was written'}`, {
+      hint: 'read it (ezctl gz routes) and plan again: a new version from the highest one wins everywhere',
+    });
   }
   const failedRequired = missed.filter((m) => o.required.includes(m.zone));
   if (failedRequired.length) {
@@ -507,9 +535,20 @@ function applyOwners(doc: Document, cluster: string, routes: Routes): void {
 
 // ---------------------------------------------------------------- clients and their acknowledgements
 
+const noBinlogOff = new WeakSet<Db>();
+
 /** A client acknowledges a version once no write it began under an older version is still in flight. */
 export async function ackRoutes(db: Db, a: { cluster: string; client: string; zone: string; version: number; inFlight: number }): Promise<void> {
-  await db.exec('SET SESSION sql_log_bin = 0');
+  if (!noBinlogOff.has(db)) {
+    try {
+      await db.exec('SET SESSION sql_log_bin = 0');
+    } catch (e) {
+      // a client user without BINLOG ADMIN (ERROR 1227): the ack goes to the zone's replicas too,
+      // which is harmless (DRC never carries _ezctl); refusing to ack would stall every drain
+      if ((e as { errno?: number }).errno !== 1227) throw e;
+      noBinlogOff.add(db);
+    }
+  }
   await db.exec(
     `INSERT INTO ${T_CLIENTS} (cluster, client, zone, version, in_flight, host, pid, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(3))
      ON DUPLICATE KEY UPDATE zone = VALUES(zone), version = VALUES(version), in_flight = VALUES(in_flight), host = VALUES(host), pid = VALUES(pid), seen_at = NOW(3)`,
