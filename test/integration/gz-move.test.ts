@@ -199,6 +199,25 @@ test('a drain that times out: rolled back, the shards active at the source again
   await assertZonesIdentical(sb, MASTERS, [['ezdemo', 'gzm']]);
 });
 
+test('a client with a write in flight under the old route that does not acknowledge: named, rolled back', async () => {
+  const ctx = newCtx();
+  const f = await RoutesFollower.start(ctx, loadTopology(sb.config), 'demo', { intervalMs: 50, client: { id: 'w-stuck', zone: 'bj' } });
+  let release!: () => void;
+  const stuck = f.write(13, () => new Promise<void>((res) => (release = res)));
+  try {
+    const r = await sb.run(['--json', 'gz', 'move', '--shards', '13', '--to', 'sh', '--execute', '--client-timeout', '1s']);
+    const j = r.json();
+    assert.equal(j.exitCode, 4, show(r));
+    assert.equal(j.outcome, 'rolled-back', show(r));
+    assert.match(j.message, /drain-clients: 1 client did not acknowledge.*w-stuck \(zone bj\)/, show(r));
+    assert.equal(at((await routesNow()).routes, 13), 'bj:active');
+  } finally {
+    release();
+    await stuck;
+    await f.stop();
+  }
+});
+
 test('kill -9 at each step up to the flip, then the same command again: no shard left blocked or owned twice', async () => {
   const points = ['block-routes:before', 'block-routes:after', 'drain-clients:after', 'final-position:after', 'drain:after', 'verify:after', 'flip:before', 'flip:after'];
   const w = await startWriter('w-kill', [[24, 25], [26]]);

@@ -25,3 +25,18 @@ test('allAt: every shard of the ranges at that zone in that state', () => {
   assert.equal(allAt(r, [[16, 20]], 'gz', 'active'), false);
   assert.equal(allAt(r, [[60, 70]], 'sh', 'active'), false);
 });
+
+test('renderGzMove: a dead-source run shows the window, what may not have arrived and the new owner', async () => {
+  const { renderGzMove } = await import('../../src/core/gz/render-move.js');
+  const text = renderGzMove({
+    command: 'move', mode: 'run', cluster: 'demo', from: 'bj', to: 'sh', jobId: 'J', outcome: 'done', exitCode: 0, message: null, refusals: [],
+    window: { blockMs: 10, drainMs: 20, verifyMs: null, flipMs: 5, totalMs: 40 }, drcLagAtBlockMs: null, finalPosition: null, routesVersion: 7, steps: [],
+    result: { jobId: 'J', kind: 'gz-move', outcome: 'done', exitCode: 0, ponr: 'flip', ponrPassed: true, resumed: false, timeline: [], hooks: [], totalMs: 50, journal: 'x' },
+    assessment: null, shards: '0-7',
+    outcomeDetail: { source: 'bj-master', target: 'sh-master', clients: { acked: ['w1'], stale: ['w2'] }, verify: null, deadSource: { lastAppliedAtTarget: '1-101-5', lastReadPosition: null, note: 'n' } },
+  });
+  assert.match(text, /write-unavailable window: 40 ms \(block 10 ms, drain 20 ms, verify -, flip 5 ms\)/);
+  assert.match(text, /last position of bj DRC applied at sh: 1-101-5/);
+  assert.match(text, /stale, not waited for: w2/);
+  assert.match(text, /sh owns shards 0-7 of demo/);
+});
