@@ -290,6 +290,13 @@ test('a source zone dies: --force-dead-source moves its shards, the workload goe
     restarted = true;
   }
   assert.ok(restarted);
+  // bj is back with the table it had before the move: the same command again writes the current one there
+  assert.deepEqual((await routesNow()).stale, ['bj']);
+  const again = await sb.run(['--json', 'gz', 'move', '--shards', '16-23', '--to', 'sh', '--execute']);
+  assert.equal(again.code, 0, show(again));
+  assert.equal(again.json().mode, 'noop', show(again));
+  assert.deepEqual(again.json().synced, ['bj'], show(again));
+  assert.deepEqual((await routesNow()).stale, []);
   // an application in bj that never learnt of the move writes a moved shard there
   await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.gzm (id, shard_id, v, zone) VALUES (999000001, 16, 0, "bj")');
   pid = await drcStart(sb, ['--block-illegal']);

@@ -28,7 +28,7 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
-import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
+import { readRoutes, readRoutesAt, publishRoutes, publishAt, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
 import { verifyRows, binlogPositions, type VerifyReport } from '../dcp/index.js';
 import {
   refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz,
@@ -115,6 +115,8 @@ export interface GzMoveReport extends GzJobReport {
   } | null;
   /** a rerun of the command found this move dead holding the cluster and resumed it */
   resumedDeadJob?: string;
+  /** a no-op run wrote the current routing table at these zones (back after missing the move) */
+  synced?: string[];
 }
 
 const WINDOW: WindowGroups = {
@@ -557,6 +559,21 @@ export async function gzMove(ctx: Ctx, o: GzMoveOptions): Promise<GzMoveReport> 
   if (as.noop) {
     const r = emptyReport('noop', as.cluster, a);
     r.message = `${o.to} owns shards ${a.requested} of ${as.cluster} already (routing table version ${a.routes?.version ?? 0}): nothing to do`;
+    // a zone that missed the move (down at its flip: --force-dead-source) and is back holds an
+    // older table: written there now (the conditional write: a higher version stays)
+    if (o.execute && a.routes && a.routes.version > 0 && a.routes.stale.length) {
+      const topo = await ctx.topology();
+      const rr = await readRoutes(ctx, topo, as.cluster);
+      const synced: string[] = [];
+      for (const z of rr.stale) {
+        const ok = await withNode(ctx, topo.path, as.cluster, refOf(topo.master(as.cluster, z)), (db) => publishAt(db, rr.routes)).catch(() => false);
+        if (ok) synced.push(z);
+      }
+      if (synced.length) {
+        r.synced = synced;
+        r.message += `; routing table version ${rr.routes.version} written at ${synced.join(', ')} (it held an older one)`;
+      }
+    }
     return r;
   }
   const r = emptyReport(o.execute ? 'run' : 'plan', as.cluster, a);
