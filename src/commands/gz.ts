@@ -1,7 +1,7 @@
 // ezctl gz: the routing table (GZS) of each cluster and the zone switches that change it: a global
 // cluster's write zone (`gz switch`), a sharding cluster's shard ranges (`gz move`).
 import type { Command } from 'commander';
-import { action, examples, CLUSTER_OPTION, durationOption, leaseOption } from './common.js';
+import { action, CLUSTER_OPTION, durationOption, examples, integer, leaseOption } from './common.js';
 import { ExitCode, badInput, refused } from '../core/exit.js';
 
 export function registerGz(program: Command): void {
@@ -9,9 +9,70 @@ export function registerGz(program: Command): void {
     .command('gz')
     .description("the routing table (GZS: a global cluster's write zone, a sharding cluster's shard ranges) and the zone switches that change it: block writes, drain, verify, flip, roll back")
     .addHelpText('after', examples('ezctl gz routes --cluster orders', 'ezctl gz switch --cluster users --to sh', 'ezctl gz move --cluster orders --shards 0-31 --to sh --execute'));
-  void gz;
+  registerRoutes(gz);
   registerGzMove(gz);
 }
+
+// ---- gz routes, gz serve (part R1): the routing table, its watch and its HTTP server ----
+function registerRoutes(gz: Command): void {
+  gz
+    .command('routes')
+    .description("the cluster's routing table as the zones hold it (one versioned row per cluster in _ezctl.gz_routes at every zone master, the highest version winning): the write zone or each shard range's owner and state, each zone's version, stale and unreachable zones, the job that published it, the clients and the version each acknowledged. --watch streams a line per version change (a JSON line with --json) until interrupted; --history lists the published versions; --sync writes the highest version to stale zones and the owners to the topology file (with --execute)")
+    .option(...CLUSTER_OPTION)
+    .option('--watch', 'follow the table: one line per version change (the current one first) until SIGINT', false)
+    .option('--history', 'every published version, newest first (from _ezctl.gz_routes_log in each zone)', false)
+    .option('--limit <n>', 'versions --history lists', integer(1, 10_000), 50)
+    .option('--sync', 'write the highest version to the zones holding a lower one (a zone that was down at a publish), and its owners into the topology file', false)
+    .option('--execute', 'with --sync: do it (without: the plan)', false)
+    .addOption(durationOption('--interval <duration>', 'with --watch: how often each zone master is asked', { bare: 'ms', as: 'ms', min: '10ms', max: '1m', default: '100ms' }))
+    .addHelpText('after', examples('ezctl gz routes --cluster orders', 'ezctl --json gz routes --cluster orders --watch', 'ezctl gz routes --cluster orders --history', 'ezctl gz routes --cluster orders --sync --execute'))
+    .action(action(async (ctx, o: { cluster?: string; watch: boolean; history: boolean; limit: number; sync: boolean; execute: boolean; interval: number }) => {
+      if ([o.watch, o.history, o.sync].filter(Boolean).length > 1) throw badInput('--watch, --history and --sync are separate uses of gz routes: give one');
+      if (o.execute && !o.sync) throw badInput('--execute goes with --sync (gz routes only reads otherwise)');
+      const show = await import('../core/routes/show.js');
+      const render = await import('../core/routes/render.js');
+      const cluster = o.cluster ? { cluster: o.cluster } : {};
+      if (o.watch) {
+        await show.watchRoutes(ctx, { ...cluster, intervalMs: o.interval }, (l) => {
+          process.stdout.write((ctx.opts.json ? JSON.stringify(l) : render.renderWatchLine(l)) + '\n');
+        });
+        return ExitCode.interrupted;
+      }
+      if (o.history) {
+        const h = await show.routesHistory(ctx, { ...cluster, limit: o.limit });
+        ctx.result(h, () => render.renderHistory(h));
+        return;
+      }
+      if (o.sync) {
+        const s = await show.syncRoutes(ctx, { ...cluster, execute: o.execute });
+        ctx.result(s, () => render.renderSync(s));
+        return s.exitCode;
+      }
+      const r = await show.showRoutes(ctx, cluster);
+      ctx.result(r, () => render.renderRoutes(r));
+      // no zone answered: the table shown is the file's view, not what the zones hold
+      return r.unreachable.length === Object.keys(r.zones).length ? ExitCode.runtime : ExitCode.ok;
+    }));
+
+  gz
+    .command('serve')
+    .description("serve the routing tables over HTTP for application SDK caches: GET /v1/routes/<cluster> answers the table with ETag \"<cluster>-<version>\" (304 to an equal If-None-Match; ?wait=30s holds the request until the version changes, else 304), GET /v1/routes lists the clusters, GET /healthz (503 when no zone of a cluster answers). One follower per cluster polls the zone masters; requests never query them. Binds loopback unless --allow-remote; SIGINT/SIGTERM end it cleanly (exit 130)")
+    .option('--listen <host:port>', 'address to listen on (port 0: a free one, printed)', '127.0.0.1:8077')
+    .option('--cluster <name>', 'serve only this cluster (default: every cluster of the topology file)')
+    .option('--allow-remote', 'allow a non-loopback --listen address (put your own access control in front)', false)
+    .addOption(durationOption('--interval <duration>', 'how often each zone master is asked', { bare: 'ms', as: 'ms', min: '10ms', max: '1m', default: '100ms' }))
+    .addOption(durationOption('--max-wait <duration>', 'the longest ?wait= a request may ask', { bare: 's', as: 'ms', min: '1s', max: '10m', default: '60s' }))
+    .addHelpText('after', examples('ezctl gz serve', 'ezctl gz serve --listen 127.0.0.1:0 --cluster orders', 'curl -H \'If-None-Match: "orders-7"\' \'http://127.0.0.1:8077/v1/routes/orders?wait=30s\''))
+    .action(action(async (ctx, o: { listen: string; cluster?: string; allowRemote: boolean; interval: number; maxWait: number }) => {
+      const { serveRoutes } = await import('../core/routes/serve.js');
+      await serveRoutes(ctx, {
+        listen: o.listen, allowRemote: o.allowRemote, intervalMs: o.interval, maxWaitMs: o.maxWait, ...(o.cluster ? { clusters: [o.cluster] } : {}),
+        onListening: (a) => process.stdout.write((ctx.opts.json ? JSON.stringify({ listening: a.url, host: a.host, port: a.port, clusters: a.clusters }) : `listening on ${a.url} (${a.clusters.join(', ')})`) + '\n'),
+      });
+      return ExitCode.interrupted;
+    }));
+}
+// ---- end gz routes, gz serve ----
 
 // ---- gz move (part M5) ----
 function registerGzMove(gz: Command): void {

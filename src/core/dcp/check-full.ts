@@ -467,7 +467,7 @@ function versionAtLeast(v: string, want: number[]): boolean {
 }
 
 /** A --tables entry without wildcards names one table: it must exist somewhere. */
-function checkNamedTablesExist(tables: string | undefined, names: string[], zones: string[]): void {
+export function checkNamedTablesExist(tables: string | undefined, names: string[], zones: string[]): void {
   if (!tables) return;
   for (const p of tables.split(',').map((s) => s.trim()).filter(Boolean)) {
     if (/[*?/]/.test(p)) continue;

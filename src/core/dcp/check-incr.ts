@@ -11,7 +11,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
-import { badInput, runtimeError } from '../exit.js';
+import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
@@ -110,12 +110,12 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
   }
 }
 
-async function storedPosition(state: Db, cluster: string, zone: string): Promise<string | undefined> {
+export async function storedPosition(state: Db, cluster: string, zone: string): Promise<string | undefined> {
   const r = await state.one<{ position: string }>(`SELECT position FROM ${quoteTable(STATE_SCHEMA, 'check_incr_position')} WHERE cluster = ? AND zone = ?`, [cluster, zone]);
   return r?.position;
 }
 
-async function savePosition(state: Db, cluster: string, zone: string, position: string): Promise<void> {
+export async function savePosition(state: Db, cluster: string, zone: string, position: string): Promise<void> {
   await state.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, 'check_incr_position')} (cluster, zone, position) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE position = VALUES(position)`, [cluster, zone, position]);
 }
 
@@ -143,58 +143,9 @@ async function oneWindow(
   );
   const firstRun = spans.some((s) => s.from === null);
   const shapes = await Promise.all(ctl.map((c) => readShapes(c.db, matcher)));
-  const identities = new Map<string, { columns: string[] }>();
-  // tables the binlog keys cannot be checked for: missing in a zone (a difference, reported
-  // every run), or without a key every zone shares (reported when the window changed them)
   const zoneNames = ctl.map((c) => c.zone);
-  const unchecked = new Map<string, TableReport>();
-  const uncheckable = (name: string, reason: string, extra: Partial<TableReport> = {}): TableReport => ({ table: name, status: 'skipped', rows: 0, chunks: 0, missing: 0, changed: 0, diffs: [], reason, ms: 0, ...extra });
-  for (const name of new Set(shapes.flatMap((m) => [...m.keys()]))) {
-    if (stateTableNotEverywhere(name, shapes)) continue;
-    const all = shapes.map((m) => m.get(name));
-    if (all.some((s) => !s)) {
-      const missingIn = zoneNames.filter((_, i) => !all[i]);
-      const presentIn = zoneNames.filter((_, i) => all[i]);
-      unchecked.set(name, uncheckable(name, `table missing in ${missingIn.join(', ')} (exists in ${presentIn.join(', ')})`, { missingIn, presentIn }));
-      continue;
-    }
-    const id = commonRowKey(all as TableShape[]);
-    if (id) identities.set(name, id);
-    else unchecked.set(name, uncheckable(name, 'no primary or unique NOT NULL key alike in every zone to look its changed rows up by (check full compares such a table as a multiset of rows)'));
-  }
-  const changedUnchecked = new Map<string, number>();
-
-  // collect changed keys per table from every zone's own writes
-  const keys = new Map<string, Map<string, KeyValue>>();
-  const positions: IncrReport['positions'] = {};
-  // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
-  const checked = (schema: string, table: string) => (identities.has(`${schema}.${table}`) || unchecked.has(`${schema}.${table}`)) && matcher(schema, table);
-  for (const s of spans) {
-    positions[s.c.zone] = { from: s.from ?? s.end, to: s.end, changes: 0 };
-    if (s.from === null) continue;
-    positions[s.c.zone]!.changes = await readChanges(s.c, s.from, s.end, checked, (tx) => {
-      if (tx.domain !== (s.c.info.gtidDomainId ?? 0)) return 0;
-      let n = 0;
-      for (const ch of tx.changes) {
-        const name = `${ch.schema}.${ch.table}`;
-        if (!matcher(ch.schema, ch.table)) continue;
-        const id = identities.get(name);
-        if (!id) {
-          if (unchecked.has(name)) changedUnchecked.set(name, (changedUnchecked.get(name) ?? 0) + 1);
-          continue;
-        }
-        for (const row of [ch.before, ch.after]) {
-          if (!row) continue;
-          const k = id.columns.map((col) => normalizeKeyPart(row[col]));
-          let m = keys.get(name);
-          if (!m) keys.set(name, (m = new Map()));
-          m.set(keyText(k), k);
-          n++;
-        }
-      }
-      return n;
-    });
-  }
+  const { identities, unchecked } = classifyTables(shapes, zoneNames);
+  const { keys, changedUnchecked, positions } = await collectWindowKeys(spans.map((s) => ({ ...s.c, from: s.from, to: s.end })), matcher, { identities, unchecked });
 
   const run = await openRun(state, opts.cluster, { cluster: opts.cluster, zones: ctl.map((c) => c.zone), tables: opts.tables, exclude: opts.exclude }, 'incr');
   try {
@@ -268,6 +219,100 @@ async function oneWindow(
   }
 }
 
+/** A window's tables: those looked up by a key every zone shares, and those that cannot be (with the report to give when they changed). */
+export interface WindowTables {
+  identities: Map<string, { columns: string[] }>;
+  unchecked: Map<string, TableReport>;
+}
+
+/**
+ * Tables the binlog keys cannot be checked for: missing in a zone (a difference, reported every
+ * run), or without a key every zone shares (reported when the window changed them).
+ */
+export function classifyTables(shapes: Map<string, TableShape>[], zoneNames: string[]): WindowTables {
+  const identities = new Map<string, { columns: string[] }>();
+  const unchecked = new Map<string, TableReport>();
+  const uncheckable = (name: string, reason: string, extra: Partial<TableReport> = {}): TableReport => ({ table: name, status: 'skipped', rows: 0, chunks: 0, missing: 0, changed: 0, diffs: [], reason, ms: 0, ...extra });
+  for (const name of new Set(shapes.flatMap((m) => [...m.keys()]))) {
+    if (stateTableNotEverywhere(name, shapes)) continue;
+    const all = shapes.map((m) => m.get(name));
+    if (all.some((s) => !s)) {
+      const missingIn = zoneNames.filter((_, i) => !all[i]);
+      const presentIn = zoneNames.filter((_, i) => all[i]);
+      unchecked.set(name, uncheckable(name, `table missing in ${missingIn.join(', ')} (exists in ${presentIn.join(', ')})`, { missingIn, presentIn }));
+      continue;
+    }
+    const id = commonRowKey(all as TableShape[]);
+    if (id) identities.set(name, id);
+    else unchecked.set(name, uncheckable(name, 'no primary or unique NOT NULL key alike in every zone to look its changed rows up by (check full compares such a table as a multiset of rows)'));
+  }
+  return { identities, unchecked };
+}
+
+/** One zone's binlog window: its master, and the positions (from null: nothing to read yet). */
+export interface ZoneWindow {
+  zone: string;
+  info: ServerInfo;
+  endpoint: Awaited<ReturnType<Ctx['endpoint']>>;
+  from: string | null;
+  to: string;
+}
+
+export interface WindowKeys {
+  /** per table: the keys of the rows the zones' own clients changed in the window */
+  keys: Map<string, Map<string, KeyValue>>;
+  /** per table not checkable by key: how many changed rows it had */
+  changedUnchecked: Map<string, number>;
+  positions: Record<string, { from: string; to: string; changes: number }>;
+}
+
+/**
+ * Read each zone's binlog over its window and keep the keys of the rows its own clients wrote
+ * (its GTID domain: what DRC applied there came from another zone and is counted at its origin).
+ * `row` narrows further: a change is kept when one of its images passes (a move's shards).
+ */
+export async function collectWindowKeys(
+  windows: ZoneWindow[],
+  matcher: (s: string, t: string) => boolean,
+  tables: WindowTables,
+  o: { row?: (table: string, row: Record<string, unknown>) => boolean; signal?: AbortSignal; during?: string } = {},
+): Promise<WindowKeys> {
+  const { identities, unchecked } = tables;
+  const changedUnchecked = new Map<string, number>();
+  const keys = new Map<string, Map<string, KeyValue>>();
+  const positions: WindowKeys['positions'] = {};
+  // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
+  const checked = (schema: string, table: string) => (identities.has(`${schema}.${table}`) || unchecked.has(`${schema}.${table}`)) && matcher(schema, table);
+  for (const w of windows) {
+    positions[w.zone] = { from: w.from ?? w.to, to: w.to, changes: 0 };
+    if (w.from === null) continue;
+    positions[w.zone]!.changes = await readChanges(w, w.from, w.to, checked, (tx) => {
+      if (tx.domain !== (w.info.gtidDomainId ?? 0)) return 0;
+      let n = 0;
+      for (const ch of tx.changes) {
+        const name = `${ch.schema}.${ch.table}`;
+        if (!matcher(ch.schema, ch.table)) continue;
+        if (o.row && ![ch.before, ch.after].some((r) => r && o.row!(name, r))) continue;
+        const id = identities.get(name);
+        if (!id) {
+          if (unchecked.has(name)) changedUnchecked.set(name, (changedUnchecked.get(name) ?? 0) + 1);
+          continue;
+        }
+        for (const row of [ch.before, ch.after]) {
+          if (!row) continue;
+          const k = id.columns.map((col) => normalizeKeyPart(row[col]));
+          let m = keys.get(name);
+          if (!m) keys.set(name, (m = new Map()));
+          m.set(keyText(k), k);
+          n++;
+        }
+      }
+      return n;
+    }, o.signal, o.during);
+  }
+  return { keys, changedUnchecked, positions };
+}
+
 /** Strings from the binlog decoder for big integers, numbers otherwise: one form per key. */
 function normalizeKeyPart(v: unknown): KeyValue[number] {
   if (typeof v === 'bigint') return v.toString();
@@ -276,44 +321,68 @@ function normalizeKeyPart(v: unknown): KeyValue[number] {
 }
 
 /** Read one zone's binlog from `from` until `end` is covered; returns what onTx counted. */
-async function readChanges(c: ZoneCtl, from: string, end: string, decodeTable: (schema: string, table: string) => boolean, onTx: (tx: BinlogTx) => number): Promise<number> {
+async function readChanges(
+  c: { zone: string; endpoint: ZoneWindow['endpoint'] },
+  from: string,
+  end: string,
+  decodeTable: (schema: string, table: string) => boolean,
+  onTx: (tx: BinlogTx) => number,
+  signal?: AbortSignal,
+  during = 'check incr',
+): Promise<number> {
   if (!end || gtidCovers('mariadb', from, end)) return 0;
+  signal?.throwIfAborted();
   const seen = new SourcePosition('mariadb', from);
   const target = new SourcePosition('mariadb', end);
   let counted = 0;
-  await new Promise<void>((resolve, reject) => {
-    let started = false;
-    let stopping = false;
-    const done = () => target.domains().every((d) => seen.seqOf(d) >= target.seqOf(d));
-    const finish = () => {
-      if (stopping || !started || !done()) return;
-      stopping = true;
-      void stream.stop().then(resolve, reject);
-    };
-    const stream: BinlogStream = new BinlogStream({
-      endpoint: c.endpoint,
-      flavor: 'mariadb',
-      from,
-      serverId: 800_000 + Math.floor(Math.random() * 100_000),
-      decodeTable,
-      onTx: (tx) => {
+  let offAbort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let started = false;
+      let stopping = false;
+      const done = () => target.domains().every((d) => seen.seqOf(d) >= target.seqOf(d));
+      const finish = () => {
+        if (stopping || !started || !done()) return;
+        stopping = true;
+        void stream.stop().then(resolve, reject);
+      };
+      const fail = (e: unknown) => {
         if (stopping) return;
-        seen.advance(tx.gtid);
-        counted += onTx(tx);
-        setImmediate(finish);
-      },
-      onError: (e) =>
-        reject(
-          isLostConnection(e)
-            ? runtimeError(`lost connection to ${c.endpoint.label} during check incr (reading its binlog); ${INCR_AGAIN}`, { details: [`cause: ${e.message}`], cause: e })
-            : runtimeError(`reading the binlog of zone ${c.zone} (${c.endpoint.label}): ${e.message}`, { cause: e }),
-        ),
+        stopping = true;
+        void stream.stop().then(() => reject(e), () => reject(e));
+      };
+      const stream: BinlogStream = new BinlogStream({
+        endpoint: c.endpoint,
+        flavor: 'mariadb',
+        from,
+        serverId: 800_000 + Math.floor(Math.random() * 100_000),
+        decodeTable,
+        onTx: (tx) => {
+          if (stopping) return;
+          seen.advance(tx.gtid);
+          counted += onTx(tx);
+          setImmediate(finish);
+        },
+        onError: (e) =>
+          fail(
+            isLostConnection(e)
+              ? runtimeError(`lost connection to ${c.endpoint.label} during ${during} (reading its binlog); ${during === 'check incr' ? INCR_AGAIN : 'run it again once the server answers'}`, { details: [`cause: ${e.message}`], cause: e })
+              : runtimeError(`reading the binlog of zone ${c.zone} (${c.endpoint.label}): ${e.message}`, { cause: e }),
+          ),
+      });
+      if (signal) {
+        const onAbort = () => fail(signal.reason instanceof Error ? signal.reason : new EzError(ExitCode.interrupted, `${during} interrupted`));
+        signal.addEventListener('abort', onAbort, { once: true });
+        offAbort = () => signal.removeEventListener('abort', onAbort);
+      }
+      stream.start().then(() => {
+        started = true;
+        finish();
+      }, fail);
     });
-    stream.start().then(() => {
-      started = true;
-      finish();
-    }, reject);
-  });
+  } finally {
+    offAbort?.();
+  }
   return counted;
 }
 

@@ -56,8 +56,9 @@ export interface TableJob {
   throttler?: Throttler | undefined;
   stopRequested: () => boolean;
   stopSignal: AbortSignal;
-  state: Db;
-  runId: string;
+  /** where the run's figures and differences are stored; none: nothing is written (a verify with writes blocked) */
+  state?: Db | undefined;
+  runId?: string | undefined;
   resumeAfter?: KeyValue | undefined;
   resumed?: { rows: number; chunks: number; diffs: RowDiff[] } | undefined;
   onRows: (n: number) => void;
@@ -585,10 +586,12 @@ export class TableCheck {
   }
 
   private async saveTable(status: string, lastKey?: KeyValue): Promise<void> {
+    if (!this.job.state || !this.job.runId) return;
     await storeTable(this.job.state, this.job.runId, this.report, status, lastKey, Date.now() - this.started);
   }
 
   private async saveDiffs(): Promise<void> {
+    if (!this.job.state || !this.job.runId) return;
     await storeDiffs(this.job.state, this.job.runId, this.job.name, this.report.diffs.slice(this.priorDiffs));
   }
 }

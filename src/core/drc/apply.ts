@@ -25,6 +25,7 @@ import { CHECKPOINT_TABLE, CONFLICTS_TABLE, EVENTS_TABLE, HEARTBEAT_TABLE, ILLEG
 import { writeAsDrc } from '../cluster/session.js';
 import { retryOnLockConflict } from '../apply/applier.js';
 import type { StopReason, StoppedOn } from './client.js';
+import { judgeWrite, type IllegalWhy, type RoutesDoc } from './routes-judge.js';
 
 export interface TableMeta {
   schema: string;
@@ -46,11 +47,6 @@ export function drcRowKey(shape: TableShape): RowKey | undefined {
   return key?.index === 'PRIMARY' ? key : undefined;
 }
 
-export interface ShardRule {
-  column: string;
-  ownerOf: (shardId: number) => string | undefined;
-}
-
 export interface ApplierConfig {
   pipeline: string;
   sourceZone: string;
@@ -59,7 +55,8 @@ export interface ApplierConfig {
   sourceRank: number;
   targetRank: number;
   tsColumn: string;
-  shardRule: (schema: string, table: string) => ShardRule | undefined;
+  /** version 0 (no routing table row): the topology file's routes; its shard tables are the fallback of a document without them */
+  fileRoutes: RoutesDoc;
   blockIllegal: boolean;
 }
 
@@ -67,6 +64,8 @@ export interface QueuedTx {
   tx: BinlogTx;
   /** the full source position once this transaction is processed */
   positionAfter: string;
+  /** the routing table in effect where the source committed it (default: the file's, version 0) */
+  routes?: RoutesDoc;
 }
 
 export interface ConflictRecord {
@@ -88,6 +87,10 @@ export interface IllegalRecord {
   ownerZone: string | null;
   blocked: boolean;
   gtid: string;
+  /** why it is illegal: another zone's shard, a blocked route, no owner, not the write zone */
+  why: IllegalWhy;
+  /** the routing table version it was judged by (0: the topology file) */
+  routesVersion: number;
 }
 
 export interface BatchResult {
@@ -346,9 +349,9 @@ export class Applier {
     await this.checkpoint(last.positionAfter, last.tx.gtid, batch.length);
 
     // Every table and key this batch touches, read and locked up front.
-    const changes: Array<{ c: RowChange; gtid: string; m: TableMeta }> = [];
+    const changes: Array<{ c: RowChange; gtid: string; m: TableMeta; routes: RoutesDoc }> = [];
     for (const q of batch) {
-      for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.metaFor(c, q.tx.gtid) });
+      for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.metaFor(c, q.tx.gtid), routes: q.routes ?? this.cfg.fileRoutes });
     }
     const state = new Map<string, KeyState>();
     const keyOf = (m: TableMeta, row: Row) => m.pk.map((k) => row[k]);
@@ -393,12 +396,12 @@ export class Applier {
       s.changed = true;
     };
 
-    for (const { c, gtid, m } of changes) {
+    for (const { c, gtid, m, routes } of changes) {
       res.rows++;
       if (m.schema === STATE_SCHEMA && m.table === HEARTBEAT_TABLE && c.after && String(c.after.zone) === this.cfg.sourceZone) {
         res.heartbeatsWrittenAtMs.push(Number(c.after.written_at_ms));
       }
-      if (this.illegal(c, m, gtid, res)) continue;
+      if (this.illegal(c, m, gtid, routes, res)) continue;
       const before = c.before ? stateOf(m, keyOf(m, c.before)) : undefined;
       const after = c.after ? stateOf(m, keyOf(m, c.after)) : undefined;
       const aTs = tsOf(c.after, ts);
@@ -445,17 +448,18 @@ export class Applier {
     return res;
   }
 
-  /** Shard ownership: report (and with --block-illegal, skip) a write to another zone's shard. */
-  private illegal(c: RowChange, m: TableMeta, gtid: string, res: BatchResult): boolean {
-    const rule = this.cfg.shardRule(m.schema, m.table);
-    if (!rule) return false;
+  /**
+   * The routing table where the source committed it: report (and with --block-illegal, skip) a
+   * write to a shard another zone owns or a blocked one, or, in a global cluster, a write at a
+   * zone other than the write zone (routes-judge.ts).
+   */
+  private illegal(c: RowChange, m: TableMeta, gtid: string, routes: RoutesDoc, res: BatchResult): boolean {
     const row = c.after ?? c.before!;
-    const raw = row[rule.column];
-    const shardId = raw === null || raw === undefined ? null : Number(raw);
-    const owner = shardId === null ? undefined : rule.ownerOf(shardId);
-    if (owner === this.cfg.sourceZone) return false;
+    const j = judgeWrite(routes, this.cfg.sourceZone, m.schema, m.table, row, this.cfg.fileRoutes.tables);
+    if (!j) return false;
     res.illegal.push({
-      schema: m.schema, table: m.table, key: Object.fromEntries(m.pk.map((k) => [k, row[k]])), shardId, ownerZone: owner ?? null, blocked: this.cfg.blockIllegal, gtid,
+      schema: m.schema, table: m.table, key: Object.fromEntries(m.pk.map((k) => [k, row[k]])), shardId: j.shardId, ownerZone: j.ownerZone, blocked: this.cfg.blockIllegal, gtid,
+      why: j.why, routesVersion: routes.version,
     });
     return this.cfg.blockIllegal;
   }
@@ -546,8 +550,8 @@ export class Applier {
     if (res.illegal.length) {
       const rows = res.illegal.slice(0, 1000);
       await this.db.exec(
-        `INSERT INTO ${quoteTable(STATE_SCHEMA, ILLEGAL_WRITES_TABLE)} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-        rows.flatMap((r) => [this.cfg.pipeline, this.cfg.sourceZone, r.ownerZone, r.schema, r.table, r.shardId, JSON.stringify(r.key, keyReplacer), r.blocked ? 1 : 0, r.gtid]),
+        `INSERT INTO ${quoteTable(STATE_SCHEMA, ILLEGAL_WRITES_TABLE)} (pipeline, zone, owner_zone, db, tbl, shard_id, row_key, blocked, gtid, why, routes_version) VALUES ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        rows.flatMap((r) => [this.cfg.pipeline, this.cfg.sourceZone, r.ownerZone, r.schema, r.table, r.shardId, JSON.stringify(r.key, keyReplacer), r.blocked ? 1 : 0, r.gtid, r.why, r.routesVersion]),
       );
     }
   }

@@ -63,6 +63,10 @@ export interface PipelineStatus {
   appliedRows: number;
   conflicts: number;
   illegalWrites: number;
+  /** the routing table version this direction judges its source's writes by (0: the topology file; null: not started) */
+  routesVersion?: number | null;
+  /** that version was published while the source was down (its binlog does not have it) */
+  routesMissed?: boolean;
   ddlSeen: number;
   droppedTx: number;
   queue: number;

@@ -22,7 +22,7 @@ import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
 import { Pipeline } from './pipeline.js';
 import { drcJob, drcSocket, drcStateDir, type DaemonStatus } from './client.js';
 import { rotateLog } from './log-summary.js';
-import type { ShardRule } from './apply.js';
+import { fileRoutes, RoutesBoard } from './routes-judge.js';
 
 export interface DrcStartOptions {
   cluster?: string;
@@ -35,16 +35,6 @@ export interface DrcStartOptions {
 
 
 export const DEFAULT_HEARTBEAT_MS = 250;
-
-function shardRules(topo: Topology, cluster: string): (schema: string, table: string) => ShardRule | undefined {
-  const shards = topo.cluster(cluster).config.shards;
-  if (!shards) return () => undefined;
-  const owner = new Map<number, string>();
-  for (const [zone, ids] of Object.entries(shards.zones)) for (const id of ids) owner.set(id, zone);
-  const rules = new Map<string, ShardRule>();
-  for (const [t, column] of Object.entries(shards.tables)) rules.set(t, { column, ownerOf: (id) => owner.get(id) });
-  return (schema, table) => rules.get(`${schema}.${table}`);
-}
 
 /**
  * What DRC needs before it starts: ROW binlogs with full images on every zone master, distinct
@@ -164,6 +154,8 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
   const master = (zone: string): ResolvedNode => topo.master(cluster, zone);
   const startedAt = new Date();
   const pipelines: Pipeline[] = [];
+  // the routing table versions every direction has seen, for the ones a zone missed (routes-judge.ts)
+  const board = new RoutesBoard();
   let metrics: { server: import('node:http').Server; update: (p: Pipeline[]) => void; onBatch: (p: Pipeline) => void } | undefined;
   if (o.metricsPort) metrics = await (await import('./metrics.js')).serveMetrics(o.metricsPort, cluster);
   for (const from of zones) {
@@ -180,7 +172,7 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
           sourceRank: topo.file.zones.indexOf(from),
           targetRank: topo.file.zones.indexOf(to),
           tsColumn: topo.drcTimestampColumn(cluster),
-          shardRule: shardRules(topo, cluster),
+          fileRoutes: fileRoutes(topo, cluster),
           blockIllegal: Boolean(o.blockIllegal),
         },
         replicateDdl: Boolean(o.replicateDdl),
@@ -188,6 +180,7 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
         heartbeatIntervalMs: heartbeatMs,
         log: ctx.log,
         drcDomainOffset: offset,
+        routesBoard: board,
         onBatch: (p) => metrics?.onBatch(p),
       }));
     }

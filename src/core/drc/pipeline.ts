@@ -16,6 +16,7 @@ import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
 import { namesHelperTable } from '../cluster/helper-tables.js';
 import { drcDomainFor } from '../cluster/session.js';
 import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
+import { effectiveRoutes, parseRoutesDoc, routesFromChange, ROUTES_TABLE, type RoutesBoard, type RoutesDoc } from './routes-judge.js';
 import { formatDuration } from '../throttle/duration.js';
 import type { PipelineState, PipelineStatus, StoppedOn } from './client.js';
 
@@ -35,6 +36,8 @@ export interface PipelineOptions {
   log: Logger;
   /** GTID domain = source domain + this, for what DRC writes (MariaDB) */
   drcDomainOffset: number;
+  /** the daemon's record of the routing table versions seen in any zone (a version a zone missed judges its writes) */
+  routesBoard?: RoutesBoard;
   onBatch?: (p: Pipeline, r: BatchResult) => void;
 }
 
@@ -86,6 +89,8 @@ interface Session {
   streamPaused: boolean;
   readPos: SourcePosition;
   pendingOwnAdvance: { position: string; gtid: string } | undefined;
+  /** the routing table at the read position of the source's binlog (its row at the session start, then its changes in the stream) */
+  routes: RoutesDoc;
 }
 
 export class Pipeline {
@@ -107,6 +112,8 @@ export class Pipeline {
   /** when the current session reached 'running' (or 'paused') */
   private runningSince = 0;
   private done: Promise<void> | undefined;
+  /** the routes the last transaction read was judged by (status) */
+  private judging: { version: number; missed: boolean } | null = null;
   // statistics
   appliedTx = 0;
   appliedRows = 0;
@@ -244,8 +251,10 @@ export class Pipeline {
     try {
       const src = await connect(sourceEp, { timeoutMs: this.o.connectTimeoutMs });
       let info: ServerInfo;
+      let sourceRoutes: RoutesDoc | undefined;
       try {
         info = await serverInfo(src);
+        sourceRoutes = await this.readRoutesRow(src);
       } finally {
         await src.close();
       }
@@ -258,6 +267,10 @@ export class Pipeline {
       target.conn.on('error', (e: Error) => sessionError!(e));
       await Applier.prepareSession(target, drcDomain);
       await ensureStateSchema(target);
+      // a version the source missed (published while it was down) may be at the target only
+      const targetRoutes = await this.readRoutesRow(target);
+      if (targetRoutes) this.o.routesBoard?.seen(targetRoutes);
+      if (sourceRoutes) this.o.routesBoard?.seen(sourceRoutes);
       // One applier per direction, whatever host runs it: the lock lives as long as this session.
       // a previous session's connection may take a moment to be gone on the server
       const got = await target.value<number | string>('SELECT GET_LOCK(?, 5)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
@@ -281,7 +294,13 @@ export class Pipeline {
         this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s current position ${start || '(empty)'}`);
       }
       this.appliedPos = start;
-      sess = { active: true, queue: [], queueRows: 0, wake: undefined, stream: undefined, streamPaused: false, readPos: new SourcePosition(info.flavor, start), pendingOwnAdvance: undefined };
+      sess = {
+        active: true, queue: [], queueRows: 0, wake: undefined, stream: undefined, streamPaused: false, readPos: new SourcePosition(info.flavor, start), pendingOwnAdvance: undefined,
+        routes: sourceRoutes ?? this.o.applier.fileRoutes,
+      };
+      const eff = effectiveRoutes(sess.routes, this.o.routesBoard, this.o.from);
+      this.judging = { version: eff.routes.version, missed: eff.missed };
+      if (eff.routes.version > 0) this.o.log.debug(`${this.id}: judging ${this.o.from}'s writes by routing table version ${eff.routes.version}${eff.missed ? ` (published while ${this.o.from} was down)` : ''}`);
       this.cur = sess;
       const session = sess;
       const skipBelow = new SourcePosition(info.flavor, start);
@@ -306,7 +325,7 @@ export class Pipeline {
         connectTimeoutMs: this.o.connectTimeoutMs,
         // rows of tables not replicated (a schema change's ghost copy, excluded tables) are not
         // decoded; the checkpoint's row marks DRC's own transactions
-        decodeTable: (schema, table) => this.o.rules(schema, table) || (schema === STATE_SCHEMA && table === CHECKPOINT_TABLE),
+        decodeTable: (schema, table) => this.o.rules(schema, table) || (schema === STATE_SCHEMA && (table === CHECKPOINT_TABLE || table === ROUTES_TABLE)),
         onTx: (tx) => this.onTx(session, tx, ownDomain, skipBelow),
         onError: (e) => sessionError!(diverged(new Error(`binlog of ${sourceNode.name} (${describeAddress(sourceNode)}): ${e.message}`)) as Error),
       });
@@ -338,12 +357,38 @@ export class Pipeline {
     }
   }
 
+  /** The cluster's routing table row at a zone master; undefined when there is none (no table yet: version 0, the file). */
+  private async readRoutesRow(db: Db): Promise<RoutesDoc | undefined> {
+    try {
+      const r = await db.one<{ doc: unknown }>(`SELECT doc FROM ${quoteTable(STATE_SCHEMA, ROUTES_TABLE)} WHERE cluster = ?`, [this.o.cluster]);
+      return r ? parseRoutesDoc(r.doc, this.o.cluster) : undefined;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ER_NO_SUCH_TABLE') return undefined;
+      throw e;
+    }
+  }
+
   /** Called for every transaction read, in order. Decides what is applied. */
   private onTx(sess: Session, tx: BinlogTx, ownDomain: number | undefined, skipBelow: SourcePosition): void {
     if (!sess.active) return;
     const pos = sess.readPos;
     if (skipBelow.covers(tx.gtid)) return; // a replay of something the checkpoint has
     pos.advance(tx.gtid);
+    // the routing table as of this point of the source's binlog (any domain: its row is written there by gz, never by DRC)
+    for (const c of tx.changes) {
+      const r = routesFromChange(c, this.o.cluster);
+      if (!r) continue;
+      this.o.routesBoard?.seen(r);
+      if (r.version > sess.routes.version) {
+        sess.routes = r;
+        this.o.log.info(`${this.id}: routing table version ${r.version} at ${this.o.from} (${tx.gtid}): ${this.o.from}'s writes from here on are judged by it`);
+      }
+    }
+    const eff = effectiveRoutes(sess.routes, this.o.routesBoard, this.o.from);
+    if (this.judging?.version !== eff.routes.version) {
+      if (eff.missed) this.o.log.warn(`${this.id}: routing table version ${eff.routes.version} was published while ${this.o.from} was down: ${this.o.from}'s writes from here on are judged by it`);
+      this.judging = { version: eff.routes.version, missed: eff.missed };
+    }
     const own = ownDomain === undefined || tx.domain === ownDomain;
     // Loop avoidance: only the zone's own writes travel. DRC's writes carry DRC's domain, and
     // each one has the checkpoint as its first row (the marker that also covers MySQL).
@@ -371,7 +416,7 @@ export class Pipeline {
       return;
     }
     sess.pendingOwnAdvance = undefined;
-    sess.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString() });
+    sess.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString(), routes: eff.routes });
     sess.queueRows += changes.length + 1;
     if (sess.queueRows > QUEUE_PAUSE_ROWS && !sess.streamPaused) {
       sess.streamPaused = true;
@@ -503,7 +548,7 @@ export class Pipeline {
       this.conflictLog.add(`${c.schema}.${c.table}`, c.kind, () => `${JSON.stringify(c.key)}: ${c.kind}, source ${c.sourceTs ?? '-'} vs target ${c.targetTs ?? '-'}, ${c.winner} wins (${c.gtid})`);
     }
     for (const i of r.illegal) {
-      this.illegalLog.add(`${i.schema}.${i.table}`, `shards of ${i.ownerZone ?? 'no zone'}${i.blocked ? ', blocked' : ''}`, () => `${JSON.stringify(i.key)}: shard ${i.shardId ?? 'NULL'} belongs to ${i.ownerZone ?? 'no zone'}${i.blocked ? ' (blocked)' : ''} (${i.gtid})`);
+      this.illegalLog.add(`${i.schema}.${i.table}`, `${illegalKind(i.why, i.ownerZone)}${i.blocked ? ', not replicated' : ''}`, () => `${JSON.stringify(i.key)}: ${illegalText(i.why, i.shardId, i.ownerZone)}${i.routesVersion ? `, routes v${i.routesVersion}` : ''}${i.blocked ? ' (not replicated: --block-illegal)' : ''} (${i.gtid})`);
     }
     for (const w of r.heartbeatsWrittenAtMs) {
       this.lagSamples.push({ at: now, ms: Math.max(0, now - w) });
@@ -556,6 +601,22 @@ export class Pipeline {
       lastErrorAt: this.lastError?.at.toISOString() ?? null,
       stoppedOn: this.state === 'error' ? this.lastError?.stoppedOn ?? null : null,
       pendingCheckpoint: this.pendingCheckpoint,
+      routesVersion: this.judging?.version ?? null,
+      routesMissed: this.judging?.missed ?? false,
     };
   }
+}
+
+function illegalKind(why: string, owner: string | null): string {
+  if (why === 'not-write-zone') return `not the write zone (${owner ?? 'none'})`;
+  if (why === 'blocked') return 'blocked route';
+  if (why === 'no-owner') return 'shards of no zone';
+  return `shards of ${owner ?? 'no zone'}`;
+}
+
+function illegalText(why: string, shardId: number | null, owner: string | null): string {
+  if (why === 'not-write-zone') return `the write zone is ${owner ?? 'none'}`;
+  if (why === 'blocked') return shardId === null ? `writes are blocked (${owner} is switching)` : `shard ${shardId} is blocked (moving)`;
+  if (why === 'no-owner') return `shard ${shardId ?? 'NULL'} belongs to no zone`;
+  return `shard ${shardId ?? 'NULL'} belongs to ${owner ?? 'no zone'}`;
 }

@@ -28,7 +28,8 @@ import { STATE_SCHEMA } from '../state/schema.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
-import { readRoutes, readRoutesAt, publishRoutes, publishAt, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
+import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
+import { syncRoutes } from '../routes/show.js';
 import { verifyRows, binlogPositions, type VerifyReport } from '../dcp/index.js';
 import {
   refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz,
@@ -560,19 +561,15 @@ export async function gzMove(ctx: Ctx, o: GzMoveOptions): Promise<GzMoveReport> 
     const r = emptyReport('noop', as.cluster, a);
     r.message = `${o.to} owns shards ${a.requested} of ${as.cluster} already (routing table version ${a.routes?.version ?? 0}): nothing to do`;
     // a zone that missed the move (down at its flip: --force-dead-source) and is back holds an
-    // older table: written there now (the conditional write: a higher version stays)
+    // older table: the routes layer's sync writes the current one there (a higher version stays)
+    // and the owners into the topology file
     if (o.execute && a.routes && a.routes.version > 0 && a.routes.stale.length) {
-      const topo = await ctx.topology();
-      const rr = await readRoutes(ctx, topo, as.cluster);
-      const synced: string[] = [];
-      for (const z of rr.stale) {
-        const ok = await withNode(ctx, topo.path, as.cluster, refOf(topo.master(as.cluster, z)), (db) => publishAt(db, rr.routes)).catch(() => false);
-        if (ok) synced.push(z);
-      }
-      if (synced.length) {
-        r.synced = synced;
-        r.message += `; routing table version ${rr.routes.version} written at ${synced.join(', ')} (it held an older one)`;
-      }
+      const s = await syncRoutes(ctx, { cluster: as.cluster, execute: true });
+      const synced = s.zones.filter((z) => z.outcome === 'written').map((z) => z.zone);
+      const failed = s.zones.filter((z) => z.outcome === 'failed').map((z) => `${z.zone}: ${z.error}`);
+      r.synced = synced;
+      if (synced.length) r.message += `; routing table version ${s.routes.version} written at ${synced.join(', ')} (it held an older one)`;
+      if (failed.length) r.message += `; not written at ${failed.join('; ')} (ezctl gz routes --sync --execute)`;
     }
     return r;
   }

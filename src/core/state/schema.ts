@@ -46,6 +46,8 @@ const TABLES: Record<string, string> = {
     row_key JSON NOT NULL,
     blocked TINYINT(1) NOT NULL,
     gtid VARCHAR(191) NOT NULL,
+    why VARCHAR(32) NULL,
+    routes_version BIGINT NULL,
     KEY idx_table (db, tbl, detected_at)
   ) ENGINE=InnoDB`,
   drc_events: `(
@@ -131,6 +133,39 @@ const TABLES: Record<string, string> = {
     change_tables TEXT NULL,
     PRIMARY KEY (job, zone)
   ) ENGINE=InnoDB`,
+  // the routing table (GZS, core/routes/): one row per cluster, the highest version winning; written
+  // in every zone by ezctl with the binlog on (the zone's replicas get it, DRC's reader sees it in
+  // the stream; DRC never applies `_ezctl`)
+  gz_routes: `(
+    cluster VARCHAR(64) NOT NULL PRIMARY KEY,
+    version BIGINT UNSIGNED NOT NULL,
+    doc LONGTEXT NOT NULL,
+    published_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+  ) ENGINE=InnoDB`,
+  // every version published in this zone, for audit (`gz routes --history`)
+  gz_routes_log: `(
+    cluster VARCHAR(64) NOT NULL,
+    version BIGINT UNSIGNED NOT NULL,
+    doc LONGTEXT NOT NULL,
+    job VARCHAR(64) NULL,
+    reason TEXT NOT NULL,
+    published_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    recorded_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (cluster, version)
+  ) ENGINE=InnoDB`,
+  // the routing table's clients (the workload, an SDK): the version each acknowledged (no write
+  // begun under an older one in flight), written unbinlogged at the client's zone master
+  gz_clients: `(
+    cluster VARCHAR(64) NOT NULL,
+    client VARCHAR(191) NOT NULL,
+    zone VARCHAR(64) NOT NULL,
+    version BIGINT UNSIGNED NOT NULL,
+    in_flight INT UNSIGNED NOT NULL DEFAULT 0,
+    host VARCHAR(255) NOT NULL,
+    pid INT UNSIGNED NOT NULL,
+    seen_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (cluster, client)
+  ) ENGINE=InnoDB`,
   // multi-step operations (steps/): every job's events in order, written before and after each
   // step runs; seq 1 is the job's header (kind, parameters, steps, point of no return)
   job_steps: `(
@@ -194,6 +229,9 @@ export const STATE_TABLES = Object.keys(TABLES);
 const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }> = [
   // osc: every table of the change (a family's several), so `osc abort` of any ends them all
   { table: 'osc_state', column: 'change_tables', definition: 'TEXT NULL' },
+  // DRC's illegal writes judged by the routing table (gz): why, and the version it judged by
+  { table: 'drc_illegal_writes', column: 'why', definition: 'VARCHAR(32) NULL' },
+  { table: 'drc_illegal_writes', column: 'routes_version', definition: 'BIGINT NULL' },
 ];
 
 /**
