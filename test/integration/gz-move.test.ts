@@ -129,6 +129,16 @@ test('preflight: shards already there are a no-op; --force-dead-source with the 
   const plan = await sb.run(['gz', 'move', '--shards', '0-3', '--to', 'sh']);
   assert.equal(plan.code, 0, show(plan));
   assert.match(plan.stdout, /flip \(POINT OF NO RETURN\)/, show(plan));
+  // no shard tables: the verify could not tell the moved shards' rows
+  const saved = readFileSync(sb.config, 'utf8');
+  patchTopology(sb, (doc) => doc.deleteIn(['clusters', 'demo', 'shards', 'tables']));
+  try {
+    const noTables = await sb.run(['--json', 'gz', 'move', '--shards', '0-3', '--to', 'sh', '--execute']);
+    assert.equal(noTables.code, 4, show(noTables));
+    assert.match(noTables.json().refusals.join('\n'), /names no shard tables/, show(noTables));
+  } finally {
+    writeFileSync(sb.config, saved);
+  }
   assert.equal((await routesNow()).routes.version, 0, 'nothing published');
 });
 

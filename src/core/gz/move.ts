@@ -267,6 +267,7 @@ export async function assessGzMove(ctx: Ctx, o: GzMoveOptions): Promise<Assessed
     refusals.push(`the source zone ${from}'s master ${sourceNode.name} (${addrOf(sourceNode)}) cannot be reached: ${src.error} (a move drains and verifies it; if the zone is down for good, --force-dead-source)`);
   }
   const deadSource = !!o.forceDeadSource && !src.ok;
+  if (!deadSource && !Object.keys(r.tables).length) refusals.push(`cluster ${cluster} names no shard tables (shards.tables in ${topo.path}: "db.table": shard-key column): the verify could not tell the moved shards' rows from the others; add them`);
   // every zone but a dead source must take the new routes
   for (const z of rr.unreachable) if (z !== from && z !== o.to) refusals.push(`zone ${z} cannot be reached (${rr.zones[z]?.error ?? 'no answer'}): every zone must take the new routes`);
 
