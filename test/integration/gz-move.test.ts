@@ -261,6 +261,26 @@ test('kill -9 at each step up to the flip, then the same command again: no shard
   await assertZonesIdentical(sb, MASTERS, [['ezdemo', 'gzm']]);
 });
 
+test('--rollback JOB of a move killed before its flip; --resume of one killed after it', async () => {
+  const killed = await sb.run(['--json', 'gz', 'move', '--shards', '28-29', '--to', 'sh', '--execute'], { env: { EZCTL_FAULT_KILL_AT: 'gz-move:drain:after' } });
+  assert.equal(killed.signal, 'SIGKILL', show(killed));
+  const job = (await routesNow()).routes.job!;
+  assert.equal(at((await routesNow()).routes, 28), 'bj:blocked');
+  const rb = await sb.run(['--json', 'gz', 'move', '--rollback', job]);
+  assert.equal(rb.json().outcome, 'rolled-back', show(rb));
+  assert.equal(at((await routesNow()).routes, 28), 'bj:active');
+  const killed2 = await sb.run(['--json', 'gz', 'move', '--shards', '28-29', '--to', 'sh', '--execute'], { env: { EZCTL_FAULT_KILL_AT: 'gz-move:flip:after' } });
+  assert.equal(killed2.signal, 'SIGKILL', show(killed2));
+  const job2 = (await routesNow()).routes.job!;
+  const refusedRb = await sb.run(['--json', 'gz', 'move', '--rollback', job2]);
+  assert.notEqual(refusedRb.code, 0, show(refusedRb));
+  assert.match(refusedRb.stdout + refusedRb.stderr, /point of no return/, show(refusedRb));
+  const res = await sb.run(['--json', 'gz', 'move', '--resume', job2]);
+  assert.equal(res.code, 0, show(res));
+  assert.equal(res.json().outcome, 'done', show(res));
+  assert.equal(at((await routesNow()).routes, 29), 'sh:active');
+});
+
 test('a source zone dies: --force-dead-source moves its shards, the workload goes on in the other zone; back, its stray writes are reported and repaired', async () => {
   const w = await startWriter('w-dead', [[16, 17], [50]], { tolerateErrors: true });
   await new Promise((res) => setTimeout(res, 500));
