@@ -170,7 +170,7 @@ export function allAt(r: Routes, ranges: ReadonlyArray<readonly [number, number]
   return true;
 }
 
-/** Blocked shards of r that are among `ranges`, and blocked shards anywhere. */
+/** The blocked shard ranges of r (whoever blocked them). */
 function blockedShards(r: Routes): Array<[number, number]> {
   return r.shards.filter((s) => s.state === 'blocked').map((s) => [s.from, s.to] as [number, number]);
 }
