@@ -2,4 +2,6 @@
 // zone; `gz move`: a sharding cluster's shard ranges) and what they share.
 export * from './common.js';
 export * from './switch.js';
+export * from './move.js';
 export { renderGzSwitch } from './render.js';
+export { renderGzMove } from './render-move.js';
