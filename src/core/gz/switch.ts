@@ -13,7 +13,7 @@ import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import { sameServer } from '../config/dsn.js';
 import { editTopologyFile } from '../config/editor.js';
-import { ensureStateSchema } from '../state/schema.js';
+import { ensureStateSchema, trustStateSchema } from '../state/schema.js';
 import { serverInfo } from '../db/server.js';
 import type { Db } from '../db/connect.js';
 import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type WriteBlock, type SessionInfo } from '../db/write-block.js';
@@ -365,7 +365,12 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       live.proxies = proxiesOf(t);
       await kept?.prepare(p.zones.map((z) => t.master(p.cluster, z)));
       // the state tables looked at once per kept connection, here (publishAt asks at every write)
-      if (kept) await Promise.all(p.zones.map((z) => k.connect(t.master(p.cluster, z)).then(ensureStateSchema).catch(() => undefined)));
+      if (kept) {
+        await Promise.all(p.zones.map((z) => k.connect(t.master(p.cluster, z)).then(async (db) => {
+          await ensureStateSchema(db);
+          trustStateSchema(db);
+        }).catch(() => undefined)));
+      }
       const rr = await readRoutes(k, t, p.cluster);
       // the floor of the drain: DRC source->target's lag as the daemon here measures it (the last
       // heartbeat's trip, or the time since it when they stop), else the age of the newest
