@@ -9,6 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStop, drcWaitAll, patchTopology, rowCountsByDomain, sqlOn } from '../helpers/drc.js';
 import { show } from '../helpers/cli.js';
@@ -17,6 +19,8 @@ import { loadTopology } from '../../src/core/config/load.js';
 import { routingTarget } from '../../src/core/proxy/index.js';
 import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { parseMariaPos } from '../../src/core/db/gtid.js';
+import { makeCtx } from '../../src/core/context.js';
+import { acquireJob } from '../../src/core/job/job.js';
 
 let sb: TestSandbox;
 let drcPid: number;
@@ -140,11 +144,13 @@ const drcSettled = async (what: string) => {
 };
 
 before(async () => {
-  sb = await startSandbox({ zones: ZONES, replicas: 0, proxy: true });
+  // W2's global model (both proxies write to bj's master) with the demo rows for `sandbox workload`
+  sb = await startSandbox({ zones: ZONES, replicas: 0, proxy: true, model: 'global', writerZone: 'bj', load: 20 });
   for (const m of Object.values(MASTER)) {
     await sql(m, 'CREATE DATABASE IF NOT EXISTS ezdemo', 'CREATE TABLE ezdemo.ledger (id INT NOT NULL PRIMARY KEY, zone VARCHAR(8) NOT NULL, n INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
   }
-  // a global cluster, bj the write zone: both proxies route writes to bj's master
+  // a global cluster, bj the write zone, both proxies routing writes to bj's master (as W2's
+  // `sandbox up --model global` makes it: said again, so this file does not depend on its details)
   patchTopology(sb, (doc) => {
     doc.setIn(['clusters', 'demo', 'model'], 'global');
     doc.setIn(['clusters', 'demo', 'writerZone'], 'bj');
@@ -203,7 +209,7 @@ test('a switch under writes through both proxies: no source commit in its own do
   await allThere([...w1.acked, ...w2.acked], 'after the switch');
 });
 
-test('refused while DRC source->target is paused, or a proxy routes elsewhere: nothing blocked, routes unchanged', async () => {
+test('refused while DRC source->target is paused, a proxy routes elsewhere, or another job holds part of the cluster: nothing blocked, routes unchanged', async () => {
   const wz = await oneRoute('start');
   const before = await routesAt(wz);
   const pause = await sb.run(['drc', 'pause', '--direction', `${wz}->${other(wz)}`]);
@@ -230,6 +236,19 @@ test('refused while DRC source->target is paused, or a proxy routes elsewhere: n
     await t.moveWrite({ name: m.name, host: m.host, port: m.port! });
   }
   assert.deepEqual(await routesAt(wz), before, 'routes unchanged');
+  // another job holding a table of the cluster in one zone (the switch takes the whole cluster)
+  const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+  const topo = await ctx.topology();
+  const job = await acquireJob(ctx, { cluster: 'demo', kind: 'osc', targets: ['ezdemo.ledger'], zones: [{ zone: wz, node: topo.master('demo', wz) }] });
+  try {
+    const r = await sb.run(['gz', 'switch', '--to', other(wz), '--execute']);
+    assert.equal(r.code, 4, show(r));
+    assert.match(r.stderr + r.stdout, new RegExp(`another job holds the cluster: zone ${wz}: osc job ${job.id}`));
+  } finally {
+    await job.release();
+  }
+  assert.deepEqual(await routesAt(wz), before, 'routes unchanged');
+  assert.equal(await oneRoute('after the refusals'), wz);
 });
 
 test('a divergent row stops the flip, naming its key (rolled back, routes unchanged); --force flips anyway', async () => {
@@ -310,4 +329,32 @@ test('--rollback after the flip switches back and loses nothing', async () => {
   assert.equal(back.json().rollbackOf, r.json().jobId);
   assert.equal(await oneRoute('after the rollback'), wz);
   await allThere(w.acked, 'after the switch back');
+});
+
+test('sandbox workload (the reference client, following the routing table) across a switch: every write committed, at the old zone before the flip, at the new one from it, none under the blocked version', async () => {
+  const wz = await oneRoute('start');
+  const to = other(wz);
+  await drcSettled('before the workload switch');
+  const scratch = mkdtempSync(join(tmpdir(), 'g4-acks-'));
+  try {
+    const acks = join(scratch, 'acks.jsonl');
+    const wl = sb.run(['--json', 'sandbox', 'workload', '--tps', '40', '--seconds', '8s', '--progress', '0', '--ack-log', acks], { timeoutMs: 120_000 });
+    await new Promise((res) => setTimeout(res, 2500));
+    // --max-lag: DRC's lag under this machine's load is not what this test is about
+    const r = await sb.run(['--json', 'gz', 'switch', '--to', to, '--execute', '--max-lag', '30s']);
+    const w = await wl;
+    assert.equal(r.code, 0, show(r));
+    assert.equal(w.code, 0, show(w));
+    const flipVersion: number = r.json().routesVersion;
+    const lines = readFileSync(acks, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { zone: string; version: number; foreign?: boolean });
+    const own = lines.filter((l) => !l.foreign);
+    assert.ok(own.some((l) => l.version >= flipVersion), 'writes after the flip');
+    assert.ok(own.some((l) => l.version < flipVersion - 1), 'writes before the block');
+    for (const l of own) assert.equal(l.zone, l.version >= flipVersion ? to : wz, JSON.stringify(l));
+    assert.ok(!own.some((l) => l.version === flipVersion - 1), 'none written under the blocked version');
+    assert.equal(await oneRoute('after the workload switch'), to);
+    await drcWaitAll(sb, ZONES);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 });

@@ -5,7 +5,7 @@
 import type { Ctx } from '../context.js';
 import { loadTopology, type Topology, type ResolvedNode } from '../config/load.js';
 import { sameServer, describeAddress } from '../config/dsn.js';
-import type { Db } from '../db/connect.js';
+import { Db } from '../db/connect.js';
 import { parseMariaPos } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
@@ -57,6 +57,59 @@ export function ownGtid(pos: string | null | undefined, domain: number | null): 
   if (domain === null) return '';
   const g = parseMariaPos(pos ?? '').get(domain);
   return g ? `${g.domain}-${g.server}-${g.seq}` : '';
+}
+
+/** A kept connection: its close() leaves it open for the next step (KeptConnections closes it). */
+class KeptDb extends Db {
+  override async close(): Promise<void> {}
+  shut(): Promise<void> {
+    return Db.prototype.close.call(this);
+  }
+  get broken(): boolean {
+    const c = this.conn as unknown as { _fatalError?: unknown; _closing?: boolean };
+    return Boolean(c._fatalError || c._closing);
+  }
+}
+
+/**
+ * Connections kept across the steps inside a switch's write-unavailable window: a fresh one per
+ * use (the file parsed, a handshake) cost tens of ms each under load, and publishRoutes opens two
+ * per zone. `ctx` hands them out (one per server; close() leaves them open); open() before the
+ * window; closeAll() at the end of the run. A broken one is replaced at the next use. Only for
+ * callers that run one statement or transaction at a time per server (routes, DRC's wait, our own
+ * reads): a session setting one of them makes would be seen by the next.
+ */
+export class KeptConnections {
+  private readonly open = new Map<string, Promise<KeptDb>>();
+  readonly ctx: Ctx;
+  constructor(private readonly base: Ctx) {
+    this.ctx = { ...base, connect: (n: ResolvedNode) => this.get(n) };
+  }
+
+  async get(n: ResolvedNode): Promise<Db> {
+    const key = addrOf(n);
+    const cur = this.open.get(key);
+    if (cur) {
+      const db = await cur.catch(() => undefined);
+      if (db && !db.broken) return db;
+      this.open.delete(key);
+    }
+    const next = this.base.connect(n).then((db) => new KeptDb(db.conn, db.ep));
+    next.catch(() => this.open.delete(key));
+    this.open.set(key, next);
+    return next;
+  }
+
+  /** open the connections to these servers now (before the window) */
+  async prepare(nodes: ResolvedNode[]): Promise<void> {
+    await Promise.all(nodes.map((n) => this.get(n).catch(() => undefined)));
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((d) => d.then((x) => x.shut()).catch(() => undefined)));
+  }
 }
 
 // ---------------------------------------------------------------- the write-unavailable window
@@ -232,7 +285,7 @@ export interface Driven {
  * before the point of no return, stopped after it; the process waits for that (bounded) before
  * it exits, so a block is never left to die with it when it can be undone.
  */
-export async function driveGz<P>(ctx: Ctx, o: { cluster: string; topologyPath: string; kind: JobKind; home: ResolvedNode; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (jobId: string) => Plan<P> }): Promise<Driven> {
+export async function driveGz<P>(ctx: Ctx, o: { cluster: string; topologyPath: string; kind: JobKind; home: ResolvedNode; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (jobId: string) => Plan<P>; close?: () => Promise<void> }): Promise<Driven> {
   const ao: Parameters<typeof acquireJob>[1] = { cluster: o.cluster, kind: o.kind, targets: [CLUSTER_TARGET], zones: [{ zone: o.home.zone, node: o.home }], phase: o.mode === 'run' ? o.kind : o.mode };
   if (o.mode !== 'run') ao.resume = true;
   if (o.leaseMs !== undefined) ao.leaseMs = o.leaseMs;
@@ -281,6 +334,7 @@ export async function driveGz<P>(ctx: Ctx, o: { cluster: string; topologyPath: s
     const summary = await readJob(journal, job.id).catch(() => undefined);
     return { result, jobId: job.id, summary };
   } finally {
+    await o.close?.().catch(() => undefined);
     await journalDb.close().catch(() => undefined);
   }
 }

@@ -13,10 +13,11 @@ import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import { sameServer } from '../config/dsn.js';
 import { editTopologyFile } from '../config/editor.js';
+import { ensureStateSchema } from '../state/schema.js';
 import { serverInfo } from '../db/server.js';
 import type { Db } from '../db/connect.js';
 import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type WriteBlock, type SessionInfo } from '../db/write-block.js';
-import { routingTarget } from '../proxy/index.js';
+import { routingTarget, type RoutingTarget } from '../proxy/index.js';
 import type { Plan, Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
@@ -26,7 +27,7 @@ import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from 
 import { verifyRows, lastVerifiedPositions, binlogPositions, type VerifyReport } from '../dcp/index.js';
 import {
   refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz,
-  type GzNodeRef, type GzJobReport, type WindowGroups,
+  KeptConnections, type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
 export const GZ_SWITCH_KIND = 'gz-switch';
@@ -117,7 +118,7 @@ const WINDOW: WindowGroups = {
   block: ['block-routes', 'block-writes', 'final-position'],
   drain: ['drain'],
   verify: ['verify', 'reverse-drc'],
-  flip: ['flip', 'move-proxies'],
+  flip: ['flip'],
 };
 
 // ---------------------------------------------------------------- assessment (nothing changed)
@@ -273,8 +274,29 @@ export async function assessGzSwitch(ctx: Ctx, o: GzSwitchOptions): Promise<Asse
 const routeTo = (r: Routes, zone: string, state: Routes['state']): Routes => ({ ...r, writeZone: zone, state });
 
 /** The switch's steps; `live` carries the block and the positions between steps of one run (gone after a crash). */
-export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusals: string[] = []): Plan<GzSwitchParams> {
-  const live: { block?: WriteBlock; verifiedTo?: Record<string, string>; blockedVersion?: number } = {};
+export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<GzSwitchParams> {
+  const live: { block?: WriteBlock; verifiedTo?: Record<string, string>; blocked?: Routes; t?: Topology; proxies?: RoutingTarget[] } = {};
+  // inside the window: the kept connections, and the file as parsed before it
+  const k = kept?.ctx ?? ctx;
+  const inWindow = <T>(ref: GzNodeRef, fn: (db: Db) => Promise<T>) => k.connect(nodeAt(live.t ?? topo(), p.cluster, ref)).then(async (db) => {
+    try {
+      return await fn(db);
+    } finally {
+      await db.close().catch(() => undefined);
+    }
+  });
+  const proxiesOf = (t: Topology) => p.zones.map((z) => routingTarget(t, p.cluster, z)).filter((x): x is RoutingTarget => !!x);
+  /** every zone's proxy writes to `ref`'s master (the sessions to the previous one closed) */
+  const moveProxiesTo = async (targets: RoutingTarget[], ref: GzNodeRef): Promise<string[]> => {
+    const to = { name: ref.name, host: ref.host, port: ref.port };
+    return Promise.all(targets.map(async (target) => {
+      const now0 = await target.currentWrite();
+      if (!now0 || !sameServer(now0, ref)) await target.moveWrite(to, { killExisting: true });
+      const now = now0 && sameServer(now0, ref) ? now0 : await target.currentWrite();
+      if (!now || !sameServer(now, ref)) throw runtimeError(`${target.label} still routes writes to ${now ? now.name : 'nowhere'} after moving them to ${ref.name}`, { hint: 'see the proxy (ezctl sandbox status / its runtime API), then resume the job' });
+      return target.label;
+    }));
+  };
   const topo = () => freshTopology(p.topologyPath);
   const on = <T>(ref: GzNodeRef, fn: (db: Db) => Promise<T>) => withNode(ctx, p.topologyPath, p.cluster, ref, fn);
   const pair: [string, string] = [p.from, p.to];
@@ -336,17 +358,29 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     name: 'block-routes',
     describe: () => ({ does: `publish the routing table with ${p.from} blocked to every zone (clients following it stop writing); DRC's illegal-write report judges from it` }),
     async do(sc) {
-      // the floor of the drain, measured before the window
-      const lag = await new DrcClient(ctx, topo(), p.cluster).lag().then((l) => l.find((x) => x.from === p.from && x.to === p.to)?.lagMs ?? null, () => null);
-      const drcLagAtBlockMs = lag === null ? null : Math.max(0, lag - DEFAULT_DRC_HEARTBEAT_MS);
+      // before the window: the file parsed, the connections and proxies the window uses opened,
+      // the routes read (publishRoutes refuses anyway if a higher version appeared since)
       const t = topo();
+      live.t = t;
+      live.proxies = proxiesOf(t);
+      await kept?.prepare(p.zones.map((z) => t.master(p.cluster, z)));
+      // the state tables looked at once per kept connection, here (publishAt asks at every write)
+      if (kept) await Promise.all(p.zones.map((z) => k.connect(t.master(p.cluster, z)).then(ensureStateSchema).catch(() => undefined)));
+      const rr = await readRoutes(k, t, p.cluster);
+      // the floor of the drain: DRC source->target's lag as the daemon here measures it (the last
+      // heartbeat's trip, or the time since it when they stop), else the age of the newest
+      // heartbeat at the target (an upper bound: up to one heartbeat interval more)
+      const drc = new DrcClient(k, t, p.cluster);
+      const st = await drc.daemonStatus().catch(() => null);
+      const d = st?.directions.find((x) => x.from === p.from && x.to === p.to);
+      const drcLagAtBlockMs = d ? d.lagMs : await drc.lag().then((l) => l.find((x) => x.from === p.from && x.to === p.to)?.lagMs ?? null, () => null);
       const t0 = Date.now();
-      const rr = await readRoutes(ctx, t, p.cluster);
       if (rr.routes.version !== p.routesVersion) {
         throw refused(`the routing table of ${p.cluster} changed since the switch was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the switch again: it plans from the new version' });
       }
-      const res = await publishRoutes(ctx, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal });
-      live.blockedVersion = res.routes.version;
+      // the file keeps no blocked state: nothing to mirror
+      const res = await publishRoutes(k, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal, noFileMirror: true });
+      live.blocked = res.routes;
       return { version: res.routes.version, written: res.written, drcLagAtBlockMs, span: spanOf(t0) };
     },
     async undo() {
@@ -387,7 +421,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       if (!live.block) throw runtimeError(`the write block on ${p.source.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
       const finalPosition = await live.block.finalPosition();
       const holder = live.block.holderId;
-      const killed = await on(p.source, async (db) => {
+      const killed = await inWindow(p.source, async (db) => {
         const ours = new Set([holder]);
         const { rows } = await listSessions(db);
         const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
@@ -407,7 +441,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async do(sc) {
       const t0 = Date.now();
       sc.waitingFor(`DRC ${p.from}->${p.to} to apply the final position`);
-      const w = await new DrcClient(ctx, topo(), p.cluster).wait(p.from, p.to, p.timeoutMs);
+      const w = await new DrcClient(k, live.t ?? topo(), p.cluster).wait(p.from, p.to, p.timeoutMs);
       return { reached: w.reached, target: w.target, waitedMs: w.waitedMs, span: spanOf(t0) };
     },
   };
@@ -439,7 +473,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     describe: () => ({ does: `check DRC ${p.to}->${p.from} runs (not stopped, paused or on an error): it carries ${p.to}'s writes back to ${p.from} once the switch is done` }),
     async do() {
       const t0 = Date.now();
-      const drc = new DrcClient(ctx, topo(), p.cluster);
+      const drc = new DrcClient(k, live.t ?? topo(), p.cluster);
       const st = await drc.daemonStatus().catch(() => null);
       if (st) {
         const d = st.directions.find((x) => x.from === p.to && x.to === p.from);
@@ -459,18 +493,24 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
   const flip: Step<GzSwitchParams> = {
     name: 'flip',
     pointOfNoReturn: true,
-    describe: () => ({ does: `publish the routing table with ${p.to} the write zone, active, to every zone but ${p.from} (POINT OF NO RETURN: clients write at ${p.to} from here)` }),
+    describe: () => ({ does: `publish the routing table with ${p.to} the write zone, active, to every zone but ${p.from}, and move every zone's proxy write route to ${p.target.name}, at once (POINT OF NO RETURN: writes go to ${p.to} from here)` }),
     async do() {
       const t0 = Date.now();
-      const t = topo();
-      const rr = await readRoutes(ctx, t, p.cluster);
-      const r = rr.routes;
-      if (r.writeZone === p.to && r.state === 'active' && r.version > p.routesVersion) return { version: r.version, already: true, span: spanOf(t0) };
-      if (!(r.writeZone === p.from && r.state === 'blocked' && r.job === jobId)) {
+      const t = live.t ?? topo();
+      // the version this run published at the block (no read inside the window: publishRoutes
+      // refuses it if another writer published a higher one since); read after a crash
+      const r = live.blocked ?? (await readRoutes(k, t, p.cluster)).routes;
+      const already = r.writeZone === p.to && r.state === 'active' && r.version > p.routesVersion;
+      if (!already && !(r.writeZone === p.from && r.state === 'blocked' && r.job === jobId)) {
         throw refused(`the routing table of ${p.cluster} is not the one this switch blocked (version ${r.version}: ${r.reason}): another writer changed it`, { hint: 'nothing flipped; see `ezctl gz routes`' });
       }
-      const res = await publishRoutes(ctx, t, p.cluster, routeTo(r, p.to, 'active'), { expectVersion: r.version, required: p.zones.filter((z) => z !== p.from), skip: [p.from], jobId, reason: `gz switch ${jobId}: flip to ${p.to}` });
-      return { version: res.routes.version, written: res.written, span: spanOf(t0) };
+      // the routes and the proxies together: a client following the table and one going through a
+      // proxy find the target at the same moment (the file's writerZone follows in routes-everywhere)
+      const [res, proxies] = await Promise.all([
+        already ? Promise.resolve({ routes: r, written: [] as string[] }) : publishRoutes(k, t, p.cluster, routeTo(r, p.to, 'active'), { expectVersion: r.version, required: p.zones.filter((z) => z !== p.from), skip: [p.from], jobId, reason: `gz switch ${jobId}: flip to ${p.to}`, noFileMirror: true }),
+        moveProxiesTo(live.proxies ?? proxiesOf(t), p.target),
+      ]);
+      return { version: res.routes.version, written: res.written, proxies, span: spanOf(t0) };
     },
     async check() {
       // any zone holding a version that names the target the write zone: the flip took place
@@ -482,25 +522,17 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       }
       return false;
     },
+    async undo() {
+      // the routes did not flip (check said so): the proxies moved with them go back to the source
+      await moveProxiesTo(proxiesOf(topo()), p.source);
+    },
   };
 
   const moveProxies: Step<GzSwitchParams> = {
     name: 'move-proxies',
-    describe: () => ({ does: `move every zone's proxy write route to ${p.to}'s master ${p.target.name} (sessions to ${p.source.name} closed)` }),
+    describe: () => ({ does: `check every zone's proxy writes to ${p.to}'s master ${p.target.name} (moved by the flip; after a crash moved here)` }),
     async do() {
-      const t0 = Date.now();
-      const t = topo();
-      const moved: string[] = [];
-      const to = { name: p.target.name, host: p.target.host, port: p.target.port };
-      await Promise.all(p.zones.map(async (z) => {
-        const target = routingTarget(t, p.cluster, z);
-        if (!target) return;
-        await target.moveWrite(to, { killExisting: true });
-        const now = await target.currentWrite();
-        if (!now || !sameServer(now, p.target)) throw runtimeError(`${target.label} still routes writes to ${now ? now.name : 'nowhere'} after moving them to ${p.target.name}`, { hint: 'see the proxy (ezctl sandbox status / its runtime API), then resume the job' });
-        moved.push(target.label);
-      }));
-      return { proxies: moved, span: spanOf(t0) };
+      return { proxies: await moveProxiesTo(proxiesOf(topo()), p.target) };
     },
   };
 
@@ -591,7 +623,7 @@ async function finishReport(ctx: Ctx, r: GzSwitchReport, p: GzSwitchParams, d: A
       sourceOwnAtBlock: typeof fp?.sourceOwnAtBlock === 'string' ? fp.sourceOwnAtBlock : null,
       sourceOwnAfter: sourceAfter === null ? null : ownGtid(sourceAfter, p.sourceDomain),
       verify: v ? { keysCompared: Number(v.keysCompared ?? 0), tablesCompared: Number(v.tablesCompared ?? 0), differences: (v.differences as VerifyReport['differences'] | undefined) ?? [] } : null,
-      proxies: (done.get('move-proxies')?.proxies as string[] | undefined) ?? [],
+      proxies: (done.get('flip')?.proxies as string[] | undefined) ?? (done.get('move-proxies')?.proxies as string[] | undefined) ?? [],
     };
   }
   return r;
@@ -632,7 +664,8 @@ export async function gzSwitch(ctx: Ctx, o: GzSwitchOptions): Promise<GzSwitchRe
     return r;
   }
   if (!o.execute || !params) return r;
-  const d = await driveGz(ctx, { cluster: params.cluster, topologyPath: params.topologyPath, kind: GZ_SWITCH_KIND, home: await homeOf(ctx, params), mode: 'run', refusals: a.refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => gzSwitchPlan(ctx, params, id, a.refusals) });
+  const kept = new KeptConnections(ctx);
+  const d = await driveGz(ctx, { cluster: params.cluster, topologyPath: params.topologyPath, kind: GZ_SWITCH_KIND, home: await homeOf(ctx, params), mode: 'run', refusals: a.refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => gzSwitchPlan(ctx, params, id, a.refusals, kept), close: () => kept.closeAll() });
   return finishReport(ctx, r, params, d);
 }
 
