@@ -16,7 +16,7 @@ export function registerDrc(program: Command): void {
     .option('--detach', 'run in the background; pid, log and control socket under the state dir')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>/metrics', integer(1, 65535))
     .option('--replicate-ddl', 'replicate DDL too (default: report it; schema changes go through ezctl osc)')
-    .option('--block-illegal', 'do not replicate writes to shards another zone owns (they are always reported)')
+    .option('--block-illegal', 'do not replicate illegal writes (a shard another zone owns or a blocked one, a global cluster\'s write at a zone other than the write zone, by the routing table as of each write); they are always reported')
     .option('--skip-errors', 'log and skip a transaction the target refuses, instead of stopping that direction')
     .addHelpText('after', examples('ezctl drc start --cluster demo', 'ezctl drc start --cluster demo --detach --metrics-port 9104'))
     .action(action(async (ctx, o: { cluster?: string; detach?: boolean; metricsPort?: number; replicateDdl?: boolean; blockIllegal?: boolean; skipErrors?: boolean }) => {
@@ -28,7 +28,7 @@ export function registerDrc(program: Command): void {
 
   drc
     .command('status')
-    .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, last error and its time; exit 3 unless every direction runs')
+    .description('per direction: state, positions, lag now and p99, rates, conflicts, illegal writes, the routing table version it judges them by, last error and its time; exit 3 unless every direction runs')
     .option(...CLUSTER_OPTION)
     .option('--watch', 'refresh every --interval (live view on a terminal, plain lines otherwise)')
     .addOption(durationOption('--interval <duration>', 'refresh interval for --watch', { bare: 's', default: '1s' }))

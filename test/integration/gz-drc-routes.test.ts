@@ -8,31 +8,23 @@ import assert from 'node:assert/strict';
 import { show } from '../helpers/cli.js';
 import { eventually, startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStatus, drcStop, drcWaitAll, patchTopology, sqlOn } from '../helpers/drc.js';
+import { makeCtx, type Ctx } from '../../src/core/context.js';
+import { publishAt, publishRoutes, readRoutes, withShards, type Routes } from '../../src/core/routes/index.js';
 
 let sb: TestSandbox;
 let pid: number | undefined;
 const ZONES = ['bj', 'sh'];
-const SHARD_TABLES = { 'ezdemo.users': 'shard_id', 'ezdemo.merchants': 'shard_id', 'ezdemo.riders': 'shard_id', 'ezdemo.orders': 'shard_id', 'ezdemo.order_items': 'shard_id' };
 
-/** The routes row as gz publishes it (contract R1): one conditional statement, binlogged, at one zone master. */
-async function publishAt(node: string, doc: Record<string, unknown>): Promise<void> {
-  const db = await sb.db(node);
-  try {
-    await db.exec(
-      'INSERT INTO _ezctl.gz_routes (cluster, version, doc) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE doc = IF(version < VALUES(version), VALUES(doc), doc), version = GREATEST(version, VALUES(version))',
-      ['demo', doc.version as number, JSON.stringify(doc)],
-    );
-  } finally {
-    await db.close();
-  }
-}
+const newCtx = (): Ctx => makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
 
-function sharding(version: number, shards: Array<[number, number, string, string?]>, missedBy: string[] = []): Record<string, unknown> {
-  return {
-    cluster: 'demo', model: 'sharding', version, writeZone: null, state: 'active',
-    shards: shards.map(([from, to, zone, state]) => ({ from, to, zone, state: state ?? 'active' })),
-    tables: SHARD_TABLES, missedBy, job: null, reason: 'test', publishedAt: new Date().toISOString(),
-  };
+/** Publish to every zone as a gz job does (R1's publishRoutes): the next version of what the zones hold. */
+async function publish(change: (r: Routes) => Routes, reason: string): Promise<Routes> {
+  const ctx = newCtx();
+  const topo = await ctx.topology();
+  const read = await readRoutes(ctx, topo, 'demo');
+  const r = await publishRoutes(ctx, topo, 'demo', change(read.routes), { expectVersion: read.routes.version, required: ZONES, reason });
+  assert.deepEqual(r.written.sort(), ZONES);
+  return r.routes;
 }
 
 async function illegal(node: string, pipeline: string): Promise<Array<{ key: unknown; shard: string | null; owner: string | null; why: string; version: string }>> {
@@ -49,11 +41,6 @@ const direction = async (from: string) => (await drcStatus(sb)).directions.find(
 
 before(async () => {
   sb = await startSandbox({ zones: ZONES, replicas: 0, load: 200 });
-  // the routing table (R1 creates it in _ezctl): here by hand, unlogged, before DRC reads anything
-  for (const m of ['bj-master', 'sh-master']) {
-    await sqlOn(sb, m, 'SET SESSION sql_log_bin = 0', 'CREATE DATABASE IF NOT EXISTS _ezctl',
-      'CREATE TABLE IF NOT EXISTS _ezctl.gz_routes (cluster VARCHAR(64) NOT NULL PRIMARY KEY, version BIGINT NOT NULL, doc JSON NOT NULL, published_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
-  }
   pid = await drcStart(sb);
   await drcWaitAll(sb, ZONES);
 });
@@ -69,8 +56,8 @@ test('sharding: a write to shard 3 at bj before the flip of 0-7 to sh is legal t
   assert.equal(r.code, 0, show(r));
   // users: shard_id = id % 64; 3 and 67 are shard 3 (bj's in the file)
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'before the flip' WHERE id = 3");
-  const flip = sharding(1, [[0, 7, 'sh'], [8, 31, 'bj'], [32, 63, 'sh']]);
-  for (const m of ['bj-master', 'sh-master']) await publishAt(m, flip);
+  const flip = await publish((r) => withShards(r, [[0, 7]], { zone: 'sh' }), 'test: flip 0-7 to sh');
+  assert.equal(flip.version, 1);
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'after the flip' WHERE id = 67");
   // a shard bj still owns: legal
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'still bj' WHERE id = 8");
@@ -95,8 +82,8 @@ test('sharding: a write to shard 3 at bj before the flip of 0-7 to sh is legal t
 });
 
 test('sharding: a blocked shard range makes a write at its owner illegal', async () => {
-  const block = sharding(2, [[0, 7, 'sh'], [8, 15, 'bj', 'blocked'], [16, 31, 'bj'], [32, 63, 'sh']]);
-  for (const m of ['bj-master', 'sh-master']) await publishAt(m, block);
+  const block = await publish((r) => withShards(r, [[8, 15]], { state: 'blocked' }), 'test: block 8-15');
+  assert.equal(block.version, 2);
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'while blocked' WHERE id = 9", "UPDATE ezdemo.users SET name = 'not blocked' WHERE id = 16");
   await drcWaitAll(sb, ZONES);
   const rows = await illegal('sh-master', 'demo:bj->sh');
@@ -105,7 +92,16 @@ test('sharding: a blocked shard range makes a write at its owner illegal', async
 
 test('sharding: a version whose missedBy names bj (published while it was down) judges bj\'s writes at once', async () => {
   // 16-23 moved to sh while bj was "down": the row reaches sh only; bj's binlog keeps version 2
-  for (const m of ['sh-master']) await publishAt(m, sharding(3, [[0, 7, 'sh'], [8, 15, 'bj'], [16, 23, 'sh'], [24, 31, 'bj'], [32, 63, 'sh']], ['bj']));
+  // (what publishRoutes writes when bj does not answer: missedBy [bj], written at sh only)
+  const ctx = newCtx();
+  const v2 = (await readRoutes(ctx, await ctx.topology(), 'demo')).routes;
+  const moved: Routes = { ...withShards(v2, [[16, 23]], { zone: 'sh' }), version: 3, missedBy: ['bj'], reason: 'test: 16-23 to sh, bj down', publishedAt: new Date().toISOString() };
+  const sh = await sb.db('sh-master');
+  try {
+    assert.equal(await publishAt(sh, moved), true);
+  } finally {
+    await sh.close();
+  }
   await eventually(async () => {
     const d = await direction('bj');
     return d.routesVersion === 3 && d.routesMissed === true;
@@ -121,7 +117,7 @@ test('sharding: a version whose missedBy names bj (published while it was down) 
 test('global: a write at a zone other than the write zone is reported (the file first, then the table)', async () => {
   await drcStop(sb, pid);
   pid = undefined;
-  for (const m of ['bj-master', 'sh-master']) await sqlOn(sb, m, 'SET SESSION sql_log_bin = 0', 'DELETE FROM _ezctl.gz_routes', 'DELETE FROM _ezctl.drc_illegal_writes');
+  for (const m of ['bj-master', 'sh-master']) await sqlOn(sb, m, 'SET SESSION sql_log_bin = 0', 'DELETE FROM _ezctl.gz_routes', 'DELETE FROM _ezctl.gz_routes_log', 'DELETE FROM _ezctl.drc_illegal_writes');
   patchTopology(sb, (doc) => {
     doc.setIn(['clusters', 'demo', 'model'], 'global');
     doc.setIn(['clusters', 'demo', 'writerZone'], 'bj');
@@ -135,8 +131,8 @@ test('global: a write at a zone other than the write zone is reported (the file 
   assert.deepEqual(await illegal('bj-master', 'demo:sh->bj'), [{ key: { id: 5 }, shard: null, owner: 'bj', why: 'not-write-zone', version: '0' }]);
   assert.deepEqual(await illegal('sh-master', 'demo:bj->sh'), []);
   // the write zone moves to sh (a switch's flip): bj's writes are now the illegal ones
-  const doc = { cluster: 'demo', model: 'global', version: 1, writeZone: 'sh', state: 'active', shards: [], tables: {}, missedBy: [], job: null, reason: 'test', publishedAt: new Date().toISOString() };
-  for (const m of ['bj-master', 'sh-master']) await publishAt(m, doc);
+  const flipped = await publish((r) => ({ ...r, writeZone: 'sh' }), 'test: write zone to sh');
+  assert.equal(flipped.version, 1);
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.merchants SET name = 'bj after the flip' WHERE id = 7");
   await sqlOn(sb, 'sh-master', "UPDATE ezdemo.merchants SET name = 'sh after the flip' WHERE id = 8");
   await drcWaitAll(sb, ZONES);

@@ -118,6 +118,21 @@ test('a shard restriction compares only those shards\' rows: a difference outsid
   );
 });
 
+test('a window ends at its `to`: a change after it is left out, though the reader gets it in the same burst', async () => {
+  const from = await binlogPositions(ctx, 'demo', ['bj', 'sh']);
+  await sqlOn(sb, 'sh-master', "UPDATE ezdemo.riders SET name = 'in the window', drc_ts = drc_ts WHERE id = 21");
+  const to = await binlogPositions(ctx, 'demo', ['bj', 'sh']);
+  await sqlOn(sb, 'sh-master', "UPDATE ezdemo.riders SET name = 'after the window', drc_ts = drc_ts WHERE id = 22");
+  const r = await verifyRows(ctx, { cluster: 'demo', zones: ['bj', 'sh'], window: { from, to }, settleMs: 0 });
+  assert.deepEqual(r.differences.map((d) => d.key), [{ id: 21 }]);
+  assert.equal(r.keysCompared, 1);
+  assert.deepEqual(r.positions, to);
+  // the next window, from there, has the other
+  const next = await verifyRows(ctx, { cluster: 'demo', zones: ['bj', 'sh'], window: { from: to }, settleMs: 0 });
+  assert.deepEqual(next.differences.map((d) => d.key), [{ id: 22 }]);
+  await sqlOn(sb, 'bj-master', "UPDATE ezdemo.riders SET name = 'in the window', drc_ts = drc_ts WHERE id = 21", "UPDATE ezdemo.riders SET name = 'after the window', drc_ts = drc_ts WHERE id = 22");
+});
+
 test('lastVerifiedPositions is where check incr stopped; saveAsVerified moves it only after a consistent window that starts there', async () => {
   const last = await lastVerifiedPositions(ctx, 'demo', ['bj', 'sh']);
   const stored = await incrPositions();

@@ -2,12 +2,14 @@
 // condition a whole-table verify uses (dcp/verify.ts): pure logic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveRoutes, judgeWrite, parseRoutesDoc, routesFromChange, RoutesBoard, type RoutesDoc } from '../../src/core/drc/routes-judge.js';
+import { effectiveRoutes, judgeWrite, routesFromChange, RoutesBoard } from '../../src/core/drc/routes-judge.js';
+import type { Routes } from '../../src/core/routes/index.js';
 import { shardWhere } from '../../src/core/dcp/verify.js';
 
 const TABLES = { 'db.t': 'shard_id' };
-const sharding = (version: number, shards: RoutesDoc['shards'], missedBy: string[] = []): RoutesDoc => ({ cluster: 'c', model: 'sharding', version, writeZone: null, state: 'active', shards, tables: TABLES, missedBy });
-const global = (version: number, writeZone: string, state: RoutesDoc['state'] = 'active', missedBy: string[] = []): RoutesDoc => ({ cluster: 'c', model: 'global', version, writeZone, state, shards: [], tables: {}, missedBy });
+const META = { job: null, reason: 'test', publishedAt: '2026-01-01T00:00:00.000Z' };
+const sharding = (version: number, shards: Routes['shards'], missedBy: string[] = []): Routes => ({ cluster: 'c', model: 'sharding', version, writeZone: null, state: 'active', shards, tables: TABLES, missedBy, ...META });
+const global = (version: number, writeZone: string, state: Routes['state'] = 'active', missedBy: string[] = []): Routes => ({ cluster: 'c', model: 'global', version, writeZone, state, shards: [], tables: {}, missedBy, ...META });
 
 test('sharding: a write to another zone\'s shard, a blocked shard, or no shard is illegal; the owner\'s is not', () => {
   const r = sharding(4, [{ from: 0, to: 7, zone: 'sh', state: 'active' }, { from: 8, to: 15, zone: 'bj', state: 'blocked' }, { from: 16, to: 31, zone: 'bj', state: 'active' }]);
@@ -33,17 +35,16 @@ test('global: a write at a zone other than the write zone is illegal, at the wri
   assert.equal(judgeWrite(global(3, 'bj', 'blocked'), 'bj', '_ezctl', 'drc_heartbeat', { zone: 'bj' }, {}), undefined);
 });
 
-test('a routes row from the binlog: the cluster\'s only, its doc as text, JSON or bytes; anything else is not one', () => {
-  const doc = { ...global(5, 'sh'), job: 'j1', reason: 'x', publishedAt: '2026-01-01T00:00:00.000Z' };
+test("a routes row from the binlog: the cluster's only, its version column the authority, its doc as text or bytes; anything else is not one", () => {
+  const doc = global(5, 'sh');
   const text = JSON.stringify(doc);
-  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'c', version: 5, doc: text } }, 'c')?.version, 5);
-  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: Buffer.from('c'), doc: Buffer.from(text) } }, 'c')?.writeZone, 'sh');
-  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'other', doc: text } }, 'c'), undefined);
+  assert.deepEqual(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'c', version: 5, doc: text } }, 'c'), doc);
+  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: Buffer.from('c'), version: 6n, doc: Buffer.from(text) } }, 'c')?.version, 6);
+  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'other', version: 5, doc: text } }, 'c'), undefined);
   assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: null }, 'c'), undefined);
-  assert.equal(routesFromChange({ schema: 'db', table: 'gz_routes', after: { cluster: 'c', doc: text } }, 'c'), undefined);
-  assert.equal(parseRoutesDoc('{not json', 'c'), undefined);
-  assert.equal(parseRoutesDoc(JSON.stringify({ ...doc, version: 'x' }), 'c'), undefined);
-  assert.deepEqual(parseRoutesDoc(doc, 'c'), global(5, 'sh'));
+  assert.equal(routesFromChange({ schema: 'db', table: 'gz_routes', after: { cluster: 'c', version: 5, doc: text } }, 'c'), undefined);
+  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'c', version: 5, doc: '{not json' } }, 'c'), undefined);
+  assert.equal(routesFromChange({ schema: '_ezctl', table: 'gz_routes', after: { cluster: 'c', version: 5, doc: JSON.stringify({ ...doc, cluster: 'd' }) } }, 'c'), undefined);
 });
 
 test('a version a zone missed judges its writes once seen anywhere, unless its own stream has a newer one', () => {

@@ -283,9 +283,11 @@ export async function collectWindowKeys(
   const positions: WindowKeys['positions'] = {};
   // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
   const checked = (schema: string, table: string) => (identities.has(`${schema}.${table}`) || unchecked.has(`${schema}.${table}`)) && matcher(schema, table);
-  for (const w of windows) {
-    positions[w.zone] = { from: w.from ?? w.to, to: w.to, changes: 0 };
-    if (w.from === null) continue;
+  for (const w of windows) positions[w.zone] = { from: w.from ?? w.to, to: w.to, changes: 0 };
+  // every zone's binlog at once: a switch verifies with writes blocked, each reader's start (a
+  // connection, the server finding the GTID in its binlog) is time the clients wait
+  await Promise.all(windows.map(async (w) => {
+    if (w.from === null) return;
     positions[w.zone]!.changes = await readChanges(w, w.from, w.to, checked, (tx) => {
       if (tx.domain !== (w.info.gtidDomainId ?? 0)) return 0;
       let n = 0;
@@ -309,7 +311,7 @@ export async function collectWindowKeys(
       }
       return n;
     }, o.signal, o.during);
-  }
+  }));
   return { keys, changedUnchecked, positions };
 }
 
@@ -360,7 +362,8 @@ async function readChanges(
         onTx: (tx) => {
           if (stopping) return;
           seen.advance(tx.gtid);
-          counted += onTx(tx);
+          // past the window's end (read in the same burst before the reader stops): the next window's
+          if (tx.domain === undefined || tx.seq <= target.seqOf(tx.domain)) counted += onTx(tx);
           setImmediate(finish);
         },
         onError: (e) =>

@@ -25,7 +25,8 @@ import { CHECKPOINT_TABLE, CONFLICTS_TABLE, EVENTS_TABLE, HEARTBEAT_TABLE, ILLEG
 import { writeAsDrc } from '../cluster/session.js';
 import { retryOnLockConflict } from '../apply/applier.js';
 import type { StopReason, StoppedOn } from './client.js';
-import { judgeWrite, type IllegalWhy, type RoutesDoc } from './routes-judge.js';
+import type { Routes } from '../routes/index.js';
+import { judgeWrite, type IllegalWhy } from './routes-judge.js';
 
 export interface TableMeta {
   schema: string;
@@ -56,7 +57,7 @@ export interface ApplierConfig {
   targetRank: number;
   tsColumn: string;
   /** version 0 (no routing table row): the topology file's routes; its shard tables are the fallback of a document without them */
-  fileRoutes: RoutesDoc;
+  fileRoutes: Routes;
   blockIllegal: boolean;
 }
 
@@ -65,7 +66,7 @@ export interface QueuedTx {
   /** the full source position once this transaction is processed */
   positionAfter: string;
   /** the routing table in effect where the source committed it (default: the file's, version 0) */
-  routes?: RoutesDoc;
+  routes?: Routes;
 }
 
 export interface ConflictRecord {
@@ -349,7 +350,7 @@ export class Applier {
     await this.checkpoint(last.positionAfter, last.tx.gtid, batch.length);
 
     // Every table and key this batch touches, read and locked up front.
-    const changes: Array<{ c: RowChange; gtid: string; m: TableMeta; routes: RoutesDoc }> = [];
+    const changes: Array<{ c: RowChange; gtid: string; m: TableMeta; routes: Routes }> = [];
     for (const q of batch) {
       for (const c of q.tx.changes) changes.push({ c, gtid: q.tx.gtid, m: await this.metaFor(c, q.tx.gtid), routes: q.routes ?? this.cfg.fileRoutes });
     }
@@ -453,7 +454,7 @@ export class Applier {
    * write to a shard another zone owns or a blocked one, or, in a global cluster, a write at a
    * zone other than the write zone (routes-judge.ts).
    */
-  private illegal(c: RowChange, m: TableMeta, gtid: string, routes: RoutesDoc, res: BatchResult): boolean {
+  private illegal(c: RowChange, m: TableMeta, gtid: string, routes: Routes, res: BatchResult): boolean {
     const row = c.after ?? c.before!;
     const j = judgeWrite(routes, this.cfg.sourceZone, m.schema, m.table, row, this.cfg.fileRoutes.tables);
     if (!j) return false;

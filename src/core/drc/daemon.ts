@@ -22,7 +22,8 @@ import { drcDomainFor, withDrcWrites } from '../cluster/session.js';
 import { Pipeline } from './pipeline.js';
 import { drcJob, drcSocket, drcStateDir, type DaemonStatus } from './client.js';
 import { rotateLog } from './log-summary.js';
-import { fileRoutes, RoutesBoard } from './routes-judge.js';
+import { routesFromTopology } from '../routes/index.js';
+import { RoutesBoard } from './routes-judge.js';
 
 export interface DrcStartOptions {
   cluster?: string;
@@ -172,7 +173,7 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
           sourceRank: topo.file.zones.indexOf(from),
           targetRank: topo.file.zones.indexOf(to),
           tsColumn: topo.drcTimestampColumn(cluster),
-          fileRoutes: fileRoutes(topo, cluster),
+          fileRoutes: routesFromTopology(topo, cluster),
           blockIllegal: Boolean(o.blockIllegal),
         },
         replicateDdl: Boolean(o.replicateDdl),

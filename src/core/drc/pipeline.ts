@@ -16,7 +16,8 @@ import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
 import { namesHelperTable } from '../cluster/helper-tables.js';
 import { drcDomainFor } from '../cluster/session.js';
 import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
-import { effectiveRoutes, parseRoutesDoc, routesFromChange, ROUTES_TABLE, type RoutesBoard, type RoutesDoc } from './routes-judge.js';
+import { readRoutesAt, ROUTES_TABLE, type Routes } from '../routes/index.js';
+import { effectiveRoutes, routesFromChange, type RoutesBoard } from './routes-judge.js';
 import { formatDuration } from '../throttle/duration.js';
 import type { PipelineState, PipelineStatus, StoppedOn } from './client.js';
 
@@ -90,7 +91,7 @@ interface Session {
   readPos: SourcePosition;
   pendingOwnAdvance: { position: string; gtid: string } | undefined;
   /** the routing table at the read position of the source's binlog (its row at the session start, then its changes in the stream) */
-  routes: RoutesDoc;
+  routes: Routes;
 }
 
 export class Pipeline {
@@ -251,10 +252,10 @@ export class Pipeline {
     try {
       const src = await connect(sourceEp, { timeoutMs: this.o.connectTimeoutMs });
       let info: ServerInfo;
-      let sourceRoutes: RoutesDoc | undefined;
+      let sourceRoutes: Routes | undefined;
       try {
         info = await serverInfo(src);
-        sourceRoutes = await this.readRoutesRow(src);
+        sourceRoutes = await this.readRoutesRow(src, this.o.from);
       } finally {
         await src.close();
       }
@@ -268,7 +269,7 @@ export class Pipeline {
       await Applier.prepareSession(target, drcDomain);
       await ensureStateSchema(target);
       // a version the source missed (published while it was down) may be at the target only
-      const targetRoutes = await this.readRoutesRow(target);
+      const targetRoutes = await this.readRoutesRow(target, this.o.to);
       if (targetRoutes) this.o.routesBoard?.seen(targetRoutes);
       if (sourceRoutes) this.o.routesBoard?.seen(sourceRoutes);
       // One applier per direction, whatever host runs it: the lock lives as long as this session.
@@ -357,14 +358,14 @@ export class Pipeline {
     }
   }
 
-  /** The cluster's routing table row at a zone master; undefined when there is none (no table yet: version 0, the file). */
-  private async readRoutesRow(db: Db): Promise<RoutesDoc | undefined> {
+  /** The cluster's routing table row at a zone master; undefined when there is none (version 0: the file), or it does not parse (said in the log). */
+  private async readRoutesRow(db: Db, where: string): Promise<Routes | undefined> {
     try {
-      const r = await db.one<{ doc: unknown }>(`SELECT doc FROM ${quoteTable(STATE_SCHEMA, ROUTES_TABLE)} WHERE cluster = ?`, [this.o.cluster]);
-      return r ? parseRoutesDoc(r.doc, this.o.cluster) : undefined;
+      return (await readRoutesAt(db, this.o.cluster)) ?? undefined;
     } catch (e) {
-      if ((e as { code?: string }).code === 'ER_NO_SUCH_TABLE') return undefined;
-      throw e;
+      if (isRetryable(e)) throw e;
+      this.o.log.warn(`${this.id}: the routing table at ${where} cannot be read (${(e as Error).message}): judging by what the stream and the other zones give`);
+      return undefined;
     }
   }
 

@@ -14,78 +14,22 @@
 // --force-dead-source`) never reaches that zone's binlog: it applies to that zone's writes from
 // the moment the daemon sees it in any zone (another direction's stream, or the target's row at a
 // session start): the board below.
-import type { Topology } from '../config/load.js';
 import { STATE_SCHEMA } from '../state/schema.js';
+import { parseRoutesDoc, routeOf, ROUTES_TABLE, type Routes } from '../routes/index.js';
 
-/** The routing table's document (contract R1 `Routes`): the fields DRC judges by. */
-export interface RoutesDoc {
-  cluster: string;
-  model: 'global' | 'sharding';
-  version: number;
-  writeZone: string | null;
-  state: 'active' | 'blocked';
-  shards: Array<{ from: number; to: number; zone: string; state: 'active' | 'blocked' }>;
-  tables: Record<string, string>;
-  missedBy: string[];
-}
-
-export const ROUTES_TABLE = 'gz_routes';
-
-/** Version 0: what the topology file says (never published). */
-export function fileRoutes(topo: Topology, cluster: string): RoutesDoc {
-  const c = topo.cluster(cluster).config;
-  const shards: RoutesDoc['shards'] = [];
-  if (c.model !== 'global' && c.shards) {
-    const owner = new Map<number, string>();
-    for (const [zone, ids] of Object.entries(c.shards.zones)) for (const id of ids) owner.set(id, zone);
-    for (const id of [...owner.keys()].sort((a, b) => a - b)) {
-      const zone = owner.get(id)!;
-      const last = shards.at(-1);
-      if (last && last.zone === zone && last.to === id - 1) last.to = id;
-      else shards.push({ from: id, to: id, zone, state: 'active' });
-    }
-  }
-  return {
-    cluster,
-    model: c.model === 'global' ? 'global' : 'sharding',
-    version: 0,
-    writeZone: c.model === 'global' ? c.writerZone ?? null : null,
-    state: 'active',
-    shards,
-    tables: c.model === 'global' ? {} : { ...(c.shards?.tables ?? {}) },
-    missedBy: [],
-  };
-}
-
-/** A routes document from a row's `doc` (a binlog image or a SELECT), or undefined when it is not one. */
-export function parseRoutesDoc(doc: unknown, cluster: string): RoutesDoc | undefined {
-  let v: unknown = doc;
+/** The cluster's routes in a binlog change of `_ezctl.gz_routes` (its version column is the authority), if it is one; a document that does not parse is none. */
+export function routesFromChange(c: { schema: string; table: string; after?: Record<string, unknown> | null }, cluster: string): Routes | undefined {
+  if (c.schema !== STATE_SCHEMA || c.table !== ROUTES_TABLE || !c.after) return undefined;
+  const text = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : v === null || v === undefined ? '' : String(v));
+  if (text(c.after.cluster) !== cluster) return undefined;
+  const version = Number(text(c.after.version));
+  if (!Number.isSafeInteger(version)) return undefined;
   try {
-    if (Buffer.isBuffer(v)) v = v.toString('utf8');
-    if (typeof v === 'string') v = JSON.parse(v);
+    const r = parseRoutesDoc(text(c.after.doc), version);
+    return r.cluster === cluster ? r : undefined;
   } catch {
     return undefined;
   }
-  const d = v as Partial<RoutesDoc> | null;
-  if (!d || typeof d !== 'object' || d.cluster !== cluster || typeof d.version !== 'number' || (d.model !== 'global' && d.model !== 'sharding')) return undefined;
-  return {
-    cluster,
-    model: d.model,
-    version: d.version,
-    writeZone: typeof d.writeZone === 'string' ? d.writeZone : null,
-    state: d.state === 'blocked' ? 'blocked' : 'active',
-    shards: Array.isArray(d.shards) ? d.shards.filter((s) => s && Number.isFinite(s.from) && Number.isFinite(s.to) && typeof s.zone === 'string').map((s) => ({ from: s.from, to: s.to, zone: s.zone, state: s.state === 'blocked' ? 'blocked' : 'active' })) : [],
-    tables: d.tables && typeof d.tables === 'object' ? { ...d.tables } : {},
-    missedBy: Array.isArray(d.missedBy) ? d.missedBy.filter((z): z is string => typeof z === 'string') : [],
-  };
-}
-
-/** The routes of the cluster's row in a binlog change of `_ezctl.gz_routes`, if it is one. */
-export function routesFromChange(c: { schema: string; table: string; after?: Record<string, unknown> | null }, cluster: string): RoutesDoc | undefined {
-  if (c.schema !== STATE_SCHEMA || c.table !== ROUTES_TABLE || !c.after) return undefined;
-  const name = c.after.cluster;
-  if ((Buffer.isBuffer(name) ? name.toString('utf8') : name) !== cluster) return undefined;
-  return parseRoutesDoc(c.after.doc, cluster);
 }
 
 export type IllegalWhy = 'owner' | 'blocked' | 'not-write-zone' | 'no-owner';
@@ -104,7 +48,7 @@ export interface Judgement {
  * `_ezctl` (DRC's heartbeat) is never judged. A sharding document without tables falls back to
  * the topology file's shard tables.
  */
-export function judgeWrite(r: RoutesDoc, sourceZone: string, schema: string, table: string, row: Record<string, unknown>, fileTables: Record<string, string>): Judgement | undefined {
+export function judgeWrite(r: Routes, sourceZone: string, schema: string, table: string, row: Record<string, unknown>, fileTables: Record<string, string>): Judgement | undefined {
   if (schema === STATE_SCHEMA) return undefined;
   if (r.model === 'global') {
     if (r.writeZone !== sourceZone) return { shardId: null, ownerZone: r.writeZone, why: 'not-write-zone' };
@@ -116,10 +60,10 @@ export function judgeWrite(r: RoutesDoc, sourceZone: string, schema: string, tab
   if (!column) return undefined;
   const raw = row[column];
   const shardId = raw === null || raw === undefined ? null : Number(raw);
-  const range = shardId === null ? undefined : r.shards.find((s) => shardId >= s.from && shardId <= s.to);
-  if (!range) return { shardId, ownerZone: null, why: 'no-owner' };
-  if (range.zone !== sourceZone) return { shardId, ownerZone: range.zone, why: 'owner' };
-  if (range.state === 'blocked') return { shardId, ownerZone: range.zone, why: 'blocked' };
+  const route = shardId === null || !Number.isFinite(shardId) ? undefined : routeOf(r, shardId);
+  if (!route) return { shardId, ownerZone: null, why: 'no-owner' };
+  if (route.zone !== sourceZone) return { shardId, ownerZone: route.zone, why: 'owner' };
+  if (route.state === 'blocked') return { shardId, ownerZone: route.zone, why: 'blocked' };
   return undefined;
 }
 
@@ -128,10 +72,10 @@ export function judgeWrite(r: RoutesDoc, sourceZone: string, schema: string, tab
  * whose missedBy names it (it judges that zone's writes from now on, though its binlog never has it).
  */
 export class RoutesBoard {
-  private readonly missed = new Map<string, RoutesDoc>();
-  private highest: RoutesDoc | undefined;
+  private readonly missed = new Map<string, Routes>();
+  private highest: Routes | undefined;
 
-  seen(doc: RoutesDoc): void {
+  seen(doc: Routes): void {
     if (!this.highest || doc.version > this.highest.version) this.highest = doc;
     for (const z of doc.missedBy) {
       const had = this.missed.get(z);
@@ -140,18 +84,18 @@ export class RoutesBoard {
   }
 
   /** The newest version published while `zone` was down, if any. */
-  missedFor(zone: string): RoutesDoc | undefined {
+  missedFor(zone: string): Routes | undefined {
     return this.missed.get(zone);
   }
 
   /** The highest version seen anywhere (status). */
-  get newest(): RoutesDoc | undefined {
+  get newest(): Routes | undefined {
     return this.highest;
   }
 }
 
 /** The routes a direction judges by: its stream's, or a newer one its source missed. */
-export function effectiveRoutes(stream: RoutesDoc, board: RoutesBoard | undefined, sourceZone: string): { routes: RoutesDoc; missed: boolean } {
+export function effectiveRoutes(stream: Routes, board: RoutesBoard | undefined, sourceZone: string): { routes: Routes; missed: boolean } {
   const m = board?.missedFor(sourceZone);
   return m && m.version > stream.version ? { routes: m, missed: true } : { routes: stream, missed: false };
 }
