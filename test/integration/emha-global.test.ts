@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { drcStart, drcStop, patchTopology, sqlOn } from '../helpers/drc.js';
+import { drcStart, drcStop, sqlOn } from '../helpers/drc.js';
 import { show } from '../helpers/cli.js';
 import { connect, type Db } from '../../src/core/db/connect.js';
 import { loadTopology } from '../../src/core/config/load.js';
@@ -93,16 +93,9 @@ async function withGzLease(fn: (jobId: string) => Promise<void>): Promise<void> 
 }
 
 before(async () => {
-  sb = await startSandbox({ zones: ZONES, replicas: 1, proxy: true });
-  // a global cluster written by hand (what `sandbox up --model global` makes): the file says so,
-  // and sh's proxy routes its writes to bj's master through a slot for it
-  patchTopology(sb, (doc) => {
-    doc.setIn(['clusters', CLUSTER, 'model'], 'global');
-    doc.setIn(['clusters', CLUSTER, 'writerZone'], 'bj');
-    doc.deleteIn(['clusters', CLUSTER, 'shards']);
-  });
-  const bj = sb.node('bj-master');
-  await routingTarget(loadTopology(sb.config), CLUSTER, 'sh')!.moveWrite({ name: 'bj-master', host: bj.host, port: bj.port });
+  // a global cluster: the file says model: global, writerZone: bj, and sh's proxy routes its
+  // writes to bj's master through a slot for it
+  sb = await startSandbox({ zones: ZONES, replicas: 1, proxy: true, model: 'global', writerZone: 'bj' });
   for (const m of ['bj-master', 'sh-master']) {
     await sqlOn(sb, m, 'CREATE DATABASE ledger', 'CREATE TABLE ledger.entries (id BIGINT PRIMARY KEY, zone VARCHAR(8) NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
   }
