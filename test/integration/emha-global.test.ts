@@ -18,6 +18,7 @@ import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { makeCtx } from '../../src/core/context.js';
 import { acquireJob } from '../../src/core/job/job.js';
 import { CLUSTER_TARGET } from '../../src/core/job/lease.js';
+import { readRoutes, publishRoutes } from '../../src/core/routes/index.js';
 
 let sb: TestSandbox;
 let drcPid: number | undefined;
@@ -203,4 +204,24 @@ test('failover of the write zone\'s master (kill -9): both proxies move to the n
   await landsOn('bj', cand, 5);
   assert.equal(plan.global.writeZone, 'bj');
   assert.deepEqual(plan.writeRouteZones, ['bj', 'sh']);
+});
+
+test('the write zone is the routing table\'s when published (over the file\'s writerZone); a blocked table is refused', async () => {
+  const ctx = ctxOf();
+  const topo = await ctx.topology();
+  const read = await readRoutes(ctx, topo, CLUSTER);
+  // the table says sh takes the writes (the file still says bj): bj is not the write zone any more
+  const v1 = await publishRoutes(ctx, topo, CLUSTER, { ...read.routes, writeZone: 'sh' }, { expectVersion: read.routes.version, required: ZONES, reason: 'test: write zone sh', noFileMirror: true });
+  assert.equal(loadTopology(sb.config).cluster(CLUSTER).config.writerZone, 'bj');
+  const r = await sb.run(['--json', 'emha', 'switch', '--zone', 'bj']);
+  assert.equal(r.code, 4, show(r)); // the plan, refused: bj's proxy writes to bj, not to the write zone sh
+  const a = r.json().assessment;
+  assert.deepEqual(a.global && [a.global.writeZone, a.global.from, a.global.version], ['sh', 'routes', v1.routes.version]);
+  assert.deepEqual(a.proxies.map((x: any) => [x.zone, x.movesWrite, x.expectedWrite]), [['bj', false, loadTopology(sb.config).master(CLUSTER, 'sh').name]]);
+  assert.ok(a.refusals.some((x: string) => /routes writes to .* of the write zone sh \(routing table v\d+\)/.test(x)), JSON.stringify(a.refusals));
+  // blocked (a gz switch between its block and its flip): refused
+  await publishRoutes(ctx, topo, CLUSTER, { ...v1.routes, writeZone: 'bj', state: 'blocked' }, { expectVersion: v1.routes.version, required: ZONES, reason: 'test: blocked', noFileMirror: true });
+  const b = await sb.run(['emha', 'switch', '--zone', 'bj', '--execute']);
+  assert.equal(b.code, 4, show(b));
+  assert.match(b.stdout + b.stderr, /the routing table \(v\d+\) is blocked/, show(b));
 });
