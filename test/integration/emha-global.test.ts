@@ -19,6 +19,7 @@ import { makeCtx } from '../../src/core/context.js';
 import { acquireJob } from '../../src/core/job/job.js';
 import { CLUSTER_TARGET } from '../../src/core/job/lease.js';
 import { readRoutes, publishRoutes } from '../../src/core/routes/index.js';
+import { applyDrift } from '../../src/core/emha/drift.js';
 
 let sb: TestSandbox;
 let drcPid: number | undefined;
@@ -224,4 +225,21 @@ test('the write zone is the routing table\'s when published (over the file\'s wr
   const b = await sb.run(['emha', 'switch', '--zone', 'bj', '--execute']);
   assert.equal(b.code, 4, show(b));
   assert.match(b.stdout + b.stderr, /the routing table \(v\d+\) is blocked/, show(b));
+});
+
+test('emha watch\'s repair of a master changed by hand in sh (not the write zone) leaves sh\'s proxy writing to bj\'s master', async () => {
+  const bjMaster = fileMaster('bj');
+  const oldSh = fileMaster('sh');
+  const newSh = oldSh === 'sh-master' ? 'sh-replica1' : 'sh-master';
+  // a switch done by hand: the old master read_only, the replica promoted
+  await sqlOn(sb, oldSh, 'SET GLOBAL read_only = 1');
+  await sqlOn(sb, newSh, 'STOP SLAVE', "RESET SLAVE ALL", 'SET GLOBAL read_only = 0');
+  const ctx = ctxOf();
+  const topo = await ctx.topology();
+  const name = (n: string) => topo.nodes(CLUSTER).find((x) => x.port === sb.node(n).port)!.name;
+  const { change } = await applyDrift(ctx, topo, CLUSTER, { kind: 'master-changed', zone: 'sh', from: name(oldSh), to: name(newSh), detail: 'by hand' });
+  assert.equal(change.error, undefined, JSON.stringify(change));
+  assert.equal(fileMaster('sh'), newSh);
+  assert.equal(await proxyWrite('sh'), bjMaster, "sh's proxy still writes to the write zone's master");
+  assert.equal(await proxyWrite('bj'), bjMaster);
 });
