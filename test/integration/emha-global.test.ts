@@ -139,6 +139,25 @@ test('switch of the write zone bj: both proxies move their write route to the ne
   assert.match(p.steps.find((s: any) => s.name === 'move-proxy').does, /proxies of sh/);
 });
 
+test('kill -9 at move-proxy (before, and after its work) in the write zone\'s switch: --resume leaves both proxies on the new master', async () => {
+  for (const at of ['before', 'after'] as const) {
+    const from = fileMaster('bj');
+    const to = from === 'bj-master' ? 'bj-replica1' : 'bj-master';
+    const r = await sb.run(['emha', 'switch', '--zone', 'bj', '--execute'], { env: { ...process.env, EZCTL_FAULT_KILL_AT: `emha-switch:move-proxy:${at}` } });
+    assert.notEqual(r.code, 0, `move-proxy:${at} was not killed: ${show(r)}`);
+    const db = await sb.db('sh-master');
+    const id = String(await db.value("SELECT job_id FROM _ezctl.job_steps WHERE seq = 1 AND detail LIKE '%emha-switch%' ORDER BY at_ms DESC LIMIT 1"));
+    await db.close();
+    const again = await sb.run(['--json', 'emha', 'switch', '--resume', id]);
+    assert.equal(again.code, 0, `move-proxy:${at} --resume: ${show(again)}`);
+    assert.equal(again.json().result.outcome, 'done');
+    assert.equal(fileMaster('bj'), to);
+    assert.equal(await proxyWrite('bj'), to, `move-proxy:${at}: bj's proxy`);
+    assert.equal(await proxyWrite('sh'), to, `move-proxy:${at}: sh's proxy`);
+    await landsOn('sh', to, at === 'before' ? 10 : 11);
+  }
+});
+
 test('switch of sh (not the write zone): not refused for sh writing to bj; sh keeps writing to bj, only its read pool moves', async () => {
   const bjMaster = fileMaster('bj');
   const plan = await sb.run(['--json', 'emha', 'switch', '--zone', 'sh']);
