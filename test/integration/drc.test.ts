@@ -323,6 +323,8 @@ test('status: per direction lag, p99, applied, conflicts, illegal writes; socket
     assert.equal(d.state, 'running');
     assert.equal(typeof d.lagMs, 'number');
     assert.ok(d.appliedTx > 0);
+    // no routing table row: the topology file's shard map (version 0) judges illegal writes
+    assert.equal(d.routesVersion, 0);
   }
   const sockDir = join(sb.dir, 'state', 'drc-demo');
   assert.ok(readdirSync(sockDir).includes('control.sock'));
@@ -332,6 +334,7 @@ test('status: per direction lag, p99, applied, conflicts, illegal writes; socket
   const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   assert.match(m, /ezctl_drc_lag_ms\{.*from="bj".*to="sh".*\} \d+/);
   assert.match(m, /ezctl_drc_applied_transactions\{/);
+  assert.match(m, /ezctl_drc_routes_version\{.*from="sh".*\} 0/);
   // the password never reaches the log
   assert.doesNotMatch(log, new RegExp(sb.adminPassword));
 });

@@ -114,6 +114,21 @@ test('sharding: a version whose missedBy names bj (published while it was down) 
   assert.match((await sb.run(['drc', 'status'])).stdout, /v3 missed/);
 });
 
+test('a restart across a publish: the direction resumes judging from the version at its checkpoint, not the source\'s newest', async () => {
+  assert.equal((await sb.run(['drc', 'pause', '--direction', 'bj->sh'])).code, 0);
+  // bj's binlog holds version 2 (it missed 3): shard 24 is bj's; the checkpoint of bj->sh stays before this write
+  await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'before the flip, applied after a restart' WHERE id = 24");
+  const flip = await publish((r) => withShards(r, [[24, 31]], { zone: 'sh' }), 'test: flip 24-31 to sh');
+  assert.equal(flip.version, 4);
+  await sqlOn(sb, 'bj-master', "UPDATE ezdemo.users SET name = 'after the flip' WHERE id = 25");
+  await drcStop(sb, pid);
+  pid = await drcStart(sb);
+  await drcWaitAll(sb, ZONES);
+  const rows = await illegal('sh-master', 'demo:bj->sh');
+  assert.deepEqual(rows.slice(3), [{ key: { id: 25 }, shard: '25', owner: 'sh', why: 'owner', version: '4' }]);
+  assert.equal((await direction('bj')).routesVersion, 4);
+});
+
 test('global: a write at a zone other than the write zone is reported (the file first, then the table)', async () => {
   await drcStop(sb, pid);
   pid = undefined;

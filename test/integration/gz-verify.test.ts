@@ -11,6 +11,7 @@ import { sqlOn } from '../helpers/drc.js';
 import { makeCtx, type Ctx } from '../../src/core/context.js';
 import { binlogPositions, lastVerifiedPositions, verifyRows } from '../../src/core/dcp/index.js';
 import type { EzError } from '../../src/core/exit.js';
+import { blockWrites } from '../../src/core/db/write-block.js';
 
 let sb: TestSandbox;
 let ctx: Ctx;
@@ -131,6 +132,22 @@ test('a window ends at its `to`: a change after it is left out, though the reade
   const next = await verifyRows(ctx, { cluster: 'demo', zones: ['bj', 'sh'], window: { from: to }, settleMs: 0 });
   assert.deepEqual(next.differences.map((d) => d.key), [{ id: 22 }]);
   await sqlOn(sb, 'bj-master', "UPDATE ezdemo.riders SET name = 'in the window', drc_ts = drc_ts WHERE id = 21", "UPDATE ezdemo.riders SET name = 'after the window', drc_ts = drc_ts WHERE id = 22");
+});
+
+test('a window verify runs while the source holds the write block (read_only + BACKUP STAGE BLOCK_COMMIT), as in a switch', async () => {
+  const from = await binlogPositions(ctx, 'demo', ['bj', 'sh']);
+  await sqlOn(sb, 'bj-master', "UPDATE ezdemo.riders SET name = 'before the block', drc_ts = drc_ts WHERE id = 31");
+  const ep = await ctx.endpoint((await ctx.topology()).master('demo', 'bj'));
+  const block = await blockWrites(ep, { lockWaitMs: 5000 });
+  try {
+    const final = await block.finalPosition();
+    const r = await verifyRows(ctx, { cluster: 'demo', zones: ['bj', 'sh'], window: { from, to: { bj: final } }, settleMs: 0, signal: AbortSignal.timeout(30_000) });
+    assert.deepEqual(r.differences.map((d) => [d.table, d.key, d.columns]), [['ezdemo.riders', { id: 31 }, ['name']]]);
+    assert.equal(r.positions.bj, final);
+  } finally {
+    await block.release({ restoreReadOnly: true });
+  }
+  await sqlOn(sb, 'sh-master', "UPDATE ezdemo.riders SET name = 'before the block', drc_ts = drc_ts WHERE id = 31");
 });
 
 test('lastVerifiedPositions is where check incr stopped; saveAsVerified moves it only after a consistent window that starts there', async () => {

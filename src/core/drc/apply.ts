@@ -67,6 +67,8 @@ export interface QueuedTx {
   positionAfter: string;
   /** the routing table in effect where the source committed it (default: the file's, version 0) */
   routes?: Routes;
+  /** the routing table version in the source's binlog once this transaction is read (stored with the checkpoint) */
+  streamVersion?: number;
 }
 
 export interface ConflictRecord {
@@ -294,15 +296,15 @@ export class Applier {
   /** Move the checkpoint past a transaction without applying it (--skip-errors). */
   async skip(q: QueuedTx, reason: string): Promise<void> {
     await this.db.exec('BEGIN');
-    await this.checkpoint(q.positionAfter, q.tx.gtid, 0);
+    await this.checkpoint(q.positionAfter, q.tx.gtid, 0, q.streamVersion);
     await this.db.exec(`INSERT INTO ${quoteTable(STATE_SCHEMA, EVENTS_TABLE)} (pipeline, kind, gtid, detail) VALUES (?, 'skipped', ?, ?)`, [this.cfg.pipeline, q.tx.gtid, reason.slice(0, 60000)]);
     await this.db.exec('COMMIT');
   }
 
   /** Move the checkpoint to a position whose transactions were all filtered out. */
-  async advance(positionAfter: string, lastGtid: string): Promise<void> {
+  async advance(positionAfter: string, lastGtid: string, routesVersion?: number): Promise<void> {
     await this.db.exec('BEGIN');
-    await this.checkpoint(positionAfter, lastGtid, 0);
+    await this.checkpoint(positionAfter, lastGtid, 0, routesVersion);
     await this.db.exec('COMMIT');
   }
 
@@ -324,11 +326,12 @@ export class Applier {
    * after its point of no return left 5 DRC-applied transactions on the demoted master). The
    * read_only test is in the statement itself, so it is evaluated after any wait for the block.
    */
-  private async checkpoint(position: string, lastGtid: string, count: number): Promise<void> {
+  /** `routesVersion`: the routing table version in the source's binlog at `position` (undefined: unknown, stored NULL) */
+  private async checkpoint(position: string, lastGtid: string, count: number, routesVersion?: number): Promise<void> {
     const r = await this.db.exec(
-      `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) SELECT ?, ?, ?, ? FROM DUAL WHERE @@global.read_only = 0
-       ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = VALUES(last_gtid), applied_tx = applied_tx + VALUES(applied_tx)`,
-      [this.cfg.pipeline, position, lastGtid, count],
+      `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx, routes_version) SELECT ?, ?, ?, ?, ? FROM DUAL WHERE @@global.read_only = 0
+       ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = VALUES(last_gtid), applied_tx = applied_tx + VALUES(applied_tx), routes_version = VALUES(routes_version)`,
+      [this.cfg.pipeline, position, lastGtid, count, routesVersion ?? null],
     );
     // 0 rows also when the update changed nothing: only read_only says why
     if (r.affectedRows === 0 && Number(await this.db.value('SELECT @@global.read_only')) === 1) {
@@ -347,7 +350,7 @@ export class Applier {
     const last = batch.at(-1)!;
     const res: BatchResult = { transactions: batch.length, rows: 0, conflicts: [], illegal: [], heartbeatsWrittenAtMs: [], ordered: mode === 'ordered' };
     await this.db.exec('BEGIN');
-    await this.checkpoint(last.positionAfter, last.tx.gtid, batch.length);
+    await this.checkpoint(last.positionAfter, last.tx.gtid, batch.length, last.streamVersion);
 
     // Every table and key this batch touches, read and locked up front.
     const changes: Array<{ c: RowChange; gtid: string; m: TableMeta; routes: Routes }> = [];

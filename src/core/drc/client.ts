@@ -260,6 +260,8 @@ export class DrcClient {
           `INSERT INTO ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} (pipeline, source_position, last_gtid, applied_tx) VALUES (?, ?, '', 0) ON DUPLICATE KEY UPDATE source_position = VALUES(source_position), last_gtid = ''`,
           [id, position],
         );
+        // the routing table version stored with the old position does not describe the new one (a table from before it has no column)
+        await db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} SET routes_version = NULL WHERE pipeline = ?`, [id]).catch(() => undefined);
       } finally {
         await db.value('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
       }

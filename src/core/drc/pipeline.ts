@@ -16,7 +16,7 @@ import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
 import { namesHelperTable } from '../cluster/helper-tables.js';
 import { drcDomainFor } from '../cluster/session.js';
 import { EventSummary, kindCounts, SUMMARY_INTERVAL_MS } from './log-summary.js';
-import { readRoutesAt, ROUTES_TABLE, type Routes } from '../routes/index.js';
+import { parseRoutesDoc, readRoutesAt, ROUTES_LOG_TABLE, ROUTES_TABLE, type Routes } from '../routes/index.js';
 import { effectiveRoutes, routesFromChange, type RoutesBoard } from './routes-judge.js';
 import { formatDuration } from '../throttle/duration.js';
 import type { PipelineState, PipelineStatus, StoppedOn } from './client.js';
@@ -89,9 +89,15 @@ interface Session {
   stream: BinlogStream | undefined;
   streamPaused: boolean;
   readPos: SourcePosition;
-  pendingOwnAdvance: { position: string; gtid: string } | undefined;
-  /** the routing table at the read position of the source's binlog (its row at the session start, then its changes in the stream) */
+  pendingOwnAdvance: { position: string; gtid: string; routesVersion: number } | undefined;
+  /** the routing table at the read position of the source's binlog (the checkpoint's version, else its row at the session start; then its changes in the stream) */
   routes: Routes;
+  /**
+   * Started from the checkpoint's older version: the source's row at the session start applies once
+   * the reader reaches the position it was read at (a version the replay does not show, e.g.
+   * written under another GTID domain, is not missed for good).
+   */
+  floor: { routes: Routes; at: SourcePosition } | undefined;
 }
 
 export class Pipeline {
@@ -254,8 +260,9 @@ export class Pipeline {
       let info: ServerInfo;
       let sourceRoutes: Routes | undefined;
       try {
-        info = await serverInfo(src);
+        // the row first, then the position: a version published in between is in the stream after it
         sourceRoutes = await this.readRoutesRow(src, this.o.from);
+        info = await serverInfo(src);
       } finally {
         await src.close();
       }
@@ -285,20 +292,30 @@ export class Pipeline {
         if (this.override === ov) this.override = undefined;
         for (const d of ov.done) d();
       }
-      const cp = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
+      const cp = await target.one<{ p: string; rv: number | string | null }>(`SELECT source_position AS p, routes_version AS rv FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
       let start: string;
+      const current = sourceRoutes ?? this.o.applier.fileRoutes;
+      let routes = current;
+      let floor: Session['floor'];
       if (cp) {
         start = ownDomain === undefined ? cp.p : resumePosition(cp.p, info.gtidBinlogPos, ownDomain);
+        // the routing table where the checkpoint is: the transactions read from there are judged as they were committed
+        const then = ownDomain === undefined || cp.rv === null || cp.rv === undefined ? undefined : await this.routesVersionAt(sourceEp, Number(cp.rv), current);
+        if (then) {
+          routes = then;
+          floor = { routes: current, at: new SourcePosition(info.flavor, info.gtidBinlogPos) };
+        }
       } else {
         start = info.gtidBinlogPos;
-        await applier.advance(start, '');
+        await applier.advance(start, '', current.version);
         this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s current position ${start || '(empty)'}`);
       }
       this.appliedPos = start;
       sess = {
         active: true, queue: [], queueRows: 0, wake: undefined, stream: undefined, streamPaused: false, readPos: new SourcePosition(info.flavor, start), pendingOwnAdvance: undefined,
-        routes: sourceRoutes ?? this.o.applier.fileRoutes,
+        routes, floor,
       };
+      this.passFloor(sess);
       const eff = effectiveRoutes(sess.routes, this.o.routesBoard, this.o.from);
       this.judging = { version: eff.routes.version, missed: eff.missed };
       if (eff.routes.version > 0) this.o.log.debug(`${this.id}: judging ${this.o.from}'s writes by routing table version ${eff.routes.version}${eff.missed ? ` (published while ${this.o.from} was down)` : ''}`);
@@ -369,6 +386,37 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The routing table of version `version` (the checkpoint's) from the source's audit log, when it
+   * is older than the source's current one; undefined: judge by the current one (the same version,
+   * or the log does not have it: said in the log).
+   */
+  private async routesVersionAt(ep: Endpoint, version: number, current: Routes): Promise<Routes | undefined> {
+    if (!Number.isSafeInteger(version) || version >= current.version) return undefined;
+    if (version === 0) return this.o.applier.fileRoutes;
+    let db: Db | undefined;
+    try {
+      db = await connect(ep, { timeoutMs: this.o.connectTimeoutMs });
+      const r = await db.one<{ doc: string }>(`SELECT doc FROM ${quoteTable(STATE_SCHEMA, ROUTES_LOG_TABLE)} WHERE cluster = ? AND version = ?`, [this.o.cluster, version]);
+      if (r) return parseRoutesDoc(String(r.doc), version);
+      this.o.log.warn(`${this.id}: routing table version ${version} (the checkpoint's) is not in ${this.o.from}'s ${STATE_SCHEMA}.${ROUTES_LOG_TABLE}: judging from version ${current.version}`);
+    } catch (e) {
+      if (isRetryable(e)) throw e;
+      this.o.log.warn(`${this.id}: routing table version ${version} (the checkpoint's) cannot be read at ${this.o.from} (${(e as Error).message}): judging from version ${current.version}`);
+    } finally {
+      await db?.close().catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /** Once the reader is where the source's row was read at the session start, that row applies. */
+  private passFloor(sess: Session): void {
+    const f = sess.floor;
+    if (!f || !f.at.domains().every((d) => sess.readPos.seqOf(d) >= f.at.seqOf(d))) return;
+    if (f.routes.version > sess.routes.version) sess.routes = f.routes;
+    sess.floor = undefined;
+  }
+
   /** Called for every transaction read, in order. Decides what is applied. */
   private onTx(sess: Session, tx: BinlogTx, ownDomain: number | undefined, skipBelow: SourcePosition): void {
     if (!sess.active) return;
@@ -385,6 +433,7 @@ export class Pipeline {
         this.o.log.info(`${this.id}: routing table version ${r.version} at ${this.o.from} (${tx.gtid}): ${this.o.from}'s writes from here on are judged by it`);
       }
     }
+    this.passFloor(sess);
     const eff = effectiveRoutes(sess.routes, this.o.routesBoard, this.o.from);
     if (this.judging?.version !== eff.routes.version) {
       if (eff.missed) this.o.log.warn(`${this.id}: routing table version ${eff.routes.version} was published while ${this.o.from} was down: ${this.o.from}'s writes from here on are judged by it`);
@@ -405,19 +454,19 @@ export class Pipeline {
       const why = helper ? ' [not replicated: a schema change\'s helper table, each zone has its own]' : this.o.replicateDdl ? '' : ' [not replicated: use ezctl osc, or --replicate-ddl]';
       this.o.log.info(`${this.id}: DDL at ${this.o.from} (${tx.gtid}, schema ${tx.statement.schema || '-'}): ${q}${why}`);
       if (!this.o.replicateDdl || helper) {
-        sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+        sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid, routesVersion: sess.routes.version };
         this.droppedTx++;
         return;
       }
     }
     const changes = tx.changes.filter((c) => this.o.rules(c.schema, c.table));
     if (changes.length === 0 && !(tx.statement && this.o.replicateDdl)) {
-      sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid };
+      sess.pendingOwnAdvance = { position: pos.toString(), gtid: tx.gtid, routesVersion: sess.routes.version };
       this.droppedTx++;
       return;
     }
     sess.pendingOwnAdvance = undefined;
-    sess.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString(), routes: eff.routes });
+    sess.queue.push({ tx: { ...tx, changes }, positionAfter: pos.toString(), routes: eff.routes, streamVersion: sess.routes.version });
     sess.queueRows += changes.length + 1;
     if (sess.queueRows > QUEUE_PAUSE_ROWS && !sess.streamPaused) {
       sess.streamPaused = true;
@@ -469,7 +518,7 @@ export class Pipeline {
         if (sess.pendingOwnAdvance && Date.now() - idleSince > 1000) {
           const p = sess.pendingOwnAdvance;
           sess.pendingOwnAdvance = undefined;
-          await applier.advance(p.position, p.gtid);
+          await applier.advance(p.position, p.gtid, p.routesVersion);
           this.appliedPos = p.position;
         }
         await new Promise<void>((r) => {
@@ -527,7 +576,7 @@ export class Pipeline {
         throw new ApplyError(`zone ${this.o.to} refused DDL ${q.tx.gtid}: ${(e as Error).message}`, q.tx.gtid, null, e, 'ddl-refused');
       }
     }
-    await applier.advance(q.positionAfter, q.tx.gtid);
+    await applier.advance(q.positionAfter, q.tx.gtid, q.streamVersion);
     this.appliedPos = q.positionAfter;
     this.appliedTx++;
   }

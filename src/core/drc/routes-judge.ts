@@ -5,10 +5,11 @@
 // when applied after), one committed after it by it. The row itself is never applied at the
 // target (`_ezctl` is not replicated).
 //
-// Where a direction starts: the source master's current row (its row at the checkpoint position
-// is not known): transactions between the checkpoint and the session start are judged by the
-// current version, a limit of a restart across a publish. Without any row: version 0, from the
-// topology file (writerZone, shards).
+// Where a direction starts: the version stored with its checkpoint (the source's binlog there),
+// its document from the source's gz_routes_log, until the reader reaches the position the source's
+// current row was read at; without one (a checkpoint set by hand, or older), the current row: the
+// transactions between the checkpoint and the session start are then judged by the current version.
+// Without any row: version 0, from the topology file (writerZone, shards).
 //
 // A version whose missedBy names a zone (published while it was down, `gz move
 // --force-dead-source`) never reaches that zone's binlog: it applies to that zone's writes from

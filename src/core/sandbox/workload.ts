@@ -9,7 +9,7 @@
 // is retried until it commits or --max-wait passes. A write whose COMMIT answer was lost is looked
 // up by its token before it is retried, so it is never written twice. Writes as the application
 // user, as a real service would.
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Ctx } from '../context.js';
@@ -239,7 +239,9 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
   // acknowledges the versions it has seen once its writes begun under older ones are done.
   const followers: RoutesFollower[] = [];
   const stopFollowers = () => Promise.all(followers.map((f) => f.stop().catch(() => undefined)));
-  let ackStream: WriteStream | undefined;
+  // written synchronously, one line per acknowledged write: a line is in the file before the
+  // next write is decided, and nothing is lost when SIGINT ends the process after the summary
+  let ackFd: number | undefined;
   try {
     for (const zone of zones) {
       followers.push(await RoutesFollower.start(ctx, topo, cluster, { intervalMs: o.routesIntervalMs ?? 100, client: { id: `workload:${hostname()}:${process.pid}:${zone}`, zone } }));
@@ -252,12 +254,15 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
       return { zone, follower: followers[i]!, own, targets: new Map(), r: newCounters(zone), latencies: [], window: new WindowTracker(Date.now()), shardWaits: new Map(), inFlight: 0, blockedNow: 0 };
     });
     if (o.ackLog) {
-      ackStream = createWriteStream(o.ackLog, { flags: 'a', mode: 0o600 });
-      await new Promise<void>((res, rej) => ackStream!.once('open', () => res()).once('error', rej));
+      try {
+        ackFd = openSync(o.ackLog, 'a', 0o600);
+      } catch (e) {
+        throw badInput(`--ack-log ${o.ackLog}: ${(e as Error).message}`);
+      }
     }
     const landing = await serverZones(ctx, topo, cluster);
     const run = { stopped: false, abort: new AbortController() };
-    const w = new Workload(ctx, topo, cluster, model, creds, o, maxWaitMs, runId, shardCount, landing, ackStream, run);
+    const w = new Workload(ctx, topo, cluster, model, creds, o, maxWaitMs, runId, shardCount, landing, ackFd, run);
     for (const z of runs) {
       const t = w.ownTarget(z);
       if (t.key.startsWith('proxy:')) ctx.log.info(`workload ${z.zone}: writing through the zone's proxy at ${t.through.replace(/^proxy /, '')} (it routes to ${model === 'global' ? 'the write zone\'s master' : 'the master'})`);
@@ -298,11 +303,10 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
     } finally {
       if (tick) clearInterval(tick);
       offInterrupt();
-      await w.close();
     }
   } finally {
     await stopFollowers();
-    if (ackStream) await new Promise<void>((res) => ackStream!.end(() => res()));
+    if (ackFd !== undefined) closeSync(ackFd);
   }
 }
 
@@ -339,7 +343,7 @@ class Workload {
     private readonly runId: string,
     private readonly shardCount: number,
     private readonly landing: Map<number, { zone: string; node: ResolvedNode }>,
-    private readonly ackStream: WriteStream | undefined,
+    private readonly ackFd: number | undefined,
     private readonly run: { stopped: boolean; abort: AbortController },
   ) {}
 
@@ -444,10 +448,6 @@ class Workload {
     if (!t.broken) this.ctx.log.warn(`workload ${z.zone}: lost the connection to ${t.label} (${(why as Error).message}); reconnecting`);
     t.broken = true;
     z.r.connected = false;
-  }
-
-  async close(): Promise<void> {
-    /* connections are closed by each zone's run */
   }
 
   /** zone z's schedule: slot k at t0 + k/tps, each slot one write, run concurrently (a blocked write holds no connection). */
@@ -662,7 +662,7 @@ class Workload {
       s.writes++;
       z.shardWaits.set(op.shard, s);
     }
-    this.ackStream?.write(JSON.stringify({
+    if (this.ackFd !== undefined) writeSync(this.ackFd, JSON.stringify({
       zone: ok.landing, from: z.zone, table: `${this.o.database}.${op.table}`, key: { id: ok.id ?? op.id }, op: op.op, token: op.token,
       shard: op.shard, foreign: op.foreign, version: ok.version, ms, at: new Date(now).toISOString(),
     }) + '\n');

@@ -12,7 +12,8 @@ const TABLES: Record<string, string> = {
     source_position TEXT NOT NULL,
     last_gtid VARCHAR(191) NULL,
     applied_tx BIGINT UNSIGNED NOT NULL DEFAULT 0,
-    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+    routes_version BIGINT NULL
   ) ENGINE=InnoDB`,
   drc_heartbeat: `(
     zone VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -232,6 +233,8 @@ const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }
   // DRC's illegal writes judged by the routing table (gz): why, and the version it judged by
   { table: 'drc_illegal_writes', column: 'why', definition: 'VARCHAR(32) NULL' },
   { table: 'drc_illegal_writes', column: 'routes_version', definition: 'BIGINT NULL' },
+  // the routing table version in the source's binlog at the checkpoint (a restart judges from it; NULL: unknown)
+  { table: 'drc_checkpoint', column: 'routes_version', definition: 'BIGINT NULL' },
 ];
 
 /** Connections whose caller vouched for the state tables (trustStateSchema): not looked at again. */
