@@ -16,6 +16,7 @@ import { acquireJob, leaseRows, here, type JobHandle } from '../job/job.js';
 import { CLUSTER_TARGET, liveness, describeHolder, type JobKind, type LeaseRow } from '../job/lease.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { onInterrupt } from '../signals.js';
+import { DrcClient } from '../drc/client.js';
 
 /** A node as a job's parameters name it: by address (names move with the file), with its zone. */
 export interface GzNodeRef {
@@ -115,6 +116,20 @@ export class KeptConnections {
 // ---------------------------------------------------------------- the write-unavailable window
 
 /** Each step of the window journals `span: [startMs, endMs]` (epoch ms) in its done detail. */
+/**
+ * DRC from -> to's lag when a window opens: the floor of its drain (nothing can flip before the
+ * last write has arrived). The daemon's own measure when it answers on this host (the last
+ * heartbeat's trip, or the time since it when they stop); else the age of the newest heartbeat at
+ * the target, an upper bound (up to one heartbeat interval more). null when neither is known.
+ */
+export async function drcLagNow(ctx: Ctx, topo: Topology, cluster: string, from: string, to: string): Promise<number | null> {
+  const drc = new DrcClient(ctx, topo, cluster);
+  const st = await drc.daemonStatus().catch(() => null);
+  const d = st?.directions.find((x) => x.from === from && x.to === to);
+  if (d) return d.lagMs;
+  return drc.lag().then((l) => l.find((x) => x.from === from && x.to === to)?.lagMs ?? null, () => null);
+}
+
 export type Span = [number, number];
 export const spanOf = (t0: number): Span => [t0, Date.now()];
 

@@ -32,7 +32,7 @@ import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, with
 import { syncRoutes } from '../routes/show.js';
 import { verifyRows, binlogPositions, type VerifyReport } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow,
   type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -346,8 +346,7 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
       // the floor of the drain and the verify window's start, measured before the window
       let drcLagAtBlockMs: number | null = null;
       if (!p.deadSource) {
-        const lag = await new DrcClient(ctx, t, p.cluster).lag().then((l) => l.find((x) => x.from === p.from && x.to === p.to)?.lagMs ?? null, () => null);
-        drcLagAtBlockMs = lag === null ? null : Math.max(0, lag - DEFAULT_DRC_HEARTBEAT_MS);
+        drcLagAtBlockMs = await drcLagNow(ctx, t, p.cluster, p.from, p.to);
         live.preBlock = await binlogPositions(ctx, p.cluster, pair);
       }
       const t0 = Date.now();

@@ -26,7 +26,7 @@ import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from '../routes/index.js';
 import { verifyRows, lastVerifiedPositions, binlogPositions, type VerifyReport } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow,
   KeptConnections, type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -372,13 +372,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
         }).catch(() => undefined)));
       }
       const rr = await readRoutes(k, t, p.cluster);
-      // the floor of the drain: DRC source->target's lag as the daemon here measures it (the last
-      // heartbeat's trip, or the time since it when they stop), else the age of the newest
-      // heartbeat at the target (an upper bound: up to one heartbeat interval more)
-      const drc = new DrcClient(k, t, p.cluster);
-      const st = await drc.daemonStatus().catch(() => null);
-      const d = st?.directions.find((x) => x.from === p.from && x.to === p.to);
-      const drcLagAtBlockMs = d ? d.lagMs : await drc.lag().then((l) => l.find((x) => x.from === p.from && x.to === p.to)?.lagMs ?? null, () => null);
+      const drcLagAtBlockMs = await drcLagNow(k, t, p.cluster, p.from, p.to);
       const t0 = Date.now();
       if (rr.routes.version !== p.routesVersion) {
         throw refused(`the routing table of ${p.cluster} changed since the switch was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the switch again: it plans from the new version' });
