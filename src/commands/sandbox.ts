@@ -20,9 +20,11 @@ export function registerSandbox(program: Command): void {
     .option('--base-port <port>', 'first port; nodes take consecutive ports (default: free ports chosen by the system)', integer(1024, 65000))
     .option('--cluster <name>', 'cluster name written to the topology file', 'demo')
     .option('--shards <n>', 'logical shards, split evenly between the zones', integer(1, 4096), 64)
-    .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master, a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
-    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy'))
-    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean }) => {
+    .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master (a global cluster: the writer zone\'s master), a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
+    .addOption(new Option('--model <model>', 'sharding: every zone writes the shards it owns; global: one zone takes every write').choices(['sharding', 'global']).default('sharding'))
+    .option('--writer-zone <zone>', 'a global cluster\'s write zone (default: the first zone)')
+    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy', 'ezctl sandbox up --model global --writer-zone sh --proxy'))
+    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean; model: 'sharding' | 'global'; writerZone?: string }) => {
       const { sandboxUp } = await import('../core/sandbox/up.js');
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxUp(ctx, o);
@@ -72,27 +74,37 @@ export function registerSandbox(program: Command): void {
 
   sandbox
     .command('workload')
-    .description('write inserts, updates and deletes into each zone\'s master (through the zone\'s proxy when the topology file names one) for the shards that zone owns; reconnects after a master restart, reports progress and errors on stderr while it runs')
+    .description('write inserts, updates and deletes at a fixed rate per zone, routed by the cluster\'s routing table (gz routes): sharding, each zone\'s shards to their current owner zone; global, every write to the write zone (through the zone\'s proxy when the topology file names one); waits while a route is blocked, retries a write a switch refused; reports progress and errors on stderr while it runs')
     .option('--tps <n>', 'transactions per second, per zone', integer(1, 100_000), 50)
     .addOption(durationOption('--seconds <duration>', 'how long to run (10s, 2m; a plain number is seconds)', { bare: 's', default: '10s' }))
-    .option('--conflict-ratio <r>', 'share of writes that go to shards another zone owns (0-1)', decimal(0, 1), 0)
+    .option('--conflict-ratio <r>', 'share of writes that go deliberately to a zone that does not own their shard (0-1; sharding clusters)', decimal(0, 1), 0)
     .option('--database <name>', 'schema name', 'ezdemo')
     .option(...CLUSTER_OPTION)
-    .option('--zones <list>', 'zones to write in (default: every zone)', nameList)
+    .option('--zones <list>', 'zones whose traffic to run (default: every zone)', nameList)
     .option('--seed <n>', 'random seed, for a repeatable run', integer(0))
+    .addOption(durationOption('--max-wait <duration>', 'how long one write may wait for a blocked route and retry a refused one before it counts as an error', { bare: 's', default: '30s' }))
+    .option('--ack-log <file>', 'append one JSON line per acknowledged write (a COMMIT that returned OK): zone it landed in, table, key, op, token, ms')
     .addOption(durationOption('--progress <duration>', 'a line per zone on stderr this often: tx/s, errors by kind (0: none)', { bare: 's', default: '5s' }))
     .addHelpText('after', `
-A connection that breaks (a master restarted) is opened again, backing off from 0.2s to 5s; the
-transactions due meanwhile are not written and count as errors of kind 'no connection'. SIGINT or
-SIGTERM stops it after the transactions in flight and still prints the summary (exit 130).
-Exit status: 0 every transaction written; 3 some failed (the summary counts them by kind).
-${examples('ezctl sandbox workload --tps 100 --seconds 60s', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj --progress 2s')}`)
-    .action(action(async (ctx, o: { tps: number; seconds: number; progress: number; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
+Routing: the workload follows the routing table (\`ezctl gz routes\`) of the cluster, read from
+every zone master every 100 ms. A sharding cluster's zone writes the shards it owned when the
+workload started, each to the zone that owns it now (its proxy, or its master); a global
+cluster's writes go through each zone's proxy (it routes to the write zone's master) or to the
+write zone's master. A write whose route is blocked waits (a blocked wait, not an error); one
+refused by a master a switch made read_only, or cut when its session was killed, is retried
+until it commits or --max-wait passes. A write whose COMMIT lost its answer is looked up by its
+token before it is retried (never written twice), or counted as unknown when it cannot be.
+A connection that breaks otherwise (a master restarted) is opened again, backing off from 0.2s
+to 5s; the transactions due meanwhile are not written and count as errors of kind 'no connection'.
+SIGINT or SIGTERM stops it after the transactions in flight and still prints the summary (exit 130).
+Exit status: 0 every transaction written; 3 some failed or are unknown (the summary counts them by kind).
+${examples('ezctl sandbox workload --tps 100 --seconds 60s', 'ezctl sandbox workload --conflict-ratio 0.2 --zones bj --progress 2s', 'ezctl --json sandbox workload --seconds 2m --ack-log acks.jsonl --max-wait 10s')}`)
+    .action(action(async (ctx, o: { tps: number; seconds: number; progress: number; maxWait: number; ackLog?: string; conflictRatio: number; database: string; cluster?: string; zones?: string[]; seed?: number }) => {
       const { sandboxWorkload } = await import('../core/sandbox/workload.js');
       const { renderWorkload } = await import('../core/sandbox/render.js');
-      const { seconds, progress, ...rest } = o;
-      const r = await sandboxWorkload(ctx, { ...rest, durationMs: seconds, progressMs: progress });
+      const { seconds, progress, maxWait, ...rest } = o;
+      const r = await sandboxWorkload(ctx, { ...rest, durationMs: seconds, progressMs: progress, maxWaitMs: maxWait });
       ctx.result(r, () => renderWorkload(r));
-      return r.interrupted ? ExitCode.interrupted : r.zones.some((z) => z.errors > 0) ? ExitCode.runtime : ExitCode.ok;
+      return r.interrupted ? ExitCode.interrupted : r.zones.some((z) => z.errors > 0 || z.unknown > 0) ? ExitCode.runtime : ExitCode.ok;
     }));
 }

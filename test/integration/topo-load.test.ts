@@ -166,7 +166,7 @@ test('workload refuses a zone that is not in the cluster (exit 2)', async () => 
 });
 
 test('workload keeps writing after a master restart (it reconnects), reports errors by kind while it runs, and prints its summary on SIGINT', async () => {
-  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', 'sandbox', 'workload', '--tps', '40', '--seconds', '120', '--zones', 'sh', '--progress', '300ms'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', 'sandbox', 'workload', '--tps', '40', '--seconds', '120', '--zones', 'sh', '--progress', '300ms', '--max-wait', '1s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
   let stdout = '';
   const lines: string[] = [];
   child.stdout.on('data', (d) => (stdout += d));

@@ -208,3 +208,17 @@ test('planProxies / proxyModel: a proxy per zone on two ports, writes to the mas
   assert.deepEqual(alone.read, []);
   assert.match(renderConfig(alone), /server _fallback 127\.0\.0\.1:5001 backup\n/);
 });
+
+test('proxyModel of a global cluster: every zone\'s proxy sends writes to the writer zone\'s master (a cross-zone slot), reads stay in the zone', () => {
+  const proxies = planProxies(DIR, ['bj', 'sh'], [6001, 6002, 6003, 6004]);
+  const nodes = planNodes(DIR, ['bj', 'sh'], 1, [5001, 5002, 5003, 5004]);
+  const sh = proxyModel({ cluster: 'demo', nodes, model: 'global', writerZone: 'bj' }, proxies[1]!);
+  assert.deepEqual(sh.nodes, [{ name: 'sh-master', host: '127.0.0.1', port: 5003 }, { name: 'sh-replica1', host: '127.0.0.1', port: 5004 }, { name: 'bj-master', host: '127.0.0.1', port: 5001 }]);
+  assert.equal(sh.write, 'bj-master');
+  assert.deepEqual(sh.read, ['sh-replica1']);
+  assert.match(renderConfig(sh), /server bj-master 127\.0\.0\.1:5001\n/);
+  assert.match(renderConfig(sh), /server sh-master 127\.0\.0\.1:5003 disabled\n/);
+  const bj = proxyModel({ cluster: 'demo', nodes, model: 'global', writerZone: 'bj' }, proxies[0]!);
+  assert.deepEqual(bj.nodes.map((n) => n.name), ['bj-master', 'bj-replica1']);
+  assert.equal(bj.write, 'bj-master');
+});

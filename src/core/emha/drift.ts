@@ -15,6 +15,7 @@ import { parseConnectionString, sameServer } from '../config/dsn.js';
 import { flavorOf, replicaStatus } from '../db/server.js';
 import type { Db } from '../db/connect.js';
 import { routingTarget, type RouteNode } from '../proxy/index.js';
+import { globalWriteZone, writeRouteZones } from './global.js';
 import { DrcClient } from '../drc/client.js';
 import { boundedQuery, openBounded } from './detect.js';
 import { mhaConfig } from './index.js';
@@ -317,7 +318,17 @@ export async function applyDrift(ctx: Ctx, topo: Topology, cluster: string, d: D
       default:
         return { change, topology: topo };
     }
-    for (const z of zones) await proxyInLine(edited, cluster, z, d.kind === 'master-changed' && z === d.zone, log);
+    // a master changed: the proxies whose writes follow it (the zone's own; in a global cluster's
+    // write zone every zone's, in its other zones none: they write to the write zone's master)
+    const follow = d.kind === 'master-changed' ? writeRouteZones(edited, cluster, d.zone, await globalWriteZone(ctx, edited, cluster)) : [];
+    for (const z of zones) await proxyInLine(edited, cluster, z, follow.includes(z), log);
+    const master = edited.master(cluster, d.zone);
+    for (const z of follow.filter((x) => !zones.has(x))) {
+      const target = routingTarget(edited, cluster, z);
+      if (!target) continue;
+      await target.moveWrite(routeNode(master));
+      log(`${target.label}: writes to ${master.name} (the global cluster's write zone ${d.zone})`);
+    }
     if (d.kind === 'master-changed') {
       const drc = new DrcClient(ctx, edited, cluster);
       if (await drc.repoint(d.zone)) log(`DRC: the daemon of ${cluster} repointed both directions of zone ${d.zone} at ${d.to}`);

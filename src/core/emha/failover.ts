@@ -22,7 +22,9 @@ import { badInput, EzError, ExitCode, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
 import { routingTarget } from '../proxy/index.js';
 import { DrcClient } from '../drc/client.js';
-import { acquireJob, type JobHandle } from '../job/job.js';
+import { acquireJob, leaseRows, here, type JobHandle } from '../job/job.js';
+import { overlaps, liveness, describeHolder } from '../job/lease.js';
+import { globalWriteZone, writeRouteZones, describeWriteZone, type GlobalWriteZone } from './global.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { readJob, resumePlan, rollbackPlan, runPlan, type Plan, type Step, type StepsResult } from '../steps/engine.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
@@ -102,6 +104,10 @@ export interface FailoverReport {
   checkpoints?: CheckpointChange[];
   /** replicas left where they are (each with why): they hold what the new master lacks */
   notRepointed: string[];
+  /** a global cluster's write zone (null: sharding) */
+  global?: GlobalWriteZone | null;
+  /** the zones whose proxy's write route moves to the new master */
+  writeRouteZones?: string[];
   exitCode: ExitCode;
 }
 
@@ -389,6 +395,25 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
       for (const v of ahead) ctx.log.warn(`${v.name} is not a candidate: ${v.why}`);
     }
   }
+  // a global cluster: the write zone's failover moves every zone's proxy write route (each writes
+  // to the write zone's master); another zone's moves only its read pool
+  const g = await globalWriteZone(ctx, topo, cluster).catch((e: Error) => {
+    ctx.log.warn(`cannot read the routing table of ${cluster}: ${e.message}; the topology file's writerZone is used`);
+    const w = topo.cluster(cluster).config.writerZone;
+    return w && topo.cluster(cluster).config.model === 'global' ? { writeZone: w, from: 'file' as const, version: 0, state: 'active' as const, unreachable: [] } : null;
+  });
+  const routeZones = writeRouteZones(topo, cluster, o.zone, g);
+  if (g?.state === 'blocked') refusals.push(`the routing table of ${cluster} (v${g.version}) is blocked: a gz switch is between its block and its flip, or died there (finish it first: rerunning that \`ezctl gz switch\` resumes it)`);
+  // another job holding the cluster (a gz switch or move, an emha switch): the lease would refuse
+  // the failover later; said here with the rest, nothing touched
+  for (const z of topo.zonesOf(cluster).filter((x) => x !== o.zone)) {
+    const rows = await withDb(ctx, topo.master(cluster, z), (db) => leaseRows(db, z, cluster)).catch(() => []);
+    for (const r of rows) {
+      if (!overlaps(r.target, [`emha:${o.zone}`])) continue;
+      const l = liveness(r, here());
+      refusals.push(`another job holds the cluster: zone ${z}: ${describeHolder(r)}, ${l.live ? `lease left ${formatDuration(l.leftMs)}` : `dead: ${l.why}; resume or abort it first`})`);
+    }
+  }
   const cand = candidateName ? replicas.find((r) => r.name === candidateName) : undefined;
   const candView = cand ? views.find((v) => v.name === cand.name) : undefined;
   const flavor: Flavor = [...states.values()][0]?.flavor ?? 'mariadb';
@@ -404,7 +429,9 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
           if (!extra.empty) notRepointed.push(`${r.name}: holds ${extra.text.join(', ')}, which ${cand.name} lacks (it cannot replicate from it; \`ezctl emha rejoin --node ${r.name}\` names them once reconciled)`);
           return extra.empty;
         }).map(refOf);
-        return { cluster, zone: o.zone, topologyPath: topo.path, newMaster: refOf(cand), replicas: others, readPool: others, oldMaster: refOf(master), flavor, domain, candidateReceived: candView?.received ?? '' };
+        const fp: FailoverParams = { cluster, zone: o.zone, topologyPath: topo.path, newMaster: refOf(cand), replicas: others, readPool: others, oldMaster: refOf(master), flavor, domain, candidateReceived: candView?.received ?? '', writeRouteZones: routeZones };
+        if (g) fp.writeZone = g.writeZone;
+        return fp;
       })()
     : undefined;
   for (const n of notRepointed) ctx.log.warn(`not repointed under the new master: ${n}`);
@@ -449,7 +476,7 @@ export async function emhaFailover(ctx: Ctx, o: FailoverOptions): Promise<Failov
   let jobHandle: JobHandle | undefined;
   const plan = params ? buildPlan(ctx, params, () => journal!, o.relayTimeoutMs ?? DEFAULT_RELAY_TIMEOUT_MS, checkpoints) : undefined;
   const report: FailoverReport = {
-    cluster, zone: o.zone, execute: !!o.execute, assessment, oldMaster: refOf(master), candidate: params?.newMaster ?? null, replicas: views, lost, lastFailover: last, notRepointed,
+    cluster, zone: o.zone, execute: !!o.execute, assessment, oldMaster: refOf(master), candidate: params?.newMaster ?? null, replicas: views, lost, lastFailover: last, notRepointed, global: g, writeRouteZones: routeZones,
     steps: plan ? plan.steps.map((s) => ({ name: s.name, ...s.describe(), ...(s.pointOfNoReturn ? { pointOfNoReturn: true } : {}), ...(s.timeoutMs ? { bound: formatDuration(s.timeoutMs) } : {}) })) : [],
     exitCode: ExitCode.ok,
   };
@@ -535,6 +562,10 @@ export function renderFailover(r: FailoverReport): string {
     for (const v of r.replicas) out.push(`  ${v.name}${r.candidate?.name === v.name ? ' [candidate]' : ''}: received ${v.received || '-'}, applied ${v.applied || '-'}${v.eligible ? '' : `; not a candidate: ${v.why}`}`);
   }
   if (r.candidate) out.push(`new master: ${r.candidate.name} (${r.candidate.host}:${r.candidate.port})`);
+  if (r.global) {
+    const others = (r.writeRouteZones ?? []).filter((z) => z !== r.zone);
+    out.push(`global cluster: ${describeWriteZone(r.global)}: ${r.global.writeZone === r.zone ? `every zone's proxy writes to this zone's master: the write routes of ${[r.zone, ...others].join(', ')} move to the new master` : `the zone's proxy writes to ${r.global.writeZone}'s master and keeps doing so (only its read pool moves)`}`);
+  }
   out.push(r.lost.gtids.length ? `lost GTIDs (known now, ${r.lost.count}): ${r.lost.gtids.join(', ')}` : 'lost GTIDs known now: none');
   for (const f of r.lost.from) out.push(`  ${f.source}: ${f.gtids.join(', ')}`);
   if (r.lost.gtids.length) out.push(`  the rows those transactions wrote are in the other zones and not in ${r.zone}: \`ezctl check full --cluster ${r.cluster}\` names them, \`ezctl repair\` reconciles`);

@@ -3,6 +3,7 @@
 // DRC and the files rewritten).
 import type { SwitchReport } from './switch.js';
 import type { SessionInfo } from '../db/write-block.js';
+import { describeWriteZone } from './global.js';
 
 const who = (s: SessionInfo) => `${s.id} ${s.user}@${s.host} (${s.command}${s.info ? `: ${s.info.slice(0, 80)}` : ''})`;
 
@@ -15,7 +16,9 @@ export function renderSwitch(r: SwitchReport): string {
     for (const c of a.candidates) {
       out.push(`  ${c.chosen ? '*' : ' '} ${c.name} (${c.address}) lag ${c.lagSeconds ?? '-'} s${c.problems.length ? `: ${c.problems.join('; ')}` : ''}`);
     }
-    out.push(`  proxy: ${a.proxy ? `${a.proxy.label} ${a.proxy.up ? 'up' : 'DOWN'}, writes to ${a.proxy.write ?? 'nowhere'}` : 'none in the topology file (route through hooks)'}`);
+    if (a.global) out.push(`  global cluster: ${describeWriteZone(a.global)}${a.global.writeZone === a.zone ? ': every zone\'s proxy writes to this zone\'s master and moves with it' : `: the zone's proxy writes to ${a.global.writeZone}'s master and keeps doing so (only its read pool moves)`}`);
+    if (!a.proxies.length) out.push('  proxy: none in the topology file (route through hooks)');
+    for (const x of a.proxies) out.push(`  proxy: ${x.label} ${x.up ? 'up' : 'DOWN'}, writes to ${x.write ?? 'nowhere'}${x.movesWrite ? ' (write route moves)' : ' (read pool only)'}`);
     if (a.drc.length) for (const d of a.drc) out.push(`  DRC ${d.direction}: ${d.state}, lag ${d.lagMs ?? '-'} ms${d.lastError ? `, last error: ${d.lastError}` : ''}`);
     else out.push('  DRC: no direction touches this zone');
     out.push(`  DRC daemon on this host: ${a.drcDaemonHere ? 'yes (repointed by the switch)' : 'no (a daemon elsewhere must be repointed there: ezctl drc repoint)'}`);

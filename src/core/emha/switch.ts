@@ -27,6 +27,7 @@ import { badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
 import { onInterrupt } from '../signals.js';
 import { STATE_SCHEMA } from '../state/schema.js';
+import { globalWriteZone, writeRouteZones, describeWriteZone, type GlobalWriteZone } from './global.js';
 import { quoteTable } from '../db/quote.js';
 import {
   promoteStep, takeoverSteps, withNode, nodeAt, freshTopology, refOf, addrOf, sameAddr, mhaDirOf, repointUnder, NodeConnections,
@@ -83,6 +84,10 @@ export interface SwitchAssessment {
   candidates: CandidateView[];
   replicas: string[];
   proxy: { label: string; up: boolean; write: string | null; problems: string[] } | null;
+  /** every proxy the switch touches: the zone's own first, then (a global cluster's write zone) every other zone's */
+  proxies: ProxyView[];
+  /** a global cluster's write zone (null: a sharding cluster) */
+  global: GlobalWriteZone | null;
   drc: Array<{ direction: string; state: string; lagMs: number | null; lastError: string | null }>;
   drcDaemonHere: boolean;
   runningWrites: SessionInfo[];
@@ -90,6 +95,19 @@ export interface SwitchAssessment {
   state: { node: string; address: string; zone: string; noBinlog: boolean };
   mhaConfig: string | null;
   refusals: string[];
+}
+
+export interface ProxyView {
+  zone: string;
+  label: string;
+  up: boolean;
+  /** where it routes writes now */
+  write: string | null;
+  /** where it must route writes for the switch to go on */
+  expectedWrite: string;
+  /** the switch moves its write route to the new master (else only the zone's read pool) */
+  movesWrite: boolean;
+  problems: string[];
 }
 
 export interface SwitchReport {
@@ -237,15 +255,33 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
     }
   }
 
-  // the zone's proxy
+  // the proxies: the zone's own, and in a global cluster's write zone every zone's (each routes
+  // its writes to the write zone's master, and the switch moves them all)
+  const g = await globalWriteZone(ctx, topo, cluster);
+  const routeZones = writeRouteZones(topo, cluster, o.zone, g);
+  if (g?.state === 'blocked') refusals.push(`the routing table (v${g.version}) is blocked: a gz switch is between its block and its flip, or died there (finish it first: rerunning that \`ezctl gz switch\` resumes it)`);
+  const proxies: ProxyView[] = [];
   let proxy: SwitchAssessment['proxy'] = null;
-  const target = routingTarget(topo, cluster, o.zone);
-  if (target) {
+  for (const z of [o.zone, ...routeZones.filter((x) => x !== o.zone)]) {
+    const target = routingTarget(topo, cluster, z);
+    if (!target) continue;
     const h = await target.health().catch((e: Error) => ({ up: false, problems: [e.message], write: null, read: [], fenced: [], version: null }));
-    proxy = { label: target.label, up: h.up, write: h.write?.name ?? null, problems: h.problems };
-    if (!h.up) refusals.push(`${target.label} is down: ${h.problems.join('; ') || 'no answer'} (the switch moves its routes)`);
-    else if (!h.write || !sameAddr(h.write, masterNode)) refusals.push(`${target.label} routes writes to ${h.write ? `${h.write.name} (${addrOf(h.write)})` : 'nowhere'}, not to the master ${masterNode.name} the topology file names: fix the proxy or the file first`);
-    else if (h.problems.length) refusals.push(`${target.label}: ${h.problems.join('; ')}`);
+    const moves = routeZones.includes(z);
+    // where its writes must go now: the old master when it follows it; else (a global cluster's
+    // other zone) the write zone's master
+    const expected = moves ? masterNode : topo.master(cluster, g!.writeZone);
+    const view: ProxyView = { zone: z, label: target.label, up: h.up, write: h.write?.name ?? null, expectedWrite: expected.name, movesWrite: moves, problems: h.problems };
+    proxies.push(view);
+    if (z === o.zone) proxy = { label: view.label, up: view.up, write: view.write, problems: view.problems };
+    if (!h.up) refusals.push(`${target.label} is down: ${h.problems.join('; ') || 'no answer'} (the switch moves its ${moves ? 'write route' : 'read pool'})`);
+    else if (!h.write || !sameAddr(h.write, expected)) {
+      const why = !g
+        ? `not to the master ${masterNode.name} the topology file names`
+        : moves
+          ? `not to the master ${masterNode.name} of the ${describeWriteZone(g)}: in a global cluster every zone's proxy writes there, and the switch moves them all`
+          : `not to the master ${expected.name} (${addrOf(expected)}) of the ${describeWriteZone(g)}: in a global cluster zone ${z}'s proxy writes there (this switch moves only its read pool)`;
+      refusals.push(`${target.label} routes writes to ${h.write ? `${h.write.name} (${addrOf(h.write)})` : 'nowhere'}, ${why}: fix the proxy or the file first`);
+    } else if (h.problems.length) refusals.push(`${target.label}: ${h.problems.join('; ')}`);
   }
 
   // DRC: a direction stopped on an error is shown, and refused (a switch would hide it)
@@ -278,6 +314,8 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
     candidates: views,
     replicas: replicaNodes.filter((n) => n.name !== chosen?.name).map((n) => n.name),
     proxy,
+    proxies,
+    global: g,
     drc,
     drcDaemonHere,
     runningWrites: writes,
@@ -302,7 +340,9 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
       graceMs: o.graceMs ?? SWITCH_DEFAULTS.graceMs,
       timeoutMs: o.timeoutMs ?? SWITCH_DEFAULTS.timeoutMs,
       state,
+      writeRouteZones: routeZones,
     };
+    if (g) p.writeZone = g.writeZone;
     if (o.mhaDir !== undefined) p.mhaDir = o.mhaDir;
     params = p;
   }
@@ -313,7 +353,7 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
 
 /** The switch's steps; `live` carries the write block between steps of one run (gone after a crash). */
 export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], conns?: NodeConnections): Plan<SwitchParams> {
-  const live: { block?: WriteBlock; finalPosition?: string; target?: RoutingTarget | null } = {};
+  const live: { block?: WriteBlock; finalPosition?: string; targets?: Map<string, RoutingTarget | null> } = {};
   const oldEp = async () => ctx.endpoint(nodeAt(freshTopology(p.topologyPath), p.cluster, p.zone, p.oldMaster));
 
   const block: Step<SwitchParams> = {
@@ -326,7 +366,8 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
       // open now what the steps up to the proxy's move use: not inside the write-blocked window
       // (the block's own two sessions too: prepareBlock opens them, block() only blocks)
       if (conns) await Promise.all([conns.get(p.oldMaster), conns.get(p.newMaster).then(dbFlavor)]);
-      live.target = routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
+      const t = freshTopology(p.topologyPath);
+      live.targets = new Map([p.zone, ...(p.writeRouteZones ?? [])].map((z) => [z, routingTarget(t, p.cluster, z) ?? null]));
       const prepared = await prepareBlock(ep, o);
       sc.waitingFor(`the write block on ${p.oldMaster.name}`);
       const calledAt = Date.now();
@@ -431,7 +472,7 @@ export function switchPlan(ctx: Ctx, p: SwitchParams, refusals: string[] = [], c
     async preflight() {
       return refusals;
     },
-    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote], routeTarget: () => live.target })],
+    steps: [block, finalPos, catchUp, promoteStep<SwitchParams>(ctx, p, conns), ...takeoverSteps<SwitchParams>(ctx, p, { beforeReplicas: [demote], routeTarget: (z) => live.targets?.get(z) })],
   };
 }
 

@@ -16,6 +16,7 @@ import { routingTarget, type RouteNode, type RoutingTarget } from '../proxy/inde
 import type { Step, StepContext } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { runtimeError } from '../exit.js';
+import { sameServer } from '../config/dsn.js';
 import { mhaConfig } from './index.js';
 import { zoneFileBase } from './mha-config.js';
 
@@ -39,6 +40,14 @@ export interface TakeoverParams {
   readPool: NodeRef[];
   /** MHA's config folder (emha mha-config --out); absent: <stateDir>/mha. Rewritten only when the zone's file is there. */
   mhaDir?: string;
+  /**
+   * The zones whose proxy's write route moves to the new master (global.ts writeRouteZones): a
+   * global cluster's write zone, every zone's; another zone of a global cluster, none (its proxy
+   * writes to the write zone's master). Absent (a job journaled before it): the zone's own.
+   */
+  writeRouteZones?: string[];
+  /** a global cluster's write zone when the job was planned (messages only) */
+  writeZone?: string;
 }
 
 export const sameAddr = (a: { host: string; port: number }, b: { host: string; port: number }) => a.host === b.host && a.port === b.port;
@@ -145,27 +154,68 @@ export function promoteStep<P>(ctx: Ctx, p: TakeoverParams, conns?: NodeConnecti
   };
 }
 
-/** Move the zone's proxy (when the file names one): new write connections to the new master, sessions to the old one closed; the read pool. */
-export function routeStep<P>(ctx: Ctx, p: TakeoverParams, prepared?: () => RoutingTarget | null | undefined): Step<P> {
+/**
+ * Move the proxies: the write route of every zone in `writeRouteZones` (the zone's own, and in a
+ * global cluster's write zone every zone's) to the new master, sessions to the old write node
+ * closed; the zone's own read pool. Each proxy is moved even when another fails (they are
+ * independent; the application of each zone waits on its own), then the failures are thrown
+ * together: a resume moves them again (moveWrite is idempotent).
+ */
+export function routeStep<P>(ctx: Ctx, p: TakeoverParams, prepared?: (zone: string) => RoutingTarget | null | undefined): Step<P> {
+  const writeZones = p.writeRouteZones ?? [p.zone];
+  const others = writeZones.filter((z) => z !== p.zone);
+  const writeSide = !writeZones.includes(p.zone)
+    ? `leave the zone's proxy write route where it is (a global cluster: it writes to the write zone ${p.writeZone ?? '?'}'s master)`
+    : `move the zone's proxy write route to ${p.newMaster.name} (sessions to the old write node closed)${others.length ? ` and so the write routes of the proxies of ${others.join(', ')} (a global cluster's write zone: every zone writes to its master)` : ''}`;
   return {
     name: 'move-proxy',
-    describe: () => ({ does: `move the zone's proxy write route to ${p.newMaster.name} (sessions to the old write node closed) and its read pool to ${p.readPool.map((r) => r.name).join(', ') || '(none: the master serves reads)'}` }),
+    describe: () => ({ does: `${writeSide}; set the zone's read pool to ${p.readPool.map((r) => r.name).join(', ') || '(none: the master serves reads)'}` }),
     async do(sc) {
-      // the target resolved before the write-blocked window (a switch: the file parsed there), else from the file now
-      const ready = prepared?.();
-      const target = ready !== undefined ? ready : routingTarget(freshTopology(p.topologyPath), p.cluster, p.zone);
-      if (!target) {
+      // the targets resolved before the write-blocked window (a switch: the file parsed there), else from the file now
+      let topo: Topology | undefined;
+      const targetOf = (zone: string): RoutingTarget | undefined => {
+        const ready = prepared?.(zone);
+        if (ready !== undefined) return ready ?? undefined;
+        topo ??= freshTopology(p.topologyPath);
+        return routingTarget(topo, p.cluster, zone);
+      };
+      const own = targetOf(p.zone);
+      const movers = writeZones.map((z) => ({ zone: z, target: targetOf(z) })).filter((x): x is { zone: string; target: RoutingTarget } => !!x.target);
+      if (!own && !movers.length) {
         sc.note({ proxy: 'none' });
         return;
       }
-      await target.moveWrite(routeNode(p.newMaster), { killExisting: true });
-      const movedAt = Date.now();
-      await target.setReadPool(p.readPool.map(routeNode));
-      const now = await target.currentWrite();
-      if (!now || now.name !== p.newMaster.name) {
-        throw runtimeError(`${target.label} still routes writes to ${now ? now.name : 'nowhere'} after moving them to ${p.newMaster.name}`, { hint: 'see the proxy (ezctl sandbox status / its runtime API), then resume the job' });
+      const moved: Array<{ zone: string; label: string; atMs: number }> = [];
+      const failed: string[] = [];
+      await Promise.all(movers.map(async ({ zone, target }) => {
+        try {
+          await target.moveWrite(routeNode(p.newMaster), { killExisting: true });
+          const at = Date.now();
+          const now = await target.currentWrite();
+          if (!now || now.name !== p.newMaster.name || !sameServer(now, p.newMaster)) {
+            throw new Error(`still routes writes to ${now ? `${now.name} (${addrOf(now)})` : 'nowhere'} after moving them to ${p.newMaster.name}`);
+          }
+          moved.push({ zone, label: target.label, atMs: at });
+        } catch (e) {
+          failed.push(`${target.label}: ${(e as Error).message}`);
+        }
+      }));
+      if (own) {
+        try {
+          await own.setReadPool(p.readPool.map(routeNode));
+        } catch (e) {
+          failed.push(`${own.label}: read pool: ${(e as Error).message}`);
+        }
       }
-      sc.note({ proxy: target.label, writeMovedAtMs: movedAt });
+      if (failed.length) {
+        throw runtimeError(`the write route did not move everywhere: ${failed.join('; ')}${moved.length ? ` (moved: ${moved.map((m) => m.label).join(', ')})` : ''}`, { hint: 'see the proxy (ezctl sandbox status / its runtime API), then resume the job: the proxies already moved are left as they are' });
+      }
+      moved.sort((a, b) => writeZones.indexOf(a.zone) - writeZones.indexOf(b.zone));
+      const labels = [...moved.map((m) => m.label), ...(own && !moved.some((m) => m.zone === p.zone) ? [`${own.label} (read pool only)`] : [])];
+      const note: Record<string, unknown> = { proxy: labels.join(', '), proxies: labels };
+      // the application's write-unavailable window ends when the last write route moved
+      if (moved.length) note.writeMovedAtMs = Math.max(...moved.map((m) => m.atMs));
+      sc.note(note);
     },
   };
 }
@@ -268,6 +318,6 @@ export function mhaStep<P>(ctx: Ctx, p: TakeoverParams): Step<P> {
  * demoted master, an errant GTID in the other zone's DRC domain, and its replication from the new
  * master stopped on the duplicate key when DRC applied the row there too).
  */
-export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[]; beforeReplicas?: Step<P>[]; routeTarget?: () => RoutingTarget | null | undefined } = {}): Step<P>[] {
+export function takeoverSteps<P>(ctx: Ctx, p: TakeoverParams, o: { afterRoute?: Step<P>[]; beforeReplicas?: Step<P>[]; routeTarget?: (zone: string) => RoutingTarget | null | undefined } = {}): Step<P>[] {
   return [routeStep<P>(ctx, p, o.routeTarget), ...(o.afterRoute ?? []), topologyStep<P>(ctx, p), ...(o.beforeReplicas ?? []), replicasStep<P>(ctx, p), mhaStep<P>(ctx, p)];
 }

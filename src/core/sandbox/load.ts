@@ -122,11 +122,15 @@ async function loadTable(db: Db, schema: string, table: DemoTable, count: number
   }
 }
 
+/** Shard ids the demo rows of a global cluster (no shard map) carry: `sandbox up --shards`' default. */
+export const GLOBAL_SHARDS = 64;
+
 export async function sandboxLoad(ctx: Ctx, o: LoadOptions): Promise<LoadReport> {
   const t0 = Date.now();
   const topo = await ctx.topology();
   const { name: cluster, config } = topo.cluster(o.cluster);
-  const shardIds = config.shards ? Object.values(config.shards.zones).flat() : [];
+  // a global cluster has no shard map: its demo rows still carry ids of the sandbox's 64 shards
+  const shardIds = config.shards ? Object.values(config.shards.zones).flat() : config.model === 'global' ? [GLOBAL_SHARDS - 1] : [];
   if (shardIds.length === 0) throw badInput(`cluster ${cluster} has no shard map (shards.zones) in ${topo.path}`, { hint: 'the demo rows need shard ids; add a shards: section' });
   const shards = Math.max(...shardIds) + 1;
   const ts = topo.drcTimestampColumn(cluster);

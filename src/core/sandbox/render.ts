@@ -18,9 +18,17 @@ export function renderSandbox(r: SandboxReport): string {
   return `${head}\n${t}${proxies}\ntopology: ${r.config}  (cluster ${r.cluster})`;
 }
 
-/** One line per zone: what was written, and what failed by kind. */
+/** One line per zone: what was written, where it landed, what waited, and what failed by kind. */
 export function renderWorkload(r: WorkloadReport): string {
-  const lines = r.zones.map((z) => `${z.zone}${z.through.startsWith('proxy') ? ` (through the ${z.through})` : ''}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried, ${z.errors} errors${z.errors ? ` (${kindsText(z.errorsByKind)}; last: ${z.lastError})` : ''}${z.reconnects ? `, ${z.reconnects} reconnects` : ''}`);
+  const lines = r.zones.map((z) => {
+    const landed = Object.keys(z.landed).length > 1 || Object.keys(z.landed)[0] !== z.zone
+      ? `; landed ${Object.entries(z.landed).map(([k, n]) => `${k} ${n}`).join(', ')}` : '';
+    const waits = z.blockedWaits ? `, ${z.blockedWaits} waited for a blocked route (${(z.blockedMs / 1000).toFixed(1)} s in all)` : '';
+    const shards = z.shardWaits.length ? `; shards that waited: ${z.shardWaits.slice(0, 8).map((s) => `${s.shard} ${s.maxMs} ms`).join(', ')}${z.shardWaits.length > 8 ? ', ...' : ''}` : '';
+    return `${z.zone}${z.through.startsWith('proxy') ? ` (through the ${z.through})` : ''}: ${z.transactions} tx in ${(z.ms / 1000).toFixed(1)} s (${z.tps.toFixed(0)}/s): ${z.inserts} inserts, ${z.updates} updates, ${z.deletes} deletes, ${z.foreign} to other zones' shards, ${z.retries} retried${waits}, ${z.errors} errors${z.errors ? ` (${kindsText(z.errorsByKind)}; last: ${z.lastError})` : ''}${z.unknown ? `, ${z.unknown} unknown (COMMIT answer lost)` : ''}${z.reconnects ? `, ${z.reconnects} reconnects` : ''}${landed}`
+      + `\n  latency p50 ${z.p50Ms} ms, p99 ${z.p99Ms} ms; longest without a commit ${z.window.ms} ms${z.window.from ? ` (${z.window.from.slice(11, 23)} to ${z.window.to!.slice(11, 23)})` : ''}${shards}`;
+  });
+  lines.push(`routing table ${r.model === 'global' ? 'of a global cluster' : 'of a sharding cluster'}: version ${r.routesVersion.start}${r.routesVersion.end !== r.routesVersion.start ? ` at the start, ${r.routesVersion.end} at the end` : ''}${r.ackLog ? `; acknowledged writes in ${r.ackLog}` : ''}`);
   if (r.interrupted) lines.push('interrupted: stopped before the end of its schedule');
   return lines.join('\n');
 }

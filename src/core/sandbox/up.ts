@@ -50,6 +50,10 @@ export interface SandboxState {
   zones: string[];
   replicas: number;
   shards: number;
+  /** the cluster's model (absent in sandboxes made before it: sharding) */
+  model?: 'sharding' | 'global';
+  /** a global cluster's zone taking writes when it was made (the topology file says where it is now) */
+  writerZone?: string;
   createdAt: string;
   nodes: SandboxNode[];
   /** one per zone with `up --proxy`; absent without */
@@ -79,6 +83,10 @@ export interface UpOptions {
   shards: number;
   /** one HAProxy per zone in front of its nodes */
   proxy?: boolean;
+  /** sharding (default): every zone writes the shards it owns; global: one zone (writerZone) takes every write */
+  model?: 'sharding' | 'global';
+  /** a global cluster's write zone (default: the first zone) */
+  writerZone?: string;
 }
 
 const HOST = '127.0.0.1';
@@ -162,9 +170,17 @@ export function planProxies(dir: string, zones: string[], ports: number[]): Sand
   });
 }
 
-/** The first routing of a zone's proxy: writes to its master, reads to its replicas (the master when there are none). */
-export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes'>, p: SandboxProxy): ProxyModel {
+/**
+ * The first routing of a zone's proxy: writes to its master, reads to its replicas (the master
+ * when there are none). In a global cluster every zone's writes go to the writer zone's master:
+ * the proxies of the other zones get a slot for it (a cross-zone route), their own master none
+ * for writes (it takes DRC's writes only).
+ */
+export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes' | 'model' | 'writerZone'>, p: SandboxProxy): ProxyModel {
   const nodes = state.nodes.filter((n) => n.zone === p.zone);
+  const writerZone = state.model === 'global' ? state.writerZone ?? p.zone : p.zone;
+  const writer = state.nodes.find((n) => n.zone === writerZone && n.role === 'master')!;
+  const slots = [...nodes, ...(writer.zone === p.zone ? [] : [writer])];
   return {
     version: 1,
     name: `${state.cluster}/${p.zone}`,
@@ -172,8 +188,8 @@ export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes'>, p: Sa
     writePort: p.writePort,
     readPort: p.readPort,
     admin: p.admin,
-    nodes: nodes.map((n) => ({ name: n.name, host: HOST, port: n.port })),
-    write: nodes.find((n) => n.role === 'master')!.name,
+    nodes: slots.map((n) => ({ name: n.name, host: HOST, port: n.port })),
+    write: writer.name,
     read: nodes.filter((n) => n.role === 'replica').map((n) => n.name),
     fenced: [],
   };
@@ -259,6 +275,12 @@ function topologyYaml(state: SandboxState): string {
       ...(proxy ? { proxy: { kind: 'haproxy', write: `${HOST}:${proxy.writePort}`, read: `${HOST}:${proxy.readPort}`, admin: relative(state.dir, proxy.admin), config: relative(state.dir, proxy.config) } } : {}),
     };
   }
+  const model = state.model ?? 'sharding';
+  // A global cluster has no shard map: one zone takes every write (the demo rows still carry
+  // shard ids, `sandbox load` numbers them 0..shards-1 as for a sharding cluster).
+  const cluster = model === 'global'
+    ? { model, writerZone: state.writerZone ?? state.zones[0]!, zones }
+    : { model, zones, shards: { zones: shardRanges(state.zones, state.shards), tables: DEMO_SHARD_TABLES } };
   const doc = {
     version: 1,
     zones: state.zones,
@@ -268,11 +290,7 @@ function topologyYaml(state: SandboxState): string {
     drcTimestampColumn: 'drc_ts',
     stateDir: 'state',
     clusters: {
-      [state.cluster]: {
-        model: 'sharding',
-        zones,
-        shards: { zones: shardRanges(state.zones, state.shards), tables: DEMO_SHARD_TABLES },
-      },
+      [state.cluster]: cluster,
     },
   };
   return `# Written by \`ezctl sandbox up\` (${state.flavor} ${state.serverVersion}). Passwords are in the .cnf files beside it.\n${stringify(doc)}`;
@@ -319,6 +337,8 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
   const t0 = Date.now();
   const dir = resolve(o.dir);
   if (o.zones.length < 1) throw badInput('--zones needs at least one zone');
+  if (o.writerZone !== undefined && o.model !== 'global') throw badInput('--writer-zone is for a global cluster', { hint: 'add --model global' });
+  if (o.writerZone !== undefined && !o.zones.includes(o.writerZone)) throw badInput(`--writer-zone ${o.writerZone} is not one of --zones (${o.zones.join(', ')})`);
   const existing = readState(dir);
   if (existing) return restartExisting(ctx, existing, o, t0);
   if (existsSync(dir) && !isEmptyDir(dir)) {
@@ -368,6 +388,8 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
             zones: o.zones,
             replicas: o.replicas,
             shards: o.shards,
+            model: o.model ?? 'sharding',
+            ...(o.model === 'global' ? { writerZone: o.writerZone ?? o.zones[0]! } : {}),
             createdAt: new Date().toISOString(),
             nodes: planNodes(realDir, o.zones, o.replicas, ports),
           };

@@ -241,7 +241,13 @@ const ADDED_COLUMNS: Array<{ table: string; column: string; definition: string }
  * Create `_ezctl` and its tables where missing. The caller decides how the DDL is logged (the
  * DRC applier runs it under its own GTID domain so it is never replicated back).
  */
+/** Connections whose server was found to have every state table and column: not looked at again. */
+const ensured = new WeakSet<Db>();
+
 export async function ensureStateSchema(db: Db): Promise<void> {
+  // a connection kept across the steps of a job (a zone switch's window) asks once, not at every
+  // write (publishAt ensured it at each of them: two information_schema queries per zone)
+  if (ensured.has(db)) return;
   // one look first, instead of a dozen CREATE ... IF NOT EXISTS round trips (each opening its
   // table under a metadata lock) at every check, osc and DRC start; the same look finds the
   // columns added since a table was first created
@@ -254,7 +260,10 @@ export async function ensureStateSchema(db: Db): Promise<void> {
   const missing = Object.entries(TABLES).filter(([name]) => !have.has(name));
   // a table created below has its added columns in its body already
   const missingColumns = ADDED_COLUMNS.filter((c) => have.has(c.table) && !haveColumn.has(`${c.table}.${c.column}`));
-  if (missing.length === 0 && missingColumns.length === 0) return;
+  if (missing.length === 0 && missingColumns.length === 0) {
+    ensured.add(db);
+    return;
+  }
   if (missing.length) await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
   for (const [name, body] of missing) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${quoteId(STATE_SCHEMA)}.${quoteId(name)} ${body}`);
@@ -262,4 +271,5 @@ export async function ensureStateSchema(db: Db): Promise<void> {
   for (const c of missingColumns) {
     await db.exec(`ALTER TABLE ${quoteId(STATE_SCHEMA)}.${quoteId(c.table)} ADD COLUMN IF NOT EXISTS ${quoteId(c.column)} ${c.definition}`);
   }
+  ensured.add(db);
 }

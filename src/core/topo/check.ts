@@ -99,7 +99,8 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
         }
       }
     }
-    // A zone's proxy must run and send writes to the file's master (and to nothing else).
+    // A zone's proxy must run and send writes to the file's master (and to nothing else); in a
+    // global cluster every zone's proxy sends them to the writer zone's master.
     for (const zone of topo.zonesOf(cluster)) {
       const px = zoneProxy(topo, cluster, zone);
       if (!px) continue;
@@ -110,9 +111,11 @@ export async function topoCheck(ctx: Ctx, o: { cluster?: string }): Promise<Chec
         continue;
       }
       for (const m of h.problems) add(null, 'proxy', `${where}: ${m}`);
-      const master = topo.master(cluster, zone).name;
-      if (h.write && h.write.name !== master) add(null, 'proxy', `${where} sends writes to ${h.write.name}; the file says the master is ${master}`);
-      if (!h.write && !h.problems.length) add(null, 'proxy', `${where} sends writes nowhere; the file says the master is ${master}`);
+      const writeZone = config.model === 'global' && config.writerZone ? config.writerZone : zone;
+      const master = topo.master(cluster, writeZone).name;
+      const says = writeZone === zone ? `the file says the master is ${master}` : `the file says writes go to ${master} (writerZone ${writeZone}, a global cluster)`;
+      if (h.write && h.write.name !== master) add(null, 'proxy', `${where} sends writes to ${h.write.name}; ${says}`);
+      if (!h.write && !h.problems.length) add(null, 'proxy', `${where} sends writes nowhere; ${says}`);
     }
     // Masters of different zones must write different GTID domains, or their GTIDs collide.
     const domains = new Map<number, string>();

@@ -1,0 +1,340 @@
+// What the zone switches (`gz switch`, `gz move`) share: where a job lives (its journal and lease at
+// the target zone's master: the source is blocked, or dead), finding a job again (a rerun of the
+// same command resumes a dead one), driving a plan under the cluster's lease, the write-unavailable
+// window split (block, drain, verify, flip) from the journal, and the report every gz job gives.
+import type { Ctx } from '../context.js';
+import { loadTopology, type Topology, type ResolvedNode } from '../config/load.js';
+import { sameServer, describeAddress } from '../config/dsn.js';
+import { Db } from '../db/connect.js';
+import { parseMariaPos } from '../db/gtid.js';
+import { quoteTable } from '../db/quote.js';
+import { STATE_SCHEMA } from '../state/schema.js';
+import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type StepsResult, type JobSummary } from '../steps/engine.js';
+import { MariaDbJournal } from '../steps/mariadb-journal.js';
+import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
+import { acquireJob, leaseRows, here, type JobHandle } from '../job/job.js';
+import { CLUSTER_TARGET, liveness, describeHolder, type JobKind, type LeaseRow } from '../job/lease.js';
+import { badInput, refused, runtimeError } from '../exit.js';
+import { onInterrupt } from '../signals.js';
+
+/** A node as a job's parameters name it: by address (names move with the file), with its zone. */
+export interface GzNodeRef {
+  name: string;
+  host: string;
+  port: number;
+  zone: string;
+}
+
+export const refOf = (n: ResolvedNode): GzNodeRef => ({ name: n.name, host: n.host, port: n.port, zone: n.zone });
+export const addrOf = (n: { host: string; port: number }) => describeAddress(n);
+
+/** The topology file as it is on disk now (a step after publishRoutes mirrored it must not use a cached copy). */
+export const freshTopology = (path: string): Topology => loadTopology(path);
+
+/** The cluster's node at this address in the file as it is now (its credentials come from there). */
+export function nodeAt(topo: Topology, cluster: string, ref: GzNodeRef): ResolvedNode {
+  const n = topo.nodes(cluster).find((x) => sameServer(x, ref));
+  if (!n) {
+    throw runtimeError(`${ref.name} (${addrOf(ref)}) is no longer a node of cluster ${cluster} in ${topo.path}`, {
+      hint: 'the topology file was edited during the job: put the node back, then resume the job',
+    });
+  }
+  return n;
+}
+
+/** Run fn on a fresh connection to the node at ref (closed after). */
+export async function withNode<T>(ctx: Ctx, topologyPath: string, cluster: string, ref: GzNodeRef, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await ctx.connect(nodeAt(freshTopology(topologyPath), cluster, ref));
+  try {
+    return await fn(db);
+  } finally {
+    await db.close().catch(() => undefined);
+  }
+}
+
+/** The zone's own GTID of a MariaDB position (domain `domain`), '' when it has none. */
+export function ownGtid(pos: string | null | undefined, domain: number | null): string {
+  if (domain === null) return '';
+  const g = parseMariaPos(pos ?? '').get(domain);
+  return g ? `${g.domain}-${g.server}-${g.seq}` : '';
+}
+
+/** A kept connection: its close() leaves it open for the next step (KeptConnections closes it). */
+class KeptDb extends Db {
+  override async close(): Promise<void> {}
+  shut(): Promise<void> {
+    return Db.prototype.close.call(this);
+  }
+  get broken(): boolean {
+    const c = this.conn as unknown as { _fatalError?: unknown; _closing?: boolean };
+    return Boolean(c._fatalError || c._closing);
+  }
+}
+
+/**
+ * Connections kept across the steps inside a switch's write-unavailable window: a fresh one per
+ * use (the file parsed, a handshake) cost tens of ms each under load, and publishRoutes opens two
+ * per zone. `ctx` hands them out (one per server; close() leaves them open); open() before the
+ * window; closeAll() at the end of the run. A broken one is replaced at the next use. Only for
+ * callers that run one statement or transaction at a time per server (routes, DRC's wait, our own
+ * reads): a session setting one of them makes would be seen by the next.
+ */
+export class KeptConnections {
+  private readonly open = new Map<string, Promise<KeptDb>>();
+  readonly ctx: Ctx;
+  constructor(private readonly base: Ctx) {
+    this.ctx = { ...base, connect: (n: ResolvedNode) => this.get(n) };
+  }
+
+  async get(n: ResolvedNode): Promise<Db> {
+    const key = addrOf(n);
+    const cur = this.open.get(key);
+    if (cur) {
+      const db = await cur.catch(() => undefined);
+      if (db && !db.broken) return db;
+      this.open.delete(key);
+    }
+    const next = this.base.connect(n).then((db) => new KeptDb(db.conn, db.ep));
+    next.catch(() => this.open.delete(key));
+    this.open.set(key, next);
+    return next;
+  }
+
+  /** open the connections to these servers now (before the window) */
+  async prepare(nodes: ResolvedNode[]): Promise<void> {
+    await Promise.all(nodes.map((n) => this.get(n).catch(() => undefined)));
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((d) => d.then((x) => x.shut()).catch(() => undefined)));
+  }
+}
+
+// ---------------------------------------------------------------- the write-unavailable window
+
+/** Each step of the window journals `span: [startMs, endMs]` (epoch ms) in its done detail. */
+export type Span = [number, number];
+export const spanOf = (t0: number): Span => [t0, Date.now()];
+
+export interface GzWindow {
+  /** the block: routes blocked until the source's final position is known (switch: and its writes blocked) */
+  blockMs: number | null;
+  /** DRC source->target applying the final position (move: and the clients' acks) */
+  drainMs: number | null;
+  /** the rows verified (and the reverse direction checked) */
+  verifyMs: number | null;
+  /** the flip: the routes (and the proxies) on the target */
+  flipMs: number | null;
+  /** from the block's start to the flip's end: writes of the cluster (switch) or of the shards (move) wait or fail meanwhile */
+  totalMs: number | null;
+}
+
+export type WindowGroups = Record<'block' | 'drain' | 'verify' | 'flip', string[]>;
+
+/** The done details of each step, later events over earlier ones (a resumed step keeps its first span unless it ran again). */
+export function doneDetails(j: JobSummary): Map<string, Record<string, unknown>> {
+  const done = new Map<string, Record<string, unknown>>();
+  for (const e of j.events) if (e.state === 'done') done.set(e.step, { ...(done.get(e.step) ?? {}), ...e.detail });
+  return done;
+}
+
+/** The window split from the steps' spans: each group from its first step's start to its last step's end. */
+export function windowOf(done: Map<string, Record<string, unknown>>, groups: WindowGroups): GzWindow {
+  const spans = (names: string[]) => names.map((n) => done.get(n)?.span).filter((s): s is Span => Array.isArray(s) && s.length === 2 && s.every((x) => typeof x === 'number'));
+  const ms = (names: string[]) => {
+    const s = spans(names);
+    if (!s.length) return null;
+    return Math.max(...s.map((x) => x[1])) - Math.min(...s.map((x) => x[0]));
+  };
+  const all = spans([...groups.block, ...groups.drain, ...groups.verify, ...groups.flip]);
+  const first = spans(groups.block)[0];
+  const lastFlip = spans(groups.flip);
+  return {
+    blockMs: ms(groups.block),
+    drainMs: ms(groups.drain),
+    verifyMs: ms(groups.verify),
+    flipMs: ms(groups.flip),
+    totalMs: first && lastFlip.length && all.length ? Math.max(...lastFlip.map((x) => x[1])) - first[0] : null,
+  };
+}
+
+// ---------------------------------------------------------------- the report of a gz job
+
+export interface GzJobReport {
+  command: 'switch' | 'move';
+  /** plan: no --execute; noop: nothing to do (e.g. --to is the write zone already) */
+  mode: 'plan' | 'noop' | 'run' | 'resume' | 'rollback';
+  cluster: string;
+  from: string | null;
+  to: string | null;
+  jobId: string | null;
+  /** the engine's outcome; 'plan' / 'noop' / 'refused' (preflight) when no job ran */
+  outcome: string;
+  exitCode: number;
+  /** why, in one line, when it did not end done */
+  message: string | null;
+  refusals: string[];
+  window: GzWindow | null;
+  /** DRC source->target lag when the block began: the floor of the drain */
+  drcLagAtBlockMs: number | null;
+  /** the source's GTID position at the block */
+  finalPosition: string | null;
+  /** the routing table version after the run */
+  routesVersion: number;
+  steps: Array<{ name: string; does: string; pointOfNoReturn?: boolean; timeoutMs?: number }>;
+  result: StepsResult | null;
+}
+
+export function stepList<P>(plan: Plan<P>): GzJobReport['steps'] {
+  return plan.steps.map((s) => {
+    const e: GzJobReport['steps'][number] = { name: s.name, does: s.describe().does };
+    if (s.pointOfNoReturn) e.pointOfNoReturn = true;
+    if (s.timeoutMs) e.timeoutMs = s.timeoutMs;
+    return e;
+  });
+}
+
+export function renderWindow(w: GzWindow | null, lag: number | null): string[] {
+  if (!w) return [];
+  const f = (x: number | null) => (x === null ? '-' : `${x} ms`);
+  return [`write-unavailable window: ${f(w.totalMs)} (block ${f(w.blockMs)}, drain ${f(w.drainMs)}, verify ${f(w.verifyMs)}, flip ${f(w.flipMs)}); DRC lag at the block ${lag === null ? 'unknown' : `${lag} ms`} (the floor)`];
+}
+
+export function renderTimelineOf(r: StepsResult): string[] {
+  const out = [`job ${r.jobId} (${r.kind}${r.resumed ? ', resumed' : ''}): ${r.outcome} in ${r.totalMs} ms${r.ponrPassed ? ' (past the point of no return)' : ''}`, 'timeline:'];
+  for (const t of r.timeline) out.push(`  +${String(t.startMs).padStart(6)} ms ${String(t.durationMs).padStart(6)} ms  ${t.step}${t.action !== 'do' ? ` (${t.action})` : ''}: ${t.outcome}${t.error ? `: ${t.error}` : ''}`);
+  for (const h of r.hooks) out.push(`  hook ${h.hook} (${h.event}): ${h.ok ? 'ok' : `failed: ${h.error}`} ${h.ms} ms`);
+  if (r.error && r.outcome !== 'done') {
+    out.push(`error: ${r.error.step ? `${r.error.step}: ` : ''}${r.error.message}`);
+    if (r.error.hint) out.push(`hint: ${r.error.hint}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- jobs: leases, journals, driving
+
+/** The lease rows of the cluster in every zone reachable (the unreachable zones named). */
+export async function clusterLeases(ctx: Ctx, topo: Topology, cluster: string): Promise<{ rows: LeaseRow[]; unreachable: string[] }> {
+  const rows: LeaseRow[] = [];
+  const unreachable: string[] = [];
+  for (const z of topo.zonesOf(cluster)) {
+    const db = await ctx.connect(topo.master(cluster, z)).catch(() => undefined);
+    if (!db) {
+      unreachable.push(z);
+      continue;
+    }
+    try {
+      rows.push(...(await leaseRows(db, z, cluster).catch(() => [])));
+    } finally {
+      await db.close().catch(() => undefined);
+    }
+  }
+  return { rows, unreachable };
+}
+
+/** A dead job of this kind holding the cluster (its lease expired, or its process on this host gone): a rerun resumes it. */
+export function deadJobOf(rows: readonly LeaseRow[], kind: JobKind): LeaseRow | undefined {
+  const h = here();
+  return rows.find((r) => r.target === CLUSTER_TARGET && r.kind === kind && !liveness(r, h).live);
+}
+
+/** Every lease in the way of a new gz job, as refusals (a dead job of the same kind is resumed instead, by the caller). */
+export function leaseRefusals(rows: readonly LeaseRow[]): string[] {
+  const h = here();
+  return rows.map((r) => {
+    const l = liveness(r, h);
+    return `another job holds the cluster: zone ${r.zone}: ${describeHolder(r)}, ${l.live ? `lease left ${Math.round(l.leftMs / 100) / 10} s` : `dead: ${l.why}; resume or abort it first`})`;
+  });
+}
+
+/** A gz job's journal and parameters, from any zone's master that has it. */
+export async function findGzJob<P>(ctx: Ctx, topo: Topology, cluster: string, kind: JobKind, jobId: string): Promise<{ params: P; summary: JobSummary; node: ResolvedNode }> {
+  const tried: string[] = [];
+  for (const z of topo.zonesOf(cluster)) {
+    const n = topo.master(cluster, z);
+    const db = await ctx.connect(n).catch(() => undefined);
+    if (!db) {
+      tried.push(`${n.name} (unreachable)`);
+      continue;
+    }
+    try {
+      const row = await db.value<string | null>(`SELECT detail FROM ${quoteTable(STATE_SCHEMA, 'job_steps')} WHERE job_id = ? AND seq = 1`, [jobId]).catch(() => null);
+      if (row) {
+        const j = await readJob(await MariaDbJournal.open(db), jobId);
+        if (j && j.header.kind === kind) return { params: j.header.params as P, summary: j, node: n };
+      }
+      tried.push(n.name);
+    } finally {
+      await db.close().catch(() => undefined);
+    }
+  }
+  throw badInput(`no ${kind} job ${jobId} in the journal of any zone master of cluster ${cluster} (looked at ${tried.join(', ')})`, { hint: '`ezctl jobs` lists the jobs' });
+}
+
+export interface Driven {
+  result: StepsResult;
+  jobId: string;
+  summary: JobSummary | undefined;
+}
+
+/**
+ * Run (or resume, or roll back) a gz plan under the cluster's lease, its journal and lease at
+ * `home` (the target zone's master). SIGINT/SIGTERM or a lost lease interrupts it: rolled back
+ * before the point of no return, stopped after it; the process waits for that (bounded) before
+ * it exits, so a block is never left to die with it when it can be undone.
+ */
+export async function driveGz<P>(ctx: Ctx, o: { cluster: string; topologyPath: string; kind: JobKind; home: ResolvedNode; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (jobId: string) => Plan<P>; close?: () => Promise<void> }): Promise<Driven> {
+  const ao: Parameters<typeof acquireJob>[1] = { cluster: o.cluster, kind: o.kind, targets: [CLUSTER_TARGET], zones: [{ zone: o.home.zone, node: o.home }], phase: o.mode === 'run' ? o.kind : o.mode };
+  if (o.mode !== 'run') ao.resume = true;
+  if (o.leaseMs !== undefined) ao.leaseMs = o.leaseMs;
+  let job: JobHandle;
+  try {
+    job = await acquireJob(ctx, ao);
+  } catch (e) {
+    if (o.mode === 'run' && o.refusals.length) throw refused(`refused: ${o.refusals.length} reason${o.refusals.length === 1 ? '' : 's'}`, { details: [...o.refusals, (e as Error).message] });
+    throw e;
+  }
+  if (o.jobId !== undefined && job.id !== o.jobId) {
+    await job.release();
+    throw refused(job.tookOver ? `the dead ${o.kind} job of cluster ${o.cluster} is ${job.id}, not ${o.jobId}` : `${o.kind} job ${o.jobId} of cluster ${o.cluster} is neither dead nor unfinished (it ended, or its lease is gone)`, {
+      hint: job.tookOver ? `--resume/--rollback ${job.id}` : '`ezctl jobs` lists the jobs; the journal says how it ended',
+    });
+  }
+  const journalDb = await ctx.connect(o.home);
+  try {
+    const journal = await MariaDbJournal.open(journalDb);
+    const topo = freshTopology(o.topologyPath);
+    const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, o.cluster));
+    const plan = o.plan(job.id);
+    const ac = new AbortController();
+    const onLost = () => ac.abort(job.signal.reason);
+    job.signal.addEventListener('abort', onLost, { once: true });
+    let running: Promise<StepsResult> | undefined;
+    const offInterrupt = onInterrupt(async () => {
+      ac.abort(new Error('interrupted'));
+      if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
+    });
+    const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: ac.signal, log: (m: string) => ctx.log.info(m) };
+    let result: StepsResult;
+    try {
+      running = o.mode === 'run' ? runPlan(plan, opts) : o.mode === 'resume' ? resumePlan(plan, opts) : rollbackPlan(plan, opts);
+      result = await running;
+    } catch (e) {
+      await job.fail(e).catch(() => undefined);
+      throw e;
+    } finally {
+      offInterrupt();
+      job.signal.removeEventListener('abort', onLost);
+    }
+    if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
+    else if (result.outcome === 'done' || result.outcome === 'rolled-back') await job.finish();
+    else await job.fail(new Error(result.error?.message ?? result.outcome));
+    const summary = await readJob(journal, job.id).catch(() => undefined);
+    return { result, jobId: job.id, summary };
+  } finally {
+    await o.close?.().catch(() => undefined);
+    await journalDb.close().catch(() => undefined);
+  }
+}
