@@ -9,7 +9,7 @@ import { show } from '../helpers/cli.js';
 import { startSandbox, type TestSandbox } from '../helpers/sandbox.js';
 import { sqlOn } from '../helpers/drc.js';
 import { makeCtx, type Ctx } from '../../src/core/context.js';
-import { binlogPositions, lastVerifiedPositions, verifyRows } from '../../src/core/dcp/index.js';
+import { binlogPositions, lastVerifiedPositions, openVerifier, verifyRows } from '../../src/core/dcp/index.js';
 import type { EzError } from '../../src/core/exit.js';
 import { blockWrites } from '../../src/core/db/write-block.js';
 
@@ -148,6 +148,30 @@ test('a window verify runs while the source holds the write block (read_only + B
     await block.release({ restoreReadOnly: true });
   }
   await sqlOn(sb, 'sh-master', "UPDATE ezdemo.riders SET name = 'before the block', drc_ts = drc_ts WHERE id = 31");
+});
+
+test('a verifier (opened before the block) runs verify after verify on what it read once; one at a time; closed, it refuses', async () => {
+  const v = await openVerifier(ctx, { cluster: 'demo', zones: ['bj', 'sh'] });
+  try {
+    const from = await binlogPositions(ctx, 'demo', ['bj', 'sh']);
+    await sqlOn(sb, 'sh-master', "UPDATE ezdemo.riders SET name = 'verifier', drc_ts = drc_ts WHERE id = 41");
+    const first = await v.verify({ window: { from }, settleMs: 0 });
+    assert.deepEqual(first.differences.map((d) => d.key), [{ id: 41 }]);
+    const both = await Promise.allSettled([v.verify({ window: { from }, settleMs: 0 }), v.verify({ window: { from }, settleMs: 0 })]);
+    assert.equal(both[0].status, 'fulfilled');
+    assert.match(String((both[1] as PromiseRejectedResult).reason), /one verify at a time/);
+    await sqlOn(sb, 'bj-master', "UPDATE ezdemo.riders SET name = 'verifier', drc_ts = drc_ts WHERE id = 41");
+    const second = await v.verify({ window: { from: first.positions }, settleMs: 0 });
+    assert.equal(second.consistent, true, JSON.stringify(second.differences));
+    assert.equal(second.keysCompared, 1);
+    const shard = await v.verify({ shards: { ranges: [[41, 41]], tables: { 'ezdemo.riders': 'shard_id' } }, settleMs: 0 });
+    assert.equal(shard.consistent, true);
+    assert.equal(shard.tablesCompared, 1);
+  } finally {
+    await v.close();
+  }
+  await assert.rejects(v.verify({ window: { from: {} as Record<string, string> }, settleMs: 0 }), /no start position/);
+  await assert.rejects(v.verify({ tables: 'ezdemo.riders', settleMs: 0 }), /closed/);
 });
 
 test('lastVerifiedPositions is where check incr stopped; saveAsVerified moves it only after a consistent window that starts there', async () => {

@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
-import { serverInfo } from '../db/server.js';
+import { serverInfo, type ServerInfo } from '../db/server.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { readShapes, type TableShape } from '../db/introspect.js';
@@ -447,9 +447,9 @@ async function rowsEstimate(db: Db, names: string[]): Promise<number> {
   return rows.filter((r) => wanted.has(`${r.s}.${r.t}`)).reduce((sum, r) => sum + Number(r.n ?? 0), 0);
 }
 
-export async function hashFunction(conns: ZoneConn[], wanted?: HashFunction): Promise<HashFunction> {
+export async function hashFunction(conns: ZoneConn[], wanted?: HashFunction, known?: ServerInfo[]): Promise<HashFunction> {
   // one expression for all zones: the one asked for, else the strongest fast one every zone has
-  const infos = await Promise.all(conns.map((c) => serverInfo(c.db)));
+  const infos = known ?? (await Promise.all(conns.map((c) => serverInfo(c.db))));
   const lacking = infos.map((i, n) => ({ i, zone: conns[n]!.zone })).filter(({ i }) => !(i.flavor === 'mariadb' && versionAtLeast(i.version, [10, 8])));
   if (wanted === 'crc64' && lacking.length) {
     throw badInput(`--hash crc64 needs CRC32C (MariaDB 10.8 or later); ${lacking.map((l) => `${l.zone} runs ${l.i.flavor} ${l.i.version}`).join(', ')}`, { hint: 'use --hash md5 (any server) or crc32 (faster, 32 bits)' });

@@ -274,45 +274,70 @@ export interface WindowKeys {
 export async function collectWindowKeys(
   windows: ZoneWindow[],
   matcher: (s: string, t: string) => boolean,
-  tables: WindowTables,
+  tablesIn: WindowTables | Promise<WindowTables>,
   o: { row?: (table: string, row: Record<string, unknown>) => boolean; signal?: AbortSignal; during?: string } = {},
 ): Promise<WindowKeys> {
-  const { identities, unchecked } = tables;
+  // the tables may still be being read (a verify reads them while the binlogs are read): the
+  // transactions read meanwhile wait in `early`, then go through in order
+  let tables: WindowTables | undefined = tablesIn instanceof Promise ? undefined : tablesIn;
+  const early: Array<{ w: ZoneWindow; tx: BinlogTx }> = [];
   const changedUnchecked = new Map<string, number>();
   const keys = new Map<string, Map<string, KeyValue>>();
   const positions: WindowKeys['positions'] = {};
   // rows of tables not checked are skipped undecoded (a schema change's copy, other schemas)
-  const checked = (schema: string, table: string) => (identities.has(`${schema}.${table}`) || unchecked.has(`${schema}.${table}`)) && matcher(schema, table);
+  const checked = (schema: string, table: string) => matcher(schema, table) && (!tables || tables.identities.has(`${schema}.${table}`) || tables.unchecked.has(`${schema}.${table}`));
   for (const w of windows) positions[w.zone] = { from: w.from ?? w.to, to: w.to, changes: 0 };
+  // a failure to read the tables (or the caller's abort) stops the readers too
+  const stop = new AbortController();
+  const onOuter = () => stop.abort(o.signal!.reason);
+  if (o.signal?.aborted) onOuter();
+  o.signal?.addEventListener('abort', onOuter, { once: true });
+  const offOuter = () => o.signal?.removeEventListener('abort', onOuter);
+  const ready = Promise.resolve(tablesIn).then((t) => {
+    tables = t;
+    for (const e of early.splice(0)) positions[e.w.zone]!.changes += take(e.w, e.tx);
+  });
+  ready.catch((e) => stop.abort(e));
   // every zone's binlog at once: a switch verifies with writes blocked, each reader's start (a
   // connection, the server finding the GTID in its binlog) is time the clients wait
-  await Promise.all(windows.map(async (w) => {
-    if (w.from === null) return;
-    positions[w.zone]!.changes = await readChanges(w, w.from, w.to, checked, (tx) => {
-      if (tx.domain !== (w.info.gtidDomainId ?? 0)) return 0;
-      let n = 0;
-      for (const ch of tx.changes) {
-        const name = `${ch.schema}.${ch.table}`;
-        if (!matcher(ch.schema, ch.table)) continue;
-        if (o.row && ![ch.before, ch.after].some((r) => r && o.row!(name, r))) continue;
-        const id = identities.get(name);
-        if (!id) {
-          if (unchecked.has(name)) changedUnchecked.set(name, (changedUnchecked.get(name) ?? 0) + 1);
-          continue;
-        }
-        for (const row of [ch.before, ch.after]) {
-          if (!row) continue;
-          const k = id.columns.map((col) => normalizeKeyPart(row[col]));
-          let m = keys.get(name);
-          if (!m) keys.set(name, (m = new Map()));
-          m.set(keyText(k), k);
-          n++;
-        }
-      }
-      return n;
-    }, o.signal, o.during);
-  }));
+  try {
+    await Promise.all([ready, ...windows.map(async (w) => {
+      if (w.from === null) return;
+      await readChanges(w, w.from, w.to, checked, (tx) => {
+        if (tx.domain !== (w.info.gtidDomainId ?? 0)) return 0;
+        if (!tables) early.push({ w, tx });
+        else positions[w.zone]!.changes += take(w, tx);
+        return 0;
+      }, stop.signal, o.during);
+    })]);
+  } finally {
+    offOuter();
+  }
   return { keys, changedUnchecked, positions };
+
+  function take(w: ZoneWindow, tx: BinlogTx): number {
+    const { identities, unchecked } = tables!;
+    let n = 0;
+    for (const ch of tx.changes) {
+      const name = `${ch.schema}.${ch.table}`;
+      if (!matcher(ch.schema, ch.table)) continue;
+      if (o.row && ![ch.before, ch.after].some((r) => r && o.row!(name, r))) continue;
+      const id = identities.get(name);
+      if (!id) {
+        if (unchecked.has(name)) changedUnchecked.set(name, (changedUnchecked.get(name) ?? 0) + 1);
+        continue;
+      }
+      for (const row of [ch.before, ch.after]) {
+        if (!row) continue;
+        const k = id.columns.map((col) => normalizeKeyPart(row[col]));
+        let m = keys.get(name);
+        if (!m) keys.set(name, (m = new Map()));
+        m.set(keyText(k), k);
+        n++;
+      }
+    }
+    return n;
+  }
 }
 
 /** Strings from the binlog decoder for big integers, numbers otherwise: one form per key. */

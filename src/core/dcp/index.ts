@@ -5,4 +5,4 @@ export { checkFull } from './check-full.js';
 export { describeRowDiff } from './render.js';
 export { tableFilter } from './structure.js';
 // the zone switches (gz switch, gz move): verify two zones over a binlog window or whole tables
-export { verifyRows, binlogPositions, lastVerifiedPositions, type VerifyOptions, type VerifyReport, type VerifyDifference } from './verify.js';
+export { verifyRows, openVerifier, binlogPositions, lastVerifiedPositions, type Verifier, type VerifyOptions, type VerifyReport, type VerifyDifference } from './verify.js';

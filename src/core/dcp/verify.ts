@@ -11,11 +11,11 @@ import pLimit from 'p-limit';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
-import { serverInfo } from '../db/server.js';
+import { serverInfo, type ServerInfo } from '../db/server.js';
 import { badInput, EzError, ExitCode } from '../exit.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { gtidCovers } from '../db/gtid.js';
-import { readShapes } from '../db/introspect.js';
+import { readShapes, type TableShape } from '../db/introspect.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import type { HashFunction } from '../compare/checksum.js';
 import { tableFilter } from './structure.js';
@@ -144,127 +144,215 @@ export async function lastVerifiedPositions(ctx: Ctx, cluster: string, zones: st
 
 /** Compare two zones: the rows a binlog window changed, or whole tables; see VerifyOptions. */
 export async function verifyRows(ctx: Ctx, o: VerifyOptions): Promise<VerifyReport> {
-  const started = Date.now();
+  validate(o);
+  const v = await openVerifier(ctx, { cluster: o.cluster, zones: o.zones, ...(o.hash ? { hash: o.hash } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  try {
+    return await v.verify(o);
+  } finally {
+    await v.close();
+  }
+}
+
+/**
+ * Verifies of two zones, one after another, on connections, server facts and table shapes read
+ * once: a switch opens it before it blocks writes, so the verify inside the write-unavailable
+ * window pays only its binlog read and its compare. The shapes are those at open (a table changed
+ * by a schema change meanwhile is compared on the columns it had then).
+ */
+export interface Verifier {
+  readonly cluster: string;
+  readonly zones: [string, string];
+  /** one verify (cluster, zones and hash are the verifier's; not two at once) */
+  verify(o: Omit<VerifyOptions, 'cluster' | 'zones' | 'hash'>): Promise<VerifyReport>;
+  close(): Promise<void>;
+}
+
+export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [string, string]; hash?: HashFunction; signal?: AbortSignal }): Promise<Verifier> {
+  const openedAt = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
   const zones = o.zones;
+  const P = (what: string, t0 = openedAt) => ctx.log.debug(`verify ${String(zones)}: ${what} after ${Date.now() - t0} ms`);
   if (!Array.isArray(zones) || zones.length !== 2 || zones[0] === zones[1]) throw badInput(`a verify compares two different zones (got ${JSON.stringify(zones)})`);
   topo.zonesChosen(cluster.name, [...zones]);
+  // never `_ezctl`: DRC's heartbeat row changes all the time and is never alike at one instant
+  const replicated = tableFilter(cluster.config, {});
+  const during = 'verify';
+  const sets: ZoneConn[][] = [];
+  let stopWatch: (() => void) | undefined;
+  const closeAll = async () => {
+    stopWatch?.();
+    await Promise.all(sets.flat().map((c) => c.db.close().catch(() => undefined)));
+  };
+  let infos: ServerInfo[];
+  let hash: HashFunction;
+  let shapesAll: Promise<Map<string, TableShape>[]>;
+  try {
+    o.signal?.throwIfAborted();
+    // two sets: the control one (shapes, then the compare of one table) and one more (positions, a second table at a time)
+    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), 2)));
+    stopWatch = watchZones(sets[0]!.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })));
+    infos = await Promise.all(sets[0]!.map((c) => serverInfo(c.db)));
+    hash = await hashFunction(sets[0]!, o.hash, infos);
+    // read while the first verify reads its binlogs
+    shapesAll = Promise.all(sets[0]!.map((c) => readShapes(c.db, (s, t) => s !== STATE_SCHEMA && replicated(s, t))));
+    shapesAll.then(() => P('shapes'), () => undefined);
+    P('opened');
+  } catch (e) {
+    await closeAll();
+    throw lostConnectionError(e, sets.flat(), during, () => 'run it again once the server answers') ?? e;
+  }
+  const control = sets[0]!;
+  const workers = sets.slice(1);
+  let busy = false;
+  let closed = false;
+
+  const verify = async (v: Omit<VerifyOptions, 'cluster' | 'zones' | 'hash'>): Promise<VerifyReport> => {
+    const started = Date.now();
+    const opts: VerifyOptions = { ...v, cluster: cluster.name, zones };
+    validate(opts, topo);
+    if (closed) throw new Error('this verifier is closed');
+    if (busy) throw new Error('a verifier runs one verify at a time');
+    busy = true;
+    const signal = v.signal;
+    try {
+      const shardIn = v.shards ? shardMatcher(v.shards) : undefined;
+      if (v.window && infos.some((i) => i.flavor !== 'mariadb')) throw badInput('a window verify reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'verify whole tables instead (tables)' });
+      const base = tableFilter(cluster.config, { tables: v.tables });
+      const matcher = (s: string, t: string) => s !== STATE_SCHEMA && base(s, t) && (!v.shards || `${s}.${t}` in v.shards.tables);
+      const shapesRead = shapesAll.then((all) => {
+        const shapes = all.map((m) => new Map([...m].filter(([, sh]) => matcher(sh.schema, sh.table))));
+        const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].sort();
+        checkNamedTablesExist(v.tables, names, [...zones]);
+        if (v.shards) {
+          for (const t of Object.keys(v.shards.tables)) {
+            if (!names.includes(t) && base(...splitName(t))) throw badInput(`shard table ${t} does not exist in zone ${zones.join(' or ')}`, { hint: 'shards.tables of the topology file names the shard tables and their shard-key column' });
+          }
+        }
+        return { shapes, names };
+      });
+      shapesRead.catch(() => undefined); // awaited below (or by the window's reader)
+      if (!v.window) await shapesRead;
+      // the positions now, on the second set (the first may still be reading shapes)
+      const now = async () => Object.fromEntries(await Promise.all(workers[0]!.map(async (c) => [c.zone, String((await c.db.value('SELECT @@global.gtid_binlog_pos')) ?? '')] as const)));
+      const settleMs = v.settleMs ?? Math.max(0, ((await measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }))).maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
+      const rechecks = v.settleMs === 0 ? 0 : v.rechecks ?? 5;
+      const tsColumn = topo.drcTimestampColumn(cluster.name);
+      let shapes: Map<string, TableShape>[] = [];
+      const table = (name: string, conns: ZoneConn[], where?: string) =>
+        new TableCheck(ctx, {
+          name, zones: [...zones], conns, shapes: shapes.map((m) => m.get(name)), mode: 'checksum', hash, tsColumn, where,
+          chunkTimeMs: 500, settleDelayMs: settleMs, rechecks, keylessMaxRows: 100_000, maxDiffs: MAX_DIFFS,
+          stopRequested: () => signal?.aborted ?? false, stopSignal: signal ?? new AbortController().signal, onRows: () => undefined,
+        });
+      const free = [...sets];
+      const limit = pLimit(free.length);
+      const onConns = <T>(f: (conns: ZoneConn[]) => Promise<T>) =>
+        limit(async () => {
+          signal?.throwIfAborted();
+          const conns = free.pop()!;
+          try {
+            return await f(conns);
+          } finally {
+            free.push(conns);
+          }
+        });
+
+      const reports: TableReport[] = [];
+      let positions: Record<string, string>;
+      let window: VerifyReport['window'];
+      if (v.window) {
+        const asked = v.window.to ?? {};
+        const current = zones.every((z) => asked[z] !== undefined) ? {} : await now();
+        const to = Object.fromEntries(zones.map((z) => [z, asked[z] ?? current[z]!]));
+        const tablesRead = shapesRead.then((r) => classifyTables(r.shapes, [...zones]));
+        const collected = await collectWindowKeys(
+          control.map((c, i) => ({ zone: c.zone, info: infos[i]!, endpoint: c.db.ep, from: v.window!.from[c.zone]!, to: to[c.zone]! })),
+          matcher, tablesRead, { ...(shardIn ? { row: shardIn } : {}), ...(signal ? { signal } : {}), during },
+        );
+        shapes = (await shapesRead).shapes;
+        const tables = await tablesRead;
+        P('binlogs read', started);
+        window = collected.positions;
+        positions = to;
+        await Promise.all([...collected.keys.keys()].sort().map((name) => onConns((conns) => table(name, conns).checkKeys([...collected.keys.get(name)!.values()])).then((r) => reports.push(r))));
+        for (const [name, r] of tables.unchecked) {
+          const count = collected.changedUnchecked.get(name);
+          if (!r.missingIn && !count) continue;
+          reports.push(count && !r.missingIn ? { ...r, reason: `${r.reason}: ${count} changed row${count === 1 ? '' : 's'} not compared` } : r);
+        }
+      } else {
+        positions = await now();
+        const read = await shapesRead;
+        shapes = read.shapes;
+        await Promise.all(
+          read.names.map((name) =>
+            onConns(async (conns) => {
+              const where = v.shards && shardIn ? shardWhere(v.shards.tables[name]!, v.shards.ranges) : undefined;
+              const job = table(name, conns, where);
+              const walked = await job.walkOnly();
+              return walked ?? (await job.settleOn(conns));
+            }).then((r) => reports.push(r)),
+          ),
+        );
+      }
+      P('compared', started);
+      signal?.throwIfAborted();
+      if (reports.some((r) => r.status === 'incomplete')) throw new EzError(ExitCode.interrupted, 'verify interrupted before every table was compared');
+      reports.sort((a, b) => a.table.localeCompare(b.table));
+      const verdictOf = verdict(reports);
+      const report: VerifyReport = {
+        consistent: verdictOf.consistent,
+        differences: reports.flatMap((r) => differencesOf(r, zones)),
+        differencesTotal: reports.reduce((n, r) => n + r.missing + r.changed + (r.missingIn?.length ? 1 : 0), 0),
+        keysCompared: reports.reduce((n, r) => n + r.rows, 0),
+        tablesCompared: reports.filter((r) => r.status === 'done').length,
+        ms: Date.now() - started,
+        positions,
+        mode: v.window ? 'window' : 'tables',
+        cluster: cluster.name,
+        zones: [zones[0], zones[1]],
+        settleMs,
+        skipped: verdictOf.skipped,
+        structureDiffers: verdictOf.structureDiffers,
+      };
+      if (window) report.window = window;
+      if (v.saveAsVerified) report.savedAsVerified = await saveVerified(ctx, topo, cluster.name, report, v.window!.from);
+      report.ms = Date.now() - started;
+      return report;
+    } catch (e) {
+      throw lostConnectionError(e, sets.flat(), during, () => 'run it again once the server answers') ?? e;
+    } finally {
+      busy = false;
+    }
+  };
+  return {
+    cluster: cluster.name,
+    zones: [zones[0], zones[1]],
+    verify,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await shapesAll.catch(() => undefined);
+      await closeAll();
+    },
+  };
+}
+
+/** What a verify is asked, checked before anything is read. */
+function validate(o: VerifyOptions, topo?: Awaited<ReturnType<Ctx['topology']>>): void {
+  const zones = o.zones;
+  if (!Array.isArray(zones) || zones.length !== 2 || zones[0] === zones[1]) throw badInput(`a verify compares two different zones (got ${JSON.stringify(zones)})`);
   if (o.settleMs !== undefined && (!Number.isFinite(o.settleMs) || o.settleMs < 0)) throw badInput(`settleMs must be 0 or more (got ${o.settleMs})`);
-  const shardIn = o.shards ? shardMatcher(o.shards) : undefined;
+  if (o.shards) shardMatcher(o.shards);
   if (o.window) {
     for (const z of zones) if (typeof o.window.from?.[z] !== 'string') throw badInput(`the verify window has no start position for zone ${z}`, { hint: 'give window.from as binlogPositions() or lastVerifiedPositions() returned it' });
   }
-  if (o.saveAsVerified) {
+  if (o.saveAsVerified && topo) {
+    const cluster = topo.cluster(o.cluster);
     const all = topo.zonesOf(cluster.name);
     if (!o.window || o.shards || o.tables) throw badInput('saveAsVerified needs a window verify of every table (no shard or table restriction): check incr would skip what was not compared');
     if (all.length !== 2 || !all.every((z) => zones.includes(z))) throw badInput(`saveAsVerified needs the verify to cover every zone of cluster ${cluster.name} (${all.join(', ')}): check incr compares all of them`);
-  }
-  const base = tableFilter(cluster.config, { tables: o.tables });
-  // never `_ezctl`: DRC's heartbeat row changes all the time and is never alike at one instant
-  const matcher = (s: string, t: string) => s !== STATE_SCHEMA && base(s, t) && (!o.shards || `${s}.${t}` in o.shards.tables);
-  const signal = o.signal;
-
-  const sets: ZoneConn[][] = [];
-  let stopWatch: (() => void) | undefined;
-  const during = 'verify';
-  try {
-    signal?.throwIfAborted();
-    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), 3)));
-    const control = sets[0]!;
-    const workers = sets.slice(1);
-    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })));
-    const infos = await Promise.all(control.map((c) => serverInfo(c.db)));
-    if (o.window && infos.some((i) => i.flavor !== 'mariadb')) throw badInput('a window verify reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'verify whole tables instead (tables)' });
-    const [hash, shapes] = await Promise.all([hashFunction(control, o.hash), Promise.all(control.map((c) => readShapes(c.db, matcher)))]);
-    const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].sort();
-    checkNamedTablesExist(o.tables, names, [...zones]);
-    if (o.shards) {
-      for (const t of Object.keys(o.shards.tables)) {
-        if (!names.includes(t) && base(...splitName(t))) throw badInput(`shard table ${t} does not exist in zone ${zones.join(' or ')}`, { hint: 'shards.tables of the topology file names the shard tables and their shard-key column' });
-      }
-    }
-    const settleMs = o.settleMs ?? Math.max(0, ((await measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }))).maxLagMs ?? 0) + DEFAULT_MARGIN_MS);
-    const rechecks = o.settleMs === 0 ? 0 : o.rechecks ?? 5;
-    const tsColumn = topo.drcTimestampColumn(cluster.name);
-    const table = (name: string, conns: ZoneConn[], where?: string) =>
-      new TableCheck(ctx, {
-        name, zones: [...zones], conns, shapes: shapes.map((m) => m.get(name)), mode: 'checksum', hash, tsColumn, where,
-        chunkTimeMs: 500, settleDelayMs: settleMs, rechecks, keylessMaxRows: 100_000, maxDiffs: MAX_DIFFS,
-        stopRequested: () => signal?.aborted ?? false, stopSignal: signal ?? new AbortController().signal, onRows: () => undefined,
-      });
-    const limit = pLimit(workers.length);
-    const free = [...workers];
-    const onWorker = <T>(f: (conns: ZoneConn[]) => Promise<T>) =>
-      limit(async () => {
-        signal?.throwIfAborted();
-        const conns = free.pop()!;
-        try {
-          return await f(conns);
-        } finally {
-          free.push(conns);
-        }
-      });
-
-    const reports: TableReport[] = [];
-    let positions: Record<string, string>;
-    let window: VerifyReport['window'];
-    if (o.window) {
-      const to = Object.fromEntries(zones.map((z, i) => [z, o.window!.to?.[z] ?? infos[i]!.gtidBinlogPos]));
-      const tables = classifyTables(shapes, [...zones]);
-      const collected = await collectWindowKeys(
-        control.map((c, i) => ({ zone: c.zone, info: infos[i]!, endpoint: c.db.ep, from: o.window!.from[c.zone]!, to: to[c.zone]! })),
-        matcher, tables, { ...(shardIn ? { row: shardIn } : {}), ...(signal ? { signal } : {}), during },
-      );
-      window = collected.positions;
-      positions = to;
-      await Promise.all([...collected.keys.keys()].sort().map((name) => onWorker((conns) => table(name, conns).checkKeys([...collected.keys.get(name)!.values()])).then((r) => reports.push(r))));
-      for (const [name, r] of tables.unchecked) {
-        const count = collected.changedUnchecked.get(name);
-        if (!r.missingIn && !count) continue;
-        reports.push(count && !r.missingIn ? { ...r, reason: `${r.reason}: ${count} changed row${count === 1 ? '' : 's'} not compared` } : r);
-      }
-    } else {
-      positions = Object.fromEntries(zones.map((z, i) => [z, infos[i]!.gtidBinlogPos]));
-      await Promise.all(
-        names.map((name) =>
-          onWorker(async (conns) => {
-            const where = o.shards && shardIn ? shardWhere(o.shards.tables[name]!, o.shards.ranges) : undefined;
-            const job = table(name, conns, where);
-            const walked = await job.walkOnly();
-            return walked ?? (await job.settleOn(conns));
-          }).then((r) => reports.push(r)),
-        ),
-      );
-    }
-    signal?.throwIfAborted();
-    if (reports.some((r) => r.status === 'incomplete')) throw new EzError(ExitCode.interrupted, 'verify interrupted before every table was compared');
-    reports.sort((a, b) => a.table.localeCompare(b.table));
-    const v = verdict(reports);
-    const report: VerifyReport = {
-      consistent: v.consistent,
-      differences: reports.flatMap((r) => differencesOf(r, zones)),
-      differencesTotal: reports.reduce((n, r) => n + r.missing + r.changed + (r.missingIn?.length ? 1 : 0), 0),
-      keysCompared: reports.reduce((n, r) => n + r.rows, 0),
-      tablesCompared: reports.filter((r) => r.status === 'done').length,
-      ms: Date.now() - started,
-      positions,
-      mode: o.window ? 'window' : 'tables',
-      cluster: cluster.name,
-      zones: [zones[0], zones[1]],
-      settleMs,
-      skipped: v.skipped,
-      structureDiffers: v.structureDiffers,
-    };
-    if (window) report.window = window;
-    if (o.saveAsVerified) report.savedAsVerified = await saveVerified(ctx, topo, cluster.name, report, o.window!.from);
-    report.ms = Date.now() - started;
-    return report;
-  } catch (e) {
-    throw lostConnectionError(e, sets.flat(), during, () => 'run it again once the server answers') ?? e;
-  } finally {
-    stopWatch?.();
-    await Promise.all(sets.flat().map((c) => c.db.close().catch(() => undefined)));
   }
 }
 
