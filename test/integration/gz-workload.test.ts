@@ -265,6 +265,20 @@ test('sharding: a blocked range waits while the other shards keep writing; after
       await bdb.close();
       await sdb.close();
     }
+    // a zone stopped (its master and its proxy) and started again by \`sandbox up\`: the topology
+    // file keeps what it learned since (the flip's owners mirrored into shards.zones)
+    const mirrored = loadTopology(sb.config).file.clusters.demo!.shards!.zones;
+    assert.deepEqual(mirrored, { bj: [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31], sh: [0, 1, 2, 3, 4, 5, 6, 7, ...Array.from({ length: 32 }, (_, i) => 32 + i)] });
+    const fileBefore = readFileSync(sb.config, 'utf8');
+    const state = JSON.parse(readFileSync(join(sb.dir, 'sandbox.json'), 'utf8'));
+    const pids = [state.nodes.find((n: any) => n.name === 'sh-master').pid, state.proxies.find((p: any) => p.zone === 'sh').pid];
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await eventually(async () => pids.every((pid) => { try { process.kill(pid, 0); return false; } catch { return true; } }), 10_000, 'sh to stop');
+    const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
+    assert.equal(up.code, 0, show(up));
+    assert.match(up.stderr, /restarting sh-master, proxy-sh/);
+    assert.equal(readFileSync(sb.config, 'utf8'), fileBefore, 'sandbox up left the topology file as it was');
+    assert.deepEqual(loadTopology(sb.config).file.clusters.demo!.shards!.zones, mirrored);
   } finally {
     await sb.down();
   }
