@@ -28,10 +28,11 @@ test('sharding: a write to another zone\'s shard, a blocked shard, or no shard i
   assert.deepEqual(judgeWrite({ ...r, tables: {} }, 'bj', 'db', 'u', { k: 3 }, { 'db.u': 'k' }), { shardId: 3, ownerZone: 'sh', why: 'owner' });
 });
 
-test('global: a write at a zone other than the write zone is illegal, at the write zone only while blocked', () => {
+test('global: a write at a zone other than the write zone is illegal; at the write zone never, blocked or not (a switch fences it with the DB block)', () => {
   assert.deepEqual(judgeWrite(global(2, 'bj'), 'sh', 'db', 'x', { id: 1 }, {}), { shardId: null, ownerZone: 'bj', why: 'not-write-zone' });
   assert.equal(judgeWrite(global(2, 'bj'), 'bj', 'db', 'x', { id: 1 }, {}), undefined);
-  assert.deepEqual(judgeWrite(global(3, 'bj', 'blocked'), 'bj', 'db', 'x', { id: 1 }, {}), { shardId: null, ownerZone: 'bj', why: 'blocked' });
+  assert.equal(judgeWrite(global(3, 'bj', 'blocked'), 'bj', 'db', 'x', { id: 1 }, {}), undefined);
+  assert.deepEqual(judgeWrite(global(3, 'bj', 'blocked'), 'sh', 'db', 'x', { id: 1 }, {}), { shardId: null, ownerZone: 'bj', why: 'not-write-zone' });
   assert.equal(judgeWrite(global(3, 'bj', 'blocked'), 'bj', '_ezctl', 'drc_heartbeat', { zone: 'bj' }, {}), undefined);
 });
 

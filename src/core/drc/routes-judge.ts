@@ -45,7 +45,10 @@ export interface Judgement {
 /**
  * Whether a row change committed at `sourceZone` under these routes is illegal (undefined: legal,
  * or a table the routes do not cover). Sharding: a write to a shard another zone owns, or a
- * blocked one. Global: a write at a zone other than the write zone, or while it is blocked.
+ * blocked one. Global: a write at a zone other than the write zone. A global route's 'blocked'
+ * does not make the write zone's own commits illegal: a switch blocks them at the server (the DB
+ * block is the fence); the commits of clients that do not follow the table, made between the
+ * blocked version and that block, are drained and acknowledged, not strays.
  * `_ezctl` (DRC's heartbeat) is never judged. A sharding document without tables falls back to
  * the topology file's shard tables.
  */
@@ -53,7 +56,6 @@ export function judgeWrite(r: Routes, sourceZone: string, schema: string, table:
   if (schema === STATE_SCHEMA) return undefined;
   if (r.model === 'global') {
     if (r.writeZone !== sourceZone) return { shardId: null, ownerZone: r.writeZone, why: 'not-write-zone' };
-    if (r.state === 'blocked') return { shardId: null, ownerZone: r.writeZone, why: 'blocked' };
     return undefined;
   }
   const tables = Object.keys(r.tables).length ? r.tables : fileTables;

@@ -30,7 +30,7 @@ import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
 import { syncRoutes } from '../routes/show.js';
-import { verifyRows, binlogPositions, type VerifyReport } from '../dcp/index.js';
+import { openVerifier, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
   refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow,
   type GzNodeRef, type GzJobReport, type WindowGroups,
@@ -317,7 +317,7 @@ export async function assessGzMove(ctx: Ctx, o: GzMoveOptions): Promise<Assessed
 
 /** The move's steps; `live` carries the positions between steps of one run (gone after a crash: a job killed before its flip is rolled back). */
 export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: string[] = []): Plan<GzMoveParams> {
-  const live: { preBlock?: Record<string, string>; finalPosition?: string } = {};
+  const live: { preBlock?: Record<string, string>; finalPosition?: string; verifier?: Verifier } = {};
   const topo = () => freshTopology(p.topologyPath);
   const pair: [string, string] = [p.from, p.to];
   const list = formatShardList(p.ranges);
@@ -348,6 +348,9 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
       if (!p.deadSource) {
         drcLagAtBlockMs = await drcLagNow(ctx, t, p.cluster, p.from, p.to);
         live.preBlock = await binlogPositions(ctx, p.cluster, pair);
+        // connections, server facts and table shapes read before the window: the verify inside it
+        // then costs its few keys only
+        live.verifier ??= await openVerifier(ctx, { cluster: p.cluster, zones: pair });
       }
       const t0 = Date.now();
       const rr = await readRoutes(ctx, t, p.cluster);
@@ -450,7 +453,14 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
     async do(sc) {
       const t0 = Date.now();
       if (!live.preBlock) throw runtimeError('no pre-block position recorded in this run (block-routes)');
-      const r = await verifyRows(ctx, { cluster: p.cluster, zones: pair, window: { from: live.preBlock }, shards: { ranges: p.ranges, tables: p.tables }, settleMs: 0, signal: sc.signal });
+      const v = live.verifier ?? (await openVerifier(ctx, { cluster: p.cluster, zones: pair }));
+      let r: VerifyReport;
+      try {
+        r = await v.verify({ window: { from: live.preBlock }, shards: { ranges: p.ranges, tables: p.tables }, settleMs: 0, signal: sc.signal });
+      } finally {
+        live.verifier = undefined;
+        await v.close().catch(() => undefined);
+      }
       if (r.differences.length && !p.force) {
         throw refused(`${r.differences.length} row${r.differences.length === 1 ? '' : 's'} of shards ${list} differ between ${p.from} and ${p.to} with their writes held and drained: ${r.differences.slice(0, 5).map(describeDiff).join('; ')}`, {
           hint: `nothing flipped: the shards are active at ${p.from} again. Repair the rows (ezctl repair) and move again, or pass --force to flip anyway`,
