@@ -49,6 +49,13 @@ const QUEUE_RESUME_ROWS = 5_000;
 const WATCHDOG_MS = 15_000;
 /** a direction running this long with nothing left to apply has recovered from its last error */
 const RECOVERED_IDLE_MS = 2_000;
+/**
+ * Own transactions that were filtered out (\`_ezctl\` rows: the routing table, job journals) move
+ * the checkpoint once nothing has been applied for this long: one checkpoint write per idle spell,
+ * not one per filtered transaction. It was 1 s: a zone switch whose source's last write before its
+ * block was such a row (the blocked route it publishes there) drained in 981 ms instead of 3 ms.
+ */
+const OWN_ADVANCE_IDLE_MS = 50;
 /** how long a failed session waits for its apply loop to finish a batch before dropping the connection */
 const LOOP_DRAIN_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -515,7 +522,7 @@ export class Pipeline {
           throw new Error(`no binlog events from ${this.o.from} for ${WATCHDOG_MS / 1000} s (heartbeats should arrive every ${this.o.heartbeatIntervalMs} ms)`);
         }
         // Own transactions that were filtered out still move the checkpoint (drc wait relies on it).
-        if (sess.pendingOwnAdvance && Date.now() - idleSince > 1000) {
+        if (sess.pendingOwnAdvance && Date.now() - idleSince >= OWN_ADVANCE_IDLE_MS) {
           const p = sess.pendingOwnAdvance;
           sess.pendingOwnAdvance = undefined;
           await applier.advance(p.position, p.gtid, p.routesVersion);
@@ -523,7 +530,7 @@ export class Pipeline {
         }
         await new Promise<void>((r) => {
           sess.wake = r;
-          setTimeout(r, 200);
+          setTimeout(r, sess.pendingOwnAdvance ? OWN_ADVANCE_IDLE_MS : 200);
         });
         sess.wake = undefined;
         continue;

@@ -130,6 +130,29 @@ export async function drcLagNow(ctx: Ctx, topo: Topology, cluster: string, from:
   return drc.lag().then((l) => l.find((x) => x.from === from && x.to === to)?.lagMs ?? null, () => null);
 }
 
+/**
+ * Before a window opens: wait, at most `timeoutMs`, until DRC from -> to on this host's daemon is
+ * `running` (not `retrying` or `starting`). A direction restarting its session (the previous
+ * switch killed the sessions of its source, say) drains nothing until it has reconnected and read
+ * its binlog again: measured, a 989 ms drain with 32 ms of lag at the block, every other switch's
+ * 2-4 ms. Waiting outside the window costs the application nothing. A daemon elsewhere is not
+ * seen: nothing is waited for. Returns what it waited for (ms) and the state it saw last.
+ */
+export async function drcRunningBeforeWindow(ctx: Ctx, topo: Topology, cluster: string, from: string, to: string, timeoutMs = 5_000, signal?: AbortSignal): Promise<{ waitedMs: number; state: string | null }> {
+  const drc = new DrcClient(ctx, topo, cluster);
+  const t0 = Date.now();
+  let state: string | null = null;
+  for (;;) {
+    const st = await drc.daemonStatus().catch(() => null);
+    const d = st?.directions.find((x) => x.from === from && x.to === to);
+    state = d?.state ?? null;
+    if (!d || d.state === 'running' || d.state === 'paused' || d.state === 'error' || d.state === 'stopped') break;
+    if (Date.now() - t0 >= timeoutMs || signal?.aborted) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { waitedMs: Date.now() - t0, state };
+}
+
 export type Span = [number, number];
 export const spanOf = (t0: number): Span => [t0, Date.now()];
 

@@ -32,7 +32,7 @@ import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, with
 import { syncRoutes } from '../routes/show.js';
 import { openVerifier, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow,
   type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -345,7 +345,9 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
       const t = topo();
       // the floor of the drain and the verify window's start, measured before the window
       let drcLagAtBlockMs: number | null = null;
+      let drcBefore: { waitedMs: number; state: string | null } | null = null;
       if (!p.deadSource) {
+        drcBefore = await drcRunningBeforeWindow(ctx, t, p.cluster, p.from, p.to, 5_000, sc.signal);
         drcLagAtBlockMs = await drcLagNow(ctx, t, p.cluster, p.from, p.to);
         live.preBlock = await binlogPositions(ctx, p.cluster, pair);
         // connections, server facts and table shapes read before the window: the verify inside it
@@ -358,7 +360,7 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
         throw refused(`the routing table of ${p.cluster} changed since the move was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the move again: it plans from the new version' });
       }
       const res = await publishRoutes(ctx, t, p.cluster, withShards(rr.routes, p.ranges, { zone: p.from, state: 'blocked' }), { expectVersion: p.routesVersion, required, jobId, reason: `gz move ${jobId}: block ${list} at ${p.from}`, signal: sc.signal });
-      return { version: res.routes.version, written: res.written, missedBy: res.routes.missedBy, drcLagAtBlockMs, preBlock: live.preBlock ?? null, span: spanOf(t0) };
+      return { version: res.routes.version, written: res.written, missedBy: res.routes.missedBy, drcLagAtBlockMs, drcBefore, preBlock: live.preBlock ?? null, span: spanOf(t0) };
     },
     async undo() {
       await restoreRoutes();

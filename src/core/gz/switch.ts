@@ -26,7 +26,7 @@ import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from '../routes/index.js';
 import { openVerifier, lastVerifiedPositions, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow,
   KeptConnections, type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -376,6 +376,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
         }).catch(() => undefined)));
       }
       const rr = await readRoutes(k, t, p.cluster);
+      const drcBefore = await drcRunningBeforeWindow(k, t, p.cluster, p.from, p.to, 5_000, sc.signal);
       const drcLagAtBlockMs = await drcLagNow(k, t, p.cluster, p.from, p.to);
       const t0 = Date.now();
       if (rr.routes.version !== p.routesVersion) {
@@ -384,7 +385,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       // the file keeps no blocked state: nothing to mirror
       const res = await publishRoutes(k, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal, noFileMirror: true });
       live.blocked = res.routes;
-      return { version: res.routes.version, written: res.written, drcLagAtBlockMs, span: spanOf(t0) };
+      return { version: res.routes.version, written: res.written, drcLagAtBlockMs, drcBefore, span: spanOf(t0) };
     },
     async undo() {
       await restoreRoutes();
