@@ -17,6 +17,8 @@ import { CLUSTER_TARGET, liveness, describeHolder, type JobKind, type LeaseRow }
 import { badInput, refused, runtimeError } from '../exit.js';
 import { onInterrupt } from '../signals.js';
 import { DrcClient } from '../drc/client.js';
+import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
+import { formatDuration } from '../throttle/duration.js';
 
 /** A node as a job's parameters name it: by address (names move with the file), with its zone. */
 export interface GzNodeRef {
@@ -151,6 +153,49 @@ export async function drcRunningBeforeWindow(ctx: Ctx, topo: Topology, cluster: 
     await new Promise((r) => setTimeout(r, 50));
   }
   return { waitedMs: Date.now() - t0, state };
+}
+
+/**
+ * The job of this kind that left the routing table blocked and is not running any more (no lease
+ * holds it): a rerun resumes it, so routes are never left blocked. undefined when the blocking job
+ * is alive, another kind's, or unknown.
+ */
+export async function leftBlockedBy(ctx: Ctx, topo: Topology, cluster: string, kind: JobKind, leases: readonly LeaseRow[], job: string | null): Promise<string | undefined> {
+  if (!job || leases.some((l) => l.jobId === job)) return undefined;
+  const ours = await findGzJob(ctx, topo, cluster, kind, job).then(() => true, () => false);
+  return ours ? job : undefined;
+}
+
+export interface DrcDirectionView { direction: string; state: string; lagMs: number | null; lastError: string | null }
+
+/**
+ * A zone switch's DRC preflight, both directions between `from` and `to`: running (the drain
+ * waits on from -> to; to -> from carries the new zone's writes back), from -> to within
+ * `maxLagMs`. The daemon on this host says state and lag; without one, the newest heartbeat of
+ * each zone at the other (its age less one interval) says whether DRC runs and how far behind.
+ */
+export async function drcPreflight(ctx: Ctx, topo: Topology, cluster: string, from: string, to: string, maxLagMs: number, what: { job: string; holds: string }): Promise<{ views: DrcDirectionView[]; refusals: string[]; daemonHere: boolean }> {
+  const drc = new DrcClient(ctx, topo, cluster);
+  const daemonHere = await drc.daemonHere().catch(() => false);
+  const st = daemonHere ? await drc.daemonStatus().catch(() => null) : null;
+  const lags = await drc.lag().catch(() => []);
+  const views: DrcDirectionView[] = [];
+  const refusals: string[] = [];
+  for (const [f, t] of [[from, to], [to, from]] as const) {
+    const d = st?.directions.find((x) => x.from === f && x.to === t);
+    const hb = lags.find((x) => x.from === f && x.to === t)?.lagMs ?? null;
+    const hbLag = hb === null ? null : Math.max(0, hb - DEFAULT_DRC_HEARTBEAT_MS);
+    const lagMs = d?.lagMs ?? hbLag;
+    views.push({ direction: `${f}->${t}`, state: d?.state ?? (hb === null ? 'unknown' : 'no daemon here'), lagMs, lastError: d?.lastError ?? null });
+    if (d) {
+      if (d.state === 'error') refusals.push(`DRC ${f}->${t} is stopped on an error: ${d.lastError ?? d.stoppedOn?.reason ?? 'unknown'} (fix it first: the ${what.job} needs it)`);
+      else if (d.state === 'paused' || d.state === 'stopped') refusals.push(`DRC ${f}->${t} is ${d.state} (resume it: \`ezctl drc resume\`): ${f === from ? 'the drain waits on it' : `it carries ${to}'s writes back to ${from}`}`);
+    } else if (daemonHere) refusals.push(`DRC ${f}->${t} is not a direction of the daemon on this host`);
+    else if (hb === null) refusals.push(`no DRC heartbeat of ${f} at ${t}: DRC ${f}->${t} is not running (start it: \`ezctl drc start --detach\`)`);
+    if (f === from && lagMs !== null && lagMs > maxLagMs) refusals.push(`DRC ${f}->${t} lags ${lagMs} ms, more than --max-lag ${formatDuration(maxLagMs)}: the drain would keep ${what.holds} blocked that long`);
+    if (f === from && d && hbLag !== null && hbLag > maxLagMs && (d.lagMs ?? 0) <= maxLagMs) refusals.push(`the newest DRC heartbeat of ${f} at ${t} is ${hbLag} ms old, more than --max-lag ${formatDuration(maxLagMs)}`);
+  }
+  return { views, refusals, daemonHere };
 }
 
 export type Span = [number, number];

@@ -25,14 +25,13 @@ import type { Plan, Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
 import { syncRoutes } from '../routes/show.js';
 import { openVerifier, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy,
   type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -228,10 +227,8 @@ export async function assessGzMove(ctx: Ctx, o: GzMoveOptions): Promise<Assessed
   const blocked = blockedShards(r);
   if (blocked.length) {
     // left blocked by a move that is not running any more (its lease gone): resumed, never left so
-    if (r.job && !leases.rows.some((l) => l.jobId === r.job)) {
-      const ours = await findGzJob(ctx, topo, cluster, GZ_MOVE_KIND, r.job).then(() => true, () => false);
-      if (ours) return { ...out(), resumeJob: r.job };
-    }
+    const left = await leftBlockedBy(ctx, topo, cluster, GZ_MOVE_KIND, leases.rows, r.job);
+    if (left) return { ...out(), resumeJob: left };
     refusals.push(`shards ${formatShardList(blocked)} of ${cluster} are blocked in the routing table (version ${r.version}, ${r.reason}${r.job ? `, job ${r.job}` : ''}): another move is under way, or left them so (\`ezctl jobs\`; resume or roll back that job)`);
   }
   a.leases = leaseRefusals(leases.rows);
@@ -273,23 +270,9 @@ export async function assessGzMove(ctx: Ctx, o: GzMoveOptions): Promise<Assessed
 
   // DRC between the two zones: both directions running, source->target within --max-lag
   if (!deadSource && src.ok && dst.ok) {
-    const drc = new DrcClient(ctx, topo, cluster);
-    const here = await drc.daemonHere().catch(() => false);
-    const st = here ? await drc.daemonStatus().catch(() => null) : null;
-    const lags = await drc.lag().catch(() => []);
-    for (const [f, t] of [[from, o.to], [o.to, from]] as const) {
-      const d = st?.directions.find((x) => x.from === f && x.to === t);
-      const hb = lags.find((x) => x.from === f && x.to === t)?.lagMs ?? null;
-      const hbLag = hb === null ? null : Math.max(0, hb - DEFAULT_DRC_HEARTBEAT_MS);
-      const lagMs = d?.lagMs ?? hbLag;
-      a.drc.push({ direction: `${f}->${t}`, state: d?.state ?? (hb === null ? 'unknown' : 'no daemon here'), lagMs, lastError: d?.lastError ?? null });
-      if (d) {
-        if (d.state === 'error') refusals.push(`DRC ${f}->${t} is stopped on an error: ${d.lastError ?? d.stoppedOn?.reason ?? 'unknown'} (fix it first: the move needs it)`);
-        else if (d.state === 'paused' || d.state === 'stopped') refusals.push(`DRC ${f}->${t} is ${d.state} (resume it: \`ezctl drc resume\`): ${f === from ? 'the drain waits on it' : `it carries ${o.to}'s writes to the moved shards back to ${from}`}`);
-      } else if (here) refusals.push(`DRC ${f}->${t} is not a direction of the daemon on this host`);
-      else if (hb === null) refusals.push(`no DRC heartbeat of ${f} at ${t}: DRC ${f}->${t} is not running (start it: \`ezctl drc start --detach\`)`);
-      if (f === from && lagMs !== null && lagMs > maxLagMs) refusals.push(`DRC ${f}->${t} lags ${lagMs} ms, more than --max-lag ${formatDuration(maxLagMs)}: the drain would keep the shards blocked that long`);
-    }
+    const drcCheck = await drcPreflight(ctx, topo, cluster, from, o.to, maxLagMs, { job: 'move', holds: 'the shards' });
+    a.drc.push(...drcCheck.views);
+    refusals.push(...drcCheck.refusals);
   }
 
   const params: GzMoveParams = {

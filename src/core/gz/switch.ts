@@ -20,13 +20,12 @@ import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, class
 import { routingTarget, type RoutingTarget } from '../proxy/index.js';
 import type { Plan, Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
-import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from '../routes/index.js';
 import { openVerifier, lastVerifiedPositions, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy,
   KeptConnections, type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -163,10 +162,8 @@ export async function assessGzSwitch(ctx: Ctx, o: GzSwitchOptions): Promise<Asse
   a.from = from;
   if (r.state === 'blocked') {
     // left blocked by a switch that is not running any more (its lease gone): resumed, never left so
-    if (r.job && !leases.rows.some((l) => l.jobId === r.job)) {
-      const ours = await findGzJob(ctx, topo, cluster, GZ_SWITCH_KIND, r.job).then(() => true, () => false);
-      if (ours) return { ...out(), resumeJob: r.job };
-    }
+    const left = await leftBlockedBy(ctx, topo, cluster, GZ_SWITCH_KIND, leases.rows, r.job);
+    if (left) return { ...out(), resumeJob: left };
     refusals.push(`the routing table of ${cluster} is blocked (version ${r.version}, ${r.reason}${r.job ? `, job ${r.job}` : ''}): another switch is under way, or left it so (\`ezctl jobs\`; resume or roll back that job)`);
   }
   a.leases = leaseRefusals(leases.rows);
@@ -219,24 +216,10 @@ export async function assessGzSwitch(ctx: Ctx, o: GzSwitchOptions): Promise<Asse
   a.target = { name: targetNode.name, address: addrOf(targetNode), reachable: targetOk };
 
   // DRC both ways between the two zones: running, and source->target within --max-lag
-  const drc = new DrcClient(ctx, topo, cluster);
-  a.drcDaemonHere = await drc.daemonHere().catch(() => false);
-  const st = a.drcDaemonHere ? await drc.daemonStatus().catch(() => null) : null;
-  const lags = await drc.lag().catch(() => []);
-  for (const [f, t] of [[from, o.to], [o.to, from]] as const) {
-    const d = st?.directions.find((x) => x.from === f && x.to === t);
-    const hb = lags.find((x) => x.from === f && x.to === t)?.lagMs ?? null;
-    const hbLag = hb === null ? null : Math.max(0, hb - DEFAULT_DRC_HEARTBEAT_MS);
-    const lagMs = d?.lagMs ?? hbLag;
-    a.drc.push({ direction: `${f}->${t}`, state: d?.state ?? (hb === null ? 'unknown' : 'no daemon here'), lagMs, lastError: d?.lastError ?? null });
-    if (d) {
-      if (d.state === 'error') refusals.push(`DRC ${f}->${t} is stopped on an error: ${d.lastError ?? d.stoppedOn?.reason ?? 'unknown'} (fix it first: the switch needs it)`);
-      else if (d.state === 'paused' || d.state === 'stopped') refusals.push(`DRC ${f}->${t} is ${d.state} (resume it: \`ezctl drc resume\`): ${f === from ? 'the drain waits on it' : 'it carries the new write zone\'s writes back'}`);
-    } else if (a.drcDaemonHere) refusals.push(`DRC ${f}->${t} is not a direction of the daemon on this host`);
-    else if (hb === null) refusals.push(`no DRC heartbeat of ${f} at ${t}: DRC ${f}->${t} is not running (start it: \`ezctl drc start --detach\`)`);
-    if (f === from && lagMs !== null && lagMs > maxLagMs) refusals.push(`DRC ${f}->${t} lags ${lagMs} ms, more than --max-lag ${formatDuration(maxLagMs)}: the drain would keep writes blocked that long`);
-    if (f === from && d && hbLag !== null && hbLag > maxLagMs && (d.lagMs ?? 0) <= maxLagMs) refusals.push(`the newest DRC heartbeat of ${f} at ${t} is ${hbLag} ms old, more than --max-lag ${formatDuration(maxLagMs)}`);
-  }
+  const drcCheck = await drcPreflight(ctx, topo, cluster, from, o.to, maxLagMs, { job: 'switch', holds: 'writes' });
+  a.drcDaemonHere = drcCheck.daemonHere;
+  a.drc.push(...drcCheck.views);
+  refusals.push(...drcCheck.refusals);
 
   // every zone's proxy routes writes to the write zone's master, and is up
   for (const z of zones) {
