@@ -218,6 +218,12 @@ test('refused while DRC source->target is paused, a proxy routes elsewhere, or a
     const r = await sb.run(['gz', 'switch', '--to', other(wz), '--execute']);
     assert.equal(r.code, 4, show(r));
     assert.match(r.stderr + r.stdout, new RegExp(`DRC ${wz}->${other(wz)} is paused`));
+    // the lag it builds up meanwhile is a refusal of its own (--max-lag), and nothing is blocked
+    await eventually(async () => {
+      const l = await sb.run(['gz', 'switch', '--to', other(wz), '--execute', '--max-lag', '300ms']);
+      return l.code === 4 && new RegExp(`DRC ${wz}->${other(wz)} lags \\d+ ms, more than --max-lag`).test(l.stderr + l.stdout);
+    }, 15_000, 'a refusal naming the lag');
+    assert.equal(Number(await value(MASTER[wz]!, 'SELECT @@global.read_only')), 0, 'the source is not blocked');
   } finally {
     await sb.run(['drc', 'resume']);
   }
