@@ -239,6 +239,9 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
   // acknowledges the versions it has seen once its writes begun under older ones are done.
   const followers: RoutesFollower[] = [];
   const stopFollowers = () => Promise.all(followers.map((f) => f.stop().catch(() => undefined)));
+  // resolved once everything is stopped and closed: an interrupt waits for it before the exit
+  let markFinished: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (markFinished = r));
   // written synchronously, one line per acknowledged write: a line is in the file before the
   // next write is decided, and nothing is lost when SIGINT ends the process after the summary
   let ackFd: number | undefined;
@@ -273,8 +276,10 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
     const offInterrupt = onInterrupt(async () => {
       run.stopped = true;
       run.abort.abort();
-      await work.catch(() => undefined);
-      // let the command print the summary (a few microtasks after `work`) before the process exits
+      // until the followers have stopped (their client rows deleted: a round trip each, past
+      // 50 ms under load, when the process used to exit before the summary was printed), bounded
+      await Promise.race([finished, new Promise((r) => setTimeout(r, 10_000))]);
+      // let the command print the summary (a few microtasks after the return) before the process exits
       await new Promise((r) => setTimeout(r, 50));
     });
     const progressMs = o.progressMs ?? DEFAULT_PROGRESS_MS;
@@ -307,6 +312,7 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
   } finally {
     await stopFollowers();
     if (ackFd !== undefined) closeSync(ackFd);
+    markFinished();
   }
 }
 
