@@ -17,15 +17,15 @@ import type { Db } from '../db/connect.js';
 import { replState, errantGtids, replicatesFrom, waitApplied, dbFlavor, type NodeReplState } from '../db/replication.js';
 import { blockWrites, prepareBlock, runningWrites, listSessions, isClient, classifySession, sessionInfo, type SessionInfo, type WriteBlock } from '../db/write-block.js';
 import { routingTarget, type RoutingTarget } from '../proxy/index.js';
-import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type Step, type StepsResult } from '../steps/engine.js';
+import { readJob, type Plan, type Step, type StepsResult } from '../steps/engine.js';
+import { acquirePlanJob, runPlanUnderJob } from '../steps/under-job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
-import { acquireJob, leaseRows, here, type JobHandle } from '../job/job.js';
-import { CLUSTER_TARGET, liveness, describeHolder } from '../job/lease.js';
+import { leaseRows, here } from '../job/job.js';
+import { liveness, describeHolder } from '../job/lease.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
-import { onInterrupt } from '../signals.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { globalWriteZone, writeRouteZones, describeWriteZone, type GlobalWriteZone } from './global.js';
 import { quoteTable } from '../db/quote.js';
@@ -497,56 +497,22 @@ async function stateConnect(ctx: Ctx, p: SwitchParams): Promise<{ ctx: Ctx; node
 
 async function drive(ctx: Ctx, p: SwitchParams, mode: 'run' | 'resume' | 'rollback', refusals: string[], jobId: string | undefined, leaseMs: number | undefined): Promise<{ result: StepsResult; jobId: string; journalDb: Db; journal: MariaDbJournal }> {
   const st = await stateConnect(ctx, p);
-  const ao: Parameters<typeof acquireJob>[1] = { cluster: p.cluster, kind: SWITCH_KIND, targets: [CLUSTER_TARGET], zones: [{ zone: st.node.zone, node: st.node }], phase: mode === 'run' ? 'switch' : mode };
-  if (mode !== 'run') ao.resume = true;
-  if (leaseMs !== undefined) ao.leaseMs = leaseMs;
-  let job: JobHandle;
-  try {
-    job = await acquireJob(st.ctx, ao);
-  } catch (e) {
-    if (mode === 'run' && refusals.length) throw refused(`refused: ${refusals.length} reason${refusals.length === 1 ? '' : 's'}`, { details: [...refusals, (e as Error).message] });
-    throw e;
-  }
-  if (jobId !== undefined && job.id !== jobId) {
-    await job.release();
-    throw refused(job.tookOver ? `the dead ${SWITCH_KIND} job of cluster ${p.cluster} is ${job.id}, not ${jobId}` : `${SWITCH_KIND} job ${jobId} of cluster ${p.cluster} is neither dead nor unfinished (it ended, or its lease is gone)`, {
-      hint: job.tookOver ? `--resume/--rollback ${job.id}` : '`ezctl jobs` lists the jobs; the journal says how it ended',
-    });
-  }
+  const job = await acquirePlanJob(st.ctx, { cluster: p.cluster, kind: SWITCH_KIND, node: st.node, mode, runPhase: 'switch', ...(jobId !== undefined ? { jobId } : {}), ...(leaseMs !== undefined ? { leaseMs } : {}), refusals });
   const journalDb = await st.ctx.connect(st.node);
   const journal = await MariaDbJournal.open(journalDb);
   const topo = freshTopology(p.topologyPath);
   const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, p.cluster));
   const conns = new NodeConnections(ctx, p);
   const plan = switchPlan(ctx, p, refusals, conns);
-  // SIGINT/SIGTERM or a lost lease interrupts the job: rolled back before the point of no return,
-  // stopped after it. The process waits for that (bounded) before it exits: exiting at once would
-  // drop the block's session and leave the old master read_only with no writable master.
-  const ac = new AbortController();
-  const onLost = () => ac.abort(job.signal.reason);
-  job.signal.addEventListener('abort', onLost, { once: true });
-  let running: Promise<StepsResult> | undefined;
-  const offInterrupt = onInterrupt(async () => {
-    ac.abort(new Error('interrupted'));
-    if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
-  });
-  const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: ac.signal, log: (m: string) => ctx.log.info(m) };
   let result: StepsResult;
   try {
-    running = mode === 'run' ? runPlan(plan, opts) : mode === 'resume' ? resumePlan(plan, opts) : rollbackPlan(plan, opts);
-    result = await running;
+    result = await runPlanUnderJob(job, plan, mode, { journal, hooks, log: (m: string) => ctx.log.info(m) });
   } catch (e) {
-    await job.fail(e).catch(() => undefined);
     await journalDb.close().catch(() => undefined);
     throw e;
   } finally {
-    offInterrupt();
-    job.signal.removeEventListener('abort', onLost);
     await conns.closeAll();
   }
-  if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
-  else if (result.outcome === 'done' || result.outcome === 'rolled-back') await job.finish();
-  else await job.fail(new Error(result.error?.message ?? result.outcome));
   return { result, jobId: job.id, journalDb, journal };
 }
 

@@ -9,13 +9,13 @@ import { Db } from '../db/connect.js';
 import { parseMariaPos } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { runPlan, resumePlan, rollbackPlan, readJob, type Plan, type StepsResult, type JobSummary } from '../steps/engine.js';
+import { readJob, type Plan, type StepsResult, type JobSummary } from '../steps/engine.js';
+import { acquirePlanJob, runPlanUnderJob } from '../steps/under-job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
-import { acquireJob, leaseRows, here, type JobHandle } from '../job/job.js';
+import { leaseRows, here } from '../job/job.js';
 import { CLUSTER_TARGET, liveness, describeHolder, type JobKind, type LeaseRow } from '../job/lease.js';
-import { badInput, refused, runtimeError } from '../exit.js';
-import { onInterrupt } from '../signals.js';
+import { badInput, runtimeError } from '../exit.js';
 import { DrcClient } from '../drc/client.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
@@ -279,6 +279,32 @@ export function stepList<P>(plan: Plan<P>): GzJobReport['steps'] {
   });
 }
 
+/**
+ * What the text reports of gz switch and gz move share after their preflight: nothing to do; when no
+ * job ran, the plan's steps and the refusals (`ended`: nothing more to say); else the timeline, the
+ * write-unavailable window and the source's final position.
+ */
+export function renderJobCore(r: GzJobReport, verb: string): { lines: string[]; ended: boolean } {
+  const out: string[] = [];
+  if (r.mode === 'noop') return { lines: [r.message ?? 'nothing to do'], ended: true };
+  if (!r.result) {
+    if (r.steps.length) {
+      out.push('steps:');
+      r.steps.forEach((s, i) => out.push(`  ${i + 1}. ${s.name}${s.pointOfNoReturn ? ' (POINT OF NO RETURN)' : ''}: ${s.does}`));
+    }
+    if (r.refusals.length) {
+      out.push(`refused (${r.refusals.length}):`);
+      for (const x of r.refusals) out.push(`  - ${x}`);
+    } else if (r.message) out.push(r.message);
+    else if (r.mode === 'plan') out.push(`preflight passed; nothing was changed (add --execute to ${verb})`);
+    return { lines: out, ended: true };
+  }
+  out.push(...renderTimelineOf(r.result));
+  out.push(...renderWindow(r.window, r.drcLagAtBlockMs));
+  if (r.finalPosition !== null) out.push(`final GTID position at the source: ${r.finalPosition || '(empty: nothing written yet)'}`);
+  return { lines: out, ended: false };
+}
+
 export function renderWindow(w: GzWindow | null, lag: number | null): string[] {
   if (!w) return [];
   const f = (x: number | null) => (x === null ? '-' : `${x} ms`);
@@ -369,51 +395,14 @@ export interface Driven {
  * it exits, so a block is never left to die with it when it can be undone.
  */
 export async function driveGz<P>(ctx: Ctx, o: { cluster: string; topologyPath: string; kind: JobKind; home: ResolvedNode; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (jobId: string) => Plan<P>; close?: () => Promise<void> }): Promise<Driven> {
-  const ao: Parameters<typeof acquireJob>[1] = { cluster: o.cluster, kind: o.kind, targets: [CLUSTER_TARGET], zones: [{ zone: o.home.zone, node: o.home }], phase: o.mode === 'run' ? o.kind : o.mode };
-  if (o.mode !== 'run') ao.resume = true;
-  if (o.leaseMs !== undefined) ao.leaseMs = o.leaseMs;
-  let job: JobHandle;
-  try {
-    job = await acquireJob(ctx, ao);
-  } catch (e) {
-    if (o.mode === 'run' && o.refusals.length) throw refused(`refused: ${o.refusals.length} reason${o.refusals.length === 1 ? '' : 's'}`, { details: [...o.refusals, (e as Error).message] });
-    throw e;
-  }
-  if (o.jobId !== undefined && job.id !== o.jobId) {
-    await job.release();
-    throw refused(job.tookOver ? `the dead ${o.kind} job of cluster ${o.cluster} is ${job.id}, not ${o.jobId}` : `${o.kind} job ${o.jobId} of cluster ${o.cluster} is neither dead nor unfinished (it ended, or its lease is gone)`, {
-      hint: job.tookOver ? `--resume/--rollback ${job.id}` : '`ezctl jobs` lists the jobs; the journal says how it ended',
-    });
-  }
+  const job = await acquirePlanJob(ctx, { cluster: o.cluster, kind: o.kind, node: o.home, mode: o.mode, runPhase: o.kind, ...(o.jobId !== undefined ? { jobId: o.jobId } : {}), ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), refusals: o.refusals });
   const journalDb = await ctx.connect(o.home);
   try {
     const journal = await MariaDbJournal.open(journalDb);
     const topo = freshTopology(o.topologyPath);
     const hooks = hookRunner(hooksFromTopology(topo.file, topo.dir, o.cluster));
     const plan = o.plan(job.id);
-    const ac = new AbortController();
-    const onLost = () => ac.abort(job.signal.reason);
-    job.signal.addEventListener('abort', onLost, { once: true });
-    let running: Promise<StepsResult> | undefined;
-    const offInterrupt = onInterrupt(async () => {
-      ac.abort(new Error('interrupted'));
-      if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
-    });
-    const opts = { jobId: job.id, journal, guard: { assertHeld: () => job.assertHeld() }, hooks, signal: ac.signal, log: (m: string) => ctx.log.info(m) };
-    let result: StepsResult;
-    try {
-      running = o.mode === 'run' ? runPlan(plan, opts) : o.mode === 'resume' ? resumePlan(plan, opts) : rollbackPlan(plan, opts);
-      result = await running;
-    } catch (e) {
-      await job.fail(e).catch(() => undefined);
-      throw e;
-    } finally {
-      offInterrupt();
-      job.signal.removeEventListener('abort', onLost);
-    }
-    if (result.outcome === 'refused' || result.outcome === 'not-started') await job.release();
-    else if (result.outcome === 'done' || result.outcome === 'rolled-back') await job.finish();
-    else await job.fail(new Error(result.error?.message ?? result.outcome));
+    const result = await runPlanUnderJob(job, plan, o.mode, { journal, hooks, log: (m: string) => ctx.log.info(m) });
     const summary = await readJob(journal, job.id).catch(() => undefined);
     return { result, jobId: job.id, summary };
   } finally {
