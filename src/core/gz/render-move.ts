@@ -3,7 +3,7 @@
 // shards split (block, drain, verify, flip), the DRC lag at the block, the final GTID position, the
 // clients that acknowledged, and with --force-dead-source what may not have arrived.
 import type { GzMoveReport } from './move.js';
-import { renderTimelineOf, renderWindow } from './common.js';
+import { renderJobCore } from './common.js';
 
 export function renderGzMove(r: GzMoveReport): string {
   const out: string[] = [];
@@ -16,25 +16,9 @@ export function renderGzMove(r: GzMoveReport): string {
     if (a.target) out.push(`  target: ${a.target.name} (${a.target.address})${a.target.reachable ? '' : ' UNREACHABLE'}`);
     for (const d of a.drc) out.push(`  DRC ${d.direction}: ${d.state}, lag ${d.lagMs ?? '-'} ms${d.lastError ? `, last error: ${d.lastError}` : ''}`);
   }
-  if (r.mode === 'noop') {
-    out.push(r.message ?? 'nothing to do');
-    return out.join('\n');
-  }
-  if (!r.result) {
-    if (r.steps.length) {
-      out.push('steps:');
-      r.steps.forEach((s, i) => out.push(`  ${i + 1}. ${s.name}${s.pointOfNoReturn ? ' (POINT OF NO RETURN)' : ''}: ${s.does}`));
-    }
-    if (r.refusals.length) {
-      out.push(`refused (${r.refusals.length}):`);
-      for (const x of r.refusals) out.push(`  - ${x}`);
-    } else if (r.message) out.push(r.message);
-    else if (r.mode === 'plan') out.push('preflight passed; nothing was changed (add --execute to move)');
-    return out.join('\n');
-  }
-  out.push(...renderTimelineOf(r.result));
-  out.push(...renderWindow(r.window, r.drcLagAtBlockMs));
-  if (r.finalPosition !== null) out.push(`final GTID position at the source: ${r.finalPosition || '(empty: nothing written yet)'}`);
+  const core = renderJobCore(r, 'move');
+  out.push(...core.lines);
+  if (core.ended || !r.result) return out.join('\n');
   const o = r.outcomeDetail;
   if (o) {
     if (o.clients) out.push(`clients acknowledged the block: ${o.clients.acked.join(', ') || '(none following the table)'}${o.clients.stale.length ? `; stale, not waited for: ${o.clients.stale.join(', ')}` : ''}`);

@@ -2,7 +2,7 @@
 // the steps, and after a run the timeline with the write-unavailable window split, the DRC lag at
 // the block, the source's final GTID and its own-domain GTID after the run.
 import type { GzSwitchReport } from './switch.js';
-import { renderTimelineOf, renderWindow } from './common.js';
+import { renderJobCore } from './common.js';
 import type { SessionInfo } from '../db/write-block.js';
 
 const who = (s: SessionInfo) => `${s.id} ${s.user}@${s.host} (${s.command}${s.info ? `: ${s.info.slice(0, 80)}` : ''})`;
@@ -22,26 +22,10 @@ export function renderGzSwitch(r: GzSwitchReport): string {
     for (const p of a.proxies) out.push(`  ${p.label}: ${p.up ? 'up' : 'DOWN'}, writes to ${p.write ?? 'nowhere'}`);
     if (!a.proxies.length && r.mode !== 'noop') out.push('  proxies: none in the topology file (route through hooks, or clients following the routing table)');
   }
-  if (r.mode === 'noop') {
-    out.push(r.message ?? 'nothing to do');
-    return out.join('\n');
-  }
-  if (!r.result) {
-    if (r.steps.length) {
-      out.push('steps:');
-      r.steps.forEach((s, i) => out.push(`  ${i + 1}. ${s.name}${s.pointOfNoReturn ? ' (POINT OF NO RETURN)' : ''}: ${s.does}`));
-    }
-    if (r.refusals.length) {
-      out.push(`refused (${r.refusals.length}):`);
-      for (const x of r.refusals) out.push(`  - ${x}`);
-    } else if (r.message) out.push(r.message);
-    else if (r.mode === 'plan') out.push('preflight passed; nothing was changed (add --execute to switch)');
-    return out.join('\n');
-  }
-  out.push(...renderTimelineOf(r.result));
-  out.push(...renderWindow(r.window, r.drcLagAtBlockMs));
+  const core = renderJobCore(r, 'switch');
+  out.push(...core.lines);
+  if (core.ended || !r.result) return out.join('\n');
   const o = r.outcomeDetail;
-  if (r.finalPosition !== null) out.push(`final GTID position at the source: ${r.finalPosition || '(empty: nothing written yet)'}`);
   if (o) {
     if (o.blockMechanism) out.push(`write block: ${o.blockMechanism}`);
     if (o.sourceOwnAtBlock !== null || o.sourceOwnAfter !== null) {
