@@ -117,14 +117,21 @@ ${examples('ezctl drc status', 'ezctl --json drc status --cluster demo', 'ezctl 
     .option('--redis-stream <key>', 'Redis sink: XADD every event (field "event", its JSON) to this stream')
     .option('--batch <events>', 'events per batch (whole transactions; a larger one goes alone)', integer(1, 1_000_000), 500)
     .option('--max-queue <events>', 'events read ahead of the sink\'s acknowledgement before reading pauses', integer(100, 10_000_000), 20_000)
+    .option('--metrics-port <port>', 'serve Prometheus metrics (events/s, lag commit→ack) on 127.0.0.1:<port>/metrics', integer(1, 65535))
     .addHelpText('after', `
 Events (one JSON line each): type insert|update|delete, database, table, key (primary key),
 data, old (changed columns, on update), gtid, index (row within the transaction), ts (commit,
 ms), origin (zone, from the GTID domain); then {"type":"commit","gtid",...,"rows"}. The stored
 position advances only after the sink acknowledged a batch: after a crash the last batch may come
 again (same gtid + index). A stored position whose binlog is purged is refused (exit 4).
+A feed is a job (\`ezctl jobs\`): it holds the lease feed:<name> on its zone's master, so a
+second feed of that name is refused on any host (exit 4, naming the holder) and a dead one is
+taken over by the next run. It rides out a master outage and follows a master switch in the
+topology file (emha switch, drc repoint), reading the new master from its acknowledged position.
+status|pause|resume|stop go through the control socket on the feed's host; elsewhere they name
+the host it runs on (exit 3).
 ${examples('ezctl drc feed --cluster demo --zone sh', 'ezctl drc feed --zone sh --sink http://127.0.0.1:8080/invalidate', "ezctl drc feed --zone sh --name sh-cache --sink redis://127.0.0.1:6379 --redis-del 'ezdemo.users=user:{id}'", 'ezctl drc feed status --name sh-cache', 'ezctl drc feed pause --name sh-cache')}`)
-    .action(action(async (ctx, o: { cluster?: string; zone?: string; name?: string; tables?: string; fromGtid?: string; sink: string; redisDel?: string[]; redisStream?: string; batch: number; maxQueue: number }, args: string[]) => {
+    .action(action(async (ctx, o: { cluster?: string; zone?: string; name?: string; tables?: string; fromGtid?: string; sink: string; redisDel?: string[]; redisStream?: string; batch: number; maxQueue: number; metricsPort?: number }, args: string[]) => {
       const action0 = args[0] ?? 'run';
       const { drcFeed, drcFeedControl, renderFeedStatus } = await import('../core/drc/feed.js');
       const { badInput } = await import('../core/exit.js');

@@ -38,6 +38,14 @@ test('a lease stands in the way of the same target, and a cluster-wide one of ev
   assert.equal(overlaps('db.t', ['db.u', 'db.t']), true);
 });
 
+test('a change feed\'s lease (feed:<name>) excludes only another feed of that name, never a job on the cluster (a master switch it follows)', () => {
+  assert.equal(overlaps('feed:bj-cache', [CLUSTER_TARGET]), false);
+  assert.equal(overlaps(CLUSTER_TARGET, ['feed:bj-cache']), false);
+  assert.equal(overlaps('feed:bj-cache', ['feed:bj-cache']), true);
+  assert.equal(overlaps('feed:bj-cache', ['feed:other']), false);
+  assert.equal(overlaps('feed:bj-cache', ['db.t']), false);
+});
+
 test('acquire: free targets are taken; a live holder refuses, named with its kind, host, pid, phase and lease left', () => {
   assert.deepEqual(decideAcquire([], { targets: ['db.t'], resume: false }, alive), { ok: true });
   assert.deepEqual(decideAcquire([lease({ target: 'db.u' })], { targets: ['db.t'], resume: false }, alive), { ok: true });

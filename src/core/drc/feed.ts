@@ -4,10 +4,12 @@
 // _ezctl.drc_feed_position (on Z's master, so Z's replicas have it too) advances only after the
 // sink acknowledged a batch; a restart resumes after it.
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Ctx } from '../context.js';
-import { loadTopology, type Topology } from '../config/load.js';
+import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
 import { describeAddress } from '../config/dsn.js';
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
 import { badInput, refused, runtimeError, EzError } from '../exit.js';
@@ -25,6 +27,11 @@ import { DEFAULT_DRC_DOMAIN_OFFSET } from '../cluster/tables.js';
 import { originMap, shapeTx, takeBatch, type FeedEvent } from './feed-event.js';
 import { makeSink, type FeedSink, type SinkOptions } from './feed-sink.js';
 import { SYSTEM_SCHEMAS as SYSTEM_SCHEMA_NAMES } from '../db/introspect.js';
+import { acquireJob, describeLive, liveHolders, type JobHandle } from '../job/job.js';
+import { FEED_PREFIX } from '../job/lease.js';
+
+/** The lease target of a feed: one reader per feed name, whatever host runs it. */
+export const feedTarget = (name: string) => `${FEED_PREFIX}${name}`;
 
 export const FEED_TABLE = 'drc_feed_position';
 
@@ -47,6 +54,10 @@ export interface FeedOptions extends SinkOptions {
   batch?: number;
   /** events read ahead of the sink's acknowledgement before reading pauses */
   maxQueue?: number;
+  /** serve Prometheus metrics on 127.0.0.1:<port>/metrics */
+  metricsPort?: number;
+  /** the job lease's length (ms; tests) */
+  leaseMs?: number;
 }
 
 export interface FeedStatus {
@@ -70,6 +81,12 @@ export interface FeedStatus {
   readingPaused: boolean;
   retries: number;
   lastError: { message: string; at: string } | null;
+  /** the job (`ezctl jobs`) whose lease this feed holds, on its zone's master; null while it holds none (the master unreachable) */
+  jobId: string | null;
+  /** the zone master the feed reads (and holds its lease and position on) */
+  master: string;
+  host: string;
+  pid: number;
 }
 
 interface QueuedTx {
@@ -131,10 +148,56 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
   const follow: TableMatcher = (s, t) => !SYSTEM_SCHEMAS.has(s) && (chosen ? chosen(s, t) : dbs ? dbs.includes(s) : true);
   const sink: FeedSink = makeSink(o);
   const sock = feedSocket(topo, name);
-  if (await controlAlive(sock)) throw refused(`feed ${name} is already running (control socket ${sock})`, { hint: `\`ezctl drc feed status --name ${name}\` shows it` });
-  // lease: once job/ has leases in _ezctl.jobs (issue 12), take the lease `drc-feed:<name>` here,
-  // on zone Z's master, before reading, and give it up in stop(): one reader per feed name
-  // whatever host runs it. Until then the control socket refuses a second feed on this host.
+  // The lease `feed:<name>` lives where the feed's position and binlog live: on zone Z's master
+  // (unlogged: its renewals are no transactions of Z's binlog, and none a demoted master has that
+  // the new one lacks). The feed can do nothing without that server, so an outage of it costs the
+  // lease nothing the feed could use: it rides the outage out like DRC and takes the lease again
+  // (the same job) before it reads again; after a master switch it takes it on the new master.
+  const target = feedTarget(name);
+  let job: JobHandle | undefined;
+  let leaseNode = '';
+  let onLeaseLost: ((e: Error) => void) | undefined;
+  const takeLease = async (node: ResolvedNode, first: boolean): Promise<void> => {
+    const old = job;
+    job = undefined;
+    if (old && leaseNode !== node.name) await old.finish('done', `the zone's master moved to ${node.name}; the feed's lease moved with it`).catch(() => undefined);
+    // the same master again: ended as failed where it can still be written, so the new lease
+    // takes the same job over (its id kept)
+    else if (old) await old.fail(new Error('the session reading the master ended; the lease is taken again'), 'failed').catch(() => undefined);
+    if (!first) {
+      // this process's own lease of a session that lost its server (the renewals' connections died
+      // with it): not a holder standing in its way
+      const db = await ctx.connect(node);
+      try {
+        await db.exec('SET SESSION sql_log_bin = 0');
+        await db.exec(`DELETE FROM ${quoteTable(STATE_SCHEMA, 'job_leases')} WHERE cluster = ? AND target = ? AND host = ? AND pid = ?`, [cluster, target, hostname(), process.pid]).catch((e: { code?: string }) => {
+          if (e.code !== 'ER_NO_SUCH_TABLE') throw e;
+        });
+      } finally {
+        await db.close();
+      }
+    }
+    const j = await acquireJob(ctx, {
+      cluster, kind: 'drc-feed', targets: [target], zones: [{ zone, node }], phase: 'starting', unlogged: true, controlSocket: sock,
+      // like check full: a dead feed of this name is taken over by the next run, on any host
+      resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+    });
+    job = j;
+    leaseNode = node.name;
+    j.signal.addEventListener('abort', () => {
+      if (job !== j) return;
+      ctx.log.warn(`feed ${name}: ${(j.signal.reason as Error).message}`);
+      onLeaseLost?.(j.signal.reason as Error);
+    }, { once: true });
+    ctx.log.debug(`feed ${name}: holds the lease ${target} on ${node.name} (job ${j.id}${j.tookOver ? ', taken over' : ''})`);
+  };
+  await takeLease(topo.master(cluster, zone), true);
+  try {
+    if (await controlAlive(sock)) throw refused(`feed ${name} is already running (control socket ${sock})`, { hint: `\`ezctl drc feed status --name ${name}\` shows it` });
+  } catch (e) {
+    await job!.release().catch(() => undefined);
+    throw e;
+  }
 
   const offset = config.drc?.drcDomainOffset ?? DEFAULT_DRC_DOMAIN_OFFSET;
   const zoneDomains = new Map<string, number>();
@@ -156,9 +219,12 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
   // the stored position, or where this feed starts
   const node0 = topo.master(cluster, zone);
   const where0 = `${node0.name} (${describeAddress(node0)})`;
-  const db0 = await ctx.connect(node0);
-  let start: string;
-  let flavor: 'mariadb' | 'mysql';
+  let start = '';
+  let flavor: 'mariadb' | 'mysql' = 'mariadb';
+  const db0 = await ctx.connect(node0).catch(async (e) => {
+    await job?.release().catch(() => undefined);
+    throw e;
+  });
   try {
     const info = await serverInfo(db0);
     flavor = info.flavor;
@@ -191,6 +257,10 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
     } else {
       ctx.log.info(`feed ${name}: resuming after ${start || '(the oldest binlog)'}`);
     }
+  } catch (e) {
+    // refused before anything was read: the job leaves no trace
+    await job?.release().catch(() => undefined);
+    throw e;
   } finally {
     await db0.close();
   }
@@ -207,6 +277,7 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
   let paused = false;
   let stopping = false;
   let state: FeedStatus['state'] = 'starting';
+  let readingFrom = topo.master(cluster, zone).name;
   let retries = 0;
   let lastError: FeedStatus['lastError'] = null;
   let eventsDelivered = 0;
@@ -229,6 +300,7 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
       name, cluster, zone, state, sink: sink.target, position: acked, readPosition: readPos,
       eventsDelivered, batchesDelivered, eventsPerSecond: Math.round((n * 1000) / span),
       lagMs, deliveryMs, queuedEvents, readingPaused, retries, lastError,
+      jobId: job && !job.signal.aborted ? job.id : null, master: readingFrom, host: hostname(), pid: process.pid,
     };
   };
   const setReading = (on: boolean) => {
@@ -242,23 +314,69 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
     }
   };
 
-  const store = async (db: Db, pos: string, lastGtid: string | null, events: number) => {
-    await db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, FEED_TABLE)} SET position = ?, last_gtid = COALESCE(?, last_gtid), events = events + ? WHERE feed = ?`, [pos, lastGtid, events, name]);
+  /**
+   * Stores the position on the master read; false when that master is read-only now (demoted by a
+   * switch): the row is not written there (a transaction of its own on a demoted master would be one
+   * the new master never has), the session ends and the next one stores it on the new master.
+   */
+  const store = async (db: Db, pos: string, lastGtid: string | null, events: number): Promise<boolean> => {
+    const r = await db.exec(`UPDATE ${quoteTable(STATE_SCHEMA, FEED_TABLE)} SET position = ?, last_gtid = COALESCE(?, last_gtid), events = events + ? WHERE feed = ? AND @@global.read_only = 0`, [pos, lastGtid, events, name]);
+    if (r.affectedRows === 0) return false;
     storedAt = Date.now();
     foreignSinceStore = false;
+    return true;
   };
+  const progress = () => {
+    job?.setPhase(state);
+    job?.progress({ rows: eventsDelivered, events: eventsDelivered, eventsPerSecond: status().eventsPerSecond, lagMs, position: acked, master: readingFrom });
+  };
+  // the topology file names the zone's master: a switch (emha switch, drc repoint) edits it
+  let topoSeen = 0;
+  const masterMoved = (node: ResolvedNode): ResolvedNode | undefined => {
+    let m: number;
+    try {
+      m = statSync(topo.path).mtimeMs;
+    } catch {
+      return undefined;
+    }
+    if (m === topoSeen) return undefined;
+    topoSeen = m;
+    try {
+      const now = loadTopology(topo.path).master(cluster, zone);
+      return now.name !== node.name || now.port !== node.port || now.host !== node.host ? now : undefined;
+    } catch {
+      return undefined; // a file being written: looked at again at the next change
+    }
+  };
+  let leaseSuspect = false;
 
   // ---- one session: connect, read, deliver; ends on an error (retried) or stop
   const session = async (): Promise<void> => {
-    topo = loadTopology(topo.path); // follows `drc repoint` of this zone's master
+    topoSeen = statSync(topo.path, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+    topo = loadTopology(topo.path); // follows `drc repoint` and `emha switch` of this zone's master
     const node = topo.master(cluster, zone);
     const where = `${node.name} (${describeAddress(node)})`;
+    readingFrom = node.name;
     const ep = await ctx.endpoint(node);
     const db = await ctx.connect(node);
     let failed: ((e: Error) => void) | undefined;
     const failure = new Promise<never>((_, reject) => (failed = reject));
     failure.catch(() => undefined);
     try {
+      // a demoted master (a switch under way, the file not yet edited): wait for the file to name
+      // the new one; reading it on would find nothing new and storing there would be an errant write
+      let saidRo = false;
+      while (!stopping && Number(await db.value('SELECT @@global.read_only')) === 1) {
+        if (!saidRo) ctx.log.warn(`feed ${name}: zone ${zone}'s master ${where} is read-only (demoted?): waiting for the topology file to name the zone's master (the position stays at ${acked})`);
+        saidRo = true;
+        state = 'retrying';
+        await sleep(250);
+        if (masterMoved(node)) return;
+      }
+      if (stopping) return;
+      if (!job || job.signal.aborted || leaseNode !== node.name || leaseSuspect) await takeLease(node, false);
+      leaseSuspect = false;
+      onLeaseLost = (e) => failed?.(e);
       await checkNotPurged(db, flavor, name, zone, where, acked);
       queue = [];
       queuedEvents = 0;
@@ -291,14 +409,20 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
       state = paused ? 'paused' : 'running';
       ctx.log.debug(`feed ${name}: reading ${where} after ${acked}, delivering to ${sink.target}`);
       let backoff = 100;
+      progress();
       for (;;) {
         if (stopping) return;
+        const moved = masterMoved(node);
+        if (moved) {
+          ctx.log.info(`feed ${name}: zone ${zone}'s master is now ${moved.name} (${describeAddress(moved)}) in the topology file; reading it from ${acked} (${queuedEvents} events read and not acknowledged are read again there)`);
+          return;
+        }
         if (paused || queue.length === 0) {
           // nothing to send: store how far the reader got over other transactions, now and then,
           // so a quiet feed's position does not fall behind the binlogs kept
           if (!paused && foreignSinceStore && readPos !== acked && Date.now() - storedAt > 10_000) {
             const p = readPos;
-            await store(db, p, null, 0);
+            if (!(await store(db, p, null, 0))) return; // demoted: the next session waits for the file to name the new master
             acked = p;
           }
           await Promise.race([new Promise<void>((r) => (wake = r)), sleep(1000), failure]);
@@ -328,7 +452,9 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
           ctx.log.info(`feed ${name}: ${sink.target} takes events again`);
         }
         const last = batch[n - 1]!;
-        if (events.length) await store(db, last.pos, last.gtid, events.length - batch.filter((t) => t.events.length).length);
+        // acknowledged: the position advances here even when the master read is demoted meanwhile
+        // (then stored on the new master by the next session)
+        const stored = events.length ? await store(db, last.pos, last.gtid, events.length - batch.filter((t) => t.events.length).length) : true;
         acked = last.pos;
         const now = Date.now();
         const withEvents = batch.filter((t) => t.events.length);
@@ -343,8 +469,14 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
         queue.splice(0, n);
         queuedEvents -= batch.reduce((a, t) => a + Math.max(1, t.events.length), 0);
         if (queuedEvents < maxQueue / 2 && !paused) setReading(true);
+        progress();
+        if (!stored) {
+          ctx.log.warn(`feed ${name}: zone ${zone}'s master ${where} turned read-only: the position ${acked} is kept here until the zone's master takes it`);
+          return;
+        }
       }
     } finally {
+      onLeaseLost = undefined;
       const s = stream;
       stream = undefined;
       await s?.stop();
@@ -353,6 +485,7 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
   };
 
   let server: Server | undefined;
+  let metrics: Server | undefined;
   let done: (() => void) | undefined;
   const finished = new Promise<void>((r) => (done = r));
   const stop = async () => {
@@ -361,6 +494,14 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
     poke();
     await finished;
   };
+  if (o.metricsPort) {
+    try {
+      metrics = await (await import('./feed-metrics.js')).serveFeedMetrics(o.metricsPort, { cluster, zone, feed: name }, status);
+    } catch (e) {
+      await job?.release().catch(() => undefined);
+      throw e;
+    }
+  }
   server = await serveJob(sock, feedJob, {
     status: () => status(),
     pause: () => {
@@ -382,7 +523,8 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
     },
   });
   const offInterrupt = onInterrupt(stop);
-  ctx.log.info(`feed ${name}: zone ${zone} of cluster ${cluster} → ${sink.target}; control socket ${sock}`);
+  ctx.log.info(`feed ${name}: zone ${zone} of cluster ${cluster} → ${sink.target}; job ${job?.id}; control socket ${sock}${o.metricsPort ? `; metrics on 127.0.0.1:${o.metricsPort}/metrics` : ''}`);
+  let ended: unknown;
   try {
     let backoff = 500;
     while (!stopping) {
@@ -391,7 +533,10 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
         backoff = 500;
       } catch (e) {
         if (stopping) break;
-        if (e instanceof EzError) throw e; // refused (a purged position) or bad input: never skipped
+        if (e instanceof EzError) throw e; // refused (a purged position, a live holder of the lease) or bad input: never skipped
+        // the lease's renewals ride connections of their own to the same server: after a failed
+        // session they may be dead too; the next session takes the lease again (the same job)
+        leaseSuspect = true;
         lastError = { message: (e as Error).message, at: new Date().toISOString() };
         state = 'retrying';
         ctx.log.warn(`feed ${name}: ${(e as Error).message}; reconnecting in ${(backoff / 1000).toFixed(1)} s from ${acked}`);
@@ -399,9 +544,14 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
         backoff = Math.min(30_000, backoff * 2);
       }
     }
+  } catch (e) {
+    ended = e;
+    throw e;
   } finally {
     state = 'stopped';
     offInterrupt();
+    if (job) await (ended ? job.fail(ended) : job.finish('done')).catch(() => undefined);
+    metrics?.close();
     await sink.close().catch(() => undefined);
     await new Promise<void>((r) => server!.close(() => r()));
     done!();
@@ -416,12 +566,35 @@ export async function drcFeedControl(ctx: Ctx, o: { cluster?: string; zone?: str
   if (!o.name && !o.zone) throw badInput(`drc feed ${cmd} needs --name, or --zone (the feed named <cluster>-<zone>)`);
   const name = feedName(cluster, o.zone ?? '', o.name);
   const sock = feedSocket(topo, name);
+  if (!(await controlAlive(sock))) {
+    // not on this host: the lease rows say where it runs (every zone's master: --name alone does not say the zone)
+    const zones = o.zone ? [o.zone] : topo.zonesOf(cluster);
+    const dbs: Array<{ zone: string; db: Db }> = [];
+    try {
+      for (const z of zones) {
+        try {
+          dbs.push({ zone: z, db: await ctx.connect(topo.master(cluster, z)) });
+        } catch (e) {
+          ctx.log.warn(`zone ${z}'s master does not answer (${(e as Error).message}): a feed holding its lease there is not seen`);
+        }
+      }
+      const [h] = await liveHolders(dbs, cluster, [feedTarget(name)]);
+      if (h && !(h.host === hostname() && h.pid === process.pid)) {
+        throw runtimeError(`feed ${name} does not run on this host: it runs on host ${h.host}, pid ${h.pid} (zone ${h.zone}: ${describeLive(h)})`, {
+          hint: `run \`ezctl drc feed ${cmd} --name ${name}\` on ${h.host}; \`ezctl jobs\` lists it`,
+        });
+      }
+    } finally {
+      await Promise.all(dbs.map((d) => d.db.close().catch(() => undefined)));
+    }
+  }
   return sendJob({ kind: feedJob, path: sock, job: `feed ${name}`, fix: `start it with \`ezctl drc feed --zone <zone>${o.name ? ` --name ${name}` : ''}\`` }, cmd);
 }
 
 export function renderFeedStatus(s: FeedStatus): string {
   return [
     `feed ${s.name} (cluster ${s.cluster}, zone ${s.zone}) → ${s.sink}: ${s.state}`,
+    `  job ${s.jobId ?? '- (no lease held: its master does not answer)'}; reading ${s.master}; host ${s.host}, pid ${s.pid}`,
     `  position (acknowledged): ${s.position || '(empty)'}`,
     `  read:                    ${s.readPosition || '(empty)'}${s.readingPaused ? ' (reading paused)' : ''}`,
     `  delivered: ${s.eventsDelivered} row events in ${s.batchesDelivered} batches; ${s.eventsPerSecond} events/s; queued ${s.queuedEvents}`,

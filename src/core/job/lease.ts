@@ -22,9 +22,14 @@ export const CLUSTER_TARGET = 'cluster';
  * failover (a cluster job) it exists for, and a planned switch must not wait for it to end.
  */
 export const MONITOR_PREFIX = 'monitor:';
-export const isMonitorTarget = (t: string) => t.startsWith(MONITOR_PREFIX);
+/**
+ * A change feed's target (`drc feed` holds 'feed:<name>'): a reader like a monitor, it excludes
+ * only another feed of that name. A master switch in its zone is what it must follow, not wait for.
+ */
+export const FEED_PREFIX = 'feed:';
+export const isMonitorTarget = (t: string) => t.startsWith(MONITOR_PREFIX) || t.startsWith(FEED_PREFIX);
 
-export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus'] as const;
+export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus', 'drc-feed'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobStatus = 'running' | 'done' | 'failed' | 'aborted';
 
