@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStop, sqlOn } from '../helpers/drc.js';
+import { pidAlive } from '../../src/core/process/pids.js';
 
 let sb: TestSandbox;
 const M = 'bj-master';
@@ -169,6 +170,96 @@ test('kill -9 under load, then resume: every committed row delivered, duplicates
     writing = false;
     await writer;
     await stopFeed(f2);
+  }
+});
+
+/** inserts rows id 1.. one transaction each, retrying an id until the server acknowledged it */
+function rowWriter(table: string, node = M, on: TestSandbox = sb) {
+  let next = 1;
+  let writing = true;
+  let errors = 0;
+  const done = (async () => {
+    while (writing) {
+      try {
+        await sqlOn(on, node, `INSERT INTO ${table} VALUES (${next}, 'r', ${next})`);
+        next++;
+      } catch {
+        errors++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  })();
+  return { count: () => next - 1, errors: () => errors, stop: async () => ((writing = false), await done, next - 1) };
+}
+
+test('a feed is a job: a second feed of its name refused naming the holder, listed by jobs, metrics; its master killed and restarted under load: the same job goes on, every row delivered', async () => {
+  await sql(T('jobt'));
+  const port = await freePort();
+  const f = feed(['--name', 'jobt', '--tables', 'feedt.jobt', '--batch', '20', '--metrics-port', String(port)]);
+  let w = { stop: async () => 0 } as ReturnType<typeof rowWriter>;
+  try {
+    await started(f);
+    w = rowWriter('feedt.jobt');
+    const second = await sb.run(['drc', 'feed', '--zone', 'bj', '--name', 'jobt']);
+    assert.equal(second.code, 4, show(second));
+    assert.match(second.stderr, new RegExp(`feed:jobt is held by drc-feed job \\S+ on feed:jobt \\(host \\S+, pid ${f.child.pid}`));
+    const jobs = await sb.run(['--json', 'jobs']);
+    assert.equal(jobs.code, 0, show(jobs));
+    const job = jobs.json().jobs.find((j: any) => j.target === 'feed:jobt');
+    assert.ok(job && job.kind === 'drc-feed' && job.state === 'running' && job.pid === f.child.pid, JSON.stringify(jobs.json().jobs));
+    await eventually(async () => f.lines.length > 50, 20_000, 'events');
+    const st = await sb.run(['--json', 'drc', 'feed', 'status', '--name', 'jobt']);
+    assert.equal(st.code, 0, show(st));
+    assert.equal(st.json().jobId, job.id);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^ezctl_feed_events_per_second\{[^}]*feed="jobt"[^}]*\} \d+/m);
+    assert.match(metrics, /^ezctl_feed_lag_ms\{[^}]*\} \d+/m);
+    assert.match(metrics, /^ezctl_feed_lease_held\{[^}]*\} 1/m);
+
+    // the master killed (-9) and started again under load: the feed rides it out, no restart
+    const pid = JSON.parse(readFileSync(`${sb.dir}/sandbox.json`, 'utf8')).nodes.find((n: any) => n.name === M).pid;
+    process.kill(pid, 'SIGKILL');
+    await eventually(async () => !pidAlive(pid), 5000, 'the master to die');
+    await eventually(async () => f.stderr.join('').includes('reconnecting'), 15_000, 'the feed to notice');
+    const up = await sb.run(['sandbox', 'up', '--dir', sb.dir]);
+    assert.equal(up.code, 0, show(up));
+    const at = w.count();
+    await eventually(async () => w.count() > at + 30, 30_000, 'writes after the restart');
+    const last = await w.stop();
+    await eventually(async () => f.lines.some((l) => l.type !== 'commit' && l.data.id === last), 30_000, `row ${last} after the restart (${f.stderr.join('').slice(-2000)})`);
+    const ids = new Set(f.lines.filter((l) => l.type !== 'commit').map((l) => l.data.id));
+    for (let i = 1; i <= last; i++) assert.ok(ids.has(i), `row ${i} delivered`);
+    assert.equal(f.child.exitCode, null, 'the same feed process');
+    const again = await sb.run(['--json', 'drc', 'feed', 'status', '--name', 'jobt']);
+    assert.equal(again.code, 0, show(again));
+    assert.equal(again.json().jobId, job.id, 'the same job, its lease taken again');
+    assert.equal(again.json().state, 'running');
+  } finally {
+    await w.stop();
+    await stopFeed(f);
+  }
+  const ended = await sb.run(['--json', 'jobs', '--all']);
+  // SIGTERM ends it as every job ends on an interrupt: aborted, its position kept for the next run
+  const row = ended.json().jobs.filter((j: any) => j.target === 'feed:jobt');
+  assert.equal(row.length, 1, show(ended));
+  assert.equal(row[0].state, 'aborted', show(ended));
+});
+
+test('a feed running on another host: status names that host (exit 3), a second run is refused naming it', async () => {
+  const db = await sb.db(M);
+  try {
+    await db.exec("INSERT INTO _ezctl.jobs (id, cluster, kind, target, targets, zones, phase, status, host, pid, user, holder, lease_ms) VALUES ('20261204-000000-faraway', 'demo', 'drc-feed', 'feed:far', '[\"feed:far\"]', '[\"bj\"]', 'running', 'running', 'far-host', 4242, 'u', 'far-host:4242:x', 30000)");
+    await db.exec("INSERT INTO _ezctl.job_leases (cluster, target, job_id, holder, host, pid, expires_at) VALUES ('demo', 'feed:far', '20261204-000000-faraway', 'far-host:4242:x', 'far-host', 4242, NOW(3) + INTERVAL 60 SECOND)");
+    const st = await sb.run(['drc', 'feed', 'status', '--name', 'far']);
+    assert.equal(st.code, 3, show(st));
+    assert.match(st.stderr, /feed far does not run on this host: it runs on host far-host, pid 4242/);
+    const run = await sb.run(['drc', 'feed', '--zone', 'bj', '--name', 'far']);
+    assert.equal(run.code, 4, show(run));
+    assert.match(run.stderr, /feed:far is held by drc-feed job 20261204-000000-faraway on feed:far \(host far-host, pid 4242/);
+  } finally {
+    await db.exec("DELETE FROM _ezctl.job_leases WHERE target = 'feed:far'");
+    await db.exec("DELETE FROM _ezctl.jobs WHERE target = 'feed:far'");
+    await db.close();
   }
 });
 

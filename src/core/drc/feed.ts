@@ -12,7 +12,7 @@ import type { Ctx } from '../context.js';
 import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
 import { describeAddress } from '../config/dsn.js';
 import { compilePatterns, type TableMatcher } from '../config/patterns.js';
-import { badInput, refused, runtimeError, EzError } from '../exit.js';
+import { badInput, refused, runtimeError, EzError, ExitCode } from '../exit.js';
 import type { Db } from '../db/connect.js';
 import { gtidCovers } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
@@ -533,7 +533,9 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
         backoff = 500;
       } catch (e) {
         if (stopping) break;
-        if (e instanceof EzError) throw e; // refused (a purged position, a live holder of the lease) or bad input: never skipped
+        // refused (a purged position, a live holder of the lease) or bad input: never skipped; a
+        // runtime error (its master unreachable: "cannot connect") is ridden out like DRC does
+        if (e instanceof EzError && e.exitCode !== ExitCode.runtime) throw e;
         // the lease's renewals ride connections of their own to the same server: after a failed
         // session they may be dead too; the next session takes the lease again (the same job)
         leaseSuspect = true;
