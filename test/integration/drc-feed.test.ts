@@ -14,6 +14,7 @@ import { EZCTL, show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStop, sqlOn } from '../helpers/drc.js';
 import { pidAlive } from '../../src/core/process/pids.js';
+import { loadTopology } from '../../src/core/config/load.js';
 
 let sb: TestSandbox;
 const M = 'bj-master';
@@ -174,14 +175,20 @@ test('kill -9 under load, then resume: every committed row delivered, duplicates
 });
 
 /** inserts rows id 1.. one transaction each, retrying an id until the server acknowledged it */
-function rowWriter(table: string, node = M, on: TestSandbox = sb) {
-  let next = 1;
+function rowWriter(table: string, node = M, on: TestSandbox = sb, from = 1) {
+  let next = from;
   let writing = true;
   let errors = 0;
   const done = (async () => {
     while (writing) {
       try {
-        await sqlOn(on, node, `INSERT INTO ${table} VALUES (${next}, 'r', ${next})`);
+        // the application's user: a switch's read_only holds it (an admin's write would be errant on the old master)
+        const db = await on.appDb(node);
+        try {
+          await db.exec(`INSERT INTO ${table} (id, v, n) VALUES (?, 'r', ?)`, [next, next]);
+        } finally {
+          await db.close().catch(() => undefined);
+        }
         next++;
       } catch {
         errors++;
@@ -377,8 +384,8 @@ test('a stored position whose binlog is purged is refused with exit 4, naming th
   assert.equal(r.stdout, '', 'nothing delivered');
 });
 
-test('two zones with DRC: zone sh\'s feed carries its own writes and those DRC applied there, each with its origin zone', async () => {
-  const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 0, load: 10 });
+test('two zones with DRC: zone sh\'s feed carries its own writes and those DRC applied there, each with its origin zone; an emha switch in sh under load: every row delivered from the new master', async () => {
+  const two = await startSandbox({ zones: ['bj', 'sh'], replicas: 1, load: 10, proxy: true });
   let pid: number | undefined;
   let f: Feed | undefined;
   try {
@@ -394,6 +401,44 @@ test('two zones with DRC: zone sh\'s feed carries its own writes and those DRC a
     assert.equal(byId.get(1).origin, 'bj', 'applied by DRC in sh: origin is the source zone (DRC domain = bj domain + offset)');
     assert.equal(byId.get(2).origin, 'sh');
     assert.equal(f.lines.filter((l) => l.type !== 'commit').length, 2, 'nothing else, no echo');
+
+    // a master switch in sh under load: the feed follows the file to the new master, from its acknowledged position
+    for (const m of ['bj-master', 'sh-master']) await sqlOn(two, m, 'CREATE TABLE ezdemo.feedsw (id INT NOT NULL PRIMARY KEY, v VARCHAR(20), n INT, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))');
+    const f2 = feed(['--name', 'sw', '--tables', 'ezdemo.feedsw', '--batch', '20'], two, 'sh');
+    let w: ReturnType<typeof rowWriter> | undefined;
+    try {
+      await started(f2);
+      w = rowWriter('ezdemo.feedsw', 'sh-master', two);
+      await eventually(async () => f2.lines.length > 40, 20_000, 'events before the switch');
+      // the writer writes through the file's master: after the switch, sh-replica1 is it
+      const sw = await two.run(['--json', 'emha', 'switch', '--zone', 'sh', '--to', 'sh-replica1', '--execute']);
+      assert.equal(sw.code, 0, show(sw));
+      const before = w.count();
+      const last1 = await w.stop();
+      const w2 = rowWriter('ezdemo.feedsw', 'sh-replica1', two, last1 + 1);
+      await eventually(async () => w2.count() > last1 + 20, 20_000, 'writes on the new master');
+      await w2.stop();
+      assert.ok(before > 0);
+      const db = await two.db('sh-replica1');
+      const max = Number(await db.value('SELECT MAX(id) FROM ezdemo.feedsw'));
+      const all = (await db.query<{ id: number }>('SELECT id FROM ezdemo.feedsw')).map((r) => Number(r.id));
+      await db.close();
+      await eventually(async () => f2.lines.some((l) => l.type !== 'commit' && l.data.id === max), 30_000, `row ${max} from the new master (${f2.stderr.join('').slice(-3000)})`);
+      // it reads the file's new master and holds its lease there
+      const st = await two.run(['--json', 'drc', 'feed', 'status', '--name', 'sw']);
+      assert.equal(st.code, 0, show(st));
+      const m = loadTopology(two.config).master('demo', 'sh');
+      assert.equal(two.nodes.find((n) => n.port === m.port)?.name, 'sh-replica1', 'the file names the new master');
+      assert.equal(st.json().master, m.name);
+      assert.ok(st.json().jobId, show(st));
+      const ids = new Set(f2.lines.filter((l) => l.type !== 'commit').map((l) => l.data.id));
+      for (const id of all) assert.ok(ids.has(id), `row ${id} delivered`);
+      const keys = f2.lines.filter((l) => l.type !== 'commit').map((l) => `${l.gtid}/${l.index}`);
+      assert.ok(keys.length - new Set(keys).size <= 20, `duplicates ${keys.length - new Set(keys).size}: more than the last batch`);
+    } finally {
+      await w?.stop();
+      await stopFeed(f2);
+    }
   } finally {
     if (f) await stopFeed(f);
     await drcStop(two, pid);
