@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { windowOf, ownGtid, deadJobOf } from '../../src/core/gz/common.js';
+import { windowOf, ownGtid, deadJobOf, leaseRefusals } from '../../src/core/gz/common.js';
 import type { LeaseRow } from '../../src/core/job/lease.js';
 
 const groups = { block: ['block-routes', 'block-writes', 'final-position'], drain: ['drain'], verify: ['verify', 'reverse-drc'], flip: ['flip', 'move-proxies'] };
@@ -41,4 +41,12 @@ test('a dead switch holding the cluster is found for a rerun; a live one, anothe
   assert.equal(deadJobOf([row({ host: 'elsewhere', leftMs: -1 })], 'gz-switch')?.jobId, 'j1', 'lease expired');
   assert.equal(deadJobOf([row({ kind: 'emha-switch' })], 'gz-switch'), undefined);
   assert.equal(deadJobOf([row({ target: 'db.t' })], 'gz-switch'), undefined);
+});
+
+test('lease refusals: a job on the cluster or a table refuses a gz job; a change feed\'s or a monitor\'s lease does not (it follows the switch)', () => {
+  const row = (target: string, kind: string): LeaseRow => ({ zone: 'bj', cluster: 'c', target, jobId: 'J', holder: 'h', host: 'elsewhere', pid: 1, leftMs: 20_000, kind });
+  assert.equal(leaseRefusals([row('feed:bj-cache', 'drc-feed'), row('monitor:emha-watch', 'emha-watch')]).length, 0);
+  const r = leaseRefusals([row('cluster', 'emha-switch'), row('db.t', 'osc'), row('feed:x', 'drc-feed')]);
+  assert.equal(r.length, 2);
+  assert.match(r[0]!, /another job holds the cluster: zone bj: emha-switch job J on cluster/);
 });
