@@ -155,12 +155,14 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
   // (the same job) before it reads again; after a master switch it takes it on the new master.
   const target = feedTarget(name);
   let job: JobHandle | undefined;
+  /** the address of the master the lease is held on (names move with the file after a switch: the address says which server) */
   let leaseNode = '';
+  const addr = (n: ResolvedNode) => `${n.host}:${n.port}`;
   let onLeaseLost: ((e: Error) => void) | undefined;
   const takeLease = async (node: ResolvedNode, first: boolean): Promise<void> => {
     const old = job;
     job = undefined;
-    if (old && leaseNode !== node.name) await old.finish('done', `the zone's master moved to ${node.name}; the feed's lease moved with it`).catch(() => undefined);
+    if (old && leaseNode !== addr(node)) await old.finish('done', `the zone's master moved to ${node.name} (${describeAddress(node)}); the feed's lease moved with it`).catch(() => undefined);
     // the same master again: ended as failed where it can still be written, so the new lease
     // takes the same job over (its id kept)
     else if (old) await old.fail(new Error('the session reading the master ended; the lease is taken again'), 'failed').catch(() => undefined);
@@ -183,7 +185,7 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
       resume: true, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
     });
     job = j;
-    leaseNode = node.name;
+    leaseNode = addr(node);
     j.signal.addEventListener('abort', () => {
       if (job !== j) return;
       ctx.log.warn(`feed ${name}: ${(j.signal.reason as Error).message}`);
@@ -374,7 +376,7 @@ export async function drcFeed(ctx: Ctx, o: FeedOptions): Promise<FeedStatus> {
         if (masterMoved(node)) return;
       }
       if (stopping) return;
-      if (!job || job.signal.aborted || leaseNode !== node.name || leaseSuspect) await takeLease(node, false);
+      if (!job || job.signal.aborted || leaseNode !== addr(node) || leaseSuspect) await takeLease(node, false);
       leaseSuspect = false;
       onLeaseLost = (e) => failed?.(e);
       await checkNotPurged(db, flavor, name, zone, where, acked);
