@@ -434,6 +434,15 @@ test('two zones with DRC: zone sh\'s feed carries its own writes and those DRC a
       assert.equal(two.nodes.find((n) => n.port === m.port)?.name, 'sh-replica1', 'the file names the new master');
       assert.equal(st.json().master, m.name);
       assert.ok(st.json().jobId, show(st));
+      const leaseOn = async (node: string) => {
+        const d = await two.db(node);
+        try {
+          return (await d.query<{ job_id: string }>("SELECT job_id FROM _ezctl.job_leases WHERE target = 'feed:sw' AND expires_at > NOW(3)")).map((r) => r.job_id);
+        } finally {
+          await d.close();
+        }
+      };
+      assert.deepEqual(await leaseOn('sh-replica1'), [st.json().jobId], 'the lease on the new master');
       const ids = new Set(f2.lines.filter((l) => l.type !== 'commit').map((l) => l.data.id));
       for (const id of all) assert.ok(ids.has(id), `row ${id} delivered`);
       const keys = f2.lines.filter((l) => l.type !== 'commit').map((l) => `${l.gtid}/${l.index}`);
