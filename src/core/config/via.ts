@@ -35,6 +35,16 @@ export function addressFrom(node: ViaAddressable, from: string | undefined): Add
   return { host: node.host, port: node.port, ...(node.socket ? { socket: node.socket } : {}) };
 }
 
+/** A zone's proxy listener as a caller in zone `from` reaches it (its own address from its zone or without a via). */
+export function proxyAddressFrom(
+  p: { zone: string; write: HostPort; read: HostPort | null; via?: Record<string, { write: HostPort; read: HostPort | null }> | undefined },
+  which: 'write' | 'read',
+  from: string | undefined,
+): HostPort | null {
+  const v = from !== undefined && from !== p.zone ? p.via?.[from] : undefined;
+  return (v ?? p)[which];
+}
+
 /** "host:port" strings of the file's `via` -> addresses. */
 export function parseVia(v: Record<string, string> | undefined): Record<string, HostPort> | undefined {
   if (!v) return undefined;
