@@ -11,7 +11,9 @@ const ms = duration({ bare: 'ms', max: '10m' });
 export function parseLatency(value: string): { latencyMs: number; jitterMs: number } {
   const m = /^\s*([^,]+?)\s*(?:,\s*(?:jitter\s*)?([^,]+?)\s*)?$/.exec(value);
   if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a round trip (like 30ms, or 30ms,jitter 5ms)`);
-  return { latencyMs: ms(m[1]!), jitterMs: m[2] === undefined ? 0 : ms(m[2]) };
+  const latencyMs = ms(m[1]!);
+  const jitterMs = m[2] !== undefined ? ms(m[2]) : 0;
+  return { latencyMs, jitterMs };
 }
 
 /** "bj,sh": two different zones */

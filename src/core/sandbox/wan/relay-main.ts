@@ -6,12 +6,13 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serveControl } from '../../control/socket.js';
+import { ExitCode } from '../../exit.js';
 import { Relay, type RelayConfig } from './relay.js';
 
 const dir = process.argv[2];
 if (!dir) {
   process.stderr.write('usage: relay-main.js <dir>/wan\n');
-  process.exit(2);
+  process.exit(ExitCode.badInput);
 }
 const configPath = join(dir, 'relay.json');
 const config = JSON.parse(readFileSync(configPath, 'utf8')) as RelayConfig;
@@ -63,11 +64,11 @@ try {
   process.stderr.write(`relay ${process.pid}: ${config.listeners.length} listeners\n`);
   const stop = () => {
     server.close();
-    void relay.stop().finally(() => process.exit(0));
+    void relay.stop().finally(() => process.exit(ExitCode.ok));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 } catch (e) {
   process.stderr.write(`relay: ${(e as Error).message}\n`);
-  process.exit(3);
+  process.exit(ExitCode.runtime);
 }
