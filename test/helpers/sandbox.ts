@@ -51,11 +51,11 @@ function cnfPassword(path: string): string {
   return readDefaultsFile(path).password!;
 }
 
-export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean; model?: 'sharding' | 'global'; writerZone?: string } = {}): Promise<TestSandbox> {
+export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean; model?: 'sharding' | 'global'; writerZone?: string; wanLatency?: string } = {}): Promise<TestSandbox> {
   const parent = mkdtempSync(join(tmpdir(), 'ezctl-test-'));
   const dir = join(parent, 'sb');
   mark(dir, true);
-  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1), ...(opts.proxy ? ['--proxy'] : []), ...(opts.model ? ['--model', opts.model] : []), ...(opts.writerZone ? ['--writer-zone', opts.writerZone] : [])]);
+  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1), ...(opts.proxy ? ['--proxy'] : []), ...(opts.model ? ['--model', opts.model] : []), ...(opts.writerZone ? ['--writer-zone', opts.writerZone] : []), ...(opts.wanLatency ? ['--wan-latency', opts.wanLatency] : [])]);
   if (up.code !== 0) {
     if (existsSync(dir)) await ezctl(['sandbox', 'down', '--dir', dir]);
     rmSync(parent, { recursive: true, force: true });
