@@ -187,3 +187,31 @@ test('relay: a partition holds established connections and answers new ones with
     assert.throws(() => relay.partition('bj', 'gz'), /zone "gz" has no relayed link/);
   });
 });
+
+test('relay: a server\'s last bytes arrive before its FIN (a KILL\'s error packet is not lost behind a reset)', async () => {
+  const bye = createServer((s) => {
+    s.on('error', () => {});
+    s.end('bye');
+  });
+  const byePort = await listen(bye);
+  const probe = createServer();
+  const port = await listen(probe);
+  await new Promise((r) => probe.close(r));
+  const relay = new Relay(planRelay(['bj', 'sh'], [{ zone: 'sh', target: 'sh-bye', host: '127.0.0.1', port: byePort }], [port], { latencyMs: 40, jitterMs: 0 }));
+  await relay.start();
+  try {
+    const s = await connectTo(port);
+    let got = '';
+    s.on('data', (d) => (got += d));
+    const how = await new Promise<string>((r) => {
+      s.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? e.message));
+      s.on('end', () => r('end'));
+    });
+    assert.equal(how, 'end');
+    assert.equal(got, 'bye');
+    s.destroy();
+  } finally {
+    await relay.stop();
+    bye.close();
+  }
+});

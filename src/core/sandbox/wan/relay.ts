@@ -50,6 +50,8 @@ class Lane {
   private timer: NodeJS.Timeout | undefined;
   private last = 0;
   private paused = false;
+  /** the sending side ended: end the other once every chunk before it is out */
+  private ending = false;
   constructor(
     private readonly src: () => Socket | undefined,
     private readonly dst: () => Socket | undefined,
@@ -60,6 +62,7 @@ class Lane {
   push(data: Buffer): void {
     const d = this.delay();
     const dst = this.dst();
+    if (this.ending) return;
     if (d <= 0 && this.q.length === 0 && !this.held() && dst) {
       // no delay configured: straight through, the cost of the relay alone
       if (!dst.write(data)) this.pauseUntilDrain(dst);
@@ -79,6 +82,7 @@ class Lane {
 
   /** Release what is due (called by its timer, and when a link is healed or re-timed). */
   flush(): void {
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const dst = this.dst();
     if (this.held() || !dst) return;
@@ -92,7 +96,17 @@ class Lane {
       this.paused = false;
       this.src()?.resume();
     }
+    if (this.ending && this.q.length === 0) {
+      dst.end();
+      return;
+    }
     this.schedule();
+  }
+
+  /** The sending side half-closed: the FIN travels behind the bytes sent before it. */
+  end(): void {
+    this.ending = true;
+    this.flush();
   }
 
   private schedule(): void {
@@ -168,7 +182,8 @@ export class Relay {
 
   async start(): Promise<void> {
     for (const l of this.config.listeners) {
-      const srv = createServer({ noDelay: true }, (c) => this.accept(l, c));
+      // half-open: each side's FIN is passed on behind its bytes (Lane.end), not answered at once
+      const srv = createServer({ noDelay: true, allowHalfOpen: true }, (c) => this.accept(l, c));
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ port: l.listen, host: this.config.bind, exclusive: true }, () => resolve());
@@ -192,7 +207,7 @@ export class Relay {
     client.on('error', () => this.close(c, true));
     client.on('close', () => this.close(c, false));
     client.on('data', (d: Buffer) => c.up.push(d));
-    client.on('end', () => c.upstream?.end());
+    client.on('end', () => c.up.end());
     if (this.isCut(l.from, l.to)) {
       // accepted, and no answer: nothing is behind it until the link heals (then it is reset)
       c.heldSince = Date.now();
@@ -203,11 +218,11 @@ export class Relay {
   }
 
   private connectUpstream(c: Conn): void {
-    const u = createConnection({ host: c.l.host, port: c.l.port, noDelay: true });
+    const u = createConnection({ host: c.l.host, port: c.l.port, noDelay: true, allowHalfOpen: true });
     c.upstream = u;
     u.on('connect', () => c.up.flush());
     u.on('data', (d: Buffer) => c.down.push(d));
-    u.on('end', () => c.client.end());
+    u.on('end', () => c.down.end());
     u.on('error', () => this.close(c, true));
     u.on('close', () => this.close(c, false));
   }
