@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { EZCTL, show, type RunResult } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { drcStart, drcStop } from '../helpers/drc.js';
+import { loadTopology } from '../../src/core/config/load.js';
 
 let sb: TestSandbox;
 let drcPid: number | undefined;
@@ -64,6 +65,7 @@ function held(name: string, r: RunResult, j: any): void {
 }
 
 const pidOf = (name: string): number => JSON.parse(readFileSync(join(sb.dir, 'sandbox.json'), 'utf8')).nodes.find((n: { name: string }) => n.name === name).pid;
+const loadTopologyMaster = (zone: string) => loadTopology(sb.config).master('demo', zone).name;
 const procState = (pid: number) => /State:\s+(\S)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
 
 test('master-hang: SIGSTOP past detection, SIGCONT: unreachable, never failed over, never two writable masters', async () => {
@@ -145,6 +147,26 @@ test('zone-loss: every server of sh killed, its shards moved to bj with --force-
   assert.ok(j.invariants.some((i: any) => i.name === 'shards-moved' && i.pass));
   assert.ok(j.invariants.some((i: any) => i.name === 'shards-home' && i.pass));
   assert.ok(j.recoverMs !== null);
+});
+
+test('an invariant that breaks: exit 1, the report names the row (and the zones\' positions)', async () => {
+  // a row only bj has, unlogged (DRC never carries it): the drill's check full must find it
+  const db = await sb.db(loadTopologyMaster('bj'));
+  try {
+    await db.exec('SET SESSION sql_log_bin = 0');
+    await db.exec("INSERT INTO ezdemo.merchants (id, shard_id, name, lat, lng) VALUES (999001, 1, 'only in bj', 0, 0)");
+    const { r, j } = await drill('master-hang', '--duration', '1s');
+    assert.equal(r.code, 1, show(r));
+    assert.equal(j.passed, false);
+    const broken = j.invariants.find((i: any) => i.name === 'zones-consistent');
+    assert.equal(broken.pass, false);
+    assert.ok(broken.evidence.some((e: string) => /merchants.*999001/.test(e)), JSON.stringify(broken));
+    assert.ok(broken.evidence.some((e: string) => /gtid_binlog_pos/.test(e)), JSON.stringify(broken));
+    assert.ok(j.invariants.filter((i: any) => i.name !== 'zones-consistent').every((i: any) => i.pass), 'only that one');
+  } finally {
+    await db.exec('DELETE FROM ezdemo.merchants WHERE id = 999001').catch(() => undefined);
+    await db.close();
+  }
 });
 
 test('refusals (exit 4, nothing done): partition without relays between zones; a topology that is not a sandbox', async () => {

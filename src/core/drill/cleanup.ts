@@ -60,15 +60,19 @@ export async function restartDead(ctx: Ctx, dir: string): Promise<string[]> {
   const r = await sandboxUp(ctx, { dir, zones: st.zones, replicas: st.replicas, cluster: st.cluster, shards: st.shards, ...(st.model ? { model: st.model } : {}) });
   // DRC's directions reading or writing a restarted master back off (doubling from 0.5 s): measured,
   // the drill then waited 6-14 s for them; told to retry now, as a zone switch does
-  if (r.startedNodes.length) {
-    try {
-      const client = new DrcClient(ctx, await ctx.topology(), st.cluster);
-      if (await client.daemonHere()) await client.resume();
-    } catch {
-      /* no daemon here, or it stopped meanwhile: it retries on its own */
-    }
-  }
+  if (r.startedNodes.length) await retryDrcNow(ctx, st.cluster);
   return r.startedNodes;
+}
+
+/** Tell this host's DRC daemon to retry its directions now (`drc resume`), when one runs here. */
+async function retryDrcNow(ctx: Ctx, cluster: string | undefined): Promise<void> {
+  if (!cluster) return;
+  try {
+    const client = new DrcClient(ctx, await ctx.topology(), cluster);
+    if (await client.daemonHere()) await client.resume();
+  } catch {
+    /* no daemon here, or it stopped meanwhile: it retries on its own */
+  }
 }
 
 /** Start this cluster's DRC daemon in the background, as `ezctl drc start --detach` does, and wait until it answers. */
@@ -125,6 +129,7 @@ export async function undoFault(ctx: Ctx, dir: string, f: Fault): Promise<string
       const net = netApi();
       if (!net) throw runtimeError(`the link ${f.a}<->${f.b} was cut by a build with \`sandbox net\`; this one has none`, { hint: 'run `ezctl sandbox net --heal` with that build' });
       await net.heal(dir, f.a, f.b);
+      await retryDrcNow(ctx, readState(dir)?.cluster);
       return `healed ${f.a}<->${f.b}`;
     }
   }

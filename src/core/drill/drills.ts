@@ -106,6 +106,7 @@ const masterKill: DrillDef = {
       if (dead) run.detected(dead.ms);
       const done = w.first('failover-done', run.zone);
       if (done) run.recovered(done.ms - killedAt);
+      if (done?.lost) run.fact('failoverLost', done.lost);
       run.invariant('failed-over', !!done, done ? `emha watch failed ${run.zone} over in ${done.ms - killedAt} ms (${done.message})` : `no failover of ${run.zone} within ${Math.max(30, run.durationMs / 1000)} s`, w.events.filter((e) => e.zone === run.zone).map((e) => `${e.event}: ${e.message}`).slice(-5));
       await sleep(Math.max(0, killedAt + run.durationMs - Date.now()));
       // the old master comes back: the file fences it, so the sandbox restarts it read_only

@@ -16,7 +16,8 @@ import { readState, sandboxWorkload, DEMO_DATABASE, type SandboxState, type Work
 import { DrcClient } from '../drc/client.js';
 import { checkFull } from '../dcp/index.js';
 import { clearDrillState, readDrillState, writeDrillState, sameFault, type DrillState, type Fault } from './state.js';
-import { undoFault, cleanupLeftovers, type CleanupReport } from './cleanup.js';
+import { undoFault, cleanupLeftovers, describeFault, type CleanupReport } from './cleanup.js';
+import { onInterrupt } from '../signals.js';
 import { conflictOutcomes, expectations, lostWrites, readAckLog, tokenOfEmail, type ConflictOutcome, type LedgerFinding, type ZoneRows } from './ledger.js';
 import { DRILLS, type DrillDef } from './drills.js';
 import { readOnlyOf } from './probe.js';
@@ -192,6 +193,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
   };
   // drill-specific refusals (exit 4, nothing done)
   const problems = await def.preflight(run);
+  problems.push(...(await demoSchemaProblems(ctx, topo0, cluster)));
   const drc = new DrcClient(ctx, topo0, cluster);
   if (!(await drc.daemonHere())) problems.push(`DRC of cluster ${cluster} does not run on this host: the drill waits for it to converge (\`ezctl drc start --detach\`)`);
   if (problems.length) throw refused(`drill ${o.name} refused`, { details: problems });
@@ -204,6 +206,20 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
   const stopSampling = new AbortController();
   let workload: Promise<WorkloadReport> | undefined;
   const stopWorkload = new AbortController();
+  // Ctrl-C (or SIGTERM) mid-fault: the workload stops (its own handler, registered later, runs
+  // first), then every fault recorded is undone before the exit (130)
+  const offInterrupt = onInterrupt(async () => {
+    stopSampling.abort();
+    for (const f of [...state.faults].reverse()) {
+      try {
+        await run.undo(f);
+        ctx.log.info(`drill ${o.name}: interrupted: undone: ${describeFault(f)}`);
+      } catch (e) {
+        ctx.log.warn(`drill ${o.name}: interrupted: could not undo ${describeFault(f)}: ${(e as Error).message} (\`ezctl drill cleanup\`)`);
+      }
+    }
+    if (!state.faults.length) clearDrillState(dir);
+  });
   try {
     report.drcLag.beforeMs = await maxLag(fresh(), path, cluster, report.drcLag.byDirection, 'before');
     mark('workload', `${o.tps} tx/s per zone, ack log ${ackLog}`);
@@ -276,14 +292,20 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
     report.writes.lost = new Set(lost.map((l) => l.key)).size;
     report.writes.appliedTwice = twice.length;
     report.writes.evidence = [...lost.slice(0, 10).map(showFinding), ...twice.slice(0, 10)];
-    run.invariant('no-lost-writes', lost.length === 0, lost.length ? `${report.writes.lost} acknowledged write(s) not in every zone` : `every one of ${acks.length} acknowledged writes is in every zone`, lost.slice(0, 10).map(showFinding));
-    run.invariant('no-write-applied-twice', twice.length === 0, twice.length ? `${twice.length} insert(s) applied more than once` : 'no acknowledged insert is in more than one row', twice.slice(0, 10));
+    // the zones' positions: what a lost or doubled write is to be looked for in (`emha rejoin` and the binlogs name GTIDs)
+    const positions = await masterPositions(fresh(), topo(), cluster);
+    run.fact('positions', positions);
+    const at = Object.entries(positions).map(([z, p]) => `${z} master ${p.node} @@gtid_binlog_pos ${p.gtidBinlogPos}`);
+    run.invariant('no-lost-writes', lost.length === 0, lost.length ? `${report.writes.lost} acknowledged write(s) not in every zone` : `every one of ${acks.length} acknowledged writes is in every zone`, lost.length ? [...lost.slice(0, 10).map(showFinding), ...at] : []);
+    run.invariant('no-write-applied-twice', twice.length === 0, twice.length ? `${twice.length} insert(s) applied more than once` : 'no acknowledged insert is in more than one row', twice.length ? [...twice.slice(0, 10), ...at] : []);
+    if (!cr.consistent) report.invariants.find((i) => i.name === 'zones-consistent')!.evidence?.push(...at);
     const conflicts = conflictOutcomes(expected, rows);
     if (conflicts.length) {
       report.conflicts = { total: conflicts.length, sameEverywhere: conflicts.filter((c) => c.sameEverywhere).length, lastWriterWon: conflicts.filter((c) => c.lastWriterWon).length, examples: conflicts.filter((c) => !c.lastWriterWon).slice(0, 5) };
     }
     await def.verify?.(run, report);
   } finally {
+    offInterrupt();
     stopWorkload.abort();
     stopSampling.abort();
     await workload?.catch(() => undefined);
@@ -301,6 +323,45 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
   report.ms = Date.now() - t0;
   report.passed = report.invariants.every((i) => i.pass);
   return report;
+}
+
+/** Each zone master's GTID position (after convergence). */
+async function masterPositions(ctx: Ctx, topo: Topology, cluster: string): Promise<Record<string, { node: string; gtidBinlogPos: string }>> {
+  const out: Record<string, { node: string; gtidBinlogPos: string }> = {};
+  for (const zone of topo.zonesOf(cluster)) {
+    const m = topo.master(cluster, zone);
+    try {
+      const db = await ctx.connect(m);
+      try {
+        out[zone] = { node: m.name, gtidBinlogPos: String((await db.value('SELECT @@global.gtid_binlog_pos')) ?? '') };
+      } finally {
+        await db.close();
+      }
+    } catch (e) {
+      out[zone] = { node: m.name, gtidBinlogPos: `(unreadable: ${(e as Error).message})` };
+    }
+  }
+  return out;
+}
+
+/** The workload writes the demo schema (`sandbox load`): every zone master must have it. */
+async function demoSchemaProblems(ctx: Ctx, topo: Topology, cluster: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const zone of topo.zonesOf(cluster)) {
+    const m = topo.master(cluster, zone);
+    try {
+      const db = await ctx.connect(m);
+      try {
+        const n = Number(await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?, ?)', [DEMO_DATABASE, 'orders', 'users', 'merchants']));
+        if (n < 3) out.push(`zone ${zone}: ${m.name} has no ${DEMO_DATABASE} schema for the workload (\`ezctl sandbox load\`)`);
+      } finally {
+        await db.close();
+      }
+    } catch (e) {
+      out.push(`zone ${zone}: ${m.name} does not answer: ${(e as Error).message}`);
+    }
+  }
+  return out;
 }
 
 function showFinding(l: LedgerFinding): string {
