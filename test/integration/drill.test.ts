@@ -104,6 +104,24 @@ test('a drill killed -9 mid-fault: `drill cleanup` continues the stopped master;
   }
 });
 
+test('a drill interrupted (SIGINT) mid-fault undoes it before it exits 130', async () => {
+  const pid = pidOf('bj-master');
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, 'drill', 'master-hang', '--duration', '60s', '--tps', '5'], { stdio: 'ignore' });
+  try {
+    await eventually(async () => procState(pid) === 'T', 30_000, 'the master SIGSTOPped by the drill');
+    stopped.add(pid);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => (child.exitCode !== null ? res(child.exitCode) : child.once('exit', (c) => res(c))));
+    assert.equal(code, 130);
+    assert.notEqual(procState(pid), 'T', 'continued by the drill itself');
+    stopped.delete(pid);
+    assert.ok(!existsSync(join(sb.dir, 'drill-state.json')));
+    assert.deepEqual(readdirSync(sb.dir).filter((f) => f.startsWith('drill-')), [], 'its ack log removed');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
 test('master-kill: kill -9 the master, the watch fails over inside the drill, the old master returns fenced (then rejoins)', async () => {
   const { r, j } = await drill('master-kill');
   held('master-kill', r, j);

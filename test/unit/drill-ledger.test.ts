@@ -10,23 +10,33 @@ import { conflictOutcomes, expectations, lostWrites, tokenOfEmail, type AckLine,
 import { clearDrillState, readDrillState, sameFault, writeDrillState } from '../../src/core/drill/state.js';
 import { compactShards } from '../../src/core/drill/drills.js';
 
-const ack = (op: AckLine['op'], id: number, token: string, at: string, zone = 'bj', table = 'ezdemo.orders'): AckLine => ({ zone, from: zone, table, key: { id }, op, token, at });
+const T = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+const ack = (op: AckLine['op'], id: number, token: string, sec: number, zone = 'bj', table = 'ezdemo.orders', ms = 20): AckLine => ({ zone, from: zone, table, key: { id }, op, token, at: T(sec), ms });
 
-test('expectations: the last acknowledged write of each row decides; an update of a deleted row is nothing; a loaded row updated may be gone', () => {
+test('expectations: the last acknowledged write of a row decides; a loaded row the drill only updated may be gone; a deleted one must be', () => {
   const e = expectations([
-    ack('insert', 10, 't1', '2026-01-01T00:00:01.000Z'),
-    ack('update', 10, 't2', '2026-01-01T00:00:02.000Z'),
-    ack('delete', 11, 'd1', '2026-01-01T00:00:01.000Z'),
-    ack('update', 11, 't3', '2026-01-01T00:00:03.000Z'),
-    ack('update', 12, 't4', '2026-01-01T00:00:01.000Z'),
+    ack('insert', 10, 't1', 1),
+    ack('update', 10, 't2', 2),
+    ack('delete', 11, 'd1', 1),
+    ack('update', 12, 't4', 1),
   ]);
-  assert.deepEqual(e.get('ezdemo.orders#10'), { state: 'present', token: 't2', op: 'update', at: '2026-01-01T00:00:02.000Z', landed: 'bj' });
-  assert.equal(e.get('ezdemo.orders#11')?.state, 'absent');
-  assert.equal(e.get('ezdemo.orders#12')?.state, 'if-present');
+  assert.deepEqual(e.get('ezdemo.orders#10'), { tokens: { t2: 'bj' }, lastToken: 't2', absentOk: false, conflict: false, op: 'update', at: T(2), landed: 'bj' });
+  assert.deepEqual(e.get('ezdemo.orders#11')?.tokens, {});
+  assert.equal(e.get('ezdemo.orders#11')?.absentOk, true);
+  assert.equal(e.get('ezdemo.orders#12')?.absentOk, true, 'an update of a loaded row: an earlier run may have deleted it');
 });
 
-test('lost writes: a row missing, an older token, a deleted row back; an if-present row may be absent', () => {
-  const e = expectations([ack('insert', 10, 't1', 'a'), ack('delete', 11, 'd', 'a'), ack('update', 12, 't4', 'a'), ack('insert', 13, 't5', 'a'), ack('update', 13, 't6', 'b')]);
+test('writes of one zone whose spans overlap may commit in either order: both are allowed; one acknowledged before the other began is not', () => {
+  // two connections of one zone: the second began (slot) before the first was acknowledged
+  const e = expectations([ack('update', 7, 'a', 5, 'bj', 'ezdemo.orders', 20), { ...ack('update', 7, 'b', 5, 'bj', 'ezdemo.orders', 30), at: new Date(Date.parse(T(5)) + 10).toISOString() }]);
+  assert.deepEqual(Object.keys(e.get('ezdemo.orders#7')!.tokens).sort(), ['a', 'b']);
+  assert.equal(e.get('ezdemo.orders#7')!.conflict, false);
+  const seq = expectations([ack('update', 8, 'a', 5), ack('update', 8, 'b', 7)]);
+  assert.deepEqual(Object.keys(seq.get('ezdemo.orders#8')!.tokens), ['b']);
+});
+
+test('lost writes: an inserted row missing, a token not among the last writes, a deleted row back; an updated loaded row may be absent', () => {
+  const e = expectations([ack('insert', 10, 't1', 1), ack('delete', 11, 'd', 1), ack('update', 12, 't4', 1), ack('insert', 13, 't5', 1), ack('update', 13, 't6', 3)]);
   const ok: ZoneRows = new Map([['ezdemo.orders#10', 't1'], ['ezdemo.orders#11', null], ['ezdemo.orders#12', null], ['ezdemo.orders#13', 't6']]);
   const bad: ZoneRows = new Map([['ezdemo.orders#10', null], ['ezdemo.orders#11', 'x'], ['ezdemo.orders#12', 'old'], ['ezdemo.orders#13', 't5']]);
   assert.deepEqual(lostWrites(e, new Map([['bj', ok]])), []);
@@ -34,15 +44,19 @@ test('lost writes: a row missing, an older token, a deleted row back; an if-pres
   assert.deepEqual(lost.map((l) => `${l.zone} ${l.key} ${l.found}`), ['sh ezdemo.orders#10 absent', 'sh ezdemo.orders#11 token x', 'sh ezdemo.orders#12 token old', 'sh ezdemo.orders#13 token t5']);
 });
 
-test('a row written in two zones is a conflict: any of its writes, the same everywhere; who won, and whether it was the last acknowledged', () => {
-  const e = expectations([ack('update', 5, 'a', '1', 'bj', 'ezdemo.users'), ack('update', 5, 'b', '2', 'sh', 'ezdemo.users')]);
-  assert.equal(e.get('ezdemo.users#5')?.state, 'conflict');
+test('writes of two zones within the conflict window are a conflict: either, the same everywhere; who won, and whether it was the last acknowledged', () => {
+  const e = expectations([ack('update', 5, 'a', 1, 'bj', 'ezdemo.users'), ack('update', 5, 'b', 2, 'sh', 'ezdemo.users')], { conflictMs: 1500 });
+  assert.equal(e.get('ezdemo.users#5')?.conflict, true);
   const same = new Map([['bj', new Map([['ezdemo.users#5', 'a']]) as ZoneRows], ['sh', new Map([['ezdemo.users#5', 'a']]) as ZoneRows]]);
   assert.deepEqual(lostWrites(e, same), []);
   const [c] = conflictOutcomes(e, same);
   assert.deepEqual(c, { key: 'ezdemo.users#5', winner: { bj: 'bj', sh: 'bj' }, lastWriter: 'sh', sameEverywhere: true, lastWriterWon: false });
   const other = new Map([['bj', new Map([['ezdemo.users#5', 'zzz']]) as ZoneRows]]);
   assert.equal(lostWrites(e, other).length, 1, 'a token nobody acknowledged');
+  // further apart than the window: the later one must win
+  const apart = expectations([ack('update', 5, 'a', 1, 'bj', 'ezdemo.users'), ack('update', 5, 'b', 4, 'sh', 'ezdemo.users')], { conflictMs: 1500 });
+  assert.equal(apart.get('ezdemo.users#5')?.conflict, false);
+  assert.equal(lostWrites(apart, same).length, 2);
   assert.equal(tokenOfEmail('r1.bj.7@bj.example.com'), 'r1.bj.7');
 });
 

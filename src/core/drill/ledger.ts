@@ -1,8 +1,14 @@
 // The ledger of a drill: the reference workload's ack log (one line per write whose COMMIT
 // returned OK) against the rows of every zone afterwards. An acknowledged write is lost when a
-// zone does not show it (the inserted row missing, the row holding an older acknowledged token
-// than the last update of it, a deleted row back), and applied twice when its token is in more
-// than one row (an insert committed twice: a retry of a write that had committed).
+// zone does not show it (an inserted row missing, a row holding a token that is not among its last
+// writes), and applied twice when its token is in more than one row (an insert committed twice: a
+// retry of a write that had committed).
+//
+// "Its last writes": the write acknowledged last, and every write that may have committed after
+// it: one of the same zone whose span (from its slot to its COMMIT: `at - ms`) overlaps the last
+// one's (a pool of connections commits in any order), and one landing in another zone within the
+// conflict window (DRC had not carried either to the other zone yet: a conflict, resolved by
+// last writer wins on the DRC timestamp, the same in every zone).
 import { readFileSync, existsSync } from 'node:fs';
 
 export interface AckLine {
@@ -13,22 +19,24 @@ export interface AckLine {
   op: 'insert' | 'update' | 'delete';
   token: string;
   at: string;
+  /** from the write's slot to its COMMIT */
+  ms?: number;
 }
 
-/** What a zone must show for one row after the drill, from the acknowledged writes to it in order. */
-export type Expected =
-  /** the row exists with this token (its last acknowledged insert or update) */
-  | { state: 'present'; token: string; op: 'insert' | 'update'; at: string; landed: string }
-  /** the row was deleted last */
-  | { state: 'absent'; at: string; landed: string }
-  /** an update of a row the drill did not insert (it may have been deleted before): absent, or present with this token */
-  | { state: 'if-present'; token: string; at: string; landed: string }
-  /**
-   * written in more than one zone (a conflict DRC resolves by last writer wins on the DRC
-   * timestamp): any of the tokens, the same in every zone (check full says whether they agree);
-   * lastToken is the write acknowledged last in real time
-   */
-  | { state: 'conflict'; tokens: Record<string, string /* landing zone */>; lastToken: string; at: string; landed: string };
+/** What a zone must show for one row after the drill. */
+export interface Expected {
+  /** the tokens a zone may hold (the last writes), with the zone each landed in */
+  tokens: Record<string, string>;
+  /** the token of the write acknowledged last (null: it was a delete) */
+  lastToken: string | null;
+  /** the row may be absent: deleted, or a loaded row the drill only updated (an earlier run may have deleted it) */
+  absentOk: boolean;
+  /** the last writes landed in more than one zone */
+  conflict: boolean;
+  op: AckLine['op'];
+  at: string;
+  landed: string;
+}
 
 export function readAckLog(path: string): AckLine[] {
   if (!existsSync(path)) return [];
@@ -37,24 +45,32 @@ export function readAckLog(path: string): AckLine[] {
 
 const keyOf = (a: Pick<AckLine, 'table' | 'key'>) => `${a.table}#${a.key.id}`;
 
-/** The state each row written by the drill must have in every zone. */
-export function expectations(acks: readonly AckLine[]): Map<string, Expected> {
+/** The state each row written by the drill must have in every zone; conflictMs: how long a write may stay unseen by another zone (DRC's lag, bounded below). */
+export function expectations(acks: readonly AckLine[], o: { conflictMs?: number } = {}): Map<string, Expected> {
+  const conflictMs = o.conflictMs ?? 1000;
+  const byKey = new Map<string, Array<AckLine & { end: number; start: number }>>();
+  for (const a of acks) {
+    if (a.key?.id === null || a.key?.id === undefined) continue;
+    const end = Date.parse(a.at);
+    const list = byKey.get(keyOf(a)) ?? [];
+    list.push({ ...a, end, start: end - (a.ms ?? 0) });
+    byKey.set(keyOf(a), list);
+  }
   const out = new Map<string, Expected>();
-  const ordered = acks.filter((a) => a.key?.id !== null && a.key?.id !== undefined).map((a, i) => ({ a, i })).sort((x, y) => (x.a.at < y.a.at ? -1 : x.a.at > y.a.at ? 1 : x.i - y.i));
-  for (const { a } of ordered) {
-    const k = keyOf(a);
-    const prev = out.get(k);
-    if (prev?.state === 'conflict' || (prev && prev.landed !== a.zone && a.op !== 'insert')) {
-      const tokens = prev.state === 'conflict' ? prev.tokens : 'token' in prev ? { [prev.token]: prev.landed } : {};
-      if (a.op !== 'delete') tokens[a.token] = a.zone;
-      out.set(k, { state: 'conflict', tokens, lastToken: a.op === 'delete' ? '' : a.token, at: a.at, landed: a.zone });
-      continue;
-    }
-    if (a.op === 'insert') out.set(k, { state: 'present', token: a.token, op: 'insert', at: a.at, landed: a.zone });
-    else if (a.op === 'delete') out.set(k, { state: 'absent', at: a.at, landed: a.zone });
-    else if (prev?.state === 'absent') continue; // an update of a deleted row changes nothing
-    else if (prev?.state === 'present') out.set(k, { state: 'present', token: a.token, op: 'update', at: a.at, landed: a.zone });
-    else out.set(k, { state: 'if-present', token: a.token, at: a.at, landed: a.zone });
+  for (const [key, list] of byKey) {
+    list.sort((x, y) => x.end - y.end);
+    const last = list.at(-1)!;
+    const candidates = list.filter((w) => w === last || (w.zone === last.zone ? w.end >= last.start : w.end >= last.end - conflictMs));
+    const tokens: Record<string, string> = {};
+    for (const w of candidates) if (w.op !== 'delete') tokens[w.token] = w.zone;
+    const inserted = list.some((w) => w.op === 'insert');
+    out.set(key, {
+      tokens,
+      lastToken: last.op === 'delete' ? null : last.token,
+      absentOk: list.some((w) => w.op === 'delete') || !inserted,
+      conflict: new Set(candidates.map((w) => w.zone)).size > 1,
+      op: last.op, at: last.at, landed: last.zone,
+    });
   }
   return out;
 }
@@ -64,17 +80,17 @@ export type ZoneRows = Map<string /* key */, string | null /* token, null: absen
 
 export interface LedgerFinding { key: string; zone: string; expected: string; found: string; landed: string; at: string }
 
-/** Lost acknowledged writes: per zone, each row whose state is not the one the ledger expects. */
+/** Lost acknowledged writes: per zone, each row whose state is not one the ledger allows. */
 export function lostWrites(expected: ReadonlyMap<string, Expected>, zones: ReadonlyMap<string, ZoneRows>): LedgerFinding[] {
   const out: LedgerFinding[] = [];
   for (const [zone, rows] of zones) {
     for (const [key, e] of expected) {
       const found = rows.has(key) ? rows.get(key)! : null;
-      const show = (t: string | null) => (t === null ? 'absent' : `token ${t}`);
-      if (e.state === 'present' && found !== e.token) out.push({ key, zone, expected: `token ${e.token} (${e.op})`, found: show(found), landed: e.landed, at: e.at });
-      else if (e.state === 'absent' && found !== null) out.push({ key, zone, expected: 'absent (deleted)', found: show(found), landed: e.landed, at: e.at });
-      else if (e.state === 'if-present' && found !== null && found !== e.token) out.push({ key, zone, expected: `token ${e.token} (update)`, found: show(found), landed: e.landed, at: e.at });
-      else if (e.state === 'conflict' && found !== null && !(found in e.tokens)) out.push({ key, zone, expected: `one of ${Object.keys(e.tokens).join(', ')} (a conflict)`, found: show(found), landed: e.landed, at: e.at });
+      const ok = found === null ? e.absentOk : found in e.tokens;
+      if (ok) continue;
+      const allowed = Object.keys(e.tokens);
+      const want = [allowed.length ? `token ${allowed.join(' or ')}` : '', e.absentOk || !allowed.length ? 'absent' : ''].filter(Boolean).join(', or ');
+      out.push({ key, zone, expected: `${want} (last: ${e.op})`, found: found === null ? 'absent' : `token ${found}`, landed: e.landed, at: e.at });
     }
   }
   return out;
@@ -89,19 +105,19 @@ export function tokenOfEmail(email: string | null): string | null {
 
 export interface ConflictOutcome { key: string; winner: Record<string /* zone */, string | null /* the landing zone of the token it holds */>; lastWriter: string; sameEverywhere: boolean; lastWriterWon: boolean }
 
-/** Rows written in several zones: which zone's write each zone kept, and whether it was the one acknowledged last. */
+/** Rows whose last writes landed in several zones: which zone's write each zone kept, and whether it was the one acknowledged last. */
 export function conflictOutcomes(expected: ReadonlyMap<string, Expected>, zones: ReadonlyMap<string, ZoneRows>): ConflictOutcome[] {
   const out: ConflictOutcome[] = [];
   for (const [key, e] of expected) {
-    if (e.state !== 'conflict') continue;
+    if (!e.conflict) continue;
     const winner: Record<string, string | null> = {};
+    const held: Array<string | null> = [];
     for (const [zone, rows] of zones) {
       const t = rows.get(key) ?? null;
+      held.push(t);
       winner[zone] = t === null ? null : (e.tokens[t] ?? '?');
     }
-    const vals = Object.values(winner);
-    const lastWriter = e.lastToken ? e.tokens[e.lastToken]! : e.landed;
-    out.push({ key, winner, lastWriter, sameEverywhere: vals.every((v) => v === vals[0]), lastWriterWon: vals.every((v) => v === lastWriter || (v === null && !e.lastToken)) });
+    out.push({ key, winner, lastWriter: e.landed, sameEverywhere: held.every((t) => t === held[0]), lastWriterWon: held.every((t) => t === e.lastToken) });
   }
   return out;
 }
