@@ -128,11 +128,14 @@ test('master-kill: kill -9 the master, the watch fails over inside the drill, th
   assert.ok(j.detectMs !== null && j.recoverMs !== null);
   assert.ok(j.invariants.some((i: any) => i.name === 'failed-over' && i.pass));
   assert.ok(j.invariants.some((i: any) => i.name === 'old-master-fenced' && i.pass));
-  assert.ok(j.notes.some((n: string) => /rejoined zone bj/.test(n)), JSON.stringify(j.notes));
+  // rejoined, or kept fenced with the reason (what it has that its successor lacks)
+  assert.ok(j.notes.some((n: string) => /rejoined zone bj|stays fenced: emha rejoin refused/.test(n)), JSON.stringify(j.notes));
 });
 
-test('switch-under-load: emha switch there and back, gz move of two shards there and back, after master-kill (its watch lease left behind is in no switch\'s way)', async () => {
-  const { r, j } = await drill('switch-under-load');
+test('switch-under-load: emha switch there and back, gz move of two shards there and back', async () => {
+  // in sh: bj's old master rejoins after master-kill only when it has nothing its successor lacks
+  // (a kill -9 can leave it ahead: then it stays fenced, and bj has no replica to switch to)
+  const { r, j } = await drill('switch-under-load', '--zone', 'sh');
   held('switch-under-load', r, j);
   assert.equal(j.facts.switches.length, 4);
   assert.ok(j.facts.switches.every((s: any) => s.outcome === 'done'), JSON.stringify(j.facts.switches));
