@@ -167,6 +167,7 @@ test('zone-loss: every server of sh killed, its shards moved to bj with --force-
   assert.equal(j.zone, 'sh');
   assert.ok(j.invariants.some((i: any) => i.name === 'shards-moved' && i.pass));
   assert.ok(j.invariants.some((i: any) => i.name === 'shards-home' && i.pass));
+  assert.ok(j.invariants.some((i: any) => i.name === 'stray-write-reconciled' && i.pass), 'the stray write at the returned zone reached every zone');
   assert.ok(j.recoverMs !== null);
 });
 

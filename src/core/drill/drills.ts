@@ -323,6 +323,9 @@ const zoneLoss: DrillDef = {
     // the same command again: the returned zone gets the current routing table
     const sync = await gzMove(run.fresh(), { cluster: run.cluster, shards, to, execute: true });
     run.mark('gz move (again)', `${sync.outcome}${sync.message ? `: ${sync.message}` : ''}`);
+    // a stray write: a client of the returned zone that does not follow the routing table writes a
+    // row of a moved shard there (DRC reports it illegal, carries it over; the zones must agree)
+    const stray = await strayWrite(run, shards);
     run.afterWorkload.push(async () => {
       // DRC carries the zone's writes over (it retries until the zone answers), then the shards go home
       const client = new DrcClient(run.fresh(), run.topo(), run.cluster);
@@ -333,6 +336,24 @@ const zoneLoss: DrillDef = {
       const st = await client.status().catch(() => null);
       const illegal = st?.directions.reduce((a, d) => a + (d.illegalWrites ?? 0), 0) ?? null;
       run.fact('illegalWrites', illegal);
+      if (stray) {
+        for (const [a, b] of [[run.zone, to], [to, run.zone]] as const) await client.wait(a, b, 60_000).catch(() => undefined);
+        const held: Record<string, string | null> = {};
+        for (const zone of run.zones) {
+          const db = await run.fresh().connect(run.topo().master(run.cluster, zone));
+          try {
+            held[zone] = ((await db.value<string | null>(`SELECT description FROM ${quoteTable(DEMO_DATABASE, 'merchants')} WHERE id = ?`, [stray.id])) ?? null) as string | null;
+          } finally {
+            await db.close();
+          }
+        }
+        const same = Object.values(held).every((v) => v === stray.value);
+        run.fact('strayWrite', { ...stray, held });
+        run.invariant('stray-write-reconciled', same, same
+          ? `the stray write at ${run.zone} to ${DEMO_DATABASE}.merchants id=${stray.id} (shard ${stray.shard}, owned by ${to} then) reached every zone (DRC: illegal, reported${illegal !== null ? `: ${illegal} illegal writes in all` : ''})`
+          : `the stray write at ${run.zone} to ${DEMO_DATABASE}.merchants id=${stray.id} is not in every zone (a daemon with --block-illegal keeps it out: \`ezctl check full\` + \`ezctl repair\`)`,
+          Object.entries(held).map(([z, v]) => `${z}: ${JSON.stringify(v)}`));
+      }
     });
   },
 };
@@ -354,6 +375,28 @@ export function compactShards(spec: string): string {
     i = j + 1;
   }
   return out.join(',');
+}
+
+/** One row of a moved shard written at the returned zone's master, as a client not following the routing table would. */
+async function strayWrite(run: DrillRun, shards: string): Promise<{ id: number; shard: number; value: string } | undefined> {
+  const first = Number(shards.split(/[-,]/)[0]);
+  if (Number.isNaN(first)) return undefined;
+  try {
+    const db = await run.fresh().connect(run.topo().master(run.cluster, run.zone));
+    try {
+      const id = Number(await db.value(`SELECT id FROM ${quoteTable(DEMO_DATABASE, 'merchants')} WHERE shard_id = ? ORDER BY id LIMIT 1`, [first]));
+      if (!id) return undefined;
+      const value = `drill zone-loss ${run.t0}: a stray write at ${run.zone}`;
+      await db.exec(`UPDATE ${quoteTable(DEMO_DATABASE, 'merchants')} SET description = ? WHERE id = ?`, [value, id]);
+      run.mark('stray write', `${DEMO_DATABASE}.merchants id=${id} (shard ${first}) at ${run.zone}`);
+      return { id, shard: first, value };
+    } finally {
+      await db.close();
+    }
+  } catch (e) {
+    run.note(`no stray write: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1', '/usr/local/lib/faketime/libfaketime.so.1'];

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
-import { badInput, refused } from '../exit.js';
+import { badInput, refused, runtimeError } from '../exit.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { readState, sandboxWorkload, DEMO_DATABASE, type SandboxState, type WorkloadReport } from '../sandbox/index.js';
 import { DrcClient } from '../drc/client.js';
@@ -241,7 +241,10 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
       sampleLag(fresh, path, cluster, lagPeak, stopSampling.signal),
       sampleWritable(fresh, path, cluster, twoWritable, stopSampling.signal),
     ];
-    // a second of writes before the fault: the baseline
+    // the workload writing in every zone (its start connects and reads each zone: a fault before
+    // that ends it, seen under load), then a second of writes before the fault: the baseline
+    const warm = await Promise.race([writingEverywhere(ackLog, zones, 30_000), workload.then(() => false)]);
+    if (!warm) throw runtimeError(`the workload did not write in every zone (${zones.join(', ')}) within 30 s: no baseline, no fault injected`, { hint: 'run `ezctl sandbox workload --seconds 5s` to see why' });
     await Promise.race([sleep(1000), workload]);
     writeDrillState(dir, state);
     await def.run(run);
@@ -252,7 +255,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
     mark('workload stopped', `${wr.zones.reduce((a, z) => a + z.transactions, 0)} acknowledged`);
     stopSampling.abort();
     await Promise.all(samplers);
-    for (const step of run.afterWorkload) await step();
+    for (const step of run.afterWorkload.splice(0)) await step();
     // every fault undone (a drill that failed half-way left some: undone here)
     for (const f of [...state.faults].reverse()) await run.undo(f);
     clearDrillState(dir);
@@ -329,11 +332,30 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillReport> 
       }
     }
     if (state.faults.length === 0 && readDrillState(dir)?.pid === process.pid) clearDrillState(dir);
+    // a drill that failed half-way still puts the topology back (zone-loss's shards home, master-kill's rejoin)
+    for (const step of run.afterWorkload.splice(0)) {
+      try {
+        await step();
+      } catch (e) {
+        ctx.log.warn(`drill ${o.name}: could not put the topology back: ${(e as Error).message}`);
+      }
+    }
     rmSync(scratch, { recursive: true, force: true });
   }
   report.ms = Date.now() - t0;
   report.passed = report.invariants.every((i) => i.pass);
   return report;
+}
+
+/** Until the ack log has a write of every zone's traffic (true), or timeoutMs (false). */
+async function writingEverywhere(ackLog: string, zones: string[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const seen = new Set(readAckLog(ackLog).map((a) => a.from));
+    if (zones.every((z) => seen.has(z))) return true;
+    await sleep(100);
+  }
+  return false;
 }
 
 /** Each zone master's GTID position (after convergence). */
