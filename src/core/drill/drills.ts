@@ -150,9 +150,12 @@ const masterHang: DrillDef = {
       process.kill(pid, 'SIGSTOP');
       const at = Date.now();
       run.mark('fault', `SIGSTOP ${m.name} (pid ${pid})`);
-      await w.until(() => w.first('master-unreachable', run.zone) || w.first('master-dead-suspected', run.zone), run.durationMs);
+      // held for --duration and past detection: SIGCONT only once the watch has called it
+      // unreachable (at most 30 s more; under load a look took longer than a 3 s hold)
+      await w.until(() => w.first('master-unreachable', run.zone) || w.first('master-dead-suspected', run.zone), run.durationMs + 30_000);
       const seen = w.first('master-unreachable', run.zone) ?? w.first('master-dead-suspected', run.zone);
       if (seen) run.detected(seen.ms);
+      else run.note(`the watch did not call ${m.name} unreachable within ${Math.round((run.durationMs + 30_000) / 1000)} s of the SIGSTOP`);
       await sleep(Math.max(0, at + run.durationMs - Date.now()));
       await run.undo(f);
       const cont = Date.now();
@@ -546,9 +549,11 @@ const partition: DrillDef = {
     const at = Date.now();
     await net.partition(run.dir, run.zone, other);
     run.mark('fault', `link ${run.zone}<->${other} cut`);
+    // the daemon's own measure (its control socket, on this host): reading the heartbeat rows at the
+    // zone masters would go across the cut link itself and wait for nothing
     const pairLag = async () => {
-      const lag = await Promise.race([new DrcClient(run.fresh(), run.topo(), run.cluster).lag(), sleep(2000).then(() => [])]).catch(() => []);
-      return lag.filter((p) => (p.from === run.zone && p.to === other) || (p.from === other && p.to === run.zone));
+      const st = await Promise.race([new DrcClient(run.fresh(), run.topo(), run.cluster).daemonStatus(), sleep(2000).then(() => null)]).catch(() => null);
+      return (st?.directions ?? []).filter((d) => (d.from === run.zone && d.to === other) || (d.from === other && d.to === run.zone)).map((d) => ({ lagMs: d.state === 'running' ? d.lagMs : null }));
     };
     while (Date.now() - at < run.durationMs) {
       if ((await pairLag()).some((p) => p.lagMs === null || p.lagMs > 1000)) {
