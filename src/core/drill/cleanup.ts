@@ -7,8 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Ctx } from '../context.js';
 import { refused, runtimeError } from '../exit.js';
 import { pidAlive } from '../process/pids.js';
-import { readState, sandboxUp, stopServer, nodeRunning } from '../sandbox/index.js';
-import * as sandboxEntry from '../sandbox/index.js';
+import { readState, sandboxUp, stopServer, nodeRunning, netStatus, partition, heal } from '../sandbox/index.js';
 import { DrcClient } from '../drc/client.js';
 import { clearDrillState, readDrillState, writeDrillState, type Fault } from './state.js';
 
@@ -43,14 +42,14 @@ export function describeFault(f: Fault): string {
   }
 }
 
-/** The net API of the sandbox (`sandbox net`, issue 17's distance part), when this build has it. */
+/** The sandbox's links between zones (`sandbox net`, `up --wan-latency`): what the partition drill cuts and heals. */
 export interface NetApi {
+  netStatus(dir: string): Promise<unknown[]>;
   partition(dir: string, a: string, b: string): Promise<void>;
   heal(dir: string, a?: string, b?: string): Promise<void>;
 }
-export function netApi(): NetApi | undefined {
-  const m = sandboxEntry as unknown as Partial<NetApi>;
-  return typeof m.partition === 'function' && typeof m.heal === 'function' ? (m as NetApi) : undefined;
+export function netApi(): NetApi {
+  return { netStatus, partition, heal };
 }
 
 /** `sandbox up` on the existing sandbox: it restarts every dead node as the topology file says (read_only unless the zone's unfenced master). */
@@ -126,9 +125,7 @@ export async function undoFault(ctx: Ctx, dir: string, f: Fault): Promise<string
       return `DRC of ${f.cluster} started again (pid ${pid})`;
     }
     case 'partition': {
-      const net = netApi();
-      if (!net) throw runtimeError(`the link ${f.a}<->${f.b} was cut by a build with \`sandbox net\`; this one has none`, { hint: 'run `ezctl sandbox net --heal` with that build' });
-      await net.heal(dir, f.a, f.b);
+      await netApi().heal(dir, f.a, f.b);
       await retryDrcNow(ctx, readState(dir)?.cluster);
       return `healed ${f.a}<->${f.b}`;
     }

@@ -534,15 +534,12 @@ const partition: DrillDef = {
   summary: 'cut the link between two zones (`sandbox net`) for --duration, heal: each zone keeps serving its shards, DRC catches up, zones converge (needs `sandbox up --wan-latency`)',
   hostAccess: 'the sandbox\'s WAN relays',
   async preflight(run) {
-    const net = netApi();
-    if (!net) return ['this build has no `sandbox net` (issue 17\'s distance part): the partition drill runs once it has'];
     if (run.zones.length < 2) return ['the cluster has one zone'];
-    const status = (net as unknown as { netStatus?: (dir: string) => Promise<unknown[]> }).netStatus;
-    if (status && !(await status(run.dir)).length) return [`the sandbox in ${run.dir} has no relays between zones: start it with \`sandbox up --wan-latency 30ms\``];
+    if (!(await netApi().netStatus(run.dir)).length) return [`the sandbox in ${run.dir} has no relays between zones to cut: make it with \`sandbox up --wan-latency 30ms\` (0ms: relays without delay)`];
     return [];
   },
   async run(run) {
-    const net = netApi()!;
+    const net = netApi();
     const other = run.zones.find((z) => z !== run.zone)!;
     const f = { kind: 'partition' as const, a: run.zone, b: other };
     run.fault(f);

@@ -4,3 +4,4 @@ export { sandboxWorkload, type WorkloadOptions, type WorkloadReport, type ZoneWo
 export { sandboxUp, sandboxStatus, readState, writeState, nodeRunning, readOnlyNow, STATE_FILE, type SandboxState, type SandboxNode, type SandboxReport } from './up.js';
 export { findServerKit, spawnServer, stopServer, waitReady, isOurServer, type ServerKit } from './servers.js';
 export { DEMO_DATABASE, DEMO_TABLES } from './demo-schema.js';
+export { netStatus, partition, heal, setLatency, type NetLink } from './net.js';
