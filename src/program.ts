@@ -11,6 +11,7 @@ import { registerOsc } from './commands/osc.js';
 import { registerEmha } from './commands/emha.js';
 import { registerGz } from './commands/gz.js';
 import { registerJobs } from './commands/jobs.js';
+import { registerDrill } from './commands/drill.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -54,5 +55,6 @@ Examples:
   registerEmha(program);
   registerGz(program);
   registerJobs(program);
+  registerDrill(program);
   return program;
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { windowOf, ownGtid, deadJobOf } from '../../src/core/gz/common.js';
+import { windowOf, ownGtid, deadJobOf, leaseRefusals } from '../../src/core/gz/common.js';
 import type { LeaseRow } from '../../src/core/job/lease.js';
 
 const groups = { block: ['block-routes', 'block-writes', 'final-position'], drain: ['drain'], verify: ['verify', 'reverse-drc'], flip: ['flip', 'move-proxies'] };
@@ -41,4 +41,15 @@ test('a dead switch holding the cluster is found for a rerun; a live one, anothe
   assert.equal(deadJobOf([row({ host: 'elsewhere', leftMs: -1 })], 'gz-switch')?.jobId, 'j1', 'lease expired');
   assert.equal(deadJobOf([row({ kind: 'emha-switch' })], 'gz-switch'), undefined);
   assert.equal(deadJobOf([row({ target: 'db.t' })], 'gz-switch'), undefined);
+});
+
+test("a monitor's lease (emha watch), live or dead, is in no zone switch's way; any other job on the cluster is", () => {
+  // found by `ezctl drill switch-under-load` after master-kill: gz move refused while a watch ran,
+  // and for good by the dead watch row left on the master killed under it (the README says a
+  // monitor's lease excludes only another monitor)
+  const row = (o: Partial<LeaseRow>): LeaseRow => ({ zone: 'bj', cluster: 'demo', target: 'monitor:emha-watch', jobId: 'w1', holder: 'h', host: 'elsewhere', pid: 1, leftMs: 20_000, kind: 'emha-watch', ...o });
+  assert.deepEqual(leaseRefusals([row({}), row({ leftMs: -40_000 })]), []);
+  const other = leaseRefusals([row({ target: 'cluster', kind: 'gz-move', jobId: 'm1' }), row({ target: 'ezdemo.orders', kind: 'osc', jobId: 'o1' })]);
+  assert.equal(other.length, 2);
+  assert.match(other[0]!, /gz-move job m1/);
 });

@@ -22,7 +22,7 @@ import { acquirePlanJob, runPlanUnderJob } from '../steps/under-job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
 import { leaseRows, here } from '../job/job.js';
-import { liveness, describeHolder } from '../job/lease.js';
+import { liveness, describeHolder, overlaps, CLUSTER_TARGET } from '../job/lease.js';
 import { DrcClient, type PipelineStatus } from '../drc/client.js';
 import { badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
@@ -245,7 +245,8 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
     if (!db) continue;
     try {
       const rows = await leaseRows(db, z, cluster).catch(() => []);
-      for (const r of rows) {
+      // a monitor's lease (emha watch) excludes only another monitor: the watch is not in a switch's way
+      for (const r of rows.filter((x) => overlaps(x.target, [CLUSTER_TARGET]))) {
         const l = liveness(r, here());
         leases.push(`zone ${z}: ${describeHolder(r)}, ${l.live ? `lease left ${formatDuration(l.leftMs)}` : `dead: ${l.why}`})`);
         refusals.push(`another job holds the cluster: zone ${z}: ${describeHolder(r)}, ${l.live ? `lease left ${formatDuration(l.leftMs)}` : `dead: ${l.why}; resume or abort it first`})`);

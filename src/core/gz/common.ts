@@ -14,7 +14,7 @@ import { acquirePlanJob, runPlanUnderJob } from '../steps/under-job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
 import { leaseRows, here } from '../job/job.js';
-import { CLUSTER_TARGET, liveness, describeHolder, type JobKind, type LeaseRow } from '../job/lease.js';
+import { CLUSTER_TARGET, liveness, describeHolder, overlaps, type JobKind, type LeaseRow } from '../job/lease.js';
 import { badInput, runtimeError } from '../exit.js';
 import { DrcClient } from '../drc/client.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
@@ -349,10 +349,15 @@ export function deadJobOf(rows: readonly LeaseRow[], kind: JobKind): LeaseRow | 
   return rows.find((r) => r.target === CLUSTER_TARGET && r.kind === kind && !liveness(r, h).live);
 }
 
-/** Every lease in the way of a new gz job, as refusals (a dead job of the same kind is resumed instead, by the caller). */
+/**
+ * Every lease in the way of a new gz job, as refusals (a dead job of the same kind is resumed
+ * instead, by the caller). A monitor's lease (`emha watch`) is in no switch's way: it excludes only
+ * another monitor (seen in a drill: a zone switch refused while the watch ran, and refused for good
+ * by the dead watch row left on a master killed under it).
+ */
 export function leaseRefusals(rows: readonly LeaseRow[]): string[] {
   const h = here();
-  return rows.map((r) => {
+  return rows.filter((r) => overlaps(r.target, [CLUSTER_TARGET])).map((r) => {
     const l = liveness(r, h);
     return `another job holds the cluster: zone ${r.zone}: ${describeHolder(r)}, ${l.live ? `lease left ${Math.round(l.leftMs / 100) / 10} s` : `dead: ${l.why}; resume or abort it first`})`;
   });

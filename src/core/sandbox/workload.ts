@@ -41,6 +41,8 @@ export interface WorkloadOptions {
   ackLog?: string;
   /** how often the routing table is read from every zone master (ms, default 100) */
   routesIntervalMs?: number;
+  /** stop early, as an interrupt does (the writes in flight finish; the report is returned): a drill ends its workload once the fault is undone */
+  signal?: AbortSignal;
 }
 
 /** The longest stretch without a commit, and when it was. */
@@ -266,6 +268,12 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
     }
     const landing = await serverZones(ctx, topo, cluster);
     const run = { stopped: false, abort: new AbortController() };
+    const stopBySignal = () => {
+      run.stopped = true;
+      run.abort.abort();
+    };
+    if (o.signal?.aborted) stopBySignal();
+    else o.signal?.addEventListener('abort', stopBySignal, { once: true });
     const w = new Workload(ctx, topo, cluster, model, creds, o, maxWaitMs, runId, shardCount, landing, ackFd, run);
     for (const z of runs) {
       const t = w.ownTarget(z);
