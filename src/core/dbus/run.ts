@@ -77,11 +77,14 @@ const IDLE_CHECKPOINT_MS = 100;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
-    const t = setTimeout(r, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return r();
+    const done = () => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       r();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /** The tables a DDL statement names, as schema.table (default schema for unqualified names). */
