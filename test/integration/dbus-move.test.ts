@@ -127,7 +127,8 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     await db.exec('BEGIN');
     await db.exec('UPDATE mv.t SET n = n + 1 WHERE id = ?', [id]);
     await db.exec('UPDATE mv.t SET n = n + 1, amount = amount + 1 WHERE id = ?', [ROWS + 1 - id]);
-    await db.exec('UPDATE mv.u SET n = n + 1 WHERE k = ? AND u = ?', [`k${(i * 31) % 13}`, 1 + ((i * 31) % 2000)]);
+    const u = 1 + ((i * 31) % 2000);
+    await db.exec('UPDATE mv.u SET n = n + 1 WHERE k = ? AND u = ?', [`k${u % 13}`, u]);
     if (i % 5 === 0) await db.exec("INSERT INTO mv.t (id, n, name) VALUES (?, 1, 'new')", [nextId++]);
     if (i % 7 === 0) await db.exec('DELETE FROM mv.t WHERE id = ?', [1 + ((i * 31) % ROWS)]);
     await db.exec('COMMIT');
@@ -146,10 +147,15 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     };
     await eventually(stable, 30_000, 'the throttled copy to stop');
     // pause over the control socket: copy and apply stop, positions kept; resume goes on
+    // binlogs kept an hour: a pause warns that the kept position may be purged within it
+    await src.exec('SET GLOBAL binlog_expire_logs_seconds = 3600');
     const paused = await sb.run(['--json', 'dbus', 'pause', 'mv-out']);
+    await src.exec('SET GLOBAL binlog_expire_logs_seconds = 0');
     assert.equal(paused.code, 0, show(paused));
     assert.equal(paused.json().state, 'paused');
     assert.equal(paused.json().sources[0].lagMs, null);
+    assert.match(paused.json().sources[0].retentionWarning ?? '', /binlogs are kept 1h0m .*may be purged in about/);
+    assert.match(paused.stderr, /source old: binlogs are kept/);
     const resumed = await sb.run(['--json', 'dbus', 'resume', 'mv-out']);
     assert.equal(resumed.code, 0, show(resumed));
     assert.equal(resumed.json().state, 'copying');
