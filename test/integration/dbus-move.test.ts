@@ -44,6 +44,10 @@ dbus:
       sources: [{ label: old, cluster: demo, zone: bj }]
       target: { label: new, cluster: demo, zone: sh }
       tables: [{ from: "pg.t" }]
+    same-out:
+      sources: [{ label: old, cluster: demo, zone: bj }]
+      target: { label: new, dsn: "h=127.0.0.1,P=${sb.node(master('bj')).port},u=ezctl" }
+      tables: [{ from: "sm.t", to: "sm2.t" }]
     dd-out:
       sources: [{ label: old, cluster: demo, zone: bj }]
       target: { label: new, cluster: demo, zone: sh }
@@ -62,7 +66,9 @@ dbus:
   await src.exec('CREATE TABLE mv.u (k VARCHAR(16) NOT NULL, u INT NOT NULL, n INT NOT NULL DEFAULT 0, UNIQUE KEY ku (k, u)) ENGINE=InnoDB');
   await src.exec(`INSERT INTO mv.t (id, amount, at, name, data) SELECT seq, CONCAT(seq, '.12345678'), TIMESTAMP('2026-12-04 10:00:00.123456') + INTERVAL seq SECOND, CONCAT('名', seq, '😀'), UNHEX(LPAD(HEX(seq), 8, '0')) FROM seq.seq_1_to_${ROWS}`);
   await src.exec("INSERT INTO mv.u (k, u) SELECT CONCAT('k', seq % 13), seq FROM seq.seq_1_to_2000");
-  for (const db of ['pg', 'dd']) await src.exec(`CREATE DATABASE ${db}`);
+  for (const db of ['pg', 'dd', 'sm']) await src.exec(`CREATE DATABASE ${db}`);
+  await src.exec('CREATE TABLE sm.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+  await src.exec('INSERT INTO sm.t SELECT seq, 0 FROM seq.seq_1_to_5000');
   await src.exec('CREATE TABLE pg.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
   await src.exec('INSERT INTO pg.t SELECT seq, seq FROM seq.seq_1_to_100');
   await src.exec('CREATE TABLE dd.x (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
@@ -264,4 +270,33 @@ test('DDL on a moved source table stops the stream, naming the table and the sta
   const ab = await sb.run(['dbus', 'abort', 'dd-out']);
   assert.equal(ab.code, 0, show(ab));
   assert.equal((await again.exited).code, 0);
+});
+
+test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them; equal rows', async () => {
+  const plan = await sb.run(['--json', 'dbus', 'plan', 'same-out']);
+  assert.equal(plan.code, 0, show(plan));
+  assert.deepEqual(plan.json().sameServer, ['old']);
+  const writer = writeUntilStopped(() => sb.db(master('bj')), async (db, i) => {
+    await db.exec('BEGIN');
+    await db.exec('UPDATE sm.t SET v = v + 1 WHERE id = ?', [1 + ((i * 7919) % 5000)]);
+    if (i % 3 === 0) await db.exec('DELETE FROM sm.t WHERE id = ?', [1 + ((i * 31) % 5000)]);
+    if (i % 4 === 0) await db.exec('INSERT INTO sm.t VALUES (?, 1)', [10_000 + i]);
+    await db.exec('COMMIT');
+  });
+  const run = startJob('same-out', ['--chunk-time', '20ms']);
+  try {
+    await eventually(async () => (await status('same-out')).state === 'following' || run.child.exitCode !== null, 60_000, 'same-out to follow');
+    assert.equal(run.child.exitCode, null, run.out());
+    const w = await writer.stop();
+    assert.deepEqual(w.errors, []);
+    const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+    const end = String(await src.value('SELECT @@global.gtid_binlog_pos'));
+    assert.deepEqual(await waitApplied(ctx, 'same-out', { old: end }, { timeoutMs: 30_000 }), { reached: true, behind: [] });
+    assert.deepEqual(await rowsOf(src, 'SELECT * FROM sm2.t ORDER BY id'), await rowsOf(src, 'SELECT * FROM sm.t ORDER BY id'));
+  } finally {
+    await writer.stop().catch(() => undefined);
+    const ab = await sb.run(['dbus', 'abort', 'same-out', '--drop-target']);
+    assert.equal(ab.code, 0, show(ab));
+    assert.equal((await run.exited).code, 0);
+  }
 });
