@@ -272,7 +272,7 @@ test('DDL on a moved source table stops the stream, naming the table and the sta
   assert.equal((await again.exited).code, 0);
 });
 
-test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them; equal rows', async () => {
+test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them, its connection killed and started again: equal rows', async () => {
   const plan = await sb.run(['--json', 'dbus', 'plan', 'same-out']);
   assert.equal(plan.code, 0, show(plan));
   assert.deepEqual(plan.json().sameServer, ['old']);
@@ -286,6 +286,13 @@ test('source and target one server: chunks copied with INSERT ... SELECT under w
   const run = startJob('same-out', ['--chunk-time', '20ms']);
   try {
     await eventually(async () => (await status('same-out')).state === 'following' || run.child.exitCode !== null, 60_000, 'same-out to follow');
+    assert.equal(run.child.exitCode, null, run.out());
+    // the stream's connection lost (its dump thread killed on the source): started again from its checkpoint
+    const dumps = await src.query<{ Id: number | string }>("SELECT ID AS Id FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    assert.equal(dumps.length, 1, JSON.stringify(dumps));
+    await src.exec(`KILL ${Number(dumps[0]!.Id)}`);
+    await eventually(async () => /lost its connection/.test(run.out()) || run.child.exitCode !== null, 30_000, 'the stream to notice');
+    await eventually(async () => (await src.query("SELECT 1 FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")).length === 1 || run.child.exitCode !== null, 30_000, 'the stream to start again');
     assert.equal(run.child.exitCode, null, run.out());
     const w = await writer.stop();
     assert.deepEqual(w.errors, []);

@@ -12,6 +12,7 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { gtidCovers } from '../db/gtid.js';
 import { rowKey, readShape } from '../db/introspect.js';
 import { EzError, refused, runtimeError } from '../exit.js';
+import { isLostConnection } from '../db/lost.js';
 import { BatchApplier } from '../apply/applier.js';
 import { clearApplyState, ensureApplyCheckpoint, loadApplyState, saveAppliedPosition, saveCopyFrontier, type ApplyState } from '../apply/checkpoint.js';
 import { tableId, type TableRef } from '../apply/mapping.js';
@@ -369,6 +370,13 @@ class Stream implements StreamHandle {
   }
 }
 
+/** A lost connection, or a server that refuses connections for a moment (restarting). */
+function transient(e: unknown): boolean {
+  if (isLostConnection(e)) return true;
+  for (let x = e as { code?: unknown; cause?: unknown } | undefined, n = 0; x && n < 8; x = x.cause as typeof x, n++) if (x.code === 'ECONNREFUSED') return true;
+  return false;
+}
+
 /** `--ddl-done GTID`: a statement the operator made on the target too, passed once by the stream that meets it. */
 const ddlDone = new Set<string>();
 
@@ -578,21 +586,7 @@ class MoveRun {
     }
     for (const s of this.move.sources) {
       const st = kept.get(s.label)!;
-      const stream = (await startStream(ctx, {
-        name: streamName(this.move.name, s.label),
-        move: this.move,
-        label: s.label,
-        source: this.sourceEndpoints.get(s.label)!,
-        target: this.targetEndpoint,
-        mappings: this.plan.mappings.filter((m) => m.label === s.label),
-        from: st.position,
-      })) as Stream;
-      this.streams.set(s.label, stream);
-      stream.done.catch((e: Error) => {
-        this.error = e.message;
-        this.stopWhy ??= 'failed';
-        this.stopCtrl.abort();
-      });
+      await this.openStream(s.label, st.position);
       for (const t of this.tables) {
         if (t.mapping.label !== s.label) continue;
         const at = st.copied.get(`${t.mapping.source.schema}.${t.mapping.source.table}`);
@@ -628,9 +622,7 @@ class MoveRun {
     if (why === 'failed') {
       this.state = 'failed';
       const e = runtimeError(`dbus ${this.move.name}: ${this.error}`, { hint: `the positions are kept on the target: after the fix, \`ezctl dbus start ${this.move.name} --execute --resume\`` });
-      const inner = [...this.streams.values()].map((s) => s.done.catch((x: unknown) => x)).filter(Boolean);
-      const first = (await Promise.all(inner)).find((x): x is EzError => x instanceof EzError);
-      throw first ?? e;
+      throw this.failure instanceof EzError ? this.failure : e;
     }
     if (why === 'lost its lease') throw runtimeError(`dbus ${this.move.name}: the job lost its lease; it stopped so that no two processes run it`, { hint: `\`ezctl dbus start ${this.move.name} --execute --resume\`` });
     if (why === 'interrupted') {
@@ -651,6 +643,54 @@ class MoveRun {
     return { ...report, state: 'stopped', ended: 'aborted', dropped: ab.dropped, kept: ab.kept };
   }
 
+  /** Transient losses of a stream's connections in a row that are retried (from its checkpoint) before the job fails. */
+  private static readonly RETRIES = 5;
+  private lost = new Map<string, number>();
+
+  /** Start (or restart, from its checkpoint on the target) the stream of one source, and watch it. */
+  private async openStream(label: string, from: string): Promise<void> {
+    const stream = (await startStream(this.ctx, {
+      name: streamName(this.move.name, label),
+      move: this.move,
+      label,
+      source: this.sourceEndpoints.get(label)!,
+      target: this.targetEndpoint,
+      mappings: this.plan.mappings.filter((m) => m.label === label),
+      from,
+    })) as Stream;
+    this.streams.set(label, stream);
+    stream.done.then(() => this.lost.delete(label), (e: Error) => void this.onStreamEnd(label, e));
+  }
+
+  /**
+   * A stream ended by an error: a lost connection (the source restarted, its dump thread killed, a
+   * network cut) starts it again from its checkpoint, a few times with a growing pause, as gh-ost
+   * does; anything else (DDL, a batch the target refused, a purged position) fails the job.
+   */
+  private async onStreamEnd(label: string, e: Error): Promise<void> {
+    if (this.stopCtrl.signal.aborted || this.closed) return;
+    const n = (this.lost.get(label) ?? 0) + 1;
+    if (transient(e) && n <= MoveRun.RETRIES) {
+      this.lost.set(label, n);
+      this.ctx.log.warn(`dbus ${this.move.name}: source ${label}: the stream lost its connection (${e.message}); starting it again from its checkpoint (attempt ${n} of ${MoveRun.RETRIES})`);
+      await sleep(200 * 2 ** (n - 1), this.stopCtrl.signal);
+      if (this.stopCtrl.signal.aborted || this.closed) return;
+      try {
+        await this.openStream(label, this.streams.get(label)?.appliedGtid() ?? '');
+        if (this.state === 'paused') await this.streams.get(label)!.pause();
+        return;
+      } catch (again) {
+        e = again as Error;
+        if (transient(e) && n < MoveRun.RETRIES) return this.onStreamEnd(label, e);
+      }
+    }
+    this.error = e.message;
+    this.failure ??= e;
+    this.stopWhy ??= 'failed';
+    this.stopCtrl.abort();
+  }
+
+  private failure: Error | undefined;
   private closed = false;
 
   async close(): Promise<void> {
@@ -796,7 +836,7 @@ class MoveRun {
           check: () => {
             if (this.stopCtrl.signal.aborted) throw new Error('stopped');
           },
-          copyChunk: (s, chunk) => stream.shared(async () => {
+          copyChunk: (s, chunk) => (this.streams.get(label) ?? stream).shared(async () => {
             if (!same) return copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk));
             const q = insertSelectSql(spec, chunkWhere(spec, chunk), { keepExisting: true, lockInShareMode: true });
             return (await s.dst.exec(q.sql, q.params)).affectedRows;
