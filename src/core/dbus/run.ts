@@ -646,6 +646,7 @@ class MoveRun {
   /** Transient losses of a stream's connections in a row that are retried (from its checkpoint) before the job fails. */
   private static readonly RETRIES = 5;
   private lost = new Map<string, number>();
+  private lostAt = new Map<string, number>();
 
   /** Start (or restart, from its checkpoint on the target) the stream of one source, and watch it. */
   private async openStream(label: string, from: string): Promise<void> {
@@ -669,7 +670,10 @@ class MoveRun {
    */
   private async onStreamEnd(label: string, e: Error): Promise<void> {
     if (this.stopCtrl.signal.aborted || this.closed) return;
-    const n = (this.lost.get(label) ?? 0) + 1;
+    // a stream that ran a minute since its last loss starts counting again
+    const last = this.lostAt.get(label) ?? 0;
+    const n = (Date.now() - last > 60_000 ? 0 : this.lost.get(label) ?? 0) + 1;
+    this.lostAt.set(label, Date.now());
     if (transient(e) && n <= MoveRun.RETRIES) {
       this.lost.set(label, n);
       this.ctx.log.warn(`dbus ${this.move.name}: source ${label}: the stream lost its connection (${e.message}); starting it again from its checkpoint (attempt ${n} of ${MoveRun.RETRIES})`);
