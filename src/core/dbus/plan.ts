@@ -199,7 +199,9 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promi
     } else if (sshape) {
       if (!schemas.has(t.target.schema)) {
         const cs = await dbs.sources.get(first.source)!.one<{ cs: string; co: string }>('SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [first.table.schema]);
-        ddl.push(`CREATE DATABASE IF NOT EXISTS ${quoteId(t.target.schema)}${cs ? ` DEFAULT CHARACTER SET ${cs.cs} COLLATE ${cs.co}` : ''}`);
+        // a character set and collation are names, not identifiers or values: only plain ones are written
+        const plain = cs && /^\w+$/.test(cs.cs) && /^\w+$/.test(cs.co);
+        ddl.push(`CREATE DATABASE IF NOT EXISTS ${quoteId(t.target.schema)}${plain ? ` DEFAULT CHARACTER SET ${cs.cs} COLLATE ${cs.co}` : ''}`);
         schemas.add(t.target.schema);
       }
       ddl.push(await createTableSql(dbs.sources.get(first.source)!, first.table, t.target));

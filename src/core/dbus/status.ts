@@ -25,7 +25,7 @@ export async function binlogStart(db: Db): Promise<{ file: string; position: str
   const logs = await db.query<Record<string, unknown>>('SHOW BINARY LOGS');
   const file = logs[0]?.Log_name as string | undefined;
   if (!file) return undefined;
-  const events = await db.query<Record<string, unknown>>(`SHOW BINLOG EVENTS IN '${file.replace(/[^A-Za-z0-9_.-]/g, '')}' LIMIT 4`);
+  const events = await db.query<Record<string, unknown>>('SHOW BINLOG EVENTS IN ? LIMIT 4', [file]);
   const list = events.find((e) => String(e.Event_type) === 'Gtid_list');
   const m = /\[([^\]]*)\]/.exec(String(list?.Info ?? ''));
   return { file, position: (m?.[1] ?? '').replace(/\s+/g, '') };
