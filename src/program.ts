@@ -12,6 +12,7 @@ import { registerEmha } from './commands/emha.js';
 import { registerGz } from './commands/gz.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerDrill } from './commands/drill.js';
+import { registerDbus } from './commands/dbus.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -54,6 +55,7 @@ Examples:
   registerOsc(program);
   registerEmha(program);
   registerGz(program);
+  registerDbus(program);
   registerJobs(program);
   registerDrill(program);
   return program;
