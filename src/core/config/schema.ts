@@ -3,6 +3,7 @@
 // path, the value found and what was expected.
 import { z } from 'zod';
 import { hostKey, parseConnectionString, parseHostPort, redactConnectionString } from './dsn.js';
+import { dbusSectionSchema } from './dbus-schema.js';
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'missing';
@@ -208,6 +209,8 @@ export const topologySchema = z
     // Checked here rather than below: entries with a bad name are dropped from the value the
     // refinement sees, and must not make the record look empty.
     clusters: z.record(name('cluster name'), clusterSchema).refine((r) => Object.keys(r).length > 0, { error: () => 'empty (at least one cluster)' }),
+    // moves of tables and databases between instances (ezctl dbus; config/dbus-schema.ts)
+    dbus: dbusSectionSchema.optional(),
   })
   // Runs even when fields above failed (when: always), so every problem of a file is listed at
   // once; it therefore reads the value defensively.
