@@ -5,7 +5,11 @@
 // at the steps, then the same command again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSandbox, type TestSandbox } from '../helpers/sandbox.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { EZCTL, show } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { fenceTables, unfenceTables, fenceState, admitApplier, isFenceError } from '../../src/core/dbus/fence.js';
 import { writeRouteAt, readRouteAt, type DbusRoute } from '../../src/core/dbus/route.js';
@@ -33,6 +37,17 @@ before(async () => {
 });
 
 after(async () => {
+  if (startJob && startJob.exitCode === null) {
+    startJob.kill('SIGTERM');
+    await new Promise((r) => startJob!.once('exit', r));
+  }
+  // the reverse stream runs detached (started by a cut-over): stopped by its pid
+  try {
+    const info = JSON.parse(readFileSync(join(sb.dir, 'state', 'dbus', MOVE, 'reverse.json'), 'utf8')) as { pid: number };
+    process.kill(info.pid, 'SIGTERM');
+  } catch {
+    /* none running */
+  }
   await Promise.all(opened.map((d) => d.close().catch(() => undefined)));
   await sb?.down();
 });
@@ -109,4 +124,169 @@ test('the route record: a higher version always wins, an equal one is "same", a 
   assert.equal(got?.version, 3);
   assert.equal(got?.home, 'target');
   assert.equal(await d.value<string>('SELECT @@global.gtid_binlog_pos'), pos0, 'the route record is written unbinlogged');
+});
+
+// ---------------------------------------------------------------- the cut-over itself
+
+const MOVE = 'mv';
+let startJob: ChildProcess | undefined;
+
+/** Declare the move in the sandbox's topology file: bj-master's database cz to sh-master. */
+function declareMove(): void {
+  const bj = sb.node('bj-master');
+  const sh = sb.node('sh-master');
+  appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "cz.*" }\n`);
+}
+
+/** `dbus start mv --execute` in the background; resolves once the move follows the source. */
+async function startMoveJob(): Promise<void> {
+  startJob = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', MOVE, '--execute'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  startJob.stderr!.on('data', (d) => (err += d));
+  await eventually(async () => {
+    if (startJob!.exitCode !== null) throw new Error(`dbus start exited ${startJob!.exitCode}: ${err.slice(-2000)}`);
+    const r = await sb.run(['--json', 'dbus', 'status', MOVE]);
+    return r.code === 0 && r.json().state === 'following';
+  }, 60_000, `dbus ${MOVE} following (${err.slice(-500)})`);
+}
+
+/**
+ * A client following the route record, as an application would: before each write it takes the
+ * newest route among both sides (read every 20 ms); while blocked it waits; a fence error makes
+ * it read the route again and retry. Each acknowledged write is logged with where it went.
+ */
+class RouteClient {
+  acked: Array<{ id: number; at: 'old' | 'new'; ms: number; version: number }> = [];
+  fenced = 0;
+  private stop = false;
+  private done: Promise<void> | undefined;
+  constructor(private readonly conns: { old: Db; new: Db; readOld: Db; readNew: Db }, private nextId: number) {}
+
+  async route(): Promise<DbusRoute | undefined> {
+    const [a, b] = await Promise.all([readRouteAt(this.conns.readOld, MOVE).catch(() => undefined), readRouteAt(this.conns.readNew, MOVE).catch(() => undefined)]);
+    return [a, b].reduce<DbusRoute | undefined>((x, y) => (!y ? x : !x || y.version > x.version ? y : x), undefined);
+  }
+
+  start(): void {
+    this.done = (async () => {
+      while (!this.stop) {
+        const r = await this.route();
+        if (r?.state === 'blocked') {
+          await new Promise((res) => setTimeout(res, 10));
+          continue;
+        }
+        const at = r?.home === 'target' ? 'new' : 'old';
+        const id = this.nextId;
+        try {
+          await this.conns[at].exec('INSERT INTO cz.acct (id, v, at) VALUES (?, ?, ?)', [id, id, at]);
+          this.acked.push({ id, at, ms: Date.now(), version: r?.version ?? 0 });
+          this.nextId++;
+        } catch (e) {
+          if (!isFenceError(e)) throw e;
+          this.fenced++;
+        }
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    })();
+  }
+
+  async finish(): Promise<void> {
+    this.stop = true;
+    await this.done;
+  }
+}
+
+async function ids(d: Db): Promise<Set<number>> {
+  return new Set((await d.query<{ id: number }>('SELECT id FROM cz.acct')).map((r) => Number(r.id)));
+}
+
+/** The rows of cz.acct the source's binlog carries after `pos` (the client's writes would be there). */
+async function binlogRowsAfter(pos: string): Promise<number[]> {
+  const bj = sb.node('bj-master');
+  const out: number[] = [];
+  const { BinlogStream } = await import('../../src/core/binlog/stream.js');
+  const end = String(await (await db('bj-master')).value('SELECT @@global.gtid_binlog_pos'));
+  if (end === pos) return out;
+  await new Promise<void>((resolve, reject) => {
+    const s = new BinlogStream({
+      endpoint: { label: 'bj', host: bj.host, port: bj.port, user: 'ezctl', password: sb.adminPassword, passwordSource: 'test' },
+      flavor: 'mariadb', from: pos, serverId: 4242,
+      onTx: (tx) => {
+        for (const c of tx.changes) if (c.schema === 'cz' && c.table === 'acct') out.push(Number((c.after ?? c.before)!.id));
+        if (tx.gtid === end.split(',').find((g) => g.startsWith(`${tx.domain}-`))) void s.stop().then(resolve);
+      },
+      onError: reject,
+    });
+    void s.start().catch(reject);
+  });
+  return out;
+}
+
+test('cut-over under the writes of a client following the route record: no write reaches the source after the flip, none acknowledged is lost; rollback brings the target\'s writes back', { timeout: 240_000 }, async () => {
+  const old = await db('bj-master');
+  await old.exec('CREATE DATABASE cz');
+  await old.exec('CREATE TABLE cz.acct (id INT PRIMARY KEY, v INT NOT NULL, at VARCHAR(8) NOT NULL)');
+  await old.exec('INSERT INTO cz.acct SELECT seq, seq, "seed" FROM seq_1_to_2000');
+  declareMove();
+  await startMoveJob();
+  const client = new RouteClient({ old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000);
+  client.start();
+  await eventually(async () => client.acked.length >= 20, 10_000, 'the client writing');
+
+  const cut = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force']);
+  assert.equal(cut.code, 0, show(cut));
+  const rep = cut.json();
+  assert.equal(rep.outcome, 'done');
+  await eventually(async () => client.acked.some((a) => a.at === 'new'), 10_000, 'the client writing at the target');
+  await new Promise((r) => setTimeout(r, 300));
+
+  // nothing of the client's reached the source after its final position, but what the reverse
+  // stream carried back from the target (rows the client wrote there)
+  const finalPos = rep.finalPositions.old as string;
+  const after = await binlogRowsAfter(finalPos);
+  const atNew = new Set(client.acked.filter((a) => a.at === 'new').map((a) => a.id));
+  assert.deepEqual(after.filter((id) => !atNew.has(id)), [], 'client rows in the source binlog after the final position');
+  // every acknowledged write is at the target
+  const tgt = await ids(await db('sh-master'));
+  assert.deepEqual(client.acked.filter((a) => !tgt.has(a.id)).map((a) => a.id), [], 'acknowledged writes missing at the target');
+
+  // rollback under the same writes: everything written at the target is at the source
+  const back = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute', '--force']);
+  assert.equal(back.code, 0, show(back));
+  await eventually(async () => client.acked.at(-1)?.at === 'old', 10_000, 'the client writing at the source again');
+  await client.finish();
+  const src = await ids(old);
+  assert.deepEqual(client.acked.filter((a) => !src.has(a.id)).map((a) => a.id), [], 'acknowledged writes missing at the source after the rollback');
+  assert.ok(client.acked.some((a) => a.at === 'new'), 'some writes went to the target meanwhile');
+  // one side open: the source takes writes, the target is fenced
+  assert.deepEqual((await fenceState(old, MOVE, [{ schema: 'cz', table: 'acct' }])).open, ['cz.acct']);
+  assert.deepEqual((await fenceState(await db('sh-master'), MOVE, [{ schema: 'cz', table: 'acct' }])).fenced, ['cz.acct']);
+});
+
+test('kill -9 at each step of a cut-over, then the same command again: never open at both sides, never fenced for good', { timeout: 300_000 }, async () => {
+  const t = [{ schema: 'cz', table: 'acct' }];
+  const old = await db('bj-master');
+  const neu = await db('sh-master');
+  const open = async () => ({ old: (await fenceState(old, MOVE, t)).open.length > 0, new: (await fenceState(neu, MOVE, t)).open.length > 0 });
+  for (const [step, at] of [['fence-sources', 'after'], ['wait-applied', 'before'], ['reverse-stream', 'after'], ['flip', 'before'], ['flip', 'after'], ['unfence-target', 'before']] as const) {
+    // the move follows the source again after the last run (a cut-over past its flip is rolled back first)
+    const cur = await readRouteAt(neu, MOVE);
+    if (cur?.home === 'target') {
+      const b = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute', '--force']);
+      assert.equal(b.code, 0, show(b));
+    }
+    const killed = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force'], { env: { ...process.env, EZCTL_FAULT_KILL_AT: `dbus-cutover:${step}:${at}` } });
+    assert.equal(killed.code, null, `killed at ${step}:${at}: ${show(killed)}`);
+    const o = await open();
+    assert.ok(!(o.old && o.new), `${step}:${at}: both sides open after the kill`);
+    const again = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force']);
+    assert.ok(again.code === 0 || again.code === 4, `${step}:${at}: ${show(again)}`);
+    const r = again.json();
+    assert.ok(r.resumedDeadJob, `${step}:${at}: the rerun resumed the dead job`);
+    const o2 = await open();
+    assert.ok(o2.old !== o2.new, `${step}:${at}: exactly one side open after the rerun (${JSON.stringify(o2)})`);
+    const route = await readRouteAt(neu, MOVE);
+    assert.equal(route?.state, 'active');
+    assert.equal(route?.home === 'target', o2.new, `${step}:${at}: the route names the open side`);
+  }
 });

@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import { loadTopology } from '../config/load.js';
@@ -37,6 +38,9 @@ import { startStream, type StreamHandle } from './run.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
 import { refNode, serverRef, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
+
+/** bin/ezctl of this very build (the reverse stream runs it; a library caller's argv[1] is not ezctl) */
+const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
 
 export const DBUS_CUTOVER_KIND = 'dbus-cutover';
 export const DBUS_ROLLBACK_KIND = 'dbus-rollback';
@@ -222,7 +226,7 @@ export async function ensureReverse(ctx: Ctx, p: CutoverParams, from: string, si
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'reverse.json'), { force: true });
   const log = join(dir, 'reverse.log');
-  const args = [process.argv[1]!, '--config', p.topologyPath, '--connect-timeout', String(ctx.opts.connectTimeout)];
+  const args = [EZCTL_BIN, '--config', p.topologyPath, '--connect-timeout', String(ctx.opts.connectTimeout)];
   if (ctx.opts.defaultsFile) args.push('--defaults-file', resolve(ctx.opts.defaultsFile));
   args.push('dbus', 'reverse', p.move, '--from', from);
   if (p.spec) args.push('--spec', p.spec);
