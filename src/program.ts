@@ -11,6 +11,7 @@ import { registerOsc } from './commands/osc.js';
 import { registerEmha } from './commands/emha.js';
 import { registerGz } from './commands/gz.js';
 import { registerJobs } from './commands/jobs.js';
+import { registerDbus } from './commands/dbus.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -52,6 +53,7 @@ Examples:
   registerOsc(program);
   registerEmha(program);
   registerGz(program);
+  registerDbus(program);
   registerJobs(program);
   return program;
 }

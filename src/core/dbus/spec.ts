@@ -260,9 +260,8 @@ export function resolveEntry(
  */
 export async function loadMove(ctx: Ctx, o: { name: string; config?: string; spec?: string }): Promise<DbusMove> {
   const d = await declared(ctx, o);
+  const { sources, target } = serversOf(d, o.name);
   const base = `dbus.moves.${o.name}`;
-  const sources: DbusEndpointRef[] = d.config.sources.map((s, i) => ({ ...refOf(s), node: resolveRef(d, o.name, s, `${base}.sources.${i}`) }));
-  const target: DbusEndpointRef = { ...refOf(d.config.target), node: resolveRef(d, o.name, d.config.target, `${base}.target`) };
   const labels = sources.map((s) => s.label);
   // the entries' patterns first: a typo is bad input before any server is asked
   const froms = d.config.tables.map((t, i) => {
@@ -315,6 +314,19 @@ export async function loadMove(ctx: Ctx, o: { name: string; config?: string; spe
     }
   });
   return { name: o.name, sources, target, tables, createTarget: d.config.createTarget, origin: d.origin };
+}
+
+function serversOf(d: Declared, name: string): { sources: DbusEndpointRef[]; target: DbusEndpointRef } {
+  const base = `dbus.moves.${name}`;
+  const sources: DbusEndpointRef[] = d.config.sources.map((s, i) => ({ ...refOf(s), node: resolveRef(d, name, s, `${base}.sources.${i}`) }));
+  const target: DbusEndpointRef = { ...refOf(d.config.target), node: resolveRef(d, name, d.config.target, `${base}.target`) };
+  return { sources, target };
+}
+
+/** The move's servers only (no catalog is read): what status, abort and waitApplied need. */
+export async function loadMoveServers(ctx: Ctx, o: { name: string; config?: string; spec?: string }): Promise<Pick<DbusMove, 'name' | 'sources' | 'target' | 'origin'>> {
+  const d = await declared(ctx, o);
+  return { name: o.name, ...serversOf(d, o.name), origin: d.origin };
 }
 
 function refOf(e: DbusMoveConfig['target']): DbusEndpointRef {
