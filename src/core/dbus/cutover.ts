@@ -35,6 +35,8 @@ import { driveGz, deadJobOf, spanOf, doneDetails, windowOf, clusterLeases, type 
 import { loadMove, type DbusMove, type DbusEndpointRef } from './spec.js';
 import { dbusStatus, waitApplied, type DbusStatus } from './status.js';
 import { startStream, type StreamHandle } from './run.js';
+import { dbusJob, socketFor } from './job.js';
+import { sendJob } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
 import { refNode, serverRef, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
@@ -117,7 +119,7 @@ const WINDOW: WindowGroups = {
   block: ['block-routes', 'fence-sources', 'final-positions'],
   drain: ['wait-applied'],
   verify: ['verify', 'fence-target', 'reverse-stream'],
-  flip: ['flip', 'unfence-target'],
+  flip: ['flip', 'end-forward', 'unfence-target'],
 };
 
 // ---------------------------------------------------------------- verify (C2's dbusVerify)
@@ -331,6 +333,31 @@ export async function reverseApplied(sides: Sides, p: CutoverParams, pos: string
   return { behind };
 }
 
+// ---------------------------------------------------------------- the move's own job
+
+const RUNNING: ReadonlyArray<DbusStatus['state']> = ['planned', 'copying', 'following', 'paused', 'cutting-over'];
+
+/**
+ * End the move's `dbus start` job (its `end` control command, on this host) and wait, at most 15 s,
+ * until it no longer runs. A job on another host is an error naming it (run the step there).
+ */
+export async function endMoveJob(ctx: Ctx, move: string, state: 'cut-over' | 'rolled-back'): Promise<{ ended: string; jobId?: string }> {
+  const st = await dbusStatus(ctx, move).catch(() => null);
+  if (!st || !RUNNING.includes(st.state)) return { ended: `not running (${st?.state ?? 'no job'})` };
+  try {
+    await sendJob({ kind: dbusJob, path: await socketFor(ctx, move), job: `dbus job of move ${move}`, fix: `it runs elsewhere (${st.holder}): end it there with the same command` }, 'end', { state });
+  } catch (e) {
+    throw runtimeError(`the dbus job ${st.jobId} of move ${move} could not be ended here: ${(e as Error).message}`, { hint: `it runs as ${st.holder}: resume this job on that host` });
+  }
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const now = await dbusStatus(ctx, move).catch(() => null);
+    if (!now || !RUNNING.includes(now.state)) return { ended: now?.state ?? 'gone', jobId: st.jobId };
+    if (Date.now() > deadline) throw runtimeError(`the dbus job ${st.jobId} of move ${move} was told to end but still runs (${now.state}) after 15 s`, { hint: 'stop it (dbus abort keeps the target), then resume this job' });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 // ---------------------------------------------------------------- the plan
 
 const posOf = (db: Db) => db.value<string>('SELECT @@global.gtid_binlog_pos').then((x) => String(x ?? ''));
@@ -495,6 +522,16 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     },
   };
 
+  const endForward: Step<CutoverParams> = {
+    name: 'end-forward',
+    describe: () => ({ does: `end the move's \`dbus start\` job (cut over: its streams stop, its checkpoints stay) before the target takes a write: the reverse stream's writes at the sources must not come back through it` }),
+    async do() {
+      const t0 = Date.now();
+      const ended = await endMoveJob(ctx, p.move, 'cut-over');
+      return { ...ended, span: spanOf(t0) };
+    },
+  };
+
   const unfenceTarget: Step<CutoverParams> = {
     name: 'unfence-target',
     describe: () => ({ does: `lift the fence at the target ${label(p.target)}: its tables take writes` }),
@@ -528,7 +565,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async preflight() {
       return refusals;
     },
-    steps: [blockRoutes, fenceSources, finalPositions, waitStep, verify, fenceTarget, reverse, flip, unfenceTarget, everywhere],
+    steps: [blockRoutes, fenceSources, finalPositions, waitStep, verify, fenceTarget, reverse, flip, endForward, unfenceTarget, everywhere],
   };
 }
 
