@@ -42,10 +42,10 @@ export function registerDbusCutover(dbus: Command): void {
     .description('the reverse stream of a cut-over move (target -> sources), until SIGTERM: started by `dbus cutover`')
     .argument('<name>')
     .option('--spec <file>')
-    .requiredOption('--from <gtid>', "the target's position to start after (a stream with a checkpoint resumes from it)")
-    .action(action(async (ctx, o: { spec?: string; from: string }, args) => {
+    .option('--from <gtid>', "the target's position to start after (a stream with a checkpoint resumes from it); without it: ready, waiting for the cut-over to give it")
+    .action(action(async (ctx, o: { spec?: string; from?: string }, args) => {
       const { runReverse } = await import('../core/dbus/cutover.js');
-      const r = await runReverse(ctx, { name: args[0]!, from: o.from, ...(o.spec ? { spec: o.spec } : {}) });
+      const r = await runReverse(ctx, { name: args[0]!, ...(o.from !== undefined ? { from: o.from } : {}), ...(o.spec ? { spec: o.spec } : {}) });
       ctx.result(r, () => `reverse stream of ${args[0]} stopped (${r.stoppedBy})`);
       return r.stoppedBy === 'signal' ? ExitCode.interrupted : ExitCode.ok;
     }));

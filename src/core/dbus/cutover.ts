@@ -12,7 +12,7 @@
 // process of its own from before the flip, so writes taken by the target reach the sources and
 // `dbus rollback` loses nothing.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,7 +196,8 @@ export function reverseDir(topo: Topology, move: string): string {
   return join(topo.stateDir(), 'dbus', move.replace(/[^A-Za-z0-9_.-]/g, '_'));
 }
 
-interface ReverseInfo { pid: number; host: string; from: string; streams: string[]; startedAt: string }
+/** reverse.json: the process (ready: prepared, waiting for its start position), then its streams once they run */
+interface ReverseInfo { pid: number; host: string; from: string | null; streams: string[]; startedAt: string }
 
 function readReverseInfo(topo: Topology, move: string): ReverseInfo | undefined {
   const f = join(reverseDir(topo, move), 'reverse.json');
@@ -208,18 +209,34 @@ function readReverseInfo(topo: Topology, move: string): ReverseInfo | undefined 
   }
 }
 
-/** The reverse stream's process on this host, when it runs. */
+/** The reverse stream's process on this host, when it runs (streaming, or ready and waiting for its position). */
 export function reverseRunning(topo: Topology, move: string): ReverseInfo | undefined {
   const r = readReverseInfo(topo, move);
   return r && r.host === hostname() && pidAlive(r.pid) ? r : undefined;
 }
 
+async function waitInfo(topo: Topology, move: string, o: { pid?: number; streaming: boolean; child?: ReturnType<typeof spawn>; signal?: AbortSignal; log: string }): Promise<ReverseInfo> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const info = readReverseInfo(topo, move);
+    if (info && (o.pid === undefined || info.pid === o.pid) && (!o.streaming || info.from !== null)) return info;
+    const gone = o.child ? o.child.exitCode !== null || o.child.signalCode !== null : o.pid !== undefined && !pidAlive(o.pid);
+    if (gone || Date.now() > deadline || o.signal?.aborted) {
+      if (!gone && o.pid) process.kill(o.pid, 'SIGTERM');
+      const tail = existsSync(o.log) ? readFileSync(o.log, 'utf8').trim().split('\n').slice(-8) : [];
+      throw runtimeError(`the reverse stream of dbus ${move} did not ${o.streaming ? 'start streaming' : 'get ready'} (${gone ? 'its process ended' : 'no answer in 30 s'})`, { details: tail, hint: `see ${o.log}` });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
- * Start `ezctl dbus reverse NAME` in the background (its log and pid under the state dir) and wait
- * until its streams run; one already running is kept. Each stream resumes from its checkpoint at
- * its source, or starts after `from` (the target's position) when it has none.
+ * Start `ezctl dbus reverse NAME` in the background (its log and pid under the state dir), ready:
+ * the move loaded, the mappings built, waiting for its start position (goReverse). Done before the
+ * window (a process start and the catalogs cost a second or more on a loaded host). One already
+ * running is kept.
  */
-export async function ensureReverse(ctx: Ctx, p: CutoverParams, from: string, signal?: AbortSignal): Promise<ReverseInfo> {
+export async function prepareReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | 'topologyPath' | 'spec'>, signal?: AbortSignal): Promise<ReverseInfo> {
   const topo = loadTopology(p.topologyPath);
   const running = reverseRunning(topo, p.move);
   if (running) return running;
@@ -227,10 +244,11 @@ export async function ensureReverse(ctx: Ctx, p: CutoverParams, from: string, si
   const dir = reverseDir(topo, p.move);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   rmSync(join(dir, 'reverse.json'), { force: true });
+  rmSync(join(dir, 'go.json'), { force: true });
   const log = join(dir, 'reverse.log');
   const args = [EZCTL_BIN, '--config', p.topologyPath, '--connect-timeout', String(ctx.opts.connectTimeout)];
   if (ctx.opts.defaultsFile) args.push('--defaults-file', resolve(ctx.opts.defaultsFile));
-  args.push('dbus', 'reverse', p.move, '--from', from);
+  args.push('dbus', 'reverse', p.move);
   if (p.spec) args.push('--spec', p.spec);
   const fd = openSync(log, 'a', 0o600);
   const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
@@ -238,16 +256,24 @@ export async function ensureReverse(ctx: Ctx, p: CutoverParams, from: string, si
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env });
   closeSync(fd);
   child.unref();
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && !signal?.aborted) {
-    if (child.exitCode !== null || child.signalCode !== null) break;
-    const info = readReverseInfo(topo, p.move);
-    if (info && info.pid === child.pid) return info;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGTERM');
-  const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-8) : [];
-  throw runtimeError(`the reverse stream of dbus ${p.move} did not start (${child.exitCode !== null ? `exit ${child.exitCode}` : child.signalCode ?? 'no answer in 30 s'})`, { details: tail, hint: `see ${log}` });
+  return waitInfo(topo, p.move, { ...(child.pid !== undefined ? { pid: child.pid } : {}), streaming: false, child, ...(signal ? { signal } : {}), log });
+}
+
+/** Give the ready reverse stream its start position (the target's), and wait until its streams run. */
+export async function goReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | 'topologyPath' | 'spec'>, from: string, signal?: AbortSignal): Promise<ReverseInfo> {
+  const topo = loadTopology(p.topologyPath);
+  const info = reverseRunning(topo, p.move) ?? (await prepareReverse(ctx, p, signal));
+  if (info.from !== null) return info;
+  const dir = reverseDir(topo, p.move);
+  writeFileSync(join(dir, 'go.json.tmp'), JSON.stringify({ from }), { mode: 0o600 });
+  renameSync(join(dir, 'go.json.tmp'), join(dir, 'go.json'));
+  return waitInfo(topo, p.move, { pid: info.pid, streaming: true, ...(signal ? { signal } : {}), log: join(dir, 'reverse.log') });
+}
+
+/** prepareReverse then goReverse. */
+export async function ensureReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | 'topologyPath' | 'spec'>, from: string, signal?: AbortSignal): Promise<ReverseInfo> {
+  await prepareReverse(ctx, p, signal);
+  return goReverse(ctx, p, from, signal);
 }
 
 /** Stop the reverse stream's process (on this host); a stream elsewhere is refused, naming it. */
@@ -268,7 +294,7 @@ export async function stopReverse(topo: Topology, move: string): Promise<{ stopp
  * source, the target's binlog applied to that source's tables (the forward mappings turned around),
  * until SIGTERM/SIGINT or a stream fails (exit 3, why in the log).
  */
-export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; from: string }): Promise<{ streams: string[]; stoppedBy: string }> {
+export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; from?: string }): Promise<{ streams: string[]; stoppedBy: string }> {
   const topo = await ctx.topology();
   const move = await loadMove(ctx, { name: o.name, ...(o.spec ? { spec: o.spec } : {}) });
   const problems = reverseProblems(move);
@@ -295,18 +321,34 @@ export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; fro
     ac.abort(new Error('interrupted'));
     await stopAll();
   });
+  const dir = reverseDir(topo, move.name);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const writeInfo = (info: ReverseInfo) => {
+    writeFileSync(join(dir, 'reverse.json.tmp'), JSON.stringify(info), { mode: 0o600 });
+    renameSync(join(dir, 'reverse.json.tmp'), join(dir, 'reverse.json'));
+  };
   try {
+    // ready: wait for the start position (goReverse), unless given
+    let from = o.from;
+    if (from === undefined) {
+      writeInfo({ pid: process.pid, host: hostname(), from: null, streams: [], startedAt: new Date().toISOString() });
+      const go = join(dir, 'go.json');
+      while (from === undefined && !ac.signal.aborted) {
+        if (existsSync(go)) {
+          from = String((JSON.parse(readFileSync(go, 'utf8')) as { from: string }).from);
+          rmSync(go, { force: true });
+        } else await new Promise((r) => setTimeout(r, 5));
+      }
+      if (from === undefined) return { streams: [], stoppedBy: 'signal' };
+    }
     for (const s of move.sources) {
       const node = refNode(topo, s);
       const name = reverseStreamName(move.name, s.label);
-      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: mappings.filter((m) => m.label === s.label), from: o.from }, { signal: ac.signal });
+      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: mappings.filter((m) => m.label === s.label), from }, { signal: ac.signal });
       handles.push(h);
     }
-    const info: ReverseInfo = { pid: process.pid, host: hostname(), from: o.from, streams: handles.map((h) => h.name), startedAt: new Date().toISOString() };
-    const dir = reverseDir(topo, move.name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(dir, 'reverse.json'), JSON.stringify(info), { mode: 0o600 });
-    ctx.log.info(`dbus ${move.name}: reverse stream running (${handles.map((h) => h.name).join(', ')}) from ${o.from}`);
+    writeInfo({ pid: process.pid, host: hostname(), from, streams: handles.map((h) => h.name), startedAt: new Date().toISOString() });
+    ctx.log.info(`dbus ${move.name}: reverse stream running (${handles.map((h) => h.name).join(', ')}) from ${from}`);
     await Promise.race(handles.map((h) => h.done.then(() => undefined)));
     stoppedBy = ac.signal.aborted ? 'signal' : 'stream ended';
   } catch (e) {
@@ -369,6 +411,18 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
   const base = baseRoute(p);
   const route = (version: number, home: DbusRoute['home'], state: DbusRoute['state'], reason: string, reverse?: DbusRoute['reverse']): DbusRoute => ({ ...base, version, home, state, job: jobId, reason, ...(reverse !== undefined ? { reverse } : {}) });
   const current = async () => (await readRoute(sides, p)) ?? { version: p.routeVersion, home: 'sources' as const, state: 'active' as const };
+
+  const prepare: Step<CutoverParams> = {
+    name: 'prepare-reverse',
+    describe: () => ({ does: `before the window: start the reverse stream's process (${label(p.target)} -> ${p.sources.map(label).join(', ')}), ready but not streaming until the target's position is known` }),
+    async do(sc) {
+      const info = await prepareReverse(ctx, p, sc.signal);
+      return { pid: info.pid, host: info.host };
+    },
+    async undo() {
+      await stopReverse(loadTopology(p.topologyPath), p.move);
+    },
+  };
 
   const blockRoutes: Step<CutoverParams> = {
     name: 'block-routes',
@@ -484,7 +538,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async do(sc) {
       const t0 = Date.now();
       const from = await sides.with(p.target, posOf);
-      const info = await ensureReverse(ctx, p, from, sc.signal);
+      const info = await goReverse(ctx, p, from, sc.signal);
       return { reverseFrom: info.from, reversePid: info.pid, reverseHost: info.host, streams: info.streams, span: spanOf(t0) };
     },
     async undo() {
@@ -509,7 +563,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
         throw refused(`the route record of ${p.move} is not the one this cut-over blocked (version ${cur.version}: ${'reason' in cur ? cur.reason : ''}): another job changed it`, { hint: 'nothing flipped' });
       }
       const rv = readReverseInfo(loadTopology(p.topologyPath), p.move);
-      const r = route(cur.version + 1, 'target', 'active', `dbus cutover ${jobId}: flip to ${label(p.target)}`, rv ? { host: rv.host, pid: rv.pid, from: rv.from, streams: rv.streams } : null);
+      const r = route(cur.version + 1, 'target', 'active', `dbus cutover ${jobId}: flip to ${label(p.target)}`, rv && rv.from !== null ? { host: rv.host, pid: rv.pid, from: rv.from, streams: rv.streams } : null);
       // the new home first: a client reading the target finds the flip as soon as it exists anywhere
       await publishRoute(sides, [p.target], r);
       const missed: string[] = [];
@@ -565,7 +619,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async preflight() {
       return refusals;
     },
-    steps: [blockRoutes, fenceSources, finalPositions, waitStep, verify, fenceTarget, reverse, flip, endForward, unfenceTarget, everywhere],
+    steps: [prepare, blockRoutes, fenceSources, finalPositions, waitStep, verify, fenceTarget, reverse, flip, endForward, unfenceTarget, everywhere],
   };
 }
 

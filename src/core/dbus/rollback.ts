@@ -1,6 +1,9 @@
 // `ezctl dbus rollback NAME`: a move cut over goes back to its sources the same way it came:
 //   block-routes -> fence-target -> final-position -> reverse-running -> drain-reverse -> verify
-//   -> flip (point of no return) -> stop-reverse -> unfence-sources -> routes-everywhere
+//   -> flip (point of no return) -> unfence-sources -> stop-reverse -> routes-everywhere
+// (the reverse stream stops after the sources take writes again: it has drained the target's final
+// position and the target is fenced, so it has nothing left to write; stopping it first would keep
+// the clients out for its shutdown)
 // The reverse stream the cut-over started has carried the target's writes to the sources; with the
 // target fenced its last position is drained into them, the rows compared, and the route flipped
 // back (sources first). The target keeps its fence afterwards (as before the cut-over: only the
@@ -41,7 +44,7 @@ const WINDOW: WindowGroups = {
   block: ['block-routes', 'fence-target', 'final-position'],
   drain: ['reverse-running', 'drain-reverse'],
   verify: ['verify'],
-  flip: ['flip', 'stop-reverse', 'unfence-sources'],
+  flip: ['flip', 'unfence-sources'],
 };
 
 const posOf = (db: Db) => db.value<string>('SELECT @@global.gtid_binlog_pos').then((x) => String(x ?? ''));
@@ -184,7 +187,7 @@ export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals
 
   const stop: Step<CutoverParams> = {
     name: 'stop-reverse',
-    describe: () => ({ does: 'stop the reverse stream (everything the target took is at the sources) and drop its checkpoints' }),
+    describe: () => ({ does: 'stop the reverse stream (everything the target took is at the sources, and the target is fenced) and drop its checkpoints' }),
     async do() {
       const t0 = Date.now();
       const r = await stopReverse(loadTopology(p.topologyPath), p.move);
@@ -226,7 +229,7 @@ export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals
     async preflight() {
       return refusals;
     },
-    steps: [blockRoutes, fenceTarget, finalPos, reverseRunningStep, drain, verify, flip, stop, unfenceSources, everywhere],
+    steps: [blockRoutes, fenceTarget, finalPos, reverseRunningStep, drain, verify, flip, unfenceSources, stop, everywhere],
   };
 }
 
