@@ -238,6 +238,11 @@ test('cut-over under the writes of a client following the route record: no write
   await old.exec('CREATE TABLE cz.acct (id INT PRIMARY KEY, v INT NOT NULL, at VARCHAR(8) NOT NULL)');
   await old.exec('INSERT INTO cz.acct SELECT seq, seq, "seed" FROM cz.seq_1_to_2000');
   declareMove();
+  // refused while no job follows the move: nothing fenced, the route untouched
+  const early = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute']);
+  assert.equal(early.code, 4, show(early));
+  assert.match(early.json().refusals.join('\n'), /dbus start mv --execute/);
+  assert.deepEqual((await fenceState(old, MOVE, [{ schema: 'cz', table: 'acct' }])).open, ['cz.acct']);
   await startMoveJob();
   const client = new RouteClient({ old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000);
   client.start();
