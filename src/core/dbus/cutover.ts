@@ -31,7 +31,7 @@ import { readJob, type Plan, type Step, type StepsResult, type JobSummary } from
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { leaseRows } from '../job/job.js';
 import { CLUSTER_TARGET } from '../job/lease.js';
-import { driveGz, deadJobOf, spanOf, doneDetails, windowOf, clusterLeases, type WindowGroups, type GzWindow } from '../gz/index.js';
+import { driveGz, deadJobOf, spanOf, doneDetails, windowOf, clusterLeases, KeptConnections, type WindowGroups, type GzWindow } from '../gz/index.js';
 import { loadMove, type DbusMove, type DbusEndpointRef } from './spec.js';
 import { dbusStatus, waitApplied, type DbusStatus } from './status.js';
 import { startStream, type StreamHandle } from './run.js';
@@ -404,8 +404,9 @@ export async function endMoveJob(ctx: Ctx, move: string, state: 'cut-over' | 'ro
 
 const posOf = (db: Db) => db.value<string>('SELECT @@global.gtid_binlog_pos').then((x) => String(x ?? ''));
 
-export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = []): Plan<CutoverParams> {
-  const sides = sidesOf(ctx, p);
+export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<CutoverParams> {
+  // inside the window: connections opened before it and kept (a fresh one per use cost tens of ms under load)
+  const sides = sidesOf(kept?.ctx ?? ctx, p);
   const live: { positions?: Record<string, string>; blockedVersion?: number } = {};
   const lockWaitS = Math.max(1, Math.ceil(p.lockWaitMs / 1000));
   const base = baseRoute(p);
@@ -417,6 +418,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     describe: () => ({ does: `before the window: start the reverse stream's process (${label(p.target)} -> ${p.sources.map(label).join(', ')}), ready but not streaming until the target's position is known` }),
     async do(sc) {
       const info = await prepareReverse(ctx, p, sc.signal);
+      await kept?.prepare(allSides(p).map((x) => sides.node(x)));
       return { pid: info.pid, host: info.host };
     },
     async undo() {
@@ -785,7 +787,7 @@ export async function finishReport(ctx: Ctx, r: DbusCutoverReport, p: CutoverPar
 }
 
 /** Drive a plan under the move's cut-over lease at the target (journal there too). */
-export async function drive<P>(ctx: Ctx, p: CutoverParams, o: { kind: string; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (id: string) => Plan<P> }) {
+export async function drive<P>(ctx: Ctx, p: CutoverParams, o: { kind: string; mode: 'run' | 'resume' | 'rollback'; jobId?: string; leaseMs?: number; refusals: string[]; plan: (id: string) => Plan<P>; close?: () => Promise<void> }) {
   return driveGz(ctx, {
     cluster: cutoverLeaseCluster(p.move),
     topologyPath: p.topologyPath,
@@ -796,6 +798,7 @@ export async function drive<P>(ctx: Ctx, p: CutoverParams, o: { kind: string; mo
     ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}),
     refusals: o.refusals,
     plan: o.plan,
+    ...(o.close ? { close: o.close } : {}),
   });
 }
 
@@ -847,7 +850,8 @@ export async function dbusCutover(ctx: Ctx, o: DbusCutoverOptions): Promise<Dbus
   }
   if (!o.execute) return r;
   const p = as.params;
-  const d = await drive(ctx, p, { kind: DBUS_CUTOVER_KIND, mode: 'run', refusals: as.refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => cutoverPlan(ctx, p, id, as.refusals) });
+  const kept = new KeptConnections(ctx);
+  const d = await drive(ctx, p, { kind: DBUS_CUTOVER_KIND, mode: 'run', refusals: as.refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => cutoverPlan(ctx, p, id, as.refusals, kept), close: () => kept.closeAll() });
   return finishReport(ctx, r, p, d);
 }
 

@@ -17,7 +17,7 @@ import { flavorOf } from '../db/server.js';
 import { ExitCode, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
 import type { Plan, Step } from '../steps/engine.js';
-import { spanOf, type WindowGroups } from '../gz/index.js';
+import { spanOf, KeptConnections, type WindowGroups } from '../gz/index.js';
 import { loadMove } from './spec.js';
 import { fenceTables, unfenceTables, fenceState } from './fence.js';
 import { readRouteAt, type DbusRoute } from './route.js';
@@ -60,8 +60,8 @@ async function loadVerify(): Promise<((ctx: Ctx, move: import('./spec.js').DbusM
   }
 }
 
-export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = []): Plan<CutoverParams> {
-  const sides = sidesOf(ctx, p);
+export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<CutoverParams> {
+  const sides = sidesOf(kept?.ctx ?? ctx, p);
   const live: { finalPos?: string } = {};
   const lockWaitS = Math.max(1, Math.ceil(p.lockWaitMs / 1000));
   const label = (s: CutoverParams['target']) => s.ref.label;
@@ -284,7 +284,9 @@ export async function dbusRollback(ctx: Ctx, o: DbusRollbackOptions): Promise<Db
     }
     if (!o.execute) return r;
     await closeAll(dbs);
-    const d = await drive(ctx, p, { kind: DBUS_ROLLBACK_KIND, mode: 'run', refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => rollbackPlan(ctx, p, id, refusals) });
+    const kept = new KeptConnections(ctx);
+    await kept.prepare([p.target, ...p.sources].map((x) => sidesOf(ctx, p).node(x)));
+    const d = await drive(ctx, p, { kind: DBUS_ROLLBACK_KIND, mode: 'run', refusals, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}), plan: (id) => rollbackPlan(ctx, p, id, refusals, kept), close: () => kept.closeAll() });
     return finishReport(ctx, r, p, d, WINDOW);
   } finally {
     await closeAll(dbs);

@@ -41,9 +41,16 @@ export function writesGoTo(r: Pick<DbusRoute, 'home' | 'state' | 'target' | 'sou
   return { server, wait: r.state === 'blocked' };
 }
 
+/** connections that have seen the table (a kept connection asks once) */
+const seen = new WeakSet<Db>();
+
 export async function ensureRouteTable(db: Db): Promise<void> {
+  if (seen.has(db)) return;
   const have = await db.value<number>('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, ROUTES_TABLE]);
-  if (Number(have) > 0) return;
+  if (Number(have) > 0) {
+    seen.add(db);
+    return;
+  }
   await db.exec('SET SESSION sql_log_bin = 0');
   try {
     await db.exec(`CREATE DATABASE IF NOT EXISTS ${quoteId(STATE_SCHEMA)} DEFAULT CHARACTER SET utf8mb4`);
@@ -53,6 +60,7 @@ export async function ensureRouteTable(db: Db): Promise<void> {
       doc JSON NOT NULL,
       published_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
     ) ENGINE=InnoDB`);
+    seen.add(db);
   } finally {
     await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);
   }
@@ -60,9 +68,14 @@ export async function ensureRouteTable(db: Db): Promise<void> {
 
 /** The move's route at this server; undefined when none was ever written there. */
 export async function readRouteAt(db: Db, move: string): Promise<DbusRoute | undefined> {
-  const have = await db.value<number>('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [STATE_SCHEMA, ROUTES_TABLE]);
-  if (!Number(have)) return undefined;
-  const row = await db.one<{ version: number | string; doc: string; at: string }>(`SELECT version, doc, CAST(published_at AS CHAR) AS at FROM ${T()} WHERE move = ?`, [move]);
+  let row: { version: number | string; doc: string; at: string } | undefined;
+  try {
+    row = await db.one<{ version: number | string; doc: string; at: string }>(`SELECT version, doc, CAST(published_at AS CHAR) AS at FROM ${T()} WHERE move = ?`, [move]);
+  } catch (e) {
+    // no table yet: nothing was ever published there
+    if ((e as { code?: string }).code === 'ER_NO_SUCH_TABLE') return undefined;
+    throw e;
+  }
   if (!row) return undefined;
   const doc = (typeof row.doc === 'string' ? JSON.parse(row.doc) : row.doc) as DbusRoute;
   return { ...doc, move, version: Number(row.version), publishedAt: row.at };
