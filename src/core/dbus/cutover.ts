@@ -128,7 +128,7 @@ export interface VerifyDifference { table: string; key: unknown[]; why: string }
 type DbusVerifyFn = (ctx: Ctx, move: DbusMove, o: { tables?: string[]; settleMs?: number; signal?: AbortSignal }) => Promise<{ differences: VerifyDifference[] }>;
 
 /** C2's verify (src/core/dbus/verify.ts), when this build has it. */
-async function loadVerify(): Promise<DbusVerifyFn | null> {
+export async function loadVerify(): Promise<DbusVerifyFn | null> {
   const where = './verify.js';
   try {
     const m = (await import(where)) as { dbusVerify?: DbusVerifyFn };
@@ -709,6 +709,7 @@ export async function assessCutover(ctx: Ctx, o: DbusCutoverOptions): Promise<As
       out.noop = `dbus ${s.move.name} is cut over already (route record version ${s.route.version}: the target ${s.route.target.label} is home)`;
       return out;
     }
+    if (!o.force && !(await loadVerify())) refusals.push('dbus verify is not in this build: the rows could not be compared before the flip (pass --force to cut over without comparing)');
     if (s.route?.state === 'blocked') refusals.push(`the route record of ${s.move.name} is blocked (version ${s.route.version}, ${s.route.reason}): a cut-over or rollback is under way or died (\`ezctl jobs\`)`);
     // the move's job: running, copy done, following within --max-lag
     const maxLagMs = o.maxLagMs ?? CUTOVER_DEFAULTS.maxLagMs;

@@ -25,7 +25,7 @@ import { reverseStreamName } from './sides.js';
 import { clearApplyState, ensureApplyCheckpoint } from '../apply/checkpoint.js';
 import {
   DBUS_CUTOVER_KIND, DBUS_ROLLBACK_KIND, CUTOVER_DEFAULTS, cutoverPlan, sidesOf, publishRoute, readRoute, baseRoute, ensureReverse, stopReverse, reverseRunning, reverseApplied,
-  assessSides, deadJobAt, emptyReport, stepList, finishReport, drive, findJob, type CutoverParams, type DbusCutoverReport, type VerifyDifference,
+  assessSides, deadJobAt, loadVerify, emptyReport, stepList, finishReport, drive, findJob, type CutoverParams, type DbusCutoverReport, type VerifyDifference,
 } from './cutover.js';
 import { refNode } from './sides.js';
 
@@ -49,16 +49,6 @@ const WINDOW: WindowGroups = {
 
 const posOf = (db: Db) => db.value<string>('SELECT @@global.gtid_binlog_pos').then((x) => String(x ?? ''));
 const flavorAt = (db: Db) => db.value<string>('SELECT VERSION()').then((v) => flavorOf(String(v ?? '')));
-
-async function loadVerify(): Promise<((ctx: Ctx, move: import('./spec.js').DbusMove, o: { settleMs?: number; signal?: AbortSignal }) => Promise<{ differences: VerifyDifference[] }>) | null> {
-  const where = './verify.js';
-  try {
-    const m = (await import(where)) as { dbusVerify?: never };
-    return m.dbusVerify ?? null;
-  } catch {
-    return null;
-  }
-}
 
 export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<CutoverParams> {
   const sides = sidesOf(kept?.ctx ?? ctx, p);
@@ -259,6 +249,7 @@ export async function dbusRollback(ctx: Ctx, o: DbusRollbackOptions): Promise<Db
       r.message = `dbus ${o.name} is not cut over (route record version ${s.route?.version ?? 0}: the sources are home): nothing to roll back`;
       return r;
     }
+    if (!o.force && !(await loadVerify())) refusals.push('dbus verify is not in this build: the rows could not be compared before the flip back (pass --force to roll back without comparing)');
     if (s.route.state === 'blocked') refusals.push(`the route record of ${o.name} is blocked (version ${s.route.version}, ${s.route.reason}): another cut-over or rollback is under way (\`ezctl jobs\`)`);
     const tf = dbs ? await fenceState(dbs.target, s.move.name, s.target.tables) : null;
     const p: CutoverParams = {
