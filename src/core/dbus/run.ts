@@ -78,28 +78,83 @@ const IDLE_CHECKPOINT_MS = 100;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
-    const t = setTimeout(r, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return r();
+    const done = () => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       r();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
-/** The tables a DDL statement names, as schema.table (default schema for unqualified names). */
-export function ddlTables(query: string, defaultSchema: string): TableRef[] | undefined {
-  const q = query.replace(/\/\*.*?\*\//gs, ' ').replace(/--[^\n]*\n/g, ' ').trim();
-  if (!/^(ALTER\s+(ONLINE\s+|IGNORE\s+)*TABLE|RENAME\s+TABLE|DROP\s+(TEMPORARY\s+)?TABLE|TRUNCATE|CREATE\s+(OR\s+REPLACE\s+)?(UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX|DROP\s+INDEX|CREATE\s+(OR\s+REPLACE\s+)?TABLE|OPTIMIZE|REPAIR)\b/i.test(q)) return undefined;
-  const out: TableRef[] = [];
-  const ident = '(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))';
-  const re = new RegExp(`${ident}(?:\\s*\\.\\s*${ident})?`, 'g');
-  const un = (a?: string, b?: string) => (a !== undefined ? a.replace(/``/g, '`') : b);
+interface Tok { w: string; quoted: boolean }
+
+/** Words, `quoted identifiers`, and the punctuation . , ( of a statement (comments and strings dropped). */
+function tokenize(q: string): Tok[] {
+  const out: Tok[] = [];
+  const re = /\/\*[\s\S]*?\*\/|--[^\n]*|#[^\n]*|`((?:[^`]|``)*)`|'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*"|([A-Za-z0-9_$]+)|([.,(])/g;
   for (const m of q.matchAll(re)) {
-    const first = un(m[1], m[2]);
-    const second = un(m[3], m[4]);
-    if (second !== undefined) out.push({ schema: first!, table: second });
-    else if (first !== undefined) out.push({ schema: defaultSchema, table: first });
+    if (m[1] !== undefined) out.push({ w: m[1].replace(/``/g, '`'), quoted: true });
+    else if (m[2] !== undefined) out.push({ w: m[2], quoted: false });
+    else if (m[3] !== undefined) out.push({ w: m[3], quoted: false });
   }
   return out;
+}
+
+/**
+ * The tables a DDL statement changes, as schema.table (the default schema for unqualified names):
+ * ALTER/RENAME/DROP/TRUNCATE/CREATE TABLE, CREATE/DROP INDEX ... ON. Undefined for any other
+ * statement (DML logged as a statement, CREATE DATABASE, GRANT, OPTIMIZE: no change of shape).
+ */
+export function ddlTables(query: string, defaultSchema: string): TableRef[] | undefined {
+  const t = tokenize(query);
+  const is = (i: number, ...words: string[]) => t[i] !== undefined && !t[i]!.quoted && words.includes(t[i]!.w.toUpperCase());
+  const name = (i: number): [TableRef, number] | undefined => {
+    if (!t[i] || t[i]!.w === '.' || t[i]!.w === ',' || t[i]!.w === '(') return undefined;
+    if (t[i + 1]?.w === '.' && t[i + 2]) return [{ schema: t[i]!.w, table: t[i + 2]!.w }, i + 3];
+    return [{ schema: defaultSchema, table: t[i]!.w }, i + 1];
+  };
+  const skip = (i: number, ...words: string[]) => {
+    while (is(i, ...words)) i++;
+    return i;
+  };
+  const list = (i: number, sep: (j: number) => number): TableRef[] => {
+    const out: TableRef[] = [];
+    for (;;) {
+      const n = name(i);
+      if (!n) return out;
+      out.push(n[0]);
+      i = sep(n[1]);
+      if (i < 0) return out;
+    }
+  };
+  const onName = (): TableRef[] => {
+    const at = t.findIndex((x, i) => i > 0 && !x.quoted && x.w.toUpperCase() === 'ON');
+    const n = at > 0 ? name(at + 1) : undefined;
+    return n ? [n[0]] : [];
+  };
+  if (is(0, 'ALTER')) {
+    const i = skip(1, 'ONLINE', 'IGNORE');
+    if (!is(i, 'TABLE')) return undefined;
+    const n = name(skip(i + 1, 'IF', 'EXISTS'));
+    return n ? [n[0]] : [];
+  }
+  if (is(0, 'RENAME') && is(1, 'TABLE', 'TABLES')) return list(2, (j) => (is(j, 'TO') ? j + 1 : t[j]?.w === ',' ? j + 1 : -1));
+  if (is(0, 'DROP') && (is(1, 'TABLE', 'TABLES') || (is(1, 'TEMPORARY') && is(2, 'TABLE')))) return list(skip(skip(1, 'TEMPORARY', 'TABLE', 'TABLES'), 'IF', 'EXISTS'), (j) => (t[j]?.w === ',' ? j + 1 : -1));
+  if (is(0, 'TRUNCATE')) {
+    const n = name(skip(1, 'TABLE'));
+    return n ? [n[0]] : [];
+  }
+  if (is(0, 'CREATE')) {
+    const i = skip(1, 'OR', 'REPLACE', 'TEMPORARY', 'UNIQUE', 'FULLTEXT', 'SPATIAL');
+    if (is(i, 'INDEX')) return onName();
+    if (!is(i, 'TABLE')) return undefined;
+    const n = name(skip(i + 1, 'IF', 'NOT', 'EXISTS'));
+    return n ? [n[0]] : [];
+  }
+  if (is(0, 'DROP') && is(1, 'INDEX')) return onName();
+  return undefined;
 }
 
 /** Start one stream (contract C1 -> C3: the same runner forward and reversed). */
