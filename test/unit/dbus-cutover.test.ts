@@ -62,3 +62,22 @@ test('route record: the newest version wins; writes go to the home (the source a
   assert.deepEqual(writesGoTo(r(1, 'sources'), 'b'), { server: { label: 'b', host: 'h2', port: 2 }, wait: false });
   assert.deepEqual(writesGoTo(r(1, 'target', 'blocked'), 'b'), { server: { label: 'n', host: 'h3', port: 3 }, wait: true });
 });
+
+test('the plans: one point of no return, the fence before the final positions, the reverse stream before the flip, the forward job ended before the target takes writes', async () => {
+  const { cutoverPlan } = await import('../../src/core/dbus/cutover.js');
+  const { rollbackPlan } = await import('../../src/core/dbus/rollback.js');
+  const { validatePlan } = await import('../../src/core/steps/engine.js');
+  const side = (label: string) => ({ ref: { label, dsn: `h=${label}` }, host: label, port: 1, tables: [{ schema: 's', table: 't' }] });
+  const p = { move: 'mv', topologyPath: '/nonexistent.yaml', sources: [side('a')], target: side('n'), routeVersion: 0, targetFencedBefore: false, sourcesFencedBefore: false, lockWaitMs: 3000, timeoutMs: 30000, force: false };
+  const ctx = {} as never;
+  const cut = cutoverPlan(ctx, p, 'j');
+  validatePlan(cut);
+  const names = cut.steps.map((s) => s.name);
+  assert.deepEqual(names, ['prepare-reverse', 'block-routes', 'fence-sources', 'final-positions', 'wait-applied', 'verify', 'fence-target', 'reverse-stream', 'flip', 'end-forward', 'unfence-target', 'routes-everywhere']);
+  assert.equal(cut.steps.find((s) => s.pointOfNoReturn)?.name, 'flip');
+  const back = rollbackPlan(ctx, p, 'j');
+  validatePlan(back);
+  assert.deepEqual(back.steps.map((s) => s.name), ['block-routes', 'fence-target', 'final-position', 'reverse-running', 'drain-reverse', 'verify', 'flip', 'unfence-sources', 'stop-reverse', 'routes-everywhere']);
+  assert.equal(back.kind, 'dbus-rollback');
+  assert.equal(cut.kind, 'dbus-cutover');
+});
