@@ -20,7 +20,6 @@ import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import { loadTopology } from '../config/load.js';
 import type { Db } from '../db/connect.js';
-import { flavorOf } from '../db/server.js';
 import { gtidCovers } from '../db/gtid.js';
 import { loadApplyState, clearApplyState, ensureApplyCheckpoint } from '../apply/checkpoint.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
@@ -39,7 +38,7 @@ import { dbusJob, socketFor } from './job.js';
 import { sendJob } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
-import { refNode, serverRef, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
+import { refNode, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
 
 /** bin/ezctl of this very build (the reverse stream runs it; a library caller's argv[1] is not ezctl) */
 const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));

@@ -25,7 +25,7 @@ import { reverseStreamName } from './sides.js';
 import { clearApplyState, ensureApplyCheckpoint } from '../apply/checkpoint.js';
 import {
   DBUS_CUTOVER_KIND, DBUS_ROLLBACK_KIND, CUTOVER_DEFAULTS, cutoverPlan, sidesOf, publishRoute, readRoute, baseRoute, ensureReverse, stopReverse, reverseRunning, reverseApplied,
-  assessSides, deadJobAt, loadVerify, emptyReport, stepList, finishReport, drive, findJob, type CutoverParams, type DbusCutoverReport, type VerifyDifference,
+  assessSides, deadJobAt, loadVerify, emptyReport, stepList, finishReport, drive, findJob, type CutoverParams, type DbusCutoverReport,
 } from './cutover.js';
 import { refNode } from './sides.js';
 

@@ -2,7 +2,6 @@
 // a node (a zone master by cluster/zone, or an instance by DSN with the topology file's
 // credentials), the moved tables on each side (what the fence covers), and the mappings of the
 // reverse stream (target -> sources: every forward mapping turned around).
-import type { Ctx } from '../context.js';
 import type { Topology, ResolvedNode } from '../config/load.js';
 import { parseConnectionString } from '../config/dsn.js';
 import type { Db } from '../db/connect.js';
@@ -27,7 +26,6 @@ export function refNode(topo: Topology, ref: DbusEndpointRef): ResolvedNode {
   return { ...m, name: `${ref.label} (${m.name})` };
 }
 
-export const serverRef = (label: string, n: ResolvedNode): DbusServerRef => ({ label, host: n.host, port: n.port });
 
 /** Each source's moved tables (the fence on the sources), keyed by source label. */
 export function sourceTables(move: DbusMove): Map<string, FenceTable[]> {
