@@ -15,7 +15,8 @@
 //     writes of the client around it, against the apply lag at the start (target: window <= lag + 1 s).
 //
 // Run: `npx tsc -p tsconfig.json && flock /work/bench.lock node scripts/run-bench.mjs dbus`.
-// BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S, BENCH_CUTOVERS, BENCH_OUT (a JSON file).
+// BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_SKIP_PEERS=1 (no
+// mydumper|myloader, no INSERT ... SELECT), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -163,23 +164,31 @@ async function main(): Promise<void> {
     say(`loaded ${ROWS} rows; load ${load()}`);
 
     // 1. copy: INSERT ... SELECT on the source, mydumper | myloader, ezctl dbus start
-    await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
+    const peers = process.env.BENCH_SKIP_PEERS !== '1';
     let t0 = performance.now();
+    let insertSelectMs = NaN;
+    let dumpMs = NaN;
+    let loadMs = NaN;
+    let loaded = 0;
+    if (peers) {
+    await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
+    t0 = performance.now();
     await src.exec('INSERT INTO bench.t_copy SELECT * FROM bench.t');
-    const insertSelectMs = performance.now() - t0;
+    insertSelectMs = performance.now() - t0;
     await src.exec('DROP TABLE bench.t_copy');
     const cnf = join(sb.dir, 'client.cnf');
     const dump = join(tmp, 'dump');
     t0 = performance.now();
     let r = spawnSync('mydumper', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(bj.port), '-B', 'bench', '-o', dump, '-t', '2', '-r', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`mydumper: ${r.stderr}`);
-    const dumpMs = performance.now() - t0;
+    dumpMs = performance.now() - t0;
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`myloader: ${r.stderr}`);
-    const loadMs = performance.now() - t0;
-    const loaded = Number(await dst.value('SELECT COUNT(*) FROM bench_my.t'));
+    loadMs = performance.now() - t0;
+    loaded = Number(await dst.value('SELECT COUNT(*) FROM bench_my.t'));
     await dst.exec('DROP DATABASE bench_my');
+    }
     appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n`);
     const ezctlMs = await startMove(false);
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
@@ -190,10 +199,11 @@ async function main(): Promise<void> {
     };
     say(`copy: ${JSON.stringify(out.copy)}; load ${load()}`);
 
-    // 2. catch-up after a pause under the writer
+    // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)
     const w = new Writer({ old: await sb.db('bj-master'), new: await sb.db('sh-master') }, TPS);
     w.start();
     await sleep(3000);
+    if (PAUSE_S > 0) {
     await dbusControl(ctx(), { name: MOVE }, 'pause');
     const ackedAtPause = w.acked;
     await sleep(PAUSE_S * 1000);
@@ -206,6 +216,7 @@ async function main(): Promise<void> {
     const writeRate = backlog / PAUSE_S;
     out.catchUp = { pausedS: PAUSE_S, backlogTx: backlog, writeRatePerS: Math.round(writeRate), catchUpMs: Math.round(catchupMs), applyRatePerS: Math.round(backlog / (catchupMs / 1000)), ratio: Number((backlog / (catchupMs / 1000) / writeRate).toFixed(1)), reached: reached.reached };
     say(`catch-up: ${JSON.stringify(out.catchUp)}; load ${load()}`);
+    }
 
     // 3. cut-over windows under the route-following writer
     const cuts: Array<Record<string, unknown>> = [];

@@ -168,15 +168,14 @@ export function sidesOf(ctx: Ctx, p: Pick<CutoverParams, 'topologyPath'>): Sides
 const label = (s: SideParams) => s.ref.label;
 const allSides = (p: CutoverParams) => [p.target, ...p.sources];
 
-/** Publish the route to every side (the first of `order` first), all required; a higher version anywhere refuses it. */
+/** Publish the route to every side at once, all required; a higher version anywhere refuses it. */
 export async function publishRoute(sides: Sides, order: SideParams[], r: DbusRoute): Promise<{ written: string[] }> {
-  const written: string[] = [];
-  for (const s of order) {
-    const res = await sides.with(s, (db) => writeRouteAt(db, r));
-    if (res === 'newer') throw refused(`the route record of dbus ${r.move} at ${label(s)} holds a version above ${r.version}: another job changed it`, { hint: 'see `ezctl dbus status`; nothing further was written' });
-    written.push(label(s));
-  }
-  return { written };
+  // one row per server: a move within one instance (a rename) has its source and target there
+  const once = order.filter((s, i) => order.findIndex((x) => x.host === s.host && x.port === s.port) === i);
+  const res = await Promise.all(once.map((s) => sides.with(s, (db) => writeRouteAt(db, r)).then((x) => ({ s, x }))));
+  const newer = res.find((e) => e.x === 'newer');
+  if (newer) throw refused(`the route record of dbus ${r.move} at ${label(newer.s)} holds a version above ${r.version}: another job changed it`, { hint: 'see `ezctl dbus status`' });
+  return { written: res.map((e) => label(e.s)) };
 }
 
 /** The newest route among the sides (unreachable ones skipped). */
@@ -451,11 +450,12 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async do(sc) {
       const t0 = Date.now();
       const fenced: Record<string, number> = {};
-      for (const s of p.sources) {
-        sc.waitingFor(`the fence of ${label(s)}'s tables`);
+      sc.waitingFor(`the fence of ${p.sources.map(label).join(', ')}'s tables`);
+      // every source at once: the window is the slowest one's, not their sum
+      await Promise.all(p.sources.map(async (s) => {
         const r = await sides.with(s, (db) => fenceTables(db, p.move, s.tables, { lockWaitS, why: `is being cut over to ${label(p.target)}: wait, then write there` }));
         fenced[label(s)] = r.ms;
-      }
+      }));
       return { fenceMs: fenced, span: spanOf(t0) };
     },
     async undo() {
@@ -471,7 +471,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async do() {
       const t0 = Date.now();
       const positions: Record<string, string> = {};
-      for (const s of p.sources) positions[label(s)] = await sides.with(s, posOf);
+      await Promise.all(p.sources.map(async (s) => (positions[label(s)] = await sides.with(s, posOf))));
       live.positions = positions;
       return { positions, span: spanOf(t0) };
     },
@@ -568,7 +568,7 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
       // the new home first: a client reading the target finds the flip as soon as it exists anywhere
       await publishRoute(sides, [p.target], r);
       const missed: string[] = [];
-      for (const s of p.sources) await publishRoute(sides, [s], r).catch((e: Error) => missed.push(`${label(s)}: ${e.message}`));
+      await Promise.all(p.sources.map((s) => publishRoute(sides, [s], r).catch((e: Error) => missed.push(`${label(s)}: ${e.message}`))));
       return { version: r.version, missed, span: spanOf(t0) };
     },
     async check() {
