@@ -258,13 +258,16 @@ export async function prepareReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | '
 }
 
 /** Give the ready reverse stream its start position (the target's), and wait until its streams run. */
-export async function goReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | 'topologyPath' | 'spec'>, from: string, signal?: AbortSignal): Promise<ReverseInfo> {
+export async function goReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | 'topologyPath' | 'spec'>, from: string, signal?: AbortSignal, o: { wait?: boolean } = {}): Promise<ReverseInfo> {
   const topo = loadTopology(p.topologyPath);
   const info = reverseRunning(topo, p.move) ?? (await prepareReverse(ctx, p, signal));
   if (info.from !== null) return info;
   const dir = reverseDir(topo, p.move);
-  writeFileSync(join(dir, 'go.json.tmp'), JSON.stringify({ from }), { mode: 0o600 });
-  renameSync(join(dir, 'go.json.tmp'), join(dir, 'go.json'));
+  if (!existsSync(join(dir, 'go.json'))) {
+    writeFileSync(join(dir, 'go.json.tmp'), JSON.stringify({ from }), { mode: 0o600 });
+    renameSync(join(dir, 'go.json.tmp'), join(dir, 'go.json'));
+  }
+  if (o.wait === false) return { ...info, from };
   return waitInfo(topo, p.move, { pid: info.pid, streaming: true, ...(signal ? { signal } : {}), log: join(dir, 'reverse.log') });
 }
 
@@ -405,7 +408,7 @@ const posOf = (db: Db) => db.value<string>('SELECT @@global.gtid_binlog_pos').th
 export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<CutoverParams> {
   // inside the window: connections opened before it and kept (a fresh one per use cost tens of ms under load)
   const sides = sidesOf(kept?.ctx ?? ctx, p);
-  const live: { positions?: Record<string, string>; blockedVersion?: number } = {};
+  const live: { positions?: Record<string, string>; blockedVersion?: number; reverseFrom?: string } = {};
   const lockWaitS = Math.max(1, Math.ceil(p.lockWaitMs / 1000));
   const base = baseRoute(p);
   const route = (version: number, home: DbusRoute['home'], state: DbusRoute['state'], reason: string, reverse?: DbusRoute['reverse']): DbusRoute => ({ ...base, version, home, state, job: jobId, reason, ...(reverse !== undefined ? { reverse } : {}) });
@@ -535,12 +538,13 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
 
   const reverse: Step<CutoverParams> = {
     name: 'reverse-stream',
-    describe: () => ({ does: `start the reverse stream ${label(p.target)} -> ${p.sources.map(label).join(', ')} (a process of its own, from the target's position now): the target's writes reach the sources, so a rollback loses nothing` }),
+    describe: () => ({ does: `give the reverse stream ${label(p.target)} -> ${p.sources.map(label).join(', ')} (its process ready since prepare-reverse) the target's position now, its start: the target's writes reach the sources, so a rollback loses nothing (that it streams is waited for after the window, in routes-everywhere)` }),
     async do(sc) {
       const t0 = Date.now();
       const from = await sides.with(p.target, posOf);
-      const info = await goReverse(ctx, p, from, sc.signal);
-      return { reverseFrom: info.from, reversePid: info.pid, reverseHost: info.host, streams: info.streams, span: spanOf(t0) };
+      const info = await goReverse(ctx, p, from, sc.signal, { wait: false });
+      live.reverseFrom = from;
+      return { reverseFrom: from, reversePid: info.pid, reverseHost: info.host, span: spanOf(t0) };
     },
     async undo() {
       const topo = loadTopology(p.topologyPath);
@@ -564,7 +568,8 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
         throw refused(`the route record of ${p.move} is not the one this cut-over blocked (version ${cur.version}: ${'reason' in cur ? cur.reason : ''}): another job changed it`, { hint: 'nothing flipped' });
       }
       const rv = readReverseInfo(loadTopology(p.topologyPath), p.move);
-      const r = route(cur.version + 1, 'target', 'active', `dbus cutover ${jobId}: flip to ${label(p.target)}`, rv && rv.from !== null ? { host: rv.host, pid: rv.pid, from: rv.from, streams: rv.streams } : null);
+      const from = live.reverseFrom ?? rv?.from ?? null;
+      const r = route(cur.version + 1, 'target', 'active', `dbus cutover ${jobId}: flip to ${label(p.target)}`, rv && from !== null ? { host: rv.host, pid: rv.pid, from, streams: p.sources.map((s) => reverseStreamName(p.move, label(s))) } : null);
       // the new home first: a client reading the target finds the flip as soon as it exists anywhere
       await publishRoute(sides, [p.target], r);
       const missed: string[] = [];
@@ -599,17 +604,20 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
 
   const everywhere: Step<CutoverParams> = {
     name: 'routes-everywhere',
-    describe: () => ({ does: 'write the newest route record at every side that missed it; the sources stay fenced (only the reverse stream writes there)' }),
+    describe: () => ({ does: 'wait until the reverse stream streams (started again from its position when its process is gone); write the newest route record at every side that missed it; the sources stay fenced (only the reverse stream writes there)' }),
     async do() {
       const r = await readRoute(sides, p);
       if (!r || r.home !== 'target') throw runtimeError(`the route record of ${p.move} does not name the target home (version ${r?.version ?? 0})`);
+      const from = live.reverseFrom ?? r.reverse?.from;
+      if (from === undefined) throw runtimeError(`the reverse stream's start position of ${p.move} is not in its route record`, { hint: 'see the journal of this job (reverse-stream: reverseFrom) and start it with `ezctl dbus reverse NAME --from POS`' });
+      const rev = await ensureReverse(ctx, p, from);
       const { written } = await publishRoute(sides, allSides(p), r);
       // the sources' fence stays, and its message now says where the writes go
       for (const s of p.sources) {
         const st = await sides.with(s, (db) => fenceState(db, p.move, s.tables));
         if (st.open.length || st.partial.length) await sides.with(s, (db) => fenceTables(db, p.move, s.tables, { lockWaitS: Math.max(lockWaitS, 10), why: `moved to ${label(p.target)}` }));
       }
-      return { version: r.version, written };
+      return { version: r.version, written, reverse: { pid: rev.pid, from: rev.from } };
     },
   };
 
