@@ -35,7 +35,7 @@ import { loadMove, type DbusMove, type DbusEndpointRef } from './spec.js';
 import { dbusStatus, waitApplied, type DbusStatus } from './status.js';
 import { startStream, type StreamHandle } from './run.js';
 import { dbusJob, socketFor } from './job.js';
-import { sendJob } from '../control/commands.js';
+import { sendJob, noJobAnswers } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
 import { refNode, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
@@ -387,17 +387,23 @@ const RUNNING: ReadonlyArray<DbusStatus['state']> = ['planned', 'copying', 'foll
 export async function endMoveJob(ctx: Ctx, move: string, state: 'cut-over' | 'rolled-back'): Promise<{ ended: string; jobId?: string }> {
   const st = await dbusStatus(ctx, move).catch(() => null);
   if (!st || !RUNNING.includes(st.state)) return { ended: `not running (${st?.state ?? 'no job'})` };
+  const at = { kind: dbusJob, path: await socketFor(ctx, move), job: `dbus job of move ${move}`, fix: `it runs elsewhere (${st.holder}): end it there with the same command` };
   try {
-    await sendJob({ kind: dbusJob, path: await socketFor(ctx, move), job: `dbus job of move ${move}`, fix: `it runs elsewhere (${st.holder}): end it there with the same command` }, 'end', { state });
+    await sendJob(at, 'end', { state });
   } catch (e) {
     throw runtimeError(`the dbus job ${st.jobId} of move ${move} could not be ended here: ${(e as Error).message}`, { hint: `it runs as ${st.holder}: resume this job on that host` });
   }
+  // the job stops its streams, then closes its control socket: once nothing answers there, no
+  // stream of it applies any more (asked over the socket: cheap, unlike its status from the servers)
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const now = await dbusStatus(ctx, move).catch(() => null);
-    if (!now || !RUNNING.includes(now.state)) return { ended: now?.state ?? 'gone', jobId: st.jobId };
-    if (Date.now() > deadline) throw runtimeError(`the dbus job ${st.jobId} of move ${move} was told to end but still runs (${now.state}) after 15 s`, { hint: 'stop it (dbus abort keeps the target), then resume this job' });
-    await new Promise((r) => setTimeout(r, 50));
+    try {
+      await sendJob(at, 'status', undefined, 1000);
+    } catch (e) {
+      if (noJobAnswers(e) || noJobAnswers((e as { cause?: unknown }).cause)) return { ended: state, jobId: st.jobId };
+    }
+    if (Date.now() > deadline) throw runtimeError(`the dbus job ${st.jobId} of move ${move} was told to end but still answers after 15 s`, { hint: 'stop it (dbus abort keeps the target), then resume this job' });
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
