@@ -2,9 +2,11 @@
 // Runs every test file under test/ with node's test runner (TypeScript through tsx).
 // Usage: node scripts/run-tests.mjs [unit|integration|path...] [--test-name-pattern=...]
 // Integration files each start their own sandbox on free ports; two run at a time on 2 cores.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 function walk(dir) {
   let out = [];
@@ -43,11 +45,24 @@ const concurrency = process.env.EZCTL_TEST_CONCURRENCY ?? '2';
 // run has a hard limit (its process group is killed) so CI always finishes and reports.
 const perTestMs = process.env.EZCTL_TEST_TIMEOUT_MS ?? '300000';
 const wholeRunMs = Number(process.env.EZCTL_TEST_RUN_LIMIT_MS ?? 20 * 60_000);
+// each running test sandbox leaves a marker here (test/helpers/sandbox.ts); what is left when the
+// run ends (a file killed by the time limit ran no handler) is stopped below
+const sandboxes = mkdtempSync(join(tmpdir(), 'ezctl-test-run-'));
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
-  { stdio: 'inherit', detached: true },
+  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes } },
 );
+function stopLeftSandboxes() {
+  for (const m of readdirSync(sandboxes)) {
+    const dir = readFileSync(join(sandboxes, m), 'utf8');
+    if (existsSync(dir)) {
+      console.error(`stopping a sandbox a killed test left running: ${dir}`);
+      spawnSync(process.execPath, [fileURLToPath(new URL('../bin/ezctl', import.meta.url)), 'sandbox', 'down', '--dir', dir], { stdio: 'inherit', timeout: 60_000 });
+    }
+  }
+  rmSync(sandboxes, { recursive: true, force: true });
+}
 const killGroup = (sig) => {
   try {
     process.kill(-child.pid, sig);
@@ -62,5 +77,6 @@ const limit = setTimeout(() => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
 child.on('exit', (code, signal) => {
   clearTimeout(limit);
+  stopLeftSandboxes();
   process.exit(code ?? (signal ? 1 : 0));
 });

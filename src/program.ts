@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .option('--defaults-file <file>', 'read user and password from a ~/.my.cnf-style file (overrides the topology file)')
     .option('--ask-pass', 'prompt for the password on the terminal')
     .addOption(durationOption('--connect-timeout <duration>', 'give up connecting to a server after this long (a bare number is seconds)', { bare: 's', as: 's', min: '100ms', max: '10m', default: '5s' }))
+    .option('--from-zone <zone>', 'the zone this command runs in: another zone\'s servers are reached at their address as seen from it (the topology file\'s via:, e.g. through `sandbox up --wan-latency` relays); default $EZCTL_ZONE, then the first zone')
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
