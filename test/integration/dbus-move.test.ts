@@ -15,7 +15,7 @@ import { writeUntilStopped } from '../helpers/writer.js';
 import { EZCTL, ROOT, show } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { makeCtx } from '../../src/core/context.js';
-import { waitApplied } from '../../src/core/dbus/index.js';
+import { dbusStatus, waitApplied } from '../../src/core/dbus/index.js';
 
 let sb: TestSandbox;
 let src: Db;
@@ -24,7 +24,7 @@ const children: ChildProcess[] = [];
 
 const master = (zone: string) => sb.nodes.find((n) => n.zone === zone && n.role === 'master')!.name;
 
-const ROWS = 30_000;
+const ROWS = 20_000;
 
 before(async () => {
   sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
@@ -44,6 +44,10 @@ dbus:
       sources: [{ label: old, cluster: demo, zone: bj }]
       target: { label: new, cluster: demo, zone: sh }
       tables: [{ from: "pg.t" }]
+    same-out:
+      sources: [{ label: old, cluster: demo, zone: bj }]
+      target: { label: new, dsn: "h=127.0.0.1,P=${sb.node(master('bj')).port},u=ezctl" }
+      tables: [{ from: "sm.t", to: "sm2.t" }]
     dd-out:
       sources: [{ label: old, cluster: demo, zone: bj }]
       target: { label: new, cluster: demo, zone: sh }
@@ -62,7 +66,9 @@ dbus:
   await src.exec('CREATE TABLE mv.u (k VARCHAR(16) NOT NULL, u INT NOT NULL, n INT NOT NULL DEFAULT 0, UNIQUE KEY ku (k, u)) ENGINE=InnoDB');
   await src.exec(`INSERT INTO mv.t (id, amount, at, name, data) SELECT seq, CONCAT(seq, '.12345678'), TIMESTAMP('2026-12-04 10:00:00.123456') + INTERVAL seq SECOND, CONCAT('名', seq, '😀'), UNHEX(LPAD(HEX(seq), 8, '0')) FROM seq.seq_1_to_${ROWS}`);
   await src.exec("INSERT INTO mv.u (k, u) SELECT CONCAT('k', seq % 13), seq FROM seq.seq_1_to_2000");
-  for (const db of ['pg', 'dd']) await src.exec(`CREATE DATABASE ${db}`);
+  for (const db of ['pg', 'dd', 'sm']) await src.exec(`CREATE DATABASE ${db}`);
+  await src.exec('CREATE TABLE sm.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+  await src.exec('INSERT INTO sm.t SELECT seq, 0 FROM seq.seq_1_to_5000');
   await src.exec('CREATE TABLE pg.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
   await src.exec('INSERT INTO pg.t SELECT seq, seq FROM seq.seq_1_to_100');
   await src.exec('CREATE TABLE dd.x (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
@@ -88,10 +94,10 @@ function startJob(name: string, extra: string[] = []): { child: ChildProcess; ou
   return { child, out: () => stderr, exited };
 }
 
-const status = async (name: string) => {
-  const r = await sb.run(['--json', 'dbus', 'status', name]);
-  assert.ok(r.code === 0 || r.code === 3, show(r));
-  return r.json();
+/** The move's status through the library (what `dbus status --json` prints): polled, so no process per poll. */
+const status = async (name: string): Promise<Record<string, any>> => {
+  const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+  return (await dbusStatus(ctx, name)) as unknown as Record<string, any>;
 };
 
 const frontier = async (name: string, part: string) =>
@@ -127,7 +133,8 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     await db.exec('BEGIN');
     await db.exec('UPDATE mv.t SET n = n + 1 WHERE id = ?', [id]);
     await db.exec('UPDATE mv.t SET n = n + 1, amount = amount + 1 WHERE id = ?', [ROWS + 1 - id]);
-    await db.exec('UPDATE mv.u SET n = n + 1 WHERE k = ? AND u = ?', [`k${(i * 31) % 13}`, 1 + ((i * 31) % 2000)]);
+    const u = 1 + ((i * 31) % 2000);
+    await db.exec('UPDATE mv.u SET n = n + 1 WHERE k = ? AND u = ?', [`k${u % 13}`, u]);
     if (i % 5 === 0) await db.exec("INSERT INTO mv.t (id, n, name) VALUES (?, 1, 'new')", [nextId++]);
     if (i % 7 === 0) await db.exec('DELETE FROM mv.t WHERE id = ?', [1 + ((i * 31) % ROWS)]);
     await db.exec('COMMIT');
@@ -146,10 +153,15 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     };
     await eventually(stable, 30_000, 'the throttled copy to stop');
     // pause over the control socket: copy and apply stop, positions kept; resume goes on
+    // binlogs kept an hour: a pause warns that the kept position may be purged within it
+    await src.exec('SET GLOBAL binlog_expire_logs_seconds = 3600');
     const paused = await sb.run(['--json', 'dbus', 'pause', 'mv-out']);
+    await src.exec('SET GLOBAL binlog_expire_logs_seconds = 0');
     assert.equal(paused.code, 0, show(paused));
     assert.equal(paused.json().state, 'paused');
     assert.equal(paused.json().sources[0].lagMs, null);
+    assert.match(paused.json().sources[0].retentionWarning ?? '', /binlogs are kept 1h0m .*may be purged in about/);
+    assert.match(paused.stderr, /source old: binlogs are kept/);
     const resumed = await sb.run(['--json', 'dbus', 'resume', 'mv-out']);
     assert.equal(resumed.code, 0, show(resumed));
     assert.equal(resumed.json().state, 'copying');
@@ -165,7 +177,9 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     assert.notEqual(await frontier('mv-out', 'mv.t'), 'done');
 
     // from the job row (its process is dead): stopped, with the kept position
-    const s = await status('mv-out');
+    const cli = await sb.run(['--json', 'dbus', 'status', 'mv-out']);
+    assert.equal(cli.code, 0, show(cli));
+    const s = cli.json();
     assert.equal(s.state, 'stopped', JSON.stringify(s));
     assert.match(s.sources[0].appliedGtid, /^\d+-\d+-\d+/);
     // a new start without --resume is refused: the kept positions are named
@@ -247,4 +261,42 @@ test('DDL on a moved source table stops the stream, naming the table and the sta
   const s = await status('dd-out');
   assert.equal(s.state, 'failed');
   assert.match(s.error, /ALTER TABLE dd\.x/);
+  // the operator makes the change on the target too and resumes past the statement
+  const gtid = /at GTID (\d+-\d+-\d+)/.exec(ended.stderr)![1]!;
+  await dst.exec('ALTER TABLE dd.y ADD COLUMN z INT NULL');
+  const again = startJob('dd-out', ['--resume', '--ddl-done', gtid]);
+  await eventually(async () => Number(await dst.value('SELECT COUNT(*) FROM dd.y WHERE id = 1001 AND z = 7')) === 1 || again.child.exitCode !== null, 60_000, 'the row after the DDL');
+  assert.equal(again.child.exitCode, null, again.out());
+  const ab = await sb.run(['dbus', 'abort', 'dd-out']);
+  assert.equal(ab.code, 0, show(ab));
+  assert.equal((await again.exited).code, 0);
+});
+
+test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them; equal rows', async () => {
+  const plan = await sb.run(['--json', 'dbus', 'plan', 'same-out']);
+  assert.equal(plan.code, 0, show(plan));
+  assert.deepEqual(plan.json().sameServer, ['old']);
+  const writer = writeUntilStopped(() => sb.db(master('bj')), async (db, i) => {
+    await db.exec('BEGIN');
+    await db.exec('UPDATE sm.t SET v = v + 1 WHERE id = ?', [1 + ((i * 7919) % 5000)]);
+    if (i % 3 === 0) await db.exec('DELETE FROM sm.t WHERE id = ?', [1 + ((i * 31) % 5000)]);
+    if (i % 4 === 0) await db.exec('INSERT INTO sm.t VALUES (?, 1)', [10_000 + i]);
+    await db.exec('COMMIT');
+  });
+  const run = startJob('same-out', ['--chunk-time', '20ms']);
+  try {
+    await eventually(async () => (await status('same-out')).state === 'following' || run.child.exitCode !== null, 60_000, 'same-out to follow');
+    assert.equal(run.child.exitCode, null, run.out());
+    const w = await writer.stop();
+    assert.deepEqual(w.errors, []);
+    const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+    const end = String(await src.value('SELECT @@global.gtid_binlog_pos'));
+    assert.deepEqual(await waitApplied(ctx, 'same-out', { old: end }, { timeoutMs: 30_000 }), { reached: true, behind: [] });
+    assert.deepEqual(await rowsOf(src, 'SELECT * FROM sm2.t ORDER BY id'), await rowsOf(src, 'SELECT * FROM sm.t ORDER BY id'));
+  } finally {
+    await writer.stop().catch(() => undefined);
+    const ab = await sb.run(['dbus', 'abort', 'same-out', '--drop-target']);
+    assert.equal(ab.code, 0, show(ab));
+    assert.equal((await run.exited).code, 0);
+  }
 });

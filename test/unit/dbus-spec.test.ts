@@ -7,7 +7,7 @@ import { ezErrorOf } from '../helpers/errors.js';
 import { parseTopology } from '../../src/core/config/load.js';
 import { ExitCode } from '../../src/core/exit.js';
 import { parseFrom, parseTo, resolveEntry, type DbusMove } from '../../src/core/dbus/spec.js';
-import { tableMappings, type MoveShapes } from '../../src/core/dbus/plan.js';
+import { reverseMapping, tableMappings, type MoveShapes } from '../../src/core/dbus/plan.js';
 import { ddlTables } from '../../src/core/dbus/run.js';
 import { retentionText } from '../../src/core/dbus/status.js';
 import type { TableShape } from '../../src/core/db/introspect.js';
@@ -130,6 +130,7 @@ test('1:1 mappings: every stored column by name, keyed by the row key; no key, a
   };
   const r = tableMappings(move, shapes);
   assert.deepEqual(r.mappings[0], { label: 'bj', source: { schema: 'd', table: 't' }, target: { schema: 'd2', table: 't' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }], key: ['id'] });
+  assert.deepEqual(reverseMapping({ ...r.mappings[0]!, columns: [{ from: 'id', to: 'uid' }, { from: 'v', to: 'v' }] }, 'new'), { label: 'new', source: { schema: 'd2', table: 't' }, target: { schema: 'd', table: 't' }, columns: [{ from: 'uid', to: 'id' }, { from: 'v', to: 'v' }], key: ['uid'] });
   assert.equal(r.problems.length, 3, r.problems.join('\n'));
   assert.match(r.problems[0]!, /bj:d\.nokey: no PRIMARY KEY or UNIQUE key of NOT NULL columns/);
   assert.match(r.problems[1]!, /d\.all \(dbus\.moves\.m\.tables\.2\): a merge of 2 tables/);

@@ -66,6 +66,16 @@ export function tableMappings(move: DbusMove, shapes: MoveShapes): { mappings: D
   return { mappings, problems };
 }
 
+/**
+ * A 1:1 mapping turned around, for the reverse stream of a cut-over (target -> source): the
+ * target's table read, the source's written, the same columns and key by their target names.
+ * `label`: the label of the server now read (the move's target).
+ */
+export function reverseMapping(m: DbusMapping, label: string): DbusMapping {
+  const to = (c: string) => m.columns.find((x) => x.from === c)!.to;
+  return { label, source: m.target, target: m.source, columns: m.columns.map((c) => ({ from: c.to, to: c.from })), key: m.key.map(to) };
+}
+
 export interface PlannedTable {
   target: string;
   sources: string[];

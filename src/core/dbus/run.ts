@@ -777,7 +777,8 @@ class MoveRun {
         if (!shape || !rk) throw runtimeError(`source ${label}: ${m.source.schema}.${m.source.table} is gone or has no key any more`);
         const col = shape.columns.find((c) => c.name === rk.columns[0]);
         const key: ChunkKey = { index: rk.index, columns: rk.columns, integer: rk.columns.length === 1 && !!col && /int$/.test(col.dataType) };
-        const spec: CopySpec = { source: { schema: m.source.schema, table: m.source.table, key }, target: m.target, columns: m.columns };
+        // the mapping's own fields first: a rule the merge part adds to TableMapping and CopySpec alike reaches the copy
+        const spec: CopySpec = { ...(m as unknown as Partial<CopySpec>), source: { schema: m.source.schema, table: m.source.table, key }, target: m.target, columns: m.columns };
         const at = kept.get(label)!.copied.get(`${m.source.schema}.${m.source.table}`) as KeyValue | undefined;
         const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: chunkMs };
         if (at) opts.after = key.integer ? [BigInt(String(at[0]))] : at;
