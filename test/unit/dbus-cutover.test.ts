@@ -1,10 +1,9 @@
 // The pure parts of dbus cutover/rollback: the fence's trigger names and what its body admits, the
-// sides of a move (each source's fenced tables, the target's), the reverse mappings, which moves
-// cannot be streamed back, and the route record's choice of the newest version.
+// sides of a move (each source's fenced tables, the target's), which moves cannot be streamed back, and the route record's choice of the newest version.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fenceTriggerNames, fenceMessage, fenceStatements } from '../../src/core/dbus/fence.js';
-import { sourceTables, targetTables, reverseMappings, reverseProblems, reverseStreamName } from '../../src/core/dbus/sides.js';
+import { sourceTables, targetTables, reverseProblems, reverseStreamName } from '../../src/core/dbus/sides.js';
 import { newestRoute, writesGoTo, type DbusRoute } from '../../src/core/dbus/route.js';
 import type { DbusMove } from '../../src/core/dbus/spec.js';
 
@@ -48,11 +47,6 @@ test('sides: each source fences its own tables, the target the targets; a merge 
   const filtered: DbusMove = { ...move, tables: [{ ...move.tables[0]!, where: "region = 'cn'" }] };
   assert.match(reverseProblems(filtered)[0]!, /WHERE region = 'cn'/);
   assert.equal(reverseStreamName('mv', 'a'), 'dbus-reverse:mv:a');
-});
-
-test('reverse mappings: target -> source, the columns turned around, the key named by the target\'s columns', () => {
-  const [r] = reverseMappings([{ label: 'b', source: { schema: 's', table: 'y_old' }, target: { schema: 's2', table: 'y' }, columns: [{ from: 'id', to: 'uid' }, { from: 'v', to: 'v' }], key: ['id'] }]);
-  assert.deepEqual(r, { label: 'b', source: { schema: 's2', table: 'y' }, target: { schema: 's', table: 'y_old' }, columns: [{ from: 'uid', to: 'id' }, { from: 'v', to: 'v' }], key: ['uid'] });
 });
 
 test('route record: the newest version wins; writes go to the home (the source a table came from, or the target), waiting while blocked', () => {

@@ -38,7 +38,8 @@ import { dbusJob, socketFor } from './job.js';
 import { sendJob, noJobAnswers } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
-import { refNode, sourceTables, targetTables, reverseProblems, reverseMappings, forwardMappings, reverseStreamName } from './sides.js';
+import { refNode, sourceTables, targetTables, reverseProblems, forwardMappings, reverseStreamName } from './sides.js';
+import { reverseMapping } from './plan.js';
 
 /** bin/ezctl of this very build (the reverse stream runs it; a library caller's argv[1] is not ezctl) */
 const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
@@ -307,7 +308,7 @@ export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; fro
   let mappings;
   try {
     for (const s of move.sources) srcDbs.set(s.label, await ctx.connect(refNode(topo, s)));
-    mappings = reverseMappings(await forwardMappings(move, { sources: srcDbs, target: targetDb }));
+    mappings = await forwardMappings(move, { sources: srcDbs, target: targetDb });
   } finally {
     await targetDb.close().catch(() => undefined);
     await Promise.all([...srcDbs.values()].map((d) => d.close().catch(() => undefined)));
@@ -345,7 +346,7 @@ export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; fro
     for (const s of move.sources) {
       const node = refNode(topo, s);
       const name = reverseStreamName(move.name, s.label);
-      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: mappings.filter((m) => m.label === s.label), from }, { signal: ac.signal });
+      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: mappings.filter((m) => m.label === s.label).map((m) => reverseMapping(m, move.target.label)), from }, { signal: ac.signal });
       handles.push(h);
     }
     writeInfo({ pid: process.pid, host: hostname(), from, streams: handles.map((h) => h.name), startedAt: new Date().toISOString() });

@@ -1,7 +1,7 @@
 // The servers of a move as a cut-over or rollback sees them: each source and the target resolved to
 // a node (a zone master by cluster/zone, or an instance by DSN with the topology file's
-// credentials), the moved tables on each side (what the fence covers), and the mappings of the
-// reverse stream (target -> sources: every forward mapping turned around).
+// credentials), the moved tables on each side (what the fence covers), and the forward mappings
+// the reverse stream turns around (plan.ts reverseMapping).
 import type { Topology, ResolvedNode } from '../config/load.js';
 import { parseConnectionString } from '../config/dsn.js';
 import type { Db } from '../db/connect.js';
@@ -64,14 +64,6 @@ export function reverseProblems(move: DbusMove): string[] {
     else if (t.where) out.push(`${name} moves only the rows WHERE ${t.where}: a reverse stream would write the target's other rows back too`);
   }
   return out;
-}
-
-/** The forward mappings turned around: target table -> its source table, by the same columns and key. */
-export function reverseMappings(forward: readonly DbusMapping[]): DbusMapping[] {
-  return forward.map((m) => {
-    const back = (c: string) => m.columns.find((x) => x.from === c)?.to ?? c;
-    return { label: m.label, source: m.target, target: m.source, columns: m.columns.map((c) => ({ from: c.to, to: c.from })), key: m.key.map(back) };
-  });
 }
 
 /** The move's forward mappings, from the sources' and the target's catalogs as they are now. */
