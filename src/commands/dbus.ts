@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action, examples, leaseOption, parseDurationMs } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 import { ExitCode } from '../core/exit.js';
+import { registerDbusCutover } from './dbus-cutover.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const SPEC = ['--spec <file.yaml>', 'read the move from this YAML (dbus: moves: NAME: ...) instead of the topology file'] as const;
@@ -118,4 +119,5 @@ export function registerDbus(program: Command): void {
       const r = await dbusControl(ctx, { name: a[0]!, ...(o.spec ? { spec: o.spec } : {}) }, 'abort', { dropTarget: !!o.dropTarget });
       ctx.result(r, () => [`move ${a[0]}: aborted`, r.dropped?.length ? `target tables dropped: ${r.dropped.join(', ')}` : '', r.kept?.length ? `target tables kept: ${r.kept.join(', ')} (--drop-target drops them)` : ''].filter(Boolean).join('\n'));
     }));
+  registerDbusCutover(dbus); // C3: dbus cutover / rollback (and the hidden dbus reverse)
 }

@@ -30,6 +30,7 @@ import { Throttler, flagFileSignal, windowSignal, loadSignal, parseLoadSpec, thr
 import { planMove, openMove, type DbusMapping, type DbusPlan } from './plan.js';
 import { describeRef, loadMove, type DbusMove, type DbusState, type DbusStatus } from './spec.js';
 import { onSourceDdl, type SourceDdl } from './ddl.js';
+import { admitApplier } from './fence.js';
 import { DBUS_CLUSTER, dbusJob, serverIdOf, socketFor, streamName } from './job.js';
 import { retentionWarning, binlogStart } from './status.js';
 
@@ -234,7 +235,8 @@ class Stream implements StreamHandle {
       lockWaitFix: 'find the session that holds the target table (named above) and end it, then `ezctl dbus start NAME --execute --resume`',
       source: async () => spec.source,
       serverId: spec.serverId ?? serverIdOf(spec.name),
-      connectTarget: () => connect(spec.target),
+      // the move's own stream passes its fence (dbus cutover, fence.ts) on the target's tables
+      connectTarget: () => connect(spec.target).then(async (db) => (await admitApplier(db, spec.move.name), db)),
       mappings: spec.mappings,
       checkpoint: (db, pos) => saveAppliedPosition(db, spec.name, pos),
       onStatement: (tx) => this.onStatement(tx),
@@ -813,6 +815,7 @@ class MoveRun {
       const dst = await connect(this.targetEndpoint);
       try {
         await dst.exec('SET SESSION foreign_key_checks = 0');
+        await admitApplier(dst, this.move.name); // a target fenced by a rolled-back cut-over (fence.ts)
         const shape = await readShape(src, m.source.schema, m.source.table);
         const rk = shape && rowKey(shape);
         if (!shape || !rk) throw runtimeError(`source ${label}: ${m.source.schema}.${m.source.table} is gone or has no key any more`);

@@ -24,7 +24,7 @@ export const CLUSTER_TARGET = 'cluster';
 export const MONITOR_PREFIX = 'monitor:';
 export const isMonitorTarget = (t: string) => t.startsWith(MONITOR_PREFIX);
 
-export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus'] as const;
+export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus', 'dbus-cutover'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobStatus = 'running' | 'done' | 'failed' | 'aborted';
 
