@@ -32,6 +32,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parse } from 'yaml';
+import { pathToFileURL } from 'node:url';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop } from '../test/helpers/drc.js';
 import { EZCTL } from '../test/helpers/cli.js';
@@ -46,7 +47,7 @@ const SWITCHES = Number(process.env.BENCH_SWITCHES ?? 10);
 const PAUSE_MS = Number(process.env.BENCH_WRITER_PAUSE_MS ?? 2);
 const CLUSTER = 'demo';
 const ZONE = 'bj';
-const TABLE = quoteTable('ezbench', 'emha_w');
+export const TABLE = quoteTable('ezbench', 'emha_w');
 /** the measurement made before this bench existed (issue 13): MHA's window and command time */
 const MHA_EARLIER = { windowMs: 42, commandMs: 1660 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,7 +60,7 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!;
 }
 
-interface SwitchRun {
+export interface SwitchRun {
   tool: 'ezctl' | 'mha';
   from: string;
   to: string;
@@ -86,7 +87,7 @@ interface SwitchRun {
 }
 
 /** The sandbox as the bench needs it: nodes, server ids, the zone's proxy. */
-class Rig {
+export class Rig {
   constructor(readonly sb: TestSandbox) {}
   topo(): any {
     return parse(readFileSync(this.sb.config, 'utf8'));
@@ -244,7 +245,7 @@ async function ezctlHas(group: string, command: string): Promise<boolean> {
   return new RegExp(`^\\s+${command}\\b`, 'm').test(r.stdout.split(/^Commands:$/m)[1] ?? '');
 }
 
-async function drcWaitBoth(rig: Rig): Promise<void> {
+export async function drcWaitBoth(rig: Rig): Promise<void> {
   for (const [from, to] of [['bj', 'sh'], ['sh', 'bj']]) {
     const r = await rig.sb.run(['drc', 'wait', '--from', from!, '--to', to!, '--timeout', '60s'], { timeoutMs: 90_000 });
     if (r.code !== 0) throw new Error(`drc wait ${from}->${to}: exit ${r.code}: ${r.stderr.trim()}`);
@@ -282,7 +283,7 @@ function findNumber(o: unknown, keys: RegExp): number | undefined {
 const refusals: Array<{ switchNo: number; why: string }> = [];
 const REFUSAL_RETRIES = 3;
 
-async function ezctlSwitches(rig: Rig, dir: string, n: number, runs: SwitchRun[]): Promise<boolean> {
+export async function ezctlSwitches(rig: Rig, dir: string, n: number, runs: SwitchRun[]): Promise<boolean> {
   for (let k = 0; k < n; k++) {
     const i = runs.length;
     const from = rig.master();
@@ -519,7 +520,7 @@ function line(r: SwitchRun, i: number): void {
   if (r.repointed && !(r.repointed.proxy && r.repointed.topology && r.repointed.drc)) say(`    ${r.repointed.detail}`);
 }
 
-function summary(runs: SwitchRun[]): { n: number; ok: number; windowP50: number; windowP99: number; commandP50: number; commandP99: number; lost: number; overlap: number; repointed: number } {
+export function summary(runs: SwitchRun[]): { n: number; ok: number; windowP50: number; windowP99: number; commandP50: number; commandP99: number; lost: number; overlap: number; repointed: number } {
   const ok = runs.filter((r) => r.code === 0 && r.window);
   const ws = ok.map((r) => r.window!.windowMs);
   const cs = ok.map((r) => r.commandMs);
@@ -647,4 +648,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// run as a benchmark, not when imported (bench/wan.ts reuses its parts)
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();

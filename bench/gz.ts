@@ -22,7 +22,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop } from '../test/helpers/drc.js';
 import { EZCTL } from '../test/helpers/cli.js';
@@ -155,8 +156,8 @@ function longestWait(acks: Ack[], from: number, to: number, keep: (a: Ack) => bo
   return max;
 }
 
-async function globalPart(tmp: string): Promise<{ runs: Run[]; lost: Record<string, number>; acked: number; workload: any } | undefined> {
-  const sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0, proxy: true, model: 'global', writerZone: 'bj' });
+export async function globalPart(tmp: string, sandbox: { wanLatency?: string } = {}): Promise<{ runs: Run[]; lost: Record<string, number>; acked: number; workload: any } | undefined> {
+  const sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0, proxy: true, model: 'global', writerZone: 'bj', ...sandbox });
   let drcPid: number | undefined;
   const runs: Run[] = [];
   try {
@@ -230,7 +231,7 @@ async function shardingPart(tmp: string): Promise<{ runs: Run[]; lost: Record<st
   }
 }
 
-function summary(name: string, p: { runs: Run[]; lost: Record<string, number>; acked: number } | undefined): Record<string, unknown> | undefined {
+export function summary(name: string, p: { runs: Run[]; lost: Record<string, number>; acked: number } | undefined): Record<string, unknown> | undefined {
   if (!p) return undefined;
   const ok = p.runs.filter((r) => r.code === 0 && r.window);
   const col = (f: (r: Run) => number | null | undefined) => ok.map((r) => Number(f(r) ?? NaN));
@@ -268,4 +269,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// run as a benchmark, not when imported (bench/wan.ts reuses its parts)
+if (process.argv[1] && import.meta.url === pathToFileURL(resolvePath(process.argv[1])).href) await main();

@@ -2,9 +2,11 @@
 // Runs every test file under test/ with node's test runner (TypeScript through tsx).
 // Usage: node scripts/run-tests.mjs [unit|integration|path...] [--test-name-pattern=...]
 // Integration files each start their own sandbox on free ports; two run at a time on 2 cores.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 function walk(dir) {
   let out = [];
@@ -32,7 +34,8 @@ if (files.length === 0) {
 const SLOW = {
   'osc.test.ts': 142, 'gz-move.test.ts': 139, 'emha-switch.test.ts': 106, 'gz-switch.test.ts': 105, 'jobs.test.ts': 84,
   'check-truth.test.ts': 80, 'drc-faults.test.ts': 61, 'drc-feed.test.ts': 55, 'drc.test.ts': 54, 'emha-global.test.ts': 50,
-  'gz-workload.test.ts': 46, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
+  'gz-workload.test.ts': 46, 'dbus-move.test.ts': 52, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
+  'drill.test.ts': 101, 'dbus-cutover.test.ts': 60, 'sandbox-wan.test.ts': 40,
 };
 const weight = (f) => SLOW[f.split('/').pop()] ?? (f.includes('integration') ? 1 : 0);
 files = files.map((f, i) => [f, i]).sort((a, b) => weight(b[0]) - weight(a[0]) || a[1] - b[1]).map(([f]) => f);
@@ -42,11 +45,24 @@ const concurrency = process.env.EZCTL_TEST_CONCURRENCY ?? '2';
 // run has a hard limit (its process group is killed) so CI always finishes and reports.
 const perTestMs = process.env.EZCTL_TEST_TIMEOUT_MS ?? '300000';
 const wholeRunMs = Number(process.env.EZCTL_TEST_RUN_LIMIT_MS ?? 20 * 60_000);
+// each running test sandbox leaves a marker here (test/helpers/sandbox.ts); what is left when the
+// run ends (a file killed by the time limit ran no handler) is stopped below
+const sandboxes = mkdtempSync(join(tmpdir(), 'ezctl-test-run-'));
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
-  { stdio: 'inherit', detached: true },
+  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes } },
 );
+function stopLeftSandboxes() {
+  for (const m of readdirSync(sandboxes)) {
+    const dir = readFileSync(join(sandboxes, m), 'utf8');
+    if (existsSync(dir)) {
+      console.error(`stopping a sandbox a killed test left running: ${dir}`);
+      spawnSync(process.execPath, [fileURLToPath(new URL('../bin/ezctl', import.meta.url)), 'sandbox', 'down', '--dir', dir], { stdio: 'inherit', timeout: 60_000 });
+    }
+  }
+  rmSync(sandboxes, { recursive: true, force: true });
+}
 const killGroup = (sig) => {
   try {
     process.kill(-child.pid, sig);
@@ -61,5 +77,6 @@ const limit = setTimeout(() => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
 child.on('exit', (code, signal) => {
   clearTimeout(limit);
+  stopLeftSandboxes();
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -11,6 +11,8 @@ import { registerOsc } from './commands/osc.js';
 import { registerEmha } from './commands/emha.js';
 import { registerGz } from './commands/gz.js';
 import { registerJobs } from './commands/jobs.js';
+import { registerDrill } from './commands/drill.js';
+import { registerDbus } from './commands/dbus.js';
 import { exitCodeDocs } from './core/exit.js';
 
 export const VERSION = '0.1.0';
@@ -28,6 +30,7 @@ export function buildProgram(): Command {
     .option('--defaults-file <file>', 'read user and password from a ~/.my.cnf-style file (overrides the topology file)')
     .option('--ask-pass', 'prompt for the password on the terminal')
     .addOption(durationOption('--connect-timeout <duration>', 'give up connecting to a server after this long (a bare number is seconds)', { bare: 's', as: 's', min: '100ms', max: '10m', default: '5s' }))
+    .option('--from-zone <zone>', 'the zone this command runs in: another zone\'s servers are reached at their address as seen from it (the topology file\'s via:, e.g. through `sandbox up --wan-latency` relays); default $EZCTL_ZONE, then the first zone')
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
@@ -52,6 +55,8 @@ Examples:
   registerOsc(program);
   registerEmha(program);
   registerGz(program);
+  registerDbus(program);
   registerJobs(program);
+  registerDrill(program);
   return program;
 }

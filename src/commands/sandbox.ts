@@ -1,9 +1,27 @@
 // ezctl sandbox: a real multi-zone topology of local server processes.
 import { Option, type Command } from 'commander';
-import { action, CLUSTER_OPTION, decimal, durationOption, examples, integer, nameList } from './common.js';
+import { InvalidArgumentError } from 'commander';
+import { action, CLUSTER_OPTION, decimal, duration, durationOption, examples, integer, nameList } from './common.js';
 import { ExitCode } from '../core/exit.js';
 
 const dirOption = () => new Option('--dir <dir>', 'sandbox directory').default('.ezctl/sandbox');
+
+const ms = duration({ bare: 'ms', max: '10m' });
+/** "30ms", "30ms,jitter 5ms" or "30ms,5ms": a round trip and its jitter */
+export function parseLatency(value: string): { latencyMs: number; jitterMs: number } {
+  const m = /^\s*([^,]+?)\s*(?:,\s*(?:jitter\s*)?([^,]+?)\s*)?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a round trip (like 30ms, or 30ms,jitter 5ms)`);
+  const latencyMs = ms(m[1]!);
+  const jitterMs = m[2] !== undefined ? ms(m[2]) : 0;
+  return { latencyMs, jitterMs };
+}
+
+/** "bj,sh": two different zones */
+export function zonePair(value: string): [string, string] {
+  const z = nameList(value);
+  if (z.length !== 2) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a pair of zones (like bj,sh)`);
+  return [z[0]!, z[1]!];
+}
 
 export function registerSandbox(program: Command): void {
   const sandbox = program
@@ -23,11 +41,13 @@ export function registerSandbox(program: Command): void {
     .option('--proxy', 'also start one HAProxy per zone: a write listener routed to its master (a global cluster: the writer zone\'s master), a read listener over its replicas, its runtime API on a mode-0600 unix socket (needs haproxy: apt-get install haproxy)')
     .addOption(new Option('--model <model>', 'sharding: every zone writes the shards it owns; global: one zone takes every write').choices(['sharding', 'global']).default('sharding'))
     .option('--writer-zone <zone>', 'a global cluster\'s write zone (default: the first zone)')
-    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy', 'ezctl sandbox up --model global --writer-zone sh --proxy'))
-    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean; model: 'sharding' | 'global'; writerZone?: string }) => {
+    .option('--wan-latency <rtt[,jitter]>', 'put the zones at a distance: a relay process (user space, no netem) through which every cross-zone connection pays this round trip, e.g. 30ms or 30ms,jitter 5ms; the topology file records each node\'s address as seen from the other zones (via:); 0ms gives relays without delay; `ezctl sandbox net` changes it and cuts links', parseLatency)
+    .addHelpText('after', examples('ezctl sandbox up', 'ezctl sandbox up --dir /tmp/sb --zones bj,sh,gz --replicas 0 --base-port 23306', 'ezctl sandbox up --proxy', 'ezctl sandbox up --model global --writer-zone sh --proxy', "ezctl sandbox up --wan-latency '30ms,jitter 5ms'"))
+    .action(action(async (ctx, o: { dir: string; zones: string[]; replicas: number; basePort?: number; cluster: string; shards: number; proxy?: boolean; model: 'sharding' | 'global'; writerZone?: string; wanLatency?: { latencyMs: number; jitterMs: number } }) => {
       const { sandboxUp } = await import('../core/sandbox/up.js');
       const { renderSandbox } = await import('../core/sandbox/render.js');
-      const r = await sandboxUp(ctx, o);
+      const { wanLatency, ...rest } = o;
+      const r = await sandboxUp(ctx, { ...rest, ...(wanLatency ? { wan: wanLatency } : {}) });
       ctx.result(r, () => renderSandbox(r));
     }));
 
@@ -42,7 +62,7 @@ export function registerSandbox(program: Command): void {
       const r = await sandboxDown(ctx, o);
       ctx.result(r, () => [
         ...r.stoppedProcesses.map((p) => `stopped ${p.what} (pid ${p.pid}, ${p.signal})`),
-        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.stoppedProxies.length ? ` and ${r.stoppedProxies.length} prox${r.stoppedProxies.length === 1 ? 'y' : 'ies'}` : ''}${r.removed ? `, removed ${r.dir}` : ''}`,
+        `stopped ${r.stopped.length} server${r.stopped.length === 1 ? '' : 's'}${r.stoppedProxies.length ? ` and ${r.stoppedProxies.length} prox${r.stoppedProxies.length === 1 ? 'y' : 'ies'}` : ''}${r.stoppedRelay ? ', the WAN relay' : ''}${r.removed ? `, removed ${r.dir}` : ''}`,
       ].join('\n'));
     }));
 
@@ -56,7 +76,38 @@ export function registerSandbox(program: Command): void {
       const { renderSandbox } = await import('../core/sandbox/render.js');
       const r = await sandboxStatus(ctx, o);
       ctx.result(r, () => renderSandbox(r));
-      return r.nodes.every((n) => n.running) && r.proxies.every((p) => p.running) ? ExitCode.ok : ExitCode.runtime;
+      return r.nodes.every((n) => n.running) && r.proxies.every((p) => p.running) && (r.relay?.running ?? true) ? ExitCode.ok : ExitCode.runtime;
+    }));
+
+  sandbox
+    .command('net')
+    .description('the distance between the sandbox\'s zones (`up --wan-latency`): show every link (round trip, jitter, cut, open connections), or cut a zone pair (a partition: both directions at once; established connections stop carrying bytes, new ones get no answer), heal it, or change its latency')
+    .addOption(dirOption())
+    .option('--partition <a,b>', 'cut the link between zones a and b, both directions', zonePair)
+    .addOption(new Option('--heal [a,b]', 'heal the link between a and b (no zones: every link); connections the cut held are reset').argParser(zonePair))
+    .option('--latency <rtt[,jitter]>', 'set the round trip (and jitter) of every link, or of --link a,b', parseLatency)
+    .option('--link <a,b>', 'with --latency: only this zone pair', zonePair)
+    .addHelpText('after', `
+A cut link holds what arrives on its established connections (nothing is delivered) and accepts
+new connections without answering: callers' own timeouts decide, as in a real partition. On heal,
+or after 60 s of cut, those connections are reset. The relay is its own process: a cut outlives
+the command that made it, until \`sandbox net --heal\` or \`sandbox down\`.
+${examples('ezctl sandbox net', 'ezctl sandbox net --partition bj,sh', 'ezctl sandbox net --heal', "ezctl sandbox net --latency '80ms,jitter 5ms' --link bj,sh", 'ezctl --json sandbox net')}`)
+    .action(action(async (ctx, o: { dir: string; partition?: [string, string]; heal?: true | [string, string]; latency?: { latencyMs: number; jitterMs: number }; link?: [string, string] }) => {
+      const net = await import('../core/sandbox/net.js');
+      const { table } = await import('../core/ui/table.js');
+      const { badInput } = await import('../core/exit.js');
+      const actions = [o.partition, o.heal, o.latency].filter((x) => x !== undefined).length;
+      if (actions > 1) throw badInput('give one of --partition, --heal, --latency at a time');
+      if (o.link && !o.latency) throw badInput('--link goes with --latency');
+      if (o.partition) await net.partition(o.dir, ...o.partition);
+      else if (o.heal === true) await net.heal(o.dir);
+      else if (o.heal) await net.heal(o.dir, ...o.heal);
+      else if (o.latency) await net.setLatency(o.dir, { ...o.latency, ...(o.link ? { link: o.link } : {}) });
+      const links = await net.netStatus(o.dir);
+      ctx.result({ links }, () => links.length
+        ? table(['from', 'to', 'round trip', 'jitter', 'state', 'connections'], links.map((l) => [l.from, l.to, `${l.latencyMs} ms`, `${l.jitterMs} ms`, l.cut ? 'CUT' : 'up', String(l.connections)]))
+        : 'this sandbox has no WAN relay (start it with `ezctl sandbox up --wan-latency 30ms`)');
     }));
 
   sandbox

@@ -14,7 +14,12 @@ export interface GlobalOptions {
   askPass: boolean;
   /** seconds, possibly fractional (--connect-timeout 500ms is 0.5) */
   connectTimeout: number;
+  /** the zone this process connects from (--from-zone; then $EZCTL_ZONE, then the topology's first zone): another zone's nodes are reached at their address as seen from it (`via:`) */
+  fromZone?: string;
 }
+
+/** Whose side a connection is made from (config/via.ts): a zone, instead of the operator's. */
+export interface ConnectFrom { fromZone?: string }
 
 export interface Ctx {
   opts: GlobalOptions;
@@ -23,14 +28,28 @@ export interface Ctx {
   result(value: unknown, text: () => string): void;
   topology(): Promise<Topology>;
   secrets(): SecretOptions;
-  endpoint(node: ResolvedNode): Promise<Endpoint>;
-  connect(node: ResolvedNode): Promise<Db>;
+  /** the node's endpoint as seen from `o.fromZone`, by default from the operator's zone (opts.fromZone) */
+  endpoint(node: ResolvedNode, o?: ConnectFrom): Promise<Endpoint>;
+  connect(node: ResolvedNode, o?: ConnectFrom): Promise<Db>;
 }
 
 export function makeCtx(opts: GlobalOptions): Ctx {
   const log = new Logger({ verbose: opts.verbose, quiet: opts.quiet, color: opts.color });
   let topo: Promise<Topology> | undefined;
   let secrets: SecretOptions | undefined;
+  let zone: Promise<string | undefined> | undefined;
+  const operatorZone = (): Promise<string | undefined> => {
+    zone ??= (async () => {
+      const [{ operatorZone: pick }, { badInput }] = await Promise.all([import('./config/via.js'), import('./exit.js')]);
+      const zones = await ctx.topology().then((t) => t.file.zones, () => [] as string[]);
+      const z = pick(zones, opts.fromZone);
+      if (z !== undefined && zones.length && !zones.includes(z)) {
+        throw badInput(`${opts.fromZone !== undefined ? '--from-zone' : '$EZCTL_ZONE'} ${JSON.stringify(z)} is not a zone of the topology file`, { hint: `zones: ${zones.join(', ')}` });
+      }
+      return z;
+    })();
+    return zone;
+  };
   const ctx: Ctx = {
     opts,
     log,
@@ -63,13 +82,15 @@ export function makeCtx(opts: GlobalOptions): Ctx {
       }
       return secrets;
     },
-    async endpoint(node) {
+    async endpoint(node, o) {
       const { resolveEndpoint } = await import('./db/connect.js');
-      return resolveEndpoint(node, ctx.secrets());
+      // the operator's zone matters only for a node another zone reaches differently
+      const from = o?.fromZone ?? (node.via ? await operatorZone() : undefined);
+      return resolveEndpoint(node, ctx.secrets(), from);
     },
-    async connect(node) {
+    async connect(node, o) {
       const { connect } = await import('./db/connect.js');
-      return connect(await ctx.endpoint(node), { timeoutMs: opts.connectTimeout * 1000 });
+      return connect(await ctx.endpoint(node, o), { timeoutMs: opts.connectTimeout * 1000 });
     },
   };
   return ctx;

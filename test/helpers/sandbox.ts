@@ -1,5 +1,5 @@
 // A sandbox per test file, in a temporary directory on free ports, always stopped afterwards.
-import { mkdtempSync, rmSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +28,22 @@ export interface TestSandbox {
 // ended by --test-force-exit before its after() hooks ran, used to leave its servers and DRC
 // daemon running (seen: 4 mariadbd and a daemon, 30 minutes later): the file's process stops
 // them on its way out, synchronously, as `sandbox down` does.
+// A test process killed outright (the run's time limit kills its process group) runs no handler:
+// scripts/run-tests.mjs names a folder in EZCTL_TEST_SANDBOXES where each running sandbox leaves a
+// marker holding its dir, and stops what is still marked once the run has ended.
 const running = new Set<string>();
+const markerOf = (dir: string) => (process.env.EZCTL_TEST_SANDBOXES ? join(process.env.EZCTL_TEST_SANDBOXES, dir.split('/').slice(-2).join('-')) : undefined);
+function mark(dir: string, on: boolean): void {
+  const m = markerOf(dir);
+  if (!m) return;
+  if (on) writeFileSync(m, dir);
+  else rmSync(m, { force: true });
+}
 process.on('exit', () => {
   for (const dir of running) {
     if (existsSync(dir)) spawnSync(process.execPath, [EZCTL, 'sandbox', 'down', '--dir', dir], { stdio: 'ignore', timeout: 60_000 });
     rmSync(join(dir, '..'), { recursive: true, force: true });
+    mark(dir, false);
   }
 });
 
@@ -40,12 +51,15 @@ function cnfPassword(path: string): string {
   return readDefaultsFile(path).password!;
 }
 
-export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean; model?: 'sharding' | 'global'; writerZone?: string } = {}): Promise<TestSandbox> {
+export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean; model?: 'sharding' | 'global'; writerZone?: string; wanLatency?: string } = {}): Promise<TestSandbox> {
   const parent = mkdtempSync(join(tmpdir(), 'ezctl-test-'));
   const dir = join(parent, 'sb');
-  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1), ...(opts.proxy ? ['--proxy'] : []), ...(opts.model ? ['--model', opts.model] : []), ...(opts.writerZone ? ['--writer-zone', opts.writerZone] : [])]);
+  mark(dir, true);
+  const up = await ezctl(['--json', 'sandbox', 'up', '--dir', dir, '--zones', (opts.zones ?? ['bj', 'sh']).join(','), '--replicas', String(opts.replicas ?? 1), ...(opts.proxy ? ['--proxy'] : []), ...(opts.model ? ['--model', opts.model] : []), ...(opts.writerZone ? ['--writer-zone', opts.writerZone] : []), ...(opts.wanLatency ? ['--wan-latency', opts.wanLatency] : [])]);
   if (up.code !== 0) {
+    if (existsSync(dir)) await ezctl(['sandbox', 'down', '--dir', dir]);
     rmSync(parent, { recursive: true, force: true });
+    mark(dir, false);
     throw new Error(`sandbox up failed: ${show(up)}`);
   }
   running.add(dir);
@@ -91,6 +105,7 @@ export async function startSandbox(opts: { zones?: string[]; replicas?: number; 
       }
       running.delete(dir);
       rmSync(parent, { recursive: true, force: true });
+      mark(dir, false);
     },
   };
   if (opts.load) {

@@ -108,6 +108,8 @@ test('the copy statements: same server INSERT ... SELECT keeps a newer row; betw
   assert.equal(q.sql, 'INSERT INTO `s`.`_t_gho` (`id`, `new`) SELECT `id`, `old` FROM `s`.`t` FORCE INDEX (`PRIMARY`) WHERE `id` > ? ON DUPLICATE KEY UPDATE `id` = `s`.`_t_gho`.`id`');
   assert.deepEqual(q.params, [5]);
   assert.match(insertSelectSql(spec, { sql: '1', params: [] }, { lockInShareMode: true }).sql, /WHERE 1 LOCK IN SHARE MODE$/);
+  // both: the lock is the SELECT's, before ON DUPLICATE KEY UPDATE (MariaDB refuses it after, ERROR 1064: dbus between schemas of one server)
+  assert.match(insertSelectSql(spec, { sql: '1', params: [] }, { keepExisting: true, lockInShareMode: true }).sql, /WHERE 1 LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `id` = `s`.`_t_gho`.`id`$/);
   assert.equal(multiRowInsertSql(spec, 2, 'keep'), 'INSERT INTO `s`.`_t_gho` (`id`, `new`) VALUES (?, ?), (?, ?) ON DUPLICATE KEY UPDATE `id` = `id`');
   assert.equal(multiRowInsertSql(spec, 1, 'update'), 'INSERT INTO `s`.`_t_gho` (`id`, `new`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `id` = VALUES(`id`), `new` = VALUES(`new`)');
 });

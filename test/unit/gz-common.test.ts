@@ -50,3 +50,14 @@ test('lease refusals: a job on the cluster or a table refuses a gz job; a change
   assert.equal(r.length, 2);
   assert.match(r[0]!, /another job holds the cluster: zone bj: emha-switch job J on cluster/);
 });
+
+test("a monitor's lease (emha watch), live or dead, is in no zone switch's way; any other job on the cluster is", () => {
+  // found by `ezctl drill switch-under-load` after master-kill: gz move refused while a watch ran,
+  // and for good by the dead watch row left on the master killed under it (the README says a
+  // monitor's lease excludes only another monitor)
+  const row = (o: Partial<LeaseRow>): LeaseRow => ({ zone: 'bj', cluster: 'demo', target: 'monitor:emha-watch', jobId: 'w1', holder: 'h', host: 'elsewhere', pid: 1, leftMs: 20_000, kind: 'emha-watch', ...o });
+  assert.deepEqual(leaseRefusals([row({}), row({ leftMs: -40_000 })]), []);
+  const other = leaseRefusals([row({ target: 'cluster', kind: 'gz-move', jobId: 'm1' }), row({ target: 'ezdemo.orders', kind: 'osc', jobId: 'o1' })]);
+  assert.equal(other.length, 2);
+  assert.match(other[0]!, /gz-move job m1/);
+});

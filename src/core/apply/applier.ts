@@ -41,6 +41,13 @@ export interface BatchApplierOptions {
   checkpoint?: ((target: Db, pos: string) => Promise<void>) | undefined;
   /** changes per batch (default 1000) */
   batchSize?: number;
+  /**
+   * A statement (DDL) the source logged: what to do before the stream goes past it. 'pass' goes
+   * on (nothing is applied for it); an Error stops the applier there (its position stays before
+   * the statement, nothing after it is read); a Promise holds the stream before it (later
+   * transactions are kept, unapplied) until it settles with one of those. Default: 'pass'.
+   */
+  onStatement?: ((tx: BinlogTx) => 'pass' | Error | Promise<'pass' | Error>) | undefined;
 }
 
 export class BatchApplier {
@@ -48,7 +55,11 @@ export class BatchApplier {
   private stream: BinlogStream | undefined;
   private readPos!: SourcePosition;
   appliedPos = '';
-  private queue: Array<{ changes: RowChange[]; posAfter: string }> = [];
+  private queue: Array<{ changes: RowChange[]; posAfter: string; timestampMs: number }> = [];
+  /** while a statement is held (onStatement's Promise): the transactions read after it, in order */
+  private held: BinlogTx[] | undefined;
+  /** the commit time (binlog, whole seconds) of the transaction being applied, when one is */
+  private applyingTs: number | undefined;
   /** while a batch is being applied: the position reached once it is committed */
   private applyingPos: string | undefined;
   private applying: Promise<void> | undefined;
@@ -99,7 +110,44 @@ export class BatchApplier {
     this.applying = this.loop();
   }
 
+  /** The position of the last transaction read from the source. */
+  get readPosition(): string {
+    return this.readPos?.toString() ?? '';
+  }
+
+  /** How far the targets are behind the source: now minus the oldest unapplied transaction's commit time (0 when none waits). */
+  lagMs(): number {
+    const oldest = this.applyingTs ?? this.queue[0]?.timestampMs;
+    return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest);
+  }
+
   private onTx(tx: BinlogTx): void {
+    if (this.failure || this.stopped) return;
+    if (this.held) {
+      this.held.push(tx);
+      return;
+    }
+    if (tx.statement && this.o.onStatement) {
+      const v = this.o.onStatement(tx);
+      if (v instanceof Error) return this.fail(v);
+      if (v !== 'pass') {
+        this.held = [];
+        this.stream?.pause();
+        void v.then((r) => r, (e: Error) => e).then((r) => {
+          const later = this.held ?? [];
+          this.held = undefined;
+          if (r instanceof Error) return this.fail(r);
+          this.pass(tx);
+          this.stream?.resume();
+          for (const t of later) this.onTx(t);
+        });
+        return;
+      }
+    }
+    this.pass(tx);
+  }
+
+  private pass(tx: BinlogTx): void {
     this.readPos.advance(tx.gtid);
     const changes = tx.changes.filter((c) => this.bySource.has(`${c.schema}\0${c.table}`));
     const posAfter = this.readPos.toString();
@@ -111,7 +159,7 @@ export class BatchApplier {
       else this.appliedPos = posAfter;
       return;
     }
-    this.queue.push({ changes, posAfter });
+    this.queue.push({ changes, posAfter, timestampMs: tx.timestampMs });
     this.changesSeen += changes.length;
     for (const c of changes) {
       const n = this.mappingOf(c).counters;
@@ -228,6 +276,7 @@ export class BatchApplier {
       }
       const batch: RowChange[] = [];
       let end = '';
+      this.applyingTs = this.queue[0]!.timestampMs;
       while (this.queue.length && batch.length < size) {
         const q = this.queue.shift()!;
         batch.push(...q.changes);
@@ -261,6 +310,7 @@ export class BatchApplier {
       }
       this.appliedPos = this.applyingPos;
       this.applyingPos = undefined;
+      this.applyingTs = undefined;
     }
   }
 

@@ -8,6 +8,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { badInput } from '../exit.js';
 import { topologySchema, formatIssues, type ClusterConfig, type Credentials, type NodeConfig, type TopologyFile } from './schema.js';
 import { describeAddress } from './dsn.js';
+import { parseVia, type HostPort } from './via.js';
 
 export const DEFAULT_SANDBOX_DIR = '.ezctl/sandbox';
 
@@ -49,6 +50,8 @@ export interface ResolvedNode {
   baseDir: string;
   /** listed in its zone's `fenced`: it must never take writes again (DRC and the proxy refuse it) */
   fenced?: boolean;
+  /** its address as seen from other zones (`via:`); config/via.ts addressFrom picks one */
+  via?: Record<string, HostPort>;
 }
 
 export function nodeLabel(n: Pick<ResolvedNode, 'host' | 'port' | 'socket'>): string {
@@ -151,6 +154,7 @@ export class Topology {
     };
     if (n.socket) out.socket = n.socket;
     if (n.tls) out.tls = n.tls;
+    if (n.via) out.via = parseVia(n.via)!;
     if (c.zones[zone]?.fenced?.includes(out.name)) out.fenced = true;
     return out;
   }

@@ -3,6 +3,7 @@
 // path, the value found and what was expected.
 import { z } from 'zod';
 import { hostKey, parseConnectionString, parseHostPort, redactConnectionString } from './dsn.js';
+import { dbusSectionSchema } from './dbus-schema.js';
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'missing';
@@ -44,6 +45,20 @@ const tlsSchema = z.strictObject({
   rejectUnauthorized: z.boolean().optional(),
 });
 
+// "host:port" (a proxy listener, an address through a relay).
+const hostPort = (what: string) => text(`${what} (host:port)`).superRefine((v, ctx) => {
+  try {
+    if (parseHostPort(v).port === undefined) ctx.addIssue({ code: 'custom', message: `${show(v)} has no port (expected ${what} as host:port)`, input: v });
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `${show(v)}: ${(e as Error).message}`, input: v });
+  }
+});
+
+// A node's address as seen from another zone, when that zone's side does not reach it at
+// host:port (a relay, a NAT, a cross-zone VIP): { <zone>: "host:port" }. Connections from a zone
+// with no entry, and from the node's own zone, use host:port (config/via.ts).
+const viaSchema = z.record(name('zone name'), hostPort('the address seen from that zone'));
+
 const nodeObject = z
   .strictObject({
     name: name('node name').optional(),
@@ -52,6 +67,7 @@ const nodeObject = z
     socket: text('a socket path').optional(),
     tls: tlsSchema.optional(),
     credentials: credentialsSchema.optional(),
+    via: viaSchema.optional(),
   })
   .superRefine((n, ctx) => {
     if (!n.host && !n.socket) ctx.addIssue({ code: 'custom', message: 'missing (a node needs host or socket)', path: ['host'] });
@@ -76,15 +92,6 @@ const nodeSchema = z.preprocess((v, ctx) => {
 }, nodeObject);
 export type NodeConfig = z.output<typeof nodeObject>;
 
-// "host:port" of a proxy listener.
-const hostPort = (what: string) => text(`${what} (host:port)`).superRefine((v, ctx) => {
-  try {
-    if (parseHostPort(v).port === undefined) ctx.addIssue({ code: 'custom', message: `${show(v)} has no port (expected ${what} as host:port)`, input: v });
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `${show(v)}: ${(e as Error).message}`, input: v });
-  }
-});
-
 // The zone's proxy (a routing target, src/core/proxy/): where the application connects to write
 // and to read, and how ezctl moves those routes (HAProxy's admin socket and the haproxy.cfg ezctl
 // wrote, which it rewrites on each change). Relative paths are from this file's folder.
@@ -94,6 +101,8 @@ const proxySchema = z.strictObject({
   read: hostPort('the read listener').optional(),
   admin: text('the path of the runtime API\'s unix socket'),
   config: text('the path of the haproxy.cfg ezctl wrote'),
+  // its listeners as seen from other zones: { <zone>: { write: host:port, read: host:port } }
+  via: z.record(name('zone name'), z.strictObject({ write: hostPort('the write listener seen from that zone'), read: hostPort('the read listener seen from that zone').optional() })).optional(),
 });
 export type ProxyConfig = z.output<typeof proxySchema>;
 
@@ -208,6 +217,8 @@ export const topologySchema = z
     // Checked here rather than below: entries with a bad name are dropped from the value the
     // refinement sees, and must not make the record look empty.
     clusters: z.record(name('cluster name'), clusterSchema).refine((r) => Object.keys(r).length > 0, { error: () => 'empty (at least one cluster)' }),
+    // moves of tables and databases between instances (ezctl dbus; config/dbus-schema.ts)
+    dbus: dbusSectionSchema.optional(),
   })
   // Runs even when fields above failed (when: always), so every problem of a file is listed at
   // once; it therefore reads the value defensively.
@@ -241,8 +252,17 @@ export const topologySchema = z
             if (typeof f === 'string' && !names.has(f)) ctx.addIssue({ code: 'custom', path: [...base, 'zones', z, 'fenced', i], message: `${show(f)} is not a node of zone ${z} (${[...names].join(', ')})` });
           });
         }
+        const viaZones = (v: unknown, path: (string | number)[]) => {
+          if (!isMap(v)) return;
+          for (const vz of Object.keys(v)) {
+            if (vz === z) ctx.addIssue({ code: 'custom', path: [...path, vz], message: `zone ${show(vz)} is this node's own zone: inside a zone the node is reached at its own address` });
+            else if (Array.isArray(t.zones) && !zones.has(vz)) ctx.addIssue({ code: 'custom', path: [...path, vz], message: `zone ${show(vz)} is not declared in zones (${declared.join(', ')})` });
+          }
+        };
+        if (isMap(zn.proxy)) viaZones(zn.proxy.via, [...base, 'zones', z, 'proxy', 'via']);
         for (const [n, rel, generated] of nodes) {
           if (!isMap(n)) continue;
+          viaZones(n.via, [...base, 'zones', z, ...rel, 'via']);
           const where = serverKey(n);
           if (!where) continue;
           const path = [...base, 'zones', z, ...rel];

@@ -34,7 +34,8 @@ export function insertSelectSql(spec: CopySpec, range: SqlPart, o: { keepExistin
   const keep = o.keepExisting ? ` ON DUPLICATE KEY UPDATE ${quoteId(targetColumn(spec, k0))} = ${dst}.${quoteId(k0)}` : '';
   const lock = o.lockInShareMode ? ' LOCK IN SHARE MODE' : '';
   return {
-    sql: `INSERT INTO ${dst} (${to}) SELECT ${from} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql}${keep}${lock}`,
+    // the locking clause belongs to the SELECT, before ON DUPLICATE KEY UPDATE (after it: ERROR 1064)
+    sql: `INSERT INTO ${dst} (${to}) SELECT ${from} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql}${lock}${keep}`,
     params: range.params,
   };
 }

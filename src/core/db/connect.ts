@@ -8,6 +8,7 @@ import { describeAddress } from '../config/dsn.js';
 import { readDefaultsFile } from '../config/defaults-file.js';
 import { expandPath, type ResolvedNode } from '../config/load.js';
 import type { Credentials } from '../config/schema.js';
+import { addressFrom } from '../config/via.js';
 
 export interface Endpoint {
   /** for messages: "bj-master 127.0.0.1:3307" */
@@ -35,9 +36,15 @@ export interface SecretOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
-/** Turn a topology node + secret options into a connectable endpoint. */
-export async function resolveEndpoint(node: ResolvedNode, secrets: SecretOptions = {}): Promise<Endpoint> {
-  return endpointFrom({ host: node.host, port: node.port, socket: node.socket, tls: node.tls, label: `${node.name} ${describeAddress(node)}` }, node.credentials, node.baseDir, secrets);
+/**
+ * Turn a topology node + secret options into a connectable endpoint, as seen from a zone: another
+ * zone's node is reached at its address seen from there (`via:`, config/via.ts), every other
+ * connection at the node's own address.
+ */
+export async function resolveEndpoint(node: ResolvedNode, secrets: SecretOptions = {}, fromZone?: string): Promise<Endpoint> {
+  const a = addressFrom(node, fromZone);
+  const label = a.seenFrom ? `${node.name} ${describeAddress(node)} (from ${a.seenFrom} at ${describeAddress(a)})` : `${node.name} ${describeAddress(node)}`;
+  return endpointFrom({ host: a.host, port: a.port, socket: a.socket, tls: node.tls, label }, node.credentials, node.baseDir, secrets);
 }
 
 export async function endpointFrom(

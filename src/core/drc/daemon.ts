@@ -166,7 +166,8 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
         cluster, from, to,
         source: () => master(from),
         target: () => master(to),
-        endpoint: (n) => ctx.endpoint(n),
+        // a direction runs on its target's side: the applier writes locally, the binlog is read across the distance
+        endpoint: (n) => ctx.endpoint(n, { fromZone: to }),
         connectTimeoutMs: ctx.opts.connectTimeout * 1000,
         rules,
         applier: {
@@ -304,7 +305,8 @@ class HeartbeatWriter {
       const n = this.node();
       if (n.fenced) throw new Error(`${n.name} is fenced in the topology file: no heartbeat is written to it`);
       if (!this.db) {
-        const db = await this.ctx.connect(n);
+        // a zone's heartbeat is written from inside the zone
+        const db = await this.ctx.connect(n, { fromZone: this.zone });
         // the table may not exist yet on a fresh master: create it under DRC's domain, unreplicated
         const info = await serverInfo(db);
         await withDrcWrites(db, drcDomainFor(info.flavor === 'mariadb' ? info.gtidDomainId ?? 0 : undefined, this.offset), () => ensureStateSchema(db));

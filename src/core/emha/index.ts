@@ -212,3 +212,6 @@ export async function mhaSecrets(ctx: Ctx, o: MhaSecretsOptions): Promise<string
 export * from './takeover.js';
 export * from './switch.js';
 export { renderSwitch } from './render.js';
+// drills run the watch (and its failover) inside them, and rejoin the old master afterwards
+export { watch, watchControl, type WatchEvent, type WatchReport } from './watch.js';
+export { emhaRejoin, type RejoinReport } from './rejoin.js';

@@ -245,9 +245,8 @@ export async function assessSwitch(ctx: Ctx, o: SwitchOptions): Promise<Assessed
     if (!db) continue;
     try {
       const rows = await leaseRows(db, z, cluster).catch(() => []);
-      for (const r of rows) {
-        // a monitor's or a change feed's lease never holds the cluster (the switch's own lease would take it)
-        if (!overlaps(r.target, [CLUSTER_TARGET])) continue;
+      // a monitor's lease (emha watch) excludes only another monitor: the watch is not in a switch's way
+      for (const r of rows.filter((x) => overlaps(x.target, [CLUSTER_TARGET]))) {
         const l = liveness(r, here());
         leases.push(`zone ${z}: ${describeHolder(r)}, ${l.live ? `lease left ${formatDuration(l.leftMs)}` : `dead: ${l.why}`})`);
         refusals.push(`another job holds the cluster: zone ${z}: ${describeHolder(r)}, ${l.live ? `lease left ${formatDuration(l.leftMs)}` : `dead: ${l.why}; resume or abort it first`})`);

@@ -349,10 +349,14 @@ export function deadJobOf(rows: readonly LeaseRow[], kind: JobKind): LeaseRow | 
   return rows.find((r) => r.target === CLUSTER_TARGET && r.kind === kind && !liveness(r, h).live);
 }
 
-/** Every lease in the way of a new gz job, as refusals (a dead job of the same kind is resumed instead, by the caller). */
+/**
+ * Every lease in the way of a new gz job, as refusals (a dead job of the same kind is resumed
+ * instead, by the caller). A monitor's lease (`emha watch`) is in no switch's way: it excludes only
+ * another monitor (seen in a drill: a zone switch refused while the watch ran, and refused for good
+ * by the dead watch row left on a master killed under it).
+ */
 export function leaseRefusals(rows: readonly LeaseRow[]): string[] {
   const h = here();
-  // a monitor's or a change feed's lease never holds the cluster (the job's own lease would take it)
   return rows.filter((r) => overlaps(r.target, [CLUSTER_TARGET])).map((r) => {
     const l = liveness(r, h);
     return `another job holds the cluster: zone ${r.zone}: ${describeHolder(r)}, ${l.live ? `lease left ${Math.round(l.leftMs / 100) / 10} s` : `dead: ${l.why}; resume or abort it first`})`;

@@ -29,7 +29,7 @@ export const MONITOR_PREFIX = 'monitor:';
 export const FEED_PREFIX = 'feed:';
 export const isMonitorTarget = (t: string) => t.startsWith(MONITOR_PREFIX) || t.startsWith(FEED_PREFIX);
 
-export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus', 'drc-feed'] as const;
+export const JOB_KINDS = ['osc', 'migrate-int2bigint', 'migrate-drc-ts', 'check-full', 'repair', 'emha-switch', 'emha-failover', 'emha-watch', 'gz-switch', 'gz-move', 'dbus', 'dbus-cutover', 'drc-feed'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobStatus = 'running' | 'done' | 'failed' | 'aborted';
 

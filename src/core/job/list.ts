@@ -132,7 +132,7 @@ export async function listJobs(ctx: Ctx, o: { cluster?: string; all?: boolean })
   return { clusters, all: !!o.all, jobs: mergeJobs(reads, { all: !!o.all, here: here() }), errors };
 }
 
-async function readZone(db: Db, cluster: string, zone: string): Promise<ZoneRead> {
+export async function readZone(db: Db, cluster: string, zone: string): Promise<ZoneRead> {
   const there = Number(await db.value('SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)', [STATE_SCHEMA, 'jobs', 'job_leases']));
   if (there < 2) return { cluster, zone, jobs: [], leases: [] };
   // every job, finished ones too: a failure is listed only while no later job on its target ran (the merge decides)

@@ -168,6 +168,12 @@ export interface HaproxyTargetOptions {
   admin?: string;
   /** for messages */
   label?: string;
+  /**
+   * Addresses as the proxy's zone reaches them (config/via.ts): `to` turns a node's own address
+   * into the one the proxy is given (another zone's master through a relay), `back` the other way
+   * for what the proxy reports. Identity when absent.
+   */
+  seen?: { to: (n: RouteNode) => RouteNode; back: (n: RouteNode) => RouteNode };
 }
 
 export class HaproxyTarget implements RoutingTarget {
@@ -225,15 +231,18 @@ export class HaproxyTarget implements RoutingTarget {
     const r = runtimeRoutes(await this.serversState());
     if (r.write.length > 1) throw runtimeError(`${this.label} sends writes to ${r.write.length} nodes (${r.write.map((s) => s.server).join(', ')})`, { hint: 'move the write route to the master again to repair it' });
     const w = r.write[0];
-    return w ? { name: w.server, host: w.addr, port: w.port } : null;
+    return w ? this.back({ name: w.server, host: w.addr, port: w.port }) : null;
   }
 
+  private seenTo = (n: RouteNode): RouteNode => (this.o.seen ? this.o.seen.to(n) : n);
+  private back = (n: RouteNode): RouteNode => (this.o.seen ? this.o.seen.back(n) : n);
+
   async moveWrite(to: RouteNode, opts: MoveWriteOptions = {}): Promise<void> {
-    await this.apply(this.plan(() => planMoveWrite(this.model(), to, opts.killExisting ?? true)));
+    await this.apply(this.plan(() => planMoveWrite(this.model(), this.seenTo(to), opts.killExisting ?? true)));
   }
 
   async setReadPool(nodes: RouteNode[]): Promise<void> {
-    await this.apply(this.plan(() => planReadPool(this.model(), nodes)));
+    await this.apply(this.plan(() => planReadPool(this.model(), nodes.map(this.seenTo))));
   }
 
   async fence(node: string): Promise<void> {
@@ -263,7 +272,7 @@ export class HaproxyTarget implements RoutingTarget {
     }
     const version = /^Version:\s*(\S+)/m.exec(info)?.[1] ?? null;
     const r = runtimeRoutes(await this.serversState());
-    const node = (s: { server: string; addr: string; port: number }): RouteNode => ({ name: s.server, host: s.addr, port: s.port });
+    const node = (s: { server: string; addr: string; port: number }): RouteNode => this.back({ name: s.server, host: s.addr, port: s.port });
     return {
       up: true,
       problems: routeDrift(m, r),

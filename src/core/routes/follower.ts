@@ -211,7 +211,8 @@ export class RoutesFollower {
     while (!signal.aborted) {
       let failed = false;
       try {
-        if (!s.db) s.db = await this.ctx.connect(this.topo.master(this.cluster, zone));
+        // a client follows the table from its own zone (other zones' masters across the distance)
+        if (!s.db) s.db = await this.ctx.connect(this.topo.master(this.cluster, zone), this.o.client ? { fromZone: this.o.client.zone } : undefined);
         if (signal.aborted) break;
         const r = await readRoutesAt(s.db, this.cluster);
         s.version = r?.version ?? null;
@@ -246,7 +247,7 @@ export class RoutesFollower {
       let failed = false;
       try {
         if (!this.ackDb) {
-          const db = await this.ctx.connect(this.topo.master(this.cluster, client.zone));
+          const db = await this.ctx.connect(this.topo.master(this.cluster, client.zone), { fromZone: client.zone });
           // a client user may not create tables (the publishes made them); the ack itself says if they are missing
           await ensureStateSchema(db).catch((e: Error) => this.ctx.log.debug(`routes ${this.cluster}: ${e.message}`));
           this.ackDb = db;

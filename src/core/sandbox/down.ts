@@ -9,6 +9,7 @@ import { proxyRunning, readState, stopProxy, STATE_FILE } from './up.js';
 import { isOurServer, stopServer } from './servers.js';
 import { readPidFile } from '../process/pids.js';
 import { sandboxClients, stopClients, type StoppedClient } from './clients.js';
+import { relayPid, stopRelay } from './wan/index.js';
 
 export interface DownReport {
   dir: string;
@@ -16,6 +17,8 @@ export interface DownReport {
   stopped: string[];
   /** the proxies stopped (`up --proxy`), by zone */
   stoppedProxies: string[];
+  /** the WAN relay was stopped (`up --wan-latency`) */
+  stoppedRelay: boolean;
   /** what ran against them and was stopped first: a DRC daemon, a job, an ezctl process using the sandbox's topology file */
   stoppedProcesses: StoppedClient[];
   removed: boolean;
@@ -25,7 +28,7 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
   const dir = resolve(o.dir);
   if (!existsSync(dir)) {
     ctx.log.info(`no sandbox in ${dir}: nothing to stop`);
-    return { dir, stopped: [], stoppedProxies: [], stoppedProcesses: [], removed: false };
+    return { dir, stopped: [], stoppedProxies: [], stoppedRelay: false, stoppedProcesses: [], removed: false };
   }
   const state = readState(dir);
   if (!state) throw badInput(`${dir} is not a sandbox (no ${STATE_FILE}); not touching it`);
@@ -40,6 +43,9 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
       ctx.log.debug(`stopped the proxy of ${p.zone} (pid ${p.pid})`);
     }
   }));
+  // the relay between them (it connects to servers only when a client comes)
+  const stoppedRelay = await stopRelay(state.dir);
+  if (stoppedRelay) ctx.log.debug('stopped the WAN relay');
   const stopped: string[] = [];
   await Promise.all(state.nodes.map(async (n) => {
     // the pid file is the server's own word; the recorded pid covers a server that died before writing it
@@ -52,7 +58,8 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
   }));
   const still = state.nodes.filter((n) => [readPidFile(n.pidFile), n.pid].some((p) => typeof p === 'number' && isOurServer(p, n.datadir)));
   const stillProxies = (state.proxies ?? []).filter(proxyRunning).map((p) => `the proxy of ${p.zone} (pid ${p.pid})`);
-  if (still.length || stillProxies.length) throw runtimeError(`could not stop ${[...still.map((n) => n.name), ...stillProxies].join(', ')}`, { hint: `the directory ${dir} was kept` });
+  const stillRelay = relayPid(state.dir) !== undefined ? ['the WAN relay'] : [];
+  if (still.length || stillProxies.length || stillRelay.length) throw runtimeError(`could not stop ${[...still.map((n) => n.name), ...stillProxies, ...stillRelay].join(', ')}`, { hint: `the directory ${dir} was kept` });
   if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
-  return { dir, stopped: stopped.sort(), stoppedProxies: stoppedProxies.sort(), stoppedProcesses, removed: !o.keepDir };
+  return { dir, stopped: stopped.sort(), stoppedProxies: stoppedProxies.sort(), stoppedRelay, stoppedProcesses, removed: !o.keepDir };
 }

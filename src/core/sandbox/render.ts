@@ -15,7 +15,10 @@ export function renderSandbox(r: SandboxReport): string {
       p.zone, p.write, p.read, p.admin, p.pid === null ? '-' : String(p.pid), p.running ? 'running' : 'stopped',
     ]))
     : '';
-  return `${head}\n${t}${proxies}\ntopology: ${r.config}  (cluster ${r.cluster})`;
+  const relay = r.relay
+    ? `\nWAN relay: ${r.relay.latencyMs} ms round trip${r.relay.jitterMs ? ` (jitter ${r.relay.jitterMs} ms)` : ''} between zones, ${r.relay.listeners} relayed ports, pid ${r.relay.pid ?? '-'} ${r.relay.running ? 'running' : 'stopped'} (\`ezctl sandbox net\`)`
+    : '';
+  return `${head}\n${t}${proxies}${relay}\ntopology: ${r.config}  (cluster ${r.cluster})`;
 }
 
 /** One line per zone: what was written, where it landed, what waited, and what failed by kind. */

@@ -198,10 +198,11 @@ export function nodeTmpdir(s: Pick<NodeProcessSpec, 'datadir'>): string {
 }
 
 /** Start the server detached (its own session), so it outlives this command. */
-export function spawnServer(kit: ServerKit, s: NodeProcessSpec): number {
+export function spawnServer(kit: ServerKit, s: NodeProcessSpec, env?: NodeJS.ProcessEnv): number {
   mkdirSync(nodeTmpdir(s), { recursive: true, mode: 0o700 });
   const out = openSync(join(s.datadir, 'stdout.log'), 'a');
-  const child = spawn(kit.server, serverArgs(kit, s), { detached: true, stdio: ['ignore', out, out] });
+  // env: added to this process's environment (a drill's libfaketime: LD_PRELOAD and FAKETIME)
+  const child = spawn(kit.server, serverArgs(kit, s), { detached: true, stdio: ['ignore', out, out], ...(env ? { env: { ...process.env, ...env } } : {}) });
   closeSync(out);
   child.unref();
   if (!child.pid) throw runtimeError(`could not start ${kit.server}`);

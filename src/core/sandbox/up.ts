@@ -17,6 +17,7 @@ import { readPidFile, stopProcess } from '../process/pids.js';
 import { DEMO_SHARD_TABLES } from './demo-schema.js';
 import { findHaproxy, haproxyVersion, isOurHaproxy, startHaproxy, writeConfig, type ProxyModel } from '../proxy/index.js';
 import { loadTopology, type ResolvedNode, type Topology } from '../config/load.js';
+import { planRelay, readRelayConfig, relayPid, relayPortCount, startRelay, stopRelay, viaOf, writeRelayConfig, type RelayTarget } from './wan/index.js';
 
 export const STATE_FILE = 'sandbox.json';
 
@@ -58,6 +59,8 @@ export interface SandboxState {
   nodes: SandboxNode[];
   /** one per zone with `up --proxy`; absent without */
   proxies?: SandboxProxy[];
+  /** `up --wan-latency`: the relay between the zones (its listeners and links in wan/relay.json) */
+  wan?: { latencyMs: number; jitterMs: number; pid: number | null };
 }
 
 export interface SandboxReport {
@@ -72,6 +75,8 @@ export interface SandboxReport {
   nodes: Array<{ name: string; zone: string; role: string; host: string; port: number; serverId: number; pid: number | null; running: boolean }>;
   /** the zones' proxies (`up --proxy`); empty without */
   proxies: Array<{ zone: string; write: string; read: string; admin: string; config: string; pid: number | null; running: boolean }>;
+  /** the WAN relay between the zones (`up --wan-latency`); null without */
+  relay: { pid: number | null; running: boolean; latencyMs: number; jitterMs: number; listeners: number } | null;
 }
 
 export interface UpOptions {
@@ -87,6 +92,8 @@ export interface UpOptions {
   model?: 'sharding' | 'global';
   /** a global cluster's write zone (default: the first zone) */
   writerZone?: string;
+  /** a relay between the zones: every cross-zone connection pays this round trip (0: relays without delay) */
+  wan?: { latencyMs: number; jitterMs: number };
 }
 
 const HOST = '127.0.0.1';
@@ -129,7 +136,35 @@ function report(state: SandboxState, startedNodes: string[], alreadyRunning: boo
     ms: Date.now() - t0,
     nodes: state.nodes.map((n) => ({ name: n.name, zone: n.zone, role: n.role, host: HOST, port: n.port, serverId: n.serverId, pid: n.pid, running: nodeRunning(n) })),
     proxies: (state.proxies ?? []).map((p) => ({ zone: p.zone, write: `${HOST}:${p.writePort}`, read: `${HOST}:${p.readPort}`, admin: p.admin, config: p.config, pid: p.pid, running: proxyRunning(p) })),
+    relay: state.wan ? relayReport(state) : null,
   };
+}
+
+/** The relay's pid and state; the latency as its links are set now (the first link's, as `sandbox net` last set it). */
+function relayReport(state: SandboxState): NonNullable<SandboxReport['relay']> {
+  const c = readRelayConfig(state.dir);
+  const l0 = c ? Object.values(c.links)[0] : undefined;
+  return { pid: state.wan!.pid, running: relayPid(state.dir) !== undefined, latencyMs: l0?.latencyMs ?? state.wan!.latencyMs, jitterMs: l0?.jitterMs ?? state.wan!.jitterMs, listeners: c?.listeners.length ?? 0 };
+}
+
+/** What the relay puts at a distance: every server, and each proxy's write and read listeners. */
+export function relayTargets(state: Pick<SandboxState, 'nodes' | 'proxies'>): RelayTarget[] {
+  return [
+    ...state.nodes.map((n) => ({ zone: n.zone, target: n.name, host: HOST, port: n.port })),
+    ...(state.proxies ?? []).flatMap((p) => [
+      { zone: p.zone, target: `proxy-${p.zone}-write`, host: HOST, port: p.writePort },
+      { zone: p.zone, target: `proxy-${p.zone}-read`, host: HOST, port: p.readPort },
+    ]),
+  ];
+}
+
+/** "host:port" of a target as seen from a zone: through the relay when it is in another zone. */
+function seenFrom(dir: string, target: string, zone: string, direct: number): { host: string; port: number } {
+  const c = readRelayConfig(dir);
+  const via = c ? viaOf(c).get(target)?.[zone] : undefined;
+  if (!via) return { host: HOST, port: direct };
+  const i = via.lastIndexOf(':');
+  return { host: via.slice(0, i), port: Number(via.slice(i + 1)) };
 }
 
 /** The nodes of a layout: per zone a master then its replicas; ids and ports assigned in order. */
@@ -176,7 +211,7 @@ export function planProxies(dir: string, zones: string[], ports: number[]): Sand
  * the proxies of the other zones get a slot for it (a cross-zone route), their own master none
  * for writes (it takes DRC's writes only).
  */
-export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes' | 'model' | 'writerZone'>, p: SandboxProxy): ProxyModel {
+export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes' | 'model' | 'writerZone'> & Partial<Pick<SandboxState, 'dir' | 'wan'>>, p: SandboxProxy): ProxyModel {
   const nodes = state.nodes.filter((n) => n.zone === p.zone);
   const writerZone = state.model === 'global' ? state.writerZone ?? p.zone : p.zone;
   const writer = state.nodes.find((n) => n.zone === writerZone && n.role === 'master')!;
@@ -188,7 +223,8 @@ export function proxyModel(state: Pick<SandboxState, 'cluster' | 'nodes' | 'mode
     writePort: p.writePort,
     readPort: p.readPort,
     admin: p.admin,
-    nodes: slots.map((n) => ({ name: n.name, host: HOST, port: n.port })),
+    // another zone's master is reached as that zone's side sees it: through the relay
+    nodes: slots.map((n) => ({ name: n.name, ...(state.wan && state.dir ? seenFrom(state.dir, n.name, p.zone, n.port) : { host: HOST, port: n.port }) })),
     write: writer.name,
     read: nodes.filter((n) => n.role === 'replica').map((n) => n.name),
     fenced: [],
@@ -264,15 +300,21 @@ async function startReplication(db: Db, master: SandboxNode, kit: ServerKit, rep
 
 function topologyYaml(state: SandboxState): string {
   const zones: Record<string, unknown> = {};
+  // each node's address as seen from each other zone (through the relay), when there is one
+  const via = state.wan ? viaOf(readRelayConfig(state.dir)!) : new Map<string, Record<string, string>>();
+  const node = (n: SandboxNode) => ({ name: n.name, host: HOST, port: n.port, ...(via.has(n.name) ? { via: via.get(n.name) } : {}) });
   for (const z of state.zones) {
     const nodes = state.nodes.filter((n) => n.zone === z);
     const m = nodes.find((n) => n.role === 'master')!;
     const proxy = state.proxies?.find((p) => p.zone === z);
+    const proxyVia = proxy && via.has(`proxy-${z}-write`)
+      ? { via: Object.fromEntries(Object.entries(via.get(`proxy-${z}-write`)!).map(([from, w]) => [from, { write: w, read: via.get(`proxy-${z}-read`)![from]! }])) }
+      : {};
     zones[z] = {
-      master: { name: m.name, host: HOST, port: m.port },
-      replicas: nodes.filter((n) => n.role === 'replica').map((r) => ({ name: r.name, host: HOST, port: r.port })),
+      master: node(m),
+      replicas: nodes.filter((n) => n.role === 'replica').map(node),
       // paths relative to the file's folder, like the .cnf files
-      ...(proxy ? { proxy: { kind: 'haproxy', write: `${HOST}:${proxy.writePort}`, read: `${HOST}:${proxy.readPort}`, admin: relative(state.dir, proxy.admin), config: relative(state.dir, proxy.config) } } : {}),
+      ...(proxy ? { proxy: { kind: 'haproxy', write: `${HOST}:${proxy.writePort}`, read: `${HOST}:${proxy.readPort}`, admin: relative(state.dir, proxy.admin), config: relative(state.dir, proxy.config), ...proxyVia } } : {}),
     };
   }
   const model = state.model ?? 'sharding';
@@ -328,6 +370,7 @@ export async function stopProxy(p: SandboxProxy, opts: { graceMs?: number; signa
 
 /** Stop whatever this attempt started and remove the directory: a failed `up` leaves nothing. */
 async function undo(state: SandboxState): Promise<void> {
+  if (state.wan) await stopRelay(state.dir, { signal: 'SIGKILL' }).catch(() => false);
   await Promise.all((state.proxies ?? []).map((p) => stopProxy(p, { signal: 'SIGKILL' }).catch(() => false)));
   await Promise.all(state.nodes.filter((n) => n.pid).map((n) => stopServer(n.pid!, n.datadir, { graceMs: 10_000, signal: 'SIGKILL' }).catch(() => false)));
   rmSync(state.dir, { recursive: true, force: true });
@@ -349,7 +392,10 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
   const haproxy = o.proxy ? await findHaproxy() : undefined;
   const count = o.zones.length * (o.replicas + 1);
   // the proxies' ports (write, read per zone) come after the servers'
-  const all = count + (o.proxy ? 2 * o.zones.length : 0);
+  const proxyPorts = o.proxy ? 2 * o.zones.length : 0;
+  // the relay's ports (`--wan-latency`) after those: one per ordered zone pair and far server or proxy listener
+  const relayPorts = o.wan ? relayPortCount(o.zones, o.zones.flatMap((zone) => Array.from({ length: o.replicas + 1 + (o.proxy ? 2 : 0) }, (_, i) => ({ zone, target: String(i), host: HOST, port: 0 })))) : 0;
+  const all = count + proxyPorts + relayPorts;
   let ports: number[];
   if (o.basePort !== undefined) {
     ports = Array.from({ length: all }, (_, i) => o.basePort! + i);
@@ -394,6 +440,10 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
             nodes: planNodes(realDir, o.zones, o.replicas, ports),
           };
           if (o.proxy) state.proxies = planProxies(realDir, o.zones, ports.slice(count));
+          if (o.wan) {
+            state.wan = { latencyMs: o.wan.latencyMs, jitterMs: o.wan.jitterMs, pid: null };
+            writeRelayConfig(realDir, planRelay(o.zones, relayTargets(state), ports.slice(count + proxyPorts), o.wan, HOST));
+          }
           const st = state;
           offInterrupt = onInterrupt(() => undo(st));
           writeState(st);
@@ -431,6 +481,14 @@ export async function sandboxUp(ctx: Ctx, o: UpOptions, attempt = 1): Promise<Sa
           await wireReplication(kit, state!, secrets.admin, secrets.repl);
         },
       },
+      ...(o.wan ? [{
+        title: `start the WAN relay (${o.wan.latencyMs} ms round trip${o.wan.jitterMs ? `, jitter ${o.wan.jitterMs} ms` : ''} between zones)`,
+        run: async () => {
+          state!.wan!.pid = await startRelay(state!.dir);
+          writeState(state!);
+          return `${readRelayConfig(state!.dir)!.listeners.length} relayed ports (pid ${state!.wan!.pid})`;
+        },
+      }] : []),
       ...(haproxy ? [{
         title: `start an HAProxy ${await haproxyVersion(haproxy)} per zone (write and read listeners)`,
         run: async () => {
@@ -490,11 +548,21 @@ async function restartExisting(ctx: Ctx, state: SandboxState, o: UpOptions, t0: 
   const wanted = o.zones.join(',') !== state.zones.join(',') || o.replicas !== state.replicas;
   if (wanted) ctx.log.warn(`a sandbox already exists in ${state.dir} with zones ${state.zones.join(',')} and ${state.replicas} replica(s) per zone; \`ezctl sandbox down\` first to change its shape`);
   if (o.proxy && !state.proxies?.length) ctx.log.warn(`the sandbox in ${state.dir} has no proxies; \`ezctl sandbox down\` first, then \`up --proxy\``);
+  if (o.wan && !state.wan) ctx.log.warn(`the sandbox in ${state.dir} has no WAN relay; \`ezctl sandbox down\` first, then \`up --wan-latency\``);
   const down = state.nodes.filter((n) => !nodeRunning(n));
   const proxiesDown = (state.proxies ?? []).filter((p) => !proxyRunning(p));
+  const relayDown = !!state.wan && relayPid(state.dir) === undefined;
+  if (relayDown) {
+    for (const l of readRelayConfig(state.dir)!.listeners) {
+      if (!(await portFree(l.listen))) throw runtimeError(`cannot restart the WAN relay: port ${HOST}:${l.listen} is taken by another process`, { hint: 'stop that process, or `ezctl sandbox down` and up again' });
+    }
+    state.wan!.pid = await startRelay(state.dir);
+    writeState(state);
+    ctx.log.info(`restarted the WAN relay (pid ${state.wan!.pid}), its links as they were last set`);
+  }
   if (down.length === 0 && proxiesDown.length === 0) {
     ctx.log.info(`sandbox in ${state.dir} is already running (${state.nodes.length} servers${state.proxies?.length ? `, ${state.proxies.length} proxies` : ''})`);
-    return report(state, [], true, t0);
+    return report(state, relayDown ? ['relay'] : [], true, t0);
   }
   for (const n of down) {
     if (!(await portFree(n.port))) throw runtimeError(`cannot restart ${n.name}: port ${HOST}:${n.port} is taken by another process`, { hint: 'stop that process, or `ezctl sandbox down` and up again' });

@@ -21,6 +21,7 @@ import { connect, endpointFrom, type Db, type Endpoint, type Param } from '../db
 import { prng, GLOBAL_SHARDS } from './load.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import { zoneProxy } from '../proxy/index.js';
+import { addressFrom, proxyAddressFrom } from '../config/via.js';
 import { RoutesFollower, isRouteBlocked, routeOf, type Routes } from '../routes/index.js';
 
 export interface WorkloadOptions {
@@ -40,6 +41,8 @@ export interface WorkloadOptions {
   ackLog?: string;
   /** how often the routing table is read from every zone master (ms, default 100) */
   routesIntervalMs?: number;
+  /** stop early, as an interrupt does (the writes in flight finish; the report is returned): a drill ends its workload once the fault is undone */
+  signal?: AbortSignal;
 }
 
 /** The longest stretch without a commit, and when it was. */
@@ -265,6 +268,12 @@ export async function sandboxWorkload(ctx: Ctx, o: WorkloadOptions): Promise<Wor
     }
     const landing = await serverZones(ctx, topo, cluster);
     const run = { stopped: false, abort: new AbortController() };
+    const stopBySignal = () => {
+      run.stopped = true;
+      run.abort.abort();
+    };
+    if (o.signal?.aborted) stopBySignal();
+    else o.signal?.addEventListener('abort', stopBySignal, { once: true });
     const w = new Workload(ctx, topo, cluster, model, creds, o, maxWaitMs, runId, shardCount, landing, ackFd, run);
     for (const z of runs) {
       const t = w.ownTarget(z);
@@ -366,12 +375,15 @@ class Workload {
     let t = z.targets.get(key);
     if (t) return t;
     const master = this.topo.master(this.cluster, proxy ? proxyZone : masterZone);
-    const at = proxy ? `${proxy.write.host}:${proxy.write.port}` : `${master.host}:${master.port}`;
+    // zone z's clients are in zone z: another zone's proxy or master as seen from there (config/via.ts)
+    const pa = proxy ? proxyAddressFrom(proxy, 'write', z.zone)! : undefined;
+    const ma = addressFrom(master, z.zone);
+    const at = pa ? `${pa.host}:${pa.port}` : `${ma.host}:${ma.port}`;
     t = {
       key,
       label: proxy ? `the proxy of ${proxyZone} (${at})` : `${master.name} (${at})`,
       through: proxy ? `proxy ${at}` : `${master.name} ${at}`,
-      addr: proxy ? { host: proxy.write.host, port: proxy.write.port, tls: master.tls } : { host: master.host, port: master.port, socket: master.socket, tls: master.tls },
+      addr: pa ? { host: pa.host, port: pa.port, tls: master.tls } : { host: ma.host, port: ma.port, socket: ma.socket, tls: master.tls },
       idle: [], open: 0, waiting: [], downUntil: 0, backoff: RECONNECT_MIN_MS, broken: false,
     };
     z.targets.set(key, t);
@@ -722,7 +734,8 @@ class Workload {
     let last: unknown = lost;
     while (Date.now() < until) {
       try {
-        const ep = await endpointFrom({ host: where.node.host, port: where.node.port, socket: where.node.socket, tls: where.node.tls, label: `${where.node.name} (looking up write ${op.token})` }, this.creds, this.topo.dir, this.ctx.secrets());
+        const a = addressFrom(where.node, z.zone);
+        const ep = await endpointFrom({ host: a.host, port: a.port, socket: a.socket, tls: where.node.tls, label: `${where.node.name} (looking up write ${op.token})` }, this.creds, this.topo.dir, this.ctx.secrets());
         const db = await connect(ep, { timeoutMs: this.ctx.opts.connectTimeout * 1000 });
         try {
           while (Number(await db.value('SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?', [c.threadId])) > 0) {

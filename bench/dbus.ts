@@ -1,0 +1,261 @@
+// D-Bus (`ezctl dbus`) on one machine: two sandbox instances, bj-master the source, sh-master the target.
+//
+//  1. Copy rows/s: one table of BENCH_ROWS rows (default 300,000; a secondary index) moved by
+//     `ezctl dbus start --execute` (from the start until the job follows: plan, copy, catch-up),
+//     against mydumper | myloader between the same two instances (Debian's mydumper 0.10, 2 threads
+//     each, --rows 50000), and against `INSERT ... SELECT` into a copy on the source itself (the
+//     server's own limit: no network, no client).
+//  2. Catch-up: a writer at BENCH_TPS (default 200) transactions/s on the source (inserts and
+//     updates), the move paused for BENCH_PAUSE_S (default 60) s, then resumed: the time until
+//     the target applied the source's position at the resume, the backlog over that time against
+//     the write rate (target: >= 5x).
+//  3. Cut-over window: BENCH_CUTOVERS (default 5) `dbus cutover --execute` (and `dbus rollback`
+//     back, then `dbus start --resume`) under a client writing through the route record: the
+//     job's window (fence to the target unfenced) and the longest gap between two acknowledged
+//     writes of the client around it, against the apply lag at the start (target: window <= lag + 1 s).
+//
+// Run: `npx tsc -p tsconfig.json && flock /work/bench.lock node scripts/run-bench.mjs dbus`.
+// BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_SKIP_PEERS=1 (no
+// mydumper|myloader, no INSERT ... SELECT), BENCH_OUT (a JSON file).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSandbox, eventually, type TestSandbox } from '../test/helpers/sandbox.js';
+import { EZCTL } from '../test/helpers/cli.js';
+import type { Db } from '../src/core/db/connect.js';
+import { makeCtx } from '../src/core/context.js';
+import { waitApplied, dbusStatus, dbusControl } from '../src/core/dbus/status.js';
+import type { DbusStatus } from '../src/core/dbus/spec.js';
+import type { Ctx } from '../src/core/context.js';
+import { readRouteAt, newestRoute } from '../src/core/dbus/route.js';
+import { isFenceError } from '../src/core/dbus/fence.js';
+import { stats } from './_util.js';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 300_000);
+const TPS = Number(process.env.BENCH_TPS ?? 200);
+const PAUSE_S = Number(process.env.BENCH_PAUSE_S ?? 60);
+const CUTOVERS = Number(process.env.BENCH_CUTOVERS ?? 5);
+const MOVE = 'bench';
+const say = (s: string) => console.log(s);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let sb: TestSandbox;
+const jobs: ChildProcess[] = [];
+
+async function run(args: string[], timeoutMs = 600_000): Promise<{ code: number | null; json: any; stderr: string; ms: number }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      let json: any = null;
+      try {
+        json = JSON.parse(out);
+      } catch {
+        /* the error is in stderr */
+      }
+      resolve({ code, json, stderr: err, ms: performance.now() - t0 });
+    });
+  });
+}
+
+/** the move's status, asked in this process (a CLI per poll costs about a second on a loaded host) */
+async function following(): Promise<DbusStatus | undefined> {
+  const st = await dbusStatus(ctx(), MOVE).catch(() => undefined);
+  return st?.state === 'following' ? st : undefined;
+}
+let ctxMemo: Ctx | undefined;
+const ctx = () => (ctxMemo ??= makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 }));
+
+async function startMove(resume: boolean): Promise<number> {
+  const t0 = performance.now();
+  const p = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', MOVE, '--execute', ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  jobs.push(p);
+  let err = '';
+  p.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`dbus start exited ${p.exitCode}: ${err}`);
+    if (await following()) return performance.now() - t0;
+    await sleep(50);
+  }
+}
+
+/** Writes to bench.t on whichever side the route record names home (inserts and updates), at `tps`. */
+class Writer {
+  acked = 0;
+  fenced = 0;
+  lastAck = 0;
+  gaps: Array<{ at: number; ms: number }> = [];
+  private stop = false;
+  private done?: Promise<void>;
+  private next = ROWS + 1;
+  constructor(private readonly c: { old: Db; new: Db }, private readonly tps: number) {}
+  start(): void {
+    this.done = (async () => {
+      const every = 1000 / this.tps;
+      let due = performance.now();
+      let home: 'old' | 'new' = 'old';
+      let blocked = false;
+      let lastRead = 0;
+      while (!this.stop) {
+        if (performance.now() - lastRead > 20) {
+          const r = newestRoute(await Promise.all([readRouteAt(this.c.old, MOVE).catch(() => undefined), readRouteAt(this.c.new, MOVE).catch(() => undefined)]));
+          home = r?.home === 'target' ? 'new' : 'old';
+          blocked = r?.state === 'blocked';
+          lastRead = performance.now();
+        }
+        if (blocked) {
+          await sleep(5);
+          continue;
+        }
+        try {
+          if (this.next % 2) await this.c[home].exec('INSERT INTO bench.t (id, a, b, c) VALUES (?, ?, ?, NOW())', [this.next, this.next % 1000, `w${this.next}`]);
+          else await this.c[home].exec('UPDATE bench.t SET a = a + 1 WHERE id = ?', [1 + (this.next % ROWS)]);
+          this.next++;
+          this.acked++;
+          const now = performance.now();
+          if (this.lastAck) this.gaps.push({ at: Date.now(), ms: now - this.lastAck });
+          this.lastAck = now;
+        } catch (e) {
+          if (!isFenceError(e)) throw e;
+          this.fenced++;
+          lastRead = 0;
+          continue;
+        }
+        due += every;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        else due = performance.now();
+      }
+    })();
+  }
+  maxGapBetween(from: number, to: number): number {
+    return Math.max(0, ...this.gaps.filter((g) => g.at >= from && g.at <= to + 2000).map((g) => g.ms));
+  }
+  async finish(): Promise<void> {
+    this.stop = true;
+    await this.done;
+  }
+}
+
+async function main(): Promise<void> {
+  say(`load ${load()}; ${ROWS} rows, ${TPS} tx/s, pause ${PAUSE_S} s, ${CUTOVERS} cut-overs`);
+  sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
+  const out: Record<string, unknown> = { rows: ROWS, tps: TPS, pauseS: PAUSE_S };
+  const tmp = mkdtempSync(join(tmpdir(), 'ezctl-bench-dbus-'));
+  try {
+    const bj = sb.node('bj-master');
+    const sh = sb.node('sh-master');
+    const src = await sb.db('bj-master');
+    const dst = await sb.db('sh-master');
+    await src.exec('CREATE DATABASE bench');
+    await src.exec('CREATE TABLE bench.t (id BIGINT NOT NULL PRIMARY KEY, a INT NOT NULL, b VARCHAR(64) NOT NULL, c DATETIME NOT NULL, KEY (a))');
+    for (let lo = 1; lo <= ROWS; lo += 100_000) {
+      const hi = Math.min(ROWS, lo + 99_999);
+      await src.exec(`INSERT INTO bench.t SELECT seq, seq % 1000, CONCAT('row', seq, '-', REPEAT('x', 20)), NOW() FROM bench.seq_${lo}_to_${hi}`);
+    }
+    say(`loaded ${ROWS} rows; load ${load()}`);
+
+    // 1. copy: INSERT ... SELECT on the source, mydumper | myloader, ezctl dbus start
+    const peers = process.env.BENCH_SKIP_PEERS !== '1';
+    let t0 = performance.now();
+    let insertSelectMs = NaN;
+    let dumpMs = NaN;
+    let loadMs = NaN;
+    let loaded = 0;
+    if (peers) {
+    await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
+    t0 = performance.now();
+    await src.exec('INSERT INTO bench.t_copy SELECT * FROM bench.t');
+    insertSelectMs = performance.now() - t0;
+    await src.exec('DROP TABLE bench.t_copy');
+    const cnf = join(sb.dir, 'client.cnf');
+    const dump = join(tmp, 'dump');
+    t0 = performance.now();
+    let r = spawnSync('mydumper', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(bj.port), '-B', 'bench', '-o', dump, '-t', '2', '-r', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`mydumper: ${r.stderr}`);
+    dumpMs = performance.now() - t0;
+    t0 = performance.now();
+    r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`myloader: ${r.stderr}`);
+    loadMs = performance.now() - t0;
+    loaded = Number(await dst.value('SELECT COUNT(*) FROM bench_my.t'));
+    await dst.exec('DROP DATABASE bench_my');
+    }
+    appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n`);
+    const ezctlMs = await startMove(false);
+    const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
+    out.copy = {
+      insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
+      mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
+      ezctl: { ms: Math.round(ezctlMs), rows: copied, rowsPerS: Math.round(copied / (ezctlMs / 1000)) },
+    };
+    say(`copy: ${JSON.stringify(out.copy)}; load ${load()}`);
+
+    // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)
+    const w = new Writer({ old: await sb.db('bj-master'), new: await sb.db('sh-master') }, TPS);
+    w.start();
+    await sleep(3000);
+    if (PAUSE_S > 0) {
+    await dbusControl(ctx(), { name: MOVE }, 'pause');
+    const ackedAtPause = w.acked;
+    await sleep(PAUSE_S * 1000);
+    const backlog = w.acked - ackedAtPause;
+    const posAtResume = String(await src.value('SELECT @@global.gtid_binlog_pos'));
+    t0 = performance.now();
+    await dbusControl(ctx(), { name: MOVE }, 'resume');
+    const reached = await waitApplied(ctx(), MOVE, { old: posAtResume }, { timeoutMs: 600_000 });
+    const catchupMs = performance.now() - t0;
+    const writeRate = backlog / PAUSE_S;
+    out.catchUp = { pausedS: PAUSE_S, backlogTx: backlog, writeRatePerS: Math.round(writeRate), catchUpMs: Math.round(catchupMs), applyRatePerS: Math.round(backlog / (catchupMs / 1000)), ratio: Number((backlog / (catchupMs / 1000) / writeRate).toFixed(1)), reached: reached.reached };
+    say(`catch-up: ${JSON.stringify(out.catchUp)}; load ${load()}`);
+    }
+
+    // 3. cut-over windows under the route-following writer
+    const cuts: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < CUTOVERS; i++) {
+      const st = await following();
+      const lagMs = Math.max(0, ...(st?.sources ?? []).map((s) => s.lagMs ?? 0));
+      const a = Date.now();
+      const c = await run(['dbus', 'cutover', MOVE, '--execute', '--force']);
+      const b = Date.now();
+      if (c.code !== 0) throw new Error(`dbus cutover: ${c.stderr.slice(-2000)}`);
+      await sleep(500);
+      const clientMs = w.maxGapBetween(a, b);
+      const back = await run(['dbus', 'rollback', MOVE, '--execute', '--force']);
+      if (back.code !== 0) throw new Error(`dbus rollback: ${back.stderr.slice(-2000)}`);
+      cuts.push({ lagMs, window: c.json.window, clientMaxGapMs: Math.round(clientMs), rollbackWindow: back.json.window });
+      say(`cut-over ${i + 1}: lag ${lagMs} ms, window ${JSON.stringify(c.json.window)}, client's longest gap ${Math.round(clientMs)} ms; rollback window ${back.json.window?.totalMs} ms; load ${load()}`);
+      await startMove(true);
+    }
+    await w.finish();
+    const tot = cuts.map((c) => (c.window as { totalMs: number }).totalMs);
+    const gaps = cuts.map((c) => c.clientMaxGapMs as number);
+    out.cutover = { runs: cuts, windowMs: stats(tot), clientGapMs: stats(gaps), fenced: w.fenced };
+    say(`cut-over window p50/max ${Math.round(stats(tot).p50)}/${Math.round(stats(tot).max)} ms; client gap p50/max ${Math.round(stats(gaps).p50)}/${Math.round(stats(gaps).max)} ms; writes refused by the fence ${w.fenced}`);
+    if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(out, null, 2));
+  } finally {
+    for (const j of jobs) if (j.exitCode === null && j.signalCode === null) j.kill('SIGTERM');
+    try {
+      const info = JSON.parse(readFileSync(join(sb.dir, 'state', 'dbus', MOVE, 'reverse.json'), 'utf8')) as { pid: number };
+      process.kill(info.pid, 'SIGTERM');
+    } catch {
+      /* none */
+    }
+    await sleep(1000);
+    await sb.down();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error(e);
+  process.exit(1);
+});

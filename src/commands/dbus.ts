@@ -1,0 +1,123 @@
+// ezctl dbus: move tables and databases between instances with live sync (D-Bus).
+import type { Command } from 'commander';
+import { action, examples, leaseOption, parseDurationMs } from './common.js';
+import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
+import { ExitCode } from '../core/exit.js';
+import { registerDbusCutover } from './dbus-cutover.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const SPEC = ['--spec <file.yaml>', 'read the move from this YAML (dbus: moves: NAME: ...) instead of the topology file'] as const;
+
+interface StartFlags extends ThrottleFlags {
+  spec?: string;
+  execute?: boolean;
+  resume?: boolean;
+  chunkTime?: number;
+  lease: number;
+  ddlDone?: string[];
+}
+
+export function registerDbus(program: Command): void {
+  const dbus = program
+    .command('dbus')
+    .description('move tables and databases to another instance with live sync: plan, start (copy + binlog follow), status, pause, resume, abort');
+
+  dbus
+    .command('plan')
+    .description('what the move does: tables, row estimates, the target DDL, refusals; nothing changed')
+    .argument('<name>', 'the move (dbus.moves.<name>)')
+    .option(...SPEC)
+    .addHelpText('after', '\nExit 0 the plan can run; 4 refused (listed); 2 the declaration is wrong (the path in it named).\n' + examples('ezctl dbus plan orders-out', 'ezctl dbus plan orders-out --spec move.yaml --json'))
+    .action(action(async (ctx, o: { spec?: string }, a) => {
+      const { startMove } = await import('../core/dbus/run.js');
+      const { renderPlan } = await import('../core/dbus/render.js');
+      const r = await startMove(ctx, { name: a[0]!, ...(o.spec ? { spec: o.spec } : {}), execute: false, resume: false, throttle: {} });
+      ctx.result(r.plan, () => renderPlan(r.plan));
+      return r.plan.refusals.length ? ExitCode.refused : ExitCode.ok;
+    }));
+
+  const start = dbus
+    .command('start')
+    .description('run the move: target tables created, each source\'s position taken, every table copied chunk by chunk while each source\'s binlog is applied; then follows live until `dbus abort` or a cut-over; prints the plan unless --execute')
+    .argument('<name>', 'the move (dbus.moves.<name>)')
+    .option(...SPEC)
+    .option('--execute', 'run it (without it: the plan, nothing changed)')
+    .option('--resume', 'continue a move whose process stopped (kill -9, a crash, an interrupt): from the positions and copy keys kept on the target')
+    .option('--ddl-done <gtid>', 'a source DDL that stopped the stream, already made on the target too: go past it (repeatable)', collect)
+    .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
+    .addOption(leaseOption());
+  addThrottleOptions(start);
+  start
+    .addHelpText(
+      'after',
+      '\nExit 0 ended by `dbus abort` (or a cut-over); 4 refused, nothing changed: a refusal of the plan, a target\n' +
+        'table with rows, kept positions without --resume, a kept position whose binlog was purged; 3 failed (the\n' +
+        'positions kept: --resume continues): a source DDL on a moved table (named with its statement), a lost\n' +
+        'server; 130 interrupted (positions kept).\n' +
+        examples('ezctl dbus start orders-out --execute', 'ezctl dbus start orders-out --execute --resume --max-load Threads_running=25'),
+    )
+    .action(action(async (ctx, o: StartFlags, a) => {
+      const { startMove } = await import('../core/dbus/run.js');
+      const { renderStart, renderStatus } = await import('../core/dbus/render.js');
+      let last = '';
+      const r = await startMove(ctx, {
+        name: a[0]!,
+        ...(o.spec ? { spec: o.spec } : {}),
+        execute: !!o.execute,
+        resume: !!o.resume,
+        throttle: throttleOptionsFrom(o),
+        leaseMs: o.lease,
+        ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
+        ...(o.ddlDone ? { ddlDone: o.ddlDone } : {}),
+        onProgress: (s) => {
+          const line = renderStatus(s).split('\n')[0]!;
+          if (line !== last && !ctx.opts.quiet) ctx.log.info(line);
+          last = line;
+        },
+      });
+      ctx.result(r.execute ? r : r.plan, () => renderStart(r));
+      return !r.execute && r.plan.refusals.length ? ExitCode.refused : ExitCode.ok;
+    }));
+
+  dbus
+    .command('status')
+    .description('the move\'s state: per source the positions read and applied and the lag, per table the rows copied; from the job on this host, else its rows on the target (any host)')
+    .argument('<name>', 'the move')
+    .option(...SPEC)
+    .addHelpText('after', examples('ezctl dbus status orders-out', 'ezctl --json dbus status orders-out'))
+    .action(action(async (ctx, o: { spec?: string }, a) => {
+      const { dbusStatus } = await import('../core/dbus/status.js');
+      const { renderStatus } = await import('../core/dbus/render.js');
+      const s = await dbusStatus(ctx, a[0]!, o.spec ? { spec: o.spec } : {});
+      ctx.result(s, () => renderStatus(s));
+      return s.state === 'failed' ? ExitCode.runtime : ExitCode.ok;
+    }));
+
+  for (const cmd of ['pause', 'resume'] as const) {
+    dbus
+      .command(cmd)
+      .description(cmd === 'pause' ? 'stop the copy and the apply of the running move (the positions are kept; warns when a source\'s binlog retention nears them)' : 'go on from the kept positions')
+      .argument('<name>', 'the move')
+      .option(...SPEC)
+      .action(action(async (ctx, o: { spec?: string }, a) => {
+        const { dbusControl } = await import('../core/dbus/status.js');
+        const { renderStatus } = await import('../core/dbus/render.js');
+        const r = await dbusControl(ctx, { name: a[0]!, ...(o.spec ? { spec: o.spec } : {}) }, cmd);
+        for (const s of r.status.sources) if (s.retentionWarning) ctx.log.warn(`source ${s.label}: ${s.retentionWarning}`);
+        ctx.result(r.status, () => renderStatus(r.status));
+      }));
+  }
+
+  dbus
+    .command('abort')
+    .description('end the move: the running job stops (or a dead one\'s rows are ended) and its positions go; the target tables stay (said so) unless --drop-target')
+    .argument('<name>', 'the move')
+    .option(...SPEC)
+    .option('--drop-target', 'drop the move\'s target tables too')
+    .action(action(async (ctx, o: { spec?: string; dropTarget?: boolean }, a) => {
+      const { dbusControl } = await import('../core/dbus/status.js');
+      const r = await dbusControl(ctx, { name: a[0]!, ...(o.spec ? { spec: o.spec } : {}) }, 'abort', { dropTarget: !!o.dropTarget });
+      ctx.result(r, () => [`move ${a[0]}: aborted`, r.dropped?.length ? `target tables dropped: ${r.dropped.join(', ')}` : '', r.kept?.length ? `target tables kept: ${r.kept.join(', ')} (--drop-target drops them)` : ''].filter(Boolean).join('\n'));
+    }));
+  registerDbusCutover(dbus); // C3: dbus cutover / rollback (and the hidden dbus reverse)
+}
