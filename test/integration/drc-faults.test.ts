@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { show } from '../helpers/cli.js';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { assertZonesIdentical, drcStart, drcStatus, drcStop, drcWaitAll, patchTopology, sqlOn } from '../helpers/drc.js';
+import { drcStart, drcStatus, drcStop, drcWaitAll } from '../helpers/drc.js';
 import { parseTopology } from '../../src/core/config/load.js';
 import { pidAlive } from '../../src/core/process/pids.js';
-import type { Db } from '../../src/core/db/connect.js';
+import { LedgerWriter, createLedger, assertAppliedOnce as assertLedger } from '../helpers/ledger.js';
 
 let sb: TestSandbox;
 let pid: number | undefined;
@@ -20,105 +20,25 @@ let masters = { bj: 'bj-master', sh: 'sh-master' } as Record<string, string>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const sql = (node: string, ...stmts: string[]) => sqlOn(sb, node, ...stmts);
 
-/** Inserts ledger rows into a zone's current master until stopped; keeps the acknowledged ids. */
-class LedgerWriter {
-  /** every writer ever started, so after() can stop those a failed test left running */
-  static all: LedgerWriter[] = [];
-  acked: number[] = [];
-  errors = 0;
-  private stop = false;
-  private done: Promise<void> | undefined;
-  private static next = 0;
-  private readonly base = ++LedgerWriter.next * 1_000_000_000;
-  constructor(readonly zone: string) {}
-  start(): void {
-    LedgerWriter.all.push(this);
-    this.stop = false;
-    this.done = (async () => {
-      let db: Db | undefined;
-      let n = 0;
-      while (!this.stop) {
-        try {
-          db ??= await sb.db(masters[this.zone]!);
-          // explicit ids, distinct per zone: the BEFORE INSERT trigger sees the real id everywhere
-          const id = this.base + ++n;
-          await db.exec('INSERT INTO ezdemo.ledger (id, zone, n) VALUES (?, ?, ?)', [id, this.zone, n]);
-          this.acked.push(id);
-        } catch {
-          this.errors++;
-          await db?.close().catch(() => undefined);
-          db = undefined;
-          await sleep(100);
-        }
-        await sleep(4);
-      }
-      await db?.close().catch(() => undefined);
-    })();
-  }
-  async halt(): Promise<void> {
-    this.stop = true;
-    await this.done;
-  }
-}
-
-async function ledgerIds(node: string): Promise<Set<number>> {
-  const db = await sb.db(node);
-  try {
-    return new Set((await db.query<{ id: string }>('SELECT id FROM ezdemo.ledger')).map((r) => Number(r.id)));
-  } finally {
-    await db.close();
-  }
-}
-
-/** Each ledger row was inserted exactly once in every zone: the trigger fired once per row. */
-async function assertAppliedOnce(writers: LedgerWriter[]): Promise<void> {
-  const acked = writers.flatMap((w) => w.acked);
-  const missingBy: Record<string, number[]> = {};
-  for (const zone of ZONES) {
-    const ids = await ledgerIds(masters[zone]!);
-    missingBy[masters[zone]!] = acked.filter((id) => !ids.has(id));
-  }
-  assert.ok(Object.values(missingBy).every((m) => m.length === 0), `acknowledged ledger rows missing: ${JSON.stringify(missingBy)}`);
-  for (const zone of ZONES) {
-    const node = masters[zone]!;
-    const db = await sb.db(node);
-    try {
-      const twice = await db.query('SELECT ledger_id, COUNT(*) AS c FROM ezaudit.fires GROUP BY ledger_id HAVING c <> 1 LIMIT 10');
-      assert.deepEqual(twice, [], `${node}: ledger rows whose insert was applied more or less than once`);
-      const counts = (await db.one<any>('SELECT (SELECT COUNT(*) FROM ezaudit.fires) AS f, (SELECT COUNT(*) FROM ezdemo.ledger) AS l'))!;
-      assert.equal(counts.f, counts.l, `${node}: one trigger fire per ledger row`);
-    } finally {
-      await db.close();
-    }
-  }
-  await assertZonesIdentical(sb, ZONES.map((z) => masters[z]!), [['ezdemo', 'ledger'], ['ezdemo', 'orders'], ['ezdemo', 'users']]);
-}
+const writer = (zone: string) => new LedgerWriter(sb, zone, () => masters[zone]!);
+const assertAppliedOnce = (writers: LedgerWriter[]) => assertLedger(sb, ZONES.map((z) => masters[z]!), writers);
 
 before(async () => {
   sb = await startSandbox({ zones: ZONES, replicas: 1, load: 100 });
-  for (const m of ['bj-master', 'sh-master']) {
-    await sql(m,
-      'CREATE TABLE ezdemo.ledger (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, zone VARCHAR(8) NOT NULL, n INT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3))',
-      'CREATE DATABASE ezaudit',
-      'CREATE TABLE ezaudit.fires (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, ledger_id BIGINT NOT NULL, KEY (ledger_id))',
-      'CREATE TRIGGER ezdemo.ledger_fires BEFORE INSERT ON ezdemo.ledger FOR EACH ROW INSERT INTO ezaudit.fires (ledger_id) VALUES (NEW.id)',
-    );
-  }
-  patchTopology(sb, (doc) => doc.setIn(['clusters', 'demo', 'drc'], doc.createNode({ exclude: ['ezaudit.*'] })));
+  await createLedger(sb, ['bj-master', 'sh-master']);
   pid = await drcStart(sb);
 });
 
 after(async () => {
   // a failed test may leave writers looping; they would keep this file's process alive
-  await Promise.all(LedgerWriter.all.map((w) => w.halt()));
+  await LedgerWriter.haltAll();
   if (sb) await drcStop(sb, pid);
   await sb?.down();
 });
 
 test('kill -9 of the daemon at random moments under load, restarted each time: nothing lost, nothing applied twice', async () => {
-  const writers = ZONES.map((z) => new LedgerWriter(z));
+  const writers = ZONES.map((z) => writer(z));
   writers.forEach((w) => w.start());
   // a workload on the demo tables too, with conflicts, while the daemon dies and comes back
   const workload = sb.run(['sandbox', 'workload', '--tps', '80', '--seconds', '8', '--conflict-ratio', '0.1']);
@@ -140,7 +60,7 @@ test('kill -9 of the daemon at random moments under load, restarted each time: n
 });
 
 test('a zone master killed and restarted during replication: DRC recovers by itself', async () => {
-  const writers = ZONES.map((z) => new LedgerWriter(z));
+  const writers = ZONES.map((z) => writer(z));
   writers.forEach((w) => w.start());
   await sleep(800);
   const victim = sb.node('sh-master');
@@ -174,7 +94,7 @@ test('a zone master killed and restarted during replication: DRC recovers by its
 });
 
 test('drc repoint after promoting a zone\'s replica: nothing lost or repeated', async () => {
-  const writers = ZONES.map((z) => new LedgerWriter(z));
+  const writers = ZONES.map((z) => writer(z));
   writers.forEach((w) => w.start());
   await sleep(800);
   // The switch, as a master-switch tool does it: stop the zone's writers and DRC's writes into
@@ -203,7 +123,7 @@ test('drc repoint after promoting a zone\'s replica: nothing lost or repeated', 
   masters = { bj: 'bj-master', sh: 'sh-replica1' };
   r = await sb.run(['drc', 'resume']);
   assert.equal(r.code, 0, show(r));
-  const after = new LedgerWriter('sh');
+  const after = writer('sh');
   after.start();
   await sleep(1500);
   await Promise.all([writers[0]!.halt(), after.halt()]);

@@ -371,13 +371,14 @@ export class BatchApplier {
  * The copy, the binlog applier and the application touch the same rows: a deadlock or a lock
  * wait timeout rolls one of them back, and it simply runs again (as gh-ost does).
  */
-export async function retryOnLockConflict<T>(fn: () => Promise<T>, rollback?: () => Promise<void>, attempts = 10): Promise<T> {
+export async function retryOnLockConflict<T>(fn: () => Promise<T>, rollback?: () => Promise<void>, attempts = 10, onRetry?: (reason: 'deadlock' | 'lockWait') => void): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (e) {
       const code = (e as QueryError).code;
       if (i >= attempts || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw e;
+      onRetry?.(code === 'ER_LOCK_DEADLOCK' ? 'deadlock' : 'lockWait');
       await rollback?.().catch(() => undefined);
       await sleep(20 * i);
     }

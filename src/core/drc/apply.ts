@@ -59,6 +59,8 @@ export interface ApplierConfig {
   /** version 0 (no routing table row): the topology file's routes; its shard tables are the fallback of a document without them */
   fileRoutes: Routes;
   blockIllegal: boolean;
+  /** told of each lock conflict retried in place (the direction counts them for status and metrics) */
+  onLockRetry?: (reason: 'deadlock' | 'lockWait') => void;
 }
 
 export interface QueuedTx {
@@ -290,7 +292,7 @@ export class Applier {
   private inPlace<T>(fn: () => Promise<T>): Promise<T> {
     return retryOnLockConflict(fn, async () => {
       await this.db.exec('ROLLBACK');
-    }, LOCK_CONFLICT_ATTEMPTS);
+    }, LOCK_CONFLICT_ATTEMPTS, this.cfg.onLockRetry);
   }
 
   /** Move the checkpoint past a transaction without applying it (--skip-errors). */

@@ -62,6 +62,9 @@ export interface PipelineStatus {
   appliedTx: number;
   appliedRows: number;
   conflicts: number;
+  /** deadlocks and lock wait timeouts met while applying, each retried in place (since the daemon started) */
+  retries?: { deadlock: number; lockWait: number };
+  lastRetryAt?: string | null;
   illegalWrites: number;
   /** the routing table version this direction judges its source's writes by (0: the topology file; null: not started) */
   routesVersion?: number | null;

@@ -132,6 +132,14 @@ export class Pipeline {
   appliedTx = 0;
   appliedRows = 0;
   conflicts = 0;
+  /** lock conflicts (a peer zone's applier or the zone's own writers on the same rows) retried in place */
+  retries = { deadlock: 0, lockWait: 0 };
+  private lastRetryAt: Date | null = null;
+
+  private countRetry(why: 'deadlock' | 'lockWait'): void {
+    this.retries[why]++;
+    this.lastRetryAt = new Date();
+  }
   illegalWrites = 0;
   ddlSeen = 0;
   droppedTx = 0;
@@ -290,7 +298,7 @@ export class Pipeline {
       // a previous session's connection may take a moment to be gone on the server
       const got = await target.value<number | string>('SELECT GET_LOCK(?, 5)', [`ezctl-drc:${this.id}`.slice(0, 64)]);
       if (Number(got) !== 1) throw new Error(`another DRC daemon is applying ${this.id} at ${describeAddress(targetNode)} (its lock is held)`);
-      const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to }, target);
+      const applier = new Applier({ ...this.o.applier, pipeline: this.id, sourceZone: this.o.from, targetZone: this.o.to, onLockRetry: (why) => this.countRetry(why) }, target);
       const ov = this.override;
       if (ov && ov.source === `${sourceNode.host}:${sourceNode.port}`) {
         const before = await target.one<{ p: string }>(`SELECT source_position AS p FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [this.id]);
@@ -650,6 +658,8 @@ export class Pipeline {
       appliedTx: this.appliedTx,
       appliedRows: this.appliedRows,
       conflicts: this.conflicts,
+      retries: { ...this.retries },
+      lastRetryAt: this.lastRetryAt?.toISOString() ?? null,
       illegalWrites: this.illegalWrites,
       ddlSeen: this.ddlSeen,
       droppedTx: this.droppedTx,

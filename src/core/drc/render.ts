@@ -9,13 +9,20 @@ const clock = (iso: string | null) => (iso ? `${iso.slice(11, 19)}Z ` : '');
 /** The routing table version a direction judges by: "v3", "v3 missed" (published while the source was down), "file" (version 0), "-" */
 const routes = (v: number | null | undefined, missed?: boolean) => (v === null || v === undefined ? '-' : v === 0 ? 'file' : `v${v}${missed ? ' missed' : ''}`);
 
+/** Lock conflicts retried in place: "0", "3 (2 deadlocks, 1 lock wait)" */
+const retriesOf = (d: DaemonStatus['directions'][number]) => {
+  const r = d.retries;
+  if (!r || r.deadlock + r.lockWait === 0) return '0';
+  return `${r.deadlock + r.lockWait} (${[r.deadlock ? `${r.deadlock} deadlock${r.deadlock > 1 ? 's' : ''}` : '', r.lockWait ? `${r.lockWait} lock wait${r.lockWait > 1 ? 's' : ''}` : ''].filter(Boolean).join(', ')})`;
+};
+
 export function renderDrcStatus(s: DaemonStatus & { problems?: string[] }): string {
   const head = s.running ? `DRC ${s.cluster}: running (pid ${s.pid}, since ${s.startedAt})` : `DRC ${s.cluster}: not running`;
   const t = table(
-    ['direction', 'state', 'lag', 'p99 1m', 'tx/s', 'rows/s', 'applied tx', 'conflicts', 'illegal', 'routes', 'queue', 'last error'],
+    ['direction', 'state', 'lag', 'p99 1m', 'tx/s', 'rows/s', 'applied tx', 'conflicts', 'retries', 'illegal', 'routes', 'queue', 'last error'],
     s.directions.map((d) => [
       `${d.from} → ${d.to}`, d.state, ms(d.lagMs), ms(d.p99LagMs), d.txPerSec.toFixed(0), d.rowsPerSec.toFixed(0), String(d.appliedTx),
-      String(d.conflicts), String(d.illegalWrites), routes(d.routesVersion, d.routesMissed), String(d.queue), d.lastError ? `${clock(d.lastErrorAt)}${d.lastError}`.slice(0, 70) : '',
+      String(d.conflicts), retriesOf(d), String(d.illegalWrites), routes(d.routesVersion, d.routesMissed), String(d.queue), d.lastError ? `${clock(d.lastErrorAt)}${d.lastError}`.slice(0, 70) : '',
     ]),
   );
   const problems = s.problems?.length ? `\n${s.problems.map((p) => `not healthy: ${p}`).join('\n')}` : '';
@@ -24,5 +31,5 @@ export function renderDrcStatus(s: DaemonStatus & { problems?: string[] }): stri
 
 /** One plain line per direction, for --watch without a terminal. */
 export function drcStatusLines(s: DaemonStatus): string {
-  return s.directions.map((d) => `${d.from}->${d.to} state=${d.state} lag_ms=${d.lagMs ?? '-'} p99_ms=${d.p99LagMs ?? '-'} tx_s=${d.txPerSec.toFixed(1)} applied_tx=${d.appliedTx} conflicts=${d.conflicts} illegal=${d.illegalWrites} routes=${routes(d.routesVersion, d.routesMissed).replace(' ', '-')} queue=${d.queue}${d.lastError ? ` last_error=${JSON.stringify(d.lastError)} last_error_at=${d.lastErrorAt ?? '-'}` : ''}`).join('\n');
+  return s.directions.map((d) => `${d.from}->${d.to} state=${d.state} lag_ms=${d.lagMs ?? '-'} p99_ms=${d.p99LagMs ?? '-'} tx_s=${d.txPerSec.toFixed(1)} applied_tx=${d.appliedTx} conflicts=${d.conflicts} retries_deadlock=${d.retries?.deadlock ?? 0} retries_lock_wait=${d.retries?.lockWait ?? 0} illegal=${d.illegalWrites} routes=${routes(d.routesVersion, d.routesMissed).replace(' ', '-')} queue=${d.queue}${d.lastError ? ` last_error=${JSON.stringify(d.lastError)} last_error_at=${d.lastErrorAt ?? '-'}` : ''}`).join('\n');
 }
