@@ -372,7 +372,10 @@ export class Applier {
         keys.set(keyText(key as KeyValue), key);
       }
     }
-    for (const [m, keys] of wanted) await this.lockRows(m, [...keys.values()], state, sk);
+    // Tables in name order (each table's keys are locked in key order by the IN range scan): two
+    // appliers writing one zone take their row locks in one order and cannot deadlock each other on it.
+    const byName = [...wanted].sort(([a], [b]) => (`${a.schema}.${a.table}` < `${b.schema}.${b.table}` ? -1 : `${a.schema}.${a.table}` > `${b.schema}.${b.table}` ? 1 : 0));
+    for (const [m, keys] of byName) await this.lockRows(m, [...keys.values()], state, sk);
 
     const ts = this.cfg.tsColumn;
     const stateOf = (m: TableMeta, key: unknown[]): KeyState => {
