@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmarks.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { EZCTL } from '../test/helpers/cli.js';
 
 export function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = process.hrtime.bigint();
@@ -17,4 +18,27 @@ export function stats(xs: number[]): { min: number; p50: number; p95: number; ma
 
 export function row(cells: Array<string | number>, widths: number[]): string {
   return cells.map((c, i) => (typeof c === 'number' ? c.toFixed(1) : c).padStart(widths[i] ?? 12)).join(' ');
+}
+
+/** `ezctl --config CONFIG --json ARGS` as a child process: exit code, its JSON (null when stdout is not JSON: the error is in stderr), wall time; SIGKILLed past timeoutMs. */
+export function ezctlJson(config: string, args: string[], timeoutMs = 180_000): Promise<{ code: number | null; json: any; stderr: string; ms: number }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const p = spawn(process.execPath, [EZCTL, '--config', config, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      let json: any = null;
+      try {
+        json = JSON.parse(out);
+      } catch {
+        /* not JSON: the error is in stderr */
+      }
+      resolve({ code, json, stderr: err, ms: performance.now() - t0 });
+    });
+  });
 }

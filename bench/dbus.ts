@@ -30,7 +30,7 @@ import type { DbusStatus } from '../src/core/dbus/spec.js';
 import type { Ctx } from '../src/core/context.js';
 import { readRouteAt, newestRoute } from '../src/core/dbus/route.js';
 import { isFenceError } from '../src/core/dbus/fence.js';
-import { stats } from './_util.js';
+import { stats, ezctlJson } from './_util.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 300_000);
 const TPS = Number(process.env.BENCH_TPS ?? 200);
@@ -44,27 +44,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let sb: TestSandbox;
 const jobs: ChildProcess[] = [];
 
-async function run(args: string[], timeoutMs = 600_000): Promise<{ code: number | null; json: any; stderr: string; ms: number }> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      let json: any = null;
-      try {
-        json = JSON.parse(out);
-      } catch {
-        /* the error is in stderr */
-      }
-      resolve({ code, json, stderr: err, ms: performance.now() - t0 });
-    });
-  });
-}
+const run = (args: string[], timeoutMs = 600_000) => ezctlJson(sb.config, args, timeoutMs);
 
 /** the move's status, asked in this process (a CLI per poll costs about a second on a loaded host) */
 async function following(): Promise<DbusStatus | undefined> {

@@ -27,6 +27,7 @@ import { pathToFileURL } from 'node:url';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop } from '../test/helpers/drc.js';
 import { EZCTL } from '../test/helpers/cli.js';
+import { ezctlJson as ezctlJsonOf } from './_util.js';
 
 const SWITCHES = Number(process.env.BENCH_SWITCHES ?? 10);
 const TPS = Number(process.env.BENCH_TPS ?? 50);
@@ -61,27 +62,7 @@ interface Run {
   otherShardMs?: number;
 }
 
-function ezctlJson(sb: TestSandbox, args: string[], timeoutMs = 180_000): Promise<{ code: number | null; json: any; stderr: string; ms: number }> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      let json: any = null;
-      try {
-        json = JSON.parse(out);
-      } catch {
-        /* not JSON: the error is in stderr */
-      }
-      resolve({ code, json, stderr: err, ms: performance.now() - t0 });
-    });
-  });
-}
+const ezctlJson = (sb: TestSandbox, args: string[], timeoutMs?: number) => ezctlJsonOf(sb.config, args, timeoutMs);
 
 function startWorkload(sb: TestSandbox, ackLog: string, seconds: number): { proc: ChildProcess; done: Promise<any> } {
   const proc = spawn(process.execPath, [EZCTL, '--config', sb.config, '--json', 'sandbox', 'workload', '--tps', String(TPS), '--seconds', `${seconds}s`, '--ack-log', ackLog, '--progress', '0', '--max-wait', '60s'], { stdio: ['ignore', 'pipe', 'pipe'] });
