@@ -463,15 +463,26 @@ export class ZoneOsc {
 
   /** the ghost could not be dropped (a session held it): stop() said so */
   ghostLeft = false;
+  /** stop() closed the copy session (a second stop, e.g. the family's after an abort's, needs a new one) */
+  private copyDbClosed = false;
 
   /** Stop the applier and close everything; with dropHelpers, the ghost goes too (abort). */
   async stop(dropHelpers: boolean): Promise<void> {
     this.halt.abort(new Error(`zone ${this.zone}: stopped`));
     await this.applier?.stop();
     if (dropHelpers && this.progress.phase !== 'done') {
-      const db = this.copyDb ?? (await this.ctx.connect(this.node));
+      const drop = (db: Db) => this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
+      // the copy session may be gone (closed by an earlier stop, or killed: `osc abort` from
+      // another process kills the sessions that hold the ghost): then the drop goes on a new one
+      let db = this.copyDb && !this.copyDbClosed ? this.copyDb : await this.ctx.connect(this.node);
       try {
-        await this.bounded(db, 'dropping the ghost table', [this.plan.names.ghost], () => db.exec(`DROP TABLE IF EXISTS ${this.ghost}`), this.lockWaitS, 'then `ezctl osc abort` drops it');
+        try {
+          await drop(db);
+        } catch (e) {
+          if (db !== this.copyDb || !/closed state|connection.*(lost|closed)|PROTOCOL_CONNECTION_LOST/i.test(`${(e as Error).message} ${(e as { code?: string }).code ?? ''}`)) throw e;
+          db = await this.ctx.connect(this.node);
+          await drop(db);
+        }
         this.progress.phase = 'aborted';
         // dropped by a later stop after an earlier one could not: nothing is left
         this.ghostLeft = false;
@@ -484,6 +495,7 @@ export class ZoneOsc {
       }
     }
     await this.copyDb?.close().catch(() => undefined);
+    this.copyDbClosed = true;
     await Promise.all(this.extraCopyDbs.map((db) => db.close().catch(() => undefined)));
   }
 }
