@@ -1,8 +1,8 @@
 // Prometheus metrics of a running change feed at http://127.0.0.1:port/metrics (prom-client, as the
 // DRC daemon's metrics.ts): read from the feed's status at each scrape, nothing kept twice.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
-import { runtimeError } from '../exit.js';
+import { serveRegistry } from './metrics.js';
 import type { FeedStatus } from './feed.js';
 
 export async function serveFeedMetrics(port: number, labels: { cluster: string; zone: string; feed: string }, status: () => FeedStatus): Promise<Server> {
@@ -27,17 +27,5 @@ export async function serveFeedMetrics(port: number, labels: { cluster: string; 
   gauge('ezctl_feed_retries', 'Sink deliveries retried since the feed started', (s) => s.retries);
   gauge('ezctl_feed_running', '1 while the feed reads and delivers, 0 otherwise (paused, retrying, starting)', (s) => (s.state === 'running' ? 1 : 0));
   gauge('ezctl_feed_lease_held', '1 while the feed holds its job lease on the zone\'s master', (s) => (s.jobId ? 1 : 0));
-  const server = createServer(async (req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end('see /metrics\n');
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': registry.contentType });
-    res.end(await registry.metrics());
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(runtimeError(`cannot serve metrics on port ${port}: ${(e as Error).message}`, { hint: 'choose another --metrics-port' })));
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  return server;
+  return serveRegistry(registry, port, 'choose another --metrics-port');
 }

@@ -39,6 +39,12 @@ export async function serveMetrics(port: number, cluster: string): Promise<{ ser
       queue.set(l, s.queue);
     }
   };
+  const server = await serveRegistry(registry, port);
+  return { server, update, onBatch: () => {} };
+}
+
+/** A registry's metrics at http://127.0.0.1:port/metrics (404 elsewhere); refused with exit 3 when the port is taken. */
+export async function serveRegistry(registry: Registry, port: number, hint?: string): Promise<Server> {
   const server = createServer(async (req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end('see /metrics\n');
@@ -48,8 +54,8 @@ export async function serveMetrics(port: number, cluster: string): Promise<{ ser
     res.end(await registry.metrics());
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(runtimeError(`cannot serve metrics on port ${port}: ${(e as Error).message}`)));
+    server.once('error', (e) => reject(runtimeError(`cannot serve metrics on port ${port}: ${(e as Error).message}`, hint ? { hint } : {})));
     server.listen(port, '127.0.0.1', () => resolve());
   });
-  return { server, update, onBatch: () => {} };
+  return server;
 }
