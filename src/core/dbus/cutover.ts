@@ -26,7 +26,7 @@ import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
 import { formatDuration } from '../throttle/duration.js';
 import { pidAlive, isEzctlProcess, stopProcess } from '../process/pids.js';
 import { onInterrupt } from '../signals.js';
-import { readJob, type Plan, type Step, type StepsResult, type JobSummary } from '../steps/engine.js';
+import { readJob, outcomeOf, type Plan, type Step, type StepsResult, type JobSummary } from '../steps/engine.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { leaseRows } from '../job/job.js';
 import { CLUSTER_TARGET } from '../job/lease.js';
@@ -781,12 +781,7 @@ export function stepList<P>(plan: Plan<P>): DbusCutoverReport['steps'] {
 }
 
 export async function finishReport(ctx: Ctx, r: DbusCutoverReport, p: CutoverParams, d: { result: StepsResult; jobId: string; summary: JobSummary | undefined }, windowGroups: WindowGroups = WINDOW): Promise<DbusCutoverReport> {
-  r.jobId = d.jobId;
-  r.result = d.result;
-  r.outcome = d.result.outcome;
-  r.exitCode = d.result.exitCode;
-  r.message = d.result.error ? `${d.result.error.step ? `${d.result.error.step}: ` : ''}${d.result.error.message}` : null;
-  if (d.result.refusals?.length) r.refusals = d.result.refusals;
+  Object.assign(r, outcomeOf(d.jobId, d.result));
   r.route = (await readRoute(sidesOf(ctx, p), p).catch(() => undefined)) ?? null;
   if (d.summary) {
     const done = doneDetails(d.summary);

@@ -21,7 +21,7 @@ import type { Topology, ResolvedNode } from '../config/load.js';
 import { serverInfo } from '../db/server.js';
 import { parseMariaPos } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
-import type { Plan, Step } from '../steps/engine.js';
+import { outcomeOf, type Plan, type Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { STATE_SCHEMA } from '../state/schema.js';
@@ -500,12 +500,7 @@ function emptyReport(mode: GzMoveReport['mode'], cluster: string, a: GzMoveAsses
 }
 
 async function finishReport(ctx: Ctx, r: GzMoveReport, p: GzMoveParams, d: Awaited<ReturnType<typeof driveGz>>): Promise<GzMoveReport> {
-  r.jobId = d.jobId;
-  r.result = d.result;
-  r.outcome = d.result.outcome;
-  r.exitCode = d.result.exitCode;
-  r.message = d.result.error ? `${d.result.error.step ? `${d.result.error.step}: ` : ''}${d.result.error.message}` : null;
-  if (d.result.refusals?.length) r.refusals = d.result.refusals;
+  Object.assign(r, outcomeOf(d.jobId, d.result));
   r.from = p.from;
   r.to = p.to;
   r.shards = formatShardList(p.ranges);

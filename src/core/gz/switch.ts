@@ -18,7 +18,7 @@ import { serverInfo } from '../db/server.js';
 import type { Db } from '../db/connect.js';
 import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type WriteBlock, type SessionInfo } from '../db/write-block.js';
 import { routingTarget, type RoutingTarget } from '../proxy/index.js';
-import type { Plan, Step } from '../steps/engine.js';
+import { outcomeOf, type Plan, type Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
@@ -589,12 +589,7 @@ function emptyReport(mode: GzSwitchReport['mode'], cluster: string, a: GzSwitchA
 
 /** Fill the report from the journal and the servers after a run. */
 async function finishReport(ctx: Ctx, r: GzSwitchReport, p: GzSwitchParams, d: Awaited<ReturnType<typeof driveGz>>): Promise<GzSwitchReport> {
-  r.jobId = d.jobId;
-  r.result = d.result;
-  r.outcome = d.result.outcome;
-  r.exitCode = d.result.exitCode;
-  r.message = d.result.error ? `${d.result.error.step ? `${d.result.error.step}: ` : ''}${d.result.error.message}` : null;
-  if (d.result.refusals?.length) r.refusals = d.result.refusals;
+  Object.assign(r, outcomeOf(d.jobId, d.result));
   r.from = p.from;
   r.to = p.to;
   const topo = freshTopology(p.topologyPath);

@@ -113,6 +113,12 @@ export interface StepsResult {
   journal: string;
 }
 
+/** What a job's report takes from its run: the result, outcome, exit code, one line (the failing step first) and the refusals, when there are any. */
+export function outcomeOf(jobId: string, result: StepsResult): { jobId: string; result: StepsResult; outcome: Outcome; exitCode: ExitCode; message: string | null; refusals?: string[] } {
+  const message = result.error ? `${result.error.step ? `${result.error.step}: ` : ''}${result.error.message}` : null;
+  return { jobId, result, outcome: result.outcome, exitCode: result.exitCode, message, ...(result.refusals?.length ? { refusals: result.refusals } : {}) };
+}
+
 /** The plan's own mistakes (a programming error, caught before anything runs). */
 export function validatePlan<P>(plan: Plan<P>): void {
   const problems: string[] = [];
