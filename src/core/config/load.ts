@@ -165,8 +165,8 @@ export function expandPath(p: string, baseDir: string): string {
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
-/** Parse and validate topology text; every problem becomes one line of the thrown error. */
-export function parseTopology(text: string, path: string): Topology {
+/** YAML text as plain data; a syntax error is refused (exit 2) with one `path:line:col: message` line per problem. */
+export function parseYamlFile(text: string, path: string): unknown {
   // With prettyErrors off, errors carry only offsets: the line counter turns them into line:col.
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, lineCounter });
@@ -178,7 +178,12 @@ export function parseTopology(text: string, path: string): Topology {
       }),
     });
   }
-  const raw: unknown = doc.toJS();
+  return doc.toJS();
+}
+
+/** Parse and validate topology text; every problem becomes one line of the thrown error. */
+export function parseTopology(text: string, path: string): Topology {
+  const raw = parseYamlFile(text, path);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw badInput(`${path}: expected a mapping with zones: and clusters:`);
   }

@@ -3,11 +3,10 @@
 // against the sources' catalogs into a DbusMove (every `db.*` and name pattern expanded).
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { Ctx } from '../context.js';
 import type { TableRef } from '../apply/mapping.js';
-import type { ResolvedNode, Topology } from '../config/load.js';
+import { parseYamlFile, type ResolvedNode, type Topology } from '../config/load.js';
 import { credentialsSchema, formatIssues, type Credentials } from '../config/schema.js';
 import { dbusSectionSchema, type DbusMoveConfig } from '../config/dbus-schema.js';
 import { describeAddress, parseConnectionString } from '../config/dsn.js';
@@ -98,20 +97,6 @@ interface Declared {
   topology: Topology | undefined;
 }
 
-function parseYaml(text: string, path: string): unknown {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
-  if (doc.errors.length) {
-    throw badInput(`${path} is not valid YAML`, {
-      details: doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
-        return `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
-      }),
-    });
-  }
-  return doc.toJS();
-}
-
 async function declared(ctx: Ctx, o: { name: string; config?: string; spec?: string }): Promise<Declared> {
   if (o.spec) {
     const path = resolve(o.spec);
@@ -121,7 +106,7 @@ async function declared(ctx: Ctx, o: { name: string; config?: string; spec?: str
     } catch (e) {
       throw badInput(`cannot read the move spec ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    const parsed = specFileSchema.safeParse(parseYaml(text, path), { reportInput: true });
+    const parsed = specFileSchema.safeParse(parseYamlFile(text, path), { reportInput: true });
     if (!parsed.success) {
       const lines = formatIssues(parsed.error.issues);
       throw badInput(`${path} has ${lines.length} problem${lines.length === 1 ? '' : 's'}`, { details: lines });
