@@ -48,10 +48,11 @@ const wholeRunMs = Number(process.env.EZCTL_TEST_RUN_LIMIT_MS ?? 20 * 60_000);
 // each running test sandbox leaves a marker here (test/helpers/sandbox.ts); what is left when the
 // run ends (a file killed by the time limit ran no handler) is stopped below
 const sandboxes = mkdtempSync(join(tmpdir(), 'ezctl-test-run-'));
+const timesFile = join(tmpdir(), `ezctl-test-times-${process.pid}.txt`);
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
-  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes } },
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${fileURLToPath(new URL('./file-times-reporter.mjs', import.meta.url))}`, '--test-reporter-destination=stdout', ...flags, ...files],
+  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes, EZCTL_TEST_TIMES_FILE: timesFile } },
 );
 function stopLeftSandboxes() {
   for (const m of readdirSync(sandboxes)) {
@@ -77,6 +78,10 @@ const limit = setTimeout(() => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
 child.on('exit', (code, signal) => {
   clearTimeout(limit);
+  if (existsSync(timesFile)) {
+    console.log(`\n${readFileSync(timesFile, 'utf8')}`);
+    rmSync(timesFile, { force: true });
+  }
   stopLeftSandboxes();
   process.exit(code ?? (signal ? 1 : 0));
 });
