@@ -1,6 +1,10 @@
 // Small helpers shared by the benchmarks.
 import { spawn, spawnSync } from 'node:child_process';
 import { EZCTL } from '../test/helpers/cli.js';
+import type { TestSandbox } from '../test/helpers/sandbox.js';
+import type { Db } from '../src/core/db/connect.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = process.hrtime.bigint();
@@ -41,4 +45,42 @@ export function ezctlJson(config: string, args: string[], timeoutMs = 180_000): 
       resolve({ code, json, stderr: err, ms: performance.now() - t0 });
     });
   });
+}
+
+/**
+ * Probe rows (`ezbench.probe`) written at bj's master every 50 ms, each watcher polling for them every
+ * 5 ms: the time until a watcher first sees a row is its lag. The caller opens and closes the watchers;
+ * tailMs after `during` ends lets the last probes arrive.
+ */
+export async function probeLag(sb: TestSandbox, watchers: Record<string, Db>, during: () => Promise<unknown>, tailMs: number): Promise<Record<string, number[]>> {
+  const writer = await sb.db('bj-master');
+  const written = new Map<number, number>();
+  const lags: Record<string, number[]> = Object.fromEntries(Object.keys(watchers).map((k) => [k, []]));
+  let stop = false;
+  let seq = Number((await writer.value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
+  const write = (async () => {
+    while (!stop) {
+      const s = ++seq;
+      written.set(s, Date.now());
+      await writer.exec('INSERT INTO ezbench.probe (seq, written_at_ms) VALUES (?, ?)', [s, Date.now()]);
+      await sleep(50);
+    }
+  })();
+  const watch = async (kind: string) => {
+    let seen = seq;
+    while (!stop) {
+      const top = Number((await watchers[kind]!.value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
+      const now = Date.now();
+      for (let s = seen + 1; s <= top; s++) if (written.has(s)) lags[kind]!.push(now - written.get(s)!);
+      seen = Math.max(seen, top);
+      await sleep(5);
+    }
+  };
+  const ws = Object.keys(watchers).map(watch);
+  await during();
+  await sleep(tailMs);
+  stop = true;
+  await Promise.all([write, ...ws]);
+  await writer.close();
+  return lags;
 }

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop } from '../test/helpers/drc.js';
 import type { Db } from '../src/core/db/connect.js';
-import { stats, row } from './_util.js';
+import { stats, row, probeLag } from './_util.js';
 
 const RATES = (process.env.BENCH_RATES ?? '100,400,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -30,39 +30,15 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Probe rows written at bj's master; each watcher records when it first sees each one. */
+/** Probe rows written at bj's master, watched for on sh's master (DRC) and bj's replica (native). */
 async function measureLag(sb: TestSandbox, during: () => Promise<unknown>): Promise<{ drc: number[]; native: number[] }> {
-  const writer = await sb.db('bj-master');
-  const watchers: Record<'drc' | 'native', Db> = { drc: await sb.db('sh-master'), native: await sb.db('bj-replica1') };
-  const written = new Map<number, number>();
-  const lags = { drc: [] as number[], native: [] as number[] };
-  let stop = false;
-  let seq = Number((await writer.value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
-  const write = (async () => {
-    while (!stop) {
-      const s = ++seq;
-      written.set(s, Date.now());
-      await writer.exec('INSERT INTO ezbench.probe (seq, written_at_ms) VALUES (?, ?)', [s, Date.now()]);
-      await sleep(50);
-    }
-  })();
-  const watch = (kind: 'drc' | 'native') => (async () => {
-    let seen = seq;
-    while (!stop) {
-      const top = Number((await watchers[kind].value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
-      const now = Date.now();
-      for (let s = seen + 1; s <= top; s++) if (written.has(s)) lags[kind].push(now - written.get(s)!);
-      seen = Math.max(seen, top);
-      await sleep(5);
-    }
-  })();
-  const ws = [watch('drc'), watch('native')];
-  await during();
-  await sleep(1000);
-  stop = true;
-  await Promise.all([write, ...ws]);
-  await Promise.all([writer.close(), watchers.drc.close(), watchers.native.close()]);
-  return lags;
+  const watchers = { drc: await sb.db('sh-master'), native: await sb.db('bj-replica1') };
+  try {
+    const lags = await probeLag(sb, watchers, during, 1000);
+    return { drc: lags.drc!, native: lags.native! };
+  } finally {
+    await Promise.all([watchers.drc.close(), watchers.native.close()]);
+  }
 }
 
 async function backlog(sb: TestSandbox, n: number): Promise<void> {

@@ -24,13 +24,12 @@ import { drcStart, drcStop, drcWaitAll } from '../test/helpers/drc.js';
 import { readDefaultsFile } from '../src/core/config/defaults-file.js';
 import { setLatency } from '../src/core/sandbox/net.js';
 import { connect, type Db } from '../src/core/db/connect.js';
-import { row } from './_util.js';
+import { row, probeLag } from './_util.js';
 
 const RATES = (process.env.BENCH_RATES ?? '100,400,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const ROWS = Number(process.env.BENCH_ROWS ?? 20000);
 const RTT = 30;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const say = (s: string) => console.log(s);
 
@@ -70,40 +69,6 @@ async function selectOne(db: Db, n = 500): Promise<{ p50: number; min: number }>
     t.push(performance.now() - t0);
   }
   return { p50: percentile(t, 0.5), min: Math.min(...t) };
-}
-
-/** Probe rows written at bj's master every 50 ms, watched for at each watcher. */
-async function probeLag(sb: TestSandbox, watchers: Record<string, Db>, during: () => Promise<unknown>): Promise<Record<string, number[]>> {
-  const writer = await sb.db('bj-master');
-  const written = new Map<number, number>();
-  const lags: Record<string, number[]> = Object.fromEntries(Object.keys(watchers).map((k) => [k, []]));
-  let stop = false;
-  let seq = Number((await writer.value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
-  const write = (async () => {
-    while (!stop) {
-      const s = ++seq;
-      written.set(s, Date.now());
-      await writer.exec('INSERT INTO ezbench.probe (seq, written_at_ms) VALUES (?, ?)', [s, Date.now()]);
-      await sleep(50);
-    }
-  })();
-  const watch = async (kind: string) => {
-    let seen = seq;
-    while (!stop) {
-      const top = Number((await watchers[kind]!.value('SELECT COALESCE(MAX(seq), 0) FROM ezbench.probe')) ?? 0);
-      const now = Date.now();
-      for (let s = seen + 1; s <= top; s++) if (written.has(s)) lags[kind]!.push(now - written.get(s)!);
-      seen = Math.max(seen, top);
-      await sleep(5);
-    }
-  };
-  const ws = Object.keys(watchers).map(watch);
-  await during();
-  await sleep(1500);
-  stop = true;
-  await Promise.all([write, ...ws]);
-  await writer.close();
-  return lags;
 }
 
 async function workload(sb: TestSandbox, rate: number, seconds: number): Promise<number> {
@@ -213,7 +178,7 @@ async function relayCost(sb: TestSandbox, results: Record<string, unknown>): Pro
       pid = await drcStart(sb);
       await drcWaitAll(sb, ['bj', 'sh'], '120s');
       const sh = await sb.db('sh-master');
-      const lags = await probeLag(sb, { drc: sh }, () => workload(sb, 100, SECONDS));
+      const lags = await probeLag(sb, { drc: sh }, () => workload(sb, 100, SECONDS), 1500);
       await sh.close();
       await drcStop(sb, pid);
       pid = undefined;
@@ -249,7 +214,7 @@ async function partTwo(sb: TestSandbox, results: Record<string, unknown>): Promi
         let achieved = 0;
         const lags = await probeLag(sb, watchers, async () => {
           achieved = await workload(sb, rate, SECONDS);
-        });
+        }, 1500);
         for (const kind of ['native', 'drc']) {
           const xs = lags[kind]!;
           const label = `${kind === 'drc' ? 'DRC bj->sh' : 'native replica in sh of bj'}, ${rate}/s`;
