@@ -37,7 +37,8 @@ const SLOW = {
   'gz-workload.test.ts': 46, 'dbus-move.test.ts': 52, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
   'drill.test.ts': 101, 'dbus-cutover.test.ts': 60, 'sandbox-wan.test.ts': 40,
 };
-const weight = (f) => SLOW[f.split('/').pop()] ?? (f.includes('integration') ? 1 : 0);
+// (unit files sort after them all, even one named like a slow integration file)
+const weight = (f) => (f.includes('integration') ? SLOW[f.split('/').pop()] ?? 1 : 0);
 files = files.map((f, i) => [f, i]).sort((a, b) => weight(b[0]) - weight(a[0]) || a[1] - b[1]).map(([f]) => f);
 const concurrency = process.env.EZCTL_TEST_CONCURRENCY ?? '2';
 // A test that hangs fails after --test-timeout instead of holding the run; --test-force-exit ends a
@@ -48,14 +49,23 @@ const wholeRunMs = Number(process.env.EZCTL_TEST_RUN_LIMIT_MS ?? 20 * 60_000);
 // each running test sandbox leaves a marker here (test/helpers/sandbox.ts); what is left when the
 // run ends (a file killed by the time limit ran no handler) is stopped below
 const sandboxes = mkdtempSync(join(tmpdir(), 'ezctl-test-run-'));
-const timesFile = join(tmpdir(), `ezctl-test-times-${process.pid}.txt`);
+// Each integration file's process appends its wall time here on exit (test/helpers/sandbox.ts);
+// printed slowest first when the run ends: what to look at when the suite nears its budget.
+const timesFile = join(sandboxes, 'file-times.tsv');
+function printFileTimes() {
+  if (!existsSync(timesFile)) return;
+  const rows = readFileSync(timesFile, 'utf8').trim().split('\n').map((l) => l.split('\t')).map(([s, f]) => [Number(s), f.replace(/^.*?\btest\//, 'test/')]).sort((a, b) => b[0] - a[0]);
+  const total = rows.reduce((t, r) => t + r[0], 0);
+  console.log(`\nseconds per integration test file, slowest first (${total.toFixed(0)} s in all, ${rows.length} files):`);
+  for (const [s, f] of rows) console.log(`${s.toFixed(1).padStart(7)}  ${f}`);
+}
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${fileURLToPath(new URL('./file-times-reporter.mjs', import.meta.url))}`, '--test-reporter-destination=stdout', ...flags, ...files],
-  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes, EZCTL_TEST_TIMES_FILE: timesFile } },
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
+  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes} },
 );
 function stopLeftSandboxes() {
-  for (const m of readdirSync(sandboxes)) {
+  for (const m of readdirSync(sandboxes).filter((f) => f !== 'file-times.tsv')) {
     const dir = readFileSync(join(sandboxes, m), 'utf8');
     if (existsSync(dir)) {
       console.error(`stopping a sandbox a killed test left running: ${dir}`);
@@ -78,10 +88,7 @@ const limit = setTimeout(() => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => killGroup(sig));
 child.on('exit', (code, signal) => {
   clearTimeout(limit);
-  if (existsSync(timesFile)) {
-    console.log(`\n${readFileSync(timesFile, 'utf8')}`);
-    rmSync(timesFile, { force: true });
-  }
+  printFileTimes();
   stopLeftSandboxes();
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -1,5 +1,5 @@
 // A sandbox per test file, in a temporary directory on free ports, always stopped afterwards.
-import { mkdtempSync, rmSync, existsSync, mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, mkdirSync, copyFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,17 @@ process.on('exit', () => {
     mark(dir, false);
   }
 });
+
+// scripts/run-tests.mjs prints each file's wall time when the run ends (this process is one file's)
+if (process.env.EZCTL_TEST_SANDBOXES) {
+  process.on('exit', () => {
+    try {
+      appendFileSync(join(process.env.EZCTL_TEST_SANDBOXES!, 'file-times.tsv'), `${process.uptime().toFixed(1)}\t${process.argv[1]}\n`);
+    } catch {
+      /* the run ended first */
+    }
+  });
+}
 
 function cnfPassword(path: string): string {
   return readDefaultsFile(path).password!;
