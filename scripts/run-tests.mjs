@@ -62,7 +62,7 @@ function printFileTimes() {
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${perTestMs}`, '--test-force-exit', '--test-reporter=spec', ...flags, ...files],
-  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes} },
+  { stdio: 'inherit', detached: true, env: { ...process.env, EZCTL_TEST_SANDBOXES: sandboxes } },
 );
 function stopLeftSandboxes() {
   for (const m of readdirSync(sandboxes).filter((f) => f !== 'file-times.tsv')) {
