@@ -227,7 +227,8 @@ test('a zone master that stops answering (SIGSTOP) in the middle of check full i
   try {
     const args = ['check', 'full', '--tables', 'ezt.big', '--throttle-flag-file', flag];
     const before = String(await value('bj-master', "SELECT COALESCE(MAX(run_id), '') FROM _ezctl.check_runs").catch(() => ''));
-    const running = sb.run(args, { timeoutMs: 180_000 });
+    // --connect-timeout 1: the watchdog probes every 2 s (its pace follows the connect timeout)
+    const running = sb.run(['--connect-timeout', '1', ...args], { timeoutMs: 180_000 });
     const runId = await eventually(async () => {
       const r = await value('bj-master', "SELECT MAX(run_id) FROM _ezctl.check_tables WHERE db = 'ezt' AND tbl = 'big' AND status = 'running' AND run_id > ?".replace('?', `'${before}'`)).catch(() => undefined);
       return r ? String(r) : undefined;

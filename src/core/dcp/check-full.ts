@@ -20,7 +20,7 @@ import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
 import type { RunControl } from '../control/run.js';
 import { checkSocketPath, openCheckControl } from './control.js';
-import { lostConnectionError, watchZones } from './lost.js';
+import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { abandonRun, closeRun, openRun, splitName, storedReport, tablesDone, type StoredTable } from './runs.js';
 import { TableCheck, type ZoneConn } from './table-check.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
@@ -192,7 +192,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     control.push(...sets[0]!);
     workers.push(...sets.slice(1));
     // a master that stops answering (hung, not closed) fails the run's queries on it instead of holding them for good
-    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
+    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })), watchPace(ctx.opts.connectTimeout));
     // the row hash every zone has, and the structure of every selected table in every zone (a
     // few bulk queries per zone), asked together
     const [hash, shapes] = await Promise.all([hashFunction(control, opts.hash), Promise.all(control.map((c) => readShapes(c.db, matcher)))]);

@@ -19,7 +19,7 @@ import { gtidCovers } from '../db/gtid.js';
 import { keyText, type KeyValue } from '../chunk/keys.js';
 import { measureDrcLagMs } from '../throttle/signals.js';
 import { onInterrupt } from '../signals.js';
-import { lostConnectionError, watchZones } from './lost.js';
+import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { isLostConnection } from '../db/lost.js';
 import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
 import { tableFilter } from './structure.js';
@@ -80,7 +80,7 @@ export async function checkIncr(ctx: Ctx, opts: CheckIncrOptions): Promise<IncrR
       ctl.push({ zone: z, db, info: await serverInfo(db), endpoint: await ctx.endpoint(node) });
     }
     // a master that stops answering fails the queries waiting on it (the binlog readers are not watched)
-    stopWatch = watchZones(ctl.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })));
+    stopWatch = watchZones(ctl.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })), watchPace(ctx.opts.connectTimeout));
     if (ctl.some((c) => c.info.flavor !== 'mariadb')) throw badInput('check incr reads MariaDB GTID positions; this cluster has MySQL masters', { hint: 'use check full' });
     const hash = await hashFunction(ctl, opts.hash);
     const state = ctl[0]!.db;

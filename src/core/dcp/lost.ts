@@ -63,6 +63,16 @@ export interface WatchedZone {
   conns: () => Db[];
 }
 
+/**
+ * The watchdog's pace from --connect-timeout: a probe every twice the connect timeout, and as long
+ * for its SELECT 1 to answer (10 s at the default 5 s, never under 1 s): an operator who allows a
+ * slow connect allows a slow probe, and one who asks for 1 s learns of a hung master in seconds.
+ */
+export function watchPace(connectTimeoutS: number): { intervalMs: number; answerMs: number } {
+  const ms = Math.max(1000, Math.round(connectTimeoutS * 2000));
+  return { intervalMs: ms, answerMs: ms };
+}
+
 export function watchZones(zones: WatchedZone[], opts: { intervalMs?: number; answerMs?: number; failures?: number } = {}): () => void {
   const intervalMs = opts.intervalMs ?? 10_000;
   const answerMs = opts.answerMs ?? 10_000;
@@ -100,7 +110,7 @@ export function watchZones(zones: WatchedZone[], opts: { intervalMs?: number; an
           if (failed[i]! >= failures) return;
           failed[i] = (await probe(z)) ? 0 : failed[i]! + 1;
           if (failed[i]! < failures || stopped) return;
-          const err = Object.assign(new Error(`no answer from ${z.label} to ${failures} probes on new connections, ${Math.round(intervalMs / 1000)} s apart (it does not close its connections either: hung, stopped, or cut off)`), { code: 'ETIMEDOUT', fatal: true });
+          const err = Object.assign(new Error(`no answer from ${z.label} to ${failures} probes on new connections, ${intervalMs % 1000 ? `${intervalMs} ms` : `${intervalMs / 1000} s`} apart (it does not close its connections either: hung, stopped, or cut off)`), { code: 'ETIMEDOUT', fatal: true });
           for (const db of z.conns()) (db.conn as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(err);
         }),
       );

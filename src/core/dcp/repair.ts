@@ -20,7 +20,7 @@ import { keyEquals, keyText, type KeyValue } from '../chunk/keys.js';
 import { readShapes, type TableShape } from '../db/introspect.js';
 import { checkFull, type CheckFullOptions } from './check-full.js';
 import { loadDiffs } from './runs.js';
-import { lostConnectionError, watchZones } from './lost.js';
+import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
 import { progressOf } from '../job/lease.js';
 
@@ -121,7 +121,7 @@ export async function repair(ctx: Ctx, opts: RepairOptions): Promise<RepairRepor
   let job: JobHandle | undefined;
   let failure: unknown;
   // a master that stops answering fails the repair's statements waiting on it
-  const stopWatch = watchZones(conns.map((c) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db] })));
+  const stopWatch = watchZones(conns.map((c) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db] })), watchPace(ctx.opts.connectTimeout));
   try {
     for (const c of conns) {
       const info = await serverInfo(c.db);

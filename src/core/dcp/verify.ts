@@ -21,7 +21,7 @@ import type { HashFunction } from '../compare/checksum.js';
 import { tableFilter } from './structure.js';
 import { checkNamedTablesExist, connectSets, hashFunction, verdict, type RowDiff, type TableReport } from './check-full.js';
 import { classifyTables, collectWindowKeys, savePosition, storedPosition } from './check-incr.js';
-import { lostConnectionError, watchZones } from './lost.js';
+import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { TableCheck, type ZoneConn } from './table-check.js';
 
 export interface VerifyOptions {
@@ -191,7 +191,7 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
     o.signal?.throwIfAborted();
     // two sets: the control one (shapes, then the compare of one table) and one more (positions, a second table at a time)
     sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), 2)));
-    stopWatch = watchZones(sets[0]!.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })));
+    stopWatch = watchZones(sets[0]!.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })), watchPace(ctx.opts.connectTimeout));
     infos = await Promise.all(sets[0]!.map((c) => serverInfo(c.db)));
     hash = await hashFunction(sets[0]!, o.hash, infos);
     // read while the first verify reads its binlogs
