@@ -55,7 +55,7 @@ export function registerSandbox(program: Command): void {
     .command('down')
     .description('stop what runs against the sandbox (a DRC daemon, osc jobs, ezctl processes using its topology file), then exactly its own proxy and server processes, all by pid, and remove its directory')
     .addOption(dirOption())
-    .option('--keep-dir', 'stop the servers but keep the data directory')
+    .option('--keep-dir', 'shut the servers down cleanly and keep the data directory (without it they are killed and the directory removed)')
     .addHelpText('after', examples('ezctl sandbox down', 'ezctl sandbox down --dir /tmp/sb --keep-dir'))
     .action(action(async (ctx, o: { dir: string; keepDir: boolean }) => {
       const { sandboxDown } = await import('../core/sandbox/down.js');

@@ -50,7 +50,8 @@ export async function sandboxDown(ctx: Ctx, o: { dir: string; keepDir: boolean }
   await Promise.all(state.nodes.map(async (n) => {
     // the pid file is the server's own word; the recorded pid covers a server that died before writing it
     for (const pid of new Set([readPidFile(n.pidFile), n.pid].filter((p): p is number => typeof p === 'number'))) {
-      if (isOurServer(pid, n.datadir) && (await stopServer(pid, n.datadir))) {
+      // the data goes with the directory: no clean shutdown to wait for (1.3 s each, measured)
+      if (isOurServer(pid, n.datadir) && (await stopServer(pid, n.datadir, o.keepDir ? {} : { signal: 'SIGKILL' }))) {
         stopped.push(n.name);
         ctx.log.debug(`stopped ${n.name} (pid ${pid})`);
       }
