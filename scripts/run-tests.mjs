@@ -54,10 +54,11 @@ const sandboxes = mkdtempSync(join(tmpdir(), 'ezctl-test-run-'));
 const timesFile = join(sandboxes, 'file-times.tsv');
 function printFileTimes() {
   if (!existsSync(timesFile)) return;
-  const rows = readFileSync(timesFile, 'utf8').trim().split('\n').map((l) => l.split('\t')).map(([s, f]) => [Number(s), f.replace(/^.*?\btest\//, 'test/')]).sort((a, b) => b[0] - a[0]);
+  const rows = readFileSync(timesFile, 'utf8').trim().split('\n').map((l) => l.split('\t')).map(([s, f, runs]) => [Number(s), f.replace(/^.*?\btest\//, 'test/'), Number(runs)]).sort((a, b) => b[0] - a[0]);
   const total = rows.reduce((t, r) => t + r[0], 0);
-  console.log(`\nseconds per integration test file, slowest first (${total.toFixed(0)} s in all, ${rows.length} files):`);
-  for (const [s, f] of rows) console.log(`${s.toFixed(1).padStart(7)}  ${f}`);
+  const runs = rows.reduce((t, r) => t + r[2], 0);
+  console.log(`\nseconds per integration test file, slowest first (${total.toFixed(0)} s and ${runs} ezctl runs in all, ${rows.length} files):`);
+  for (const [s, f, n] of rows) console.log(`${s.toFixed(1).padStart(7)}  ${String(n).padStart(4)} runs  ${f}`);
 }
 const child = spawn(
   process.execPath,

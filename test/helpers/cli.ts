@@ -16,8 +16,12 @@ export interface RunResult {
   json<T = any>(): T;
 }
 
+/** CLI runs this test process made (each costs about half a second of CPU to start): reported per file by run-tests */
+export const cliRuns = { count: 0 };
+
 export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   const t0 = Date.now();
+  cliRuns.count += 1;
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];

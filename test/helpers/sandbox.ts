@@ -4,7 +4,7 @@ import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { EZCTL, ezctl, show, type RunResult } from './cli.js';
+import { EZCTL, cliRuns, ezctl, show, type RunResult } from './cli.js';
 import { connect, type Db, type Endpoint } from '../../src/core/db/connect.js';
 
 export interface SandboxNodeInfo { name: string; zone: string; role: string; host: string; port: number; serverId: number; pid: number | null; running: boolean }
@@ -51,7 +51,7 @@ process.on('exit', () => {
 if (process.env.EZCTL_TEST_SANDBOXES) {
   process.on('exit', () => {
     try {
-      appendFileSync(join(process.env.EZCTL_TEST_SANDBOXES!, 'file-times.tsv'), `${process.uptime().toFixed(1)}\t${process.argv[1]}\n`);
+      appendFileSync(join(process.env.EZCTL_TEST_SANDBOXES!, 'file-times.tsv'), `${process.uptime().toFixed(1)}\t${process.argv[1]}\t${cliRuns.count}\n`);
     } catch {
       /* the run ended first */
     }
