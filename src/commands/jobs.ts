@@ -6,8 +6,8 @@ import { ExitCode } from '../core/exit.js';
 export function registerJobs(program: Command): void {
   program
     .command('jobs')
-    .description('the long jobs of every cluster, read from each zone master (so from any host): running, stopped (their lease dead: --resume continues them) and failed; --all adds finished ones')
-    .option('--cluster <name>', 'only this cluster (default: every cluster of the topology file)')
+    .description('the long jobs of every cluster, read from each zone master, and of the D-Bus moves the topology file declares, read from each move\'s target (so from any host): running, stopped (their lease dead: --resume continues them) and failed; --all adds finished ones')
+    .option('--cluster <name>', 'only this cluster, or `dbus` for the moves, `dbus-cut:<move>` for a move\'s cut-overs (default: every cluster and move of the topology file)')
     .option('--all', 'finished jobs too: done, aborted, and failures a later job on the same target replaced')
     .addHelpText(
       'after',
@@ -21,7 +21,9 @@ export function registerJobs(program: Command): void {
     .action(action(async (ctx, o: { cluster?: string; all?: boolean }) => {
       const { listJobs } = await import('../core/job/list.js');
       const { renderJobs } = await import('../core/job/render.js');
-      const r = await listJobs(ctx, { ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.all ? { all: true } : {}) });
+      const { dbusJobPlaces } = await import('../core/dbus/index.js');
+      const places = await dbusJobPlaces(ctx);
+      const r = await listJobs(ctx, { ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.all ? { all: true } : {}), places });
       for (const e of r.errors) ctx.log.error(`cluster ${e.cluster} zone ${e.zone}: ${e.error}`);
       ctx.result(r, () => renderJobs(r));
       return r.errors.length ? ExitCode.runtime : ExitCode.ok;

@@ -182,6 +182,12 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     const s = cli.json();
     assert.equal(s.state, 'stopped', JSON.stringify(s));
     assert.match(s.sources[0].appliedGtid, /^\d+-\d+-\d+/);
+    // `ezctl jobs` reads the declared moves' targets too: the move is listed, stopped, --resume to go on
+    const jobs = await sb.run(['--json', 'jobs']);
+    assert.equal(jobs.code, 0, show(jobs));
+    const listed = jobs.json().jobs.find((j: any) => j.kind === 'dbus' && j.target === 'mv-out');
+    assert.equal(listed?.state, 'stopped', JSON.stringify(jobs.json()));
+    assert.ok(jobs.json().clusters.includes('dbus'), JSON.stringify(jobs.json().clusters));
     // a new start without --resume is refused: the kept positions are named
     const again = await sb.run(['dbus', 'start', 'mv-out', '--execute']);
     assert.equal(again.code, 4, show(again));

@@ -34,7 +34,7 @@ import { driveGz, deadJobOf, spanOf, doneDetails, windowOf, clusterLeases, KeptC
 import { loadMove, type DbusMove, type DbusEndpointRef } from './spec.js';
 import { dbusStatus, waitApplied, type DbusStatus } from './status.js';
 import { startStream, type StreamHandle } from './run.js';
-import { dbusJob, socketFor } from './job.js';
+import { cutoverLeaseCluster, dbusJob, socketFor } from './job.js';
 import { sendJob, noJobAnswers } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
@@ -47,7 +47,6 @@ const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
 export const DBUS_CUTOVER_KIND = 'dbus-cutover';
 export const DBUS_ROLLBACK_KIND = 'dbus-rollback';
 /** the lease of a move's cut-over and rollback: one at a time per move (the `dbus start` job is another) */
-export const cutoverLeaseCluster = (move: string) => `dbus-cut:${move}`.slice(0, 64);
 
 export const CUTOVER_DEFAULTS = { timeoutMs: 30_000, lockWaitMs: 3_000, maxLagMs: 1_000 };
 

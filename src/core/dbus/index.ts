@@ -5,4 +5,4 @@ export { tableMappings, reverseMapping, planMove, openMove, type DbusMapping, ty
 export { startStream, startMove, ddlTables, type StreamSpec, type StreamHandle, type StartOptions, type StartReport } from './run.js';
 export { dbusStatus, waitApplied, dbusControl, binlogStart, retentionWarning } from './status.js';
 export { onSourceDdl, type SourceDdl, type DdlDecision } from './ddl.js';
-export { dbusJob, streamName, DBUS_CLUSTER } from './job.js';
+export { dbusJob, dbusJobPlaces, streamName, DBUS_CLUSTER } from './job.js';

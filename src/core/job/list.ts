@@ -2,6 +2,7 @@
 // id (each zone keeps its own row: DRC does not carry `_ezctl`). Works from any host.
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
+import type { ResolvedNode } from '../config/load.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { here, leaseRows } from './job.js';
@@ -113,23 +114,41 @@ export function mergeJobs(reads: readonly ZoneRead[], o: { all: boolean; here: H
 
 const zoneOrder = (zones: string[], z: string) => (zones.includes(z) ? zones.indexOf(z) : zones.length);
 
-export async function listJobs(ctx: Ctx, o: { cluster?: string; all?: boolean }): Promise<JobsReport> {
+/**
+ * A place jobs keep their rows besides the clusters' zone masters: a D-Bus move's target instance
+ * (any server, not a cluster's), holding the jobs whose `cluster` column is `cluster` there.
+ */
+export interface JobPlace {
+  /** the `cluster` column its jobs have there ('dbus', 'dbus-cut:<move>') */
+  cluster: string;
+  /** the `zone` its lease rows name (the move's target label) */
+  zone: string;
+  node: ResolvedNode;
+}
+
+export async function listJobs(ctx: Ctx, o: { cluster?: string; all?: boolean; places?: JobPlace[] }): Promise<JobsReport> {
   const topo = await ctx.topology();
-  const clusters = o.cluster ? [topo.cluster(o.cluster).name] : topo.clusterNames;
+  const places = (o.places ?? []).filter((p) => !o.cluster || p.cluster === o.cluster);
+  const clusters = o.cluster && places.length ? [] : o.cluster ? [topo.cluster(o.cluster).name] : topo.clusterNames;
   const reads: ZoneRead[] = [];
   const errors: JobsReport['errors'] = [];
-  await Promise.all(clusters.flatMap((cluster) => topo.zonesOf(cluster).map(async (zone) => {
+  const read = async (cluster: string, zone: string, node: () => ResolvedNode) => {
     let db: Db | undefined;
     try {
-      db = await ctx.connect(topo.master(cluster, zone));
+      db = await ctx.connect(node());
       reads.push(await readZone(db, cluster, zone));
     } catch (e) {
       errors.push({ cluster, zone, error: (e as Error).message });
     } finally {
       await db?.close().catch(() => undefined);
     }
-  })));
-  return { clusters, all: !!o.all, jobs: mergeJobs(reads, { all: !!o.all, here: here() }), errors };
+  };
+  await Promise.all([
+    ...clusters.flatMap((cluster) => topo.zonesOf(cluster).map((zone) => read(cluster, zone, () => topo.master(cluster, zone)))),
+    ...places.map((p) => read(p.cluster, p.zone, () => p.node)),
+  ]);
+  const named = [...clusters, ...new Set(places.map((p) => p.cluster))];
+  return { clusters: named, all: !!o.all, jobs: mergeJobs(reads, { all: !!o.all, here: here() }), errors };
 }
 
 export async function readZone(db: Db, cluster: string, zone: string): Promise<ZoneRead> {
