@@ -103,9 +103,16 @@ export async function assertZonesIdentical(sb: TestSandbox, nodes: string[], tab
   for (const [schema, table] of tables) {
     const [first, ...rest] = await Promise.all(nodes.map((n) => tableRows(sb, n, schema, table)));
     for (const [i, rows] of rest.entries()) {
-      if (rows.length !== first!.length) assert.fail(`${schema}.${table}: ${nodes[0]} has ${first!.length} rows, ${nodes[i + 1]} has ${rows.length}`);
+      if (rows.length !== first!.length) {
+        // name the rows one side lacks: a count alone does not say lost, late or doubled
+        const key = (r: Record<string, unknown>) => JSON.stringify(Object.values(r)[0]);
+        const a = new Map(first!.map((r) => [key(r), r]));
+        const b = new Map(rows.map((r) => [key(r), r]));
+        const only = (x: Map<string, unknown>, y: Map<string, unknown>) => [...x].filter(([k]) => !y.has(k)).slice(0, 5).map(([, r]) => JSON.stringify(r));
+        assert.fail(`${schema}.${table}: ${nodes[0]} has ${first!.length} rows, ${nodes[i + 1]} has ${rows.length}; only at ${nodes[0]}: ${only(a, b).join(' ') || '-'}; only at ${nodes[i + 1]}: ${only(b, a).join(' ') || '-'}`);
+      }
       for (let j = 0; j < rows.length; j++) {
-        assert.deepEqual(rows[j], first![j], `${schema}.${table} row ${j} differs between ${nodes[0]} and ${nodes[i + 1]}`);
+        assert.deepEqual(rows[j], first![j], `${schema}.${table} row ${j} differs between ${nodes[0]} (${JSON.stringify(first![j])}) and ${nodes[i + 1]} (${JSON.stringify(rows[j])})`);
       }
     }
   }
