@@ -24,9 +24,19 @@ export interface Collision {
 
 const IN_LIST = 200;
 
-/** The rows that can be written, and the collisions of the others (the target's rows locked FOR UPDATE: call within the write's transaction). */
-export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Row[]): Promise<{ write: Row[]; collisions: Collision[] }> {
+/**
+ * The rows that can be written, and the collisions of the others (the target's rows locked FOR
+ * UPDATE: call within the write's transaction). A target row of the SAME source (its shard
+ * constants are this mapping's) is no collision: the source's own UNIQUE key holds at each commit,
+ * so the target's row is an older state the binlog changes after it will rewrite. The apply writes
+ * over it ('write': that row is in the same batch); the copy, which read a newer state of the
+ * source than the target has applied, leaves its row out ('skip'): the binlog brings it.
+ */
+export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Row[], sameSource: 'write' | 'skip' = 'write'): Promise<{ write: Row[]; collisions: Collision[] }> {
   if (!m.uniqueKeys?.length || !rows.length) return { write: [...rows], collisions: [] };
+  const constants = Object.entries(m.constants ?? {}).map(([from, v]) => [m.columns.find((c) => c.from === from)?.to ?? from, String(v)] as const);
+  const mine = (f: Record<string, unknown>) => constants.length > 0 && constants.every(([to, v]) => String(f[to]) === v);
+  const skip = new Set<number>();
   const tkey = targetKey(m);
   const t = quoteTable(m.target.schema, m.target.table);
   const mapped = rows.map((r) => ({ src: r, row: targetRow(m, r) }));
@@ -45,11 +55,13 @@ export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Ro
       const byValue = new Map(found.map((f) => [valueText(u, f), f]));
       for (const x of part) {
         const f = byValue.get(valueText(u, x.row));
-        if (f && ownKey(f) !== ownKey(x.row)) bad.set(x.i, { mapping: m, uniqueKey: u, sourceRow: x.src, existing: f });
+        if (!f || ownKey(f) === ownKey(x.row)) continue;
+        if (!mine(f)) bad.set(x.i, { mapping: m, uniqueKey: u, sourceRow: x.src, existing: f });
+        else if (sameSource === 'skip') skip.add(x.i);
       }
     }
   }
-  return { write: mapped.filter((_, i) => !bad.has(i)).map((x) => x.src), collisions: [...bad.values()] };
+  return { write: mapped.filter((_, i) => !bad.has(i) && !skip.has(i)).map((x) => x.src), collisions: [...bad.values()] };
 }
 
 /** A unique key's values as text, compared the way the server does for the usual collations (case-insensitive, trailing spaces ignored). */

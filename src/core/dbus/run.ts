@@ -915,7 +915,7 @@ class MoveRun {
               // a merge with UNIQUE keys: rows colliding with another source's are recorded, never written
               return retryOnLockConflict(() => copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk), {
                 beforeWrite: async (db, rows) => {
-                  const split = await splitCollisions(db, m, rows);
+                  const split = await splitCollisions(db, m, rows, 'skip');
                   for (const c of split.collisions) await recordConflict(db, this.move.name, this.plan.mappings, c);
                   return split.write;
                 },
