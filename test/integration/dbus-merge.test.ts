@@ -46,6 +46,7 @@ dbus:
       target: { label: new, cluster: demo, zone: sh }
       tables:
         - { from: "s.o_[0-9]+", to: "m.o", merge: { kind: shard-column, column: shard_id, values: { ${values} } } }
+        - { from: "bj:f.w", to: "m.w", where: "v % 2 = 0" }
 `);
   for (const db of [bj, sh]) await db.exec('CREATE DATABASE s');
   for (const [label, s] of SHARDS) {
@@ -57,6 +58,10 @@ dbus:
   // two shards, one email: o_1 (copied first) keeps it, o_3's row is a conflict
   await bj.exec("UPDATE s.o_1 SET email = 'dup@x' WHERE id = 3");
   await sh.exec("UPDATE s.o_3 SET email = 'dup@x' WHERE id = 5");
+  // a filtered table: only the rows with an even v go
+  await bj.exec('CREATE DATABASE f');
+  await bj.exec('CREATE TABLE f.w (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+  await bj.exec('INSERT INTO f.w SELECT seq, seq FROM seq.seq_1_to_100');
   await sh.exec('CREATE DATABASE m');
   await sh.exec('CREATE TABLE m.o (shard_id INT NOT NULL, id INT NOT NULL, v INT NOT NULL DEFAULT 0, email VARCHAR(64) NULL, PRIMARY KEY (shard_id, id), UNIQUE KEY email (email)) ENGINE=InnoDB');
 });
@@ -138,9 +143,18 @@ test('with the shard column in the key: every row once under updates, key moves 
     await eventually(async () => step > more + 10, 30_000, 'writes while following');
     for (const w of writers) assert.deepEqual((await w.stop()).errors, []);
 
+    // the filter on binlog rows: updates moving rows into and out of it, a delete, an insert
+    await bj.exec('UPDATE f.w SET v = v + 1 WHERE id <= 30');
+    await bj.exec('DELETE FROM f.w WHERE id IN (40, 41)');
+    await bj.exec('INSERT INTO f.w VALUES (200, 2), (201, 3)');
+    await bj.exec('UPDATE f.w SET id = id + 1000 WHERE id IN (50, 51)');
+
     // a change in the binlog apply that would take another shard's email: recorded, not applied
     await bj.exec("UPDATE s.o_0 SET email = 'u2_7@x', v = v + 1000 WHERE id = 7");
     await caughtUp('mg');
+    const rowsOf = async (db: Db, sql: string) => (await db.query(sql)).map((r) => JSON.stringify(r));
+    assert.deepEqual(await rowsOf(sh, 'SELECT * FROM m.w ORDER BY id'), await rowsOf(bj, 'SELECT * FROM f.w WHERE v % 2 = 0 ORDER BY id'));
+    assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.w WHERE id <= 30')), 15);
     const conflicts = await conflictRows();
     assert.equal(conflicts.length, 2, JSON.stringify(conflicts));
     assert.equal(conflicts[0]!.source, 'sh:s.o_3');
