@@ -99,3 +99,21 @@ test('the change an ALTER TABLE makes, whatever the table name and spacing; othe
   assert.equal(alterChange('DROP TABLE s.o_0'), undefined);
   assert.equal(alterChange('RENAME TABLE s.o_0 TO s.x'), undefined);
 });
+
+test('the copy within one server: the shard constant and the offset are placeholders of the SELECT list, before the chunk\'s; the filter joins the chunk\'s range', async () => {
+  const { insertSelectSql, chunkWhere } = await import('../../src/core/copy/strategy.js');
+  const spec = {
+    source: { schema: 's', table: 'o_2', key: { index: 'PRIMARY', columns: ['id'], integer: true } },
+    target: { schema: 'm', table: 'o' },
+    columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }, { from: 'shard_id', to: 'shard_id' }],
+    constants: { shard_id: 2 },
+    offsets: { id: 1000 },
+    where: 'v % 2 = 0',
+  };
+  const range = chunkWhere(spec, { lower: [10n], upper: [20n] });
+  assert.match(range.sql, /\) AND \(v % 2 = 0\)$/);
+  const q = insertSelectSql(spec, range, { keepExisting: true });
+  assert.match(q.sql, /^INSERT INTO `m`\.`o` \(`id`, `v`, `shard_id`\) SELECT `id` \+ \?, `v`, \? FROM `s`\.`o_2`/);
+  assert.deepEqual(q.params.slice(0, 2), [1000, 2]);
+  assert.deepEqual(q.params.slice(2), range.params);
+});
