@@ -41,6 +41,9 @@ export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Ro
   const t = quoteTable(m.target.schema, m.target.table);
   const mapped = rows.map((r) => ({ src: r, row: targetRow(m, r) }));
   const ownKey = (r: Record<string, unknown>) => keyText(tkey.map((k) => toParam(r[k])) as never);
+  // the rows written together: a target row among them is rewritten by this write (a UNIQUE value
+  // moving between two rows of one source in one batch), no collision
+  const rewritten = sameSource === 'write' ? new Set(mapped.map((x) => ownKey(x.row))) : new Set<string>();
   const bad = new Map<number, Collision>();
   for (const u of m.uniqueKeys) {
     const candidates = mapped.map((x, i) => ({ ...x, i })).filter((x) => !bad.has(x.i) && u.every((c) => x.row[c] !== null && x.row[c] !== undefined));
@@ -55,7 +58,7 @@ export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Ro
       const byValue = new Map(found.map((f) => [valueText(u, f), f]));
       for (const x of part) {
         const f = byValue.get(valueText(u, x.row));
-        if (!f || ownKey(f) === ownKey(x.row)) continue;
+        if (!f || ownKey(f) === ownKey(x.row) || rewritten.has(ownKey(f))) continue;
         if (!mine(f)) bad.set(x.i, { mapping: m, uniqueKey: u, sourceRow: x.src, existing: f });
         else if (sameSource === 'skip') skip.add(x.i);
       }

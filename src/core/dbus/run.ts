@@ -29,7 +29,7 @@ import { onInterrupt } from '../signals.js';
 import { Throttler, flagFileSignal, windowSignal, loadSignal, parseLoadSpec, throttlerFor, type ThrottleOptions, type ThrottleSignal } from '../throttle/index.js';
 import { planMove, openMove, type DbusMapping, type DbusPlan } from './plan.js';
 import { describeRef, loadMove, type DbusMove, type DbusState, type DbusStatus } from './spec.js';
-import { onSourceDdl, peekSourceDdl, type SourceDdl } from './ddl.js';
+import { forgetDdl, onSourceDdl, peekSourceDdl, type SourceDdl } from './ddl.js';
 import { admitApplier } from './fence.js';
 import { conflictSummary, ensureConflictTable, recordConflict } from './conflicts.js';
 import { splitCollisions } from '../apply/collisions.js';
@@ -760,6 +760,7 @@ class MoveRun {
     this.offInterrupt?.();
     this.pauseGate?.open();
     await Promise.all([...this.streams.values()].map((s) => s.stop()));
+    forgetDdl(this.move.name);
     await this.throttle?.close().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
