@@ -14,7 +14,7 @@ import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
 import { writeUntilStopped } from '../helpers/writer.js';
-import { EZCTL, ROOT, show } from '../helpers/cli.js';
+import { EZCTL, ROOT } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { makeCtx } from '../../src/core/context.js';
 import { dbusStatus, startMove, waitApplied } from '../../src/core/dbus/index.js';
