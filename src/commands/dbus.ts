@@ -52,8 +52,9 @@ export function registerDbus(program: Command): void {
       'after',
       '\nExit 0 ended by `dbus abort` (or a cut-over); 4 refused, nothing changed: a refusal of the plan, a target\n' +
         'table with rows, kept positions without --resume, a kept position whose binlog was purged; 3 failed (the\n' +
-        'positions kept: --resume continues): a source DDL on a moved table (named with its statement), a lost\n' +
-        'server; 130 interrupted (positions kept).\n' +
+        'positions kept: --resume continues): a source DDL on a moved table (named with its statement), shards of a\n' +
+        'merge logging different changes (both named; the same ALTER on every shard is made once on the target), a\n' +
+        'lost server; 130 interrupted (positions kept).\n' +
         examples('ezctl dbus start orders-out --execute', 'ezctl dbus start orders-out --execute --resume --max-load Threads_running=25'),
     )
     .action(action(async (ctx, o: StartFlags, a) => {
@@ -81,7 +82,7 @@ export function registerDbus(program: Command): void {
 
   dbus
     .command('status')
-    .description('the move\'s state: per source the positions read and applied and the lag, per table the rows copied; from the job on this host, else its rows on the target (any host)')
+    .description('the move\'s state: per source the positions read and applied and the lag, per table the rows copied, a merge\'s unique-key conflicts (count and the last, both rows); from the job on this host, else its rows on the target (any host)')
     .argument('<name>', 'the move')
     .option(...SPEC)
     .addHelpText('after', examples('ezctl dbus status orders-out', 'ezctl --json dbus status orders-out'))

@@ -110,7 +110,7 @@ const shape = (schema: string, table: string, o: Partial<TableShape> = {}): Tabl
   ...o,
 });
 
-test('1:1 mappings: every stored column by name, keyed by the row key; no key, a missing target column, a merge: refusals', () => {
+test('1:1 mappings: every stored column by name, keyed by the row key; no key, a missing target column, a merge of tables not found: refusals', () => {
   const move: DbusMove = {
     name: 'm', createTarget: true, sources: [{ label: 'bj' }], target: { label: 'new' },
     tables: [
@@ -133,7 +133,7 @@ test('1:1 mappings: every stored column by name, keyed by the row key; no key, a
   assert.deepEqual(reverseMapping({ ...r.mappings[0]!, columns: [{ from: 'id', to: 'uid' }, { from: 'v', to: 'v' }] }, 'new'), { label: 'new', source: { schema: 'd2', table: 't' }, target: { schema: 'd', table: 't' }, columns: [{ from: 'uid', to: 'id' }, { from: 'v', to: 'v' }], key: ['uid'] });
   assert.equal(r.problems.length, 3, r.problems.join('\n'));
   assert.match(r.problems[0]!, /bj:d\.nokey: no PRIMARY KEY or UNIQUE key of NOT NULL columns/);
-  assert.match(r.problems[1]!, /d\.all \(dbus\.moves\.m\.tables\.2\): a merge of 2 tables/);
+  assert.match(r.problems[1]!, /bj:d\.a0 \(dbus\.moves\.m\.tables\.2\): not found on the source/);
   assert.match(r.problems[2]!, /d\.old: the target table has no column v/);
 });
 

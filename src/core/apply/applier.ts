@@ -17,7 +17,9 @@ import { SourcePosition } from '../binlog/position.js';
 import { toParam } from '../binlog/values.js';
 import { keyIn } from '../chunk/keys.js';
 import { finalStates } from './final-state.js';
-import { mappingProblems, tableId, targetKey, type TableMapping } from './mapping.js';
+import { mappingProblems, readColumns, sourceValue, tableId, targetKey, type TableMapping } from './mapping.js';
+import { splitCollisions, type Collision } from './collisions.js';
+import type { Row } from '../binlog/stream.js';
 
 const APPLY_BATCH = 1000;
 
@@ -48,7 +50,21 @@ export interface BatchApplierOptions {
    * transactions are kept, unapplied) until it settles with one of those. Default: 'pass'.
    */
   onStatement?: ((tx: BinlogTx) => 'pass' | Error | Promise<'pass' | Error>) | undefined;
+  /**
+   * While a statement is held: each later statement read (in order), seen before it is passed (a
+   * merge's DDL hold learns what the other shard tables of the same source do). When given, the
+   * reader keeps reading while held (up to HELD_MAX transactions kept in memory), else it pauses.
+   */
+  onHeldStatement?: ((tx: BinlogTx) => void) | undefined;
+  /**
+   * A row of a mapping with uniqueKeys that would overwrite another source's row in the target:
+   * it is not written; this records it, in the batch's transaction (default: the batch fails).
+   */
+  onCollision?: ((target: Db, c: Collision) => Promise<void>) | undefined;
 }
+
+/** Transactions kept in memory while a statement is held and the reader goes on (onHeldStatement). */
+const HELD_MAX = 100_000;
 
 export class BatchApplier {
   protected db!: Db;
@@ -125,6 +141,8 @@ export class BatchApplier {
     if (this.failure || this.stopped) return;
     if (this.held) {
       this.held.push(tx);
+      if (tx.statement) this.o.onHeldStatement?.(tx);
+      if (this.held.length === HELD_MAX) this.stream?.pause();
       return;
     }
     if (tx.statement && this.o.onStatement) {
@@ -132,7 +150,7 @@ export class BatchApplier {
       if (v instanceof Error) return this.fail(v);
       if (v !== 'pass') {
         this.held = [];
-        this.stream?.pause();
+        if (!this.o.onHeldStatement) this.stream?.pause();
         void v.then((r) => r, (e: Error) => e).then((r) => {
           const later = this.held ?? [];
           this.held = undefined;
@@ -283,7 +301,13 @@ export class BatchApplier {
         end = q.posAfter;
       }
       this.applyingPos = end;
-      const segments = this.segments(batch);
+      let segments: ReturnType<BatchApplier['segments']>;
+      try {
+        segments = this.segments(await this.filtered(batch));
+      } catch (e) {
+        this.fail(runtimeError(`${this.o.label}: evaluating the row filter (where) of ${this.o.targetsName}: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
       try {
         await this.exclusive(() => retryOnLockConflict(async () => {
           await this.db.exec('BEGIN');
@@ -328,6 +352,55 @@ export class BatchApplier {
     return out;
   }
 
+  /**
+   * The batch through the mappings' row filters (where): a row image outside its filter is not
+   * carried, so an update moving a row into the filter becomes an insert, one moving it out a
+   * delete. The filter is evaluated by the target server on the images' values (one query per
+   * 200 images), so it means what it means in the copy's SELECT.
+   */
+  private async filtered(batch: RowChange[]): Promise<RowChange[]> {
+    const images: Array<{ m: TableMapping; row: Row; ok: boolean }> = [];
+    const slots = new Map<Row, number>();
+    for (const c of batch) {
+      const m = this.mappingOf(c);
+      if (m.where === undefined) continue;
+      for (const r of [c.before, c.after]) if (r && !slots.has(r)) (slots.set(r, images.length), images.push({ m, row: r, ok: false }));
+    }
+    if (!images.length) return batch;
+    const byMapping = new Map<TableMapping, number[]>();
+    images.forEach((x, i) => {
+      let l = byMapping.get(x.m);
+      if (!l) byMapping.set(x.m, (l = []));
+      l.push(i);
+    });
+    for (const [m, idx] of byMapping) {
+      const cols = readColumns(m).map((c) => c.from);
+      for (let at = 0; at < idx.length; at += 200) {
+        const part = idx.slice(at, at + 200);
+        const sel = (n: number) => `SELECT ? AS ${quoteId('__ezctl_image')}${cols.map((c) => `, ${n === 0 ? `? AS ${quoteId(c)}` : '?'}`).join('')}`;
+        const rows = await this.db.query<{ i: unknown; ok: unknown }>(
+          `SELECT x.${quoteId('__ezctl_image')} AS i, (${m.where}) AS ok FROM (${part.map((_, n) => sel(n)).join(' UNION ALL ')}) AS x`,
+          part.flatMap((i) => [i, ...cols.map((c) => toParam(images[i]!.row[c]))]),
+        );
+        for (const r of rows) if (Number(r.ok) === 1 || r.ok === true) images[Number(r.i)]!.ok = true;
+      }
+    }
+    const inside = (r: Row | undefined) => !!r && images[slots.get(r)!]!.ok;
+    const out: RowChange[] = [];
+    for (const c of batch) {
+      if (this.mappingOf(c).where === undefined) {
+        out.push(c);
+        continue;
+      }
+      const b = c.kind !== 'insert' && inside(c.before);
+      const a = c.kind !== 'delete' && inside(c.after);
+      if (c.kind === 'update' && b && a) out.push(c);
+      else if (b) out.push({ ...c, kind: 'delete', after: undefined } as RowChange);
+      else if (a) out.push({ ...c, kind: 'insert', before: undefined } as RowChange);
+    }
+    return out;
+  }
+
   /** A segment's changes as the final state of each key, target by target: deletes, then REPLACEs. */
   private async applyFinalStates(changes: RowChange[]): Promise<void> {
     for (const states of finalStates(changes, (c) => this.mappingOf(c)).values()) {
@@ -347,12 +420,33 @@ export class BatchApplier {
         if (!list) rowsBy.set(s.mapping, (list = []));
         list.push(s);
       }
-      for (const [m, rows] of rowsBy) {
-        const one = `(${m.columns.map(() => '?').join(', ')})`;
-        await this.db.exec(
-          `REPLACE INTO ${t} (${m.columns.map((c) => quoteId(c.to)).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`,
-          rows.flatMap((r) => m.columns.map((c) => toParam(r.row![c.from]))),
-        );
+      for (const [m, states] of rowsBy) {
+        let rows = states.map((s) => s.row!);
+        if (m.uniqueKeys?.length) {
+          const split = await splitCollisions(this.db, m, rows);
+          for (const c of split.collisions) {
+            if (!this.o.onCollision) throw new Error(`a row of ${m.source.schema}.${m.source.table} would overwrite another source's row in ${target.schema}.${target.table} (unique key ${c.uniqueKey.join(', ')})`);
+            await this.o.onCollision(this.db, c);
+          }
+          rows = split.write;
+        }
+        // rows of one shape in one REPLACE: a row logged before a column was added (a merge's
+        // held DDL) lacks it, and the target's default fills it, as the source's ALTER did
+        const byShape = new Map<string, { cols: TableMapping['columns']; rows: Row[] }>();
+        for (const r of rows) {
+          const cols = m.columns.filter((c) => m.constants?.[c.from] !== undefined || c.from in r);
+          const k = cols.map((c) => c.to).join('\0');
+          let g = byShape.get(k);
+          if (!g) byShape.set(k, (g = { cols, rows: [] }));
+          g.rows.push(r);
+        }
+        for (const g of byShape.values()) {
+          const one = `(${g.cols.map(() => '?').join(', ')})`;
+          await this.db.exec(
+            `REPLACE INTO ${t} (${g.cols.map((c) => quoteId(c.to)).join(', ')}) VALUES ${g.rows.map(() => one).join(', ')}`,
+            g.rows.flatMap((r) => g.cols.map((c) => toParam(sourceValue(m, r, c.from)))),
+          );
+        }
       }
     }
   }

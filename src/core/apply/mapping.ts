@@ -23,6 +23,22 @@ export interface TableMapping {
   key: string[];
   /** counted as changes are queued and applied (osc's zone progress) */
   counters?: { eventsApplied: number; backlog: number } | undefined;
+  /**
+   * Merge rules (a shard table into one target): source column -> a constant written for every
+   * row of this source table, whatever (or whether) the row holds (the shard column the source
+   * rows lack). The column is listed in `columns` like any other; it need not exist on the source.
+   */
+  constants?: Record<string, string | number> | undefined;
+  /** source column -> an integer added to its value in the target (shard ids handed out apart) */
+  offsets?: Record<string, number> | undefined;
+  /** a row filter, an SQL condition on the source's columns: rows outside it are not carried */
+  where?: string | undefined;
+  /**
+   * The target's UNIQUE keys other than `key` (target column lists) that rows of other sources
+   * may collide on (a merge): a write that would overwrite another source's row is recorded,
+   * never done (see apply/collisions.ts).
+   */
+  uniqueKeys?: string[][] | undefined;
 }
 
 export const tableId = (t: TableRef): string => `${t.schema}\0${t.table}`;
@@ -63,7 +79,32 @@ export function targetKey(m: TableMapping): string[] {
   return m.key.map((k) => m.columns.find((c) => c.from === k)!.to);
 }
 
-/** A row's key values, read from a source row by the mapping's key. */
+/** The source columns a mapping reads from the source table (its constants are not read). */
+export function readColumns(m: Pick<TableMapping, 'columns' | 'constants'>): Array<{ from: string; to: string }> {
+  return m.columns.filter((c) => m.constants?.[c.from] === undefined);
+}
+
+/**
+ * The value a source column carries into the target: the mapping's constant for it, or the row's
+ * value plus its offset (exact integer arithmetic: BIGINT values are text), or the value as it is.
+ */
+export function sourceValue(m: Pick<TableMapping, 'constants' | 'offsets'>, row: Row, from: string): unknown {
+  const k = m.constants?.[from];
+  if (k !== undefined) return k;
+  const v = row[from];
+  const off = m.offsets?.[from];
+  if (off === undefined || off === 0 || v === null || v === undefined) return v;
+  return (BigInt(String(v)) + BigInt(off)).toString();
+}
+
+/** A row's key values (the target's key), read from a source row by the mapping's key and rules. */
 export function keyOfRow(m: TableMapping, row: Row): KeyValue {
-  return m.key.map((k) => toParam(row[k]));
+  return m.key.map((k) => toParam(sourceValue(m, row, k)));
+}
+
+/** A source row as the target row: target column -> value, by the mapping's columns and rules. */
+export function targetRow(m: TableMapping, row: Row): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const c of m.columns) out[c.to] = sourceValue(m, row, c.from);
+  return out;
 }

@@ -6,17 +6,43 @@ import type { Db, Param } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
 import { orderBy, type SqlPart } from '../chunk/keys.js';
+import { readColumns, sourceValue } from '../apply/mapping.js';
 
 /** A table copied into another: source columns -> target columns, read in the source key's order. */
 export interface CopySpec {
   source: { schema: string; table: string; key: ChunkKey };
   target: { schema: string; table: string };
   columns: Array<{ from: string; to: string }>;
+  /** merge rules, as in the apply's TableMapping: a constant per source column, an offset added to one */
+  constants?: Record<string, string | number> | undefined;
+  offsets?: Record<string, number> | undefined;
+  /** a row filter (SQL on the source's columns), as in the apply's TableMapping */
+  where?: string | undefined;
 }
 
-/** The rows of a chunk on the source. */
+/** The rows of a chunk on the source (and of the spec's filter). */
 export function chunkWhere(spec: CopySpec, chunk: Pick<Chunk, 'lower' | 'upper'>): SqlPart {
-  return chunkRange({ index: spec.source.key.index, columns: spec.source.key.columns }, chunk);
+  const r = chunkRange({ index: spec.source.key.index, columns: spec.source.key.columns }, chunk);
+  return spec.where === undefined ? r : { sql: `(${r.sql}) AND (${spec.where})`, params: r.params };
+}
+
+/** The SELECT list of a copy within one server: constants and offsets as placeholders. */
+function selectList(spec: CopySpec): SqlPart {
+  const params: SqlPart['params'] = [];
+  const parts = spec.columns.map((c) => {
+    const k = spec.constants?.[c.from];
+    if (k !== undefined) {
+      params.push(k);
+      return '?';
+    }
+    const off = spec.offsets?.[c.from];
+    if (off) {
+      params.push(off);
+      return `${quoteId(c.from)} + ?`;
+    }
+    return quoteId(c.from);
+  });
+  return { sql: parts.join(', '), params };
 }
 
 /**
@@ -28,15 +54,15 @@ export function chunkWhere(spec: CopySpec, chunk: Pick<Chunk, 'lower' | 'upper'>
 export function insertSelectSql(spec: CopySpec, range: SqlPart, o: { keepExisting?: boolean; lockInShareMode?: boolean } = {}): SqlPart {
   const src = quoteTable(spec.source.schema, spec.source.table);
   const dst = quoteTable(spec.target.schema, spec.target.table);
-  const from = spec.columns.map((c) => quoteId(c.from)).join(', ');
+  const from = selectList(spec);
   const to = spec.columns.map((c) => quoteId(c.to)).join(', ');
   const k0 = spec.source.key.columns[0]!;
   const keep = o.keepExisting ? ` ON DUPLICATE KEY UPDATE ${quoteId(targetColumn(spec, k0))} = ${dst}.${quoteId(k0)}` : '';
   const lock = o.lockInShareMode ? ' LOCK IN SHARE MODE' : '';
   return {
     // the locking clause belongs to the SELECT, before ON DUPLICATE KEY UPDATE (after it: ERROR 1064)
-    sql: `INSERT INTO ${dst} (${to}) SELECT ${from} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql}${lock}${keep}`,
-    params: range.params,
+    sql: `INSERT INTO ${dst} (${to}) SELECT ${from.sql} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql}${lock}${keep}`,
+    params: [...from.params, ...range.params],
   };
 }
 
@@ -58,6 +84,11 @@ export interface BetweenServersOptions {
   lockingRead?: boolean;
   /** rows per INSERT (default 500) */
   rowsPerInsert?: number;
+  /**
+   * Called with the chunk's source rows before they are written, in one transaction of the target
+   * with the writes; returns the rows to write (a merge's unique-key collisions left out, recorded).
+   */
+  beforeWrite?: (target: Db, rows: Array<Record<string, unknown>>) => Promise<Array<Record<string, unknown>>>;
 }
 
 /** Between two servers: the chunk read on the source, written on the target. The rows copied. */
@@ -65,17 +96,31 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
   const src = quoteTable(spec.source.schema, spec.source.table);
   const cols = spec.columns.map((c) => c.from);
   const lock = o.lockingRead === false ? '' : ' LOCK IN SHARE MODE';
-  const rows = await source.query(
-    `SELECT ${cols.map(quoteId).join(', ')} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql} ORDER BY ${orderBy(spec.source.key.columns)}${lock}`,
+  const read = await source.query(
+    `SELECT ${readColumns(spec).map((c) => quoteId(c.from)).join(', ')} FROM ${src} FORCE INDEX (${quoteId(spec.source.key.index)}) WHERE ${range.sql} ORDER BY ${orderBy(spec.source.key.columns)}${lock}`,
     range.params,
   );
   const per = o.rowsPerInsert ?? 500;
-  for (let i = 0; i < rows.length; i += per) {
-    const part = rows.slice(i, i + per);
-    const ins = multiRowInsertSql(spec, part.length, o.onDuplicate ?? 'keep');
-    await target.exec(ins, part.flatMap((r) => cols.map((c) => r[c] as Param)));
+  const write = async (rows: Array<Record<string, unknown>>) => {
+    for (let i = 0; i < rows.length; i += per) {
+      const part = rows.slice(i, i + per);
+      const ins = multiRowInsertSql(spec, part.length, o.onDuplicate ?? 'keep');
+      await target.exec(ins, part.flatMap((r) => cols.map((c) => sourceValue(spec, r, c) as Param)));
+    }
+  };
+  if (!o.beforeWrite) {
+    await write(read);
+    return read.length;
   }
-  return rows.length;
+  await target.exec('BEGIN');
+  try {
+    await write(await o.beforeWrite(target, read));
+    await target.exec('COMMIT');
+  } catch (e) {
+    await target.exec('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+  return read.length;
 }
 
 /** A multi-row INSERT of n rows of the spec's target columns; a row the target has is kept or updated. */

@@ -32,14 +32,15 @@ const nameOf = (t: TableRef) => `${t.schema}.${t.table}`;
  * `shapes.target` holds the target tables that exist; a missing one is mapped from the source's
  * shape (it will be created like it).
  */
-export function tableMappings(move: DbusMove, shapes: MoveShapes): { mappings: DbusMapping[]; problems: string[] } {
+export function tableMappings(move: DbusMove, shapes: MoveShapes, ranges?: KeyRanges): { mappings: DbusMapping[]; problems: string[] } {
   const mappings: DbusMapping[] = [];
   const problems: string[] = [];
   for (const t of move.tables) {
     const at = t.declaredAt ? ` (${t.declaredAt})` : '';
-    if (t.sources.length > 1 || t.merge || t.where !== undefined) {
-      const what = t.sources.length > 1 ? `a merge of ${t.sources.length} tables` : t.merge ? 'a merge rule' : 'a where filter';
-      problems.push(`${nameOf(t.target)}${at}: ${what} is not supported by this build of dbus (the merge and filter rules are another part's)`);
+    if (t.sources.length > 1 || t.merge) {
+      const r = mergeMappings(t, shapes, at);
+      mappings.push(...r.mappings);
+      problems.push(...r.problems);
       continue;
     }
     const s = t.sources[0]!;
@@ -60,10 +61,137 @@ export function tableMappings(move: DbusMove, shapes: MoveShapes): { mappings: D
       const missing = columns.filter((c) => !have.has(c.to)).map((c) => c.to);
       if (missing.length) problems.push(`${nameOf(t.target)}${at}: the target table has no column ${missing.join(', ')}`);
     }
-    mappings.push({ label: s.source, source: s.table, target: t.target, columns, key: key.columns });
+    const m: DbusMapping = { label: s.source, source: s.table, target: t.target, columns, key: key.columns };
+    if (t.where !== undefined) m.where = t.where;
+    mappings.push(m);
   }
   problems.push(...mappingProblems(mappings));
+  if (!problems.length) problems.push(...mergeProblems(move, shapes, mappings, ranges));
   return { mappings, problems };
+}
+
+/** A merge rule's entry for a source table: "label:db.t", else "db.t", else "t". */
+export function ruleValue<T>(map: Record<string, T> | undefined, s: { source: string; table: TableRef }): T | undefined {
+  if (!map) return undefined;
+  return map[`${s.source}:${nameOf(s.table)}`] ?? map[nameOf(s.table)] ?? map[s.table.table];
+}
+
+/**
+ * Several source tables (or one with a merge rule) into one target: each source's columns by
+ * name, the target's key (the target's own when it exists, else the first source's, which it is
+ * created from), the shard column's constant or the key's offset per source table, the target's
+ * other UNIQUE keys watched for collisions between sources.
+ */
+function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings: DbusMapping[]; problems: string[] } {
+  const problems: string[] = [];
+  const mappings: DbusMapping[] = [];
+  const first = t.sources[0]!;
+  const tshape = shapes.target.get(nameOf(t.target)) ?? shapes.sources.get(first.source)?.get(nameOf(first.table));
+  if (!tshape) return { mappings, problems: [`${first.source}:${nameOf(first.table)}${at}: not found on the source`] };
+  const exists = shapes.target.has(nameOf(t.target));
+  const tcols = new Set(tshape.columns.filter((c) => !c.generated).map((c) => c.name));
+  const rule = t.merge;
+  if (rule && !tcols.has(rule.column)) {
+    problems.push(exists
+      ? `${nameOf(t.target)}${at}: the merge rule's column ${rule.column} is not a column of the target table`
+      : `${nameOf(t.target)}${at}: the target table does not exist and ${first.source}:${nameOf(first.table)} (its model) has no column ${rule.column}: create ${nameOf(t.target)} first, with ${rule.column} in its primary key (PRIMARY KEY (${rule.column}, ...))`);
+    return { mappings, problems };
+  }
+  const tkey = rowKey(tshape);
+  if (!tkey) return { mappings, problems: [`${nameOf(t.target)}${at}: no PRIMARY KEY or UNIQUE key of NOT NULL columns on the target (or its model): merged rows could not be told apart`] };
+  const uniqueKeys = t.sources.length > 1
+    ? tshape.indexes.filter((ix) => ix.unique && ix.parts.length && ix.parts.map((p) => p.column).join('\0') !== tkey.columns.join('\0')).map((ix) => ix.parts.map((p) => p.column))
+    : [];
+  for (const s of t.sources) {
+    const who = `${s.source}:${nameOf(s.table)}`;
+    const shape = shapes.sources.get(s.source)?.get(nameOf(s.table));
+    if (!shape) {
+      problems.push(`${who}${at}: not found on the source`);
+      continue;
+    }
+    const scols = shape.columns.filter((c) => !c.generated).map((c) => c.name);
+    const missing = scols.filter((c) => !tcols.has(c));
+    if (missing.length) problems.push(`${who}${at}: the target table ${nameOf(t.target)} has no column ${missing.join(', ')}`);
+    const m: DbusMapping = { label: s.source, source: s.table, target: t.target, columns: scols.filter((c) => tcols.has(c)).map((c) => ({ from: c, to: c })), key: [...tkey.columns] };
+    if (rule?.kind === 'shard-column') {
+      const v = ruleValue(rule.values, s);
+      if (v !== undefined) {
+        if (!m.columns.some((c) => c.from === rule.column)) m.columns.push({ from: rule.column, to: rule.column });
+        m.constants = { [rule.column]: v };
+      } else if (!scols.includes(rule.column)) {
+        problems.push(`${who}${at}: has no column ${rule.column} and the merge rule gives it no value (merge.values: { "${who}": ... })`);
+      }
+    } else if (rule?.kind === 'offset') {
+      const off = ruleValue(rule.offsets, s);
+      if (off === undefined) problems.push(`${who}${at}: the offset rule gives it no offset (merge.offsets: { "${who}": ... })`);
+      else if (!scols.includes(rule.column)) problems.push(`${who}${at}: has no column ${rule.column} (the offset rule's)`);
+      else m.offsets = { [rule.column]: off };
+    }
+    const unmapped = tkey.columns.filter((k) => !m.columns.some((c) => c.to === k));
+    if (unmapped.length) problems.push(`${who}${at}: the target key (${tkey.columns.join(', ')}) has column ${unmapped.join(', ')}, which ${who} does not have`);
+    if (t.where !== undefined) m.where = t.where;
+    if (uniqueKeys.length) m.uniqueKeys = uniqueKeys;
+    mappings.push(m);
+  }
+  return { mappings, problems };
+}
+
+/** The range of the first key column of each merged source table ("label:db.t"), when an integer. */
+export type KeyRanges = Map<string, { min: bigint; max: bigint } | null>;
+
+/**
+ * Plan refusals for merges whose shards can give two rows one target key: an AUTO_INCREMENT key
+ * (every shard counts from 1), or key ranges read from the sources that overlap, when the target
+ * key holds no shard column and no offset rule moves the shards apart (or the offsets leave the
+ * ranges overlapping). The message names the tables and the two rules that would fix it.
+ */
+export function mergeProblems(move: DbusMove, shapes: MoveShapes, mappings: readonly DbusMapping[], ranges: KeyRanges = new Map()): string[] {
+  const out: string[] = [];
+  for (const t of move.tables) {
+    if (t.sources.length < 2) continue;
+    const at = t.declaredAt ? ` (${t.declaredAt})` : '';
+    const ms = mappings.filter((m) => nameOf(m.target) === nameOf(t.target));
+    if (ms.length < 2) continue;
+    const key = ms[0]!.key;
+    const rule = t.merge;
+    const name = (m: DbusMapping) => `${m.label}:${nameOf(m.source)}`;
+    if (rule?.kind === 'shard-column' && key.includes(rule.column)) {
+      // the shard column keeps them apart, when each shard's constant is its own
+      const seen = new Map<string, string>();
+      for (const m of ms) {
+        const v = m.constants?.[rule.column];
+        if (v === undefined) continue;
+        const other = seen.get(String(v));
+        if (other) out.push(`${nameOf(t.target)}${at}: ${other} and ${name(m)} get one shard value ${JSON.stringify(v)} for ${rule.column}: their rows would share keys; give each source table its own value`);
+        seen.set(String(v), name(m));
+      }
+      continue;
+    }
+    const shifted = ms.map((m) => {
+      const r = ranges.get(name(m));
+      const off = BigInt(m.offsets?.[key[0]!] ?? 0);
+      return { m, r: r ? { min: r.min + off, max: r.max + off } : r };
+    });
+    const why: string[] = [];
+    if (!(rule?.kind === 'offset' && key.includes(rule.column))) {
+      const auto = ms.filter((m) => {
+        const shape = shapes.sources.get(m.label)?.get(nameOf(m.source));
+        return shape?.columns.some((c) => key.includes(c.name) && /auto_increment/i.test(c.extra));
+      });
+      if (auto.length) why.push(`${auto.map(name).join(', ')} ${auto.length === 1 ? 'has an' : 'have'} AUTO_INCREMENT key (${key.join(', ')}): each shard hands out the same ids`);
+    }
+    for (let i = 0; i < shifted.length; i++) {
+      for (let j = i + 1; j < shifted.length; j++) {
+        const a = shifted[i]!.r;
+        const b = shifted[j]!.r;
+        if (a && b && a.min <= b.max && b.min <= a.max) why.push(`the key ranges of ${name(shifted[i]!.m)} (${a.min}..${a.max}) and ${name(shifted[j]!.m)} (${b.min}..${b.max}) overlap${rule?.kind === 'offset' ? ' after the offsets' : ''}`);
+      }
+    }
+    if (!why.length) continue;
+    const example = ms.map((m, i) => `"${name(m)}": ${i + 1}`).join(', ');
+    out.push(`${nameOf(t.target)}${at}: rows of the merged tables can collide on the target key (${key.join(', ')}): ${why.slice(0, 4).join('; ')}${why.length > 4 ? ` (and ${why.length - 4} more)` : ''}. Two rules fix it: a shard column in the target's key (merge: { kind: shard-column, column: shard_id, values: { ${example} } }, the target created with PRIMARY KEY (shard_id, ${key.join(', ')})), or an offset per shard on the key (merge: { kind: offset, column: ${key[0]}, offsets: { ${ms.map((m, i) => `"${name(m)}": ${i}000000000`).join(', ')} } })`);
+  }
+  return out;
 }
 
 /**
@@ -169,7 +297,8 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promi
   if (tinfo.readOnly) refusals.push(`target ${move.target.label} (${describeAddress(move.target.node!)}) is read_only: the copy and the apply could not write (or would write only as a privileged user)`);
   const targets = new Set(move.tables.map((t) => nameOf(t.target)));
   shapes.target = await readShapes(dbs.target, (schema, table) => targets.has(`${schema}.${table}`));
-  const { mappings, problems } = tableMappings(move, shapes);
+  const ranges = await keyRanges(move, shapes, dbs);
+  const { mappings, problems } = tableMappings(move, shapes, ranges);
   refusals.push(...problems);
 
   const tables: PlannedTable[] = [];
@@ -185,7 +314,7 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promi
       estimatedRows: t.sources.reduce((n, s) => n + (shapes.sources.get(s.source)?.get(nameOf(s.table))?.rowsEstimate ?? 0), 0),
       exists: !!tshape,
       targetRows: null,
-      key: (sshape && rowKey(sshape)?.columns) ?? [],
+      key: mappings.find((m) => nameOf(m.target) === nameOf(t.target))?.key ?? (sshape && rowKey(sshape)?.columns) ?? [],
     };
     tables.push(row);
     if (tshape) {
@@ -208,6 +337,23 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promi
     }
   }
   return { ...plan, tables, ddl, refusals, mappings };
+}
+
+/** The integer key ranges of the tables merged into one target (MIN/MAX of the key's first column, on the sources). */
+async function keyRanges(move: DbusMove, shapes: MoveShapes, dbs: OpenedMove): Promise<KeyRanges> {
+  const out: KeyRanges = new Map();
+  for (const t of move.tables) {
+    if (t.sources.length < 2) continue;
+    for (const s of t.sources) {
+      const shape = shapes.sources.get(s.source)?.get(nameOf(s.table));
+      const k = shape && rowKey(shape);
+      const col = k && shape.columns.find((c) => c.name === k.columns[0]);
+      if (!col || !/int$/.test(col.dataType)) continue;
+      const r = await dbs.sources.get(s.source)!.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${quoteId(col.name)}) AS CHAR) AS lo, CAST(MAX(${quoteId(col.name)}) AS CHAR) AS hi FROM ${quoteTable(s.table.schema, s.table.table)}`);
+      out.set(`${s.source}:${nameOf(s.table)}`, r?.lo != null && r.hi != null ? { min: BigInt(r.lo), max: BigInt(r.hi) } : null);
+    }
+  }
+  return out;
 }
 
 /** The entry a message names for a target table. */

@@ -39,5 +39,11 @@ export function renderStatus(s: DbusStatus): string {
     if (x.retentionWarning) out.push(`    warning: ${x.retentionWarning}`);
   }
   for (const t of s.tables) out.push(`  ${t.target.padEnd(30)} ${t.copyDone ? 'copied' : `${n(t.copiedRows)} / ~${n(t.estimatedRows)} rows`}`);
+  const c = s.lastConflict;
+  if (c) {
+    out.push(`  ${s.conflicts} unique-key conflict${s.conflicts === 1 ? '' : 's'} of merged rows (not written; _ezctl.dbus_conflicts on the target); the last, ${c.at}:`);
+    out.push(`    ${c.target} (${c.uniqueKey.join(', ')}): ${c.source} row ${JSON.stringify(c.sourceRow)}`);
+    out.push(`    collides with the row kept${c.existingSource ? ` from ${c.existingSource}` : ''}: ${JSON.stringify(c.existingRow)}`);
+  }
   return out.join('\n');
 }

@@ -13,7 +13,7 @@ import { gtidCovers } from '../db/gtid.js';
 import { rowKey, readShape } from '../db/introspect.js';
 import { EzError, refused, runtimeError } from '../exit.js';
 import { isLostConnection } from '../db/lost.js';
-import { BatchApplier } from '../apply/applier.js';
+import { BatchApplier, retryOnLockConflict } from '../apply/applier.js';
 import { clearApplyState, ensureApplyCheckpoint, loadApplyState, saveAppliedPosition, saveCopyFrontier, type ApplyState } from '../apply/checkpoint.js';
 import { tableId, type TableRef } from '../apply/mapping.js';
 import type { BinlogTx } from '../binlog/stream.js';
@@ -29,8 +29,10 @@ import { onInterrupt } from '../signals.js';
 import { Throttler, flagFileSignal, windowSignal, loadSignal, parseLoadSpec, throttlerFor, type ThrottleOptions, type ThrottleSignal } from '../throttle/index.js';
 import { planMove, openMove, type DbusMapping, type DbusPlan } from './plan.js';
 import { describeRef, loadMove, type DbusMove, type DbusState, type DbusStatus } from './spec.js';
-import { onSourceDdl, type SourceDdl } from './ddl.js';
+import { forgetDdl, onSourceDdl, peekSourceDdl, type SourceDdl } from './ddl.js';
 import { admitApplier } from './fence.js';
+import { conflictSummary, ensureConflictTable, recordConflict } from './conflicts.js';
+import { splitCollisions } from '../apply/collisions.js';
 import { DBUS_CLUSTER, dbusJob, serverIdOf, socketFor, streamName } from './job.js';
 import { retentionWarning, binlogStart } from './status.js';
 
@@ -49,6 +51,8 @@ export interface StreamSpec {
   from: string;
   /** the replica server id announced to the source (default: derived from name) */
   serverId?: number;
+  /** every mapping of the move (all sources): a merge's collision record names the source of the row kept */
+  peers?: DbusMapping[];
 }
 
 export interface StreamHandle {
@@ -240,6 +244,8 @@ class Stream implements StreamHandle {
       mappings: spec.mappings,
       checkpoint: (db, pos) => saveAppliedPosition(db, spec.name, pos),
       onStatement: (tx) => this.onStatement(tx),
+      onHeldStatement: (tx) => this.onHeldStatement(tx),
+      onCollision: (db, c) => recordConflict(db, spec.move.name, spec.peers ?? spec.mappings, c),
     });
     await a.start(this.saved);
     this.applier = a;
@@ -296,6 +302,7 @@ class Stream implements StreamHandle {
       gtid: tx.gtid,
       resume: () => resolve('pass'),
       stop: (why) => resolve(stopError(why)),
+      apply: (sql, target) => this.applyDdl(sql, target),
     };
     const d = onSourceDdl(this.spec.move, this.spec.label, st.query, ev);
     if (d === 'hold') {
@@ -303,6 +310,44 @@ class Stream implements StreamHandle {
       return held;
     }
     return stopError();
+  }
+
+  /** A statement read while this stream is held (a later shard table of the same source). */
+  private onHeldStatement(tx: BinlogTx): void {
+    const st = tx.statement!;
+    const named = ddlTables(st.query, st.schema);
+    if (!named) return;
+    const mine = new Set(this.spec.mappings.map((m) => tableId(m.source)));
+    const hit = named.filter((t) => mine.has(tableId(t)));
+    if (hit.length) peekSourceDdl(this.spec.move, this.spec.label, st.query, hit);
+  }
+
+  /**
+   * A merge's change made once on the target (every shard logged it), then the mappings into that
+   * table follow its new shape: a column added is carried from now on, a column dropped no more.
+   */
+  private async applyDdl(sql: string, target: TableRef): Promise<void> {
+    const db = await connect(this.spec.target);
+    try {
+      await db.exec('SET SESSION lock_wait_timeout = 30');
+      const columnsOf = async () => {
+        const shape = await readShape(db, target.schema, target.table);
+        if (!shape) throw new Error(`${target.schema}.${target.table} is gone from the target`);
+        return new Set(shape.columns.filter((c) => !c.generated).map((c) => c.name));
+      };
+      const before = await columnsOf();
+      await db.exec(sql);
+      const after = await columnsOf();
+      const added = [...after].filter((c) => !before.has(c));
+      for (const m of this.spec.peers ?? this.spec.mappings) {
+        if (tableId(m.target) !== tableId(target)) continue;
+        const next = [...m.columns.filter((c) => after.has(c.to)), ...added.map((c) => ({ from: c, to: c }))];
+        m.columns.splice(0, m.columns.length, ...next);
+      }
+      this.ctx.log.info(`dbus ${this.spec.move.name}: every shard of ${target.schema}.${target.table} logged the change; made once on the target: ${sql}`);
+    } finally {
+      await db.close();
+    }
   }
 
   readGtid(): string {
@@ -572,6 +617,15 @@ class MoveRun {
       }
     }
 
+    if (this.plan.mappings.some((m) => m.uniqueKeys?.length)) {
+      const db = await connect(this.targetEndpoint);
+      try {
+        await ensureConflictTable(db);
+      } finally {
+        await db.close();
+      }
+    }
+
     // each source's position BEFORE its copy: every change after it is applied by its stream
     const kept = new Map<string, ApplyState>();
     for (const s of this.move.sources) {
@@ -659,6 +713,7 @@ class MoveRun {
       source: this.sourceEndpoints.get(label)!,
       target: this.targetEndpoint,
       mappings: this.plan.mappings.filter((m) => m.label === label),
+      peers: this.plan.mappings,
       from,
     })) as Stream;
     this.streams.set(label, stream);
@@ -705,6 +760,7 @@ class MoveRun {
     this.offInterrupt?.();
     this.pauseGate?.open();
     await Promise.all([...this.streams.values()].map((s) => s.stop()));
+    forgetDdl(this.move.name);
     await this.throttle?.close().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
@@ -796,9 +852,21 @@ class MoveRun {
       state: this.state,
       sources,
       tables: this.tables.map((t) => ({ target: `${t.mapping.target.schema}.${t.mapping.target.table}`, copiedRows: t.copiedRows, estimatedRows: t.estimatedRows, copyDone: t.copyDone })),
-      conflicts: 0,
+      ...(await this.conflicts()),
       error: this.error,
     };
+  }
+
+  /** The move's recorded collisions (only a merge with UNIQUE keys records any). */
+  private async conflicts(): Promise<Pick<DbusStatus, 'conflicts' | 'lastConflict'>> {
+    if (!this.plan.mappings.some((m) => m.uniqueKeys?.length)) return { conflicts: 0 };
+    const db = await connect(this.targetEndpoint);
+    try {
+      const c = await conflictSummary(db, this.move.name);
+      return { conflicts: c.count, lastConflict: c.last };
+    } finally {
+      await db.close();
+    }
   }
 
   /** Every table not copied yet, one after another, chunk by chunk. */
@@ -844,6 +912,16 @@ class MoveRun {
             if (this.stopCtrl.signal.aborted) throw new Error('stopped');
           },
           copyChunk: (s, chunk) => (this.streams.get(label) ?? stream).shared(async () => {
+            if (m.uniqueKeys?.length) {
+              // a merge with UNIQUE keys: rows colliding with another source's are recorded, never written
+              return retryOnLockConflict(() => copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk), {
+                beforeWrite: async (db, rows) => {
+                  const split = await splitCollisions(db, m, rows, 'skip');
+                  for (const c of split.collisions) await recordConflict(db, this.move.name, this.plan.mappings, c);
+                  return split.write;
+                },
+              }));
+            }
             if (!same) return copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk));
             const q = insertSelectSql(spec, chunkWhere(spec, chunk), { keepExisting: true, lockInShareMode: true });
             return (await s.dst.exec(q.sql, q.params)).affectedRows;

@@ -13,6 +13,7 @@ import { describeAddress, parseConnectionString } from '../config/dsn.js';
 import { listTables } from '../db/introspect.js';
 import type { Db } from '../db/connect.js';
 import { badInput } from '../exit.js';
+import type { DbusConflict } from './conflicts.js';
 
 export type { TableRef } from '../apply/mapping.js';
 
@@ -76,6 +77,8 @@ export interface DbusStatus {
   sources: Array<{ label: string; readGtid: string; appliedGtid: string; lagMs: number | null; retentionWarning?: string }>;
   tables: Array<{ target: string; copiedRows: number; estimatedRows: number; copyDone: boolean }>;
   conflicts: number;
+  /** the last unique-key collision of merged shards recorded (optional, added by C2) */
+  lastConflict?: DbusConflict | null;
   error: string | null;
 }
 

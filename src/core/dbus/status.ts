@@ -14,6 +14,7 @@ import { here, endUnfinishedJobs, assertNoLiveHolder } from '../job/job.js';
 import { formatDuration } from '../throttle/duration.js';
 import { loadMoveServers, type DbusMove, type DbusState, type DbusStatus } from './spec.js';
 import { DBUS_CLUSTER, dbusJob, streamName } from './job.js';
+import { conflictSummary } from './conflicts.js';
 
 export type { DbusStatus } from './spec.js';
 
@@ -122,18 +123,15 @@ async function statusFromRows(target: Db, s: Servers, job: JobView | undefined):
     state: job ? stateOf(job) : 'planned',
     sources,
     tables,
-    conflicts: await conflictCount(target, s.name),
+    ...(await conflicts(target, s.name)),
     error: job?.lastError ?? null,
   };
 }
 
-/** Rows in `_ezctl.dbus_conflicts` for the move (C2 writes them); 0 while the table does not exist. */
-async function conflictCount(target: Db, name: string): Promise<number> {
-  try {
-    return Number(await target.value(`SELECT COUNT(*) FROM ${quoteTable('_ezctl', 'dbus_conflicts')} WHERE move = ?`, [name]));
-  } catch {
-    return 0;
-  }
+/** Rows in `_ezctl.dbus_conflicts` for the move, and the last; 0 while the table does not exist. */
+async function conflicts(target: Db, name: string): Promise<Pick<DbusStatus, 'conflicts' | 'lastConflict'>> {
+  const c = await conflictSummary(target, name);
+  return c.count ? { conflicts: c.count, lastConflict: c.last } : { conflicts: 0 };
 }
 
 /**

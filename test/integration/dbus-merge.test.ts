@@ -1,0 +1,213 @@
+// ezctl dbus merging shard tables (issue 15), against two real servers (the sandbox's two zone
+// masters, no replicas, no DRC): four shard tables, two on each instance, with colliding
+// AUTO_INCREMENT ids and a UNIQUE email, merged into one table on the second instance under
+// writes. Without a key rule the move is refused (exit 4); with a shard column in the target's key
+// every row is there once, while the writer updates rows, moves them between key ranges and
+// deletes them during the copy. The email two shards share is recorded as a conflict (both rows),
+// in the copy and in the binlog apply, never replaced. An ALTER TABLE on one shard holds its stream
+// until every shard has it, then the target changes once; a different change stops the move,
+// naming both statements.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
+import { writeUntilStopped } from '../helpers/writer.js';
+import { EZCTL, ROOT } from '../helpers/cli.js';
+import type { Db } from '../../src/core/db/connect.js';
+import { makeCtx } from '../../src/core/context.js';
+import { dbusStatus, startMove, waitApplied } from '../../src/core/dbus/index.js';
+import type { EzError } from '../../src/core/exit.js';
+
+let sb: TestSandbox;
+let bj: Db;
+let sh: Db;
+const children: ChildProcess[] = [];
+const ROWS = 400;
+/** shard -> its instance and number */
+const SHARDS = [['bj', 0], ['bj', 1], ['sh', 2], ['sh', 3]] as const;
+const dbOf = (label: string) => (label === 'bj' ? bj : sh);
+
+before(async () => {
+  sb = await startSandbox({ zones: ['bj', 'sh'], replicas: 0 });
+  bj = await sb.db('bj-master');
+  sh = await sb.db('sh-master');
+  const values = SHARDS.map(([l, s]) => `"${l}:s.o_${s}": ${s}`).join(', ');
+  appendFileSync(sb.config, `
+dbus:
+  moves:
+    nokey:
+      sources: [{ label: bj, cluster: demo, zone: bj }, { label: sh, cluster: demo, zone: sh }]
+      target: { label: new, cluster: demo, zone: sh }
+      tables:
+        - { from: "s.o_[0-9]+", to: "m.nk" }
+    mg:
+      sources: [{ label: bj, cluster: demo, zone: bj }, { label: sh, cluster: demo, zone: sh }]
+      target: { label: new, cluster: demo, zone: sh }
+      tables:
+        - { from: "s.o_[0-9]+", to: "m.o", merge: { kind: shard-column, column: shard_id, values: { ${values} } } }
+        - { from: "bj:f.w", to: "m.w", where: "v % 2 = 0" }
+`);
+  for (const db of [bj, sh]) await db.exec('CREATE DATABASE s');
+  for (const [label, s] of SHARDS) {
+    const db = dbOf(label);
+    await db.exec(`CREATE TABLE s.o_${s} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL DEFAULT 0, email VARCHAR(64) NULL, UNIQUE KEY email (email)) ENGINE=InnoDB`);
+    // ids 1..ROWS in every shard: they collide in one table keyed by id alone
+    await db.exec(`INSERT INTO s.o_${s} (id, v, email) SELECT seq, seq, CONCAT('u', ${s}, '_', seq, '@x') FROM seq.seq_1_to_${ROWS}`);
+  }
+  // two shards, one email: o_1 (copied first) keeps it, o_3's row is a conflict
+  await bj.exec("UPDATE s.o_1 SET email = 'dup@x' WHERE id = 3");
+  await sh.exec("UPDATE s.o_3 SET email = 'dup@x' WHERE id = 5");
+  // a filtered table: only the rows with an even v go
+  await bj.exec('CREATE DATABASE f');
+  await bj.exec('CREATE TABLE f.w (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+  await bj.exec('INSERT INTO f.w SELECT seq, seq FROM seq.seq_1_to_100');
+  await sh.exec('CREATE DATABASE m');
+  await sh.exec('CREATE TABLE m.o (shard_id INT NOT NULL, id INT NOT NULL, v INT NOT NULL DEFAULT 0, email VARCHAR(64) NULL, PRIMARY KEY (shard_id, id), UNIQUE KEY email (email)) ENGINE=InnoDB');
+});
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await bj?.close();
+  await sh?.close();
+  await sb?.down();
+});
+
+function startJob(name: string, extra: string[] = []): { child: ChildProcess; out: () => string; exited: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', name, '--execute', ...extra], { cwd: ROOT, env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; stderr: string }>((res) => child.on('exit', (code) => setTimeout(() => res({ code, stderr }), 50)));
+  return { child, out: () => stderr, exited };
+}
+
+const ctx = () => makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+const status = async (name: string) => dbusStatus(ctx(), name);
+
+/** Every source's position now applied by the move. */
+async function caughtUp(name: string): Promise<void> {
+  const positions = { bj: String(await bj.value('SELECT @@global.gtid_binlog_pos')), sh: String(await sh.value('SELECT @@global.gtid_binlog_pos')) };
+  assert.deepEqual(await waitApplied(ctx(), name, positions, { timeoutMs: 30_000 }), { reached: true, behind: [] });
+}
+
+/** The shards' rows as the target should hold them (shard_id first), less the rows recorded as conflicts. */
+async function expected(columns: string, skip: Set<string>): Promise<string[]> {
+  const out: string[] = [];
+  for (const [label, s] of SHARDS) {
+    for (const r of await dbOf(label).query(`SELECT ${s} AS shard_id, ${columns} FROM s.o_${s} ORDER BY id`)) {
+      if (!skip.has(`${label}:s.o_${s}:${String(r.id)}`)) out.push(JSON.stringify(Object.values(r).map(String)));
+    }
+  }
+  return out.sort();
+}
+const actual = async (columns: string) => (await sh.query(`SELECT shard_id, ${columns} FROM m.o`)).map((r) => JSON.stringify(Object.values(r).map(String))).sort();
+const conflictRows = async () => sh.query<{ source: string; source_row: string; existing_source: string | null; existing_row: string }>('SELECT source, source_row, existing_source, existing_row FROM _ezctl.dbus_conflicts WHERE move = ? ORDER BY id', ['mg']);
+
+test('shards with colliding AUTO_INCREMENT ids into one table keyed by id alone: refused (exit 4), naming the tables and the two rules', async () => {
+  // through the library (what `dbus start nokey --execute` runs: exit 4 with these lines)
+  const e = await startMove(ctx(), { name: 'nokey', execute: true, resume: false, throttle: {} }).then(() => undefined, (x: EzError) => x);
+  assert.equal(e?.exitCode, 4, String(e));
+  const r = { stderr: `${e.message}\n${e.details.join('\n')}` };
+  assert.match(r.stderr, /m\.nk \(dbus\.moves\.nokey\.tables\.0\): rows of the merged tables can collide on the target key \(id\)/);
+  assert.match(r.stderr, /bj:s\.o_0, bj:s\.o_1, sh:s\.o_2, sh:s\.o_3 have AUTO_INCREMENT key/);
+  assert.match(r.stderr, /kind: shard-column/);
+  assert.match(r.stderr, /kind: offset/);
+  assert.equal(Number(await sh.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'm' AND TABLE_NAME = 'nk'")), 0, 'nothing created');
+});
+
+test('with the shard column in the key: every row once under updates, key moves and deletes during the copy; a shared email recorded, never replaced; DDL held until every shard has it, then made once', async () => {
+  const flag = join(sb.dir, 'merge-throttle');
+  writeFileSync(flag, ''); // the copy waits until the writer has changed rows of every range
+  const job = startJob('mg', ['--chunk-time', '5ms', '--throttle-flag-file', flag]);
+  let step = 0;
+  const write = (label: 'bj' | 'sh') => writeUntilStopped(() => sb.db(`${label}-master`), async (db, i) => {
+    for (const [, s] of SHARDS.filter(([l]) => l === label)) {
+      const id = 20 + ((i * 37 + s) % (ROWS - 20));
+      await db.exec('BEGIN');
+      await db.exec(`UPDATE s.o_${s} SET v = v + 1 WHERE id = ?`, [id]);
+      // a row moved into another key range (another chunk), and one deleted, while the copy runs
+      if (i % 3 === 0) await db.exec(`UPDATE s.o_${s} SET id = -id WHERE id = ?`, [20 + ((i * 53 + s) % (ROWS - 20))]);
+      if (i % 4 === 0) await db.exec(`DELETE FROM s.o_${s} WHERE id = ?`, [20 + ((i * 71 + s) % (ROWS - 20))]);
+      if (i % 5 === 0) await db.exec(`INSERT INTO s.o_${s} (v, email) VALUES (?, CONCAT('n', ?, '_', ?, '@x'))`, [i, s, i]);
+      await db.exec('COMMIT');
+    }
+    step++;
+  });
+  const writers = [write('bj'), write('sh')];
+  try {
+    await eventually(async () => step > 30 || job.child.exitCode !== null, 30_000, 'the writers to change rows before the copy');
+    assert.equal(job.child.exitCode, null, job.out());
+    rmSync(flag);
+    await eventually(async () => (await status('mg')).state === 'following' || job.child.exitCode !== null, 60_000, 'the merge to finish its copy');
+    assert.equal(job.child.exitCode, null, job.out());
+    const more = step;
+    await eventually(async () => step > more + 10, 30_000, 'writes while following');
+    for (const w of writers) assert.deepEqual((await w.stop()).errors, []);
+
+    // the filter on binlog rows: updates moving rows into and out of it, a delete, an insert
+    await bj.exec('UPDATE f.w SET v = v + 1 WHERE id <= 30');
+    await bj.exec('DELETE FROM f.w WHERE id IN (40, 41)');
+    await bj.exec('INSERT INTO f.w VALUES (200, 2), (201, 3)');
+    await bj.exec('UPDATE f.w SET id = id + 1000 WHERE id IN (50, 51)');
+
+    // a change in the binlog apply that would take another shard's email: recorded, not applied
+    await bj.exec("UPDATE s.o_0 SET email = 'u2_7@x', v = v + 1000 WHERE id = 7");
+    await caughtUp('mg');
+    const rowsOf = async (db: Db, sql: string) => (await db.query(sql)).map((r) => JSON.stringify(r));
+    assert.deepEqual(await rowsOf(sh, 'SELECT * FROM m.w ORDER BY id'), await rowsOf(bj, 'SELECT * FROM f.w WHERE v % 2 = 0 ORDER BY id'));
+    assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.w WHERE id <= 30')), 15);
+    const conflicts = await conflictRows();
+    assert.equal(conflicts.length, 2, JSON.stringify(conflicts));
+    assert.equal(conflicts[0]!.source, 'sh:s.o_3');
+    assert.equal(JSON.parse(conflicts[0]!.source_row).email, 'dup@x');
+    assert.equal(conflicts[0]!.existing_source, 'bj:s.o_1');
+    assert.equal(JSON.parse(conflicts[0]!.existing_row).id, 3);
+    assert.equal(conflicts[1]!.source, 'bj:s.o_0');
+    assert.equal(conflicts[1]!.existing_source, 'sh:s.o_2');
+    const st = await status('mg');
+    assert.equal(st.conflicts, 2);
+    assert.equal(st.lastConflict?.source, 'bj:s.o_0');
+    const cli = await sb.run(['dbus', 'status', 'mg']);
+    assert.match(cli.stdout, /2 unique-key conflicts of merged rows/);
+    assert.match(cli.stdout, /collides with the row kept from sh:s\.o_2/);
+    // every other row once, as the shards hold it; the two conflicting rows: the target's kept one, and o_0's old row 7 untouched
+    assert.equal(String(await sh.value("SELECT email FROM m.o WHERE email = 'dup@x'") ), 'dup@x');
+    assert.equal(String(await sh.value('SELECT email FROM m.o WHERE shard_id = 0 AND id = 7')), 'u0_7@x');
+    assert.deepEqual(await actual('id, v, email').then((a) => a.filter((r) => !/^\["0","7",|^\["3","5",/.test(r))), await expected('id, v, email', new Set(['bj:s.o_0:7', 'sh:s.o_3:5'])));
+    assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.o WHERE shard_id = 3 AND id = 5')), 0, 'the conflicting row of o_3 is not in the target');
+
+    // DDL on one shard: its stream holds (the other source's rows still arrive), the target keeps its shape
+    await bj.exec('ALTER TABLE s.o_0 ADD COLUMN note INT NOT NULL DEFAULT 0');
+    await bj.exec('INSERT INTO s.o_0 (id, v, email, note) VALUES (900001, 1, NULL, 5)');
+    await sh.exec('INSERT INTO s.o_2 (id, v) VALUES (900002, 1)');
+    await eventually(async () => Number(await sh.value('SELECT COUNT(*) FROM m.o WHERE shard_id = 2 AND id = 900002')) === 1, 30_000, 'the other source to go on');
+    assert.equal(Number(await sh.value("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'm' AND TABLE_NAME = 'o' AND COLUMN_NAME = 'note'")), 0, 'the target not changed yet');
+    assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.o WHERE shard_id = 0 AND id = 900001')), 0, 'the held source applies nothing after the statement');
+    assert.equal((await status('mg')).state, 'following');
+    // the same change on the other shards (one of them on the same instance, logged after it): made once
+    await bj.exec('INSERT INTO s.o_1 (id, v) VALUES (900003, 1)');
+    await bj.exec('ALTER TABLE s.o_1 ADD COLUMN note INT NOT NULL DEFAULT 0');
+    for (const s of [2, 3]) await sh.exec(`ALTER TABLE s.o_${s} ADD COLUMN note INT NOT NULL DEFAULT 0`);
+    await sh.exec('INSERT INTO s.o_3 (id, v, note) VALUES (900004, 1, 9)');
+    await caughtUp('mg');
+    assert.equal(job.child.exitCode, null, job.out());
+    assert.match(job.out(), /made once on the target: ALTER TABLE `m`.`o` ADD COLUMN note INT NOT NULL DEFAULT 0/);
+    assert.equal(job.out().match(/made once on the target/g)?.length, 1);
+    assert.deepEqual(await actual('id, v, email, note').then((a) => a.filter((r) => !/^\["0","7",|^\["3","5",/.test(r))), await expected('id, v, email, note', new Set(['bj:s.o_0:7', 'sh:s.o_3:5'])));
+    assert.equal(Number(await sh.value('SELECT note FROM m.o WHERE shard_id = 0 AND id = 900001')), 5);
+
+    // a different change on two shards: the move stops, naming both statements
+    await bj.exec('ALTER TABLE s.o_0 ADD COLUMN a INT NULL');
+    await sh.exec('ALTER TABLE s.o_2 ADD COLUMN b INT NULL');
+    const ended = await job.exited;
+    assert.equal(ended.code, 3, ended.stderr);
+    assert.match(ended.stderr, /logged different changes/);
+    assert.match(ended.stderr, /ALTER TABLE s\.o_0 ADD COLUMN a INT NULL/);
+    assert.match(ended.stderr, /ALTER TABLE s\.o_2 ADD COLUMN b INT NULL/);
+    assert.equal(Number(await sh.value("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'm' AND TABLE_NAME = 'o' AND COLUMN_NAME IN ('a', 'b')")), 0);
+  } finally {
+    for (const w of writers) await w.stop().catch(() => undefined);
+  }
+});
