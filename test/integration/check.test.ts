@@ -83,10 +83,14 @@ const EXPECTED_KINDS = [
   'missing {"id":2} ',
 ].sort();
 
+/** the first test's report, compared with a run taking the far zones' path */
+let firstReport: any;
+
 test('every kind of injected difference is found exactly, with no false positives', async () => {
   const r = await sb.run(['--json', 'check', 'full', '--delay', '200ms', '--rechecks', '1']);
   assert.equal(r.code, 1, show(r));
   const rep = r.json();
+  firstReport = rep;
   assert.equal(rep.consistent, false);
   assert.equal(rep.complete, true);
   assert.equal(rep.hash, 'crc64', 'the 64-bit hash by default on MariaDB 10.8+');
@@ -122,6 +126,18 @@ test('every kind of injected difference is found exactly, with no false positive
   assert.equal(text.code, 1, show(text));
   assert.match(text.stdout, /missing \(id=2\): bj: present, sh: missing/);
   assert.match(text.stdout, /changed \(id=8\): t bj="abc" sh="abc "/);
+});
+
+test('every zone walked as a far one (each table\'s chunks alternating between two connections per zone) finds the same', async () => {
+  assert.ok(firstReport, 'the first test ran');
+  const r = await sb.run(['--json', 'check', 'full', '--delay', '200ms', '--rechecks', '1'], { env: { EZCTL_CHECK_FAR_ZONE_MS: '0' } });
+  assert.equal(r.code, 1, show(r));
+  const rep = r.json();
+  const per = (x: any) => x.tables.map((t: any) => ({ table: t.table, status: t.status, rows: t.rows, missing: t.missing, changed: t.changed, diffs: summary(t.diffs) }));
+  assert.deepEqual(per(rep), per(firstReport));
+  assert.equal(rep.complete, true);
+  // the big table took several chunks, so both of each zone's connections were used
+  assert.ok(rep.tables.find((t: any) => t.table === 'ezdemo.order_items').chunks >= 2);
 });
 
 test('rows mode and the 32-bit hash find the same differences; count mode finds rows missing where the counts differ', async () => {

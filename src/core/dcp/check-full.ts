@@ -8,11 +8,11 @@
 import pLimit from 'p-limit';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
-import { quoteTable } from '../db/quote.js';
+import { quoteId, quoteTable } from '../db/quote.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
 import { badInput, runtimeError, EzError, ExitCode } from '../exit.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
-import { readShapes, type TableShape } from '../db/introspect.js';
+import { commonRowKey, readShapes, type TableShape } from '../db/introspect.js';
 import { tableFilter } from './structure.js';
 import type { HashFunction } from '../compare/checksum.js';
 import { throttlerFor, logThrottleChanges, type ThrottleOptions } from '../throttle/index.js';
@@ -22,7 +22,8 @@ import type { RunControl } from '../control/run.js';
 import { checkSocketPath, openCheckControl } from './control.js';
 import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { abandonRun, closeRun, openRun, splitName, storedReport, tablesDone, type StoredTable } from './runs.js';
-import { TableCheck, type ZoneConn } from './table-check.js';
+import { TableCheck, type KeyBounds, type ZoneConn } from './table-check.js';
+import { farZones, secondsByZone } from './pipeline.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
 import { progressOf } from '../job/lease.js';
 
@@ -53,6 +54,12 @@ export interface CheckFullOptions {
   keylessMaxRows?: number;
   /** most differences listed per table (all are counted) */
   maxDiffsPerTable?: number;
+  /**
+   * a zone whose round trip to this host is at least this many ms (default FAR_ZONE_MS) gets a
+   * second walk connection per table, so its next chunk is at the server while the previous one's
+   * answer travels (dcp/pipeline.ts); 0: every zone
+   */
+  farZoneMs?: number;
   /** answer on the cluster's check control socket (status, pause, resume, stop: dcp/control.ts) */
   control?: boolean;
   /**
@@ -157,6 +164,9 @@ export interface Progress {
 }
 
 const DEFAULT_MARGIN_MS = 1000;
+/** the first tables whose integer key bounds are read together before the walk, and for how long those stand */
+const KEY_BOUNDS_TABLES = 64;
+const KEY_BOUNDS_FRESH_MS = 5000;
 
 /** Where a --where or --ignore-columns entry for "db.t" (or "*" for every table) applies. */
 function forTable<T>(m: Record<string, T> | undefined, table: string): T | undefined {
@@ -174,55 +184,99 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
   const tsColumn = topo.drcTimestampColumn(cluster.name);
   const matcher = tableFilter(cluster.config, { tables: opts.tables, exclude: opts.exclude });
 
-  // one control connection per zone; each worker gets its own set
+  // one control connection per zone; each worker gets its own set, and a second one its far zones use (pipeline.ts)
   const control: ZoneConn[] = [];
   const workers: ZoneConn[][] = [];
+  const seconds: ZoneConn[][] = [];
   const closeAll = async () => {
-    await Promise.all([...control, ...workers.flat()].map((c) => c.db.close().catch(() => undefined)));
+    await Promise.all([...control, ...workers.flat(), ...seconds.flat()].map((c) => c.db.close().catch(() => undefined)));
   };
   let runId: string | undefined;
   let stopWatch: (() => void) | undefined;
   let ctl: RunControl | undefined;
   let job: JobHandle | undefined;
   let jobEnd: unknown;
+  /** the control socket and lease being taken (settled, never rejecting): awaited before they are let go */
+  let claiming: Promise<void> | undefined;
   let onStop = () => {};
   try {
+    // The control socket and the job's lease are taken while the run's connections are opened and
+    // its setup read (the lease takes ~10 round trips to every zone, one zone after the other:
+    // 0.3 s at 30 ms between zones). A connection that fails and what the setup refuses (bad
+    // input) are still reported first, as when they came first, and a lease taken meanwhile is
+    // released untouched (a job taken over is left as found).
+    const claim = (async () => {
+      if (opts.control) ctl = await openCheckControl(topo, cluster.name, () => onStop());
+      if (opts.job) {
+        job = await acquireJob(ctx, {
+          cluster: cluster.name, kind: 'check-full', targets: [CHECK_FULL_TARGET], zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
+          // a check only reads: a dead check-full job is taken over by the next check, --resume or not
+          // (--resume decides whether the run continues), so a nightly cron is never stuck behind one
+          ...(opts.control ? { controlSocket: checkSocketPath(topo, cluster.name) } : {}), resume: true, ...(opts.job.leaseMs ? { leaseMs: opts.job.leaseMs } : {}),
+        });
+      }
+    })();
+    claiming = claim.catch(() => undefined);
     // every connection at once, the walk's too (a handshake is mostly waiting on the server)
     const sets = await connectSets(ctx, zones, (z) => topo.master(cluster.name, z), 1 + concurrency);
     control.push(...sets[0]!);
     workers.push(...sets.slice(1));
     // a master that stops answering (hung, not closed) fails the run's queries on it instead of holding them for good
-    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db)] })), watchPace(ctx.opts.connectTimeout));
-    // the row hash every zone has, and the structure of every selected table in every zone (a
-    // few bulk queries per zone), asked together
-    const [hash, shapes] = await Promise.all([hashFunction(control, opts.hash), Promise.all(control.map((c) => readShapes(c.db, matcher)))]);
-    // DRC's heartbeat table (the one _ezctl table checked) exists where DRC or a check created
-    // _ezctl: a zone without it yet is no difference in the application's data
-    const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
-    checkNamedTablesExist(opts.tables, names, zones);
-    if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
-    await validateWheres(control, names, shapes, opts.where);
-    for (const [table, cols] of Object.entries(opts.ignoreColumns ?? {})) {
-      if (table === '*') continue;
-      if (!names.includes(table)) throw badInput(`--ignore-columns names table ${table}, which is not among the tables checked`);
-      const shape = shapes.map((m) => m.get(table)).find(Boolean)!;
-      for (const c of cols) if (!shape.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${table} has no column ${c}`);
+    stopWatch = watchZones(control.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => [c.db, ...workers.map((w) => w[i]!.db), ...seconds.flat().filter((w) => w.zone === c.zone).map((w) => w.db)] })), watchPace(ctx.opts.connectTimeout));
+    // The setup's reads, each zone's spread over its connections (each runs its queries in order,
+    // one round trip each): the structure of every selected table (a few bulk queries) on one,
+    // the server's version on another, DRC's lag and the round trip on the third.
+    const infoConns = workers[0] ?? control;
+    const lagConns = workers[1] ?? control;
+    // how long a difference may be DRC still in flight: measured lag + margin, at least --delay
+    const lagP = measureDrcLagMs(lagConns.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
+    // a far zone's second walk connections, opened once its round trip is known (pipeline.ts)
+    const farP = (async () => {
+      const far = farZones(await Promise.all(lagConns.map((c) => pingMs(c.db, 2))), opts.farZoneMs ?? farZoneMsFromEnv());
+      const farNames = zones.filter((_, zi) => far[zi]);
+      if (farNames.length) seconds.push(...(await connectSets(ctx, farNames, (z) => topo.master(cluster.name, z), concurrency)));
+      return far;
+    })();
+    const setup = (async () => {
+      const [infos, shapes, far] = await Promise.all([
+        Promise.all(infoConns.map((c) => serverInfo(c.db))),
+        Promise.all(control.map((c) => readShapes(c.db, matcher))),
+        farP,
+      ]);
+      const hash = await hashFunction(control, opts.hash, infos);
+      // DRC's heartbeat table (the one _ezctl table checked) exists where DRC or a check created
+      // _ezctl: a zone without it yet is no difference in the application's data
+      const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
+      checkNamedTablesExist(opts.tables, names, zones);
+      if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
+      await validateWheres(control, names, shapes, opts.where);
+      for (const [table, cols] of Object.entries(opts.ignoreColumns ?? {})) {
+        if (table === '*') continue;
+        if (!names.includes(table)) throw badInput(`--ignore-columns names table ${table}, which is not among the tables checked`);
+        const shape = shapes.map((m) => m.get(table)).find(Boolean)!;
+        for (const c of cols) if (!shape.columns.some((x) => x.name === c)) throw badInput(`--ignore-columns: ${table} has no column ${c}`);
+      }
+      return { hash, shapes, names, far };
+    })();
+    // the setup's refusal first (as when the lease was taken after it), then the socket's or the lease's
+    const { hash, shapes, names, far } = await setup.catch(async (e) => {
+      await claiming;
+      await farP.catch(() => undefined); // its connections in `seconds` before they are closed
+      throw e;
+    });
+    // the integer keys' bounds of the first tables, one query per zone, while the lease is taken
+    // (each table's walk read its own, a round trip to every zone before its first chunk)
+    const boundsAt = Date.now();
+    const boundsP = keyBoundsOf(infoConns, names.slice(0, KEY_BOUNDS_TABLES), shapes).catch(() => new Map<string, KeyBounds>());
+    // the lease before the run is opened: --resume must not continue a run a live check on another host is walking
+    try {
+      await claim;
+    } finally {
+      await boundsP;
     }
+    const bounds = await boundsP;
 
     const state = control[0]!.db;
-    // how long a difference may be DRC still in flight: measured lag + margin, at least --delay;
-    // read while the run is opened (each connection runs its queries in order)
-    const lagP = measureDrcLagMs(control.map((c) => ({ zone: c.zone, db: c.db }))).catch(() => ({ maxLagMs: null }));
-    if (opts.control) ctl = await openCheckControl(topo, cluster.name, () => onStop());
-    // the lease before the run is opened: --resume must not continue a run a live check on another host is walking
-    if (opts.job) {
-      job = await acquireJob(ctx, {
-        cluster: cluster.name, kind: 'check-full', targets: [CHECK_FULL_TARGET], zones: zones.map((z) => ({ zone: z, node: topo.master(cluster.name, z) })), phase: 'plan',
-        // a check only reads: a dead check-full job is taken over by the next check, --resume or not
-        // (--resume decides whether the run continues), so a nightly cron is never stuck behind one
-        ...(ctl ? { controlSocket: checkSocketPath(topo, cluster.name) } : {}), resume: true, ...(opts.job.leaseMs ? { leaseMs: opts.job.leaseMs } : {}),
-      });
-    }
     await ensureStateSchema(state);
     const run = await openRun(state, cluster.name, opts);
     runId = run.runId;
@@ -287,7 +341,8 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
 
     const reports: TableReport[] = [];
     const settles: Promise<void>[] = [];
-    const free = [...workers];
+    // each walk: its set, and its second connection to each far zone
+    const free = workers.map((conns, w) => ({ conns, ahead: seconds[w] ? secondsByZone(far, seconds[w]) : undefined }));
     const limit = pLimit(concurrency);
     try {
       await Promise.all(
@@ -300,12 +355,15 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
               return;
             }
             if (stopRequested()) return;
-            const conns = free.pop()!;
+            const walker = free.pop()!;
+            const conns = walker.conns;
             progress.current.push(name);
             let settling = false;
             try {
               const job = new TableCheck(ctx, {
-                name, zones, conns, shapes: shapes.map((m) => m.get(name)), mode, hash, tsColumn,
+                // bounds read long ago are read again: rows since then would all fall in the last chunk
+                ...(Date.now() - boundsAt < KEY_BOUNDS_FRESH_MS ? { keyBounds: bounds.get(name) } : {}),
+                name, zones, conns, ahead: walker.ahead, shapes: shapes.map((m) => m.get(name)), mode, hash, tsColumn,
                 where: forTable(opts.where, name), ignore: forTable(opts.ignoreColumns, name), ignoreNamed: !!opts.ignoreColumns?.[name],
                 chunkTimeMs: opts.chunkTimeMs ?? 500, settleDelayMs, rechecks: opts.rechecks ?? 5,
                 keylessMaxRows: opts.keylessMaxRows ?? 100_000, maxDiffs: opts.maxDiffsPerTable ?? 1000,
@@ -329,7 +387,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
               }
             } finally {
               if (!settling && progress.current.includes(name)) progress.current.splice(progress.current.indexOf(name), 1);
-              free.push(conns);
+              free.push(walker);
             }
           }),
         ),
@@ -376,7 +434,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     jobEnd = e;
     // the run stays resumable: its tables keep their checkpoints, the run is marked unfinished
     const stateAlive = runId !== undefined && control[0] && (await abandonRun(control[0].db, runId));
-    const lost = lostConnectionError(e, [...control, ...workers.flat()], 'check full', (node) =>
+    const lost = lostConnectionError(e, [...control, ...workers.flat(), ...seconds.flat()], 'check full', (node) =>
       !runId
         ? `run the check again once ${node ?? 'it'} answers`
         : stateAlive
@@ -385,6 +443,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     (node) => (stateAlive ? `start ${node ?? 'the server'} again (or restore the network to it), then: ezctl check full --resume, with the same options` : `start ${node ?? 'the server'} again (or restore the network to it), then run the check again`));
     throw lost ?? e;
   } finally {
+    await claiming;
     await endCheckJob(job, jobEnd);
     ctl?.close();
     stopWatch?.();
@@ -434,6 +493,62 @@ export async function connectSets(ctx: Ctx, zones: string[], master: (zone: stri
 /** An `_ezctl` table (DRC's heartbeat) missing in some zone: ezctl's own, left out of the check there. */
 export function stateTableNotEverywhere(name: string, shapes: Map<string, TableShape>[]): boolean {
   return name.startsWith(`${STATE_SCHEMA}.`) && shapes.some((m) => !m.has(name));
+}
+
+/**
+ * For tests: EZCTL_CHECK_FAR_ZONE_MS=<ms> sets the round trip from which a zone is walked with two
+ * connections (0: every zone, so a loopback sandbox takes the far zones' path); unset: FAR_ZONE_MS.
+ */
+function farZoneMsFromEnv(): number | undefined {
+  const v = process.env.EZCTL_CHECK_FAR_ZONE_MS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw badInput(`EZCTL_CHECK_FAR_ZONE_MS must be a number of milliseconds (got ${v})`);
+  return n;
+}
+
+/**
+ * The one query (the same for every zone) giving the MIN and MAX of each table's single-column
+ * integer row key (the key its walk uses: the same in every zone), row i for keyed[i]; undefined
+ * when no table has such a key.
+ */
+export function keyBoundsQuery(names: string[], shapes: Map<string, TableShape>[]): { sql: string; keyed: { name: string; column: string }[] } | undefined {
+  const keyed: { name: string; shape: TableShape; column: string }[] = [];
+  for (const name of names) {
+    const per = shapes.map((m) => m.get(name));
+    if (per.some((s) => !s)) continue;
+    const key = commonRowKey(per as TableShape[]);
+    const column = key?.columns.length === 1 ? key.columns[0]! : undefined;
+    const type = column ? per[0]!.columns.find((c) => c.name === column)?.dataType : undefined;
+    if (column && type && /int$/.test(type)) keyed.push({ name, shape: per[0]!, column });
+  }
+  if (!keyed.length) return undefined;
+  const sql = keyed.map((k, i) => `SELECT ${i} AS i, CAST(MIN(${quoteId(k.column)}) AS CHAR) AS lo, CAST(MAX(${quoteId(k.column)}) AS CHAR) AS hi FROM ${quoteTable(k.shape.schema, k.shape.table)}`).join(' UNION ALL ');
+  return { sql, keyed: keyed.map(({ name, column }) => ({ name, column })) };
+}
+
+/** Those bounds read in every zone (one query each), instead of one round trip per table at its start. */
+async function keyBoundsOf(conns: ZoneConn[], names: string[], shapes: Map<string, TableShape>[]): Promise<Map<string, KeyBounds>> {
+  const out = new Map<string, KeyBounds>();
+  const q = keyBoundsQuery(names, shapes);
+  if (!q) return out;
+  const perZone = await Promise.all(conns.map((c) => c.db.query<{ i: number | string; lo: string | null; hi: string | null }>(q.sql)));
+  q.keyed.forEach((k, i) => {
+    const rows = perZone.map((rs) => rs.find((r) => Number(r.i) === i));
+    if (rows.every(Boolean)) out.set(k.name, { column: k.column, perZone: rows.map((r) => ({ lo: r!.lo ?? null, hi: r!.hi ?? null })) });
+  });
+  return out;
+}
+
+/** `n` round trips of a trivial query on one connection, each in ms. */
+async function pingMs(db: Db, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await db.value('SELECT 1');
+    out.push(performance.now() - t0);
+  }
+  return out;
 }
 
 /** The server's row-count estimates (InnoDB statistics), for progress and ETA only. */

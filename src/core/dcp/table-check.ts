@@ -18,6 +18,7 @@ import {
 } from '../compare/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import { storeDiffs, storeTable } from './runs.js';
+import { chunkConns } from './pipeline.js';
 import type { CheckMode, RowDiff, TableReport, ZoneState } from './check-full.js';
 
 const LEAF_ROWS = 2000;
@@ -40,6 +41,17 @@ export interface TableJob {
   zones: string[];
   /** the walk's connections, one per zone in zone order */
   conns: ZoneConn[];
+  /**
+   * per zone, a second walk connection (a far zone) or none: every other chunk is computed on
+   * it, so the zone has the next chunk in hand while the previous one's answer travels (pipeline.ts)
+   */
+  ahead?: (ZoneConn | undefined)[] | undefined;
+  /**
+   * an integer key's smallest and largest value in each zone (zone order), read moments before
+   * (check-full.ts reads those of the first tables together); used when read on this column, else
+   * the walk reads them itself
+   */
+  keyBounds?: KeyBounds | undefined;
   shapes: (TableShape | undefined)[];
   mode: CheckMode;
   hash: HashFunction;
@@ -62,6 +74,12 @@ export interface TableJob {
   resumeAfter?: KeyValue | undefined;
   resumed?: { rows: number; chunks: number; diffs: RowDiff[] } | undefined;
   onRows: (n: number) => void;
+}
+
+/** An integer key column's MIN and MAX in each zone (zone order), as text; null when the table is empty there. */
+export interface KeyBounds {
+  column: string;
+  perZone: { lo: string | null; hi: string | null }[];
 }
 
 /** A chunk being computed on every zone. */
@@ -216,7 +234,9 @@ export class TableCheck {
     if (j.resumeAfter) opts.after = j.resumeAfter;
     if (this.key.integer) {
       const col = quoteId(this.key.columns[0]!);
-      const bounds = await Promise.all(j.conns.map((c) => c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(this.target.schema, this.target.table)}`)));
+      const kb = j.keyBounds;
+      const known = kb && kb.column === this.key.columns[0] && kb.perZone.length === j.conns.length ? kb.perZone : undefined;
+      const bounds = known ?? (await Promise.all(j.conns.map((c) => c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(this.target.schema, this.target.table)}`))));
       const los = bounds.map((b) => b?.lo).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       const his = bounds.map((b) => b?.hi).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       opts.numericMax = his.length ? his.reduce((a, b) => (b > a ? b : a)) : null;
@@ -227,8 +247,9 @@ export class TableCheck {
     const chunker = new Chunker(j.conns[0]!.db, this.target.schema, this.target.table, this.key, opts);
     let lastSave = Date.now();
     // One chunk is computed ahead: each zone's server starts the next chunk as soon as it has
-    // finished this one, instead of waiting for the slowest zone (every connection runs its
-    // queries in order, so queueing the next chunk is enough).
+    // finished this one, instead of waiting for the slowest zone (a near zone's connection runs
+    // its queries in order, so queueing the next chunk is enough; a far zone takes every other
+    // chunk on its second connection, so the next one is not sent only after this one answered).
     let ahead: InFlight | undefined;
     const finish = async (f: InFlight) => {
       const { sums, buckets, n } = await f.result;
@@ -286,6 +307,7 @@ export class TableCheck {
     const j = this.job;
     const issuedAt = Date.now();
     const range = chunkRange(this.key, chunk);
+    const conns = chunkConns(j.conns, j.ahead, chunk.index);
     // a zone starts on this chunk when it is done with the one before (filled in as they end)
     const before = this.lastEnds;
     const ends: number[] = [];
@@ -300,24 +322,24 @@ export class TableCheck {
     const bucketed = j.mode !== 'rows' && this.keySpan !== undefined && this.differingChunks > 0;
     const result = (async () => {
       if (j.mode === 'rows') {
-        const n = await this.compareRows(range, track);
+        const n = await this.compareRows(range, track, conns);
         return { n };
       }
       if (bucketed) {
-        const buckets = await this.bucketSums(chunk.lower, chunk.upper, chunk.plannedRows, track);
+        const buckets = await this.bucketSums(chunk.lower, chunk.upper, chunk.plannedRows, track, conns);
         return { sums: buckets.sums, buckets, n: Math.max(...buckets.sums.map((s) => s.cnt)) };
       }
-      const sums = await this.checksums(range, track);
+      const sums = await this.checksums(range, track, conns);
       return { sums, n: Math.max(...sums.map((s) => s.cnt)) };
     })();
     result.catch(() => undefined); // awaited by the walk; not unhandled meanwhile
     return { chunk, result, busyMs: () => Math.max(1, ...ends.map((e, zi) => e - Math.max(issuedAt, before?.[zi] ?? 0))) };
   }
 
-  private async checksums(range: SqlPart, track: Tracker = untracked): Promise<{ cnt: number; crc: string }[]> {
+  private async checksums(range: SqlPart, track: Tracker = untracked, conns = this.job.conns): Promise<{ cnt: number; crc: string }[]> {
     const q = chunkChecksumSql(this.target, range, this.job.mode === 'count');
     return Promise.all(
-      this.job.conns.map(async (c, zi) => {
+      conns.map(async (c, zi) => {
         const r = await track(zi, c.db.one<{ cnt: number | string; crc?: string | number | null }>(q.sql, q.params));
         return { cnt: Number(r?.cnt ?? 0), crc: String(r?.crc ?? '') };
       }),
@@ -341,14 +363,14 @@ export class TableCheck {
   }
 
   /** Count and checksum per stretch of an integer key range (lower, upper], about `rows` rows in all. */
-  private async bucketSums(lower: KeyValue | undefined, upper: KeyValue | undefined, rows: number, track: Tracker = untracked): Promise<Buckets> {
+  private async bucketSums(lower: KeyValue | undefined, upper: KeyValue | undefined, rows: number, track: Tracker = untracked, conns = this.job.conns): Promise<Buckets> {
     const lo = lower ? BigInt(String(lower[0])) : this.keySpan!.min - 1n;
     const hi = upper ? BigInt(String(upper[0])) : this.keySpan!.max;
     const buckets = BigInt(Math.max(2, Math.min(MAX_BUCKETS, Math.ceil(rows / BUCKET_ROWS))));
     const span = hi > lo ? hi - lo : 1n;
     const step = span / buckets + 1n;
     const q = bucketChecksumSql(this.target, keyRange(this.key.columns, lower, upper), step, this.job.mode === 'count');
-    const perZone = await Promise.all(this.job.conns.map((c, zi) => track(zi, c.db.query<{ b: string; cnt: number | string; crc?: string | number | null }>(q.sql, q.params))));
+    const perZone = await Promise.all(conns.map((c, zi) => track(zi, c.db.query<{ b: string; cnt: number | string; crc?: string | number | null }>(q.sql, q.params))));
     const byBucket = new Map<string, { cnt: number; crc: string }[]>();
     const totals = perZone.map(() => ({ cnt: 0, crc: 0n }));
     perZone.forEach((rs, zi) => {
@@ -398,9 +420,9 @@ export class TableCheck {
   }
 
   /** Fetch each row's key and hash from every zone and note the keys that differ; returns the most rows any zone had. */
-  private async compareRows(range: SqlPart, track: Tracker = untracked): Promise<number> {
+  private async compareRows(range: SqlPart, track: Tracker = untracked, conns = this.job.conns): Promise<number> {
     const q = rowHashesSql(this.target, range, this.hasTs ? this.job.tsColumn : undefined, this.job.mode === 'count');
-    const perZone = await Promise.all(this.job.conns.map((c, zi) => track(zi, c.db.query(q.sql, q.params))));
+    const perZone = await Promise.all(conns.map((c, zi) => track(zi, c.db.query(q.sql, q.params))));
     const seen = this.collect(perZone);
     for (const [id, s] of seen) {
       if (!differs(s)) continue;
