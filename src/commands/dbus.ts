@@ -21,7 +21,7 @@ interface StartFlags extends ThrottleFlags {
 export function registerDbus(program: Command): void {
   const dbus = program
     .command('dbus')
-    .description('move tables and databases to another instance with live sync: plan, start (copy + binlog follow), status, pause, resume, abort');
+    .description('move tables and databases to another instance with live sync: plan, start (copy + binlog follow), status, pause, resume, abort, verify, cutover, rollback');
 
   dbus
     .command('plan')
