@@ -10,7 +10,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/connect.js';
 import { readShapes, type TableShape } from '../db/introspect.js';
 import { badInput, EzError, ExitCode } from '../exit.js';
-import { compareTablePair, pairHash, type RowDiff, type TableReport } from '../dcp/index.js';
+import { compareTablePair, pairHash, type RowDiff } from '../dcp/index.js';
 import type { DbusMove, DbusTable } from './spec.js';
 import { openMove, tableMappings, type DbusMapping, type MoveShapes } from './plan.js';
 import { dbusStatus, waitApplied } from './status.js';
@@ -61,6 +61,8 @@ export interface DbusVerifyTable {
   rows: number;
   chunks: number;
   differences: number;
+  /** rows that differed when first seen and were looked at again (under live writes: most converge once the apply caught up) */
+  rechecked: number;
   ms: number;
 }
 
@@ -201,7 +203,7 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
     for (const p of chosen.pairs) {
       o.signal?.throwIfAborted();
       const t0 = Date.now();
-      const row: DbusVerifyTable = { table: p.table, source: p.source, compared: false, rows: 0, chunks: 0, differences: 0, ms: 0 };
+      const row: DbusVerifyTable = { table: p.table, source: p.source, compared: false, rows: 0, chunks: 0, differences: 0, rechecked: 0, ms: 0 };
       report.tables.push(row);
       const skip = (reason: string) => {
         row.reason = reason;
@@ -220,7 +222,7 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
         const sdb = dbs.sources.get(p.label)!;
         const hash = hashes.get(p.label) ?? (await pairHash([{ label: l.source, db: sdb }, { label: l.target, db: dbs.target }]));
         hashes.set(p.label, hash);
-        const r: TableReport = await compareTablePair(ctx, {
+        const r = await compareTablePair(ctx, {
           name: p.table,
           sides: [
             { label: l.source, db: sdb, shape: sshape, ...p.source_ },
@@ -239,6 +241,7 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
           row.compared = true;
           row.rows = r.rows;
           row.chunks = r.chunks;
+          row.rechecked = r.rechecked;
           row.differences = r.missing + r.changed;
           report.rows += r.rows;
           report.differencesTotal += row.differences;

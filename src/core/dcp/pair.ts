@@ -44,13 +44,17 @@ export async function pairHash(sides: readonly { label: string; db: Db }[], want
   return hashFunction(sides.map((s) => ({ zone: s.label, db: s.db })), wanted);
 }
 
-/** Compare one table on two servers; a report as check full's (status 'incomplete' when the signal stopped it). */
-export async function compareTablePair(ctx: Ctx, o: ComparePairOptions): Promise<TableReport> {
+/**
+ * Compare one table on two servers; a report as check full's (status 'incomplete' when the signal
+ * stopped it), and `rechecked`: the rows that differed when first seen and were looked at again.
+ */
+export async function compareTablePair(ctx: Ctx, o: ComparePairOptions): Promise<TableReport & { rechecked: number }> {
   const [a, b] = o.sides;
   if (a.label === b.label) throw new Error(`the two sides of a compare need different labels (both ${a.label})`);
   const conns = o.sides.map((s) => ({ zone: s.label, db: s.db }));
   const hash = o.hash ?? (await pairHash(o.sides));
   const signal = o.signal ?? new AbortController().signal;
+  let rechecked = 0;
   const check = new TableCheck(ctx, {
     name: o.name,
     zones: [a.label, b.label],
@@ -58,6 +62,7 @@ export async function compareTablePair(ctx: Ctx, o: ComparePairOptions): Promise
     shapes: [a.shape, b.shape],
     sides: o.sides.map((s) => ({ schema: s.schema, table: s.table, columns: s.columns, key: s.key, ...(s.where ? { where: s.where } : {}) })),
     beforeRecheck: o.settleMs > 0 ? o.beforeRecheck : undefined,
+    onRecheck: (n) => (rechecked += n),
     mode: 'checksum',
     hash,
     tsColumn: '',
@@ -70,5 +75,6 @@ export async function compareTablePair(ctx: Ctx, o: ComparePairOptions): Promise
     stopSignal: signal,
     onRows: o.onRows ?? (() => undefined),
   });
-  return (await check.walkOnly()) ?? (await check.settleOn(conns));
+  const report = (await check.walkOnly()) ?? (await check.settleOn(conns));
+  return { ...report, rechecked };
 }

@@ -67,6 +67,8 @@ export interface TableJob {
   sides?: TableSide[] | undefined;
   /** before each re-check of differing rows, after the settle delay (a dbus verify waits there for the apply to catch up) */
   beforeRecheck?: (() => Promise<void>) | undefined;
+  /** told how many rows differed when first seen, before they are looked at again */
+  onRecheck?: ((rows: number) => void) | undefined;
   ignore?: string[] | undefined;
   /** the ignore list names this table (not every table): its columns must exist */
   ignoreNamed?: boolean;
@@ -511,6 +513,7 @@ export class TableCheck {
    */
   private async settle(): Promise<void> {
     if (this.candidates.size === 0) return;
+    this.job.onRecheck?.(this.candidates.size);
     const j = this.job;
     let pending = new Map(this.candidates);
     // the walk's view is the first observation: a row unchanged since then, with no recent
