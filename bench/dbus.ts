@@ -204,12 +204,12 @@ async function main(): Promise<void> {
       const st = await following();
       const lagMs = Math.max(0, ...(st?.sources ?? []).map((s) => s.lagMs ?? 0));
       const a = Date.now();
-      const c = await run(['dbus', 'cutover', MOVE, '--execute', '--force']);
+      const c = await run(['dbus', 'cutover', MOVE, '--execute']);
       const b = Date.now();
       if (c.code !== 0) throw new Error(`dbus cutover: ${c.stderr.slice(-2000)}`);
       await sleep(500);
       const clientMs = w.maxGapBetween(a, b);
-      const back = await run(['dbus', 'rollback', MOVE, '--execute', '--force']);
+      const back = await run(['dbus', 'rollback', MOVE, '--execute']);
       if (back.code !== 0) throw new Error(`dbus rollback: ${back.stderr.slice(-2000)}`);
       cuts.push({ lagMs, window: c.json.window, clientMaxGapMs: Math.round(clientMs), rollbackWindow: back.json.window });
       say(`cut-over ${i + 1}: lag ${lagMs} ms, window ${JSON.stringify(c.json.window)}, client's longest gap ${Math.round(clientMs)} ms; rollback window ${back.json.window?.totalMs} ms; load ${load()}`);

@@ -248,7 +248,7 @@ test('cut-over under the writes of a client following the route record: no write
   client.start();
   await eventually(async () => client.acked.length >= 20, 10_000, 'the client writing');
 
-  const cut = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force']);
+  const cut = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute']);
   assert.equal(cut.code, 0, show(cut));
   const rep = cut.json();
   assert.equal(rep.outcome, 'done');
@@ -266,7 +266,7 @@ test('cut-over under the writes of a client following the route record: no write
   assert.deepEqual(client.acked.filter((a) => !tgt.has(a.id)).map((a) => a.id), [], 'acknowledged writes missing at the target');
 
   // rollback under the same writes: everything written at the target is at the source
-  const back = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute', '--force']);
+  const back = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute']);
   assert.equal(back.code, 0, show(back));
   t.diagnostic(`cut-over window ${JSON.stringify(rep.window)}, rollback window ${JSON.stringify(back.json().window)}; steps ${rep.result.timeline.map((x: { step: string; durationMs: number }) => `${x.step} ${x.durationMs}`).join(', ')}`);
   await eventually(async () => client.acked.at(-1)?.at === 'old', 10_000, 'the client writing at the source again');
@@ -290,15 +290,15 @@ test('kill -9 at each step of a cut-over, then the same command again: never ope
     // the move follows the source again after the last run (a cut-over past its flip is rolled back first)
     const cur = await readRouteAt(neu, MOVE);
     if (cur?.home === 'target') {
-      const b = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute', '--force']);
+      const b = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute']);
       assert.equal(b.code, 0, show(b));
     }
     await ensureFollowing();
-    const killed = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force'], { env: { ...process.env, EZCTL_FAULT_KILL_AT: `dbus-cutover:${step}:${at}` } });
+    const killed = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute'], { env: { ...process.env, EZCTL_FAULT_KILL_AT: `dbus-cutover:${step}:${at}` } });
     assert.equal(killed.code, null, `killed at ${step}:${at}: ${show(killed)}`);
     const o = await open();
     assert.ok(!(o.old && o.new), `${step}:${at}: both sides open after the kill`);
-    const again = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute', '--force']);
+    const again = await sb.run(['--json', 'dbus', 'cutover', MOVE, '--execute']);
     assert.ok(again.code === 0 || again.code === 4, `${step}:${at}: ${show(again)}`);
     const r = again.json();
     assert.ok(r.resumedDeadJob, `${step}:${at}: the rerun resumed the dead job`);

@@ -15,7 +15,7 @@ import { writeUntilStopped } from '../helpers/writer.js';
 import { EZCTL, ROOT, show } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { makeCtx } from '../../src/core/context.js';
-import { dbusStatus, waitApplied } from '../../src/core/dbus/index.js';
+import { dbusStatus, dbusVerify, loadMove, waitApplied } from '../../src/core/dbus/index.js';
 
 let sb: TestSandbox;
 let src: Db;
@@ -214,6 +214,10 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     assert.equal(await sum(dst, 'SELECT SUM(n) FROM mv2.t'), await sum(src, 'SELECT SUM(n) FROM mv.t'));
     assert.ok(Number(await sum(src, 'SELECT SUM(n) FROM mv.u')) > 0);
     assert.equal(await sum(dst, 'SELECT SUM(n) FROM mv2.u'), await sum(src, 'SELECT SUM(n) FROM mv.u'));
+    // dbus verify agrees: 0 differences in both tables (the renamed database, the composite key)
+    const verified = await dbusVerify(ctx, await loadMove(ctx, { name: 'mv-out' }), { settleMs: 0 });
+    assert.deepEqual(verified.differences, []);
+    assert.deepEqual(verified.tables.map((t) => [t.table, t.compared]), [['mv2.t', true], ['mv2.u', true]]);
 
     // abort: the job ends (exit 0), its checkpoints go, the target tables stay (said so)
     const ab = await sb.run(['--json', 'dbus', 'abort', 'mv-out']);

@@ -6,3 +6,4 @@ export { startStream, startMove, ddlTables, type StreamSpec, type StreamHandle, 
 export { dbusStatus, waitApplied, dbusControl, binlogStart, retentionWarning } from './status.js';
 export { onSourceDdl, type SourceDdl, type DdlDecision } from './ddl.js';
 export { dbusJob, dbusJobPlaces, streamName, DBUS_CLUSTER } from './job.js';
+export { dbusVerify, verifyPairs, verifyExitCode, type DbusVerifyOptions, type DbusVerifyReport, type DbusDifference, type DbusVerifyTable } from './verify.js';

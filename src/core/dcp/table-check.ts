@@ -8,7 +8,7 @@ import type { Ctx } from '../context.js';
 import type { Db, Param } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { badInput } from '../exit.js';
-import { Chunker, chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
+import { Chunker, type Chunk, type ChunkKey } from '../chunk/chunker.js';
 import { keyRange, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js';
 import { commonRowKey, type TableShape } from '../db/introspect.js';
 import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
@@ -36,6 +36,20 @@ export interface ZoneConn {
   db: Db;
 }
 
+/**
+ * One zone's table when the zones do not name it alike (a dbus move: a renamed table, mapped
+ * columns, a filter on one side): its name, the compared columns in one order across the zones
+ * (this zone's names), its key columns in key order (this zone's names), and its filter.
+ */
+export interface TableSide {
+  schema: string;
+  table: string;
+  columns: string[];
+  key: string[];
+  /** an SQL condition on this zone's columns (the rows of the table that take part) */
+  where?: string;
+}
+
 export interface TableJob {
   name: string;
   zones: string[];
@@ -57,6 +71,16 @@ export interface TableJob {
   hash: HashFunction;
   tsColumn: string;
   where?: string | undefined;
+  /**
+   * Per zone, the table as that zone names it (then `where`, `ignore` and the structure compare do
+   * not apply: the caller mapped the columns); shapes[i] is zone i's table. Default: one name and
+   * the columns alike by name in every zone.
+   */
+  sides?: TableSide[] | undefined;
+  /** before each re-check of differing rows, after the settle delay (a dbus verify waits there for the apply to catch up) */
+  beforeRecheck?: (() => Promise<void>) | undefined;
+  /** told how many rows differed when first seen, before they are looked at again */
+  onRecheck?: ((rows: number) => void) | undefined;
   ignore?: string[] | undefined;
   /** the ignore list names this table (not every table): its columns must exist */
   ignoreNamed?: boolean;
@@ -112,7 +136,8 @@ interface Seen {
 
 export class TableCheck {
   private readonly report: TableReport;
-  private target!: TableTarget;
+  /** per zone, the SQL's view of the table (one name for every zone unless job.sides) */
+  private targets!: TableTarget[];
   private key!: ChunkKey;
   private candidates = new Map<string, KeyValue>();
   /** what the walk saw of each differing row (per zone hash and timestamp), to tell whether it changes */
@@ -197,6 +222,7 @@ export class TableCheck {
       return this.skip(`table missing in ${absent.join(', ')} (exists in ${present.join(', ')})`, []);
     }
     const shapes = j.shapes as TableShape[];
+    if (j.sides) return this.prepareSides(shapes, j.sides);
     const structure = shapes.slice(1).flatMap((s, i) => compareShapes(shapes[0]!, s).map((d) => `${j.zones[i + 1]}: ${describeDiff(d, j.zones[0])}`));
     if (structure.length) this.report.structure = structure;
     const common = commonColumns(shapes, j.zones);
@@ -216,8 +242,9 @@ export class TableCheck {
       return { name, dataType: c0.dataType, nullable: cs.some((c) => c.nullable), convertCharset: new Set(cs.map((c) => c.charset ?? '')).size > 1 };
     });
     this.hasTs = compared.includes(j.tsColumn);
-    this.target = { schema: ref.schema, table: ref.table, index: identity?.index ?? null, keyColumns: keyCols, columns, hash: j.hash };
-    if (j.where) this.target.where = j.where;
+    const target: TableTarget = { schema: ref.schema, table: ref.table, index: identity?.index ?? null, keyColumns: keyCols, columns, hash: j.hash };
+    if (j.where) target.where = j.where;
+    this.targets = j.zones.map(() => target);
 
     if (!identity) return keysOnly ? this.skip('no primary or unique NOT NULL key to look rows up by', structure) : this.keyless(structure);
     if (!keyCols.every((k) => compared.includes(k))) return this.skip(`its key (${keyCols.join(', ')}) is not alike in every zone`, structure);
@@ -227,16 +254,60 @@ export class TableCheck {
     return undefined;
   }
 
+  /** Per-zone names (job.sides): the columns and the key as the caller mapped them, no structure compare. */
+  private async prepareSides(shapes: TableShape[], sides: TableSide[]): Promise<TableReport | undefined> {
+    const j = this.job;
+    const width = sides[0]!.columns.length;
+    const problems: string[] = [];
+    sides.forEach((sd, zi) => {
+      if (sd.columns.length !== width || sd.key.length !== sides[0]!.key.length) problems.push(`${j.zones[zi]}: ${sd.columns.length} columns and ${sd.key.length} key columns, where ${j.zones[0]} has ${width} and ${sides[0]!.key.length}`);
+      for (const c of [...sd.columns, ...sd.key]) if (!shapes[zi]!.columns.some((x) => x.name === c)) problems.push(`${j.zones[zi]}: ${sd.schema}.${sd.table} has no column ${c}`);
+    });
+    if (problems.length) return this.skip(`the columns compared are not there: ${problems.join('; ')}`, []);
+    if (!sides[0]!.key.length) return this.skip('no primary or unique NOT NULL key to look rows up by', []);
+    const cols = (zi: number) => sides[zi]!.columns.map((n) => shapes[zi]!.columns.find((c) => c.name === n)!);
+    const all = sides.map((_, zi) => cols(zi));
+    this.targets = sides.map((sd, zi) => {
+      const index = shapes[zi]!.indexes.find((ix) => ix.unique && ix.parts.length === sd.key.length && ix.parts.every((p, i) => p.column === sd.key[i] && p.subPart === null));
+      const columns: CompareColumn[] = all[zi]!.map((c, ci) => ({
+        name: c.name,
+        dataType: all[0]![ci]!.dataType,
+        // one NULL bitmap and one character set for every zone: the hashed strings must match
+        nullable: all.some((z) => z[ci]!.nullable),
+        convertCharset: new Set(all.map((z) => z[ci]!.charset ?? '')).size > 1,
+      }));
+      const t: TableTarget = { schema: sd.schema, table: sd.table, index: index?.name ?? null, keyColumns: sd.key, columns, hash: j.hash };
+      if (sd.where) t.where = sd.where;
+      return t;
+    });
+    this.hasTs = false;
+    const kc = shapes[0]!.columns.find((c) => c.name === sides[0]!.key[0]);
+    this.key = { index: this.targets[0]!.index ?? 'PRIMARY', columns: sides[0]!.key, integer: sides[0]!.key.length === 1 && !!kc && /int$/.test(kc.dataType) };
+    return undefined;
+  }
+
+  /** Zone zi's key range (lower, upper], in its own key column names. */
+  private range(zi: number, lower: KeyValue | undefined, upper: KeyValue | undefined): SqlPart {
+    return keyRange(this.targets[zi]!.keyColumns, lower, upper);
+  }
+
   private async walk(): Promise<void> {
     const j = this.job;
     const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: j.chunkTimeMs };
-    if (j.where) opts.where = { sql: `(${j.where}\n)`, params: [] };
+    const ref = this.targets[0]!;
+    if (ref.where) opts.where = { sql: `(${ref.where}\n)`, params: [] };
     if (j.resumeAfter) opts.after = j.resumeAfter;
     if (this.key.integer) {
-      const col = quoteId(this.key.columns[0]!);
       const kb = j.keyBounds;
-      const known = kb && kb.column === this.key.columns[0] && kb.perZone.length === j.conns.length ? kb.perZone : undefined;
-      const bounds = known ?? (await Promise.all(j.conns.map((c) => c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(this.target.schema, this.target.table)}`))));
+      // read while the lease was taken (check full), when every side names the key column alike
+      const known = kb && kb.perZone.length === j.conns.length && this.targets.every((t) => t.keyColumns[0] === kb.column) ? kb.perZone : undefined;
+      const bounds = known ?? (await Promise.all(
+        j.conns.map((c, zi) => {
+          const t = this.targets[zi]!;
+          const col = quoteId(t.keyColumns[0]!);
+          return c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(t.schema, t.table)}`);
+        }),
+      ));
       const los = bounds.map((b) => b?.lo).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       const his = bounds.map((b) => b?.hi).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       opts.numericMax = his.length ? his.reduce((a, b) => (b > a ? b : a)) : null;
@@ -244,7 +315,7 @@ export class TableCheck {
       if (opts.numericMin !== null && opts.numericMax !== null) this.keySpan = { min: opts.numericMin, max: opts.numericMax };
       if (j.resumeAfter) opts.after = [BigInt(String(j.resumeAfter[0]))];
     }
-    const chunker = new Chunker(j.conns[0]!.db, this.target.schema, this.target.table, this.key, opts);
+    const chunker = new Chunker(j.conns[0]!.db, ref.schema, ref.table, this.key, opts);
     let lastSave = Date.now();
     // One chunk is computed ahead: each zone's server starts the next chunk as soon as it has
     // finished this one, instead of waiting for the slowest zone (a near zone's connection runs
@@ -306,7 +377,6 @@ export class TableCheck {
   private issue(chunk: Chunk): InFlight {
     const j = this.job;
     const issuedAt = Date.now();
-    const range = chunkRange(this.key, chunk);
     const conns = chunkConns(j.conns, j.ahead, chunk.index);
     // a zone starts on this chunk when it is done with the one before (filled in as they end)
     const before = this.lastEnds;
@@ -322,24 +392,24 @@ export class TableCheck {
     const bucketed = j.mode !== 'rows' && this.keySpan !== undefined && this.differingChunks > 0;
     const result = (async () => {
       if (j.mode === 'rows') {
-        const n = await this.compareRows(range, track, conns);
+        const n = await this.compareRows(chunk.lower, chunk.upper, track, conns);
         return { n };
       }
       if (bucketed) {
         const buckets = await this.bucketSums(chunk.lower, chunk.upper, chunk.plannedRows, track, conns);
         return { sums: buckets.sums, buckets, n: Math.max(...buckets.sums.map((s) => s.cnt)) };
       }
-      const sums = await this.checksums(range, track, conns);
+      const sums = await this.checksums(chunk.lower, chunk.upper, track, conns);
       return { sums, n: Math.max(...sums.map((s) => s.cnt)) };
     })();
     result.catch(() => undefined); // awaited by the walk; not unhandled meanwhile
     return { chunk, result, busyMs: () => Math.max(1, ...ends.map((e, zi) => e - Math.max(issuedAt, before?.[zi] ?? 0))) };
   }
 
-  private async checksums(range: SqlPart, track: Tracker = untracked, conns = this.job.conns): Promise<{ cnt: number; crc: string }[]> {
-    const q = chunkChecksumSql(this.target, range, this.job.mode === 'count');
+  private async checksums(lower: KeyValue | undefined, upper: KeyValue | undefined, track: Tracker = untracked, conns = this.job.conns): Promise<{ cnt: number; crc: string }[]> {
     return Promise.all(
       conns.map(async (c, zi) => {
+        const q = chunkChecksumSql(this.targets[zi]!, this.range(zi, lower, upper), this.job.mode === 'count');
         const r = await track(zi, c.db.one<{ cnt: number | string; crc?: string | number | null }>(q.sql, q.params));
         return { cnt: Number(r?.cnt ?? 0), crc: String(r?.crc ?? '') };
       }),
@@ -369,8 +439,12 @@ export class TableCheck {
     const buckets = BigInt(Math.max(2, Math.min(MAX_BUCKETS, Math.ceil(rows / BUCKET_ROWS))));
     const span = hi > lo ? hi - lo : 1n;
     const step = span / buckets + 1n;
-    const q = bucketChecksumSql(this.target, keyRange(this.key.columns, lower, upper), step, this.job.mode === 'count');
-    const perZone = await Promise.all(conns.map((c, zi) => track(zi, c.db.query<{ b: string; cnt: number | string; crc?: string | number | null }>(q.sql, q.params))));
+    const perZone = await Promise.all(
+      conns.map((c, zi) => {
+        const q = bucketChecksumSql(this.targets[zi]!, this.range(zi, lower, upper), step, this.job.mode === 'count');
+        return track(zi, c.db.query<{ b: string; cnt: number | string; crc?: string | number | null }>(q.sql, q.params));
+      }),
+    );
     const byBucket = new Map<string, { cnt: number; crc: string }[]>();
     const totals = perZone.map(() => ({ cnt: 0, crc: 0n }));
     perZone.forEach((rs, zi) => {
@@ -393,7 +467,7 @@ export class TableCheck {
       // the bucket within the range: (max(lo, first - 1), min(hi, last)], the top left open when the range is
       const bLower: KeyValue | undefined = lower || first - 1n > lo ? [first - 1n > lo ? first - 1n : lo] : undefined;
       const bUpper: KeyValue | undefined = upper || last < hi ? [last < hi ? last : hi] : undefined;
-      if (d.n <= LEAF_ROWS || step === 1n) await this.compareRows(keyRange(this.key.columns, bLower, bUpper));
+      if (d.n <= LEAF_ROWS || step === 1n) await this.compareRows(bLower, bUpper);
       else await this.narrowByBuckets(bLower, bUpper, d.n);
     }
   }
@@ -402,27 +476,31 @@ export class TableCheck {
   private async bisect(lower: KeyValue | undefined, upper: KeyValue | undefined, sums: { cnt: number; crc: string }[]): Promise<void> {
     const n = Math.max(...sums.map((s) => s.cnt));
     if (n <= LEAF_ROWS) {
-      await this.compareRows(keyRange(this.key.columns, lower, upper));
+      await this.compareRows(lower, upper);
       return;
     }
     const fullest = sums.findIndex((s) => s.cnt === n);
-    const q = splitKeySql(this.target, keyRange(this.key.columns, lower, upper), Math.floor(n / 2) - 1);
+    const q = splitKeySql(this.targets[fullest]!, this.range(fullest, lower, upper), Math.floor(n / 2) - 1);
     const row = await this.job.conns[fullest]!.db.one(q.sql, q.params);
     if (!row) {
-      await this.compareRows(keyRange(this.key.columns, lower, upper));
+      await this.compareRows(lower, upper);
       return;
     }
-    const mid = this.key.columns.map((c) => row[c] as Param);
+    const mid = this.targets[fullest]!.keyColumns.map((c) => row[c] as Param);
     for (const [lo, hi] of [[lower, mid], [mid, upper]] as const) {
-      const s = await this.checksums(keyRange(this.key.columns, lo, hi));
+      const s = await this.checksums(lo, hi);
       if (!sameSums(s)) await this.bisect(lo, hi, s);
     }
   }
 
   /** Fetch each row's key and hash from every zone and note the keys that differ; returns the most rows any zone had. */
-  private async compareRows(range: SqlPart, track: Tracker = untracked, conns = this.job.conns): Promise<number> {
-    const q = rowHashesSql(this.target, range, this.hasTs ? this.job.tsColumn : undefined, this.job.mode === 'count');
-    const perZone = await Promise.all(conns.map((c, zi) => track(zi, c.db.query(q.sql, q.params))));
+  private async compareRows(lower: KeyValue | undefined, upper: KeyValue | undefined, track: Tracker = untracked, conns = this.job.conns): Promise<number> {
+    const perZone = await Promise.all(
+      conns.map((c, zi) => {
+        const q = rowHashesSql(this.targets[zi]!, this.range(zi, lower, upper), this.hasTs ? this.job.tsColumn : undefined, this.job.mode === 'count');
+        return track(zi, c.db.query(q.sql, q.params));
+      }),
+    );
     const seen = this.collect(perZone);
     for (const [id, s] of seen) {
       if (!differs(s)) continue;
@@ -437,8 +515,9 @@ export class TableCheck {
     const seen = new Map<string, Seen>();
     const zn = this.job.conns.length;
     perZone.forEach((rows, zi) => {
+      const keyColumns = this.targets[zi]!.keyColumns;
       for (const r of rows) {
-        const key = this.key.columns.map((c) => r[c] as Param);
+        const key = keyColumns.map((c) => r[c] as Param);
         const id = keyText(key);
         let s = seen.get(id);
         if (!s) {
@@ -457,6 +536,7 @@ export class TableCheck {
    */
   private async settle(): Promise<void> {
     if (this.candidates.size === 0) return;
+    this.job.onRecheck?.(this.candidates.size);
     const j = this.job;
     let pending = new Map(this.candidates);
     // the walk's view is the first observation: a row unchanged since then, with no recent
@@ -470,6 +550,7 @@ export class TableCheck {
     for (let attempt = 0; attempt <= j.rechecks && pending.size; attempt++) {
       await sleep(wait);
       wait = Math.min(j.settleDelayMs * 2 ** attempt, 30_000);
+      await j.beforeRecheck?.();
       const nowMs = await serverNowMs(j.conns[0]!.db);
       const current = await this.fetchByKeys([...pending.values()]);
       const next = new Map<string, KeyValue>();
@@ -492,8 +573,13 @@ export class TableCheck {
   private async fetchByKeys(keys: KeyValue[]): Promise<Map<string, Seen>> {
     const out = new Map<string, Seen>();
     for (let i = 0; i < keys.length; i += RECHECK_BATCH) {
-      const q = rowHashesByKeySql(this.target, keys.slice(i, i + RECHECK_BATCH), this.hasTs ? this.job.tsColumn : undefined);
-      const perZone = await Promise.all(this.job.conns.map((c) => c.db.query(q.sql, q.params)));
+      const batch = keys.slice(i, i + RECHECK_BATCH);
+      const perZone = await Promise.all(
+        this.job.conns.map((c, zi) => {
+          const q = rowHashesByKeySql(this.targets[zi]!, batch, this.hasTs ? this.job.tsColumn : undefined);
+          return c.db.query(q.sql, q.params);
+        }),
+      );
       for (const [id, s] of this.collect(perZone)) {
         // count mode compares presence only
         if (this.job.mode === 'count') s.zones = s.zones.map((z) => (z ? { ...z, h: '' } : z));
@@ -509,11 +595,16 @@ export class TableCheck {
     const changed = rows.filter((s) => s.zones.every(Boolean));
     const values = new Map<string, Record<string, unknown>[]>();
     for (let i = 0; i < changed.length && i < j.maxDiffs; i += RECHECK_BATCH) {
-      const q = rowValuesSql(this.target, changed.slice(i, Math.min(i + RECHECK_BATCH, j.maxDiffs)).map((s) => s.key));
-      const perZone = await Promise.all(j.conns.map((c) => c.db.query(q.sql, q.params)));
+      const batch = changed.slice(i, Math.min(i + RECHECK_BATCH, j.maxDiffs)).map((s) => s.key);
+      const perZone = await Promise.all(
+        j.conns.map((c, zi) => {
+          const q = rowValuesSql(this.targets[zi]!, batch);
+          return c.db.query(q.sql, q.params);
+        }),
+      );
       perZone.forEach((rs, zi) => {
         for (const r of rs) {
-          const id = keyText(this.key.columns.map((c) => r[c] as Param));
+          const id = keyText(this.targets[zi]!.keyColumns.map((c) => r[c] as Param));
           const list = values.get(id) ?? new Array(j.conns.length).fill(undefined);
           list[zi] = r;
           values.set(id, list);
@@ -528,7 +619,7 @@ export class TableCheck {
       const diff: RowDiff = { kind, key: Object.fromEntries(this.key.columns.map((c, i) => [c, s.key[i]])), zones: {}, columns: [] };
       const vals = values.get(keyText(s.key));
       if (kind === 'changed' && vals) {
-        this.target.columns.forEach((c, ci) => {
+        this.targets[0]!.columns.forEach((c, ci) => {
           const vs = vals.map((r) => r?.[`c${ci}`]);
           if (!allEqual(vs)) diff.columns.push(c.name);
         });
@@ -538,7 +629,7 @@ export class TableCheck {
         const st: ZoneState = { present: !!zs };
         if (zs && this.hasTs) st.drcTs = zs.ts;
         if (zs && vals && diff.columns.length) {
-          st.values = Object.fromEntries(diff.columns.map((col) => [col, vals[zi]?.[`c${this.target.columns.findIndex((c) => c.name === col)}`]]));
+          st.values = Object.fromEntries(diff.columns.map((col) => [col, vals[zi]?.[`c${this.targets[0]!.columns.findIndex((c) => c.name === col)}`]]));
         }
         diff.zones[z] = st;
       });
@@ -551,11 +642,12 @@ export class TableCheck {
   private async keyless(structure: string[]): Promise<TableReport> {
     const j = this.job;
     this.report.keyless = true;
-    const counts = await Promise.all(j.conns.map((c) => c.db.value<number | string>(`SELECT COUNT(*) FROM ${quoteTable(this.target.schema, this.target.table)}${this.target.where ? ` WHERE (${this.target.where}\n)` : ''}`)));
+    const target = this.targets[0]!; // a keyless table is compared under one name (sides need a key)
+    const counts = await Promise.all(j.conns.map((c) => c.db.value<number | string>(`SELECT COUNT(*) FROM ${quoteTable(target.schema, target.table)}${target.where ? ` WHERE (${target.where}\n)` : ''}`)));
     const n = Math.max(...counts.map(Number));
     if (n > j.keylessMaxRows) return this.skip(`no primary or unique NOT NULL key, and ${n} rows is more than --keyless-max-rows ${j.keylessMaxRows}`, structure);
     const pass = async () => {
-      const q = multisetSql(this.target);
+      const q = multisetSql(target);
       const perZone = await Promise.all(j.conns.map((c) => c.db.query<{ h: string; n: number | string }>(q.sql, q.params)));
       const byHash = new Map<string, number[]>();
       perZone.forEach((rows, zi) => {
@@ -585,7 +677,7 @@ export class TableCheck {
       this.report.missing++;
       if (this.report.diffs.length >= j.maxDiffs) continue;
       const fullest = c.indexOf(Math.max(...c));
-      const q = rowsByHashSql(this.target, h, 1);
+      const q = rowsByHashSql(target, h, 1);
       const row = (await j.conns[fullest]!.db.one(q.sql, q.params)) ?? {};
       this.report.diffs.push({ kind: 'missing', key: row, zones: Object.fromEntries(j.zones.map((z, zi) => [z, { present: c[zi]! > 0, count: c[zi]! }])), columns: [] });
     }

@@ -1,0 +1,84 @@
+// dbus verify, pure parts: which tables a verify compares (each mapping's source and target sides
+// in their own names, --tables by target or source name, a merge refused for now), a compare's row
+// difference as the move names it (key in order, target column names, why), the exit code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verifyPairs, differenceOf, verifyExitCode, type DbusDifference } from '../../src/core/dbus/verify.js';
+import type { DbusMapping } from '../../src/core/dbus/plan.js';
+import type { DbusMove } from '../../src/core/dbus/spec.js';
+import type { RowDiff } from '../../src/core/dcp/index.js';
+
+const move: DbusMove = {
+  name: 'mv',
+  sources: [{ label: 'old' }],
+  target: { label: 'new' },
+  createTarget: true,
+  tables: [
+    { target: { schema: 'shop2', table: 'orders' }, sources: [{ source: 'old', table: { schema: 'shop', table: 'orders' } }], where: "region = 'cn'" },
+    { target: { schema: 'shop', table: 'users' }, sources: [{ source: 'old', table: { schema: 'shop', table: 'users' } }] },
+  ],
+};
+const orders: DbusMapping = { label: 'old', source: { schema: 'shop', table: 'orders' }, target: { schema: 'shop2', table: 'orders' }, columns: [{ from: 'id', to: 'order_id' }, { from: 'amt', to: 'amount' }, { from: 'region', to: 'region' }], key: ['id'] };
+const users: DbusMapping = { label: 'old', source: { schema: 'shop', table: 'users' }, target: { schema: 'shop', table: 'users' }, columns: [{ from: 'a', to: 'a' }, { from: 'b', to: 'b' }], key: ['a', 'b'] };
+
+test('verify pairs: each side in its own names, the source\'s where filter on the source side only', () => {
+  const { pairs, problems } = verifyPairs(move, [orders, users]);
+  assert.deepEqual(problems, []);
+  assert.equal(pairs.length, 2);
+  const p = pairs[0]!;
+  assert.equal(p.table, 'shop2.orders');
+  assert.equal(p.source, 'old:shop.orders');
+  assert.deepEqual(p.source_, { schema: 'shop', table: 'orders', columns: ['id', 'amt', 'region'], key: ['id'], where: "region = 'cn'" });
+  assert.deepEqual(p.target, { schema: 'shop2', table: 'orders', columns: ['order_id', 'amount', 'region'], key: ['order_id'] });
+  assert.equal('where' in pairs[1]!.source_, false);
+});
+
+test('verify pairs: --tables by target name, source name or label:source; an unknown name is a problem listing the move\'s tables', () => {
+  assert.deepEqual(verifyPairs(move, [orders, users], ['shop2.orders']).pairs.map((p) => p.table), ['shop2.orders']);
+  assert.deepEqual(verifyPairs(move, [orders, users], ['shop.orders']).pairs.map((p) => p.table), ['shop2.orders']);
+  assert.deepEqual(verifyPairs(move, [orders, users], ['old:shop.users']).pairs.map((p) => p.table), ['shop.users']);
+  const bad = verifyPairs(move, [orders, users], ['shop.nope', 'shop.users']);
+  assert.deepEqual(bad.problems, ['--tables: shop.nope is not moved by mv (its tables: shop2.orders, shop.users)']);
+});
+
+test('verify pairs: a merge is refused with the entry named (which target rows came from which shard is not known yet)', () => {
+  const merge: DbusMove = {
+    ...move,
+    tables: [{ target: { schema: 's', table: 'o' }, sources: [{ source: 'old', table: { schema: 's', table: 'o_0' } }, { source: 'old', table: { schema: 's', table: 'o_1' } }], merge: { kind: 'shard-column', column: 'shard' }, declaredAt: 'dbus.moves.mv.tables.0' }],
+  };
+  const m = (t: string): DbusMapping => ({ label: 'old', source: { schema: 's', table: t }, target: { schema: 's', table: 'o' }, columns: [{ from: 'id', to: 'id' }], key: ['id'] });
+  const r = verifyPairs(merge, [m('o_0'), m('o_1')]);
+  assert.equal(r.pairs.length, 0);
+  assert.equal(r.problems.length, 2);
+  assert.match(r.problems[0]!, /^s\.o \(dbus\.moves\.mv\.tables\.0\): a merge of 2 source tables/);
+});
+
+test('a row difference as the move names it: key in key order, the target\'s column names and values, why; missing on either side', () => {
+  const p = verifyPairs(move, [orders])!.pairs[0]!;
+  const labels = { source: 'old', target: 'new' };
+  const changed: RowDiff = { kind: 'changed', key: { id: 7 }, columns: ['amt'], zones: { old: { present: true, values: { amt: '1.50' } }, new: { present: true, values: { amt: '2.00' } } } };
+  const d = differenceOf(p, changed, labels);
+  assert.deepEqual(d, {
+    table: 'shop2.orders', source: 'old:shop.orders', key: [7], keyColumns: ['order_id'], kind: 'changed',
+    why: 'differs in amount (source "1.50", target "2.00")', columns: ['amount'], values: { source: { amount: '1.50' }, target: { amount: '2.00' } },
+  } satisfies DbusDifference);
+  const missing = differenceOf(p, { kind: 'missing', key: { id: 9 }, columns: [], zones: { old: { present: true }, new: { present: false } } }, labels);
+  assert.equal(missing.kind, 'missing-at-target');
+  assert.equal(missing.why, 'missing at the target (the source old:shop.orders has it)');
+  const extra = differenceOf(p, { kind: 'missing', key: { id: 10 }, columns: [], zones: { old: { present: false }, new: { present: true } }, unstable: true }, labels);
+  assert.equal(extra.kind, 'only-at-target');
+  assert.equal(extra.unstable, true);
+  assert.match(extra.why, /^at the target only: not at the source old:shop\.orders \(still changing when the re-checks ran out\)$/);
+  const users2 = verifyPairs(move, [users]).pairs[0]!;
+  assert.deepEqual(differenceOf(users2, { kind: 'missing', key: { b: 2, a: 'x' }, columns: [], zones: { old: { present: true }, new: { present: false } } }, labels).key, ['x', 2]);
+});
+
+test('exit code: 0 alike, 1 rows differ, 4 nothing different found but a table not compared', () => {
+  const d = (kind: DbusDifference['kind']): DbusDifference => ({ table: 't', source: 's', key: [], keyColumns: [], why: '', kind });
+  assert.equal(verifyExitCode({ differences: [], differencesTotal: 0 }), 0);
+  assert.equal(verifyExitCode({ differences: [d('changed')], differencesTotal: 1 }), 1);
+  assert.equal(verifyExitCode({ differences: [d('not-compared'), d('changed')], differencesTotal: 2 }), 1);
+  assert.equal(verifyExitCode({ differences: [d('not-compared')], differencesTotal: 1 }), 4);
+  // more differences than listed still count
+  assert.equal(verifyExitCode({ differences: [d('not-compared')], differencesTotal: 5 }), 1);
+});
