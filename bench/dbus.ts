@@ -17,7 +17,8 @@
 //
 // Run: `npx tsc -p tsconfig.json && flock /work/bench.lock node scripts/run-bench.mjs dbus`.
 // BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_SKIP_PEERS=1 (no
-// mydumper|myloader, no INSERT ... SELECT), BENCH_OUT (a JSON file).
+// mydumper|myloader, no INSERT ... SELECT, no one-thread copy), BENCH_COPY_THREADS (the move's
+// --copy-threads; default ezctl's), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
       if (ab.code !== 0) throw new Error(`dbus abort: ${ab.stderr.slice(-2000)}`);
       await dst.exec('DROP DATABASE IF EXISTS bench1');
     }
-    const ezctlMs = await startMove(false);
+    const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
