@@ -1,7 +1,8 @@
 // D-Bus (`ezctl dbus`) on one machine: two sandbox instances, bj-master the source, sh-master the target.
 //
 //  1. Copy rows/s: one table of BENCH_ROWS rows (default 300,000; a secondary index) moved by
-//     `ezctl dbus start --execute` (from the start until the job follows: plan, copy, catch-up),
+//     `ezctl dbus start --execute` (from the start until the job follows: plan, copy, catch-up;
+//     its default --copy-threads, and the same with --copy-threads 1 into another schema),
 //     against mydumper | myloader between the same two instances (Debian's mydumper 0.10, 2 threads
 //     each, --rows 50000), and against `INSERT ... SELECT` into a copy on the source itself (the
 //     server's own limit: no network, no client).
@@ -16,7 +17,8 @@
 //
 // Run: `npx tsc -p tsconfig.json && flock /work/bench.lock node scripts/run-bench.mjs dbus`.
 // BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_SKIP_PEERS=1 (no
-// mydumper|myloader, no INSERT ... SELECT), BENCH_OUT (a JSON file).
+// mydumper|myloader, no INSERT ... SELECT, no one-thread copy), BENCH_COPY_THREADS (the move's
+// --copy-threads; default ezctl's), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -47,22 +49,22 @@ const jobs: ChildProcess[] = [];
 const run = (args: string[], timeoutMs = 600_000) => ezctlJson(sb.config, args, timeoutMs);
 
 /** the move's status, asked in this process (a CLI per poll costs about a second on a loaded host) */
-async function following(): Promise<DbusStatus | undefined> {
-  const st = await dbusStatus(ctx(), MOVE).catch(() => undefined);
+async function following(name = MOVE): Promise<DbusStatus | undefined> {
+  const st = await dbusStatus(ctx(), name).catch(() => undefined);
   return st?.state === 'following' ? st : undefined;
 }
 let ctxMemo: Ctx | undefined;
 const ctx = () => (ctxMemo ??= makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 }));
 
-async function startMove(resume: boolean): Promise<number> {
+async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Promise<number> {
   const t0 = performance.now();
-  const p = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', MOVE, '--execute', ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', name, '--execute', ...(resume ? ['--resume'] : []), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   jobs.push(p);
   let err = '';
   p.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
   for (;;) {
     if (p.exitCode !== null) throw new Error(`dbus start exited ${p.exitCode}: ${err}`);
-    if (await following()) return performance.now() - t0;
+    if (await following(name)) return performance.now() - t0;
     await sleep(50);
   }
 }
@@ -169,13 +171,25 @@ async function main(): Promise<void> {
     loaded = Number(await dst.value('SELECT COUNT(*) FROM bench_my.t'));
     await dst.exec('DROP DATABASE bench_my');
     }
-    appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n`);
-    const ezctlMs = await startMove(false);
+    appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n` +
+      `    ${MOVE}1:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t", to: "bench1.t" }\n`);
+    // the same copy on one thread (--copy-threads 1), for the ratio of one run; then ended and dropped
+    let oneThreadMs = NaN;
+    let oneThreadRows = 0;
+    if (peers) {
+      oneThreadMs = await startMove(false, `${MOVE}1`, ['--copy-threads', '1']);
+      oneThreadRows = Number(await dst.value('SELECT COUNT(*) FROM bench1.t'));
+      const ab = await run(['dbus', 'abort', `${MOVE}1`, '--drop-target']);
+      if (ab.code !== 0) throw new Error(`dbus abort: ${ab.stderr.slice(-2000)}`);
+      await dst.exec('DROP DATABASE IF EXISTS bench1');
+    }
+    const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
       mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
       ezctl: { ms: Math.round(ezctlMs), rows: copied, rowsPerS: Math.round(copied / (ezctlMs / 1000)) },
+      ezctlOneThread: { ms: Math.round(oneThreadMs), rows: oneThreadRows, rowsPerS: Math.round(oneThreadRows / (oneThreadMs / 1000)) },
     };
     say(`copy: ${JSON.stringify(out.copy)}; load ${load()}`);
 

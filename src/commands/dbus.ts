@@ -1,6 +1,6 @@
 // ezctl dbus: move tables and databases between instances with live sync (D-Bus).
 import type { Command } from 'commander';
-import { action, durationOption, examples, leaseOption, parseDurationMs } from './common.js';
+import { action, durationOption, examples, integer, leaseOption, parseDurationMs } from './common.js';
 import { addThrottleOptions, throttleOptionsFrom, type ThrottleFlags } from '../core/throttle/options.js';
 import { ExitCode, EzError, badInput } from '../core/exit.js';
 import { onInterrupt } from '../core/signals.js';
@@ -14,6 +14,7 @@ interface StartFlags extends ThrottleFlags {
   execute?: boolean;
   resume?: boolean;
   chunkTime?: number;
+  copyThreads?: number;
   lease: number;
   ddlDone?: string[];
 }
@@ -46,6 +47,7 @@ export function registerDbus(program: Command): void {
     .option('--resume', 'continue a move whose process stopped (kill -9, a crash, an interrupt): from the positions and copy keys kept on the target')
     .option('--ddl-done <gtid>', 'a source DDL that stopped the stream, already made on the target too: go past it (repeatable)', collect)
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
+    .option('--copy-threads <n>', 'chunks of disjoint key ranges copied at once between two servers, each on its own pair of sessions (default 4; within one server always 1)', integer(1, 16))
     .addOption(leaseOption());
   addThrottleOptions(start);
   start
@@ -70,6 +72,7 @@ export function registerDbus(program: Command): void {
         throttle: throttleOptionsFrom(o),
         leaseMs: o.lease,
         ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
+        ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
         ...(o.ddlDone ? { ddlDone: o.ddlDone } : {}),
         onProgress: (s) => {
           const line = renderStatus(s).split('\n')[0]!;

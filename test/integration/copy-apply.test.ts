@@ -173,3 +173,19 @@ test('a table and four shards into one, copied and applied to another server und
     await writer.stop().catch(() => undefined);
   }
 });
+
+test('a between-servers chunk is one transaction on the target: an INSERT of it refused leaves none of its rows', async () => {
+  const { copyChunkBetween, chunkWhere } = await import('../../src/core/copy/strategy.js');
+  await src.exec('CREATE TABLE mv.tx (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL)');
+  await src.exec("INSERT INTO mv.tx VALUES (1, 'a'), (2, 'b'), (3, 'too long for it'), (4, 'd')");
+  // the target's column is narrower: the chunk's second INSERT (rows 3 and 4) is refused in strict mode
+  await dst.exec('CREATE TABLE mv.tx (id INT NOT NULL PRIMARY KEY, v VARCHAR(5) NOT NULL)');
+  const spec = { source: { schema: 'mv', table: 'tx', key: { index: 'PRIMARY', columns: ['id'], integer: true } }, target: { schema: 'mv', table: 'tx' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }] };
+  await assert.rejects(copyChunkBetween(src, dst, spec, chunkWhere(spec, {}), { rowsPerInsert: 2 }), /Data too long/);
+  assert.equal(Number(await dst.value('SELECT COUNT(*) FROM mv.tx')), 0, 'rows 1 and 2 (the first INSERT) were rolled back with the chunk');
+  // the session is usable again (no transaction left open), and a chunk that fits is copied whole
+  await src.exec("UPDATE mv.tx SET v = 'c' WHERE id = 3");
+  assert.equal(await copyChunkBetween(src, dst, spec, chunkWhere(spec, {}), { rowsPerInsert: 3 }), 4);
+  assert.deepEqual((await dst.query('SELECT id, v FROM mv.tx ORDER BY id')).map((r) => `${r.id}${r.v}`), ['1a', '2b', '3c', '4d']);
+  for (const db of [src, dst]) await db.exec('DROP TABLE mv.tx');
+});

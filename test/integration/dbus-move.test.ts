@@ -198,6 +198,8 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     await eventually(async () => (await status('mv-out')).state === 'following' || second.child.exitCode !== null, 120_000, 'the second run to finish the copy');
     assert.equal(second.child.exitCode, null, second.out());
     assert.match(second.out(), /resuming the copy after key/);
+    // between two servers the copy ran on its default threads (the kill -9 above hit them mid-copy)
+    assert.match(second.out(), /mv\.t -> mv2\.t: copied \(\d+ rows this run, 4 threads\)/);
     const w = await writer.stop();
     assert.deepEqual(w.errors, []);
     assert.ok(w.n > 20, `the writer wrote (${w.n} transactions)`);

@@ -215,6 +215,19 @@ export class Db {
     }
   }
 
+  /**
+   * Rows as arrays of values in the select list's order, decoded like query()'s: no object per row
+   * and no column-name lookups, for a copy that sends the values straight on (copy/strategy.ts).
+   */
+  async queryArrays(sql: string, params: readonly Param[] = []): Promise<unknown[][]> {
+    try {
+      const [rows] = await this.conn.query<RowDataPacket[][]>({ sql, rowsAsArray: true }, params as unknown[]);
+      return rows as unknown as unknown[][];
+    } catch (e) {
+      throw queryError(this.ep, sql, e);
+    }
+  }
+
   async exec(sql: string, params: readonly Param[] = []): Promise<ResultSetHeader> {
     try {
       const [res] = await this.conn.query<ResultSetHeader>(sql, params as unknown[]);

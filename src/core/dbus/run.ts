@@ -78,6 +78,14 @@ export interface StreamHandle {
   readonly done: Promise<void>;
 }
 
+/**
+ * Chunks copied at once between two servers by default: each thread its own source and target
+ * session, so one chunk's rows are read while another's are written and the target takes several
+ * INSERTs at once. Measured (100,000 rows, load 15-25): 4 threads 1.2-1.4x one. Within one server
+ * (INSERT ... SELECT) one: more gain nothing on 2 cores (MARIADB-NOTES).
+ */
+export const DBUS_COPY_THREADS = 4;
+
 /** Idle transactions (other tables) move the saved position at most this often. */
 const IDLE_CHECKPOINT_MS = 100;
 
@@ -439,6 +447,8 @@ export interface StartOptions {
   throttle: ThrottleOptions;
   leaseMs?: number;
   chunkTimeMs?: number;
+  /** chunks of disjoint key ranges copied at once between servers (default DBUS_COPY_THREADS; one server: 1) */
+  copyThreads?: number;
   /** GTIDs of source DDL the operator applied to the target: the streams go past them */
   ddlDone?: string[];
   /** called once the job runs (its copy started), for tests and the progress line */
@@ -869,7 +879,11 @@ class MoveRun {
     }
   }
 
-  /** Every table not copied yet, one after another, chunk by chunk. */
+  /**
+   * Every table not copied yet, one after another, chunk by chunk: between servers several chunks
+   * at once (copyThreads, each on its own pair of sessions, every one a shared turn of the stream:
+   * never beside a batch), the frontier saved after each chunk on a session of its own.
+   */
   private async copyAll(kept: Map<string, ApplyState>): Promise<void> {
     const chunkMs = this.o.chunkTimeMs ?? DEFAULT_CHUNK_TIME_MS;
     for (const t of this.tables) {
@@ -879,11 +893,19 @@ class MoveRun {
       const stream = this.streams.get(label)!;
       const name = streamName(this.move.name, label);
       const srcEp = this.sourceEndpoints.get(label)!;
+      const same = this.plan.sameServer.includes(label);
+      const threads = same ? 1 : (this.o.copyThreads ?? DBUS_COPY_THREADS);
+      // src: the shape, the key's bounds and the chunker's boundaries; dst: the frontier
       const src = await connect(srcEp);
       const dst = await connect(this.targetEndpoint);
+      const sessions: Array<{ src: Db; dst: Db }> = [];
       try {
-        await dst.exec('SET SESSION foreign_key_checks = 0');
-        await admitApplier(dst, this.move.name); // a target fenced by a rolled-back cut-over (fence.ts)
+        for (let i = 0; i < threads; i++) {
+          const s = { src: await connect(srcEp), dst: await connect(this.targetEndpoint) };
+          sessions.push(s);
+          await s.dst.exec('SET SESSION foreign_key_checks = 0');
+          await admitApplier(s.dst, this.move.name); // a target fenced by a rolled-back cut-over (fence.ts)
+        }
         const shape = await readShape(src, m.source.schema, m.source.table);
         const rk = shape && rowKey(shape);
         if (!shape || !rk) throw runtimeError(`source ${label}: ${m.source.schema}.${m.source.table} is gone or has no key any more`);
@@ -900,11 +922,10 @@ class MoveRun {
           opts.numericMax = b?.hi ? BigInt(b.hi) : null;
         }
         const chunker = new Chunker(src, m.source.schema, m.source.table, key, opts);
-        const same = this.plan.sameServer.includes(label);
         if (at) this.ctx.log.info(`dbus ${this.move.name}: ${label}:${m.source.schema}.${m.source.table}: resuming the copy after key ${at.map(String).join(',')}`);
         await runCopyLoop({
           chunker,
-          sessions: [{ src, dst }],
+          sessions,
           after: opts.after,
           signal: this.stopCtrl.signal,
           throttle: { gate: () => this.gate() },
@@ -938,10 +959,9 @@ class MoveRun {
           },
         });
         t.copyDone = true;
-        this.ctx.log.info(`dbus ${this.move.name}: ${label}:${m.source.schema}.${m.source.table} -> ${m.target.schema}.${m.target.table}: copied (${t.copiedRows} rows this run)`);
+        this.ctx.log.info(`dbus ${this.move.name}: ${label}:${m.source.schema}.${m.source.table} -> ${m.target.schema}.${m.target.table}: copied (${t.copiedRows} rows this run${threads > 1 ? `, ${threads} threads` : ''})`);
       } finally {
-        await src.close().catch(() => undefined);
-        await dst.close().catch(() => undefined);
+        await Promise.all([src, dst, ...sessions.flatMap((x) => [x.src, x.dst])].map((d) => d.close().catch(() => undefined)));
       }
     }
   }
