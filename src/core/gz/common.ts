@@ -111,7 +111,14 @@ export class KeptConnections {
     await Promise.all(nodes.map((n) => this.get(n).catch(() => undefined)));
   }
 
+  private readonly closers: Array<() => Promise<void>> = [];
+  /** something else of the run to close with the connections (a verifier left open by a failed step) */
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
   async closeAll(): Promise<void> {
+    await Promise.all(this.closers.splice(0).map((fn) => fn().catch(() => undefined)));
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.all(all.map((d) => d.then((x) => x.shut()).catch(() => undefined)));
