@@ -174,7 +174,7 @@ export interface Verifier {
   close(): Promise<void>;
 }
 
-export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [string, string]; hash?: HashFunction; signal?: AbortSignal }): Promise<Verifier> {
+export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [string, string]; hash?: HashFunction; signal?: AbortSignal; sets?: number }): Promise<Verifier> {
   const openedAt = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
@@ -196,8 +196,10 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
   let shapesAll: Promise<Map<string, TableShape>[]>;
   try {
     o.signal?.throwIfAborted();
-    // two sets: the control one (shapes, then the compare of one table) and one more (positions, a second table at a time)
-    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), 2)));
+    // two sets (or o.sets, at least two): the control one (shapes, then the compare of one table)
+    // and more (positions, another table at a time each: tables compared at once cost one round
+    // trip to the far zone, not one each)
+    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), Math.max(2, Math.floor(o.sets ?? 2)))));
     stopWatch = watchZones(sets[0]!.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })));
     infos = await Promise.all(sets[0]!.map((c) => serverInfo(c.db)));
     hash = await hashFunction(sets[0]!, o.hash, infos);
@@ -214,6 +216,8 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
   let busy = false;
   let closed = false;
   let followers = new Map<string, WindowFollower>();
+  let stopping: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
   const stopFollowers = async () => {
     const all = [...followers.values()];
     followers = new Map();
@@ -282,7 +286,11 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
         const collected = await collectWindowKeys(
           control.map((c, i) => ({ zone: c.zone, info: infos[i]!, endpoint: c.db.ep, from: v.window!.from[c.zone]!, to: to[c.zone]! })),
           matcher, tablesRead, { ...(shardIn ? { row: shardIn } : {}), ...(signal ? { signal } : {}), during, followers },
-        ).finally(stopFollowers);
+        ).finally(() => {
+          // stopped behind the verify's back (zongji's stop is a KILL of its dump thread and a wait):
+          // close() waits for it
+          stopping = stopFollowers();
+        });
         shapes = (await shapesRead).shapes;
         const tables = await tablesRead;
         P('binlogs read', started);
@@ -350,12 +358,14 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
     zones: [zones[0], zones[1]],
     verify,
     follow,
-    async close() {
-      if (closed) return;
+    close() {
       closed = true;
-      await stopFollowers();
-      await shapesAll.catch(() => undefined);
-      await closeAll();
+      closing ??= (async () => {
+        await Promise.all([stopFollowers(), stopping]);
+        await shapesAll.catch(() => undefined);
+        await closeAll();
+      })();
+      return closing;
     },
   };
 }

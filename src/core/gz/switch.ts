@@ -274,7 +274,8 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
   // then costs its few keys only (20-100 ms against 80-280 ms opening each time)
   const verifier = async () => {
     if (!live.verifier) {
-      const v = await openVerifier(ctx, { cluster: p.cluster, zones: pair });
+      // four sets: the window's changed tables compared four at a time (each a round trip or two to the far zone)
+      const v = await openVerifier(ctx, { cluster: p.cluster, zones: pair, sets: 4 });
       live.verifier = v;
       // a step failing between pre-verify and verify leaves it open (its binlog readers too)
       kept?.onClose(() => v.close());
@@ -491,7 +492,10 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
         if (p.verifyTables) reports.push(await v.verify({ tables: p.verifyTables, settleMs: 0, signal: sc.signal }));
       } finally {
         live.verifier = undefined;
-        await v.close().catch(() => undefined);
+        // closed behind the window (its connections' goodbyes, its readers' stop: round trips to
+        // the far zone); the run's end waits for it (kept.onClose), a run without kept here
+        if (kept) void v.close().catch(() => undefined);
+        else await v.close().catch(() => undefined);
       }
       const differences = reports.flatMap((r) => r.differences);
       const keysCompared = reports.reduce((s, r) => s + r.keysCompared, 0);
