@@ -14,9 +14,10 @@ import { EZCTL } from '../helpers/cli.js';
 import { makeCtx, type Ctx } from '../../src/core/context.js';
 import { loadTopology } from '../../src/core/config/load.js';
 import { EzError } from '../../src/core/exit.js';
-import { ensureStateSchema } from '../../src/core/state/schema.js';
+import { ensureStateSchema, trustStateSchema } from '../../src/core/state/schema.js';
+import { connect } from '../../src/core/db/connect.js';
 import {
-  ackRoutes, publishAt, publishRoutes, readRoutes, readRoutesAt, routesFromTopology, waitAcks, withShards, RoutesFollower, isRouteBlocked, type Routes,
+  ackRoutes, publishAt, publishAtOutcome, publishRoutes, readRoutes, readRoutesAt, routesFromTopology, waitAcks, withShards, RoutesFollower, isRouteBlocked, type Routes,
 } from '../../src/core/routes/index.js';
 
 let sb: TestSandbox;
@@ -142,6 +143,48 @@ test('a higher version always wins: a publish planned from an older version is r
   } finally {
     await sh.close();
     await bj.close();
+  }
+});
+
+test('publishAt on a multipleStatements connection (the kept ones of a switch): one query, the same outcomes (written, same, higher, conflict), the audit row once, binlogged; the binlog off: written by the statement-at-a-time path', async () => {
+  const ctx = ctxFor(sb.config);
+  const topo = await ctx.topology();
+  const db = await connect(await ctx.endpoint(topo.master('demo', 'bj')), { multipleStatements: true });
+  const rep = await sb.db('bj-replica1');
+  try {
+    assert.equal(db.multipleStatements, true);
+    await ensureStateSchema(db);
+    trustStateSchema(db);
+    let queries = 0;
+    const q = db.query.bind(db);
+    db.query = ((sql: string, params?: never[]) => (queries++, q(sql, params))) as typeof db.query;
+    const base: Routes = { ...routesFromTopology(topo, 'demo'), cluster: 'batch', version: 3, reason: 'batch v3', job: 'j1', publishedAt: new Date().toISOString() };
+    assert.deepEqual(await publishAtOutcome(db, base), { outcome: 'written', stored: 3 }, 'no row yet: written');
+    assert.equal(queries, 1, 'one query: one round trip');
+    assert.deepEqual(await publishAtOutcome(db, base), { outcome: 'same', stored: 3 });
+    assert.deepEqual(await publishAtOutcome(db, { ...base, reason: 'another writer' }), { outcome: 'conflict', stored: 3 });
+    assert.deepEqual(await publishAtOutcome(db, { ...base, version: 2, reason: 'older' }), { outcome: 'higher', stored: 3 });
+    assert.deepEqual(await publishAtOutcome(db, { ...base, version: 4, reason: 'batch v4' }), { outcome: 'written', stored: 4 }, 'a lower stored version: written');
+    assert.equal(queries, 5);
+    const stored = (await readRoutesAt(db, 'batch'))!;
+    assert.equal(stored.version, 4);
+    assert.equal(stored.reason, 'batch v4');
+    const log = await db.query<{ version: number; reason: string; job: string }>('SELECT version, reason, job FROM _ezctl.gz_routes_log WHERE cluster = ? ORDER BY version', ['batch']);
+    assert.deepEqual(log.map((r) => [Number(r.version), r.reason, r.job]), [[3, 'batch v3', 'j1'], [4, 'batch v4', 'j1']], 'one audit row per version written, none for the others');
+    await eventually(async () => (await readRoutesAt(rep, 'batch'))?.version === 4, 10_000, "bj's replica to get version 4 (binlogged)");
+    // the session's binlog off: the batch writes nothing, the statement-at-a-time path writes it binlogged
+    await db.exec('SET SESSION sql_log_bin = 0');
+    assert.deepEqual(await publishAtOutcome(db, { ...base, version: 5, reason: 'batch v5' }), { outcome: 'written', stored: 5 });
+    assert.equal(Number(await db.value('SELECT @@SESSION.sql_log_bin')), 0, "the caller's setting is put back");
+    await eventually(async () => (await readRoutesAt(rep, 'batch'))?.version === 5, 10_000, "bj's replica to get version 5");
+    // a failing statement inside the batch leaves no transaction open
+    await db.exec('SET SESSION sql_log_bin = 1');
+    await assert.rejects(publishAtOutcome(db, { ...base, cluster: 'x'.repeat(70), version: 1 }));
+    assert.equal(Number(await db.value('SELECT @@in_transaction')), 0);
+  } finally {
+    await db.exec("DELETE FROM _ezctl.gz_routes WHERE cluster = 'batch'").catch(() => undefined);
+    await db.close();
+    await rep.close();
   }
 });
 

@@ -174,6 +174,36 @@ test('a verifier (opened before the block) runs verify after verify on what it r
   await assert.rejects(v.verify({ tables: 'ezdemo.riders', settleMs: 0 }), /closed/);
 });
 
+test('a verifier following the binlogs from a position (a switch after its pre-verify): the window verify from there takes what was read, with the same result; another start reads for itself', async () => {
+  const v = await openVerifier(ctx, { cluster: 'demo', zones: ['bj', 'sh'] });
+  try {
+    const from = await binlogPositions(ctx, 'demo', ['bj', 'sh']);
+    v.follow(from);
+    await sqlOn(sb, 'sh-master', `UPDATE ezdemo.users SET name = 'followed-sh', drc_ts = drc_ts WHERE id = 21`);
+    await both(`UPDATE ezdemo.merchants SET name = 'followed-both', drc_ts = drc_ts WHERE id = 22`);
+    const r = await v.verify({ window: { from }, settleMs: 0 });
+    assert.equal(r.window!.bj!.followed, true, JSON.stringify(r.window));
+    assert.equal(r.window!.sh!.followed, true, JSON.stringify(r.window));
+    assert.deepEqual(r.differences.map((d) => [d.table, d.key, d.columns]), [['ezdemo.users', { id: '21' }, ['name']]], JSON.stringify(r.differences));
+    assert.equal(r.keysCompared, 2);
+    assert.equal(r.window!.sh!.changes, 4);
+    assert.equal(r.window!.bj!.changes, 2);
+    // the followers are used once: the same window again is read by the verify itself, alike
+    const again = await v.verify({ window: { from }, settleMs: 0 });
+    assert.equal(again.window!.sh!.followed, undefined);
+    assert.deepEqual(again.differences.map((d) => [d.table, d.key]), [['ezdemo.users', { id: '21' }]]);
+    assert.equal(again.window!.sh!.changes, 4);
+    // followed from elsewhere: not taken for this window
+    v.follow(await binlogPositions(ctx, 'demo', ['bj', 'sh']));
+    const other = await v.verify({ window: { from }, settleMs: 0 });
+    assert.equal(other.window!.bj!.followed, undefined);
+    assert.equal(other.keysCompared, 2);
+    await sqlOn(sb, 'bj-master', `UPDATE ezdemo.users SET name = 'followed-sh', drc_ts = drc_ts WHERE id = 21`);
+  } finally {
+    await v.close();
+  }
+});
+
 test('lastVerifiedPositions is where check incr stopped; saveAsVerified moves it only after a consistent window that starts there', async () => {
   const last = await lastVerifiedPositions(ctx, 'demo', ['bj', 'sh']);
   const stored = await incrPositions();

@@ -246,6 +246,14 @@ export class Db {
     return row ? (Object.values(row)[0] as T) : undefined;
   }
 
+  /**
+   * The connection was opened with multipleStatements (connect's option): a caller may send
+   * several statements as one query, one round trip (the server stops at the first error).
+   */
+  get multipleStatements(): boolean {
+    return Boolean((this.conn as unknown as { config?: { multipleStatements?: boolean } }).config?.multipleStatements);
+  }
+
   async close(): Promise<void> {
     try {
       await this.conn.end();
@@ -272,11 +280,13 @@ function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
   return new QueryError(`${ep.label}: ${describeDbError(err)} in: ${short}`, errorName(e), e.errno, err);
 }
 
-export async function connect(ep: Endpoint, opts: { timeoutMs?: number } = {}): Promise<Db> {
+export async function connect(ep: Endpoint, opts: { timeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Db> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   let conn: Connection;
   try {
-    conn = await mysql.createConnection(mysqlOptions(ep, timeoutMs));
+    // multipleStatements only where asked (a caller batching its own statements, every value a
+    // placeholder): one round trip for several statements across the distance between zones
+    conn = await mysql.createConnection({ ...mysqlOptions(ep, timeoutMs), ...(opts.multipleStatements ? { multipleStatements: true } : {}) });
   } catch (e) {
     throw connectError(ep, e);
   }

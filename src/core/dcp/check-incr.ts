@@ -263,7 +263,8 @@ export interface WindowKeys {
   keys: Map<string, Map<string, KeyValue>>;
   /** per table not checkable by key: how many changed rows it had */
   changedUnchecked: Map<string, number>;
-  positions: Record<string, { from: string; to: string; changes: number }>;
+  /** followed: read by a reader started before (WindowFollower), not opened for this window */
+  positions: Record<string, { from: string; to: string; changes: number; followed?: boolean }>;
 }
 
 /**
@@ -275,7 +276,7 @@ export async function collectWindowKeys(
   windows: ZoneWindow[],
   matcher: (s: string, t: string) => boolean,
   tablesIn: WindowTables | Promise<WindowTables>,
-  o: { row?: (table: string, row: Record<string, unknown>) => boolean; signal?: AbortSignal; during?: string } = {},
+  o: { row?: (table: string, row: Record<string, unknown>) => boolean; signal?: AbortSignal; during?: string; followers?: Map<string, WindowFollower> } = {},
 ): Promise<WindowKeys> {
   // the tables may still be being read (a verify reads them while the binlogs are read): the
   // transactions read meanwhile wait in `early`, then go through in order
@@ -303,12 +304,20 @@ export async function collectWindowKeys(
   try {
     await Promise.all([ready, ...windows.map(async (w) => {
       if (w.from === null) return;
-      await readChanges(w, w.from, w.to, checked, (tx) => {
+      const onTx = (tx: BinlogTx) => {
         if (tx.domain !== (w.info.gtidDomainId ?? 0)) return 0;
         if (!tables) early.push({ w, tx });
         else positions[w.zone]!.changes += take(w, tx);
         return 0;
-      }, stop.signal, o.during);
+      };
+      // a reader started before (a switch's, from its pre-verify): what it has read, once it has
+      // read up to the window's end; else (it failed, or from elsewhere) a reader of our own
+      const f = o.followers?.get(w.zone);
+      if (f && (await f.take(w.from, w.to, onTx, stop.signal))) {
+        positions[w.zone]!.followed = true;
+        return;
+      }
+      await readChanges(w, w.from, w.to, checked, onTx, stop.signal, o.during);
     })]);
   } finally {
     offOuter();
@@ -345,6 +354,93 @@ function normalizeKeyPart(v: unknown): KeyValue[number] {
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Date) return v.toISOString().replace('T', ' ').replace('Z', '');
   return v as KeyValue[number];
+}
+
+/**
+ * One zone's binlog read from a position on, kept open: a switch starts it when its pre-verify
+ * ends, so the verify inside the write-unavailable window finds the window's transactions read
+ * already instead of opening a reader there (zongji's two connections, their handshakes, five
+ * statements one after another and the dump request: about ten round trips to the far zone).
+ * Keeps the transactions of the zone's own domain.
+ */
+export class WindowFollower {
+  private readonly txs: BinlogTx[] = [];
+  private readonly seen: SourcePosition;
+  private stream: BinlogStream | undefined;
+  private error: Error | undefined;
+  private waiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly w: { zone: string; endpoint: ZoneWindow['endpoint']; domain: number },
+    readonly from: string,
+    decodeTable: (schema: string, table: string) => boolean,
+  ) {
+    this.seen = new SourcePosition('mariadb', from);
+    this.stream = new BinlogStream({
+      endpoint: w.endpoint,
+      flavor: 'mariadb',
+      from,
+      serverId: 800_000 + Math.floor(Math.random() * 100_000),
+      decodeTable,
+      onTx: (tx) => {
+        if (this.stopped) return;
+        this.seen.advance(tx.gtid);
+        if (tx.domain === w.domain) this.txs.push(tx);
+        this.wake();
+      },
+      onError: (e) => this.fail(e),
+    });
+    this.stream.start().catch((e: Error) => this.fail(e));
+  }
+
+  private fail(e: Error): void {
+    this.error ??= e;
+    this.wake();
+    void this.stop();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private covers(end: string): boolean {
+    const target = new SourcePosition('mariadb', end);
+    return target.domains().every((d) => this.seen.seqOf(d) >= target.seqOf(d));
+  }
+
+  /**
+   * The transactions of (from, end] to onTx, once read: false (nothing given) when this reader
+   * started elsewhere or failed; the caller reads the window itself then.
+   */
+  async take(from: string, end: string, onTx: (tx: BinlogTx) => number, signal?: AbortSignal): Promise<boolean> {
+    if (from !== this.from) return false;
+    while (!this.error && !this.stopped && !this.covers(end)) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, 200);
+        function done() {
+          clearTimeout(t);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        }
+        this.waiters.push(done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+    if (this.error || !this.covers(end)) return false;
+    const target = new SourcePosition('mariadb', end);
+    for (const tx of this.txs) if (tx.domain === undefined || tx.seq <= target.seqOf(tx.domain)) onTx(tx);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    const s = this.stream;
+    this.stream = undefined;
+    await s?.stop().catch(() => undefined);
+  }
 }
 
 /** Read one zone's binlog from `from` until `end` is covered; returns what onTx counted. */

@@ -20,7 +20,7 @@ import { measureDrcLagMs } from '../throttle/signals.js';
 import type { HashFunction } from '../compare/checksum.js';
 import { tableFilter } from './structure.js';
 import { checkNamedTablesExist, connectSets, hashFunction, verdict, type RowDiff, type TableReport } from './check-full.js';
-import { classifyTables, collectWindowKeys, savePosition, storedPosition } from './check-incr.js';
+import { classifyTables, collectWindowKeys, savePosition, storedPosition, WindowFollower } from './check-incr.js';
 import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { TableCheck, type ZoneConn } from './table-check.js';
 
@@ -82,7 +82,7 @@ export interface VerifyReport {
   /** tables whose structure differs between the zones (not consistent) */
   structureDiffers: string[];
   /** window mode: per zone, the window read and the row changes of its own clients kept */
-  window?: Record<string, { from: string; to: string; changes: number }>;
+  window?: Record<string, { from: string; to: string; changes: number; followed?: boolean }>;
   /** saveAsVerified: whether check incr's positions were moved, and why not */
   savedAsVerified?: { saved: boolean; reason?: string };
 }
@@ -164,10 +164,17 @@ export interface Verifier {
   readonly zones: [string, string];
   /** one verify (cluster, zones and hash are the verifier's; not two at once) */
   verify(o: Omit<VerifyOptions, 'cluster' | 'zones' | 'hash'>): Promise<VerifyReport>;
+  /**
+   * Start reading each zone's binlog from these positions now and keep reading: the next window
+   * verify from exactly them takes what was read instead of opening its readers (a switch calls it
+   * after its pre-verify, outside the window). MariaDB only (nothing done on MySQL); a reader that
+   * fails is replaced by the verify's own.
+   */
+  follow(from: Record<string, string>): void;
   close(): Promise<void>;
 }
 
-export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [string, string]; hash?: HashFunction; signal?: AbortSignal }): Promise<Verifier> {
+export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [string, string]; hash?: HashFunction; signal?: AbortSignal; sets?: number }): Promise<Verifier> {
   const openedAt = Date.now();
   const topo = await ctx.topology();
   const cluster = topo.cluster(o.cluster);
@@ -189,8 +196,10 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
   let shapesAll: Promise<Map<string, TableShape>[]>;
   try {
     o.signal?.throwIfAborted();
-    // two sets: the control one (shapes, then the compare of one table) and one more (positions, a second table at a time)
-    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), 2)));
+    // two sets (or o.sets, at least two): the control one (shapes, then the compare of one table)
+    // and more (positions, another table at a time each: tables compared at once cost one round
+    // trip to the far zone, not one each)
+    sets.push(...(await connectSets(ctx, [...zones], (z) => topo.master(cluster.name, z), Math.max(2, Math.floor(o.sets ?? 2)))));
     stopWatch = watchZones(sets[0]!.map((c, i) => ({ label: c.db.ep.label, connect: () => ctx.connect(topo.master(cluster.name, c.zone)), conns: () => sets.map((s) => s[i]!.db) })), watchPace(ctx.opts.connectTimeout));
     infos = await Promise.all(sets[0]!.map((c) => serverInfo(c.db)));
     hash = await hashFunction(sets[0]!, o.hash, infos);
@@ -206,6 +215,14 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
   const workers = sets.slice(1);
   let busy = false;
   let closed = false;
+  let followers = new Map<string, WindowFollower>();
+  let stopping: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+  const stopFollowers = async () => {
+    const all = [...followers.values()];
+    followers = new Map();
+    await Promise.all(all.map((f) => f.stop()));
+  };
 
   const verify = async (v: Omit<VerifyOptions, 'cluster' | 'zones' | 'hash'>): Promise<VerifyReport> => {
     const started = Date.now();
@@ -268,8 +285,12 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
         const tablesRead = shapesRead.then((r) => classifyTables(r.shapes, [...zones]));
         const collected = await collectWindowKeys(
           control.map((c, i) => ({ zone: c.zone, info: infos[i]!, endpoint: c.db.ep, from: v.window!.from[c.zone]!, to: to[c.zone]! })),
-          matcher, tablesRead, { ...(shardIn ? { row: shardIn } : {}), ...(signal ? { signal } : {}), during },
-        );
+          matcher, tablesRead, { ...(shardIn ? { row: shardIn } : {}), ...(signal ? { signal } : {}), during, followers },
+        ).finally(() => {
+          // stopped behind the verify's back (zongji's stop is a KILL of its dump thread and a wait):
+          // close() waits for it
+          stopping = stopFollowers();
+        });
         shapes = (await shapesRead).shapes;
         const tables = await tablesRead;
         P('binlogs read', started);
@@ -326,15 +347,25 @@ export async function openVerifier(ctx: Ctx, o: { cluster?: string; zones: [stri
       busy = false;
     }
   };
+  const follow = (from: Record<string, string>) => {
+    if (closed || infos.some((i) => i.flavor !== 'mariadb')) return;
+    void stopFollowers();
+    // a zone without a position is read by the verify itself (an empty one would be the oldest binlog)
+    followers = new Map(control.flatMap((c, i) => (from[c.zone] ? [[c.zone, new WindowFollower({ zone: c.zone, endpoint: c.db.ep, domain: infos[i]!.gtidDomainId ?? 0 }, from[c.zone]!, (s, t) => s !== STATE_SCHEMA && replicated(s, t))] as const] : [])));
+  };
   return {
     cluster: cluster.name,
     zones: [zones[0], zones[1]],
     verify,
-    async close() {
-      if (closed) return;
+    follow,
+    close() {
       closed = true;
-      await shapesAll.catch(() => undefined);
-      await closeAll();
+      closing ??= (async () => {
+        await Promise.all([stopFollowers(), stopping]);
+        await shapesAll.catch(() => undefined);
+        await closeAll();
+      })();
+      return closing;
     },
   };
 }

@@ -305,11 +305,47 @@ export class DrcClient {
    * servers (from's position, the checkpoint at to), so it works from any host. Refused (exit 4)
    * after timeoutMs.
    */
-  async wait(from: string, to: string, timeoutMs: number): Promise<DrcWaitResult> {
+  async wait(from: string, to: string, timeoutMs: number, o: { source?: { gtidBinlogPos: string; domainId: number }; pollMs?: number } = {}): Promise<DrcWaitResult> {
     const { topo, cluster, ctx } = this;
     for (const z of [from, to]) if (!topo.zonesOf(cluster).includes(z)) throw badInput(`cluster ${cluster} has no zone ${JSON.stringify(z)}`, { hint: `zones: ${topo.zonesOf(cluster).join(', ')}` });
     if (from === to) throw badInput('--from and --to name the same zone');
     const t0 = Date.now();
+    let target: string;
+    let covered: (pos: string) => boolean;
+    if (o.source) {
+      // the caller knows the source's position (MariaDB): a switch's final position, read with
+      // every write blocked; no round trip to the source (another zone, for a switch to there)
+      const d = o.source.domainId;
+      const seq = parseMariaPos(o.source.gtidBinlogPos).get(d)?.seq ?? 0n;
+      target = `${d}-*-${seq}`;
+      covered = (pos) => (parseMariaPos(pos).get(d)?.seq ?? 0n) >= seq;
+    } else {
+      ({ target, covered } = await this.ownPosition(from));
+    }
+    const dst = await ctx.connect(topo.master(cluster, to));
+    const pipeline = `${cluster}:${from}->${to}`;
+    let reached = '';
+    try {
+      for (;;) {
+        reached = String((await dst.value(`SELECT source_position FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [pipeline]).catch(() => '')) ?? '');
+        if (reached && covered(reached)) break;
+        if (Date.now() - t0 > timeoutMs) {
+          throw refused(`zone ${to} has not applied everything zone ${from} had committed (${target}) within ${(timeoutMs / 1000).toFixed(1)} s`, {
+            details: [`applied at ${to}: ${reached || '(no checkpoint: is DRC running?)'}`],
+            hint: '`ezctl drc status` shows lag and errors',
+          });
+        }
+        await sleep(o.pollMs ?? 50);
+      }
+    } finally {
+      await dst.close();
+    }
+    return { cluster, from, to, target, reached, waitedMs: Date.now() - t0 };
+  }
+
+  /** The zone master's own writes now: its domain's GTID (MariaDB) or its server_uuid's set (MySQL). */
+  private async ownPosition(from: string): Promise<{ target: string; covered: (pos: string) => boolean }> {
+    const { topo, cluster, ctx } = this;
     const src = await ctx.connect(topo.master(cluster, from));
     let target: string;
     let covered: (pos: string) => boolean;
@@ -330,25 +366,7 @@ export class DrcClient {
     } finally {
       await src.close();
     }
-    const dst = await ctx.connect(topo.master(cluster, to));
-    const pipeline = `${cluster}:${from}->${to}`;
-    let reached = '';
-    try {
-      for (;;) {
-        reached = String((await dst.value(`SELECT source_position FROM ${quoteTable(STATE_SCHEMA, CHECKPOINT_TABLE)} WHERE pipeline = ?`, [pipeline]).catch(() => '')) ?? '');
-        if (reached && covered(reached)) break;
-        if (Date.now() - t0 > timeoutMs) {
-          throw refused(`zone ${to} has not applied everything zone ${from} had committed (${target}) within ${(timeoutMs / 1000).toFixed(1)} s`, {
-            details: [`applied at ${to}: ${reached || '(no checkpoint: is DRC running?)'}`],
-            hint: '`ezctl drc status` shows lag and errors',
-          });
-        }
-        await sleep(50);
-      }
-    } finally {
-      await dst.close();
-    }
-    return { cluster, from, to, target, reached, waitedMs: Date.now() - t0 };
+    return { target, covered };
   }
 }
 

@@ -5,7 +5,7 @@
 import type { Ctx } from '../context.js';
 import { loadTopology, type Topology, type ResolvedNode } from '../config/load.js';
 import { sameServer, describeAddress } from '../config/dsn.js';
-import { Db } from '../db/connect.js';
+import { Db, connect } from '../db/connect.js';
 import { parseMariaPos } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
@@ -80,7 +80,9 @@ class KeptDb extends Db {
  * per zone. `ctx` hands them out (one per server; close() leaves them open); open() before the
  * window; closeAll() at the end of the run. A broken one is replaced at the next use. Only for
  * callers that run one statement or transaction at a time per server (routes, DRC's wait, our own
- * reads): a session setting one of them makes would be seen by the next.
+ * reads): a session setting one of them makes would be seen by the next. They are opened with
+ * multipleStatements (routes' publishAt batches its transaction into one round trip); every value
+ * still goes through a placeholder.
  */
 export class KeptConnections {
   private readonly open = new Map<string, Promise<KeptDb>>();
@@ -97,7 +99,8 @@ export class KeptConnections {
       if (db && !db.broken) return db;
       this.open.delete(key);
     }
-    const next = this.base.connect(n).then((db) => new KeptDb(db.conn, db.ep));
+    // multipleStatements: publishAt sends its conditional write as one query (one round trip)
+    const next = this.base.endpoint(n).then((ep) => connect(ep, { timeoutMs: this.base.opts.connectTimeout * 1000, multipleStatements: true })).then((db) => new KeptDb(db.conn, db.ep));
     next.catch(() => this.open.delete(key));
     this.open.set(key, next);
     return next;
@@ -108,7 +111,14 @@ export class KeptConnections {
     await Promise.all(nodes.map((n) => this.get(n).catch(() => undefined)));
   }
 
+  private readonly closers: Array<() => Promise<void>> = [];
+  /** something else of the run to close with the connections (a verifier left open by a failed step) */
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
   async closeAll(): Promise<void> {
+    await Promise.all(this.closers.splice(0).map((fn) => fn().catch(() => undefined)));
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.all(all.map((d) => d.then((x) => x.shut()).catch(() => undefined)));

@@ -16,7 +16,7 @@ import { editTopologyFile } from '../config/editor.js';
 import { ensureStateSchema, trustStateSchema } from '../state/schema.js';
 import { serverInfo } from '../db/server.js';
 import type { Db } from '../db/connect.js';
-import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type WriteBlock, type SessionInfo } from '../db/write-block.js';
+import { prepareBlock, blockWrites, runningWrites, listSessions, isClient, classifySession, sessionInfo, type WriteBlock, type SessionInfo, type PreparedBlock } from '../db/write-block.js';
 import { routingTarget, type RoutingTarget } from '../proxy/index.js';
 import { outcomeOf, type Plan, type Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
@@ -258,10 +258,30 @@ const routeTo = (r: Routes, zone: string, state: Routes['state']): Routes => ({ 
 
 /** The switch's steps; `live` carries the block and the positions between steps of one run (gone after a crash). */
 export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusals: string[] = [], kept?: KeptConnections): Plan<GzSwitchParams> {
-  const live: { block?: WriteBlock; verifiedTo?: Record<string, string>; blocked?: Routes; t?: Topology; proxies?: RoutingTarget[]; verifier?: Verifier } = {};
+  const live: { block?: WriteBlock; prepared?: PreparedBlock & { block(startedAt?: number): Promise<WriteBlock> }; blockAbort?: AbortController; finalPosition?: string; verifiedTo?: Record<string, string>; blocked?: Routes; t?: Topology; proxies?: RoutingTarget[]; verifier?: Verifier } = {};
+  /** the write block's two sessions to the source, opened before the window (a handshake each, across the distance when the source is another zone) */
+  const prepareSourceBlock = async (log: (m: string) => void) => {
+    live.blockAbort = new AbortController();
+    const ep = await ctx.endpoint(nodeAt(live.t ?? topo(), p.cluster, p.source));
+    live.prepared = await prepareBlock(ep, { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: live.blockAbort.signal, log });
+  };
+  const dropPreparedBlock = async () => {
+    const x = live.prepared;
+    live.prepared = undefined;
+    await x?.close().catch(() => undefined);
+  };
   // connections, server facts and table shapes read once, before the window: the verify inside it
   // then costs its few keys only (20-100 ms against 80-280 ms opening each time)
-  const verifier = async () => (live.verifier ??= await openVerifier(ctx, { cluster: p.cluster, zones: pair }));
+  const verifier = async () => {
+    if (!live.verifier) {
+      // four sets: the window's changed tables compared four at a time (each a round trip or two to the far zone)
+      const v = await openVerifier(ctx, { cluster: p.cluster, zones: pair, sets: 4 });
+      live.verifier = v;
+      // a step failing between pre-verify and verify leaves it open (its binlog readers too)
+      kept?.onClose(() => v.close());
+    }
+    return live.verifier;
+  };
   // inside the window: the kept connections, and the file as parsed before it
   const k = kept?.ctx ?? ctx;
   const inWindow = <T>(ref: GzNodeRef, fn: (db: Db) => Promise<T>) => k.connect(nodeAt(live.t ?? topo(), p.cluster, ref)).then(async (db) => {
@@ -329,11 +349,15 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       const v = await verifier();
       if (!last) {
         live.verifiedTo = await binlogPositions(ctx, p.cluster, pair);
+        v.follow(live.verifiedTo);
         sc.log(`no verified point of ${p.cluster} (no \`check incr\` run): the rows changed before ${JSON.stringify(live.verifiedTo)} are not verified by this switch`);
         return { verifiedFrom: null, verifiedTo: live.verifiedTo, span: spanOf(t0) };
       }
       const r = await v.verify({ window: { from: last }, signal: sc.signal });
       live.verifiedTo = r.positions;
+      // the binlogs read on from here while the window is prepared: the verify inside it finds
+      // its transactions read (a reader's start is ~10 round trips to the far zone)
+      v.follow(r.positions);
       if (!r.consistent && !p.force) {
         throw refused(`${r.differences.length} row${r.differences.length === 1 ? '' : 's'} differ between ${p.from} and ${p.to} before the switch: ${r.differences.slice(0, 5).map(describeDiff).join('; ')}`, { hint: 'repair them first (ezctl repair), or pass --force to switch anyway' });
       }
@@ -358,19 +382,25 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
           trustStateSchema(db);
         }).catch(() => undefined)));
       }
-      const rr = await readRoutes(k, t, p.cluster);
+      const [rr] = await Promise.all([readRoutes(k, t, p.cluster), prepareSourceBlock(sc.log)]);
       const drcBefore = await drcRunningBeforeWindow(k, t, p.cluster, p.from, p.to, 5_000, sc.signal);
       const drcLagAtBlockMs = await drcLagNow(k, t, p.cluster, p.from, p.to);
       const t0 = Date.now();
-      if (rr.routes.version !== p.routesVersion) {
-        throw refused(`the routing table of ${p.cluster} changed since the switch was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the switch again: it plans from the new version' });
+      try {
+        if (rr.routes.version !== p.routesVersion) {
+          throw refused(`the routing table of ${p.cluster} changed since the switch was planned (version ${p.routesVersion} -> ${rr.routes.version}: ${rr.routes.reason})`, { hint: 'run the switch again: it plans from the new version' });
+        }
+        // the file keeps no blocked state: nothing to mirror
+        const res = await publishRoutes(k, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal, noFileMirror: true });
+        live.blocked = res.routes;
+        return { version: res.routes.version, written: res.written, drcLagAtBlockMs, drcBefore, span: spanOf(t0) };
+      } catch (e) {
+        await dropPreparedBlock();
+        throw e;
       }
-      // the file keeps no blocked state: nothing to mirror
-      const res = await publishRoutes(k, t, p.cluster, routeTo(rr.routes, p.from, 'blocked'), { expectVersion: p.routesVersion, required: p.zones, jobId, reason: `gz switch ${jobId}: block ${p.from}`, signal: sc.signal, noFileMirror: true });
-      live.blocked = res.routes;
-      return { version: res.routes.version, written: res.written, drcLagAtBlockMs, drcBefore, span: spanOf(t0) };
     },
     async undo() {
+      await dropPreparedBlock();
       await restoreRoutes();
     },
   };
@@ -380,11 +410,21 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     timeoutMs: p.lockWaitMs + 10_000,
     describe: () => ({ does: `block every write on ${p.from}'s master ${p.source.name} (${addrOf(p.source)}), privileged sessions included (DRC's applier too); writers holding it back after --grace ${formatDuration(p.graceMs)} are killed; given up past --lock-wait ${formatDuration(p.lockWaitMs)}` }),
     async do(sc) {
-      const ep = await ctx.endpoint(nodeAt(topo(), p.cluster, p.source));
-      const prepared = await prepareBlock(ep, { lockWaitMs: p.lockWaitMs, graceMs: p.graceMs, signal: sc.signal, log: sc.log });
+      // the sessions opened before the window (block-routes); after a crash, here
+      if (!live.prepared) await prepareSourceBlock(sc.log);
+      const prepared = live.prepared!;
+      live.prepared = undefined;
+      const abort = live.blockAbort!;
+      const onAbort = () => abort.abort(sc.signal.reason);
+      if (sc.signal.aborted) onAbort();
+      sc.signal.addEventListener('abort', onAbort, { once: true });
       sc.waitingFor(`the write block on ${p.source.name}`);
       const t0 = Date.now();
-      live.block = await prepared.block();
+      try {
+        live.block = await prepared.block();
+      } finally {
+        sc.signal.removeEventListener('abort', onAbort);
+      }
       return { mechanism: live.block.mechanism, tookMs: live.block.tookMs, killed: live.block.killed, readOnlyBefore: live.block.readOnlyBefore, span: spanOf(t0) };
     },
     async undo() {
@@ -406,15 +446,17 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async do() {
       const t0 = Date.now();
       if (!live.block) throw runtimeError(`the write block on ${p.source.name} is no longer held`, { hint: 'its session was killed or lost; run the switch again' });
-      const finalPosition = await live.block.finalPosition();
       const holder = live.block.holderId;
-      const killed = await inWindow(p.source, async (db) => {
+      // the position (on the holder) and the sessions (another session) in one round trip; the
+      // kills only once the position said the block is still held
+      const [finalPosition, killed] = await inWindow(p.source, async (db) => {
+        const [pos, { rows }] = await Promise.all([live.block!.finalPosition(), listSessions(db)]);
         const ours = new Set([holder]);
-        const { rows } = await listSessions(db);
         const waiting = rows.filter((r) => isClient(r, ours) && classifySession(r, ours) === 'waiting' && ((r.trxRowsModified ?? 0) > 0 || (r.trxRowsLocked ?? 0) > 0));
         for (const r of waiting) await db.exec(`KILL CONNECTION ${Number(r.id)}`).catch(() => undefined);
-        return waiting.map(sessionInfo);
+        return [pos, waiting.map(sessionInfo)] as const;
       });
+      live.finalPosition = finalPosition;
       return { finalPosition, sourceOwnAtBlock: ownGtid(finalPosition, p.sourceDomain), killedWaiting: killed, span: spanOf(t0) };
     },
   };
@@ -428,7 +470,10 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async do(sc) {
       const t0 = Date.now();
       sc.waitingFor(`DRC ${p.from}->${p.to} to apply the final position`);
-      const w = await new DrcClient(k, live.t ?? topo(), p.cluster).wait(p.from, p.to, p.timeoutMs);
+      // the final position read at the block is the source's position (nothing commits there):
+      // no round trip to it; the target's checkpoint polled every 10 ms (a window waits on it)
+      const final = live.finalPosition;
+      const w = await new DrcClient(k, live.t ?? topo(), p.cluster).wait(p.from, p.to, p.timeoutMs, { pollMs: 10, ...(final !== undefined && p.sourceDomain !== null ? { source: { gtidBinlogPos: final, domainId: p.sourceDomain } } : {}) });
       return { reached: w.reached, target: w.target, waitedMs: w.waitedMs, span: spanOf(t0) };
     },
   };
@@ -447,7 +492,10 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
         if (p.verifyTables) reports.push(await v.verify({ tables: p.verifyTables, settleMs: 0, signal: sc.signal }));
       } finally {
         live.verifier = undefined;
-        await v.close().catch(() => undefined);
+        // closed behind the window (its connections' goodbyes, its readers' stop: round trips to
+        // the far zone); the run's end waits for it (kept.onClose), a run without kept here
+        if (kept) void v.close().catch(() => undefined);
+        else await v.close().catch(() => undefined);
       }
       const differences = reports.flatMap((r) => r.differences);
       const keysCompared = reports.reduce((s, r) => s + r.keysCompared, 0);

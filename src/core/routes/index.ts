@@ -237,6 +237,11 @@ export async function publishAtOutcome(db: Db, routes: Routes): Promise<{ outcom
   const doc = JSON.stringify(routes);
   const at = routes.publishedAt ? new Date(routes.publishedAt) : new Date();
   const params: Param[] = [routes.cluster, routes.version, doc, Number.isNaN(at.getTime()) ? new Date() : at];
+  if (db.multipleStatements) {
+    const r = await writeRoutesBatch(db, routes, doc, params);
+    if (r) return r;
+    // the session's binlog is off: nothing was written; the statements one at a time below
+  }
   // binlogged whatever the caller's session says (a journal's or a lease's session may have the
   // binlog off): DRC's illegal-write report reads the table from the zone's binlog
   const binlogOff = Number(await db.value('SELECT @@SESSION.sql_log_bin')) === 0;
@@ -280,6 +285,49 @@ async function writeRoutesRow(db: Db, routes: Routes, doc: string, params: Param
     await db.exec('ROLLBACK').catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The conditional write of writeRoutesRow as one query of several statements (a connection opened
+ * with multipleStatements): one round trip instead of seven, which across 30 ms between zones is
+ * ~180 ms of a switch's window per publish. The same transaction: the row where the stored
+ * version is lower, the audit row when it was written, the outcome read before COMMIT. Writes
+ * nothing and returns undefined when the session's binlog is off (the caller then turns it on
+ * around the statement-at-a-time write): DRC's illegal-write report reads the table from the binlog.
+ */
+async function writeRoutesBatch(db: Db, routes: Routes, doc: string, params: Param[]): Promise<{ outcome: PublishAtOutcome; stored: number } | undefined> {
+  const sql = [
+    'SET @ezctl_gz_prev = NULL, @ezctl_gz_binlog = @@SESSION.sql_log_bin',
+    'BEGIN',
+    // the assignments run left to right and see the columns already assigned: version goes last
+    `INSERT INTO ${T_ROUTES} (cluster, version, doc, published_at) SELECT ?, ?, ?, ? FROM DUAL WHERE @ezctl_gz_binlog = 1
+       ON DUPLICATE KEY UPDATE
+         doc = IF((@ezctl_gz_prev := version) < VALUES(version), VALUES(doc), doc),
+         published_at = IF(version < VALUES(version), VALUES(published_at), published_at),
+         version = IF(version < VALUES(version), VALUES(version), version)`,
+    `INSERT IGNORE INTO ${T_LOG} (cluster, version, doc, job, reason, published_at) SELECT ?, ?, ?, ?, ?, ? FROM DUAL
+       WHERE @ezctl_gz_binlog = 1 AND (@ezctl_gz_prev IS NULL OR @ezctl_gz_prev < ?)`,
+    `SELECT @ezctl_gz_binlog AS binlog, @ezctl_gz_prev AS prev, (SELECT doc = ? FROM ${T_ROUTES} WHERE cluster = ?) AS same`,
+    'COMMIT',
+  ].join(';\n');
+  const values: Param[] = [...params, routes.cluster, routes.version, doc, routes.job, routes.reason.slice(0, 1000), params[3]!, routes.version, doc, routes.cluster];
+  let results: unknown;
+  try {
+    results = await db.query(sql, values);
+  } catch (e) {
+    // the server stopped at the failing statement: the transaction may be open
+    await db.exec('ROLLBACK').catch(() => {});
+    throw e;
+  }
+  const row = ((results as unknown[])[4] as Array<{ binlog: unknown; prev: unknown; same: unknown }> | undefined)?.[0];
+  if (!row) throw runtimeError(`${db.ep.label}: the routing table write returned no outcome`);
+  if (Number(row.binlog) !== 1) return undefined;
+  const stored = row.prev === null || row.prev === undefined ? null : Number(row.prev);
+  let outcome: PublishAtOutcome;
+  if (stored === null || stored < routes.version) outcome = 'written';
+  else if (stored === routes.version) outcome = Number(row.same) === 1 ? 'same' : 'conflict';
+  else outcome = 'higher';
+  return { outcome, stored: outcome === 'written' ? routes.version : (stored as number) };
 }
 
 /** One zone, the same conditional write; false if it held a higher version, or this version with another document (true: written or already there). */
