@@ -170,7 +170,7 @@ test('--where and --ignore-columns narrow what is compared', async () => {
 });
 
 test('--run-time stops at a chunk boundary and --resume covers the rest exactly once', async () => {
-  // 200,000 rows in chunks kept near the smallest size (--chunk-time 1ms): far more than 0.5 s of work
+  // 200,000 rows in chunks kept near the smallest size (100 rows, --chunk-time 1ms): 2,000 chunks, seconds of work
   const args = ['--json', 'check', 'full', '--tables', 'ezcheck.big', '--chunk-time', '1ms', '--delay', '200ms', '--rechecks', '1'];
   await sqlOn(sb, 'sh-master', 'UPDATE ezcheck.big SET v = -v WHERE id = 199000');
   const total = Number((await (async () => {
@@ -181,7 +181,9 @@ test('--run-time stops at a chunk boundary and --resume covers the rest exactly 
       await db.close();
     }
   })()));
-  const first = await sb.run([...args, '--run-time', '500ms', '--resume']);
+  // --run-time counts from the start, setup included (1-1.4 s of it at a load of 20 on 2 cores):
+  // 2.5 s leaves the walk time for some chunks even then, and far too little for 2,000 of them idle
+  const first = await sb.run([...args, '--run-time', '2500ms', '--resume']);
   assert.equal(first.code, 0, show(first));
   const a = first.json();
   assert.equal(a.complete, false);
@@ -240,7 +242,8 @@ test('a throttle flag file holds the check, the log says why, and --run-time sti
   const { tmpdir } = await import('node:os');
   const flag = join(mkdtempSync(join(tmpdir(), 'ezctl-flag-')), 'pause');
   writeFileSync(flag, '');
-  const r = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.big', '--throttle-flag-file', flag, '--run-time', '1500ms']);
+  // the run time counts from the start: setup took up to 1.4 s of it on a loaded machine
+  const r = await sb.run(['--json', 'check', 'full', '--tables', 'ezcheck.big', '--throttle-flag-file', flag, '--run-time', '3s']);
   assert.equal(r.code, 0, show(r));
   const rep = r.json();
   assert.equal(rep.complete, false);
