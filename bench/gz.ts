@@ -87,8 +87,12 @@ function readAcks(path: string): Ack[] {
 
 /** acknowledged inserts missing in a zone (after drc wait both ways) */
 async function missingInserts(sb: TestSandbox, acks: Ack[]): Promise<Record<string, number>> {
+  // the workload deletes random rows of its shards, the ones it inserted too: an acknowledged insert
+  // whose row an acknowledged delete removed is not lost (counted as lost, it showed 1 per zone in
+  // 3 of 5 runs: the same row missing in both zones)
+  const deleted = new Set(acks.filter((a) => a.op === 'delete').map((a) => `${a.table}:${Number(a.key.id)}`));
   const ids = new Map<string, number[]>();
-  for (const a of acks) if (a.op === 'insert') ids.set(a.table, [...(ids.get(a.table) ?? []), Number(a.key.id)]);
+  for (const a of acks) if (a.op === 'insert' && !deleted.has(`${a.table}:${Number(a.key.id)}`)) ids.set(a.table, [...(ids.get(a.table) ?? []), Number(a.key.id)]);
   const out: Record<string, number> = {};
   for (const zone of ['bj', 'sh']) {
     const db = await sb.db(`${zone}-master`);
