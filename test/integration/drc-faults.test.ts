@@ -3,7 +3,7 @@
 // nothing acknowledged was lost and nothing was applied twice: every zone inserts ledger rows,
 // and a trigger in every zone counts each row's insert (an insert applied twice, even as an
 // upsert, fires it twice). The audit table itself is excluded from DRC.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { show } from '../helpers/cli.js';
@@ -29,6 +29,9 @@ before(async () => {
   await createLedger(sb, ['bj-master', 'sh-master']);
   pid = await drcStart(sb);
 });
+
+// a failed test leaves its writers looping: halted before the next test, whose comparison they would spoil
+afterEach(() => LedgerWriter.haltAll());
 
 after(async () => {
   // a failed test may leave writers looping; they would keep this file's process alive
