@@ -35,7 +35,7 @@ const SLOW = {
   'osc.test.ts': 142, 'gz-move.test.ts': 139, 'emha-switch.test.ts': 106, 'gz-switch.test.ts': 105, 'jobs.test.ts': 84,
   'check-truth.test.ts': 80, 'drc-faults.test.ts': 61, 'drc-feed.test.ts': 55, 'drc.test.ts': 54, 'emha-global.test.ts': 50,
   'gz-workload.test.ts': 46, 'dbus-move.test.ts': 52, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
-  'drill.test.ts': 101, 'dbus-cutover.test.ts': 60, 'sandbox-wan.test.ts': 40,
+  'drill.test.ts': 101, 'dbus-cutover.test.ts': 60, 'sandbox-wan.test.ts': 40, 'drc-three.test.ts': 48,
 };
 const weight = (f) => SLOW[f.split('/').pop()] ?? (f.includes('integration') ? 1 : 0);
 files = files.map((f, i) => [f, i]).sort((a, b) => weight(b[0]) - weight(a[0]) || a[1] - b[1]).map(([f]) => f);
