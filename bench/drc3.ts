@@ -4,8 +4,12 @@
 //   masters (polled every 10 ms); the time until it is visible is that direction's lag, measured
 //   as bench/drc.ts measures two zones. The daemon's own counters after each rate: conflicts
 //   resolved, and lock conflicts (deadlocks, lock wait timeouts) its appliers retried in place.
-// Run with `npm run bench -- drc3` (BENCH_DRC3_RATES, BENCH_DRC3_SECONDS, BENCH_DRC3_CONFLICT).
-import { writeFileSync } from 'node:fs';
+//   Every master prints its deadlocks (innodb_print_all_deadlocks) into its error log; after each
+//   rate the two sessions of each are told apart by user: `ezctl` is a DRC applier, `app` the zone's
+//   own writer (the workload), so "who deadlocks with whom" is a figure, not a guess.
+// Run with `npm run bench -- drc3` (BENCH_DRC3_RUNS).
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStatus, drcStop } from '../test/helpers/drc.js';
@@ -23,6 +27,19 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN;
 };
+
+/** Deadlocks printed in a master's error log from byte `from` on, by the users of the two sessions. */
+function deadlocksIn(log: string, from: number): { applierApplier: number; applierApp: number; other: number } {
+  const text = readFileSync(log).subarray(from).toString();
+  const out = { applierApplier: 0, applierApp: 0, other: 0 };
+  for (const d of text.split('Transactions deadlock detected').slice(1)) {
+    const users = [...d.matchAll(/query id \d+ \S+ (\S+)/g)].slice(0, 2).map((m) => m[1]);
+    if (users[0] === 'ezctl' && users[1] === 'ezctl') out.applierApplier++;
+    else if (users.includes('ezctl') && users.includes('app')) out.applierApp++;
+    else out.other++;
+  }
+  return out;
+}
 
 /** Probes at every master; lags per direction "from->to" while `during` runs. */
 async function measureLag(sb: TestSandbox, during: () => Promise<unknown>): Promise<Map<string, number[]>> {
@@ -82,17 +99,20 @@ async function main(): Promise<void> {
   try {
     for (const z of ZONES) {
       const db = await sb.db(`${z}-master`);
+      await db.exec('SET GLOBAL innodb_print_all_deadlocks = ON');
       await db.exec('CREATE DATABASE ezbench');
       await db.exec('CREATE TABLE ezbench.probe3 (zone VARCHAR(8) NOT NULL, seq BIGINT NOT NULL, written_at_ms BIGINT NOT NULL, drc_ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), PRIMARY KEY (zone, seq))');
       await db.close();
     }
-    const w = [22, 8, 8, 8, 8, 10, 10, 9, 9];
-    console.log(row(['run / direction', 'p50 ms', 'p99 ms', 'max ms', 'probes', 'achieved', 'conflicts', 'deadlk', 'lockwt'], w));
+    const w = [22, 8, 8, 8, 8, 10, 10, 9, 9, 9];
+    console.log(row(['run / direction', 'p50 ms', 'p99 ms', 'max ms', 'probes', 'achieved', 'conflicts', 'deadlk', 'lockwt', 'appeared'], w));
     for (const run of RUNS) {
       // a fresh daemon per rate: its counters are this run's
       if (pid) await drcStop(sb, pid);
       pid = await drcStart(sb);
       await sleep(1500);
+      const logs = ZONES.map((z) => join(sb.dir, `${z}-master`, 'error.log'));
+      const logAt = logs.map((l) => statSync(l).size);
       let achieved = '';
       const lags = await measureLag(sb, async () => {
         const r = await sb.run(['--json', 'sandbox', 'workload', '--tps', String(run.tps), '--seconds', String(run.secs), '--conflict-ratio', String(run.conflict)], { timeoutMs: (run.secs + 180) * 1000 });
@@ -108,11 +128,14 @@ async function main(): Promise<void> {
       const st = await drcStatus(sb);
       const all = [...lags.values()].flat();
       console.log(`${run.tps} tx/s per zone, ${run.secs} s, conflict ratio ${run.conflict}: all directions p50 ${pct(all, 0.5)} ms, p99 ${pct(all, 0.99)} ms (load ${loadavg()[0]!.toFixed(1)})`);
+      const deadlocks = ZONES.map((z, i) => ({ zone: z, ...deadlocksIn(logs[i]!, logAt[i]!) }));
+      console.log(`  deadlocks at each master (two appliers / an applier and the zone's writer / other): ${deadlocks.map((d) => `${d.zone} ${d.applierApplier}/${d.applierApp}/${d.other}`).join(', ')}`);
+      results.push({ run, deadlocks });
       for (const d of st.directions) {
         const dir = `${d.from}->${d.to}`;
         const xs = lags.get(dir) ?? [];
         const s = stats(xs.length ? xs : [NaN]);
-        console.log(row([`  ${dir}`, s.p50, pct(xs, 0.99), s.max, String(xs.length), achieved, String(d.conflicts), String(d.retries?.deadlock ?? '-'), String(d.retries?.lockWait ?? '-')], w));
+        console.log(row([`  ${dir}`, s.p50, pct(xs, 0.99), s.max, String(xs.length), achieved, String(d.conflicts), String(d.retries?.deadlock ?? '-'), String(d.retries?.lockWait ?? '-'), String(d.retries?.rowAppeared ?? '-')], w));
         results.push({ run, direction: dir, p50: s.p50, p99: pct(xs, 0.99), max: s.max, probes: xs.length, conflicts: d.conflicts, retries: d.retries, lastError: d.lastError, state: d.state });
       }
     }

@@ -35,7 +35,7 @@ const SLOW = {
   'osc.test.ts': 142, 'gz-move.test.ts': 139, 'emha-switch.test.ts': 106, 'gz-switch.test.ts': 105, 'jobs.test.ts': 84,
   'check-truth.test.ts': 80, 'drc-faults.test.ts': 61, 'drc-feed.test.ts': 55, 'drc.test.ts': 54, 'emha-global.test.ts': 50,
   'gz-workload.test.ts': 46, 'dbus-move.test.ts': 52, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
-  'drill.test.ts': 101, 'dbus-cutover.test.ts': 73, 'sandbox-wan.test.ts': 40, 'dbus-merge.test.ts': 28, 'dbus-verify.test.ts': 34,
+  'drill.test.ts': 101, 'dbus-cutover.test.ts': 73, 'sandbox-wan.test.ts': 40, 'dbus-merge.test.ts': 28, 'dbus-verify.test.ts': 34, 'drc-three.test.ts': 48,
 };
 // (unit files sort after them all, even one named like a slow integration file)
 const weight = (f) => (f.includes('integration') ? SLOW[f.split('/').pop()] ?? 1 : 0);

@@ -60,7 +60,9 @@ export interface ApplierConfig {
   fileRoutes: Routes;
   blockIllegal: boolean;
   /** told of each lock conflict retried in place (the direction counts them for status and metrics) */
-  onLockRetry?: (reason: 'deadlock' | 'lockWait') => void;
+  onLockRetry?: (reason: LockRetryReason) => void;
+  /** called in each attempt once the batch's rows are read and locked, before it writes (tests: another session's write in between) */
+  afterLockingRead?: () => Promise<void>;
 }
 
 export interface QueuedTx {
@@ -129,7 +131,19 @@ export class ApplyError extends EzError {
   }
 }
 
+/** why a batch was applied again on its session: a deadlock, a lock wait timeout, a row that appeared between its read and its write */
+export type LockRetryReason = 'deadlock' | 'lockWait' | 'rowAppeared';
+
+/** A key the batch read as absent was inserted at the target before the batch wrote it. */
+class RowAppeared extends EzError {
+  readonly code = 'EZ_ROW_APPEARED';
+  constructor(m: TableMeta, cause: QueryError) {
+    super(ExitCode.runtime, `a row of ${m.schema}.${m.table} was inserted at the target while DRC applied it: ${cause.message}`, { cause });
+  }
+}
+
 const RETRYABLE_CODES = new Set([
+  'EZ_ROW_APPEARED',
   'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE',
   'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED', 'ER_QUERY_INTERRUPTED', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR',
   // the target master is read_only (Applier.checkpoint): a switch under way
@@ -165,6 +179,8 @@ interface KeyState {
   /** the row to write when the final state exists and was changed by this batch */
   row: Row | null;
   changed: boolean;
+  /** this transaction has written the key (it holds the row's lock from then on) */
+  written?: boolean;
 }
 
 export class Applier {
@@ -236,7 +252,14 @@ export class Applier {
     await db.exec("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'");
     await db.exec("SET SESSION binlog_format = 'ROW'");
     await db.exec('SET SESSION innodb_lock_wait_timeout = 10');
-    await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    // READ COMMITTED: the locking read of a batch's keys locks the rows that exist and nothing
+    // else. Under REPEATABLE READ a key not there yet (every insert) took a gap lock, and two
+    // zones' appliers writing one master both held a gap lock on the same gap (the tail of a table,
+    // where every zone's new ids go) and then each waited for the other's to insert into it:
+    // measured at 200 tx/s per zone, 527 of 528 deadlocks on three masters in 30 s were two DRC
+    // appliers, not the zones' own writers. Without the gap lock a key absent at the read is
+    // written by a plain INSERT (see upsert), which a row that appeared meanwhile refuses.
+    await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     // What this session writes is logged under DRC's own GTID domain: the replicator of this
     // zone forwards only the zone's own domain, so nothing DRC applies travels back.
     await writeAsDrc(db, drcDomain);
@@ -289,10 +312,19 @@ export class Applier {
    * doubled on every repeat): seconds of lag for a conflict InnoDB had already resolved. The
    * checkpoint is written in the same transaction, so a batch applied again is applied once.
    */
-  private inPlace<T>(fn: () => Promise<T>): Promise<T> {
-    return retryOnLockConflict(fn, async () => {
-      await this.db.exec('ROLLBACK');
-    }, LOCK_CONFLICT_ATTEMPTS, this.cfg.onLockRetry);
+  private async inPlace<T>(fn: () => Promise<T>): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await retryOnLockConflict(fn, async () => {
+          await this.db.exec('ROLLBACK');
+        }, LOCK_CONFLICT_ATTEMPTS, this.cfg.onLockRetry);
+      } catch (e) {
+        // a row inserted at the target between the batch's read and its write: read it again
+        if (!(e instanceof RowAppeared) || i >= LOCK_CONFLICT_ATTEMPTS) throw e;
+        this.cfg.onLockRetry?.('rowAppeared');
+        await this.db.exec('ROLLBACK');
+      }
+    }
   }
 
   /** Move the checkpoint past a transaction without applying it (--skip-errors). */
@@ -376,6 +408,7 @@ export class Applier {
     // appliers writing one zone take their row locks in one order and cannot deadlock each other on it.
     const byName = [...wanted].sort(([a], [b]) => (`${a.schema}.${a.table}` < `${b.schema}.${b.table}` ? -1 : `${a.schema}.${a.table}` > `${b.schema}.${b.table}` ? 1 : 0));
     for (const [m, keys] of byName) await this.lockRows(m, [...keys.values()], state, sk);
+    await this.cfg.afterLockingRead?.();
 
     const ts = this.cfg.tsColumn;
     const stateOf = (m: TableMeta, key: unknown[]): KeyState => {
@@ -476,11 +509,9 @@ export class Applier {
   private async lockRows(m: TableMeta, keys: unknown[][], state: Map<string, KeyState>, sk: (m: TableMeta, key: unknown[]) => string): Promise<void> {
     const ts = this.cfg.tsColumn;
     const cols = [...m.pk, ts].map(quoteId).join(', ');
-    const tuple = m.pk.length === 1 ? quoteId(m.pk[0]!) : `(${m.pk.map(quoteId).join(', ')})`;
     for (let i = 0; i < keys.length; i += 500) {
       const part = keys.slice(i, i + 500);
-      const ph = part.map(() => (m.pk.length === 1 ? '?' : `(${m.pk.map(() => '?').join(', ')})`)).join(', ');
-      const rows = await this.db.query(`SELECT ${cols} FROM ${quoteTable(m.schema, m.table)} WHERE ${tuple} IN (${ph}) FOR UPDATE`, part.flat().map(toParam));
+      const rows = await this.db.query(`SELECT ${cols} FROM ${quoteTable(m.schema, m.table)} WHERE ${keysWhere(m.pk, part.length)} FOR UPDATE`, part.flat().map(toParam));
       for (const r of rows) {
         const key = m.pk.map((k) => r[k]);
         state.set(sk(m, key), { table: m, key, existedAtStart: true, exists: true, ts: tsOf(r, ts), row: null, changed: false });
@@ -495,7 +526,7 @@ export class Applier {
   /** Net effect: per table one DELETE of the rows gone, one upsert of the rows changed. */
   private async writeNet(state: Map<string, KeyState>): Promise<void> {
     const deletes = new Map<TableMeta, unknown[][]>();
-    const upserts = new Map<string, { m: TableMeta; cols: string[]; rows: Row[] }>();
+    const upserts = new Map<string, { m: TableMeta; cols: string[]; rows: Row[]; fresh: boolean }>();
     for (const s of state.values()) {
       if (!s.changed) continue;
       if (!s.exists) {
@@ -503,26 +534,40 @@ export class Applier {
         continue;
       }
       const cols = this.rowColumns(s.table, s.row!);
-      const id = `${s.table.schema}.${s.table.table}|${cols.join(',')}`;
-      const u = upserts.get(id) ?? { m: s.table, cols, rows: [] };
+      const fresh = !s.existedAtStart;
+      const id = `${s.table.schema}.${s.table.table}|${cols.join(',')}|${fresh}`;
+      const u = upserts.get(id) ?? { m: s.table, cols, rows: [], fresh };
       u.rows.push(s.row!);
       upserts.set(id, u);
     }
     for (const [m, keys] of deletes) {
-      const tuple = m.pk.length === 1 ? quoteId(m.pk[0]!) : `(${m.pk.map(quoteId).join(', ')})`;
       for (let i = 0; i < keys.length; i += 500) {
         const part = keys.slice(i, i + 500);
-        const ph = part.map(() => (m.pk.length === 1 ? '?' : `(${m.pk.map(() => '?').join(', ')})`)).join(', ');
-        await this.db.exec(`DELETE FROM ${quoteTable(m.schema, m.table)} WHERE ${tuple} IN (${ph})`, part.flat().map(toParam));
+        await this.db.exec(`DELETE FROM ${quoteTable(m.schema, m.table)} WHERE ${keysWhere(m.pk, part.length)}`, part.flat().map(toParam));
       }
     }
-    for (const { m, cols, rows } of upserts.values()) {
-      for (let i = 0; i < rows.length; i += 200) await this.upsert(m, cols, rows.slice(i, i + 200));
+    for (const { m, cols, rows, fresh } of upserts.values()) {
+      for (let i = 0; i < rows.length; i += 200) await this.upsert(m, cols, rows.slice(i, i + 200), fresh);
     }
   }
 
-  private async upsert(m: TableMeta, cols: string[], rows: Row[]): Promise<void> {
+  /**
+   * Write rows. `fresh`: their keys were not there at the batch's locking read, which under READ
+   * COMMITTED locks nothing for them; a plain INSERT, so that a row inserted meanwhile (the zone's
+   * own writer, committed or not) is not overwritten without last-writer-wins having seen it: the
+   * duplicate is refused, and the batch is applied again, its read now finding (and locking) the row.
+   */
+  private async upsert(m: TableMeta, cols: string[], rows: Row[], fresh = false): Promise<void> {
     const one = `(${cols.map(() => '?').join(', ')})`;
+    if (fresh) {
+      try {
+        await this.db.exec(`INSERT INTO ${quoteTable(m.schema, m.table)} (${cols.map(quoteId).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`, rows.flatMap((r) => cols.map((c) => toParam(r[c]))));
+      } catch (e) {
+        if (e instanceof QueryError && e.code === 'ER_DUP_ENTRY' && /for key '(?:[^']*\.)?PRIMARY'/.test(e.message)) throw new RowAppeared(m, e);
+        throw e;
+      }
+      return;
+    }
     // The DRC timestamp is written explicitly (it is one of the columns), so the target's
     // ON UPDATE does not re-stamp it.
     const update = cols.filter((c) => !m.pk.includes(c)).map((c) => `${quoteId(c)} = VALUES(${quoteId(c)})`);
@@ -542,8 +587,9 @@ export class Applier {
     }
     for (const [s] of touched) {
       if (s.exists && s.row && s.changed) {
-        await this.upsert(s.table, this.rowColumns(s.table, s.row), [s.row]);
+        await this.upsert(s.table, this.rowColumns(s.table, s.row), [s.row], !s.existedAtStart && !s.written);
         s.changed = false;
+        s.written = true;
       }
     }
   }
@@ -564,6 +610,21 @@ export class Applier {
       );
     }
   }
+}
+
+/**
+ * WHERE for `n` keys of primary key `pk` (values bound in key order): `id IN (?, ?)`, or for a
+ * composite key `(a, b) IN ((?, ?), (?, ?))`, except one composite key, which is `a = ? AND b = ?`:
+ * MariaDB 10.11 reads a one-row `(a, b) IN ((?, ?))` as a row equality, which a single-table DELETE
+ * does not look up by the key but by a full table scan (EXPLAIN: type ALL over every row; two or
+ * more rows: range on PRIMARY), taking a lock on every row it passes: the demo's order_items delete
+ * of one order blocked every writer of the table, and two appliers deleting that way deadlocked.
+ */
+export function keysWhere(pk: string[], n: number): string {
+  if (pk.length === 1) return `${quoteId(pk[0]!)} IN (${Array.from({ length: n }, () => '?').join(', ')})`;
+  if (n === 1) return pk.map((k) => `${quoteId(k)} = ?`).join(' AND ');
+  const one = `(${pk.map(() => '?').join(', ')})`;
+  return `(${pk.map(quoteId).join(', ')}) IN (${Array.from({ length: n }, () => one).join(', ')})`;
 }
 
 function keyReplacer(_k: string, v: unknown): unknown {

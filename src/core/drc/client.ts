@@ -62,8 +62,8 @@ export interface PipelineStatus {
   appliedTx: number;
   appliedRows: number;
   conflicts: number;
-  /** deadlocks and lock wait timeouts met while applying, each retried in place (since the daemon started) */
-  retries?: { deadlock: number; lockWait: number };
+  /** deadlocks and lock wait timeouts met while applying, and rows inserted at the target between a batch's read and its write, each retried in place (since the daemon started) */
+  retries?: { deadlock: number; lockWait: number; rowAppeared?: number };
   lastRetryAt?: string | null;
   illegalWrites: number;
   /** the routing table version this direction judges its source's writes by (0: the topology file; null: not started) */

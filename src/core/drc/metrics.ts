@@ -15,7 +15,7 @@ export async function serveMetrics(port: number, cluster: string): Promise<{ ser
   const tx = g('ezctl_drc_applied_transactions', 'Source transactions applied since the daemon started');
   const rows = g('ezctl_drc_applied_rows', 'Row changes applied since the daemon started');
   const conflicts = g('ezctl_drc_conflicts', 'Conflicts resolved by last-writer-wins since the daemon started');
-  const retries = new Gauge({ name: 'ezctl_drc_apply_retries_total', help: 'Deadlocks and lock wait timeouts met while applying, each retried in place, since the daemon started', labelNames: ['from', 'to', 'reason'] as const, registers: [registry] });
+  const retries = new Gauge({ name: 'ezctl_drc_apply_retries_total', help: 'Deadlocks, lock wait timeouts and rows inserted at the target between a batch\'s read and its write, met while applying, each retried in place, since the daemon started', labelNames: ['from', 'to', 'reason'] as const, registers: [registry] });
   const illegal = g('ezctl_drc_illegal_writes', 'Writes the routing table did not give the source zone (another zone\'s or a blocked shard, not the write zone), since the daemon started');
   const routes = g('ezctl_drc_routes_version', 'The routing table version the direction judges its source\'s writes by (0: the topology file)');
   const up = g('ezctl_drc_running', '1 while the direction is running, 0 otherwise');
@@ -32,6 +32,7 @@ export async function serveMetrics(port: number, cluster: string): Promise<{ ser
       if (s.retries) {
         retries.set({ ...l, reason: 'deadlock' }, s.retries.deadlock);
         retries.set({ ...l, reason: 'lock_wait' }, s.retries.lockWait);
+        retries.set({ ...l, reason: 'row_appeared' }, s.retries.rowAppeared ?? 0);
       }
       illegal.set(l, s.illegalWrites);
       if (s.routesVersion !== null && s.routesVersion !== undefined) routes.set(l, s.routesVersion);

@@ -11,7 +11,7 @@ import { describeAddress } from '../config/dsn.js';
 import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { BinlogStream, type BinlogTx } from '../binlog/stream.js';
 import { SourcePosition } from '../binlog/position.js';
-import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult } from './apply.js';
+import { Applier, ApplyError, isRetryable, type ApplierConfig, type QueuedTx, type BatchResult, type LockRetryReason } from './apply.js';
 import { CHECKPOINT_TABLE, hasOwnDdlMarker } from '../cluster/tables.js';
 import { namesHelperTable } from '../cluster/helper-tables.js';
 import { drcDomainFor } from '../cluster/session.js';
@@ -133,10 +133,10 @@ export class Pipeline {
   appliedRows = 0;
   conflicts = 0;
   /** lock conflicts (a peer zone's applier or the zone's own writers on the same rows) retried in place */
-  retries = { deadlock: 0, lockWait: 0 };
+  retries = { deadlock: 0, lockWait: 0, rowAppeared: 0 };
   private lastRetryAt: Date | null = null;
 
-  private countRetry(why: 'deadlock' | 'lockWait'): void {
+  private countRetry(why: LockRetryReason): void {
     this.retries[why]++;
     this.lastRetryAt = new Date();
   }

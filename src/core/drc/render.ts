@@ -9,11 +9,13 @@ const clock = (iso: string | null) => (iso ? `${iso.slice(11, 19)}Z ` : '');
 /** The routing table version a direction judges by: "v3", "v3 missed" (published while the source was down), "file" (version 0), "-" */
 const routes = (v: number | null | undefined, missed?: boolean) => (v === null || v === undefined ? '-' : v === 0 ? 'file' : `v${v}${missed ? ' missed' : ''}`);
 
-/** Lock conflicts retried in place: "0", "3 (2 deadlocks, 1 lock wait)" */
+/** Batches applied again in place: "0", "3 (2 deadlocks, 1 lock wait)", "1 (1 row appeared)" */
 const retriesOf = (d: DaemonStatus['directions'][number]) => {
   const r = d.retries;
-  if (!r || r.deadlock + r.lockWait === 0) return '0';
-  return `${r.deadlock + r.lockWait} (${[r.deadlock ? `${r.deadlock} deadlock${r.deadlock > 1 ? 's' : ''}` : '', r.lockWait ? `${r.lockWait} lock wait${r.lockWait > 1 ? 's' : ''}` : ''].filter(Boolean).join(', ')})`;
+  const appeared = r?.rowAppeared ?? 0;
+  if (!r || r.deadlock + r.lockWait + appeared === 0) return '0';
+  const n = (k: number, one: string, many: string) => (k ? `${k} ${k > 1 ? many : one}` : '');
+  return `${r.deadlock + r.lockWait + appeared} (${[n(r.deadlock, 'deadlock', 'deadlocks'), n(r.lockWait, 'lock wait', 'lock waits'), n(appeared, 'row appeared', 'rows appeared')].filter(Boolean).join(', ')})`;
 };
 
 export function renderDrcStatus(s: DaemonStatus & { problems?: string[] }): string {
