@@ -30,12 +30,16 @@ if (files.length === 0) {
 }
 // The longest files first (two run at a time): started in name order, osc.test.ts (~2.5 min) began
 // near the end and ran on alone, the whole run 16 min; longest first, the two slots end together.
-// Measured seconds of the slow ones (CI 2026-12-04); a file not listed sorts after them.
+// Measured seconds of the slow ones (a fresh-clone CI run, 2026-12-04 late, test sandboxes on tmpfs);
+// a file not listed sorts after them.
 const SLOW = {
-  'osc.test.ts': 142, 'gz-move.test.ts': 139, 'emha-switch.test.ts': 106, 'gz-switch.test.ts': 105, 'jobs.test.ts': 84,
-  'check-truth.test.ts': 80, 'drc-faults.test.ts': 61, 'drc-feed.test.ts': 55, 'drc.test.ts': 54, 'emha-global.test.ts': 50,
-  'gz-workload.test.ts': 46, 'dbus-move.test.ts': 52, 'emha-watch.test.ts': 45, 'osc-safety.test.ts': 42, 'check-drc.test.ts': 39, 'emha-failover.test.ts': 39,
-  'drill.test.ts': 101, 'dbus-cutover.test.ts': 73, 'sandbox-wan.test.ts': 40, 'dbus-merge.test.ts': 28, 'dbus-verify.test.ts': 34, 'drc-three.test.ts': 48,
+  'osc.test.ts': 103, 'jobs.test.ts': 95, 'drill.test.ts': 94, 'emha-switch.test.ts': 91, 'emha-watch.test.ts': 82,
+  'gz-move.test.ts': 80, 'gz-switch.test.ts': 78, 'drc-feed.test.ts': 68, 'check-truth.test.ts': 61,
+  'migrate-int2bigint-exec.test.ts': 61, 'drc-faults.test.ts': 55, 'gz-workload.test.ts': 52,
+  'emha-failover.test.ts': 49, 'check-drc.test.ts': 44, 'steps.test.ts': 41, 'osc-safety.test.ts': 40,
+  'osc-family-safety.test.ts': 39, 'drc.test.ts': 36, 'migrate-drc-ts.test.ts': 33,
+  'migrate-int2bigint-families.test.ts': 32, 'emha-global.test.ts': 30, 'cli-errors.test.ts': 30,
+  'emha-mha-config.test.ts': 29, 'check.test.ts': 28, 'sandbox.test.ts': 27,
 };
 // (unit files sort after them all, even one named like a slow integration file)
 const weight = (f) => (f.includes('integration') ? SLOW[f.split('/').pop()] ?? 1 : 0);

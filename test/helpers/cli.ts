@@ -25,7 +25,9 @@ export function ezctl(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: str
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const child = spawn(process.execPath, [EZCTL, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // --single-threaded-gc: a run is short and two test files share 2 cores; V8's helper GC threads
+    // only compete with them (measured: 13% less CPU per run; ~900 runs per suite)
+    const child = spawn(process.execPath, ['--single-threaded-gc', EZCTL, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

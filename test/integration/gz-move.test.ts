@@ -346,8 +346,9 @@ test('a source zone dies: --force-dead-source moves its shards, the workload goe
   assert.equal(again.json().mode, 'noop', show(again));
   assert.deepEqual(again.json().synced, ['bj'], show(again));
   assert.deepEqual((await routesNow()).stale, []);
-  // an application in bj that never learnt of the move writes a moved shard there
-  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.gzm (id, shard_id, v, zone) VALUES (999000001, 16, 0, "bj")');
+  // an application in bj that never learnt of the move writes a moved shard there (an id above
+  // every writer's: theirs start at a random multiple of a million below 1e9, and 999000001 once collided)
+  await sqlOn(sb, 'bj-master', 'INSERT INTO ezdemo.gzm (id, shard_id, v, zone) VALUES (5000000001, 16, 0, "bj")');
   pid = await drcStart(sb, ['--block-illegal']);
   await drcWaitAll(sb, ZONES);
   const st = await drcStatus(sb);

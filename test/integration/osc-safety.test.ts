@@ -178,16 +178,22 @@ test('a table with triggers is refused (exit 4, nothing changed); with --include
 test('kill -9 during the copy, then osc abort with no live job: the ghosts and saved state go in both zones, the original unchanged', async () => {
   await numberedTable('crates', 150_000);
   const args = ['osc', '--table', 'ezdemo.crates', '--alter', 'ADD COLUMN lid TINYINT NULL', '--instant', 'never', '--execute', '--chunk-time', '1ms'];
-  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
+  // held by a throttle flag at its copy's start, then paused and the flag removed: the kill finds it
+  // copying whatever the machine's speed (let run until it had rows, on tmpfs and idle it copied all
+  // 150,000 before the pause arrived)
+  const flagDir = mkdtempSync(join(tmpdir(), 'ezctl-crates-'));
+  const flag = join(flagDir, 'hold');
+  writeFileSync(flag, '');
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, ...args, '--throttle-flag-file', flag], { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
     await eventually(async () => {
       const st = await status('ezdemo.crates');
-      return st.code === 0 && st.json().zones.every((z: any) => z.rowsCopied > 0);
+      return st.code === 0 && st.json().zones.every((z: any) => z.phase === 'copying');
     }, 30_000, 'the copy to start in both zones');
-    // held mid-copy (so the kill finds it copying whatever the machine's speed), then killed
     const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.crates']);
     assert.equal(p.code, 0, show(p));
-    await new Promise((r) => setTimeout(r, 1200)); // a checkpoint written
+    rmSync(flagDir, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, 1200)); // its state saved
     const st = (await status('ezdemo.crates')).json();
     assert.ok(st.zones.every((z: any) => z.phase === 'copying'), JSON.stringify(st.zones));
   } finally {
