@@ -192,8 +192,9 @@ test('--run-time stops at a chunk boundary and --resume covers the rest exactly 
   const runsBefore = Number(await onBj("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_ezctl' AND TABLE_NAME = 'check_tables'"))
     ? String(await onBj("SELECT COALESCE(MAX(run_id), '') FROM _ezctl.check_tables")) : '';
   writeFileSync(flag, '');
-  const running = sb.run([...args, '--throttle-flag-file', flag, '--run-time', '6s', '--resume']);
-  // held at its first chunk once the table's walk has begun
+  // a new run (not --resume: a resumed table records no 'running' row until its first checkpoint)
+  const running = sb.run([...args, '--throttle-flag-file', flag, '--run-time', '6s']);
+  // held at its first chunk once the table's walk has begun (its 'running' row is written then)
   await eventually(async () => {
     const r = await onBj(`SELECT MAX(run_id) FROM _ezctl.check_tables WHERE db = 'ezcheck' AND tbl = 'big' AND status = 'running' AND run_id > '${runsBefore}'`).catch(() => null);
     return r !== null && r !== undefined;
