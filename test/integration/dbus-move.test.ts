@@ -140,12 +140,17 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     await db.exec('COMMIT');
   });
   try {
-    // first run: small chunks, so the copy of mv.t takes seconds; the flag file holds it where the test wants
+    // first run: the flag file holds the copy where the test wants. Held from the start and let go
+    // until its first checkpoint (one thread, the smallest chunks): idle on tmpfs with 4 threads the
+    // whole of mv.t was copied before a flag written after the first checkpoint was seen
     const flag = join(sb.dir, 'dbus-throttle');
-    const first = startJob('mv-out', ['--chunk-time', '10ms', '--throttle-flag-file', flag]);
-    await eventually(async () => (await frontier('mv-out', 'mv.t')) || first.child.exitCode !== null, 60_000, 'the first run to copy part of mv.t');
-    assert.equal(first.child.exitCode, null, first.out());
     writeFileSync(flag, '');
+    const first = startJob('mv-out', ['--chunk-time', '1ms', '--copy-threads', '1', '--throttle-flag-file', flag]);
+    await eventually(async () => (await status('mv-out')).state === 'copying' || first.child.exitCode !== null, 60_000, 'the first run to start copying');
+    rmSync(flag);
+    await eventually(async () => (await frontier('mv-out', 'mv.t')) || first.child.exitCode !== null, 60_000, 'the first run to copy part of mv.t');
+    writeFileSync(flag, '');
+    assert.equal(first.child.exitCode, null, first.out());
     const stable = async () => {
       const a = await frontier('mv-out', 'mv.t');
       await new Promise((r) => setTimeout(r, 700));
