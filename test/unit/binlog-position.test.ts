@@ -40,3 +40,12 @@ test('parseGtid reads both flavors and refuses junk', () => {
   assert.throws(() => parseGtid('mariadb', '1-2'));
   assert.throws(() => parseGtid('mysql', 'abc'));
 });
+
+test('reaches: every domain of the target read up to its sequence number, whatever the server id', () => {
+  const at = new SourcePosition('mariadb', '1-101-10,2-201-5');
+  assert.equal(at.reaches(new SourcePosition('mariadb', '1-101-10')), true);
+  assert.equal(at.reaches(new SourcePosition('mariadb', '1-102-9,2-201-5')), true);
+  assert.equal(at.reaches(new SourcePosition('mariadb', '1-101-11')), false);
+  assert.equal(at.reaches(new SourcePosition('mariadb', '3-301-1')), false);
+  assert.equal(at.reaches(new SourcePosition('mariadb', '')), true);
+});

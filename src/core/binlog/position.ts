@@ -74,6 +74,11 @@ export class SourcePosition {
     return g ? `${g.domain}-${g.server}-${g.seq}` : undefined;
   }
 
+  /** MariaDB: has this position read every domain of `target` up to its sequence number? */
+  reaches(target: SourcePosition): boolean {
+    return target.domains().every((d) => this.seqOf(d) >= target.seqOf(d));
+  }
+
   /** MariaDB: every domain listed. */
   domains(): number[] {
     return [...(this.maria?.keys() ?? [])];

@@ -61,7 +61,7 @@ export async function dbusJobPlaces(ctx: Ctx): Promise<Array<{ cluster: string; 
   for (const name of names) {
     const { target } = await loadMoveServers(ctx, { name });
     const node = target.node!;
-    const at = `${node.socket ?? `${node.host}:${node.port}`}`;
+    const at = node.socket ?? `${node.host}:${node.port}`;
     if (!seen.has(at)) {
       seen.add(at);
       out.push({ cluster: DBUS_CLUSTER, zone: target.label, node });

@@ -406,7 +406,7 @@ export class WindowFollower {
 
   private covers(end: string): boolean {
     const target = new SourcePosition('mariadb', end);
-    return target.domains().every((d) => this.seen.seqOf(d) >= target.seqOf(d));
+    return this.seen.reaches(target);
   }
 
   /**
@@ -463,7 +463,7 @@ async function readChanges(
     await new Promise<void>((resolve, reject) => {
       let started = false;
       let stopping = false;
-      const done = () => target.domains().every((d) => seen.seqOf(d) >= target.seqOf(d));
+      const done = () => seen.reaches(target);
       const finish = () => {
         if (stopping || !started || !done()) return;
         stopping = true;

@@ -427,7 +427,7 @@ export class Pipeline {
   /** Once the reader is where the source's row was read at the session start, that row applies. */
   private passFloor(sess: Session): void {
     const f = sess.floor;
-    if (!f || !f.at.domains().every((d) => sess.readPos.seqOf(d) >= f.at.seqOf(d))) return;
+    if (!f || !sess.readPos.reaches(f.at)) return;
     if (f.routes.version > sess.routes.version) sess.routes = f.routes;
     sess.floor = undefined;
   }
