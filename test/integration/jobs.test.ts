@@ -44,6 +44,32 @@ function startOsc(args: string[]): ChildProcess {
   return child;
 }
 
+/**
+ * Holds a job's copy with its throttle flag as soon as a zone's ghost has rows: polled on the
+ * servers every few ms, not through `ezctl jobs` (a CLI run takes ~0.5 s, and on tmpfs a whole
+ * 150,000-row copy can end within a few of them).
+ */
+async function holdOnceCopying(table: string, flag: string): Promise<void> {
+  const dbs = await Promise.all(MASTERS.map((n) => sb.db(n)));
+  try {
+    for (const deadline = Date.now() + 60_000; ; ) {
+      for (const db of dbs) {
+        const has = await db.query<any>(`SELECT 1 FROM ezdemo.${table}_ezgho LIMIT 1`).catch(() => []);
+        if (has.length) return writeFileSync(flag, '');
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ezdemo.${table}_ezgho to get rows`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    await Promise.all(dbs.map((db) => db.close()));
+  }
+}
+
+/** A throttle flag file's path (not created: the test creates it to hold a job). */
+async function flagPath(name: string): Promise<string> {
+  return join(await mkdtemp(join(tmpdir(), 'ezctl-jobs-')), name);
+}
+
 async function kill9(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((r) => child.on('exit', r));
@@ -78,9 +104,11 @@ test('ezctl jobs shows a change running in another process; a second one is refu
   await numberedTable('boxes', 150_000);
   const alter = 'ADD COLUMN lid TINYINT NULL';
   const args = ['osc', '--table', 'ezdemo.boxes', '--alter', alter, '--instant', 'never', '--execute', '--chunk-time', '1ms', '--lease', '3s'];
-  const child = startOsc(args);
+  const flag = await flagPath('hold-boxes');
+  const child = startOsc([...args, '--throttle-flag-file', flag]);
   let id: string;
   try {
+    await holdOnceCopying('boxes', flag);
     // running in the child: its row in both zones, its phase and progress kept current
     const job = await eventually(async () => {
       const j = (await jobsJson()).jobs.find((x: any) => x.target === 'ezdemo.boxes');
@@ -96,6 +124,7 @@ test('ezctl jobs shows a change running in another process; a second one is refu
     // held mid-copy so the rest finds it copying whatever the machine's speed
     const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.boxes']);
     assert.equal(p.code, 0, show(p));
+    rmSync(flag);
     const text = await sb.run(['jobs']);
     assert.equal(text.code, 0, show(text));
     assert.match(text.stdout, new RegExp(`${id}.*osc.*ezdemo\\.boxes.*running.*copy.*rows.*${hostname()}:${child.pid}.*left`));
@@ -152,18 +181,21 @@ test('ezctl jobs shows a change running in another process; a second one is refu
 test('a job whose lease is taken from it stops itself, keeping its ghost and saved state; --resume then completes it', async () => {
   await numberedTable('bins', 150_000);
   const args = ['osc', '--table', 'ezdemo.bins', '--alter', 'ADD COLUMN lid TINYINT NULL', '--instant', 'never', '--execute', '--chunk-time', '1ms', '--lease', '3s'];
-  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const flag = await flagPath('hold-bins');
+  const child = spawn(process.execPath, [EZCTL, '--config', sb.config, ...args, '--throttle-flag-file', flag], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
+    await holdOnceCopying('bins', flag);
     const job = await eventually(async () => {
       const j = (await jobsJson()).jobs.find((x: any) => x.target === 'ezdemo.bins');
       return j?.phase === 'copy' && j.progress?.rows > 0 ? j : undefined;
     }, 60_000, 'the job copying');
     const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.bins']);
     assert.equal(p.code, 0, show(p));
+    rmSync(flag);
     await new Promise((r) => setTimeout(r, 1200)); // a checkpoint written in both zones
     // another holder in one zone (as a takeover after a partition would leave it)
     await sqlOn(sb, 'sh-master', `UPDATE _ezctl.job_leases SET holder = 'elsewhere:1:x' WHERE job_id = '${job.id}'`);
@@ -192,7 +224,10 @@ test('a job whose lease is taken from it stops itself, keeping its ghost and sav
 test('an interrupted job (SIGINT) records its end: aborted, interrupted, no lease left; a change refused before it starts leaves no job', async () => {
   await numberedTable('cups', 100_000);
   const args = ['osc', '--table', 'ezdemo.cups', '--alter', 'ADD COLUMN lid TINYINT NULL', '--instant', 'never', '--execute', '--chunk-time', '1ms'];
-  const child = startOsc(args);
+  // held by its flag from the start: paused before its first chunk whatever the machine's speed
+  const flag = await flagPath('hold-cups');
+  writeFileSync(flag, '');
+  const child = startOsc([...args, '--throttle-flag-file', flag]);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const job = await eventually(async () => {
     const j = (await jobsJson()).jobs.find((x: any) => x.target === 'ezdemo.cups');
@@ -338,12 +373,16 @@ test('migrate drc-ts --execute holds its tables (an osc of one is refused naming
   for (const node of MASTERS) assert.deepEqual(await columnsOf(node, 'lamps'), ['id', 'v', 'drc_ts'], node);
 
   await numberedTable('mugs', 150_000);
-  const mig = startJob(['migrate', 'int2bigint', '--tables', 'ezdemo.mugs', '--threshold', '0', '--execute', '--chunk-time', '1ms', '--drop-old-table']);
+  // held by its flag until it is paused: still copying when the osc below asks, whatever the machine's speed
+  const flag = await flagPath('hold-mugs');
+  writeFileSync(flag, '');
+  const mig = startJob(['migrate', 'int2bigint', '--tables', 'ezdemo.mugs', '--threshold', '0', '--execute', '--chunk-time', '1ms', '--drop-old-table', '--throttle-flag-file', flag]);
   try {
     const job = await runningJob('migrate-int2bigint', 'ezdemo.mugs', 'copy');
     assert.equal(job.pid, mig.child.pid);
     const p = await sb.run(['osc', 'pause', '--table', 'ezdemo.mugs']);
     assert.equal(p.code, 0, show(p));
+    rmSync(flag);
     const osc = await sb.run(['osc', '--table', 'ezdemo.mugs', '--alter', 'ADD COLUMN lid TINYINT NULL', '--execute']);
     assert.equal(osc.code, 4, show(osc));
     assert.match(osc.stderr, new RegExp(`ezdemo\\.mugs is held by migrate-int2bigint job ${job.id} on ezdemo\\.mugs`));
