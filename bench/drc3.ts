@@ -7,7 +7,11 @@
 //   Every master prints its deadlocks (innodb_print_all_deadlocks) into its error log; after each
 //   rate the two sessions of each are told apart by user: `ezctl` is a DRC applier, `app` the zone's
 //   own writer (the workload), so "who deadlocks with whom" is a figure, not a guess.
-// Run with `npm run bench -- drc3` (BENCH_DRC3_RUNS).
+//   A rate the workload did not reach is run again with DRC stopped: what the machine makes without it.
+// Run with `npm run bench -- drc3` (BENCH_DRC3_RUNS; BENCH_DRC3_SLOW=ms prints the probes that took that
+// long with when they were written). The sandbox is on disk unless EZCTL_TEST_DATA_DIR names another
+// parent (/dev/shm: the same durable settings, fsync made free, as a disk with a write cache would).
+
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
@@ -27,6 +31,13 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN;
 };
+
+/** CPU seconds a sandbox server has used (its pid file, /proc). */
+function serverCpu(sb: TestSandbox, zone: string): number {
+  const pid = readFileSync(join(sb.dir, `${zone}-master`, 'mysqld.pid'), 'utf8').trim();
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
 
 /** Deadlocks printed in a master's error log from byte `from` on, by the users of the two sessions. */
 function deadlocksIn(log: string, from: number): { applierApplier: number; applierApp: number; other: number } {
@@ -48,6 +59,9 @@ async function measureLag(sb: TestSandbox, during: () => Promise<unknown>): Prom
   const written = new Map<string, number>(); // "zone:seq" -> ms
   const seen = new Set<string>(); // "to|zone:seq"
   const lags = new Map<string, number[]>();
+  // BENCH_DRC3_SLOW=ms: the probes that took that long or more, printed with when they were written
+  const slow: string[] = [];
+  const started = Date.now();
   let stop = false;
   const seqs = ZONES.map(() => Math.floor(Date.now() / 10));
   const writing = ZONES.map((zone, i) => (async () => {
@@ -74,6 +88,7 @@ async function measureLag(sb: TestSandbox, during: () => Promise<unknown>): Prom
           const dir = `${r.zone}->${to}`;
           if (!lags.has(dir)) lags.set(dir, []);
           lags.get(dir)!.push(now - at);
+          if (process.env.BENCH_DRC3_SLOW && now - at >= Number(process.env.BENCH_DRC3_SLOW)) slow.push(`${dir} written +${at - started} ms, lag ${now - at} ms`);
         }
         last.set(r.zone, top);
       }
@@ -87,6 +102,7 @@ async function measureLag(sb: TestSandbox, during: () => Promise<unknown>): Prom
     stop = true;
     await Promise.all([...writing, ...watching]);
     for (const db of [...writers, ...watchers]) await db.close();
+    if (slow.length) console.log(`  slow probes:\n    ${slow.join('\n    ')}`);
   }
   return lags;
 }
@@ -114,6 +130,7 @@ async function main(): Promise<void> {
       const logs = ZONES.map((z) => join(sb.dir, `${z}-master`, 'error.log'));
       const logAt = logs.map((l) => statSync(l).size);
       let achieved = '';
+      let short = false;
       const lags = await measureLag(sb, async () => {
         const r = await sb.run(['--json', 'sandbox', 'workload', '--tps', String(run.tps), '--seconds', String(run.secs), '--conflict-ratio', String(run.conflict)], { timeoutMs: (run.secs + 180) * 1000 });
         // past what the machine sustains the workload falls behind and says so (exit 1): the achieved rate is the figure
@@ -124,6 +141,7 @@ async function main(): Promise<void> {
           throw new Error(`workload (exit ${r.code}): ${r.stderr.slice(-2000)}`);
         }
         achieved = j.zones.map((z: any) => `${Math.round(z.tps)}`).join('/');
+        short = j.zones.some((z: any) => z.tps < run.tps * 0.95);
       });
       const st = await drcStatus(sb);
       const all = [...lags.values()].flat();
@@ -137,6 +155,22 @@ async function main(): Promise<void> {
         const s = stats(xs.length ? xs : [NaN]);
         console.log(row([`  ${dir}`, s.p50, pct(xs, 0.99), s.max, String(xs.length), achieved, String(d.conflicts), String(d.retries?.deadlock ?? '-'), String(d.retries?.lockWait ?? '-'), String(d.retries?.rowAppeared ?? '-')], w));
         results.push({ run, direction: dir, p50: s.p50, p99: pct(xs, 0.99), max: s.max, probes: xs.length, conflicts: d.conflicts, retries: d.retries, lastError: d.lastError, state: d.state });
+      }
+      if (short) {
+        // Why a rate was not reached: the same workload with DRC stopped, nothing else running.
+        // If it falls as short, the machine cannot make the rate at all (the workload is one node
+        // process; its CPU is printed beside the servers'), whatever DRC does.
+        await drcStop(sb, pid);
+        pid = undefined;
+        const secs = Math.min(run.secs, 15);
+        const cpu0 = ZONES.map((z) => serverCpu(sb, z));
+        const t0 = Date.now();
+        const r = await sb.run(['--json', 'sandbox', 'workload', '--tps', String(run.tps), '--seconds', String(secs), '--conflict-ratio', String(run.conflict)], { timeoutMs: (secs + 180) * 1000 });
+        const wall = (Date.now() - t0) / 1000;
+        const servers = ZONES.map((z, i) => serverCpu(sb, z) - cpu0[i]!).reduce((a, b) => a + b, 0);
+        const zs = r.json().zones as any[];
+        console.log(`  the workload alone at ${run.tps} tx/s per zone, DRC stopped (${secs} s asked, ${wall.toFixed(1)} s taken): achieved ${zs.map((z) => Math.round(z.tps)).join('/')} tx/s; the three servers used ${(servers / wall).toFixed(2)} of the 2 cores, the workload's process the rest (load ${loadavg()[0]!.toFixed(1)})`);
+        results.push({ run, workloadAlone: { achieved: zs.map((z) => z.tps), wallSeconds: wall, serverCores: servers / wall } });
       }
     }
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(results, null, 2));
