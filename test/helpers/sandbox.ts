@@ -63,7 +63,7 @@ function cnfPassword(path: string): string {
 }
 
 export async function startSandbox(opts: { zones?: string[]; replicas?: number; load?: number; proxy?: boolean; model?: 'sharding' | 'global'; writerZone?: string; wanLatency?: string } = {}): Promise<TestSandbox> {
-  // EZCTL_TEST_DATA_DIR=/dev/shm (opt-in, see scripts/run-tests.mjs): servers that fsync every commit, as the
+  // EZCTL_TEST_DATA_DIR (set by scripts/run-tests.mjs: /dev/shm when it has room): servers that fsync every commit, as the
   // sandbox's are, wait on the disk at each one; on tmpfs an fsync is free and a kill -9 of a server
   // still loses nothing it wrote (the data is in memory, not in the process)
   const parent = mkdtempSync(join(process.env.EZCTL_TEST_DATA_DIR || tmpdir(), 'ezctl-test-'));
