@@ -4,7 +4,8 @@
 //     `ezctl dbus start --execute` (from the start until the job follows: plan, copy, catch-up;
 //     its default --copy-threads, and the same with --copy-threads 1 into another schema),
 //     against mydumper | myloader between the same two instances (Debian's mydumper 0.10, 2 threads
-//     each, --rows 50000), and against `INSERT ... SELECT` into a copy on the source itself (the
+//     each, --rows 50000; myloader as it comes, which loads with the binlog off, and with
+//     --enable-binlog, as a live target's replicas need), and against `INSERT ... SELECT` into a copy on the source itself (the
 //     server's own limit: no network, no client).
 //  2. Catch-up: a writer at BENCH_TPS (default 200) transactions/s on the source (inserts and
 //     updates), the move paused for BENCH_PAUSE_S (default 60) s, then resumed: the time until
@@ -152,6 +153,7 @@ async function main(): Promise<void> {
     let dumpMs = NaN;
     let loadMs = NaN;
     let loaded = 0;
+    let loadBinlogMs = NaN;
     if (peers) {
     await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
     t0 = performance.now();
@@ -169,6 +171,13 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error(`myloader: ${r.stderr}`);
     loadMs = performance.now() - t0;
     loaded = Number(await dst.value('SELECT COUNT(*) FROM bench_my.t'));
+    await dst.exec('DROP DATABASE bench_my');
+    // myloader loads with sql_log_bin=0 unless told otherwise: the target's replicas (and DRC) never
+    // see those rows. A move's target is a live master, so the like-for-like peer logs them (-e).
+    t0 = performance.now();
+    r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2', '--enable-binlog'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`myloader --enable-binlog: ${r.stderr}`);
+    loadBinlogMs = performance.now() - t0;
     await dst.exec('DROP DATABASE bench_my');
     }
     appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n` +
@@ -188,10 +197,16 @@ async function main(): Promise<void> {
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
       mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
+      mydumperMyloaderBinlog: { ms: Math.round(dumpMs + loadBinlogMs), loadMs: Math.round(loadBinlogMs), rowsPerS: Math.round(loaded / ((dumpMs + loadBinlogMs) / 1000)) },
       ezctl: { ms: Math.round(ezctlMs), rows: copied, rowsPerS: Math.round(copied / (ezctlMs / 1000)) },
       ezctlOneThread: { ms: Math.round(oneThreadMs), rows: oneThreadRows, rowsPerS: Math.round(oneThreadRows / (oneThreadMs / 1000)) },
     };
     say(`copy: ${JSON.stringify(out.copy)}; load ${load()}`);
+    if (peers) {
+      const c = out.copy as any;
+      say(`copy rows/s: ezctl ${c.ezctl.rowsPerS} (one thread ${c.ezctlOneThread.rowsPerS}); mydumper | myloader ${c.mydumperMyloader.rowsPerS} (target's binlog off), with --enable-binlog ${c.mydumperMyloaderBinlog.rowsPerS}; ` +
+        `ezctl ${(c.ezctl.rowsPerS / c.mydumperMyloader.rowsPerS).toFixed(2)}x / ${(c.ezctl.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x (target 1.5x); INSERT ... SELECT on the source ${c.insertSelect.rowsPerS}`);
+    }
 
     // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)
     const w = new Writer({ old: await sb.db('bj-master'), new: await sb.db('sh-master') }, TPS);

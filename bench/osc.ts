@@ -37,6 +37,7 @@
 //    daemon per run; binlog bytes per run; ezctl's and pt-osc's copy statements alone at their
 //    own chunk sizes (ezctl's with its index built after the copy, and kept during it); ezctl's
 //    with its binlog reader in this process (decoding only the changed table, as ezctl does).
+//  - idle, ezctl --zones bj again at BENCH_CHUNK_TIMES_IDLE (none by default), each change.
 //  - under load, pt-osc and ezctl --zones bj again at BENCH_CHUNK_TIMES_LOAD (0.1 s; '' for none):
 //    pt-osc reads each chunk LOCK IN SHARE MODE, so a foreground write to a row of the chunk being
 //    copied waits for that chunk; ezctl's copy reads without locks (its binlog applier's
@@ -82,6 +83,8 @@ const USE_DRC = process.env.BENCH_DRC !== '0';
 const DIAG = process.env.BENCH_DIAG !== '0';
 const DIAG_REPS = Math.max(1, num('BENCH_DIAG_REPS', 2));
 const CHUNK_TIMES_LOAD = list('BENCH_CHUNK_TIMES_LOAD', '0.1');
+// idle, ezctl --zones bj again at these --chunk-time values (none by default): what a smaller chunk costs without load
+const CHUNK_TIMES_IDLE = list('BENCH_CHUNK_TIMES_IDLE', '');
 const BUFFER_POOL = process.env.BENCH_BUFFER_POOL;
 const LOG_FILE_SIZE = process.env.BENCH_LOG_FILE_SIZE;
 const MODES = list('BENCH_MODES', 'idle,load') as Mode[];
@@ -933,6 +936,16 @@ async function main(): Promise<void> {
     }
     // ---- the same under load at other chunk times (what the foreground p95 follows)
     const extra: RunResult[] = [];
+    if (MODES.includes('idle')) {
+      for (const ct of CHUNK_TIMES_IDLE) {
+        for (const change of CHANGE_IDS) {
+          if (interrupted) return;
+          const r = await runOne(ctx, 'ezctl-bj', change, 'idle', 1, ct);
+          extra.push(r);
+          console.log(`  idle ${change} ${CONTENDERS['ezctl-bj'].label} --chunk-time ${ct}: ${r.ok ? `${s1(r.totalMs)} s, ${k(r.rowsPerS)} rows/s` : 'FAILED'}`);
+        }
+      }
+    }
     if (MODES.includes('load')) {
       for (const ct of CHUNK_TIMES_LOAD) {
         for (const c of ['pt-osc', 'ezctl-bj'] as const) {
@@ -1044,8 +1057,18 @@ async function main(): Promise<void> {
       const w4 = [28, 12, 8, 11, 17, 8, 12];
       console.log(row(['contender', 'chunk-time', 'total s', 'copy rows/s', 'fg p95 ms', 'p95 +ms', 'lock waits'], w4));
       const base = (c: ContenderId) => best(c, CHANGE_IDS[0]!, 'load');
-      for (const r of [...(['pt-osc', 'ezctl-bj'] as const).map(base).filter((x): x is RunResult => !!x), ...extra.filter((x) => x.ok)]) {
+      for (const r of [...(['pt-osc', 'ezctl-bj'] as const).map(base).filter((x): x is RunResult => !!x), ...extra.filter((x) => x.ok && x.mode === 'load')]) {
         console.log(row([CONTENDERS[r.contender].label, `${r.chunkTime ?? '0.5'} s`, s1(r.totalMs), k(r.rowsPerS), `${f1(r.baseline?.p95)} -> ${f1(r.during?.p95)}`, f1((r.during?.p95 ?? NaN) - (r.baseline?.p95 ?? NaN)), k(r.rowLockWaits)], w4));
+      }
+    }
+    const idleExtra = extra.filter((x) => x.ok && x.mode === 'idle');
+    if (idleExtra.length) {
+      console.log(`\nidle, ezctl --zones bj at other --chunk-time values (against its default 0.5 s and ALTER COPY, best of the runs above):`);
+      for (const change of CHANGE_IDS) {
+        const lim = best('alter-copy', change, 'idle');
+        const def = best('ezctl-bj', change, 'idle');
+        const cells = [def && `0.5 s ${k(def.rowsPerS)} rows/s`, ...idleExtra.filter((x) => x.change === change).map((x) => `${x.chunkTime} s ${k(x.rowsPerS)} rows/s`)].filter(Boolean);
+        console.log(`  ${CHANGES[change].label}: ${cells.join(', ')}${lim ? `; ALTER COPY ${k(lim.rowsPerS)} rows/s` : ''}`);
       }
     }
     if (instant) console.log(`\nezctl osc --alter "${CHANGES.add.alter}" with the default --instant auto, bj+sh: method ${instant.method}, ${s1(instant.ms)} s (process start to exit)`);
