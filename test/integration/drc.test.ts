@@ -339,6 +339,36 @@ test('status: per direction lag, p99, applied, conflicts, illegal writes; socket
   assert.doesNotMatch(log, new RegExp(sb.adminPassword));
 });
 
+test('status of a daemon slow to answer waits for it (running, exit 0), not "not running"; one that never answers is named as such', async () => {
+  // frozen for 3 s: its socket accepts the connection, its answer comes when it runs again
+  process.kill(pid!, 'SIGSTOP');
+  let thawed = false;
+  const thaw = setTimeout(() => {
+    thawed = true;
+    process.kill(pid!, 'SIGCONT');
+  }, 3000);
+  try {
+    const r = await sb.run(['--json', 'drc', 'status']);
+    assert.ok(thawed, 'answered while the daemon was stopped?');
+    assert.equal(r.code, 0, show(r));
+    assert.equal(r.json().running, true);
+  } finally {
+    clearTimeout(thaw);
+    process.kill(pid!, 'SIGCONT');
+  }
+  // frozen past the bound: an error that says it is there and not answering, never "not running"
+  process.kill(pid!, 'SIGSTOP');
+  try {
+    const r = await sb.run(['drc', 'status']);
+    assert.equal(r.code, 3, show(r));
+    assert.match(r.stderr, /DRC for cluster demo listens on .* but did not answer within 10 s: its process is alive and busy or hung/);
+    assert.doesNotMatch(r.stdout + r.stderr, /not running/);
+  } finally {
+    process.kill(pid!, 'SIGCONT');
+  }
+  await drcWaitAll(sb, ZONES);
+});
+
 test('a second start is refused (exit 4); a table without a primary key or drc_ts is refused at start (exit 4)', async () => {
   const again = await sb.run(['drc', 'start', '--detach']);
   assert.equal(again.code, 4, show(again));

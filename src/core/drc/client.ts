@@ -12,7 +12,7 @@ import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { controlAlive, socketPath } from '../control/socket.js';
-import { command, jobKind, sendJob, type JobAddress } from '../control/commands.js';
+import { command, jobKind, noJobAnswers, sendJob, type JobAddress } from '../control/commands.js';
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
 import { measureDrcLagMs, type DrcLagPair } from '../throttle/signals.js';
@@ -112,6 +112,8 @@ export function drcSocket(topo: Topology, cluster: string): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long `drc status` waits for a running daemon's answer (the control socket's own default). */
+const STATUS_ANSWER_MS = 10_000;
 
 export interface DrcWaitResult { cluster: string; from: string; to: string; target: string; reached: string; waitedMs: number }
 
@@ -134,10 +136,26 @@ export class DrcClient {
     return controlAlive(this.socket);
   }
 
-  /** The status of this host's daemon; null when none answers here. */
+  /**
+   * The status of this host's daemon; null when none listens here (no socket, or nobody on it).
+   * Asked directly, without daemonHere's 2 s ping first: a daemon that is alive but slow to answer
+   * (a loaded machine, a long GC) was reported as "not running", exit 3, which a monitor reads as
+   * DRC down. One that does not answer at all within the bound is an error naming that, not a stop.
+   */
   async daemonStatus(): Promise<DaemonStatus | null> {
-    if (!(await this.daemonHere())) return null;
-    return { ...(await sendJob(this.address, 'status')), cluster: this.cluster };
+    try {
+      return { ...(await sendJob(this.address, 'status', undefined, STATUS_ANSWER_MS)), cluster: this.cluster };
+    } catch (e) {
+      if (noJobAnswers(e)) return null;
+      if (/no answer on .* within/.test((e as Error).message)) {
+        const pidFile = join(drcStateDir(this.topo, this.cluster), 'daemon.pid');
+        throw runtimeError(`DRC for cluster ${this.cluster} listens on ${this.socket} but did not answer within ${STATUS_ANSWER_MS / 1000} s: its process is alive and busy or hung`, {
+          hint: `look at its log and its CPU (its pid is in ${pidFile}); a hung daemon killed and started again (\`ezctl drc start --detach\`) continues from its checkpoints`,
+          cause: e,
+        });
+      }
+      throw e;
+    }
   }
 
   /** Status from the running daemon; when none runs here, what the checkpoints in each zone say. */
