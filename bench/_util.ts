@@ -1,10 +1,25 @@
 // Small helpers shared by the benchmarks.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EZCTL } from '../test/helpers/cli.js';
 import type { TestSandbox } from '../test/helpers/sandbox.js';
 import type { Db } from '../src/core/db/connect.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
+export function cpuSeconds(pid: number | null | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  } catch {
+    return undefined;
+  }
+}
 
 export function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = process.hrtime.bigint();

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStop } from '../test/helpers/drc.js';
 import type { Db } from '../src/core/db/connect.js';
-import { stats, row, probeLag } from './_util.js';
+import { cpuSeconds, stats, row, probeLag } from './_util.js';
 
 const RATES = (process.env.BENCH_RATES ?? '100,400,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -19,11 +19,8 @@ const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 20000);
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** user + system CPU time of a process so far, in ms (clock ticks of 10 ms) */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+/** user + system CPU time of a process so far, in ms */
+const cpuMs = (pid: number): number => (cpuSeconds(pid) ?? NaN) * 1000;
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

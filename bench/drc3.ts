@@ -18,7 +18,7 @@ import { loadavg } from 'node:os';
 import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { drcStart, drcStatus, drcStop } from '../test/helpers/drc.js';
 import type { Db } from '../src/core/db/connect.js';
-import { stats, row } from './_util.js';
+import { cpuSeconds, stats, row } from './_util.js';
 
 const ZONES = ['bj', 'sh', 'gz'];
 // rate/s per zone : seconds : conflict ratio ("25:60:0.2" is the case the issue reported)
@@ -34,9 +34,7 @@ const pct = (xs: number[], p: number) => {
 
 /** CPU seconds a sandbox server has used (its pid file, /proc). */
 function serverCpu(sb: TestSandbox, zone: string): number {
-  const pid = readFileSync(join(sb.dir, `${zone}-master`, 'mysqld.pid'), 'utf8').trim();
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  return cpuSeconds(Number(readFileSync(join(sb.dir, `${zone}-master`, 'mysqld.pid'), 'utf8').trim())) ?? NaN;
 }
 
 /** Deadlocks printed in a master's error log from byte `from` on, by the users of the two sessions. */

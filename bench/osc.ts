@@ -61,7 +61,7 @@ import { readDefaultsFile } from '../src/core/config/defaults-file.js';
 import { BinlogStream } from '../src/core/binlog/stream.js';
 import { SourcePosition } from '../src/core/binlog/position.js';
 import { gtidCovers } from '../src/core/db/gtid.js';
-import { row } from './_util.js';
+import { cpuSeconds, row } from './_util.js';
 
 const num = (name: string, def: number): number => {
   const v = process.env[name];
@@ -145,19 +145,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
-function cpuSeconds(pid: number | null | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
-  } catch {
-    return undefined;
-  }
-}
 
 interface Measured {
   code: number | null;
