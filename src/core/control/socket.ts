@@ -74,6 +74,8 @@ export async function controlAlive(path: string): Promise<boolean> {
 
 /** The code of an error the job itself answered (as opposed to a socket or connect failure). */
 export const JOB_REFUSED = 'EZJOBREFUSED';
+/** The code of a request the job accepted but did not answer within its bound (alive, busy or hung). */
+export const NO_ANSWER = 'EZNOANSWER';
 
 /** Send one request; resolves with the job's result, rejects with its error (code JOB_REFUSED) or a connect failure. */
 export function sendControl(path: string, req: ControlRequest, timeoutMs = 10_000): Promise<unknown> {
@@ -85,7 +87,7 @@ export function sendControl(path: string, req: ControlRequest, timeoutMs = 10_00
     let buf = '';
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new Error(`no answer on ${p} within ${timeoutMs / 1000} s`));
+      reject(Object.assign(new Error(`no answer on ${p} within ${timeoutMs / 1000} s`), { code: NO_ANSWER }));
     }, timeoutMs);
     sock.setEncoding('utf8');
     sock.on('error', (e) => {

@@ -11,7 +11,7 @@ import { serverInfo } from '../db/server.js';
 import { parseMariaPos, parseMysqlSet, mysqlCovers } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { controlAlive, socketPath } from '../control/socket.js';
+import { controlAlive, NO_ANSWER, socketPath } from '../control/socket.js';
 import { command, jobKind, noJobAnswers, sendJob, type JobAddress } from '../control/commands.js';
 import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { pidAlive } from '../process/pids.js';
@@ -147,7 +147,7 @@ export class DrcClient {
       return { ...(await sendJob(this.address, 'status', undefined, STATUS_ANSWER_MS)), cluster: this.cluster };
     } catch (e) {
       if (noJobAnswers(e)) return null;
-      if (/no answer on .* within/.test((e as Error).message)) {
+      if ((e as { code?: string }).code === NO_ANSWER) {
         const pidFile = join(drcStateDir(this.topo, this.cluster), 'daemon.pid');
         throw runtimeError(`DRC for cluster ${this.cluster} listens on ${this.socket} but did not answer within ${STATUS_ANSWER_MS / 1000} s: its process is alive and busy or hung`, {
           hint: `look at its log and its CPU (its pid is in ${pidFile}); a hung daemon killed and started again (\`ezctl drc start --detach\`) continues from its checkpoints`,
