@@ -17,7 +17,7 @@ import { writeUntilStopped } from '../helpers/writer.js';
 import { EZCTL, ROOT } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { makeCtx } from '../../src/core/context.js';
-import { dbusStatus, startMove, waitApplied } from '../../src/core/dbus/index.js';
+import { dbusStatus, dbusVerify, loadMove, startMove, waitApplied } from '../../src/core/dbus/index.js';
 import type { EzError } from '../../src/core/exit.js';
 
 let sb: TestSandbox;
@@ -48,6 +48,11 @@ dbus:
       tables:
         - { from: "s.o_[0-9]+", to: "m.o", merge: { kind: shard-column, column: shard_id, values: { ${values} } } }
         - { from: "bj:f.w", to: "m.w", where: "v % 2 = 0" }
+    off:
+      sources: [{ label: bj, cluster: demo, zone: bj }, { label: sh, cluster: demo, zone: sh }]
+      target: { label: new, cluster: demo, zone: sh }
+      tables:
+        - { from: "t.p_[0-9]+", to: "m.p", merge: { kind: offset, column: id, offsets: { "bj:t.p_0": 0, "sh:t.p_1": 1000000 } } }
 `);
   for (const db of [bj, sh]) await db.exec('CREATE DATABASE s');
   for (const [label, s] of SHARDS) {
@@ -63,7 +68,14 @@ dbus:
   await bj.exec('CREATE DATABASE f');
   await bj.exec('CREATE TABLE f.w (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
   await bj.exec('INSERT INTO f.w SELECT seq, seq FROM seq.seq_1_to_100');
+  // an offset merge: ids 1..50 in both shards, apart in the target
+  for (const [db, n] of [[bj, 0], [sh, 1]] as const) {
+    await db.exec('CREATE DATABASE t');
+    await db.exec(`CREATE TABLE t.p_${n} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB`);
+    await db.exec(`INSERT INTO t.p_${n} SELECT seq, seq * 10 + ${n} FROM seq.seq_1_to_50`);
+  }
   await sh.exec('CREATE DATABASE m');
+  await sh.exec('CREATE TABLE m.p (id BIGINT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
   await sh.exec('CREATE TABLE m.o (shard_id INT NOT NULL, id INT NOT NULL, v INT NOT NULL DEFAULT 0, email VARCHAR(64) NULL, PRIMARY KEY (shard_id, id), UNIQUE KEY email (email)) ENGINE=InnoDB');
 });
 
@@ -144,6 +156,14 @@ test('with the shard column in the key: every row once under updates, key moves 
     assert.equal(job.child.exitCode, null, job.out());
     const more = step;
     await eventually(async () => step > more + 10, 30_000, 'writes while following');
+    // verify of the merge under the live writes: each shard against the target rows of its
+    // shard_id; the one difference is o_3's row the shared email kept out, named as that conflict
+    const live = await dbusVerify(ctx(), await loadMove(ctx(), { name: 'mg' }), { settleMs: 300 });
+    assert.equal(live.live, true);
+    assert.deepEqual(live.differences.map((d) => [d.source, d.key.map(String), d.kind, d.shard, d.conflict?.existingSource]), [['sh:s.o_3', ['5'], 'missing-at-target', 'shard_id = 3', 'bj:s.o_1']], JSON.stringify(live.differences));
+    assert.match(live.differences[0]!.why, /recorded cross-shard UNIQUE conflict on \(email\)/);
+    assert.deepEqual(live.tables.map((t) => t.source).sort(), ['(rows of no shard)', 'bj:f.w', 'bj:s.o_0', 'bj:s.o_1', 'sh:s.o_2', 'sh:s.o_3']);
+    assert.ok(live.tables.filter((t) => t.source !== '(rows of no shard)').every((t) => t.compared && t.rows > 0), JSON.stringify(live.tables));
     for (const w of writers) assert.deepEqual((await w.stop()).errors, []);
 
     // the filter on binlog rows: updates moving rows into and out of it, a delete, an insert
@@ -178,6 +198,25 @@ test('with the shard column in the key: every row once under updates, key moves 
     assert.deepEqual(await actual('id, v, email').then((a) => a.filter((r) => !/^\["0","7",|^\["3","5",/.test(r))), await expected('id, v, email', new Set(['bj:s.o_0:7', 'sh:s.o_3:5'])));
     assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.o WHERE shard_id = 3 AND id = 5')), 0, 'the conflicting row of o_3 is not in the target');
 
+    // planted at the target without the binlog: a shard's row changed, another's deleted, a row of no shard
+    const deleted = (await sh.query<{ v: number; email: string | null }>('SELECT v, email FROM m.o WHERE shard_id = 1 AND id = 12'))[0]!;
+    await sh.exec('SET sql_log_bin = 0');
+    await sh.exec('UPDATE m.o SET v = v + 7 WHERE shard_id = 2 AND id = 11');
+    await sh.exec('DELETE FROM m.o WHERE shard_id = 1 AND id = 12');
+    await sh.exec('INSERT INTO m.o (shard_id, id, v) VALUES (9, 1, 0)');
+    try {
+      const cli = await sb.run(['dbus', 'verify', 'mg', '--json']);
+      assert.equal(cli.code, 1, cli.stderr);
+      const r = JSON.parse(cli.stdout) as { differences: Array<{ source: string; key: unknown[]; kind: string; columns?: string[]; conflict?: unknown }> };
+      const got = r.differences.map((d) => `${d.source} ${d.key.map(String).join(',')} ${d.kind}${d.columns ? ` ${d.columns.join(',')}` : ''}${d.conflict ? ' conflict' : ''}`).sort();
+      assert.deepEqual(got, ['(no shard) 9,1 only-at-target', 'bj:s.o_0 7 changed v,email conflict', 'bj:s.o_1 12 missing-at-target', 'sh:s.o_2 11 changed v', 'sh:s.o_3 5 missing-at-target conflict'], cli.stdout);
+    } finally {
+      await sh.exec('DELETE FROM m.o WHERE shard_id = 9');
+      await sh.exec('UPDATE m.o SET v = v - 7 WHERE shard_id = 2 AND id = 11');
+      await sh.exec('INSERT INTO m.o (shard_id, id, v, email) VALUES (1, 12, ?, ?)', [deleted.v, deleted.email]);
+      await sh.exec('SET sql_log_bin = 1');
+    }
+
     // DDL on one shard: its stream holds (the other source's rows still arrive), the target keeps its shape
     await bj.exec('ALTER TABLE s.o_0 ADD COLUMN note INT NOT NULL DEFAULT 0');
     await bj.exec('INSERT INTO s.o_0 (id, v, email, note) VALUES (900001, 1, NULL, 5)');
@@ -210,4 +249,28 @@ test('with the shard column in the key: every row once under updates, key moves 
   } finally {
     for (const w of writers) await w.stop().catch(() => undefined);
   }
+});
+
+test('an offset merge verified shard by shard, the keys shifted back: 0 differences, then a changed, a deleted and a stray row found with their shard and source key', async () => {
+  const job = startJob('off');
+  await eventually(async () => (await status('off').catch(() => undefined))?.state === 'following' || job.child.exitCode !== null, 60_000, 'the offset merge to copy');
+  assert.equal(job.child.exitCode, null, job.out());
+  await bj.exec('UPDATE t.p_0 SET v = v + 1 WHERE id = 4');
+  await sh.exec('INSERT INTO t.p_1 (v) VALUES (7)');
+  await caughtUp('off');
+  assert.equal(Number(await sh.value('SELECT COUNT(*) FROM m.p')), 101);
+  const move = await loadMove(ctx(), { name: 'off' });
+  const clean = await dbusVerify(ctx(), move, { settleMs: 0 });
+  assert.deepEqual(clean.differences, []);
+  assert.deepEqual(clean.tables.map((t) => [t.source, t.rows]), [['bj:t.p_0', 50], ['sh:t.p_1', 51]]);
+  await sh.exec('SET sql_log_bin = 0');
+  await sh.exec('UPDATE m.p SET v = 0 WHERE id = 1000005');
+  await sh.exec('DELETE FROM m.p WHERE id = 3');
+  await sh.exec('INSERT INTO m.p VALUES (500, 1)');
+  await sh.exec('SET sql_log_bin = 1');
+  const r = await dbusVerify(ctx(), move, { settleMs: 0 });
+  assert.deepEqual(r.differences.map((d) => `${d.source} ${d.key.map(String).join(',')} ${d.kind}${d.columns ? ` ${d.columns.join(',')}` : ''}`).sort(), ['bj:t.p_0 3 missing-at-target', 'bj:t.p_0 500 only-at-target', 'sh:t.p_1 5 changed v']);
+  assert.match(r.differences.find((d) => d.kind === 'changed')!.why, /v \(source 51, target 0\)/);
+  job.child.kill('SIGKILL');
+  await job.exited;
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyCompare, keyRange, keyIn, keyText, encodeKey, decodeKey, compareKeys } from '../../src/core/chunk/keys.js';
 import { Chunker, ChunkFrontier } from '../../src/core/chunk/chunker.js';
-import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql } from '../../src/core/compare/checksum.js';
+import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKeys, bucketChecksumSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, splitKeySql, shiftKeys } from '../../src/core/compare/checksum.js';
 import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
 import { EzError } from '../../src/core/exit.js';
 import type { Db } from '../../src/core/db/connect.js';
@@ -130,4 +130,22 @@ test('ChunkFrontier: chunks finishing out of order move the resume point only pa
   assert.deepEqual(f.finished({ index: 4 }), [400], 'the last (open) chunk, with chunk 3 running');
   assert.deepEqual(f.finished({ index: 3, upper: [500] }), [500]);
   assert.deepEqual(new ChunkFrontier(undefined).position, undefined);
+});
+
+test('a shifted key (a merged shard\'s offset): read back and hashed minus the shift, looked up plus it, ordered by the column itself; a where that narrows the key kept in lookups', () => {
+  const t = { schema: 'd', table: 't', index: null, keyColumns: ['id'], columns: [{ name: 'id', dataType: 'bigint', nullable: false, shift: 1000n }, { name: 'v', dataType: 'int', nullable: true }], hash: 'crc32' as const, keyShift: 1000n, where: '`id` >= ?', whereParams: [1000n], whereNarrowsKey: true };
+  const rows = rowHashesSql(t, keyRange(['id'], [1010n], [1020n]), undefined, false);
+  assert.match(rows.sql, /^SELECT \(CAST\(`id` AS SIGNED\) - \(1000\)\) AS `id`, CRC32\(CONCAT_WS\(0x1f, \(CAST\(`id` AS SIGNED\) - \(1000\)\), `v`, /);
+  assert.match(rows.sql, /WHERE `id` > \? AND `id` <= \? AND \(`id` >= \?\n\) ORDER BY `d`\.`t`\.`id`$/);
+  assert.deepEqual(rows.params, [1010n, 1020n, 1000n]);
+  const byKey = rowHashesByKeySql(t, [[5], [7n]], undefined);
+  assert.deepEqual(byKey.params, [1005n, 1007n, 1000n]);
+  const values = rowValuesSql(t, [[5]]);
+  assert.match(values.sql, /WHERE `id` IN \(\?\) AND \(`id` >= \?\n\)$/);
+  assert.deepEqual(values.params, [1005n, 1000n]);
+  // a user's filter (not narrowing the key) is dropped in lookups by key, as before
+  assert.doesNotMatch(rowValuesSql({ ...t, whereNarrowsKey: false }, [[5]]).sql, />= \?/);
+  assert.match(bucketChecksumSql(t, keyRange(['id'], [1010n], [1020n]), 4n, true).sql, /^SELECT CAST\(\(CAST\(`id` AS SIGNED\) - \(1000\)\) DIV \? AS CHAR\) AS b/);
+  assert.match(splitKeySql(t, keyRange(['id'], undefined, undefined), 3).sql, /^SELECT \(CAST\(`id` AS SIGNED\) - \(1000\)\) AS `id` FROM `d`\.`t` WHERE 1 AND .* ORDER BY `d`\.`t`\.`id` LIMIT 1 OFFSET 3$/s);
+  assert.deepEqual(shiftKeys({ keyShift: -5n }, [[10]]), [[5n]]);
 });

@@ -1,5 +1,5 @@
 // dbus verify, pure parts: which tables a verify compares (each mapping's source and target sides
-// in their own names, --tables by target or source name, a merge refused for now), a compare's row
+// in their own names, --tables by target or source name, a merged shard against the target rows its rule places), a compare's row
 // difference as the move names it (key in order, target column names, why), the exit code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,16 +41,43 @@ test('verify pairs: --tables by target name, source name or label:source; an unk
   assert.deepEqual(bad.problems, ['--tables: shop.nope is not moved by mv (its tables: shop2.orders, shop.users)']);
 });
 
-test('verify pairs: a merge is refused with the entry named (which target rows came from which shard is not known yet)', () => {
+test('verify pairs of a shard-column merge: each shard against the target rows of its value (a placeholder), the shard column out of both sides; rows of no shard asked for; a shard without a value refused', () => {
   const merge: DbusMove = {
     ...move,
-    tables: [{ target: { schema: 's', table: 'o' }, sources: [{ source: 'old', table: { schema: 's', table: 'o_0' } }, { source: 'old', table: { schema: 's', table: 'o_1' } }], merge: { kind: 'shard-column', column: 'shard' }, declaredAt: 'dbus.moves.mv.tables.0' }],
+    tables: [{ target: { schema: 's', table: 'o' }, sources: [{ source: 'old', table: { schema: 's', table: 'o_0' } }, { source: 'old', table: { schema: 's', table: 'o_1' } }], merge: { kind: 'shard-column', column: 'shard', values: { o_0: 0, o_1: 'b' } }, declaredAt: 'dbus.moves.mv.tables.0' }],
   };
-  const m = (t: string): DbusMapping => ({ label: 'old', source: { schema: 's', table: t }, target: { schema: 's', table: 'o' }, columns: [{ from: 'id', to: 'id' }], key: ['id'] });
-  const r = verifyPairs(merge, [m('o_0'), m('o_1')]);
-  assert.equal(r.pairs.length, 0);
-  assert.equal(r.problems.length, 2);
-  assert.match(r.problems[0]!, /^s\.o \(dbus\.moves\.mv\.tables\.0\): a merge of 2 source tables/);
+  const m = (t: string, v?: string | number): DbusMapping => ({ label: 'old', source: { schema: 's', table: t }, target: { schema: 's', table: 'o' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }, { from: 'shard', to: 'shard' }], key: ['shard', 'id'], ...(v !== undefined ? { constants: { shard: v } } : {}) });
+  const r = verifyPairs(merge, [m('o_0', 0), m('o_1', 'b')]);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.pairs.map((p) => [p.source, p.shard, p.source_.columns, p.source_.key, p.target.where, p.target.whereParams, p.target.whereNarrowsKey]), [
+    ['old:s.o_0', 'shard = 0', ['id', 'v'], ['id'], '`shard` = ?', [0], true],
+    ['old:s.o_1', 'shard = "b"', ['id', 'v'], ['id'], '`shard` = ?', ['b'], true],
+  ]);
+  assert.deepEqual(r.unowned.map((u) => [u.table, u.where, u.params, u.key]), [['s.o', '`shard` IS NULL OR `shard` NOT IN (?, ?)', [0, 'b'], ['shard', 'id']]]);
+  const without = verifyPairs(merge, [m('o_0', 0), m('o_1')]);
+  assert.equal(without.pairs.length, 1);
+  assert.match(without.problems[0]!, /^s\.o \(dbus\.moves\.mv\.tables\.0\): old:s\.o_1 carries its own shard: .*merge\.values/);
+  const plain: DbusMove = { ...merge, tables: [{ ...merge.tables[0]!, merge: undefined }] };
+  assert.match(verifyPairs(plain, [m('o_0'), m('o_1')]).problems[0]!, /without a merge rule: which target rows came from which shard cannot be told/);
+});
+
+test('verify pairs of an offset merge: each shard owns the target keys from where its smallest key lands up to the next shard\'s, its keys shifted back', () => {
+  const merge: DbusMove = {
+    ...move,
+    tables: [{ target: { schema: 's', table: 'p' }, sources: ['p_0', 'p_1', 'p_2'].map((t) => ({ source: 'old', table: { schema: 's', table: t } })), merge: { kind: 'offset', column: 'id', offsets: { p_0: 0, p_1: 1000, p_2: 2000 } } }],
+  };
+  const m = (t: string, off: number): DbusMapping => ({ label: 'old', source: { schema: 's', table: t }, target: { schema: 's', table: 'p' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }], key: ['id'], offsets: { id: off } });
+  const mins = new Map<string, bigint | null>([['old:s.p_0', 1n], ['old:s.p_1', 5n], ['old:s.p_2', null]]);
+  const r = verifyPairs(merge, [m('p_0', 0), m('p_1', 1000), m('p_2', 2000)], undefined, mins);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.unowned, []);
+  assert.deepEqual(r.pairs.map((p) => [p.source, p.target.where, p.target.whereParams, p.target.keyShift]), [
+    ['old:s.p_0', '`id` < ?', [1005n], undefined],
+    ['old:s.p_1', '`id` >= ? AND `id` < ?', [1005n, 2000n], 1000n],
+    ['old:s.p_2', '`id` >= ?', [2000n], 2000n],
+  ]);
+  const composite = verifyPairs(merge, [{ ...m('p_0', 0), key: ['id', 'v'] }], undefined, mins);
+  assert.match(composite.problems[0]!, /one-column integer key, the offset's column \(id\)/);
 });
 
 test('a row difference as the move names it: key in key order, the target\'s column names and values, why; missing on either side', () => {

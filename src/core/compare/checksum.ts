@@ -29,6 +29,8 @@ export interface CompareColumn {
   nullable: boolean;
   /** the zones disagree on this text column's character set: compare as utf8mb4 */
   convertCharset?: boolean;
+  /** an integer column that holds the reference side's value plus this (a merged shard's key offset): hashed and shown minus it */
+  shift?: bigint;
 }
 
 const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'enum', 'set']);
@@ -36,6 +38,7 @@ const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext',
 /** A column as the hash sees it: its value normalized to comparable text or bytes. */
 export function normalizedExpr(c: CompareColumn): string {
   const col = quoteId(c.name);
+  if (c.shift) return shiftedExpr(c.name, c.shift);
   const t = c.dataType.toLowerCase();
   if (TEXT_TYPES.has(t) && c.convertCharset) return `CONVERT(${col} USING utf8mb4)`;
   if (t === 'bit') return `CAST(${col} AS UNSIGNED)`;
@@ -70,13 +73,51 @@ export interface TableTarget {
   columns: CompareColumn[];
   /** the user's --where, as given (SQL text, checked beforehand with EXPLAIN) */
   where?: string;
+  /** the values of `where`'s placeholders */
+  whereParams?: Param[];
+  /**
+   * The key is unique only within `where` (a merged shard's rows in the target table): lookups by
+   * key keep the condition, where a user's filter is dropped there.
+   */
+  whereNarrowsKey?: boolean;
+  /**
+   * One integer key column holding the reference side's key plus this (a shard merged with an
+   * offset): ranges and keys asked for are shifted by it, keys read back are shifted back, so
+   * both sides walk and report in the reference's key values.
+   */
+  keyShift?: bigint;
   hash: HashFunction;
+}
+
+/**
+ * An integer column minus a shift, as signed (an unsigned column below the shift would be an
+ * error). The shift is a bigint, so its text is digits and a sign: no value from outside is
+ * spliced in as text.
+ */
+function shiftedExpr(column: string, shift: bigint): string {
+  return `(CAST(${quoteId(column)} AS SIGNED) - (${BigInt(shift).toString()}))`;
+}
+
+/** The key columns as a SELECT list, in the reference side's values (shifted back where shifted). */
+function keySelect(t: TableTarget): string {
+  return t.keyColumns.map((c) => (t.keyShift ? `${shiftedExpr(c, t.keyShift)} AS ${quoteId(c)}` : quoteId(c))).join(', ');
+}
+
+/** ORDER BY the key columns themselves (a shifted key's alias would sort by the expression, without the index). */
+function keyOrder(t: TableTarget): string {
+  return t.keyShift ? t.keyColumns.map((c) => `${quoteTable(t.schema, t.table)}.${quoteId(c)}`).join(', ') : orderBy(t.keyColumns);
+}
+
+/** Key values of the reference side as this side holds them. */
+export function shiftKeys(t: Pick<TableTarget, 'keyShift'>, keys: readonly KeyValue[]): KeyValue[] {
+  if (!t.keyShift) return [...keys];
+  return keys.map((k) => [BigInt(String(k[0])) + t.keyShift!, ...k.slice(1)] as KeyValue);
 }
 
 function whereClause(t: TableTarget, parts: SqlPart[]): SqlPart {
   const all = [...parts];
   // the user's filter on its own line, so a trailing -- comment in it cannot swallow what follows
-  if (t.where) all.push({ sql: `(${t.where}\n)`, params: [] });
+  if (t.where) all.push({ sql: `(${t.where}\n)`, params: t.whereParams ?? [] });
   if (all.length === 0) return { sql: '', params: [] };
   return { sql: ` WHERE ${all.map((p) => p.sql).join(' AND ')}`, params: all.flatMap((p) => p.params) };
 }
@@ -95,22 +136,23 @@ export function chunkChecksumSql(t: TableTarget, range: SqlPart, countOnly: bool
 /** One row per key in a range: the key, the row hash (h) and, when known, the DRC timestamp (ts). */
 export function rowHashesSql(t: TableTarget, range: SqlPart, tsColumn: string | undefined, countOnly: boolean): SqlPart {
   const w = whereClause(t, [range]);
-  const cols = [...t.keyColumns.map(quoteId)];
+  const cols = [keySelect(t)];
   cols.push(countOnly ? "'' AS h" : `${rowHashExpr(t.columns, t.hash)} AS h`);
   if (tsColumn) cols.push(`CAST(${quoteId(tsColumn)} AS CHAR) AS ts`);
-  return { sql: `SELECT ${cols.join(', ')} FROM ${from(t)}${w.sql} ORDER BY ${orderBy(t.keyColumns)}`, params: w.params };
+  return { sql: `SELECT ${cols.join(', ')} FROM ${from(t)}${w.sql} ORDER BY ${keyOrder(t)}`, params: w.params };
 }
 
 /** The same for given keys (re-checks). */
 export function rowHashesByKeySql(t: TableTarget, keys: readonly KeyValue[], tsColumn: string | undefined): SqlPart {
-  return rowHashesSql({ ...t, where: undefined }, keyIn(t.keyColumns, keys), tsColumn, false);
+  return rowHashesSql(t.whereNarrowsKey ? t : { ...t, where: undefined }, keyIn(t.keyColumns, shiftKeys(t, keys)), tsColumn, false);
 }
 
 /** The normalized value of every compared column for given keys, to name the columns that differ. */
 export function rowValuesSql(t: TableTarget, keys: readonly KeyValue[]): SqlPart {
-  const k = keyIn(t.keyColumns, keys);
-  const cols = [...t.keyColumns.map(quoteId), ...t.columns.map((c, i) => `${normalizedExpr(c)} AS ${quoteId(`c${i}`)}`)];
-  return { sql: `SELECT ${cols.join(', ')} FROM ${quoteTable(t.schema, t.table)} WHERE ${k.sql}`, params: k.params };
+  const k = keyIn(t.keyColumns, shiftKeys(t, keys));
+  const cols = [keySelect(t), ...t.columns.map((c, i) => `${normalizedExpr(c)} AS ${quoteId(`c${i}`)}`)];
+  const w = whereClause(t.whereNarrowsKey ? t : { ...t, where: undefined }, [k]);
+  return { sql: `SELECT ${cols.join(', ')} FROM ${quoteTable(t.schema, t.table)}${w.sql}`, params: w.params };
 }
 
 /**
@@ -121,7 +163,7 @@ export function bucketChecksumSql(t: TableTarget, range: SqlPart, step: bigint, 
   const w = whereClause(t, [range]);
   const crc = countOnly ? '' : `, BIT_XOR(${rowHashExpr(t.columns, t.hash)}) AS crc`;
   return {
-    sql: `SELECT CAST(${quoteId(t.keyColumns[0]!)} DIV ? AS CHAR) AS b, COUNT(*) AS cnt${crc} FROM ${from(t)}${w.sql} GROUP BY b`,
+    sql: `SELECT CAST(${t.keyShift ? shiftedExpr(t.keyColumns[0]!, t.keyShift) : quoteId(t.keyColumns[0]!)} DIV ? AS CHAR) AS b, COUNT(*) AS cnt${crc} FROM ${from(t)}${w.sql} GROUP BY b`,
     params: [step, ...w.params],
   };
 }
@@ -136,7 +178,7 @@ export function bucketKeys(b: bigint, step: bigint): [bigint, bigint] {
 /** The key N rows into a range (for bisection), from the zone that has the most rows there. */
 export function splitKeySql(t: TableTarget, range: SqlPart, offset: number): SqlPart {
   const w = whereClause(t, [range]);
-  return { sql: `SELECT ${t.keyColumns.map(quoteId).join(', ')} FROM ${from(t)}${w.sql} ORDER BY ${orderBy(t.keyColumns)} LIMIT 1 OFFSET ${Math.max(0, Math.floor(offset))}`, params: w.params };
+  return { sql: `SELECT ${keySelect(t)} FROM ${from(t)}${w.sql} ORDER BY ${keyOrder(t)} LIMIT 1 OFFSET ${Math.max(0, Math.floor(offset))}`, params: w.params };
 }
 
 /** A table without a usable key, small enough: its rows as a multiset of hashes. */

@@ -69,26 +69,39 @@ export async function recordConflict(db: Db, move: string, mappings: readonly Db
   );
 }
 
+function conflictOf(r: Record<string, unknown>): DbusConflict {
+  return {
+    at: String(r.at),
+    target: String(r.target_table),
+    uniqueKey: String(r.unique_key).split(','),
+    source: String(r.source),
+    sourceRow: JSON.parse(String(r.source_row)) as Record<string, unknown>,
+    existingSource: r.existing_source === null ? null : String(r.existing_source),
+    existingRow: JSON.parse(String(r.existing_row)) as Record<string, unknown>,
+    seen: Number(r.seen),
+  };
+}
+
+const COLUMNS = 'CAST(at AS CHAR) AS at, target_table, unique_key, source, source_row, existing_source, existing_row, seen';
+
+/** A move's recorded conflicts (at most `limit`, newest first); none while the table does not exist. */
+export async function listConflicts(db: Db, move: string, limit = 10_000): Promise<DbusConflict[]> {
+  try {
+    const rows = await db.query<Record<string, unknown>>(`SELECT ${COLUMNS} FROM ${TABLE} WHERE move = ? ORDER BY at DESC, id DESC LIMIT ${Math.max(1, Math.floor(limit))}`, [move]);
+    return rows.map(conflictOf);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ER_NO_SUCH_TABLE') return [];
+    throw e;
+  }
+}
+
 /** The count of a move's conflicts and the last one; 0 and none while the table does not exist. */
 export async function conflictSummary(db: Db, move: string): Promise<{ count: number; last: DbusConflict | null }> {
   try {
     const count = Number(await db.value(`SELECT COUNT(*) FROM ${TABLE} WHERE move = ?`, [move]));
     if (!count) return { count, last: null };
-    const r = await db.one<Record<string, unknown>>(`SELECT CAST(at AS CHAR) AS at, target_table, unique_key, source, source_row, existing_source, existing_row, seen FROM ${TABLE} WHERE move = ? ORDER BY at DESC, id DESC LIMIT 1`, [move]);
-    if (!r) return { count, last: null };
-    return {
-      count,
-      last: {
-        at: String(r.at),
-        target: String(r.target_table),
-        uniqueKey: String(r.unique_key).split(','),
-        source: String(r.source),
-        sourceRow: JSON.parse(String(r.source_row)) as Record<string, unknown>,
-        existingSource: r.existing_source === null ? null : String(r.existing_source),
-        existingRow: JSON.parse(String(r.existing_row)) as Record<string, unknown>,
-        seen: Number(r.seen),
-      },
-    };
+    const r = await db.one<Record<string, unknown>>(`SELECT ${COLUMNS} FROM ${TABLE} WHERE move = ? ORDER BY at DESC, id DESC LIMIT 1`, [move]);
+    return { count, last: r ? conflictOf(r) : null };
   } catch (e) {
     if ((e as { code?: string }).code === 'ER_NO_SUCH_TABLE') return { count: 0, last: null };
     throw e;

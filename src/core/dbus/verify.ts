@@ -7,13 +7,15 @@
 // position of that moment (waitApplied), as `check` re-checks after DRC's lag; with settleMs 0
 // (the writes are held: a cut-over, a rollback) a difference is real at once. Nothing is written.
 import type { Ctx } from '../context.js';
-import type { Db } from '../db/connect.js';
+import type { Db, Param } from '../db/connect.js';
+import { quoteId, quoteTable } from '../db/quote.js';
 import { readShapes, type TableShape } from '../db/introspect.js';
 import { badInput, EzError, ExitCode } from '../exit.js';
 import { compareTablePair, pairHash, type RowDiff } from '../dcp/index.js';
 import type { DbusMove, DbusTable } from './spec.js';
 import { openMove, tableMappings, type DbusMapping, type MoveShapes } from './plan.js';
 import { dbusStatus, waitApplied } from './status.js';
+import { listConflicts } from './conflicts.js';
 import type { DbusStatus } from './spec.js';
 
 export interface DbusVerifyOptions {
@@ -49,6 +51,10 @@ export interface DbusDifference {
   values?: { source: Record<string, unknown>; target: Record<string, unknown> };
   /** still changing when the re-checks ran out (a row written all the time) */
   unstable?: boolean;
+  /** a merged shard: which target rows were compared with it */
+  shard?: string;
+  /** the row met another shard's row on a UNIQUE key of the target and was recorded, not written (`_ezctl.dbus_conflicts`) */
+  conflict?: { uniqueKey: string[]; existingSource: string | null; at: string };
 }
 
 export interface DbusVerifyTable {
@@ -94,16 +100,33 @@ export interface VerifyPair {
   label: string;
   mapping: DbusMapping;
   source_: { schema: string; table: string; columns: string[]; key: string[]; where?: string };
-  target: { schema: string; table: string; columns: string[]; key: string[] };
+  target: { schema: string; table: string; columns: string[]; key: string[]; where?: string; whereParams?: Param[]; whereNarrowsKey?: boolean; keyShift?: bigint };
+  /** a shard of a merge: the target rows compared with it are the ones its rule places there (described) */
+  shard?: string;
+}
+
+/** Target rows of a merge that no shard's rule places (a shard value of no shard): each is reported. */
+export interface UnownedQuery {
+  table: string;
+  schema: string;
+  name: string;
+  key: string[];
+  where: string;
+  params: Param[];
+  why: string;
 }
 
 /**
  * The pairs a verify compares (pure): each mapping's source and target sides, restricted to
- * `wanted` (target or source names); a merge is refused for now (which target rows came from which
- * shard is the merge rule's to say). Errors are bad input.
+ * `wanted` (target or source names). A merged shard is compared with the target rows its rule
+ * places: a shard-column rule's rows carrying the shard's value (the shard column left out of
+ * both sides), an offset rule's key range (see offsetRanges), its keys shifted back by the
+ * offset. `minKeys`: each offset-merged source table's smallest key now ("label:db.t", null when
+ * empty). Errors are bad input.
  */
-export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wanted?: readonly string[]): { pairs: VerifyPair[]; problems: string[] } {
+export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wanted?: readonly string[], minKeys: ReadonlyMap<string, bigint | null> = new Map()): { pairs: VerifyPair[]; problems: string[]; unowned: UnownedQuery[] } {
   const problems: string[] = [];
+  const unowned: UnownedQuery[] = [];
   const entryOf = (m: DbusMapping): DbusTable | undefined => move.tables.find((t) => nameOf(t.target) === nameOf(m.target) && t.sources.some((s) => s.source === m.label && nameOf(s.table) === nameOf(m.source)));
   const names = (m: DbusMapping) => [nameOf(m.target), nameOf(m.source), `${m.label}:${nameOf(m.source)}`];
   if (wanted) {
@@ -112,26 +135,110 @@ export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wa
     if (unknown.length) problems.push(`--tables: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not moved by ${move.name} (its tables: ${[...new Set(mappings.map((m) => nameOf(m.target)))].join(', ')})`);
   }
   const pairs: VerifyPair[] = [];
+  const rangesOf = new Map<string, Map<DbusMapping, OffsetRange>>();
   for (const m of mappings) {
     if (wanted && !names(m).some((n) => wanted.includes(n))) continue;
     const entry = entryOf(m);
-    if (entry && (entry.sources.length > 1 || entry.merge)) {
-      problems.push(`${nameOf(m.target)}${entry.declaredAt ? ` (${entry.declaredAt})` : ''}: a merge of ${entry.sources.length} source tables: this build of dbus verify cannot tell which target rows came from which shard`);
-      continue;
-    }
     const to = (c: string) => m.columns.find((x) => x.from === c)?.to ?? c;
     const src: VerifyPair['source_'] = { schema: m.source.schema, table: m.source.table, columns: m.columns.map((c) => c.from), key: [...m.key] };
     if (entry?.where !== undefined) src.where = entry.where;
-    pairs.push({
+    const pair: VerifyPair = {
       table: nameOf(m.target),
       source: `${m.label}:${nameOf(m.source)}`,
       label: m.label,
       mapping: m,
       source_: src,
       target: { schema: m.target.schema, table: m.target.table, columns: m.columns.map((c) => c.to), key: m.key.map(to) },
-    });
+    };
+    const merged = entry && (entry.sources.length > 1 || entry.merge);
+    if (merged) {
+      const at = `${nameOf(m.target)}${entry.declaredAt ? ` (${entry.declaredAt})` : ''}`;
+      const rule = entry.merge;
+      const same = mappings.filter((x) => nameOf(x.target) === nameOf(m.target));
+      if (!rule) {
+        if (same.length > 1) {
+          problems.push(`${at}: a merge of ${entry.sources.length} source tables without a merge rule: which target rows came from which shard cannot be told (declare merge: shard-column or offset)`);
+          continue;
+        }
+      } else if (rule.kind === 'shard-column') {
+        const v = m.constants?.[rule.column];
+        if (v === undefined) {
+          problems.push(`${at}: ${pair.source} carries its own ${rule.column}: dbus verify compares a shard with the target rows of its merge.values entry; give it one (merge.values: { "${pair.source}": ... })`);
+          continue;
+        }
+        const keep = (c: string) => c !== rule.column;
+        const fromCols = m.columns.filter((c) => keep(c.to));
+        src.columns = fromCols.map((c) => c.from);
+        src.key = m.key.filter((k) => keep(to(k)));
+        pair.target.columns = fromCols.map((c) => c.to);
+        pair.target.key = src.key.map(to);
+        if (!src.key.length) {
+          problems.push(`${at}: the target key is the shard column ${rule.column} alone: a shard's rows cannot be told apart`);
+          continue;
+        }
+        pair.target.where = `${quoteId(rule.column)} = ?`;
+        pair.target.whereParams = [v];
+        pair.target.whereNarrowsKey = true;
+        pair.shard = `${rule.column} = ${JSON.stringify(v)}`;
+        if (m === same[0]) {
+          const values = same.map((x) => x.constants?.[rule.column]).filter((x): x is string | number => x !== undefined);
+          unowned.push({
+            table: nameOf(m.target), schema: m.target.schema, name: m.target.table, key: m.key.map(to),
+            where: `${quoteId(rule.column)} IS NULL OR ${quoteId(rule.column)} NOT IN (${values.map(() => '?').join(', ')})`,
+            params: values,
+            why: `at the target only: its ${rule.column} names no shard of the merge (${values.map((x) => JSON.stringify(x)).join(', ')})`,
+          });
+        }
+      } else {
+        const keyCol = to(m.key[0] ?? '');
+        if (m.key.length !== 1 || keyCol !== rule.column) {
+          problems.push(`${at}: dbus verify compares an offset merge by a one-column integer key, the offset's column (${rule.column}); the target key is (${m.key.map(to).join(', ')})`);
+          continue;
+        }
+        let ranges = rangesOf.get(nameOf(m.target));
+        if (!ranges) rangesOf.set(nameOf(m.target), (ranges = offsetRanges(same, rule.column, minKeys)));
+        const r = ranges.get(m)!;
+        const parts: string[] = [];
+        const params: Param[] = [];
+        if (r.from !== null) (parts.push(`${quoteId(keyCol)} >= ?`), params.push(r.from));
+        if (r.below !== null) (parts.push(`${quoteId(keyCol)} < ?`), params.push(r.below));
+        if (parts.length) {
+          pair.target.where = parts.join(' AND ');
+          pair.target.whereParams = params;
+          pair.target.whereNarrowsKey = true;
+        }
+        const off = BigInt(m.offsets?.[rule.column] ?? 0);
+        if (off) pair.target.keyShift = off;
+        pair.shard = `${keyCol} ${r.from === null ? '' : `>= ${r.from}`}${r.from !== null && r.below !== null ? ' and ' : ''}${r.below === null ? '' : `< ${r.below}`}${r.from === null && r.below === null ? 'any' : ''} (offset ${off})`;
+      }
+    }
+    pairs.push(pair);
   }
-  return { pairs, problems };
+  return { pairs, problems, unowned };
+}
+
+/** The target key range an offset-merged shard owns: [from, below), null an open end. */
+export interface OffsetRange {
+  from: bigint | null;
+  below: bigint | null;
+}
+
+/**
+ * The target key ranges of an offset merge's shards (pure): each shard starts where its smallest
+ * key lands (its smallest source key + its offset; its offset when empty), and owns everything up
+ * to the next shard's start; the first one everything below, the last everything above. So every
+ * target row is compared with exactly one shard: a row no shard gave (a stray, a key pushed into
+ * another shard's range) shows as a difference of the shard whose range holds it.
+ */
+export function offsetRanges(same: readonly DbusMapping[], column: string, minKeys: ReadonlyMap<string, bigint | null>): Map<DbusMapping, OffsetRange> {
+  const starts = same.map((m) => {
+    const off = BigInt(m.offsets?.[column] ?? 0);
+    const min = minKeys.get(`${m.label}:${nameOf(m.source)}`) ?? null;
+    return { m, start: (min ?? 0n) + off };
+  }).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out = new Map<DbusMapping, OffsetRange>();
+  starts.forEach((s, i) => out.set(s.m, { from: i === 0 ? null : s.start, below: i === starts.length - 1 ? null : starts[i + 1]!.start }));
+  return out;
 }
 
 const show = (v: unknown): string => {
@@ -145,7 +252,7 @@ const show = (v: unknown): string => {
 export function differenceOf(p: VerifyPair, d: RowDiff, labels: { source: string; target: string }): DbusDifference {
   const to = (c: string) => p.mapping.columns.find((x) => x.from === c)?.to ?? c;
   const key = p.source_.key.map((k) => d.key[k]);
-  const base = { table: p.table, source: p.source, key, keyColumns: p.target.key };
+  const base = { table: p.table, source: p.source, key, keyColumns: p.target.key, ...(p.shard ? { shard: p.shard } : {}) };
   const unstable = d.unstable ? { unstable: true } : {};
   const tail = d.unstable ? ' (still changing when the re-checks ran out)' : '';
   if (d.kind === 'missing') {
@@ -187,7 +294,7 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
     shapes.target = await readShapes(dbs.target, (schema, table) => targets.has(`${schema}.${table}`));
     // the mappings as the move's runner builds them; a missing target table is a difference, not a plan problem
     const { mappings, problems } = tableMappings(move, shapes);
-    const chosen = verifyPairs(move, mappings, o.tables);
+    const chosen = verifyPairs(move, mappings, o.tables, await offsetMinKeys(move, mappings, dbs.sources));
     const all = [...problems.filter((p) => !/the target table has no column/.test(p)), ...chosen.problems];
     if (all.length) throw badInput(`dbus verify ${move.name}: the tables cannot be compared as the move maps them`, { details: all });
 
@@ -250,10 +357,57 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
       }
       row.ms = Date.now() - t0;
     }
+    for (const u of chosen.unowned) {
+      const t0 = Date.now();
+      if (!shapes.target.has(u.table)) continue;
+      const where = ` WHERE ${u.where}`;
+      const n = Number(await dbs.target.value(`SELECT COUNT(*) FROM ${quoteTable(u.schema, u.name)}${where}`, u.params));
+      const keys = n ? await dbs.target.query(`SELECT ${u.key.map(quoteId).join(', ')} FROM ${quoteTable(u.schema, u.name)}${where} LIMIT ${MAX_DIFFS}`, u.params) : [];
+      for (const k of keys) report.differences.push({ table: u.table, source: '(no shard)', key: u.key.map((c) => k[c]), keyColumns: u.key, kind: 'only-at-target', why: u.why });
+      report.differencesTotal += n;
+      report.tables.push({ table: u.table, source: '(rows of no shard)', compared: true, rows: n, chunks: 1, differences: n, rechecked: 0, ms: Date.now() - t0 });
+    }
+    await explainConflicts(dbs.target, move.name, chosen.pairs, report.differences);
     report.ms = Date.now() - started;
     return report;
   } finally {
     await dbs.close();
+  }
+}
+
+/** The smallest key now of each source table merged by an offset rule ("label:db.t"; null when it has no rows). */
+async function offsetMinKeys(move: DbusMove, mappings: readonly DbusMapping[], sources: ReadonlyMap<string, Db>): Promise<Map<string, bigint | null>> {
+  const out = new Map<string, bigint | null>();
+  for (const t of move.tables) {
+    const rule = t.merge;
+    if (rule?.kind !== 'offset') continue;
+    for (const m of mappings.filter((x) => nameOf(x.target) === nameOf(t.target))) {
+      const w = t.where !== undefined ? ` WHERE (${t.where}\n)` : '';
+      const v = await sources.get(m.label)!.value(`SELECT CAST(MIN(${quoteId(rule.column)}) AS CHAR) FROM ${quoteTable(m.source.schema, m.source.table)}${w}`);
+      out.set(`${m.label}:${nameOf(m.source)}`, v === null || v === undefined ? null : BigInt(String(v)));
+    }
+  }
+  return out;
+}
+
+/**
+ * A differing row of a merged shard that a UNIQUE key collision kept out of the target was
+ * recorded when it was met (`_ezctl.dbus_conflicts`): say so on the difference, with the row the
+ * target kept. It stays a difference until the DBA settles which row wins.
+ */
+async function explainConflicts(target: Db, move: string, pairs: readonly VerifyPair[], diffs: DbusDifference[]): Promise<void> {
+  const mine = diffs.filter((d) => d.kind !== 'not-compared' && d.source !== '(no shard)');
+  if (!mine.length || !pairs.some((p) => p.shard)) return;
+  const rows = await listConflicts(target, move);
+  if (!rows.length) return;
+  for (const d of mine) {
+    const p = pairs.find((x) => x.source === d.source && x.table === d.table);
+    if (!p) continue;
+    const want = JSON.stringify(d.key.map((v) => String(v)));
+    const c = rows.find((r) => r.source === d.source && JSON.stringify(p.source_.key.map((k) => String(r.sourceRow[k]))) === want);
+    if (!c) continue;
+    d.conflict = { uniqueKey: c.uniqueKey, existingSource: c.existingSource, at: c.at };
+    d.why += `; a recorded cross-shard UNIQUE conflict on (${c.uniqueKey.join(', ')}) at ${c.at}: the target keeps ${c.existingSource ?? 'another shard'}'s row (decide which row wins, change the losing one at its shard, then verify again)`;
   }
 }
 

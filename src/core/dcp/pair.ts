@@ -60,7 +60,7 @@ export async function compareTablePair(ctx: Ctx, o: ComparePairOptions): Promise
     zones: [a.label, b.label],
     conns,
     shapes: [a.shape, b.shape],
-    sides: o.sides.map((s) => ({ schema: s.schema, table: s.table, columns: s.columns, key: s.key, ...(s.where ? { where: s.where } : {}) })),
+    sides: o.sides.map((s) => ({ schema: s.schema, table: s.table, columns: s.columns, key: s.key, ...(s.where ? { where: s.where } : {}), ...(s.whereParams ? { whereParams: s.whereParams } : {}), ...(s.keyShift ? { keyShift: s.keyShift } : {}), ...(s.whereNarrowsKey ? { whereNarrowsKey: true } : {}) })),
     beforeRecheck: o.settleMs > 0 ? o.beforeRecheck : undefined,
     onRecheck: (n) => (rechecked += n),
     mode: 'checksum',

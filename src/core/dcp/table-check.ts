@@ -13,7 +13,7 @@ import { keyRange, keyText, type KeyValue, type SqlPart } from '../chunk/keys.js
 import { commonRowKey, type TableShape } from '../db/introspect.js';
 import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
 import {
-  bucketChecksumSql, bucketKeys, chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql,
+  bucketChecksumSql, bucketKeys, chunkChecksumSql, multisetSql, rowHashesSql, rowHashesByKeySql, rowValuesSql, rowsByHashSql, splitKeySql, shiftKeys,
   type CompareColumn, type HashFunction, type TableTarget,
 } from '../compare/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
@@ -48,6 +48,12 @@ export interface TableSide {
   key: string[];
   /** an SQL condition on this zone's columns (the rows of the table that take part) */
   where?: string;
+  /** the values of `where`'s placeholders */
+  whereParams?: Param[];
+  /** the key is unique only within `where` (a merged shard's rows in the target): lookups by key keep it */
+  whereNarrowsKey?: boolean;
+  /** one integer key column holding the reference side's key plus this (a shard merged with an offset) */
+  keyShift?: bigint;
 }
 
 export interface TableJob {
@@ -275,27 +281,34 @@ export class TableCheck {
         // one NULL bitmap and one character set for every zone: the hashed strings must match
         nullable: all.some((z) => z[ci]!.nullable),
         convertCharset: new Set(all.map((z) => z[ci]!.charset ?? '')).size > 1,
+        ...(sd.keyShift && c.name === sd.key[0] ? { shift: sd.keyShift } : {}),
       }));
       const t: TableTarget = { schema: sd.schema, table: sd.table, index: index?.name ?? null, keyColumns: sd.key, columns, hash: j.hash };
       if (sd.where) t.where = sd.where;
+      if (sd.whereParams) t.whereParams = sd.whereParams;
+      if (sd.whereNarrowsKey) t.whereNarrowsKey = true;
+      if (sd.keyShift) t.keyShift = sd.keyShift;
       return t;
     });
     this.hasTs = false;
     const kc = shapes[0]!.columns.find((c) => c.name === sides[0]!.key[0]);
     this.key = { index: this.targets[0]!.index ?? 'PRIMARY', columns: sides[0]!.key, integer: sides[0]!.key.length === 1 && !!kc && /int$/.test(kc.dataType) };
+    if (sides.some((sd) => sd.keyShift) && !this.key.integer) return this.skip('a shifted key (a merge offset) needs a one-column integer key', []);
     return undefined;
   }
 
   /** Zone zi's key range (lower, upper], in its own key column names. */
   private range(zi: number, lower: KeyValue | undefined, upper: KeyValue | undefined): SqlPart {
-    return keyRange(this.targets[zi]!.keyColumns, lower, upper);
+    const t = this.targets[zi]!;
+    const shift = (k: KeyValue | undefined) => (k && t.keyShift ? shiftKeys(t, [k])[0] : k);
+    return keyRange(t.keyColumns, shift(lower), shift(upper));
   }
 
   private async walk(): Promise<void> {
     const j = this.job;
     const opts: ConstructorParameters<typeof Chunker>[4] = { targetMs: j.chunkTimeMs };
     const ref = this.targets[0]!;
-    if (ref.where) opts.where = { sql: `(${ref.where}\n)`, params: [] };
+    if (ref.where) opts.where = { sql: `(${ref.where}\n)`, params: ref.whereParams ?? [] };
     if (j.resumeAfter) opts.after = j.resumeAfter;
     if (this.key.integer) {
       const kb = j.keyBounds;
@@ -305,7 +318,14 @@ export class TableCheck {
         j.conns.map((c, zi) => {
           const t = this.targets[zi]!;
           const col = quoteId(t.keyColumns[0]!);
-          return c.db.one<{ lo: string | null; hi: string | null }>(`SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(t.schema, t.table)}`);
+          // within the side's own rows (a merged shard's part of the target), in the reference's values
+          const w = t.where ? ` WHERE (${t.where}\n)` : '';
+          const sql = `SELECT CAST(MIN(${col}) AS CHAR) AS lo, CAST(MAX(${col}) AS CHAR) AS hi FROM ${quoteTable(t.schema, t.table)}${w}`;
+          return c.db.one<{ lo: string | null; hi: string | null }>(sql, t.where ? t.whereParams ?? [] : []).then((b) => {
+            if (!b || !t.keyShift) return b;
+            const back = (v: string | null) => (v === null ? null : String(BigInt(v) - t.keyShift!));
+            return { lo: back(b.lo), hi: back(b.hi) };
+          });
         }),
       ));
       const los = bounds.map((b) => b?.lo).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
@@ -643,7 +663,7 @@ export class TableCheck {
     const j = this.job;
     this.report.keyless = true;
     const target = this.targets[0]!; // a keyless table is compared under one name (sides need a key)
-    const counts = await Promise.all(j.conns.map((c) => c.db.value<number | string>(`SELECT COUNT(*) FROM ${quoteTable(target.schema, target.table)}${target.where ? ` WHERE (${target.where}\n)` : ''}`)));
+    const counts = await Promise.all(j.conns.map((c) => c.db.value<number | string>(`SELECT COUNT(*) FROM ${quoteTable(target.schema, target.table)}${target.where ? ` WHERE (${target.where}\n)` : ''}`, target.where ? target.whereParams ?? [] : [])));
     const n = Math.max(...counts.map(Number));
     if (n > j.keylessMaxRows) return this.skip(`no primary or unique NOT NULL key, and ${n} rows is more than --keyless-max-rows ${j.keylessMaxRows}`, structure);
     const pass = async () => {
