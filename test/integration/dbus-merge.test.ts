@@ -19,6 +19,7 @@ import type { Db } from '../../src/core/db/connect.js';
 import { makeCtx } from '../../src/core/context.js';
 import { dbusStatus, dbusVerify, loadMove, startMove, waitApplied } from '../../src/core/dbus/index.js';
 import type { EzError } from '../../src/core/exit.js';
+import { splitCollisions } from '../../src/core/apply/collisions.js';
 
 let sb: TestSandbox;
 let bj: Db;
@@ -273,4 +274,20 @@ test('an offset merge verified shard by shard, the keys shifted back: 0 differen
   assert.match(r.differences.find((d) => d.kind === 'changed')!.why, /v \(source 51, target 0\)/);
   job.child.kill('SIGKILL');
   await job.exited;
+
+  // a UNIQUE value met again in its own shard's older row (the copy read a newer state than the
+  // target has applied) is no collision; met in another shard's range it is
+  await sh.exec('CREATE TABLE m.pu (id BIGINT NOT NULL PRIMARY KEY, email VARCHAR(20) NOT NULL, UNIQUE KEY email (email)) ENGINE=InnoDB');
+  await sh.exec("INSERT INTO m.pu VALUES (5, 'a@x'), (1000007, 'b@x')");
+  const mapping = { source: { schema: 't', table: 'pu_1' }, target: { schema: 'm', table: 'pu' }, columns: [{ from: 'id', to: 'id' }, { from: 'email', to: 'email' }], key: ['id'], offsets: { id: 1000000 }, uniqueKeys: [['email']], ownedKeys: { column: 'id', from: 1000000n, below: null } };
+  await sh.exec('BEGIN');
+  try {
+    const split = await splitCollisions(sh, mapping, [{ id: 8, email: 'b@x' }, { id: 9, email: 'a@x' }], 'skip');
+    assert.deepEqual(split.write, []);
+    assert.deepEqual(split.collisions.map((c) => [c.sourceRow.id, String(c.existing.id)]), [[9, '5']]);
+    const apply = await splitCollisions(sh, mapping, [{ id: 8, email: 'b@x' }], 'write');
+    assert.deepEqual([apply.write.length, apply.collisions.length], [1, 0]);
+  } finally {
+    await sh.exec('ROLLBACK');
+  }
 });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeProblems, tableMappings, type MoveShapes } from '../../src/core/dbus/plan.js';
 import { alterChange } from '../../src/core/dbus/ddl.js';
-import { keyOfRow, readColumns, targetRow } from '../../src/core/apply/mapping.js';
+import { keyOfRow, ownsTargetRow, readColumns, targetRow } from '../../src/core/apply/mapping.js';
 import type { DbusMove, DbusTable } from '../../src/core/dbus/spec.js';
 import type { TableShape } from '../../src/core/db/introspect.js';
 
@@ -62,6 +62,21 @@ test('overlapping key ranges read from the sources are refused; apart they are n
   // offsets too small for the ranges: still refused
   const small = moveOf({ merge: { kind: 'offset', column: 'id', offsets: Object.fromEntries(SOURCES.map(([l, t], i) => [`${l}:s.${t}`, i * 10])) } });
   assert.match(tableMappings(small, shapes, same).problems[0]!, /overlap after the offsets/);
+  // each shard owns its offset up to the next one's: its older rows there are its own (no collision)
+  assert.deepEqual(r.mappings.map((m) => m.ownedKeys), [
+    { column: 'id', from: null, below: 1000n },
+    { column: 'id', from: 1000n, below: 2000n },
+    { column: 'id', from: 2000n, below: 3000n },
+    { column: 'id', from: 3000n, below: null },
+  ]);
+  assert.equal(ownsTargetRow(r.mappings[1]!, { id: 1999 }), true);
+  assert.equal(ownsTargetRow(r.mappings[1]!, { id: '2000' }), false);
+  assert.equal(ownsTargetRow(r.mappings[0]!, { id: -5 }), true);
+  // keys past the next shard's offset, or below the shard's own: refused though no two ranges overlap
+  const wide = new Map(SOURCES.map(([l, t], i) => [`${l}:s.${t}`, i === 1 ? { min: 1n, max: 1200n } : i === 2 ? { min: -3n, max: 5n } : { min: 1n, max: 100n }]));
+  const problems = tableMappings(withOffsets, shapes, wide).problems.join('\n');
+  assert.match(problems, /the keys of bj:s\.o_1 land at 1001\.\.2200 after its offset, outside the range its offset gives it \(1000\.\.1999/);
+  assert.match(problems, /the keys of sh:s\.o_2 land at 1997\.\.2005 after its offset/);
 });
 
 test('a shard column the sources lack: a constant per source table, in the target key; the UNIQUE email watched across shards', () => {

@@ -61,22 +61,22 @@ test('verify pairs of a shard-column merge: each shard against the target rows o
   assert.match(verifyPairs(plain, [m('o_0'), m('o_1')]).problems[0]!, /without a merge rule: which target rows came from which shard cannot be told/);
 });
 
-test('verify pairs of an offset merge: each shard owns the target keys from where its smallest key lands up to the next shard\'s, its keys shifted back', () => {
+test('verify pairs of an offset merge: each shard owns the target keys from its offset up to the next one (plan.ts offsetRanges), its keys shifted back', () => {
   const merge: DbusMove = {
     ...move,
     tables: [{ target: { schema: 's', table: 'p' }, sources: ['p_0', 'p_1', 'p_2'].map((t) => ({ source: 'old', table: { schema: 's', table: t } })), merge: { kind: 'offset', column: 'id', offsets: { p_0: 0, p_1: 1000, p_2: 2000 } } }],
   };
   const m = (t: string, off: number): DbusMapping => ({ label: 'old', source: { schema: 's', table: t }, target: { schema: 's', table: 'p' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }], key: ['id'], offsets: { id: off } });
-  const mins = new Map<string, bigint | null>([['old:s.p_0', 1n], ['old:s.p_1', 5n], ['old:s.p_2', null]]);
-  const r = verifyPairs(merge, [m('p_0', 0), m('p_1', 1000), m('p_2', 2000)], undefined, mins);
+  // given in another order than their offsets
+  const r = verifyPairs(merge, [m('p_2', 2000), m('p_0', 0), m('p_1', 1000)]);
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.unowned, []);
   assert.deepEqual(r.pairs.map((p) => [p.source, p.target.where, p.target.whereParams, p.target.keyShift]), [
-    ['old:s.p_0', '`id` < ?', [1005n], undefined],
-    ['old:s.p_1', '`id` >= ? AND `id` < ?', [1005n, 2000n], 1000n],
     ['old:s.p_2', '`id` >= ?', [2000n], 2000n],
+    ['old:s.p_0', '`id` < ?', [1000n], undefined],
+    ['old:s.p_1', '`id` >= ? AND `id` < ?', [1000n, 2000n], 1000n],
   ]);
-  const composite = verifyPairs(merge, [{ ...m('p_0', 0), key: ['id', 'v'] }], undefined, mins);
+  const composite = verifyPairs(merge, [{ ...m('p_0', 0), key: ['id', 'v'] }]);
   assert.match(composite.problems[0]!, /one-column integer key, the offset's column \(id\)/);
 });
 

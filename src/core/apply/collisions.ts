@@ -10,7 +10,7 @@ import type { Row } from '../binlog/stream.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { keyText } from '../chunk/keys.js';
 import { toParam } from '../binlog/values.js';
-import { targetKey, targetRow, type TableMapping } from './mapping.js';
+import { ownsTargetRow, targetKey, targetRow, type TableMapping } from './mapping.js';
 
 export interface Collision {
   mapping: TableMapping;
@@ -27,15 +27,14 @@ const IN_LIST = 200;
 /**
  * The rows that can be written, and the collisions of the others (the target's rows locked FOR
  * UPDATE: call within the write's transaction). A target row of the SAME source (its shard
- * constants are this mapping's) is no collision: the source's own UNIQUE key holds at each commit,
+ * constants are this mapping's, or its key is in the range an offset gives this source) is no collision: the source's own UNIQUE key holds at each commit,
  * so the target's row is an older state the binlog changes after it will rewrite. The apply writes
  * over it ('write': that row is in the same batch); the copy, which read a newer state of the
  * source than the target has applied, leaves its row out ('skip'): the binlog brings it.
  */
 export async function splitCollisions(db: Db, m: TableMapping, rows: readonly Row[], sameSource: 'write' | 'skip' = 'write'): Promise<{ write: Row[]; collisions: Collision[] }> {
   if (!m.uniqueKeys?.length || !rows.length) return { write: [...rows], collisions: [] };
-  const constants = Object.entries(m.constants ?? {}).map(([from, v]) => [m.columns.find((c) => c.from === from)?.to ?? from, String(v)] as const);
-  const mine = (f: Record<string, unknown>) => constants.length > 0 && constants.every(([to, v]) => String(f[to]) === v);
+  const mine = (f: Record<string, unknown>) => ownsTargetRow(m, f);
   const skip = new Set<number>();
   const tkey = targetKey(m);
   const t = quoteTable(m.target.schema, m.target.table);

@@ -31,6 +31,11 @@ export interface TableMapping {
   constants?: Record<string, string | number> | undefined;
   /** source column -> an integer added to its value in the target (shard ids handed out apart) */
   offsets?: Record<string, number> | undefined;
+  /**
+   * The target key values this source's rows own (a shard merged with an offset: from its offset up
+   * to the next shard's): a target row there came from this source. `column` is the target's.
+   */
+  ownedKeys?: { column: string; from: bigint | null; below: bigint | null } | undefined;
   /** a row filter, an SQL condition on the source's columns: rows outside it are not carried */
   where?: string | undefined;
   /**
@@ -100,6 +105,18 @@ export function sourceValue(m: Pick<TableMapping, 'constants' | 'offsets'>, row:
 /** A row's key values (the target's key), read from a source row by the mapping's key and rules. */
 export function keyOfRow(m: TableMapping, row: Row): KeyValue {
   return m.key.map((k) => toParam(sourceValue(m, row, k)));
+}
+
+/** Whether a target row (target column names) is this mapping's own: its shard constants, or its key in the owned range. */
+export function ownsTargetRow(m: Pick<TableMapping, 'columns' | 'constants' | 'ownedKeys'>, row: Record<string, unknown>): boolean {
+  const constants = Object.entries(m.constants ?? {}).map(([from, v]) => [m.columns.find((c) => c.from === from)?.to ?? from, String(v)] as const);
+  if (constants.length) return constants.every(([to, v]) => String(row[to]) === v);
+  const o = m.ownedKeys;
+  if (!o) return false;
+  const v = row[o.column];
+  if (v === null || v === undefined || !/^-?\d+$/.test(String(v))) return false;
+  const k = BigInt(String(v));
+  return (o.from === null || k >= o.from) && (o.below === null || k < o.below);
 }
 
 /** A source row as the target row: target column -> value, by the mapping's columns and rules. */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import { quoteTable } from '../db/quote.js';
 import type { Collision } from '../apply/collisions.js';
-import { keyOfRow } from '../apply/mapping.js';
+import { keyOfRow, ownsTargetRow } from '../apply/mapping.js';
 import { keyText } from '../chunk/keys.js';
 import type { DbusMapping } from './plan.js';
 
@@ -47,13 +47,10 @@ export async function ensureConflictTable(db: Db): Promise<void> {
 
 const json = (r: Record<string, unknown>) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? { hex: Buffer.from((v as { data: number[] }).data).toString('hex') } : v));
 
-/** Which source a target row came from: the mapping whose shard constant (or offset key range) it carries; null when it cannot be told. */
+/** Which source a target row came from: the mapping whose shard constant it carries (or whose offset key range holds it); null when it cannot be told. */
 function sourceOf(mappings: readonly DbusMapping[], c: Collision): string | null {
   const same = mappings.filter((m) => m.target.schema === c.mapping.target.schema && m.target.table === c.mapping.target.table);
-  const hit = same.filter((m) => m.constants && Object.entries(m.constants).every(([from, v]) => {
-    const to = m.columns.find((x) => x.from === from)?.to ?? from;
-    return String(c.existing[to]) === String(v);
-  }));
+  const hit = same.filter((m) => ownsTargetRow(m, c.existing));
   return hit.length === 1 ? `${hit[0]!.label}:${hit[0]!.source.schema}.${hit[0]!.source.table}` : null;
 }
 

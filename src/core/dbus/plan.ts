@@ -133,7 +133,35 @@ function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings
     if (uniqueKeys.length) m.uniqueKeys = uniqueKeys;
     mappings.push(m);
   }
+  if (rule?.kind === 'offset') {
+    const owned = offsetRanges(mappings, rule.column);
+    for (const m of mappings) {
+      const r = owned.get(m);
+      if (r) m.ownedKeys = { column: m.columns.find((c) => c.from === rule.column)?.to ?? rule.column, ...r };
+    }
+  }
   return { mappings, problems };
+}
+
+/** The target key range a shard merged with an offset owns: [from, below), null an open end. */
+export interface OffsetRange {
+  from: bigint | null;
+  below: bigint | null;
+}
+
+/**
+ * The target key ranges of an offset merge's shards (pure): each shard owns the keys from its
+ * offset up to the next larger offset; the smallest offset's shard also everything below, the
+ * largest's everything above. So every target row belongs to exactly one shard (verify compares it
+ * with that shard, the collision check knows a shard's own older row, the reverse stream knows
+ * where a row goes); the plan refuses shards whose keys would land outside their range.
+ */
+export function offsetRanges(same: readonly DbusMapping[], column: string): Map<DbusMapping, OffsetRange> {
+  const starts = same.filter((m) => m.offsets?.[column] !== undefined).map((m) => ({ m, start: BigInt(m.offsets![column]!) }))
+    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out = new Map<DbusMapping, OffsetRange>();
+  starts.forEach((s, i) => out.set(s.m, { from: i === 0 ? null : s.start, below: i === starts.length - 1 ? null : starts[i + 1]!.start }));
+  return out;
 }
 
 /** The range of the first key column of each merged source table ("label:db.t"), when an integer. */
@@ -179,6 +207,15 @@ export function mergeProblems(move: DbusMove, shapes: MoveShapes, mappings: read
         return shape?.columns.some((c) => key.includes(c.name) && /auto_increment/i.test(c.extra));
       });
       if (auto.length) why.push(`${auto.map(name).join(', ')} ${auto.length === 1 ? 'has an' : 'have'} AUTO_INCREMENT key (${key.join(', ')}): each shard hands out the same ids`);
+    }
+    if (rule?.kind === 'offset' && key.includes(rule.column)) {
+      for (const { m, r } of shifted) {
+        const own = m.ownedKeys;
+        if (!r || !own) continue;
+        if ((own.from !== null && r.min < own.from) || (own.below !== null && r.max >= own.below)) {
+          why.push(`the keys of ${name(m)} land at ${r.min}..${r.max} after its offset, outside the range its offset gives it (${own.from ?? '-inf'}..${own.below === null ? '+inf' : own.below - 1n}, up to the next shard's offset)`);
+        }
+      }
     }
     for (let i = 0; i < shifted.length; i++) {
       for (let j = i + 1; j < shifted.length; j++) {

@@ -13,7 +13,7 @@ import { readShapes, type TableShape } from '../db/introspect.js';
 import { badInput, EzError, ExitCode } from '../exit.js';
 import { compareTablePair, pairHash, type RowDiff } from '../dcp/index.js';
 import type { DbusMove, DbusTable } from './spec.js';
-import { openMove, tableMappings, type DbusMapping, type MoveShapes } from './plan.js';
+import { offsetRanges, openMove, tableMappings, type DbusMapping, type MoveShapes } from './plan.js';
 import { dbusStatus, waitApplied } from './status.js';
 import { listConflicts } from './conflicts.js';
 import type { DbusStatus } from './spec.js';
@@ -120,11 +120,10 @@ export interface UnownedQuery {
  * The pairs a verify compares (pure): each mapping's source and target sides, restricted to
  * `wanted` (target or source names). A merged shard is compared with the target rows its rule
  * places: a shard-column rule's rows carrying the shard's value (the shard column left out of
- * both sides), an offset rule's key range (see offsetRanges), its keys shifted back by the
- * offset. `minKeys`: each offset-merged source table's smallest key now ("label:db.t", null when
- * empty). Errors are bad input.
+ * both sides), an offset rule's key range (plan.ts offsetRanges: from its offset up to the next
+ * shard's), its keys shifted back by the offset. Errors are bad input.
  */
-export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wanted?: readonly string[], minKeys: ReadonlyMap<string, bigint | null> = new Map()): { pairs: VerifyPair[]; problems: string[]; unowned: UnownedQuery[] } {
+export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wanted?: readonly string[]): { pairs: VerifyPair[]; problems: string[]; unowned: UnownedQuery[] } {
   const problems: string[] = [];
   const unowned: UnownedQuery[] = [];
   const entryOf = (m: DbusMapping): DbusTable | undefined => move.tables.find((t) => nameOf(t.target) === nameOf(m.target) && t.sources.some((s) => s.source === m.label && nameOf(s.table) === nameOf(m.source)));
@@ -135,7 +134,6 @@ export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wa
     if (unknown.length) problems.push(`--tables: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not moved by ${move.name} (its tables: ${[...new Set(mappings.map((m) => nameOf(m.target)))].join(', ')})`);
   }
   const pairs: VerifyPair[] = [];
-  const rangesOf = new Map<string, Map<DbusMapping, OffsetRange>>();
   for (const m of mappings) {
     if (wanted && !names(m).some((n) => wanted.includes(n))) continue;
     const entry = entryOf(m);
@@ -195,9 +193,7 @@ export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wa
           problems.push(`${at}: dbus verify compares an offset merge by a one-column integer key, the offset's column (${rule.column}); the target key is (${m.key.map(to).join(', ')})`);
           continue;
         }
-        let ranges = rangesOf.get(nameOf(m.target));
-        if (!ranges) rangesOf.set(nameOf(m.target), (ranges = offsetRanges(same, rule.column, minKeys)));
-        const r = ranges.get(m)!;
+        const r = m.ownedKeys ?? offsetRanges(same, rule.column).get(m) ?? { from: null, below: null };
         const parts: string[] = [];
         const params: Param[] = [];
         if (r.from !== null) (parts.push(`${quoteId(keyCol)} >= ?`), params.push(r.from));
@@ -215,30 +211,6 @@ export function verifyPairs(move: DbusMove, mappings: readonly DbusMapping[], wa
     pairs.push(pair);
   }
   return { pairs, problems, unowned };
-}
-
-/** The target key range an offset-merged shard owns: [from, below), null an open end. */
-export interface OffsetRange {
-  from: bigint | null;
-  below: bigint | null;
-}
-
-/**
- * The target key ranges of an offset merge's shards (pure): each shard starts where its smallest
- * key lands (its smallest source key + its offset; its offset when empty), and owns everything up
- * to the next shard's start; the first one everything below, the last everything above. So every
- * target row is compared with exactly one shard: a row no shard gave (a stray, a key pushed into
- * another shard's range) shows as a difference of the shard whose range holds it.
- */
-export function offsetRanges(same: readonly DbusMapping[], column: string, minKeys: ReadonlyMap<string, bigint | null>): Map<DbusMapping, OffsetRange> {
-  const starts = same.map((m) => {
-    const off = BigInt(m.offsets?.[column] ?? 0);
-    const min = minKeys.get(`${m.label}:${nameOf(m.source)}`) ?? null;
-    return { m, start: (min ?? 0n) + off };
-  }).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const out = new Map<DbusMapping, OffsetRange>();
-  starts.forEach((s, i) => out.set(s.m, { from: i === 0 ? null : s.start, below: i === starts.length - 1 ? null : starts[i + 1]!.start }));
-  return out;
 }
 
 const show = (v: unknown): string => {
@@ -294,7 +266,7 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
     shapes.target = await readShapes(dbs.target, (schema, table) => targets.has(`${schema}.${table}`));
     // the mappings as the move's runner builds them; a missing target table is a difference, not a plan problem
     const { mappings, problems } = tableMappings(move, shapes);
-    const chosen = verifyPairs(move, mappings, o.tables, await offsetMinKeys(move, mappings, dbs.sources));
+    const chosen = verifyPairs(move, mappings, o.tables);
     const all = [...problems.filter((p) => !/the target table has no column/.test(p)), ...chosen.problems];
     if (all.length) throw badInput(`dbus verify ${move.name}: the tables cannot be compared as the move maps them`, { details: all });
 
@@ -373,21 +345,6 @@ export async function dbusVerify(ctx: Ctx, move: DbusMove, o: DbusVerifyOptions 
   } finally {
     await dbs.close();
   }
-}
-
-/** The smallest key now of each source table merged by an offset rule ("label:db.t"; null when it has no rows). */
-async function offsetMinKeys(move: DbusMove, mappings: readonly DbusMapping[], sources: ReadonlyMap<string, Db>): Promise<Map<string, bigint | null>> {
-  const out = new Map<string, bigint | null>();
-  for (const t of move.tables) {
-    const rule = t.merge;
-    if (rule?.kind !== 'offset') continue;
-    for (const m of mappings.filter((x) => nameOf(x.target) === nameOf(t.target))) {
-      const w = t.where !== undefined ? ` WHERE (${t.where}\n)` : '';
-      const v = await sources.get(m.label)!.value(`SELECT CAST(MIN(${quoteId(rule.column)}) AS CHAR) FROM ${quoteTable(m.source.schema, m.source.table)}${w}`);
-      out.set(`${m.label}:${nameOf(m.source)}`, v === null || v === undefined ? null : BigInt(String(v)));
-    }
-  }
-  return out;
 }
 
 /**
