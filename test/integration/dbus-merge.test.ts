@@ -49,6 +49,11 @@ dbus:
       tables:
         - { from: "s.o_[0-9]+", to: "m.o", merge: { kind: shard-column, column: shard_id, values: { ${values} } } }
         - { from: "bj:f.w", to: "m.w", where: "v % 2 = 0" }
+    hq:
+      sources: [{ label: bj, cluster: demo, zone: bj }, { label: sh, cluster: demo, zone: sh }]
+      target: { label: new, cluster: demo, zone: sh }
+      tables:
+        - { from: "t.q_[0-9]+", to: "m.q", merge: { kind: shard-column, column: shard_id, values: { "bj:t.q_0": 0, "sh:t.q_1": 1 } } }
     off:
       sources: [{ label: bj, cluster: demo, zone: bj }, { label: sh, cluster: demo, zone: sh }]
       target: { label: new, cluster: demo, zone: sh }
@@ -74,9 +79,12 @@ dbus:
     await db.exec('CREATE DATABASE t');
     await db.exec(`CREATE TABLE t.p_${n} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB`);
     await db.exec(`INSERT INTO t.p_${n} SELECT seq, seq * 10 + ${n} FROM seq.seq_1_to_50`);
+    await db.exec(`CREATE TABLE t.q_${n} (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB`);
+    await db.exec(`INSERT INTO t.q_${n} SELECT seq, seq FROM seq.seq_1_to_20`);
   }
   await sh.exec('CREATE DATABASE m');
   await sh.exec('CREATE TABLE m.p (id BIGINT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+  await sh.exec('CREATE TABLE m.q (shard_id INT NOT NULL, id INT NOT NULL, v INT NOT NULL, PRIMARY KEY (shard_id, id)) ENGINE=InnoDB');
   await sh.exec('CREATE TABLE m.o (shard_id INT NOT NULL, id INT NOT NULL, v INT NOT NULL DEFAULT 0, email VARCHAR(64) NULL, PRIMARY KEY (shard_id, id), UNIQUE KEY email (email)) ENGINE=InnoDB');
 });
 
@@ -289,5 +297,33 @@ test('an offset merge verified shard by shard, the keys shifted back: 0 differen
     assert.deepEqual([apply.write.length, apply.collisions.length], [1, 0]);
   } finally {
     await sh.exec('ROLLBACK');
+  }
+});
+
+test('kill -9 while a shard\'s ALTER is held: the others ALTERed meanwhile, --resume holds it again and makes the change once, rows of every shard in their shape', async () => {
+  const first = startJob('hq');
+  await eventually(async () => (await status('hq').catch(() => undefined))?.state === 'following' || first.child.exitCode !== null, 60_000, 'the merge to copy');
+  assert.equal(first.child.exitCode, null, first.out());
+  await bj.exec('ALTER TABLE t.q_0 ADD COLUMN note INT NOT NULL DEFAULT 0');
+  await bj.exec('INSERT INTO t.q_0 (id, v, note) VALUES (100, 1, 5)');
+  await eventually(async () => /held until every shard has it/.test(first.out()) || first.child.exitCode !== null, 30_000, 'the ALTER to be held');
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await sh.exec('ALTER TABLE t.q_1 ADD COLUMN note INT NOT NULL DEFAULT 0');
+  await sh.exec('INSERT INTO t.q_1 (id, v, note) VALUES (101, 1, 6)');
+  const again = startJob('hq', ['--resume']);
+  try {
+    await eventually(async () => Number(await sh.value('SELECT COUNT(*) FROM m.q WHERE id >= 100')) === 2 || again.child.exitCode !== null, 30_000, 'the resumed merge to make the change and carry both rows');
+    assert.equal(again.child.exitCode, null, again.out());
+    await caughtUp('hq');
+    assert.match(again.out(), /bj:t\.q_0 \(dbus\.moves\.hq\.tables\.0\): has column note, which the target table m\.q has not yet/);
+    assert.equal(again.out().match(/made once on the target/g)?.length, 1, again.out());
+    const rows = async (db: Db, shard: number, table: string) => (await db.query(`SELECT ${shard} AS shard_id, id, v, note FROM ${table} ORDER BY id`)).map((r) => JSON.stringify(Object.values(r).map(String)));
+    const want = [...(await rows(bj, 0, 't.q_0')), ...(await rows(sh, 1, 't.q_1'))].sort();
+    assert.deepEqual((await sh.query('SELECT shard_id, id, v, note FROM m.q')).map((r) => JSON.stringify(Object.values(r).map(String))).sort(), want);
+    assert.equal(Number(await sh.value('SELECT note FROM m.q WHERE shard_id = 0 AND id = 100')), 5);
+  } finally {
+    again.child.kill('SIGKILL');
+    await again.exited;
   }
 });

@@ -32,15 +32,17 @@ const nameOf = (t: TableRef) => `${t.schema}.${t.table}`;
  * `shapes.target` holds the target tables that exist; a missing one is mapped from the source's
  * shape (it will be created like it).
  */
-export function tableMappings(move: DbusMove, shapes: MoveShapes, ranges?: KeyRanges): { mappings: DbusMapping[]; problems: string[] } {
+export function tableMappings(move: DbusMove, shapes: MoveShapes, ranges?: KeyRanges, o: { resuming?: boolean } = {}): { mappings: DbusMapping[]; problems: string[]; held: string[] } {
   const mappings: DbusMapping[] = [];
   const problems: string[] = [];
+  const held: string[] = [];
   for (const t of move.tables) {
     const at = t.declaredAt ? ` (${t.declaredAt})` : '';
     if (t.sources.length > 1 || t.merge) {
-      const r = mergeMappings(t, shapes, at);
+      const r = mergeMappings(t, shapes, at, !!o.resuming);
       mappings.push(...r.mappings);
       problems.push(...r.problems);
+      held.push(...r.held);
       continue;
     }
     const s = t.sources[0]!;
@@ -67,7 +69,7 @@ export function tableMappings(move: DbusMove, shapes: MoveShapes, ranges?: KeyRa
   }
   problems.push(...mappingProblems(mappings));
   if (!problems.length) problems.push(...mergeProblems(move, shapes, mappings, ranges));
-  return { mappings, problems };
+  return { mappings, problems, held };
 }
 
 /** A merge rule's entry for a source table: "label:db.t", else "db.t", else "t". */
@@ -82,12 +84,13 @@ export function ruleValue<T>(map: Record<string, T> | undefined, s: { source: st
  * created from), the shard column's constant or the key's offset per source table, the target's
  * other UNIQUE keys watched for collisions between sources.
  */
-function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings: DbusMapping[]; problems: string[] } {
+function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string, resuming: boolean): { mappings: DbusMapping[]; problems: string[]; held: string[] } {
   const problems: string[] = [];
+  const held: string[] = [];
   const mappings: DbusMapping[] = [];
   const first = t.sources[0]!;
   const tshape = shapes.target.get(nameOf(t.target)) ?? shapes.sources.get(first.source)?.get(nameOf(first.table));
-  if (!tshape) return { mappings, problems: [`${first.source}:${nameOf(first.table)}${at}: not found on the source`] };
+  if (!tshape) return { mappings, problems: [`${first.source}:${nameOf(first.table)}${at}: not found on the source`], held };
   const exists = shapes.target.has(nameOf(t.target));
   const tcols = new Set(tshape.columns.filter((c) => !c.generated).map((c) => c.name));
   const rule = t.merge;
@@ -95,10 +98,10 @@ function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings
     problems.push(exists
       ? `${nameOf(t.target)}${at}: the merge rule's column ${rule.column} is not a column of the target table`
       : `${nameOf(t.target)}${at}: the target table does not exist and ${first.source}:${nameOf(first.table)} (its model) has no column ${rule.column}: create ${nameOf(t.target)} first, with ${rule.column} in its primary key (PRIMARY KEY (${rule.column}, ...))`);
-    return { mappings, problems };
+    return { mappings, problems, held };
   }
   const tkey = rowKey(tshape);
-  if (!tkey) return { mappings, problems: [`${nameOf(t.target)}${at}: no PRIMARY KEY or UNIQUE key of NOT NULL columns on the target (or its model): merged rows could not be told apart`] };
+  if (!tkey) return { mappings, held, problems: [`${nameOf(t.target)}${at}: no PRIMARY KEY or UNIQUE key of NOT NULL columns on the target (or its model): merged rows could not be told apart`] };
   const uniqueKeys = t.sources.length > 1
     ? tshape.indexes.filter((ix) => ix.unique && ix.parts.length && ix.parts.map((p) => p.column).join('\0') !== tkey.columns.join('\0')).map((ix) => ix.parts.map((p) => p.column))
     : [];
@@ -111,7 +114,11 @@ function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings
     }
     const scols = shape.columns.filter((c) => !c.generated).map((c) => c.name);
     const missing = scols.filter((c) => !tcols.has(c));
-    if (missing.length) problems.push(`${who}${at}: the target table ${nameOf(t.target)} has no column ${missing.join(', ')}`);
+    // resumed after a stop while a shard's ALTER was held (kill -9 mid-hold): its stream starts
+    // before the statement and meets it again, so the merge still makes the change once; rows
+    // logged before it do not carry the new column
+    if (missing.length && resuming && exists) held.push(`${who}${at}: has column ${missing.join(', ')}, which the target table ${nameOf(t.target)} has not yet: a change to be made once every shard has logged it (held again as its stream meets it)`);
+    else if (missing.length) problems.push(`${who}${at}: the target table ${nameOf(t.target)} has no column ${missing.join(', ')}`);
     const m: DbusMapping = { label: s.source, source: s.table, target: t.target, columns: scols.filter((c) => tcols.has(c)).map((c) => ({ from: c, to: c })), key: [...tkey.columns] };
     if (rule?.kind === 'shard-column') {
       const v = ruleValue(rule.values, s);
@@ -140,7 +147,7 @@ function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string): { mappings
       if (r) m.ownedKeys = { column: m.columns.find((c) => c.from === rule.column)?.to ?? rule.column, ...r };
     }
   }
-  return { mappings, problems };
+  return { mappings, problems, held };
 }
 
 /** The target key range a shard merged with an offset owns: [from, below), null an open end. */
@@ -314,8 +321,8 @@ export async function openMove(ctx: Ctx, move: DbusMove): Promise<OpenedMove> {
 const sameServer = (a: { host: string; port: number; socket?: string }, b: { host: string; port: number; socket?: string }) =>
   describeAddress(a) === describeAddress(b) || (a.port === b.port && ['127.0.0.1', 'localhost', '::1'].includes(a.host) && ['127.0.0.1', 'localhost', '::1'].includes(b.host));
 
-/** Read both sides and build the plan (nothing changed). */
-export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promise<DbusPlan> {
+/** Read both sides and build the plan (nothing changed). `resuming`: the move has kept positions (a shard's held change is expected). */
+export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove, o: { resuming?: boolean } = {}): Promise<DbusPlan> {
   const refusals: string[] = [];
   const shapes: MoveShapes = { sources: new Map(), target: new Map() };
   const plan: Omit<DbusPlan, 'tables' | 'ddl' | 'refusals' | 'mappings'> = { name: move.name, sources: [], target: { label: move.target.label, address: describeAddress(move.target.node!), version: '' }, sameServer: [] };
@@ -335,8 +342,9 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove): Promi
   const targets = new Set(move.tables.map((t) => nameOf(t.target)));
   shapes.target = await readShapes(dbs.target, (schema, table) => targets.has(`${schema}.${table}`));
   const ranges = await keyRanges(move, shapes, dbs);
-  const { mappings, problems } = tableMappings(move, shapes, ranges);
+  const { mappings, problems, held } = tableMappings(move, shapes, ranges, o);
   refusals.push(...problems);
+  for (const h of held) ctx.log.warn(`dbus ${move.name}: ${h}`);
 
   const tables: PlannedTable[] = [];
   const ddl: string[] = [];

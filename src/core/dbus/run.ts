@@ -480,9 +480,9 @@ export async function startMove(ctx: Ctx, o: StartOptions): Promise<StartReport>
   let plan: DbusPlan;
   let states: Map<string, ApplyState | undefined>;
   try {
-    plan = await planMove(ctx, move, dbs);
     states = await loadStates(dbs.target, move);
     const fresh = [...states.values()].every((s) => !s);
+    plan = await planMove(ctx, move, dbs, { resuming: !fresh && o.resume });
     if (!fresh && !o.resume) {
       plan.refusals.push(`move ${move.name} has kept positions on the target (a run that stopped): \`ezctl dbus start ${move.name} --execute --resume\` continues it, \`ezctl dbus abort ${move.name}\` ends it`);
     }
