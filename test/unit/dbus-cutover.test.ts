@@ -1,5 +1,5 @@
 // The pure parts of dbus cutover/rollback: the fence's trigger names and what its body admits, the
-// sides of a move (each source's fenced tables, the target's), which moves cannot be streamed back, and the route record's choice of the newest version.
+// sides of a move (each source's fenced tables, the target's), which moves cannot be streamed back (a filtered one, a merge without a rule), and the route record's choice of the newest version.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fenceTriggerNames, fenceMessage, fenceStatements } from '../../src/core/dbus/fence.js';
@@ -38,12 +38,14 @@ const move: DbusMove = {
   ],
 };
 
-test('sides: each source fences its own tables, the target the targets; a merge or a filter cannot be streamed back', () => {
+test('sides: each source fences its own tables, the target the targets; a merge without a rule or a filter cannot be streamed back (a merge with a rule can)', () => {
   assert.deepEqual(Object.fromEntries(sourceTables(move)), { a: [{ schema: 's', table: 'x' }], b: [{ schema: 's', table: 'y_old' }] });
   assert.deepEqual(targetTables(move), [{ schema: 's', table: 'x' }, { schema: 's2', table: 'y' }]);
   assert.deepEqual(reverseProblems(move), []);
   const merge: DbusMove = { ...move, tables: [{ target: { schema: 's', table: 'o' }, sources: [{ source: 'a', table: { schema: 's', table: 'o_0' } }, { source: 'b', table: { schema: 's', table: 'o_1' } }], merge: { kind: 'shard-column', column: 'shard' } }] };
-  assert.match(reverseProblems(merge)[0]!, /merge of 2 source tables/);
+  assert.deepEqual(reverseProblems(merge), []);
+  const ruleless: DbusMove = { ...merge, tables: [{ ...merge.tables[0]!, merge: undefined }] };
+  assert.match(reverseProblems(ruleless)[0]!, /merge of 2 source tables without a merge rule/);
   const filtered: DbusMove = { ...move, tables: [{ ...move.tables[0]!, where: "region = 'cn'" }] };
   assert.match(reverseProblems(filtered)[0]!, /WHERE region = 'cn'/);
   assert.equal(reverseStreamName('mv', 'a'), 'dbus-reverse:mv:a');

@@ -4,9 +4,9 @@
 // ALTER TABLE makes (what the DDL hold compares across shards).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mergeProblems, tableMappings, type MoveShapes } from '../../src/core/dbus/plan.js';
+import { mergeProblems, reverseMappings, tableMappings, type MoveShapes } from '../../src/core/dbus/plan.js';
 import { alterChange } from '../../src/core/dbus/ddl.js';
-import { keyOfRow, ownsTargetRow, readColumns, targetRow } from '../../src/core/apply/mapping.js';
+import { keyOfRow, mappingProblems, ownsTargetRow, readColumns, targetRow } from '../../src/core/apply/mapping.js';
 import type { DbusMove, DbusTable } from '../../src/core/dbus/spec.js';
 import type { TableShape } from '../../src/core/db/introspect.js';
 
@@ -131,4 +131,30 @@ test('the copy within one server: the shard constant and the offset are placehol
   assert.match(q.sql, /^INSERT INTO `m`\.`o` \(`id`, `v`, `shard_id`\) SELECT `id` \+ \?, `v`, \? FROM `s`\.`o_2`/);
   assert.deepEqual(q.params.slice(0, 2), [1000, 2]);
   assert.deepEqual(q.params.slice(2), range.params);
+});
+
+test('reverse mappings of a merge: each shard takes the merged rows of its value (a placeholder), the shard column not written back where the shard lacks it; one stream per source server, the orphan check over every shard', () => {
+  const values = Object.fromEntries(SOURCES.map(([l, t], i) => [`${l}:s.${t}`, i]));
+  const { mappings, problems } = tableMappings(moveOf({ merge: { kind: 'shard-column', column: 'shard_id', values } }), shapesOf(true, true));
+  assert.deepEqual(problems, []);
+  const sh = reverseMappings(mappings, 'new', 'sh');
+  assert.deepEqual(sh.map((m) => [m.label, `${m.source.table}->${m.target.table}`, m.where, m.whereParams, m.key]), [
+    ['new', 'o->o_2', '`shard_id` = ?', [2], ['id']],
+    ['new', 'o->o_3', '`shard_id` = ?', [3], ['id']],
+  ]);
+  assert.deepEqual(sh[0]!.columns.map((c) => c.from), ['id', 'v', 'email']);
+  assert.deepEqual(sh[0]!.orphanWhere?.params, [0, 1, 2, 3]);
+  assert.match(sh[0]!.orphanWhere!.sql, /^`shard_id` IS NULL OR `shard_id` NOT IN \(\?, \?, \?, \?\)$/);
+  // routed by row filters, one source table may feed several targets; without filters it may not
+  assert.deepEqual(mappingProblems(sh), []);
+  assert.match(mappingProblems(sh.map((m) => ({ ...m, where: undefined }))).join('\n'), /s\.o is mapped twice/);
+  // an offset merge: each shard its range, its key shifted back
+  const offsets = Object.fromEntries(SOURCES.map(([l, t], i) => [`${l}:s.${t}`, i * 1000]));
+  const off = tableMappings(moveOf({ merge: { kind: 'offset', column: 'id', offsets } }), shapesOf(false, false));
+  const bj = reverseMappings(off.mappings, 'new', 'bj');
+  assert.deepEqual(bj.map((m) => [m.where, m.whereParams, m.offsets, m.orphanWhere]), [
+    ['`id` < ?', [1000n], { id: 0 }, undefined],
+    ['`id` >= ? AND `id` < ?', [1000n, 2000n], { id: -1000 }, undefined],
+  ]);
+  assert.deepEqual(keyOfRow(bj[1]!, { id: '1007', v: 1 }), ['7']);
 });

@@ -61,6 +61,12 @@ export interface BatchApplierOptions {
    * it is not written; this records it, in the batch's transaction (default: the batch fails).
    */
   onCollision?: ((target: Db, c: Collision) => Promise<void>) | undefined;
+  /**
+   * A routed table's row image that no mapping of the whole routing takes (`orphanWhere`): called
+   * with the message naming it, and the image goes nowhere (the caller says where it stays and what
+   * catches it). Without it the apply stops with that message.
+   */
+  onOrphan?: ((message: string) => void) | undefined;
 }
 
 /** Transactions kept in memory while a statement is held and the reader goes on (onHeldStatement). */
@@ -94,14 +100,24 @@ export class BatchApplier {
   constructor(protected readonly o: BatchApplierOptions) {
     const problems = mappingProblems(o.mappings);
     if (problems.length) throw badInput(`${o.label}: the table mapping cannot be applied`, { details: problems });
-    this.bySource = new Map(o.mappings.map((m) => [tableId(m.source), m]));
+    for (const m of o.mappings) {
+      const list = this.routes.get(tableId(m.source));
+      if (list) list.push(m);
+      else this.routes.set(tableId(m.source), [m]);
+    }
+    this.bySource = new Map([...this.routes].map(([id, list]) => [id, list[0]!]));
     this.lockWaitS = o.lockWaitS ?? DEFAULT_LOCK_WAIT_S;
   }
 
-  /** The mapping of a change's table (a change read is always of a mapped table). */
+  /** The mapping of a change's table (a change read is always of a mapped table), or the one a routed change was given. */
   protected mappingOf(c: RowChange): TableMapping {
-    return this.bySource.get(`${c.schema}\0${c.table}`)!;
+    return this.routed.get(c) ?? this.bySource.get(`${c.schema}\0${c.table}`)!;
   }
+
+  /** source table -> its mappings (several: routed by their row filters) */
+  private readonly routes = new Map<string, TableMapping[]>();
+  /** a change routed to one of several mappings of its table (filtered) */
+  private readonly routed = new WeakMap<RowChange, TableMapping>();
 
   async start(from: string): Promise<void> {
     this.db = await this.o.connectTarget();
@@ -305,7 +321,7 @@ export class BatchApplier {
       try {
         segments = this.segments(await this.filtered(batch));
       } catch (e) {
-        this.fail(runtimeError(`${this.o.label}: evaluating the row filter (where) of ${this.o.targetsName}: ${(e as Error).message}`, { cause: e }));
+        this.fail(runtimeError((e as { orphan?: boolean }).orphan ? `${this.o.label}: ${(e as Error).message}` : `${this.o.label}: evaluating the row filter (where) of ${this.o.targetsName}: ${(e as Error).message}`, { cause: e }));
         return;
       }
       try {
@@ -359,44 +375,86 @@ export class BatchApplier {
    * 200 images), so it means what it means in the copy's SELECT.
    */
   private async filtered(batch: RowChange[]): Promise<RowChange[]> {
-    const images: Array<{ m: TableMapping; row: Row; ok: boolean }> = [];
-    const slots = new Map<Row, number>();
+    // every (image, filter) to evaluate: a table's one mapping with a where, or each of a routed
+    // table's mappings, and a routed table's orphan condition
+    type Probe = { row: Row; m: TableMapping; orphan: boolean; ok: boolean };
+    const probes: Probe[] = [];
+    const slot = new Map<TableMapping, Map<Row, number>>();
+    const orphanSlot = new Map<Row, number>();
+    const routesOf = (c: RowChange) => this.routes.get(`${c.schema}\0${c.table}`) ?? [];
     for (const c of batch) {
-      const m = this.mappingOf(c);
-      if (m.where === undefined) continue;
-      for (const r of [c.before, c.after]) if (r && !slots.has(r)) (slots.set(r, images.length), images.push({ m, row: r, ok: false }));
+      const ms = routesOf(c).filter((m) => m.where !== undefined);
+      for (const r of [c.before, c.after]) {
+        if (!r) continue;
+        for (const m of ms) {
+          let byRow = slot.get(m);
+          if (!byRow) slot.set(m, (byRow = new Map()));
+          if (!byRow.has(r)) (byRow.set(r, probes.length), probes.push({ row: r, m, orphan: false, ok: false }));
+        }
+        const orphan = ms.find((m) => m.orphanWhere);
+        if (orphan && !orphanSlot.has(r)) (orphanSlot.set(r, probes.length), probes.push({ row: r, m: orphan, orphan: true, ok: false }));
+      }
     }
-    if (!images.length) return batch;
-    const byMapping = new Map<TableMapping, number[]>();
-    images.forEach((x, i) => {
-      let l = byMapping.get(x.m);
-      if (!l) byMapping.set(x.m, (l = []));
-      l.push(i);
+    if (!probes.length) return batch;
+    // the filter sees the columns the mapping reads; a routing filter every column of the image
+    // (a merged table's shard column is routed on, not written back where the shard lacks it)
+    const columnsOf = (x: Probe) => {
+      const read = readColumns(x.m).map((c) => c.from);
+      return x.orphan || x.m.whereParams !== undefined ? [...new Set([...read, ...Object.keys(x.row)])] : read;
+    };
+    const groups = new Map<string, { idx: number[]; cols: string[] }>();
+    probes.forEach((x, i) => {
+      const cols = columnsOf(x);
+      const k = `${x.orphan ? 'o' : 'w'}\0${this.o.mappings.indexOf(x.m)}\0${cols.join('\0')}`;
+      const g = groups.get(k);
+      if (g) g.idx.push(i);
+      else groups.set(k, { idx: [i], cols });
     });
-    for (const [m, idx] of byMapping) {
-      const cols = readColumns(m).map((c) => c.from);
+    for (const { idx, cols } of groups.values()) {
+      const { m, orphan } = probes[idx[0]!]!;
+      const cond = orphan ? m.orphanWhere!.sql : m.where!;
+      const condParams = orphan ? m.orphanWhere!.params : m.whereParams ?? [];
       for (let at = 0; at < idx.length; at += 200) {
         const part = idx.slice(at, at + 200);
         const sel = (n: number) => `SELECT ? AS ${quoteId('__ezctl_image')}${cols.map((c) => `, ${n === 0 ? `? AS ${quoteId(c)}` : '?'}`).join('')}`;
         const rows = await this.db.query<{ i: unknown; ok: unknown }>(
-          `SELECT x.${quoteId('__ezctl_image')} AS i, (${m.where}) AS ok FROM (${part.map((_, n) => sel(n)).join(' UNION ALL ')}) AS x`,
-          part.flatMap((i) => [i, ...cols.map((c) => toParam(images[i]!.row[c]))]),
+          `SELECT x.${quoteId('__ezctl_image')} AS i, (${cond}) AS ok FROM (${part.map((_, n) => sel(n)).join(' UNION ALL ')}) AS x`,
+          [...condParams, ...part.flatMap((i) => [i, ...cols.map((c) => toParam(probes[i]!.row[c]))])],
         );
-        for (const r of rows) if (Number(r.ok) === 1 || r.ok === true) images[Number(r.i)]!.ok = true;
+        for (const r of rows) if (Number(r.ok) === 1 || r.ok === true) probes[Number(r.i)]!.ok = true;
       }
     }
-    const inside = (r: Row | undefined) => !!r && images[slots.get(r)!]!.ok;
+    const inside = (m: TableMapping, r: Row | undefined) => !!r && probes[slot.get(m)!.get(r)!]!.ok;
+    const orphaned = [...orphanSlot].filter(([, i]) => probes[i]!.ok).map(([r]) => r);
+    const show = (v: unknown) => (v === null || v === undefined ? 'NULL' : typeof v === 'string' ? JSON.stringify(v) : Buffer.isBuffer(v) ? `0x${v.toString('hex')}` : String(v));
+    for (const row of orphaned) {
+      const c = batch.find((x) => x.after === row || x.before === row)!;
+      const m = routesOf(c)[0]!;
+      const keyCols = c.pk.length ? c.pk : m.key;
+      const key = keyCols.map((k) => `${k} = ${show(row[k])}`).join(', ');
+      const message = `a row of ${c.schema}.${c.table} (${key}) goes to no table: ${m.orphanWhere!.why}`;
+      if (!this.o.onOrphan) throw Object.assign(new Error(`${message}; it is not dropped: the stream stops before it`), { orphan: true });
+      this.o.onOrphan(message);
+    }
     const out: RowChange[] = [];
     for (const c of batch) {
-      if (this.mappingOf(c).where === undefined) {
+      const ms = routesOf(c);
+      if (!ms.some((m) => m.where !== undefined)) {
         out.push(c);
         continue;
       }
-      const b = c.kind !== 'insert' && inside(c.before);
-      const a = c.kind !== 'delete' && inside(c.after);
-      if (c.kind === 'update' && b && a) out.push(c);
-      else if (b) out.push({ ...c, kind: 'delete', after: undefined } as RowChange);
-      else if (a) out.push({ ...c, kind: 'insert', before: undefined } as RowChange);
+      for (const m of ms) {
+        if (m.where === undefined) continue;
+        const b = c.kind !== 'insert' && inside(m, c.before);
+        const a = c.kind !== 'delete' && inside(m, c.after);
+        let routed: RowChange | undefined;
+        if (c.kind === 'update' && b && a) routed = ms.length > 1 ? { ...c } : c;
+        else if (b) routed = { ...c, kind: 'delete', after: undefined } as RowChange;
+        else if (a) routed = { ...c, kind: 'insert', before: undefined } as RowChange;
+        if (!routed) continue;
+        if (ms.length > 1) this.routed.set(routed, m);
+        out.push(routed);
+      }
     }
     return out;
   }

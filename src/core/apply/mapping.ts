@@ -3,6 +3,7 @@
 import type { Row } from '../binlog/stream.js';
 import { toParam } from '../binlog/values.js';
 import type { KeyValue } from '../chunk/keys.js';
+import type { Param } from '../db/connect.js';
 
 export interface TableRef {
   schema: string;
@@ -38,6 +39,15 @@ export interface TableMapping {
   ownedKeys?: { column: string; from: bigint | null; below: bigint | null } | undefined;
   /** a row filter, an SQL condition on the source's columns: rows outside it are not carried */
   where?: string | undefined;
+  /** the values of `where`'s placeholders (a routed mapping's; the copy takes no such filter) */
+  whereParams?: Param[] | undefined;
+  /**
+   * Several mappings of one source table route its rows (a merged table streamed back to its
+   * shard tables): each takes the row images inside its `where`. A row image matching `orphanWhere`
+   * (on the source's columns, placeholders in `params`) is placed by no mapping of the whole
+   * routing (not only this stream's): the apply stops, naming it, rather than drop it.
+   */
+  orphanWhere?: { sql: string; params: Param[]; why: string } | undefined;
   /**
    * The target's UNIQUE keys other than `key` (target column lists) that rows of other sources
    * may collide on (a merge): a write that would overwrite another source's row is recorded,
@@ -56,7 +66,9 @@ export function mappingProblems(mappings: readonly TableMapping[]): string[] {
   const keyOfTarget = new Map<string, string>();
   for (const m of mappings) {
     const what = `${show(m.source)} -> ${show(m.target)}`;
-    if (sources.has(tableId(m.source))) out.push(`${what}: ${show(m.source)} is mapped twice; a source table goes to one target`);
+    const routed = mappings.filter((x) => tableId(x.source) === tableId(m.source));
+    // a table routed by row filters (each mapping takes its own rows) may go to several targets
+    if (sources.has(tableId(m.source)) && !routed.every((x) => x.where !== undefined)) out.push(`${what}: ${show(m.source)} is mapped twice; a source table goes to one target (or to several, each mapping with its own row filter)`);
     sources.add(tableId(m.source));
     if (!m.columns.length) out.push(`${what}: no columns are mapped`);
     const to = m.columns.map((c) => c.to);

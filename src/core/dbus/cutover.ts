@@ -39,7 +39,7 @@ import { sendJob, noJobAnswers } from '../control/commands.js';
 import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTable } from './fence.js';
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
 import { refNode, sourceTables, targetTables, reverseProblems, forwardMappings, reverseStreamName } from './sides.js';
-import { reverseMapping } from './plan.js';
+import { reverseMappings } from './plan.js';
 
 /** bin/ezctl of this very build (the reverse stream runs it; a library caller's argv[1] is not ezctl) */
 const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
@@ -345,7 +345,7 @@ export async function runReverse(ctx: Ctx, o: { name: string; spec?: string; fro
     for (const s of move.sources) {
       const node = refNode(topo, s);
       const name = reverseStreamName(move.name, s.label);
-      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: mappings.filter((m) => m.label === s.label).map((m) => reverseMapping(m, move.target.label)), from }, { signal: ac.signal });
+      const h = await startStream(ctx, { name, move, label: move.target.label, source: targetEp, target: await ctx.endpoint(node), mappings: reverseMappings(mappings, move.target.label, s.label), from }, { signal: ac.signal });
       handles.push(h);
     }
     writeInfo({ pid: process.pid, host: hostname(), from, streams: handles.map((h) => h.name), startedAt: new Date().toISOString() });

@@ -21,6 +21,8 @@ export interface MoveShapes {
 export interface DbusMapping extends TableMapping {
   /** the label of the source whose table this maps */
   label: string;
+  /** columns written from a constant that the source table itself does not have (a merge's shard column) */
+  absentAtSource?: string[];
 }
 
 const nameOf = (t: TableRef) => `${t.schema}.${t.table}`;
@@ -125,6 +127,7 @@ function mergeMappings(t: DbusTable, shapes: MoveShapes, at: string, resuming: b
       if (v !== undefined) {
         if (!m.columns.some((c) => c.from === rule.column)) m.columns.push({ from: rule.column, to: rule.column });
         m.constants = { [rule.column]: v };
+        if (!scols.includes(rule.column)) m.absentAtSource = [rule.column];
       } else if (!scols.includes(rule.column)) {
         problems.push(`${who}${at}: has no column ${rule.column} and the merge rule gives it no value (merge.values: { "${who}": ... })`);
       }
@@ -246,6 +249,59 @@ export function mergeProblems(move: DbusMove, shapes: MoveShapes, mappings: read
 export function reverseMapping(m: DbusMapping, label: string): DbusMapping {
   const to = (c: string) => m.columns.find((x) => x.from === c)!.to;
   return { label, source: m.target, target: m.source, columns: m.columns.map((c) => ({ from: c.to, to: c.from })), key: m.key.map(to) };
+}
+
+/**
+ * The reverse mappings of a move (pure): a moved table's turned around; a merged table routed back
+ * to its shard tables, each taking the rows its rule put there: a shard-column shard the rows
+ * whose shard column holds its value (the column not written where the shard table lacks it), an
+ * offset shard the keys of its range (plan offsetRanges) minus its offset. A merged row no shard
+ * takes (a shard value no shard has) stops the reverse stream, naming it (`orphanWhere`), on
+ * whichever server's stream meets it. `forward`: every mapping of the move (all sources), so the
+ * routing knows every shard; `only`: the label whose shard tables this stream writes.
+ */
+export function reverseMappings(forward: readonly DbusMapping[], label: string, only: string): DbusMapping[] {
+  const out: DbusMapping[] = [];
+  for (const m of forward) {
+    if (m.label !== only) continue;
+    const same = forward.filter((x) => nameOf(x.target) === nameOf(m.target));
+    const merged = same.length > 1 || m.constants !== undefined || m.offsets !== undefined;
+    if (!merged) {
+      out.push(reverseMapping(m, label));
+      continue;
+    }
+    const to = (c: string) => m.columns.find((x) => x.from === c)?.to ?? c;
+    const absent = new Set(m.absentAtSource ?? []);
+    const columns = m.columns.filter((c) => !absent.has(c.from)).map((c) => ({ from: c.to, to: c.from }));
+    const r: DbusMapping = { label, source: m.target, target: m.source, columns, key: m.key.filter((k) => !absent.has(k)).map(to) };
+    const constants = Object.entries(m.constants ?? {});
+    if (constants.length) {
+      const [col, v] = constants[0]!;
+      const tcol = to(col);
+      r.where = `${quoteId(tcol)} = ?`;
+      r.whereParams = [v];
+      const values = same.map((x) => x.constants?.[col]).filter((x): x is string | number => x !== undefined);
+      r.orphanWhere = {
+        sql: `${quoteId(tcol)} IS NULL OR ${quoteId(tcol)} NOT IN (${values.map(() => '?').join(', ')})`,
+        params: values,
+        why: `its ${tcol} names no shard of the merge into ${nameOf(m.target)} (${values.map((x) => JSON.stringify(x)).join(', ')})`,
+      };
+    }
+    if (m.offsets) {
+      r.offsets = Object.fromEntries(Object.entries(m.offsets).map(([c, off]) => [to(c), off === 0 ? 0 : -off]));
+      const own = m.ownedKeys;
+      if (own) {
+        const parts: string[] = [];
+        const params: bigint[] = [];
+        if (own.from !== null) (parts.push(`${quoteId(own.column)} >= ?`), params.push(own.from));
+        if (own.below !== null) (parts.push(`${quoteId(own.column)} < ?`), params.push(own.below));
+        r.where = parts.length ? parts.join(' AND ') : '1';
+        r.whereParams = params;
+      }
+    }
+    out.push(r);
+  }
+  return out;
 }
 
 export interface PlannedTable {

@@ -254,6 +254,9 @@ class Stream implements StreamHandle {
       onStatement: (tx) => this.onStatement(tx),
       onHeldStatement: (tx) => this.onHeldStatement(tx),
       onCollision: (db, c) => recordConflict(db, spec.move.name, spec.peers ?? spec.mappings, c),
+      // a merged table streamed back: a row of no shard stays at the target, where dbus verify
+      // (the rollback's verify step) names it until it is given a shard's value
+      onOrphan: (message) => this.ctx.log.warn(`dbus ${spec.move.name}: ${message}: left at the target; \`ezctl dbus verify ${spec.move.name}\` names it and \`dbus rollback\` refuses until it has a shard's value (the reverse stream then brings it to that shard)`),
     });
     await a.start(this.saved);
     this.applier = a;

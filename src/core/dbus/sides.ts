@@ -1,7 +1,7 @@
 // The servers of a move as a cut-over or rollback sees them: each source and the target resolved to
 // a node (a zone master by cluster/zone, or an instance by DSN with the topology file's
 // credentials), the moved tables on each side (what the fence covers), and the forward mappings
-// the reverse stream turns around (plan.ts reverseMapping).
+// the reverse stream turns around (plan.ts reverseMappings: a merge routed back shard by shard).
 import type { Topology, ResolvedNode } from '../config/load.js';
 import { parseConnectionString } from '../config/dsn.js';
 import type { Db } from '../db/connect.js';
@@ -55,13 +55,18 @@ export function targetTables(move: DbusMove): FenceTable[] {
   return out;
 }
 
-/** Why the move cannot be streamed back (target -> sources): a merge or a filter (a row's way back is not one table). */
+/**
+ * Why the move cannot be streamed back (target -> sources): a filter (the target's other rows
+ * would be written back too), a merge without a rule (which shard a row goes back to is not
+ * known). A merge with a shard-column or offset rule is routed back shard by shard (plan.ts
+ * reverseMappings).
+ */
 export function reverseProblems(move: DbusMove): string[] {
   const out: string[] = [];
   for (const t of move.tables) {
     const name = `${t.target.schema}.${t.target.table}`;
-    if (t.sources.length > 1 || t.merge) out.push(`${name} is a merge of ${t.sources.length} source tables: a reverse stream would need each row's shard to pick its source table, which this version does not do`);
-    else if (t.where) out.push(`${name} moves only the rows WHERE ${t.where}: a reverse stream would write the target's other rows back too`);
+    if (t.where) out.push(`${name} moves only the rows WHERE ${t.where}: a reverse stream would write the target's other rows back too`);
+    else if (t.sources.length > 1 && !t.merge) out.push(`${name} is a merge of ${t.sources.length} source tables without a merge rule: which shard table a target row goes back to cannot be told (declare merge: shard-column or offset)`);
   }
   return out;
 }
