@@ -68,7 +68,7 @@ dbus:
   await src.exec("INSERT INTO mv.u (k, u) SELECT CONCAT('k', seq % 13), seq FROM seq.seq_1_to_2000");
   for (const db of ['pg', 'dd', 'sm']) await src.exec(`CREATE DATABASE ${db}`);
   await src.exec('CREATE TABLE sm.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
-  await src.exec('INSERT INTO sm.t SELECT seq, 0 FROM seq.seq_1_to_5000');
+  await src.exec('INSERT INTO sm.t SELECT seq, 0 FROM seq.seq_1_to_30000');
   await src.exec('CREATE TABLE pg.t (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
   await src.exec('INSERT INTO pg.t SELECT seq, seq FROM seq.seq_1_to_100');
   await src.exec('CREATE TABLE dd.x (id INT NOT NULL PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
@@ -289,7 +289,7 @@ test('DDL on a moved source table stops the stream, naming the table and the sta
   assert.equal((await again.exited).code, 0);
 });
 
-test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them, its connection killed and started again: equal rows', async () => {
+test('source and target one server: chunks copied with INSERT ... SELECT under writes, the stream beside them, its connection killed with a chunk in flight and started again only once the chunk is done: equal rows', async () => {
   const plan = await sb.run(['--json', 'dbus', 'plan', 'same-out']);
   assert.equal(plan.code, 0, show(plan));
   assert.deepEqual(plan.json().sameServer, ['old']);
@@ -297,19 +297,33 @@ test('source and target one server: chunks copied with INSERT ... SELECT under w
     await db.exec('BEGIN');
     await db.exec('UPDATE sm.t SET v = v + 1 WHERE id = ?', [1 + ((i * 7919) % 5000)]);
     if (i % 3 === 0) await db.exec('DELETE FROM sm.t WHERE id = ?', [1 + ((i * 31) % 5000)]);
-    if (i % 4 === 0) await db.exec('INSERT INTO sm.t VALUES (?, 1)', [10_000 + i]);
+    if (i % 4 === 0) await db.exec('INSERT INTO sm.t VALUES (?, 1)', [100_000 + i]);
     await db.exec('COMMIT');
   });
+  // a source row locked by a test session: the copy chunk that reaches it (INSERT ... SELECT ...
+  // LOCK IN SHARE MODE) waits for it, in flight, holding its turn
+  const locker = await sb.db(master('bj'));
+  await locker.exec('BEGIN');
+  await locker.query('SELECT * FROM sm.t WHERE id = 29000 FOR UPDATE');
   const run = startJob('same-out', ['--chunk-time', '20ms']);
   try {
-    await eventually(async () => (await status('same-out')).state === 'following' || run.child.exitCode !== null, 60_000, 'same-out to follow');
+    const inFlight = "SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT%sm2%' AND ID <> CONNECTION_ID()";
+    await eventually(async () => (await src.query(inFlight)).length > 0 || run.child.exitCode !== null, 30_000, 'a copy chunk to wait for the locked row');
     assert.equal(run.child.exitCode, null, run.out());
-    // the stream's connection lost (its dump thread killed on the source): started again from its checkpoint
+    // the stream's connection lost (its dump thread killed on the source) while the chunk runs
     const dumps = await src.query<{ Id: number | string }>("SELECT ID AS Id FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
     assert.equal(dumps.length, 1, JSON.stringify(dumps));
     await src.exec(`KILL ${Number(dumps[0]!.Id)}`);
     await eventually(async () => /lost its connection/.test(run.out()) || run.child.exitCode !== null, 30_000, 'the stream to notice');
+    // not started again while a chunk that took its turn on the old stream runs (its batches would
+    // be applied beside it): 1.5 s is several times the retry pause (200 ms)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await src.query(inFlight)).length, 1, 'the chunk still waits');
+    assert.equal((await src.query("SELECT 1 FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")).length, 0, `the stream started again beside a chunk in flight: ${run.out().slice(-3000)}`);
+    await locker.exec('ROLLBACK');
     await eventually(async () => (await src.query("SELECT 1 FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")).length === 1 || run.child.exitCode !== null, 30_000, 'the stream to start again');
+    assert.equal(run.child.exitCode, null, run.out());
+    await eventually(async () => (await status('same-out')).state === 'following' || run.child.exitCode !== null, 60_000, 'same-out to follow');
     assert.equal(run.child.exitCode, null, run.out());
     const w = await writer.stop();
     assert.deepEqual(w.errors, []);
@@ -318,6 +332,8 @@ test('source and target one server: chunks copied with INSERT ... SELECT under w
     assert.deepEqual(await waitApplied(ctx, 'same-out', { old: end }, { timeoutMs: 30_000 }), { reached: true, behind: [] });
     assert.deepEqual(await rowsOf(src, 'SELECT * FROM sm2.t ORDER BY id'), await rowsOf(src, 'SELECT * FROM sm.t ORDER BY id'));
   } finally {
+    await locker.exec('ROLLBACK').catch(() => undefined);
+    await locker.close();
     await writer.stop().catch(() => undefined);
     const ab = await sb.run(['dbus', 'abort', 'same-out', '--drop-target']);
     assert.equal(ab.code, 0, show(ab));

@@ -209,6 +209,8 @@ async function assertNotPurged(source: Endpoint, label: string, position: string
 
 class Stream implements StreamHandle {
   private applier: BatchApplier | undefined;
+  /** the applier last opened, kept once stopped: its turns outlive it (shared, idle) */
+  private lastApplier: BatchApplier | undefined;
   private failure: Error | undefined;
   private stopped = false;
   private saved: string;
@@ -260,6 +262,7 @@ class Stream implements StreamHandle {
     });
     await a.start(this.saved);
     this.applier = a;
+    this.lastApplier = a;
     this.timer ??= setInterval(() => this.tick(), IDLE_CHECKPOINT_MS);
   }
 
@@ -374,9 +377,17 @@ class Stream implements StreamHandle {
   }
 
   shared<T>(fn: () => Promise<T>): Promise<T> {
-    const a = this.applier;
+    // a stopped stream's applier still keeps the turns: a chunk started after the stream ended
+    // (before its restart) is waited for by the restart like the ones before it
+    const a = this.applier ?? this.lastApplier;
     if (!a) return fn();
     return a.shared(fn);
+  }
+
+  /** Resolves once every copy chunk and batch that took a turn on this stream so far is done (a stopped stream's too). */
+  idle(): Promise<void> {
+    const a = this.applier ?? this.lastApplier;
+    return a ? a.exclusive(async () => undefined) : Promise.resolve();
   }
 
   async pause(): Promise<void> {
@@ -717,8 +728,32 @@ class MoveRun {
   private lost = new Map<string, number>();
   private lostAt = new Map<string, number>();
 
-  /** Start (or restart, from its checkpoint on the target) the stream of one source, and watch it. */
+  /** Per source being restarted: copy chunks wait for it before they take their turn. */
+  private restarting = new Map<string, Promise<void>>();
+
+  /**
+   * Start (or restart, from its checkpoint on the target) the stream of one source, and watch it.
+   * A restart first waits for the copy chunks still running on the old stream's turns (they are
+   * not stopped with it), and holds new chunks until the new stream exists: otherwise the new
+   * stream's first batches could be applied beside a chunk that read the source before them and
+   * wrote after them, putting an older row back.
+   */
   private async openStream(label: string, from: string): Promise<void> {
+    const old = this.streams.get(label);
+    if (!old) return this.startStreamOf(label, from);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    this.restarting.set(label, gate);
+    try {
+      await old.idle();
+      await this.startStreamOf(label, from);
+    } finally {
+      this.restarting.delete(label);
+      release();
+    }
+  }
+
+  private async startStreamOf(label: string, from: string): Promise<void> {
     const stream = (await startStream(this.ctx, {
       name: streamName(this.move.name, label),
       move: this.move,
@@ -935,7 +970,7 @@ class MoveRun {
           check: () => {
             if (this.stopCtrl.signal.aborted) throw new Error('stopped');
           },
-          copyChunk: (s, chunk) => (this.streams.get(label) ?? stream).shared(async () => {
+          copyChunk: async (s, chunk) => (await this.restarting.get(label), this.streams.get(label) ?? stream).shared(async () => {
             if (m.uniqueKeys?.length) {
               // a merge with UNIQUE keys: rows colliding with another source's are recorded, never written
               return retryOnLockConflict(() => copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk), {
