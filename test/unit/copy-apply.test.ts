@@ -10,6 +10,7 @@ import { finalStates } from '../../src/core/apply/final-state.js';
 import { mappingProblems, type TableMapping } from '../../src/core/apply/mapping.js';
 import { runCopyLoop } from '../../src/core/copy/loop.js';
 import { insertSelectSql, multiRowInsertSql, type CopySpec } from '../../src/core/copy/strategy.js';
+import { commitEstimate } from '../../src/core/apply/applier.js';
 import { copySettingsOf } from '../../src/core/copy/settings.js';
 
 const cols = (...names: string[]) => names.map((n) => ({ from: n, to: n }));
@@ -133,4 +134,9 @@ test('the applier refuses a mapping without a key before it connects anywhere (e
     return true;
   });
   assert.equal(connected, false);
+});
+
+test('a queued transaction\'s commit time: the binlog\'s whole second taken at its end, unless it was read earlier (a live stream reads it within ms)', () => {
+  assert.equal(commitEstimate({ timestampMs: 1_000_000, readAtMs: 1_000_120 }), 1_000_120);
+  assert.equal(commitEstimate({ timestampMs: 1_000_000, readAtMs: 1_005_000 }), 1_000_999);
 });

@@ -69,6 +69,11 @@ export interface BatchApplierOptions {
   onOrphan?: ((message: string) => void) | undefined;
 }
 
+/** A queued transaction's commit time in ms: its binlog second's last millisecond, or when it was read if earlier. */
+export function commitEstimate(q: { timestampMs: number; readAtMs: number }): number {
+  return Math.min(q.timestampMs + 999, q.readAtMs);
+}
+
 /** Transactions kept in memory while a statement is held and the reader goes on (onHeldStatement). */
 const HELD_MAX = 100_000;
 
@@ -77,7 +82,7 @@ export class BatchApplier {
   private stream: BinlogStream | undefined;
   private readPos!: SourcePosition;
   appliedPos = '';
-  private queue: Array<{ changes: RowChange[]; posAfter: string; timestampMs: number }> = [];
+  private queue: Array<{ changes: RowChange[]; posAfter: string; timestampMs: number; readAtMs: number }> = [];
   /** while a statement is held (onStatement's Promise): the transactions read after it, in order */
   private held: BinlogTx[] | undefined;
   /** the commit time (binlog, whole seconds) of the transaction being applied, when one is */
@@ -147,9 +152,15 @@ export class BatchApplier {
     return this.readPos?.toString() ?? '';
   }
 
-  /** How far the targets are behind the source: now minus the oldest unapplied transaction's commit time (0 when none waits). */
+  /**
+   * How far the targets are behind the source: now minus the oldest unapplied transaction's commit
+   * time (0 when none waits). The binlog gives that time in whole seconds: it is taken as the
+   * latest it can be, the second's end or when the transaction was read, whichever comes first (a
+   * stream reading live reads a commit within milliseconds; the second's start overstated the lag
+   * by up to a second).
+   */
   lagMs(): number {
-    const oldest = this.applyingTs ?? this.queue[0]?.timestampMs;
+    const oldest = this.applyingTs ?? (this.queue[0] ? commitEstimate(this.queue[0]) : undefined);
     return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest);
   }
 
@@ -193,7 +204,7 @@ export class BatchApplier {
       else this.appliedPos = posAfter;
       return;
     }
-    this.queue.push({ changes, posAfter, timestampMs: tx.timestampMs });
+    this.queue.push({ changes, posAfter, timestampMs: tx.timestampMs, readAtMs: Date.now() });
     this.changesSeen += changes.length;
     for (const c of changes) {
       const n = this.mappingOf(c).counters;
@@ -310,7 +321,7 @@ export class BatchApplier {
       }
       const batch: RowChange[] = [];
       let end = '';
-      this.applyingTs = this.queue[0]!.timestampMs;
+      this.applyingTs = commitEstimate(this.queue[0]!);
       while (this.queue.length && batch.length < size) {
         const q = this.queue.shift()!;
         batch.push(...q.changes);
