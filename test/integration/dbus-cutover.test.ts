@@ -5,11 +5,11 @@
 // at the steps, then the same command again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { EZCTL, show } from '../helpers/cli.js';
+import { RouteClient, startFollowing, stopDbusProcesses } from '../helpers/dbus.js';
+import { show } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
 import { fenceTables, unfenceTables, fenceState, admitApplier, isFenceError } from '../../src/core/dbus/fence.js';
 import { writeRouteAt, readRouteAt, type DbusRoute } from '../../src/core/dbus/route.js';
@@ -37,19 +37,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const job of startJobs) {
-    if (job.exitCode === null && job.signalCode === null) {
-      job.kill('SIGTERM');
-      await new Promise((r) => job.once('exit', r));
-    }
-  }
-  // the reverse stream runs detached (started by a cut-over): stopped by its pid
-  try {
-    const info = JSON.parse(readFileSync(join(sb.dir, 'state', 'dbus', MOVE, 'reverse.json'), 'utf8')) as { pid: number };
-    process.kill(info.pid, 'SIGTERM');
-  } catch {
-    /* none running */
-  }
+  await stopDbusProcesses(sb, MOVE, startJobs);
   await Promise.all(opened.map((d) => d.close().catch(() => undefined)));
   await sb?.down();
 });
@@ -139,71 +127,14 @@ function declareMove(): void {
   appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "cz.*" }\n`);
 }
 
-/** `dbus start mv --execute [--resume]` in the background; resolves once the move follows the source. */
 const startJobs: ChildProcess[] = [];
-async function startMoveJob(resume = false): Promise<void> {
-  const job = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', MOVE, '--execute', ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  startJobs.push(job);
-  let err = '';
-  job.stderr!.on('data', (d) => (err += d));
-  await eventually(async () => {
-    if (job.exitCode !== null) throw new Error(`dbus start exited ${job.exitCode}: ${err.slice(-2000)}`);
-    const r = await sb.run(['--json', 'dbus', 'status', MOVE]);
-    return r.code === 0 && r.json().state === 'following';
-  }, 60_000, `dbus ${MOVE} following (${err.slice(-500)})`);
-}
+const startMoveJob = (resume = false) => startFollowing(sb, MOVE, startJobs, resume);
 
 /** The move follows its source again (after a cut-over ended its job, and a rollback). */
 async function ensureFollowing(): Promise<void> {
   const r = await sb.run(['--json', 'dbus', 'status', MOVE]);
   if (r.code === 0 && r.json().state === 'following') return;
   await startMoveJob(true);
-}
-
-/**
- * A client following the route record, as an application would: before each write it takes the
- * newest route among both sides (read every 20 ms); while blocked it waits; a fence error makes
- * it read the route again and retry. Each acknowledged write is logged with where it went.
- */
-class RouteClient {
-  acked: Array<{ id: number; at: 'old' | 'new'; ms: number; version: number }> = [];
-  fenced = 0;
-  private stop = false;
-  private done: Promise<void> | undefined;
-  constructor(private readonly conns: { old: Db; new: Db; readOld: Db; readNew: Db }, private nextId: number) {}
-
-  async route(): Promise<DbusRoute | undefined> {
-    const [a, b] = await Promise.all([readRouteAt(this.conns.readOld, MOVE).catch(() => undefined), readRouteAt(this.conns.readNew, MOVE).catch(() => undefined)]);
-    return [a, b].reduce<DbusRoute | undefined>((x, y) => (!y ? x : !x || y.version > x.version ? y : x), undefined);
-  }
-
-  start(): void {
-    this.done = (async () => {
-      while (!this.stop) {
-        const r = await this.route();
-        if (r?.state === 'blocked') {
-          await new Promise((res) => setTimeout(res, 10));
-          continue;
-        }
-        const at = r?.home === 'target' ? 'new' : 'old';
-        const id = this.nextId;
-        try {
-          await this.conns[at].exec('INSERT INTO cz.acct (id, v, at) VALUES (?, ?, ?)', [id, id, at]);
-          this.acked.push({ id, at, ms: Date.now(), version: r?.version ?? 0 });
-          this.nextId++;
-        } catch (e) {
-          if (!isFenceError(e)) throw e;
-          this.fenced++;
-        }
-        await new Promise((res) => setTimeout(res, 5));
-      }
-    })();
-  }
-
-  async finish(): Promise<void> {
-    this.stop = true;
-    await this.done;
-  }
 }
 
 async function ids(d: Db): Promise<Set<number>> {
@@ -244,7 +175,7 @@ test('cut-over under the writes of a client following the route record: no write
   assert.match(early.json().refusals.join('\n'), /dbus start mv --execute/);
   assert.deepEqual((await fenceState(old, MOVE, [{ schema: 'cz', table: 'acct' }])).open, ['cz.acct']);
   await startMoveJob();
-  const client = new RouteClient({ old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000);
+  const client = new RouteClient(MOVE, { old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000, (d, at, id) => d.exec('INSERT INTO cz.acct (id, v, at) VALUES (?, ?, ?)', [id, id, at]));
   client.start();
   await eventually(async () => client.acked.length >= 20, 10_000, 'the client writing');
 

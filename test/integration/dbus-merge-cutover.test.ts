@@ -9,14 +9,14 @@
 // reverse stream and left there: the rollback's verify refuses until it is given a shard.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.js';
-import { EZCTL, show } from '../helpers/cli.js';
+import { RouteClient, startFollowing, stopDbusProcesses } from '../helpers/dbus.js';
+import { show } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
-import { fenceState, isFenceError } from '../../src/core/dbus/fence.js';
-import { readRouteAt, type DbusRoute } from '../../src/core/dbus/route.js';
+import { fenceState } from '../../src/core/dbus/fence.js';
 
 const MOVE = 'mm';
 const SHARDS = 3;
@@ -49,82 +49,20 @@ before(async () => {
 });
 
 after(async () => {
-  for (const job of jobs) {
-    if (job.exitCode === null && job.signalCode === null) {
-      job.kill('SIGTERM');
-      await new Promise((r) => job.once('exit', r));
-    }
-  }
-  try {
-    const info = JSON.parse(readFileSync(join(sb.dir, 'state', 'dbus', MOVE, 'reverse.json'), 'utf8')) as { pid: number };
-    process.kill(info.pid, 'SIGTERM');
-  } catch {
-    /* none running */
-  }
+  await stopDbusProcesses(sb, MOVE, jobs);
   await Promise.all(opened.map((d) => d.close().catch(() => undefined)));
   await sb?.down();
 });
 
-async function startJob(resume = false): Promise<void> {
-  const job = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', MOVE, '--execute', ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  jobs.push(job);
-  let err = '';
-  job.stderr!.on('data', (d) => (err += d));
-  await eventually(async () => {
-    if (job.exitCode !== null) throw new Error(`dbus start exited ${job.exitCode}: ${err.slice(-2000)}`);
-    const r = await sb.run(['--json', 'dbus', 'status', MOVE]);
-    return r.code === 0 && r.json().state === 'following';
-  }, 60_000, `dbus ${MOVE} following (${err.slice(-500)})`);
-}
-
-/** A client following the route record: each new row to its shard at the source, or to the merged table at the target. */
-class ShardClient {
-  acked: Array<{ id: number; at: 'old' | 'new' }> = [];
-  fenced = 0;
-  private stop = false;
-  private done: Promise<void> | undefined;
-  constructor(private readonly c: { old: Db; new: Db; readOld: Db; readNew: Db }, private nextId: number) {}
-
-  private async route(): Promise<DbusRoute | undefined> {
-    const [a, b] = await Promise.all([readRouteAt(this.c.readOld, MOVE).catch(() => undefined), readRouteAt(this.c.readNew, MOVE).catch(() => undefined)]);
-    return [a, b].reduce<DbusRoute | undefined>((x, y) => (!y ? x : !x || y.version > x.version ? y : x), undefined);
-  }
-
-  start(): void {
-    this.done = (async () => {
-      while (!this.stop) {
-        const r = await this.route();
-        if (r?.state === 'blocked') {
-          await new Promise((res) => setTimeout(res, 10));
-          continue;
-        }
-        const at = r?.home === 'target' ? 'new' : 'old';
-        const id = this.nextId;
-        try {
-          if (at === 'old') await this.c.old.exec(`INSERT INTO s.o_${id % SHARDS} (id, v, at) VALUES (?, ?, 'old')`, [id, id]);
-          else await this.c.new.exec("INSERT INTO m.o (shard_id, id, v, at) VALUES (?, ?, ?, 'new')", [id % SHARDS, id, id]);
-          this.acked.push({ id, at });
-          this.nextId++;
-        } catch (e) {
-          if (!isFenceError(e)) throw e;
-          this.fenced++;
-        }
-        await new Promise((res) => setTimeout(res, 5));
-      }
-    })();
-  }
-
-  async finish(): Promise<void> {
-    this.stop = true;
-    await this.done;
-  }
-}
+const startJob = (resume = false) => startFollowing(sb, MOVE, jobs, resume);
 
 const shardRows = async (n: number) => new Map((await bj.query<{ id: number; v: number }>(`SELECT id, v FROM s.o_${n}`)).map((r) => [Number(r.id), Number(r.v)]));
 
 test('a merge cut over under a writer and rolled back: target writes reach their shard through the reverse stream (a shard-moving update included), none acknowledged lost; a row of no shard named and kept at the target, the rollback refused until it has one', { timeout: 240_000 }, async (t) => {
   await startJob();
-  const client = new ShardClient({ old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000);
+  // each new row to its shard at the source, to the merged table at the target
+  const client = new RouteClient(MOVE, { old: await db('bj-master'), new: await db('sh-master'), readOld: await db('bj-master'), readNew: await db('sh-master') }, 100_000, (d, at, id) =>
+    at === 'old' ? d.exec(`INSERT INTO s.o_${id % SHARDS} (id, v, at) VALUES (?, ?, 'old')`, [id, id]) : d.exec("INSERT INTO m.o (shard_id, id, v, at) VALUES (?, ?, ?, 'new')", [id % SHARDS, id, id]));
   client.start();
   await eventually(async () => client.acked.length >= 20, 10_000, 'the client writing');
 
