@@ -115,6 +115,7 @@ test('a merge cut over under a writer and rolled back: target writes reach their
   assert.match(refused.stderr + refused.stdout, /m\.o \[9,7777\]: at the target only: its shard_id names no shard/);
   await sh.exec('UPDATE m.o SET shard_id = 1 WHERE shard_id = 9 AND id = 7777');
   await eventually(async () => (await shardRows(1)).has(7777), 15_000, 'the row given a shard to reach it');
+  assert.equal(reverseLog().match(/goes to no table/g)?.length, 1, 'named once: its update out of no shard is no second warning');
   const done = await sb.run(['--json', 'dbus', 'rollback', MOVE, '--execute']);
   assert.equal(done.code, 0, show(done));
   for (const n of [0, 2]) assert.equal((await shardRows(n)).has(7777), false, 'no other shard took it');

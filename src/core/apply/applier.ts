@@ -402,7 +402,9 @@ export class BatchApplier {
           if (!byRow) slot.set(m, (byRow = new Map()));
           if (!byRow.has(r)) (byRow.set(r, probes.length), probes.push({ row: r, m, orphan: false, ok: false }));
         }
-        const orphan = ms.find((m) => m.orphanWhere);
+        // only a row's new image can be left without a table (an old one of no shard leaving
+        // that state, by an update giving it a shard or a delete, has nothing to undo anywhere)
+        const orphan = r === c.after ? ms.find((m) => m.orphanWhere) : undefined;
         if (orphan && !orphanSlot.has(r)) (orphanSlot.set(r, probes.length), probes.push({ row: r, m: orphan, orphan: true, ok: false }));
       }
     }
