@@ -1,8 +1,11 @@
 // How one chunk is copied: within a server, one INSERT ... SELECT (osc's ghost); between two
-// servers, a SELECT of the chunk on the source, then multi-row INSERTs on the target with the
-// values as placeholders. Values are read as the db layer reads everything (dateStrings, exact
-// BIGINT and DECIMAL as text, JSON as text, bytes as Buffers), so they go back exactly.
-import type { Db, Param } from '../db/connect.js';
+// servers, a SELECT of the chunk on the source, then on the target one LOAD DATA LOCAL INFILE of
+// the rows (the plain copy) or multi-row INSERTs with the values as placeholders (a merge, or a
+// target that refuses LOAD DATA LOCAL). Values are read as the db layer reads everything
+// (dateStrings, exact BIGINT and DECIMAL as text, JSON as text, bytes as Buffers), so they go back
+// exactly.
+import { Readable } from 'node:stream';
+import { QueryError, queryError, type Db, type Param } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
 import { orderBy, type SqlPart } from '../chunk/keys.js';
@@ -85,6 +88,13 @@ export interface BetweenServersOptions {
   /** rows per INSERT (default 500) */
   rowsPerInsert?: number;
   /**
+   * 'load' (default): a plain copy's chunk goes as one LOAD DATA LOCAL INFILE, its rows streamed
+   * from memory (the server parses tab-separated text about 1.4x faster than INSERT values, its
+   * largest cost in a copy: 245,000 against 175,000 rows/s, MARIADB-NOTES); 'insert': multi-row
+   * INSERTs. A merge's rules and a 'update' duplicate policy always take INSERTs.
+   */
+  via?: 'load' | 'insert';
+  /**
    * Called with the chunk's source rows before they are written, in one transaction of the target
    * with the writes; returns the rows to write (a merge's unique-key collisions left out, recorded).
    */
@@ -124,9 +134,20 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
     }
   };
   if (!o.beforeWrite && !spec.constants && !spec.offsets) {
-    // the plain copy: rows as arrays, straight into the inserts (no per-value conversion)
+    // the plain copy: rows as arrays, straight into the load or the inserts (no object per row)
     const rows = (await source.queryArrays(select(spec.columns), range.params)) as Param[][];
     if (!rows.length) return 0;
+    const load = (o.via ?? 'load') === 'load' && onDup === 'keep' && !loadRefused.has(target) ? loadDataChunk(spec, rows) : undefined;
+    if (load) {
+      try {
+        await inOneTransaction(() => loadRows(target, spec, load));
+        return rows.length;
+      } catch (e) {
+        if (!isLoadRefused(e)) throw e;
+        // the target (or its version) does not take LOAD DATA LOCAL: this session inserts from now on
+        loadRefused.add(target);
+      }
+    }
     if (rows.length <= per) await insert(rows);
     else await inOneTransaction(() => insert(rows));
     return rows.length;
@@ -141,6 +162,100 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
     if (rows.length) await insert(asParams(rows));
   });
   return read.length;
+}
+
+/** Target sessions that refused LOAD DATA LOCAL (local_infile off): they take INSERTs. */
+const loadRefused = new WeakSet<Db>();
+
+/** MariaDB's 1148 (the command is not allowed: local_infile off), MySQL 8's 3948 (local loading disabled). */
+function isLoadRefused(e: unknown): boolean {
+  return e instanceof QueryError && (e.errno === 1148 || e.errno === 3948);
+}
+
+/** A chunk as one LOAD DATA: its statement and its rows as tab-separated text. */
+export interface LoadDataChunk {
+  sql: string;
+  data: Buffer;
+}
+
+/**
+ * One LOAD DATA LOCAL INFILE ... IGNORE of a chunk's rows, or undefined when a value is of a kind
+ * the text cannot carry exactly (a geometry decoded as an object), which then goes as INSERTs.
+ * Text: every separator spelled out (no server default is relied on), a NULL as \N, a backslash,
+ * tab, newline, carriage return and NUL escaped; bytes (binary strings, BIT) as hex loaded into a
+ * user variable and UNHEX()ed, so no byte is ever read as the file's character set. IGNORE keeps a
+ * row the target has (as the INSERTs' ON DUPLICATE KEY UPDATE of the key to itself does); the
+ * other errors IGNORE would turn into warnings are refused after the load (loadRows).
+ */
+export function loadDataChunk(spec: CopySpec, rows: readonly (readonly Param[])[]): LoadDataChunk | undefined {
+  const n = spec.columns.length;
+  const hex: boolean[] = new Array(n).fill(false);
+  for (let c = 0; c < n; c++) {
+    for (const r of rows) {
+      const v = r[c];
+      if (v === null || v === undefined) continue;
+      hex[c] = Buffer.isBuffer(v);
+      break;
+    }
+  }
+  const lines: string[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const fields: string[] = new Array(n);
+    for (let c = 0; c < n; c++) {
+      const v = r[c];
+      if (v === null || v === undefined) fields[c] = '\\N';
+      else if (hex[c]) {
+        if (!Buffer.isBuffer(v)) return undefined;
+        fields[c] = v.toString('hex');
+      } else if (typeof v === 'string') fields[c] = escapeLoadText(v);
+      else if (typeof v === 'number' || typeof v === 'bigint') fields[c] = String(v);
+      else return undefined;
+    }
+    lines[i] = fields.join('\t');
+  }
+  const targets = spec.columns.map((col, c) => (hex[c] ? `@ezctl_h${c}` : quoteId(col.to)));
+  const sets = spec.columns.flatMap((col, c) => (hex[c] ? [`${quoteId(col.to)} = UNHEX(@ezctl_h${c})`] : []));
+  const sql =
+    `LOAD DATA LOCAL INFILE 'ezctl-chunk' IGNORE INTO TABLE ${quoteTable(spec.target.schema, spec.target.table)} CHARACTER SET utf8mb4 ` +
+    `FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (${targets.join(', ')})` +
+    (sets.length ? ` SET ${sets.join(', ')}` : '');
+  return { sql, data: Buffer.from(lines.join('\n') + '\n', 'utf8') };
+}
+
+const LOAD_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };
+
+/** A string as a LOAD DATA field: the escape character and the separators escaped. */
+export function escapeLoadText(s: string): string {
+  return /[\\\t\n\r\0]/.test(s) ? s.replace(/[\\\t\n\r\0]/g, (m) => LOAD_ESCAPES[m]!) : s;
+}
+
+/**
+ * Run a chunk's LOAD DATA on the target (in the caller's transaction). A skipped duplicate is the
+ * only warning taken: any other (a value truncated or converted, which an INSERT in strict mode
+ * would have refused) throws, naming it, and the caller rolls the chunk back.
+ */
+async function loadRows(target: Db, spec: CopySpec, load: LoadDataChunk): Promise<void> {
+  let res: { info?: string; warningStatus?: number };
+  try {
+    [res] = (await target.conn.query({ sql: load.sql, infileStreamFactory: () => Readable.from([load.data]) } as never)) as unknown as [typeof res];
+  } catch (e) {
+    throw queryError(target.ep, load.sql, e);
+  }
+  const warnings = res.warningStatus ?? 0;
+  if (!warnings) return;
+  const skipped = Number(/Skipped: (\d+)/.exec(res.info ?? '')?.[1]);
+  if (warnings === skipped) return;
+  const shown = await target.query<{ Level: string; Code: number; Message: string }>('SHOW WARNINGS');
+  const other = shown.filter((w) => Number(w.Code) !== 1062);
+  if (!other.length && shown.length === warnings) return;
+  const first = other[0] ? `${other[0].Level} ${other[0].Code}: ${other[0].Message}` : `${warnings} warnings, ${skipped} rows skipped as duplicates`;
+  throw new QueryError(
+    `${target.ep.label}: the copy into ${spec.target.schema}.${spec.target.table} would change a value: ${first}${other.length > 1 ? ` (and ${other.length - 1} more)` : ''}; the chunk was rolled back`,
+    'EZCTL_COPY_CHANGES_VALUE',
+    undefined,
+    undefined,
+  );
 }
 
 /** A multi-row INSERT of n rows of the spec's target columns; a row the target has is kept or updated. */

@@ -273,7 +273,8 @@ export class QueryError extends EzError {
   }
 }
 
-function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
+/** A failed statement as the db layer reports it: the node, the server's error, the statement's start. */
+export function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
   if (err instanceof EzError) return err;
   const e = err as { code?: string; errno?: number };
   const short = sql.replace(/\s+/g, ' ').slice(0, 120);
