@@ -145,6 +145,16 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     // whole of mv.t was copied before a flag written after the first checkpoint was seen
     const flag = join(sb.dir, 'dbus-throttle');
     writeFileSync(flag, '');
+    // a few source rows locked (record locks only: the writer's inserts go on) stop the copy there,
+    // a chunk in flight, however fast chunks are: at a quarter now, at three quarters for the kill
+    const holdRows = async (at: number) => {
+      const db = await sb.db(master('bj'));
+      await db.exec('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      await db.exec('BEGIN');
+      await db.query('SELECT id FROM mv.t WHERE id BETWEEN ? AND ? FOR UPDATE', [at, at + 10]);
+      return { release: async () => (await db.exec('ROLLBACK'), await db.close()) };
+    };
+    const quarter = await holdRows(ROWS / 4);
     const first = startJob('mv-out', ['--chunk-time', '1ms', '--copy-threads', '1', '--throttle-flag-file', flag]);
     await eventually(async () => (await status('mv-out')).state === 'copying' || first.child.exitCode !== null, 60_000, 'the first run to start copying');
     rmSync(flag);
@@ -157,12 +167,15 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
       return a === (await frontier('mv-out', 'mv.t')) && a;
     };
     await eventually(stable, 30_000, 'the throttled copy to stop');
+    // a chunk waiting for the quarter's rows goes on, and the flag stops the next
+    await quarter.release();
+    await eventually(stable, 30_000, 'the throttled copy to stop');
     // pause over the control socket: copy and apply stop, positions kept; resume goes on
     // binlogs kept an hour: a pause warns that the kept position may be purged within it
     await src.exec('SET GLOBAL binlog_expire_logs_seconds = 3600');
     const paused = await sb.run(['--json', 'dbus', 'pause', 'mv-out']);
     await src.exec('SET GLOBAL binlog_expire_logs_seconds = 0');
-    assert.equal(paused.code, 0, show(paused));
+    assert.equal(paused.code, 0, `${show(paused)}\n--- the job:\n${first.out().slice(-3000)}`);
     assert.equal(paused.json().state, 'paused');
     assert.equal(paused.json().sources[0].lagMs, null);
     assert.match(paused.json().sources[0].retentionWarning ?? '', /binlogs are kept 1h0m .*may be purged in about/);
@@ -171,11 +184,15 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     assert.equal(resumed.code, 0, show(resumed));
     assert.equal(resumed.json().state, 'copying');
     const at = await frontier('mv-out', 'mv.t');
+    const threeQuarters = await holdRows((ROWS * 3) / 4);
     rmSync(flag);
-    // killed with -9 while it copies and applies
-    await eventually(async () => (await frontier('mv-out', 'mv.t')) !== at || first.child.exitCode !== null, 30_000, 'the copy to go on after resume');
+    // killed with -9 while it copies and applies: the copy went on after resume up to the locked rows
+    const waiting = "SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%LOCK IN SHARE MODE%'";
+    await eventually(async () => (await src.query(waiting)).length > 0 || first.child.exitCode !== null, 30_000, 'the copy to go on after resume and wait for the locked rows');
+    assert.notEqual(await frontier('mv-out', 'mv.t'), at, 'chunks were copied after resume');
     first.child.kill('SIGKILL');
     const died = await first.exited;
+    await threeQuarters.release();
     assert.equal(died.signal, 'SIGKILL', `the first run ended before it was killed: ${died.stderr}`);
     const copied = Number(await dst.value('SELECT COUNT(*) FROM mv2.t'));
     assert.ok(copied > 0 && copied < ROWS, `killed half-way: ${copied} rows of mv2.t in the target`);

@@ -981,7 +981,9 @@ class MoveRun {
                 },
               }));
             }
-            if (!same) return copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk));
+            // the chunk's locking read can be a deadlock's victim beside the source's own writers
+            // (they lock rows in any order): read again, as a batch is applied again
+            if (!same) return retryOnLockConflict(() => copyChunkBetween(s.src, s.dst, spec, chunkWhere(spec, chunk)));
             const q = insertSelectSql(spec, chunkWhere(spec, chunk), { keepExisting: true, lockInShareMode: true });
             return (await s.dst.exec(q.sql, q.params)).affectedRows;
           }),
