@@ -154,6 +154,8 @@ async function main(): Promise<void> {
     let loadMs = NaN;
     let loaded = 0;
     let loadBinlogMs = NaN;
+    let loadInfileMs = NaN;
+    let loadInfileDeferredMs = NaN;
     if (peers) {
     await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
     t0 = performance.now();
@@ -179,6 +181,25 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error(`myloader --enable-binlog: ${r.stderr}`);
     loadBinlogMs = performance.now() - t0;
     await dst.exec('DROP DATABASE bench_my');
+    // the target server's own limit for these rows: LOAD DATA INFILE of a file it reads itself (no
+    // client, no network, no parsing of INSERTs), into the same keyed table, binlog on
+    const file = join(tmp, 't.tsv');
+    await src.exec(`SELECT * FROM bench.t INTO OUTFILE ${JSON.stringify(file).replace(/"/g, "'")}`);
+    await dst.exec('CREATE DATABASE bench_ld');
+    await dst.exec(String((await src.one<Record<string, string>>('SHOW CREATE TABLE bench.t'))!['Create Table']).replace('CREATE TABLE `t`', 'CREATE TABLE `bench_ld`.`t`'));
+    t0 = performance.now();
+    await dst.exec(`LOAD DATA INFILE ${JSON.stringify(file).replace(/"/g, "'")} INTO TABLE bench_ld.t`);
+    loadInfileMs = performance.now() - t0;
+    // and with the secondary index built after the load (one online ALTER): what deferring it could reach
+    await dst.exec('DROP TABLE bench_ld.t');
+    await dst.exec(String((await src.one<Record<string, string>>('SHOW CREATE TABLE bench.t'))!['Create Table']).replace('CREATE TABLE `t`', 'CREATE TABLE `bench_ld`.`t`'));
+    await dst.exec('ALTER TABLE bench_ld.t DROP INDEX a');
+    t0 = performance.now();
+    await dst.exec(`LOAD DATA INFILE ${JSON.stringify(file).replace(/"/g, "'")} INTO TABLE bench_ld.t`);
+    await dst.exec('ALTER TABLE bench_ld.t ADD INDEX a (a), ALGORITHM=INPLACE, LOCK=NONE');
+    loadInfileDeferredMs = performance.now() - t0;
+    await dst.exec('DROP DATABASE bench_ld');
+    rmSync(file);
     }
     appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n` +
       `    ${MOVE}1:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t", to: "bench1.t" }\n`);
@@ -196,6 +217,8 @@ async function main(): Promise<void> {
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
+      targetLoadInfile: { ms: Math.round(loadInfileMs), rowsPerS: Math.round(ROWS / (loadInfileMs / 1000)) },
+      targetLoadInfileIndexAfter: { ms: Math.round(loadInfileDeferredMs), rowsPerS: Math.round(ROWS / (loadInfileDeferredMs / 1000)) },
       mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
       mydumperMyloaderBinlog: { ms: Math.round(dumpMs + loadBinlogMs), loadMs: Math.round(loadBinlogMs), rowsPerS: Math.round(loaded / ((dumpMs + loadBinlogMs) / 1000)) },
       ezctl: { ms: Math.round(ezctlMs), rows: copied, rowsPerS: Math.round(copied / (ezctlMs / 1000)) },
@@ -205,7 +228,9 @@ async function main(): Promise<void> {
     if (peers) {
       const c = out.copy as any;
       say(`copy rows/s: ezctl ${c.ezctl.rowsPerS} (one thread ${c.ezctlOneThread.rowsPerS}); mydumper | myloader ${c.mydumperMyloader.rowsPerS} (target's binlog off), with --enable-binlog ${c.mydumperMyloaderBinlog.rowsPerS}; ` +
-        `ezctl ${(c.ezctl.rowsPerS / c.mydumperMyloader.rowsPerS).toFixed(2)}x / ${(c.ezctl.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x (target 1.5x); INSERT ... SELECT on the source ${c.insertSelect.rowsPerS}`);
+        `ezctl ${(c.ezctl.rowsPerS / c.mydumperMyloader.rowsPerS).toFixed(2)}x / ${(c.ezctl.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x (target 1.5x); INSERT ... SELECT on the source ${c.insertSelect.rowsPerS}; ` +
+        `the target's own LOAD DATA INFILE ${c.targetLoadInfile.rowsPerS} (${(c.targetLoadInfile.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x myloader --enable-binlog), ` +
+        `its secondary index built after ${c.targetLoadInfileIndexAfter.rowsPerS} (${(c.targetLoadInfileIndexAfter.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x): the target server's ceilings for these rows`);
     }
 
     // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)
