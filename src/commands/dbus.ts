@@ -17,6 +17,8 @@ interface StartFlags extends ThrottleFlags {
   copyThreads?: number;
   lease: number;
   ddlDone?: string[];
+  /** commander's --no-defer-indexes: false when given */
+  deferIndexes?: boolean;
 }
 
 export function registerDbus(program: Command): void {
@@ -48,6 +50,7 @@ export function registerDbus(program: Command): void {
     .option('--ddl-done <gtid>', 'a source DDL that stopped the stream, already made on the target too: go past it (repeatable)', collect)
     .option('--chunk-time <duration>', 'target time per copied chunk (default 0.5s)', parseDurationMs)
     .option('--copy-threads <n>', 'chunks of disjoint key ranges copied at once between two servers, each on its own pair of sessions (default 4; within one server always 1)', integer(1, 16))
+    .option('--no-defer-indexes', 'a target table the move creates keeps its plain secondary indexes during the copy instead of building them after it in one online ALTER')
     .addOption(leaseOption());
   addThrottleOptions(start);
   start
@@ -74,6 +77,7 @@ export function registerDbus(program: Command): void {
         ...(o.chunkTime !== undefined ? { chunkTimeMs: o.chunkTime } : {}),
         ...(o.copyThreads !== undefined ? { copyThreads: o.copyThreads } : {}),
         ...(o.ddlDone ? { ddlDone: o.ddlDone } : {}),
+        ...(o.deferIndexes === false ? { deferIndexes: false } : {}),
         onProgress: (s) => {
           const line = renderStatus(s).split('\n')[0]!;
           if (line !== last && !ctx.opts.quiet) ctx.log.info(line);

@@ -60,7 +60,8 @@ dbus:
     amount DECIMAL(30,8) NULL,
     at DATETIME(6) NULL,
     name VARCHAR(64) CHARACTER SET utf8mb4 NULL,
-    data VARBINARY(16) NULL
+    data VARBINARY(16) NULL,
+    KEY by_n_at (n, at)
   ) ENGINE=InnoDB`);
   // a table keyed by a composite UNIQUE NOT NULL key (no primary key)
   await src.exec('CREATE TABLE mv.u (k VARCHAR(16) NOT NULL, u INT NOT NULL, n INT NOT NULL DEFAULT 0, UNIQUE KEY ku (k, u)) ENGINE=InnoDB');
@@ -122,6 +123,9 @@ test('plan: the tables, the target DDL (renamed into mv2), nothing changed', asy
   assert.deepEqual(p.tables.map((t: { target: string }) => t.target), ['mv2.t', 'mv2.u']);
   assert.deepEqual(p.tables.map((t: { key: string[] }) => t.key), [['id'], ['k', 'u']]);
   assert.ok(p.ddl.some((d: string) => d.startsWith('CREATE TABLE IF NOT EXISTS `mv2`.`t`')), p.ddl.join('\n'));
+  // the plain secondary index is left out of the copy and built after it
+  assert.ok(p.ddl.includes('ALTER TABLE `mv2`.`t` DROP INDEX `by_n_at`'), p.ddl.join('\n'));
+  assert.deepEqual(p.laterIndexes, [{ target: 'mv2.t', schema: 'mv2', table: 't', indexes: [{ name: 'by_n_at', definition: 'KEY `by_n_at` (`n`,`at`)' }] }]);
   assert.deepEqual(p.refusals, []);
   assert.equal(Number(await dst.value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'mv2'")), 0, 'plan created nothing');
 });
@@ -194,6 +198,8 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     const died = await first.exited;
     await threeQuarters.release();
     assert.equal(died.signal, 'SIGKILL', `the first run ended before it was killed: ${died.stderr}`);
+    const indexesOf = async (db: Db, schema: string) => (await db.query<{ n: string }>("SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't' ORDER BY 1", [schema])).map((r) => r.n);
+    assert.deepEqual(await indexesOf(dst, 'mv2'), ['PRIMARY'], 'killed mid-copy: the target still goes without its secondary index');
     const copied = Number(await dst.value('SELECT COUNT(*) FROM mv2.t'));
     assert.ok(copied > 0 && copied < ROWS, `killed half-way: ${copied} rows of mv2.t in the target`);
     assert.notEqual(await frontier('mv-out', 'mv.t'), 'done');
@@ -222,6 +228,10 @@ test('a database moved under writes: paused and resumed, killed with -9 mid-copy
     assert.match(second.out(), /resuming the copy after key/);
     // between two servers the copy ran on its default threads (the kill -9 above hit them mid-copy)
     assert.match(second.out(), /mv\.t -> mv2\.t: copied \(\d+ rows this run, 4 threads\)/);
+    // the resumed run (which found the table made) built the index the first run left out, before following
+    assert.match(second.out(), /mv2\.t: index by_n_at built in/);
+    assert.deepEqual(await indexesOf(dst, 'mv2'), await indexesOf(src, 'mv'));
+    assert.equal(String((await dst.one<Record<string, string>>('SHOW CREATE TABLE mv2.t'))!['Create Table']), String((await src.one<Record<string, string>>('SHOW CREATE TABLE mv.t'))!['Create Table']));
     const w = await writer.stop();
     assert.deepEqual(w.errors, []);
     assert.ok(w.n > 20, `the writer wrote (${w.n} transactions)`);

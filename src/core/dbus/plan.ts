@@ -10,6 +10,7 @@ import { quoteId, quoteTable } from '../db/quote.js';
 import { describeAddress } from '../config/dsn.js';
 import type { Db } from '../db/connect.js';
 import type { DbusMove, DbusTable } from './spec.js';
+import { deferrableIndexes, leaveOutIndexesSql, type DeferredIndex } from '../copy/indexes.js';
 
 /** The catalogs a plan is built from: each source's shapes by label, and the target's, keyed "db.table". */
 export interface MoveShapes {
@@ -327,6 +328,12 @@ export interface DbusPlan {
   mappings: DbusMapping[];
   /** source and target are one server: chunks are copied with INSERT ... SELECT */
   sameServer: string[];
+  /**
+   * Per target table the plain secondary indexes it goes without during its copy, built after it in
+   * one online ALTER (a table the move creates: its source's; on --resume: those it still lacks).
+   * Inserting rows into an index costs the copy more than building it sorted once (MARIADB-NOTES).
+   */
+  laterIndexes: Array<{ target: string; schema: string; table: string; indexes: DeferredIndex[] }>;
 }
 
 /** The servers' settings the binlog apply needs; each problem a refusal. */
@@ -378,10 +385,10 @@ const sameServer = (a: { host: string; port: number; socket?: string }, b: { hos
   describeAddress(a) === describeAddress(b) || (a.port === b.port && ['127.0.0.1', 'localhost', '::1'].includes(a.host) && ['127.0.0.1', 'localhost', '::1'].includes(b.host));
 
 /** Read both sides and build the plan (nothing changed). `resuming`: the move has kept positions (a shard's held change is expected). */
-export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove, o: { resuming?: boolean } = {}): Promise<DbusPlan> {
+export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove, o: { resuming?: boolean; deferIndexes?: boolean } = {}): Promise<DbusPlan> {
   const refusals: string[] = [];
   const shapes: MoveShapes = { sources: new Map(), target: new Map() };
-  const plan: Omit<DbusPlan, 'tables' | 'ddl' | 'refusals' | 'mappings'> = { name: move.name, sources: [], target: { label: move.target.label, address: describeAddress(move.target.node!), version: '' }, sameServer: [] };
+  const plan: Omit<DbusPlan, 'tables' | 'ddl' | 'refusals' | 'mappings'> = { name: move.name, sources: [], target: { label: move.target.label, address: describeAddress(move.target.node!), version: '' }, sameServer: [], laterIndexes: [] };
   for (const s of move.sources) {
     const db = dbs.sources.get(s.label)!;
     const info = await serverInfo(db);
@@ -418,10 +425,22 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove, o: { r
       key: mappings.find((m) => nameOf(m.target) === nameOf(t.target))?.key ?? (sshape && rowKey(sshape)?.columns) ?? [],
     };
     tables.push(row);
+    const later = (indexes: DeferredIndex[]) => {
+      if (indexes.length) plan.laterIndexes.push({ target: nameOf(t.target), schema: t.target.schema, table: t.target.table, indexes });
+    };
     if (tshape) {
       row.targetRows = Number(await dbs.target.value(`SELECT COUNT(*) FROM (SELECT 1 FROM ${quoteTable(t.target.schema, t.target.table)} LIMIT 1) x`));
+      // resumed: the source's plain indexes the target still lacks are the ones the first run left
+      // out (it created the table; a shape check refuses any other difference), built after the copy
+      let lacking = new Set<string>();
+      if (o.resuming && sshape) {
+        const have = new Set(tshape.indexes.map((i) => i.name));
+        const wanted = deferrableIndexes(await createTableSql(dbs.sources.get(first.source)!, first.table, t.target)).filter((ix) => !have.has(ix.name));
+        later(wanted);
+        lacking = new Set(wanted.map((ix) => ix.name));
+      }
       if (sshape && !t.merge && t.sources.length === 1) {
-        const diffs = compareShapes({ ...sshape, schema: t.target.schema, table: t.target.table }, tshape).filter((d) => d.kind !== 'table-collation' && d.kind !== 'engine');
+        const diffs = compareShapes({ ...sshape, schema: t.target.schema, table: t.target.table }, tshape).filter((d) => d.kind !== 'table-collation' && d.kind !== 'engine' && !(d.kind === 'index-missing' && d.right === null && lacking.has(d.object)));
         if (diffs.length) refusals.push(`${nameOf(t.target)}: the target table exists with a different shape: ${diffs.slice(0, 5).map((d) => describeDiff(d, 'the source')).join('; ')}${diffs.length > 5 ? ` (and ${diffs.length - 5} more)` : ''}`);
       }
     } else if (!move.createTarget) {
@@ -434,7 +453,12 @@ export async function planMove(ctx: Ctx, move: DbusMove, dbs: OpenedMove, o: { r
         ddl.push(`CREATE DATABASE IF NOT EXISTS ${quoteId(t.target.schema)}${plain ? ` DEFAULT CHARACTER SET ${cs.cs} COLLATE ${cs.co}` : ''}`);
         schemas.add(t.target.schema);
       }
-      ddl.push(await createTableSql(dbs.sources.get(first.source)!, first.table, t.target));
+      const create = await createTableSql(dbs.sources.get(first.source)!, first.table, t.target);
+      ddl.push(create);
+      const leftOut = o.deferIndexes === false ? [] : deferrableIndexes(create);
+      // dropped while the table is empty (instant), built again after its copy (run.ts)
+      if (leftOut.length) ddl.push(leaveOutIndexesSql(quoteTable(t.target.schema, t.target.table), leftOut));
+      later(leftOut);
     }
   }
   return { ...plan, tables, ddl, refusals, mappings };

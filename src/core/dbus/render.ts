@@ -16,6 +16,10 @@ export function renderPlan(p: DbusPlan, execute = false): string {
     out.push('target DDL:');
     for (const d of p.ddl) out.push(`  ${d.split('\n').join('\n  ')};`);
   }
+  if (p.laterIndexes.length) {
+    out.push('built after the copy (one online ALTER per table; --no-defer-indexes keeps them during it):');
+    for (const t of p.laterIndexes) out.push(`  ${t.target}: ${t.indexes.map((ix) => ix.definition).join(', ')}`);
+  }
   if (p.refusals.length) {
     out.push('refused:');
     for (const r of p.refusals) out.push(`  - ${r}`);

@@ -23,6 +23,8 @@ import { runCopyLoop } from '../copy/loop.js';
 import { chunkWhere, copyChunkBetween, insertSelectSql, type CopySpec } from '../copy/strategy.js';
 import { DEFAULT_CHUNK_TIME_MS } from '../copy/settings.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
+import { withLockWait } from '../db/lockwait.js';
+import { buildIndexesSql } from '../copy/indexes.js';
 import { progressOf } from '../job/lease.js';
 import { serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
@@ -465,6 +467,8 @@ export interface StartOptions {
   copyThreads?: number;
   /** GTIDs of source DDL the operator applied to the target: the streams go past them */
   ddlDone?: string[];
+  /** false: a created target table keeps its plain secondary indexes during the copy (default: built after it) */
+  deferIndexes?: boolean;
   /** called once the job runs (its copy started), for tests and the progress line */
   onProgress?: (s: DbusStatus) => void;
 }
@@ -496,7 +500,7 @@ export async function startMove(ctx: Ctx, o: StartOptions): Promise<StartReport>
   try {
     states = await loadStates(dbs.target, move);
     const fresh = [...states.values()].every((s) => !s);
-    plan = await planMove(ctx, move, dbs, { resuming: !fresh && o.resume });
+    plan = await planMove(ctx, move, dbs, { resuming: !fresh && o.resume, ...(o.deferIndexes === false ? { deferIndexes: false } : {}) });
     if (!fresh && !o.resume) {
       plan.refusals.push(`move ${move.name} has kept positions on the target (a run that stopped): \`ezctl dbus start ${move.name} --execute --resume\` continues it, \`ezctl dbus abort ${move.name}\` ends it`);
     }
@@ -681,6 +685,7 @@ class MoveRun {
     this.setState('copying');
     try {
       await this.copyAll(kept);
+      await this.buildLaterIndexes();
     } catch (e) {
       if (!this.stopCtrl.signal.aborted) throw e;
     }
@@ -912,6 +917,39 @@ class MoveRun {
     try {
       const c = await conflictSummary(db, this.move.name);
       return { conflicts: c.count, lastConflict: c.last };
+    } finally {
+      await db.close();
+    }
+  }
+
+  /**
+   * The plain secondary indexes the target tables went without during the copy (DbusPlan.laterIndexes),
+   * each table's in one online ALTER (LOCK=NONE: the streams apply beside it), before the move
+   * follows. A run killed during it builds those still missing on --resume.
+   */
+  private async buildLaterIndexes(): Promise<void> {
+    if (!this.plan.laterIndexes.length) return;
+    const db = await connect(this.targetEndpoint);
+    try {
+      for (const t of this.plan.laterIndexes) {
+        if (this.stopCtrl.signal.aborted) return;
+        const have = new Set((await db.query<{ n: string }>('SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.schema, t.table])).map((r) => r.n));
+        const missing = t.indexes.filter((ix) => !have.has(ix.name));
+        if (!missing.length) continue;
+        await this.gate();
+        const names = missing.map((ix) => ix.name).join(', ');
+        const t0 = Date.now();
+        this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: building index ${names} (copied without it; online, the streams go on)`);
+        // bounded: a session holding the table's metadata lock (a reader of the target) would hold it up
+        await withLockWait(db, { seconds: 30, schema: t.schema, tables: [t.table], what: `dbus ${this.move.name}: building index ${names} on ${t.target}`, fix: 'or end that session; `dbus start --resume` builds what is missing' }, async () => {
+          try {
+            await db.exec(buildIndexesSql(quoteTable(t.schema, t.table), missing));
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
+          }
+        });
+        this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: index ${names} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
     } finally {
       await db.close();
     }

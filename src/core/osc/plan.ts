@@ -10,6 +10,8 @@ import { badInput } from '../exit.js';
 import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
 import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
 import { oscHelperNames, oscProbeName } from '../cluster/helper-tables.js';
+import { deferrableIndexes, type DeferredIndex } from '../copy/indexes.js';
+export { deferrableIndexes, leaveOutIndexesSql, buildIndexesSql, type DeferredIndex } from '../copy/indexes.js';
 
 export interface OscNames {
   ghost: string;
@@ -102,40 +104,9 @@ export function triggerRefusals(triggers: TriggerDef[], dropped: string[], renam
   return out;
 }
 
-export interface DeferredIndex {
-  name: string;
-  /** its definition as SHOW CREATE TABLE prints it: KEY `name` (...) ... */
-  definition: string;
-}
-
-/**
- * The plain (non-unique, not full-text, not spatial) indexes of a SHOW CREATE TABLE text, or none
- * when the table has a full-text or spatial index (the server orders those among the others, and
- * adding them online has its own limits) or a foreign key (an index may be what it needs).
- */
-export function deferrableIndexes(createTable: string): DeferredIndex[] {
-  const lines = createTable.split('\n').map((l) => l.trim().replace(/,$/, ''));
-  if (lines.some((l) => /^(FULLTEXT|SPATIAL) KEY /.test(l) || /^(CONSTRAINT .*)?FOREIGN KEY /.test(l))) return [];
-  const out: DeferredIndex[] = [];
-  for (const l of lines) {
-    const m = /^KEY `((?:[^`]|``)+)` \(/.exec(l);
-    if (m) out.push({ name: m[1]!.replace(/``/g, '`'), definition: l });
-  }
-  return out;
-}
-
 /** The indexes the ghost goes without during the copy (--no-defer-indexes: none). */
 export function indexesLeftOut(plan: Pick<OscPlan, 'deferrableIndexes'>, defer: boolean | undefined): DeferredIndex[] {
   return defer === false ? [] : plan.deferrableIndexes;
-}
-
-/** The ghost's statements for them: dropped while it is empty, added after the copy, online. */
-export function leaveOutIndexesSql(ghost: string, indexes: DeferredIndex[]): string {
-  return `ALTER TABLE ${ghost} ${indexes.map((ix) => `DROP INDEX ${quoteId(ix.name)}`).join(', ')}`;
-}
-
-export function buildIndexesSql(ghost: string, indexes: DeferredIndex[]): string {
-  return `ALTER TABLE ${ghost} ${indexes.map((ix) => `ADD ${ix.definition}`).join(', ')}, ALGORITHM=INPLACE, LOCK=NONE`;
 }
 
 /** "old:new" pairs from --map, for columns the ALTER renames. */
