@@ -17,7 +17,8 @@
 //     writes of the client around it, against the apply lag at the start (target: window <= lag + 1 s).
 //
 // Run: `npx tsc -p tsconfig.json && flock /work/bench.lock node scripts/run-bench.mjs dbus`.
-// BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_SKIP_PEERS=1 (no
+// BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_JOB_LOG=1 (print the
+// moves' own logs), BENCH_SKIP_PEERS=1 (no
 // mydumper|myloader, no INSERT ... SELECT, no one-thread copy), BENCH_COPY_THREADS (the move's
 // --copy-threads; default ezctl's), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -57,6 +58,20 @@ async function following(name = MOVE): Promise<DbusStatus | undefined> {
 let ctxMemo: Ctx | undefined;
 const ctx = () => (ctxMemo ??= makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 }));
 
+/**
+ * Before each timed contender: both servers' dirty pages written out (the last contender's load
+ * and DROP leave up to the whole 64 MB pool to flush, which the next one would pay for).
+ */
+async function settle(...dbs: Db[]): Promise<void> {
+  for (const db of dbs) {
+    const pct = Number(await db.value('SELECT @@GLOBAL.innodb_max_dirty_pages_pct'));
+    await db.exec('SET GLOBAL innodb_max_dirty_pages_pct = 0');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && Number((await db.one<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'"))?.Value ?? 0) > 10) await sleep(100);
+    await db.exec('SET GLOBAL innodb_max_dirty_pages_pct = ?', [pct]);
+  }
+}
+
 async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Promise<number> {
   const t0 = performance.now();
   const p = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', name, '--execute', ...(resume ? ['--resume'] : []), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -65,7 +80,11 @@ async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Pr
   p.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
   for (;;) {
     if (p.exitCode !== null) throw new Error(`dbus start exited ${p.exitCode}: ${err}`);
-    if (await following(name)) return performance.now() - t0;
+    if (await following(name)) {
+      // BENCH_JOB_LOG=1: the job's own log (its steps' timestamps: plan, copy, index build)
+      if (process.env.BENCH_JOB_LOG === '1') say(err.trimEnd());
+      return performance.now() - t0;
+    }
     await sleep(50);
   }
 }
@@ -158,16 +177,19 @@ async function main(): Promise<void> {
     let loadInfileDeferredMs = NaN;
     if (peers) {
     await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
+    await settle(src, dst);
     t0 = performance.now();
     await src.exec('INSERT INTO bench.t_copy SELECT * FROM bench.t');
     insertSelectMs = performance.now() - t0;
     await src.exec('DROP TABLE bench.t_copy');
     const cnf = join(sb.dir, 'client.cnf');
     const dump = join(tmp, 'dump');
+    await settle(src, dst);
     t0 = performance.now();
     let r = spawnSync('mydumper', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(bj.port), '-B', 'bench', '-o', dump, '-t', '2', '-r', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`mydumper: ${r.stderr}`);
     dumpMs = performance.now() - t0;
+    await settle(src, dst);
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`myloader: ${r.stderr}`);
@@ -176,6 +198,7 @@ async function main(): Promise<void> {
     await dst.exec('DROP DATABASE bench_my');
     // myloader loads with sql_log_bin=0 unless told otherwise: the target's replicas (and DRC) never
     // see those rows. A move's target is a live master, so the like-for-like peer logs them (-e).
+    await settle(src, dst);
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2', '--enable-binlog'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`myloader --enable-binlog: ${r.stderr}`);
@@ -187,6 +210,7 @@ async function main(): Promise<void> {
     await src.exec(`SELECT * FROM bench.t INTO OUTFILE ${JSON.stringify(file).replace(/"/g, "'")}`);
     await dst.exec('CREATE DATABASE bench_ld');
     await dst.exec(String((await src.one<Record<string, string>>('SHOW CREATE TABLE bench.t'))!['Create Table']).replace('CREATE TABLE `t`', 'CREATE TABLE `bench_ld`.`t`'));
+    await settle(src, dst);
     t0 = performance.now();
     await dst.exec(`LOAD DATA INFILE ${JSON.stringify(file).replace(/"/g, "'")} INTO TABLE bench_ld.t`);
     loadInfileMs = performance.now() - t0;
@@ -194,6 +218,7 @@ async function main(): Promise<void> {
     await dst.exec('DROP TABLE bench_ld.t');
     await dst.exec(String((await src.one<Record<string, string>>('SHOW CREATE TABLE bench.t'))!['Create Table']).replace('CREATE TABLE `t`', 'CREATE TABLE `bench_ld`.`t`'));
     await dst.exec('ALTER TABLE bench_ld.t DROP INDEX a');
+    await settle(src, dst);
     t0 = performance.now();
     await dst.exec(`LOAD DATA INFILE ${JSON.stringify(file).replace(/"/g, "'")} INTO TABLE bench_ld.t`);
     await dst.exec('ALTER TABLE bench_ld.t ADD INDEX a (a), ALGORITHM=INPLACE, LOCK=NONE');
@@ -207,12 +232,14 @@ async function main(): Promise<void> {
     let oneThreadMs = NaN;
     let oneThreadRows = 0;
     if (peers) {
+      await settle(src, dst);
       oneThreadMs = await startMove(false, `${MOVE}1`, ['--copy-threads', '1']);
       oneThreadRows = Number(await dst.value('SELECT COUNT(*) FROM bench1.t'));
       const ab = await run(['dbus', 'abort', `${MOVE}1`, '--drop-target']);
       if (ab.code !== 0) throw new Error(`dbus abort: ${ab.stderr.slice(-2000)}`);
       await dst.exec('DROP DATABASE IF EXISTS bench1');
     }
+    await settle(src, dst);
     const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
