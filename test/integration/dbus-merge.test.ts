@@ -16,6 +16,7 @@ import { startSandbox, eventually, type TestSandbox } from '../helpers/sandbox.j
 import { writeUntilStopped } from '../helpers/writer.js';
 import { EZCTL, ROOT } from '../helpers/cli.js';
 import type { Db } from '../../src/core/db/connect.js';
+import { gtidCovers } from '../../src/core/db/gtid.js';
 import { makeCtx } from '../../src/core/context.js';
 import { dbusStatus, dbusVerify, loadMove, startMove, waitApplied } from '../../src/core/dbus/index.js';
 import type { EzError } from '../../src/core/exit.js';
@@ -322,6 +323,34 @@ test('kill -9 while a shard\'s ALTER is held: the others ALTERed meanwhile, --re
     const want = [...(await rows(bj, 0, 't.q_0')), ...(await rows(sh, 1, 't.q_1'))].sort();
     assert.deepEqual((await sh.query('SELECT shard_id, id, v, note FROM m.q')).map((r) => JSON.stringify(Object.values(r).map(String))).sort(), want);
     assert.equal(Number(await sh.value('SELECT note FROM m.q WHERE shard_id = 0 AND id = 100')), 5);
+  } finally {
+    again.child.kill('SIGKILL');
+    await again.exited;
+  }
+});
+
+test('kill -9 once the change was made on the target, before the streams passed the shards\' statements: --resume does not make it a second time', async () => {
+  const run = startJob('hq', ['--resume']);
+  await eventually(async () => (await status('hq').catch(() => undefined))?.state === 'following' || run.child.exitCode !== null, 60_000, 'the merge to follow');
+  assert.equal(run.child.exitCode, null, run.out());
+  await bj.exec('ALTER TABLE t.q_0 ADD COLUMN note2 INT NULL');
+  const bjAlter = String(await bj.value('SELECT @@global.gtid_binlog_pos'));
+  await sh.exec('ALTER TABLE t.q_1 ADD COLUMN note2 INT NULL');
+  await eventually(async () => /made once on the target: ALTER TABLE `m`.`q` ADD COLUMN note2 INT NULL/.test(run.out()) || run.child.exitCode !== null, 30_000, 'the change made on the target');
+  // no write after the statements: the streams' checkpoints stay before them
+  run.child.kill('SIGKILL');
+  await run.exited;
+  const kept = String(await sh.value("SELECT position FROM _ezctl.apply_checkpoint WHERE name = 'dbus:hq:bj' AND part = ''"));
+  assert.ok(!gtidCovers('mariadb', kept, bjAlter), `bj's checkpoint (${kept}) is still before its ALTER (${bjAlter}): the resume reads the statement again`);
+  const again = startJob('hq', ['--resume']);
+  try {
+    await bj.exec('INSERT INTO t.q_0 (id, v, note, note2) VALUES (200, 1, 0, 7)');
+    await sh.exec('INSERT INTO t.q_1 (id, v, note, note2) VALUES (201, 1, 0, 8)');
+    await eventually(async () => Number(await sh.value('SELECT COUNT(*) FROM m.q WHERE id >= 200 AND note2 IS NOT NULL')) === 2 || again.child.exitCode !== null, 30_000, 'the resumed merge to carry both rows');
+    assert.equal(again.child.exitCode, null, again.out());
+    assert.match(again.out(), /an earlier run made on the target: not made again \(ALTER TABLE `m`.`q` ADD COLUMN note2 INT NULL\)/);
+    assert.doesNotMatch(again.out(), /made once on the target/);
+    assert.deepEqual((await sh.query('SELECT shard_id, id, note2 FROM m.q WHERE id >= 200 ORDER BY id')).map((r) => Object.values(r).map(String).join(',')), ['0,200,7', '1,201,8']);
   } finally {
     again.child.kill('SIGKILL');
     await again.exited;

@@ -34,6 +34,7 @@ import { describeRef, loadMove, type DbusMove, type DbusState, type DbusStatus }
 import { forgetDdl, onSourceDdl, peekSourceDdl, type SourceDdl } from './ddl.js';
 import { admitApplier } from './fence.js';
 import { conflictSummary, ensureConflictTable, recordConflict } from './conflicts.js';
+import { clearDdlRecords, ensureDdlRecord, madeBefore, recordMade, showCreate } from './ddl-record.js';
 import { splitCollisions } from '../apply/collisions.js';
 import { DBUS_CLUSTER, dbusJob, serverIdOf, socketFor, streamName } from './job.js';
 import { retentionWarning, binlogStart } from './status.js';
@@ -351,16 +352,26 @@ class Stream implements StreamHandle {
         if (!shape) throw new Error(`${target.schema}.${target.table} is gone from the target`);
         return new Set(shape.columns.filter((c) => !c.generated).map((c) => c.name));
       };
-      const before = await columnsOf();
-      await db.exec(sql);
+      const move = this.spec.move.name;
+      await ensureDdlRecord(db);
+      let before = await columnsOf();
+      const earlier = await madeBefore(db, move, target, sql, (await showCreate(db, target)) ?? '', [...before]);
+      if (earlier) {
+        // a killed run made it before its streams passed the shards' statements: not made twice
+        before = new Set(earlier.columnsBefore);
+        this.ctx.log.info(`dbus ${move}: every shard of ${target.schema}.${target.table} logged the change, which an earlier run made on the target: not made again (${sql})`);
+      } else {
+        await db.exec(sql);
+        await recordMade(db, move, target, sql, (await showCreate(db, target)) ?? '');
+        this.ctx.log.info(`dbus ${move}: every shard of ${target.schema}.${target.table} logged the change; made once on the target: ${sql}`);
+      }
       const after = await columnsOf();
       const added = [...after].filter((c) => !before.has(c));
       for (const m of this.spec.peers ?? this.spec.mappings) {
         if (tableId(m.target) !== tableId(target)) continue;
-        const next = [...m.columns.filter((c) => after.has(c.to)), ...added.map((c) => ({ from: c, to: c }))];
+        const next = [...m.columns.filter((c) => after.has(c.to)), ...added.filter((c) => !m.columns.some((x) => x.to === c)).map((c) => ({ from: c, to: c }))];
         m.columns.splice(0, m.columns.length, ...next);
       }
-      this.ctx.log.info(`dbus ${this.spec.move.name}: every shard of ${target.schema}.${target.table} logged the change; made once on the target: ${sql}`);
     } finally {
       await db.close();
     }
@@ -1051,6 +1062,7 @@ export async function abortState(target: Endpoint, move: DbusMove, drop: boolean
   try {
     await ensureApplyCheckpoint(db);
     for (const s of move.sources) await clearApplyState(db, streamName(move.name, s.label));
+    await clearDdlRecords(db, move.name);
     const names = move.tables.map((t) => t.target);
     if (!drop) return { dropped: [], kept: names.map((t) => `${t.schema}.${t.table}`) };
     for (const t of names) await db.exec(`DROP TABLE IF EXISTS ${quoteTable(t.schema, t.table)}`);
