@@ -4,8 +4,7 @@
 // target that refuses LOAD DATA LOCAL). Values are read as the db layer reads everything
 // (dateStrings, exact BIGINT and DECIMAL as text, JSON as text, bytes as Buffers), so they go back
 // exactly.
-import { Readable } from 'node:stream';
-import { QueryError, queryError, type Db, type Param } from '../db/connect.js';
+import { QueryError, type Db, type Param } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
 import { orderBy, type SqlPart } from '../chunk/keys.js';
@@ -236,12 +235,7 @@ export function escapeLoadText(s: string): string {
  * would have refused) throws, naming it, and the caller rolls the chunk back.
  */
 async function loadRows(target: Db, spec: CopySpec, load: LoadDataChunk): Promise<void> {
-  let res: { info?: string; warningStatus?: number };
-  try {
-    [res] = (await target.conn.query({ sql: load.sql, infileStreamFactory: () => Readable.from([load.data]) } as never)) as unknown as [typeof res];
-  } catch (e) {
-    throw queryError(target.ep, load.sql, e);
-  }
+  const res = await target.loadLocal(load.sql, load.data);
   const warnings = res.warningStatus ?? 0;
   if (!warnings) return;
   const skipped = Number(/Skipped: (\d+)/.exec(res.info ?? '')?.[1]);

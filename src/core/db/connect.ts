@@ -3,6 +3,7 @@
 import mysql from 'mysql2/promise';
 import type { Connection, Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { EzError, ExitCode, runtimeError, badInput } from '../exit.js';
 import { describeAddress } from '../config/dsn.js';
 import { readDefaultsFile } from '../config/defaults-file.js';
@@ -237,6 +238,19 @@ export class Db {
     }
   }
 
+  /**
+   * LOAD DATA LOCAL INFILE with the file's content given: the server's request for the file is
+   * answered with `data` whatever name it asks for, so a server can read nothing else of this host.
+   */
+  async loadLocal(sql: string, data: Buffer): Promise<ResultSetHeader> {
+    try {
+      const [res] = await this.conn.query<ResultSetHeader>({ sql, infileStreamFactory: () => Readable.from([data]) });
+      return res;
+    } catch (e) {
+      throw queryError(this.ep, sql, e);
+    }
+  }
+
   async one<T extends Row = Row>(sql: string, params: readonly Param[] = []): Promise<T | undefined> {
     return (await this.query<T>(sql, params))[0];
   }
@@ -273,8 +287,7 @@ export class QueryError extends EzError {
   }
 }
 
-/** A failed statement as the db layer reports it: the node, the server's error, the statement's start. */
-export function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
+function queryError(ep: Endpoint, sql: string, err: unknown): EzError {
   if (err instanceof EzError) return err;
   const e = err as { code?: string; errno?: number };
   const short = sql.replace(/\s+/g, ' ').slice(0, 120);
