@@ -4,6 +4,7 @@
 // key that identifies a row. DRC, the checks, the schema-change tool and the migrations all read
 // tables through here, so they all key a row by the same columns.
 import type { Db } from './connect.js';
+import { quoteTable } from './quote.js';
 
 export const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys', '_ezctl'];
 
@@ -127,6 +128,13 @@ const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',
  */
 export async function readShapes(db: Db, filter?: (schema: string, table: string) => boolean): Promise<Map<string, TableShape>> {
   return readCatalog(db, { sql: `TABLE_SCHEMA NOT IN (${placeholders(SYSTEM_SCHEMAS.length)})`, params: SYSTEM_SCHEMAS }, filter);
+}
+
+/** A table's SHOW CREATE TABLE text (undefined when the server answers no row). */
+export async function showCreateTable(db: Db, schema: string, table: string): Promise<string | undefined> {
+  const row = await db.one<Record<string, unknown>>(`SHOW CREATE TABLE ${quoteTable(schema, table)}`);
+  const text = row?.['Create Table'];
+  return text === undefined || text === null ? undefined : String(text);
 }
 
 /** The shape of one table (any schema, `_ezctl` included); undefined when there is no such base table. */

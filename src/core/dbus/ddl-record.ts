@@ -25,9 +25,9 @@ export async function ensureDdlRecord(db: Db): Promise<void> {
   ) ENGINE=InnoDB`);
 }
 
-export async function showCreate(db: Db, t: TableRef): Promise<string | undefined> {
-  const row = await db.one<Record<string, string>>(`SHOW CREATE TABLE ${quoteTable(t.schema, t.table)}`).catch(() => undefined);
-  return row?.['Create Table'];
+/** A record's key: the move, the target table, the statement's hash. */
+function recordKey(move: string, t: TableRef, statement: string): [string, string, string] {
+  return [move, `${t.schema}.${t.table}`, createHash('sha1').update(statement).digest('hex')];
 }
 
 export interface MadeBefore {
@@ -41,22 +41,20 @@ export interface MadeBefore {
  * the shape recorded before it; otherwise the change is recorded as about to be made (undefined).
  */
 export async function madeBefore(db: Db, move: string, t: TableRef, statement: string, shapeNow: string, columnsNow: string[]): Promise<MadeBefore | undefined> {
-  const hash = createHash('sha1').update(statement).digest('hex');
-  const target = `${t.schema}.${t.table}`;
+  const key = recordKey(move, t, statement);
   const rec = await db.one<{ shape_before: string; columns_before: string; shape_after: string | null }>(
-    `SELECT shape_before, columns_before, shape_after FROM ${TABLE} WHERE move = ? AND target_table = ? AND statement_hash = ?`, [move, target, hash]);
+    `SELECT shape_before, columns_before, shape_after FROM ${TABLE} WHERE move = ? AND target_table = ? AND statement_hash = ?`, key);
   if (rec && (rec.shape_after === shapeNow || (rec.shape_after === null && rec.shape_before !== shapeNow))) return { columnsBefore: JSON.parse(rec.columns_before) as string[] };
   await db.exec(
     `INSERT INTO ${TABLE} (move, target_table, statement_hash, statement, shape_before, columns_before) VALUES (?, ?, ?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE statement = VALUES(statement), shape_before = VALUES(shape_before), columns_before = VALUES(columns_before), shape_after = NULL, at = CURRENT_TIMESTAMP(6)`,
-    [move, target, hash, statement, shapeNow, JSON.stringify(columnsNow)]);
+    [...key, statement, shapeNow, JSON.stringify(columnsNow)]);
   return undefined;
 }
 
 /** The change was made: the shape it left. */
 export async function recordMade(db: Db, move: string, t: TableRef, statement: string, shapeAfter: string): Promise<void> {
-  const hash = createHash('sha1').update(statement).digest('hex');
-  await db.exec(`UPDATE ${TABLE} SET shape_after = ? WHERE move = ? AND target_table = ? AND statement_hash = ?`, [shapeAfter, move, `${t.schema}.${t.table}`, hash]);
+  await db.exec(`UPDATE ${TABLE} SET shape_after = ? WHERE move = ? AND target_table = ? AND statement_hash = ?`, [shapeAfter, ...recordKey(move, t, statement)]);
 }
 
 /** A move's records go with its checkpoints (abort). */

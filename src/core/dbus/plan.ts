@@ -3,7 +3,7 @@
 // runner copies and applies only through these mappings.
 import type { Ctx } from '../context.js';
 import { mappingProblems, type TableMapping, type TableRef } from '../apply/mapping.js';
-import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
+import { readShapes, rowKey, showCreateTable, type TableShape } from '../db/introspect.js';
 import { compareShapes, describeDiff } from '../db/shape-compare.js';
 import { serverInfo, type ServerInfo } from '../db/server.js';
 import { quoteId, quoteTable } from '../db/quote.js';
@@ -349,8 +349,7 @@ export function binlogProblems(who: string, info: ServerInfo): string[] {
 
 /** The CREATE TABLE of a source table, renamed to the target (SHOW CREATE TABLE on the source). */
 export async function createTableSql(source: Db, from: TableRef, to: TableRef): Promise<string> {
-  const row = await source.one<Record<string, string>>(`SHOW CREATE TABLE ${quoteTable(from.schema, from.table)}`);
-  const text = String(row?.['Create Table'] ?? '');
+  const text = (await showCreateTable(source, from.schema, from.table)) ?? '';
   const head = /^CREATE TABLE `(?:[^`]|``)+`/.exec(text);
   if (!head) throw new Error(`SHOW CREATE TABLE ${nameOf(from)} answered no CREATE TABLE`);
   return `CREATE TABLE IF NOT EXISTS ${quoteTable(to.schema, to.table)}${text.slice(head[0].length)}`;

@@ -10,7 +10,7 @@ import type { Ctx } from '../context.js';
 import { connect, type Db, type Endpoint } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { gtidCovers } from '../db/gtid.js';
-import { rowKey, readShape } from '../db/introspect.js';
+import { rowKey, readShape, showCreateTable } from '../db/introspect.js';
 import { EzError, refused, runtimeError } from '../exit.js';
 import { isLostConnection } from '../db/lost.js';
 import { BatchApplier, retryOnLockConflict } from '../apply/applier.js';
@@ -24,7 +24,7 @@ import { chunkWhere, copyChunkBetween, insertSelectSql, type CopySpec } from '..
 import { DEFAULT_CHUNK_TIME_MS } from '../copy/settings.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
 import { withLockWait } from '../db/lockwait.js';
-import { buildIndexesSql } from '../copy/indexes.js';
+import { addIndexes, missingIndexes } from '../copy/indexes.js';
 import { progressOf } from '../job/lease.js';
 import { serveJob } from '../control/commands.js';
 import { onInterrupt } from '../signals.js';
@@ -34,7 +34,7 @@ import { describeRef, loadMove, type DbusMove, type DbusState, type DbusStatus }
 import { forgetDdl, onSourceDdl, peekSourceDdl, type SourceDdl } from './ddl.js';
 import { admitApplier } from './fence.js';
 import { conflictSummary, ensureConflictTable, recordConflict } from './conflicts.js';
-import { clearDdlRecords, ensureDdlRecord, madeBefore, recordMade, showCreate } from './ddl-record.js';
+import { clearDdlRecords, ensureDdlRecord, madeBefore, recordMade } from './ddl-record.js';
 import { splitCollisions } from '../apply/collisions.js';
 import { DBUS_CLUSTER, dbusJob, serverIdOf, socketFor, streamName } from './job.js';
 import { retentionWarning, binlogStart } from './status.js';
@@ -355,14 +355,14 @@ class Stream implements StreamHandle {
       const move = this.spec.move.name;
       await ensureDdlRecord(db);
       let before = await columnsOf();
-      const earlier = await madeBefore(db, move, target, sql, (await showCreate(db, target)) ?? '', [...before]);
+      const earlier = await madeBefore(db, move, target, sql, (await showCreateTable(db, target.schema, target.table)) ?? '', [...before]);
       if (earlier) {
         // a killed run made it before its streams passed the shards' statements: not made twice
         before = new Set(earlier.columnsBefore);
         this.ctx.log.info(`dbus ${move}: every shard of ${target.schema}.${target.table} logged the change, which an earlier run made on the target: not made again (${sql})`);
       } else {
         await db.exec(sql);
-        await recordMade(db, move, target, sql, (await showCreate(db, target)) ?? '');
+        await recordMade(db, move, target, sql, (await showCreateTable(db, target.schema, target.table)) ?? '');
         this.ctx.log.info(`dbus ${move}: every shard of ${target.schema}.${target.table} logged the change; made once on the target: ${sql}`);
       }
       const after = await columnsOf();
@@ -944,21 +944,16 @@ class MoveRun {
     try {
       for (const t of this.plan.laterIndexes) {
         if (this.stopCtrl.signal.aborted) return;
-        const have = new Set((await db.query<{ n: string }>('SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.schema, t.table])).map((r) => r.n));
-        const missing = t.indexes.filter((ix) => !have.has(ix.name));
+        const missing = await missingIndexes(db, t.schema, t.table, t.indexes);
         if (!missing.length) continue;
         await this.gate();
         const names = missing.map((ix) => ix.name).join(', ');
         const t0 = Date.now();
         this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: building index ${names} (copied without it; online, the streams go on)`);
         // bounded: a session holding the table's metadata lock (a reader of the target) would hold it up
-        await withLockWait(db, { seconds: 30, schema: t.schema, tables: [t.table], what: `dbus ${this.move.name}: building index ${names} on ${t.target}`, fix: 'or end that session; `dbus start --resume` builds what is missing' }, async () => {
-          try {
-            await db.exec(buildIndexesSql(quoteTable(t.schema, t.table), missing));
-          } catch (e) {
-            if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
-          }
-        });
+        await withLockWait(db, { seconds: 30, schema: t.schema, tables: [t.table], what: `dbus ${this.move.name}: building index ${names} on ${t.target}`, fix: 'or end that session; `dbus start --resume` builds what is missing' }, () =>
+          addIndexes(db, t.schema, t.table, missing),
+        );
         this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: index ${names} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }
     } finally {

@@ -7,7 +7,7 @@
 import type { Db } from '../db/connect.js';
 import { quoteId, quoteTable, tableArgument } from '../db/quote.js';
 import { badInput } from '../exit.js';
-import { readShapes, rowKey, type TableShape } from '../db/introspect.js';
+import { readShapes, rowKey, showCreateTable, type TableShape } from '../db/introspect.js';
 import { compareShapes, commonColumns, describeDiff } from '../db/shape-compare.js';
 import { oscHelperNames, oscProbeName } from '../cluster/helper-tables.js';
 import { deferrableIndexes, type DeferredIndex } from '../copy/indexes.js';
@@ -189,7 +189,7 @@ export async function planOnMaster(
     const shape = read.get(`${schema}.${twin}`);
     if (!shape) throw new Error('the new shape could not be read');
     after = { ...shape, table };
-    afterDdl = String((await db.one<Record<string, unknown>>(`SHOW CREATE TABLE ${quoteTable(schema, twin)}`))?.['Create Table'] ?? '');
+    afterDdl = (await showCreateTable(db, schema, twin)) ?? '';
   } finally {
     await db.exec(`DROP TABLE IF EXISTS ${quoteTable(schema, twin)}`).catch(() => undefined);
     await db.exec('SET SESSION sql_log_bin = 1').catch(() => undefined);

@@ -22,7 +22,8 @@ import { ensureStateSchema, STATE_SCHEMA } from '../state/schema.js';
 import { chunkChecksumSql, type CompareColumn, type TableTarget } from '../compare/checksum.js';
 import type { Throttler } from '../throttle/throttler.js';
 import type { Logger } from '../ui/log.js';
-import { buildIndexesSql, createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
+import { createTriggerSql, ghostTriggerName, indexesLeftOut, leaveOutIndexesSql, type OscPlan } from './plan.js';
+import { addIndexes, missingIndexes } from '../copy/indexes.js';
 import { DEFAULT_LOCK_WAIT_S, isLockWaitTimeout, lockWaitError, withLockWait } from '../db/lockwait.js';
 import { ownDdlMarker } from '../cluster/tables.js';
 import { retryOnLockConflict } from '../apply/applier.js';
@@ -253,27 +254,15 @@ export class ZoneOsc {
   async buildIndexes(): Promise<void> {
     const p = this.plan;
     if (!p.deferrableIndexes.length) return;
-    const present = async () => new Set((await this.copyDb.query<{ n: string }>(
-      'SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [p.schema, p.names.ghost],
-    )).map((r) => r.n));
-    const have = await present();
-    const missing = p.deferrableIndexes.filter((ix) => !have.has(ix.name));
+    const missing = await missingIndexes(this.copyDb, p.schema, p.names.ghost, p.deferrableIndexes);
     if (!missing.length) return;
     this.progress.phase = 'indexing';
     this.check();
     await this.o.throttler?.gate(this.halt.signal);
     const t0 = Date.now();
     // bounded: a session holding the ghost's metadata lock (a reader) would hold this up
-    await this.bounded(this.copyDb, `building index ${missing.map((ix) => ix.name).join(', ')} on the ghost`, [p.names.ghost], async () => {
-      try {
-        await this.copyDb.exec(buildIndexesSql(this.ghost, missing));
-      } catch (e) {
-        // the ALTER of a killed run may have finished first (--resume)
-        if ((e as { code?: string }).code !== 'ER_DUP_KEYNAME') throw e;
-      }
-    });
-    const now = await present();
-    const lacking = p.deferrableIndexes.filter((ix) => !now.has(ix.name)).map((ix) => ix.name);
+    await this.bounded(this.copyDb, `building index ${missing.map((ix) => ix.name).join(', ')} on the ghost`, [p.names.ghost], () => addIndexes(this.copyDb, p.schema, p.names.ghost, missing));
+    const lacking = (await missingIndexes(this.copyDb, p.schema, p.names.ghost, p.deferrableIndexes)).map((ix) => ix.name);
     if (lacking.length) throw new Error(`zone ${this.zone}: the ghost ${p.names.ghost} still lacks index ${lacking.join(', ')} after building it`);
     this.progress.indexBuildMs = Date.now() - t0;
   }
