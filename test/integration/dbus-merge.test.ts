@@ -104,6 +104,14 @@ function startJob(name: string, extra: string[] = []): { child: ChildProcess; ou
   return { child, out: () => stderr, exited };
 }
 
+/** startJob, then wait until the move follows, its job still running. */
+async function startFollowingJob(name: string, extra: string[] = [], what = `${name} to follow`): Promise<ReturnType<typeof startJob>> {
+  const job = startJob(name, extra);
+  await eventually(async () => (await status(name).catch(() => undefined))?.state === 'following' || job.child.exitCode !== null, 60_000, what);
+  assert.equal(job.child.exitCode, null, job.out());
+  return job;
+}
+
 const ctx = () => makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
 const status = async (name: string) => dbusStatus(ctx(), name);
 
@@ -261,9 +269,7 @@ test('with the shard column in the key: every row once under updates, key moves 
 });
 
 test('an offset merge verified shard by shard, the keys shifted back: 0 differences, then a changed, a deleted and a stray row found with their shard and source key', async () => {
-  const job = startJob('off');
-  await eventually(async () => (await status('off').catch(() => undefined))?.state === 'following' || job.child.exitCode !== null, 60_000, 'the offset merge to copy');
-  assert.equal(job.child.exitCode, null, job.out());
+  const job = await startFollowingJob('off', [], 'the offset merge to copy');
   await bj.exec('UPDATE t.p_0 SET v = v + 1 WHERE id = 4');
   await sh.exec('INSERT INTO t.p_1 (v) VALUES (7)');
   await caughtUp('off');
@@ -301,9 +307,7 @@ test('an offset merge verified shard by shard, the keys shifted back: 0 differen
 });
 
 test('kill -9 while a shard\'s ALTER is held: the others ALTERed meanwhile, --resume holds it again and makes the change once, rows of every shard in their shape', async () => {
-  const first = startJob('hq');
-  await eventually(async () => (await status('hq').catch(() => undefined))?.state === 'following' || first.child.exitCode !== null, 60_000, 'the merge to copy');
-  assert.equal(first.child.exitCode, null, first.out());
+  const first = await startFollowingJob('hq', [], 'the merge to copy');
   await bj.exec('ALTER TABLE t.q_0 ADD COLUMN note INT NOT NULL DEFAULT 0');
   await bj.exec('INSERT INTO t.q_0 (id, v, note) VALUES (100, 1, 5)');
   await eventually(async () => /held until every shard has it/.test(first.out()) || first.child.exitCode !== null, 30_000, 'the ALTER to be held');
@@ -329,9 +333,7 @@ test('kill -9 while a shard\'s ALTER is held: the others ALTERed meanwhile, --re
 });
 
 test('kill -9 while the change is being made on the target, before the streams passed the shards\' statements: --resume does not make it a second time', async () => {
-  const run = startJob('hq', ['--resume']);
-  await eventually(async () => (await status('hq').catch(() => undefined))?.state === 'following' || run.child.exitCode !== null, 60_000, 'the merge to follow');
-  assert.equal(run.child.exitCode, null, run.out());
+  const run = await startFollowingJob('hq', ['--resume'], 'the merge to follow');
   // a reader of the target table holds its metadata lock: the job's ALTER waits there, after the
   // change was recorded and before any stream goes past the shards' statements
   const reader = await sb.db('sh-master');
