@@ -21,6 +21,16 @@ export function cpuSeconds(pid: number | null | undefined): number | undefined {
   }
 }
 
+/**
+ * CPU seconds (user + system) of this process's children that have exited and been reaped (the
+ * kernel adds them to the parent's cutime/cstime): the difference around one child's run is its CPU.
+ */
+export function reapedChildrenCpuSeconds(): number {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / CLK_TCK; // cutime, cstime (fields 16, 17)
+}
+
 export function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });

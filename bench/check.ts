@@ -33,7 +33,8 @@ import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { EZCTL, ROOT } from '../test/helpers/cli.js';
 import type { Db } from '../src/core/db/connect.js';
 import { rowHashExpr, type CompareColumn } from '../src/core/compare/checksum.js';
-import { row, stats } from './_util.js';
+import { cpuSeconds, reapedChildrenCpuSeconds, row, stats } from './_util.js';
+import { availableParallelism } from 'node:os';
 import { bundleEzctl, type Bundle } from './_bundle.js';
 
 const ROWS_BIG = Number(process.env.BENCH_ROWS_BIG ?? 1_000_000);
@@ -268,11 +269,23 @@ interface EzResult {
   missing: number;
   changed: number;
   maxRssMb: number;
+  /** CPU seconds the sandbox's servers spent during the run, and ezctl's own process */
+  serverCpuS: number;
+  ezctlCpuS: number;
+}
+
+/** Every sandbox server's CPU seconds so far (the work a check makes them do is the difference). */
+function serversCpu(sb: TestSandbox): number {
+  return sb.nodes.reduce((sum, n) => sum + (cpuSeconds(n.pid) ?? 0), 0);
 }
 
 async function ezctlCheck(sb: TestSandbox, extra: string[], expectDiffs: boolean, launcher = EZCTL): Promise<EzResult> {
   const args = [launcher, '--config', sb.config, '--json', 'check', 'full', '--cluster', 'demo', '--tables', 'ezbench.*', ...extra];
+  const s0 = serversCpu(sb);
+  const c0 = reapedChildrenCpuSeconds();
   const r = await measure(process.execPath, args);
+  const serverCpuS = serversCpu(sb) - s0;
+  const ezctlCpuS = reapedChildrenCpuSeconds() - c0;
   const want = expectDiffs ? 1 : 0;
   if (r.code !== want) throw new Error(`ezctl ${extra.join(' ')} exited ${r.code}${r.signal ? ` (${r.signal})` : ''}, expected ${want}\n${r.stdout.slice(0, 3000)}\n${r.stderr.slice(-3000)}`);
   const j = JSON.parse(r.stdout) as { rows: number; ms: number; tables: { chunks: number; missing: number; changed: number; status: string }[] };
@@ -285,14 +298,17 @@ async function ezctlCheck(sb: TestSandbox, extra: string[], expectDiffs: boolean
     missing: j.tables.reduce((s, t) => s + t.missing, 0),
     changed: j.tables.reduce((s, t) => s + t.changed, 0),
     maxRssMb: r.maxRssMb,
+    serverCpuS,
+    ezctlCpuS,
   };
 }
 
 /** `check full` of the one-row table: what every check pays before and after its rows. */
-async function checkOneRow(sb: TestSandbox, launcher: string): Promise<number> {
+async function checkOneRow(sb: TestSandbox, launcher: string): Promise<{ ms: number; cpuS: number }> {
+  const c0 = reapedChildrenCpuSeconds();
   const r = await measure(process.execPath, [launcher, '--config', sb.config, '--json', 'check', 'full', '--cluster', 'demo', '--tables', 'ezstart.one']);
   if (r.code !== 0) throw new Error(`ezctl check of ezstart.one exited ${r.code}\n${r.stdout.slice(0, 2000)}\n${r.stderr.slice(-2000)}`);
-  return r.ms;
+  return { ms: r.ms, cpuS: reapedChildrenCpuSeconds() - c0 };
 }
 
 /** Every table's full scan on both zones in parallel, `lanes` tables at a time. */
@@ -437,6 +453,7 @@ async function main(): Promise<void> {
     // work on the machine comes and goes)
     const raw: Record<string, number[]> = { '1 table at a time': [], '2 tables at a time': [] };
     const rawEzHash: number[] = [];
+    const rawEzHashCpu: number[] = [];
     const ez: Record<string, EzResult[]> = {};
     bundle = await bundleEzctl();
     const variants: { label: string; args: string[]; launcher?: string }[] = [
@@ -448,7 +465,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < REPS; i++) {
       raw['1 table at a time']!.push(await scanAll(lanes.slice(0, 1), TABLES, rawExpr));
       raw['2 tables at a time']!.push(await scanAll(lanes, TABLES, rawExpr));
+      const s0 = serversCpu(sb);
       rawEzHash.push(await scanAll(lanes, TABLES, () => ezHashExpr));
+      rawEzHashCpu.push(serversCpu(sb) - s0);
       for (const v of variants) {
         const r = await ezctlCheck(sb, v.args, false, v.launcher);
         if (r.rows !== TOTAL_ROWS) throw new Error(`ezctl ${v.label} checked ${r.rows} rows, expected ${TOTAL_ROWS}`);
@@ -462,10 +481,12 @@ async function main(): Promise<void> {
     results.ezctl = ez;
 
     // ---- ezctl's fixed cost: a check of one row, the shipped build and the bundled one interleaved
-    const fixed = { dist: [] as number[], bundled: [] as number[] };
+    const fixed = { dist: [] as number[], bundled: [] as number[], distCpuS: [] as number[] };
     for (let i = 0; i < STARTUP_RUNS; i++) {
-      fixed.dist.push(await checkOneRow(sb, EZCTL));
-      fixed.bundled.push(await checkOneRow(sb, bundle.launcher));
+      const d = await checkOneRow(sb, EZCTL);
+      fixed.dist.push(d.ms);
+      fixed.distCpuS.push(d.cpuS);
+      fixed.bundled.push((await checkOneRow(sb, bundle.launcher)).ms);
     }
     results.fixedCost = fixed;
 
@@ -575,6 +596,26 @@ async function main(): Promise<void> {
     const paired = (ez[`--concurrency ${DEFAULT_CONCURRENCY}`] ?? []).map((r, i) => rawEzHash[i]! / r.ms);
     console.log(`  round by round (each run against the same-hash raw scan of its round): ${paired.map((x) => `${x.toFixed(2)}x`).join(' ')}`);
     console.log(`  without its fixed cost: ${(ezHashScan / (ref.ms - fd)).toFixed(2)}x`);
+    {
+      // Where the rest goes, as CPU: the raw scan keeps the cores busy, so ezctl's time is bounded
+      // below by all the CPU it needs (the servers' work for its queries, and its own process)
+      // spread over every core. Medians over the rounds, each run measured on its own.
+      const cores = availableParallelism();
+      const runs = ez[`--concurrency ${DEFAULT_CONCURRENCY}`] ?? [];
+      const med = (xs: number[]) => stats(xs).p50;
+      const rawCpu = med(rawEzHashCpu);
+      const rawWall = med(rawEzHash) / 1000;
+      const ezServer = med(runs.map((r) => r.serverCpuS));
+      const ezOwn = med(runs.map((r) => r.ezctlCpuS));
+      const startCpu = med(fixed.distCpuS);
+      const floor = (ezServer + ezOwn) / cores;
+      console.log(`  CPU (medians): the same-hash raw scan ${rawWall.toFixed(2)} s, its servers ${rawCpu.toFixed(2)} CPU-s (${(rawCpu / rawWall).toFixed(2)} of ${cores} cores busy); ` +
+        `ezctl ${(med(runs.map((r) => r.ms)) / 1000).toFixed(2)} s, the servers ${ezServer.toFixed(2)} CPU-s (${(100 * (ezServer / rawCpu - 1)).toFixed(0)}% more than the raw scan: chunk queries, the run's own rows) ` +
+        `+ ezctl's process ${ezOwn.toFixed(2)} CPU-s (a one-row check's start-up and set-up alone ${startCpu.toFixed(2)})`);
+      console.log(`  so on ${cores} cores ezctl cannot finish under ${floor.toFixed(2)} s: at most ${(rawWall / floor).toFixed(2)}x the raw scan with the CPU it needs now` +
+        `${rawWall / floor < 0.9 ? '; the 0.9x target needs less CPU, not less waiting' : ''}`);
+      results.cpu = { cores, rawScanServersCpuS: rawEzHashCpu, ezctlServersCpuS: runs.map((r) => r.serverCpuS), ezctlOwnCpuS: runs.map((r) => r.ezctlCpuS), oneRowCheckCpuS: fixed.distCpuS, floorS: floor };
+    }
     console.log(`ezctl vs pt-table-checksum: ${vsPt.toFixed(2)}x faster (target >= 2x) ${vsPt >= 2 ? 'MET' : 'MISSED'}`);
     console.log(`ezctl vs raw scan with CRC32 (32-bit, the cheapest hash): ${vsRaw.toFixed(2)}x`);
     console.log(`ezctl max RSS: ${Math.round(ezMax)} MB (target < 200 MB) ${ezMax < 200 ? 'MET' : 'MISSED'}`);
