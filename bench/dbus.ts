@@ -23,7 +23,7 @@
 // --copy-threads; default ezctl's), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandbox, eventually, type TestSandbox } from '../test/helpers/sandbox.js';
 import { EZCTL } from '../test/helpers/cli.js';
@@ -34,7 +34,7 @@ import type { DbusStatus } from '../src/core/dbus/spec.js';
 import type { Ctx } from '../src/core/context.js';
 import { readRouteAt, newestRoute } from '../src/core/dbus/route.js';
 import { isFenceError } from '../src/core/dbus/fence.js';
-import { stats, ezctlJson } from './_util.js';
+import { cpuSeconds, reapedChildrenCpuSeconds, stats, ezctlJson } from './_util.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 300_000);
 const TPS = Number(process.env.BENCH_TPS ?? 200);
@@ -72,6 +72,12 @@ async function settle(...dbs: Db[]): Promise<void> {
   }
 }
 
+/** CPU seconds of the last started move's process until it followed */
+let lastMoveCpuS = NaN;
+
+/** CPU seconds both sandbox servers have used so far */
+const serversCpu = () => sb.nodes.reduce((sum, n) => sum + (cpuSeconds(n.pid) ?? 0), 0);
+
 async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Promise<number> {
   const t0 = performance.now();
   const p = spawn(process.execPath, [EZCTL, '--config', sb.config, 'dbus', 'start', name, '--execute', ...(resume ? ['--resume'] : []), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -81,6 +87,7 @@ async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Pr
   for (;;) {
     if (p.exitCode !== null) throw new Error(`dbus start exited ${p.exitCode}: ${err}`);
     if (await following(name)) {
+      lastMoveCpuS = cpuSeconds(p.pid) ?? NaN;
       // BENCH_JOB_LOG=1: the job's own log (its steps' timestamps: plan, copy, index build)
       if (process.env.BENCH_JOB_LOG === '1') say(err.trimEnd());
       return performance.now() - t0;
@@ -175,6 +182,9 @@ async function main(): Promise<void> {
     let loadBinlogMs = NaN;
     let loadInfileMs = NaN;
     let loadInfileDeferredMs = NaN;
+    let loadInfileTwoMs = NaN;
+    let dumpCpu = { servers: NaN, client: NaN };
+    let loadBinlogCpu = { servers: NaN, client: NaN };
     if (peers) {
     await src.exec('CREATE TABLE bench.t_copy LIKE bench.t');
     await settle(src, dst);
@@ -185,10 +195,13 @@ async function main(): Promise<void> {
     const cnf = join(sb.dir, 'client.cnf');
     const dump = join(tmp, 'dump');
     await settle(src, dst);
+    let s0 = serversCpu();
+    let c0 = reapedChildrenCpuSeconds();
     t0 = performance.now();
     let r = spawnSync('mydumper', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(bj.port), '-B', 'bench', '-o', dump, '-t', '2', '-r', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`mydumper: ${r.stderr}`);
     dumpMs = performance.now() - t0;
+    dumpCpu = { servers: serversCpu() - s0, client: reapedChildrenCpuSeconds() - c0 };
     await settle(src, dst);
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -199,10 +212,13 @@ async function main(): Promise<void> {
     // myloader loads with sql_log_bin=0 unless told otherwise: the target's replicas (and DRC) never
     // see those rows. A move's target is a live master, so the like-for-like peer logs them (-e).
     await settle(src, dst);
+    s0 = serversCpu();
+    c0 = reapedChildrenCpuSeconds();
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2', '--enable-binlog'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`myloader --enable-binlog: ${r.stderr}`);
     loadBinlogMs = performance.now() - t0;
+    loadBinlogCpu = { servers: serversCpu() - s0, client: reapedChildrenCpuSeconds() - c0 };
     await dst.exec('DROP DATABASE bench_my');
     // the target server's own limit for these rows: LOAD DATA INFILE of a file it reads itself (no
     // client, no network, no parsing of INSERTs), into the same keyed table, binlog on
@@ -223,8 +239,24 @@ async function main(): Promise<void> {
     await dst.exec(`LOAD DATA INFILE ${JSON.stringify(file).replace(/"/g, "'")} INTO TABLE bench_ld.t`);
     await dst.exec('ALTER TABLE bench_ld.t ADD INDEX a (a), ALGORITHM=INPLACE, LOCK=NONE');
     loadInfileDeferredMs = performance.now() - t0;
+    // two sessions at once, each loading half the rows, the index after: the most any client with
+    // two threads could get from this target (it is what a parallel copy's writes compete for)
+    await dst.exec('DROP TABLE bench_ld.t');
+    await dst.exec(String((await src.one<Record<string, string>>('SHOW CREATE TABLE bench.t'))!['Create Table']).replace('CREATE TABLE `t`', 'CREATE TABLE `bench_ld`.`t`'));
+    await dst.exec('ALTER TABLE bench_ld.t DROP INDEX a');
+    const halves = [join(tmp, 't1.tsv'), join(tmp, 't2.tsv')];
+    const sqlPath = (f: string) => JSON.stringify(f).replace(/"/g, "'");
+    await src.exec(`SELECT * FROM bench.t WHERE id <= ? INTO OUTFILE ${sqlPath(halves[0]!)}`, [Math.floor(ROWS / 2)]);
+    await src.exec(`SELECT * FROM bench.t WHERE id > ? INTO OUTFILE ${sqlPath(halves[1]!)}`, [Math.floor(ROWS / 2)]);
+    const second = await sb.db('sh-master');
+    await settle(src, dst);
+    t0 = performance.now();
+    await Promise.all([dst.exec(`LOAD DATA INFILE ${sqlPath(halves[0]!)} INTO TABLE bench_ld.t`), second.exec(`LOAD DATA INFILE ${sqlPath(halves[1]!)} INTO TABLE bench_ld.t`)]);
+    await dst.exec('ALTER TABLE bench_ld.t ADD INDEX a (a), ALGORITHM=INPLACE, LOCK=NONE');
+    loadInfileTwoMs = performance.now() - t0;
+    await second.close();
     await dst.exec('DROP DATABASE bench_ld');
-    rmSync(file);
+    for (const f of [file, ...halves]) rmSync(f);
     }
     appendFileSync(sb.config, `dbus:\n  moves:\n    ${MOVE}:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t" }\n` +
       `    ${MOVE}1:\n      sources: [{ label: old, dsn: "h=127.0.0.1,P=${bj.port},u=ezctl" }]\n      target: { label: new, dsn: "h=127.0.0.1,P=${sh.port},u=ezctl" }\n      tables:\n        - { from: "bench.t", to: "bench1.t" }\n`);
@@ -240,12 +272,16 @@ async function main(): Promise<void> {
       await dst.exec('DROP DATABASE IF EXISTS bench1');
     }
     await settle(src, dst);
+    const ezS0 = serversCpu();
     const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
+    const ezCpu = { servers: serversCpu() - ezS0, client: lastMoveCpuS };
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
       targetLoadInfile: { ms: Math.round(loadInfileMs), rowsPerS: Math.round(ROWS / (loadInfileMs / 1000)) },
       targetLoadInfileIndexAfter: { ms: Math.round(loadInfileDeferredMs), rowsPerS: Math.round(ROWS / (loadInfileDeferredMs / 1000)) },
+      targetLoadInfileTwoSessions: { ms: Math.round(loadInfileTwoMs), rowsPerS: Math.round(ROWS / (loadInfileTwoMs / 1000)) },
+      cpuSeconds: { mydumper: dumpCpu, myloaderBinlog: loadBinlogCpu, ezctl: ezCpu },
       mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
       mydumperMyloaderBinlog: { ms: Math.round(dumpMs + loadBinlogMs), loadMs: Math.round(loadBinlogMs), rowsPerS: Math.round(loaded / ((dumpMs + loadBinlogMs) / 1000)) },
       ezctl: { ms: Math.round(ezctlMs), rows: copied, rowsPerS: Math.round(copied / (ezctlMs / 1000)) },
@@ -257,7 +293,16 @@ async function main(): Promise<void> {
       say(`copy rows/s: ezctl ${c.ezctl.rowsPerS} (one thread ${c.ezctlOneThread.rowsPerS}); mydumper | myloader ${c.mydumperMyloader.rowsPerS} (target's binlog off), with --enable-binlog ${c.mydumperMyloaderBinlog.rowsPerS}; ` +
         `ezctl ${(c.ezctl.rowsPerS / c.mydumperMyloader.rowsPerS).toFixed(2)}x / ${(c.ezctl.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x (target 1.5x); INSERT ... SELECT on the source ${c.insertSelect.rowsPerS}; ` +
         `the target's own LOAD DATA INFILE ${c.targetLoadInfile.rowsPerS} (${(c.targetLoadInfile.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x myloader --enable-binlog), ` +
-        `its secondary index built after ${c.targetLoadInfileIndexAfter.rowsPerS} (${(c.targetLoadInfileIndexAfter.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x): the target server's ceilings for these rows`);
+        `its secondary index built after ${c.targetLoadInfileIndexAfter.rowsPerS} (${(c.targetLoadInfileIndexAfter.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x), ` +
+        `two sessions at once, index after ${c.targetLoadInfileTwoSessions.rowsPerS} (${(c.targetLoadInfileTwoSessions.rowsPerS / c.mydumperMyloaderBinlog.rowsPerS).toFixed(2)}x): the target server's ceilings for these rows`);
+      const cpu = c.cpuSeconds;
+      const f = (x: number) => x.toFixed(2);
+      const ezAll = cpu.ezctl.servers + cpu.ezctl.client;
+      const myAll = cpu.mydumper.servers + cpu.mydumper.client + cpu.myloaderBinlog.servers + cpu.myloaderBinlog.client;
+      say(`CPU seconds (both servers + the client's own process): ezctl ${f(cpu.ezctl.servers)} + ${f(cpu.ezctl.client)} = ${f(ezAll)} in ${f(c.ezctl.ms / 1000)} s (${f(ezAll / (c.ezctl.ms / 1000))} cores busy); ` +
+        `mydumper ${f(cpu.mydumper.servers)} + ${f(cpu.mydumper.client)}, myloader --enable-binlog ${f(cpu.myloaderBinlog.servers)} + ${f(cpu.myloaderBinlog.client)}, together ${f(myAll)} in ${f(c.mydumperMyloaderBinlog.ms / 1000)} s ` +
+        `(${f(myAll / (c.mydumperMyloaderBinlog.ms / 1000))} cores busy); on ${availableParallelism()} cores ezctl's copy cannot take less than ${f(ezAll / availableParallelism())} s with the CPU it needs, ` +
+        `${f(c.mydumperMyloaderBinlog.ms / 1000 / (ezAll / availableParallelism()))}x the binlogging peer at most`);
     }
 
     // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)

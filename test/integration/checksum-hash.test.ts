@@ -64,6 +64,13 @@ test('per row: the one-string crc64 equals CRC32 and CRC32C of the string writte
   assert.equal(Number(diff), 0);
 });
 
+test('one nullable column: its NULL flag alone is the same text as the flags CONCATenated (hashes are unchanged)', async () => {
+  const one: CompareColumn[] = [columns[0]!, { ...columns[1]! }, { ...columns[5]! }];
+  assert.equal(rowStringExpr(one), 'CONCAT_WS(0x1f, `id`, `name`, `amount`, ISNULL(`name`))');
+  const diff = await db.value(`SELECT SUM(${rowStringExpr(one)} <> CONCAT_WS(0x1f, id, name, amount, CONCAT(ISNULL(name)))) FROM h.t`);
+  assert.equal(Number(diff), 0);
+});
+
 test('per chunk and per bucket: BIT_XOR of the one-string hash equals BIT_XOR of the definition', async () => {
   for (const [lo, hi] of [[undefined, 1000], [1000, 1001], [1001, 3333], [3333, undefined]] as const) {
     const range = keyRange(['id'], lo === undefined ? undefined : [lo], hi === undefined ? undefined : [hi]);

@@ -78,7 +78,9 @@ test('the row hash normalizes types, carries a NULL bitmap and is 64 bits', () =
   ];
   assert.equal(normalizedExpr(cols[1]!), 'CONVERT(`s` USING utf8mb4)');
   assert.equal(normalizedExpr({ name: 's', dataType: 'varchar', nullable: true }), '`s`');
-  assert.equal(rowStringExpr(cols), 'CONCAT_WS(0x1f, `id`, CONVERT(`s` USING utf8mb4), CAST(`b` AS UNSIGNED), CONCAT(ISNULL(`s`)))');
+  assert.equal(rowStringExpr(cols), 'CONCAT_WS(0x1f, `id`, CONVERT(`s` USING utf8mb4), CAST(`b` AS UNSIGNED), ISNULL(`s`))');
+  // two nullable columns: their NULL flags side by side, one value
+  assert.equal(rowStringExpr([...cols, { name: 'n', dataType: 'int', nullable: true }]), 'CONCAT_WS(0x1f, `id`, CONVERT(`s` USING utf8mb4), CAST(`b` AS UNSIGNED), `n`, CONCAT(ISNULL(`s`), ISNULL(`n`)))');
   // the row's string built once, handed to CRC32C through a session variable
   assert.equal(rowHashExpr(cols, 'crc64'), `((CRC32(@ezctl_row := ${rowStringExpr(cols)}) << 32) | CRC32C(@ezctl_row))`);
   assert.match(rowHashExpr(cols, 'md5'), /CONV\(LEFT\(MD5\(/);

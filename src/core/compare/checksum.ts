@@ -52,7 +52,9 @@ export function normalizedExpr(c: CompareColumn): string {
 export function rowStringExpr(cols: readonly CompareColumn[]): string {
   const values = cols.map(normalizedExpr);
   const nullable = cols.filter((c) => c.nullable);
-  if (nullable.length) values.push(`CONCAT(${nullable.map((c) => `ISNULL(${quoteId(c.name)})`).join(', ')})`);
+  // one nullable column: its ISNULL alone gives the same text ('0'/'1') without a CONCAT per row
+  if (nullable.length === 1) values.push(`ISNULL(${quoteId(nullable[0]!.name)})`);
+  else if (nullable.length) values.push(`CONCAT(${nullable.map((c) => `ISNULL(${quoteId(c.name)})`).join(', ')})`);
   // 0x1f (unit separator) between values: it does not occur in ordinary text
   return `CONCAT_WS(0x1f, ${values.join(', ')})`;
 }

@@ -248,6 +248,9 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       // _ezctl: a zone without it yet is no difference in the application's data
       const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
       checkNamedTablesExist(opts.tables, names, zones);
+      // the largest tables walked first: one left for last would leave the other walks idle
+      const rowsOf = (n: string) => Math.max(0, ...shapes.map((m) => m.get(n)?.rowsEstimate ?? 0));
+      names.sort((a, b) => rowsOf(b) - rowsOf(a) || a.localeCompare(b));
       if (names.length === 0) throw badInput(`no tables match${opts.tables ? ` ${opts.tables}` : ''} in cluster ${cluster.name}`, { hint: 'check --tables/--exclude and the cluster\'s databases' });
       await validateWheres(control, names, shapes, opts.where);
       for (const [table, cols] of Object.entries(opts.ignoreColumns ?? {})) {
