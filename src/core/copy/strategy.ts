@@ -1,9 +1,12 @@
 // How one chunk is copied: within a server, one INSERT ... SELECT (osc's ghost); between two
 // servers, a SELECT of the chunk on the source, then on the target one LOAD DATA LOCAL INFILE of
 // the rows (the plain copy) or multi-row INSERTs with the values as placeholders (a merge, or a
-// target that refuses LOAD DATA LOCAL). Values are read as the db layer reads everything
+// target that refuses LOAD DATA LOCAL). The load is built from the values' bytes as the source
+// sent them (the server's own text of each number and date, text as utf8mb4, bytes as bytes):
+// nothing is decoded and encoded again. INSERTs take values as the db layer reads everything
 // (dateStrings, exact BIGINT and DECIMAL as text, JSON as text, bytes as Buffers), so they go back
-// exactly.
+// exactly too.
+import type { FieldPacket } from 'mysql2/promise';
 import { QueryError, type Db, type Param } from '../db/connect.js';
 import { quoteId, quoteTable } from '../db/quote.js';
 import { chunkRange, type Chunk, type ChunkKey } from '../chunk/chunker.js';
@@ -133,20 +136,27 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
     }
   };
   if (!o.beforeWrite && !spec.constants && !spec.offsets) {
-    // the plain copy: rows as arrays, straight into the load or the inserts (no object per row)
-    const rows = (await source.queryArrays(select(spec.columns), range.params)) as Param[][];
-    if (!rows.length) return 0;
-    const load = (o.via ?? 'load') === 'load' && onDup === 'keep' && !loadRefused.has(target) ? loadDataChunk(spec, rows) : undefined;
-    if (load) {
-      try {
-        await inOneTransaction(() => loadRows(target, spec, load));
-        return rows.length;
-      } catch (e) {
-        if (!isLoadRefused(e)) throw e;
-        // the target (or its version) does not take LOAD DATA LOCAL: this session inserts from now on
-        loadRefused.add(target);
+    // the plain copy: the rows' bytes straight into one load; else rows as arrays into the inserts
+    if ((o.via ?? 'load') === 'load' && onDup === 'keep' && !loadRefused.has(target) && !notLoadable.has(spec)) {
+      let writer: LoadDataWriter | undefined;
+      await source.queryRawEach(select(spec.columns), range.params, (fields) => (writer = LoadDataWriter.for(fields)), (row) => writer?.add(row));
+      const w = writer as LoadDataWriter | undefined; // set by the callback
+      if (w && !w.rows) return 0;
+      if (!w) notLoadable.add(spec); // a column of a type the load does not know: INSERTs from now on
+      else {
+        try {
+          const load = w.finish(spec);
+          await inOneTransaction(() => loadRows(target, spec, load));
+          return w.rows;
+        } catch (e) {
+          if (!isLoadRefused(e)) throw e;
+          // the target (or its version) does not take LOAD DATA LOCAL: this session inserts from now on
+          loadRefused.add(target);
+        }
       }
     }
+    const rows = (await source.queryArrays(select(spec.columns), range.params)) as Param[][];
+    if (!rows.length) return 0;
     if (rows.length <= per) await insert(rows);
     else await inOneTransaction(() => insert(rows));
     return rows.length;
@@ -165,6 +175,8 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
 
 /** Target sessions that refused LOAD DATA LOCAL (local_infile off): they take INSERTs. */
 const loadRefused = new WeakSet<Db>();
+/** Copies with a column a load cannot carry (loadDataChunk said so once): they take INSERTs. */
+const notLoadable = new WeakSet<CopySpec>();
 
 /** MariaDB's 1148 (the command is not allowed: local_infile off), MySQL 8's 3948 (local loading disabled). */
 function isLoadRefused(e: unknown): boolean {
@@ -177,56 +189,139 @@ export interface LoadDataChunk {
   data: Buffer;
 }
 
+/** How a column's bytes go into the load: as they are, escaped, as hex (UNHEX()ed), or not at all. */
+type LoadKind = 'as-is' | 'text' | 'hex';
+
+// MySQL protocol column types (include/mysql_com.h, enum_field_types)
+const NUMBER_OR_DATE_TYPES = new Set([0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 17, 18, 19, 246]);
+const STRING_TYPES = new Set([15, 247, 248, 249, 250, 251, 252, 253, 254]);
+const TYPE_NULL = 6;
+const TYPE_BIT = 16;
+const TYPE_JSON = 245;
+const TYPE_GEOMETRY = 255;
+const BINARY_CHARSET = 63;
+
 /**
- * One LOAD DATA LOCAL INFILE ... IGNORE of a chunk's rows, or undefined when a value is of a kind
- * the text cannot carry exactly (a geometry decoded as an object), which then goes as INSERTs.
- * Text: every separator spelled out (no server default is relied on), a NULL as \N, a backslash,
- * tab, newline, carriage return and NUL escaped; bytes (binary strings, BIT) as hex loaded into a
- * user variable and UNHEX()ed, so no byte is ever read as the file's character set. IGNORE keeps a
- * row the target has (as the INSERTs' ON DUPLICATE KEY UPDATE of the key to itself does); the
- * other errors IGNORE would turn into warnings are refused after the load (loadRows).
+ * A column's kind from its metadata: numbers and dates are their server's ASCII text (no byte a
+ * load must escape); strings in a character set are text (escaped); binary strings, BIT and
+ * geometries (the server's own SRID + WKB bytes, which it takes back as they are) are bytes; JSON
+ * is text whatever charset MySQL reports for it. A type this code does not know is undefined:
+ * those rows go as INSERTs.
  */
-export function loadDataChunk(spec: CopySpec, rows: readonly (readonly Param[])[]): LoadDataChunk | undefined {
-  const n = spec.columns.length;
-  const hex: boolean[] = new Array(n).fill(false);
-  for (let c = 0; c < n; c++) {
-    for (const r of rows) {
-      const v = r[c];
-      if (v === null || v === undefined) continue;
-      hex[c] = Buffer.isBuffer(v);
-      break;
-    }
-  }
-  const lines: string[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    const fields: string[] = new Array(n);
-    for (let c = 0; c < n; c++) {
-      const v = r[c];
-      if (v === null || v === undefined) fields[c] = '\\N';
-      else if (hex[c]) {
-        if (!Buffer.isBuffer(v)) return undefined;
-        fields[c] = v.toString('hex');
-      } else if (typeof v === 'string') fields[c] = escapeLoadText(v);
-      else if (typeof v === 'number' || typeof v === 'bigint') fields[c] = String(v);
-      else return undefined;
-    }
-    lines[i] = fields.join('\t');
-  }
-  const targets = spec.columns.map((col, c) => (hex[c] ? `@ezctl_h${c}` : quoteId(col.to)));
-  const sets = spec.columns.flatMap((col, c) => (hex[c] ? [`${quoteId(col.to)} = UNHEX(@ezctl_h${c})`] : []));
-  const sql =
-    `LOAD DATA LOCAL INFILE 'ezctl-chunk' IGNORE INTO TABLE ${quoteTable(spec.target.schema, spec.target.table)} CHARACTER SET utf8mb4 ` +
-    `FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (${targets.join(', ')})` +
-    (sets.length ? ` SET ${sets.join(', ')}` : '');
-  return { sql, data: Buffer.from(lines.join('\n') + '\n', 'utf8') };
+export function loadKind(f: Pick<FieldPacket, 'columnType' | 'characterSet'>): LoadKind | undefined {
+  const t = f.columnType ?? -1;
+  if (NUMBER_OR_DATE_TYPES.has(t) || t === TYPE_NULL) return 'as-is';
+  if (t === TYPE_JSON) return 'text';
+  if (t === TYPE_BIT || t === TYPE_GEOMETRY) return 'hex';
+  if (STRING_TYPES.has(t)) return f.characterSet === BINARY_CHARSET ? 'hex' : 'text';
+  return undefined;
 }
 
-const LOAD_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };
+// bytes a field must escape (ESCAPED BY '\\'): the escape itself, the separators, CR and NUL
+const BACKSLASH = 0x5c;
+const ESCAPED = new Uint8Array(256);
+for (const [b, as] of [[0x5c, 0x5c], [0x09, 0x74], [0x0a, 0x6e], [0x0d, 0x72], [0x00, 0x30]] as const) ESCAPED[b] = as;
+const HEX_DIGITS = Buffer.from('0123456789abcdef');
 
-/** A string as a LOAD DATA field: the escape character and the separators escaped. */
-export function escapeLoadText(s: string): string {
-  return /[\\\t\n\r\0]/.test(s) ? s.replace(/[\\\t\n\r\0]/g, (m) => LOAD_ESCAPES[m]!) : s;
+/**
+ * One LOAD DATA LOCAL INFILE ... IGNORE of a chunk's rows, written row by row as the source sends
+ * them (Db.queryRawEach): no row is kept, only the text grows. Text: every separator spelled out
+ * (no server default is relied on), a NULL as \N, a backslash, tab, newline, carriage return and
+ * NUL escaped (none of these bytes occurs inside a multi-byte UTF-8 character, so escaping bytes
+ * is escaping characters); bytes (binary strings, BIT, geometries) as hex loaded into a user
+ * variable and UNHEX()ed, so no byte is ever read as the file's character set. IGNORE keeps a row
+ * the target has (as the INSERTs' ON DUPLICATE KEY UPDATE of the key to itself does); the other
+ * errors IGNORE would turn into warnings are refused after the load (loadRows).
+ */
+export class LoadDataWriter {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+  rows = 0;
+  private readonly text: boolean[];
+  private readonly hex: boolean[];
+
+  private constructor(kinds: readonly LoadKind[]) {
+    this.text = kinds.map((k) => k === 'text');
+    this.hex = kinds.map((k) => k === 'hex');
+  }
+
+  /** A writer for these columns, or undefined when one is of a type loadKind does not know (INSERTs then). */
+  static for(fields: readonly Pick<FieldPacket, 'columnType' | 'characterSet'>[]): LoadDataWriter | undefined {
+    const kinds = fields.map(loadKind);
+    return kinds.every((k): k is LoadKind => k !== undefined) ? new LoadDataWriter(kinds) : undefined;
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+
+  add(row: ReadonlyArray<Buffer | null>): void {
+    const n = this.hex.length;
+    if (row.length !== n) throw new Error(`the copy read ${row.length} columns for ${n}`);
+    for (let c = 0; c < n; c++) {
+      const v = row[c];
+      if (v === null || v === undefined) {
+        this.room(3);
+        this.buf[this.at++] = BACKSLASH;
+        this.buf[this.at++] = 0x4e; // N
+      } else if (this.hex[c]) {
+        this.room(v.length * 2 + 1);
+        const out = this.buf;
+        let o = this.at;
+        for (let j = 0; j < v.length; j++) {
+          out[o++] = HEX_DIGITS[v[j]! >> 4]!;
+          out[o++] = HEX_DIGITS[v[j]! & 15]!;
+        }
+        this.at = o;
+      } else if (!this.text[c]) {
+        this.room(v.length + 1);
+        this.at += v.copy(this.buf, this.at);
+      } else {
+        // room for every byte escaped; the common case (nothing to escape) is one copy
+        this.room(v.length * 2 + 1);
+        let j = 0;
+        while (j < v.length && !ESCAPED[v[j]!]) j++;
+        if (j === v.length) this.at += v.copy(this.buf, this.at);
+        else {
+          const out = this.buf;
+          let o = this.at + v.copy(out, this.at, 0, j);
+          for (; j < v.length; j++) {
+            const b = v[j]!;
+            const as = ESCAPED[b]!;
+            if (as) {
+              out[o++] = BACKSLASH;
+              out[o++] = as;
+            } else out[o++] = b;
+          }
+          this.at = o;
+        }
+      }
+      this.buf[this.at++] = c === n - 1 ? 0x0a : 0x09;
+    }
+    this.rows++;
+  }
+
+  /** The statement and the text written so far. */
+  finish(spec: CopySpec): LoadDataChunk {
+    const targets = spec.columns.map((col, c) => (this.hex[c] ? `@ezctl_h${c}` : quoteId(col.to)));
+    const sets = spec.columns.flatMap((col, c) => (this.hex[c] ? [`${quoteId(col.to)} = UNHEX(@ezctl_h${c})`] : []));
+    const sql =
+      `LOAD DATA LOCAL INFILE 'ezctl-chunk' IGNORE INTO TABLE ${quoteTable(spec.target.schema, spec.target.table)} CHARACTER SET utf8mb4 ` +
+      `FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (${targets.join(', ')})` +
+      (sets.length ? ` SET ${sets.join(', ')}` : '');
+    return { sql, data: this.buf.subarray(0, this.at) };
+  }
+}
+
+/** A chunk's rows as one LOAD DATA (LoadDataWriter over rows already read), or undefined as LoadDataWriter.for. */
+export function loadDataChunk(spec: CopySpec, fields: readonly Pick<FieldPacket, 'columnType' | 'characterSet'>[], rows: ReadonlyArray<ReadonlyArray<Buffer | null>>): LoadDataChunk | undefined {
+  const w = LoadDataWriter.for(fields);
+  if (!w) return undefined;
+  for (const r of rows) w.add(r);
+  return w.finish(spec);
 }
 
 /**

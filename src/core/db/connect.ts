@@ -1,7 +1,8 @@
 // Connections through mysql2 with a connect timeout, a fixed session time zone, and errors
 // that name the node and the cause (never the password).
 import mysql from 'mysql2/promise';
-import type { Connection, Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Connection, FieldPacket, Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Connection as CoreConnection } from 'mysql2';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { EzError, ExitCode, runtimeError, badInput } from '../exit.js';
@@ -227,6 +228,37 @@ export class Db {
     } catch (e) {
       throw queryError(this.ep, sql, e);
     }
+  }
+
+  /**
+   * Rows as the server sent them, one at a time as they arrive: each value its bytes untouched
+   * (text as the session's utf8mb4, numbers and dates as their text), null for NULL, after the
+   * columns' metadata. Nothing is decoded into a JS string or number and no row is kept: for a
+   * copy that only passes values on (copy/strategy.ts), whose garbage then dies young.
+   */
+  queryRawEach(sql: string, params: readonly Param[], onFields: (fields: FieldPacket[]) => void, onRow: (row: Array<Buffer | null>) => void): Promise<void> {
+    const core = (this.conn as unknown as { connection: CoreConnection }).connection;
+    return new Promise<void>((resolve, reject) => {
+      let failed: unknown;
+      core
+        .query({ sql, rowsAsArray: true, typeCast: false }, params as unknown[])
+        .on('fields', (fields: FieldPacket[]) => {
+          try {
+            if (!failed) onFields(fields);
+          } catch (e) {
+            failed = e;
+          }
+        })
+        .on('result', (row: unknown) => {
+          try {
+            if (!failed) onRow(row as Array<Buffer | null>);
+          } catch (e) {
+            failed = e;
+          }
+        })
+        .on('error', (e: unknown) => (failed ? reject(failed) : reject(queryError(this.ep, sql, e))))
+        .on('end', () => (failed ? reject(failed) : resolve()));
+    });
   }
 
   async exec(sql: string, params: readonly Param[] = []): Promise<ResultSetHeader> {
