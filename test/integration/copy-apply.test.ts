@@ -233,3 +233,18 @@ test('every column type through the load, built from the bytes the source sent, 
   assert.deepEqual(await dst.queryArrays(geoShown), await src.queryArrays(geoShown));
   for (const db of [src, dst]) await db.exec('DROP TABLE mv.types, mv.geo');
 });
+
+test('a chunk larger than the server\'s max_allowed_packet goes through the load (its content sent in pieces)', async () => {
+  const { copyChunkBetween, chunkWhere } = await import('../../src/core/copy/strategy.js');
+  const packet = Number(await dst.value('SELECT @@max_allowed_packet'));
+  await src.exec('CREATE TABLE mv.wide (id INT NOT NULL PRIMARY KEY, v LONGTEXT NOT NULL)');
+  await dst.exec('CREATE TABLE mv.wide (id INT NOT NULL PRIMARY KEY, v LONGTEXT NOT NULL)');
+  // rows of 1 MiB each, together a quarter more than one packet may hold
+  const rows = Math.ceil((packet * 1.25) / 2 ** 20);
+  await src.exec(`INSERT INTO mv.wide SELECT seq, REPEAT(CHAR(97 + seq % 26), ${2 ** 20}) FROM mv.seq_1_to_${rows}`);
+  const spec = { source: { schema: 'mv', table: 'wide', key: { index: 'PRIMARY', columns: ['id'], integer: true } }, target: { schema: 'mv', table: 'wide' }, columns: [{ from: 'id', to: 'id' }, { from: 'v', to: 'v' }] };
+  assert.equal(await copyChunkBetween(src, dst, spec, chunkWhere(spec, {})), rows);
+  const sums = 'SELECT COUNT(*), SUM(LENGTH(v)), BIT_XOR(CRC32(v)) FROM mv.wide';
+  assert.deepEqual(await dst.queryArrays(sums), await src.queryArrays(sums));
+  for (const db of [src, dst]) await db.exec('DROP TABLE mv.wide');
+});

@@ -198,6 +198,16 @@ export function connectError(ep: Endpoint, err: unknown): EzError {
   }
 }
 
+/**
+ * A LOAD DATA LOCAL's content goes to the server one packet per piece: a piece larger than the
+ * server's max_allowed_packet (16 MiB by default) would be refused (ERROR 1153), whatever the file.
+ */
+const LOAD_PIECE_BYTES = 256 * 1024;
+
+function* pieces(data: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
 export type Row = Record<string, unknown>;
 export type Param = string | number | bigint | boolean | null | Buffer | Date;
 
@@ -276,7 +286,7 @@ export class Db {
    */
   async loadLocal(sql: string, data: Buffer): Promise<ResultSetHeader> {
     try {
-      const [res] = await this.conn.query<ResultSetHeader>({ sql, infileStreamFactory: () => Readable.from([data]) });
+      const [res] = await this.conn.query<ResultSetHeader>({ sql, infileStreamFactory: () => Readable.from(pieces(data, LOAD_PIECE_BYTES)) });
       return res;
     } catch (e) {
       throw queryError(this.ep, sql, e);
