@@ -231,6 +231,12 @@ test('every column type through the load, built from the bytes the source sent, 
   assert.equal(await copyChunkBetween(src, dst, g, chunkWhere(g, {})), 2);
   const geoShown = 'SELECT id, ST_AsText(p), ST_AsText(g), ST_SRID(g), HEX(g), HEX(s) FROM mv.geo ORDER BY id';
   assert.deepEqual(await dst.queryArrays(geoShown), await src.queryArrays(geoShown));
+  // and as INSERTs (a target without LOAD DATA LOCAL) and as a merge's INSERTs (rows through a rule)
+  for (const o of [{ via: 'insert' as const }, { beforeWrite: async (_db: Db, rows: Array<Record<string, unknown>>) => rows }]) {
+    await dst.exec('DELETE FROM mv.geo');
+    assert.equal(await copyChunkBetween(src, dst, g, chunkWhere(g, {}), o), 2);
+    assert.deepEqual(await dst.queryArrays(geoShown), await src.queryArrays(geoShown));
+  }
   for (const db of [src, dst]) await db.exec('DROP TABLE mv.types, mv.geo');
 });
 

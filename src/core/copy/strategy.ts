@@ -155,7 +155,7 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
         }
       }
     }
-    const rows = (await source.queryArrays(select(spec.columns), range.params)) as Param[][];
+    const rows = (await source.queryArrays(select(spec.columns), range.params, { geometryAsBytes: true })) as Param[][];
     if (!rows.length) return 0;
     if (rows.length <= per) await insert(rows);
     else await inOneTransaction(() => insert(rows));
@@ -163,7 +163,7 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
   }
   // a merge: each value through its rule (the shard constant, the key offset), and the collision check first
   const cols = spec.columns.map((c) => c.from);
-  const read = await source.query(select(readColumns(spec)), range.params);
+  const read = await source.query(select(readColumns(spec)), range.params, { geometryAsBytes: true });
   if (!read.length) return 0;
   const asParams = (rows: Array<Record<string, unknown>>) => rows.map((r) => cols.map((c) => sourceValue(spec, r, c) as Param));
   await inOneTransaction(async () => {

@@ -2,7 +2,7 @@
 // that name the node and the cause (never the password).
 import mysql from 'mysql2/promise';
 import type { Connection, FieldPacket, Pool, PoolOptions, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { Connection as CoreConnection } from 'mysql2';
+import type { Connection as CoreConnection, TypeCast } from 'mysql2';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { EzError, ExitCode, runtimeError, badInput } from '../exit.js';
@@ -209,6 +209,16 @@ function* pieces(data: Buffer, size: number): Generator<Buffer> {
 }
 
 export type Row = Record<string, unknown>;
+
+export interface ReadOptions {
+  /**
+   * Geometries as the server's own bytes (SRID and WKB), which it takes back as a value, instead of
+   * mysql2's decoded object, which no INSERT can carry: for reads whose values are written again.
+   */
+  geometryAsBytes?: boolean;
+}
+
+const geometryAsBytes: TypeCast = (field, next) => (field.type === 'GEOMETRY' ? field.buffer() : next());
 export type Param = string | number | bigint | boolean | null | Buffer | Date;
 
 /** A single connection with the helpers every capability needs. */
@@ -218,9 +228,9 @@ export class Db {
     readonly ep: Endpoint,
   ) {}
 
-  async query<T extends Row = Row>(sql: string, params: readonly Param[] = []): Promise<T[]> {
+  async query<T extends Row = Row>(sql: string, params: readonly Param[] = [], opts: ReadOptions = {}): Promise<T[]> {
     try {
-      const [rows] = await this.conn.query<RowDataPacket[]>(sql, params as unknown[]);
+      const [rows] = await this.conn.query<RowDataPacket[]>({ sql, ...(opts.geometryAsBytes ? { typeCast: geometryAsBytes } : {}) }, params as unknown[]);
       return rows as unknown as T[];
     } catch (e) {
       throw queryError(this.ep, sql, e);
@@ -231,9 +241,9 @@ export class Db {
    * Rows as arrays of values in the select list's order, decoded like query()'s: no object per row
    * and no column-name lookups, for a copy that sends the values straight on (copy/strategy.ts).
    */
-  async queryArrays(sql: string, params: readonly Param[] = []): Promise<unknown[][]> {
+  async queryArrays(sql: string, params: readonly Param[] = [], opts: ReadOptions = {}): Promise<unknown[][]> {
     try {
-      const [rows] = await this.conn.query<RowDataPacket[][]>({ sql, rowsAsArray: true }, params as unknown[]);
+      const [rows] = await this.conn.query<RowDataPacket[][]>({ sql, rowsAsArray: true, ...(opts.geometryAsBytes ? { typeCast: geometryAsBytes } : {}) }, params as unknown[]);
       return rows as unknown as unknown[][];
     } catch (e) {
       throw queryError(this.ep, sql, e);
