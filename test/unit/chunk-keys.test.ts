@@ -7,6 +7,7 @@ import { rowHashExpr, rowStringExpr, normalizedExpr, chunkChecksumSql, bucketKey
 import { parseWhereList, parseIgnoreList, checkOptions } from '../../src/core/dcp/options.js';
 import { EzError } from '../../src/core/exit.js';
 import type { Db } from '../../src/core/db/connect.js';
+import { WalkRate } from '../../src/core/dcp/table-check.js';
 
 test('composite key comparisons expand to index-friendly OR/AND form', () => {
   assert.deepEqual(keyCompare(['a'], '>', [5]), { sql: '`a` > ?', params: [5] });
@@ -68,6 +69,38 @@ test('numeric chunking steps through the key range and ends with an open chunk',
   const only = await empty.next();
   assert.deepEqual([only?.lower, only?.upper, only?.last], [undefined, undefined, true]);
   assert.equal(await empty.next(), undefined);
+});
+
+test('numeric chunking: the first step sized by a density estimate, and no sliver left for a last chunk', async () => {
+  const walk = async (opts: ConstructorParameters<typeof Chunker>[4]) => {
+    const c = new Chunker({} as Db, 's', 't', { index: 'PRIMARY', columns: ['id'], integer: true }, opts);
+    const chunks = [];
+    for (let ch = await c.next(); ch; ch = await c.next()) {
+      chunks.push([ch.lower?.[0] ?? null, ch.upper?.[0] ?? null]);
+      c.record(ch.plannedRows, 500);
+    }
+    return chunks;
+  };
+  // even keys 2..1000 (500 rows): density 1 assumed, 250 rows a step covers 250 key units
+  assert.deepEqual(await walk({ initialRows: 250, minRows: 100, numericMin: 2n, numericMax: 1000n }), [[null, 251n], [251n, 501n], [501n, 751n], [751n, null]]);
+  // with the estimate (0.5 rows per unit) 250 rows are 500 units: two chunks
+  assert.deepEqual(await walk({ initialRows: 250, minRows: 100, numericMin: 2n, numericMax: 1000n, density: 0.5 }), [[null, 501n], [501n, null]]);
+  // a table that fits in one chunk is one chunk without bounds: read by one query, no key range
+  assert.deepEqual(await walk({ initialRows: 600, minRows: 100, numericMin: 2n, numericMax: 1000n, density: 0.5 }), [[null, null]]);
+  // what is left after a step under a quarter of a chunk goes with it (not a sliver of its own)
+  assert.deepEqual(await walk({ initialRows: 450, minRows: 100, maxRows: 450, numericMin: 2n, numericMax: 1000n, density: 0.5 }), [[null, null]]);
+  // a density above one row per unit (a bad estimate) is taken as one
+  assert.deepEqual(await walk({ initialRows: 100, minRows: 100, maxRows: 100, numericMin: 1n, numericMax: 250n, density: 7 }), [[null, 100n], [100n, 200n], [200n, null]]);
+});
+
+test('a run\'s walk rate sizes the next table\'s first chunk; chunks too short to time are left out', () => {
+  const r = new WalkRate();
+  assert.equal(r.rowsFor(500), undefined);
+  r.record(2000, 5); // a round trip, not a speed
+  assert.equal(r.rowsFor(500), undefined);
+  r.record(100_000, 100);
+  r.record(300_000, 300);
+  assert.equal(r.rowsFor(500), 500_000);
 });
 
 test('the row hash normalizes types, carries a NULL bitmap and is 64 bits', () => {

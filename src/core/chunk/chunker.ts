@@ -43,6 +43,12 @@ export interface ChunkerOptions {
   /** for numeric keys: the largest key in any zone, read by the caller; past it the last chunk is open */
   numericMax?: bigint | null;
   numericMin?: bigint | null;
+  /**
+   * for numeric keys: rows per key unit to start from (the table's row estimate over its key
+   * span); without it 1, the densest a unique integer key can be, so the first step is the
+   * smallest. Values above 1 are taken as 1.
+   */
+  density?: number;
 }
 
 export class Chunker {
@@ -71,6 +77,7 @@ export class Chunker {
     this.rows = clamp(opts.initialRows ?? 2000, this.minRows, this.maxRows);
     this.lower = opts.after;
     this.numeric = key.columns.length === 1 && !!key.integer && opts.numericMax !== undefined;
+    if (opts.density !== undefined && opts.density > 0) this.density = Math.min(1, opts.density);
   }
 
   /** Lower bound of the next chunk: what a checkpoint saves. */
@@ -126,6 +133,12 @@ export class Chunker {
     const upper = start + step;
     this.lastStep = step;
     if (upper >= max) return undefined;
+    // no sliver: when what is left after this step would be under a quarter of it, this chunk
+    // takes the rest (open above, so also the rows written past the max since it was read)
+    if (Number(max - upper) * this.density < this.rows / 4) {
+      this.lastStep = max - start;
+      return undefined;
+    }
     return [upper];
   }
 

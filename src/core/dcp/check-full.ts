@@ -22,7 +22,7 @@ import type { RunControl } from '../control/run.js';
 import { checkSocketPath, openCheckControl } from './control.js';
 import { lostConnectionError, watchPace, watchZones } from './lost.js';
 import { abandonRun, closeRun, openRun, splitName, storedReport, tablesDone, type StoredTable } from './runs.js';
-import { TableCheck, type KeyBounds, type ZoneConn } from './table-check.js';
+import { TableCheck, WalkRate, type KeyBounds, type ZoneConn } from './table-check.js';
 import { farZones, secondsByZone } from './pipeline.js';
 import { acquireJob, type JobHandle } from '../job/job.js';
 import { progressOf } from '../job/lease.js';
@@ -347,6 +347,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
     // each walk: its set, and its second connection to each far zone
     const free = workers.map((conns, w) => ({ conns, ahead: seconds[w] ? secondsByZone(far, seconds[w]) : undefined }));
     const limit = pLimit(concurrency);
+    const rate = new WalkRate();
     try {
       await Promise.all(
         names.map((name) =>
@@ -371,7 +372,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
                 chunkTimeMs: opts.chunkTimeMs ?? 500, settleDelayMs, rechecks: opts.rechecks ?? 5,
                 keylessMaxRows: opts.keylessMaxRows ?? 100_000, maxDiffs: opts.maxDiffsPerTable ?? 1000,
                 throttler: throttle?.throttler, stopRequested, stopSignal: stop.signal, state, runId: run.runId,
-                resumeAfter: prior?.lastKey, resumed: prior ? await storedReport(state, run.runId, name, prior) : undefined, onRows: (n) => (progress.rowsDone += n),
+                resumeAfter: prior?.lastKey, resumed: prior ? await storedReport(state, run.runId, name, prior) : undefined, onRows: (n) => (progress.rowsDone += n), rate,
               });
               const walked = await job.walkOnly();
               const finished = (r: TableReport) => {

@@ -104,6 +104,31 @@ export interface TableJob {
   resumeAfter?: KeyValue | undefined;
   resumed?: { rows: number; chunks: number; diffs: RowDiff[] } | undefined;
   onRows: (n: number) => void;
+  /** the run's walk speed so far, shared by its tables: a table's first chunk is sized from it */
+  rate?: WalkRate | undefined;
+}
+
+/**
+ * How fast a run's walks have gone (rows per ms of the slowest zone, over the chunks seen), so a
+ * table started later sizes its first chunk to the chunk time at once instead of growing from a
+ * small probe: a table that fits in one chunk is then read by one query without a key range,
+ * which the server does not re-check row by row.
+ */
+export class WalkRate {
+  private rows = 0;
+  private ms = 0;
+
+  record(rows: number, ms: number): void {
+    // chunks of a few ms say more about round trips than about speed
+    if (ms < 20 || rows <= 0) return;
+    this.rows += rows;
+    this.ms += ms;
+  }
+
+  /** rows a chunk of targetMs would hold at this speed, or undefined before any chunk was measured */
+  rowsFor(targetMs: number): number | undefined {
+    return this.ms > 0 ? Math.floor((this.rows / this.ms) * targetMs) : undefined;
+  }
 }
 
 /** An integer key column's MIN and MAX in each zone (zone order), as text; null when the table is empty there. */
@@ -332,9 +357,16 @@ export class TableCheck {
       const his = bounds.map((b) => b?.hi).filter((x): x is string => x !== null && x !== undefined).map(BigInt);
       opts.numericMax = his.length ? his.reduce((a, b) => (b > a ? b : a)) : null;
       opts.numericMin = los.length ? los.reduce((a, b) => (b < a ? b : a)) : null;
-      if (opts.numericMin !== null && opts.numericMax !== null) this.keySpan = { min: opts.numericMin, max: opts.numericMax };
+      if (opts.numericMin !== null && opts.numericMax !== null) {
+        this.keySpan = { min: opts.numericMin, max: opts.numericMax };
+        // the estimate over the span: steps sized to rows from the first chunk (a unique key has at most one row per unit)
+        const est = Math.max(0, ...j.shapes.map((sh) => sh?.rowsEstimate ?? 0));
+        if (est > 0) opts.density = est / (Number(opts.numericMax - opts.numericMin) + 1);
+      }
       if (j.resumeAfter) opts.after = [BigInt(String(j.resumeAfter[0]))];
     }
+    const first = j.rate?.rowsFor(j.chunkTimeMs);
+    if (first !== undefined) opts.initialRows = first;
     const chunker = new Chunker(j.conns[0]!.db, ref.schema, ref.table, this.key, opts);
     let lastSave = Date.now();
     // One chunk is computed ahead: each zone's server starts the next chunk as soon as it has
@@ -345,6 +377,7 @@ export class TableCheck {
     const finish = async (f: InFlight) => {
       const { sums, buckets, n } = await f.result;
       chunker.record(n, f.busyMs());
+      j.rate?.record(n, f.busyMs());
       if (sums && !sameSums(sums)) {
         this.differingChunks++;
         if (buckets) await this.narrowFrom(buckets);
