@@ -89,6 +89,9 @@ test('numeric chunking: the first step sized by a density estimate, and no slive
   assert.deepEqual(await walk({ initialRows: 600, minRows: 100, numericMin: 2n, numericMax: 1000n, density: 0.5 }), [[null, null]]);
   // what is left after a step under a quarter of a chunk goes with it (not a sliver of its own)
   assert.deepEqual(await walk({ initialRows: 450, minRows: 100, maxRows: 450, numericMin: 2n, numericMax: 1000n, density: 0.5 }), [[null, null]]);
+  // an estimate far below the truth (stale statistics of a table that grew) is taken as 1/4: the
+  // first chunk spans 4 units per planned row, not the whole table
+  assert.deepEqual((await walk({ initialRows: 100, minRows: 100, maxRows: 100, numericMin: 1n, numericMax: 10_000n, density: 0.0001 }))[0], [null, 400n]);
   // a density above one row per unit (a bad estimate) is taken as one
   assert.deepEqual(await walk({ initialRows: 100, minRows: 100, maxRows: 100, numericMin: 1n, numericMax: 250n, density: 7 }), [[null, 100n], [100n, 200n], [200n, null]]);
 });

@@ -46,10 +46,14 @@ export interface ChunkerOptions {
   /**
    * for numeric keys: rows per key unit to start from (the table's row estimate over its key
    * span); without it 1, the densest a unique integer key can be, so the first step is the
-   * smallest. Values above 1 are taken as 1.
+   * smallest. Taken within [1/4, 1]: an estimate can be stale (a table that grew since its
+   * statistics), and below 1/4 the first chunk could hold many times the rows planned; from 1/4 it
+   * holds at most four times (1/2 is a key shared by two zones' auto-increment offsets).
    */
   density?: number;
 }
+
+const MIN_START_DENSITY = 0.25;
 
 export class Chunker {
   private lower: KeyValue | undefined;
@@ -77,7 +81,7 @@ export class Chunker {
     this.rows = clamp(opts.initialRows ?? 2000, this.minRows, this.maxRows);
     this.lower = opts.after;
     this.numeric = key.columns.length === 1 && !!key.integer && opts.numericMax !== undefined;
-    if (opts.density !== undefined && opts.density > 0) this.density = Math.min(1, opts.density);
+    if (opts.density !== undefined && opts.density > 0) this.density = Math.min(1, Math.max(MIN_START_DENSITY, opts.density));
   }
 
   /** Lower bound of the next chunk: what a checkpoint saves. */
