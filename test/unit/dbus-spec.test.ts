@@ -146,3 +146,28 @@ test('binlog retention: no warning far from the purge or without expiry; a warni
   assert.match(retentionText(3600, now - 3000_000, now)!, /may be purged in about/);
   assert.match(retentionText(3600, now - 4000_000, now)!, /the next purge may remove it/);
 });
+
+test('index builds: one at a time in the order queued, each target table once; the first failure stops the rest and is thrown at the end', async () => {
+  const { IndexBuildQueue } = await import('../../src/core/dbus/run.js');
+  const t = (table: string) => ({ target: `d.${table}`, schema: 'd', table, indexes: [] });
+  const log: string[] = [];
+  let running = 0;
+  const q = new IndexBuildQueue(async (x) => {
+    running++;
+    assert.equal(running, 1, 'never two builds at once');
+    log.push(`start ${x.table}`);
+    await new Promise((r) => setTimeout(r, 5));
+    log.push(`end ${x.table}`);
+    running--;
+    if (x.table === 'bad') throw new Error('lock wait');
+  });
+  q.queue(t('a'));
+  q.queue(t('b'));
+  q.queue(t('a')); // queued again (a table copied earlier, queued at the end): built once
+  await q.settle();
+  assert.deepEqual(log, ['start a', 'end a', 'start b', 'end b']);
+  q.queue(t('bad'));
+  q.queue(t('c'));
+  await assert.rejects(q.done(), /lock wait/);
+  assert.deepEqual(log.slice(4), ['start bad', 'end bad'], 'c is not started after a failure');
+});

@@ -695,8 +695,19 @@ class MoveRun {
 
     this.setState('copying');
     try {
-      await this.copyAll(kept);
-      await this.buildLaterIndexes();
+      try {
+        await this.copyAll(kept);
+        // tables copied in an earlier run (none queued for them), then every build's outcome
+        for (const t of this.plan.laterIndexes) this.indexBuilds.queue(t);
+        await this.indexBuilds.done();
+      } finally {
+        // builds queued while tables copied are waited for even when the copy failed: their
+        // session is not closed under a running ALTER (the copy's error is the one reported)
+        await this.indexBuilds.settle();
+        const db = this.indexDb;
+        this.indexDb = undefined;
+        await db?.close().catch(() => undefined);
+      }
     } catch (e) {
       if (!this.stopCtrl.signal.aborted) throw e;
     }
@@ -935,29 +946,41 @@ class MoveRun {
 
   /**
    * The plain secondary indexes the target tables went without during the copy (DbusPlan.laterIndexes),
-   * each table's in one online ALTER (LOCK=NONE: the streams apply beside it), before the move
-   * follows. A run killed during it builds those still missing on --resume.
+   * each table's in one online ALTER (LOCK=NONE: the streams apply beside it), one table at a time
+   * on a session of their own, started as soon as every source table copied into that target table
+   * is done: the build of one table runs while the next table copies (one ALTER keeps one of the
+   * target's cores busy), not all of them after the last copy. A run killed during it builds those
+   * still missing on --resume.
    */
-  private async buildLaterIndexes(): Promise<void> {
-    if (!this.plan.laterIndexes.length) return;
-    const db = await connect(this.targetEndpoint);
-    try {
-      for (const t of this.plan.laterIndexes) {
-        if (this.stopCtrl.signal.aborted) return;
-        const missing = await missingIndexes(db, t.schema, t.table, t.indexes);
-        if (!missing.length) continue;
-        await this.gate();
-        const names = missing.map((ix) => ix.name).join(', ');
-        const t0 = Date.now();
-        this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: building index ${names} (copied without it; online, the streams go on)`);
-        // bounded: a session holding the table's metadata lock (a reader of the target) would hold it up
-        await withLockWait(db, { seconds: 30, schema: t.schema, tables: [t.table], what: `dbus ${this.move.name}: building index ${names} on ${t.target}`, fix: 'or end that session; `dbus start --resume` builds what is missing' }, () =>
-          addIndexes(db, t.schema, t.table, missing),
-        );
-        this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: index ${names} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      }
-    } finally {
-      await db.close();
+  private readonly indexBuilds = new IndexBuildQueue(async (t) => {
+    if (this.stopCtrl.signal.aborted) return;
+    const db = await this.indexSession();
+    const missing = await missingIndexes(db, t.schema, t.table, t.indexes);
+    if (!missing.length) return;
+    await this.gate();
+    const names = missing.map((ix) => ix.name).join(', ');
+    const t0 = Date.now();
+    this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: building index ${names} (copied without it; online, the streams go on)`);
+    // bounded: a session holding the table's metadata lock (a reader of the target) would hold it up
+    await withLockWait(db, { seconds: 30, schema: t.schema, tables: [t.table], what: `dbus ${this.move.name}: building index ${names} on ${t.target}`, fix: 'or end that session; `dbus start --resume` builds what is missing' }, () =>
+      addIndexes(db, t.schema, t.table, missing),
+    );
+    this.ctx.log.info(`dbus ${this.move.name}: ${t.target}: index ${names} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  });
+
+  private indexDb: Db | undefined;
+
+  private async indexSession(): Promise<Db> {
+    this.indexDb ??= await connect(this.targetEndpoint);
+    return this.indexDb;
+  }
+
+  /** Queue the index builds of the target tables whose every source table has now been copied. */
+  private queueIndexBuildsAfter(copied: DbusMapping): void {
+    for (const t of this.plan.laterIndexes) {
+      if (t.schema !== copied.target.schema || t.table !== copied.target.table) continue;
+      const into = this.tables.filter((x) => x.mapping.target.schema === t.schema && x.mapping.target.table === t.table);
+      if (into.every((x) => x.copyDone)) this.indexBuilds.queue(t);
     }
   }
 
@@ -1044,6 +1067,7 @@ class MoveRun {
         });
         t.copyDone = true;
         this.ctx.log.info(`dbus ${this.move.name}: ${label}:${m.source.schema}.${m.source.table} -> ${m.target.schema}.${m.target.table}: copied (${t.copiedRows} rows this run${threads > 1 ? `, ${threads} threads` : ''})`);
+        this.queueIndexBuildsAfter(m);
       } finally {
         await Promise.all([src, dst, ...sessions.flatMap((x) => [x.src, x.dst])].map((d) => d.close().catch(() => undefined)));
       }
@@ -1067,3 +1091,42 @@ export async function abortState(target: Endpoint, move: DbusMove, drop: boolean
   }
 }
 
+
+type LaterIndexes = DbusPlan['laterIndexes'][number];
+
+/**
+ * Index builds one at a time, in the order queued, each target table once; the first failure is
+ * kept and thrown by done() (the builds queued after it are not started).
+ */
+export class IndexBuildQueue {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly queued = new Set<string>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly build: (t: LaterIndexes) => Promise<void>) {}
+
+  queue(t: LaterIndexes): void {
+    const key = `${t.schema}.${t.table}`;
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.chain = this.chain.then(async () => {
+      if (this.failure) return;
+      try {
+        await this.build(t);
+      } catch (e) {
+        this.failure = { error: e };
+      }
+    });
+  }
+
+  /** Every build queued so far has ended (failures kept for done()). */
+  async settle(): Promise<void> {
+    await this.chain;
+  }
+
+  /** Every build queued has ended; the first failure thrown. */
+  async done(): Promise<void> {
+    await this.chain;
+    if (this.failure) throw this.failure.error;
+  }
+}
