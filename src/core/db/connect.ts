@@ -230,7 +230,9 @@ export class Db {
 
   async query<T extends Row = Row>(sql: string, params: readonly Param[] = [], opts: ReadOptions = {}): Promise<T[]> {
     try {
-      const [rows] = await this.conn.query<RowDataPacket[]>({ sql, ...(opts.geometryAsBytes ? { typeCast: geometryAsBytes } : {}) }, params as unknown[]);
+      const [rows] = opts.geometryAsBytes
+        ? await this.conn.query<RowDataPacket[]>({ sql, typeCast: geometryAsBytes }, params as unknown[])
+        : await this.conn.query<RowDataPacket[]>(sql, params as unknown[]);
       return rows as unknown as T[];
     } catch (e) {
       throw queryError(this.ep, sql, e);
