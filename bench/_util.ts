@@ -21,6 +21,11 @@ export function cpuSeconds(pid: number | null | undefined): number | undefined {
   }
 }
 
+/** Every sandbox server's CPU seconds so far (the work a contender makes them do is the difference). */
+export function serversCpuSeconds(sb: Pick<TestSandbox, 'nodes'>): number {
+  return sb.nodes.reduce((sum, n) => sum + (cpuSeconds(n.pid) ?? 0), 0);
+}
+
 /**
  * CPU seconds (user + system) of this process's children that have exited and been reaped (the
  * kernel adds them to the parent's cutime/cstime): the difference around one child's run is its CPU.

@@ -33,7 +33,7 @@ import { startSandbox, type TestSandbox } from '../test/helpers/sandbox.js';
 import { EZCTL, ROOT } from '../test/helpers/cli.js';
 import type { Db } from '../src/core/db/connect.js';
 import { rowHashExpr, type CompareColumn } from '../src/core/compare/checksum.js';
-import { cpuSeconds, reapedChildrenCpuSeconds, row, stats } from './_util.js';
+import { cpuSeconds, reapedChildrenCpuSeconds, row, serversCpuSeconds, stats } from './_util.js';
 import { availableParallelism } from 'node:os';
 import { bundleEzctl, type Bundle } from './_bundle.js';
 
@@ -274,17 +274,12 @@ interface EzResult {
   ezctlCpuS: number;
 }
 
-/** Every sandbox server's CPU seconds so far (the work a check makes them do is the difference). */
-function serversCpu(sb: TestSandbox): number {
-  return sb.nodes.reduce((sum, n) => sum + (cpuSeconds(n.pid) ?? 0), 0);
-}
-
 async function ezctlCheck(sb: TestSandbox, extra: string[], expectDiffs: boolean, launcher = EZCTL): Promise<EzResult> {
   const args = [launcher, '--config', sb.config, '--json', 'check', 'full', '--cluster', 'demo', '--tables', 'ezbench.*', ...extra];
-  const s0 = serversCpu(sb);
+  const s0 = serversCpuSeconds(sb);
   const c0 = reapedChildrenCpuSeconds();
   const r = await measure(process.execPath, args);
-  const serverCpuS = serversCpu(sb) - s0;
+  const serverCpuS = serversCpuSeconds(sb) - s0;
   const ezctlCpuS = reapedChildrenCpuSeconds() - c0;
   const want = expectDiffs ? 1 : 0;
   if (r.code !== want) throw new Error(`ezctl ${extra.join(' ')} exited ${r.code}${r.signal ? ` (${r.signal})` : ''}, expected ${want}\n${r.stdout.slice(0, 3000)}\n${r.stderr.slice(-3000)}`);
@@ -465,9 +460,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < REPS; i++) {
       raw['1 table at a time']!.push(await scanAll(lanes.slice(0, 1), TABLES, rawExpr));
       raw['2 tables at a time']!.push(await scanAll(lanes, TABLES, rawExpr));
-      const s0 = serversCpu(sb);
+      const s0 = serversCpuSeconds(sb);
       rawEzHash.push(await scanAll(lanes, TABLES, () => ezHashExpr));
-      rawEzHashCpu.push(serversCpu(sb) - s0);
+      rawEzHashCpu.push(serversCpuSeconds(sb) - s0);
       for (const v of variants) {
         const r = await ezctlCheck(sb, v.args, false, v.launcher);
         if (r.rows !== TOTAL_ROWS) throw new Error(`ezctl ${v.label} checked ${r.rows} rows, expected ${TOTAL_ROWS}`);

@@ -34,7 +34,7 @@ import type { DbusStatus } from '../src/core/dbus/spec.js';
 import type { Ctx } from '../src/core/context.js';
 import { readRouteAt, newestRoute } from '../src/core/dbus/route.js';
 import { isFenceError } from '../src/core/dbus/fence.js';
-import { cpuSeconds, reapedChildrenCpuSeconds, stats, ezctlJson } from './_util.js';
+import { cpuSeconds, reapedChildrenCpuSeconds, serversCpuSeconds, stats, ezctlJson } from './_util.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 300_000);
 const TPS = Number(process.env.BENCH_TPS ?? 200);
@@ -75,8 +75,6 @@ async function settle(...dbs: Db[]): Promise<void> {
 /** CPU seconds of the last started move's process until it followed */
 let lastMoveCpuS = NaN;
 
-/** CPU seconds both sandbox servers have used so far */
-const serversCpu = () => sb.nodes.reduce((sum, n) => sum + (cpuSeconds(n.pid) ?? 0), 0);
 
 async function startMove(resume: boolean, name = MOVE, extra: string[] = []): Promise<number> {
   const t0 = performance.now();
@@ -195,13 +193,13 @@ async function main(): Promise<void> {
     const cnf = join(sb.dir, 'client.cnf');
     const dump = join(tmp, 'dump');
     await settle(src, dst);
-    let s0 = serversCpu();
+    let s0 = serversCpuSeconds(sb);
     let c0 = reapedChildrenCpuSeconds();
     t0 = performance.now();
     let r = spawnSync('mydumper', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(bj.port), '-B', 'bench', '-o', dump, '-t', '2', '-r', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`mydumper: ${r.stderr}`);
     dumpMs = performance.now() - t0;
-    dumpCpu = { servers: serversCpu() - s0, client: reapedChildrenCpuSeconds() - c0 };
+    dumpCpu = { servers: serversCpuSeconds(sb) - s0, client: reapedChildrenCpuSeconds() - c0 };
     await settle(src, dst);
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -212,13 +210,13 @@ async function main(): Promise<void> {
     // myloader loads with sql_log_bin=0 unless told otherwise: the target's replicas (and DRC) never
     // see those rows. A move's target is a live master, so the like-for-like peer logs them (-e).
     await settle(src, dst);
-    s0 = serversCpu();
+    s0 = serversCpuSeconds(sb);
     c0 = reapedChildrenCpuSeconds();
     t0 = performance.now();
     r = spawnSync('myloader', [`--defaults-file=${cnf}`, '-h', '127.0.0.1', '-P', String(sh.port), '-d', dump, '-B', 'bench_my', '-t', '2', '--enable-binlog'], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`myloader --enable-binlog: ${r.stderr}`);
     loadBinlogMs = performance.now() - t0;
-    loadBinlogCpu = { servers: serversCpu() - s0, client: reapedChildrenCpuSeconds() - c0 };
+    loadBinlogCpu = { servers: serversCpuSeconds(sb) - s0, client: reapedChildrenCpuSeconds() - c0 };
     await dst.exec('DROP DATABASE bench_my');
     // the target server's own limit for these rows: LOAD DATA INFILE of a file it reads itself (no
     // client, no network, no parsing of INSERTs), into the same keyed table, binlog on
@@ -272,9 +270,9 @@ async function main(): Promise<void> {
       await dst.exec('DROP DATABASE IF EXISTS bench1');
     }
     await settle(src, dst);
-    const ezS0 = serversCpu();
+    const ezS0 = serversCpuSeconds(sb);
     const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
-    const ezCpu = { servers: serversCpu() - ezS0, client: lastMoveCpuS };
+    const ezCpu = { servers: serversCpuSeconds(sb) - ezS0, client: lastMoveCpuS };
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },

@@ -9,7 +9,7 @@ import { compareKeys, type KeyValue } from '../../src/core/chunk/keys.js';
 import { finalStates } from '../../src/core/apply/final-state.js';
 import { mappingProblems, type TableMapping } from '../../src/core/apply/mapping.js';
 import { runCopyLoop } from '../../src/core/copy/loop.js';
-import { insertSelectSql, multiRowInsertSql, loadDataChunk, loadKind, type CopySpec } from '../../src/core/copy/strategy.js';
+import { insertSelectSql, multiRowInsertSql, LoadDataWriter, loadKind, type CopySpec } from '../../src/core/copy/strategy.js';
 import { commitEstimate } from '../../src/core/apply/applier.js';
 import { copySettingsOf } from '../../src/core/copy/settings.js';
 
@@ -120,12 +120,14 @@ test('a chunk as one LOAD DATA from the bytes the source sent: separators and es
   // BIGINT (its text, charset binary as servers report numbers), VARCHAR utf8mb4, VARBINARY
   const fields = [{ columnType: 8, characterSet: 63 }, { columnType: 253, characterSet: 45 }, { columnType: 253, characterSet: 63 }];
   const b = (s: string) => Buffer.from(s, 'utf8');
-  const load = loadDataChunk(spec, fields, [
+  const writer = LoadDataWriter.for(fields)!;
+  for (const row of [
     [b('1'), b('a\tb\nc\\d\re\0f'), Buffer.from([0, 10, 92, 9])],
     [b('2'), null, null],
     [b('3'), b('\\N'), null],
     [b('-4'), b('名😀'), Buffer.alloc(0)],
-  ])!;
+  ]) writer.add(row);
+  const load = writer.finish(spec);
   assert.equal(load.sql, "LOAD DATA LOCAL INFILE 'ezctl-chunk' IGNORE INTO TABLE `d`.`x``y` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES STARTING BY '' TERMINATED BY '\\n' (`id`, `w`, @ezctl_h2) SET `b` = UNHEX(@ezctl_h2)");
   assert.equal(load.data.toString('utf8'), '1\ta\\tb\\nc\\\\d\\re\\0f\t000a5c09\n2\t\\N\t\\N\n3\t\\\\N\t\\N\n-4\t名😀\t\n');
   // the buffer is exactly the text: no byte left unwritten
@@ -140,7 +142,7 @@ test('a chunk as one LOAD DATA from the bytes the source sent: separators and es
   // a geometry: the server's own bytes, as hex; a type this code does not know: the chunk goes as INSERTs
   assert.equal(loadKind({ columnType: 255, characterSet: 63 }), 'hex');
   assert.equal(loadKind({ columnType: 242, characterSet: 63 }), undefined);
-  assert.equal(loadDataChunk(spec, [fields[0]!, { columnType: 242, characterSet: 63 }, fields[2]!], [[b('1'), b('x'), null]]), undefined);
+  assert.equal(LoadDataWriter.for([fields[0]!, { columnType: 242, characterSet: 63 }, fields[2]!]), undefined);
 });
 
 test('copy settings: only those given are taken from wider options', () => {

@@ -175,7 +175,7 @@ export async function copyChunkBetween(source: Db, target: Db, spec: CopySpec, r
 
 /** Target sessions that refused LOAD DATA LOCAL (local_infile off): they take INSERTs. */
 const loadRefused = new WeakSet<Db>();
-/** Copies with a column a load cannot carry (loadDataChunk said so once): they take INSERTs. */
+/** Copies with a column a load cannot carry (LoadDataWriter.for said so once): they take INSERTs. */
 const notLoadable = new WeakSet<CopySpec>();
 
 /** MariaDB's 1148 (the command is not allowed: local_infile off), MySQL 8's 3948 (local loading disabled). */
@@ -314,14 +314,6 @@ export class LoadDataWriter {
       (sets.length ? ` SET ${sets.join(', ')}` : '');
     return { sql, data: this.buf.subarray(0, this.at) };
   }
-}
-
-/** A chunk's rows as one LOAD DATA (LoadDataWriter over rows already read), or undefined as LoadDataWriter.for. */
-export function loadDataChunk(spec: CopySpec, fields: readonly Pick<FieldPacket, 'columnType' | 'characterSet'>[], rows: ReadonlyArray<ReadonlyArray<Buffer | null>>): LoadDataChunk | undefined {
-  const w = LoadDataWriter.for(fields);
-  if (!w) return undefined;
-  for (const r of rows) w.add(r);
-  return w.finish(spec);
 }
 
 /**

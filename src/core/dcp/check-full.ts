@@ -246,7 +246,7 @@ export async function checkFull(ctx: Ctx, opts: CheckFullOptions, onProgress?: (
       const hash = await hashFunction(control, opts.hash, infos);
       // DRC's heartbeat table (the one _ezctl table checked) exists where DRC or a check created
       // _ezctl: a zone without it yet is no difference in the application's data
-      const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes)).sort();
+      const names = [...new Set(shapes.flatMap((m) => [...m.keys()]))].filter((n) => !stateTableNotEverywhere(n, shapes));
       checkNamedTablesExist(opts.tables, names, zones);
       // the largest tables walked first: one left for last would leave the other walks idle
       const rowsOf = (n: string) => Math.max(0, ...shapes.map((m) => m.get(n)?.rowsEstimate ?? 0));

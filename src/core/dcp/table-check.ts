@@ -376,8 +376,9 @@ export class TableCheck {
     let ahead: InFlight | undefined;
     const finish = async (f: InFlight) => {
       const { sums, buckets, n } = await f.result;
-      chunker.record(n, f.busyMs());
-      j.rate?.record(n, f.busyMs());
+      const busyMs = f.busyMs();
+      chunker.record(n, busyMs);
+      j.rate?.record(n, busyMs);
       if (sums && !sameSums(sums)) {
         this.differingChunks++;
         if (buckets) await this.narrowFrom(buckets);
