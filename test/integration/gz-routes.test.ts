@@ -262,7 +262,8 @@ test('a global cluster: the write zone mirrored into writerZone', async () => {
 test('the follower sees a change within its interval, holds a write while its shard is blocked, and clients acknowledge (live, busy, stale)', async () => {
   const ctx = ctxFor(sb.config);
   const topo = loadTopology(sb.config);
-  const f = await RoutesFollower.start(ctx, topo, 'demo', { intervalMs: 100, client: { id: 'live', zone: 'bj' } });
+  // heartbeats well inside the 1 s staleMs the waits below use: a live client is never taken for stale
+  const f = await RoutesFollower.start(ctx, topo, 'demo', { intervalMs: 100, heartbeatMs: 250, client: { id: 'live', zone: 'bj' } });
   try {
     let cur = f.routes;
     const seen: number[] = [];

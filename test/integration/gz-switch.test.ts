@@ -3,9 +3,10 @@
 // both proxies (no commit at the source in its own domain after the final position, every
 // acknowledged row once in both zones, writes resume at the target, routes/proxies/file follow);
 // refusals (DRC paused: nothing blocked, routes unchanged); a drain past --timeout (rolled back:
-// the source writable, the old route active); kill -9 at each step from block-writes to past the
-// flip (a rerun of the same command ends with exactly one writable route); --rollback after the
-// flip loses nothing.
+// the source writable, the old route active); a client that does not acknowledge the block (rolled
+// back, naming it); kill -9 at each step from drain-clients to past the flip (a rerun of the same
+// command ends with exactly one writable route); --rollback after the flip loses nothing; the
+// workload across a switch (every write at the zone its route named).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { readDefaultsFile } from '../../src/core/config/defaults-file.js';
 import { parseMariaPos } from '../../src/core/db/gtid.js';
 import { makeCtx } from '../../src/core/context.js';
 import { acquireJob } from '../../src/core/job/job.js';
+import { RoutesFollower } from '../../src/core/routes/index.js';
 
 let sb: TestSandbox;
 let drcPid: number;
@@ -192,7 +194,7 @@ test('a switch under writes through both proxies: no source commit in its own do
   const out = r.json();
   assert.equal(out.outcome, 'done');
   assert.equal(out.exitCode, 0);
-  assert.deepEqual(out.result.timeline.map((t: any) => t.step), ['pre-verify', 'block-routes', 'block-writes', 'final-position', 'drain', 'verify', 'reverse-drc', 'flip', 'move-proxies', 'release-source', 'routes-everywhere']);
+  assert.deepEqual(out.result.timeline.map((t: any) => t.step), ['pre-verify', 'block-routes', 'drain-clients', 'block-writes', 'final-position', 'drain', 'verify', 'reverse-drc', 'flip', 'move-proxies', 'release-source', 'routes-everywhere']);
   for (const k of ['blockMs', 'drainMs', 'verifyMs', 'flipMs', 'totalMs']) assert.equal(typeof out.window[k], 'number', `window.${k}`);
   assert.match(out.finalPosition, /^\d+-\d+-\d+/);
   assert.equal(typeof out.routesVersion, 'number');
@@ -299,8 +301,40 @@ test('a drain past --timeout rolls back: the source writable, the old route acti
   assert.equal(await oneRoute('after the rollback'), wz);
 });
 
-test('kill -9 at each step from block-writes past the flip: a rerun of the same command ends with exactly one writable route', async () => {
-  const points = ['block-writes:after', 'final-position:before', 'drain:before', 'verify:before', 'reverse-drc:before', 'flip:before', 'flip:after', 'move-proxies:after', 'release-source:before'];
+test('a client following the routing table with a write in flight under the old route: the switch waits for it, and past --client-timeout rolls back naming it', async () => {
+  const wz = await oneRoute('start');
+  const to = other(wz);
+  await drcSettled('before the client test');
+  const ctx = makeCtx({ config: sb.config, json: false, verbose: 0, quiet: true, color: false, askPass: false, connectTimeout: 5 });
+  const f = await RoutesFollower.start(ctx, loadTopology(sb.config), 'demo', { intervalMs: 50, client: { id: 'w-stuck', zone: wz } });
+  let release!: () => void;
+  const stuck = f.write(undefined, () => new Promise<void>((res) => (release = res)));
+  try {
+    const r = await sb.run(['--json', 'gz', 'switch', '--to', to, '--execute', '--max-lag', '30s', '--client-timeout', '1s']);
+    const j = r.json();
+    assert.equal(j.exitCode, 4, show(r));
+    assert.equal(j.outcome, 'rolled-back', show(r));
+    assert.match(j.message, /drain-clients: 1 client did not acknowledge.*w-stuck \(zone \w+\) at version/, show(r));
+    // nothing was blocked at the server: the block comes after the clients' acknowledgement
+    assert.equal(j.outcomeDetail?.blockMechanism ?? null, null, show(r));
+  } finally {
+    release();
+    await stuck;
+  }
+  assert.equal(await oneRoute('after the rollback'), wz);
+  // the write ended: the same switch goes through, the client named among those that acknowledged
+  try {
+    const again = await sb.run(['--json', 'gz', 'switch', '--to', to, '--execute', '--max-lag', '30s', '--client-timeout', '2s']);
+    assert.equal(again.code, 0, show(again));
+    assert.ok(again.json().outcomeDetail.clients.acked.includes('w-stuck'), show(again));
+  } finally {
+    await f.stop();
+  }
+  assert.equal(await oneRoute('after the switch'), to);
+});
+
+test('kill -9 at each step from drain-clients past the flip: a rerun of the same command ends with exactly one writable route', async () => {
+  const points = ['drain-clients:after', 'block-writes:after', 'final-position:before', 'drain:before', 'verify:before', 'reverse-drc:before', 'flip:before', 'flip:after', 'move-proxies:after', 'release-source:before'];
   for (const point of points) {
     const wz = await oneRoute(`before ${point}`);
     await drcSettled(`before ${point}`);
@@ -352,11 +386,22 @@ test('sandbox workload (the reference client, following the routing table) acros
     assert.equal(r.code, 0, show(r));
     assert.equal(w.code, 0, show(w));
     const flipVersion: number = r.json().routesVersion;
-    const lines = readFileSync(acks, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { zone: string; version: number; foreign?: boolean });
+    const lines = readFileSync(acks, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { zone: string; version: number; foreign?: boolean; at: string });
     const own = lines.filter((l) => !l.foreign);
     assert.ok(own.some((l) => l.version >= flipVersion), 'writes after the flip');
     assert.ok(own.some((l) => l.version < flipVersion - 1), 'writes before the block');
-    for (const l of own) assert.equal(l.zone, l.version >= flipVersion ? to : wz, JSON.stringify(l));
+    // the switch waited for both workload clients to acknowledge the block: none wrote under the old
+    // route after it (the window, ~100-250 ms here, is shorter than their 100 ms poll plus an ack;
+    // without that wait a client could miss the block and write under the old version through a
+    // proxy the flip had moved, or straight to the old master once it was released)
+    const clients = r.json().outcomeDetail.clients;
+    assert.equal(clients.acked.filter((c: string) => c.startsWith('workload:')).length, 2, `both workload clients acknowledged: ${show(r)}`);
+    const flippedAt = Date.parse(r.json().window.flippedAt);
+    assert.ok(Number.isFinite(flippedAt), `the report's window.flippedAt: ${show(r)}`);
+    for (const l of own) {
+      assert.equal(l.zone, l.version >= flipVersion ? to : wz, JSON.stringify(l));
+      if (l.zone === to) assert.ok(Date.parse(l.at) >= flippedAt, `landed at ${to} before the flip (${r.json().window.flippedAt}): ${JSON.stringify(l)}`);
+    }
     assert.ok(!own.some((l) => l.version === flipVersion - 1), 'none written under the blocked version');
     assert.equal(await oneRoute('after the workload switch'), to);
     await drcWaitAll(sb, ZONES);

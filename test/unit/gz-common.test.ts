@@ -6,12 +6,13 @@ import { hostname } from 'node:os';
 import { windowOf, ownGtid, deadJobOf, leaseRefusals } from '../../src/core/gz/common.js';
 import type { LeaseRow } from '../../src/core/job/lease.js';
 
-const groups = { block: ['block-routes', 'block-writes', 'final-position'], drain: ['drain'], verify: ['verify', 'reverse-drc'], flip: ['flip', 'move-proxies'] };
+const groups = { block: ['block-routes', 'drain-clients', 'block-writes', 'final-position'], drain: ['drain'], verify: ['verify', 'reverse-drc'], flip: ['flip', 'move-proxies'] };
 
 test('the window split: each group from its first start to its last end, total from the block to the flip', () => {
   const done = new Map<string, Record<string, unknown>>([
     ['pre-verify', { span: [0, 500] }],
     ['block-routes', { span: [1000, 1010] }],
+    ['drain-clients', { span: [1010, 1012] }],
     ['block-writes', { span: [1012, 1030] }],
     ['final-position', { span: [1030, 1032] }],
     ['drain', { span: [1032, 1100] }],
@@ -20,12 +21,12 @@ test('the window split: each group from its first start to its last end, total f
     ['flip', { span: [1152, 1170] }],
     ['move-proxies', { span: [1170, 1200] }],
   ]);
-  assert.deepEqual(windowOf(done, groups), { blockMs: 32, drainMs: 68, verifyMs: 52, flipMs: 48, totalMs: 200 });
+  assert.deepEqual(windowOf(done, groups), { blockMs: 32, drainMs: 68, verifyMs: 52, flipMs: 48, totalMs: 200, blockedAt: new Date(1000).toISOString(), flippedAt: new Date(1152).toISOString() });
 });
 
 test('the window of a run that stopped before the flip (or was resumed from the journal without spans): nulls, not made up', () => {
   const done = new Map<string, Record<string, unknown>>([['block-routes', { span: [1000, 1010] }], ['flip', { by: 'check' }]]);
-  assert.deepEqual(windowOf(done, groups), { blockMs: 10, drainMs: null, verifyMs: null, flipMs: null, totalMs: null });
+  assert.deepEqual(windowOf(done, groups), { blockMs: 10, drainMs: null, verifyMs: null, flipMs: null, totalMs: null, blockedAt: new Date(1000).toISOString(), flippedAt: null });
 });
 
 test("the own-domain GTID of a MariaDB position", () => {

@@ -30,7 +30,7 @@ test('renderGzMove: a dead-source run shows the window, what may not have arrive
   const { renderGzMove } = await import('../../src/core/gz/render-move.js');
   const text = renderGzMove({
     command: 'move', mode: 'run', cluster: 'demo', from: 'bj', to: 'sh', jobId: 'J', outcome: 'done', exitCode: 0, message: null, refusals: [],
-    window: { blockMs: 10, drainMs: 20, verifyMs: null, flipMs: 5, totalMs: 40 }, drcLagAtBlockMs: null, finalPosition: null, routesVersion: 7, steps: [],
+    window: { blockMs: 10, drainMs: 20, verifyMs: null, flipMs: 5, totalMs: 40, blockedAt: null, flippedAt: null }, drcLagAtBlockMs: null, finalPosition: null, routesVersion: 7, steps: [],
     result: { jobId: 'J', kind: 'gz-move', outcome: 'done', exitCode: 0, ponr: 'flip', ponrPassed: true, resumed: false, timeline: [], hooks: [], totalMs: 50, journal: 'x' },
     assessment: null, shards: '0-7',
     outcomeDetail: { source: 'bj-master', target: 'sh-master', clients: { acked: ['w1'], stale: ['w2'] }, verify: null, deadSource: { lastAppliedAtTarget: '1-101-5', lastReadPosition: null, note: 'n' } },

@@ -222,6 +222,10 @@ export interface GzWindow {
   flipMs: number | null;
   /** from the block's start to the flip's end: writes of the cluster (switch) or of the shards (move) wait or fail meanwhile */
   totalMs: number | null;
+  /** when the block began and when the flip began (ISO, this machine's clock): a write that landed
+   *  at the target before flippedAt, or at the source after blockedAt, would be one in the wrong place */
+  blockedAt: string | null;
+  flippedAt: string | null;
 }
 
 export type WindowGroups = Record<'block' | 'drain' | 'verify' | 'flip', string[]>;
@@ -250,6 +254,8 @@ export function windowOf(done: Map<string, Record<string, unknown>>, groups: Win
     verifyMs: ms(groups.verify),
     flipMs: ms(groups.flip),
     totalMs: first && lastFlip.length && all.length ? Math.max(...lastFlip.map((x) => x[1])) - first[0] : null,
+    blockedAt: first ? new Date(first[0]).toISOString() : null,
+    flippedAt: lastFlip.length ? new Date(Math.min(...lastFlip.map((x) => x[0]))).toISOString() : null,
   };
 }
 

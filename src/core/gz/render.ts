@@ -35,6 +35,7 @@ export function renderGzSwitch(r: GzSwitchReport): string {
     if (o.killedDuringGrace.length) out.push(`killed while blocking: ${o.killedDuringGrace.map(who).join(', ')}`);
     if (o.killedAtSource.length) out.push(`killed at the source on release: ${o.killedAtSource.map(who).join(', ')}`);
     if (o.proxies.length) out.push(`proxies moved: ${o.proxies.join(', ')}`);
+    if (o.clients) out.push(`clients acknowledged the block: ${o.clients.acked.join(', ') || '(none following the table)'}${o.clients.stale.length ? `; stale, not waited for: ${o.clients.stale.join(', ')}` : ''}`);
   }
   out.push(`routing table version ${r.routesVersion}`);
   if (r.result.outcome === 'done') out.push(`${r.to} takes the writes of ${r.cluster}`);

@@ -2,8 +2,11 @@
 // `emha switch` moves a zone's master. Preflight refusals all at once (exit 4, nothing blocked);
 // then a journaled job (steps/engine.ts) under the cluster's lease, journal and lease at the
 // target zone's master (the source is blocked meanwhile):
-//   pre-verify -> block-routes -> block-writes -> final-position -> drain -> verify -> reverse-drc
-//   -> flip (point of no return) -> move-proxies -> release-source -> routes-everywhere
+//   pre-verify -> block-routes -> drain-clients -> block-writes -> final-position -> drain -> verify
+//   -> reverse-drc -> flip (point of no return) -> move-proxies -> release-source -> routes-everywhere
+// drain-clients: a client following the table that missed the blocked version (the window can be
+// shorter than its poll) would write under the old route after the flip: through a proxy that
+// lands at the target unseen, but straight to the old master it lands there once it is released.
 // pre-verify checks the rows changed since the last verified point with the normal settle, before
 // anything is blocked, so the verify inside the window only covers the last seconds. A failure
 // before the flip lifts the block (read_only as it was) and publishes the old route active again
@@ -22,7 +25,7 @@ import { outcomeOf, type Plan, type Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
-import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from '../routes/index.js';
+import { readRoutes, readRoutesAt, publishRoutes, publishAt, waitAcks, type Routes } from '../routes/index.js';
 import { openVerifier, lastVerifiedPositions, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
   refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy,
@@ -49,9 +52,13 @@ export interface GzSwitchOptions {
   /** flip even when rows differ (named in the report) */
   force?: boolean;
   leaseMs?: number;
+  /** the bound of the wait for every live client to acknowledge the blocked route */
+  clientTimeoutMs?: number;
+  /** clients not heard from for this long are stale: named, not waited for */
+  clientStaleMs?: number;
 }
 
-export const GZ_SWITCH_DEFAULTS = { maxLagMs: 1000, timeoutMs: 30_000, lockWaitMs: 3000, graceMs: 1000, runningUpdatesLimitMs: 10_000 };
+export const GZ_SWITCH_DEFAULTS = { maxLagMs: 1000, timeoutMs: 30_000, lockWaitMs: 3000, graceMs: 1000, runningUpdatesLimitMs: 10_000, clientTimeoutMs: 5000, clientStaleMs: 5000 };
 
 /** What the journal keeps (no secrets): the plan is rebuilt from it on --resume / --rollback. */
 export interface GzSwitchParams {
@@ -72,6 +79,9 @@ export interface GzSwitchParams {
   lockWaitMs: number;
   graceMs: number;
   timeoutMs: number;
+  /** absent in journals written before drain-clients: the defaults */
+  clientTimeoutMs?: number;
+  clientStaleMs?: number;
   verifyTables?: string;
   force: boolean;
 }
@@ -104,6 +114,8 @@ export interface GzSwitchReport extends GzJobReport {
     sourceOwnAfter: string | null;
     verify: { keysCompared: number; tablesCompared: number; differences: VerifyReport['differences'] } | null;
     proxies: string[];
+    /** the clients following the routing table that acknowledged the block, and the stale ones not waited for */
+    clients: { acked: string[]; stale: string[] } | null;
   } | null;
   /** --rollback of a job past its flip: the job rolled back (by this switch back to its source) */
   rollbackOf?: string;
@@ -114,7 +126,7 @@ export interface GzSwitchReport extends GzJobReport {
 }
 
 const WINDOW: WindowGroups = {
-  block: ['block-routes', 'block-writes', 'final-position'],
+  block: ['block-routes', 'drain-clients', 'block-writes', 'final-position'],
   drain: ['drain'],
   verify: ['verify', 'reverse-drc'],
   flip: ['flip'],
@@ -245,6 +257,8 @@ export async function assessGzSwitch(ctx: Ctx, o: GzSwitchOptions): Promise<Asse
     lockWaitMs: o.lockWaitMs ?? GZ_SWITCH_DEFAULTS.lockWaitMs,
     graceMs: o.graceMs ?? GZ_SWITCH_DEFAULTS.graceMs,
     timeoutMs: o.timeoutMs ?? GZ_SWITCH_DEFAULTS.timeoutMs,
+    clientTimeoutMs: o.clientTimeoutMs ?? GZ_SWITCH_DEFAULTS.clientTimeoutMs,
+    clientStaleMs: o.clientStaleMs ?? GZ_SWITCH_DEFAULTS.clientStaleMs,
     force: !!o.force,
   };
   if (o.verifyTables !== undefined) params.verifyTables = o.verifyTables;
@@ -402,6 +416,36 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async undo() {
       await dropPreparedBlock();
       await restoreRoutes();
+    },
+  };
+
+  const clientTimeoutMs = p.clientTimeoutMs ?? GZ_SWITCH_DEFAULTS.clientTimeoutMs;
+  const clientStaleMs = p.clientStaleMs ?? GZ_SWITCH_DEFAULTS.clientStaleMs;
+  const drainClients: Step<GzSwitchParams> = {
+    name: 'drain-clients',
+    changesNothing: true,
+    timeoutMs: clientTimeoutMs + 5000,
+    waitsFor: 'every live client to acknowledge the blocked version',
+    describe: () => ({ does: `wait, at most --client-timeout ${formatDuration(clientTimeoutMs)}, until every live client following the routing table has acknowledged the blocked version (it holds its writes, and none it began under the old route is in flight); clients not heard from for ${formatDuration(clientStaleMs)} are stale: named, not waited for` }),
+    async do(sc) {
+      const t0 = Date.now();
+      const t = live.t ?? topo();
+      const version = live.blocked?.version ?? (await readRoutes(k, t, p.cluster)).routes.version;
+      // the kept connections, asked every 10 ms: each client acknowledges at its own zone's master
+      const w = await waitAcks(k, t, p.cluster, version, {
+        timeoutMs: clientTimeoutMs,
+        staleMs: clientStaleMs,
+        intervalMs: 10,
+        signal: sc.signal,
+        onProgress: (x) => sc.waitingFor(`${x.behind.length} client${x.behind.length === 1 ? '' : 's'} behind version ${version}: ${x.behind.map((b) => `${b.client}@${b.zone} at v${b.version}`).join(', ')}`),
+      });
+      if (!w.reached) {
+        throw refused(`${w.behind.length} client${w.behind.length === 1 ? '' : 's'} did not acknowledge routing table version ${version} (${p.from} blocked) within --client-timeout ${formatDuration(clientTimeoutMs)}: ${w.behind.map((b) => `${b.client} (zone ${b.zone}) at version ${b.version}, heard from ${b.ageMs} ms ago`).join('; ')}`, {
+          hint: `it may still write to ${p.from} under the old route; ${p.from} takes writes again. Find the client (ezctl gz routes), or raise --client-timeout`,
+        });
+      }
+      if (w.stale.length) sc.log(`stale clients (not heard from for ${formatDuration(clientStaleMs)}), not waited for: ${w.stale.join(', ')}`);
+      return { version, acked: w.acked, stale: w.stale, span: spanOf(t0) };
     },
   };
 
@@ -625,7 +669,7 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
     async preflight() {
       return refusals;
     },
-    steps: [preVerify, blockRoutes, blockDb, finalPos, drain, verify, reverse, flip, moveProxies, releaseSource, everywhere],
+    steps: [preVerify, blockRoutes, drainClients, blockDb, finalPos, drain, verify, reverse, flip, moveProxies, releaseSource, everywhere],
   };
 }
 
@@ -661,9 +705,15 @@ async function finishReport(ctx: Ctx, r: GzSwitchReport, p: GzSwitchParams, d: A
       sourceOwnAfter: sourceAfter === null ? null : ownGtid(sourceAfter, p.sourceDomain),
       verify: v ? { keysCompared: Number(v.keysCompared ?? 0), tablesCompared: Number(v.tablesCompared ?? 0), differences: (v.differences as VerifyReport['differences'] | undefined) ?? [] } : null,
       proxies: (done.get('flip')?.proxies as string[] | undefined) ?? (done.get('move-proxies')?.proxies as string[] | undefined) ?? [],
+      clients: clientsOf(done.get('drain-clients')),
     };
   }
   return r;
+}
+
+function clientsOf(d: Record<string, unknown> | undefined): { acked: string[]; stale: string[] } | null {
+  if (!d) return null;
+  return { acked: Array.isArray(d.acked) ? d.acked.map(String) : [], stale: Array.isArray(d.stale) ? d.stale.map(String) : [] };
 }
 
 async function homeOf(ctx: Ctx, p: GzSwitchParams): Promise<ResolvedNode> {
