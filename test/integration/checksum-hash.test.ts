@@ -98,3 +98,18 @@ test('grouped by hash and looked up by hash (keyless tables): the same hashes as
   const found = await db.query<{ id: number }>(f.sql, f.params);
   assert.deepEqual(found.map((r) => Number(r.id)), [1234]);
 });
+
+test('a geometry column: the same shape under another SRID, or other coordinates, hashes differently; NULL and an empty-looking value apart', async () => {
+  await db.exec('CREATE TABLE h.g (id INT NOT NULL PRIMARY KEY, g GEOMETRY NULL)');
+  await db.exec(`INSERT INTO h.g VALUES (1, ST_GeomFromText('POINT(1 2)', 0)), (2, ST_GeomFromText('POINT(1 2)', 4326)),
+    (3, ST_GeomFromText('POINT(1 3)', 0)), (4, NULL), (5, ST_GeomFromText('POINT(1 2)', 0))`);
+  const cols: CompareColumn[] = [{ name: 'g', dataType: 'geometry', nullable: true }];
+  for (const fn of ['crc64', 'crc32', 'md5'] as const) {
+    const rows = await db.query<{ id: number; h: string }>(`SELECT id, CAST(${rowHashExpr(cols, fn)} AS CHAR) AS h FROM h.g ORDER BY id`);
+    const h = new Map(rows.map((r) => [Number(r.id), String(r.h)]));
+    assert.equal(h.get(1), h.get(5), `${fn}: the same point, the same SRID`);
+    assert.notEqual(h.get(1), h.get(2), `${fn}: SRID 0 and 4326 of the same point`);
+    assert.notEqual(h.get(1), h.get(3), `${fn}: other coordinates`);
+    assert.notEqual(h.get(4), h.get(1), `${fn}: NULL`);
+  }
+});

@@ -44,7 +44,8 @@ export function normalizedExpr(c: CompareColumn): string {
   if (TEXT_TYPES.has(t) && c.convertCharset) return `CONVERT(${col} USING utf8mb4)`;
   if (t === 'bit') return `CAST(${col} AS UNSIGNED)`;
   if (t === 'json') return `CAST(${col} AS CHAR)`; // MySQL's binary JSON; MariaDB's JSON is text already
-  if (t === 'geometry' || t === 'point' || t === 'linestring' || t === 'polygon' || t.startsWith('multi') || t === 'geometrycollection') return `ST_AsBinary(${col})`;
+  // the SRID too: ST_AsBinary's WKB alone is the same for a shape under another SRID (NULL stays NULL)
+  if (t === 'geometry' || t === 'point' || t === 'linestring' || t === 'polygon' || t.startsWith('multi') || t === 'geometrycollection') return `CONCAT(ST_SRID(${col}), 0x3a, ST_AsBinary(${col}))`;
   return col;
 }
 
