@@ -55,6 +55,25 @@ export interface StreamOptions {
 
 type ZEvent = Record<string, any> & { getEventName(): string };
 
+const MYSQL_TYPE_BLOB = 252;
+const MYSQL_TYPE_GEOMETRY = 255;
+
+/**
+ * zongji decodes a geometry into {x, y} objects: its SRID and its type (a LINESTRING and a
+ * MULTIPOINT come out alike) are lost, and no statement can carry it back. Read as a BLOB (the
+ * same length-prefixed layout in a row event) it is the server's own bytes, SRID and WKB, which a
+ * GEOMETRY column takes as they are. Done on the table map, which zongji emits before it decodes
+ * the rows that use it.
+ */
+function rawGeometry(columns: Array<{ type: number; charset: string | null }> | undefined): void {
+  for (const c of columns ?? []) {
+    if (c.type === MYSQL_TYPE_GEOMETRY) {
+      c.type = MYSQL_TYPE_BLOB;
+      c.charset = null;
+    }
+  }
+}
+
 export class BinlogStream {
   private z: ZongJi | undefined;
   private cur: BinlogTx | undefined;
@@ -165,6 +184,7 @@ export class BinlogStream {
         return;
       case 'tablemap':
         this.pkByTable.set(e.tableId, (e.primaryKey ?? []).map((i: number) => e.columnNames?.[i]).filter(Boolean));
+        rawGeometry(e.tableMap?.[e.tableId]?.columns);
         return;
       case 'writerows':
       case 'updaterows':
