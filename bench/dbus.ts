@@ -20,7 +20,8 @@
 // BENCH_ROWS, BENCH_TPS, BENCH_PAUSE_S (0: no catch-up part), BENCH_CUTOVERS, BENCH_JOB_LOG=1 (print the
 // moves' own logs), BENCH_SKIP_PEERS=1 (no
 // mydumper|myloader, no INSERT ... SELECT, no one-thread copy), BENCH_COPY_THREADS (the move's
-// --copy-threads; default ezctl's), BENCH_OUT (a JSON file).
+// --copy-threads; default ezctl's), BENCH_MOVE_ARGS (more options of the measured move, e.g.
+// --no-defer-indexes), BENCH_OUT (a JSON file).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -271,7 +272,8 @@ async function main(): Promise<void> {
     }
     await settle(src, dst);
     const ezS0 = serversCpuSeconds(sb);
-    const ezctlMs = await startMove(false, MOVE, process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []);
+    const moveArgs = [...(process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []), ...(process.env.BENCH_MOVE_ARGS ?? '').split(' ').filter(Boolean)];
+    const ezctlMs = await startMove(false, MOVE, moveArgs);
     const ezCpu = { servers: serversCpuSeconds(sb) - ezS0, client: lastMoveCpuS };
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
