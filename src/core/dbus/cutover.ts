@@ -15,7 +15,6 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Ctx } from '../context.js';
 import type { ResolvedNode, Topology } from '../config/load.js';
 import { loadTopology } from '../config/load.js';
@@ -40,9 +39,7 @@ import { fenceTables, unfenceTables, fenceState, fenceStatements, type FenceTabl
 import { readRouteAt, writeRouteAt, newestRoute, type DbusRoute } from './route.js';
 import { refNode, sourceTables, targetTables, reverseProblems, forwardMappings, reverseStreamName } from './sides.js';
 import { reverseMappings } from './plan.js';
-
-/** bin/ezctl of this very build (the reverse stream runs it; a library caller's argv[1] is not ezctl) */
-const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
+import { ezctlBin } from '../self.js';
 
 export const DBUS_CUTOVER_KIND = 'dbus-cutover';
 export const DBUS_ROLLBACK_KIND = 'dbus-rollback';
@@ -126,15 +123,13 @@ const WINDOW: WindowGroups = {
 export interface VerifyDifference { table: string; key: unknown[]; why: string }
 type DbusVerifyFn = (ctx: Ctx, move: DbusMove, o: { tables?: string[]; settleMs?: number; signal?: AbortSignal }) => Promise<{ differences: VerifyDifference[] }>;
 
-/** C2's verify (src/core/dbus/verify.ts), when this build has it. */
+/**
+ * The rows' verify (dbus/verify.ts), imported when a cut-over needs it. A literal specifier: the
+ * bundled build (scripts/bundle.mjs) carries only what it can see imported.
+ */
 export async function loadVerify(): Promise<DbusVerifyFn | null> {
-  const where = './verify.js';
-  try {
-    const m = (await import(where)) as { dbusVerify?: DbusVerifyFn };
-    return m.dbusVerify ?? null;
-  } catch {
-    return null;
-  }
+  const m = (await import('./verify.js')) as unknown as { dbusVerify?: DbusVerifyFn };
+  return m.dbusVerify ?? null;
 }
 
 // ---------------------------------------------------------------- the servers
@@ -244,7 +239,7 @@ export async function prepareReverse(ctx: Ctx, p: Pick<CutoverParams, 'move' | '
   rmSync(join(dir, 'reverse.json'), { force: true });
   rmSync(join(dir, 'go.json'), { force: true });
   const log = join(dir, 'reverse.log');
-  const args = [EZCTL_BIN, '--config', p.topologyPath, '--connect-timeout', String(ctx.opts.connectTimeout)];
+  const args = [ezctlBin(), '--config', p.topologyPath, '--connect-timeout', String(ctx.opts.connectTimeout)];
   if (ctx.opts.defaultsFile) args.push('--defaults-file', resolve(ctx.opts.defaultsFile));
   args.push('dbus', 'reverse', p.move);
   if (p.spec) args.push('--spec', p.spec);

@@ -3,13 +3,13 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Ctx } from '../context.js';
 import { refused, runtimeError } from '../exit.js';
 import { pidAlive } from '../process/pids.js';
 import { readState, sandboxUp, stopServer, nodeRunning, netStatus, partition, heal } from '../sandbox/index.js';
 import { DrcClient } from '../drc/client.js';
 import { clearDrillState, readDrillState, writeDrillState, type Fault } from './state.js';
+import { ezctlBin } from '../self.js';
 
 export interface CleanupReport {
   dir: string;
@@ -21,8 +21,6 @@ export interface CleanupReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The ezctl launcher of this installation (dist/core/drill -> bin/ezctl). */
-const EZCTL_BIN = fileURLToPath(new URL('../../../bin/ezctl', import.meta.url));
 
 export function cmdlineOf(pid: number): string {
   try {
@@ -78,7 +76,7 @@ async function retryDrcNow(ctx: Ctx, cluster: string | undefined): Promise<void>
 export async function startDrc(ctx: Ctx, cluster: string): Promise<number> {
   const topo = await ctx.topology();
   const out = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, [EZCTL_BIN, '--config', topo.path, '--json', 'drc', 'start', '--detach', '--cluster', cluster], { timeout: 60_000 }, (e, stdout, stderr) => {
+    execFile(process.execPath, [ezctlBin(), '--config', topo.path, '--json', 'drc', 'start', '--detach', '--cluster', cluster], { timeout: 60_000 }, (e, stdout, stderr) => {
       if (e) reject(runtimeError(`could not start DRC of ${cluster}: ${stderr.trim().split('\n').slice(-3).join(' ') || e.message}`, { hint: 'start it by hand: `ezctl drc start --detach`' }));
       else resolve(stdout);
     });
