@@ -87,7 +87,9 @@ class RedisSink implements FeedSink {
   }
   private async open(): Promise<RedisClient> {
     if (this.client) return this.client;
-    const { createClient } = await import('redis');
+    const redis = await import('redis');
+    // a CommonJS package: node finds its named exports, the bundled build only under default
+    const createClient = redis.createClient ?? (redis as unknown as { default: typeof redis }).default.createClient;
     // no offline queue: a command sent while Redis is down fails at once and the feed retries
     // it with backoff, instead of piling up in memory
     const c = createClient({ url: this.url.href, disableOfflineQueue: true, socket: { connectTimeout: 5000, reconnectStrategy: (n: number) => Math.min(5000, 100 * 2 ** n) } }) as unknown as RedisClient;
