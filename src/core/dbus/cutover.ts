@@ -123,13 +123,9 @@ const WINDOW: WindowGroups = {
 export interface VerifyDifference { table: string; key: unknown[]; why: string }
 type DbusVerifyFn = (ctx: Ctx, move: DbusMove, o: { tables?: string[]; settleMs?: number; signal?: AbortSignal }) => Promise<{ differences: VerifyDifference[] }>;
 
-/**
- * The rows' verify (dbus/verify.ts), imported when a cut-over needs it. A literal specifier: the
- * bundled build (scripts/bundle.mjs) carries only what it can see imported.
- */
-export async function loadVerify(): Promise<DbusVerifyFn | null> {
-  const m = (await import('./verify.js')) as unknown as { dbusVerify?: DbusVerifyFn };
-  return m.dbusVerify ?? null;
+/** The rows' verify (dbus/verify.ts), imported when a cut-over or rollback reaches its verify step. */
+export async function loadVerify(): Promise<DbusVerifyFn> {
+  return (await import('./verify.js')).dbusVerify;
 }
 
 // ---------------------------------------------------------------- the servers
@@ -508,10 +504,6 @@ export function cutoverPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals:
     async do(sc) {
       const t0 = Date.now();
       const fn = await loadVerify();
-      if (!fn) {
-        if (p.force) return { skipped: 'dbus verify is not in this build (--force: not compared)', differences: [], span: spanOf(t0) };
-        throw refused('dbus verify is not in this build: the rows cannot be compared before the flip', { hint: 'pass --force to cut over without comparing' });
-      }
       const move = await loadMove(ctx, { name: p.move, ...(p.spec ? { spec: p.spec } : {}) });
       const r = await fn(ctx, move, { settleMs: 0, signal: sc.signal });
       if (r.differences.length && !p.force) {
@@ -717,7 +709,6 @@ export async function assessCutover(ctx: Ctx, o: DbusCutoverOptions): Promise<As
       out.noop = `dbus ${s.move.name} is cut over already (route record version ${s.route.version}: the target ${s.route.target.label} is home)`;
       return out;
     }
-    if (!o.force && !(await loadVerify())) refusals.push('dbus verify is not in this build: the rows could not be compared before the flip (pass --force to cut over without comparing)');
     if (s.route?.state === 'blocked') refusals.push(`the route record of ${s.move.name} is blocked (version ${s.route.version}, ${s.route.reason}): a cut-over or rollback is under way or died (\`ezctl jobs\`)`);
     // the move's job: running, copy done, following within --max-lag
     const maxLagMs = o.maxLagMs ?? CUTOVER_DEFAULTS.maxLagMs;

@@ -140,10 +140,6 @@ export function rollbackPlan(ctx: Ctx, p: CutoverParams, jobId: string, refusals
     async do(sc) {
       const t0 = Date.now();
       const fn = await loadVerify();
-      if (!fn) {
-        if (p.force) return { skipped: 'dbus verify is not in this build (--force: not compared)', differences: [], span: spanOf(t0) };
-        throw refused('dbus verify is not in this build: the rows cannot be compared before the flip back', { hint: 'pass --force to roll back without comparing' });
-      }
       const move = await loadMove(ctx, { name: p.move, ...(p.spec ? { spec: p.spec } : {}) });
       const r = await fn(ctx, move, { settleMs: 0, signal: sc.signal });
       if (r.differences.length && !p.force) throw refused(`${r.differences.length} row(s) differ between the target and the sources: ${r.differences.slice(0, 5).map((d) => `${d.table} ${JSON.stringify(d.key)}: ${d.why}`).join('; ')}`, { hint: 'nothing flipped back; pass --force to roll back anyway' });
@@ -249,7 +245,6 @@ export async function dbusRollback(ctx: Ctx, o: DbusRollbackOptions): Promise<Db
       r.message = `dbus ${o.name} is not cut over (route record version ${s.route?.version ?? 0}: the sources are home): nothing to roll back`;
       return r;
     }
-    if (!o.force && !(await loadVerify())) refusals.push('dbus verify is not in this build: the rows could not be compared before the flip back (pass --force to roll back without comparing)');
     if (s.route.state === 'blocked') refusals.push(`the route record of ${o.name} is blocked (version ${s.route.version}, ${s.route.reason}): another cut-over or rollback is under way (\`ezctl jobs\`)`);
     const tf = dbs ? await fenceState(dbs.target, s.move.name, s.target.tables) : null;
     const p: CutoverParams = {

@@ -21,7 +21,6 @@ export interface CleanupReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 export function cmdlineOf(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();

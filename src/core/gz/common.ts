@@ -9,13 +9,14 @@ import { Db, connect } from '../db/connect.js';
 import { parseMariaPos } from '../db/gtid.js';
 import { quoteTable } from '../db/quote.js';
 import { STATE_SCHEMA } from '../state/schema.js';
-import { readJob, type Plan, type StepsResult, type JobSummary } from '../steps/engine.js';
+import { readJob, type Plan, type StepsResult, type JobSummary, type StepContext } from '../steps/engine.js';
 import { acquirePlanJob, runPlanUnderJob } from '../steps/under-job.js';
 import { MariaDbJournal } from '../steps/mariadb-journal.js';
 import { hookRunner, hooksFromTopology } from '../steps/hooks.js';
 import { leaseRows, here } from '../job/job.js';
 import { CLUSTER_TARGET, liveness, describeHolder, overlaps, type JobKind, type LeaseRow } from '../job/lease.js';
-import { badInput, runtimeError } from '../exit.js';
+import { badInput, refused, runtimeError } from '../exit.js';
+import { waitAcks } from '../routes/index.js';
 import { DrcClient } from '../drc/client.js';
 import { DEFAULT_DRC_HEARTBEAT_MS } from '../throttle/signals.js';
 import { formatDuration } from '../throttle/duration.js';
@@ -257,6 +258,37 @@ export function windowOf(done: Map<string, Record<string, unknown>>, groups: Win
     blockedAt: first ? new Date(first[0]).toISOString() : null,
     flippedAt: lastFlip.length ? new Date(Math.min(...lastFlip.map((x) => x[0]))).toISOString() : null,
   };
+}
+
+// ---------------------------------------------------------------- the clients' drain
+
+/**
+ * A switch's or move's drain-clients: wait, at most timeoutMs, until every live client following
+ * the routing table has acknowledged `version` (it holds its writes, none begun under an older
+ * version in flight). Past the bound refused, naming who is behind (the step before is undone);
+ * clients not heard from for staleMs are logged as stale, not waited for.
+ */
+export async function awaitClientAcks(
+  ctx: Ctx,
+  t: Topology,
+  cluster: string,
+  version: number,
+  sc: Pick<StepContext<unknown>, 'signal' | 'waitingFor' | 'log'>,
+  o: { timeoutMs: number; staleMs: number; intervalMs?: number; blocked?: string; hint: string },
+): Promise<{ acked: string[]; stale: string[] }> {
+  const plural = (n: number) => `${n} client${n === 1 ? '' : 's'}`;
+  const w = await waitAcks(ctx, t, cluster, version, {
+    timeoutMs: o.timeoutMs,
+    staleMs: o.staleMs,
+    ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}),
+    signal: sc.signal,
+    onProgress: (x) => sc.waitingFor(`${plural(x.behind.length)} behind version ${version}: ${x.behind.map((b) => `${b.client}@${b.zone} at v${b.version}`).join(', ')}`),
+  });
+  if (!w.reached) {
+    throw refused(`${plural(w.behind.length)} did not acknowledge routing table version ${version}${o.blocked ? ` (${o.blocked} blocked)` : ''} within --client-timeout ${formatDuration(o.timeoutMs)}: ${w.behind.map((b) => `${b.client} (zone ${b.zone}) at version ${b.version}, heard from ${b.ageMs} ms ago`).join('; ')}`, { hint: o.hint });
+  }
+  if (w.stale.length) sc.log(`stale clients (not heard from for ${formatDuration(o.staleMs)}), not waited for: ${w.stale.join(', ')}`);
+  return { acked: w.acked, stale: w.stale };
 }
 
 // ---------------------------------------------------------------- the report of a gz job

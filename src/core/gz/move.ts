@@ -27,11 +27,11 @@ import { CHECKPOINT_TABLE } from '../cluster/tables.js';
 import { STATE_SCHEMA } from '../state/schema.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
-import { readRoutes, readRoutesAt, publishRoutes, waitAcks, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
+import { readRoutes, readRoutesAt, publishRoutes, parseShardList, withShards, formatShardList, type Routes } from '../routes/index.js';
 import { syncRoutes } from '../routes/show.js';
 import { openVerifier, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy, awaitClientAcks,
   type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -362,18 +362,11 @@ export function gzMovePlan(ctx: Ctx, p: GzMoveParams, jobId: string, refusals: s
       const rr = await readRoutes(ctx, t, p.cluster);
       const version = rr.routes.version;
       if (!allAt(rr.routes, p.ranges, p.from, 'blocked')) throw runtimeError(`shards ${list} are not blocked at ${p.from} in the routing table (version ${version}: ${rr.routes.reason})`, { hint: 'another writer changed the table; see `ezctl gz routes`' });
-      const w = await waitAcks(ctx, t, p.cluster, version, {
+      const w = await awaitClientAcks(ctx, t, p.cluster, version, sc, {
         timeoutMs: p.clientTimeoutMs,
         staleMs: p.clientStaleMs,
-        signal: sc.signal,
-        onProgress: (x) => sc.waitingFor(`${x.behind.length} client${x.behind.length === 1 ? '' : 's'} behind version ${version}: ${x.behind.map((b) => `${b.client}@${b.zone} at v${b.version}`).join(', ')}`),
+        hint: 'a write it began under the old route may still be in flight; the shards are active at the source again. Find the client (ezctl gz routes), or raise --client-timeout',
       });
-      if (!w.reached) {
-        throw refused(`${w.behind.length} client${w.behind.length === 1 ? '' : 's'} did not acknowledge routing table version ${version} within --client-timeout ${formatDuration(p.clientTimeoutMs)}: ${w.behind.map((b) => `${b.client} (zone ${b.zone}) at version ${b.version}, heard from ${b.ageMs} ms ago`).join('; ')}`, {
-          hint: 'a write it began under the old route may still be in flight; the shards are active at the source again. Find the client (ezctl gz routes), or raise --client-timeout',
-        });
-      }
-      if (w.stale.length) sc.log(`stale clients (not heard from for ${formatDuration(p.clientStaleMs)}), not waited for: ${w.stale.join(', ')}`);
       return { version, acked: w.acked, stale: w.stale, span: spanOf(t0) };
     },
   };

@@ -25,10 +25,10 @@ import { outcomeOf, type Plan, type Step } from '../steps/engine.js';
 import { DrcClient } from '../drc/client.js';
 import { formatDuration } from '../throttle/duration.js';
 import { ExitCode, badInput, refused, runtimeError } from '../exit.js';
-import { readRoutes, readRoutesAt, publishRoutes, publishAt, waitAcks, type Routes } from '../routes/index.js';
+import { readRoutes, readRoutesAt, publishRoutes, publishAt, type Routes } from '../routes/index.js';
 import { openVerifier, lastVerifiedPositions, binlogPositions, type VerifyReport, type Verifier } from '../dcp/index.js';
 import {
-  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy,
+  refOf, addrOf, freshTopology, nodeAt, withNode, ownGtid, spanOf, doneDetails, windowOf, stepList, clusterLeases, deadJobOf, leaseRefusals, findGzJob, driveGz, drcLagNow, drcRunningBeforeWindow, drcPreflight, leftBlockedBy, awaitClientAcks,
   KeptConnections, type GzNodeRef, type GzJobReport, type WindowGroups,
 } from './common.js';
 
@@ -432,19 +432,13 @@ export function gzSwitchPlan(ctx: Ctx, p: GzSwitchParams, jobId: string, refusal
       const t = live.t ?? topo();
       const version = live.blocked?.version ?? (await readRoutes(k, t, p.cluster)).routes.version;
       // the kept connections, asked every 10 ms: each client acknowledges at its own zone's master
-      const w = await waitAcks(k, t, p.cluster, version, {
+      const w = await awaitClientAcks(k, t, p.cluster, version, sc, {
         timeoutMs: clientTimeoutMs,
         staleMs: clientStaleMs,
         intervalMs: 10,
-        signal: sc.signal,
-        onProgress: (x) => sc.waitingFor(`${x.behind.length} client${x.behind.length === 1 ? '' : 's'} behind version ${version}: ${x.behind.map((b) => `${b.client}@${b.zone} at v${b.version}`).join(', ')}`),
+        blocked: p.from,
+        hint: `it may still write to ${p.from} under the old route; ${p.from} takes writes again. Find the client (ezctl gz routes), or raise --client-timeout`,
       });
-      if (!w.reached) {
-        throw refused(`${w.behind.length} client${w.behind.length === 1 ? '' : 's'} did not acknowledge routing table version ${version} (${p.from} blocked) within --client-timeout ${formatDuration(clientTimeoutMs)}: ${w.behind.map((b) => `${b.client} (zone ${b.zone}) at version ${b.version}, heard from ${b.ageMs} ms ago`).join('; ')}`, {
-          hint: `it may still write to ${p.from} under the old route; ${p.from} takes writes again. Find the client (ezctl gz routes), or raise --client-timeout`,
-        });
-      }
-      if (w.stale.length) sc.log(`stale clients (not heard from for ${formatDuration(clientStaleMs)}), not waited for: ${w.stale.join(', ')}`);
       return { version, acked: w.acked, stale: w.stale, span: spanOf(t0) };
     },
   };
