@@ -24,6 +24,15 @@ test('a range is open where a bound is missing; identifiers are quoted', () => {
   assert.deepEqual(keyRange(['id'], [10], undefined), { sql: '`id` > ?', params: [10] });
   assert.deepEqual(keyRange(['id'], [10], [20]), { sql: '`id` > ? AND `id` <= ?', params: [10, 20] });
   assert.equal(keyRange(['we`ird'], undefined, [1]).sql, '`we``ird` <= ?');
+  // a one-column integer key: one BETWEEN from the integer after the exclusive lower bound
+  assert.deepEqual(keyRange(['id'], [10], [20], true), { sql: '`id` BETWEEN ? AND ?', params: [11n, 20] });
+  assert.deepEqual(keyRange(['id'], ['18446744073709551614'], ['18446744073709551615'], true), { sql: '`id` BETWEEN ? AND ?', params: [18446744073709551615n, '18446744073709551615'] });
+  assert.deepEqual(keyRange(['id'], [-3n], [4n], true).params, [-2n, 4n]);
+  assert.deepEqual(keyRange(['id'], [10], undefined, true), { sql: '`id` > ?', params: [10] });
+  assert.deepEqual(keyRange(['id'], undefined, [20], true), { sql: '`id` <= ?', params: [20] });
+  // not an integer after all (a caller's mistake): the exact two-bound form, never a wrong range
+  assert.deepEqual(keyRange(['id'], ['a'], ['b'], true), { sql: '`id` > ? AND `id` <= ?', params: ['a', 'b'] });
+  assert.deepEqual(keyRange(['a', 'b'], [1, 2], [3, 4], true).sql, keyRange(['a', 'b'], [1, 2], [3, 4]).sql);
   assert.deepEqual(keyIn(['id'], [[1], [2]]), { sql: '`id` IN (?, ?)', params: [1, 2] });
   assert.equal(keyIn(['a', 'b'], [[1, 'x']]).sql, '((`a` = ? AND `b` = ?))');
   assert.equal(keyIn(['a'], []).sql, '0');

@@ -190,7 +190,7 @@ export class ChunkFrontier {
 
 /** The rows of a chunk, for the caller's queries. */
 export function chunkRange(key: ChunkKey, chunk: Pick<Chunk, 'lower' | 'upper'>): SqlPart {
-  return keyRange(key.columns, chunk.lower, chunk.upper);
+  return keyRange(key.columns, chunk.lower, chunk.upper, key.integer);
 }
 
 function clamp(n: number, lo: number, hi: number): number {

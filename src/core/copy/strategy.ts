@@ -27,7 +27,7 @@ export interface CopySpec {
 
 /** The rows of a chunk on the source (and of the spec's filter). */
 export function chunkWhere(spec: CopySpec, chunk: Pick<Chunk, 'lower' | 'upper'>): SqlPart {
-  const r = chunkRange({ index: spec.source.key.index, columns: spec.source.key.columns }, chunk);
+  const r = chunkRange(spec.source.key, chunk);
   return spec.where === undefined ? r : { sql: `(${r.sql}) AND (${spec.where})`, params: r.params };
 }
 

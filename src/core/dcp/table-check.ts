@@ -326,7 +326,7 @@ export class TableCheck {
   private range(zi: number, lower: KeyValue | undefined, upper: KeyValue | undefined): SqlPart {
     const t = this.targets[zi]!;
     const shift = (k: KeyValue | undefined) => (k && t.keyShift ? shiftKeys(t, [k])[0] : k);
-    return keyRange(t.keyColumns, shift(lower), shift(upper));
+    return keyRange(t.keyColumns, shift(lower), shift(upper), this.key.integer);
   }
 
   private async walk(): Promise<void> {
