@@ -182,6 +182,8 @@ async function main(): Promise<void> {
     let loadInfileMs = NaN;
     let loadInfileDeferredMs = NaN;
     let loadInfileTwoMs = NaN;
+    let loadInfileTwoLoadMs = NaN;
+    let targetBestCpu = { load: NaN, index: NaN };
     let dumpCpu = { servers: NaN, client: NaN };
     let loadBinlogCpu = { servers: NaN, client: NaN };
     if (peers) {
@@ -249,10 +251,15 @@ async function main(): Promise<void> {
     await src.exec(`SELECT * FROM bench.t WHERE id > ? INTO OUTFILE ${sqlPath(halves[1]!)}`, [Math.floor(ROWS / 2)]);
     const second = await sb.db('sh-master');
     await settle(src, dst);
+    // the target server's own CPU in each phase: the floor of what loading these rows costs it
+    const dstCpu0 = cpuSeconds(sh.pid!) ?? NaN;
     t0 = performance.now();
     await Promise.all([dst.exec(`LOAD DATA INFILE ${sqlPath(halves[0]!)} INTO TABLE bench_ld.t`), second.exec(`LOAD DATA INFILE ${sqlPath(halves[1]!)} INTO TABLE bench_ld.t`)]);
+    loadInfileTwoLoadMs = performance.now() - t0;
+    const dstCpu1 = cpuSeconds(sh.pid!) ?? NaN;
     await dst.exec('ALTER TABLE bench_ld.t ADD INDEX a (a), ALGORITHM=INPLACE, LOCK=NONE');
     loadInfileTwoMs = performance.now() - t0;
+    targetBestCpu = { load: dstCpu1 - dstCpu0, index: (cpuSeconds(sh.pid!) ?? NaN) - dstCpu1 };
     await second.close();
     await dst.exec('DROP DATABASE bench_ld');
     for (const f of [file, ...halves]) rmSync(f);
@@ -272,15 +279,18 @@ async function main(): Promise<void> {
     }
     await settle(src, dst);
     const ezS0 = serversCpuSeconds(sb);
+    const ezDst0 = cpuSeconds(sh.pid!) ?? NaN;
     const moveArgs = [...(process.env.BENCH_COPY_THREADS ? ['--copy-threads', process.env.BENCH_COPY_THREADS] : []), ...(process.env.BENCH_MOVE_ARGS ?? '').split(' ').filter(Boolean)];
     const ezctlMs = await startMove(false, MOVE, moveArgs);
-    const ezCpu = { servers: serversCpuSeconds(sb) - ezS0, client: lastMoveCpuS };
+    const ezServers = serversCpuSeconds(sb) - ezS0;
+    const ezTarget = (cpuSeconds(sh.pid!) ?? NaN) - ezDst0;
+    const ezCpu = { servers: ezServers, source: ezServers - ezTarget, target: ezTarget, client: lastMoveCpuS };
     const copied = Number(await dst.value('SELECT COUNT(*) FROM bench.t'));
     out.copy = {
       insertSelect: { ms: Math.round(insertSelectMs), rowsPerS: Math.round(ROWS / (insertSelectMs / 1000)) },
       targetLoadInfile: { ms: Math.round(loadInfileMs), rowsPerS: Math.round(ROWS / (loadInfileMs / 1000)) },
       targetLoadInfileIndexAfter: { ms: Math.round(loadInfileDeferredMs), rowsPerS: Math.round(ROWS / (loadInfileDeferredMs / 1000)) },
-      targetLoadInfileTwoSessions: { ms: Math.round(loadInfileTwoMs), rowsPerS: Math.round(ROWS / (loadInfileTwoMs / 1000)) },
+      targetLoadInfileTwoSessions: { ms: Math.round(loadInfileTwoMs), loadMs: Math.round(loadInfileTwoLoadMs), rowsPerS: Math.round(ROWS / (loadInfileTwoMs / 1000)), cpuSeconds: targetBestCpu },
       cpuSeconds: { mydumper: dumpCpu, myloaderBinlog: loadBinlogCpu, ezctl: ezCpu },
       mydumperMyloader: { ms: Math.round(dumpMs + loadMs), dumpMs: Math.round(dumpMs), loadMs: Math.round(loadMs), rows: loaded, rowsPerS: Math.round(loaded / ((dumpMs + loadMs) / 1000)) },
       mydumperMyloaderBinlog: { ms: Math.round(dumpMs + loadBinlogMs), loadMs: Math.round(loadBinlogMs), rowsPerS: Math.round(loaded / ((dumpMs + loadBinlogMs) / 1000)) },
@@ -299,10 +309,27 @@ async function main(): Promise<void> {
       const f = (x: number) => x.toFixed(2);
       const ezAll = cpu.ezctl.servers + cpu.ezctl.client;
       const myAll = cpu.mydumper.servers + cpu.mydumper.client + cpu.myloaderBinlog.servers + cpu.myloaderBinlog.client;
-      say(`CPU seconds (both servers + the client's own process): ezctl ${f(cpu.ezctl.servers)} + ${f(cpu.ezctl.client)} = ${f(ezAll)} in ${f(c.ezctl.ms / 1000)} s (${f(ezAll / (c.ezctl.ms / 1000))} cores busy); ` +
+      say(`CPU seconds (both servers + the client's own process): ezctl ${f(cpu.ezctl.servers)} (source ${f(cpu.ezctl.source)}, target ${f(cpu.ezctl.target)}) + ${f(cpu.ezctl.client)} = ${f(ezAll)} in ${f(c.ezctl.ms / 1000)} s (${f(ezAll / (c.ezctl.ms / 1000))} cores busy); ` +
         `mydumper ${f(cpu.mydumper.servers)} + ${f(cpu.mydumper.client)}, myloader --enable-binlog ${f(cpu.myloaderBinlog.servers)} + ${f(cpu.myloaderBinlog.client)}, together ${f(myAll)} in ${f(c.mydumperMyloaderBinlog.ms / 1000)} s ` +
         `(${f(myAll / (c.mydumperMyloaderBinlog.ms / 1000))} cores busy); on ${availableParallelism()} cores ezctl's copy cannot take less than ${f(ezAll / availableParallelism())} s with the CPU it needs, ` +
         `${f(c.mydumperMyloaderBinlog.ms / 1000 / (ezAll / availableParallelism()))}x the binlogging peer at most`);
+      // The floor of any copy between these two servers on this machine, whatever its client: the
+      // rows must be read at the source and sent (at the least the CPU mydumper and its server
+      // spent, the cheapest reader measured here; myloader's own client CPU the cheapest writer)
+      // while the target loads them (at the least what its own two-session LOAD DATA INFILE of a
+      // local file cost it), all on the same cores; then the index is built after the last row
+      // (one thread: as long as it took the target alone). A copy that beat this would need the
+      // target to load rows for less than its own local bulk load costs.
+      const best = c.targetLoadInfileTwoSessions;
+      const readCpu = cpu.mydumper.servers + cpu.mydumper.client + cpu.myloaderBinlog.client;
+      const loadFloorS = Math.max(best.loadMs / 1000, (best.cpuSeconds.load + readCpu) / availableParallelism());
+      const floorS = loadFloorS + (best.ms - best.loadMs) / 1000;
+      const wantS = c.mydumperMyloaderBinlog.ms / 1000 / 1.5;
+      say(`the floor on this machine for any client: the target's own two-session load ${f(best.cpuSeconds.load)} CPU-s (${f(best.loadMs / 1000)} s) + reading and sending at the cheapest measured ` +
+        `(mydumper and its server ${f(cpu.mydumper.servers + cpu.mydumper.client)}, myloader's client ${f(cpu.myloaderBinlog.client)}) on ${availableParallelism()} cores: ${f(loadFloorS)} s, ` +
+        `then the index built after the last row ${f((best.ms - best.loadMs) / 1000)} s (one thread, ${f(best.cpuSeconds.index)} CPU-s): ${f(floorS)} s = ` +
+        `${f(c.mydumperMyloaderBinlog.ms / 1000 / floorS)}x the binlogging peer at most; 1.5x needs ${f(wantS)} s (ezctl took ${f(c.ezctl.ms / 1000)} s)` +
+        (floorS > wantS ? ': not reachable here by any client' : ''));
     }
 
     // 2. catch-up after a pause under the writer (BENCH_PAUSE_S=0: skipped)

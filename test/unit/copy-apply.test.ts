@@ -145,6 +145,52 @@ test('a chunk as one LOAD DATA from the bytes the source sent: separators and es
   assert.equal(LoadDataWriter.for([fields[0]!, { columnType: 242, characterSet: 63 }, fields[2]!]), undefined);
 });
 
+/** A text-protocol row packet's payload: each value a length-coded string, 0xfb for NULL. */
+function rowPacket(values: ReadonlyArray<Buffer | null>): Buffer {
+  const parts: Buffer[] = [];
+  for (const v of values) {
+    if (v === null) parts.push(Buffer.from([0xfb]));
+    else if (v.length < 251) parts.push(Buffer.from([v.length]), v);
+    else if (v.length < 1 << 16) parts.push(Buffer.from([0xfc, v.length & 255, v.length >> 8]), v);
+    else parts.push(Buffer.from([0xfd, v.length & 255, (v.length >> 8) & 255, v.length >> 16]), v);
+  }
+  return Buffer.concat(parts);
+}
+
+test('a chunk read from the row packets as the server sent them is byte for byte the same load as from its values', () => {
+  const spec: CopySpec = { source: { schema: 's', table: 't', key: { index: 'PRIMARY', columns: ['id'] } }, target: { schema: 'd', table: 't' }, columns: ['id', 'v', 'b', 't'].map((c) => ({ from: c, to: c })) };
+  const fields = [{ columnType: 8, characterSet: 63 }, { columnType: 253, characterSet: 45 }, { columnType: 252, characterSet: 63 }, { columnType: 252, characterSet: 45 }];
+  const b = (s: string) => Buffer.from(s, 'utf8');
+  const long = (n: number, s: string) => b(s.repeat(Math.ceil(n / s.length)).slice(0, n));
+  const rows: Array<Array<Buffer | null>> = [
+    [b('1'), b('a\tb\nc\\d\re\0f'), Buffer.from([0, 10, 92, 9]), null],
+    [b('2'), null, null, b('')],
+    // values past the short-copy length, with and without bytes to escape; lengths past 250 and 65535 (0xfc, 0xfd)
+    [b('3'), long(39, 'x'), long(300, 'ab'), long(70_000, 'q\t名')],
+    [b('18446744073709551615'), long(41, 'y\n'), Buffer.alloc(0), long(1000, 'z')],
+  ];
+  const byValue = LoadDataWriter.for(fields)!;
+  const byPacket = LoadDataWriter.for(fields, 10)!;
+  // several rows in one buffer, as a socket read brings them: each row read from its own range
+  const packets = rows.map(rowPacket);
+  const all = Buffer.concat([Buffer.from([1, 2, 3, 4]), ...packets]);
+  let at = 4;
+  for (let i = 0; i < rows.length; i++) {
+    byValue.add(rows[i]!);
+    byPacket.addPacket(all, at, at + packets[i]!.length);
+    at += packets[i]!.length;
+  }
+  assert.equal(byPacket.rows, rows.length);
+  assert.ok(byValue.finish(spec).data.equals(byPacket.finish(spec).data));
+  assert.equal(byPacket.bytes, byValue.bytes);
+  // a packet that does not hold the row it claims is refused, never loaded short
+  const w = LoadDataWriter.for(fields)!;
+  const p = rowPacket(rows[0]!);
+  assert.throws(() => w.addPacket(p, 0, p.length - 1), /past the end of its row|columns for 4/);
+  assert.throws(() => w.addPacket(Buffer.concat([p, Buffer.from([0])]), 0, p.length + 1), /1 bytes after its 4 columns/);
+  assert.throws(() => w.addPacket(rowPacket(rows[0]!.slice(0, 3)), 0, rowPacket(rows[0]!.slice(0, 3)).length), /a row of 3 columns for 4/);
+});
+
 test('copy settings: only those given are taken from wider options', () => {
   assert.deepEqual(copySettingsOf({ chunkTimeMs: 200, copyThreads: undefined, deferIndexes: false, table: 'x' } as never), { chunkTimeMs: 200, deferIndexes: false });
 });

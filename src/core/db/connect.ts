@@ -253,16 +253,38 @@ export class Db {
   }
 
   /**
-   * Rows as the server sent them, one at a time as they arrive: each value its bytes untouched
-   * (text as the session's utf8mb4, numbers and dates as their text), null for NULL, after the
-   * columns' metadata. Nothing is decoded into a JS string or number and no row is kept: for a
-   * copy that only passes values on (copy/strategy.ts), whose garbage then dies young.
+   * Rows as the server sent them, one at a time as they arrive: each row its text-protocol packet
+   * (`buf[from, to)`: a length-coded string per value, 0xfb for NULL; text as the session's
+   * utf8mb4, numbers and dates as their text), after the columns' metadata. No value is made into
+   * a JS string, number or Buffer and no row is kept: for a copy that only passes the bytes on
+   * (copy/strategy.ts). The bytes are valid only during the call.
+   *
+   * mysql2 has no public hook for this: its query command's row parser (`_rowParser`, set once
+   * the columns are read) is replaced on this command alone by one that hands over the packet.
+   * copy-apply.test.ts copies every kind of value through it (mysql2 pinned in package-lock.json).
    */
-  queryRawEach(sql: string, params: readonly Param[], onFields: (fields: FieldPacket[]) => void, onRow: (row: Array<Buffer | null>) => void): Promise<void> {
+  queryRawPackets(
+    sql: string,
+    params: readonly Param[],
+    onFields: (fields: FieldPacket[]) => void,
+    onRow: (buf: Buffer, from: number, to: number) => void,
+  ): Promise<void> {
     const core = (this.conn as unknown as { connection: CoreConnection }).connection;
     return new Promise<void>((resolve, reject) => {
       let failed: unknown;
-      core
+      const rowParser = {
+        next(packet: { buffer: Buffer; offset: number; end: number }): null {
+          if (!failed) {
+            try {
+              onRow(packet.buffer, packet.offset, packet.end);
+            } catch (e) {
+              failed = e;
+            }
+          }
+          return null;
+        },
+      };
+      const cmd = core
         .query({ sql, rowsAsArray: true, typeCast: false }, params as unknown[])
         .on('fields', (fields: FieldPacket[]) => {
           try {
@@ -271,15 +293,13 @@ export class Db {
             failed = e;
           }
         })
+        // a row that comes as a value means the parser above was not used (another mysql2): never a silent skip
         .on('result', (row: unknown) => {
-          try {
-            if (!failed) onRow(row as Array<Buffer | null>);
-          } catch (e) {
-            failed = e;
-          }
+          if (row !== null) failed ??= new Error(`${this.ep.label}: the installed mysql2 does not hand over row packets (Db.queryRawPackets); install the version in package-lock.json`);
         })
         .on('error', (e: unknown) => (failed ? reject(failed) : reject(queryError(this.ep, sql, e))))
         .on('end', () => (failed ? reject(failed) : resolve()));
+      Object.defineProperty(cmd, '_rowParser', { configurable: true, get: () => rowParser, set: () => undefined });
     });
   }
 
