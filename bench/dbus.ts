@@ -6,7 +6,10 @@
 //     against mydumper | myloader between the same two instances (Debian's mydumper 0.10, 2 threads
 //     each, --rows 50000; myloader as it comes, which loads with the binlog off, and with
 //     --enable-binlog, as a live target's replicas need), and against `INSERT ... SELECT` into a copy on the source itself (the
-//     server's own limit: no network, no client).
+//     server's own limit: no network, no client). Every contender's CPU (ezctl's split source /
+//     target / its process), and the floor for any client on this machine: the target's own
+//     two-session LOAD DATA INFILE of local files + the cheapest read measured (mydumper's), on
+//     the machine's cores, then the index built after the last row.
 //  2. Catch-up: a writer at BENCH_TPS (default 200) transactions/s on the source (inserts and
 //     updates), the move paused for BENCH_PAUSE_S (default 60) s, then resumed: the time until
 //     the target applied the source's position at the resume, the backlog over that time against
