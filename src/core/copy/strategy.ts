@@ -352,29 +352,21 @@ export class LoadDataWriter {
     // room for every byte escaped
     this.room((text ? len * 2 : len) + 1);
     const out = this.buf;
-    let o = this.at;
-    if (len <= SHORT_VALUE) {
+    if (!text) {
       // most values are short: byte by byte, no call per value
-      if (text) {
-        for (let j = from; j < to; j++) {
-          const b = src[j]!;
-          const as = ESCAPED[b]!;
-          if (as) {
-            out[o++] = BACKSLASH;
-            out[o++] = as;
-          } else out[o++] = b;
-        }
-      } else for (let j = from; j < to; j++) out[o++] = src[j]!;
-      this.at = o;
+      if (len > SHORT_VALUE) this.at += src.copy(out, this.at, from, to);
+      else {
+        let o = this.at;
+        for (let j = from; j < to; j++) out[o++] = src[j]!;
+        this.at = o;
+      }
       return;
     }
+    // a long text is scanned first and copied in one call up to its first byte to escape
     let j = from;
-    if (text) while (j < to && !ESCAPED[src[j]!]) j++;
-    if (j === to || !text) {
-      this.at += src.copy(out, o, from, to);
-      return;
-    }
-    o += src.copy(out, o, from, j);
+    if (len > SHORT_VALUE) while (j < to && !ESCAPED[src[j]!]) j++;
+    if (j > from) this.at += src.copy(out, this.at, from, j);
+    let o = this.at;
     for (; j < to; j++) {
       const b = src[j]!;
       const as = ESCAPED[b]!;
