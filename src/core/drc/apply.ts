@@ -519,8 +519,12 @@ export class Applier {
     }
   }
 
-  private rowColumns(m: TableMeta, row: Row): string[] {
-    return Object.keys(row).filter((c) => m.columns.has(c));
+  /**
+   * Every column the row brings, those the cached structure lacks too: the target may have gained
+   * them since it was read (a schema change cut over there a moment ago), and upsert finds out.
+   */
+  private rowColumns(_m: TableMeta, row: Row): string[] {
+    return Object.keys(row);
   }
 
   /** Net effect: per table one DELETE of the rows gone, one upsert of the rows changed. */
@@ -558,6 +562,23 @@ export class Applier {
    * duplicate is refused, and the batch is applied again, its read now finding (and locking) the row.
    */
   private async upsert(m: TableMeta, cols: string[], rows: Row[], fresh = false): Promise<void> {
+    const unknown = cols.filter((c) => !m.columns.has(c));
+    if (!unknown.length) return this.write(m, cols, rows, fresh);
+    // Columns the cached structure lacks are tried first: leaving them out on the cache's word
+    // lost a new column's value written right after both zones had cut over, when the structure
+    // had been read just before this zone's cut-over (re-reads are at most once a second). A
+    // column the target does not have fails the statement alone (before it writes anything; the
+    // transaction goes on), and the row is written without it, as the README says.
+    try {
+      await this.write(m, cols, rows, fresh);
+      for (const c of unknown) m.columns.add(c);
+    } catch (e) {
+      if (!(e instanceof QueryError && e.code === 'ER_BAD_FIELD_ERROR')) throw e;
+      await this.write(m, cols.filter((c) => m.columns.has(c)), rows, fresh);
+    }
+  }
+
+  private async write(m: TableMeta, cols: string[], rows: Row[], fresh: boolean): Promise<void> {
     const one = `(${cols.map(() => '?').join(', ')})`;
     if (fresh) {
       try {
