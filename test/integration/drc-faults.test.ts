@@ -40,6 +40,30 @@ after(async () => {
   await sb?.down();
 });
 
+test('a direction without a checkpoint whose first session fails starts where it first read its source: a write made once drc start returned is replicated', async () => {
+  // bj->sh starts afresh (no checkpoint), and its applier lock at sh is held for longer than the
+  // session waits for it (5 s): the first session reads bj's position, then fails; the second
+  // used to read bj's position again, after the write below, which then never reached sh
+  await drcWaitAll(sb, ZONES, '30s');
+  await drcStop(sb, pid);
+  pid = undefined;
+  const sh = await sb.db('sh-master');
+  const bj = await sb.db('bj-master');
+  try {
+    await sh.exec("DELETE FROM _ezctl.drc_checkpoint WHERE pipeline = 'demo:bj->sh'");
+    assert.equal(Number(await sh.value("SELECT GET_LOCK('ezctl-drc:demo:bj->sh', 0)")), 1);
+    pid = await drcStart(sb);
+    const res = await bj.exec("INSERT INTO ezdemo.ledger (zone, n) VALUES ('bj', -1)");
+    await sleep(6000);
+    await sh.exec("SELECT RELEASE_LOCK('ezctl-drc:demo:bj->sh')");
+    await drcWaitAll(sb, ZONES, '30s');
+    assert.equal(Number(await sh.value('SELECT COUNT(*) FROM ezdemo.ledger WHERE id = ?', [res.insertId])), 1, 'the write made right after drc start reached sh');
+  } finally {
+    await sh.close();
+    await bj.close();
+  }
+});
+
 test('kill -9 of the daemon at random moments under load, restarted each time: nothing lost, nothing applied twice', async () => {
   const writers = ZONES.map((z) => writer(z));
   writers.forEach((w) => w.start());

@@ -36,6 +36,8 @@ export interface DrcStartOptions {
 
 
 export const DEFAULT_HEARTBEAT_MS = 250;
+/** how long the daemon waits for every direction to fix its start position before answering anyway */
+const POSITION_WAIT_MS = 30_000;
 
 /**
  * What DRC needs before it starts: ROW binlogs with full images on every zone master, distinct
@@ -212,6 +214,20 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
     if (list.length === 0) throw new Error(`no direction ${d} (have ${pipelines.map((p) => `${p.o.from}->${p.o.to}`).join(', ')})`);
     return list;
   };
+  // Every direction fixes where it reads from before the daemon answers: `drc start --detach`
+  // returns once the socket answers, and a direction without a checkpoint starts at its source's
+  // position when its session begins; a write made in between (right after `drc start` returned)
+  // was never read. Bounded: a direction that cannot reach its servers goes on retrying after.
+  onInterrupt(async () => {
+    await stop();
+  });
+  for (const h of heartbeats) h.start();
+  for (const p of pipelines) p.start();
+  const positioning = Promise.all(pipelines.map((p) => p.positioned));
+  const bound = new Promise<'late'>((r) => setTimeout(() => r('late'), POSITION_WAIT_MS).unref());
+  if ((await Promise.race([positioning, bound])) === 'late') {
+    ctx.log.warn(`DRC for cluster ${cluster}: ${pipelines.filter((p) => p.state === 'starting').map((p) => p.id).join(', ')} still starting after ${POSITION_WAIT_MS / 1000} s; answering now`);
+  }
   server = await serveJob(sock, drcJob, {
     status,
     pause({ direction }) {
@@ -245,12 +261,7 @@ async function runDaemon(ctx: Ctx, topoAtStart: Topology, cluster: string, dir: 
     },
   });
   writeFileSync(join(dir, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
-  onInterrupt(async () => {
-    await stop();
-  });
   ctx.log.info(`DRC for cluster ${cluster}: ${pipelines.map((p) => `${p.o.from}->${p.o.to}`).join(', ')}; heartbeat every ${heartbeatMs} ms; control socket ${sock}${o.metricsPort ? `; metrics on :${o.metricsPort}/metrics` : ''}`);
-  for (const h of heartbeats) h.start();
-  for (const p of pipelines) p.start();
   const tick = setInterval(() => metrics?.update(pipelines), 1000);
   // a detached daemon writes its log through the descriptor it was given: keep that file bounded
   const logFile = process.env.EZCTL_DRC_LOG;

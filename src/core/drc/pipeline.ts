@@ -150,9 +150,24 @@ export class Pipeline {
   private readonly illegalLog: EventSummary;
   private readonly conflictLog: EventSummary;
   private summaryTimer: NodeJS.Timeout | undefined;
+  /**
+   * Settles once the first session has read its source's position (where a direction without a
+   * checkpoint starts), or has failed before it could: the daemon answers on its socket only after
+   * that, so a write made once `drc start` has returned is read.
+   */
+  readonly positioned: Promise<void>;
+  private settlePositioned!: () => void;
+  /**
+   * The source's position when this direction first read it, and from which server: a direction
+   * with no checkpoint starts there, however many sessions it takes to write its first checkpoint
+   * (a session that read the position and then failed, e.g. on the target, used to leave the next
+   * one to read a later position: what was written in between was never read).
+   */
+  private firstSourcePosition: { position: string; source: string } | undefined;
 
   constructor(readonly o: PipelineOptions) {
     this.id = `${o.cluster}:${o.from}->${o.to}`;
+    this.positioned = new Promise<void>((r) => (this.settlePositioned = r));
     this.illegalLog = new EventSummary((table, n, kinds, sample, ms) =>
       o.log.warn(`${this.id}: ${n} illegal write${n === 1 ? '' : 's'} at ${o.from} to ${table} in the last ${formatDuration(ms)} (${kindCounts(kinds)}); e.g. ${sample}`));
     this.conflictLog = new EventSummary((table, n, kinds, sample, ms) =>
@@ -225,6 +240,7 @@ export class Pipeline {
         await this.session();
         backoff = 500;
       } catch (e) {
+        this.settlePositioned();
         if (this.stopping) break;
         if (e instanceof Restart) {
           this.o.log.info(`${this.id}: reconnecting (${e.message})`);
@@ -249,6 +265,7 @@ export class Pipeline {
       }
     }
     this.state = 'stopped';
+    this.settlePositioned();
   }
 
   private async session(): Promise<void> {
@@ -281,6 +298,9 @@ export class Pipeline {
       } finally {
         await src.close();
       }
+      const sourceKey = `${sourceNode.host}:${sourceNode.port}`;
+      if (this.firstSourcePosition?.source !== sourceKey) this.firstSourcePosition = { position: info.gtidBinlogPos, source: sourceKey };
+      this.settlePositioned();
       if (info.binlogFormat !== 'ROW' || !info.logBin) {
         throw new ApplyError(`${sourceNode.name} (${describeAddress(sourceNode)}) must run with log_bin and binlog_format=ROW (it has ${info.logBin ? info.binlogFormat : 'log_bin=OFF'})`, '', null, null, 'source-binlog');
       }
@@ -321,10 +341,12 @@ export class Pipeline {
           floor = { routes: current, at: new SourcePosition(info.flavor, info.gtidBinlogPos) };
         }
       } else {
-        start = info.gtidBinlogPos;
+        start = this.firstSourcePosition.position;
         await applier.advance(start, '', current.version);
-        this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s current position ${start || '(empty)'}`);
+        this.o.log.info(`${this.id}: no checkpoint yet: starting at ${sourceNode.name}'s position when this direction first read it, ${start || '(empty)'}`);
       }
+      // from here the checkpoint says where to start
+      this.firstSourcePosition = undefined;
       this.appliedPos = start;
       sess = {
         active: true, queue: [], queueRows: 0, wake: undefined, stream: undefined, streamPaused: false, readPos: new SourcePosition(info.flavor, start), pendingOwnAdvance: undefined,
