@@ -280,19 +280,6 @@ export class LoadDataWriter {
     this.buf = bigger;
   }
 
-  /** A row as its values' bytes (null: NULL), in the columns' order. */
-  add(row: ReadonlyArray<Buffer | null>): void {
-    const n = this.hex.length;
-    if (row.length !== n) throw new Error(`the copy read ${row.length} columns for ${n}`);
-    for (let c = 0; c < n; c++) {
-      const v = row[c];
-      if (v === null || v === undefined) this.putNull();
-      else this.put(c, v, 0, v.length);
-      this.buf[this.at++] = c === n - 1 ? 0x0a : 0x09;
-    }
-    this.rows++;
-  }
-
   /**
    * A row as the text protocol's row packet carries it (`buf[from, to)`, after the packet header):
    * each value a length-coded string, 0xfb for NULL. Read here rather than as one Buffer per value

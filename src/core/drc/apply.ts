@@ -523,7 +523,7 @@ export class Applier {
    * Every column the row brings, those the cached structure lacks too: the target may have gained
    * them since it was read (a schema change cut over there a moment ago), and upsert finds out.
    */
-  private rowColumns(_m: TableMeta, row: Row): string[] {
+  private rowColumns(row: Row): string[] {
     return Object.keys(row);
   }
 
@@ -537,7 +537,7 @@ export class Applier {
         if (s.existedAtStart) deletes.set(s.table, [...(deletes.get(s.table) ?? []), s.key]);
         continue;
       }
-      const cols = this.rowColumns(s.table, s.row!);
+      const cols = this.rowColumns(s.row!);
       const fresh = !s.existedAtStart;
       const id = `${s.table.schema}.${s.table.table}|${cols.join(',')}|${fresh}`;
       const u = upserts.get(id) ?? { m: s.table, cols, rows: [], fresh };
@@ -608,7 +608,7 @@ export class Applier {
     }
     for (const [s] of touched) {
       if (s.exists && s.row && s.changed) {
-        await this.upsert(s.table, this.rowColumns(s.table, s.row), [s.row], !s.existedAtStart && !s.written);
+        await this.upsert(s.table, this.rowColumns(s.row), [s.row], !s.existedAtStart && !s.written);
         s.changed = false;
         s.written = true;
       }

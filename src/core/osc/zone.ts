@@ -244,7 +244,7 @@ export class ZoneOsc {
   /** The ghost's copy: the original's rows by its key, old column names to new. */
   private copySpec(): CopySpec {
     const p = this.plan;
-    return { source: { schema: p.schema, table: p.table, key: { index: p.key.index, columns: p.key.columns, integer: p.key.integer } }, target: { schema: p.schema, table: p.names.ghost }, columns: p.columns };
+    return { source: { schema: p.schema, table: p.table, key: p.key }, target: { schema: p.schema, table: p.names.ghost }, columns: p.columns };
   }
 
   /**
@@ -291,7 +291,7 @@ export class ZoneOsc {
       opts.numericMin = b?.lo ? BigInt(b.lo) : null;
       opts.numericMax = b?.hi ? BigInt(b.hi) : null;
     }
-    const c = new Chunker(this.copyDb, target.schema, p.table, { index: p.key.index, columns: p.key.columns, integer: p.key.integer }, opts);
+    const c = new Chunker(this.copyDb, target.schema, p.table, p.key, opts);
     this.chunkers.push(c);
     return c;
   }
@@ -327,7 +327,7 @@ export class ZoneOsc {
       await this.o.throttler?.gate(this.halt.signal);
       const chunk = await chunker.next();
       if (!chunk) break;
-      const range = chunkRange({ index: p.key.index, columns: p.key.columns, integer: p.key.integer }, chunk);
+      const range = chunkRange(p.key, chunk);
       const t0 = Date.now();
       const first = await this.compareChunk(orig, ghost, range, ghostDb);
       // the applier may just be behind, or a write landed between the two reads: let it catch
